@@ -1,0 +1,47 @@
+"""turnout: decision-making applications as explicit state machines of plain Python functions.
+
+Import the everyday vocabulary from here::
+
+    from turnout import ApplicationBuilder, State, action, expr
+"""
+
+from turnout.core import (
+    Action,
+    Application,
+    ApplicationBuilder,
+    ApplicationContext,
+    Condition,
+    Graph,
+    GraphBuilder,
+    Input,
+    Result,
+    SingleStepAction,
+    State,
+    TurnoutError,
+    action,
+    default,
+    expr,
+    when,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "Application",
+    "ApplicationBuilder",
+    "ApplicationContext",
+    "Condition",
+    "Graph",
+    "GraphBuilder",
+    "Input",
+    "Result",
+    "SingleStepAction",
+    "State",
+    "TurnoutError",
+    "__version__",
+    "action",
+    "default",
+    "expr",
+    "when",
+]

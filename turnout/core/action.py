@@ -1,0 +1,465 @@
+"""Actions: the nodes of the state machine.
+
+Two ways to write one, both declaring which state keys they read and write:
+
+* a function, ``@action(reads=[...], writes=[...])`` on ``fn(state, **inputs)`` returning a
+  ``State`` or ``(result, State)``; parameters after ``state`` are the action's inputs (no default:
+  required; a default: optional), and ``fn.bind(**kw)`` fixes some of them;
+* a class: ``Action`` (``run`` computes a result from the state, ``update`` folds it into the state)
+  or ``SingleStepAction`` (``run_and_update`` does both).
+
+``Result(*keys)`` and ``Input(*keys)`` are ready-made actions. The engine checks every step of
+every kind of action: see ``turnout.core.step``.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import functools
+import inspect
+import textwrap
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+
+from turnout.core.errors import ActionDefinitionError
+from turnout.core.state import State
+
+__all__ = [
+    "Action",
+    "ActionFunction",
+    "FunctionBasedAction",
+    "Input",
+    "Result",
+    "SingleStepAction",
+    "action",
+]
+
+INJECTED_INPUTS = frozenset({"__context", "__tracer"})
+
+
+def _injected_name(name: str) -> str | None:
+    """``__context`` for ``__context`` and for its name-mangled form ``_Cls__context``."""
+    if name in INJECTED_INPUTS:
+        return name
+    for injected in INJECTED_INPUTS:
+        if name.endswith(injected) and name.startswith("_") and not name.startswith("__"):
+            return injected
+    return None
+
+
+def _names(value: Any, what: str, owner: str) -> tuple[str, ...]:
+    """Validate a ``reads``/``writes``/``tags`` declaration into a tuple of strings."""
+    if isinstance(value, str):
+        raise ActionDefinitionError(
+            f"{owner}: {what} must be a list of strings, got the string {value!r}; "
+            f"write {what}=[{value!r}]."
+        )
+    if not isinstance(value, Iterable):
+        raise ActionDefinitionError(
+            f"{owner}: {what} must be a list of strings, got {type(value).__name__}: {value!r}."
+        )
+    out = tuple(value)
+    bad = [v for v in out if not isinstance(v, str)]
+    if bad:
+        raise ActionDefinitionError(
+            f"{owner}: every entry of {what} must be a string, got {bad!r}."
+        )
+    return out
+
+
+class Action(abc.ABC):
+    """A two-step class action: ``run`` computes a result, ``update`` applies it to the state.
+
+    Subclass it and implement ``reads``, ``writes`` (properties returning lists of keys), ``run``
+    and ``update``; override ``inputs`` when ``run`` takes keyword inputs::
+
+        class Count(Action):
+            @property
+            def reads(self) -> list[str]:
+                return ["count"]
+
+            @property
+            def writes(self) -> list[str]:
+                return ["count"]
+
+            def run(self, state: State, **inputs) -> dict:
+                return {"count": state["count"] + 1}
+
+            def update(self, result: dict, state: State) -> State:
+                return state.update(count=result["count"])
+
+    ``run`` receives only the keys in ``reads``; ``update`` receives the whole state.
+    """
+
+    single_step: bool = False
+    streaming: bool = False
+
+    def __init__(self) -> None:
+        self._name: str | None = None
+
+    @property
+    @abc.abstractmethod
+    def reads(self) -> list[str]:
+        """State keys the action reads."""
+
+    @property
+    @abc.abstractmethod
+    def writes(self) -> list[str]:
+        """State keys the action may change."""
+
+    @abc.abstractmethod
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        """Compute the step's result from the state (restricted to ``reads``) and inputs."""
+
+    @abc.abstractmethod
+    def update(self, result: dict[str, Any], state: State) -> State:
+        """Fold the result into the state and return the new state."""
+
+    @property
+    def inputs(self) -> list[str] | tuple[list[str], list[str]]:
+        """Input names: a list (all required) or a ``(required, optional)`` pair."""
+        return []
+
+    @property
+    def tags(self) -> list[str]:
+        """Labels for ``halt_before=["@tag:x"]`` and ``Graph.get_actions_by_tag``."""
+        return []
+
+    @property
+    def name(self) -> str:
+        """The action's name in its graph; set by the builder (``with_actions(name=...)``)."""
+        name: str | None = getattr(self, "_name", None)
+        if name is None:
+            raise ActionDefinitionError(
+                f"{type(self).__name__} has no name yet; add it with "
+                f"ApplicationBuilder().with_actions(my_name=action) or action.with_name('my_name')."
+            )
+        return name
+
+    @property
+    def has_name(self) -> bool:
+        return getattr(self, "_name", None) is not None
+
+    def with_name(self, name: str) -> Action:
+        """A copy of this action under ``name``."""
+        if not isinstance(name, str) or not name:
+            raise ActionDefinitionError(f"an action name must be a non-empty string, got {name!r}")
+        named = copy.copy(self)
+        named._name = name
+        return named
+
+    @property
+    def required_inputs(self) -> tuple[str, ...]:
+        """Inputs the caller must pass, without the injected ``__context``/``__tracer``."""
+        return _split_inputs(self)[0]
+
+    @property
+    def optional_inputs(self) -> tuple[str, ...]:
+        """Inputs the caller may pass."""
+        return _split_inputs(self)[1]
+
+    def get_source(self) -> str:
+        """Source code of the action, for display."""
+        try:
+            return textwrap.dedent(inspect.getsource(type(self)))
+        except (OSError, TypeError):
+            return ""
+
+    def is_async(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        name = self._name if getattr(self, "_name", None) else type(self).__name__
+        return f"{name}: {', '.join(self.reads)} -> {', '.join(self.writes)}"
+
+
+def _split_inputs(act: Action) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    declared = act.inputs
+    if isinstance(declared, tuple) and len(declared) == 2 and not isinstance(declared[0], str):
+        required, optional = declared
+    else:
+        required, optional = declared, []
+    strip = [n for n in (*required, *optional) if _injected_name(n)]
+    return (
+        tuple(n for n in required if n not in strip),
+        tuple(n for n in optional if n not in strip),
+    )
+
+
+class SingleStepAction(Action):
+    """A class action that computes its result and its new state in one method.
+
+    Implement ``reads``, ``writes`` and ``run_and_update(state, **inputs) -> (result, State)``.
+    It receives the whole state.
+    """
+
+    single_step = True
+
+    @abc.abstractmethod
+    def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
+        """Return ``(result, new_state)``."""
+
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        raise ActionDefinitionError(
+            f"{type(self).__name__} is a SingleStepAction: call run_and_update(), not run()."
+        )
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        raise ActionDefinitionError(
+            f"{type(self).__name__} is a SingleStepAction: call run_and_update(), not update()."
+        )
+
+
+class FunctionBasedAction(SingleStepAction):
+    """The action behind an ``@action``-decorated function."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        reads: Sequence[str],
+        writes: Sequence[str],
+        *,
+        bound_params: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+    ) -> None:
+        super().__init__()
+        owner = f"@action on {getattr(fn, '__qualname__', fn)!r}"
+        self._fn = fn
+        self._reads = list(_names(reads, "reads", owner))
+        self._writes = list(_names(writes, "writes", owner))
+        self._tags = list(_names(tags, "tags", owner))
+        self._bound = dict(bound_params or {})
+        self._inputs = _derive_inputs(fn, self._bound, owner)
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The decorated function."""
+        return self._fn
+
+    @property
+    def reads(self) -> list[str]:
+        return self._reads
+
+    @property
+    def writes(self) -> list[str]:
+        return self._writes
+
+    @property
+    def tags(self) -> list[str]:
+        return self._tags
+
+    @property
+    def inputs(self) -> tuple[list[str], list[str]]:
+        return self._inputs
+
+    @property
+    def bound_params(self) -> dict[str, Any]:
+        return dict(self._bound)
+
+    def with_params(self, **bound: Any) -> FunctionBasedAction:
+        """A copy with more parameters fixed (what ``fn.bind(**kw)`` builds)."""
+        owner = f"{getattr(self._fn, '__qualname__', self._fn)}.bind()"
+        params = set(inspect.signature(self._fn).parameters)
+        accepts_any = any(
+            p.kind is inspect.Parameter.VAR_KEYWORD
+            for p in inspect.signature(self._fn).parameters.values()
+        )
+        unknown = [k for k in bound if k not in params and not accepts_any]
+        if unknown:
+            raise ActionDefinitionError(
+                f"{owner}: the function has no parameter(s) {', '.join(map(repr, unknown))}; "
+                f"its parameters are {', '.join(map(repr, params))}."
+            )
+        new = FunctionBasedAction(
+            self._fn,
+            self._reads,
+            self._writes,
+            bound_params={**self._bound, **bound},
+            tags=self._tags,
+        )
+        new._name = self._name
+        return new
+
+    def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
+        # The engine normalises and checks the return value; see turnout.core.step.
+        return cast("tuple[dict[str, Any], State]", self._fn(state, **self._bound, **run_kwargs))
+
+    def get_source(self) -> str:
+        try:
+            return textwrap.dedent(inspect.getsource(self._fn))
+        except (OSError, TypeError):
+            return ""
+
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self._fn)
+
+
+def _derive_inputs(
+    fn: Callable[..., Any], bound: Mapping[str, Any], owner: str
+) -> tuple[list[str], list[str]]:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError) as exc:
+        raise ActionDefinitionError(
+            f"{owner}: cannot read the function's signature ({exc})"
+        ) from exc
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if not params or params[0].kind not in positional:
+        raise ActionDefinitionError(
+            f"{owner}: the function must take the state as its first positional parameter, "
+            f"e.g. def {getattr(fn, '__name__', 'fn')}(state: State, ...) -> State."
+        )
+    required: list[str] = []
+    optional: list[str] = []
+    for param in params[1:]:
+        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
+            continue
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            raise ActionDefinitionError(
+                f"{owner}: parameter {param.name!r} is positional-only; inputs are passed by "
+                f"keyword, so remove the '/' from the signature."
+            )
+        if param.name in bound:
+            continue
+        (required if param.default is inspect.Parameter.empty else optional).append(param.name)
+    return required, optional
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@runtime_checkable
+class ActionFunction(Protocol):
+    """What ``@action`` leaves on a function: the action and a ``bind`` method."""
+
+    action_function: FunctionBasedAction
+
+    def bind(self, **kwargs: Any) -> ActionFunction: ...
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+def _attach(target: Any, spec: FunctionBasedAction) -> None:
+    target.action_function = spec
+
+    def bind(**kwargs: Any) -> Any:
+        bound = functools.partial(spec.fn, **{**spec.bound_params, **kwargs})
+        functools.update_wrapper(bound, spec.fn)
+        _attach(bound, spec.with_params(**kwargs))
+        return bound
+
+    target.bind = bind
+
+
+class action:  # a decorator, named like Burr's
+    """Turn a function into an action.
+
+    Args:
+        reads: state keys the function reads.
+        writes: state keys the returned state may change.
+        tags: labels, usable as ``halt_after=["@tag:label"]``.
+
+    The function takes the state first and returns a ``State`` or ``(result_dict, State)``::
+
+        @action(reads=["count"], writes=["count"])
+        def count(state: State, step: int = 1) -> State:
+            return state.update(count=state["count"] + step)
+
+    The decorated function stays callable as before. ``count.bind(step=2)`` returns a copy with
+    ``step`` fixed.
+    """
+
+    def __init__(
+        self, reads: Sequence[str], writes: Sequence[str], tags: Sequence[str] | None = None
+    ) -> None:
+        owner = "@action(...)"
+        self.reads = list(_names(reads, "reads", owner))
+        self.writes = list(_names(writes, "writes", owner))
+        self.tags = list(_names(tags or (), "tags", owner))
+
+    def __call__(self, fn: F) -> F:
+        if not callable(fn):
+            raise ActionDefinitionError(
+                f"@action(...) decorates a function, got {type(fn).__name__}: {fn!r}"
+            )
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise ActionDefinitionError(
+                f"@action on {fn.__qualname__!r}: a generator is a streaming action; "
+                f"decorate it with @streaming_action(reads=..., writes=...)."
+            )
+        _attach(fn, FunctionBasedAction(fn, self.reads, self.writes, tags=self.tags))
+        return fn
+
+
+def to_action(candidate: Any, name: str | None = None) -> Action:
+    """The ``Action`` behind an ``@action`` function or an ``Action``; a clear error if none."""
+    if isinstance(candidate, Action):
+        found: Action = candidate
+    elif hasattr(candidate, "action_function") and isinstance(candidate.action_function, Action):
+        found = candidate.action_function
+    else:
+        label = name or getattr(candidate, "__name__", repr(candidate))
+        hint = (
+            " Decorate it with @action(reads=[...], writes=[...])." if callable(candidate) else ""
+        )
+        raise ActionDefinitionError(
+            f"{label!r} is not an action (got {type(candidate).__name__}).{hint}"
+        )
+    if name is None:
+        if found.has_name:
+            return found
+        name = getattr(candidate, "__name__", None)
+        if name is None:
+            raise ActionDefinitionError(
+                f"{found!r} has no name: pass it by keyword, with_actions(my_name=action)."
+            )
+    return found.with_name(name)
+
+
+class Result(Action):
+    """An action that returns some state keys as its result and changes nothing."""
+
+    def __init__(self, *fields: str) -> None:
+        super().__init__()
+        self._fields = list(_names(fields, "fields", "Result(...)"))
+
+    @property
+    def reads(self) -> list[str]:
+        return self._fields
+
+    @property
+    def writes(self) -> list[str]:
+        return []
+
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        return {key: state[key] for key in self._fields}
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        return state
+
+
+class Input(Action):
+    """An action that copies inputs of the same names into the state."""
+
+    def __init__(self, *fields: str) -> None:
+        super().__init__()
+        self._fields = list(_names(fields, "fields", "Input(...)"))
+
+    @property
+    def reads(self) -> list[str]:
+        return []
+
+    @property
+    def writes(self) -> list[str]:
+        return self._fields
+
+    @property
+    def inputs(self) -> list[str]:
+        return self._fields
+
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        return {key: run_kwargs[key] for key in self._fields}
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        return state.update(**result)

@@ -1,0 +1,201 @@
+"""``ApplicationBuilder``: declare actions, transitions, state and identity, then ``build()``.
+
+``build()`` checks the whole application at once and reports every problem in one
+``GraphSetupError``, one line per problem. Legal but suspicious graphs (an action that can never
+run, a key read that nothing provides) produce one ``GraphWarning`` listing them all, or an error
+with ``build(strict=True)``.
+"""
+
+from __future__ import annotations
+
+import uuid
+import warnings
+from collections.abc import Mapping
+from typing import Any
+
+from turnout.core.application import Application
+from turnout.core.errors import GraphSetupError, GraphWarning
+from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
+from turnout.core.hooks import HOOK_NAMES, HookSet
+from turnout.core.state import State
+
+__all__ = ["ApplicationBuilder"]
+
+
+class ApplicationBuilder:
+    """Fluent builder of an ``Application``::
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(count, done)
+        .with_transitions(("count", "count", expr("count < 10")), ("count", "done"))
+        .with_state(count=0)
+        .with_entrypoint("count")
+        .build()
+    )
+    """
+
+    def __init__(self) -> None:
+        self._graph = GraphBuilder()
+        self._state: State | None = None
+        self._entrypoint: str | None = None
+        self._app_id: str | None = None
+        self._partition_key: str | None = None
+        self._sequence_id: int | None = None
+        self._hooks: list[Any] = []
+        self._problems: list[str] = []
+
+    def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
+        """Add actions: ``@action`` functions by their name, or any action by keyword."""
+        self._graph.with_actions(*actions, **named_actions)
+        return self
+
+    def with_transitions(self, *transitions: tuple[Any, ...]) -> ApplicationBuilder:
+        """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
+        self._graph.with_transitions(*transitions)
+        return self
+
+    def with_graph(self, graph: Graph) -> ApplicationBuilder:
+        """Add every action and transition of a ``Graph`` built with ``GraphBuilder``."""
+        self._graph.with_graph(graph)
+        return self
+
+    def with_state(
+        self, state: State | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> ApplicationBuilder:
+        """Set initial state values; successive calls merge, later values winning."""
+        if state is not None and not isinstance(state, Mapping):
+            self._problems.append(
+                f"with_state() takes a State, a mapping or keyword values, got "
+                f"{type(state).__name__}: {state!r}."
+            )
+            state = None
+        current = self._state if self._state is not None else State()
+        if state is not None:
+            current = current.merge(state)
+        if kwargs:
+            current = current.update(**kwargs)
+        self._state = State(current)
+        return self
+
+    def with_entrypoint(self, action: str) -> ApplicationBuilder:
+        """The action the application starts with."""
+        if self._entrypoint is not None and self._entrypoint != action:
+            self._problems.append(
+                f"with_entrypoint() was called twice ({self._entrypoint!r}, then {action!r}); "
+                f"keep one."
+            )
+        self._entrypoint = action
+        return self
+
+    def with_identifiers(
+        self,
+        app_id: str | None = None,
+        partition_key: str | None = None,
+        sequence_id: int | None = None,
+    ) -> ApplicationBuilder:
+        """Name the application (default: a new UUID), its partition (e.g. a user id), and the
+        sequence id to continue from."""
+        if app_id is not None:
+            self._app_id = app_id
+        if partition_key is not None:
+            self._partition_key = partition_key
+        if sequence_id is not None:
+            self._sequence_id = sequence_id
+        return self
+
+    def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
+        """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
+        calls; see ``turnout.core.hooks``."""
+        self._hooks.extend(hooks)
+        return self
+
+    def build(self, *, strict: bool = False) -> Application:
+        """Check everything and return the ``Application``.
+
+        Raises:
+            GraphSetupError: listing every problem found.
+
+        Args:
+            strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
+        """
+        actions, transitions, problems = self._graph._collect()
+        problems = [*problems, *self._problems]
+        names = {a.name for a in actions}
+        entry = self._entrypoint
+        if entry is None:
+            hint = f" e.g. .with_entrypoint({next(iter(names))!r})" if names else ""
+            problems.append(f"no entrypoint: call .with_entrypoint(<action name>);{hint}")
+        elif entry not in names:
+            problems.append(
+                f"the entrypoint {entry!r} is not an action; the actions are "
+                f"{', '.join(map(repr, sorted(names))) or 'none'}."
+            )
+        for hook in self._hooks:
+            if not any(callable(getattr(hook, name, None)) for name in HOOK_NAMES):
+                problems.append(
+                    f"with_hooks(): {hook!r} has none of the hook methods "
+                    f"({', '.join(HOOK_NAMES)})."
+                )
+        if problems:
+            raise GraphSetupError(problems)
+        assert entry is not None
+        by_name = {a.name: a for a in actions}
+        graph = ApplicationGraph(actions, transitions, by_name[entry])
+        state = self._state if self._state is not None else State()
+        self._check_suspicious(graph, state, strict)
+        return Application(
+            graph=graph,
+            state=state,
+            app_id=self._app_id if self._app_id is not None else str(uuid.uuid4()),
+            partition_key=self._partition_key,
+            sequence_id=self._sequence_id,
+            hooks=HookSet(self._hooks),
+        )
+
+    def _check_suspicious(self, graph: ApplicationGraph, state: State, strict: bool) -> None:
+        findings: list[str] = []
+        reachable = reachable_from(graph, graph.entrypoint.name)
+        for act in graph.actions:
+            if act.name not in reachable:
+                findings.append(
+                    f"action {act.name!r} can never run: no transition path leads to it from "
+                    f"the entrypoint {graph.entrypoint.name!r}."
+                )
+        provided = set(state.keys())
+        for act in graph.actions:
+            provided.update(act.writes)
+            provided.update(act.required_inputs)
+            provided.update(act.optional_inputs)
+        for act in graph.actions:
+            for key in act.reads:
+                if key not in provided:
+                    findings.append(
+                        f"action {act.name!r} reads {key!r}, but neither the initial state, an "
+                        f"input nor any action's writes provide it; add with_state({key}=...) "
+                        f"or declare it in the writes of the action that sets it."
+                    )
+        for t in graph.transitions:
+            for key in t.condition.keys:
+                if key not in provided:
+                    findings.append(
+                        f"the condition {t.condition.name!r} on {t.from_.name!r} -> "
+                        f"{t.to.name!r} reads {key!r}, which nothing provides; add "
+                        f"with_state({key}=...)."
+                    )
+        if not findings:
+            return
+        if strict:
+            raise GraphSetupError(findings)
+        count = len(findings)
+        warnings.warn(
+            "\n".join(
+                [
+                    f"the application graph has {count} suspicious part{'s' if count > 1 else ''}"
+                    " (build(strict=True) makes this an error):",
+                    *(f"  - {f}" for f in findings),
+                ]
+            ),
+            GraphWarning,
+            stacklevel=3,
+        )

@@ -1,0 +1,181 @@
+"""Conditions: the guards on transitions.
+
+``when(count__lt=10)`` compares state keys to values, ``expr("count < 10")`` evaluates a checked
+expression, ``default`` is always true, ``Condition.lmda(fn, keys)`` wraps any function; combine
+them with ``~``, ``|`` and ``&``. Every condition knows the keys it reads and has a readable
+``name`` used on graph edges.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from turnout.core.errors import ConditionError
+from turnout.core.safe_expr import compile_expression
+from turnout.core.state import State
+
+__all__ = ["Condition", "default", "expr", "when"]
+
+
+class Condition:
+    """A named predicate over the state.
+
+    Args:
+        keys: the state keys the predicate reads; evaluating with one of them absent raises.
+        resolver: ``State -> bool``.
+        name: how the condition is displayed (on graph edges, in errors).
+        optional_keys: keys the predicate reads if present.
+    """
+
+    KEY = "PROCEED"
+    __slots__ = ("_keys", "_name", "_optional_keys", "_resolver")
+
+    def __init__(
+        self,
+        keys: Sequence[str],
+        resolver: Callable[[State], bool],
+        name: str | None = None,
+        optional_keys: Sequence[str] = (),
+    ) -> None:
+        if isinstance(keys, str):
+            raise ConditionError(f"Condition keys must be a list, got the string {keys!r}")
+        self._keys = list(keys)
+        self._optional_keys = list(optional_keys)
+        self._resolver = resolver
+        self._name = name if name is not None else getattr(resolver, "__name__", "condition")
+
+    @property
+    def keys(self) -> list[str]:
+        return self._keys
+
+    @property
+    def reads(self) -> list[str]:
+        return self._keys
+
+    @property
+    def optional_keys(self) -> list[str]:
+        return self._optional_keys
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def resolver(self) -> Callable[[State], bool]:
+        return self._resolver
+
+    def evaluate(self, state: State) -> bool:
+        """Whether the condition holds; raises ``StateKeyError`` for an absent required key."""
+        return bool(self._resolver(state))
+
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, bool]:
+        """Evaluate, returned as ``{"PROCEED": bool}`` (Burr's shape)."""
+        return {Condition.KEY: self.evaluate(state)}
+
+    @staticmethod
+    def lmda(resolver: Callable[[State], bool], state_keys: Sequence[str]) -> Condition:
+        """A condition from any function of the state, reading ``state_keys``."""
+        if not callable(resolver):
+            raise ConditionError(f"Condition.lmda() takes a function, got {resolver!r}")
+        return Condition(state_keys, resolver)
+
+    @staticmethod
+    def when(**kwargs: Any) -> Condition:
+        return when(**kwargs)
+
+    @staticmethod
+    def expr(source: str) -> Condition:
+        return expr(source)
+
+    def __invert__(self) -> Condition:
+        inner = self._resolver
+        return Condition(
+            self._keys,
+            lambda state: not inner(state),
+            name=f"not ({self._name})",
+            optional_keys=self._optional_keys,
+        )
+
+    def __or__(self, other: Condition) -> Condition:
+        return self._combine(other, "or", any)
+
+    def __and__(self, other: Condition) -> Condition:
+        return self._combine(other, "and", all)
+
+    def _combine(self, other: Condition, word: str, reduce: Callable[[Any], bool]) -> Condition:
+        if not isinstance(other, Condition):
+            return NotImplemented
+        parts = (self._resolver, other._resolver)
+        return Condition(
+            list(dict.fromkeys([*self._keys, *other._keys])),
+            lambda state: reduce(p(state) for p in parts),
+            name=f"{_wrap(self._name)} {word} {_wrap(other._name)}",
+            optional_keys=list(dict.fromkeys([*self._optional_keys, *other._optional_keys])),
+        )
+
+    def __repr__(self) -> str:
+        return f"Condition({self._name!r})"
+
+
+def _wrap(name: str) -> str:
+    return f"({name})" if " and " in name or " or " in name else name
+
+
+_WHEN_OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {
+    "eq": ("==", operator.eq),
+    "ne": ("!=", operator.ne),
+    "gt": (">", operator.gt),
+    "gte": (">=", operator.ge),
+    "lt": ("<", operator.lt),
+    "lte": ("<=", operator.le),
+    "in": ("in", lambda value, arg: value in arg),
+    "notin": ("not in", lambda value, arg: value not in arg),
+    "contains": ("contains", lambda value, arg: arg in value),
+    "is": ("is", operator.is_),
+    "isnot": ("is not", operator.is_not),
+}
+
+
+def when(**kwargs: Any) -> Condition:
+    """True when every ``key=value`` pair holds (``==``), or the operator a suffix names.
+
+    Suffixes: ``__eq __ne __gt __gte __lt __lte __in __notin __contains __is __isnot``; e.g.
+    ``when(count__gte=10, status__in=["done", "failed"])``.
+    """
+    if not kwargs:
+        raise ConditionError("when() needs at least one key=value pair, e.g. when(done=True)")
+    checks: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
+    names: list[str] = []
+    for spec, arg in kwargs.items():
+        key, _, suffix = spec.rpartition("__")
+        if not key or suffix not in _WHEN_OPERATORS:
+            key, symbol, compare = spec, "=", operator.eq
+            if "__" in spec.strip("_"):
+                raise ConditionError(
+                    f"when({spec}=...): unknown operator suffix {spec.rpartition('__')[2]!r}; "
+                    f"use one of {', '.join('__' + s for s in _WHEN_OPERATORS)}."
+                )
+        else:
+            symbol, compare = _WHEN_OPERATORS[suffix]
+        checks.append((key, compare, arg))
+        names.append(f"{key}{symbol}{arg!r}" if symbol == "=" else f"{key} {symbol} {arg!r}")
+
+    def resolve(state: State) -> bool:
+        return all(compare(state[key], arg) for key, compare, arg in checks)
+
+    return Condition(list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names))
+
+
+def expr(source: str) -> Condition:
+    """A condition from an expression over state keys, e.g. ``expr("count < 10")``.
+
+    Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``.
+    """
+    compiled = compile_expression(source)
+    return Condition(compiled.keys, compiled, name=source.strip())
+
+
+default = Condition([], lambda _state: True, name="default")
+"""The condition that always holds: the fallback transition."""

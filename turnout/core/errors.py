@@ -1,0 +1,136 @@
+"""Every error turnout raises, in one hierarchy.
+
+Each class also inherits the nearest built-in exception, so code that catches ``KeyError`` or
+``ValueError`` keeps working::
+
+    TurnoutError(Exception)
+    ├── GraphSetupError(ValueError)       build() found problems; one line per problem
+    ├── ConditionError(ValueError)        a condition cannot be built (bad ``when``/``expr``)
+    ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
+    ├── ConditionKeyError(KeyError)       a transition's condition read a key the state lacks
+    ├── StateOperationError(TypeError)    append/extend/increment on a value of the wrong type
+    ├── ActionDefinitionError(TypeError)  an action is declared wrongly (decorator, bind, class)
+    ├── InvalidActionReturnError(TypeError)   an action returned the wrong shape
+    ├── UndeclaredWriteError(ValueError)  an action changed a key it did not declare in writes
+    ├── MissingWriteError(ValueError)     a declared write is absent from the state afterwards
+    ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
+    │   └── MissingInputsError            required inputs were not given; shows how to pass them
+    ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
+    └── MissingExtraError(ImportError)    an optional dependency is not installed
+
+    GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
+
+Messages say what failed, show the offending value and name the call that fixes it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ActionDefinitionError",
+    "ConditionError",
+    "ConditionKeyError",
+    "GraphSetupError",
+    "GraphWarning",
+    "InvalidActionReturnError",
+    "InvalidInputsError",
+    "MissingExtraError",
+    "MissingInputsError",
+    "MissingWriteError",
+    "StateKeyError",
+    "StateOperationError",
+    "TurnoutError",
+    "UndeclaredWriteError",
+    "UnknownActionError",
+]
+
+
+class TurnoutError(Exception):
+    """Base class of every error raised by turnout."""
+
+
+class GraphSetupError(TurnoutError, ValueError):
+    """The graph or application cannot be built.
+
+    Attributes:
+        problems: one human-readable line per problem found.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        header = f"the application graph has {count} problem{'s' if count != 1 else ''}:"
+        super().__init__("\n".join([header, *(f"  - {p}" for p in self.problems)]))
+
+
+class ConditionError(TurnoutError, ValueError):
+    """A condition (``when``, ``expr``, ``Condition``) is malformed."""
+
+
+class StateKeyError(TurnoutError, KeyError):
+    """A key was read from a ``State`` that does not hold it.
+
+    Attributes:
+        key: the missing key.
+        present: the keys the state holds.
+    """
+
+    def __init__(self, key: str, present: list[str]) -> None:
+        self.key = key
+        self.present = present
+        super().__init__(key)
+
+    def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
+        shown = ", ".join(repr(k) for k in sorted(self.present)) or "none"
+        return (
+            f"state has no key {self.key!r} (keys present: {shown}). If an action reads it, "
+            f"declare it with @action(reads=[..., {self.key!r}]) and make sure the initial "
+            f"state (ApplicationBuilder.with_state({self.key}=...)) or an earlier action "
+            f"writes it."
+        )
+
+
+class ConditionKeyError(TurnoutError, KeyError):
+    """A transition's condition read a key that the state does not hold."""
+
+    def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
+        return str(self.args[0]) if self.args else ""
+
+
+class StateOperationError(TurnoutError, TypeError):
+    """A state operation met a value of the wrong type (``append`` to an int, ...)."""
+
+
+class ActionDefinitionError(TurnoutError, TypeError):
+    """An action is declared incorrectly (decorator arguments, ``bind``, class attributes)."""
+
+
+class InvalidActionReturnError(TurnoutError, TypeError):
+    """An action returned something other than what its kind must return."""
+
+
+class UndeclaredWriteError(TurnoutError, ValueError):
+    """An action changed state keys that it did not list in ``writes``."""
+
+
+class MissingWriteError(TurnoutError, ValueError):
+    """An action declared a write but the key is absent from the state after the step."""
+
+
+class InvalidInputsError(TurnoutError, ValueError):
+    """Inputs that cannot be passed to an application call."""
+
+
+class MissingInputsError(InvalidInputsError):
+    """An action needs inputs that the caller did not pass."""
+
+
+class UnknownActionError(TurnoutError, ValueError):
+    """A name given to ``halt_before``/``halt_after`` (or similar) is not an action."""
+
+
+class MissingExtraError(TurnoutError, ImportError):
+    """An optional dependency is missing; the message names the exact install command."""
+
+
+class GraphWarning(UserWarning):
+    """A legal graph that is probably a mistake (unreachable action, read never provided)."""

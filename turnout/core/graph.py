@@ -1,0 +1,278 @@
+"""The graph: actions and the conditional transitions between them.
+
+``GraphBuilder`` collects actions and transitions and validates them all at once in ``build()``;
+``Graph`` is the immutable result, reusable across applications. Transitions out of an action are
+tried in the order they were declared: the first whose condition holds wins, and when none holds
+the run ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.core import visualize
+from turnout.core.action import Action, to_action
+from turnout.core.condition import Condition, default
+from turnout.core.errors import ActionDefinitionError, ConditionKeyError, GraphSetupError
+from turnout.core.state import State
+
+__all__ = ["ApplicationGraph", "Graph", "GraphBuilder", "Transition"]
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """An edge: from ``from_`` to ``to`` when ``condition`` holds."""
+
+    from_: Action
+    to: Action
+    condition: Condition
+
+
+TransitionSpec = tuple[Any, ...]
+
+
+class Graph:
+    """An immutable set of named actions and ordered transitions."""
+
+    def __init__(self, actions: Sequence[Action], transitions: Sequence[Transition]) -> None:
+        self._actions = list(actions)
+        self._transitions = list(transitions)
+        self._by_name = {a.name: a for a in self._actions}
+        outgoing: dict[str, list[tuple[Condition, Action]]] = {a.name: [] for a in self._actions}
+        for t in self._transitions:
+            outgoing[t.from_.name].append((t.condition, t.to))
+        # Frozen per action for the hot path; a default-only edge skips condition evaluation.
+        self._outgoing = {name: tuple(edges) for name, edges in outgoing.items()}
+
+    @property
+    def actions(self) -> list[Action]:
+        return list(self._actions)
+
+    @property
+    def transitions(self) -> list[Transition]:
+        return list(self._transitions)
+
+    def get_action(self, name: str) -> Action | None:
+        """The action called ``name``, or ``None``."""
+        return self._by_name.get(name)
+
+    def has_action(self, name: str) -> bool:
+        return name in self._by_name
+
+    def get_actions_by_tag(self, tag: str) -> list[Action]:
+        """The actions carrying ``tag``; raises ``ValueError`` when none does."""
+        found = [a for a in self._actions if tag in a.tags]
+        if not found:
+            known = sorted({t for a in self._actions for t in a.tags})
+            raise ValueError(
+                f"no action has the tag {tag!r}; tags in this graph: {known or 'none'}. "
+                f"Add one with @action(..., tags=[{tag!r}])."
+            )
+        return found
+
+    def next_action(self, prior: str | None, state: State, entrypoint: str) -> Action | None:
+        """The action after ``prior`` (the entrypoint when ``prior`` is ``None``), or ``None``."""
+        if prior is None:
+            return self._by_name[entrypoint]
+        for condition, target in self._outgoing[prior]:
+            if condition is default:
+                return target
+            try:
+                holds = condition.evaluate(state)
+            except KeyError as exc:
+                raise _condition_key_error(prior, target.name, condition, state) from exc
+            if holds:
+                return target
+        return None
+
+    def get_next_node(self, prior_step: str | None, state: State, entrypoint: str) -> Action | None:
+        """Burr's name for ``next_action``."""
+        return self.next_action(prior_step, state, entrypoint)
+
+    def to_dot(
+        self,
+        *,
+        current: str | None = None,
+        include_conditions: bool = True,
+        include_inputs: bool = True,
+        include_state: bool = False,
+    ) -> str:
+        """The graph as Graphviz DOT text; see ``turnout.core.visualize.to_dot``."""
+        return visualize.to_dot(
+            self,
+            current=current,
+            entrypoint=self._entrypoint_name(),
+            include_conditions=include_conditions,
+            include_inputs=include_inputs,
+            include_state=include_state,
+        )
+
+    def to_mermaid(
+        self,
+        *,
+        current: str | None = None,
+        include_conditions: bool = True,
+        include_inputs: bool = True,
+        include_state: bool = False,
+    ) -> str:
+        """The graph as a Mermaid flowchart; see ``turnout.core.visualize.to_mermaid``."""
+        return visualize.to_mermaid(
+            self,
+            current=current,
+            entrypoint=self._entrypoint_name(),
+            include_conditions=include_conditions,
+            include_inputs=include_inputs,
+            include_state=include_state,
+        )
+
+    def _entrypoint_name(self) -> str | None:
+        return None
+
+    def __repr__(self) -> str:
+        names = [a.name for a in self._actions]
+        return f"Graph(actions={names}, transitions={len(self._transitions)})"
+
+
+class ApplicationGraph(Graph):
+    """A ``Graph`` with the entrypoint an application starts from."""
+
+    def __init__(
+        self, actions: Sequence[Action], transitions: Sequence[Transition], entrypoint: Action
+    ) -> None:
+        super().__init__(actions, transitions)
+        self.entrypoint = entrypoint
+
+    def _entrypoint_name(self) -> str | None:
+        return self.entrypoint.name
+
+
+def _condition_key_error(
+    prior: str, target: str, condition: Condition, state: State
+) -> ConditionKeyError:
+    missing = [k for k in condition.keys if k not in state]
+    present = ", ".join(repr(k) for k in state) or "none"
+    return ConditionKeyError(
+        f"the condition {condition.name!r} on the transition {prior!r} -> {target!r} reads "
+        f"{', '.join(map(repr, missing)) or 'a key'} that the state does not hold (keys present: "
+        f"{present}). Set it in ApplicationBuilder.with_state(...) or have {prior!r} write it."
+    )
+
+
+class GraphBuilder:
+    """Collects actions and transitions; ``build()`` checks them all and returns a ``Graph``."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+        self._transitions: list[tuple[Any, Any, Any]] = []
+        self._problems: list[str] = []
+
+    def with_actions(self, *actions: Any, **named_actions: Any) -> GraphBuilder:
+        """Add actions: ``@action`` functions by their function name, or any action by keyword."""
+        for candidate in actions:
+            self._add(None, candidate)
+        for name, candidate in named_actions.items():
+            self._add(name, candidate)
+        return self
+
+    def _add(self, name: str | None, candidate: Any) -> None:
+        try:
+            act = to_action(candidate, name)
+        except ActionDefinitionError as exc:
+            self._problems.append(str(exc))
+            return
+        if act.name in self._actions:
+            self._problems.append(
+                f"two actions are named {act.name!r}; give one another name, "
+                f"e.g. with_actions({act.name}_2=...)."
+            )
+            return
+        self._actions[act.name] = act
+
+    def with_transitions(self, *transitions: TransitionSpec) -> GraphBuilder:
+        """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
+        for spec in transitions:
+            if not isinstance(spec, tuple) or len(spec) not in (2, 3):
+                self._problems.append(
+                    f"a transition must be a tuple (from, to) or (from, to, condition), "
+                    f"got {spec!r}."
+                )
+                continue
+            from_, to = spec[0], spec[1]
+            condition = spec[2] if len(spec) == 3 else default
+            sources = [from_] if isinstance(from_, str) else from_
+            if not isinstance(sources, Iterable) or not all(isinstance(s, str) for s in sources):
+                self._problems.append(
+                    f"transition {spec!r}: 'from' must be an action name or a list of names."
+                )
+                continue
+            for source in sources:
+                self._transitions.append((source, to, condition))
+        return self
+
+    def with_graph(self, graph: Graph) -> GraphBuilder:
+        """Add every action and transition of an existing graph."""
+        if not isinstance(graph, Graph):
+            self._problems.append(f"with_graph() takes a Graph, got {type(graph).__name__}.")
+            return self
+        for act in graph.actions:
+            self._add(None, act)
+        for t in graph.transitions:
+            self._transitions.append((t.from_.name, t.to.name, t.condition))
+        return self
+
+    def _collect(self) -> tuple[list[Action], list[Transition], list[str]]:
+        problems = list(self._problems)
+        if not self._actions:
+            problems.append("there are no actions; add them with with_actions(...).")
+        known = self._actions
+        transitions: list[Transition] = []
+        defaults_from: dict[str, int] = {}
+        for source, target, condition in self._transitions:
+            bad = [repr(n) for n in (source, target) if not isinstance(n, str) or n not in known]
+            if not isinstance(condition, Condition):
+                problems.append(
+                    f"transition {source!r} -> {target!r}: the condition must be a Condition "
+                    f"(when(...), expr(...), default), got {type(condition).__name__}: "
+                    f"{condition!r}."
+                )
+                continue
+            if bad:
+                names = ", ".join(sorted(known)) or "none"
+                problems.append(
+                    f"transition {source!r} -> {target!r} names unknown action(s) "
+                    f"{', '.join(bad)}; "
+                    f"known actions: {names}."
+                )
+                continue
+            if condition is default:
+                defaults_from[source] = defaults_from.get(source, 0) + 1
+            transitions.append(Transition(known[source], known[target], condition))
+        for source, count in defaults_from.items():
+            if count > 1:
+                problems.append(
+                    f"action {source!r} has {count} default transitions; only the first could "
+                    f"ever be taken, so give the others a condition or remove them."
+                )
+        return list(known.values()), transitions, problems
+
+    def build(self) -> Graph:
+        """Validate everything and return the ``Graph``; raise one ``GraphSetupError`` if not."""
+        actions, transitions, problems = self._collect()
+        if problems:
+            raise GraphSetupError(problems)
+        return Graph(actions, transitions)
+
+
+def reachable_from(graph: Graph, entrypoint: str) -> set[str]:
+    """Names of the actions reachable from ``entrypoint`` by following transitions."""
+    edges: Mapping[str, Sequence[tuple[Condition, Action]]] = graph._outgoing
+    seen = {entrypoint}
+    todo = [entrypoint]
+    while todo:
+        for _condition, target in edges.get(todo.pop(), ()):
+            if target.name not in seen:
+                seen.add(target.name)
+                todo.append(target.name)
+    return seen

@@ -1,0 +1,396 @@
+"""``State``: the immutable mapping an application carries from step to step.
+
+Every write operation returns a new ``State`` and records what it changed as ``Change`` entries, so
+the engine can report each step's delta (set / append / extend / increment / delete per key) to
+hooks, trackers and persisters without diffing or copying the whole state.
+
+Growing lists stay cheap. A list that ``append``/``extend`` created or grew is kept in a buffer
+owned by the states of one lineage: appending to the newest state grows the buffer in place, in
+amortised O(1), while older states remember their own length. The list is copied (once,
+shallowly) only when someone else could observe the growth: after it was read through
+``state[key]``, or when an older state is appended to. Values read back are therefore always
+plain, stable lists.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal, NamedTuple
+
+from turnout.core.errors import StateKeyError, StateOperationError
+
+__all__ = ["Change", "ChangeOp", "State", "apply_changes"]
+
+ChangeOp = Literal["set", "append", "extend", "increment", "delete"]
+
+
+class Change(NamedTuple):
+    """One recorded change of one key.
+
+    A ``NamedTuple`` rather than a frozen dataclass: one is built per state operation on the hot
+    path, and tuples are several times cheaper to create.
+
+    Attributes:
+        op: ``"set"``, ``"append"``, ``"extend"``, ``"increment"`` or ``"delete"``.
+        key: the state key changed.
+        value: the new value (set), the item appended (append), the items added as a tuple
+            (extend), the amount added (increment), or ``None`` (delete).
+    """
+
+    op: ChangeOp
+    key: str
+    value: Any = None
+
+
+class _Buffer:
+    """A list shared by the states of one lineage, grown in place while nobody else can see it."""
+
+    __slots__ = ("items", "seen")
+
+    def __init__(self, items: list[Any]) -> None:
+        self.items = items
+        self.seen = False  # True once the list object was handed out; growth must copy then
+
+
+# One lock for every buffer: it is only held for a length check and an append, and contention
+# needs two threads growing or reading the same lineage at the same instant.
+_BUFFER_LOCK = threading.Lock()
+_NO_OWNED: dict[str, tuple[_Buffer, int]] = {}
+_MISSING: Any = object()
+
+
+class State(Mapping[str, Any]):
+    """An immutable mapping of state keys to values.
+
+    Read it like a dict (``state["count"]``, ``state.get("count", 0)``, ``"count" in state``);
+    change it with the operations below, each of which returns a new ``State``::
+
+        state = State({"count": 0, "history": []})
+        state = state.increment(count=1).append(history="hi")
+
+    Values are not copied: treat what you read as read-only and change state through its
+    operations.
+    """
+
+    __slots__ = ("_changes", "_data", "_origin", "_owned")
+
+    _data: dict[str, Any]
+    _owned: dict[str, tuple[_Buffer, int]]
+    _changes: tuple[Change, ...]
+    _origin: object
+
+    def __init__(self, initial_values: Mapping[str, Any] | None = None) -> None:
+        if initial_values is not None and not isinstance(initial_values, Mapping):
+            raise StateOperationError(
+                f"State() takes a mapping of key to value, got {type(initial_values).__name__}: "
+                f"{initial_values!r}. Use State({{'key': value}})."
+            )
+        if isinstance(initial_values, State):
+            self._data = initial_values._materialize()
+        else:
+            self._data = dict(initial_values) if initial_values else {}
+        self._owned = _NO_OWNED
+        self._changes = ()
+        self._origin = self
+
+    @classmethod
+    def _make(
+        cls,
+        data: dict[str, Any],
+        owned: dict[str, tuple[_Buffer, int]],
+        changes: tuple[Change, ...],
+        origin: object,
+    ) -> State:
+        state = object.__new__(cls)
+        state._data = data
+        state._owned = owned
+        state._changes = changes
+        state._origin = origin
+        return state
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def __getitem__(self, key: str) -> Any:
+        try:
+            value = self._data[key]
+        except KeyError:
+            raise StateKeyError(key, list(self._data)) from None
+        if self._owned and key in self._owned:
+            return self._expose(key, value)
+        return value
+
+    def _expose(self, key: str, value: list[Any]) -> list[Any]:
+        """Hand out an owned list: this state's own length of it, never to grow afterwards."""
+        buffer, length = self._owned[key]
+        with _BUFFER_LOCK:
+            if len(value) != length:
+                return value[:length]
+            buffer.seen = True
+            return value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self._data:
+            return self[key]
+        return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def keys(self) -> list[str]:  # type: ignore[override]  # a list, as Burr returns
+        """The keys, in insertion order, as a list."""
+        return list(self._data)
+
+    def get_all(self) -> dict[str, Any]:
+        """A new ``dict`` of every key and value."""
+        return {key: self[key] for key in self._data}
+
+    def _materialize(self) -> dict[str, Any]:
+        """Every key and value, with owned lists cut to this state's length (not marked seen)."""
+        if not self._owned:
+            return dict(self._data)
+        out = dict(self._data)
+        for key, (_buffer, length) in self._owned.items():
+            value = out[key]
+            if len(value) != length:
+                out[key] = value[:length]
+        return out
+
+    @property
+    def changes(self) -> tuple[Change, ...]:
+        """What the operations since the last step boundary changed, oldest first."""
+        return self._changes
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, State):
+            return self._materialize() == other._materialize()
+        if isinstance(other, Mapping):
+            return self._materialize() == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable values inside; like dict
+
+    def __repr__(self) -> str:
+        return f"State({self._materialize()!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (State, (self._materialize(),))
+
+    def __copy__(self) -> State:
+        return self  # immutable
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> State:
+        import copy
+
+        return State(copy.deepcopy(self._materialize(), memo))
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _derive(
+        self,
+        data: dict[str, Any],
+        owned: dict[str, tuple[_Buffer, int]],
+        changes: Iterable[Change],
+    ) -> State:
+        return State._make(data, owned, self._changes + tuple(changes), self._origin)
+
+    def update(self, **updates: Any) -> State:
+        """Set keys to values (adding keys that are absent)."""
+        data = self._data.copy()
+        data.update(updates)
+        owned = self._owned
+        if owned and not owned.keys().isdisjoint(updates):
+            owned = {k: v for k, v in owned.items() if k not in updates}
+        return self._derive(data, owned, [Change("set", k, v) for k, v in updates.items()])
+
+    def append(self, **items: Any) -> State:
+        """Append one item to the list at each key, creating the list if the key is absent."""
+        return self._grow("append", items)
+
+    def extend(self, **items: Iterable[Any]) -> State:
+        """Append every item of an iterable to the list at each key, creating it if absent."""
+        return self._grow("extend", items)
+
+    def _grow(self, op: Literal["append", "extend"], items: Mapping[str, Any]) -> State:
+        data = self._data.copy()
+        owned = dict(self._owned)
+        changes: list[Change] = []
+        for key, arg in items.items():
+            if op == "extend":
+                if isinstance(arg, (str, bytes, Mapping)) or not isinstance(arg, Iterable):
+                    raise StateOperationError(
+                        f"state.extend({key}=...) needs an iterable of items to add, got "
+                        f"{type(arg).__name__}: {arg!r}. Use state.append({key}=item) for one item."
+                    )
+                new_items = list(arg)
+                recorded: Any = tuple(new_items)
+            else:
+                new_items = [arg]
+                recorded = arg
+            current = data.get(key, _MISSING)
+            if current is _MISSING:
+                buffer = _Buffer(new_items)
+                owned[key] = (buffer, len(new_items))
+                data[key] = buffer.items
+            elif type(current) is not list:
+                if not isinstance(current, list):
+                    raise StateOperationError(
+                        f"state.{op}({key}=...) needs the value at {key!r} to be a list, but it is "
+                        f"{type(current).__name__}: {current!r}. Set a list first with "
+                        f"state.update({key}=[...]) or use another key."
+                    )
+                data[key] = type(current)([*current, *new_items])  # a list subclass keeps its type
+                owned.pop(key, None)
+            else:
+                data[key] = self._grow_list(key, current, new_items, owned)
+            changes.append(Change(op, key, recorded))
+        return self._derive(data, owned, changes)
+
+    def _grow_list(
+        self,
+        key: str,
+        current: list[Any],
+        new_items: list[Any],
+        owned: dict[str, tuple[_Buffer, int]],
+    ) -> list[Any]:
+        entry = self._owned.get(key)
+        if entry is not None:
+            buffer, length = entry
+            with _BUFFER_LOCK:
+                # In place only at the buffer's tip, and only while no reader holds the list.
+                if not buffer.seen and len(buffer.items) == length:
+                    buffer.items.extend(new_items)
+                    owned[key] = (buffer, length + len(new_items))
+                    return buffer.items
+            current = current[:length]
+        # First growth of a list the user handed in (they may hold it) or of a list already seen:
+        # copy once into a buffer this lineage owns.
+        buffer = _Buffer([*current, *new_items])
+        owned[key] = (buffer, len(buffer.items))
+        return buffer.items
+
+    def increment(self, **amounts: int | float) -> State:
+        """Add a number to each key; an absent key starts at the amount."""
+        data = self._data.copy()
+        changes: list[Change] = []
+        for key, amount in amounts.items():
+            if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+                raise StateOperationError(
+                    f"state.increment({key}=...) needs a number, got "
+                    f"{type(amount).__name__}: {amount!r}."
+                )
+            current = data.get(key, 0)
+            if isinstance(current, bool) or not isinstance(current, (int, float)):
+                raise StateOperationError(
+                    f"state.increment({key}=...) needs the value at {key!r} to be a number, but "
+                    f"it is {type(current).__name__}: {current!r}. Use state.update({key}=...)."
+                )
+            data[key] = current + amount
+            changes.append(Change("increment", key, amount))
+        owned = self._owned
+        if owned and not owned.keys().isdisjoint(amounts):
+            owned = {k: v for k, v in owned.items() if k not in amounts}
+        return self._derive(data, owned, changes)
+
+    def wipe(self, delete: Iterable[str] | None = None, keep: Iterable[str] | None = None) -> State:
+        """Delete the keys in ``delete``, or every key not in ``keep``; neither deletes all.
+
+        Keys to delete that are absent are ignored.
+        """
+        if delete is not None and keep is not None:
+            raise StateOperationError(
+                "state.wipe() takes delete=[...] or keep=[...], not both: "
+                f"got delete={list(delete)!r} and keep={list(keep)!r}."
+            )
+        if isinstance(delete, str) or isinstance(keep, str):
+            raise StateOperationError(
+                "state.wipe() takes a list of keys, got a string; "
+                "write wipe(delete=['key']) rather than wipe(delete='key')."
+            )
+        if delete is not None:
+            gone = [k for k in dict.fromkeys(delete) if k in self._data]
+        elif keep is not None:
+            kept = set(keep)
+            gone = [k for k in self._data if k not in kept]
+        else:
+            gone = list(self._data)
+        return self._without(gone)
+
+    def _without(self, gone: list[str]) -> State:
+        data = self._data.copy()
+        owned = self._owned
+        for key in gone:
+            del data[key]
+        if owned and not owned.keys().isdisjoint(gone):
+            owned = {k: v for k, v in owned.items() if k not in gone}
+        return self._derive(data, owned, [Change("delete", k) for k in gone])
+
+    def merge(self, other: Mapping[str, Any]) -> State:
+        """Set every key of ``other`` (a ``State`` or a mapping) on top of this state."""
+        if not isinstance(other, Mapping):
+            raise StateOperationError(
+                f"state.merge() takes a State or a mapping, got {type(other).__name__}: {other!r}."
+            )
+        values = other.get_all() if isinstance(other, State) else dict(other)
+        return self.update(**values)
+
+    def subset(self, *keys: str, ignore_missing: bool = True) -> State:
+        """Keep only ``keys``; an absent key raises unless ``ignore_missing`` (the default)."""
+        if not ignore_missing:
+            missing = [k for k in keys if k not in self._data]
+            if missing:
+                raise StateKeyError(missing[0], list(self._data))
+        wanted = set(keys)
+        return self._without([k for k in self._data if k not in wanted])
+
+    # -- engine helpers --------------------------------------------------------------------------
+
+    def _tracking_from_here(self) -> State:
+        """This state with an empty change log, marking the start of a step (O(1))."""
+        state = State._make(self._data, self._owned, (), None)
+        state._origin = state
+        return state
+
+    def _changes_since(self, base: State) -> tuple[Change, ...]:
+        """The changes that turn ``base`` into this state.
+
+        Exact when this state was derived from ``base`` by operations; otherwise (an action built
+        a fresh ``State``) a key-by-key comparison that reports ``set`` and ``delete`` changes.
+        """
+        if self._origin is base._origin:
+            return self._changes
+        changes: list[Change] = []
+        base_data = base._data
+        for key, value in self._data.items():
+            old = base_data.get(key, _MISSING)
+            if (
+                old is not value
+                or self._owned.get(key, (None, -1))[1] != base._owned.get(key, (None, -1))[1]
+            ):
+                changes.append(Change("set", key, self[key]))
+        changes.extend(Change("delete", key) for key in base_data if key not in self._data)
+        return tuple(changes)
+
+
+def apply_changes(state: State, changes: Iterable[Change]) -> State:
+    """Replay recorded changes on a state: ``apply_changes(before, step_changes) == after``."""
+    for op, key, value in changes:
+        if op == "set":
+            state = state.update(**{key: value})
+        elif op == "append":
+            state = state.append(**{key: value})
+        elif op == "extend":
+            state = state.extend(**{key: value})
+        elif op == "increment":
+            state = state.increment(**{key: value})
+        elif op == "delete":
+            state = state.wipe(delete=[key])
+        else:
+            raise StateOperationError(f"unknown change operation {op!r} for key {key!r}")
+    return state

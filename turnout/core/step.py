@@ -1,0 +1,236 @@
+"""The step algorithm, written once.
+
+A step is: pick the next action, resolve its inputs, run it, check what it returned and what it
+changed, then commit. ``StepPlan`` holds everything up to running the action; ``run_action``
+runs it synchronously; ``StepPlan.finish`` checks and normalises the outcome. The application's
+drivers (``Application.step``/``iterate``/``run``) only sequence these pieces and the hooks, so
+an asynchronous driver can reuse every check by awaiting the action instead of calling it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.core.action import Action, FunctionBasedAction, _injected_name
+from turnout.core.context import ApplicationContext
+from turnout.core.errors import (
+    InvalidActionReturnError,
+    InvalidInputsError,
+    MissingInputsError,
+    MissingWriteError,
+    UndeclaredWriteError,
+)
+from turnout.core.state import Change, State
+
+__all__ = ["ActionSpec", "StepOutcome", "StepPlan", "check_inputs", "run_action"]
+
+
+class ActionSpec:
+    """What the engine needs to know about an action, computed once per graph."""
+
+    __slots__ = (
+        "action",
+        "fn",
+        "injected",
+        "name",
+        "optional",
+        "reads",
+        "required",
+        "single_step",
+        "writes",
+    )
+
+    def __init__(self, action: Action) -> None:
+        self.action = action
+        self.name = action.name
+        self.reads = tuple(action.reads)
+        self.writes = frozenset(action.writes)
+        self.single_step = action.single_step
+        declared = action.inputs
+        if isinstance(declared, tuple) and len(declared) == 2 and not isinstance(declared[0], str):
+            required, optional = declared
+        else:
+            required, optional = list(declared), []
+        self.injected = {
+            name: injected
+            for name in (*required, *optional)
+            if (injected := _injected_name(name)) is not None
+        }
+        self.required = tuple(n for n in required if n not in self.injected)
+        self.optional = tuple(n for n in optional if n not in self.injected)
+        # Fast path: call an @action function directly instead of through run_and_update.
+        self.fn = (
+            action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
+        )
+
+    @property
+    def accepted(self) -> frozenset[str]:
+        return frozenset((*self.required, *self.optional))
+
+
+def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Validate the ``inputs`` of an application call once per call."""
+    if inputs is None:
+        return {}
+    if not isinstance(inputs, Mapping):
+        raise InvalidInputsError(
+            f"inputs must be a dict of input name to value, got {type(inputs).__name__}: "
+            f"{inputs!r}."
+        )
+    reserved = sorted(k for k in inputs if isinstance(k, str) and k.startswith("__"))
+    if reserved:
+        raise InvalidInputsError(
+            f"input names starting with '__' are reserved for values turnout injects "
+            f"(__context, __tracer); rename {', '.join(map(repr, reserved))}."
+        )
+    return dict(inputs)
+
+
+@dataclass(frozen=True, slots=True)
+class StepOutcome:
+    """A finished step: its action, result, new state and the changes it made."""
+
+    action: Action
+    result: dict[str, Any] | None
+    state: State
+    changes: tuple[Change, ...]
+
+
+class StepPlan:
+    """One step, ready to run: the action, its keyword arguments and the state it starts from."""
+
+    __slots__ = ("base", "kwargs", "sequence_id", "spec")
+
+    def __init__(
+        self,
+        spec: ActionSpec,
+        state: State,
+        inputs: dict[str, Any],
+        sequence_id: int,
+        context: ApplicationContext | None,
+        method: str,
+    ) -> None:
+        self.spec = spec
+        self.sequence_id = sequence_id
+        self.base = state._tracking_from_here()
+        if spec.required and not all(k in inputs for k in spec.required):
+            raise _missing_inputs(spec, inputs, method)
+        if not inputs:
+            kwargs: dict[str, Any] = {}
+        else:
+            kwargs = {k: inputs[k] for k in (*spec.required, *spec.optional) if k in inputs}
+        if spec.injected:
+            for param, injected in spec.injected.items():
+                if injected == "__context":
+                    kwargs[param] = context
+        self.kwargs = kwargs
+
+    def finish(self, returned: Any) -> StepOutcome:
+        """Check what the action returned and what it changed; normalise to a ``StepOutcome``."""
+        spec = self.spec
+        if spec.single_step:
+            result, new_state = _split_single_step(spec.name, returned)
+        else:
+            result, new_state = _split_two_step(spec.name, returned)
+        changes = new_state._changes_since(self.base)
+        writes = spec.writes
+        for change in changes:
+            if change.key not in writes:
+                raise _undeclared(spec, changes)
+        if writes and not all(k in new_state for k in writes):
+            missing = sorted(k for k in writes if k not in new_state)
+            raise MissingWriteError(
+                f"action {spec.name!r} declares writes {sorted(writes)!r} but {missing!r} "
+                f"{'is' if len(missing) == 1 else 'are'} not in the state after it ran. Write "
+                f"{'it' if len(missing) == 1 else 'them'} (state.update({missing[0]}=...)) or "
+                f"remove {'it' if len(missing) == 1 else 'them'} from writes=[...]."
+            )
+        return StepOutcome(spec.action, result, new_state, changes)
+
+
+def run_action(plan: StepPlan) -> Any:
+    """Run the planned action synchronously; return what ``StepPlan.finish`` expects."""
+    spec = plan.spec
+    if spec.fn is not None:
+        return spec.fn(plan.base, **plan.kwargs)
+    act = spec.action
+    if spec.single_step:
+        return act.run_and_update(plan.base, **plan.kwargs)  # type: ignore[attr-defined]
+    result = act.run(plan.base.subset(*spec.reads), **plan.kwargs)
+    _check_run_result(spec.name, result)
+    return result, act.update(result, plan.base)
+
+
+def _check_run_result(name: str, result: Any) -> None:
+    if not isinstance(result, dict):
+        raise InvalidActionReturnError(
+            f"action {name!r}: run() must return a dict, got {type(result).__name__}: "
+            f"{_short(result)}."
+        )
+
+
+def _split_two_step(name: str, returned: tuple[Any, Any]) -> tuple[dict[str, Any], State]:
+    result, new_state = returned
+    _check_run_result(name, result)
+    if not isinstance(new_state, State):
+        raise InvalidActionReturnError(
+            f"action {name!r}: update() must return a State, got "
+            f"{type(new_state).__name__}: {_short(new_state)}. Return state.update(...) or the "
+            f"state itself."
+        )
+    return result, new_state
+
+
+def _split_single_step(name: str, returned: Any) -> tuple[dict[str, Any], State]:
+    if isinstance(returned, State):
+        return {}, returned
+    if isinstance(returned, tuple) and len(returned) == 2 and isinstance(returned[1], State):
+        result = returned[0]
+        if isinstance(result, dict):
+            return result, returned[1]
+        raise InvalidActionReturnError(
+            f"action {name!r} returned a result of type {type(result).__name__} ({result!r}); "
+            f"the result must be a dict, e.g. return {{'answer': ...}}, state. Return the state "
+            f"alone when there is no result."
+        )
+    raise InvalidActionReturnError(
+        f"action {name!r} must return a State or a (result_dict, State) tuple, got "
+        f"{type(returned).__name__}: {_short(returned)}. End it with `return state.update(...)` "
+        f"or `return {{...}}, state.update(...)`."
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _undeclared(spec: ActionSpec, changes: tuple[Change, ...]) -> UndeclaredWriteError:
+    keys = list(dict.fromkeys(c.key for c in changes if c.key not in spec.writes))
+    ops = ", ".join(f"{c.op} {c.key!r}" for c in changes if c.key in keys)
+    declared = sorted(spec.writes)
+    return UndeclaredWriteError(
+        f"action {spec.name!r} changed {', '.join(map(repr, keys))} ({ops}) but declares "
+        f"writes={declared!r}. Add {'it' if len(keys) == 1 else 'them'} to writes, e.g. "
+        f"@action(reads=[...], writes={sorted([*declared, *keys])!r})."
+    )
+
+
+def _missing_inputs(spec: ActionSpec, inputs: Mapping[str, Any], method: str) -> MissingInputsError:
+    missing = [k for k in spec.required if k not in inputs]
+    given = sorted(inputs) or "none"
+    example = ", ".join(f'"{k}": ...' for k in missing)
+    call = {
+        "run": f"app.run(halt_after=[...], inputs={{{example}}})",
+        "iterate": f"app.iterate(halt_after=[...], inputs={{{example}}})",
+    }.get(method, f"app.{method}(inputs={{{example}}})")
+    return MissingInputsError(
+        f"action {spec.name!r} needs the input{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(map(repr, missing))}, which {'were' if len(missing) > 1 else 'was'} not "
+        f"passed (inputs given: {given}). Pass {'them' if len(missing) > 1 else 'it'}:\n"
+        f"    {call}\n"
+        f"or fix {'them' if len(missing) > 1 else 'it'} when adding the action: "
+        f"{spec.name}.bind({', '.join(f'{k}=...' for k in missing)})"
+    )
