@@ -171,7 +171,9 @@ class Action(abc.ABC):
 
     def __repr__(self) -> str:
         name = self._name if getattr(self, "_name", None) else type(self).__name__
-        return f"{name}: {', '.join(self.reads)} -> {', '.join(self.writes)}"
+        reads = ", ".join(self.reads) or "{}"
+        writes = ", ".join(self.writes) or "{}"
+        return f"{name}: {reads} -> {writes}"
 
 
 def _split_inputs(act: Action) -> tuple[tuple[str, ...], tuple[str, ...]]:

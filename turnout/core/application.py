@@ -54,7 +54,11 @@ class Application:
         self._next: Action | None = _UNKNOWN
         self._last_changes: tuple[Change, ...] = ()
         self._hooks = hooks if hooks is not None else HookSet(())
-        if self._hooks:
+        self._has_hooks = bool(self._hooks)
+        self._call_hooks = self._hooks.implements("pre_run_execute_call") or self._hooks.implements(
+            "post_run_execute_call"
+        )
+        if self._has_hooks:
             self._hooks.fire(
                 "post_application_create",
                 app_id=app_id,
@@ -153,6 +157,8 @@ class Application:
         Args:
             inputs: values for the action's inputs; keys it does not take are ignored.
         """
+        if not self._call_hooks:
+            return self._step(check_inputs(inputs), "step")
         with _ExecuteCall(self, "step"):
             return self._step(check_inputs(inputs), "step")
 
@@ -257,18 +263,21 @@ class Application:
             return None
         spec = self._specs[nxt.name]
         sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
-        ctx = ApplicationContext(
-            app_id=self._app_id,
-            partition_key=self._partition_key,
-            sequence_id=sequence_id,
-            action_name=spec.name,
-        )
+
+        def ctx() -> ApplicationContext:
+            return ApplicationContext(
+                app_id=self._app_id,
+                partition_key=self._partition_key,
+                sequence_id=sequence_id,
+                action_name=spec.name,
+            )
+
         plan = StepPlan(spec, self._state, inputs, sequence_id, ctx, method)
         # Like Burr, a step that fails still uses up its sequence id.
         self._sequence_id = sequence_id
-        hooks = self._hooks
+        hooks = self._has_hooks
         if hooks:
-            hooks.fire(
+            self._hooks.fire(
                 "pre_run_step",
                 app_id=self._app_id,
                 partition_key=self._partition_key,
@@ -377,7 +386,7 @@ class _ExecuteCall:
 
     def __enter__(self) -> None:
         hooks = self._app._hooks
-        if hooks and hooks.implements("pre_run_execute_call"):
+        if hooks.implements("pre_run_execute_call"):
             hooks.fire(
                 "pre_run_execute_call",
                 app_id=self._app._app_id,
@@ -388,7 +397,7 @@ class _ExecuteCall:
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         hooks = self._app._hooks
-        if hooks and hooks.implements("post_run_execute_call"):
+        if hooks.implements("post_run_execute_call"):
             hooks.fire(
                 "post_run_execute_call",
                 app_id=self._app._app_id,

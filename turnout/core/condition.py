@@ -94,15 +94,15 @@ class Condition:
         return Condition(
             self._keys,
             lambda state: not inner(state),
-            name=f"not ({self._name})",
+            name=f"~{_wrap(self._name)}",
             optional_keys=self._optional_keys,
         )
 
     def __or__(self, other: Condition) -> Condition:
-        return self._combine(other, "or", any)
+        return self._combine(other, "|", any)
 
     def __and__(self, other: Condition) -> Condition:
-        return self._combine(other, "and", all)
+        return self._combine(other, "&", all)
 
     def _combine(self, other: Condition, word: str, reduce: Callable[[Any], bool]) -> Condition:
         if not isinstance(other, Condition):
@@ -120,7 +120,8 @@ class Condition:
 
 
 def _wrap(name: str) -> str:
-    return f"({name})" if " and " in name or " or " in name else name
+    """Parenthesise a compound name so that combined names read unambiguously."""
+    return f"({name})" if any(c in name for c in " ,|&") else name
 
 
 _WHEN_OPERATORS: dict[str, tuple[str, Callable[[Any, Any], bool]]] = {

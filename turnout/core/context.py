@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["ApplicationContext"]
 
-_CURRENT: contextvars.ContextVar[ApplicationContext | None] = contextvars.ContextVar(
-    "turnout_application_context", default=None
+# Holds either a context or a zero-argument function building one: the engine stores the cheap
+# function on every step and the dataclass is only built when someone asks for it.
+_CURRENT: contextvars.ContextVar[ApplicationContext | Callable[[], ApplicationContext] | None] = (
+    contextvars.ContextVar("turnout_application_context", default=None)
 )
 
 
@@ -33,12 +36,18 @@ class ApplicationContext:
     @staticmethod
     def get() -> ApplicationContext | None:
         """The context of the step running in this thread or task, or ``None`` outside a step."""
-        return _CURRENT.get()
+        current = _CURRENT.get()
+        if current is None or isinstance(current, ApplicationContext):
+            return current
+        return current()
 
 
-def enter(context: ApplicationContext) -> contextvars.Token[ApplicationContext | None]:
+Token = contextvars.Token[ApplicationContext | Callable[[], ApplicationContext] | None]
+
+
+def enter(context: ApplicationContext | Callable[[], ApplicationContext]) -> Token:
     return _CURRENT.set(context)
 
 
-def leave(token: contextvars.Token[ApplicationContext | None]) -> None:
+def leave(token: Token) -> None:
     _CURRENT.reset(token)

@@ -9,7 +9,7 @@ an asynchronous driver can reuse every check by awaiting the action instead of c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,7 +109,7 @@ class StepPlan:
         state: State,
         inputs: dict[str, Any],
         sequence_id: int,
-        context: ApplicationContext | None,
+        context: Callable[[], ApplicationContext],
         method: str,
     ) -> None:
         self.spec = spec
@@ -124,7 +124,7 @@ class StepPlan:
         if spec.injected:
             for param, injected in spec.injected.items():
                 if injected == "__context":
-                    kwargs[param] = context
+                    kwargs[param] = context()
         self.kwargs = kwargs
 
     def finish(self, returned: Any) -> StepOutcome:

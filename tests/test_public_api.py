@@ -1,0 +1,129 @@
+"""The public surface: what `import turnout` loads and exports, and the install hints it gives."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import turnout
+import turnout.core
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The everyday vocabulary of ARCHITECTURE.md §2 delivered so far (streaming arrives later).
+VOCABULARY = {
+    "Action",
+    "Application",
+    "ApplicationBuilder",
+    "ApplicationContext",
+    "Condition",
+    "Graph",
+    "GraphBuilder",
+    "Input",
+    "Result",
+    "SingleStepAction",
+    "State",
+    "TurnoutError",
+    "action",
+    "default",
+    "expr",
+    "when",
+}
+
+_PROBE = """
+import json, sys
+before = set(sys.modules)
+import turnout
+print(json.dumps(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_import_turnout_loads_only_the_standard_library() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = json.loads(out.stdout)
+    assert "turnout.core.state" in loaded  # the probe really imported the package
+    foreign = [
+        name
+        for name in loaded
+        if name.split(".")[0] != "turnout" and name.split(".")[0] not in sys.stdlib_module_names
+    ]
+    assert foreign == []
+
+
+def test_import_turnout_loads_no_integration() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    loaded = json.loads(out.stdout)
+    assert [m for m in loaded if m.startswith("turnout.integrations.")] == []
+
+
+def test_core_modules_import_nothing_outside_the_standard_library() -> None:
+    """Static check of every `import` in turnout/core, lazy ones inside functions included."""
+    pattern = re.compile(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w.]+))", re.MULTILINE)
+    offenders = []
+    for path in sorted((ROOT / "turnout" / "core").glob("*.py")):
+        for match in pattern.finditer(path.read_text()):
+            module = match.group(1) or match.group(2)
+            top = module.split(".")[0]
+            if module.startswith("turnout.integrations"):
+                offenders.append((path.name, module))
+            elif top not in sys.stdlib_module_names and top not in {"turnout", "__future__"}:
+                offenders.append((path.name, module))
+    assert offenders == []
+
+
+def test_all_of_turnout_is_sorted() -> None:
+    assert turnout.__all__ == sorted(turnout.__all__)
+
+
+def test_all_of_turnout_core_is_sorted() -> None:
+    assert turnout.core.__all__ == sorted(turnout.core.__all__)
+
+
+def test_all_of_turnout_core_is_the_documented_vocabulary() -> None:
+    assert set(turnout.core.__all__) == VOCABULARY
+
+
+def test_turnout_reexports_exactly_the_core_vocabulary_and_its_version() -> None:
+    assert set(turnout.__all__) == VOCABULARY | {"__version__"}
+    for name in VOCABULARY:
+        assert getattr(turnout, name) is getattr(turnout.core, name), name
+
+
+def test_every_core_module_all_names_exist_and_are_sorted() -> None:
+    for info in pkgutil.iter_modules(turnout.core.__path__):
+        module = importlib.import_module(f"turnout.core.{info.name}")
+        names = getattr(module, "__all__", None)
+        assert names is not None, f"turnout.core.{info.name} has no __all__"
+        assert names == sorted(names), info.name
+        missing = [n for n in names if not hasattr(module, n)]
+        assert missing == [], info.name
+
+
+def test_version_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert turnout.__version__ == project["version"]
+
+
+def test_every_extra_named_in_an_install_hint_exists() -> None:
+    """`pip install "turnout[x]"` in any message or doc must name a real extra."""
+    extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
+    hint = re.compile(r"turnout\[([a-z0-9_,\-]+)\]")
+    named: set[str] = set()
+    for path in [*ROOT.glob("turnout/**/*.py"), *ROOT.glob("docs/**/*.md"), ROOT / "README.md"]:
+        for match in hint.finditer(path.read_text()):
+            named.update(match.group(1).split(","))
+    assert named <= extras, f"unknown extras named: {sorted(named - extras)}"
+
+
+def test_package_ships_its_type_marker() -> None:
+    assert (ROOT / "turnout" / "py.typed").is_file()
