@@ -419,6 +419,21 @@ def to_action(candidate: Any, name: str | None = None) -> Action:
     return found.with_name(name)
 
 
+def check_declarations(act: Action) -> None:
+    """Raise ``ActionDefinitionError`` if a (class) action's reads, writes, tags or inputs are
+    not lists of strings."""
+    owner = f"action {act.name!r} ({type(act).__name__})"
+    _names(act.reads, "reads", owner)
+    _names(act.writes, "writes", owner)
+    _names(act.tags, "tags", owner)
+    declared = act.inputs
+    if isinstance(declared, tuple) and len(declared) == 2 and not isinstance(declared[0], str):
+        _names(declared[0], "inputs (required)", owner)
+        _names(declared[1], "inputs (optional)", owner)
+    else:
+        _names(declared, "inputs", owner)
+
+
 class Result(Action):
     """An action that returns some state keys as its result and changes nothing."""
 

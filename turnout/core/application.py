@@ -12,14 +12,14 @@ from collections.abc import Generator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from turnout.core import context as _context
 from turnout.core.action import Action
-from turnout.core.context import ApplicationContext
+from turnout.core.condition import default
+from turnout.core.context import _CURRENT, ApplicationContext
 from turnout.core.errors import StateOperationError, UnknownActionError
 from turnout.core.graph import ApplicationGraph
 from turnout.core.hooks import HookSet
-from turnout.core.state import Change, State
-from turnout.core.step import ActionSpec, StepPlan, check_inputs, run_action
+from turnout.core.state import Change, RawChange, State, as_changes
+from turnout.core.step import ActionSpec, check_inputs, finish, prepare, run_action
 from turnout.core.visualize import render
 
 __all__ = ["Application", "StepTuple"]
@@ -28,6 +28,7 @@ logger = logging.getLogger("turnout")
 
 StepTuple = tuple[Action, "dict[str, Any] | None", State]
 _UNKNOWN: Any = object()
+_NO_INPUTS: dict[str, Any] = {}
 
 
 class Application:
@@ -46,13 +47,21 @@ class Application:
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
         self._specs = {act.name: ActionSpec(act) for act in graph.actions}
+        self._spec_of = {id(spec.action): spec for spec in self._specs.values()}
+        # An action whose first transition is unconditional always leads to the same action:
+        # the hot path then skips the graph lookup.
+        self._fixed_next = {
+            name: edges[0][1]
+            for name, edges in graph._outgoing.items()
+            if edges and edges[0][0] is default
+        }
         self._state = state
         self._app_id = app_id
         self._partition_key = partition_key
         self._sequence_id = sequence_id
         self._prior: str | None = None
         self._next: Action | None = _UNKNOWN
-        self._last_changes: tuple[Change, ...] = ()
+        self._last_changes: tuple[RawChange, ...] = ()
         self._hooks = hooks if hooks is not None else HookSet(())
         self._has_hooks = bool(self._hooks)
         self._call_hooks = self._hooks.implements("pre_run_execute_call") or self._hooks.implements(
@@ -108,7 +117,7 @@ class Application:
     @property
     def last_changes(self) -> tuple[Change, ...]:
         """The state changes made by the last completed step."""
-        return self._last_changes
+        return as_changes(self._last_changes)
 
     @property
     def context(self) -> ApplicationContext:
@@ -158,7 +167,7 @@ class Application:
             inputs: values for the action's inputs; keys it does not take are ignored.
         """
         if not self._call_hooks:
-            return self._step(check_inputs(inputs), "step")
+            return self._step(check_inputs(inputs) if inputs else _NO_INPUTS, "step")
         with _ExecuteCall(self, "step"):
             return self._step(check_inputs(inputs), "step")
 
@@ -258,10 +267,12 @@ class Application:
         return frozenset(out)
 
     def _step(self, inputs: dict[str, Any], method: str) -> StepTuple | None:
-        nxt = self.get_next_action()
+        nxt = self._next
+        if nxt is _UNKNOWN:
+            nxt = self.get_next_action()
         if nxt is None:
             return None
-        spec = self._specs[nxt.name]
+        spec = self._spec_of[id(nxt)]
         sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
 
         def ctx() -> ApplicationContext:
@@ -272,7 +283,7 @@ class Application:
                 action_name=spec.name,
             )
 
-        plan = StepPlan(spec, self._state, inputs, sequence_id, ctx, method)
+        base, kwargs = prepare(spec, self._state, inputs, ctx, method)
         # Like Burr, a step that fails still uses up its sequence id.
         self._sequence_id = sequence_id
         hooks = self._has_hooks
@@ -284,35 +295,33 @@ class Application:
                 sequence_id=sequence_id,
                 state=self._state,
                 action=nxt,
-                inputs=plan.kwargs,
+                inputs=kwargs,
             )
-        token = _context.enter(ctx)
+        token = _CURRENT.set(ctx)
         try:
-            outcome = plan.finish(run_action(plan))
+            result, state, changes = finish(spec, base, run_action(spec, base, kwargs))
         except BaseException as exc:
             if hooks:
-                self._fire_post_step(nxt, sequence_id, plan, None, self._state, (), exc)
+                self._fire_post_step(nxt, sequence_id, kwargs, None, self._state, (), exc)
             raise
         finally:
-            _context.leave(token)
-        self._state = outcome.state
+            _CURRENT.reset(token)
+        self._state = state
         self._prior = spec.name
-        self._next = _UNKNOWN
-        self._last_changes = outcome.changes
+        self._next = self._fixed_next.get(spec.name, _UNKNOWN)
+        self._last_changes = changes
         if hooks:
-            self._fire_post_step(
-                nxt, sequence_id, plan, outcome.result, outcome.state, outcome.changes, None
-            )
-        return nxt, outcome.result, outcome.state
+            self._fire_post_step(nxt, sequence_id, kwargs, result, state, changes, None)
+        return nxt, result, state
 
     def _fire_post_step(
         self,
         act: Action,
         sequence_id: int,
-        plan: StepPlan,
+        inputs: dict[str, Any],
         result: dict[str, Any] | None,
         state: State,
-        changes: tuple[Change, ...],
+        changes: tuple[RawChange, ...],
         exception: BaseException | None,
     ) -> None:
         self._hooks.fire(
@@ -322,9 +331,9 @@ class Application:
             sequence_id=sequence_id,
             state=state,
             action=act,
-            inputs=plan.kwargs,
+            inputs=inputs,
             result=result,
-            changes=changes,
+            changes=as_changes(changes),
             exception=exception,
         )
 

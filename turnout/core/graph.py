@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from turnout.core import visualize
-from turnout.core.action import Action, to_action
+from turnout.core.action import Action, check_declarations, to_action
 from turnout.core.condition import Condition, default
 from turnout.core.errors import ActionDefinitionError, ConditionKeyError, GraphSetupError
 from turnout.core.state import State
@@ -179,6 +179,7 @@ class GraphBuilder:
     def _add(self, name: str | None, candidate: Any) -> None:
         try:
             act = to_action(candidate, name)
+            check_declarations(act)
         except ActionDefinitionError as exc:
             self._problems.append(str(exc))
             return

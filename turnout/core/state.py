@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 
 from turnout.core.errors import StateKeyError, StateOperationError
 
-__all__ = ["Change", "ChangeOp", "State", "apply_changes"]
+__all__ = ["Change", "ChangeOp", "RawChange", "State", "apply_changes", "as_changes"]
 
 ChangeOp = Literal["set", "append", "extend", "increment", "delete"]
 
@@ -56,6 +56,19 @@ class _Buffer:
 # One lock for every buffer: it is only held for a length check and an append, and contention
 # needs two threads growing or reading the same lineage at the same instant.
 _BUFFER_LOCK = threading.Lock()
+_new_state = object.__new__
+_new_change = Change._make  # from an iterable, skipping NamedTuple.__new__'s argument parsing
+
+# Operations record plain (op, key, value) tuples, several times cheaper to build than Change;
+# they become Change records only when someone reads them (State.changes, hooks).
+RawChange = tuple[str, str, Any]
+
+
+def as_changes(raw: tuple[RawChange, ...]) -> tuple[Change, ...]:
+    """The ``Change`` records for recorded ``(op, key, value)`` tuples."""
+    return tuple(map(_new_change, raw))
+
+
 _NO_OWNED: dict[str, tuple[_Buffer, int]] = {}
 _MISSING: Any = object()
 
@@ -77,7 +90,7 @@ class State(Mapping[str, Any]):
 
     _data: dict[str, Any]
     _owned: dict[str, tuple[_Buffer, int]]
-    _changes: tuple[Change, ...]
+    _changes: tuple[RawChange, ...]
     _origin: object
 
     def __init__(self, initial_values: Mapping[str, Any] | None = None) -> None:
@@ -99,7 +112,7 @@ class State(Mapping[str, Any]):
         cls,
         data: dict[str, Any],
         owned: dict[str, tuple[_Buffer, int]],
-        changes: tuple[Change, ...],
+        changes: tuple[RawChange, ...],
         origin: object,
     ) -> State:
         state = object.__new__(cls)
@@ -165,7 +178,7 @@ class State(Mapping[str, Any]):
     @property
     def changes(self) -> tuple[Change, ...]:
         """What the operations since the last step boundary changed, oldest first."""
-        return self._changes
+        return as_changes(self._changes)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, State):
@@ -196,18 +209,24 @@ class State(Mapping[str, Any]):
         self,
         data: dict[str, Any],
         owned: dict[str, tuple[_Buffer, int]],
-        changes: Iterable[Change],
+        changes: list[RawChange],
     ) -> State:
-        return State._make(data, owned, self._changes + tuple(changes), self._origin)
+        return State._make(data, owned, (*self._changes, *changes), self._origin)
 
     def update(self, **updates: Any) -> State:
         """Set keys to values (adding keys that are absent)."""
+        # The hottest operation: built inline rather than through _derive/_make.
         data = self._data.copy()
         data.update(updates)
         owned = self._owned
         if owned and not owned.keys().isdisjoint(updates):
             owned = {k: v for k, v in owned.items() if k not in updates}
-        return self._derive(data, owned, [Change("set", k, v) for k, v in updates.items()])
+        new = _new_state(State)
+        new._data = data
+        new._owned = owned
+        new._changes = (*self._changes, *[("set", k, v) for k, v in updates.items()])
+        new._origin = self._origin
+        return new
 
     def append(self, **items: Any) -> State:
         """Append one item to the list at each key, creating the list if the key is absent."""
@@ -220,7 +239,7 @@ class State(Mapping[str, Any]):
     def _grow(self, op: Literal["append", "extend"], items: Mapping[str, Any]) -> State:
         data = self._data.copy()
         owned = dict(self._owned)
-        changes: list[Change] = []
+        changes: list[RawChange] = []
         for key, arg in items.items():
             if op == "extend":
                 if isinstance(arg, (str, bytes, Mapping)) or not isinstance(arg, Iterable):
@@ -249,7 +268,7 @@ class State(Mapping[str, Any]):
                 owned.pop(key, None)
             else:
                 data[key] = self._grow_list(key, current, new_items, owned)
-            changes.append(Change(op, key, recorded))
+            changes.append((op, key, recorded))
         return self._derive(data, owned, changes)
 
     def _grow_list(
@@ -278,7 +297,7 @@ class State(Mapping[str, Any]):
     def increment(self, **amounts: int | float) -> State:
         """Add a number to each key; an absent key starts at the amount."""
         data = self._data.copy()
-        changes: list[Change] = []
+        changes: list[RawChange] = []
         for key, amount in amounts.items():
             if isinstance(amount, bool) or not isinstance(amount, (int, float)):
                 raise StateOperationError(
@@ -292,7 +311,7 @@ class State(Mapping[str, Any]):
                     f"it is {type(current).__name__}: {current!r}. Use state.update({key}=...)."
                 )
             data[key] = current + amount
-            changes.append(Change("increment", key, amount))
+            changes.append(("increment", key, amount))
         owned = self._owned
         if owned and not owned.keys().isdisjoint(amounts):
             owned = {k: v for k, v in owned.items() if k not in amounts}
@@ -329,7 +348,7 @@ class State(Mapping[str, Any]):
             del data[key]
         if owned and not owned.keys().isdisjoint(gone):
             owned = {k: v for k, v in owned.items() if k not in gone}
-        return self._derive(data, owned, [Change("delete", k) for k in gone])
+        return self._derive(data, owned, [("delete", k, None) for k in gone])
 
     def merge(self, other: Mapping[str, Any]) -> State:
         """Set every key of ``other`` (a ``State`` or a mapping) on top of this state."""
@@ -353,11 +372,14 @@ class State(Mapping[str, Any]):
 
     def _tracking_from_here(self) -> State:
         """This state with an empty change log, marking the start of a step (O(1))."""
-        state = State._make(self._data, self._owned, (), None)
+        state = _new_state(State)
+        state._data = self._data
+        state._owned = self._owned
+        state._changes = ()
         state._origin = state
         return state
 
-    def _changes_since(self, base: State) -> tuple[Change, ...]:
+    def _changes_since(self, base: State) -> tuple[RawChange, ...]:
         """The changes that turn ``base`` into this state.
 
         Exact when this state was derived from ``base`` by operations; otherwise (an action built
@@ -365,7 +387,7 @@ class State(Mapping[str, Any]):
         """
         if self._origin is base._origin:
             return self._changes
-        changes: list[Change] = []
+        changes: list[RawChange] = []
         base_data = base._data
         for key, value in self._data.items():
             old = base_data.get(key, _MISSING)
@@ -373,8 +395,8 @@ class State(Mapping[str, Any]):
                 old is not value
                 or self._owned.get(key, (None, -1))[1] != base._owned.get(key, (None, -1))[1]
             ):
-                changes.append(Change("set", key, self[key]))
-        changes.extend(Change("delete", key) for key in base_data if key not in self._data)
+                changes.append(("set", key, self[key]))
+        changes.extend(("delete", key, None) for key in base_data if key not in self._data)
         return tuple(changes)
 
 

@@ -1,8 +1,8 @@
 """The step algorithm, written once.
 
 A step is: pick the next action, resolve its inputs, run it, check what it returned and what it
-changed, then commit. ``StepPlan`` holds everything up to running the action; ``run_action``
-runs it synchronously; ``StepPlan.finish`` checks and normalises the outcome. The application's
+changed, then commit. ``prepare`` resolves the inputs and the starting state; ``run_action``
+runs the action synchronously; ``finish`` checks and normalises the outcome. The application's
 drivers (``Application.step``/``iterate``/``run``) only sequence these pieces and the hooks, so
 an asynchronous driver can reuse every check by awaiting the action instead of calling it.
 """
@@ -10,7 +10,6 @@ an asynchronous driver can reuse every check by awaiting the action instead of c
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from turnout.core.action import Action, FunctionBasedAction, _injected_name
@@ -22,15 +21,16 @@ from turnout.core.errors import (
     MissingWriteError,
     UndeclaredWriteError,
 )
-from turnout.core.state import Change, State
+from turnout.core.state import RawChange, State
 
-__all__ = ["ActionSpec", "StepOutcome", "StepPlan", "check_inputs", "run_action"]
+__all__ = ["ActionSpec", "StepOutcome", "check_inputs", "finish", "prepare", "run_action"]
 
 
 class ActionSpec:
     """What the engine needs to know about an action, computed once per graph."""
 
     __slots__ = (
+        "accepted",
         "action",
         "fn",
         "injected",
@@ -60,14 +60,11 @@ class ActionSpec:
         }
         self.required = tuple(n for n in required if n not in self.injected)
         self.optional = tuple(n for n in optional if n not in self.injected)
+        self.accepted = (*self.required, *self.optional)
         # Fast path: call an @action function directly instead of through run_and_update.
         self.fn = (
             action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
         )
-
-    @property
-    def accepted(self) -> frozenset[str]:
-        return frozenset((*self.required, *self.optional))
 
 
 def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -88,79 +85,80 @@ def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
     return dict(inputs)
 
 
-@dataclass(frozen=True, slots=True)
-class StepOutcome:
-    """A finished step: its action, result, new state and the changes it made."""
-
-    action: Action
-    result: dict[str, Any] | None
-    state: State
-    changes: tuple[Change, ...]
+StepOutcome = tuple[dict[str, Any], State, tuple[RawChange, ...]]
+"""``(result, new_state, changes)`` of a step that passed every check."""
 
 
-class StepPlan:
-    """One step, ready to run: the action, its keyword arguments and the state it starts from."""
+def prepare(
+    spec: ActionSpec,
+    state: State,
+    inputs: Mapping[str, Any],
+    context: Callable[[], ApplicationContext],
+    method: str,
+) -> tuple[State, dict[str, Any]]:
+    """The state the action starts from (with an empty change log) and its keyword arguments.
 
-    __slots__ = ("base", "kwargs", "sequence_id", "spec")
-
-    def __init__(
-        self,
-        spec: ActionSpec,
-        state: State,
-        inputs: dict[str, Any],
-        sequence_id: int,
-        context: Callable[[], ApplicationContext],
-        method: str,
-    ) -> None:
-        self.spec = spec
-        self.sequence_id = sequence_id
-        self.base = state._tracking_from_here()
-        if spec.required and not all(k in inputs for k in spec.required):
-            raise _missing_inputs(spec, inputs, method)
-        if not inputs:
-            kwargs: dict[str, Any] = {}
-        else:
-            kwargs = {k: inputs[k] for k in (*spec.required, *spec.optional) if k in inputs}
-        if spec.injected:
-            for param, injected in spec.injected.items():
-                if injected == "__context":
-                    kwargs[param] = context()
-        self.kwargs = kwargs
-
-    def finish(self, returned: Any) -> StepOutcome:
-        """Check what the action returned and what it changed; normalise to a ``StepOutcome``."""
-        spec = self.spec
-        if spec.single_step:
-            result, new_state = _split_single_step(spec.name, returned)
-        else:
-            result, new_state = _split_two_step(spec.name, returned)
-        changes = new_state._changes_since(self.base)
-        writes = spec.writes
-        for change in changes:
-            if change.key not in writes:
-                raise _undeclared(spec, changes)
-        if writes and not all(k in new_state for k in writes):
-            missing = sorted(k for k in writes if k not in new_state)
-            raise MissingWriteError(
-                f"action {spec.name!r} declares writes {sorted(writes)!r} but {missing!r} "
-                f"{'is' if len(missing) == 1 else 'are'} not in the state after it ran. Write "
-                f"{'it' if len(missing) == 1 else 'them'} (state.update({missing[0]}=...)) or "
-                f"remove {'it' if len(missing) == 1 else 'them'} from writes=[...]."
-            )
-        return StepOutcome(spec.action, result, new_state, changes)
+    Raises ``MissingInputsError`` naming the call to fix when a required input is absent.
+    """
+    if spec.required:
+        for key in spec.required:
+            if key not in inputs:
+                raise _missing_inputs(spec, inputs, method)
+    kwargs = {k: inputs[k] for k in spec.accepted if k in inputs} if inputs else {}
+    if spec.injected:
+        for param, injected in spec.injected.items():
+            if injected == "__context":
+                kwargs[param] = context()
+    return state._tracking_from_here(), kwargs
 
 
-def run_action(plan: StepPlan) -> Any:
-    """Run the planned action synchronously; return what ``StepPlan.finish`` expects."""
-    spec = plan.spec
+def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
+    """Check what the action returned and what it changed; return ``(result, state, changes)``.
+
+    Raises ``InvalidActionReturnError``, ``UndeclaredWriteError`` or ``MissingWriteError``
+    naming the action, the key and the fix.
+    """
+    if not spec.single_step:
+        result, new_state = _split_two_step(spec.name, returned)
+    elif type(returned) is State:
+        result, new_state = {}, returned
+    else:
+        result, new_state = _split_single_step(spec.name, returned)
+    changes = (
+        new_state._changes if new_state._origin is base._origin else new_state._changes_since(base)
+    )
+    writes = spec.writes
+    for change in changes:
+        if change[1] not in writes:
+            raise _undeclared(spec, changes)
+    data = new_state._data
+    for key in writes:
+        if key not in data:
+            raise _missing_writes(spec, new_state)
+    return result, new_state, changes
+
+
+def _missing_writes(spec: ActionSpec, new_state: State) -> MissingWriteError:
+    missing = sorted(k for k in spec.writes if k not in new_state)
+    one = len(missing) == 1
+    return MissingWriteError(
+        f"action {spec.name!r} declares writes {sorted(spec.writes)!r} but {missing!r} "
+        f"{'is' if one else 'are'} not in the state after it ran. Write "
+        f"{'it' if one else 'them'} (state.update({missing[0]}=...)) or remove "
+        f"{'it' if one else 'them'} from writes=[...]."
+    )
+
+
+def run_action(spec: ActionSpec, base: State, kwargs: dict[str, Any]) -> Any:
+    """Run the action synchronously; return what ``finish`` expects."""
     if spec.fn is not None:
-        return spec.fn(plan.base, **plan.kwargs)
+        return spec.fn(base, **kwargs)
     act = spec.action
     if spec.single_step:
-        return act.run_and_update(plan.base, **plan.kwargs)  # type: ignore[attr-defined]
-    result = act.run(plan.base.subset(*spec.reads), **plan.kwargs)
+        return act.run_and_update(base, **kwargs)  # type: ignore[attr-defined]
+    result = act.run(base.subset(*spec.reads), **kwargs)
     _check_run_result(spec.name, result)
-    return result, act.update(result, plan.base)
+    return result, act.update(result, base)
 
 
 def _check_run_result(name: str, result: Any) -> None:
@@ -207,9 +205,9 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _undeclared(spec: ActionSpec, changes: tuple[Change, ...]) -> UndeclaredWriteError:
-    keys = list(dict.fromkeys(c.key for c in changes if c.key not in spec.writes))
-    ops = ", ".join(f"{c.op} {c.key!r}" for c in changes if c.key in keys)
+def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> UndeclaredWriteError:
+    keys = list(dict.fromkeys(key for _op, key, _value in changes if key not in spec.writes))
+    ops = ", ".join(f"{op} {key!r}" for op, key, _value in changes if key in keys)
     declared = sorted(spec.writes)
     return UndeclaredWriteError(
         f"action {spec.name!r} changed {', '.join(map(repr, keys))} ({ops}) but declares "
