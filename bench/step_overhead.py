@@ -565,7 +565,7 @@ def ratio(value: float, reference: float | None) -> str:
     if reference is None or reference == 0:
         return "n/a"
     factor = value / reference
-    digits = 0 if factor >= 100 else 1 if factor >= 10 else 2
+    digits = 0 if factor >= 100 else 1 if factor >= 10 else 2 if factor >= 0.1 else 3
     return f"{factor:.{digits}f}x"
 
 

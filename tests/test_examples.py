@@ -48,8 +48,10 @@ def test_chatbot_keeps_the_conversation_across_turns() -> None:
     app = chatbot.application()
     first = chatbot.chat(app, "hello")
     second = chatbot.chat(app, "again")
-    assert "'hello'" in first and first.startswith("(turn 1)")
-    assert "'again'" in second and second.startswith("(turn 2)")
+    assert "'hello'" in first
+    assert first.startswith("(turn 1)")
+    assert "'again'" in second
+    assert second.startswith("(turn 2)")
     history = app.state["chat_history"]
     assert [m["role"] for m in history] == ["user", "assistant", "user", "assistant"]
     assert history[2] == {"role": "user", "content": "again"}
@@ -65,4 +67,5 @@ def test_chatbot_waits_for_input_between_turns() -> None:
     app = chatbot.application()
     chatbot.chat(app, "hello")
     nxt = app.get_next_action()
-    assert nxt is not None and nxt.name == "user_input"
+    assert nxt is not None
+    assert nxt.name == "user_input"

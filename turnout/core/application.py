@@ -185,8 +185,14 @@ class Application:
         The generator's return value is what ``run`` returns. ``inputs`` go to every step.
         """
         before, after = self._halt_sets(halt_before, halt_after)
-        checked = check_inputs(inputs)
-        return self._iterate(before, after, checked, "iterate")
+        steps = self._iterate(before, after, check_inputs(inputs), "iterate")
+        return self._hooked_iteration(steps) if self._call_hooks else steps
+
+    def _hooked_iteration(
+        self, steps: Generator[StepTuple, None, StepTuple | tuple[None, None, State]]
+    ) -> Generator[StepTuple, None, StepTuple | tuple[None, None, State]]:
+        with _ExecuteCall(self, "iterate"):
+            return (yield from steps)
 
     def run(
         self,
@@ -413,5 +419,6 @@ class _ExecuteCall:
                 partition_key=self._app._partition_key,
                 state=self._app._state,
                 method=self._method,
-                exception=exc,
+                # A caller that stops consuming iterate() early is not a failure.
+                exception=None if isinstance(exc, GeneratorExit) else exc,
             )
