@@ -126,7 +126,7 @@ class Application:
         return ApplicationContext(
             app_id=self._app_id,
             partition_key=self._partition_key,
-            sequence_id=self._sequence_id,
+            sequence_id=0 if self._sequence_id is None else self._sequence_id + 1,
             action_name=nxt.name if nxt is not None else None,
         )
 

@@ -5,15 +5,17 @@ the engine can report each step's delta (set / append / extend / increment / del
 hooks, trackers and persisters without diffing or copying the whole state.
 
 Growing lists stay cheap. A list that ``append``/``extend`` created or grew is kept in a buffer
-owned by the states of one lineage: appending to the newest state grows the buffer in place, in
+shared by the states of one lineage: appending to the newest state grows the buffer in place, in
 amortised O(1), while older states remember their own length. The list is copied (once,
-shallowly) only when someone else could observe the growth: after it was read through
+shallowly) only when the growth could be observed: while someone still holds the list read from
 ``state[key]``, or when an older state is appended to. Values read back are therefore always
-plain, stable lists.
+plain, stable lists. On CPython with the GIL the engine asks the reference count whether a reader
+still holds the list; elsewhere it assumes one does once the list has been read.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
@@ -44,18 +46,50 @@ class Change(NamedTuple):
 
 
 class _Buffer:
-    """A list shared by the states of one lineage, grown in place while nobody else can see it."""
+    """A list shared by the states of one lineage, grown in place while nobody else holds it.
+
+    States store the buffer itself (not the list) under the key, so on CPython the list's only
+    owner is ``items``: any other reference is a reader's.
+    """
 
     __slots__ = ("items", "seen")
 
     def __init__(self, items: list[Any]) -> None:
         self.items = items
-        self.seen = False  # True once the list object was handed out; growth must copy then
+        self.seen = False  # used where reference counts cannot tell (see _READERS_COUNTED)
+
+    def __repr__(self) -> str:
+        return f"_Buffer({self.items!r})"
 
 
 # One lock for every buffer: it is only held for a length check and an append, and contention
 # needs two threads growing or reading the same lineage at the same instant.
 _BUFFER_LOCK = threading.Lock()
+
+
+def _holders(buffer: _Buffer) -> int:
+    items = buffer.items
+    return sys.getrefcount(items)
+
+
+def _unheld_count() -> int:
+    """What ``_holders`` returns when only the buffer holds its list (measured, not assumed)."""
+    return _holders(_Buffer([]))
+
+
+# Reference counts tell whether a reader holds a list only where they are exact and stable:
+# CPython with the GIL. Free-threaded builds defer some counts, so there a read marks it seen.
+_READERS_COUNTED = hasattr(sys, "getrefcount") and "free-threading" not in sys.version
+_UNHELD = _unheld_count() if _READERS_COUNTED else 0
+
+
+def _free_to_grow(buffer: _Buffer) -> bool:
+    """Whether no reader holds the buffer's list (call with ``_BUFFER_LOCK`` held)."""
+    if _READERS_COUNTED:
+        return _holders(buffer) <= _UNHELD
+    return not buffer.seen
+
+
 _new_state = object.__new__
 _new_change = Change._make  # from an iterable, skipping NamedTuple.__new__'s argument parsing
 
@@ -69,7 +103,7 @@ def as_changes(raw: tuple[RawChange, ...]) -> tuple[Change, ...]:
     return tuple(map(_new_change, raw))
 
 
-_NO_OWNED: dict[str, tuple[_Buffer, int]] = {}
+_NO_OWNED: dict[str, int] = {}
 _MISSING: Any = object()
 
 
@@ -88,8 +122,8 @@ class State(Mapping[str, Any]):
 
     __slots__ = ("_changes", "_data", "_origin", "_owned")
 
-    _data: dict[str, Any]
-    _owned: dict[str, tuple[_Buffer, int]]
+    _data: dict[str, Any]  # an owned list is stored as its _Buffer
+    _owned: dict[str, int]  # key of an owned list -> this state's length of it
     _changes: tuple[RawChange, ...]
     _origin: object
 
@@ -100,7 +134,7 @@ class State(Mapping[str, Any]):
                 f"{initial_values!r}. Use State({{'key': value}})."
             )
         if isinstance(initial_values, State):
-            self._data = initial_values._materialize()
+            self._data = initial_values.get_all()  # marks shared lists seen: never grown in place
         else:
             self._data = dict(initial_values) if initial_values else {}
         self._owned = _NO_OWNED
@@ -111,7 +145,7 @@ class State(Mapping[str, Any]):
     def _make(
         cls,
         data: dict[str, Any],
-        owned: dict[str, tuple[_Buffer, int]],
+        owned: dict[str, int],
         changes: tuple[RawChange, ...],
         origin: object,
     ) -> State:
@@ -129,18 +163,28 @@ class State(Mapping[str, Any]):
             value = self._data[key]
         except KeyError:
             raise StateKeyError(key, list(self._data)) from None
-        if self._owned and key in self._owned:
+        if value.__class__ is _Buffer:
             return self._expose(key, value)
         return value
 
-    def _expose(self, key: str, value: list[Any]) -> list[Any]:
+    def _expose(self, key: str, buffer: _Buffer) -> list[Any]:
         """Hand out an owned list: this state's own length of it, never to grow afterwards."""
-        buffer, length = self._owned[key]
+        length = self._owned[key]
         with _BUFFER_LOCK:
-            if len(value) != length:
-                return value[:length]
+            items = buffer.items
+            if len(items) != length:
+                return items[:length]
             buffer.seen = True
-            return value
+            return items
+
+    def _peek(self, key: str) -> Any:
+        """The value at ``key`` for code that will not keep it (no exposure, may be stale-long)."""
+        value = self._data[key]
+        if value.__class__ is _Buffer:
+            length = self._owned[key]
+            items = value.items
+            return items if len(items) == length else items[:length]
+        return value
 
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._data:
@@ -165,15 +209,10 @@ class State(Mapping[str, Any]):
         return {key: self[key] for key in self._data}
 
     def _materialize(self) -> dict[str, Any]:
-        """Every key and value, with owned lists cut to this state's length (not marked seen)."""
+        """Every key and value, for transient use (comparison, repr, pickling)."""
         if not self._owned:
             return dict(self._data)
-        out = dict(self._data)
-        for key, (_buffer, length) in self._owned.items():
-            value = out[key]
-            if len(value) != length:
-                out[key] = value[:length]
-        return out
+        return {key: self._peek(key) for key in self._data}
 
     @property
     def changes(self) -> tuple[Change, ...]:
@@ -208,7 +247,7 @@ class State(Mapping[str, Any]):
     def _derive(
         self,
         data: dict[str, Any],
-        owned: dict[str, tuple[_Buffer, int]],
+        owned: dict[str, int],
         changes: list[RawChange],
     ) -> State:
         return State._make(data, owned, (*self._changes, *changes), self._origin)
@@ -253,46 +292,39 @@ class State(Mapping[str, Any]):
                 new_items = [arg]
                 recorded = arg
             current = data.get(key, _MISSING)
-            if current is _MISSING:
-                buffer = _Buffer(new_items)
-                owned[key] = (buffer, len(new_items))
-                data[key] = buffer.items
-            elif type(current) is not list:
-                if not isinstance(current, list):
-                    raise StateOperationError(
-                        f"state.{op}({key}=...) needs the value at {key!r} to be a list, but it is "
-                        f"{type(current).__name__}: {current!r}. Set a list first with "
-                        f"state.update({key}=[...]) or use another key."
-                    )
+            if current.__class__ is _Buffer:
+                data[key] = self._grow_buffer(key, current, new_items, owned)
+            elif current is _MISSING or type(current) is list:
+                # A new list, or the first growth of a list the user handed in (they may hold
+                # it): copy once into a buffer this lineage owns.
+                base = [] if current is _MISSING else current
+                data[key] = _Buffer([*base, *new_items])
+                owned[key] = len(base) + len(new_items)
+            elif isinstance(current, list):
                 data[key] = type(current)([*current, *new_items])  # a list subclass keeps its type
-                owned.pop(key, None)
             else:
-                data[key] = self._grow_list(key, current, new_items, owned)
+                raise StateOperationError(
+                    f"state.{op}({key}=...) needs the value at {key!r} to be a list, but it is "
+                    f"{type(current).__name__}: {current!r}. Set a list first with "
+                    f"state.update({key}=[...]) or use another key."
+                )
             changes.append((op, key, recorded))
         return self._derive(data, owned, changes)
 
-    def _grow_list(
-        self,
-        key: str,
-        current: list[Any],
-        new_items: list[Any],
-        owned: dict[str, tuple[_Buffer, int]],
-    ) -> list[Any]:
-        entry = self._owned.get(key)
-        if entry is not None:
-            buffer, length = entry
-            with _BUFFER_LOCK:
-                # In place only at the buffer's tip, and only while no reader holds the list.
-                if not buffer.seen and len(buffer.items) == length:
-                    buffer.items.extend(new_items)
-                    owned[key] = (buffer, length + len(new_items))
-                    return buffer.items
-            current = current[:length]
-        # First growth of a list the user handed in (they may hold it) or of a list already seen:
-        # copy once into a buffer this lineage owns.
-        buffer = _Buffer([*current, *new_items])
-        owned[key] = (buffer, len(buffer.items))
-        return buffer.items
+    def _grow_buffer(
+        self, key: str, buffer: _Buffer, new_items: list[Any], owned: dict[str, int]
+    ) -> _Buffer:
+        length = self._owned[key]
+        with _BUFFER_LOCK:
+            # In place only at the buffer's tip (no newer state grew it) and while no reader
+            # holds the list.
+            if len(buffer.items) == length and _free_to_grow(buffer):
+                buffer.items.extend(new_items)
+                owned[key] = length + len(new_items)
+                return buffer
+            grown = _Buffer([*buffer.items[:length], *new_items])
+        owned[key] = len(grown.items)
+        return grown
 
     def increment(self, **amounts: int | float) -> State:
         """Add a number to each key; an absent key starts at the amount."""
@@ -304,7 +336,7 @@ class State(Mapping[str, Any]):
                     f"state.increment({key}=...) needs a number, got "
                     f"{type(amount).__name__}: {amount!r}."
                 )
-            current = data.get(key, 0)
+            current = self._peek(key) if key in data else 0
             if isinstance(current, bool) or not isinstance(current, (int, float)):
                 raise StateOperationError(
                     f"state.increment({key}=...) needs the value at {key!r} to be a number, but "
@@ -391,10 +423,7 @@ class State(Mapping[str, Any]):
         base_data = base._data
         for key, value in self._data.items():
             old = base_data.get(key, _MISSING)
-            if (
-                old is not value
-                or self._owned.get(key, (None, -1))[1] != base._owned.get(key, (None, -1))[1]
-            ):
+            if old is not value or self._owned.get(key) != base._owned.get(key):
                 changes.append(("set", key, self[key]))
         changes.extend(("delete", key, None) for key in base_data if key not in self._data)
         return tuple(changes)
