@@ -262,16 +262,14 @@ class FunctionBasedAction(SingleStepAction):
     def with_params(self, **bound: Any) -> FunctionBasedAction:
         """A copy with more parameters fixed (what ``fn.bind(**kw)`` builds)."""
         owner = f"{getattr(self._fn, '__qualname__', self._fn)}.bind()"
-        params = set(inspect.signature(self._fn).parameters)
-        accepts_any = any(
-            p.kind is inspect.Parameter.VAR_KEYWORD
-            for p in inspect.signature(self._fn).parameters.values()
-        )
+        signature = list(inspect.signature(self._fn).parameters.values())
+        params = [p.name for p in signature[1:]]  # the first parameter is the state
+        accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
         unknown = [k for k in bound if k not in params and not accepts_any]
         if unknown:
             raise ActionDefinitionError(
                 f"{owner}: the function has no parameter(s) {', '.join(map(repr, unknown))}; "
-                f"its parameters are {', '.join(map(repr, params))}."
+                f"its parameters after the state are {', '.join(map(repr, params)) or 'none'}."
             )
         new = FunctionBasedAction(
             self._fn,
@@ -401,12 +399,12 @@ def to_action(candidate: Any, name: str | None = None) -> Action:
     elif hasattr(candidate, "action_function") and isinstance(candidate.action_function, Action):
         found = candidate.action_function
     else:
-        label = name or getattr(candidate, "__name__", repr(candidate))
+        label = repr(name or getattr(candidate, "__name__", None) or candidate)
         hint = (
             " Decorate it with @action(reads=[...], writes=[...])." if callable(candidate) else ""
         )
         raise ActionDefinitionError(
-            f"{label!r} is not an action (got {type(candidate).__name__}).{hint}"
+            f"{label} is not an action (got {type(candidate).__name__}).{hint}"
         )
     if name is None:
         if found.has_name:

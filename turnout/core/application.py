@@ -167,7 +167,7 @@ class Application:
             inputs: values for the action's inputs; keys it does not take are ignored.
         """
         if not self._call_hooks:
-            return self._step(check_inputs(inputs) if inputs else _NO_INPUTS, "step")
+            return self._step(_NO_INPUTS if inputs is None else check_inputs(inputs), "step")
         with _ExecuteCall(self, "step"):
             return self._step(check_inputs(inputs), "step")
 

@@ -124,7 +124,7 @@ class ApplicationBuilder:
         names = {a.name for a in actions}
         entry = self._entrypoint
         if entry is None:
-            hint = f" e.g. .with_entrypoint({next(iter(names))!r})" if names else ""
+            hint = f" e.g. .with_entrypoint({actions[0].name!r})" if actions else ""
             problems.append(f"no entrypoint: call .with_entrypoint(<action name>);{hint}")
         elif entry not in names:
             problems.append(

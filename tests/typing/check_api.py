@@ -1,0 +1,75 @@
+"""Typed usage of the public API, checked by mypy in CI and never executed.
+
+Each ``assert_type`` pins what a type checker infers for a user of turnout; a change that makes
+the API less precisely typed breaks this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from typing_extensions import assert_type
+
+from turnout import (
+    Action,
+    Application,
+    ApplicationBuilder,
+    ApplicationContext,
+    Condition,
+    Graph,
+    GraphBuilder,
+    State,
+    action,
+    default,
+    expr,
+    when,
+)
+from turnout.core.state import Change
+
+
+@action(reads=["count"], writes=["count"])
+def increment(state: State, step: int = 1) -> State:
+    return state.update(count=state["count"] + step)
+
+
+def typed_usage() -> None:
+    state = State({"count": 0})
+    assert_type(state.update(count=1), State)
+    assert_type(state.append(items=1), State)
+    assert_type(state.increment(count=1), State)
+    assert_type(state.wipe(keep=["count"]), State)
+    assert_type(state.keys(), list[str])
+    assert_type(state.get_all(), dict[str, Any])
+    assert_type(state.changes, tuple[Change, ...])
+    assert_type(state["count"], Any)
+
+    assert_type(increment(state), State)  # the decorated function keeps its signature
+    assert_type(when(count=1), Condition)
+    assert_type(expr("count < 3"), Condition)
+    assert_type(default, Condition)
+    assert_type(~when(count=1) | expr("count > 3"), Condition)
+
+    graph = (
+        GraphBuilder().with_actions(increment).with_transitions(("increment", "increment")).build()
+    )
+    assert_type(graph, Graph)
+    builder = (
+        ApplicationBuilder().with_graph(graph).with_state(count=0).with_entrypoint("increment")
+    )
+    assert_type(builder, ApplicationBuilder)
+    app = builder.build()
+    assert_type(app, Application)
+    assert_type(app.sequence_id, int | None)
+    assert_type(app.state, State)
+    assert_type(app.get_next_action(), Action | None)
+    assert_type(app.context, ApplicationContext)
+    assert_type(ApplicationContext.get(), ApplicationContext | None)
+    step = app.step()
+    if step is not None:
+        act, result, new_state = step
+        assert_type(act, Action)
+        assert_type(result, dict[str, Any] | None)
+        assert_type(new_state, State)
+    final_action, _final_result, final_state = app.run(halt_after=["increment"])
+    assert_type(final_action, Action | None)
+    assert_type(final_state, State)
