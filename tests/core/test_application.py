@@ -267,16 +267,16 @@ def _asker(**state: Any) -> Application:
         (lambda app: app.step(), 'app.step(inputs={"query": ...})'),
         (
             lambda app: app.run(halt_after=["ask"]),
-            'app.run(halt_after=[...], inputs={"query": ...})',
+            'app.run(halt_after=[\'ask\'], inputs={"query": ...})',
         ),
         (
             lambda app: next(app.iterate(halt_after=["ask"])),
-            'app.iterate(halt_after=[...], inputs={"query": ...})',
+            'app.iterate(halt_after=[\'ask\'], inputs={"query": ...})',
         ),
     ],
     ids=["step", "run", "iterate"],
 )
-def test_missing_required_inputs_raise_with_an_example_for_the_method_called(call, example):
+def test_missing_required_inputs_raise_with_an_example_of_the_call_made(call, example):
     app = _asker()
     with pytest.raises(MissingInputsError) as info:
         call(app)

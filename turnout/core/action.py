@@ -159,6 +159,9 @@ class Action(abc.ABC):
         """Inputs the caller may pass."""
         return _split_inputs(self)[1]
 
+    def _unnamed_label(self) -> str:
+        return type(self).__name__
+
     def get_source(self) -> str:
         """Source code of the action, for display."""
         try:
@@ -170,7 +173,7 @@ class Action(abc.ABC):
         return False
 
     def __repr__(self) -> str:
-        name = self._name if getattr(self, "_name", None) else type(self).__name__
+        name = getattr(self, "_name", None) or self._unnamed_label()
         reads = ", ".join(self.reads) or "{}"
         writes = ", ".join(self.writes) or "{}"
         return f"{name}: {reads} -> {writes}"
@@ -284,6 +287,9 @@ class FunctionBasedAction(SingleStepAction):
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
         # The engine normalises and checks the return value; see turnout.core.step.
         return cast("tuple[dict[str, Any], State]", self._fn(state, **self._bound, **run_kwargs))
+
+    def _unnamed_label(self) -> str:
+        return getattr(self._fn, "__name__", type(self).__name__)
 
     def get_source(self) -> str:
         try:

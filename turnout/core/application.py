@@ -167,9 +167,9 @@ class Application:
             inputs: values for the action's inputs; keys it does not take are ignored.
         """
         if not self._call_hooks:
-            return self._step(_NO_INPUTS if inputs is None else check_inputs(inputs), "step")
+            return self._step(_NO_INPUTS if inputs is None else check_inputs(inputs), "app.step(")
         with _ExecuteCall(self, "step"):
-            return self._step(check_inputs(inputs), "step")
+            return self._step(check_inputs(inputs), "app.step(")
 
     def iterate(
         self,
@@ -185,7 +185,8 @@ class Application:
         The generator's return value is what ``run`` returns. ``inputs`` go to every step.
         """
         before, after = self._halt_sets(halt_before, halt_after)
-        steps = self._iterate(before, after, check_inputs(inputs), "iterate")
+        call = _call_text("iterate", halt_before, halt_after)
+        steps = self._iterate(before, after, check_inputs(inputs), call)
         return self._hooked_iteration(steps) if self._call_hooks else steps
 
     def _hooked_iteration(
@@ -209,7 +210,9 @@ class Application:
         before, after = self._halt_sets(halt_before, halt_after)
         checked = check_inputs(inputs)
         with _ExecuteCall(self, "run"):
-            steps = self._iterate(before, after, checked, "run")
+            steps = self._iterate(
+                before, after, checked, _call_text("run", halt_before, halt_after)
+            )
             while True:
                 try:
                     next(steps)
@@ -218,11 +221,11 @@ class Application:
                     return final
 
     def _iterate(
-        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], method: str
+        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str
     ) -> Generator[StepTuple, None, StepTuple | tuple[None, None, State]]:
         last: StepTuple | tuple[None, None, State] = (None, None, self._state)
         while True:
-            out = self._step(inputs, method)
+            out = self._step(inputs, call)
             if out is None:
                 return last
             yield out
@@ -272,7 +275,7 @@ class Application:
             )
         return frozenset(out)
 
-    def _step(self, inputs: dict[str, Any], method: str) -> StepTuple | None:
+    def _step(self, inputs: dict[str, Any], call: str) -> StepTuple | None:
         nxt = self._next
         if nxt is _UNKNOWN:
             nxt = self.get_next_action()
@@ -289,7 +292,7 @@ class Application:
                 action_name=spec.name,
             )
 
-        base, kwargs = prepare(spec, self._state, inputs, ctx, method)
+        base, kwargs = prepare(spec, self._state, inputs, ctx, call)
         # Like Burr, a step that fails still uses up its sequence id.
         self._sequence_id = sequence_id
         hooks = self._has_hooks
@@ -388,6 +391,16 @@ class Application:
             f"sequence_id={self._sequence_id!r}, "
             f"next={getattr(self.get_next_action(), 'name', None)!r})"
         )
+
+
+def _call_text(method: str, halt_before: Any, halt_after: Any) -> str:
+    """The caller's call up to its inputs, for error messages: ``app.run(halt_after=['x'], ``."""
+    args = [
+        f"{name}={list(value)!r}, "
+        for name, value in (("halt_before", halt_before), ("halt_after", halt_after))
+        if value is not None
+    ]
+    return f"app.{method}({''.join(args)}"
 
 
 class _ExecuteCall:

@@ -6,10 +6,11 @@ the allowed built-in functions, ``True``, ``False`` and ``None``).
 
 Allowed: literals and literal containers; names; attribute access to non-underscore attributes;
 subscripts and slices; arithmetic, comparison (including ``in``/``is``), boolean and unary
-operators; ``x if cond else y``; calls to ``len abs min max sum all any round sorted str int float
-bool``. Rejected at construction: everything else (function definitions, lambdas, comprehensions,
-imports, attribute names starting with ``_``, calls to anything else). Results that could exhaust
-memory (huge powers, huge repetitions) are refused at evaluation.
+operators; ``x if cond else y``; calls to ``len abs min max sum all any round sorted str int
+float bool`` (without ``key=`` functions, which would call a method in disguise). Rejected at
+construction: everything else (function definitions, lambdas, comprehensions, imports, attribute
+names starting with ``_``, calls to anything else). Results that could exhaust memory (huge
+powers, huge repetitions) are refused at evaluation.
 """
 
 from __future__ import annotations
@@ -30,12 +31,16 @@ _FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 _CONSTANT_NAMES = {"True": True, "False": False, "None": None}
 _MAX_POWER_EXPONENT = 10_000
+_MAX_POWER_BITS = 1_000_000
 _MAX_REPEAT = 1_000_000
 
 
 def _safe_pow(base: Any, exponent: Any) -> Any:
     if isinstance(exponent, (int, float)) and abs(exponent) > _MAX_POWER_EXPONENT:
         raise ConditionError(f"exponent {exponent!r} is too large in a condition expression")
+    integral = isinstance(base, int) and isinstance(exponent, int) and exponent > 0
+    if integral and abs(base).bit_length() * exponent > _MAX_POWER_BITS:
+        raise ConditionError("a power in a condition expression is too large")
     return operator.pow(base, exponent)
 
 
@@ -225,11 +230,14 @@ class _Compiler:
             isinstance(a, ast.Starred) for a in node.args
         ):
             raise self.reject(node, "* and ** arguments are not allowed")
+        if any(kw.arg == "key" for kw in node.keywords):
+            # key=obj.method would make min/max/sorted call a method: a call in disguise.
+            raise self.reject(node, "key= functions are not allowed")
         fn = _FUNCTIONS[node.func.id]
         args = [self.visit(a) for a in node.args]
         kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords if kw.arg is not None}
         return lambda values: fn(
-            *(a(values) for a in args), **{k: v(values) for k, v in kwargs.items()}
+            *[a(values) for a in args], **{k: v(values) for k, v in kwargs.items()}
         )
 
     def _container(self, node: ast.List | ast.Tuple | ast.Set) -> list[Evaluator]:

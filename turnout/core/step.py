@@ -94,16 +94,17 @@ def prepare(
     state: State,
     inputs: Mapping[str, Any],
     context: Callable[[], ApplicationContext],
-    method: str,
+    call: str,
 ) -> tuple[State, dict[str, Any]]:
     """The state the action starts from (with an empty change log) and its keyword arguments.
 
-    Raises ``MissingInputsError`` naming the call to fix when a required input is absent.
+    Raises ``MissingInputsError`` when a required input is absent, showing how to pass it:
+    ``call`` is the caller's call up to its inputs, e.g. ``"app.run(halt_after=['x'], "``.
     """
     if spec.required:
         for key in spec.required:
             if key not in inputs:
-                raise _missing_inputs(spec, inputs, method)
+                raise _missing_inputs(spec, inputs, call)
     kwargs = {k: inputs[k] for k in spec.accepted if k in inputs} if inputs else {}
     if spec.injected:
         for param, injected in spec.injected.items():
@@ -216,14 +217,11 @@ def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> UndeclaredW
     )
 
 
-def _missing_inputs(spec: ActionSpec, inputs: Mapping[str, Any], method: str) -> MissingInputsError:
+def _missing_inputs(spec: ActionSpec, inputs: Mapping[str, Any], call: str) -> MissingInputsError:
     missing = [k for k in spec.required if k not in inputs]
     given = sorted(inputs) or "none"
     example = ", ".join(f'"{k}": ...' for k in missing)
-    call = {
-        "run": f"app.run(halt_after=[...], inputs={{{example}}})",
-        "iterate": f"app.iterate(halt_after=[...], inputs={{{example}}})",
-    }.get(method, f"app.{method}(inputs={{{example}}})")
+    call = f"{call}inputs={{{example}}})"
     return MissingInputsError(
         f"action {spec.name!r} needs the input{'s' if len(missing) > 1 else ''} "
         f"{', '.join(map(repr, missing))}, which {'were' if len(missing) > 1 else 'was'} not "

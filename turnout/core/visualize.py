@@ -163,6 +163,11 @@ def render(dot_source: str, output_file_path: str | Path, *, format: str | None 
     a path without a suffix gets ``.png`` (or ``.<format>``) appended.
     """
     path = Path(output_file_path)
+    if format is not None and path.suffix and path.suffix[1:].lower() != format.lower():
+        raise ValueError(
+            f"the path {str(path)!r} ends in {path.suffix!r} but format={format!r}; give the path "
+            f"without a suffix, or a matching one (e.g. '{path.with_suffix('.' + format)}')."
+        )
     fmt = format or (path.suffix[1:] if path.suffix else "png")
     if not path.suffix:
         path = path.with_name(f"{path.name}.{fmt}")
