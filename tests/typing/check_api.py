@@ -24,6 +24,7 @@ from turnout import (
     expr,
     when,
 )
+from turnout.core.action import ActionFunction, FunctionBasedAction
 from turnout.core.state import Change
 
 
@@ -44,6 +45,12 @@ def typed_usage() -> None:
     assert_type(state["count"], Any)
 
     assert_type(increment(state), State)  # the decorated function keeps its signature
+    assert_type(increment(state, step=2), State)
+    # strict mypy warns on unused ignores, so these lines prove the mistakes are caught:
+    increment(state, stepp=2)  # type: ignore[call-arg]
+    state.update(1)  # type: ignore[call-arg]
+    assert_type(increment.bind(step=2), ActionFunction[..., State])
+    assert_type(increment.action_function, FunctionBasedAction)
     assert_type(when(count=1), Condition)
     assert_type(expr("count < 3"), Condition)
     assert_type(default, Condition)

@@ -20,7 +20,7 @@ import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, Protocol, TypeVar, cast, runtime_checkable
+from typing import Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from turnout.core.errors import ActionDefinitionError
 from turnout.core.state import State
@@ -332,18 +332,22 @@ def _derive_inputs(
     return required, optional
 
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R_co = TypeVar("R_co", covariant=True)
 
 
 @runtime_checkable
-class ActionFunction(Protocol):
-    """What ``@action`` leaves on a function: the action and a ``bind`` method."""
+class ActionFunction(Protocol[P, R_co]):
+    """An ``@action`` function: still callable with its own signature, plus the action behind
+    it (``action_function``) and ``bind``."""
 
     action_function: FunctionBasedAction
 
-    def bind(self, **kwargs: Any) -> ActionFunction: ...
+    def bind(self, **kwargs: Any) -> ActionFunction[..., R_co]:
+        """A copy with some parameters fixed; they are no longer inputs."""
+        ...
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
 
 
 def _attach(target: Any, spec: FunctionBasedAction) -> None:
@@ -384,7 +388,7 @@ class action:  # a decorator, named like Burr's
         self.writes = list(_names(writes, "writes", owner))
         self.tags = list(_names(tags or (), "tags", owner))
 
-    def __call__(self, fn: F) -> F:
+    def __call__(self, fn: Callable[P, R_co]) -> ActionFunction[P, R_co]:
         if not callable(fn):
             raise ActionDefinitionError(
                 f"@action(...) decorates a function, got {type(fn).__name__}: {fn!r}"
@@ -395,7 +399,7 @@ class action:  # a decorator, named like Burr's
                 f"decorate it with @streaming_action(reads=..., writes=...)."
             )
         _attach(fn, FunctionBasedAction(fn, self.reads, self.writes, tags=self.tags))
-        return fn
+        return cast("ActionFunction[P, R_co]", fn)
 
 
 def to_action(candidate: Any, name: str | None = None) -> Action:
