@@ -267,11 +267,11 @@ def _asker(**state: Any) -> Application:
         (lambda app: app.step(), 'app.step(inputs={"query": ...})'),
         (
             lambda app: app.run(halt_after=["ask"]),
-            'app.run(halt_after=[\'ask\'], inputs={"query": ...})',
+            "app.run(halt_after=['ask'], inputs={\"query\": ...})",
         ),
         (
             lambda app: next(app.iterate(halt_after=["ask"])),
-            'app.iterate(halt_after=[\'ask\'], inputs={"query": ...})',
+            "app.iterate(halt_after=['ask'], inputs={\"query\": ...})",
         ),
     ],
     ids=["step", "run", "iterate"],

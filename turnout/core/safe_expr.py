@@ -44,10 +44,26 @@ def _safe_pow(base: Any, exponent: Any) -> Any:
     return operator.pow(base, exponent)
 
 
+def _weight(value: Any, budget: int) -> int:
+    """How many items ``value`` expands to, nested containers counted through (so a list
+    repeating one big list weighs what ``str()`` or ``sum()`` of it would build); stops early once
+    past ``budget``."""
+    if isinstance(value, (str, bytes)):
+        return len(value)
+    if not isinstance(value, (list, tuple, set, frozenset, dict)):
+        return 1
+    total = len(value)
+    for item in value.values() if isinstance(value, dict) else value:
+        if total > budget:
+            break
+        total += _weight(item, budget - total)
+    return total
+
+
 def _safe_mul(left: Any, right: Any) -> Any:
     for seq, times in ((left, right), (right, left)):
-        repeated = isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int)
-        if repeated and len(seq) * times > _MAX_REPEAT:
+        repeats = isinstance(seq, (str, bytes, list, tuple)) and isinstance(times, int)
+        if repeats and times > 0 and _weight(seq, _MAX_REPEAT // times + 1) * times > _MAX_REPEAT:
             raise ConditionError("a repetition in a condition expression is too large")
     return operator.mul(left, right)
 

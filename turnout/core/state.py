@@ -412,10 +412,12 @@ class State(Mapping[str, Any]):
         return state
 
     def _changes_since(self, base: State) -> tuple[RawChange, ...]:
-        """The changes that turn ``base`` into this state.
+        """The changes that turn ``base``, a step boundary made by ``_tracking_from_here()``,
+        into this state.
 
-        Exact when this state was derived from ``base`` by operations; otherwise (an action built
-        a fresh ``State``) a key-by-key comparison that reports ``set`` and ``delete`` changes.
+        Exact when this state was derived from ``base`` by operations (its change log starts at
+        the boundary); otherwise (an action built a fresh ``State``) a key-by-key comparison that
+        reports ``set`` and ``delete`` changes.
         """
         if self._origin is base._origin:
             return self._changes
