@@ -209,16 +209,17 @@ class Application:
         """
         before, after = self._halt_sets(halt_before, halt_after)
         checked = check_inputs(inputs)
+        call = _call_text("run", halt_before, halt_after)
         with _ExecuteCall(self, "run"):
-            steps = self._iterate(
-                before, after, checked, _call_text("run", halt_before, halt_after)
-            )
+            last: StepTuple | tuple[None, None, State] = (None, None, self._state)
             while True:
-                try:
-                    next(steps)
-                except StopIteration as stop:
-                    final: StepTuple | tuple[None, None, State] = stop.value
-                    return final
+                out = self._step(checked, call)
+                if out is None:
+                    return last
+                last = out
+                halt = self._halt(out, before, after)
+                if halt is not None:
+                    return halt
 
     def _iterate(
         self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str
@@ -230,11 +231,24 @@ class Application:
                 return last
             yield out
             last = out
+            halt = self._halt(out, before, after)
+            if halt is not None:
+                return halt
+
+    def _halt(
+        self, out: StepTuple, before: frozenset[str], after: frozenset[str]
+    ) -> StepTuple | None:
+        """What a run returns if it must stop after the step ``out``; ``None`` to go on.
+
+        ``halt_before`` is checked first: the next action is returned, not run.
+        """
+        if before:
             nxt = self.get_next_action()
             if nxt is not None and nxt.name in before:
                 return nxt, None, self._state
-            if out[0].name in after:
-                return out
+        if self._prior in after:
+            return out
+        return None
 
     def _halt_sets(
         self, halt_before: Iterable[str] | None, halt_after: Iterable[str] | None

@@ -163,8 +163,16 @@ def when(**kwargs: Any) -> Condition:
         checks.append((key, compare, arg))
         names.append(f"{key}{symbol}{arg!r}" if symbol == "=" else f"{key} {symbol} {arg!r}")
 
-    def resolve(state: State) -> bool:
-        return all(compare(state[key], arg) for key, compare, arg in checks)
+    if len(checks) == 1:  # the usual case, without the loop
+        (key, compare, arg) = checks[0]
+
+        def resolve(state: State) -> bool:
+            return compare(state[key], arg)
+
+    else:
+
+        def resolve(state: State) -> bool:
+            return all(compare(state[key], arg) for key, compare, arg in checks)
 
     return Condition(list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names))
 
@@ -175,7 +183,7 @@ def expr(source: str) -> Condition:
     Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``.
     """
     compiled = compile_expression(source)
-    return Condition(compiled.keys, compiled, name=source.strip())
+    return Condition(compiled.keys, compiled.evaluator, name=source.strip())
 
 
 default = Condition([], lambda _state: True, name="default")

@@ -80,7 +80,7 @@ class Graph:
             if condition is default:
                 return target
             try:
-                holds = condition.evaluate(state)
+                holds = condition._resolver(state)
             except KeyError as exc:
                 raise _condition_key_error(prior, target.name, condition, state) from exc
             if holds:

@@ -106,6 +106,11 @@ class CompiledExpression:
         self.keys = keys
         self._evaluate = evaluate
 
+    @property
+    def evaluator(self) -> Evaluator:
+        """The function from a mapping of keys to values to the expression's value."""
+        return self._evaluate
+
     def __call__(self, values: Mapping[str, Any]) -> Any:
         return self._evaluate(values)
 
@@ -223,6 +228,9 @@ class _Compiler:
         first = self.visit(node.left)
         ops = [_COMPARE[type(op)] for op in node.ops]
         rest = [self.visit(c) for c in node.comparators]
+        if len(ops) == 1:  # the usual case, without the loop
+            op, right = ops[0], rest[0]
+            return lambda values: op(first(values), right(values))
 
         def compare(values: Mapping[str, Any]) -> bool:
             left = first(values)
