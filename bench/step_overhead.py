@@ -658,7 +658,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--history-rounds",
         type=int,
-        help="rounds that also run the history workload (default 5, quick 2)",
+        help="rounds that also run the history workload (default 7, quick 2)",
     )
     parser.add_argument(
         "--history-far",
@@ -666,7 +666,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="step at which the late history window starts (default 10000, quick 2000)",
     )
     parser.add_argument(
-        "--window", type=int, default=100, help="steps per timed history window (default 100)"
+        "--window",
+        type=int,
+        default=None,
+        help="steps per timed history window (default 300, quick 100)",
     )
     parser.add_argument("--quick", action="store_true", help="small smoke run (under 20 s)")
     parser.add_argument(
@@ -693,9 +696,9 @@ def settings_from(args: argparse.Namespace) -> Settings:
     settings = Settings(
         rounds=pick(args.rounds, 25, 3),
         steps=pick(args.steps, 1000, 200),
-        history_rounds=pick(args.history_rounds, 5, 2),
+        history_rounds=pick(args.history_rounds, 7, 2),
         history_far=pick(args.history_far, 10_000, 2_000),
-        window=args.window,
+        window=pick(args.window, 300, 100),
         gc_enabled=not args.no_gc,
     )
     if settings.rounds < 1 or settings.steps < 3 or settings.window < 1:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from turnout.core import state as _state_module
 from turnout.core.errors import StateKeyError, StateOperationError, TurnoutError
 from turnout.core.state import Change, State, apply_changes
 
@@ -974,3 +975,28 @@ def test_changes_since_reports_a_list_grown_past_the_base_length() -> None:
     changes = _changes_since(fresh, before)
     assert Change("set", "h", [1, 2]) in changes
     assert apply_changes(before, changes) == {"h": [1, 2]}
+
+
+# -- growing in place: the O(1) path is really taken -------------------------------------------
+
+
+@pytest.mark.skipif(
+    not _state_module._READERS_COUNTED,
+    reason="this interpreter has no exact reference counts; reads always force one copy there",
+)
+def test_a_read_whose_result_is_gone_lets_the_next_append_grow_in_place() -> None:
+    first = State().append(h=0)
+    assert len(first["h"]) == 1  # read, then the list is dropped
+    second = first.append(h=1)
+    assert second._data["h"] is first._data["h"]  # the same buffer, grown in place
+    assert first["h"] == [0]
+    assert second["h"] == [0, 1]
+
+
+def test_a_list_still_held_makes_the_next_append_copy() -> None:
+    first = State().append(h=0)
+    held = first["h"]
+    second = first.append(h=1)
+    assert second._data["h"] is not first._data["h"]
+    assert held == [0]
+    assert second["h"] == [0, 1]
