@@ -17,7 +17,7 @@ import turnout.core
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The everyday vocabulary of ARCHITECTURE.md §2 delivered so far (streaming arrives later).
+# The everyday vocabulary of ARCHITECTURE.md §2, plus error routing and tracing.
 VOCABULARY = {
     "Action",
     "Application",
@@ -28,12 +28,18 @@ VOCABULARY = {
     "GraphBuilder",
     "Input",
     "Result",
+    "RetryPolicy",
     "SingleStepAction",
     "State",
+    "StreamingAction",
+    "TracerFactory",
     "TurnoutError",
     "action",
     "default",
     "expr",
+    "on_exception",
+    "streaming_action",
+    "trace",
     "when",
 }
 

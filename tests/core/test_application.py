@@ -790,6 +790,7 @@ def test_step_fires_execute_call_and_step_hooks_with_keyword_payloads():
         "state": before,
         "action": app.graph.get_action("a"),
         "inputs": {},
+        "attempt": 1,
     }
     assert post_step == {
         "app_id": "app-1",
@@ -801,6 +802,8 @@ def test_step_fires_execute_call_and_step_hooks_with_keyword_payloads():
         "result": {"ran": "a"},
         "changes": (Change("append", "trail", "a"),),
         "exception": None,
+        "attempt": 1,
+        "will_retry": False,
     }
     assert post_call == {
         "app_id": "app-1",

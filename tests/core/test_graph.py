@@ -375,7 +375,9 @@ PROBLEMS: dict[str, tuple[Callable[[ApplicationBuilder], Any], str]] = {
     "hook-without-hook-methods": (
         lambda b: _valid(b).with_entrypoint("a").with_hooks(_NoHooks()),
         "with_hooks(): NoHooks() has none of the hook methods (post_application_create, "
-        "pre_run_execute_call, post_run_execute_call, pre_run_step, post_run_step).",
+        "pre_run_execute_call, post_run_execute_call, pre_run_step, post_run_step, "
+        "pre_start_span, post_end_span, do_log_attributes, pre_start_stream, post_stream_item, "
+        "post_end_stream).",
     ),
     "state-not-a-mapping": (
         lambda b: _valid(b).with_entrypoint("a").with_state([("n", 1)]),
@@ -468,7 +470,9 @@ def test_build_reports_every_problem_at_once_one_line_each():
         "the others a condition or remove them.",
         "the entrypoint 'missing' is not an action; the actions are 'count'.",
         "with_hooks(): NoHooks() has none of the hook methods (post_application_create, "
-        "pre_run_execute_call, post_run_execute_call, pre_run_step, post_run_step).",
+        "pre_run_execute_call, post_run_execute_call, pre_run_step, post_run_step, "
+        "pre_start_span, post_end_span, do_log_attributes, pre_start_stream, post_stream_item, "
+        "post_end_stream).",
     ]
     with pytest.raises(GraphSetupError) as info:
         builder.build()

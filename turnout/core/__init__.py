@@ -10,7 +10,10 @@ from turnout.core.condition import Condition, default, expr, when
 from turnout.core.context import ApplicationContext
 from turnout.core.errors import TurnoutError
 from turnout.core.graph import Graph, GraphBuilder
+from turnout.core.retry import RetryPolicy, on_exception
 from turnout.core.state import State
+from turnout.core.streaming import StreamingAction, streaming_action
+from turnout.core.tracing import TracerFactory, trace
 
 __all__ = [
     "Action",
@@ -22,11 +25,17 @@ __all__ = [
     "GraphBuilder",
     "Input",
     "Result",
+    "RetryPolicy",
     "SingleStepAction",
     "State",
+    "StreamingAction",
+    "TracerFactory",
     "TurnoutError",
     "action",
     "default",
     "expr",
+    "on_exception",
+    "streaming_action",
+    "trace",
     "when",
 ]

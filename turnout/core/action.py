@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from turnout.core.errors import ActionDefinitionError
+from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 
 __all__ = [
@@ -94,6 +95,10 @@ class Action(abc.ABC):
 
     single_step: bool = False
     streaming: bool = False
+    retry: RetryPolicy | None = None
+    """Retry failed attempts of this action's steps (see ``turnout.core.retry``)."""
+    timeout: float | None = None
+    """Seconds an async action may run before ``ActionTimeoutError``; ``None`` for no limit."""
 
     def __init__(self) -> None:
         self._name: str | None = None
@@ -170,7 +175,9 @@ class Action(abc.ABC):
             return ""
 
     def is_async(self) -> bool:
-        return False
+        """Whether running this action must be awaited (its ``run`` is a coroutine function)."""
+        method = self.run_and_update if self.single_step else self.run  # type: ignore[attr-defined]
+        return inspect.iscoroutinefunction(method)
 
     def __repr__(self) -> str:
         name = getattr(self, "_name", None) or self._unnamed_label()
@@ -227,9 +234,13 @@ class FunctionBasedAction(SingleStepAction):
         *,
         bound_params: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
     ) -> None:
         super().__init__()
         owner = f"@action on {getattr(fn, '__qualname__', fn)!r}"
+        self.retry = _check_retry(retry, owner)
+        self.timeout = _check_timeout(timeout, owner)
         self._fn = fn
         self._reads = list(_names(reads, "reads", owner))
         self._writes = list(_names(writes, "writes", owner))
@@ -274,14 +285,9 @@ class FunctionBasedAction(SingleStepAction):
                 f"{owner}: the function has no parameter(s) {', '.join(map(repr, unknown))}; "
                 f"its parameters after the state are {', '.join(map(repr, params)) or 'none'}."
             )
-        new = FunctionBasedAction(
-            self._fn,
-            self._reads,
-            self._writes,
-            bound_params={**self._bound, **bound},
-            tags=self._tags,
-        )
-        new._name = self._name
+        new = copy.copy(self)
+        new._bound = {**self._bound, **bound}
+        new._inputs = _derive_inputs(self._fn, new._bound, owner)
         return new
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
@@ -299,6 +305,22 @@ class FunctionBasedAction(SingleStepAction):
 
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self._fn)
+
+
+def _check_retry(retry: Any, owner: str) -> RetryPolicy | None:
+    if retry is not None and not isinstance(retry, RetryPolicy):
+        raise ActionDefinitionError(
+            f"{owner}: retry= takes a RetryPolicy(max_attempts=..., ...), got {retry!r}"
+        )
+    return retry
+
+
+def _check_timeout(timeout: Any, owner: str) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+        raise ActionDefinitionError(f"{owner}: timeout= takes seconds > 0, got {timeout!r}")
+    return float(timeout)
 
 
 def _derive_inputs(
@@ -369,6 +391,8 @@ class action:  # a decorator, named like Burr's
         reads: state keys the function reads.
         writes: state keys the returned state may change.
         tags: labels, usable as ``halt_after=["@tag:label"]``.
+        retry: a ``RetryPolicy`` for failed attempts.
+        timeout: seconds an ``async def`` action may run before ``ActionTimeoutError``.
 
     The function takes the state first and returns a ``State`` or ``(result_dict, State)``::
 
@@ -381,12 +405,20 @@ class action:  # a decorator, named like Burr's
     """
 
     def __init__(
-        self, reads: Sequence[str], writes: Sequence[str], tags: Sequence[str] | None = None
+        self,
+        reads: Sequence[str],
+        writes: Sequence[str],
+        tags: Sequence[str] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
     ) -> None:
         owner = "@action(...)"
         self.reads = list(_names(reads, "reads", owner))
         self.writes = list(_names(writes, "writes", owner))
         self.tags = list(_names(tags or (), "tags", owner))
+        self.retry = _check_retry(retry, owner)
+        self.timeout = _check_timeout(timeout, owner)
 
     def __call__(self, fn: Callable[P, R_co]) -> ActionFunction[P, R_co]:
         if not callable(fn):
@@ -398,7 +430,10 @@ class action:  # a decorator, named like Burr's
                 f"@action on {fn.__qualname__!r}: a generator is a streaming action; "
                 f"decorate it with @streaming_action(reads=..., writes=...)."
             )
-        _attach(fn, FunctionBasedAction(fn, self.reads, self.writes, tags=self.tags))
+        spec = FunctionBasedAction(
+            fn, self.reads, self.writes, tags=self.tags, retry=self.retry, timeout=self.timeout
+        )
+        _attach(fn, spec)
         return cast("ActionFunction[P, R_co]", fn)
 
 

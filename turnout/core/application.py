@@ -1,37 +1,54 @@
 """``Application``: a graph, a state and a position, run step by step.
 
 Build one with ``ApplicationBuilder``. ``step`` runs one action, ``iterate`` yields every step
-until a halt condition, ``run`` returns the last one. The sequence id and the prior action live
-on the application, never inside the user's state.
+until a halt condition, ``run`` returns the last one; ``stream_result`` streams the items of a
+streaming action. Each has an ``async`` twin (``astep``, ``aiterate``, ``arun``,
+``astream_result``). The twins are thin: both run the one step algorithm of
+``turnout.core.engine``. The sequence id and the prior action live on the application, never
+inside the user's state.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from turnout.core.action import Action
 from turnout.core.condition import default
-from turnout.core.context import _CURRENT, ApplicationContext
-from turnout.core.errors import StateOperationError, UnknownActionError
+from turnout.core.context import ApplicationContext
+from turnout.core.engine import (
+    UNKNOWN,
+    Final,
+    StepEngine,
+    StepTuple,
+    _Final,
+    drive,
+    drive_iteration,
+)
+from turnout.core.errors import AsyncRequiredError, StateOperationError, UnknownActionError
 from turnout.core.graph import ApplicationGraph
 from turnout.core.hooks import HookSet
 from turnout.core.state import Change, RawChange, State, as_changes
-from turnout.core.step import ActionSpec, check_inputs, finish, prepare, run_action
+from turnout.core.step import ActionSpec, check_inputs
+from turnout.core.streaming import (
+    AsyncStreamingResultContainer,
+    StreamingResultContainer,
+    _Finished,
+)
 from turnout.core.visualize import render
 
 __all__ = ["Application", "StepTuple"]
 
 logger = logging.getLogger("turnout")
 
-StepTuple = tuple[Action, "dict[str, Any] | None", State]
-_UNKNOWN: Any = object()
+T = TypeVar("T")
 _NO_INPUTS: dict[str, Any] = {}
+_NOTHING: frozenset[str] = frozenset()
 
 
-class Application:
+class Application(StepEngine):
     """A running state machine. Create it with ``ApplicationBuilder().....build()``."""
 
     def __init__(
@@ -43,6 +60,7 @@ class Application:
         partition_key: str | None = None,
         sequence_id: int | None = None,
         hooks: HookSet | None = None,
+        async_only: bool = False,
     ) -> None:
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
@@ -59,29 +77,32 @@ class Application:
         self._app_id = app_id
         self._partition_key = partition_key
         self._sequence_id = sequence_id
-        self._prior: str | None = None
-        self._next: Action | None = _UNKNOWN
+        self._prior = None
+        self._next = UNKNOWN
+        self._route = None
         self._last_changes: tuple[RawChange, ...] = ()
         self._hooks = hooks if hooks is not None else HookSet(())
         self._has_hooks = bool(self._hooks)
         self._call_hooks = self._hooks.implements("pre_run_execute_call") or self._hooks.implements(
             "post_run_execute_call"
         )
-        if self._has_hooks:
-            self._hooks.fire(
-                "post_application_create",
-                app_id=app_id,
-                partition_key=partition_key,
-                state=state,
-                application_graph=graph,
+        self._in_call = False
+        self._async_only = async_only
+        self._sync_refused = async_only or bool(self._hooks.async_methods)
+        self._halt_requested = False
+        self._stop_requested = False
+        if self._hooks.implements("post_application_create"):
+            drive(
+                self._hooks.fire(
+                    "post_application_create",
+                    app_id=app_id,
+                    partition_key=partition_key,
+                    state=state,
+                    application_graph=graph,
+                )
             )
 
     # -- properties ------------------------------------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        """The current state."""
-        return self._state
 
     @property
     def sequence_id(self) -> int | None:
@@ -92,14 +113,6 @@ class Application:
     def uid(self) -> str:
         """The application id (``with_identifiers(app_id=...)`` or a generated UUID)."""
         return self._app_id
-
-    @property
-    def app_id(self) -> str:
-        return self._app_id
-
-    @property
-    def partition_key(self) -> str | None:
-        return self._partition_key
 
     @property
     def graph(self) -> ApplicationGraph:
@@ -132,19 +145,14 @@ class Application:
 
     # -- position --------------------------------------------------------------------------------
 
-    def get_next_action(self) -> Action | None:
-        """The action the next step would run, or ``None`` when the run is over."""
-        if self._next is _UNKNOWN:
-            self._next = self._graph.next_action(self._prior, self._state, self._entrypoint)
-        return self._next
-
     def has_next_action(self) -> bool:
         return self.get_next_action() is not None
 
     def reset_to_entrypoint(self) -> None:
         """Make the entrypoint the next action again; the state and sequence id are kept."""
         self._prior = None
-        self._next = _UNKNOWN
+        self._route = None
+        self._next = UNKNOWN
 
     def update_state(self, new_state: State | Mapping[str, Any]) -> None:
         """Replace the whole state (for example after a human edited it)."""
@@ -156,9 +164,14 @@ class Application:
                 )
             new_state = State(new_state)
         self._state = new_state
-        self._next = _UNKNOWN
+        self._next = UNKNOWN
 
-    # -- running ---------------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """End the current (or next) ``run``/``iterate`` at the next step boundary: the step in
+        progress completes, no other starts. Safe to call from another thread or task."""
+        self._stop_requested = True
+
+    # -- sync drivers ----------------------------------------------------------------------------
 
     def step(self, inputs: Mapping[str, Any] | None = None) -> StepTuple | None:
         """Run the next action; return ``(action, result, state)``, or ``None`` if there is none.
@@ -166,34 +179,21 @@ class Application:
         Args:
             inputs: values for the action's inputs; keys it does not take are ignored.
         """
-        if not self._call_hooks:
-            return self._step(_NO_INPUTS if inputs is None else check_inputs(inputs), "app.step(")
-        with _ExecuteCall(self, "step"):
-            return self._step(check_inputs(inputs), "app.step(")
-
-    def iterate(
-        self,
-        *,
-        halt_before: Iterable[str] | None = None,
-        halt_after: Iterable[str] | None = None,
-        inputs: Mapping[str, Any] | None = None,
-    ) -> Generator[StepTuple, None, StepTuple | tuple[None, None, State]]:
-        """Yield ``(action, result, state)`` for each step until a halt condition or the end.
-
-        At least one step runs. After each step the run stops if the next action is in
-        ``halt_before`` or the one just run is in ``halt_after`` (names, or ``"@tag:<tag>"``).
-        The generator's return value is what ``run`` returns. ``inputs`` go to every step.
-        """
-        before, after = self._halt_sets(halt_before, halt_after)
-        call = _call_text("iterate", halt_before, halt_after)
-        steps = self._iterate(before, after, check_inputs(inputs), call)
-        return self._hooked_iteration(steps) if self._call_hooks else steps
-
-    def _hooked_iteration(
-        self, steps: Generator[StepTuple, None, StepTuple | tuple[None, None, State]]
-    ) -> Generator[StepTuple, None, StepTuple | tuple[None, None, State]]:
-        with _ExecuteCall(self, "iterate"):
-            return (yield from steps)
+        if self._sync_refused:
+            self._refuse_sync("step")
+        checked = _NO_INPUTS if inputs is None else check_inputs(inputs)
+        coro = self._step(checked, "app.step(", True)
+        if self._call_hooks:
+            return drive(self._called("step", coro))
+        try:  # drive(coro), inlined on the hottest path
+            coro.send(None)
+        except StopIteration as stop:
+            out: StepTuple | None = stop.value
+            return out
+        coro.close()
+        raise AsyncRequiredError(
+            "step() awaited something asynchronous; use `await app.astep(...)` instead"
+        )
 
     def run(
         self,
@@ -201,54 +201,259 @@ class Application:
         halt_before: Iterable[str] | None = None,
         halt_after: Iterable[str] | None = None,
         inputs: Mapping[str, Any] | None = None,
-    ) -> StepTuple | tuple[None, None, State]:
+    ) -> Final:
         """Run until a halt condition or the end; return the final ``(action, result, state)``.
 
-        On ``halt_before`` the tuple is ``(next_action, None, state)``; on ``halt_after`` it is
-        the halting step's; when no transition matches it is the last step's.
+        At least one step runs. After each step the run stops if the next action is in
+        ``halt_before`` (names, or ``"@tag:<tag>"``), returning ``(next_action, None, state)``
+        without running it, or if the action just run is in ``halt_after`` or called
+        ``request_halt()``, returning its tuple. When no transition matches it returns the last
+        step's tuple. ``inputs`` go to every step.
         """
+        self._require_sync("run")
         before, after = self._halt_sets(halt_before, halt_after)
-        checked = check_inputs(inputs)
         call = _call_text("run", halt_before, halt_after)
-        with _ExecuteCall(self, "run"):
-            last: StepTuple | tuple[None, None, State] = (None, None, self._state)
-            while True:
-                out = self._step(checked, call)
-                if out is None:
-                    return last
-                last = out
-                halt = self._halt(out, before, after)
-                if halt is not None:
-                    return halt
+        coro = self._run(before, after, check_inputs(inputs), call, True)
+        return drive(self._called("run", coro) if self._call_hooks else coro)
 
-    def _iterate(
-        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str
-    ) -> Generator[StepTuple, None, StepTuple | tuple[None, None, State]]:
-        last: StepTuple | tuple[None, None, State] = (None, None, self._state)
-        while True:
-            out = self._step(inputs, call)
-            if out is None:
-                return last
-            yield out
+    def iterate(
+        self,
+        *,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Generator[StepTuple, None, Final]:
+        """Yield ``(action, result, state)`` for each step, with ``run``'s halting rules; the
+        generator's return value is what ``run`` returns."""
+        self._require_sync("iterate")
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("iterate", halt_before, halt_after)
+        steps = self._iterate(before, after, check_inputs(inputs), call, True)
+        return drive_iteration(self._called_iteration("iterate", steps))
+
+    def stream_result(
+        self,
+        halt_after: Iterable[str],
+        halt_before: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> tuple[Action | None, StreamingResultContainer]:
+        """Run up to an action in ``halt_after`` and stream it: ``(action, container)``.
+
+        Steps before it run as in ``run``. Iterating the container yields the streaming
+        action's items; ``container.get()`` returns ``(result, state)`` once it is done. A
+        non-streaming halt action, a ``halt_before`` stop or the end of the graph give an
+        already-finished container.
+        """
+        self._require_sync("stream_result")
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("stream_result", halt_before, halt_after)
+        action, source = drive(self._stream_source(after, before, check_inputs(inputs), call, True))
+        if isinstance(source, _Finished):
+            return action, StreamingResultContainer(self, source, None)
+        return action, StreamingResultContainer(self, source, drive_iteration(source))
+
+    def stream_iterate(
+        self,
+        *,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Generator[tuple[Action, StreamingResultContainer], None, Final]:
+        """Yield ``(action, container)`` for every step, with ``run``'s halting rules; each
+        container is drained before the next step starts."""
+        self._require_sync("stream_iterate")
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("stream_iterate", halt_before, halt_after)
+        steps = self._stream_steps(before, after, check_inputs(inputs), call, True)
+        return drive_iteration(self._called_iteration("stream_iterate", steps))
+
+    # -- async drivers ---------------------------------------------------------------------------
+
+    async def astep(self, inputs: Mapping[str, Any] | None = None) -> StepTuple | None:
+        """``step``, awaitable: runs async actions and hooks."""
+        checked = _NO_INPUTS if inputs is None else check_inputs(inputs)
+        return await self._called("astep", self._step(checked, "app.astep(", False))
+
+    async def arun(
+        self,
+        *,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> Final:
+        """``run``, awaitable. Cancelling its task interrupts the running action: the step is
+        not committed, ``post_run_step`` hooks see the ``CancelledError``, and the application
+        resumes from its last completed step."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("arun", halt_before, halt_after)
+        return await self._called(
+            "arun", self._run(before, after, check_inputs(inputs), call, False)
+        )
+
+    async def aiterate(
+        self,
+        *,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[StepTuple, None]:
+        """``iterate``, as an async generator (which has no return value)."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("aiterate", halt_before, halt_after)
+        steps = self._iterate(before, after, check_inputs(inputs), call, False)
+        async for value in _until_final(self._called_iteration("aiterate", steps)):
+            yield value
+
+    async def astream_result(
+        self,
+        halt_after: Iterable[str],
+        halt_before: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> tuple[Action | None, AsyncStreamingResultContainer]:
+        """``stream_result``, awaitable; iterate the container with ``async for`` and
+        ``await container.get()``."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("astream_result", halt_before, halt_after)
+        action, source = await self._stream_source(after, before, check_inputs(inputs), call, False)
+        return action, AsyncStreamingResultContainer(self, source)
+
+    async def astream_iterate(
+        self,
+        *,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> AsyncGenerator[tuple[Action, AsyncStreamingResultContainer], None]:
+        """``stream_iterate``, as an async generator."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        call = _call_text("astream_iterate", halt_before, halt_after)
+        steps = self._stream_steps(before, after, check_inputs(inputs), call, False)
+        async for value in _until_final(self._called_iteration("astream_iterate", steps)):
+            yield value
+
+    # -- shared by the drivers -------------------------------------------------------------------
+
+    def _require_sync(self, method: str) -> None:
+        if self._sync_refused:
+            self._refuse_sync(method)
+
+    def _refuse_sync(self, method: str) -> None:
+        why = (
+            "it was built with abuild()"
+            if self._async_only
+            else f"it has async hooks ({', '.join(self._hooks.async_methods)})"
+        )
+        raise AsyncRequiredError(
+            f"application {self._app_id!r} must be run asynchronously because {why}; "
+            f"use `await app.a{method}(...)` instead of app.{method}(...)."
+        )
+
+    async def _called(self, method: str, coro: Coroutine[Any, Any, T]) -> T:
+        """Await ``coro`` inside the execute-call hooks (once, for the outermost call)."""
+        if not self._call_hooks or self._in_call:
+            return await coro
+        self._in_call = True
+        try:
+            await self._fire_call("pre_run_execute_call", method)
+            try:
+                out = await coro
+            except BaseException as exc:
+                await self._fire_call("post_run_execute_call", method, exc)
+                raise
+            await self._fire_call("post_run_execute_call", method, None)
+            return out
+        finally:
+            self._in_call = False
+
+    async def _called_iteration(
+        self, method: str, steps: AsyncGenerator[Any, None]
+    ) -> AsyncGenerator[Any, None]:
+        if not self._call_hooks or self._in_call:
+            async for value in steps:
+                yield value
+            return
+        self._in_call = True
+        try:
+            await self._fire_call("pre_run_execute_call", method)
+            try:
+                async for value in steps:
+                    yield value
+            except GeneratorExit:  # the caller stopped early: not a failure
+                await self._fire_call("post_run_execute_call", method, None)
+                raise
+            except BaseException as exc:
+                await self._fire_call("post_run_execute_call", method, exc)
+                raise
+            await self._fire_call("post_run_execute_call", method, None)
+        finally:
+            self._in_call = False
+
+    async def _fire_call(self, name: str, method: str, *exception: BaseException | None) -> None:
+        extra = {"exception": exception[0]} if exception else {}
+        await self._hooks.fire(
+            name,
+            app_id=self._app_id,
+            partition_key=self._partition_key,
+            state=self._state,
+            method=method,
+            **extra,
+        )
+
+    async def _stream_source(
+        self, after: frozenset[str], before: frozenset[str], inputs: dict[str, Any], call: str,
+        sync: bool,
+    ) -> tuple[Action | None, Any]:  # fmt: skip
+        """Run up to the first action in ``after`` and start it: its stream, or its outcome."""
+        nxt = self.get_next_action()
+        if nxt is not None and nxt.name not in after:
+            if nxt.name in before:
+                return nxt, _Finished(None, self._state)
+            out = await self._run(before | after, _NOTHING, inputs, call, sync)
+            nxt = self.get_next_action()
+            if nxt is None or nxt.name not in after:  # the graph ended, or a halt_before
+                return (nxt or out[0]), _Finished(out[1] if nxt is None else None, self._state)
+        return await self._stream_one(inputs, call, sync)
+
+    async def _stream_one(
+        self, inputs: dict[str, Any], call: str, sync: bool
+    ) -> tuple[Action | None, Any]:
+        """Start the next step: a streaming action's stream, or any other action's outcome."""
+        nxt = self.get_next_action()
+        if nxt is None:
+            return None, _Finished(None, self._state)
+        spec = self._spec_of[id(nxt)]
+        if spec.streaming:
+            return nxt, self._stream(spec, nxt, inputs, call, sync)
+        out = await self._step(inputs, call, sync)
+        assert out is not None
+        return out[0], _Finished(out[1], out[2])
+
+    async def _stream_steps(
+        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str,
+        sync: bool,
+    ) -> AsyncGenerator[Any, None]:  # fmt: skip
+        last: Final = (None, None, self._state)
+        self._halt_requested = False
+        while not self._stop_now():
+            action, source = await self._stream_one(inputs, call, sync)
+            if action is None:
+                break
+            if sync:
+                iterator = None if isinstance(source, _Finished) else drive_iteration(source)
+                container: Any = StreamingResultContainer(self, source, iterator)
+                yield action, container
+                result, state = container.get()
+            else:
+                container = AsyncStreamingResultContainer(self, source)
+                yield action, container
+                result, state = await container.get()
+            out: StepTuple = (action, result, state)
             last = out
             halt = self._halt(out, before, after)
             if halt is not None:
-                return halt
-
-    def _halt(
-        self, out: StepTuple, before: frozenset[str], after: frozenset[str]
-    ) -> StepTuple | None:
-        """What a run returns if it must stop after the step ``out``; ``None`` to go on.
-
-        ``halt_before`` is checked first: the next action is returned, not run.
-        """
-        if before:
-            nxt = self.get_next_action()
-            if nxt is not None and nxt.name in before:
-                return nxt, None, self._state
-        if self._prior in after:
-            return out
-        return None
+                yield _Final(halt)
+                return
+        yield _Final(last)
 
     def _halt_sets(
         self, halt_before: Iterable[str] | None, halt_after: Iterable[str] | None
@@ -263,7 +468,7 @@ class Application:
 
     def _expand(self, names: Iterable[str] | None, argument: str) -> frozenset[str]:
         if names is None:
-            return frozenset()
+            return _NOTHING
         if isinstance(names, str):
             raise UnknownActionError(
                 f"{argument} takes a list of action names, got the string {names!r}; "
@@ -288,77 +493,6 @@ class Application:
                 f"are {', '.join(map(repr, self._specs))} (or use '@tag:<tag>')."
             )
         return frozenset(out)
-
-    def _step(self, inputs: dict[str, Any], call: str) -> StepTuple | None:
-        nxt = self._next
-        if nxt is _UNKNOWN:
-            nxt = self.get_next_action()
-        if nxt is None:
-            return None
-        spec = self._spec_of[id(nxt)]
-        sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
-
-        def ctx() -> ApplicationContext:
-            return ApplicationContext(
-                app_id=self._app_id,
-                partition_key=self._partition_key,
-                sequence_id=sequence_id,
-                action_name=spec.name,
-            )
-
-        base, kwargs = prepare(spec, self._state, inputs, ctx, call)
-        # Like Burr, a step that fails still uses up its sequence id.
-        self._sequence_id = sequence_id
-        hooks = self._has_hooks
-        if hooks:
-            self._hooks.fire(
-                "pre_run_step",
-                app_id=self._app_id,
-                partition_key=self._partition_key,
-                sequence_id=sequence_id,
-                state=self._state,
-                action=nxt,
-                inputs=kwargs,
-            )
-        token = _CURRENT.set(ctx)
-        try:
-            result, state, changes = finish(spec, base, run_action(spec, base, kwargs))
-        except BaseException as exc:
-            if hooks:
-                self._fire_post_step(nxt, sequence_id, kwargs, None, self._state, (), exc)
-            raise
-        finally:
-            _CURRENT.reset(token)
-        self._state = state
-        self._prior = spec.name
-        self._next = self._fixed_next.get(spec.name, _UNKNOWN)
-        self._last_changes = changes
-        if hooks:
-            self._fire_post_step(nxt, sequence_id, kwargs, result, state, changes, None)
-        return nxt, result, state
-
-    def _fire_post_step(
-        self,
-        act: Action,
-        sequence_id: int,
-        inputs: dict[str, Any],
-        result: dict[str, Any] | None,
-        state: State,
-        changes: tuple[RawChange, ...],
-        exception: BaseException | None,
-    ) -> None:
-        self._hooks.fire(
-            "post_run_step",
-            app_id=self._app_id,
-            partition_key=self._partition_key,
-            sequence_id=sequence_id,
-            state=state,
-            action=act,
-            inputs=inputs,
-            result=result,
-            changes=as_changes(changes),
-            exception=exception,
-        )
 
     # -- drawing ---------------------------------------------------------------------------------
 
@@ -407,6 +541,14 @@ class Application:
         )
 
 
+async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """The values of an engine iteration, without its closing ``_Final``."""
+    async for value in steps:
+        if isinstance(value, _Final):
+            return
+        yield value
+
+
 def _call_text(method: str, halt_before: Any, halt_after: Any) -> str:
     """The caller's call up to its inputs, for error messages: ``app.run(halt_after=['x'], ``."""
     args = [
@@ -415,37 +557,3 @@ def _call_text(method: str, halt_before: Any, halt_after: Any) -> str:
         if value is not None
     ]
     return f"app.{method}({''.join(args)}"
-
-
-class _ExecuteCall:
-    """Fires ``pre_run_execute_call``/``post_run_execute_call`` around a public call."""
-
-    __slots__ = ("_app", "_method")
-
-    def __init__(self, app: Application, method: str) -> None:
-        self._app = app
-        self._method = method
-
-    def __enter__(self) -> None:
-        hooks = self._app._hooks
-        if hooks.implements("pre_run_execute_call"):
-            hooks.fire(
-                "pre_run_execute_call",
-                app_id=self._app._app_id,
-                partition_key=self._app._partition_key,
-                state=self._app._state,
-                method=self._method,
-            )
-
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
-        hooks = self._app._hooks
-        if hooks.implements("post_run_execute_call"):
-            hooks.fire(
-                "post_run_execute_call",
-                app_id=self._app._app_id,
-                partition_key=self._app._partition_key,
-                state=self._app._state,
-                method=self._method,
-                # A caller that stops consuming iterate() early is not a failure.
-                exception=None if isinstance(exc, GeneratorExit) else exc,
-            )

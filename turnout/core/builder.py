@@ -17,6 +17,7 @@ from turnout.core.application import Application
 from turnout.core.errors import GraphSetupError, GraphWarning
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
+from turnout.core.retry import ExceptionCondition
 from turnout.core.state import State
 
 __all__ = ["ApplicationBuilder"]
@@ -110,6 +111,11 @@ class ApplicationBuilder:
         self._hooks.extend(hooks)
         return self
 
+    async def abuild(self, *, strict: bool = False) -> Application:
+        """``build()`` for applications run with the async methods only (``arun``, ...): their
+        sync methods raise ``AsyncRequiredError``."""
+        return self._build(strict=strict, async_only=True)
+
     def build(self, *, strict: bool = False) -> Application:
         """Check everything and return the ``Application``.
 
@@ -119,6 +125,9 @@ class ApplicationBuilder:
         Args:
             strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
         """
+        return self._build(strict=strict, async_only=False)
+
+    def _build(self, *, strict: bool, async_only: bool) -> Application:
         actions, transitions, problems = self._graph._collect()
         problems = [*problems, *self._problems]
         names = {a.name for a in actions}
@@ -131,6 +140,13 @@ class ApplicationBuilder:
                 f"the entrypoint {entry!r} is not an action; the actions are "
                 f"{', '.join(map(repr, sorted(names))) or 'none'}."
             )
+        for act in actions:
+            if act.timeout is not None and not act.is_async():
+                problems.append(
+                    f"action {act.name!r} has timeout={act.timeout:g} but is not async: a "
+                    f"running sync function cannot be interrupted. Make it `async def` or drop "
+                    f"the timeout."
+                )
         for hook in self._hooks:
             if not any(callable(getattr(hook, name, None)) for name in HOOK_NAMES):
                 problems.append(
@@ -151,6 +167,7 @@ class ApplicationBuilder:
             partition_key=self._partition_key,
             sequence_id=self._sequence_id,
             hooks=HookSet(self._hooks),
+            async_only=async_only,
         )
 
     def _check_suspicious(self, graph: ApplicationGraph, state: State, strict: bool) -> None:
@@ -163,6 +180,11 @@ class ApplicationBuilder:
                     f"the entrypoint {graph.entrypoint.name!r}."
                 )
         provided = set(state.keys())
+        provided.update(
+            t.condition.state_key
+            for t in graph.transitions
+            if isinstance(t.condition, ExceptionCondition)
+        )
         for act in graph.actions:
             provided.update(act.writes)
             provided.update(act.required_inputs)
@@ -197,5 +219,5 @@ class ApplicationBuilder:
                 ]
             ),
             GraphWarning,
-            stacklevel=3,
+            stacklevel=4,
         )

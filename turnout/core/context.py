@@ -1,18 +1,21 @@
-"""``ApplicationContext``: who is running, passed to actions that ask for ``__context``."""
+"""``ApplicationContext``: who is running, passed to actions that ask for ``__context``.
+
+While a step runs, a ``StepScope`` is the current value of a context variable: it knows the
+application, the step's sequence id and action, and builds the context, the ``__tracer`` and the
+pending-hook list on demand, so a step that uses none of them pays for none of them.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ApplicationContext"]
+if TYPE_CHECKING:
+    from turnout.core.tracing import TracerFactory
 
-# Holds either a context or a zero-argument function building one: the engine stores the cheap
-# function on every step and the dataclass is only built when someone asks for it.
-_CURRENT: contextvars.ContextVar[ApplicationContext | Callable[[], ApplicationContext] | None] = (
-    contextvars.ContextVar("turnout_application_context", default=None)
-)
+__all__ = ["ApplicationContext", "StepScope", "current_scope"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,22 +35,81 @@ class ApplicationContext:
     partition_key: str | None
     sequence_id: int | None
     action_name: str | None
+    _scope: StepScope | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
     def get() -> ApplicationContext | None:
         """The context of the step running in this thread or task, or ``None`` outside a step."""
-        current = _CURRENT.get()
-        if current is None or isinstance(current, ApplicationContext):
-            return current
-        return current()
+        scope = _CURRENT.get()
+        return None if scope is None else scope.context()
+
+    def request_halt(self) -> None:
+        """Stop the current ``run``/``iterate`` once this step completes, as if its action were
+        in ``halt_after``: the caller gets control back (human-in-the-loop)."""
+        if self._scope is None:
+            raise RuntimeError("request_halt() only works inside a running step")
+        self._scope.halt_requested = True
 
 
-Token = contextvars.Token[ApplicationContext | Callable[[], ApplicationContext] | None]
+class StepScope:
+    """A step in progress: what the engine tracks about it and what it exposes to the code it
+    calls (see the module docstring). One is made per step, so it stays small and lazy: the
+    rarely used parts start as class-level defaults."""
+
+    # No __slots__: with class-level defaults an instance sets only five attributes.
+    attempt = 1
+    halt_requested = False
+    _pending: list[asyncio.Task[Any]] | None = None
+    _span_counts: dict[str, int] | None = None
+    _context: ApplicationContext | None = None
+    _tracer: TracerFactory | None = None
+    base: Any  # the State the action starts from (set by the engine)
+    kwargs: dict[str, Any]  # the action's keyword arguments (set by the engine)
+
+    def __init__(self, app: Any, sequence_id: int, spec: Any, action: Any) -> None:
+        self.app = app
+        self.sequence_id = sequence_id
+        self.spec = spec
+        self.action = action
+        self.action_name: str = spec.name
+
+    @property
+    def pending(self) -> list[asyncio.Task[Any]]:
+        """Async hook calls scheduled from sync code, awaited before the step ends."""
+        if self._pending is None:
+            self._pending = []
+        return self._pending
+
+    @property
+    def span_counts(self) -> dict[str, int]:
+        if self._span_counts is None:
+            self._span_counts = {}
+        return self._span_counts
+
+    def context(self) -> ApplicationContext:
+        if self._context is None:
+            self._context = ApplicationContext(
+                app_id=self.app.app_id,
+                partition_key=self.app.partition_key,
+                sequence_id=self.sequence_id,
+                action_name=self.action_name,
+                _scope=self,
+            )
+        return self._context
+
+    def tracer(self) -> TracerFactory:
+        if self._tracer is None:
+            from turnout.core.tracing import TracerFactory
+
+            self._tracer = TracerFactory(self)
+        return self._tracer
 
 
-def enter(context: ApplicationContext | Callable[[], ApplicationContext]) -> Token:
-    return _CURRENT.set(context)
+_CURRENT: contextvars.ContextVar[StepScope | None] = contextvars.ContextVar(
+    "turnout_step_scope", default=None
+)
 
 
-def leave(token: Token) -> None:
-    _CURRENT.reset(token)
+def current_scope() -> StepScope | None:
+    """The scope of the step running in this thread or task, or ``None``."""
+    return _CURRENT.get()

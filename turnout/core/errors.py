@@ -16,6 +16,9 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
     │   └── MissingInputsError            required inputs were not given; shows how to pass them
     ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
+    ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
+    ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
+    ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
@@ -27,10 +30,13 @@ from __future__ import annotations
 
 __all__ = [
     "ActionDefinitionError",
+    "ActionTimeoutError",
+    "AsyncRequiredError",
     "ConditionError",
     "ConditionKeyError",
     "GraphSetupError",
     "GraphWarning",
+    "HookError",
     "InvalidActionReturnError",
     "InvalidInputsError",
     "MissingExtraError",
@@ -126,6 +132,44 @@ class MissingInputsError(InvalidInputsError):
 
 class UnknownActionError(TurnoutError, ValueError):
     """A name given to ``halt_before``/``halt_after`` (or similar) is not an action."""
+
+
+class AsyncRequiredError(TurnoutError, RuntimeError):
+    """A synchronous method (``step``, ``run``, ...) met an async action or hook; use the
+    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it."""
+
+
+class HookError(TurnoutError, RuntimeError):
+    """A hook raised. Every other hook was still called and the application is consistent: a
+    failing ``pre_*`` hook stops the step before its action runs; a failing ``post_*`` hook
+    fires after the step was committed.
+
+    Attributes:
+        hook: the hook object that raised.
+        method: the hook method's name.
+    """
+
+    def __init__(self, message: str, *, hook: object, method: str) -> None:
+        super().__init__(message)
+        self.hook = hook
+        self.method = method
+
+
+class ActionTimeoutError(TurnoutError, TimeoutError):
+    """An async action did not finish within its ``timeout``.
+
+    Attributes:
+        action: the action's name.
+        timeout: the limit, in seconds.
+    """
+
+    def __init__(self, action: str, timeout: float) -> None:
+        super().__init__(
+            f"action {action!r} did not finish within its timeout of {timeout:g} s; raise the "
+            f"limit with @action(..., timeout=...) or route the failure with on_exception(...)."
+        )
+        self.action = action
+        self.timeout = timeout
 
 
 class MissingExtraError(TurnoutError, ImportError):

@@ -8,7 +8,7 @@ the run ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from turnout.core import visualize
 from turnout.core.action import Action, check_declarations, to_action
 from turnout.core.condition import Condition, default
 from turnout.core.errors import ActionDefinitionError, ConditionKeyError, GraphSetupError
+from turnout.core.retry import ExceptionCondition
 from turnout.core.state import State
 
 __all__ = ["ApplicationGraph", "Graph", "GraphBuilder", "Transition"]
@@ -41,10 +42,15 @@ class Graph:
         self._transitions = list(transitions)
         self._by_name = {a.name: a for a in self._actions}
         outgoing: dict[str, list[tuple[Condition, Action]]] = {a.name: [] for a in self._actions}
+        on_error: dict[str, list[tuple[ExceptionCondition, Action]]] = {}
         for t in self._transitions:
-            outgoing[t.from_.name].append((t.condition, t.to))
+            if isinstance(t.condition, ExceptionCondition):
+                on_error.setdefault(t.from_.name, []).append((t.condition, t.to))
+            else:
+                outgoing[t.from_.name].append((t.condition, t.to))
         # Frozen per action for the hot path; a default-only edge skips condition evaluation.
         self._outgoing = {name: tuple(edges) for name, edges in outgoing.items()}
+        self._on_error = {name: tuple(edges) for name, edges in on_error.items()}
 
     @property
     def actions(self) -> list[Action]:
@@ -85,6 +91,15 @@ class Graph:
                 raise _condition_key_error(prior, target.name, condition, state) from exc
             if holds:
                 return target
+        return None
+
+    def route_exception(
+        self, prior: str, exception: BaseException
+    ) -> tuple[ExceptionCondition, Action] | None:
+        """The first ``on_exception`` transition out of ``prior`` matching ``exception``."""
+        for condition, target in self._on_error.get(prior, ()):
+            if condition.matches(exception):
+                return condition, target
         return None
 
     def get_next_node(self, prior_step: str | None, state: State, entrypoint: str) -> Action | None:
@@ -268,11 +283,11 @@ class GraphBuilder:
 
 def reachable_from(graph: Graph, entrypoint: str) -> set[str]:
     """Names of the actions reachable from ``entrypoint`` by following transitions."""
-    edges: Mapping[str, Sequence[tuple[Condition, Action]]] = graph._outgoing
     seen = {entrypoint}
     todo = [entrypoint]
     while todo:
-        for _condition, target in edges.get(todo.pop(), ()):
+        name = todo.pop()
+        for _condition, target in (*graph._outgoing.get(name, ()), *graph._on_error.get(name, ())):
             if target.name not in seen:
                 seen.add(target.name)
                 todo.append(target.name)

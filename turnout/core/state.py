@@ -263,7 +263,11 @@ class State(Mapping[str, Any]):
         new = _new_state(State)
         new._data = data
         new._owned = owned
-        new._changes = (*self._changes, *[("set", k, v) for k, v in updates.items()])
+        if len(updates) == 1:  # the usual case, without building a list
+            for key, value in updates.items():
+                new._changes = (*self._changes, ("set", key, value))
+        else:
+            new._changes = (*self._changes, *[("set", k, v) for k, v in updates.items()])
         new._origin = self._origin
         return new
 

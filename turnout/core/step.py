@@ -1,19 +1,18 @@
-"""The step algorithm, written once.
+"""The pieces of a step that do not depend on how it is driven.
 
-A step is: pick the next action, resolve its inputs, run it, check what it returned and what it
-changed, then commit. ``prepare`` resolves the inputs and the starting state; ``run_action``
-runs the action synchronously; ``finish`` checks and normalises the outcome. The application's
-drivers (``Application.step``/``iterate``/``run``) only sequence these pieces and the hooks, so
-an asynchronous driver can reuse every check by awaiting the action instead of calling it.
+``prepare`` resolves an action's inputs and the state it starts from; ``run_action`` calls it
+(returning a coroutine for an async action); ``finish`` checks what it returned and what it
+changed. ``turnout.core.engine`` sequences them, with hooks, retries and routing, in the one
+step algorithm that both the sync and the async drivers run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from turnout.core.action import Action, FunctionBasedAction, _injected_name
-from turnout.core.context import ApplicationContext
+from turnout.core.context import StepScope
 from turnout.core.errors import (
     InvalidActionReturnError,
     InvalidInputsError,
@@ -34,11 +33,16 @@ class ActionSpec:
         "action",
         "fn",
         "injected",
+        "is_async",
         "name",
         "optional",
         "reads",
         "required",
+        "retry",
         "single_step",
+        "streaming",
+        "takes_inputs",
+        "timeout",
         "writes",
     )
 
@@ -61,6 +65,11 @@ class ActionSpec:
         self.required = tuple(n for n in required if n not in self.injected)
         self.optional = tuple(n for n in optional if n not in self.injected)
         self.accepted = (*self.required, *self.optional)
+        self.takes_inputs = bool(self.accepted or self.injected)
+        self.streaming = action.streaming
+        self.is_async = action.is_async()
+        self.retry = action.retry
+        self.timeout = action.timeout
         # Fast path: call an @action function directly instead of through run_and_update.
         self.fn = (
             action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
@@ -90,13 +99,9 @@ StepOutcome = tuple[dict[str, Any], State, tuple[RawChange, ...]]
 
 
 def prepare(
-    spec: ActionSpec,
-    state: State,
-    inputs: Mapping[str, Any],
-    context: Callable[[], ApplicationContext],
-    call: str,
-) -> tuple[State, dict[str, Any]]:
-    """The state the action starts from (with an empty change log) and its keyword arguments.
+    spec: ActionSpec, inputs: Mapping[str, Any], scope: StepScope, call: str
+) -> dict[str, Any]:
+    """The action's keyword arguments: its inputs, and ``__context``/``__tracer`` if it asks.
 
     Raises ``MissingInputsError`` when a required input is absent, showing how to pass it:
     ``call`` is the caller's call up to its inputs, e.g. ``"app.run(halt_after=['x'], "``.
@@ -108,9 +113,8 @@ def prepare(
     kwargs = {k: inputs[k] for k in spec.accepted if k in inputs} if inputs else {}
     if spec.injected:
         for param, injected in spec.injected.items():
-            if injected == "__context":
-                kwargs[param] = context()
-    return state._tracking_from_here(), kwargs
+            kwargs[param] = scope.context() if injected == "__context" else scope.tracer()
+    return kwargs
 
 
 def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
@@ -151,15 +155,26 @@ def _missing_writes(spec: ActionSpec, new_state: State) -> MissingWriteError:
 
 
 def run_action(spec: ActionSpec, base: State, kwargs: dict[str, Any]) -> Any:
-    """Run the action synchronously; return what ``finish`` expects."""
+    """Call a (non-streaming) action: what ``finish`` expects, or for an async action a
+    coroutine producing it."""
     if spec.fn is not None:
         return spec.fn(base, **kwargs)
     act = spec.action
     if spec.single_step:
         return act.run_and_update(base, **kwargs)  # type: ignore[attr-defined]
+    if spec.is_async:
+        return _run_two_step_async(spec, base, kwargs)
     result = act.run(base.subset(*spec.reads), **kwargs)
     _check_run_result(spec.name, result)
     return result, act.update(result, base)
+
+
+async def _run_two_step_async(
+    spec: ActionSpec, base: State, kwargs: dict[str, Any]
+) -> tuple[Any, Any]:
+    result = await spec.action.run(base.subset(*spec.reads), **kwargs)  # type: ignore[misc]
+    _check_run_result(spec.name, result)
+    return result, spec.action.update(result, base)
 
 
 def _check_run_result(name: str, result: Any) -> None:

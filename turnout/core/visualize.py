@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from turnout.core.condition import default
 from turnout.core.errors import MissingExtraError
+from turnout.core.retry import ExceptionCondition
 
 if TYPE_CHECKING:
     from turnout.core.graph import Graph
@@ -22,6 +23,7 @@ __all__ = ["render", "to_dot", "to_mermaid"]
 
 HIGHLIGHT_FILL = "#ffd966"
 HIGHLIGHT_STROKE = "#b7950b"
+ERROR_COLOR = "#c0392b"
 
 
 def _inputs(graph: Graph) -> dict[str, list[str]]:
@@ -94,6 +96,9 @@ def to_dot(
         edge = f"  {_dot_quote(t.from_.name)} -> {_dot_quote(t.to.name)}"
         if t.condition is default:
             lines.append(f"{edge};")
+        elif isinstance(t.condition, ExceptionCondition):
+            label = f"label={_dot_quote(t.condition.name)}, " if include_conditions else ""
+            lines.append(f'{edge} [{label}style=dashed, color="{ERROR_COLOR}"];')
         elif include_conditions:
             lines.append(f"{edge} [label={_dot_quote(t.condition.name)}, style=dashed];")
         else:

@@ -1,0 +1,470 @@
+"""The one step algorithm, and the run loops, shared by the sync and async drivers.
+
+Every step runs through ``StepEngine._step`` (or ``_stream`` for a streaming action), written as
+``async`` code. The async drivers (``astep``, ``arun``, ...) await it. The sync drivers run the
+very same coroutine with ``drive``: one ``send(None)``, which completes at once because in sync
+mode nothing in it suspends (sync actions are called directly, sync hooks too, and retry delays
+use ``time.sleep``). Anything that would suspend — an async action or hook — is refused before the
+step starts, with ``AsyncRequiredError`` naming the async method to use instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from turnout.core.action import Action
+from turnout.core.context import _CURRENT, StepScope
+from turnout.core.errors import ActionTimeoutError, AsyncRequiredError
+from turnout.core.hooks import HookSet
+from turnout.core.retry import describe_exception
+from turnout.core.state import RawChange, State, as_changes
+from turnout.core.step import ActionSpec, finish, prepare, run_action
+from turnout.core.streaming import StreamDone, StreamReader, open_stream
+
+if TYPE_CHECKING:
+    from turnout.core.graph import ApplicationGraph
+
+__all__ = ["StepEngine", "StepTuple", "drive", "drive_iteration"]
+
+logger = logging.getLogger("turnout")
+
+StepTuple = tuple[Action, "dict[str, Any] | None", State]
+Final = StepTuple | tuple[None, None, State]
+T = TypeVar("T")
+UNKNOWN: Any = object()
+_RETRY: Any = object()
+
+
+def drive(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine that does not suspend to its end, synchronously."""
+    try:
+        coro.send(None)
+    except StopIteration as stop:
+        value: T = stop.value
+        return value
+    coro.close()
+    raise AsyncRequiredError(
+        "a synchronous call awaited something asynchronous; use the async method "
+        "(astep, arun, aiterate, astream_result) instead"
+    )
+
+
+def drive_iteration(steps: AsyncGenerator[Any, None]) -> Generator[Any, None, Any]:
+    """Iterate an async generator that does not suspend, synchronously. A ``StreamDone`` it
+    yields ends the iteration and becomes the generator's return value."""
+    try:
+        while True:
+            try:
+                steps.__anext__().send(None)
+            except StopIteration as stop:
+                value = stop.value
+            except StopAsyncIteration:
+                return None
+            else:
+                raise AsyncRequiredError(
+                    "a synchronous iteration awaited something asynchronous; use the async "
+                    "method (aiterate, astream_result, astream_iterate) instead"
+                )
+            if isinstance(value, _Final):
+                return value.value
+            yield value
+    finally:
+        _close(steps)
+
+
+def _close(steps: AsyncGenerator[Any, None]) -> None:
+    with contextlib.suppress(StopIteration, StopAsyncIteration, RuntimeError):
+        steps.aclose().send(None)
+
+
+class _Final:
+    """Marks the last value of an iteration: what ``run`` would return."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Final) -> None:
+        self.value = value
+
+
+class StepEngine:
+    """The run-time half of ``Application``: position, state and the step algorithm."""
+
+    _graph: ApplicationGraph
+    _entrypoint: str
+    _specs: dict[str, ActionSpec]
+    _spec_of: dict[int, ActionSpec]
+    _fixed_next: dict[str, Action]
+    _state: State
+    _app_id: str
+    _partition_key: str | None
+    _sequence_id: int | None
+    _prior: str | None
+    _next: Any
+    _route: Action | None
+    _last_changes: tuple[RawChange, ...]
+    _hooks: HookSet
+    _has_hooks: bool
+    _halt_requested: bool
+    _stop_requested: bool
+
+    @property
+    def app_id(self) -> str:
+        return self._app_id
+
+    @property
+    def partition_key(self) -> str | None:
+        return self._partition_key
+
+    @property
+    def state(self) -> State:
+        """The current state."""
+        return self._state
+
+    def get_next_action(self) -> Action | None:
+        """The action the next step would run, or ``None`` when the run is over."""
+        if self._next is UNKNOWN:
+            if self._route is not None:
+                self._next = self._route
+            else:
+                self._next = self._graph.next_action(self._prior, self._state, self._entrypoint)
+        nxt: Action | None = self._next
+        return nxt
+
+    # -- one step --------------------------------------------------------------------------------
+
+    def _begin(
+        self, spec: ActionSpec, action: Action, inputs: dict[str, Any], call: str, sync: bool
+    ) -> StepScope:
+        if sync and spec.is_async:
+            raise AsyncRequiredError(
+                f"action {spec.name!r} is async; run it with an async method: "
+                f"{call.replace('app.', 'await app.a', 1)}...)"
+            )
+        sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
+        step = StepScope(self, sequence_id, spec, action)
+        step.base = self._state._tracking_from_here()
+        step.kwargs = prepare(spec, inputs, step, call) if spec.takes_inputs else {}
+        return step
+
+    async def _step(self, inputs: dict[str, Any], call: str, sync: bool) -> StepTuple | None:
+        """Run the next step; ``None`` when there is no next action."""
+        action = self._next
+        if action is UNKNOWN:
+            action = self.get_next_action()
+        if action is None:
+            return None
+        spec = self._spec_of[id(action)]
+        if spec.streaming:
+            done = None
+            async for value in self._stream(spec, action, inputs, call, sync):
+                done = value
+            assert isinstance(done, StreamDone)
+            return done.step
+        step = self._begin(spec, action, inputs, call, sync)
+        while True:
+            if self._has_hooks:
+                await self._pre_step(step)
+            self._sequence_id = step.sequence_id
+            token = _CURRENT.set(step)
+            try:
+                if spec.fn is not None:  # a plain @action function: call it directly
+                    returned = spec.fn(step.base, **step.kwargs)
+                else:
+                    returned = run_action(spec, step.base, step.kwargs)
+                if spec.is_async:
+                    returned = await _within_timeout(spec, returned)
+                result, state, changes = finish(spec, step.base, returned)
+            except BaseException as exc:
+                _CURRENT.reset(token)
+                outcome = await self._failed(step, exc, sync, retryable=True)
+                if outcome is _RETRY:
+                    continue
+                return outcome
+            _CURRENT.reset(token)
+            if self._has_hooks or step._pending:
+                return await self._succeeded(step, result, state, changes)
+            return self._commit(step, result, state, changes)
+
+    async def _stream(
+        self, spec: ActionSpec, action: Action, inputs: dict[str, Any], call: str, sync: bool
+    ) -> AsyncIterator[Any]:
+        """Run the next step, a streaming action: yield its items, then a ``StreamDone``."""
+        step = self._begin(spec, action, inputs, call, sync)
+        hooks = self._hooks
+        while True:
+            if self._has_hooks:
+                await self._pre_step(step)
+            self._sequence_id = step.sequence_id
+            stream_payload = {
+                "action": spec.name,
+                "sequence_id": step.sequence_id,
+                "app_id": self._app_id,
+                "partition_key": self._partition_key,
+            }
+            if hooks.implements("pre_start_stream"):
+                await hooks.fire("pre_start_stream", **stream_payload)
+            reader = StreamReader(spec.action, spec.name)
+            count = 0
+            started = time.time()
+            first_item_time = 0.0
+            deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+            token = _CURRENT.set(step)
+            try:
+                raw_items = open_stream(spec.action, step.base, step.kwargs, spec.reads)
+                while True:
+                    try:
+                        if spec.is_async:
+                            raw = await _next_within(spec, raw_items, deadline)
+                        else:
+                            raw = next(raw_items)
+                    except (StopIteration, StopAsyncIteration):
+                        break
+                    item = reader.item(raw)
+                    if item is None:
+                        continue
+                    if count == 0:
+                        first_item_time = time.time()
+                    count += 1
+                    _CURRENT.reset(token)  # the caller's code between items is not in the step
+                    yield item
+                    token = _CURRENT.set(step)
+                    if hooks.implements("post_stream_item"):
+                        await hooks.fire(
+                            "post_stream_item",
+                            item=item,
+                            item_index=count - 1,
+                            stream_initialize_time=started,
+                            first_stream_item_start_time=first_item_time,
+                            **stream_payload,
+                        )
+                result, state, changes = finish(
+                    spec, step.base, reader.returned(spec.action, step.base)
+                )
+            except BaseException as exc:
+                _reset_quietly(token)
+                if hooks.implements("post_end_stream"):
+                    await _fire_after_failure(
+                        hooks, "post_end_stream", stream_payload, items_streamed=count,
+                        exception=exc,
+                    )  # fmt: skip
+                outcome = await self._failed(step, exc, sync, retryable=count == 0)
+                if outcome is _RETRY:
+                    continue
+                yield StreamDone(outcome)
+                return
+            _CURRENT.reset(token)
+            if hooks.implements("post_end_stream"):
+                await hooks.fire(
+                    "post_end_stream", **stream_payload, items_streamed=count, exception=None
+                )
+            yield StreamDone(await self._succeeded(step, result, state, changes))
+            return
+
+    async def _pre_step(self, step: StepScope) -> None:
+        await self._hooks.fire(
+            "pre_run_step",
+            app_id=self._app_id,
+            partition_key=self._partition_key,
+            sequence_id=step.sequence_id,
+            state=self._state,
+            action=step.action,
+            inputs=dict(step.kwargs),
+            attempt=step.attempt,
+        )
+
+    def _post_payload(
+        self, step: StepScope, result: dict[str, Any] | None, state: State,
+        changes: tuple[RawChange, ...], exception: BaseException | None, will_retry: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        return {
+            "app_id": self._app_id,
+            "partition_key": self._partition_key,
+            "sequence_id": step.sequence_id,
+            "state": state,
+            "action": step.action,
+            "inputs": dict(step.kwargs),
+            "result": dict(result) if result is not None else None,
+            "exception": exception,
+            "changes": as_changes(changes),
+            "attempt": step.attempt,
+            "will_retry": will_retry,
+        }
+
+    def _commit(
+        self, step: StepScope, result: dict[str, Any], state: State, changes: tuple[RawChange, ...]
+    ) -> StepTuple:
+        name = step.action_name
+        self._state = state
+        self._prior = name
+        self._route = None
+        self._next = self._fixed_next.get(name, UNKNOWN)
+        self._last_changes = changes
+        if step.halt_requested:
+            self._halt_requested = True
+        return step.action, result, state
+
+    async def _succeeded(
+        self, step: StepScope, result: dict[str, Any], state: State, changes: tuple[RawChange, ...]
+    ) -> StepTuple:
+        if step._pending:
+            await asyncio.gather(*step._pending)
+        out = self._commit(step, result, state, changes)
+        if self._has_hooks:
+            await self._hooks.fire(
+                "post_run_step", **self._post_payload(step, result, state, changes, None, False)
+            )
+        return out
+
+    async def _failed(
+        self, step: StepScope, exc: BaseException, sync: bool, *, retryable: bool
+    ) -> StepTuple | Any:
+        """Decide what a failed attempt leads to: another attempt (``_RETRY``), a routed step
+        (its tuple), or the exception raised again."""
+        if step._pending:
+            await asyncio.gather(*step._pending, return_exceptions=True)
+            step._pending.clear()
+        spec = step.spec
+        policy = spec.retry
+        will_retry = bool(
+            retryable
+            and policy is not None
+            and isinstance(exc, Exception)
+            and policy.should_retry(exc, step.attempt)
+        )
+        route = None
+        if not will_retry and isinstance(exc, Exception):
+            route = self._graph.route_exception(spec.name, exc)
+        state = self._state
+        changes: tuple[RawChange, ...] = ()
+        if route is not None:
+            condition, target = route
+            error = describe_exception(
+                exc, action=spec.name, sequence_id=step.sequence_id, attempts=step.attempt
+            )
+            state = state.update(**{condition.state_key: error})
+            changes = (("set", condition.state_key, error),)
+            self._state = state
+            self._prior = spec.name
+            self._route = target
+            self._next = target
+            self._last_changes = changes
+        if self._has_hooks:
+            payload = self._post_payload(step, None, state, changes, exc, will_retry)
+            await _fire_after_failure(self._hooks, "post_run_step", payload)
+        if will_retry:
+            assert policy is not None
+            delay = policy.delay(step.attempt)
+            step.attempt += 1
+            step.halt_requested = False  # the scope carries on: span ids stay unique
+            if delay > 0:
+                if sync:
+                    time.sleep(delay)
+                else:
+                    await asyncio.sleep(delay)
+            return _RETRY
+        if route is not None:
+            return step.action, None, state
+        raise exc
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def _halt(self, out: StepTuple, before: frozenset[str], after: frozenset[str]) -> Final | None:
+        """What a run returns if it must stop after the step ``out``; ``None`` to go on.
+
+        An action's ``request_halt()`` counts as ``halt_after``; ``halt_before`` is checked
+        first: the next action is returned, not run.
+        """
+        if self._halt_requested:
+            self._halt_requested = False
+            return out
+        if before:
+            nxt = self.get_next_action()
+            if nxt is not None and nxt.name in before:
+                return nxt, None, self._state
+        if self._prior in after:
+            return out
+        return None
+
+    def _stop_now(self) -> bool:
+        if self._stop_requested:
+            self._stop_requested = False
+            return True
+        return False
+
+    async def _run(
+        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str,
+        sync: bool,
+    ) -> Final:  # fmt: skip
+        last: Final = (None, None, self._state)
+        self._halt_requested = False
+        while not self._stop_now():
+            out = await self._step(inputs, call, sync)
+            if out is None:
+                break
+            last = out
+            halt = self._halt(out, before, after)
+            if halt is not None:
+                return halt
+        return last
+
+    async def _iterate(
+        self, before: frozenset[str], after: frozenset[str], inputs: dict[str, Any], call: str,
+        sync: bool,
+    ) -> AsyncGenerator[Any, None]:  # fmt: skip
+        """Yield each step's tuple, then a ``_Final`` with what ``run`` would return."""
+        last: Final = (None, None, self._state)
+        self._halt_requested = False
+        while not self._stop_now():
+            out = await self._step(inputs, call, sync)
+            if out is None:
+                break
+            yield out
+            last = out
+            halt = self._halt(out, before, after)
+            if halt is not None:
+                yield _Final(halt)
+                return
+        yield _Final(last)
+
+
+async def _within_timeout(spec: ActionSpec, awaitable: Any) -> Any:
+    if spec.timeout is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, spec.timeout)
+    except asyncio.TimeoutError as exc:
+        if isinstance(exc.__cause__, asyncio.CancelledError) or exc.__cause__ is None:
+            raise ActionTimeoutError(spec.name, spec.timeout) from exc
+        raise
+
+
+async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> Any:
+    if deadline is None:
+        return await items.__anext__()
+    remaining = deadline - time.monotonic()
+    try:
+        return await asyncio.wait_for(items.__anext__(), max(remaining, 0))
+    except asyncio.TimeoutError as exc:
+        assert spec.timeout is not None
+        raise ActionTimeoutError(spec.name, spec.timeout) from exc
+
+
+def _reset_quietly(token: Any) -> None:
+    # The token may already be reset, or belong to another context (a stream resumed elsewhere).
+    with contextlib.suppress(RuntimeError, ValueError):
+        _CURRENT.reset(token)
+
+
+async def _fire_after_failure(
+    hooks: HookSet, name: str, payload: dict[str, Any], **extra: Any
+) -> None:
+    """Fire hooks about a failure: the failure, not a hook's error, is what propagates."""
+    try:
+        await hooks.fire(name, **payload, **extra)
+    except Exception:
+        logger.exception("hook %s failed while reporting a failed step", name)

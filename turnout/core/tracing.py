@@ -1,0 +1,263 @@
+"""Spans and attributes inside a step: the injected ``__tracer`` and ``@trace``.
+
+An action that declares a ``__tracer`` parameter receives a ``TracerFactory``. Calling it opens a
+span, usable as a sync or async context manager; spans nest, and both spans and the tracer itself
+(step level) take attributes::
+
+    @action(reads=["query"], writes=["answer"])
+    def answer(state: State, __tracer: TracerFactory) -> State:
+        with __tracer("retrieve") as span:
+            docs = retrieve(state["query"])
+            span.log_attributes(documents=len(docs))
+        __tracer.log_attribute("gen_ai.request.model", "stand-in")
+        return state.update(answer=docs[0])
+
+``@trace()`` wraps any function called inside an action in a span of its own, recording its
+arguments and return value. Span and attribute events go to the hooks (``pre_start_span``,
+``post_end_span``, ``do_log_attributes``). A ``with`` block calls async hook methods by
+scheduling them; an ``async with`` block awaits them.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import time
+from collections.abc import Callable, Sequence
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
+
+from turnout.core.context import StepScope, current_scope
+
+__all__ = ["ActionSpan", "SpanContext", "TracerFactory", "trace"]
+
+_SPAN: ContextVar[ActionSpan | None] = ContextVar("turnout_span", default=None)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ActionSpan:
+    """One span of a step.
+
+    Attributes:
+        name: what the span measures.
+        uid: ``"<sequence_id>:<i>.<j>..."``: the step, then the position among siblings at each
+            level (``"3:0"`` is the first top-level span of step 3, ``"3:0.1"`` its second child).
+        parent: the enclosing span, ``None`` at the top level.
+        sequence_id: the step's sequence id.
+        action: the step's action name.
+        start_time: ``time.time()`` when it opened.
+        dependencies: names of spans it depends on (free-form, for display).
+    """
+
+    name: str
+    uid: str
+    parent: ActionSpan | None
+    sequence_id: int
+    action: str
+    start_time: float
+    dependencies: tuple[str, ...] = field(default=())
+
+
+class TracerFactory:
+    """What an action receives as ``__tracer``: opens spans and logs step-level attributes."""
+
+    __slots__ = ("_scope",)
+
+    def __init__(self, scope: StepScope) -> None:
+        self._scope = scope
+
+    def __call__(
+        self, span_name: str, span_dependencies: Sequence[str] | None = None
+    ) -> SpanContext:
+        """A span named ``span_name``; enter it with ``with`` or ``async with``."""
+        return SpanContext(self._scope, span_name, tuple(span_dependencies or ()))
+
+    def log_attribute(self, key: str, value: Any) -> None:
+        """Attach one attribute to the step (not to a span)."""
+        _log(self._scope, None, {key: value})
+
+    def log_attributes(self, **attributes: Any) -> None:
+        """Attach attributes to the step (not to a span)."""
+        _log(self._scope, None, attributes)
+
+
+class SpanContext:
+    """An open (or about-to-open) span; see ``TracerFactory``."""
+
+    __slots__ = ("_dependencies", "_name", "_scope", "_token", "span")
+
+    def __init__(self, scope: StepScope, name: str, dependencies: tuple[str, ...]) -> None:
+        self._scope = scope
+        self._name = name
+        self._dependencies = dependencies
+        self._token: Token[ActionSpan | None] | None = None
+        self.span: ActionSpan | None = None
+
+    def _open(self) -> dict[str, Any]:
+        parent = _SPAN.get()
+        if parent is not None and parent.sequence_id != self._scope.sequence_id:
+            parent = None  # a span left over from another step never adopts this one
+        prefix = parent.uid if parent is not None else f"{self._scope.sequence_id}:"
+        index = self._scope.span_counts.get(prefix, 0)
+        self._scope.span_counts[prefix] = index + 1
+        uid = f"{prefix}.{index}" if parent is not None else f"{prefix}{index}"
+        self.span = ActionSpan(
+            name=self._name,
+            uid=uid,
+            parent=parent,
+            sequence_id=self._scope.sequence_id,
+            action=self._scope.action_name,
+            start_time=time.time(),
+            dependencies=self._dependencies,
+        )
+        self._token = _SPAN.set(self.span)
+        return self._payload()
+
+    def _close(self) -> None:
+        if self._token is not None:
+            _SPAN.reset(self._token)
+            self._token = None
+
+    def _payload(self) -> dict[str, Any]:
+        app = self._scope.app
+        return {
+            "action": self._scope.action_name,
+            "action_sequence_id": self._scope.sequence_id,
+            "span": self.span,
+            "span_dependencies": list(self._dependencies),
+            "app_id": app.app_id,
+            "partition_key": app.partition_key,
+        }
+
+    def __enter__(self) -> SpanContext:
+        payload = self._open()
+        hooks = self._scope.app._hooks
+        if hooks.implements("pre_start_span"):
+            hooks.fire_now("pre_start_span", self._scope.pending, **payload)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._close()
+        hooks = self._scope.app._hooks
+        if hooks.implements("post_end_span"):
+            hooks.fire_now(
+                "post_end_span",
+                self._scope.pending,
+                **self._payload(),
+                exception=exc,
+                end_time=time.time(),
+            )
+
+    async def __aenter__(self) -> SpanContext:
+        payload = self._open()
+        hooks = self._scope.app._hooks
+        if hooks.implements("pre_start_span"):
+            await hooks.fire("pre_start_span", **payload)
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        self._close()
+        hooks = self._scope.app._hooks
+        if hooks.implements("post_end_span"):
+            await hooks.fire(
+                "post_end_span", **self._payload(), exception=exc, end_time=time.time()
+            )
+
+    def log_attribute(self, key: str, value: Any) -> None:
+        """Attach one attribute to this span."""
+        _log(self._scope, self.span, {key: value})
+
+    def log_attributes(self, **attributes: Any) -> None:
+        """Attach attributes to this span."""
+        _log(self._scope, self.span, attributes)
+
+
+def _log(scope: StepScope, span: ActionSpan | None, attributes: dict[str, Any]) -> None:
+    hooks = scope.app._hooks
+    if not hooks.implements("do_log_attributes"):
+        return
+    hooks.fire_now(
+        "do_log_attributes",
+        scope.pending,
+        attributes=dict(attributes),
+        action=scope.action_name,
+        action_sequence_id=scope.sequence_id,
+        span=span,
+        tags={},
+        app_id=scope.app.app_id,
+        partition_key=scope.app.partition_key,
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def trace(
+    _fn: Callable[P, R] | None = None,
+    *,
+    capture_inputs: bool = True,
+    capture_outputs: bool = True,
+    input_filterlist: Sequence[str] = (),
+    span_name: str | None = None,
+) -> Any:
+    """Wrap a function (sync or async) in a span whenever it is called inside a step.
+
+    The span is named after the function (or ``span_name``); its arguments (except those in
+    ``input_filterlist``) and return value are logged as attributes unless told not to, along
+    with ``turnout.function`` (qualified name) and ``turnout.function_hash`` (of its source).
+    Outside a step the function runs untraced. Use as ``@trace`` or ``@trace(...)``.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        name = span_name or fn.__qualname__
+        signature = inspect.signature(fn)
+        try:
+            source_hash = hashlib.sha256(inspect.getsource(fn).encode()).hexdigest()
+        except (OSError, TypeError):
+            source_hash = ""
+        skipped = set(input_filterlist)
+
+        def record_inputs(span: SpanContext, args: Any, kwargs: Any) -> None:
+            attributes: dict[str, Any] = {
+                "turnout.function": fn.__qualname__,
+                "turnout.function_hash": source_hash,
+            }
+            if capture_inputs:
+                bound = signature.bind_partial(*args, **kwargs)
+                attributes.update((k, v) for k, v in bound.arguments.items() if k not in skipped)
+            span.log_attributes(**attributes)
+
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def traced_async(*args: Any, **kwargs: Any) -> Any:
+                scope = current_scope()
+                if scope is None:
+                    return await fn(*args, **kwargs)
+                async with scope.tracer()(name) as span:
+                    record_inputs(span, args, kwargs)
+                    result = await fn(*args, **kwargs)
+                    if capture_outputs:
+                        span.log_attribute("return", result)
+                    return result
+
+            return traced_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def traced(*args: P.args, **kwargs: P.kwargs) -> R:
+            scope = current_scope()
+            if scope is None:
+                return fn(*args, **kwargs)
+            with scope.tracer()(name) as span:
+                record_inputs(span, args, kwargs)
+                result = fn(*args, **kwargs)
+                if capture_outputs:
+                    span.log_attribute("return", result)
+                return result
+
+        return traced
+
+    return decorate(_fn) if _fn is not None else decorate

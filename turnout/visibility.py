@@ -1,0 +1,8 @@
+"""Spans and tracing under the module name Burr users import them from (``burr.visibility``).
+
+Everything here is defined in ``turnout.core.tracing``.
+"""
+
+from turnout.core.tracing import ActionSpan, SpanContext, TracerFactory, trace
+
+__all__ = ["ActionSpan", "SpanContext", "TracerFactory", "trace"]
