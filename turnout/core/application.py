@@ -91,15 +91,16 @@ class Application(StepEngine):
         self._sync_refused = async_only or bool(self._hooks.async_methods)
         self._halt_requested = False
         self._stop_requested = False
+
+    async def _created(self) -> None:
+        """Fire ``post_application_create``; the builder calls it once, right after creation."""
         if self._hooks.implements("post_application_create"):
-            drive(
-                self._hooks.fire(
-                    "post_application_create",
-                    app_id=app_id,
-                    partition_key=partition_key,
-                    state=state,
-                    application_graph=graph,
-                )
+            await self._hooks.fire(
+                "post_application_create",
+                app_id=self._app_id,
+                partition_key=self._partition_key,
+                state=self._state,
+                application_graph=self._graph,
             )
 
     # -- properties ------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from turnout.core.application import Application
-from turnout.core.errors import GraphSetupError, GraphWarning
+from turnout.core.engine import drive
+from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
 from turnout.core.retry import ExceptionCondition
@@ -113,8 +114,11 @@ class ApplicationBuilder:
 
     async def abuild(self, *, strict: bool = False) -> Application:
         """``build()`` for applications run with the async methods only (``arun``, ...): their
-        sync methods raise ``AsyncRequiredError``."""
-        return self._build(strict=strict, async_only=True)
+        sync methods raise ``AsyncRequiredError``; async ``post_application_create`` hooks are
+        awaited."""
+        app = self._build(strict=strict, async_only=True)
+        await app._created()
+        return app
 
     def build(self, *, strict: bool = False) -> Application:
         """Check everything and return the ``Application``.
@@ -125,7 +129,15 @@ class ApplicationBuilder:
         Args:
             strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
         """
-        return self._build(strict=strict, async_only=False)
+        app = self._build(strict=strict, async_only=False)
+        try:
+            drive(app._created())
+        except AsyncRequiredError:
+            raise AsyncRequiredError(
+                "a post_application_create hook awaits something asynchronous; build the "
+                "application with `await builder.abuild()`"
+            ) from None
+        return app
 
     def _build(self, *, strict: bool, async_only: bool) -> Application:
         actions, transitions, problems = self._graph._collect()
