@@ -766,6 +766,9 @@ def test_post_application_create_fires_at_build_with_the_graph_and_state():
         "partition_key": "pk",
         "state": app.state,
         "application_graph": app.graph,
+        "sequence_id": None,
+        "parent_pointer": None,
+        "initialization": None,
     }
 
 

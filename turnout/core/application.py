@@ -92,7 +92,7 @@ class Application(StepEngine):
         self._halt_requested = False
         self._stop_requested = False
 
-    async def _created(self) -> None:
+    async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
         if self._hooks.implements("post_application_create"):
             await self._hooks.fire(
@@ -101,7 +101,16 @@ class Application(StepEngine):
                 partition_key=self._partition_key,
                 state=self._state,
                 application_graph=self._graph,
+                sequence_id=self._sequence_id,
+                parent_pointer=getattr(initialization, "parent", None),
+                initialization=initialization,
             )
+
+    def _resume_at(self, prior: str | None, rerun: str | None) -> None:
+        """Position a resumed application: after ``prior``, or to run ``rerun`` again."""
+        self._prior = prior
+        self._route = self._graph.get_action(rerun) if rerun is not None else None
+        self._next = UNKNOWN
 
     # -- properties ------------------------------------------------------------------------------
 

@@ -18,7 +18,15 @@ from turnout.core.engine import drive
 from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
+from turnout.core.persistence import AsyncBaseStatePersister
 from turnout.core.retry import ExceptionCondition
+from turnout.core.saving import (
+    InitializeFrom,
+    Initialization,
+    PersisterHook,
+    PersisterHookAsync,
+    initialize,
+)
 from turnout.core.state import State
 
 __all__ = ["ApplicationBuilder"]
@@ -46,6 +54,8 @@ class ApplicationBuilder:
         self._sequence_id: int | None = None
         self._hooks: list[Any] = []
         self._problems: list[str] = []
+        self._persister: Any = None
+        self._initialize_from: InitializeFrom | None = None
 
     def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
@@ -106,6 +116,64 @@ class ApplicationBuilder:
             self._sequence_id = sequence_id
         return self
 
+    def with_state_persister(self, persister: Any, on_every: str = "step") -> ApplicationBuilder:
+        """Save every step to ``persister`` (sync, or async for ``abuild()`` applications); a
+        hook object with ``post_run_step`` is also accepted and added as is."""
+        if on_every != "step":
+            self._problems.append(f"with_state_persister(on_every={on_every!r}): only 'step'.")
+        if isinstance(persister, AsyncBaseStatePersister):
+            self._hooks.append(PersisterHookAsync(persister))
+        elif callable(getattr(persister, "save", None)):
+            self._hooks.append(PersisterHook(persister))
+        elif callable(getattr(persister, "post_run_step", None)):
+            self._hooks.append(persister)
+            return self
+        else:
+            self._problems.append(
+                f"with_state_persister() takes a persister (with a save() method), got "
+                f"{type(persister).__name__}: {persister!r}."
+            )
+            return self
+        self._persister = persister
+        return self
+
+    def initialize_from(
+        self,
+        initializer: Any,
+        resume_at_next_action: bool = True,
+        default_state: Mapping[str, Any] | None = None,
+        default_entrypoint: str | None = None,
+        fork_from_app_id: str | None = None,
+        fork_from_partition_key: str | None = None,
+        fork_from_sequence_id: int | None = None,
+        override_state_values: Mapping[str, Any] | None = None,
+    ) -> ApplicationBuilder:
+        """Start from a stored record: resume this app id (from ``with_identifiers``), or fork
+        another one into it; see ``turnout.core.saving.initialize`` for the rules. Replaces
+        ``with_state`` and ``with_entrypoint``: ``default_state`` and ``default_entrypoint`` are
+        used when nothing is stored."""
+        if default_entrypoint is None:
+            self._problems.append(
+                "initialize_from() needs default_entrypoint=<action name>, where a new "
+                "application starts."
+            )
+        if callable(getattr(initializer, "load", None)) is False:
+            self._problems.append(
+                f"initialize_from() takes a loader (with a load() method), got "
+                f"{type(initializer).__name__}: {initializer!r}."
+            )
+        self._initialize_from = InitializeFrom(
+            loader=initializer,
+            resume_at_next_action=resume_at_next_action,
+            default_state=dict(default_state or {}),
+            default_entrypoint=default_entrypoint or "",
+            fork_from_app_id=fork_from_app_id,
+            fork_from_partition_key=fork_from_partition_key,
+            fork_from_sequence_id=fork_from_sequence_id,
+            override_state_values=dict(override_state_values) if override_state_values else None,
+        )
+        return self
+
     def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
         """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
         calls; see ``turnout.core.hooks``."""
@@ -116,8 +184,9 @@ class ApplicationBuilder:
         """``build()`` for applications run with the async methods only (``arun``, ...): their
         sync methods raise ``AsyncRequiredError``; async ``post_application_create`` hooks are
         awaited."""
-        app = self._build(strict=strict, async_only=True)
-        await app._created()
+        initialization = await self._initialize(sync=False)
+        app = self._build(strict=strict, async_only=True, initialization=initialization)
+        await app._created(initialization)
         return app
 
     def build(self, *, strict: bool = False) -> Application:
@@ -129,9 +198,10 @@ class ApplicationBuilder:
         Args:
             strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
         """
-        app = self._build(strict=strict, async_only=False)
+        initialization = drive(self._initialize(sync=True))
+        app = self._build(strict=strict, async_only=False, initialization=initialization)
         try:
-            drive(app._created())
+            drive(app._created(initialization))
         except AsyncRequiredError:
             raise AsyncRequiredError(
                 "a post_application_create hook awaits something asynchronous; build the "
@@ -139,11 +209,45 @@ class ApplicationBuilder:
             ) from None
         return app
 
-    def _build(self, *, strict: bool, async_only: bool) -> Application:
+    async def _initialize(self, *, sync: bool) -> Initialization | None:
+        spec = self._initialize_from
+        if spec is None or self._problems:
+            return None
+        if spec.fork_from_app_id is not None and self._app_id is None:
+            self._app_id = str(uuid.uuid4())
+        if spec.fork_from_app_id == self._app_id and (
+            spec.fork_from_partition_key == self._partition_key
+        ):
+            raise GraphSetupError(
+                [
+                    f"initialize_from(fork_from_app_id={spec.fork_from_app_id!r}) forks into the "
+                    f"same app id; give the fork its own with_identifiers(app_id=...)."
+                ]
+            )
+        if self._app_id is None:
+            self._app_id = str(uuid.uuid4())
+        return await initialize(
+            spec,
+            app_id=self._app_id,
+            partition_key=self._partition_key,
+            sequence_id=self._sequence_id,
+            sync=sync,
+        )
+
+    def _build(
+        self, *, strict: bool, async_only: bool, initialization: Initialization | None
+    ) -> Application:
         actions, transitions, problems = self._graph._collect()
         problems = [*problems, *self._problems]
         names = {a.name for a in actions}
         entry = self._entrypoint
+        if self._initialize_from is not None:
+            if entry is not None or self._state is not None:
+                problems.append(
+                    "initialize_from() sets the state and the entrypoint (default_state=, "
+                    "default_entrypoint=); remove with_state() and with_entrypoint()."
+                )
+            entry = self._initialize_from.default_entrypoint or None
         if entry is None:
             hint = f" e.g. .with_entrypoint({actions[0].name!r})" if actions else ""
             problems.append(f"no entrypoint: call .with_entrypoint(<action name>);{hint}")
@@ -170,17 +274,27 @@ class ApplicationBuilder:
         assert entry is not None
         by_name = {a.name: a for a in actions}
         graph = ApplicationGraph(actions, transitions, by_name[entry])
-        state = self._state if self._state is not None else State()
+        if initialization is not None:
+            state, sequence_id = initialization.state, initialization.sequence_id
+        else:
+            state = self._state if self._state is not None else State()
+            sequence_id = self._sequence_id
         self._check_suspicious(graph, state, strict)
-        return Application(
+        check = getattr(self._persister, "check_state", None)
+        if check is not None:
+            check(state)
+        app = Application(
             graph=graph,
             state=state,
             app_id=self._app_id if self._app_id is not None else str(uuid.uuid4()),
             partition_key=self._partition_key,
-            sequence_id=self._sequence_id,
+            sequence_id=sequence_id,
             hooks=HookSet(self._hooks),
             async_only=async_only,
         )
+        if initialization is not None:
+            app._resume_at(initialization.prior, initialization.rerun)
+        return app
 
     def _check_suspicious(self, graph: ApplicationGraph, state: State, strict: bool) -> None:
         findings: list[str] = []

@@ -19,6 +19,9 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
+    ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
+    ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
+    │   └── ConcurrencyError              another writer saved this sequence id first
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
@@ -28,11 +31,14 @@ Messages say what failed, show the offending value and name the call that fixes 
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "ActionDefinitionError",
     "ActionTimeoutError",
     "AsyncRequiredError",
     "ConditionError",
+    "ConcurrencyError",
     "ConditionKeyError",
     "GraphSetupError",
     "GraphWarning",
@@ -42,6 +48,8 @@ __all__ = [
     "MissingExtraError",
     "MissingInputsError",
     "MissingWriteError",
+    "PersistenceError",
+    "SerdeError",
     "StateKeyError",
     "StateOperationError",
     "TurnoutError",
@@ -170,6 +178,48 @@ class ActionTimeoutError(TurnoutError, TimeoutError):
         )
         self.action = action
         self.timeout = timeout
+
+
+class SerdeError(TurnoutError, TypeError):
+    """A value cannot be turned into JSON (or back).
+
+    Attributes:
+        path: where the value sits, e.g. ``$.messages[3].args``.
+    """
+
+    def __init__(self, path: str, value: Any, reason: str | None = None) -> None:
+        self.path = path
+        if reason is None:
+            reason = (
+                f"{type(value).__module__}.{type(value).__qualname__} values are not supported; "
+                f"register it with turnout.core.serde.DEFAULT_SERDE.register({type(value).__name__}"
+                f", encode=..., decode=...), make it a dataclass, or keep it out of the state"
+            )
+        super().__init__(f"cannot serialise the value at {path}: {reason}")
+
+
+class PersistenceError(TurnoutError, RuntimeError):
+    """A persister could not load or save. Records already saved are never changed by it."""
+
+
+class ConcurrencyError(PersistenceError):
+    """Another writer saved this (partition key, app id, sequence id) first: two applications
+    are advancing the same app id. Reload it (``initialize_from``) before saving again.
+
+    Attributes:
+        partition_key, app_id, sequence_id: the contested record.
+    """
+
+    def __init__(self, partition_key: str | None, app_id: str, sequence_id: int) -> None:
+        self.partition_key = partition_key
+        self.app_id = app_id
+        self.sequence_id = sequence_id
+        super().__init__(
+            f"app {app_id!r} (partition {partition_key!r}) already has a record at sequence id "
+            f"{sequence_id}: another application saved it first. Only one application may advance "
+            f"an app id at a time; reload it with ApplicationBuilder().initialize_from(...) and "
+            f"retry."
+        )
 
 
 class MissingExtraError(TurnoutError, ImportError):

@@ -15,7 +15,8 @@ Payloads are values the hook cannot use to alter the run: states are immutable, 
 tuples, inputs and results are copies.
 
 **Error policy.** A hook that raises never corrupts the run. Every hook is still called; then the
-first error is raised as ``HookError`` (its ``__cause__`` is the original). A failing ``pre_*`` hook
+first error is raised as ``HookError`` (its ``__cause__`` is the original), except turnout's own
+errors (a persister's ``ConcurrencyError`` or ``SerdeError``), which are raised as they are. A failing ``pre_*`` hook
 stops the step before its action runs (nothing committed, the sequence id not used); a failing
 ``post_*`` hook is raised after the step was committed, so the application is consistent and the
 next call continues from there. Hooks that must never interrupt a run (telemetry) should catch
@@ -30,7 +31,7 @@ import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from turnout.core.errors import HookError
+from turnout.core.errors import HookError, TurnoutError
 
 __all__ = [
     "DoLogAttributeHook",
@@ -481,8 +482,10 @@ class HookSet:
             raise _hook_error(name, errors)
 
 
-def _hook_error(name: str, errors: list[tuple[Any, BaseException]]) -> HookError:
+def _hook_error(name: str, errors: list[tuple[Any, BaseException]]) -> BaseException:
     hook, first = errors[0]
+    if isinstance(first, TurnoutError):
+        return first  # turnout's own errors (a ConcurrencyError from saving) already explain it
     others = f" ({len(errors) - 1} more hook(s) also failed)" if len(errors) > 1 else ""
     error = HookError(
         f"hook {type(hook).__name__}.{name} raised {type(first).__name__}: {first}{others}. "

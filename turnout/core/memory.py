@@ -1,0 +1,105 @@
+"""An in-memory persister, for tests and notebooks: the same rules as every other backend."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from turnout.core.errors import ConcurrencyError
+from turnout.core.persistence import (
+    SNAPSHOT,
+    AppRow,
+    AsyncPersister,
+    StepRecord,
+    StorePersister,
+    SyncPersister,
+)
+from turnout.core.serde import Serde
+
+__all__ = ["AsyncInMemoryPersister", "InMemoryPersister", "MemoryStore"]
+
+
+class MemoryStore:
+    """A ``Store`` in dicts; records are kept as the encoded JSON text a database would hold."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: dict[tuple[str, str], dict[int, StepRecord]] = {}
+        self._apps: dict[tuple[str, str], AppRow] = {}
+
+    async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
+        key = (record.partition_key, record.app_id)
+        with self._lock:
+            steps = self._records.get(key, {})
+            latest = max(steps) if steps else None
+            stale = latest is not None and latest >= record.sequence_id
+            if stale or (previous is not None and latest != previous):
+                raise ConcurrencyError(record.partition_key, record.app_id, record.sequence_id)
+            self._records.setdefault(key, {})[record.sequence_id] = record
+            if app is not None and key not in self._apps:
+                self._apps[key] = app
+
+    async def chain(
+        self, partition_key: str, app_id: str, sequence_id: int | None
+    ) -> list[StepRecord]:
+        with self._lock:
+            steps = self._records.get((partition_key, app_id), {})
+            ids = sorted(i for i in steps if sequence_id is None or i <= sequence_id)
+            if not ids or (sequence_id is not None and ids[-1] != sequence_id):
+                return []
+            start = max(
+                (i for i in ids if steps[i].kind == SNAPSHOT), default=ids[0]
+            )
+            return [steps[i] for i in ids if i >= start]
+
+    async def app(self, partition_key: str, app_id: str) -> AppRow | None:
+        with self._lock:
+            return self._apps.get((partition_key, app_id))
+
+    async def app_ids(self, partition_key: str) -> list[str]:
+        with self._lock:
+            rows = [a for (pk, _), a in self._apps.items() if pk == partition_key]
+        rows.sort(key=lambda a: a.created_at, reverse=True)
+        return [a.app_id for a in rows]
+
+    async def delete(self, partition_key: str | None, app_id: str) -> int:
+        removed = 0
+        with self._lock:
+            for key in list(self._records):
+                if key[1] == app_id and (partition_key is None or key[0] == partition_key):
+                    removed += len(self._records.pop(key))
+                    self._apps.pop(key, None)
+        return removed
+
+    async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
+        with self._lock:
+            steps = self._records.get((partition_key, app_id), {})
+            return [steps[i] for i in sorted(steps)]
+
+    async def rewrite(self, record: StepRecord) -> None:
+        with self._lock:
+            self._records[(record.partition_key, record.app_id)][record.sequence_id] = record
+
+    async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
+        with self._lock:
+            steps = self._records.get((partition_key, app_id), {})
+            return sum(steps.pop(i, None) is not None for i in sequence_ids)
+
+    async def all_apps(self, partition_key: str | None) -> list[AppRow]:
+        with self._lock:
+            return [a for (pk, _), a in self._apps.items() if partition_key in (None, pk)]
+
+
+class InMemoryPersister(SyncPersister):
+    """A persister in memory (lost with the process); ``snapshot_every`` as in
+    ``StorePersister``."""
+
+    def __init__(self, *, serde: Serde | None = None, snapshot_every: int = 100) -> None:
+        super().__init__(StorePersister(MemoryStore(), serde=serde, snapshot_every=snapshot_every))
+
+
+class AsyncInMemoryPersister(AsyncPersister):
+    """The async form of ``InMemoryPersister``."""
+
+    def __init__(self, *, serde: Serde | None = None, snapshot_every: int = 100) -> None:
+        super().__init__(StorePersister(MemoryStore(), serde=serde, snapshot_every=snapshot_every))

@@ -1,0 +1,537 @@
+"""Persistence: saving every step and loading any of them back.
+
+The contract (Burr's, so Burr persisters' users feel at home): a persister ``load``s the record
+of ``(partition_key, app_id, sequence_id)`` (the latest when ``sequence_id`` is ``None``),
+``save``s one record per step, lists app ids, and — ours — ``delete``s an app and ``prune``s old
+records. ``ApplicationBuilder.with_state_persister`` saves after every step;
+``ApplicationBuilder.initialize_from`` resumes or forks from a loader.
+
+What a record holds on disk is our own design. A step stores only its *delta* (the changes the
+engine recorded), with a full *snapshot* every ``snapshot_every`` steps and whenever the chain
+would be broken (the first save, a resumed app whose state was edited, a fork); loading any
+sequence id starts from the nearest snapshot and replays the deltas after it. Saves are
+conditional: the record's sequence id must be new and, for a delta, must follow the record it
+applies to, so a second writer gets ``ConcurrencyError`` instead of corrupting the history.
+
+Backends implement ``Store`` (a handful of async methods); ``StorePersister`` holds every rule
+above once. A store over a synchronous driver never suspends, so the sync persister runs the same
+coroutines with ``drive`` — one implementation for sync and async, like the engine.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from turnout.core.engine import drive
+from turnout.core.errors import PersistenceError
+from turnout.core.serde import DEFAULT_SERDE, Serde
+from turnout.core.state import Change, State, apply_changes
+
+__all__ = [
+    "AppRow",
+    "AsyncBaseStatePersister",
+    "BaseStateLoader",
+    "BaseStatePersister",
+    "BaseStateSaver",
+    "ParentPointer",
+    "PersistedStateData",
+    "StepRecord",
+    "Store",
+    "StorePersister",
+]
+
+Status = Literal["completed", "failed"]
+SNAPSHOT, DELTA = "snapshot", "delta"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ParentPointer:
+    """The record an app was forked from."""
+
+    app_id: str
+    partition_key: str | None
+    sequence_id: int | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PersistedStateData(Mapping[str, Any]):
+    """A loaded record; also readable as a mapping (``data["state"]``), as in Burr."""
+
+    partition_key: str | None
+    app_id: str
+    sequence_id: int
+    position: str | None
+    state: State
+    created_at: dt.datetime
+    status: Status
+    parent: ParentPointer | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key in _RECORD_FIELDS:
+            return getattr(self, key)
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_RECORD_FIELDS)
+
+    def __len__(self) -> int:
+        return len(_RECORD_FIELDS)
+
+
+_RECORD_FIELDS = (
+    "partition_key",
+    "app_id",
+    "sequence_id",
+    "position",
+    "state",
+    "created_at",
+    "status",
+    "parent",
+)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StepRecord:
+    """One stored step, as a ``Store`` reads and writes it."""
+
+    partition_key: str
+    app_id: str
+    sequence_id: int
+    position: str | None
+    status: Status
+    kind: str  # SNAPSHOT or DELTA
+    payload: str  # JSON: the encoded state (snapshot) or a list of [op, key, value] (delta)
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppRow:
+    """What a ``Store`` keeps per app: when it started and what it was forked from."""
+
+    partition_key: str
+    app_id: str
+    created_at: dt.datetime
+    parent: ParentPointer | None = None
+
+
+class Store(Protocol):
+    """Where records live. Keys use ``""`` for a ``None`` partition key.
+
+    ``insert`` is the only write of a step and must be atomic and conditional: raise
+    ``ConcurrencyError`` unless ``record.sequence_id`` is greater than every stored sequence id of
+    the app and, when ``previous`` is not ``None``, the app's latest stored sequence id equals
+    ``previous``. ``app`` is given with an app's first record, to be stored alongside it.
+    """
+
+    async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None: ...
+
+    async def chain(
+        self, partition_key: str, app_id: str, sequence_id: int | None
+    ) -> list[StepRecord]:
+        """The records needed to rebuild ``sequence_id`` (the latest if ``None``): the nearest
+        snapshot at or before it, then every record after it up to it, in order; ``[]`` if the
+        app has no record at or before it."""
+        ...
+
+    async def app(self, partition_key: str, app_id: str) -> AppRow | None: ...
+
+    async def app_ids(self, partition_key: str) -> list[str]:
+        """The app ids of a partition, most recently created first."""
+        ...
+
+    async def delete(self, partition_key: str | None, app_id: str) -> int:
+        """Remove an app (from every partition if ``partition_key`` is ``None``); the number of
+        records removed."""
+        ...
+
+    async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
+        """Every record of an app, in sequence order."""
+        ...
+
+    async def rewrite(self, record: StepRecord) -> None:
+        """Replace the stored record with the same key (turning a delta into a snapshot)."""
+        ...
+
+    async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int: ...
+
+    async def all_apps(self, partition_key: str | None) -> list[AppRow]: ...
+
+
+def _key(partition_key: str | None) -> str:
+    return "" if partition_key is None else partition_key
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class BaseStateLoader(abc.ABC):
+    """Something ``initialize_from`` can load from."""
+
+    @abc.abstractmethod
+    def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
+    ) -> PersistedStateData | None:
+        """The record at ``sequence_id`` (the latest when ``None``), or ``None``."""
+
+    @abc.abstractmethod
+    def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
+        """The app ids stored for ``partition_key``, most recent first."""
+
+    def is_async(self) -> bool:
+        return False
+
+
+class BaseStateSaver(abc.ABC):
+    """Something ``with_state_persister`` can save to."""
+
+    @abc.abstractmethod
+    def save(
+        self,
+        partition_key: str | None,
+        app_id: str,
+        sequence_id: int,
+        position: str | None,
+        state: State,
+        status: Status,
+        **kwargs: Any,
+    ) -> None:
+        """Store one step. ``kwargs`` may carry ``changes`` (the step's delta),
+        ``previous_sequence_id`` (the record the delta applies to) and ``parent``."""
+
+    def is_async(self) -> bool:
+        return False
+
+
+class BaseStatePersister(BaseStateLoader, BaseStateSaver, abc.ABC):
+    """Loads, saves and manages retention."""
+
+    @abc.abstractmethod
+    def delete(self, app_id: str, partition_key: str | None = None) -> int:
+        """Remove every record of ``app_id`` (in every partition unless one is given)."""
+
+    @abc.abstractmethod
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: dt.datetime | dt.timedelta | None = None,
+        partition_key: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        """Remove old records; see ``StorePersister.prune``."""
+
+
+class AsyncBaseStatePersister(abc.ABC):
+    """The async form of ``BaseStatePersister`` (for ``abuild()`` applications)."""
+
+    @abc.abstractmethod
+    async def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
+    ) -> PersistedStateData | None: ...
+
+    @abc.abstractmethod
+    async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]: ...
+
+    @abc.abstractmethod
+    async def save(
+        self,
+        partition_key: str | None,
+        app_id: str,
+        sequence_id: int,
+        position: str | None,
+        state: State,
+        status: Status,
+        **kwargs: Any,
+    ) -> None: ...
+
+    @abc.abstractmethod
+    async def delete(self, app_id: str, partition_key: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    async def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: dt.datetime | dt.timedelta | None = None,
+        partition_key: str | None = None,
+        app_id: str | None = None,
+    ) -> int: ...
+
+    def is_async(self) -> bool:
+        return True
+
+
+@dataclass(kw_only=True)
+class _Codec:
+    serde: Serde = field(default_factory=lambda: DEFAULT_SERDE)
+
+    def snapshot(self, state: State) -> str:
+        return self.serde.dumps(state.get_all())
+
+    def delta(self, changes: Sequence[Change]) -> str:
+        encoded = [
+            [op, key, self.serde.encode(list(value) if op == "extend" else value, f"$.{key}")]
+            for op, key, value in changes
+        ]
+        return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+
+    def rebuild(self, chain: Sequence[StepRecord]) -> State:
+        state: State | None = None
+        for record in chain:
+            try:
+                data = json.loads(record.payload)
+                if record.kind == SNAPSHOT:
+                    state = State(self.serde.decode(data))
+                elif state is None:
+                    raise PersistenceError("the chain starts with a delta, not a snapshot")
+                else:
+                    changes = [Change(op, key, self.serde.decode(value)) for op, key, value in data]
+                    state = apply_changes(state, changes)
+            except (ValueError, TypeError, KeyError) as exc:
+                raise PersistenceError(
+                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
+                    f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
+                    f"before it are intact: load an earlier sequence id, or delete the app."
+                ) from exc
+        if state is None:
+            raise PersistenceError("no snapshot to rebuild from")
+        return state
+
+
+class StorePersister:
+    """Every persistence rule, over any ``Store``; its methods are coroutines.
+
+    Use it through ``SyncPersister`` or ``AsyncPersister`` (what backends return).
+
+    Args:
+        store: where the records live.
+        serde: the codec registry for state values.
+        snapshot_every: write a full snapshot every this many sequence ids (and whenever a
+            delta would not apply); loading replays at most this many deltas.
+    """
+
+    def __init__(self, store: Store, *, serde: Serde | None = None, snapshot_every: int = 100):
+        if snapshot_every < 1:
+            raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
+        self.store = store
+        self.codec = _Codec(serde=serde or DEFAULT_SERDE)
+        self.snapshot_every = snapshot_every
+
+    async def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None
+    ) -> PersistedStateData | None:
+        chain = await self.store.chain(_key(partition_key), app_id, sequence_id)
+        if not chain:
+            return None
+        last = chain[-1]
+        app = await self.store.app(_key(partition_key), app_id)
+        return PersistedStateData(
+            partition_key=partition_key,
+            app_id=app_id,
+            sequence_id=last.sequence_id,
+            position=last.position,
+            state=self.codec.rebuild(chain),
+            created_at=last.created_at,
+            status=last.status,
+            parent=app.parent if app is not None else None,
+        )
+
+    async def save(
+        self,
+        partition_key: str | None,
+        app_id: str,
+        sequence_id: int,
+        position: str | None,
+        state: State,
+        status: Status,
+        *,
+        changes: Sequence[Change] | None = None,
+        previous_sequence_id: int | None = None,
+        parent: ParentPointer | None = None,
+        first: bool = False,
+    ) -> None:
+        use_delta = (
+            changes is not None
+            and previous_sequence_id is not None
+            and sequence_id // self.snapshot_every == previous_sequence_id // self.snapshot_every
+        )
+        record = StepRecord(
+            partition_key=_key(partition_key),
+            app_id=app_id,
+            sequence_id=sequence_id,
+            position=position,
+            status=status,
+            kind=DELTA if use_delta else SNAPSHOT,
+            payload=self.codec.delta(changes or ()) if use_delta else self.codec.snapshot(state),
+            created_at=_now(),
+        )
+        app = None
+        if first or previous_sequence_id is None:
+            app = AppRow(
+                partition_key=_key(partition_key), app_id=app_id, created_at=_now(), parent=parent
+            )
+        await self.store.insert(record, previous_sequence_id if use_delta else None, app)
+
+    async def list_app_ids(self, partition_key: str | None) -> list[str]:
+        return await self.store.app_ids(_key(partition_key))
+
+    async def delete(self, app_id: str, partition_key: str | None = None) -> int:
+        return await self.store.delete(partition_key, app_id)
+
+    async def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: dt.datetime | dt.timedelta | None = None,
+        partition_key: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        """Remove old records of every app (or of one partition / app).
+
+        ``keep_last=N`` keeps each app's N latest records; ``older_than`` (a time, or an age)
+        removes records created before it, always keeping each app's latest record so every app
+        stays resumable. The oldest record kept is rewritten as a snapshot if it was a delta, so
+        every kept sequence id still loads. Returns the number of records removed.
+        """
+        if (keep_last is None) == (older_than is None):
+            raise ValueError("prune() takes exactly one of keep_last=N or older_than=...")
+        if keep_last is not None and keep_last < 1:
+            raise ValueError(f"prune(keep_last={keep_last}) must keep at least 1 record")
+        cutoff = _now() - older_than if isinstance(older_than, dt.timedelta) else older_than
+        removed = 0
+        for app in await self.store.all_apps(partition_key):
+            if app_id is not None and app.app_id != app_id:
+                continue
+            records = await self.store.records(app.partition_key, app.app_id)
+            if keep_last is not None:
+                kept = records[-keep_last:]
+            else:
+                assert cutoff is not None
+                kept = [r for r in records[:-1] if r.created_at >= cutoff] + records[-1:]
+            if len(kept) == len(records):
+                continue
+            oldest = kept[0]
+            if oldest.kind != SNAPSHOT:
+                chain = await self.store.chain(app.partition_key, app.app_id, oldest.sequence_id)
+                state = self.codec.rebuild(chain)
+                await self.store.rewrite(
+                    StepRecord(
+                        partition_key=oldest.partition_key,
+                        app_id=oldest.app_id,
+                        sequence_id=oldest.sequence_id,
+                        position=oldest.position,
+                        status=oldest.status,
+                        kind=SNAPSHOT,
+                        payload=self.codec.snapshot(state),
+                        created_at=oldest.created_at,
+                    )
+                )
+            kept_ids = {r.sequence_id for r in kept}
+            gone = [r.sequence_id for r in records if r.sequence_id not in kept_ids]
+            removed += await self.store.remove(app.partition_key, app.app_id, gone)
+        return removed
+
+
+class _Checks:
+    core: StorePersister
+
+    def check_state(self, state: State) -> None:
+        """Round-trip ``state`` through this persister's codec; ``SerdeError`` names the first
+        value that cannot be saved (``build()`` calls it on the initial state)."""
+        serde = self.core.codec.serde
+        serde.loads(serde.dumps(state.get_all()))
+
+
+class SyncPersister(_Checks, BaseStatePersister):
+    """A synchronous persister over a ``StorePersister`` whose store never suspends."""
+
+    def __init__(self, core: StorePersister) -> None:
+        self.core = core
+
+    def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
+    ) -> PersistedStateData | None:
+        return drive(self.core.load(partition_key, app_id, sequence_id))
+
+    def save(
+        self,
+        partition_key: str | None,
+        app_id: str,
+        sequence_id: int,
+        position: str | None,
+        state: State,
+        status: Status,
+        **kwargs: Any,
+    ) -> None:
+        drive(self.core.save(partition_key, app_id, sequence_id, position, state, status, **kwargs))
+
+    def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
+        return drive(self.core.list_app_ids(partition_key))
+
+    def delete(self, app_id: str, partition_key: str | None = None) -> int:
+        return drive(self.core.delete(app_id, partition_key))
+
+    def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: dt.datetime | dt.timedelta | None = None,
+        partition_key: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        return drive(
+            self.core.prune(
+                keep_last=keep_last,
+                older_than=older_than,
+                partition_key=partition_key,
+                app_id=app_id,
+            )
+        )
+
+
+class AsyncPersister(_Checks, AsyncBaseStatePersister):
+    """An asynchronous persister over a ``StorePersister``."""
+
+    def __init__(self, core: StorePersister) -> None:
+        self.core = core
+
+    async def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
+    ) -> PersistedStateData | None:
+        return await self.core.load(partition_key, app_id, sequence_id)
+
+    async def save(
+        self,
+        partition_key: str | None,
+        app_id: str,
+        sequence_id: int,
+        position: str | None,
+        state: State,
+        status: Status,
+        **kwargs: Any,
+    ) -> None:
+        await self.core.save(partition_key, app_id, sequence_id, position, state, status, **kwargs)
+
+    async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
+        return await self.core.list_app_ids(partition_key)
+
+    async def delete(self, app_id: str, partition_key: str | None = None) -> int:
+        return await self.core.delete(app_id, partition_key)
+
+    async def prune(
+        self,
+        *,
+        keep_last: int | None = None,
+        older_than: dt.datetime | dt.timedelta | None = None,
+        partition_key: str | None = None,
+        app_id: str | None = None,
+    ) -> int:
+        return await self.core.prune(
+            keep_last=keep_last, older_than=older_than, partition_key=partition_key, app_id=app_id
+        )

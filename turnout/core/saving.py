@@ -1,0 +1,262 @@
+"""Wiring persistence into applications: the saving hook and ``initialize_from``.
+
+``PersisterHook`` (``PersisterHookAsync`` for async persisters) saves a record after every step's
+final attempt: ``completed``, or ``failed`` with the state the step left (unchanged, or the error
+routed by ``on_exception``). A cancelled or interrupted step (``CancelledError``,
+``KeyboardInterrupt``) saves nothing: half a step is never recorded. The hook passes the step's
+delta with the sequence id it applies to whenever the state it started from is the one last
+saved, so the persister can store the delta alone.
+
+``Initialization`` is what ``initialize_from`` resolves at build time: which record to load,
+where to resume, what the fork's parent is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from turnout.core.errors import AsyncRequiredError
+from turnout.core.persistence import ParentPointer, PersistedStateData
+from turnout.core.state import Change, State
+
+__all__ = [
+    "InitializeFrom",
+    "Initialization",
+    "PersisterHook",
+    "PersisterHookAsync",
+    "initialize",
+]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Initialization:
+    """The outcome of ``initialize_from``: the state to start with and where."""
+
+    state: State
+    sequence_id: int | None
+    entrypoint: str
+    prior: str | None  # resume after this action (its transitions decide the next one)
+    rerun: str | None  # resume by running this action again (it failed)
+    loaded: PersistedStateData | None  # the record, if the state is exactly its state
+    loader: Any
+    parent: ParentPointer | None
+
+
+class _Saver:
+    """What the sync and async hooks share: deciding what to save."""
+
+    def __init__(self, persister: Any) -> None:
+        self.persister = persister
+        self._last_state: State | None = None
+        self._last_sequence_id: int | None = None
+        self._before: State | None = None
+        self._parent: ParentPointer | None = None
+        self._first = True
+
+    def created(self, state: State, initialization: Initialization | None) -> None:
+        if initialization is None:
+            return
+        self._parent = initialization.parent
+        loaded = initialization.loaded
+        same_store = initialization.loader is self.persister
+        if loaded is not None and same_store and initialization.parent is None:
+            self._last_state = state  # identical to the stored record: deltas may follow it
+            self._last_sequence_id = loaded.sequence_id
+            self._first = False
+
+    def before(self, state: State) -> None:
+        self._before = state
+
+    def arguments(
+        self, *, app_id: str, partition_key: str | None, sequence_id: int, action: Any,
+        state: State, changes: tuple[Change, ...], exception: BaseException | None,
+        will_retry: bool,
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:  # fmt: skip
+        if will_retry:
+            return None
+        if exception is not None and not isinstance(exception, Exception):
+            return None  # cancelled or interrupted: no half-done step is saved
+        chained = self._last_state is not None and self._before is self._last_state
+        args = (
+            partition_key,
+            app_id,
+            sequence_id,
+            action.name,
+            state,
+            "failed" if exception is not None else "completed",
+        )
+        kwargs: dict[str, Any] = {
+            "changes": changes,
+            "previous_sequence_id": self._last_sequence_id if chained else None,
+            "parent": self._parent,
+            "first": self._first,
+        }
+        return args, kwargs
+
+    def saved(self, state: State, sequence_id: int) -> None:
+        self._last_state = state
+        self._last_sequence_id = sequence_id
+        self._first = False
+
+
+class PersisterHook:
+    """Saves every step to a synchronous persister (``with_state_persister`` adds it)."""
+
+    def __init__(self, persister: Any) -> None:
+        self.persister = persister
+        self._saver = _Saver(persister)
+
+    def post_application_create(
+        self, *, state: State, initialization: Initialization | None = None, **future_kwargs: Any
+    ) -> None:
+        self._saver.created(state, initialization)
+
+    def pre_run_step(self, *, state: State, **future_kwargs: Any) -> None:
+        self._saver.before(state)
+
+    def post_run_step(self, **payload: Any) -> None:
+        call = self._saver.arguments(**_step_fields(payload))
+        if call is not None:
+            args, kwargs = call
+            self.persister.save(*args, **kwargs)
+            self._saver.saved(payload["state"], payload["sequence_id"])
+
+
+class PersisterHookAsync:
+    """Saves every step to an asynchronous persister."""
+
+    def __init__(self, persister: Any) -> None:
+        self.persister = persister
+        self._saver = _Saver(persister)
+
+    def post_application_create(
+        self, *, state: State, initialization: Initialization | None = None, **future_kwargs: Any
+    ) -> None:
+        self._saver.created(state, initialization)
+
+    def pre_run_step(self, *, state: State, **future_kwargs: Any) -> None:
+        self._saver.before(state)
+
+    async def post_run_step(self, **payload: Any) -> None:
+        call = self._saver.arguments(**_step_fields(payload))
+        if call is not None:
+            args, kwargs = call
+            await self.persister.save(*args, **kwargs)
+            self._saver.saved(payload["state"], payload["sequence_id"])
+
+
+def _step_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    names = (
+        "app_id",
+        "partition_key",
+        "sequence_id",
+        "action",
+        "state",
+        "changes",
+        "exception",
+        "will_retry",
+    )
+    return {name: payload[name] for name in names}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class InitializeFrom:
+    """What ``ApplicationBuilder.initialize_from`` was given."""
+
+    loader: Any
+    resume_at_next_action: bool
+    default_state: dict[str, Any]
+    default_entrypoint: str
+    fork_from_app_id: str | None
+    fork_from_partition_key: str | None
+    fork_from_sequence_id: int | None
+    override_state_values: dict[str, Any] | None
+
+
+async def initialize(
+    spec: InitializeFrom,
+    *,
+    app_id: str,
+    partition_key: str | None,
+    sequence_id: int | None,
+    sync: bool,
+) -> Initialization:
+    """Load the record ``spec`` points at and decide where the application starts.
+
+    Resuming loads ``(partition_key, app_id, sequence_id)`` (the latest when no sequence id was
+    given); forking loads the ``fork_from_*`` record into a new app id and remembers it as the
+    parent. With ``resume_at_next_action`` a completed record resumes after its action and a
+    failed one runs its action again; without it the run starts at ``default_entrypoint``.
+    Nothing found: ``default_state`` at ``default_entrypoint``.
+    """
+    forking = spec.fork_from_app_id is not None
+    target = (
+        (spec.fork_from_partition_key, spec.fork_from_app_id, spec.fork_from_sequence_id)
+        if forking
+        else (partition_key, app_id, sequence_id)
+    )
+    loaded = spec.loader.load(*target)
+    if not isinstance(loaded, PersistedStateData) and loaded is not None:
+        if not hasattr(loaded, "__await__"):
+            loaded = _from_mapping(loaded)
+        elif sync:
+            getattr(loaded, "close", lambda: None)()
+            raise AsyncRequiredError(
+                f"{type(spec.loader).__name__}.load is async: build the application with "
+                f"`await builder.abuild()`"
+            )
+        else:
+            loaded = await loaded
+            if loaded is not None and not isinstance(loaded, PersistedStateData):
+                loaded = _from_mapping(loaded)
+    if loaded is None:
+        return Initialization(
+            state=State(spec.default_state),
+            sequence_id=None,
+            entrypoint=spec.default_entrypoint,
+            prior=None,
+            rerun=None,
+            loaded=None,
+            loader=spec.loader,
+            parent=None,
+        )
+    state = loaded.state
+    if spec.override_state_values:
+        state = State(state).update(**spec.override_state_values)
+    parent = (
+        ParentPointer(
+            app_id=loaded.app_id,
+            partition_key=loaded.partition_key,
+            sequence_id=loaded.sequence_id,
+        )
+        if forking
+        else None
+    )
+    resume = spec.resume_at_next_action
+    return Initialization(
+        state=state,
+        sequence_id=loaded.sequence_id,
+        entrypoint=spec.default_entrypoint,
+        prior=loaded.position if resume and loaded.status == "completed" else None,
+        rerun=loaded.position if resume and loaded.status == "failed" else None,
+        loaded=None if spec.override_state_values else loaded,
+        loader=spec.loader,
+        parent=parent,
+    )
+
+
+def _from_mapping(record: Any) -> PersistedStateData:
+    """A record from a third-party loader returning Burr's dict shape."""
+    import datetime as dt
+
+    state = record["state"]
+    return PersistedStateData(
+        partition_key=record.get("partition_key"),
+        app_id=record["app_id"],
+        sequence_id=record["sequence_id"],
+        position=record.get("position"),
+        state=state if isinstance(state, State) else State(state),
+        created_at=record.get("created_at") or dt.datetime.now(dt.timezone.utc),
+        status=record.get("status", "completed"),
+    )
