@@ -21,8 +21,8 @@ from turnout.core.hooks import HOOK_NAMES, HookSet
 from turnout.core.persistence import AsyncBaseStatePersister
 from turnout.core.retry import ExceptionCondition
 from turnout.core.saving import (
-    InitializeFrom,
     Initialization,
+    InitializeFrom,
     PersisterHook,
     PersisterHookAsync,
     initialize,

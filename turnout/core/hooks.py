@@ -16,11 +16,12 @@ tuples, inputs and results are copies.
 
 **Error policy.** A hook that raises never corrupts the run. Every hook is still called; then the
 first error is raised as ``HookError`` (its ``__cause__`` is the original), except turnout's own
-errors (a persister's ``ConcurrencyError`` or ``SerdeError``), which are raised as they are. A failing ``pre_*`` hook
-stops the step before its action runs (nothing committed, the sequence id not used); a failing
-``post_*`` hook is raised after the step was committed, so the application is consistent and the
-next call continues from there. Hooks that must never interrupt a run (telemetry) should catch
-their own errors.
+errors (a persister's ``ConcurrencyError`` or ``SerdeError``), which are raised as they are. A
+failing ``pre_*`` hook stops the step before its action runs (nothing committed, the sequence id
+not used); a failing ``post_*`` hook is raised after the step was committed, so the application
+is consistent and the next call continues from there. When the step itself failed, a hook error
+is logged and the step's exception propagates. Hooks that must never interrupt a run
+(telemetry) should catch their own errors.
 """
 
 from __future__ import annotations

@@ -47,9 +47,7 @@ class MemoryStore:
             ids = sorted(i for i in steps if sequence_id is None or i <= sequence_id)
             if not ids or (sequence_id is not None and ids[-1] != sequence_id):
                 return []
-            start = max(
-                (i for i in ids if steps[i].kind == SNAPSHOT), default=ids[0]
-            )
+            start = max((i for i in ids if steps[i].kind == SNAPSHOT), default=ids[0])
             return [steps[i] for i in ids if i >= start]
 
     async def app(self, partition_key: str, app_id: str) -> AppRow | None:

@@ -21,11 +21,12 @@ coroutines with ``drive`` — one implementation for sync and async, like the en
 from __future__ import annotations
 
 import abc
+import asyncio
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError
@@ -45,6 +46,7 @@ __all__ = [
     "StorePersister",
 ]
 
+T = TypeVar("T")
 Status = Literal["completed", "failed"]
 SNAPSHOT, DELTA = "snapshot", "delta"
 
@@ -128,7 +130,9 @@ class Store(Protocol):
     ``previous``. ``app`` is given with an app's first record, to be stored alongside it.
     """
 
-    async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None: ...
+    async def insert(
+        self, record: StepRecord, previous: int | None, app: AppRow | None
+    ) -> None: ...
 
     async def chain(
         self, partition_key: str, app_id: str, sequence_id: int | None
@@ -496,15 +500,27 @@ class SyncPersister(_Checks, BaseStatePersister):
 
 
 class AsyncPersister(_Checks, AsyncBaseStatePersister):
-    """An asynchronous persister over a ``StorePersister``."""
+    """An asynchronous persister over a ``StorePersister``.
 
-    def __init__(self, core: StorePersister) -> None:
+    Args:
+        core: the rules and the store.
+        threaded: the store's driver is synchronous: run each call to completion in a worker
+            thread, so the event loop never waits on it.
+    """
+
+    def __init__(self, core: StorePersister, *, threaded: bool = False) -> None:
         self.core = core
+        self.threaded = threaded
+
+    async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self.threaded:
+            return await asyncio.to_thread(drive, coro)
+        return await coro
 
     async def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
     ) -> PersistedStateData | None:
-        return await self.core.load(partition_key, app_id, sequence_id)
+        return await self._call(self.core.load(partition_key, app_id, sequence_id))
 
     async def save(
         self,
@@ -516,13 +532,15 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
         status: Status,
         **kwargs: Any,
     ) -> None:
-        await self.core.save(partition_key, app_id, sequence_id, position, state, status, **kwargs)
+        await self._call(
+            self.core.save(partition_key, app_id, sequence_id, position, state, status, **kwargs)
+        )
 
     async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
-        return await self.core.list_app_ids(partition_key)
+        return await self._call(self.core.list_app_ids(partition_key))
 
     async def delete(self, app_id: str, partition_key: str | None = None) -> int:
-        return await self.core.delete(app_id, partition_key)
+        return await self._call(self.core.delete(app_id, partition_key))
 
     async def prune(
         self,
@@ -532,6 +550,11 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
         partition_key: str | None = None,
         app_id: str | None = None,
     ) -> int:
-        return await self.core.prune(
-            keep_last=keep_last, older_than=older_than, partition_key=partition_key, app_id=app_id
+        return await self._call(
+            self.core.prune(
+                keep_last=keep_last,
+                older_than=older_than,
+                partition_key=partition_key,
+                app_id=app_id,
+            )
         )

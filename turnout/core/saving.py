@@ -21,8 +21,8 @@ from turnout.core.persistence import ParentPointer, PersistedStateData
 from turnout.core.state import Change, State
 
 __all__ = [
-    "InitializeFrom",
     "Initialization",
+    "InitializeFrom",
     "PersisterHook",
     "PersisterHookAsync",
     "initialize",

@@ -132,7 +132,11 @@ class Serde:
 
     def _encode_builtin(self, value: Any, path: str) -> dict[str, Any] | None:
         if isinstance(value, enum.Enum):
-            return {TAG: "enum", "type": type_name(type(value)), "v": self.encode(value.value, path)}
+            return {
+                TAG: "enum",
+                "type": type_name(type(value)),
+                "v": self.encode(value.value, path),
+            }
         if isinstance(value, (bool, int, float, str)):  # subclasses of the plain types
             return {TAG: "as", "type": type(value).__name__, "v": _plain_base(value)}
         if isinstance(value, (list, tuple, set, frozenset)):

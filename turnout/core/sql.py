@@ -1,0 +1,328 @@
+"""A ``Store`` over SQL, written once for every SQL backend (SQLite, PostgreSQL, MySQL/MariaDB).
+
+A backend provides a ``Dialect`` (its placeholders and column types) and a connection adapter
+with three async methods; over a synchronous driver the adapter's methods never suspend, so the
+same ``SQLStore`` serves sync persisters (driven without an event loop) and async ones.
+
+Tables, named from a validated prefix (no injection through names):
+
+* ``<prefix>_steps``: one row per step, keyed by (partition_key, app_id, sequence_id);
+* ``<prefix>_apps``: one row per app, with the record it was forked from;
+* ``<prefix>_meta``: the schema version (created on first use; a later release migrates from it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from turnout.core.errors import ConcurrencyError, PersistenceError
+from turnout.core.persistence import AppRow, ParentPointer, StepRecord
+
+__all__ = ["SCHEMA_VERSION", "Dialect", "SQLConnection", "SQLStore", "check_name"]
+
+SCHEMA_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+
+
+def check_name(name: str, what: str = "table prefix") -> str:
+    """``name`` if it is a safe SQL identifier (letters, digits, ``_``; at most 41 characters)."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(
+            f"{what} {name!r} is not allowed: use letters, digits and underscores, starting "
+            f"with a letter or underscore, at most 41 characters (e.g. 'turnout')."
+        )
+    return name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Dialect:
+    """What differs between SQL databases, for ``SQLStore``."""
+
+    name: str
+    placeholder: str  # "?" or "%s"
+    key_type: str  # a type that can be part of a primary key
+    text_type: str  # a type for long JSON text
+    insert_ignore: str  # "INSERT OR IGNORE" / "INSERT IGNORE" / "" (then ON CONFLICT)
+    on_conflict_nothing: str = ""  # " ON CONFLICT DO NOTHING" for PostgreSQL
+
+
+class SQLConnection(Protocol):
+    """The adapter a backend provides over its driver's connection."""
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; return its rows (``[]`` for statements without rows)."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[None]:
+        """Everything inside commits together or not at all (and is isolated from writers)."""
+        ...
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is the driver's duplicate-key error."""
+        ...
+
+
+class SQLStore:
+    """The ``Store`` of ``turnout.core.persistence`` over an ``SQLConnection``."""
+
+    def __init__(self, connection: SQLConnection, dialect: Dialect, prefix: str = "turnout"):
+        self.connection = connection
+        self.dialect = dialect
+        self.prefix = check_name(prefix)
+        self.steps = f"{prefix}_steps"
+        self.apps = f"{prefix}_apps"
+        self.meta = f"{prefix}_meta"
+        self._ready = False
+
+    def _sql(self, text: str) -> str:
+        return text.replace("?", self.dialect.placeholder)
+
+    async def _run(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return await self.connection.execute(self._sql(text), params)
+        except Exception as exc:
+            if isinstance(exc, PersistenceError) or self.connection.is_unique_violation(exc):
+                raise
+            raise PersistenceError(
+                f"{self.dialect.name} failed on the {self.prefix!r} tables: "
+                f"{type(exc).__name__}: {exc}. Records already saved are unchanged."
+            ) from exc
+
+    async def setup(self) -> None:
+        """Create the tables if they are missing and check the schema version."""
+        if self._ready:
+            return
+        key, text = self.dialect.key_type, self.dialect.text_type
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.meta} (name {key} NOT NULL PRIMARY KEY, "
+            f"value {key} NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {self.apps} (partition_key {key} NOT NULL, "
+            f"app_id {key} NOT NULL, created_at {key} NOT NULL, parent_app_id {key}, "
+            f"parent_partition_key {key}, parent_sequence_id BIGINT, "
+            f"PRIMARY KEY (partition_key, app_id))",
+            f"CREATE TABLE IF NOT EXISTS {self.steps} (partition_key {key} NOT NULL, "
+            f"app_id {key} NOT NULL, sequence_id BIGINT NOT NULL, position {key}, "
+            f"status {key} NOT NULL, kind {key} NOT NULL, payload {text} NOT NULL, "
+            f"created_at {key} NOT NULL, PRIMARY KEY (partition_key, app_id, sequence_id))",
+        ]
+        async with self.connection.transaction():
+            for statement in statements:
+                await self._run(statement)
+            rows = await self._run(f"SELECT value FROM {self.meta} WHERE name = ?", ["schema"])
+            if not rows:
+                await self._run(
+                    f"INSERT INTO {self.meta} (name, value) VALUES (?, ?)",
+                    ["schema", str(SCHEMA_VERSION)],
+                )
+            elif int(rows[0][0]) > SCHEMA_VERSION:
+                raise PersistenceError(
+                    f"the {self.prefix!r} tables use schema version {rows[0][0]}, written by a "
+                    f"newer turnout than this one (which reads version {SCHEMA_VERSION}); "
+                    f"upgrade turnout."
+                )
+        self._ready = True
+
+    async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
+        await self.setup()
+        try:
+            async with self.connection.transaction():
+                rows = await self._run(
+                    f"SELECT MAX(sequence_id) FROM {self.steps} "
+                    f"WHERE partition_key = ? AND app_id = ?",
+                    [record.partition_key, record.app_id],
+                )
+                latest = rows[0][0] if rows else None
+                stale = latest is not None and latest >= record.sequence_id
+                if stale or (previous is not None and latest != previous):
+                    raise ConcurrencyError(record.partition_key, record.app_id, record.sequence_id)
+                await self._run(
+                    f"INSERT INTO {self.steps} (partition_key, app_id, sequence_id, position, "
+                    f"status, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        record.partition_key,
+                        record.app_id,
+                        record.sequence_id,
+                        record.position,
+                        record.status,
+                        record.kind,
+                        record.payload,
+                        record.created_at.isoformat(),
+                    ],
+                )
+                if app is not None:
+                    await self._insert_app(app)
+        except Exception as exc:
+            if self.connection.is_unique_violation(exc):
+                raise ConcurrencyError(
+                    record.partition_key, record.app_id, record.sequence_id
+                ) from exc
+            raise
+
+    async def _insert_app(self, app: AppRow) -> None:
+        parent = app.parent
+        await self._run(
+            f"{self.dialect.insert_ignore} INTO {self.apps} (partition_key, app_id, created_at, "
+            f"parent_app_id, parent_partition_key, parent_sequence_id) VALUES (?, ?, ?, ?, ?, ?)"
+            f"{self.dialect.on_conflict_nothing}",
+            [
+                app.partition_key,
+                app.app_id,
+                app.created_at.isoformat(),
+                parent.app_id if parent else None,
+                parent.partition_key if parent else None,
+                parent.sequence_id if parent else None,
+            ],
+        )
+
+    async def chain(
+        self, partition_key: str, app_id: str, sequence_id: int | None
+    ) -> list[StepRecord]:
+        await self.setup()
+        where = f"FROM {self.steps} WHERE partition_key = ? AND app_id = ?"
+        key = [partition_key, app_id]
+        if sequence_id is None:
+            rows = await self._run(f"SELECT MAX(sequence_id) {where}", key)
+            target = rows[0][0] if rows else None
+            if target is None:
+                return []
+        else:
+            rows = await self._run(
+                f"SELECT sequence_id {where} AND sequence_id = ?", [*key, sequence_id]
+            )
+            if not rows:
+                return []
+            target = sequence_id
+        rows = await self._run(
+            f"SELECT MAX(sequence_id) {where} AND sequence_id <= ? AND kind = ?",
+            [*key, target, "snapshot"],
+        )
+        start = rows[0][0] if rows and rows[0][0] is not None else 0
+        rows = await self._run(
+            f"SELECT {_COLUMNS} {where} AND sequence_id >= ? AND sequence_id <= ? "
+            f"ORDER BY sequence_id",
+            [*key, start, target],
+        )
+        return [_record(row) for row in rows]
+
+    async def app(self, partition_key: str, app_id: str) -> AppRow | None:
+        await self.setup()
+        rows = await self._run(
+            f"SELECT {_APP_COLUMNS} FROM {self.apps} WHERE partition_key = ? AND app_id = ?",
+            [partition_key, app_id],
+        )
+        return _app(rows[0]) if rows else None
+
+    async def app_ids(self, partition_key: str) -> list[str]:
+        await self.setup()
+        rows = await self._run(
+            f"SELECT app_id FROM {self.apps} WHERE partition_key = ? "
+            f"ORDER BY created_at DESC, app_id",
+            [partition_key],
+        )
+        return [row[0] for row in rows]
+
+    async def delete(self, partition_key: str | None, app_id: str) -> int:
+        await self.setup()
+        clause = "app_id = ?" + ("" if partition_key is None else " AND partition_key = ?")
+        params = [app_id] if partition_key is None else [app_id, partition_key]
+        async with self.connection.transaction():
+            rows = await self._run(f"SELECT COUNT(*) FROM {self.steps} WHERE {clause}", params)
+            await self._run(f"DELETE FROM {self.steps} WHERE {clause}", params)
+            await self._run(f"DELETE FROM {self.apps} WHERE {clause}", params)
+        return int(rows[0][0]) if rows else 0
+
+    async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
+        await self.setup()
+        rows = await self._run(
+            f"SELECT {_COLUMNS} FROM {self.steps} WHERE partition_key = ? AND app_id = ? "
+            f"ORDER BY sequence_id",
+            [partition_key, app_id],
+        )
+        return [_record(row) for row in rows]
+
+    async def rewrite(self, record: StepRecord) -> None:
+        await self.setup()
+        async with self.connection.transaction():
+            await self._run(
+                f"UPDATE {self.steps} SET kind = ?, payload = ? "
+                f"WHERE partition_key = ? AND app_id = ? AND sequence_id = ?",
+                [
+                    record.kind,
+                    record.payload,
+                    record.partition_key,
+                    record.app_id,
+                    record.sequence_id,
+                ],
+            )
+
+    async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
+        await self.setup()
+        removed = 0
+        ids = list(sequence_ids)
+        async with self.connection.transaction():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                where = f"partition_key = ? AND app_id = ? AND sequence_id IN ({marks})"
+                rows = await self._run(
+                    f"SELECT COUNT(*) FROM {self.steps} WHERE {where}",
+                    [partition_key, app_id, *chunk],
+                )
+                await self._run(
+                    f"DELETE FROM {self.steps} WHERE {where}", [partition_key, app_id, *chunk]
+                )
+                removed += int(rows[0][0])
+        return removed
+
+    async def all_apps(self, partition_key: str | None) -> list[AppRow]:
+        await self.setup()
+        if partition_key is None:
+            rows = await self._run(f"SELECT {_APP_COLUMNS} FROM {self.apps}")
+        else:
+            rows = await self._run(
+                f"SELECT {_APP_COLUMNS} FROM {self.apps} WHERE partition_key = ?", [partition_key]
+            )
+        return [_app(row) for row in rows]
+
+
+_COLUMNS = "partition_key, app_id, sequence_id, position, status, kind, payload, created_at"
+_APP_COLUMNS = (
+    "partition_key, app_id, created_at, parent_app_id, parent_partition_key, parent_sequence_id"
+)
+
+
+def _time(value: Any) -> dt.datetime:
+    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+
+
+def _record(row: tuple[Any, ...]) -> StepRecord:
+    pk, app_id, sequence_id, position, status, kind, payload, created_at = row
+    if isinstance(payload, (bytes, bytearray)):
+        payload = payload.decode("utf-8")
+    return StepRecord(
+        partition_key=pk,
+        app_id=app_id,
+        sequence_id=int(sequence_id),
+        position=position,
+        status=status,
+        kind=kind,
+        payload=payload,
+        created_at=_time(created_at),
+    )
+
+
+def _app(row: tuple[Any, ...]) -> AppRow:
+    pk, app_id, created_at, parent_app, parent_pk, parent_seq = row
+    parent = None
+    if parent_app is not None:
+        parent = ParentPointer(
+            app_id=parent_app,
+            partition_key=parent_pk,
+            sequence_id=None if parent_seq is None else int(parent_seq),
+        )
+    return AppRow(partition_key=pk, app_id=app_id, created_at=_time(created_at), parent=parent)

@@ -1,0 +1,160 @@
+"""SQLite persisters: the embedded default, standard library only.
+
+``SQLitePersister("app.db")`` keeps every application's steps in one file. The file is in WAL
+mode with a busy timeout, so several threads and processes can read and write it at once; every
+save is one ``BEGIN IMMEDIATE`` transaction, so a killed process leaves either the whole step or
+none of it. ``AsyncSQLitePersister`` runs the same code in a worker thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
+from turnout.core.serde import Serde
+from turnout.core.sql import Dialect, SQLStore
+
+__all__ = ["SQLITE", "AsyncSQLitePersister", "SQLitePersister"]
+
+SQLITE = Dialect(
+    name="SQLite",
+    placeholder="?",
+    key_type="TEXT",
+    text_type="TEXT",
+    insert_ignore="INSERT OR IGNORE",
+)
+
+
+class SQLiteConnection:
+    """The ``SQLConnection`` adapter over one ``sqlite3`` connection, shared by threads."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeout: float = 30.0,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.path = str(path)
+        self._connection = sqlite3.connect(
+            self.path,
+            timeout=timeout,
+            check_same_thread=False,
+            isolation_level=None,  # autocommit; transactions are explicit BEGIN IMMEDIATE
+            **(connect_kwargs or {}),
+        )
+        self._lock = threading.RLock()
+        self._depth = 0
+        with self._lock:
+            if self.path != ":memory:":
+                self._connection.execute("PRAGMA journal_mode=WAL")
+            self._connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._connection.execute("PRAGMA synchronous=NORMAL")  # WAL: safe against crashes
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            rows: list[tuple[Any, ...]] = self._connection.execute(sql, params).fetchall()
+            return rows
+
+    def transaction(self) -> _Transaction:
+        return _Transaction(self)
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class _Transaction:
+    def __init__(self, connection: SQLiteConnection) -> None:
+        self._c = connection
+
+    async def __aenter__(self) -> None:
+        self._c._lock.acquire()
+        if self._c._depth == 0:
+            try:
+                self._c._connection.execute("BEGIN IMMEDIATE")
+            except BaseException:
+                self._c._lock.release()
+                raise
+        self._c._depth += 1
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._c._depth -= 1
+            if self._c._depth == 0:
+                self._c._connection.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self._c._lock.release()
+
+
+class SQLitePersister(SyncPersister):
+    """Save applications to a SQLite file.
+
+    Args:
+        db_path: the database file (created if missing), or ``":memory:"``.
+        table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
+        serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
+        snapshot_every: a full snapshot every this many steps; the others store their delta.
+        timeout: seconds to wait for another writer's lock before failing.
+        connect_kwargs: more arguments for ``sqlite3.connect``.
+    """
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        table_name: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+        timeout: float = 30.0,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.connection = SQLiteConnection(db_path, timeout=timeout, connect_kwargs=connect_kwargs)
+        store = SQLStore(self.connection, SQLITE, table_name)
+        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self.connection.close()
+
+    def __enter__(self) -> SQLitePersister:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncSQLitePersister(AsyncPersister):
+    """``SQLitePersister`` for async applications: each call runs in a worker thread, so the
+    event loop never waits on the disk. The arguments are ``SQLitePersister``'s."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        table_name: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+        timeout: float = 30.0,
+        connect_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.connection = SQLiteConnection(db_path, timeout=timeout, connect_kwargs=connect_kwargs)
+        store = SQLStore(self.connection, SQLITE, table_name)
+        core = StorePersister(store, serde=serde, snapshot_every=snapshot_every)
+        super().__init__(core, threaded=True)
+
+    async def close(self) -> None:
+        self.connection.close()
