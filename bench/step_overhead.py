@@ -22,6 +22,12 @@ Workloads
     timed: one starting at step 100 and one starting at step 10,000. Their ratio shows whether
     the cost of a step grows with the size of state.
 
+The two loop workloads also run with ``async def`` actions doing the same work, driven by each
+framework's async entry point (``await app.arun(...)``, ``await graph.ainvoke(...)``) and
+compared with a plain ``async def`` loop awaiting the same async helpers. Every async run is
+timed inside one event loop shared by all systems, from within a coroutine, so the cost of
+starting the loop is not part of the figure.
+
 Garbage collection
 ------------------
 By default the collector stays enabled, because its cost is part of what users of an
@@ -35,6 +41,7 @@ Run ``python bench/step_overhead.py --help`` for the options.
 """
 
 import argparse
+import asyncio
 import gc
 import importlib.metadata
 import json
@@ -44,7 +51,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
@@ -79,6 +86,22 @@ def spread(x: int, y: int) -> int:
     return y - x
 
 
+# The plain async loop awaits these, one coroutine per step, as a framework awaits one async
+# action per step; the async actions of the frameworks call ``bump``/``mix``/``spread`` directly.
+
+
+async def abump(value: int) -> int:
+    return bump(value)
+
+
+async def amix(x: int, y: int) -> int:
+    return mix(x, y)
+
+
+async def aspread(x: int, y: int) -> int:
+    return spread(x, y)
+
+
 # --------------------------------------------------------------------------------------------
 # Shapes a system is asked to provide.
 # --------------------------------------------------------------------------------------------
@@ -93,6 +116,14 @@ StepFn = Callable[[], object]
 @dataclass(frozen=True)
 class LoopRun:
     run: RunFn
+    steps: int
+    expected: int
+
+
+@dataclass(frozen=True)
+class AsyncLoopRun:
+    run: Callable[[], Awaitable[int]]
+    """Executes one whole run, awaited inside the benchmark's event loop."""
     steps: int
     expected: int
 
@@ -116,6 +147,12 @@ class System:
         raise NotImplementedError
 
     def history(self, limit: int) -> HistoryRun:
+        raise NotImplementedError
+
+    def async_self_loop(self, limit: int) -> AsyncLoopRun:
+        raise NotImplementedError
+
+    def async_cycle(self, limit: int) -> AsyncLoopRun:
         raise NotImplementedError
 
 
@@ -168,6 +205,28 @@ class PlainLoop(System):
 
         return HistoryRun(step, lambda: len(items))
 
+    def async_self_loop(self, limit: int) -> AsyncLoopRun:
+        async def run() -> int:
+            count = 0
+            while True:
+                count = await abump(count)
+                if count >= limit:
+                    return count
+
+        return AsyncLoopRun(run, self_loop_steps(limit), limit)
+
+    def async_cycle(self, limit: int) -> AsyncLoopRun:
+        async def run() -> int:
+            x = y = z = 0
+            while True:
+                x = await abump(x)
+                y = await amix(x, y)
+                z = await aspread(x, y)
+                if x >= limit:
+                    return x if z == y - x else -1
+
+        return AsyncLoopRun(run, cycle_steps(limit), limit)
+
 
 # --------------------------------------------------------------------------------------------
 # turnout and Burr share one API, so one adapter serves both.
@@ -191,6 +250,36 @@ class BurrStyle(System):
         self.name = name
         self.api = api
 
+    def _self_loop_app(self, limit: int, count: Any, done: Any) -> Any:
+        api = self.api
+        return (
+            api.builder()
+            .with_actions(count=count, done=done)
+            .with_transitions(
+                ("count", "count", api.expr("count < limit")),
+                ("count", "done", api.default),
+            )
+            .with_state(count=0, limit=limit, finished=False)
+            .with_entrypoint("count")
+            .build()
+        )
+
+    def _cycle_app(self, limit: int, a: Any, b: Any, c: Any, done: Any) -> Any:
+        api = self.api
+        return (
+            api.builder()
+            .with_actions(a=a, b=b, c=c, done=done)
+            .with_transitions(
+                ("a", "b", api.default),
+                ("b", "c", api.default),
+                ("c", "a", api.expr("x < limit")),
+                ("c", "done", api.default),
+            )
+            .with_state(x=0, y=0, z=0, limit=limit, finished=False)
+            .with_entrypoint("a")
+            .build()
+        )
+
     def self_loop(self, limit: int) -> LoopRun:
         api = self.api
 
@@ -202,17 +291,7 @@ class BurrStyle(System):
         def done(state: Any) -> Any:
             return state.update(finished=True)
 
-        app = (
-            api.builder()
-            .with_actions(count=count, done=done)
-            .with_transitions(
-                ("count", "count", api.expr("count < limit")),
-                ("count", "done", api.default),
-            )
-            .with_state(count=0, limit=limit, finished=False)
-            .with_entrypoint("count")
-            .build()
-        )
+        app = self._self_loop_app(limit, count, done)
 
         def run() -> int:
             _, _, final = app.run(halt_after=["done"])
@@ -239,25 +318,59 @@ class BurrStyle(System):
         def done(state: Any) -> Any:
             return state.update(finished=True)
 
-        app = (
-            api.builder()
-            .with_actions(a=a, b=b, c=c, done=done)
-            .with_transitions(
-                ("a", "b", api.default),
-                ("b", "c", api.default),
-                ("c", "a", api.expr("x < limit")),
-                ("c", "done", api.default),
-            )
-            .with_state(x=0, y=0, z=0, limit=limit, finished=False)
-            .with_entrypoint("a")
-            .build()
-        )
+        app = self._cycle_app(limit, a, b, c, done)
 
         def run() -> int:
             _, _, final = app.run(halt_after=["done"])
             return int(final["x"]) if final["finished"] else -1
 
         return LoopRun(run, cycle_steps(limit), limit)
+
+    def async_self_loop(self, limit: int) -> AsyncLoopRun:
+        api = self.api
+
+        @api.action(reads=["count"], writes=["count"])
+        async def count(state: Any) -> Any:
+            return state.update(count=bump(state["count"]))
+
+        @api.action(reads=[], writes=["finished"])
+        async def done(state: Any) -> Any:
+            return state.update(finished=True)
+
+        app = self._self_loop_app(limit, count, done)
+
+        async def run() -> int:
+            _, _, final = await app.arun(halt_after=["done"])
+            return int(final["count"]) if final["finished"] else -1
+
+        return AsyncLoopRun(run, self_loop_steps(limit), limit)
+
+    def async_cycle(self, limit: int) -> AsyncLoopRun:
+        api = self.api
+
+        @api.action(reads=["x"], writes=["x"])
+        async def a(state: Any) -> Any:
+            return state.update(x=bump(state["x"]))
+
+        @api.action(reads=["x", "y"], writes=["y"])
+        async def b(state: Any) -> Any:
+            return state.update(y=mix(state["x"], state["y"]))
+
+        @api.action(reads=["x", "y"], writes=["z"])
+        async def c(state: Any) -> Any:
+            return state.update(z=spread(state["x"], state["y"]))
+
+        @api.action(reads=[], writes=["finished"])
+        async def done(state: Any) -> Any:
+            return state.update(finished=True)
+
+        app = self._cycle_app(limit, a, b, c, done)
+
+        async def run() -> int:
+            _, _, final = await app.arun(halt_after=["done"])
+            return int(final["x"]) if final["finished"] else -1
+
+        return AsyncLoopRun(run, cycle_steps(limit), limit)
 
     def history(self, limit: int) -> HistoryRun:
         api = self.api
@@ -337,6 +450,18 @@ class LangGraphSystem(System):
         def done(state: CounterState) -> dict[str, Any]:
             return {"finished": True}
 
+        return self._self_loop_graph(count, done)
+
+    def _compile_async_self_loop(self) -> Any:
+        async def count(state: CounterState) -> dict[str, Any]:
+            return {"count": bump(state["count"])}
+
+        async def done(state: CounterState) -> dict[str, Any]:
+            return {"finished": True}
+
+        return self._self_loop_graph(count, done)
+
+    def _self_loop_graph(self, count: Callable[..., Any], done: Callable[..., Any]) -> Any:
         def route(state: CounterState) -> str:
             return "count" if state["count"] < state["limit"] else "done"
 
@@ -360,6 +485,31 @@ class LangGraphSystem(System):
 
         def done(state: CycleState) -> dict[str, Any]:
             return {"finished": True}
+
+        return self._cycle_graph(a, b, c, done)
+
+    def _compile_async_cycle(self) -> Any:
+        async def a(state: CycleState) -> dict[str, Any]:
+            return {"x": bump(state["x"])}
+
+        async def b(state: CycleState) -> dict[str, Any]:
+            return {"y": mix(state["x"], state["y"])}
+
+        async def c(state: CycleState) -> dict[str, Any]:
+            return {"z": spread(state["x"], state["y"])}
+
+        async def done(state: CycleState) -> dict[str, Any]:
+            return {"finished": True}
+
+        return self._cycle_graph(a, b, c, done)
+
+    def _cycle_graph(
+        self,
+        a: Callable[..., Any],
+        b: Callable[..., Any],
+        c: Callable[..., Any],
+        done: Callable[..., Any],
+    ) -> Any:
 
         def route(state: CycleState) -> str:
             return "a" if state["x"] < state["limit"] else "done"
@@ -429,6 +579,29 @@ class LangGraphSystem(System):
 
         return HistoryRun(step, lambda: len(latest["history"]))
 
+    def async_self_loop(self, limit: int) -> AsyncLoopRun:
+        graph = self._graph("async_self_loop")
+        steps = self_loop_steps(limit)
+        config = self._config(steps)
+
+        async def run() -> int:
+            final = await graph.ainvoke({"count": 0, "limit": limit, "finished": False}, config)
+            return int(final["count"]) if final["finished"] else -1
+
+        return AsyncLoopRun(run, steps, limit)
+
+    def async_cycle(self, limit: int) -> AsyncLoopRun:
+        graph = self._graph("async_cycle")
+        steps = cycle_steps(limit)
+        config = self._config(steps)
+        start = {"x": 0, "y": 0, "z": 0, "limit": limit, "finished": False}
+
+        async def run() -> int:
+            final = await graph.ainvoke(start, config)
+            return int(final["x"]) if final["finished"] else -1
+
+        return AsyncLoopRun(run, steps, limit)
+
 
 # --------------------------------------------------------------------------------------------
 # Measurement.
@@ -450,6 +623,7 @@ class Samples:
     """Microseconds per step, one value per round."""
 
     loop: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    async_loop: dict[tuple[str, str], list[float]] = field(default_factory=dict)
     near: dict[str, list[float]] = field(default_factory=dict)
     far: dict[str, list[float]] = field(default_factory=dict)
 
@@ -489,6 +663,23 @@ def time_loop(system: System, workload: str, limit: int, timer: Timer) -> float:
     return elapsed / prepared.steps / 1000
 
 
+def time_async_loop(
+    system: System, workload: str, limit: int, timer: Timer, loop: asyncio.AbstractEventLoop
+) -> float:
+    """Builds (untimed), then times one whole async run inside ``loop``; returns µs per step."""
+    prepared: AsyncLoopRun = getattr(system, f"async_{workload}")(limit)
+
+    async def timed() -> tuple[int, int]:
+        start = time.perf_counter_ns()
+        result = await prepared.run()
+        return result, time.perf_counter_ns() - start
+
+    with timer:
+        result, elapsed = loop.run_until_complete(timed())
+    check(system, f"async {workload}", result, prepared.expected)
+    return elapsed / prepared.steps / 1000
+
+
 def time_history(system: System, far: int, window: int, timer: Timer) -> tuple[float, float]:
     """Steps one at a time, timing ``window`` steps from step 100 and from step ``far``."""
     total = far + window
@@ -515,7 +706,11 @@ def rotated(systems: list[System], shift: int) -> list[System]:
     return systems[shift:] + systems[:shift]
 
 
-def measure(systems: list[System], settings: Settings) -> Samples:
+def loop_limit(workload: str, steps: int) -> int:
+    return steps if workload == "self_loop" else max(1, steps // 3)
+
+
+def measure(systems: list[System], settings: Settings, loop: asyncio.AbstractEventLoop) -> Samples:
     timer = Timer(settings.gc_enabled)
     samples = Samples()
     history_every = max(1, settings.rounds // max(1, settings.history_rounds))
@@ -523,10 +718,15 @@ def measure(systems: list[System], settings: Settings) -> Samples:
     for round_index in range(settings.rounds):
         order = rotated(systems, round_index)
         for workload in LOOP_WORKLOADS:
-            limit = settings.steps if workload == "self_loop" else max(1, settings.steps // 3)
+            limit = loop_limit(workload, settings.steps)
             for system in order:
                 value = time_loop(system, workload, limit, timer)
                 samples.add(samples.loop, (workload, system.name), value)
+        for workload in LOOP_WORKLOADS:
+            limit = loop_limit(workload, settings.steps)
+            for system in order:
+                value = time_async_loop(system, workload, limit, timer, loop)
+                samples.add(samples.async_loop, (workload, system.name), value)
         if history_done < settings.history_rounds and round_index % history_every == 0:
             for system in order:
                 near, far = time_history(system, settings.history_far, settings.window, timer)
@@ -537,11 +737,12 @@ def measure(systems: list[System], settings: Settings) -> Samples:
     return samples
 
 
-def warm_up(systems: list[System], timer: Timer) -> None:
+def warm_up(systems: list[System], timer: Timer, loop: asyncio.AbstractEventLoop) -> None:
     """One small untimed pass over everything, so first-call costs stay out of the rounds."""
     for system in systems:
         for workload in LOOP_WORKLOADS:
             time_loop(system, workload, 30, timer)
+            time_async_loop(system, workload, 30, timer, loop)
         time_history(system, 2 * NEAR_STEP, 10, timer)
 
 
@@ -569,17 +770,18 @@ def ratio(value: float, reference: float | None) -> str:
     return f"{factor:.{digits}f}x"
 
 
-def loop_table(samples: Samples, names: list[str]) -> list[str]:
+def loop_table(table: dict[tuple[str, str], list[float]], names: list[str]) -> list[str]:
+    """The loop workloads' table, for ``Samples.loop`` or ``Samples.async_loop``."""
     lines = [
         "| workload | system | median µs/step | p25-p75 µs/step | vs plain loop | vs turnout |",
         "| --- | --- | ---: | ---: | ---: | ---: |",
     ]
     for workload in LOOP_WORKLOADS:
-        plain = median(samples.loop[(workload, PLAIN)])
-        turnout_values = samples.loop.get((workload, TURNOUT))
+        plain = median(table[(workload, PLAIN)])
+        turnout_values = table.get((workload, TURNOUT))
         turnout = median(turnout_values) if turnout_values else None
         for name in names:
-            values = samples.loop[(workload, name)]
+            values = table[(workload, name)]
             value = median(values)
             low, high = quartiles(values)
             lines.append(
@@ -607,17 +809,22 @@ def history_table(samples: Samples, names: list[str], settings: Settings) -> lis
     return lines
 
 
-def summary(samples: Samples, names: list[str]) -> dict[str, Any]:
-    loop = {
+def loop_summary(
+    table: dict[tuple[str, str], list[float]], names: list[str]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    return {
         workload: {
             name: {
-                "median_us_per_step": median(samples.loop[(workload, name)]),
-                "samples_us_per_step": samples.loop[(workload, name)],
+                "median_us_per_step": median(table[(workload, name)]),
+                "samples_us_per_step": table[(workload, name)],
             }
             for name in names
         }
         for workload in LOOP_WORKLOADS
     }
+
+
+def summary(samples: Samples, names: list[str]) -> dict[str, Any]:
     history = {
         name: {
             "near_median_us_per_step": median(samples.near[name]),
@@ -628,7 +835,11 @@ def summary(samples: Samples, names: list[str]) -> dict[str, Any]:
         }
         for name in names
     }
-    return {"loop": loop, HISTORY: history}
+    return {
+        "loop": loop_summary(samples.loop, names),
+        "async_loop": loop_summary(samples.async_loop, names),
+        HISTORY: history,
+    }
 
 
 def package_version(distribution: str, module_name: str) -> str | None:
@@ -734,10 +945,15 @@ def main(argv: list[str]) -> int:
     timer = Timer(settings.gc_enabled)
 
     started = time.perf_counter()
-    warm_up(systems, timer)
-    gc.collect()
-    gc.freeze()
-    samples = measure(systems, settings)
+    # One event loop for every async run of every system, created before the heap is frozen.
+    loop = asyncio.new_event_loop()
+    try:
+        warm_up(systems, timer, loop)
+        gc.collect()
+        gc.freeze()
+        samples = measure(systems, settings, loop)
+    finally:
+        loop.close()
     wall = time.perf_counter() - started
 
     versions = {
@@ -763,7 +979,15 @@ def main(argv: list[str]) -> int:
         "",
         "## Loop workloads (median over rounds)",
         "",
-        *loop_table(samples, names),
+        *loop_table(samples.loop, names),
+        "",
+        "## Async loop workloads (median over rounds)",
+        "",
+        "The same workloads with `async def` actions, driven by `await app.arun(...)` (turnout,"
+        " Burr) and `await graph.ainvoke(...)` (LangGraph); the plain loop is an `async def`"
+        " loop awaiting one coroutine per step.",
+        "",
+        *loop_table(samples.async_loop, names),
         "",
         f"## Growing history: per-step time near step {NEAR_STEP} and near step "
         f"{settings.history_far:,}",

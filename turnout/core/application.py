@@ -24,6 +24,8 @@ from turnout.core.engine import (
     StepEngine,
     StepTuple,
     _Final,
+    _fire_after_failure,
+    async_required,
     drive,
     drive_iteration,
 )
@@ -214,11 +216,11 @@ class Application(StepEngine):
     ) -> Final:
         """Run until a halt condition or the end; return the final ``(action, result, state)``.
 
-        At least one step runs. After each step the run stops if the next action is in
-        ``halt_before`` (names, or ``"@tag:<tag>"``), returning ``(next_action, None, state)``
-        without running it, or if the action just run is in ``halt_after`` or called
-        ``request_halt()``, returning its tuple. When no transition matches it returns the last
-        step's tuple. ``inputs`` go to every step.
+        At least one step runs (unless ``request_stop()`` was called). After each step the run
+        stops if the next action is in ``halt_before`` (names, or ``"@tag:<tag>"``), returning
+        ``(next_action, None, state)`` without running it, or if the action just run is in
+        ``halt_after`` or called ``request_halt()``, returning its tuple. When no transition
+        matches it returns the last step's tuple. ``inputs`` go to every step.
         """
         self._require_sync("run")
         before, after = self._halt_sets(halt_before, halt_after)
@@ -257,7 +259,8 @@ class Application(StepEngine):
         self._require_sync("stream_result")
         before, after = self._halt_sets(halt_before, halt_after)
         call = _call_text("stream_result", halt_before, halt_after)
-        action, source = drive(self._stream_source(after, before, check_inputs(inputs), call, True))
+        start = self._stream_source(after, before, check_inputs(inputs), call, True)
+        action, source = drive(self._called("stream_result", start))
         if isinstance(source, _Finished):
             return action, StreamingResultContainer(self, source, None)
         return action, StreamingResultContainer(self, source, drive_iteration(source))
@@ -324,7 +327,8 @@ class Application(StepEngine):
         ``await container.get()``."""
         before, after = self._halt_sets(halt_before, halt_after)
         call = _call_text("astream_result", halt_before, halt_after)
-        action, source = await self._stream_source(after, before, check_inputs(inputs), call, False)
+        start = self._stream_source(after, before, check_inputs(inputs), call, False)
+        action, source = await self._called("astream_result", start)
         return action, AsyncStreamingResultContainer(self, source)
 
     async def astream_iterate(
@@ -364,11 +368,15 @@ class Application(StepEngine):
             return await coro
         self._in_call = True
         try:
-            await self._fire_call("pre_run_execute_call", method)
+            try:
+                await self._fire_call("pre_run_execute_call", method)
+            except BaseException:
+                coro.close()  # never started: close it so it is not reported as unawaited
+                raise
             try:
                 out = await coro
             except BaseException as exc:
-                await self._fire_call("post_run_execute_call", method, exc)
+                await self._fire_call("post_run_execute_call", method, exc, failing=True)
                 raise
             await self._fire_call("post_run_execute_call", method, None)
             return out
@@ -392,22 +400,27 @@ class Application(StepEngine):
                 await self._fire_call("post_run_execute_call", method, None)
                 raise
             except BaseException as exc:
-                await self._fire_call("post_run_execute_call", method, exc)
+                await self._fire_call("post_run_execute_call", method, exc, failing=True)
                 raise
             await self._fire_call("post_run_execute_call", method, None)
         finally:
             self._in_call = False
 
-    async def _fire_call(self, name: str, method: str, *exception: BaseException | None) -> None:
-        extra = {"exception": exception[0]} if exception else {}
-        await self._hooks.fire(
-            name,
-            app_id=self._app_id,
-            partition_key=self._partition_key,
-            state=self._state,
-            method=method,
-            **extra,
-        )
+    async def _fire_call(
+        self, name: str, method: str, *exception: BaseException | None, failing: bool = False
+    ) -> None:
+        payload: dict[str, Any] = {
+            "app_id": self._app_id,
+            "partition_key": self._partition_key,
+            "state": self._state,
+            "method": method,
+        }
+        if exception:
+            payload["exception"] = exception[0]
+        if failing:  # the call's own exception is what propagates
+            await _fire_after_failure(self._hooks, name, payload)
+        else:
+            await self._hooks.fire(name, **payload)
 
     async def _stream_source(
         self, after: frozenset[str], before: frozenset[str], inputs: dict[str, Any], call: str,
@@ -433,6 +446,8 @@ class Application(StepEngine):
             return None, _Finished(None, self._state)
         spec = self._spec_of[id(nxt)]
         if spec.streaming:
+            if sync and spec.is_async:  # raise now, not when the caller starts iterating
+                raise async_required(spec, call)
             return nxt, self._stream(spec, nxt, inputs, call, sync)
         out = await self._step(inputs, call, sync)
         assert out is not None
@@ -457,6 +472,8 @@ class Application(StepEngine):
                 container = AsyncStreamingResultContainer(self, source)
                 yield action, container
                 result, state = await container.get()
+            if container.failed:  # its error already reached the caller: the iteration ends
+                break
             out: StepTuple = (action, result, state)
             last = out
             halt = self._halt(out, before, after)
@@ -552,11 +569,11 @@ class Application(StepEngine):
 
 
 async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    """The values of an engine iteration, without its closing ``_Final``."""
+    """The values of an engine iteration, without its closing ``_Final`` (still consumed, so the
+    iteration's own ending, such as its ``post_run_execute_call``, runs now)."""
     async for value in steps:
-        if isinstance(value, _Final):
-            return
-        yield value
+        if not isinstance(value, _Final):
+            yield value
 
 
 def _call_text(method: str, halt_before: Any, halt_after: Any) -> str:

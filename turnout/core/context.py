@@ -59,7 +59,8 @@ class StepScope:
     # No __slots__: with class-level defaults an instance sets only five attributes.
     attempt = 1
     halt_requested = False
-    _pending: list[asyncio.Task[Any]] | None = None
+    _pending: list[tuple[Any, str, asyncio.Task[Any]]] | None = None
+    hook_errors: tuple[tuple[Any, str, BaseException], ...] = ()  # from scheduled async hook calls
     _span_counts: dict[str, int] | None = None
     _context: ApplicationContext | None = None
     _tracer: TracerFactory | None = None
@@ -74,11 +75,25 @@ class StepScope:
         self.action_name: str = spec.name
 
     @property
-    def pending(self) -> list[asyncio.Task[Any]]:
-        """Async hook calls scheduled from sync code, awaited before the step ends."""
+    def pending(self) -> list[tuple[Any, str, asyncio.Task[Any]]]:
+        """Async hook calls scheduled from sync code (with their hook), awaited before the step
+        ends."""
         if self._pending is None:
             self._pending = []
         return self._pending
+
+    async def flush(self) -> None:
+        """Await the async hook calls scheduled so far; keep their errors for the step's end."""
+        if not self._pending:
+            return
+        tasks, self._pending = self._pending, None
+        results = await asyncio.gather(*(task for _, _, task in tasks), return_exceptions=True)
+        failed = [
+            (hook, name, result)
+            for (hook, name, _), result in zip(tasks, results, strict=True)
+            if isinstance(result, Exception)
+        ]
+        self.hook_errors = (*self.hook_errors, *failed)
 
     @property
     def span_counts(self) -> dict[str, int]:

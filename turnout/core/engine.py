@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from turnout.core.action import Action
 from turnout.core.context import _CURRENT, StepScope
 from turnout.core.errors import ActionTimeoutError, AsyncRequiredError
-from turnout.core.hooks import HookSet
+from turnout.core.hooks import HookSet, hook_error
 from turnout.core.retry import describe_exception
 from turnout.core.state import RawChange, State, as_changes
 from turnout.core.step import ActionSpec, finish, prepare, run_action
@@ -91,6 +91,14 @@ class _Final:
         self.value = value
 
 
+def async_required(spec: ActionSpec, call: str) -> AsyncRequiredError:
+    """The error for a sync call that reached an async action."""
+    return AsyncRequiredError(
+        f"action {spec.name!r} is async; run it with an async method: "
+        f"{call.replace('app.', 'await app.a', 1)}...)"
+    )
+
+
 class StepEngine:
     """The run-time half of ``Application``: position, state and the step algorithm."""
 
@@ -141,10 +149,7 @@ class StepEngine:
         self, spec: ActionSpec, action: Action, inputs: dict[str, Any], call: str, sync: bool
     ) -> StepScope:
         if sync and spec.is_async:
-            raise AsyncRequiredError(
-                f"action {spec.name!r} is async; run it with an async method: "
-                f"{call.replace('app.', 'await app.a', 1)}...)"
-            )
+            raise async_required(spec, call)
         sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
         step = StepScope(self, sequence_id, spec, action)
         step.base = self._state._tracking_from_here()
@@ -187,7 +192,7 @@ class StepEngine:
                 return outcome
             _CURRENT.reset(token)
             if self._has_hooks or step._pending:
-                return await self._succeeded(step, result, state, changes)
+                return await self._succeeded(step, result, state, changes, None)
             return self._commit(step, result, state, changes)
 
     async def _stream(
@@ -236,7 +241,7 @@ class StepEngine:
                     if hooks.implements("post_stream_item"):
                         await hooks.fire(
                             "post_stream_item",
-                            item=item,
+                            item=dict(item),
                             item_index=count - 1,
                             stream_initialize_time=started,
                             first_stream_item_start_time=first_item_time,
@@ -258,11 +263,8 @@ class StepEngine:
                 yield StreamDone(outcome)
                 return
             _CURRENT.reset(token)
-            if hooks.implements("post_end_stream"):
-                await hooks.fire(
-                    "post_end_stream", **stream_payload, items_streamed=count, exception=None
-                )
-            yield StreamDone(await self._succeeded(step, result, state, changes))
+            end = {**stream_payload, "items_streamed": count, "exception": None}
+            yield StreamDone(await self._succeeded(step, result, state, changes, end))
             return
 
     async def _pre_step(self, step: StepScope) -> None:
@@ -309,15 +311,20 @@ class StepEngine:
         return step.action, result, state
 
     async def _succeeded(
-        self, step: StepScope, result: dict[str, Any], state: State, changes: tuple[RawChange, ...]
-    ) -> StepTuple:
-        if step._pending:
-            await asyncio.gather(*step._pending)
+        self, step: StepScope, result: dict[str, Any], state: State,
+        changes: tuple[RawChange, ...], stream_end: dict[str, Any] | None,
+    ) -> StepTuple:  # fmt: skip
+        """Commit the step, then fire its post hooks; hook errors are raised after all ran."""
+        await step.flush()
         out = self._commit(step, result, state, changes)
-        if self._has_hooks:
-            await self._hooks.fire(
-                "post_run_step", **self._post_payload(step, result, state, changes, None, False)
-            )
+        errors = list(step.hook_errors)
+        if stream_end is not None and self._hooks.implements("post_end_stream"):
+            errors += await self._hooks.collect("post_end_stream", **stream_end)
+        if self._hooks.implements("post_run_step"):
+            payload = self._post_payload(step, result, state, changes, None, False)
+            errors += await self._hooks.collect("post_run_step", **payload)
+        if errors:
+            raise hook_error(errors)
         return out
 
     async def _failed(
@@ -325,9 +332,8 @@ class StepEngine:
     ) -> StepTuple | Any:
         """Decide what a failed attempt leads to: another attempt (``_RETRY``), a routed step
         (its tuple), or the exception raised again."""
-        if step._pending:
-            await asyncio.gather(*step._pending, return_exceptions=True)
-            step._pending.clear()
+        await step.flush()  # their errors are dropped: the step's own failure is what matters
+        step.hook_errors = ()
         spec = step.spec
         policy = spec.retry
         will_retry = bool(
@@ -435,12 +441,13 @@ class StepEngine:
 async def _within_timeout(spec: ActionSpec, awaitable: Any) -> Any:
     if spec.timeout is None:
         return await awaitable
+    deadline = time.monotonic() + spec.timeout
     try:
         return await asyncio.wait_for(awaitable, spec.timeout)
     except asyncio.TimeoutError as exc:
-        if isinstance(exc.__cause__, asyncio.CancelledError) or exc.__cause__ is None:
-            raise ActionTimeoutError(spec.name, spec.timeout) from exc
-        raise
+        if time.monotonic() < deadline:
+            raise  # the action's own TimeoutError, before the limit
+        raise _timed_out(spec) from exc
 
 
 async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> Any:
@@ -450,8 +457,14 @@ async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> 
     try:
         return await asyncio.wait_for(items.__anext__(), max(remaining, 0))
     except asyncio.TimeoutError as exc:
-        assert spec.timeout is not None
-        raise ActionTimeoutError(spec.name, spec.timeout) from exc
+        if time.monotonic() < deadline:
+            raise  # the action's own TimeoutError, before the limit
+        raise _timed_out(spec) from exc
+
+
+def _timed_out(spec: ActionSpec) -> ActionTimeoutError:
+    assert spec.timeout is not None
+    return ActionTimeoutError(spec.name, spec.timeout)
 
 
 def _reset_quietly(token: Any) -> None:

@@ -408,6 +408,9 @@ class PostEndStreamHookAsync(abc.ABC):
         """Async form of ``PostEndStreamHook.post_end_stream``."""
 
 
+HookFailure = tuple[Any, str, BaseException]
+"""A failed hook call: the hook object, the method name and the exception."""
+
 HOOK_NAMES = (
     "post_application_create",
     "pre_run_execute_call",
@@ -454,7 +457,13 @@ class HookSet:
     async def fire(self, name: str, **payload: Any) -> None:
         """Call every ``name`` method in order, awaiting async ones; then raise the first error
         as ``HookError``. Completes without suspending when no async method awaits something."""
-        errors: list[tuple[Any, BaseException]] = []
+        errors = await self.collect(name, **payload)
+        if errors:
+            raise hook_error(errors)
+
+    async def collect(self, name: str, **payload: Any) -> list[HookFailure]:
+        """Like ``fire``, but return the ``(hook, method name, error)`` of each failure."""
+        errors: list[HookFailure] = []
         for hook, method, is_async in self._by_name.get(name, ()):
             try:
                 if is_async:
@@ -462,34 +471,39 @@ class HookSet:
                 else:
                     method(**payload)
             except Exception as exc:
-                errors.append((hook, exc))
-        if errors:
-            raise _hook_error(name, errors)
+                errors.append((hook, name, exc))
+        return errors
 
-    def fire_now(self, name: str, pending: list[asyncio.Task[Any]], **payload: Any) -> None:
+    def fire_now(
+        self, name: str, pending: list[tuple[Any, str, asyncio.Task[Any]]], **payload: Any
+    ) -> None:
         """Fire from synchronous code (a ``with`` span, ``log_attribute``): sync methods run
         now; async ones are scheduled on the running event loop and appended to ``pending``,
         which the step awaits before it ends."""
-        errors: list[tuple[Any, BaseException]] = []
+        errors: list[HookFailure] = []
         for hook, method, is_async in self._by_name.get(name, ()):
             try:
                 if is_async:
-                    pending.append(asyncio.get_running_loop().create_task(method(**payload)))
+                    task = asyncio.get_running_loop().create_task(method(**payload))
+                    pending.append((hook, name, task))
                 else:
                     method(**payload)
             except Exception as exc:
-                errors.append((hook, exc))
+                errors.append((hook, name, exc))
         if errors:
-            raise _hook_error(name, errors)
+            raise hook_error(errors)
 
 
-def _hook_error(name: str, errors: list[tuple[Any, BaseException]]) -> BaseException:
-    hook, first = errors[0]
+def hook_error(errors: Sequence[HookFailure]) -> BaseException:
+    """The error to raise for hooks that failed: the first one's, as ``HookError`` unless it is
+    already one of turnout's own."""
+    hook, name, first = errors[0]
     if isinstance(first, TurnoutError):
         return first  # turnout's own errors (a ConcurrencyError from saving) already explain it
     others = f" ({len(errors) - 1} more hook(s) also failed)" if len(errors) > 1 else ""
     error = HookError(
-        f"hook {type(hook).__name__}.{name} raised {type(first).__name__}: {first}{others}. "
+        f"hook {type(hook).__name__}.{name} raised "
+        f"{type(first).__name__}: {first}{others}. "
         f"The application is consistent; see turnout.core.hooks for the error policy.",
         hook=hook,
         method=name,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.core.condition import Condition
-from turnout.core.errors import ConditionError, TurnoutError
+from turnout.core.errors import ActionTimeoutError, ConditionError, TurnoutError
 
 __all__ = ["ExceptionCondition", "RetryPolicy", "describe_exception", "on_exception"]
 
@@ -35,8 +35,9 @@ class RetryPolicy:
 
     Args:
         max_attempts: attempts in total, the first included (1 means no retry).
-        retry_on: exception types worth retrying. turnout's own errors (an action returning the
-            wrong shape, an undeclared write) are never retried: they would fail again.
+        retry_on: exception types worth retrying. turnout's own errors about a mistake in the
+            action (the wrong shape returned, an undeclared write) are never retried: they
+            would fail again; ``ActionTimeoutError`` (a ``TimeoutError``) is retried.
         initial_delay: seconds before the second attempt.
         multiplier: each later delay is the previous one times this.
         max_delay: no delay is longer than this.
@@ -69,18 +70,21 @@ class RetryPolicy:
 
     def should_retry(self, exception: BaseException, attempt: int) -> bool:
         """Whether attempt number ``attempt`` (from 1), which raised ``exception``, gets another."""
-        return (
-            attempt < self.max_attempts
-            and isinstance(exception, self.retry_on)
-            and not isinstance(exception, TurnoutError)
+        mistake = isinstance(exception, TurnoutError) and not isinstance(
+            exception, ActionTimeoutError
         )
+        return attempt < self.max_attempts and isinstance(exception, self.retry_on) and not mistake
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (from 1)."""
-        base = min(self.initial_delay * self.multiplier ** (attempt - 1), self.max_delay)
+        try:
+            base = min(self.initial_delay * self.multiplier ** (attempt - 1), self.max_delay)
+        except OverflowError:  # a very late attempt: the cap applies
+            base = self.max_delay
         if not self.jitter or not base:
             return base
-        return max(0.0, base * (1 + self.jitter * (2 * self.random() - 1)))
+        jittered = base * (1 + self.jitter * (2 * self.random() - 1))
+        return min(max(0.0, jittered), self.max_delay)
 
 
 class ExceptionCondition(Condition):

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from turnout.core.errors import ConcurrencyError, PersistenceError
 from turnout.core.persistence import AppRow, ParentPointer, StepRecord
 
-__all__ = ["SCHEMA_VERSION", "Dialect", "SQLConnection", "SQLStore", "check_name"]
+__all__ = ["Dialect", "SQLConnection", "SQLStore", "check_name"]
 
 SCHEMA_VERSION = 1
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")

@@ -191,9 +191,6 @@ class _Finished:
         self.state = state
 
 
-StreamSource = "AsyncIterator[Any] | _Finished"
-
-
 class _ContainerBase:
     __slots__ = ("_app", "_done", "_error_delivered", "_result", "_source", "_state")
 
@@ -216,6 +213,11 @@ class _ContainerBase:
             return None
         item: dict[str, Any] = value
         return item
+
+    @property
+    def failed(self) -> bool:
+        """Whether the stream raised (the exception already reached the caller)."""
+        return self._error_delivered
 
     def _failed(self) -> None:
         self._done = True

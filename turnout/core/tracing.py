@@ -158,6 +158,7 @@ class SpanContext:
         return self
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        await self._scope.flush()  # attributes logged inside the span reach hooks before its end
         self._close()
         hooks = self._scope.app._hooks
         if hooks.implements("post_end_span"):
