@@ -67,12 +67,20 @@ class StepScope:
     base: Any  # the State the action starts from (set by the engine)
     kwargs: dict[str, Any]  # the action's keyword arguments (set by the engine)
 
-    def __init__(self, app: Any, sequence_id: int, spec: Any, action: Any) -> None:
+    def __init__(self, app: Any, sequence_id: int, spec: Any) -> None:
         self.app = app
         self.sequence_id = sequence_id
         self.spec = spec
-        self.action = action
-        self.action_name: str = spec.name
+
+    @property
+    def action(self) -> Any:
+        """The action this step runs."""
+        return self.spec.action
+
+    @property
+    def action_name(self) -> str:
+        name: str = self.spec.name
+        return name
 
     @property
     def pending(self) -> list[tuple[Any, str, asyncio.Task[Any]]]:

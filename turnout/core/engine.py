@@ -37,6 +37,7 @@ StepTuple = tuple[Action, "dict[str, Any] | None", State]
 Final = StepTuple | tuple[None, None, State]
 T = TypeVar("T")
 UNKNOWN: Any = object()
+_NO_KWARGS: dict[str, Any] = {}  # shared by steps without inputs; never mutated
 _RETRY: Any = object()
 
 
@@ -151,9 +152,9 @@ class StepEngine:
         if sync and spec.is_async:
             raise async_required(spec, call)
         sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
-        step = StepScope(self, sequence_id, spec, action)
+        step = StepScope(self, sequence_id, spec)
         step.base = self._state._tracking_from_here()
-        step.kwargs = prepare(spec, inputs, step, call) if spec.takes_inputs else {}
+        step.kwargs = prepare(spec, inputs, step, call) if spec.takes_inputs else _NO_KWARGS
         return step
 
     async def _step(self, inputs: dict[str, Any], call: str, sync: bool) -> StepTuple | None:
@@ -178,7 +179,8 @@ class StepEngine:
             token = _CURRENT.set(step)
             try:
                 if spec.fn is not None:  # a plain @action function: call it directly
-                    returned = spec.fn(step.base, **step.kwargs)
+                    kwargs = step.kwargs
+                    returned = spec.fn(step.base, **kwargs) if kwargs else spec.fn(step.base)
                 else:
                     returned = run_action(spec, step.base, step.kwargs)
                 if spec.is_async:
@@ -300,7 +302,7 @@ class StepEngine:
     def _commit(
         self, step: StepScope, result: dict[str, Any], state: State, changes: tuple[RawChange, ...]
     ) -> StepTuple:
-        name = step.action_name
+        name = step.spec.name
         self._state = state
         self._prior = name
         self._route = None
@@ -308,7 +310,7 @@ class StepEngine:
         self._last_changes = changes
         if step.halt_requested:
             self._halt_requested = True
-        return step.action, result, state
+        return step.spec.action, result, state
 
     async def _succeeded(
         self, step: StepScope, result: dict[str, Any], state: State,

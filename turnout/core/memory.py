@@ -76,7 +76,9 @@ class MemoryStore:
 
     async def rewrite(self, record: StepRecord) -> None:
         with self._lock:
-            self._records[(record.partition_key, record.app_id)][record.sequence_id] = record
+            steps = self._records.get((record.partition_key, record.app_id), {})
+            if record.sequence_id in steps:
+                steps[record.sequence_id] = record
 
     async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
         with self._lock:

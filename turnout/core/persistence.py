@@ -138,8 +138,8 @@ class Store(Protocol):
         self, partition_key: str, app_id: str, sequence_id: int | None
     ) -> list[StepRecord]:
         """The records needed to rebuild ``sequence_id`` (the latest if ``None``): the nearest
-        snapshot at or before it, then every record after it up to it, in order; ``[]`` if the
-        app has no record at or before it."""
+        snapshot at or before it, then every record after it up to it, in order; ``[]`` if that
+        sequence id is not stored (or the app has no record at all)."""
         ...
 
     async def app(self, partition_key: str, app_id: str) -> AppRow | None: ...
@@ -158,7 +158,8 @@ class Store(Protocol):
         ...
 
     async def rewrite(self, record: StepRecord) -> None:
-        """Replace the stored record with the same key (turning a delta into a snapshot)."""
+        """Replace the stored record with the same key (turning a delta into a snapshot); a
+        record that is not stored is left absent."""
         ...
 
     async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int: ...
