@@ -215,9 +215,12 @@ class ApplicationBuilder:
             return None
         if spec.fork_from_app_id is not None and self._app_id is None:
             self._app_id = str(uuid.uuid4())
-        if spec.fork_from_app_id == self._app_id and (
-            spec.fork_from_partition_key == self._partition_key
-        ):
+        forks_into_itself = (
+            spec.fork_from_app_id is not None
+            and spec.fork_from_app_id == self._app_id
+            and spec.fork_from_partition_key == self._partition_key
+        )
+        if forks_into_itself:
             raise GraphSetupError(
                 [
                     f"initialize_from(fork_from_app_id={spec.fork_from_app_id!r}) forks into the "

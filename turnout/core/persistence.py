@@ -279,11 +279,31 @@ class _Codec:
     def snapshot(self, state: State) -> str:
         return self.serde.dumps(state.get_all())
 
-    def delta(self, changes: Sequence[Change]) -> str:
-        encoded = [
-            [op, key, self.serde.encode(list(value) if op == "extend" else value, f"$.{key}")]
-            for op, key, value in changes
-        ]
+    def delta(self, changes: Sequence[Change], state: State) -> str:
+        """The changes as JSON; a value that cannot be encoded is named by its place in
+        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item."""
+        added: dict[str, int] = {}  # items appended per key, to find where each one landed
+        for op, key, value in changes:
+            if op in ("append", "extend"):
+                added[key] = added.get(key, 0) + (1 if op == "append" else len(value))
+        position = {
+            key: len(state._peek(key)) - count if key in state else 0
+            for key, count in added.items()
+        }
+        encoded = []
+        for op, key, value in changes:
+            if op == "append":
+                data = self.serde.encode(value, f"$.{key}[{position[key]}]")
+                position[key] += 1
+            elif op == "extend":
+                data = [
+                    self.serde.encode(item, f"$.{key}[{position[key] + i}]")
+                    for i, item in enumerate(value)
+                ]
+                position[key] += len(value)
+            else:
+                data = self.serde.encode(value, f"$.{key}")
+            encoded.append([op, key, data])
         return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
 
     def rebuild(self, chain: Sequence[StepRecord]) -> State:
@@ -373,7 +393,9 @@ class StorePersister:
             position=position,
             status=status,
             kind=DELTA if use_delta else SNAPSHOT,
-            payload=self.codec.delta(changes or ()) if use_delta else self.codec.snapshot(state),
+            payload=(
+                self.codec.delta(changes or (), state) if use_delta else self.codec.snapshot(state)
+            ),
             created_at=_now(),
         )
         app = None
@@ -408,6 +430,11 @@ class StorePersister:
             raise ValueError("prune() takes exactly one of keep_last=N or older_than=...")
         if keep_last is not None and keep_last < 1:
             raise ValueError(f"prune(keep_last={keep_last}) must keep at least 1 record")
+        if isinstance(older_than, dt.datetime) and older_than.utcoffset() is None:
+            raise ValueError(
+                f"prune(older_than={older_than!r}) needs a timezone-aware time, e.g. "
+                f"datetime.now(timezone.utc) - timedelta(days=30), or a timedelta"
+            )
         cutoff = _now() - older_than if isinstance(older_than, dt.timedelta) else older_than
         removed = 0
         for app in await self.store.all_apps(partition_key):

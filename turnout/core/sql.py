@@ -66,6 +66,12 @@ class SQLConnection(Protocol):
         """Whether ``exc`` is the driver's duplicate-key error."""
         ...
 
+    async def lock_setup(self) -> None:
+        """Inside the setup transaction, before the tables are created: wait until no other
+        connection is creating them (PostgreSQL and MySQL fail on concurrent ``CREATE TABLE IF
+        NOT EXISTS``). A no-op where the transaction already serialises writers (SQLite)."""
+        ...
+
 
 class SQLStore:
     """The ``Store`` of ``turnout.core.persistence`` over an ``SQLConnection``."""
@@ -111,6 +117,7 @@ class SQLStore:
             f"created_at {key} NOT NULL, PRIMARY KEY (partition_key, app_id, sequence_id))",
         ]
         async with self.connection.transaction():
+            await self.connection.lock_setup()
             for statement in statements:
                 await self._run(statement)
             rows = await self._run(f"SELECT value FROM {self.meta} WHERE name = ?", ["schema"])

@@ -17,7 +17,7 @@ from typing import Any
 
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
 from turnout.core.serde import Serde
-from turnout.core.sql import Dialect, SQLStore
+from turnout.core.sql import Dialect, SQLStore, check_name
 
 __all__ = ["SQLITE", "AsyncSQLitePersister", "SQLitePersister"]
 
@@ -66,6 +66,9 @@ class SQLiteConnection:
 
     def is_unique_violation(self, exc: BaseException) -> bool:
         return isinstance(exc, sqlite3.IntegrityError)
+
+    async def lock_setup(self) -> None:
+        """Nothing to do: ``BEGIN IMMEDIATE`` already lets one writer in at a time."""
 
     def close(self) -> None:
         with self._lock:
@@ -122,6 +125,7 @@ class SQLitePersister(SyncPersister):
         timeout: float = 30.0,
         connect_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        check_name(table_name, "table_name")  # before the file is created
         self.connection = SQLiteConnection(db_path, timeout=timeout, connect_kwargs=connect_kwargs)
         store = SQLStore(self.connection, SQLITE, table_name)
         super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
@@ -151,6 +155,7 @@ class AsyncSQLitePersister(AsyncPersister):
         timeout: float = 30.0,
         connect_kwargs: dict[str, Any] | None = None,
     ) -> None:
+        check_name(table_name, "table_name")  # before the file is created
         self.connection = SQLiteConnection(db_path, timeout=timeout, connect_kwargs=connect_kwargs)
         store = SQLStore(self.connection, SQLITE, table_name)
         core = StorePersister(store, serde=serde, snapshot_every=snapshot_every)

@@ -1,0 +1,386 @@
+"""MySQL and MariaDB persisters: ``MySQLPersister`` (PyMySQL) and ``AsyncMySQLPersister``
+(aiomysql).
+
+Records are kept by ``turnout.core.sql.SQLStore`` (tables ``<prefix>_steps``, ``<prefix>_apps``
+and ``<prefix>_meta``, created on first use); this module only adapts the drivers to it::
+
+    persister = MySQLPersister({"host": "127.0.0.1", "user": "root", "database": "test"})
+    persister = await AsyncMySQLPersister.connect(host="127.0.0.1", user="root", database="test")
+
+Keys are ``VARCHAR(255)`` in ``utf8mb4`` with the binary collation, so app ids and partition keys
+compare exactly (case matters) — except for trailing spaces, which MySQL's ``PAD SPACE``
+collations ignore. A persister given connection arguments opens its own connection (autocommit,
+``utf8mb4``, strict ``TRADITIONAL`` SQL mode, so a key longer than 255 characters is an error
+rather than silently cut) and closes it in ``close()``; a connection or pool you pass stays yours
+to close. Every save is one transaction between explicit ``BEGIN`` and ``COMMIT``; the primary key
+is the final guard, so a second application advancing the same app id gets ``ConcurrencyError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from turnout.core.errors import PersistenceError
+from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
+from turnout.core.serde import Serde
+from turnout.core.sql import Dialect, SQLStore, check_name
+from turnout.integrations._guard import missing_extra
+
+try:
+    # Neither PyMySQL nor aiomysql ships type information.
+    import aiomysql  # type: ignore[import-untyped]
+    import pymysql  # type: ignore[import-untyped]
+    import pymysql.cursors  # type: ignore[import-untyped]
+except ImportError as _error:
+    raise missing_extra(
+        "turnout.integrations.mysql", 'pip install "turnout[mysql]"', _error
+    ) from _error
+
+__all__ = [
+    "MYSQL",
+    "AsyncMySQLConnection",
+    "AsyncMySQLPersister",
+    "MySQLConnection",
+    "MySQLPersister",
+]
+
+# TEXT cannot be part of a primary key; utf8mb4_bin compares exactly (the server's default
+# collation is usually case-insensitive, which would merge app ids "A" and "a").
+_CHARSET = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+MYSQL = Dialect(
+    name="MySQL",
+    placeholder="%s",
+    key_type=f"VARCHAR(255) {_CHARSET}",
+    text_type=f"LONGTEXT {_CHARSET}",
+    # Not INSERT IGNORE: IGNORE also turns strict-mode errors (a value too long) into warnings
+    # and stores the value cut or coerced. This no-op update skips an existing row and no more.
+    insert_ignore="INSERT",
+    on_conflict_nothing=" ON DUPLICATE KEY UPDATE app_id = app_id",
+)
+
+# DDL commits implicitly in MySQL, so the transaction that creates the tables cannot keep a
+# second first use from inserting the schema row too: that transaction holds this named lock.
+_SETUP_LOCK = "turnout.setup"
+_SETUP_TIMEOUT = 60
+_DUPLICATE_KEY = 1062
+
+_OWN_DEFAULTS: dict[str, Any] = {
+    "charset": "utf8mb4",
+    "autocommit": True,
+    "sql_mode": "TRADITIONAL",
+}
+
+Rows = list[tuple[Any, ...]]
+
+
+class _Held:
+    """The connection a transaction runs on, for the statements inside it."""
+
+    __slots__ = ("connection", "setup_locked")
+
+    def __init__(self, connection: Any) -> None:
+        self.connection = connection
+        self.setup_locked = False
+
+
+class _Adapter:
+    """The ``SQLConnection`` protocol written once for both drivers, over ``_connection`` (one
+    connection for a statement or a transaction) and ``_query`` (run one statement on it)."""
+
+    def __init__(self) -> None:
+        self._held: ContextVar[_Held | None] = ContextVar("turnout_mysql", default=None)
+
+    def _connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+        raise NotImplementedError
+
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
+        held = self._held.get()
+        if held is not None:
+            return await self._query(held.connection, sql, params)
+        async with self._connection() as connection:
+            rows = await self._query(connection, sql, params)
+            if not connection.get_autocommit():
+                # End the implicit transaction, or later reads see this snapshot forever.
+                await self._query(connection, "COMMIT", ())
+            return rows
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        if self._held.get() is not None:  # nested: part of the enclosing transaction
+            yield
+            return
+        async with self._connection() as connection:
+            try:
+                await self._query(connection, "BEGIN", ())
+            except pymysql.err.MySQLError as exc:
+                raise _failure("begin a transaction", exc) from exc
+            held = _Held(connection)
+            token = self._held.set(held)
+            try:
+                yield
+            except BaseException:
+                # The error in the body is the one to report; a connection that cannot roll
+                # back is gone, and the server rolls its transaction back.
+                with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                    await self._query(connection, "ROLLBACK", ())
+                raise
+            else:
+                try:
+                    await self._query(connection, "COMMIT", ())
+                except pymysql.err.MySQLError as exc:
+                    raise _failure("commit a transaction", exc) from exc
+            finally:
+                self._held.reset(token)
+                if held.setup_locked:
+                    with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                        await self._query(connection, "SELECT RELEASE_LOCK(%s)", [_SETUP_LOCK])
+
+    def is_unique_violation(self, exc: BaseException) -> bool:
+        return isinstance(exc, pymysql.err.IntegrityError) and exc.args[:1] == (_DUPLICATE_KEY,)
+
+    async def lock_setup(self) -> None:
+        """A named lock held until the setup transaction ends: MySQL commits ``CREATE TABLE``
+        at once, so the transaction alone does not keep two first uses apart."""
+        held = self._held.get()
+        if held is None or held.setup_locked:
+            return
+        rows = await self._query(
+            held.connection, "SELECT GET_LOCK(%s, %s)", [_SETUP_LOCK, _SETUP_TIMEOUT]
+        )
+        if not rows or rows[0][0] != 1:
+            raise PersistenceError(
+                f"MySQL: another process has been creating turnout's tables for "
+                f"{_SETUP_TIMEOUT}s (named lock {_SETUP_LOCK!r}); retry when it is done."
+            )
+        held.setup_locked = True
+
+
+class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
+    """aiomysql turns every server note into a Python warning (PyMySQL stopped in 1.0); the
+    note of ``CREATE TABLE IF NOT EXISTS`` on existing tables is expected, not the user's."""
+
+    async def _show_warnings(self, connection: Any) -> None:
+        return None
+
+
+class MySQLConnection(_Adapter):
+    """The ``SQLConnection`` adapter over one PyMySQL connection, shared by threads in turn."""
+
+    def __init__(self, connection: pymysql.connections.Connection) -> None:
+        super().__init__()
+        self.source = connection
+        self._lock = threading.Lock()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        with self._lock:
+            yield self.source
+
+    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+        with connection.cursor(pymysql.cursors.Cursor) as cursor:
+            cursor.execute(sql, list(params) if params else None)
+            return list(cursor.fetchall()) if cursor.description is not None else []
+
+
+class AsyncMySQLConnection(_Adapter):
+    """The ``SQLConnection`` adapter over an aiomysql connection or pool, or connection
+    arguments (connected on first use)."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__()
+        self.source = source
+        self.owned: Any = None  # the aiomysql connection opened from arguments
+        self._lock = asyncio.Lock()
+
+    async def _open(self) -> Any:
+        if isinstance(self.source, aiomysql.Connection):
+            return self.source
+        if self.owned is None:
+            kwargs = {**_OWN_DEFAULTS, **self.source}
+            if "database" in kwargs:  # PyMySQL's name; aiomysql only knows `db`
+                kwargs["db"] = kwargs.pop("database")
+            try:
+                self.owned = await aiomysql.connect(**kwargs)
+            except pymysql.err.OperationalError as exc:
+                raise _unreachable(self.source, exc, "await AsyncMySQLPersister.connect") from exc
+        return self.owned
+
+    async def open(self) -> None:
+        """Connect now if the persister was given connection arguments."""
+        if not isinstance(self.source, aiomysql.Pool):
+            async with self._lock:
+                await self._open()
+
+    async def close(self) -> None:
+        """Close the connection opened from connection arguments, if any."""
+        async with self._lock:
+            if self.owned is not None:
+                await self.owned.ensure_closed()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if isinstance(self.source, aiomysql.Pool):
+            try:
+                connection = await self.source.acquire()
+            except pymysql.err.MySQLError as exc:
+                raise _failure("get a connection from the pool", exc) from exc
+            try:
+                yield connection
+            finally:
+                await self.source.release(connection)
+        else:
+            async with self._lock:
+                yield await self._open()
+
+    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+        async with connection.cursor(_Cursor) as cursor:
+            await cursor.execute(sql, list(params) if params else None)
+            if cursor.description is None:
+                return []
+            return list(await cursor.fetchall())
+
+
+class MySQLPersister(SyncPersister):
+    """Save applications to MySQL or MariaDB.
+
+    Args:
+        connection_or_kwargs: a PyMySQL connection (stays yours: close it yourself), or the
+            arguments of ``pymysql.connect`` (``host``, ``port``, ``user``, ``password``,
+            ``database``, ...), for a connection opened here and closed by ``close()``.
+        table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
+        serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
+        snapshot_every: a full snapshot every this many steps; the others store their delta.
+
+    Raises:
+        PersistenceError: the server named by the arguments cannot be reached.
+    """
+
+    def __init__(
+        self,
+        connection_or_kwargs: pymysql.connections.Connection | Mapping[str, Any],
+        table_name: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+    ) -> None:
+        check_name(table_name)
+        source = connection_or_kwargs
+        self._owned: Any = None
+        if isinstance(source, Mapping):
+            try:
+                self._owned = source = pymysql.connect(**{**_OWN_DEFAULTS, **source})
+            except pymysql.err.OperationalError as exc:
+                raise _unreachable(connection_or_kwargs, exc, "MySQLPersister") from exc
+        elif not isinstance(source, pymysql.connections.Connection):
+            raise _wrong_source(source, "MySQLPersister")
+        self.connection = MySQLConnection(source)
+        store = SQLStore(self.connection, MYSQL, table_name)
+        try:
+            super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection opened from connection arguments (not one you passed)."""
+        if self._owned is not None and self._owned.open:
+            self._owned.close()
+
+    def __enter__(self) -> MySQLPersister:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncMySQLPersister(AsyncPersister):
+    """``MySQLPersister`` for async applications, over aiomysql.
+
+    Args:
+        connection_or_kwargs: an aiomysql connection or pool (they stay yours to close), or the
+            arguments of ``aiomysql.connect`` (``database`` is accepted for ``db``), connected on
+            first use, or at once with ``await AsyncMySQLPersister.connect(**kwargs)``, and
+            closed by ``close()``.
+
+    The other arguments are ``MySQLPersister``'s.
+    """
+
+    def __init__(
+        self,
+        connection_or_kwargs: Any,
+        table_name: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+    ) -> None:
+        source = connection_or_kwargs
+        if isinstance(source, Mapping):
+            source = dict(source)
+        elif not isinstance(source, (aiomysql.Connection, aiomysql.Pool)):
+            raise _wrong_source(source, "AsyncMySQLPersister")
+        self.connection = AsyncMySQLConnection(source)
+        store = SQLStore(self.connection, MYSQL, table_name)
+        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+
+    @classmethod
+    async def connect(
+        cls,
+        table_name: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+        **kwargs: Any,
+    ) -> AsyncMySQLPersister:
+        """A persister connected now with ``aiomysql.connect(**kwargs)`` (``PersistenceError``
+        if the server cannot be reached)."""
+        persister = cls(kwargs, table_name, serde=serde, snapshot_every=snapshot_every)
+        await persister.connection.open()
+        return persister
+
+    async def close(self) -> None:
+        """Close the connection opened from connection arguments (not one you passed)."""
+        await self.connection.close()
+
+    async def __aenter__(self) -> AsyncMySQLPersister:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _failure(what: str, exc: BaseException) -> PersistenceError:
+    return PersistenceError(
+        f"MySQL failed to {what}: {type(exc).__name__}: {exc}. Records already saved are unchanged."
+    )
+
+
+def _unreachable(kwargs: Mapping[str, Any], exc: BaseException, call: str) -> PersistenceError:
+    where = f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 3306)}"
+    database = kwargs.get("database", kwargs.get("db"))
+    return PersistenceError(
+        f"cannot connect to MySQL at {where} (database {database!r}, user "
+        f"{kwargs.get('user')!r}). Start the server or fix the connection arguments given to "
+        f"{call}(...), e.g. host='127.0.0.1', port=3306, user='root', database='test'. The "
+        f"driver said: {exc}"
+    )
+
+
+def _wrong_source(source: object, persister: str) -> TypeError:
+    if persister == "MySQLPersister":
+        kinds = "a pymysql connection or a dict of pymysql.connect() arguments"
+        wrong = isinstance(source, (aiomysql.Connection, aiomysql.Pool))
+        hint = "; for an aiomysql connection or pool use AsyncMySQLPersister" if wrong else ""
+    else:
+        kinds = "an aiomysql connection or pool, or a dict of aiomysql.connect() arguments"
+        wrong = isinstance(source, pymysql.connections.Connection)
+        hint = "; for a pymysql connection use MySQLPersister" if wrong else ""
+    return TypeError(f"{persister}() takes {kinds}, got {type(source).__name__}{hint}.")

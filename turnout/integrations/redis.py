@@ -1,0 +1,534 @@
+"""Redis persisters: ``RedisPersister`` (``redis.Redis``) and ``AsyncRedisPersister``
+(``redis.asyncio.Redis``).
+
+Every store operation is one Lua script, so each runs atomically on the server: the conditional
+insert checks the app's latest sequence id (and the record a delta applies to) and writes the
+record, its indexes and the app's row in one step, and a load never sees a half-pruned app. The
+store is written once, as coroutines over a client adapter; the adapter over the synchronous
+client never suspends, so ``RedisPersister`` runs the same coroutines without an event loop.
+
+Keys, under a validated prefix ``P`` (partition keys and app ids percent-encode ``%`` and ``:``,
+so no two of them share a key)::
+
+    P:meta                       hash: the schema version
+    P:partitions                 set: the partition keys holding apps
+    P:apps:<partition>           hash: app id -> the app's row (JSON)
+    P:where:<app>                set: the partition keys holding records of the app id
+    P:ids:<partition>:<app>      sorted set: every sequence id (score = sequence id)
+    P:snapshots:<partition>:<app>   sorted set: the sequence ids of snapshots
+    P:records:<partition>:<app>  hash: sequence id -> the record (JSON)
+
+The scripts touch keys of several apps' indexes at once, so one Redis server (with replicas if
+wanted) is supported, not Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from turnout.core.errors import ConcurrencyError, PersistenceError
+from turnout.core.persistence import (
+    AppRow,
+    AsyncPersister,
+    ParentPointer,
+    StepRecord,
+    StorePersister,
+    SyncPersister,
+)
+from turnout.core.serde import Serde
+from turnout.core.sql import check_name
+from turnout.integrations._guard import missing_extra
+
+try:
+    import redis
+    import redis.asyncio
+    import redis.exceptions
+except ImportError as _error:  # pragma: no cover - exercised in a subprocess
+    raise missing_extra(
+        "turnout.integrations.redis", 'pip install "turnout[redis]"', _error
+    ) from _error
+
+__all__ = ["SCHEMA_VERSION", "AsyncRedisPersister", "RedisClient", "RedisPersister", "RedisStore"]
+
+SCHEMA_VERSION = 1
+
+# HMGET in chunks: unpack() of a long list would overflow Lua's C stack.
+_FETCH = """
+local function fetch(hash, ids)
+  local out = {}
+  for i = 1, #ids, 1000 do
+    local chunk = {}
+    for j = i, math.min(i + 999, #ids) do chunk[#chunk + 1] = ids[j] end
+    local values = redis.call('HMGET', hash, unpack(chunk))
+    for k = 1, #values do out[#out + 1] = values[k] end
+  end
+  return out
+end
+"""
+
+# KEYS: meta. ARGV: the version this code writes. Returns the stored version.
+_SETUP = """
+redis.call('HSETNX', KEYS[1], 'schema', ARGV[1])
+return redis.call('HGET', KEYS[1], 'schema')
+"""
+
+# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app.
+# ARGV: sequence id, previous ('' for none), kind, record, app row ('' for none), app id,
+# partition key. Returns 1, or 0 when the insert would break the app's history.
+_INSERT = """
+local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #last > 0 then
+  local latest = tonumber(last[2])
+  if latest >= tonumber(ARGV[1]) then return 0 end
+  if ARGV[2] ~= '' and latest ~= tonumber(ARGV[2]) then return 0 end
+elseif ARGV[2] ~= '' then
+  return 0
+end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+if ARGV[3] == 'snapshot' then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1]) end
+redis.call('SADD', KEYS[6], ARGV[7])
+if ARGV[5] ~= '' then
+  redis.call('HSETNX', KEYS[4], ARGV[6], ARGV[5])
+  redis.call('SADD', KEYS[5], ARGV[7])
+end
+return 1
+"""
+
+# KEYS: ids, snapshots, records. ARGV: the sequence id ('' for the latest).
+_CHAIN = (
+    _FETCH
+    + """
+local target = ARGV[1]
+if target == '' then
+  local last = redis.call('ZREVRANGE', KEYS[1], 0, 0)
+  if #last == 0 then return {} end
+  target = last[1]
+elseif not redis.call('ZSCORE', KEYS[1], target) then
+  return {}
+end
+local snapshot = redis.call('ZREVRANGEBYSCORE', KEYS[2], target, '-inf', 'LIMIT', 0, 1)
+local low = '-inf'
+if #snapshot > 0 then low = snapshot[1] end
+return fetch(KEYS[3], redis.call('ZRANGEBYSCORE', KEYS[1], low, target))
+"""
+)
+
+# KEYS: ids, records.
+_RECORDS = _FETCH + "return fetch(KEYS[2], redis.call('ZRANGE', KEYS[1], 0, -1))"
+
+# KEYS: ids, snapshots, records. ARGV: sequence id, kind, record.
+_REWRITE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+if ARGV[2] == 'snapshot' then
+  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1])
+else
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+# KEYS: ids, snapshots, records. ARGV: sequence ids. Returns how many were stored.
+_REMOVE = """
+local removed = 0
+for i = 1, #ARGV do
+  removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  redis.call('ZREM', KEYS[2], ARGV[i])
+  redis.call('HDEL', KEYS[3], ARGV[i])
+end
+return removed
+"""
+
+# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app.
+# ARGV: app id, partition key. Returns the number of records removed.
+_DELETE = """
+local removed = redis.call('ZCARD', KEYS[1])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('HDEL', KEYS[4], ARGV[1])
+if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
+redis.call('SREM', KEYS[6], ARGV[2])
+return removed
+"""
+
+_SCRIPTS = {
+    "setup": _SETUP,
+    "insert": _INSERT,
+    "chain": _CHAIN,
+    "records": _RECORDS,
+    "rewrite": _REWRITE,
+    "remove": _REMOVE,
+    "delete": _DELETE,
+    "app": "return redis.call('HGET', KEYS[1], ARGV[1])",
+    "apps": "return redis.call('HVALS', KEYS[1])",
+    "members": "return redis.call('SMEMBERS', KEYS[1])",
+}
+
+
+class RedisClient(Protocol):
+    """What ``RedisStore`` needs from a client: run one of its scripts by name."""
+
+    address: str
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[str]) -> Any: ...
+
+
+class _SyncClient:
+    """Over ``redis.Redis``: its coroutines call the blocking client and never suspend."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.address = _address(client)
+        self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+        return self._scripts[script](keys=list(keys), args=list(args))
+
+
+class _AsyncClient:
+    """Over ``redis.asyncio.Redis``."""
+
+    def __init__(self, client: redis.asyncio.Redis) -> None:
+        self.address = _address(client)
+        self._scripts = {name: client.register_script(text) for name, text in _SCRIPTS.items()}
+
+    async def run(self, script: str, keys: Sequence[str], args: Sequence[str]) -> Any:
+        return await self._scripts[script](keys=list(keys), args=list(args))
+
+
+class RedisStore:
+    """The ``Store`` of ``turnout.core.persistence`` over Redis (see the module docstring)."""
+
+    def __init__(self, client: RedisClient, prefix: str = "turnout") -> None:
+        self.client = client
+        self.prefix = check_name(prefix, "key prefix")
+        self._ready = False
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    def _steps(self, partition_key: str, app_id: str) -> list[str]:
+        tail = f"{_escape(partition_key)}:{_escape(app_id)}"
+        return [f"{self.prefix}:{kind}:{tail}" for kind in ("ids", "snapshots", "records")]
+
+    def _indexes(self, partition_key: str, app_id: str) -> list[str]:
+        return [
+            f"{self.prefix}:apps:{_escape(partition_key)}",
+            f"{self.prefix}:partitions",
+            f"{self.prefix}:where:{_escape(app_id)}",
+        ]
+
+    # -- calls -----------------------------------------------------------------------------------
+
+    async def _call(self, script: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        try:
+            return await self.client.run(script, keys, [str(a) for a in args])
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise PersistenceError(
+                f"cannot reach Redis at {self.client.address} ({type(exc).__name__}: {exc}); "
+                f"start the server, or give the persister the right URL or client. Records "
+                f"already saved are unchanged."
+            ) from exc
+        except redis.exceptions.RedisError as exc:
+            raise PersistenceError(
+                f"Redis at {self.client.address} failed on the {self.prefix!r} keys "
+                f"({type(exc).__name__}: {exc}). Records already saved are unchanged."
+            ) from exc
+
+    async def _run(self, script: str, keys: Sequence[str], args: Sequence[Any] = ()) -> Any:
+        if not self._ready:
+            await self.setup()
+        return await self._call(script, keys, args)
+
+    async def setup(self) -> None:
+        """Mark the keys with the schema version, or check the version already there."""
+        stored = _text(await self._call("setup", [f"{self.prefix}:meta"], [SCHEMA_VERSION]))
+        if not stored.isdigit() or int(stored) > SCHEMA_VERSION:
+            raise PersistenceError(
+                f"the {self.prefix!r} keys of Redis at {self.client.address} use schema version "
+                f"{stored!r}, not one this turnout reads (up to {SCHEMA_VERSION}); upgrade "
+                f"turnout, or use another prefix."
+            )
+        self._ready = True
+
+    # -- the Store protocol ----------------------------------------------------------------------
+
+    async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
+        pk, app_id = record.partition_key, record.app_id
+        written = await self._run(
+            "insert",
+            [*self._steps(pk, app_id), *self._indexes(pk, app_id)],
+            [
+                record.sequence_id,
+                "" if previous is None else previous,
+                record.kind,
+                _dump_record(record),
+                "" if app is None else _dump_app(app),
+                app_id,
+                pk,
+            ],
+        )
+        if int(written) != 1:
+            raise ConcurrencyError(pk, app_id, record.sequence_id)
+
+    async def chain(
+        self, partition_key: str, app_id: str, sequence_id: int | None
+    ) -> list[StepRecord]:
+        keys = self._steps(partition_key, app_id)
+        values = await self._run("chain", keys, ["" if sequence_id is None else sequence_id])
+        return [self._load_record(value, keys[2]) for value in values]
+
+    async def app(self, partition_key: str, app_id: str) -> AppRow | None:
+        key = self._indexes(partition_key, app_id)[0]
+        value = await self._run("app", [key], [app_id])
+        return None if value is None else self._load_app(value, key)
+
+    async def app_ids(self, partition_key: str) -> list[str]:
+        rows = sorted(await self.all_apps(partition_key), key=lambda a: a.app_id)
+        rows.sort(key=lambda a: a.created_at, reverse=True)
+        return [a.app_id for a in rows]
+
+    async def delete(self, partition_key: str | None, app_id: str) -> int:
+        if partition_key is None:
+            where = await self._run("members", self._indexes("", app_id)[2:])
+            partitions = sorted(_text(pk) for pk in where)
+        else:
+            partitions = [partition_key]
+        removed = 0
+        for pk in partitions:
+            keys = [*self._steps(pk, app_id), *self._indexes(pk, app_id)]
+            removed += int(await self._run("delete", keys, [app_id, pk]))
+        return removed
+
+    async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
+        keys = self._steps(partition_key, app_id)
+        values = await self._run("records", [keys[0], keys[2]])
+        return [self._load_record(value, keys[2]) for value in values]
+
+    async def rewrite(self, record: StepRecord) -> None:
+        keys = self._steps(record.partition_key, record.app_id)
+        await self._run("rewrite", keys, [record.sequence_id, record.kind, _dump_record(record)])
+
+    async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
+        keys = self._steps(partition_key, app_id)
+        ids = list(sequence_ids)
+        removed = 0
+        for start in range(0, len(ids), 1000):
+            removed += int(await self._run("remove", keys, ids[start : start + 1000]))
+        return removed
+
+    async def all_apps(self, partition_key: str | None) -> list[AppRow]:
+        if partition_key is None:
+            found = await self._run("members", [f"{self.prefix}:partitions"])
+            partitions = sorted(_text(pk) for pk in found)
+        else:
+            partitions = [partition_key]
+        rows: list[AppRow] = []
+        for pk in partitions:
+            key = f"{self.prefix}:apps:{_escape(pk)}"
+            rows.extend(self._load_app(value, key) for value in await self._run("apps", [key]))
+        return rows
+
+    def _load_record(self, value: Any, key: str) -> StepRecord:
+        try:
+            data = json.loads(_text(value))
+            return StepRecord(
+                partition_key=data["partition_key"],
+                app_id=data["app_id"],
+                sequence_id=int(data["sequence_id"]),
+                position=data["position"],
+                status=data["status"],
+                kind=data["kind"],
+                payload=data["payload"],
+                created_at=dt.datetime.fromisoformat(data["created_at"]),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PersistenceError(
+                f"a record in the Redis hash {key!r} at {self.client.address} is unreadable "
+                f"({type(exc).__name__}: {exc}); the other records are intact: load an earlier "
+                f"sequence id, or delete the app."
+            ) from exc
+
+    def _load_app(self, value: Any, key: str) -> AppRow:
+        try:
+            return _load_app(value)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise PersistenceError(
+                f"an app row in the Redis hash {key!r} at {self.client.address} is unreadable "
+                f"({type(exc).__name__}: {exc}); delete the app to remove it."
+            ) from exc
+
+
+def _escape(part: str) -> str:
+    """A partition key or app id as a key segment: ``%`` first, so escapes stay unambiguous."""
+    return part.replace("%", "%25").replace(":", "%3A")
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        raise ValueError("the value is missing")
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _dump_record(record: StepRecord) -> str:
+    return json.dumps(
+        {
+            "partition_key": record.partition_key,
+            "app_id": record.app_id,
+            "sequence_id": record.sequence_id,
+            "position": record.position,
+            "status": record.status,
+            "kind": record.kind,
+            "payload": record.payload,
+            "created_at": record.created_at.isoformat(),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _dump_app(app: AppRow) -> str:
+    parent = app.parent
+    return json.dumps(
+        {
+            "partition_key": app.partition_key,
+            "app_id": app.app_id,
+            "created_at": app.created_at.isoformat(),
+            "parent": None
+            if parent is None
+            else {
+                "app_id": parent.app_id,
+                "partition_key": parent.partition_key,
+                "sequence_id": parent.sequence_id,
+            },
+        },
+        separators=(",", ":"),
+    )
+
+
+def _load_app(value: Any) -> AppRow:
+    data = json.loads(_text(value))
+    parent = data.get("parent")
+    return AppRow(
+        partition_key=data["partition_key"],
+        app_id=data["app_id"],
+        created_at=dt.datetime.fromisoformat(data["created_at"]),
+        parent=None
+        if parent is None
+        else ParentPointer(
+            app_id=parent["app_id"],
+            partition_key=parent["partition_key"],
+            sequence_id=parent["sequence_id"],
+        ),
+    )
+
+
+def _address(client: Any) -> str:
+    """Where ``client`` connects, for error messages (never its password)."""
+    try:
+        kwargs = dict(client.connection_pool.connection_kwargs)
+    except (AttributeError, TypeError):
+        return type(client).__name__
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    host, port, db = kwargs.get("host", "localhost"), kwargs.get("port", 6379), kwargs.get("db", 0)
+    return f"redis://{host}:{port}/{db}"
+
+
+class RedisPersister(SyncPersister):
+    """Save applications to Redis.
+
+    Args:
+        client_or_url: a ``redis.Redis`` client (yours: ``close()`` leaves it open), or a URL
+            such as ``"redis://127.0.0.1:6379/0"`` (the persister creates the client and
+            ``close()`` closes it). Any ``decode_responses`` setting works.
+        prefix: the first segment of every key (letters, digits and underscores).
+        serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
+        snapshot_every: a full snapshot every this many steps; the others store their delta.
+    """
+
+    def __init__(
+        self,
+        client_or_url: redis.Redis | str,
+        prefix: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+    ) -> None:
+        check_name(prefix, "key prefix")
+        if isinstance(client_or_url, str):
+            client = redis.Redis.from_url(client_or_url)
+        elif isinstance(client_or_url, redis.Redis):
+            client = client_or_url
+        else:
+            raise TypeError(_wrong_client("RedisPersister", "redis.Redis", client_or_url))
+        self.client = client
+        self._owned = isinstance(client_or_url, str)
+        self.store = RedisStore(_SyncClient(client), prefix)
+        try:
+            core = StorePersister(self.store, serde=serde, snapshot_every=snapshot_every)
+        except BaseException:
+            self.close()
+            raise
+        super().__init__(core)
+
+    def close(self) -> None:
+        """Close the client if the persister created it from a URL."""
+        if self._owned:
+            self.client.close()
+
+    def __enter__(self) -> RedisPersister:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AsyncRedisPersister(AsyncPersister):
+    """``RedisPersister`` for async applications, over ``redis.asyncio.Redis`` (a client, or a
+    URL for which the persister creates one); the arguments are ``RedisPersister``'s."""
+
+    def __init__(
+        self,
+        client_or_url: redis.asyncio.Redis | str,
+        prefix: str = "turnout",
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 100,
+    ) -> None:
+        check_name(prefix, "key prefix")
+        if isinstance(client_or_url, str):
+            client = redis.asyncio.Redis.from_url(client_or_url)
+        elif isinstance(client_or_url, redis.asyncio.Redis):
+            client = client_or_url
+        else:
+            raise TypeError(
+                _wrong_client("AsyncRedisPersister", "redis.asyncio.Redis", client_or_url)
+            )
+        self.client = client
+        self._owned = isinstance(client_or_url, str)
+        self.store = RedisStore(_AsyncClient(client), prefix)
+        super().__init__(StorePersister(self.store, serde=serde, snapshot_every=snapshot_every))
+
+    async def close(self) -> None:
+        """Close the client if the persister created it from a URL."""
+        if self._owned:
+            await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncRedisPersister:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _wrong_client(persister: str, expected: str, given: object) -> str:
+    hint = ""
+    if isinstance(given, redis.asyncio.Redis):
+        hint = " (an async client: use AsyncRedisPersister)"
+    elif isinstance(given, redis.Redis):
+        hint = " (a synchronous client: use RedisPersister)"
+    return (
+        f"{persister}() takes a {expected} client or a URL such as 'redis://127.0.0.1:6379/0', "
+        f"got {type(given).__module__}.{type(given).__qualname__}{hint}."
+    )
