@@ -30,8 +30,11 @@ documentation shows, with default settings:
     The same graph with ``Annotated[list, DeltaChannel(...)]`` (LangGraph's beta delta
     channel, snapshot every 100 updates), which stores the writes instead of the list.
 
-Measured, in one process, the systems stepped round-robin (one step each, rotating who goes
-first), so machine noise lands on all of them alike:
+Measured in one process. Every round runs each system's chat once, rotating which system goes
+first; before each chat ``os.sync()`` (untimed) flushes the previous one's writes, so one
+system's disk traffic does not land on another's timed steps. (Stepping the systems in lock-step,
+one step each in turn, made turnout's steps two to three times slower than when it ran alone:
+its writes waited behind the other systems' fsyncs.) Reported:
 
 * bytes on disk after step 100 and after the last step: the database file plus its WAL and
   rollback journal, after ``PRAGMA wal_checkpoint(TRUNCATE)`` (at step 100, from a separate
@@ -54,6 +57,7 @@ import gc
 import importlib.metadata
 import json
 import operator
+import os
 import platform
 import random
 import shlex
@@ -82,14 +86,19 @@ APP_ID = "chat"
 # The conversation: the same texts for every system, generated once.
 # --------------------------------------------------------------------------------------------
 
-_WORDS = (
-    "the a of to and in is it you that for on with as are this be at have or from by not but "
-    "what all were when we there can an your which their said if do will each about how up out "
-    "them then she many some so these would other into has more her two like him see time could "
-    "no make than first been its who now people my made over did down only way find use may "
-    "water long little very after words called just where most know model answer question "
-    "order ticket refund delivery account password invoice schedule meeting summary draft"
-).split()
+_WORDS = tuple(
+    word
+    for line in (
+        "the a of to and in is it you that for on with as are this be at have or from by",
+        "not but what all were when we there can an your which their said if do will each",
+        "about how up out them then she many some so these would other into has more her",
+        "two like him see time could no make than first been its who now people my made",
+        "over did down only way find use may water long little very after words called just",
+        "where most know model answer question order ticket refund delivery account",
+        "password invoice schedule meeting summary draft",
+    )
+    for word in line.split()
+)
 
 
 def sentence(rng: random.Random, length: int = 200) -> str:
@@ -274,7 +283,7 @@ class Burr(System):
         self.path = path
         self.persister = SQLitePersister(db_path=str(path))
         self.persister.initialize()  # creates the table, as Burr's documentation shows
-        self.persister.save = self.clock.wrap(self.persister.save)  # type: ignore[method-assign]
+        self.persister.save = self.clock.wrap(self.persister.save)
         self.app = (
             burr.core.ApplicationBuilder()
             .with_actions(turn=_burr_style_turn(burr.core, self.conversation))
@@ -324,13 +333,11 @@ class LangGraph(System):
         if self.delta:
             from langgraph.channels.delta import DeltaChannel
 
-            schema: Any = TypedDict(  # type: ignore[operator]
-                "DeltaChat",
-                {
-                    "messages": Annotated[list[dict[str, str]], DeltaChannel(_extend_batches)],
-                    "turn": int,
-                },
-            )
+            class DeltaChat(TypedDict):
+                messages: Annotated[list[dict[str, str]], DeltaChannel(_extend_batches)]
+                turn: int
+
+            schema: Any = DeltaChat
         else:
             schema = Chat
         conversation = self.conversation
@@ -358,8 +365,8 @@ class LangGraph(System):
         self.steps = steps
         self.connection = sqlite3.connect(path, check_same_thread=False)
         saver = SqliteSaver(self.connection)
-        saver.put = self.clock.wrap(saver.put)  # type: ignore[method-assign]
-        saver.put_writes = self.clock.wrap(saver.put_writes)  # type: ignore[method-assign]
+        saver.put = self.clock.wrap(saver.put)
+        saver.put_writes = self.clock.wrap(saver.put_writes)
         graph = self._graph(steps).compile(checkpointer=saver)
         self.stream: Iterator[dict[str, Any]] = graph.stream(
             {"messages": [], "turn": 0},
@@ -421,6 +428,7 @@ class Settings:
     steps: int
     rounds: int
     window: int
+    gc_enabled: bool = True
 
 
 @dataclass
@@ -437,55 +445,57 @@ class Result:
     load_ms: list[float] = field(default_factory=list)
 
 
-def run_round(
-    systems: list[System], settings: Settings, directory: Path, round_index: int
-) -> dict[str, dict[str, Any]]:
-    """Every system chats ``settings.steps`` turns, one step each in turn."""
+def run_chat(system: System, settings: Settings, path: Path) -> dict[str, Any]:
+    """One system chats ``settings.steps`` turns into a new file; its measurements."""
     steps, window = settings.steps, settings.window
     near = min(NEAR_STEP, steps)
-    out: dict[str, dict[str, Any]] = {}
-    for number, system in enumerate(systems):
-        system.clock = SaveClock()
-        system.open(directory / f"r{round_index}-{number}.db", steps)
-        out[system.name] = {"save": [], "step": []}
+    system.clock = SaveClock()
+    system.open(path, steps)
+    data: dict[str, Any] = {"save": [], "step": []}
+    os.sync()  # the previous system's dirty pages reach the disk before this one is timed
     gc.collect()
-    for index in range(steps):
-        shift = (round_index + index) % len(systems)
-        for system in systems[shift:] + systems[:shift]:
+    if not settings.gc_enabled:
+        gc.disable()
+    try:
+        for index in range(steps):
             start = time.perf_counter_ns()
             system.step()
             elapsed = time.perf_counter_ns() - start
-            out[system.name]["step"].append(elapsed / 1000)
-            out[system.name]["save"].append(system.clock.take() / 1000)
-        if index + 1 == near:
-            for system in systems:
-                checkpoint_wal(system.path)
-                out[system.name]["bytes_near"] = db_bytes(system.path)
-    for system in systems:
-        system.close()
-        out[system.name]["bytes_end"] = db_bytes(system.path)
-        out[system.name]["save_total_us"] = system.clock.total / 1000
-    for system in systems:
-        start = time.perf_counter_ns()
-        count = system.load_latest()
-        out[system.name]["load_ms"] = (time.perf_counter_ns() - start) / 1e6
-        if count != 2 * steps:
-            raise RuntimeError(f"{system.name} loaded {count} messages, expected {2 * steps}")
-    for name, data in out.items():
-        data["save_near"] = data["save"][max(0, near - window) : near]
-        data["save_end"] = data["save"][steps - window :]
-        data["step_near"] = data["step"][max(0, near - window) : near]
-        data["step_end"] = data["step"][steps - window :]
-        del name
-    return out
+            data["step"].append(elapsed / 1000)
+            data["save"].append(system.clock.take() / 1000)
+            if index + 1 == near:
+                checkpoint_wal(path)
+                data["bytes_near"] = db_bytes(path)
+    finally:
+        gc.enable()
+    system.close()
+    data["bytes_end"] = db_bytes(path)
+    data["save_total_us"] = system.clock.total / 1000
+    start = time.perf_counter_ns()
+    count = system.load_latest()
+    data["load_ms"] = (time.perf_counter_ns() - start) / 1e6
+    if count != 2 * steps:
+        raise RuntimeError(f"{system.name} loaded {count} messages, expected {2 * steps}")
+    data["save_near"] = data["save"][max(0, near - window) : near]
+    data["save_end"] = data["save"][steps - window :]
+    data["step_near"] = data["step"][max(0, near - window) : near]
+    data["step_end"] = data["step"][steps - window :]
+    return data
+
+
+def rotated(systems: list[System], shift: int) -> list[System]:
+    shift %= len(systems)
+    return systems[shift:] + systems[:shift]
 
 
 def measure(systems: list[System], settings: Settings, directory: Path) -> dict[str, Result]:
+    """Every round runs every system's chat once, rotating which system goes first."""
     results = {system.name: Result() for system in systems}
     for round_index in range(settings.rounds):
-        measured = run_round(systems, settings, directory, round_index)
-        for name, data in measured.items():
-            result = results[name]
+        for system in rotated(systems, round_index):
+            path = directory / f"{round_index}-{ALL_SYSTEMS.index(system.name)}.db"
+            data = run_chat(system, settings, path)
+            result = results[system.name]
             result.bytes_near.append(data["bytes_near"])
             result.bytes_end.append(data["bytes_end"])
             result.save_near_us.extend(data["save_near"])
@@ -494,17 +504,19 @@ def measure(systems: list[System], settings: Settings, directory: Path) -> dict[
             result.step_end_us.extend(data["step_end"])
             result.save_mean_us.append(data["save_total_us"] / settings.steps)
             result.load_ms.append(data["load_ms"])
-        for path in directory.glob(f"r{round_index}-*"):
-            path.unlink()
+            for leftover in directory.glob(f"{path.name}*"):
+                leftover.unlink()
         print(f"  round {round_index + 1}/{settings.rounds} done", file=sys.stderr, flush=True)
     return results
 
 
 def warm_up(systems: list[System], directory: Path) -> None:
     """One short untimed chat per system, so imports and first calls stay out of the rounds."""
-    run_round(systems, Settings(steps=30, rounds=1, window=10), directory, round_index=99)
-    for path in directory.glob("r99-*"):
-        path.unlink()
+    for system in systems:
+        path = directory / "warm-up.db"
+        run_chat(system, Settings(steps=30, rounds=1, window=10), path)
+        for leftover in directory.glob(f"{path.name}*"):
+            leftover.unlink()
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,6 +632,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="small smoke run (a few seconds)")
     parser.add_argument(
+        "--no-gc",
+        action="store_true",
+        help="disable the garbage collector while the systems step (for every system alike)",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         choices=ALL_SYSTEMS,
@@ -642,6 +659,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         steps=pick(args.steps, 1000, 200),
         rounds=pick(args.rounds, 3, 1),
         window=pick(args.window, 20, 10),
+        gc_enabled=not args.no_gc,
     )
     if settings.steps < 2 or settings.rounds < 1 or not 1 <= settings.window <= settings.steps:
         raise SystemExit("--steps must be >= 2, --rounds >= 1, 1 <= --window <= --steps")
@@ -707,8 +725,10 @@ def main(argv: list[str]) -> int:
             for name in (TURNOUT, BURR, LANGGRAPH, "langgraph-checkpoint-sqlite")
         ),
         f"- {settings.steps:,} steps per run, each appending a user and an assistant message "
-        f"of {text_size:.0f} characters; {settings.rounds} round(s), systems stepped "
-        f"round-robin; timed windows of {settings.window} steps; wall time {wall:.1f} s",
+        f"of {text_size:.0f} characters; {settings.rounds} round(s), each running every "
+        f"system once (order rotated); timed windows of {settings.window} steps; "
+        f"gc {'enabled' if settings.gc_enabled else 'disabled while stepping'}; "
+        f"wall time {wall:.1f} s",
         *(f"- note: {note}" for note in notes),
         "",
         *tables(results, settings),

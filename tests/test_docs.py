@@ -74,7 +74,7 @@ def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for block in python_blocks(page.read_text(encoding="utf-8")):
         # Padding with blank lines makes tracebacks point at the page's own line numbers.
         source = "\n" * (block.line - 1) + block.code
-        exec(compile(source, relative, "exec"), namespace)
+        exec(compile(source, relative, "exec", dont_inherit=True), namespace)
 
 
 def test_python_blocks_finds_python_fences_only() -> None:

@@ -56,7 +56,8 @@ def test_example_readme_code_runs(name: str, capsys: pytest.CaptureFixture[str])
     assert blocks, f"{relative} has no Python example"
     namespace: dict[str, object] = {"__name__": f"readme_{name}"}
     for block in blocks:
-        exec(compile("\n" * (block.line - 1) + block.code, relative, "exec"), namespace)
+        code = "\n" * (block.line - 1) + block.code
+        exec(compile(code, relative, "exec", dont_inherit=True), namespace)
 
 
 def test_counter_counts_to_its_limit_then_reports() -> None:
@@ -440,3 +441,125 @@ def test_approval_main_prints_each_stage(
     assert out.rstrip().endswith(f"status: {status}")
     for line in lines:
         assert line in out
+
+
+# -- resumable chat ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def resumable() -> Any:
+    """The resumable chat example's module."""
+    from examples.resumable_chat import application as module
+
+    return module
+
+
+def _mode_flags(mode: str) -> list[str]:
+    return ["--async"] if mode == "async" else []
+
+
+def _user_messages(history: list[dict[str, str]]) -> list[str]:
+    return [m["content"] for m in history if m["role"] == "user"]
+
+
+def _stored_history(db: Path) -> list[dict[str, str]]:
+    from turnout.core.sqlite import SQLitePersister
+
+    with SQLitePersister(db) as persister:
+        record = persister.load(None, "demo")
+    assert record is not None
+    return list(record.state["chat_history"])
+
+
+def test_resumable_chat_continues_where_the_last_run_stopped(
+    resumable: Any, mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "chat.db"
+    first = resumable.main(["--db", str(db), "--turns", "2", *_mode_flags(mode)])
+    assert first.resumed_at is None
+    assert [prompt for prompt, _ in first.turns] == list(resumable.SCRIPT[:2])
+    assert first.sequence_id == 3
+    second = resumable.main(["--db", str(db), "--turns", "2", *_mode_flags(mode)])
+    assert second.resumed_at == 3
+    assert [prompt for prompt, _ in second.turns] == list(resumable.SCRIPT[2:4])
+    assert second.turns[0][1].startswith("(turn 3) ")
+    assert _user_messages(second.history) == list(resumable.SCRIPT[:4])
+    assert second.history == _stored_history(db)
+    out = capsys.readouterr().out
+    assert "new conversation 'demo'" in out
+    assert "resumed conversation 'demo' at sequence id 3 (2 user messages so far" in out
+
+
+def test_resumable_chat_answers_a_message_cut_off_before_its_answer(
+    resumable: Any, mode: str, tmp_path: Path
+) -> None:
+    from turnout.core.sqlite import SQLitePersister
+
+    db = tmp_path / "chat.db"
+    with SQLitePersister(db) as persister:
+        app = resumable.application(persister)
+        app.step(inputs={"prompt": resumable.SCRIPT[0]})  # user_input saved, respond never ran
+    session = resumable.main(["--db", str(db), "--turns", "2", *_mode_flags(mode)])
+    assert session.resumed_at == 0
+    assert [prompt for prompt, _ in session.turns] == list(resumable.SCRIPT[:2])
+    assert [m["role"] for m in session.history] == ["user", "assistant"] * 2
+    assert _user_messages(session.history) == list(resumable.SCRIPT[:2])  # none sent twice
+
+
+def test_resumable_chat_finishes_the_script_then_does_nothing_more(
+    resumable: Any, mode: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = tmp_path / "chat.db"
+    done = resumable.main(["--db", str(db), *_mode_flags(mode)])
+    assert done.finished
+    assert len(done.turns) == len(resumable.SCRIPT)
+    again = resumable.main(["--db", str(db), *_mode_flags(mode)])
+    assert again.turns == []
+    assert again.finished
+    assert again.sequence_id == again.resumed_at == 2 * len(resumable.SCRIPT) - 1
+    assert "the script is finished" in capsys.readouterr().out
+
+
+def test_resumable_chat_without_db_leaves_no_file(
+    resumable: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    session = resumable.main([])
+    assert session.finished
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags", [[], ["--async"]], ids=["sync", "async"])
+def test_resumable_chat_killed_with_sigkill_resumes_in_a_new_process(
+    resumable: Any, flags: list[str], tmp_path: Path
+) -> None:
+    """Killed after its first exchange, the next process resumes at the last saved step."""
+    db = tmp_path / "chat.db"
+    script = ROOT / "examples" / "resumable_chat" / "application.py"
+    # A long delay after each exchange: the kill always lands while the process waits.
+    command = [sys.executable, "-u", str(script), "--db", str(db), "--delay", "60", *flags]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
+        assert child.stdout is not None
+        printed = [child.stdout.readline() for _ in range(3)]
+        child.kill()
+        child.wait(timeout=30)
+    assert child.returncode != 0
+    assert printed[0].startswith("new conversation 'demo'")
+    assert printed[1:] == [
+        "user: hello\n",
+        "bot:  (turn 1) You said: 'hello'. I am a stand-in model.\n",
+    ]
+    done = subprocess.run(
+        [sys.executable, str(script), "--db", str(db), *flags],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "resumed conversation 'demo' at sequence id 1" in done.stdout
+    assert "user: what happens to this chat if the process dies?" in done.stdout
+    assert "user: hello" not in done.stdout
+    assert "the script is finished" in done.stdout
+    history = _stored_history(db)
+    assert _user_messages(history) == list(resumable.SCRIPT)
+    assert [m["role"] for m in history] == ["user", "assistant"] * len(resumable.SCRIPT)

@@ -213,3 +213,86 @@ def test_the_build_checks_the_initial_state_with_the_persisters_own_serde() -> N
     custom = builder().with_state(n=1, thing=Opaque()).with_entrypoint("count")
     app = custom.with_state_persister(InMemoryPersister(serde=serde)).build()
     app.step()
+
+
+@action(reads=[], writes=["done"])
+def flaky_work(state: State) -> State:
+    raise ValueError("the upstream service refused")
+
+
+@action(reads=["error"], writes=["done"])
+def handle(state: State) -> State:
+    return state.update(done=f"handled {state['error']['type']}")
+
+
+def routed(persister: InMemoryPersister) -> Any:
+    from turnout import on_exception
+
+    return (
+        ApplicationBuilder()
+        .with_actions(work=flaky_work, handle=handle)
+        .with_transitions(("work", "handle", on_exception(ValueError)), ("handle", "work"))
+        .with_identifiers(app_id="routed")
+        .with_state_persister(persister)
+        .initialize_from(persister, default_state={}, default_entrypoint="work")
+        .build()
+    )
+
+
+def test_resuming_after_a_routed_failure_follows_the_route() -> None:
+    persister = InMemoryPersister()
+    first = routed(persister)
+    first.step()
+    assert persister.load(None, "routed").status == "failed"
+    resumed = routed(persister)
+    assert resumed.get_next_action().name == "handle"
+    _, _, state = resumed.step()
+    assert state["done"] == "handled ValueError"
+
+
+def test_resuming_after_an_unrouted_failure_runs_the_failed_action_again() -> None:
+    persister = InMemoryPersister()
+    app = (
+        ApplicationBuilder()
+        .with_actions(work=flaky_work)
+        .with_transitions(("work", "work"))
+        .with_identifiers(app_id="plain")
+        .with_state_persister(persister)
+        .initialize_from(persister, default_state={}, default_entrypoint="work")
+        .build()
+    )
+    with pytest.raises(ValueError, match="refused"):
+        app.step()
+    again = (
+        ApplicationBuilder()
+        .with_actions(work=flaky_work)
+        .with_transitions(("work", "work"))
+        .with_identifiers(app_id="plain")
+        .with_state_persister(persister)
+        .initialize_from(persister, default_state={}, default_entrypoint="work")
+        .build()
+    )
+    assert persister.load(None, "plain").status == "failed"
+    assert again.get_next_action().name == "work"
+
+
+def test_a_locked_sqlite_database_gives_a_persistence_error_naming_the_file(tmp_path: Any) -> None:
+    import sqlite3
+
+    from turnout.core.errors import PersistenceError
+    from turnout.core.sqlite import SQLitePersister
+
+    path = tmp_path / "locked.db"
+    with SQLitePersister(path, timeout=0.05) as persister:
+        app = builder().with_state(n=1).with_entrypoint("count").with_state_persister(persister)
+        built = app.build()
+        built.step()
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(PersistenceError, match=r"locked\.db"):
+                built.step()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert persister.load(None, "app").sequence_id == 0  # what was saved is intact

@@ -109,10 +109,24 @@ class Application(StepEngine):
             )
 
     def _resume_at(self, prior: str | None, rerun: str | None) -> None:
-        """Position a resumed application: after ``prior``, or to run ``rerun`` again."""
+        """Position a resumed application: after ``prior``, or to run ``rerun`` again — unless
+        that failure was routed by ``on_exception`` (its error, from this very step, is in the
+        state), in which case the route is taken again."""
         self._prior = prior
         self._route = self._graph.get_action(rerun) if rerun is not None else None
         self._next = UNKNOWN
+        if rerun is None:
+            return
+        for condition, target in self._graph._on_error.get(rerun, ()):
+            error = self._state.get(condition.state_key)
+            if (
+                isinstance(error, dict)
+                and error.get("action") == rerun
+                and error.get("sequence_id") == self._sequence_id
+            ):
+                self._prior = rerun
+                self._route = target
+                return
 
     # -- properties ------------------------------------------------------------------------------
 

@@ -195,7 +195,10 @@ class SerdeError(TurnoutError, TypeError):
                 f"register it with turnout.core.serde.DEFAULT_SERDE.register({type(value).__name__}"
                 f", encode=..., decode=...), make it a dataclass, or keep it out of the state"
             )
-        super().__init__(f"cannot serialise the value at {path}: {reason}")
+        verb = (
+            "serialise the value at" if value is not None or path != "$" else "load stored data at"
+        )
+        super().__init__(f"cannot {verb} {path}: {reason}")
 
 
 class PersistenceError(TurnoutError, RuntimeError):
@@ -211,6 +214,7 @@ class ConcurrencyError(PersistenceError):
     """
 
     def __init__(self, partition_key: str | None, app_id: str, sequence_id: int) -> None:
+        partition_key = partition_key or None  # stores keep the None partition as ""
         self.partition_key = partition_key
         self.app_id = app_id
         self.sequence_id = sequence_id
