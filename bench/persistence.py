@@ -235,12 +235,8 @@ class Turnout(System):
         from turnout.core.sqlite import SQLitePersister
 
         self.path = path
-        self.persister = SQLitePersister(path)
-        if self.synchronous_full:
-            from turnout.core.engine import drive
-
-            # No public option for this yet: run the pragma on the persister's own connection.
-            drive(self.persister.connection.execute("PRAGMA synchronous=FULL"))
+        sync_mode = "FULL" if self.synchronous_full else "NORMAL"
+        self.persister = SQLitePersister(path, synchronous=sync_mode)
         self.persister.save = self.clock.wrap(self.persister.save)  # type: ignore[method-assign]
         self.app = (
             turnout.ApplicationBuilder()
