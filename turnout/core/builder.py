@@ -174,6 +174,31 @@ class ApplicationBuilder:
         )
         return self
 
+    def with_tracker(
+        self,
+        tracker: Any = "local",
+        project: str = "default",
+        params: dict[str, Any] | None = None,
+    ) -> ApplicationBuilder:
+        """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
+        tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``."""
+        if tracker == "local":
+            from turnout.core.tracking import LocalTracker
+
+            try:
+                tracker = LocalTracker(project, **(params or {}))
+            except (TypeError, ValueError) as exc:
+                self._problems.append(f"with_tracker(): {exc}")
+                return self
+        elif isinstance(tracker, str):
+            self._problems.append(
+                f"with_tracker({tracker!r}): the only named tracker is 'local'; pass a tracker "
+                f"object otherwise."
+            )
+            return self
+        self._hooks.append(tracker)
+        return self
+
     def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
         """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
         calls; see ``turnout.core.hooks``."""

@@ -1,0 +1,405 @@
+"""The local tracker: every step of every application, appended to a log the UI reads.
+
+``LocalTracker(project)`` is a hook. Pass it to ``ApplicationBuilder.with_tracker`` and each
+application writes ``<storage_dir>/<project>/<app_id>/log.jsonl``: one JSON object per line,
+appended and flushed as the application runs (format version ``FORMAT_VERSION``, documented in
+``docs/tracking.md``). ``storage_dir`` defaults to ``$TURNOUT_HOME`` or ``~/.turnout``.
+
+Line types (field ``t``): ``format`` (first line), ``app`` (graph, identity, links, initial
+state), ``begin`` / ``end`` (each attempt of a step: inputs; result, error, state changes, a full
+snapshot every ``snapshot_every`` steps), ``span_start`` / ``span_end``, ``attr``,
+``stream_start`` / ``stream_first`` / ``stream_end``, and ``child`` (written in a parent's log when
+an app forks from it).
+
+Tracking never breaks an application: values that cannot be encoded are logged as their
+``repr``, and an unwritable log is reported once through ``logging`` and then skipped. A line cut
+short by a killed process is ignored by readers. The tracker is also a loader for
+``initialize_from``: it rebuilds the state at any tracked step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import threading
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from turnout.core.errors import PersistenceError, SerdeError
+from turnout.core.persistence import ParentPointer, PersistedStateData
+from turnout.core.serde import DEFAULT_SERDE, Serde
+from turnout.core.state import Change, State, apply_changes
+
+__all__ = ["FORMAT_VERSION", "LocalTracker", "read_log", "tracking_home"]
+
+FORMAT_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}$")
+logger = logging.getLogger("turnout.tracking")
+
+
+def tracking_home(storage_dir: str | Path | None = None) -> Path:
+    """Where projects live: ``storage_dir``, else ``$TURNOUT_HOME``, else ``~/.turnout``."""
+    if storage_dir is not None:
+        return Path(storage_dir).expanduser()
+    return Path(os.environ.get("TURNOUT_HOME") or "~/.turnout").expanduser()
+
+
+def check_id(value: str, what: str) -> str:
+    """``value`` if it is safe as one directory name (no path traversal, no separators)."""
+    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
+        raise ValueError(
+            f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
+            f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
+        )
+    return value
+
+
+class LocalTracker:
+    """Track applications into a project directory; see the module docstring.
+
+    Args:
+        project: the project's name (a directory under ``storage_dir``).
+        storage_dir: the root of all projects (default ``$TURNOUT_HOME`` or ``~/.turnout``).
+        serde: encodes state values, inputs and results (default ``DEFAULT_SERDE``).
+        snapshot_every: log the full state every this many steps (and at the first), so the
+            state at any step is rebuilt from a snapshot and at most this many deltas.
+    """
+
+    def __init__(
+        self,
+        project: str = "default",
+        storage_dir: str | Path | None = None,
+        *,
+        serde: Serde | None = None,
+        snapshot_every: int = 50,
+    ) -> None:
+        self.project = check_id(project, "project")
+        self.storage_dir = tracking_home(storage_dir)
+        self.serde = serde or DEFAULT_SERDE
+        self.snapshot_every = snapshot_every
+        self._files: dict[str, TextIO] = {}
+        self._lock = threading.Lock()
+        self._broken: set[str] = set()
+        self._begins: dict[tuple[str, int], float] = {}
+
+    @property
+    def project_dir(self) -> Path:
+        return self.storage_dir / self.project
+
+    def log_path(self, app_id: str) -> Path:
+        return self.project_dir / check_id(app_id, "app id") / "log.jsonl"
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _encode(self, value: Any, path: str = "$") -> Any:
+        try:
+            return self.serde.encode(value, path)
+        except SerdeError:
+            return {"__turnout__": "repr", "v": repr(value)[:10_000]}
+
+    def _write(self, app_id: str, record: dict[str, Any]) -> None:
+        if app_id in self._broken:
+            return
+        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=repr) + "\n"
+        try:
+            with self._lock:
+                handle = self._files.get(app_id)
+                if handle is None:
+                    path = self.log_path(app_id)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    handle = path.open("a", encoding="utf-8")
+                    self._files[app_id] = handle
+                    if handle.tell() == 0:
+                        handle.write(f'{{"t":"format","version":{FORMAT_VERSION}}}\n')
+                handle.write(line)  # one write per line: appends from several processes interleave
+                handle.flush()
+        except (OSError, ValueError) as exc:
+            self._broken.add(app_id)
+            logger.warning("tracking of app %r stopped: cannot write its log (%s)", app_id, exc)
+
+    def close(self) -> None:
+        """Close the open log files (they reopen if the application goes on)."""
+        with self._lock:
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+
+    def post_application_create(
+        self, *, app_id: str, partition_key: str | None, state: State, application_graph: Any,
+        sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
+        **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        graph = application_graph
+        self._write(
+            app_id,
+            {
+                "t": "app",
+                "app_id": app_id,
+                "partition_key": partition_key,
+                "time": time.time(),
+                "sequence_id": sequence_id,
+                "state": self._encode(state.get_all()),
+                "graph": _graph_record(graph),
+                "parent": _pointer(parent_pointer),
+            },
+        )
+        if parent_pointer is not None:
+            self._write(
+                parent_pointer.app_id,
+                {
+                    "t": "child",
+                    "kind": "fork",
+                    "child_app_id": app_id,
+                    "child_partition_key": partition_key,
+                    "seq": parent_pointer.sequence_id,
+                    "time": time.time(),
+                },
+            )
+
+    def pre_run_step(
+        self, *, app_id: str, sequence_id: int, action: Any, inputs: dict[str, Any],
+        attempt: int = 1, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        now = time.time()
+        self._begins[(app_id, sequence_id)] = now
+        self._write(
+            app_id,
+            {
+                "t": "begin",
+                "seq": sequence_id,
+                "action": action.name,
+                "time": now,
+                "attempt": attempt,
+                "inputs": {
+                    k: self._encode(v, f"$.inputs.{k}")
+                    for k, v in inputs.items()
+                    if not k.startswith("_")
+                },
+            },
+        )
+
+    def post_run_step(
+        self, *, app_id: str, sequence_id: int, action: Any, state: State,
+        result: dict[str, Any] | None, exception: BaseException | None,
+        changes: tuple[Change, ...], attempt: int = 1, will_retry: bool = False,
+        **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._begins.pop((app_id, sequence_id), None)
+        if exception is None:
+            status = "completed"
+        elif will_retry:
+            status = "retrying"
+        elif isinstance(exception, Exception):
+            status = "failed"
+        else:
+            status = "cancelled"
+        record: dict[str, Any] = {
+            "t": "end",
+            "seq": sequence_id,
+            "action": action.name,
+            "time": time.time(),
+            "attempt": attempt,
+            "status": status,
+            "result": self._encode(result) if result is not None else None,
+            "error": _format_error(exception),
+            "changes": [
+                [op, key, self._encode(list(v) if op == "extend" else v, f"$.{key}")]
+                for op, key, v in changes
+            ],
+        }
+        if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
+            record["snapshot"] = self._encode(state.get_all())
+        self._write(app_id, record)
+
+    def _span(self, kind: str, app_id: str, span: Any, **extra: Any) -> None:
+        parent = span.parent.uid if span.parent is not None else None
+        self._write(
+            app_id,
+            {"t": kind, "seq": span.sequence_id, "span": span.uid, "parent": parent, **extra},
+        )
+
+    def pre_start_span(self, *, app_id: str, span: Any, **future_kwargs: Any) -> None:
+        self._span("span_start", app_id, span, name=span.name, time=span.start_time)
+
+    def post_end_span(
+        self, *, app_id: str, span: Any, exception: BaseException | None = None,
+        end_time: float | None = None, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        error = f"{type(exception).__name__}: {exception}" if exception is not None else None
+        self._span("span_end", app_id, span, time=end_time or time.time(), error=error)
+
+    def do_log_attributes(
+        self, *, app_id: str, action_sequence_id: int, span: Any | None,
+        attributes: dict[str, Any], **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        for key, value in attributes.items():
+            self._write(
+                app_id,
+                {
+                    "t": "attr",
+                    "seq": action_sequence_id,
+                    "span": span.uid if span is not None else None,
+                    "key": key,
+                    "value": self._encode(value),
+                    "time": time.time(),
+                },
+            )
+
+    def pre_start_stream(self, *, app_id: str, sequence_id: int, **future_kwargs: Any) -> None:
+        self._write(app_id, {"t": "stream_start", "seq": sequence_id, "time": time.time()})
+
+    def post_stream_item(
+        self, *, app_id: str, sequence_id: int, item_index: int,
+        first_stream_item_start_time: float, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        if item_index == 0:  # the first item's time is what matters; the count comes at the end
+            self._write(
+                app_id,
+                {"t": "stream_first", "seq": sequence_id, "time": first_stream_item_start_time},
+            )
+
+    def post_end_stream(
+        self, *, app_id: str, sequence_id: int, items_streamed: int,
+        exception: BaseException | None = None, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._write(
+            app_id,
+            {
+                "t": "stream_end",
+                "seq": sequence_id,
+                "time": time.time(),
+                "items": items_streamed,
+                "error": _format_error(exception),
+            },
+        )
+
+    # -- loading ---------------------------------------------------------------------------------
+
+    def list_app_ids(self, partition_key: str | None = None, **kwargs: Any) -> list[str]:
+        """The tracked app ids of the project (of one partition if given), newest first."""
+        found: list[tuple[float, str]] = []
+        if not self.project_dir.is_dir():
+            return []
+        for log in self.project_dir.glob("*/log.jsonl"):
+            app = next((r for r in read_log(log) if r.get("t") == "app"), None)
+            if app is None or (partition_key is not None and app["partition_key"] != partition_key):
+                continue
+            found.append((log.stat().st_mtime, app["app_id"]))
+        return [app_id for _, app_id in sorted(found, reverse=True)]
+
+    def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
+    ) -> PersistedStateData | None:
+        """The state after tracked step ``sequence_id`` (the last finished one if ``None``), for
+        ``initialize_from``; ``None`` if the app or the step is not in the log."""
+        path = self.log_path(app_id)
+        if not path.is_file():
+            return None
+        state: State | None = None
+        app: dict[str, Any] | None = None
+        last: dict[str, Any] | None = None
+        for record in read_log(path):
+            kind = record.get("t")
+            if kind == "app" and app is None:
+                app = record
+                state = State(self.serde.decode(record["state"]))
+            elif kind == "end" and record.get("status") in ("completed", "failed"):
+                if sequence_id is not None and record["seq"] > sequence_id:
+                    break
+                if state is None:
+                    raise PersistenceError(f"the log of app {app_id!r} has no app line")
+                if "snapshot" in record:
+                    state = State(self.serde.decode(record["snapshot"]))
+                else:
+                    changes = [
+                        Change(op, key, self.serde.decode(value))
+                        for op, key, value in record["changes"]
+                    ]
+                    state = apply_changes(state, changes)
+                last = record
+        if app is None or last is None or state is None:
+            return None
+        if sequence_id is not None and last["seq"] != sequence_id:
+            return None
+        if app.get("partition_key") != partition_key and partition_key is not None:
+            return None
+        return PersistedStateData(
+            partition_key=app.get("partition_key"),
+            app_id=app_id,
+            sequence_id=last["seq"],
+            position=last["action"],
+            state=state,
+            created_at=dt.datetime.fromtimestamp(last["time"], dt.timezone.utc),
+            status=last["status"],
+        )
+
+
+def read_log(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
+    """The records of a log from byte ``offset``; a last line cut short is skipped."""
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for raw in handle:
+            if not raw.endswith(b"\n"):
+                return  # torn: a writer was killed mid-line (or is writing it now)
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                continue  # a line damaged mid-file; the rest of the log is still good
+            if isinstance(record, dict):
+                yield record
+
+
+def _graph_record(graph: Any) -> dict[str, Any]:
+    from turnout.core.retry import ExceptionCondition
+
+    actions = []
+    for act in graph.actions:
+        declared = act.inputs
+        required, optional = (
+            declared if isinstance(declared, tuple) and len(declared) == 2 else (declared, [])
+        )
+        actions.append(
+            {
+                "name": act.name,
+                "reads": list(act.reads),
+                "writes": list(act.writes),
+                "inputs": [i for i in required if not i.startswith("__")],
+                "optional_inputs": [i for i in optional if not i.startswith("__")],
+                "tags": list(act.tags),
+                "streaming": bool(act.streaming),
+                "async": bool(act.is_async()),
+                "source": act.get_source(),
+            }
+        )
+    transitions = [
+        {
+            "from": t.from_.name,
+            "to": t.to.name,
+            "condition": t.condition.name,
+            "on_exception": isinstance(t.condition, ExceptionCondition),
+        }
+        for t in graph.transitions
+    ]
+    return {"entrypoint": graph.entrypoint.name, "actions": actions, "transitions": transitions}
+
+
+def _pointer(pointer: ParentPointer | None) -> dict[str, Any] | None:
+    if pointer is None:
+        return None
+    return {
+        "app_id": pointer.app_id,
+        "partition_key": pointer.partition_key,
+        "sequence_id": pointer.sequence_id,
+    }
+
+
+def _format_error(exception: BaseException | None) -> str | None:
+    if exception is None:
+        return None
+    return "".join(traceback.format_exception(exception))
