@@ -27,9 +27,11 @@ import re
 import threading
 import time
 import traceback
+import weakref
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from turnout.core.errors import PersistenceError, SerdeError
 from turnout.core.persistence import ParentPointer, PersistedStateData
@@ -39,6 +41,8 @@ from turnout.core.state import Change, State, apply_changes
 __all__ = ["FORMAT_VERSION", "LocalTracker", "read_log", "tracking_home"]
 
 FORMAT_VERSION = 1
+_OPEN_LOGS = 32
+REPR = "repr"  # the tag of a value logged as its repr because it could not be encoded
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}$")
 logger = logging.getLogger("turnout.tracking")
 
@@ -67,8 +71,9 @@ class LocalTracker:
         project: the project's name (a directory under ``storage_dir``).
         storage_dir: the root of all projects (default ``$TURNOUT_HOME`` or ``~/.turnout``).
         serde: encodes state values, inputs and results (default ``DEFAULT_SERDE``).
-        snapshot_every: log the full state every this many steps (and at the first), so the
-            state at any step is rebuilt from a snapshot and at most this many deltas.
+        snapshot_every: log the full state at every sequence id divisible by this (the app line
+            holds the starting state), so the state at any step is rebuilt from a snapshot and
+            at most this many deltas.
     """
 
     def __init__(
@@ -83,7 +88,11 @@ class LocalTracker:
         self.storage_dir = tracking_home(storage_dir)
         self.serde = serde or DEFAULT_SERDE
         self.snapshot_every = snapshot_every
-        self._files: dict[str, TextIO] = {}
+        # Raw descriptors opened with O_APPEND, at most _OPEN_LOGS at a time (least recently
+        # used closed first): one os.write per line is one atomic append, and a tracker that
+        # serves many apps never runs the process out of descriptors.
+        self._files: OrderedDict[str, int] = OrderedDict()
+        weakref.finalize(self, _close_all, self._files)
         self._lock = threading.Lock()
         self._broken: set[str] = set()
         self._begins: dict[tuple[str, int], float] = {}
@@ -101,7 +110,19 @@ class LocalTracker:
         try:
             return self.serde.encode(value, path)
         except SerdeError:
-            return {"__turnout__": "repr", "v": repr(value)[:10_000]}
+            return {"__turnout__": REPR, "v": repr(value)[:10_000]}
+
+    def _encode_state(self, state: State) -> dict[str, Any]:
+        """Key by key, so one value that cannot be encoded spoils only its own key."""
+        return {key: self._encode(value, f"$.{key}") for key, value in state.get_all().items()}
+
+    def _decode(self, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("__turnout__") == REPR:
+            return data["v"]  # only its repr was logged: that text is what can be rebuilt
+        return self.serde.decode(data)
+
+    def _decode_state(self, data: dict[str, Any]) -> State:
+        return State({key: self._decode(value) for key, value in data.items()})
 
     def _write(self, app_id: str, record: dict[str, Any]) -> None:
         if app_id in self._broken:
@@ -109,32 +130,45 @@ class LocalTracker:
         line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=repr) + "\n"
         try:
             with self._lock:
-                handle = self._files.get(app_id)
-                if handle is None:
-                    path = self.log_path(app_id)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    handle = path.open("a", encoding="utf-8")
-                    self._files[app_id] = handle
-                    if handle.tell() == 0:
-                        handle.write(f'{{"t":"format","version":{FORMAT_VERSION}}}\n')
-                handle.write(line)  # one write per line: appends from several processes interleave
-                handle.flush()
+                fd = self._files.get(app_id)
+                if fd is None:
+                    fd = self._open(app_id)
+                else:
+                    self._files.move_to_end(app_id)
+                os.write(fd, line.encode("utf-8"))  # one append per line, whole or not at all
         except (OSError, ValueError) as exc:
             self._broken.add(app_id)
             logger.warning("tracking of app %r stopped: cannot write its log (%s)", app_id, exc)
 
+    def _open(self, app_id: str) -> int:
+        path = self.log_path(app_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        size = os.fstat(fd).st_size
+        if size == 0:
+            os.write(fd, f'{{"t":"format","version":{FORMAT_VERSION}}}\n'.encode())
+        else:
+            with open(path, "rb") as existing:
+                existing.seek(size - 1)
+                torn = existing.read(1) != b"\n"
+            if torn:
+                os.write(fd, b"\n")  # a line cut short by a killed writer must not swallow ours
+        self._files[app_id] = fd
+        while len(self._files) > _OPEN_LOGS:
+            os.close(self._files.popitem(last=False)[1])
+        return fd
+
     def close(self) -> None:
         """Close the open log files (they reopen if the application goes on)."""
         with self._lock:
-            for handle in self._files.values():
-                handle.close()
-            self._files.clear()
+            _close_all(self._files)
 
     def post_application_create(
         self, *, app_id: str, partition_key: str | None, state: State, application_graph: Any,
         sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
         **future_kwargs: Any,
     ) -> None:  # fmt: skip
+        check_id(app_id, "app id")  # at build time: an id that cannot name a log is refused
         graph = application_graph
         self._write(
             app_id,
@@ -144,7 +178,7 @@ class LocalTracker:
                 "partition_key": partition_key,
                 "time": time.time(),
                 "sequence_id": sequence_id,
-                "state": self._encode(state.get_all()),
+                "state": self._encode_state(state),
                 "graph": _graph_record(graph),
                 "parent": _pointer(parent_pointer),
             },
@@ -214,7 +248,7 @@ class LocalTracker:
             ],
         }
         if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
-            record["snapshot"] = self._encode(state.get_all())
+            record["snapshot"] = self._encode_state(state)
         self._write(app_id, record)
 
     def _span(self, kind: str, app_id: str, span: Any, **extra: Any) -> None:
@@ -303,23 +337,30 @@ class LocalTracker:
             return None
         state: State | None = None
         app: dict[str, Any] | None = None
+        resumed: dict[str, Any] | None = None
         last: dict[str, Any] | None = None
         for record in read_log(path):
             kind = record.get("t")
-            if kind == "app" and app is None:
-                app = record
-                state = State(self.serde.decode(record["state"]))
+            if kind == "app":
+                if app is None:
+                    app = record
+                    state = self._decode_state(record["state"])
+                else:
+                    # A resume: its state (with any override_state_values) is where its next
+                    # step starts, so it applies once a later step is read.
+                    resumed = record
             elif kind == "end" and record.get("status") in ("completed", "failed"):
                 if sequence_id is not None and record["seq"] > sequence_id:
                     break
+                if resumed is not None:
+                    state, resumed = self._decode_state(resumed["state"]), None
                 if state is None:
                     raise PersistenceError(f"the log of app {app_id!r} has no app line")
                 if "snapshot" in record:
-                    state = State(self.serde.decode(record["snapshot"]))
+                    state = self._decode_state(record["snapshot"])
                 else:
                     changes = [
-                        Change(op, key, self.serde.decode(value))
-                        for op, key, value in record["changes"]
+                        Change(op, key, self._decode(value)) for op, key, value in record["changes"]
                     ]
                     state = apply_changes(state, changes)
                 last = record
@@ -337,7 +378,13 @@ class LocalTracker:
             state=state,
             created_at=dt.datetime.fromtimestamp(last["time"], dt.timezone.utc),
             status=last["status"],
+            parent=_parent(app.get("parent")),
         )
+
+
+def _close_all(files: OrderedDict[str, int]) -> None:
+    while files:
+        os.close(files.popitem()[1])
 
 
 def read_log(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
@@ -397,6 +444,16 @@ def _pointer(pointer: ParentPointer | None) -> dict[str, Any] | None:
         "partition_key": pointer.partition_key,
         "sequence_id": pointer.sequence_id,
     }
+
+
+def _parent(data: dict[str, Any] | None) -> ParentPointer | None:
+    if not data:
+        return None
+    return ParentPointer(
+        app_id=data["app_id"],
+        partition_key=data.get("partition_key"),
+        sequence_id=data.get("sequence_id"),
+    )
 
 
 def _format_error(exception: BaseException | None) -> str | None:
