@@ -10,11 +10,13 @@ expose it to a network only behind something that has.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from turnout.core.errors import MissingExtraError
 from turnout.core.tracking import tracking_home
@@ -49,7 +51,66 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not generate the demo project when the directory is empty",
     )
+    case = commands.add_parser(
+        "test-case",
+        help="write a tracked step to a JSON file of test cases (see turnout.testing)",
+        description="Turn a tracked step into a test case: the state it started from, its "
+        "inputs, and the result and state it produced.",
+    )
+    case.add_argument("--project", required=True, help="tracking project")
+    case.add_argument("--app-id", required=True, help="tracked application id")
+    case.add_argument("--sequence-id", type=int, required=True, help="the step's sequence id")
+    case.add_argument("--partition-key", default=None, help="the application's partition key")
+    case.add_argument(
+        "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
+    )
+    case.add_argument(
+        "--out",
+        type=Path,
+        default=Path("tests/turnout_cases.json"),
+        help="JSON file of cases to append to (default tests/turnout_cases.json)",
+    )
     return parser
+
+
+def test_case_command(
+    storage_dir: Path, project: str, app_id: str, sequence_id: int, partition_key: str | None,
+    out: Path,
+) -> dict[str, Any]:  # fmt: skip
+    """Append the tracked step to ``out``; return the case written."""
+    from turnout.core.tracking import LocalTracker, read_log
+
+    tracker = LocalTracker(project, storage_dir)
+    after = tracker.load(partition_key, app_id, sequence_id)
+    if after is None:
+        raise SystemExit(
+            f"turnout test-case: no finished step {sequence_id} of app {app_id!r} in project "
+            f"{project!r} under {storage_dir}"
+        )
+    before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
+    begin: dict[str, Any] = {}
+    end: dict[str, Any] = {}
+    for record in read_log(tracker.log_path(app_id)):
+        if record.get("seq") == sequence_id and record.get("t") == "begin":
+            begin = record
+        elif record.get("seq") == sequence_id and record.get("t") == "end":
+            end = record
+    first = next((r for r in read_log(tracker.log_path(app_id)) if r.get("t") == "app"), {})
+    serde = tracker.serde
+    start_state = before.state.get_all() if before else serde.decode(first.get("state", {}))
+    case = {
+        "name": f"{app_id}-{sequence_id}-{after.position}",
+        "action": after.position,
+        "input_state": serde.encode(start_state),
+        "inputs": begin.get("inputs", {}),
+        "expected_state": serde.encode(after.state.get_all()),
+        "expected_result": end.get("result"),
+    }
+    cases: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
+    cases = [c for c in cases if c.get("name") != case["name"]] + [case]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(cases, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return case
 
 
 def ui_command(storage_dir: Path, *, port: int, host: str, demo: bool) -> list[str]:
@@ -72,9 +133,31 @@ def ui_command(storage_dir: Path, *, port: int, host: str, demo: bool) -> list[s
     ]  # fmt: skip
 
 
+_TEST_TEMPLATE = """\
+import pytest
+from turnout.testing import assert_case, load_cases
+
+from your_module import {action}  # the action the case was recorded from
+
+
+@pytest.mark.parametrize(
+    "case", load_cases("{path}", action="{action}"), ids=lambda case: case["name"]
+)
+def test_{action}(case):
+    assert_case({action}, case)"""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "test-case":
+        case = test_case_command(
+            tracking_home(args.dir), args.project, args.app_id, args.sequence_id,
+            args.partition_key, args.out,
+        )  # fmt: skip
+        print(f"wrote case {case['name']!r} to {args.out}; test it with:\n")
+        print(_TEST_TEMPLATE.format(path=args.out, action=case["action"]))
+        return 0
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2

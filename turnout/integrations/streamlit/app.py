@@ -492,6 +492,12 @@ def _fork_tab(index: TrackingIndex, project: str, log: AppLog, step: Step) -> No
         ),
         language="python",
     )
+    st.markdown("Reproduce: write this step as a test case (see `turnout.testing`):")
+    st.code(
+        f"turnout test-case --dir {index.root.resolve()} --project {project} "
+        f"--app-id {summary_app_id} --sequence-id {step.seq} --out tests/turnout_cases.json",
+        language="bash",
+    )
     st.download_button(
         "Reproduce: download this step as a test fixture (JSON)",
         reproduce_fixture(step, log.state_before(step.seq), log.state_after(step.seq)),
