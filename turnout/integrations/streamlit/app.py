@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -161,11 +162,16 @@ def apps_page(index: TrackingIndex, project: str) -> None:
             _set(app=rows[chosen[0]].app_id, step=None, tab=None)
 
     st.dataframe(
-        _apps_table(rows).style.apply(_status_colours, axis=1),
+        _apps_table(rows, project).style.apply(_status_colours, axis=1),
         hide_index=True,
         key="w_apps_table",
         on_select=picked,
         selection_mode="single-row",
+        column_config={
+            # Links to the parent and the children, as deep links (they open in a new tab).
+            "forked from": st.column_config.LinkColumn(display_text=r"app=([^&]+)"),
+            "first child": st.column_config.LinkColumn(display_text=r"app=([^&]+)"),
+        },
     )
     st.caption("Click a row (or choose below) to open an application.")
     if pages > 1:
@@ -194,7 +200,14 @@ def _open_selected_app() -> None:
         _set(app=app_id, step=None, tab=None)
 
 
-def _apps_table(rows: list[AppSummary]) -> pd.DataFrame:
+def _app_link(project: str, app_id: str, step: int | None = None) -> str:
+    query = {"project": project, "app": app_id}
+    if step is not None:
+        query["step"] = str(step)
+    return "?" + urllib.parse.urlencode(query)
+
+
+def _apps_table(rows: list[AppSummary], project: str) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
@@ -205,7 +218,10 @@ def _apps_table(rows: list[AppSummary]) -> pd.DataFrame:
                 "failed steps": a.error_count,
                 "started": fmt_time(a.first_time),
                 "last activity": fmt_time(a.last_time),
-                "forked from": f"{a.parent.app_id} @ {a.parent.sequence_id}" if a.parent else "",
+                "forked from": (
+                    _app_link(project, a.parent.app_id, a.parent.sequence_id) if a.parent else None
+                ),
+                "first child": _app_link(project, a.children[0].app_id) if a.children else None,
                 "children": ", ".join(c.app_id for c in a.children),
             }
             for a in rows
@@ -219,6 +235,7 @@ def _apps_table(rows: list[AppSummary]) -> pd.DataFrame:
             "started",
             "last activity",
             "forked from",
+            "first child",
             "children",
         ],
     )
