@@ -326,3 +326,36 @@ def test_without_streamlit_the_error_names_the_extra() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.startswith("MissingExtraError")
     assert 'pip install "turnout[start]"' in done.stdout
+
+
+def test_the_applications_list_shows_a_run_that_started_after_it_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout import ApplicationBuilder, action
+    from turnout.core.tracking import LocalTracker
+
+    @action(reads=["n"], writes=["n"])
+    def tick(state):
+        return state.increment(n=1)
+
+    def run(app_id: str) -> None:
+        tracker = LocalTracker("live", tmp_path)
+        app = (
+            ApplicationBuilder()
+            .with_actions(tick)
+            .with_transitions(("tick", "tick"))
+            .with_state(n=0)
+            .with_entrypoint("tick")
+            .with_identifiers(app_id=app_id)
+            .with_tracker(tracker)
+            .build()
+        )
+        app.step()
+        tracker.close()
+
+    run("first")
+    at = _ui(tmp_path, monkeypatch, project="live")
+    assert "1 of 1 applications" in " ".join(c.value for c in at.caption)
+    run("second")
+    _rerun(at)  # what the page's own 5-second refresh does
+    assert "2 of 2 applications" in " ".join(c.value for c in at.caption)

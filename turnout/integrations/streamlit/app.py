@@ -549,8 +549,11 @@ def main() -> None:
         on_change=lambda: _set(live="1" if st.session_state["w_live"] else None),
     )
     st.sidebar.caption("Only the lines appended since the last refresh are read.")
-    if live and hasattr(st, "fragment"):
-        st.fragment(run_every=2)(body)(index)
+    # The project and application lists always refresh by themselves (new runs appear); an
+    # application's page follows its log only when Live is on.
+    listing = _sel("app") is None
+    if (live or listing) and hasattr(st, "fragment"):
+        st.fragment(run_every=2 if live else 5)(body)(index)
     else:
         body(index)
 
