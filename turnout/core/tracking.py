@@ -342,8 +342,9 @@ class LocalTracker:
         for record in read_log(path):
             kind = record.get("t")
             if kind == "app":
-                if app is None:
-                    app = record
+                if app is None or record.get("sequence_id") is None:
+                    # The first app line, or the app id reused for a fresh run: start over.
+                    app, resumed, last = record, None, None
                     state = self._decode_state(record["state"])
                 else:
                     # A resume: its state (with any override_state_values) is where its next

@@ -244,6 +244,13 @@ class AppLog:
         if kind == "app":
             if self.app is None:
                 self.app = record
+            elif record.get("sequence_id") is None:
+                # The app id was reused for a fresh run: it replaces the earlier run's steps
+                # (its sequence ids start again at 0), keeping the children recorded so far.
+                children, offset, read = self.children, self.offset, self.records_read
+                self._reset()
+                self.children, self.offset, self.records_read = children, offset, read
+                self.app = record
             elif isinstance(record.get("state"), dict):
                 # The app was resumed (or forked onto itself) in a new process: its next step
                 # starts from the state this line gives, overrides included.
