@@ -1172,3 +1172,18 @@ def test_sync_and_async_drivers_write_the_same_log(tmp_path):
         "begin", "stream_start", "stream_first", "stream_end", "end",
         "begin", "span_start", "attr", "span_end", "end",
     ]  # fmt: skip
+
+
+def test_an_app_id_reused_for_a_fresh_run_loads_the_new_run(tmp_path):
+    def run(start: int, steps: int) -> None:
+        tracker = LocalTracker("proj", tmp_path)
+        app = build(tracker, ("count", "count"), count=count, n=start)
+        for _ in range(steps):
+            app.step()
+        tracker.close()
+
+    run(0, 5)
+    run(100, 2)
+    loaded = LocalTracker("proj", tmp_path).load(None, APP)
+    assert loaded is not None
+    assert (loaded.sequence_id, loaded.state["n"]) == (1, 102)
