@@ -327,7 +327,7 @@ def _app_header(log: AppLog, summary: AppSummary, steps: list[Step]) -> None:
             " · ".join(f"{k.removeprefix('gen_ai.usage.')}: {v:,.0f}" for k, v in tokens.items())
         )
     st.caption(
-        f"partition key: `{summary.partition_key}` · started {fmt_time(first)} · "
+        f"partition key: `{summary.partition_key or 'none'}` · started {fmt_time(first)} · "
         f"last activity {fmt_time(last)}"
     )
     links = []

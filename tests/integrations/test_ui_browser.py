@@ -1,0 +1,242 @@
+"""The tracking UI in a real browser: ``turnout ui`` as a subprocess, driven by headless Chromium.
+
+An application is run with a ``LocalTracker`` into a temporary directory, ``turnout ui --no-demo``
+serves that directory on a free port, and Playwright (with Debian's ``/usr/bin/chromium``, never a
+downloaded browser) opens the projects page, clicks through to the application, deep-links a step
+and checks that the steps table, the state diff and the graph are shown. Screenshots are saved
+under ``$TURNOUT_ARTIFACTS`` (default: the test's ``tmp_path/artifacts``).
+
+Without Playwright or Chromium the test skips, except under ``CI=true``, where CI installs both
+and their absence is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from turnout import ApplicationBuilder, State, action, default, expr
+from turnout.core.tracking import LocalTracker
+
+IN_CI = os.environ.get("CI") == "true"
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:
+    if IN_CI:  # CI installs Playwright (the dev extra): its absence fails the run
+        raise
+    pytest.skip(
+        "the browser test needs Playwright (pip install -e '.[dev]')", allow_module_level=True
+    )
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    if IN_CI:  # .ci/run installs Chromium: its absence fails the run
+        pytest.fail(f"CI=true but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium); the browser test needs it",
+        allow_module_level=True,
+    )
+pytest.importorskip("streamlit")
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PROJECT = "browser"
+APP_ID = "counter-1"
+LIMIT = 4  # increment runs LIMIT times (steps 0..LIMIT-1), then report (step LIMIT)
+START_TIMEOUT = 60.0
+UI_TIMEOUT_MS = 30_000
+
+pytestmark = pytest.mark.slow
+
+
+@action(reads=["count", "history"], writes=["count", "history"])
+def increment(state: State) -> State:
+    count = state["count"] + 1
+    return state.update(count=count, history=[*state["history"], count])
+
+
+@action(reads=["count"], writes=[])
+def report(state: State) -> tuple[dict[str, str], State]:
+    return {"message": f"counted to {state['count']}"}, state
+
+
+def _run_example_app(storage_dir: Path) -> None:
+    tracker = LocalTracker(PROJECT, storage_dir=storage_dir)
+    try:
+        app = (
+            ApplicationBuilder()
+            .with_actions(increment, report)
+            .with_transitions(
+                ("increment", "increment", expr(f"count < {LIMIT}")),
+                ("increment", "report", default),
+            )
+            .with_state(count=0, history=[])
+            .with_entrypoint("increment")
+            .with_tracker(tracker)
+            .with_identifiers(app_id=APP_ID)
+            .build()
+        )
+        app.run(halt_after=["report"])
+    finally:
+        tracker.close()
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[Any], log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"turnout ui exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)  # poll interval; the deadline above bounds the wait
+    pytest.fail(f"turnout ui did not answer within {START_TIMEOUT:.0f} s:\n{log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Run the example app into a fresh directory, serve it with ``turnout ui``; the base URL."""
+    root = tmp_path_factory.mktemp("ui-browser")
+    storage = root / "tracking"
+    _run_example_app(storage)
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = root / "turnout-ui.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "turnout.cli", "ui", "--no-demo", "--port", str(port),
+             "--host", "127.0.0.1", "--dir", str(storage)],
+            stdout=out, stderr=subprocess.STDOUT, env=env,
+        )  # fmt: skip
+    try:
+        _wait_healthy(url, process, log)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    directory = Path(os.environ.get("TURNOUT_ARTIFACTS") or tmp_path / "artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def page(ui_url: str) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            context = browser.new_context(viewport={"width": 1400, "height": 1000})
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+def _shot(page: Page, directory: Path, name: str) -> Path:
+    path = directory / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def _steps_table_cell(page: Page, row: int, column: int) -> Any:
+    # st.dataframe draws on a canvas; Glide Data Grid mirrors the cells into an accessible table.
+    return page.locator('[data-testid="stDataFrame"]').locator(
+        f'[data-testid="glide-cell-{column}-{row}"]'
+    )
+
+
+def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifacts: Path) -> None:
+    shots = []
+
+    # Projects page, then into the project by its button.
+    page.goto(ui_url)
+    expect(page.get_by_role("heading", name="turnout · projects")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    shots.append(_shot(page, artifacts, "1-projects"))
+    page.get_by_role("button", name=f"Open {PROJECT}").click()
+
+    # Applications page: pick the application in the "Open an application" select box.
+    expect(page.get_by_role("heading", name=f"{PROJECT} · applications")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_text("1 of 1 applications")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    shots.append(_shot(page, artifacts, "2-applications"))
+    page.get_by_role("combobox", name="Open an application").click()
+    page.get_by_role("option", name=APP_ID, exact=True).click()
+
+    # Application page: the steps table lists every step, the last one (report) is chosen.
+    expect(page.get_by_role("heading", name=APP_ID, exact=True)).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_text(f"Step {LIMIT} · report · completed")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    for seq in range(LIMIT + 1):
+        expect(_steps_table_cell(page, seq, 1)).to_have_text(str(seq), timeout=UI_TIMEOUT_MS)
+        action_name = "increment" if seq < LIMIT else "report"
+        expect(_steps_table_cell(page, seq, 2)).to_have_text(action_name)
+    assert f"app={APP_ID}" in page.url
+    assert f"project={PROJECT}" in page.url
+    shots.append(_shot(page, artifacts, "3-application"))
+
+    # Deep link to step 2 on the State tab, then its diff: count 2 -> 3, history grows.
+    page.goto(f"{ui_url}/?project={PROJECT}&app={APP_ID}&step=2&tab=State")
+    expect(page.get_by_text("Step 2 · increment · completed")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.get_by_test_id("stRadio").get_by_text("diff", exact=True).click()
+    diff = page.locator("table.turnout-diff")
+    expect(diff).to_be_visible(timeout=UI_TIMEOUT_MS)
+    count_row = diff.locator("tr", has=page.locator("code", has_text="count"))
+    expect(count_row.first).to_contain_text("changed")
+    expect(count_row.first).to_contain_text("2")
+    expect(count_row.first).to_contain_text("3")
+    expect(diff.locator("tr", has=page.locator("code", has_text="history"))).to_be_visible()
+    shots.append(_shot(page, artifacts, "4-step-diff"))
+
+    # Graph tab: Graphviz renders an SVG with both actions.
+    page.get_by_test_id("stButtonGroup").get_by_text("Graph", exact=True).click()
+    svg = page.get_by_test_id("stGraphVizChart").locator("svg")
+    expect(svg.first).to_be_visible(timeout=UI_TIMEOUT_MS)
+    expect(svg.first).to_contain_text("increment")
+    expect(svg.first).to_contain_text("report")
+    assert "tab=Graph" in page.url
+    shots.append(_shot(page, artifacts, "5-graph"))
+
+    for path in shots:
+        assert path.is_file(), path
+        assert path.stat().st_size > 0, path
