@@ -129,6 +129,9 @@ def ui_command(storage_dir: Path, *, port: int, host: str, demo: bool) -> list[s
         "--server.address", host,
         "--server.headless", "true",
         "--browser.gatherUsageStats", "false",
+        # A served UI never edits its own script: skip the file watcher's start-up scan.
+        "--server.fileWatcherType", "none",
+        "--client.toolbarMode", "minimal",
         "--", "--dir", str(storage_dir),
     ]  # fmt: skip
 

@@ -287,6 +287,14 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
     if not steps:
         st.info("This application has not run a step yet.")
         return
+    if hasattr(st, "fragment") and _sel("live") != "1":
+        # Choosing a step or a tab reruns only this part of the page, not the whole script.
+        st.fragment(_steps_and_step)(index, project, log, steps)
+    else:
+        _steps_and_step(index, project, log, steps)
+
+
+def _steps_and_step(index: TrackingIndex, project: str, log: AppLog, steps: list[Step]) -> None:
     by_seq = {s.seq: s for s in steps}
     selected = _sel("step")
     seq = int(selected) if selected is not None and selected.lstrip("-").isdigit() else None
@@ -309,6 +317,7 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
         on_change=lambda: _set(step=st.session_state[key]),
     )
     _step_view(index, project, log, by_seq[seq])
+    _save_params()
 
 
 def _app_header(log: AppLog, summary: AppSummary, steps: list[Step]) -> None:
