@@ -30,8 +30,9 @@ from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from turnout import ApplicationBuilder, State, action, expr
-from turnout.core.errors import ConcurrencyError, PersistenceError
+from tests.integrations import sql_backend_checks as checks
+from turnout import State
+from turnout.core.errors import PersistenceError
 from turnout.core.sql import SCHEMA_VERSION
 from turnout.integrations.postgres import AsyncPostgreSQLPersister, PostgreSQLPersister
 
@@ -415,151 +416,38 @@ def test_an_unreachable_server_fails_async_persisters_with_host_and_port(when: s
     asyncio.run(main())
 
 
-# -- racing writers ------------------------------------------------------------------------------
+# -- racing writers and applications (tests/integrations/sql_backend_checks.py) ----------------
+
+
+def _make(prefix: str) -> Callable[..., Any]:
+    return lambda **kwargs: PostgreSQLPersister(DSN, prefix, **kwargs)
 
 
 def test_a_second_persister_saving_a_taken_sequence_id_gets_concurrency_error(prefix: str) -> None:
-    with PostgreSQLPersister(DSN, prefix) as first, PostgreSQLPersister(DSN, prefix) as second:
-        first.save("user", "app", 0, "a", State({"n": 0}), "completed")
-        first.save("user", "app", 1, "a", State({"n": 1}), "completed")
-        with pytest.raises(ConcurrencyError) as info:
-            second.save("user", "app", 1, "b", State({"n": 9}), "completed")
-        assert (info.value.partition_key, info.value.app_id, info.value.sequence_id) == (
-            "user",
-            "app",
-            1,
-        )
-        with pytest.raises(ConcurrencyError):
-            second.save(
-                "user", "app", 2, "b", State({"n": 9}), "completed",
-                changes=[("set", "n", 9)], previous_sequence_id=0,
-            )  # fmt: skip
-        loaded = first.load("user", "app")
-        assert loaded is not None
-        assert (loaded.sequence_id, loaded.state["n"]) == (1, 1)
+    checks.a_second_persister_saving_a_taken_sequence_id_gets_concurrency_error(_make(prefix))
 
 
 def test_racing_persisters_on_one_app_id_let_exactly_one_save_each_sequence_id(
     prefix: str,
 ) -> None:
-    persisters = [PostgreSQLPersister(DSN, prefix) for _ in range(4)]
-    persisters[0].save("user", "app", 0, "a", State({"n": 0}), "completed")
-    outcomes: list[str] = []
-    try:
-        for sequence_id in range(1, 6):
-            barrier = threading.Barrier(len(persisters))
-
-            def save(index: int, sequence_id: int = sequence_id, barrier: Any = barrier) -> None:
-                persister = persisters[index]
-                barrier.wait()
-                try:
-                    persister.save(
-                        "user", "app", sequence_id, "a", State({"n": index}), "completed",
-                        changes=[("set", "n", index)], previous_sequence_id=sequence_id - 1,
-                    )  # fmt: skip
-                    outcomes.append("saved")
-                except ConcurrencyError:
-                    outcomes.append("conflict")
-
-            threads = [threading.Thread(target=save, args=(i,)) for i in range(len(persisters))]
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join()
-        loaded = persisters[0].load("user", "app")
-        assert loaded is not None
-        assert loaded.sequence_id == 5
-    finally:
-        for persister in persisters:
-            persister.close()
-    assert sorted(outcomes) == ["conflict"] * 15 + ["saved"] * 5
+    checks.racing_persisters_on_one_app_id_let_exactly_one_save_each_sequence_id(_make(prefix))
 
 
 def test_racing_async_persisters_on_one_app_id_let_exactly_one_save(prefix: str) -> None:
-    async def save(persister: AsyncPostgreSQLPersister, n: int) -> str:
-        try:
-            await persister.save("user", "app", 0, "a", State({"n": n}), "completed")
-        except ConcurrencyError:
-            return "conflict"
-        return "saved"
-
-    async def main() -> list[str]:
-        async with (
-            async_persister("connect", prefix) as first,
-            async_persister("connect", prefix) as second,
-        ):
-            await first.list_app_ids("user")  # create the tables first
-            return list(await asyncio.gather(save(first, 1), save(second, 2)))
-
-    assert sorted(asyncio.run(main())) == ["conflict", "saved"]
-
-
-# -- applications --------------------------------------------------------------------------------
-
-
-@action(reads=["count"], writes=["count"])
-def increment(state: State) -> State:
-    return state.update(count=state["count"] + 1)
-
-
-@action(reads=["count"], writes=[])
-def done(state: State) -> tuple[dict[str, Any], State]:
-    return {"count": state["count"]}, state
-
-
-def builder(persister: Any, app_id: str) -> ApplicationBuilder:
-    return (
-        ApplicationBuilder()
-        .with_actions(increment, done)
-        .with_transitions(("increment", "increment", expr("count < 5")), ("increment", "done"))
-        .initialize_from(
-            persister,
-            resume_at_next_action=True,
-            default_state={"count": 0},
-            default_entrypoint="increment",
-        )
-        .with_state_persister(persister)
-        .with_identifiers(app_id=app_id, partition_key="user")
+    checks.racing_async_persisters_on_one_app_id_let_exactly_one_save(
+        lambda: async_persister("connect", prefix)
     )
 
 
 def test_an_application_saves_every_step_and_resumes_where_it_stopped(prefix: str) -> None:
-    with PostgreSQLPersister(DSN, prefix, snapshot_every=4) as persister:
-        first = builder(persister, "app").build()
-        for _ in range(3):
-            first.step()
-        resumed = builder(persister, "app").build()
-        assert (resumed.state["count"], resumed.sequence_id) == (3, 2)
-        _action, result, _state = resumed.run(halt_after=["done"])
-        assert result == {"count": 5}
-        loaded = persister.load("user", "app")
-        assert loaded is not None
-        assert (loaded.sequence_id, loaded.position, loaded.state["count"]) == (5, "done", 5)
-        counts = [persister.load("user", "app", i) for i in range(6)]
-        assert [c.state["count"] if c else None for c in counts] == [1, 2, 3, 4, 5, 5]
+    checks.an_application_saves_every_step_and_resumes_where_it_stopped(_make(prefix))
 
 
 def test_an_async_application_saves_every_step_and_resumes_where_it_stopped(prefix: str) -> None:
-    async def main() -> None:
-        async with async_persister("connect", prefix) as persister:
-            first = await builder(persister, "app").abuild()
-            for _ in range(3):
-                await first.astep()
-            resumed = await builder(persister, "app").abuild()
-            assert (resumed.state["count"], resumed.sequence_id) == (3, 2)
-            _action, result, _state = await resumed.arun(halt_after=["done"])
-            assert result == {"count": 5}
-            loaded = await persister.load("user", "app")
-            assert loaded is not None
-            assert (loaded.sequence_id, loaded.position, loaded.state["count"]) == (5, "done", 5)
-
-    asyncio.run(main())
+    checks.an_async_application_saves_every_step_and_resumes_where_it_stopped(
+        lambda: async_persister("connect", prefix)
+    )
 
 
 def test_two_applications_advancing_one_app_id_the_second_save_fails(prefix: str) -> None:
-    with PostgreSQLPersister(DSN, prefix) as persister:
-        builder(persister, "app").build().step()
-        one, two = builder(persister, "app").build(), builder(persister, "app").build()
-        one.step()
-        with pytest.raises(ConcurrencyError):
-            two.step()
+    checks.two_applications_advancing_one_app_id_the_second_save_fails(_make(prefix))
