@@ -296,3 +296,26 @@ def test_a_locked_sqlite_database_gives_a_persistence_error_naming_the_file(tmp_
             other.execute("ROLLBACK")
             other.close()
         assert persister.load(None, "app").sequence_id == 0  # what was saved is intact
+
+
+def test_every_persister_is_a_context_manager_that_closes_what_it_opened(tmp_path: Any) -> None:
+    from turnout.core.errors import PersistenceError
+    from turnout.core.memory import AsyncInMemoryPersister
+    from turnout.core.sqlite import AsyncSQLitePersister, SQLitePersister
+
+    with InMemoryPersister() as memory:
+        memory.save(None, "a", 0, "x", State({"n": 1}), "completed")
+    with SQLitePersister(tmp_path / "s.db") as sqlite:
+        sqlite.save(None, "a", 0, "x", State({"n": 1}), "completed")
+    with pytest.raises(PersistenceError, match="closed"):
+        sqlite.load(None, "a")
+
+    async def main() -> None:
+        async with AsyncInMemoryPersister() as amemory:
+            await amemory.save(None, "a", 0, "x", State({"n": 1}), "completed")
+        async with AsyncSQLitePersister(tmp_path / "a.db") as asqlite:
+            await asqlite.save(None, "a", 0, "x", State({"n": 1}), "completed")
+        with pytest.raises(PersistenceError, match="closed"):
+            await asqlite.load(None, "a")
+
+    asyncio.run(main())

@@ -47,6 +47,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+P = TypeVar("P", bound="SyncPersister")
+A = TypeVar("A", bound="AsyncPersister")
 Status = Literal["completed", "failed"]
 SNAPSHOT, DELTA = "snapshot", "delta"
 
@@ -481,10 +483,20 @@ class _Checks:
 
 
 class SyncPersister(_Checks, BaseStatePersister):
-    """A synchronous persister over a ``StorePersister`` whose store never suspends."""
+    """A synchronous persister over a ``StorePersister`` whose store never suspends; a context
+    manager that calls ``close()`` on exit."""
 
     def __init__(self, core: StorePersister) -> None:
         self.core = core
+
+    def close(self) -> None:
+        """Release what this persister opened itself (backends override it)."""
+
+    def __enter__(self: P) -> P:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
@@ -539,6 +551,15 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
     def __init__(self, core: StorePersister, *, threaded: bool = False) -> None:
         self.core = core
         self.threaded = threaded
+
+    async def close(self) -> None:
+        """Release what this persister opened itself (backends override it)."""
+
+    async def __aenter__(self: A) -> A:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def _call(self, coro: Coroutine[Any, Any, T]) -> T:
         if self.threaded:

@@ -160,12 +160,6 @@ class SQLitePersister(SyncPersister):
         """Close the database connection."""
         self.connection.close()
 
-    def __enter__(self) -> SQLitePersister:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class AsyncSQLitePersister(AsyncPersister):
     """``SQLitePersister`` for async applications: each call runs in a worker thread, so the

@@ -295,12 +295,6 @@ class MySQLPersister(SyncPersister):
         if self._owned is not None and self._owned.open:
             self._owned.close()
 
-    def __enter__(self) -> MySQLPersister:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class AsyncMySQLPersister(AsyncPersister):
     """``MySQLPersister`` for async applications, over aiomysql.
@@ -349,12 +343,6 @@ class AsyncMySQLPersister(AsyncPersister):
     async def close(self) -> None:
         """Close the connection opened from connection arguments (not one you passed)."""
         await self.connection.close()
-
-    async def __aenter__(self) -> AsyncMySQLPersister:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 def _failure(what: str, exc: BaseException) -> PersistenceError:

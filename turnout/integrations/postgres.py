@@ -268,12 +268,6 @@ class PostgreSQLPersister(SyncPersister):
         if self._owned is not None:
             self._owned.close()
 
-    def __enter__(self) -> PostgreSQLPersister:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class AsyncPostgreSQLPersister(AsyncPersister):
     """``PostgreSQLPersister`` for async applications, over psycopg's async API.
@@ -319,12 +313,6 @@ class AsyncPostgreSQLPersister(AsyncPersister):
     async def close(self) -> None:
         """Close the connection opened from a connection string (not one you passed)."""
         await self.connection.close()
-
-    async def __aenter__(self) -> AsyncPostgreSQLPersister:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 def _query(connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> Rows:

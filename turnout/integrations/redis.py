@@ -477,12 +477,6 @@ class RedisPersister(SyncPersister):
         if self._owned:
             self.client.close()
 
-    def __enter__(self) -> RedisPersister:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
 
 class AsyncRedisPersister(AsyncPersister):
     """``RedisPersister`` for async applications, over ``redis.asyncio.Redis`` (a client, or a
@@ -514,12 +508,6 @@ class AsyncRedisPersister(AsyncPersister):
         """Close the client if the persister created it from a URL."""
         if self._owned:
             await self.client.aclose()
-
-    async def __aenter__(self) -> AsyncRedisPersister:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
 
 def _wrong_client(persister: str, expected: str, given: object) -> str:
