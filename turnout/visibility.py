@@ -3,6 +3,6 @@
 Everything here is defined in ``turnout.core.tracing``.
 """
 
-from turnout.core.tracing import ActionSpan, SpanContext, TracerFactory, trace
+from turnout.core.tracing import ActionSpan, OpenSpan, SpanContext, TracerFactory, trace
 
-__all__ = ["ActionSpan", "SpanContext", "TracerFactory", "trace"]
+__all__ = ["ActionSpan", "OpenSpan", "SpanContext", "TracerFactory", "trace"]

@@ -631,7 +631,9 @@ def test_a_failing_span_hook_is_reported_as_hook_error(variant):
 # -- public names --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["TracerFactory", "trace", "ActionSpan", "SpanContext"], ids=str)
+@pytest.mark.parametrize(
+    "name", ["TracerFactory", "trace", "ActionSpan", "SpanContext", "OpenSpan"], ids=str
+)
 def test_visibility_reexports_the_tracing_names(name):
     assert getattr(visibility, name) is getattr(tracing, name)
 
@@ -639,3 +641,130 @@ def test_visibility_reexports_the_tracing_names(name):
 def test_turnout_exports_tracer_factory_and_trace():
     assert turnout.TracerFactory is TracerFactory
     assert turnout.trace is trace
+
+
+# -- spans opened and closed by separate calls (adapters' callbacks) -----------------------------
+
+
+def test_start_span_opens_now_and_end_closes_it_later(mode):
+    log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def callbacks(state: State, __tracer: TracerFactory) -> State:
+        outer = __tracer.start_span("chain")
+        inner = __tracer.start_span("model", parent=outer)
+        inner.log_attributes(tokens=3)
+        inner.end()
+        outer.end(ValueError("parser failed"))
+        return state
+
+    do_step(_single(callbacks, log), mode)
+    starts, ends = log.of("start"), log.of("end")
+    assert starts == [("start", "chain", "0:0", None), ("start", "model", "0:0.0", "0:0")]
+    assert [(name, uid) for _, name, uid, _ in ends] == [("model", "0:0.0"), ("chain", "0:0")]
+    assert ends[0][3] is None
+    assert isinstance(ends[1][3], ValueError)
+    assert log.of("attrs") == [("attrs", "0:0.0", {"tokens": 3})]
+
+
+def test_end_twice_reports_the_span_once(mode):
+    log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def twice(state: State, __tracer: TracerFactory) -> State:
+        span = __tracer.start_span("once")
+        span.end()
+        span.end(RuntimeError("late"))
+        assert span.ended
+        return state
+
+    do_step(_single(twice, log), mode)
+    assert [(name, exc) for _, name, _, exc in log.of("end")] == [("once", None)]
+
+
+def test_start_span_nests_under_the_open_with_span_but_does_not_become_current(mode):
+    log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def mixed(state: State, __tracer: TracerFactory) -> State:
+        with __tracer("outer"):
+            manual = __tracer.start_span("manual")
+            with __tracer("sibling"):
+                pass
+            manual.end()
+        return state
+
+    do_step(_single(mixed, log), mode)
+    assert log.of("start") == [
+        ("start", "outer", "0:0", None),
+        ("start", "manual", "0:0.0", "0:0"),
+        ("start", "sibling", "0:0.1", "0:0"),
+    ]
+
+
+def test_start_span_accepts_a_with_span_or_an_action_span_as_parent(mode):
+    log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def parents(state: State, __tracer: TracerFactory) -> State:
+        with __tracer("outer") as outer:
+            assert outer.span is not None
+            by_context = __tracer.start_span("a", parent=outer)
+            by_span = __tracer.start_span("b", parent=outer.span)
+        by_context.end()
+        by_span.end()
+        return state
+
+    do_step(_single(parents, log), mode)
+    assert log.of("start")[1:] == [("start", "a", "0:0.0", "0:0"), ("start", "b", "0:0.1", "0:0")]
+
+
+def test_tracer_current_is_the_running_steps_tracer_and_none_outside(mode):
+    log = SpanLog()
+
+    def library_callback() -> None:
+        tracer = TracerFactory.current()
+        assert tracer is not None
+        tracer.start_span("from a callback").end()
+
+    @action(reads=[], writes=[])
+    def calls_library(state: State) -> State:
+        library_callback()
+        return state
+
+    assert TracerFactory.current() is None
+    do_step(_single(calls_library, log), mode)
+    assert log.of("start") == [("start", "from a callback", "0:0", None)]
+
+
+def test_async_hooks_see_spans_started_and_ended_by_calls():
+    events: list[tuple[Any, ...]] = []
+
+    @action(reads=[], writes=[])
+    async def manual(state: State, __tracer: TracerFactory) -> State:
+        span = __tracer.start_span("manual")
+        await asyncio.sleep(0)
+        span.end()
+        return state
+
+    app = _single(manual, AsyncSpanLog(events))
+    asyncio.run(app.astep())
+    assert events == [("start", "manual", "0:0"), ("end", "manual", "0:0")]
+
+
+def test_spans_started_from_threads_get_distinct_uids(mode):
+    from concurrent.futures import ThreadPoolExecutor
+
+    log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def fan_out(state: State, __tracer: TracerFactory) -> State:
+        with ThreadPoolExecutor(4) as pool:
+            spans = list(pool.map(lambda i: __tracer.start_span(f"t{i}"), range(40)))
+        for span in spans:
+            span.end()
+        return state
+
+    do_step(_single(fan_out, log), mode)
+    uids = [uid for _, _, uid, _ in log.of("start")]
+    assert sorted(uids) == sorted(f"0:{i}" for i in range(40))

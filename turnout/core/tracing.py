@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import inspect
+import threading
 import time
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar, Token
@@ -31,7 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from turnout.core.context import StepScope, current_scope
 
-__all__ = ["ActionSpan", "SpanContext", "TracerFactory", "trace"]
+__all__ = ["ActionSpan", "OpenSpan", "SpanContext", "TracerFactory", "trace"]
 
 _SPAN: ContextVar[ActionSpan | None] = ContextVar("turnout_span", default=None)
 
@@ -68,6 +69,41 @@ class TracerFactory:
     def __init__(self, scope: StepScope) -> None:
         self._scope = scope
 
+    @staticmethod
+    def current() -> TracerFactory | None:
+        """The tracer of the step running in this thread or task, or ``None`` outside a step.
+
+        For code that cannot declare ``__tracer`` (an adapter's callback, a library hook)."""
+        scope = current_scope()
+        return None if scope is None else scope.tracer()
+
+    def start_span(
+        self,
+        span_name: str,
+        *,
+        parent: OpenSpan | SpanContext | ActionSpan | None = None,
+        span_dependencies: Sequence[str] | None = None,
+    ) -> OpenSpan:
+        """Open a span now and return it; ``end()`` closes it later, from anywhere.
+
+        For spans whose start and end arrive as separate events (a library's callbacks), where a
+        ``with`` block cannot enclose the work. ``parent`` nests it explicitly; by default it nests
+        under the innermost ``with`` span open here, if any. It does not become the current span:
+        ``with`` spans opened meanwhile do not nest under it. Call it from the step's own thread
+        (or event loop) when async hooks are installed.
+        """
+        if isinstance(parent, OpenSpan | SpanContext):
+            parent_span = parent.span
+        elif parent is None:
+            parent_span = _SPAN.get()
+        else:
+            parent_span = parent
+        span = OpenSpan(self._scope, span_name, tuple(span_dependencies or ()), parent_span)
+        hooks = self._scope.app._hooks
+        if hooks.implements("pre_start_span"):
+            hooks.fire_now("pre_start_span", self._scope.pending, **span._payload())
+        return span
+
     def __call__(
         self, span_name: str, span_dependencies: Sequence[str] | None = None
     ) -> SpanContext:
@@ -96,22 +132,7 @@ class SpanContext:
         self.span: ActionSpan | None = None
 
     def _open(self) -> dict[str, Any]:
-        parent = _SPAN.get()
-        if parent is not None and parent.sequence_id != self._scope.sequence_id:
-            parent = None  # a span left over from another step never adopts this one
-        prefix = parent.uid if parent is not None else f"{self._scope.sequence_id}:"
-        index = self._scope.span_counts.get(prefix, 0)
-        self._scope.span_counts[prefix] = index + 1
-        uid = f"{prefix}.{index}" if parent is not None else f"{prefix}{index}"
-        self.span = ActionSpan(
-            name=self._name,
-            uid=uid,
-            parent=parent,
-            sequence_id=self._scope.sequence_id,
-            action=self._scope.action_name,
-            start_time=time.time(),
-            dependencies=self._dependencies,
-        )
+        self.span = _new_span(self._scope, self._name, self._dependencies, _SPAN.get())
         self._token = _SPAN.set(self.span)
         return self._payload()
 
@@ -173,6 +194,82 @@ class SpanContext:
     def log_attributes(self, **attributes: Any) -> None:
         """Attach attributes to this span."""
         _log(self._scope, self.span, attributes)
+
+
+class OpenSpan:
+    """A span opened by ``TracerFactory.start_span``, closed by ``end()``."""
+
+    __slots__ = ("_dependencies", "_scope", "ended", "span")
+
+    def __init__(
+        self,
+        scope: StepScope,
+        name: str,
+        dependencies: tuple[str, ...],
+        parent: ActionSpan | None,
+    ) -> None:
+        self._scope = scope
+        self._dependencies = dependencies
+        self.span = _new_span(scope, name, dependencies, parent)
+        self.ended = False
+
+    def _payload(self) -> dict[str, Any]:
+        app = self._scope.app
+        return {
+            "action": self._scope.action_name,
+            "action_sequence_id": self._scope.sequence_id,
+            "span": self.span,
+            "span_dependencies": list(self._dependencies),
+            "app_id": app.app_id,
+            "partition_key": app.partition_key,
+        }
+
+    def end(self, exception: BaseException | None = None) -> None:
+        """Close the span (``exception``: what made it fail). A second call does nothing."""
+        if self.ended:
+            return
+        self.ended = True
+        hooks = self._scope.app._hooks
+        if hooks.implements("post_end_span"):
+            hooks.fire_now(
+                "post_end_span",
+                self._scope.pending,
+                **self._payload(),
+                exception=exception,
+                end_time=time.time(),
+            )
+
+    def log_attribute(self, key: str, value: Any) -> None:
+        """Attach one attribute to this span."""
+        _log(self._scope, self.span, {key: value})
+
+    def log_attributes(self, **attributes: Any) -> None:
+        """Attach attributes to this span."""
+        _log(self._scope, self.span, attributes)
+
+
+_UID_LOCK = threading.Lock()
+
+
+def _new_span(
+    scope: StepScope, name: str, dependencies: tuple[str, ...], parent: ActionSpan | None
+) -> ActionSpan:
+    if parent is not None and parent.sequence_id != scope.sequence_id:
+        parent = None  # a span left over from another step never adopts this one
+    prefix = parent.uid if parent is not None else f"{scope.sequence_id}:"
+    with _UID_LOCK:  # callbacks may open sibling spans from several threads
+        counts = scope.span_counts
+        index = counts.get(prefix, 0)
+        counts[prefix] = index + 1
+    return ActionSpan(
+        name=name,
+        uid=f"{prefix}.{index}" if parent is not None else f"{prefix}{index}",
+        parent=parent,
+        sequence_id=scope.sequence_id,
+        action=scope.action_name,
+        start_time=time.time(),
+        dependencies=dependencies,
+    )
 
 
 def _log(scope: StepScope, span: ActionSpan | None, attributes: dict[str, Any]) -> None:
