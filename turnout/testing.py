@@ -20,11 +20,27 @@ import json
 from pathlib import Path
 from typing import Any
 
+from turnout._fake_openai import (
+    FakeError,
+    FakeOpenAIServer,
+    FakeReply,
+    FakeRequest,
+    FakeToolCall,
+)
 from turnout.core.builder import ApplicationBuilder
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.state import State
 
-__all__ = ["assert_case", "load_cases", "run_case"]
+__all__ = [
+    "FakeError",
+    "FakeOpenAIServer",
+    "FakeReply",
+    "FakeRequest",
+    "FakeToolCall",
+    "assert_case",
+    "load_cases",
+    "run_case",
+]
 
 
 def load_cases(path: str | Path, action: str | None = None) -> list[dict[str, Any]]:
