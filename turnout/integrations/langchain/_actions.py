@@ -1,0 +1,269 @@
+"""Any LangChain ``Runnable`` as an action: ``RunnableAction`` and ``StreamingRunnableAction``.
+
+The input spec says what the runnable receives, the output spec where its output goes (the
+vocabulary of ``turnout.integrations._mapping``); the step's run configuration comes from
+``step_config``, so the runnable's runs become child spans of the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
+
+from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
+from langchain_core.outputs import GenerationChunk
+from langchain_core.runnables import Runnable, RunnableConfig
+
+from turnout.core.action import Action
+from turnout.core.errors import ActionDefinitionError
+from turnout.core.retry import RetryPolicy
+from turnout.core.state import State
+from turnout.core.streaming import StreamingAction
+from turnout.integrations._mapping import InputSpec, OutputSpec, input_reader, output_writer
+from turnout.integrations.langchain._tracing import SpanCallbackHandler, _step_config
+
+__all__ = ["RunnableAction", "StreamingRunnableAction", "runnable_action"]
+
+
+class _RunnableBase(Action):
+    """What both runnable actions share: the specs, the config, reads/writes, ``update``."""
+
+    def __init__(
+        self,
+        runnable: Runnable[Any, Any],
+        input: InputSpec,
+        output: OutputSpec,
+        *,
+        reads: Sequence[str] | None = None,
+        writes: Sequence[str] | None = None,
+        inputs: Sequence[str] = (),
+        name: str | None = None,
+        config: RunnableConfig | None = None,
+        is_async: bool = False,
+        tags: Sequence[str] = (),
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        super().__init__()
+        owner = f"{type(self).__name__}({name or _label(runnable)})"
+        if not isinstance(runnable, Runnable):
+            raise TypeError(
+                f"{owner}: expected a LangChain Runnable, got {type(runnable).__name__}: "
+                f"{runnable!r}; wrap a plain function with RunnableLambda(fn)"
+            )
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(
+                f"{owner}: config must be a RunnableConfig dict (callbacks, tags, metadata, "
+                f"run_name, ...), got {type(config).__name__}: {config!r}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ActionDefinitionError(
+                f"{owner}: retry= takes a RetryPolicy(max_attempts=..., ...), got {retry!r}"
+            )
+        if isinstance(inputs, str):
+            raise TypeError(f"{owner}: inputs must be a list of names; write inputs=[{inputs!r}]")
+        self.runnable = runnable
+        self._read, self._reads = input_reader(input, reads=reads, owner=owner)
+        self._write, self._writes = output_writer(output, writes=writes, owner=owner)
+        self._inputs = list(inputs)
+        self._config = config
+        self._async = bool(is_async)
+        self._tags = list(tags)
+        self._owner = owner
+        self.retry = retry
+        if name is not None:
+            self._name = name
+
+    @property
+    def reads(self) -> list[str]:
+        return list(self._reads)
+
+    @property
+    def writes(self) -> list[str]:
+        return list(self._writes)
+
+    @property
+    def inputs(self) -> list[str]:
+        return list(self._inputs)
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+    def is_async(self) -> bool:
+        return self._async
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        """Write ``result["output"]`` (the runnable's output) with the output spec."""
+        return self._write(result["output"], state)
+
+    def _value(self, state: State, inputs: dict[str, Any]) -> Any:
+        value = self._read(state)
+        if not inputs:
+            return value
+        if not isinstance(value, dict):
+            raise TypeError(
+                f"{self._owner}: the inputs {sorted(inputs)} can only be added to a dict input, "
+                f"but the input spec gave {type(value).__name__}; use a list or mapping spec"
+            )
+        return {**value, **inputs}
+
+    def _step_config(self) -> tuple[RunnableConfig, SpanCallbackHandler | None]:
+        return _step_config(self._config, run_name=None, tags=self._tags)
+
+    def _unnamed_label(self) -> str:
+        return _label(self.runnable)
+
+
+class RunnableAction(_RunnableBase):
+    """A LangChain ``Runnable`` (chain, prompt, model, parser, tool, retriever...) as an action.
+
+    Args:
+        runnable: what to run: ``invoke`` (or ``ainvoke`` with ``is_async=True``).
+        input: what the runnable receives: a state key, a list of keys (a dict of them), a
+            mapping of input names to keys / ``from_state`` / ``from_value``, or a function of
+            the state (then pass ``reads``).
+        output: where its output goes: a key (replaced), ``update_state`` / ``append_state`` /
+            ``extend_state``, a mapping of output fields (dict keys or attributes) to those, or
+            a function ``(output, state) -> state`` (then pass ``writes``).
+        reads: state keys read, added to those the input spec names.
+        writes: state keys written, added to those the output spec names.
+        inputs: names of application inputs (``app.run(inputs={...})``) added to a dict input.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        config: a ``RunnableConfig`` (callbacks, tags, metadata, ...) merged into each step's.
+        is_async: run with ``ainvoke``; the action must then run with ``app.arun`` / ``astep``.
+        tags: action tags (``halt_after=["@tag:x"]``), also passed to LangChain as tags.
+        retry: a ``RetryPolicy`` for failed steps.
+
+    The step's result is ``{"output": <the runnable's output>}``.
+    """
+
+    def run(self, state: State, **inputs: Any) -> Any:
+        """``{"output": runnable.invoke(...)}``, or a coroutine of it when async."""
+        if self._async:
+            return self._arun(state, inputs)
+        value = self._value(state, inputs)
+        config, handler = self._step_config()
+        try:
+            output = self.runnable.invoke(value, config=config)
+        except BaseException as exc:
+            _end_all(handler, exc)
+            raise
+        _end_all(handler, None)
+        return {"output": output}
+
+    async def _arun(self, state: State, inputs: dict[str, Any]) -> dict[str, Any]:
+        value = self._value(state, inputs)
+        config, handler = self._step_config()
+        try:
+            output = await self.runnable.ainvoke(value, config=config)
+        except BaseException as exc:
+            _end_all(handler, exc)
+            raise
+        _end_all(handler, None)
+        return {"output": output}
+
+
+class StreamingRunnableAction(_RunnableBase, StreamingAction):
+    """A ``Runnable`` streamed token by token: a streaming action.
+
+    Takes ``RunnableAction``'s arguments. Each chunk of ``stream`` (``astream`` with
+    ``is_async=True``) is yielded as ``{"delta": <its text, "" if none>, "chunk": <chunk>}``;
+    the last item, which is also the step's result, is ``{"output": <all chunks added up>}``:
+    chat model chunks summed (``AIMessageChunk + AIMessageChunk``) and turned into the message
+    ``invoke`` would return (an ``AIMessage``), strings joined, dicts merged key by key.
+    """
+
+    def stream_run(self, state: State, **inputs: Any) -> Any:
+        """The stream's items (an async generator when async)."""
+        if self._async:
+            return self._astream(state, inputs)
+        return self._stream(state, inputs)
+
+    def _stream(self, state: State, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        value = self._value(state, inputs)
+        config, handler = self._step_config()
+        total = _Total()
+        try:
+            for chunk in self.runnable.stream(value, config=config):
+                total.add(chunk)
+                yield {"delta": _text(chunk), "chunk": chunk}
+        except BaseException as exc:
+            _end_all(handler, exc)
+            raise
+        _end_all(handler, None)
+        yield {"output": total.value()}
+
+    async def _astream(self, state: State, inputs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        value = self._value(state, inputs)
+        config, handler = self._step_config()
+        total = _Total()
+        try:
+            async for chunk in self.runnable.astream(value, config=config):
+                total.add(chunk)
+                yield {"delta": _text(chunk), "chunk": chunk}
+        except BaseException as exc:
+            _end_all(handler, exc)
+            raise
+        _end_all(handler, None)
+        yield {"output": total.value()}
+
+
+def runnable_action(
+    runnable: Runnable[Any, Any],
+    input: InputSpec,
+    output: OutputSpec,
+    *,
+    stream: bool = False,
+    **options: Any,
+) -> RunnableAction | StreamingRunnableAction:
+    """``StreamingRunnableAction(...)`` if ``stream`` else ``RunnableAction(...)``; the other
+    arguments are theirs."""
+    cls = StreamingRunnableAction if stream else RunnableAction
+    return cls(runnable, input, output, **options)
+
+
+def _end_all(handler: SpanCallbackHandler | None, exception: BaseException | None) -> None:
+    if handler is not None:
+        handler.end_all(exception)
+
+
+def _label(runnable: Any) -> str:
+    get_name = getattr(runnable, "get_name", None)
+    return str(get_name()) if callable(get_name) else type(runnable).__name__
+
+
+def _text(chunk: Any) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    if isinstance(chunk, BaseMessageChunk | GenerationChunk):
+        return str(chunk.text)
+    return ""
+
+
+class _Total:
+    """Chunks added up as LangChain adds them (``+``), dicts merged key by key."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value: Any = None
+
+    def add(self, chunk: Any) -> None:
+        self._value = chunk if self._value is None else _add(self._value, chunk)
+
+    def value(self) -> Any:
+        if isinstance(self._value, BaseMessageChunk):
+            return message_chunk_to_message(self._value)
+        return self._value
+
+
+def _add(left: Any, right: Any) -> Any:
+    if isinstance(left, dict) and isinstance(right, dict):
+        merged = dict(left)
+        for key, value in right.items():
+            merged[key] = _add(merged[key], value) if key in merged else value
+        return merged
+    try:
+        return left + right
+    except TypeError:  # chunks that do not add up (e.g. objects): the last one is the output
+        return right

@@ -1,0 +1,423 @@
+"""LangChain runs as child spans of the running step, and the run configuration of a step.
+
+``SpanCallbackHandler`` is a LangChain callback handler: every run LangChain reports (a chain,
+prompt, chat model, LLM, parser, tool, retriever, nested chain) opens a span with
+``TracerFactory.start_span`` when it starts and closes it when it ends or fails, nested under the
+span of its parent run. Hooks receive these spans like any other, so the local tracker records
+them and the OpenTelemetry hook exports them.
+
+``step_config`` builds the ``RunnableConfig`` for a runnable called inside a step: the user's
+callbacks, tags and metadata kept, ``turnout.*`` identity added to the metadata, the run named
+after the action, and a ``SpanCallbackHandler`` added.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.runnables import RunnableConfig
+
+from turnout.core.context import ApplicationContext
+from turnout.core.tracing import OpenSpan, TracerFactory
+
+__all__ = ["SpanCallbackHandler", "step_config"]
+
+# LangChain's own metadata keys that name the model and its provider on model runs.
+_MODEL_KEYS = ("ls_model_name",)
+_INVOCATION_MODEL_KEYS = ("model", "model_name", "model_id")
+_OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_tool"}
+
+
+class _Run:
+    __slots__ = ("first_token", "span", "started")
+
+    def __init__(self, span: OpenSpan) -> None:
+        self.span = span
+        self.started = time.time()
+        self.first_token = False
+
+
+class SpanCallbackHandler(BaseCallbackHandler):
+    """Record LangChain runs as spans of the running turnout step.
+
+    Each run becomes a span named after the run (``ChatPromptTemplate``, ``GenericFakeChatModel``,
+    a tool's name, the ``run_name`` of the outermost run), with attributes
+    ``langchain.run_type``, ``langchain.run_id`` and ``langchain.tags``; model runs add
+    ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.provider.name``,
+    ``gen_ai.usage.input_tokens`` / ``output_tokens`` (from the message's ``usage_metadata``)
+    and, when streamed, ``turnout.first_token_time`` (epoch seconds) and
+    ``turnout.time_to_first_token`` (seconds). A failed run ends its span with the exception.
+
+    Args:
+        tracer: the step's tracer; by default the tracer of the step running when each run
+            starts (``TracerFactory.current()``). Runs outside a step are not recorded.
+
+    ``step_config()`` adds one for you; add one yourself only to a config you build by hand.
+    """
+
+    # Called on the event loop, not from executor threads, in async runs: spans then open and
+    # close where the step runs, as TracerFactory.start_span asks.
+    run_inline = True
+    raise_error = False  # a tracing problem never fails the user's run
+
+    def __init__(self, tracer: TracerFactory | None = None) -> None:
+        super().__init__()
+        self._tracer = tracer
+        self._runs: dict[UUID, _Run] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def open_spans(self) -> int:
+        """How many runs have started and not ended yet."""
+        return len(self._runs)
+
+    def end_all(self, exception: BaseException | None = None) -> None:
+        """End the spans of runs that never reported their end (e.g. a stream left early)."""
+        with self._lock:
+            runs, self._runs = list(self._runs.values()), {}
+        for run in reversed(runs):  # children opened after their parents: close them first
+            run.span.end(exception)
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _start(
+        self,
+        run_id: UUID,
+        parent_run_id: UUID | None,
+        name: str,
+        run_type: str,
+        tags: list[str] | None,
+        attributes: dict[str, Any],
+    ) -> None:
+        tracer = self._tracer or TracerFactory.current()
+        if tracer is None:
+            return
+        with self._lock:
+            parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+        span = tracer.start_span(name, parent=parent.span if parent is not None else None)
+        with self._lock:
+            self._runs[run_id] = _Run(span)
+        attributes = {
+            "langchain.run_type": run_type,
+            "langchain.run_id": str(run_id),
+            **({"langchain.tags": list(tags)} if tags else {}),
+            **attributes,
+        }
+        span.log_attributes(**attributes)
+
+    def _end(self, run_id: UUID, error: BaseException | None = None) -> None:
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is not None:
+            run.span.end(error)
+
+    def _attributes(self, run_id: UUID, attributes: dict[str, Any]) -> None:
+        if not attributes:
+            return
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None:
+            run.span.log_attributes(**attributes)
+
+    # -- chains (runnables, prompts, parsers, nested chains) -----------------------------------
+
+    def on_chain_start(
+        self,
+        serialized: dict[str, Any],
+        inputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "chain")
+        run_type = str(kwargs.get("run_type") or "chain")
+        self._start(run_id, parent_run_id, name, run_type, tags, {})
+
+    def on_chain_end(
+        self,
+        outputs: dict[str, Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end(run_id)
+
+    def on_chain_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end(run_id, error)
+
+    # -- models ----------------------------------------------------------------------------------
+
+    def on_chat_model_start(
+        self,
+        serialized: dict[str, Any],
+        messages: list[list[Any]],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "chat_model")
+        attributes = _model_attributes("chat_model", metadata, kwargs)
+        self._start(run_id, parent_run_id, name, "chat_model", tags, attributes)
+
+    def on_llm_start(
+        self,
+        serialized: dict[str, Any],
+        prompts: list[str],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "llm")
+        attributes = _model_attributes("llm", metadata, kwargs)
+        self._start(run_id, parent_run_id, name, "llm", tags, attributes)
+
+    def on_llm_new_token(
+        self,
+        token: str | list[str | dict[str, Any]],
+        *,
+        chunk: Any = None,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None or run.first_token:
+                return
+            run.first_token = True
+        now = time.time()
+        run.span.log_attributes(
+            **{"turnout.first_token_time": now, "turnout.time_to_first_token": now - run.started}
+        )
+
+    def on_llm_end(
+        self,
+        response: LLMResult,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._attributes(run_id, _usage_attributes(response))
+        self._end(run_id)
+
+    def on_llm_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end(run_id, error)
+
+    # -- tools and retrievers --------------------------------------------------------------------
+
+    def on_tool_start(
+        self,
+        serialized: dict[str, Any],
+        input_str: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        inputs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "tool")
+        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+        self._start(run_id, parent_run_id, name, "tool", tags, attributes)
+
+    def on_tool_end(
+        self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
+    ) -> None:
+        self._end(run_id)
+
+    def on_tool_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end(run_id, error)
+
+    def on_retriever_start(
+        self,
+        serialized: dict[str, Any],
+        query: str,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        name = _run_name(serialized, kwargs, "retriever")
+        self._start(run_id, parent_run_id, name, "retriever", tags, {})
+
+    def on_retriever_end(
+        self,
+        documents: Sequence[Any],
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._attributes(run_id, {"langchain.documents": len(documents)})
+        self._end(run_id)
+
+    def on_retriever_error(
+        self,
+        error: BaseException,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._end(run_id, error)
+
+
+def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], default: str) -> str:
+    name = kwargs.get("name")
+    if isinstance(name, str) and name:
+        return name
+    if serialized:
+        if isinstance(serialized.get("name"), str):
+            return str(serialized["name"])
+        ident = serialized.get("id")
+        if isinstance(ident, list) and ident:
+            return str(ident[-1])
+    return default
+
+
+def _model_attributes(
+    run_type: str, metadata: Mapping[str, Any] | None, kwargs: Mapping[str, Any]
+) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"gen_ai.operation.name": _OPERATION[run_type]}
+    metadata = metadata or {}
+    params = kwargs.get("invocation_params") or {}
+    model = next((metadata[k] for k in _MODEL_KEYS if metadata.get(k)), None) or next(
+        (params[k] for k in _INVOCATION_MODEL_KEYS if params.get(k)), None
+    )
+    if model is not None:
+        attributes["gen_ai.request.model"] = str(model)
+    if metadata.get("ls_provider"):
+        attributes["gen_ai.provider.name"] = str(metadata["ls_provider"])
+    return attributes
+
+
+def _usage_attributes(response: LLMResult) -> dict[str, Any]:
+    """Token usage and response model of a model run, summed over its generations."""
+    inputs = outputs = 0
+    found = False
+    model: str | None = None
+    for generation in (g for batch in response.generations for g in batch):
+        if not isinstance(generation, ChatGeneration):
+            continue
+        usage = getattr(generation.message, "usage_metadata", None)
+        if usage:
+            found = True
+            inputs += int(usage.get("input_tokens", 0))
+            outputs += int(usage.get("output_tokens", 0))
+        metadata = generation.message.response_metadata or {}
+        model = model or metadata.get("model_name") or metadata.get("model")
+    if not found:  # providers that only fill llm_output (older integrations, plain LLMs)
+        usage = (response.llm_output or {}).get("token_usage") or {}
+        if usage:
+            found = True
+            inputs = int(usage.get("prompt_tokens", usage.get("input_tokens", 0)))
+            outputs = int(usage.get("completion_tokens", usage.get("output_tokens", 0)))
+    attributes: dict[str, Any] = {}
+    if found:
+        attributes["gen_ai.usage.input_tokens"] = inputs
+        attributes["gen_ai.usage.output_tokens"] = outputs
+    if model:
+        attributes["gen_ai.response.model"] = str(model)
+    return attributes
+
+
+def step_config(
+    config: RunnableConfig | None = None,
+    *,
+    run_name: str | None = None,
+    tags: Sequence[str] = (),
+) -> RunnableConfig:
+    """The run configuration for a runnable called inside the running step.
+
+    Keeps everything in ``config`` (callbacks, tags, metadata, ...) and adds: the step's
+    identity to the metadata (``turnout.app_id``, ``turnout.partition_key``,
+    ``turnout.sequence_id``, ``turnout.action``), ``tags``, ``run_name`` (default: the action's
+    name, unless ``config`` names the run), and a ``SpanCallbackHandler`` so the runnable's
+    runs become child spans of the step. Outside a step it returns a copy of ``config``.
+
+    Use it in your own ``@action`` functions::
+
+        answer = chain.invoke({"q": state["question"]}, config=step_config())
+    """
+    return _step_config(config, run_name=run_name, tags=tags)[0]
+
+
+def _step_config(
+    config: RunnableConfig | None,
+    *,
+    run_name: str | None,
+    tags: Sequence[str],
+    name_run: bool = True,
+) -> tuple[RunnableConfig, SpanCallbackHandler | None]:
+    out: dict[str, Any] = dict(config or {})
+    context = ApplicationContext.get()
+    tracer = TracerFactory.current()
+    all_tags = list(dict.fromkeys([*(out.get("tags") or ()), *tags]))
+    if all_tags:
+        out["tags"] = all_tags
+    if context is None or tracer is None:
+        return RunnableConfig(**out), None  # type: ignore[typeddict-item]
+    out["metadata"] = {
+        **(out.get("metadata") or {}),
+        "turnout.app_id": context.app_id,
+        "turnout.partition_key": context.partition_key,
+        "turnout.sequence_id": context.sequence_id,
+        "turnout.action": context.action_name,
+    }
+    if name_run:  # not for a config shared by several root runs (each tool call is one)
+        out["run_name"] = out.get("run_name") or run_name or context.action_name
+    handler = SpanCallbackHandler(tracer)
+    callbacks = out.get("callbacks")
+    if callbacks is None:
+        out["callbacks"] = [handler]
+    elif isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        out["callbacks"] = manager
+    else:
+        out["callbacks"] = [*callbacks, handler]
+    return RunnableConfig(**out), handler  # type: ignore[typeddict-item]
