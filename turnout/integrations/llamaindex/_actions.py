@@ -1,0 +1,548 @@
+"""Actions around LlamaIndex objects: ``query_action``, ``chat_action``, ``retrieve_action``,
+``ingest_action`` and ``workflow_action``.
+
+Each factory returns a turnout action (a streaming one with ``stream=True``) that reads the
+object's input from state with an input spec, calls the object inside ``trace_llamaindex()`` (so
+its LlamaIndex spans become child spans of the step) and writes its output, made plain data, with
+an output spec. ``is_async=True`` calls the object's async method (``aquery``, ``achat``,
+``astream_chat``, ``aretrieve``, ``arun``); Workflows are always async.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+from llama_index.core.workflow import StartEvent, StopEvent
+from pydantic_core import PydanticSerializationError
+
+from turnout.core.action import Action
+from turnout.core.state import State
+from turnout.core.streaming import StreamingAction
+from turnout.integrations._mapping import input_reader, output_writer
+from turnout.integrations.llamaindex._convert import (
+    node_to_dict,
+    response_to_dict,
+    to_chat_message,
+    to_document,
+    to_output,
+    to_query,
+)
+from turnout.integrations.llamaindex._tracing import trace_llamaindex
+
+__all__ = [
+    "ChatEngineLike",
+    "IngestionPipelineLike",
+    "QueryEngineLike",
+    "RetrieverLike",
+    "WorkflowLike",
+    "chat_action",
+    "ingest_action",
+    "query_action",
+    "retrieve_action",
+    "workflow_action",
+]
+
+
+@runtime_checkable
+class QueryEngineLike(Protocol):
+    """A query engine (``index.as_query_engine()``, any ``BaseQueryEngine``)."""
+
+    def query(self, str_or_query_bundle: Any) -> Any: ...
+    async def aquery(self, str_or_query_bundle: Any) -> Any: ...
+
+
+@runtime_checkable
+class ChatEngineLike(Protocol):
+    """A chat engine (``index.as_chat_engine()``, ``SimpleChatEngine``, ...)."""
+
+    def chat(self, message: str, chat_history: Any = None) -> Any: ...
+    async def achat(self, message: str, chat_history: Any = None) -> Any: ...
+    def stream_chat(self, message: str, chat_history: Any = None) -> Any: ...
+    async def astream_chat(self, message: str, chat_history: Any = None) -> Any: ...
+
+
+@runtime_checkable
+class RetrieverLike(Protocol):
+    """A retriever (``index.as_retriever()``, any ``BaseRetriever``)."""
+
+    def retrieve(self, str_or_query_bundle: Any) -> Any: ...
+    async def aretrieve(self, str_or_query_bundle: Any) -> Any: ...
+
+
+@runtime_checkable
+class IngestionPipelineLike(Protocol):
+    """An ``IngestionPipeline``."""
+
+    def run(self, *args: Any, **kwargs: Any) -> Any: ...
+    async def arun(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+@runtime_checkable
+class WorkflowLike(Protocol):
+    """A ``Workflow``: ``run(**kwargs)`` returns an awaitable handler with ``stream_events()``."""
+
+    def run(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+Call = Callable[[Any], Any]
+
+
+class _Spec:
+    """What both action classes share: the object's calls and the input and output specs."""
+
+    def __init__(
+        self,
+        *,
+        owner: str,
+        call: Call,
+        input: Any,
+        output: Any,
+        unwrap: Callable[[dict[str, Any]], Any],
+        reads: Sequence[str] | None,
+        writes: Sequence[str] | None,
+        history: str | None = None,
+    ) -> None:
+        self.owner = owner
+        self.call = call
+        self.read, self.reads = input_reader(input, reads=reads, owner=owner)
+        self.write, self.writes = output_writer(output, writes=writes, owner=owner)
+        self.unwrap = unwrap
+        self.history = history
+        if history is not None:
+            self.reads = [*self.reads, *([history] if history not in self.reads else [])]
+            self.writes = [*self.writes, *([history] if history not in self.writes else [])]
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        state = self.write(self.unwrap(result), state)
+        if self.history is None:
+            return state
+        exchange = [
+            to_chat_message({"role": "user", "content": self.read(state)}),
+            to_chat_message({"role": "assistant", "content": result["response"]}),
+        ]
+        return state.extend(**{self.history: exchange})
+
+
+class _Common:
+    """What both action classes share: the spec, sync or async, tags, and ``update``."""
+
+    def __init__(self, spec: _Spec, *, is_async: bool, tags: Sequence[str]) -> None:
+        super().__init__()
+        self._spec = spec
+        self._async = is_async
+        self._tags = list(tags)
+
+    @property
+    def reads(self) -> list[str]:
+        return list(self._spec.reads)
+
+    @property
+    def writes(self) -> list[str]:
+        return list(self._spec.writes)
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._tags)
+
+    def is_async(self) -> bool:
+        return self._async
+
+    def _input(self, state: State) -> Any:
+        value = self._spec.read(state)
+        if self._spec.history is None:
+            return value
+        past = state[self._spec.history]
+        return value, [to_chat_message(m, owner=self._spec.owner) for m in past]
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        return self._spec.update(result, state)
+
+    def _unnamed_label(self) -> str:
+        return self._spec.owner
+
+
+class _LlamaIndexAction(_Common, Action):
+    """A non-streaming LlamaIndex action (built by the factories of this module)."""
+
+    def run(self, state: State, **run_kwargs: Any) -> Any:
+        """The object's output as a result dict (a coroutine producing it when async)."""
+        if self._async:
+            return self._arun(state)
+        with trace_llamaindex():
+            result: dict[str, Any] = self._spec.call(self._input(state))
+        return result
+
+    async def _arun(self, state: State) -> dict[str, Any]:
+        with trace_llamaindex():
+            result: dict[str, Any] = await self._spec.call(self._input(state))
+        return result
+
+
+class _LlamaIndexStreamingAction(_Common, StreamingAction):
+    """A streaming LlamaIndex action: ``{"delta": ...}`` items, then the result dict."""
+
+    def stream_run(self, state: State, **run_kwargs: Any) -> Any:
+        value = self._input(state)
+        return self._astream(value) if self._async else self._stream(value)
+
+    def _stream(self, value: Any) -> Iterator[dict[str, Any]]:
+        with trace_llamaindex():
+            yield from self._spec.call(value)
+
+    async def _astream(self, value: Any) -> AsyncIterator[dict[str, Any]]:
+        with trace_llamaindex():
+            async for item in self._spec.call(value):
+                yield item
+
+
+def _build(spec: _Spec, *, stream: bool, is_async: bool, tags: Sequence[str]) -> Action:
+    if stream:
+        return _LlamaIndexStreamingAction(spec, is_async=is_async, tags=tags)
+    return _LlamaIndexAction(spec, is_async=is_async, tags=tags)
+
+
+def _check(obj: Any, protocol: type, owner: str, what: str) -> None:
+    if not isinstance(obj, protocol):
+        raise TypeError(f"{owner}: {obj!r} is not {what}")
+
+
+def _same(result: dict[str, Any]) -> Any:
+    return result
+
+
+def _field(name: str) -> Callable[[dict[str, Any]], Any]:
+    return lambda result: result[name]
+
+
+# -- query engines ---------------------------------------------------------------------------------
+
+
+def query_action(
+    engine: QueryEngineLike,
+    *,
+    input: Any = "query",
+    output: Any = "answer",
+    stream: bool = False,
+    is_async: bool = False,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+) -> Action:
+    """An action that asks ``engine`` a question from state.
+
+    Its output is ``{"response": text, "source_nodes": [{"text", "score", "id", "metadata"}]}``.
+
+    Args:
+        engine: a query engine; for ``stream=True`` build it with ``streaming=True``.
+        input: input spec giving the question (a str), e.g. the state key ``"question"``.
+        output: output spec for the response dict, e.g. ``"answer"`` or
+            ``{"response": "answer", "source_nodes": "sources"}``.
+        stream: a streaming action yielding ``{"delta": token}`` items (from ``response_gen``
+            or ``async_response_gen()``), then the response dict.
+        is_async: call ``aquery`` (run the app with ``arun``/``astream_result``).
+        reads: extra state keys (required for a function input spec).
+        writes: extra state keys (required for a function output spec).
+        tags: the action's tags.
+    """
+    owner = f"query_action({type(engine).__name__})"
+    _check(engine, QueryEngineLike, owner, "a query engine; build one with index.as_query_engine()")
+
+    def query(value: Any) -> Any:
+        return response_to_dict(engine.query(to_query(value, owner=owner)))
+
+    async def aquery(value: Any) -> Any:
+        return response_to_dict(await engine.aquery(to_query(value, owner=owner)))
+
+    def stream_query(value: Any) -> Iterator[dict[str, Any]]:
+        return _sync_tokens(engine.query(to_query(value, owner=owner)), owner, _QUERY_FIX)
+
+    async def astream_query(value: Any) -> AsyncIterator[dict[str, Any]]:
+        response = await engine.aquery(to_query(value, owner=owner))
+        async for item in _async_tokens(response, owner, _QUERY_FIX):
+            yield item
+
+    calls = {(False, False): query, (False, True): aquery}
+    calls |= {(True, False): stream_query, (True, True): astream_query}
+    spec = _Spec(
+        owner=owner, call=calls[(stream, is_async)], input=input, output=output,
+        unwrap=_same, reads=reads, writes=writes,
+    )  # fmt: skip
+    return _build(spec, stream=stream, is_async=is_async, tags=tags)
+
+
+_QUERY_FIX = "build the engine with index.as_query_engine(streaming=True)"
+_CHAT_FIX = "call a chat engine's stream_chat/astream_chat (stream=True does)"
+
+
+def _sync_tokens(response: Any, owner: str, fix: str) -> Iterator[dict[str, Any]]:
+    tokens = getattr(response, "response_gen", None)
+    if tokens is None:
+        raise TypeError(f"{owner}: the response ({type(response).__name__}) does not stream; {fix}")
+    text = ""
+    for delta in tokens:
+        text += delta
+        yield {"delta": delta}
+    yield _streamed(response, text)
+
+
+async def _async_tokens(response: Any, owner: str, fix: str) -> AsyncIterator[dict[str, Any]]:
+    tokens = getattr(response, "async_response_gen", None)
+    if tokens is None:
+        for item in _sync_tokens(response, owner, fix):
+            yield item
+        return
+    text = ""
+    async for delta in tokens():
+        text += delta
+        yield {"delta": delta}
+    yield _streamed(response, text)
+
+
+def _streamed(response: Any, text: str) -> dict[str, Any]:
+    return {
+        "response": text,
+        "source_nodes": [node_to_dict(n) for n in getattr(response, "source_nodes", None) or []],
+    }
+
+
+# -- chat engines ----------------------------------------------------------------------------------
+
+
+def chat_action(
+    engine: ChatEngineLike,
+    *,
+    input: Any = "message",
+    output: Any = "answer",
+    history: str | None = None,
+    stream: bool = False,
+    is_async: bool = False,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+) -> Action:
+    """An action that sends a message from state to ``engine``.
+
+    Its output is ``{"response": text, "source_nodes": [...]}`` like ``query_action``'s.
+
+    Args:
+        engine: a chat engine.
+        input: input spec giving the user's message (a str).
+        output: output spec for the response dict.
+        history: a state key holding the conversation (a list of ``ChatMessage`` or
+            ``{"role", "content"}`` dicts). It is passed as ``chat_history=``, so state, not the
+            engine's memory, is the conversation; the user message and the reply are appended
+            to it as ``ChatMessage``. ``None``: the engine keeps its own memory.
+        stream: a streaming action over ``stream_chat``/``astream_chat``: ``{"delta": token}``
+            items, then the response dict.
+        is_async: call ``achat``/``astream_chat``.
+        reads: extra state keys (required for a function input spec).
+        writes: extra state keys (required for a function output spec).
+        tags: the action's tags.
+    """
+    owner = f"chat_action({type(engine).__name__})"
+    _check(engine, ChatEngineLike, owner, "a chat engine; build one with index.as_chat_engine()")
+
+    def args(value: Any) -> tuple[str, dict[str, Any]]:
+        message, past = value if history is not None else (value, None)
+        if not isinstance(message, str):
+            raise TypeError(
+                f"{owner}: the message is {message!r}; point input= at a state key holding a str"
+            )
+        return message, ({} if past is None else {"chat_history": past})
+
+    def chat(value: Any) -> Any:
+        message, kwargs = args(value)
+        return response_to_dict(engine.chat(message, **kwargs))
+
+    async def achat(value: Any) -> Any:
+        message, kwargs = args(value)
+        return response_to_dict(await engine.achat(message, **kwargs))
+
+    def stream_chat(value: Any) -> Iterator[dict[str, Any]]:
+        message, kwargs = args(value)
+        return _sync_tokens(engine.stream_chat(message, **kwargs), owner, _CHAT_FIX)
+
+    async def astream_chat(value: Any) -> AsyncIterator[dict[str, Any]]:
+        message, kwargs = args(value)
+        response = await engine.astream_chat(message, **kwargs)
+        async for item in _async_tokens(response, owner, _CHAT_FIX):
+            yield item
+
+    calls = {(False, False): chat, (False, True): achat}
+    calls |= {(True, False): stream_chat, (True, True): astream_chat}
+    spec = _Spec(
+        owner=owner, call=calls[(stream, is_async)], input=input, output=output,
+        unwrap=_same, reads=reads, writes=writes, history=history,
+    )  # fmt: skip
+    return _build(spec, stream=stream, is_async=is_async, tags=tags)
+
+
+# -- retrievers and ingestion pipelines ------------------------------------------------------------
+
+
+def retrieve_action(
+    retriever: RetrieverLike,
+    *,
+    input: Any = "query",
+    output: Any = "nodes",
+    is_async: bool = False,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+) -> Action:
+    """An action that retrieves nodes for a query from state.
+
+    Its output is a list of ``{"text", "score", "id", "metadata"}``; the result is
+    ``{"nodes": [...]}``.
+
+    Args:
+        retriever: a retriever, e.g. ``index.as_retriever(similarity_top_k=2)``.
+        input: input spec giving the query (a str).
+        output: output spec for the list of nodes, e.g. ``"nodes"`` or
+            ``extend_state("context")``.
+        is_async: call ``aretrieve``.
+        reads: extra state keys (required for a function input spec).
+        writes: extra state keys (required for a function output spec).
+        tags: the action's tags.
+    """
+    owner = f"retrieve_action({type(retriever).__name__})"
+    _check(retriever, RetrieverLike, owner, "a retriever; build one with index.as_retriever()")
+
+    def retrieve(value: Any) -> Any:
+        return {
+            "nodes": [node_to_dict(n) for n in retriever.retrieve(to_query(value, owner=owner))]
+        }
+
+    async def aretrieve(value: Any) -> Any:
+        nodes = await retriever.aretrieve(to_query(value, owner=owner))
+        return {"nodes": [node_to_dict(n) for n in nodes]}
+
+    spec = _Spec(
+        owner=owner, call=aretrieve if is_async else retrieve, input=input, output=output,
+        unwrap=_field("nodes"), reads=reads, writes=writes,
+    )  # fmt: skip
+    return _build(spec, stream=False, is_async=is_async, tags=tags)
+
+
+def ingest_action(
+    pipeline: IngestionPipelineLike,
+    *,
+    input: Any = "documents",
+    output: Any = "nodes",
+    is_async: bool = False,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+) -> Action:
+    """An action that runs an ingestion pipeline over documents from state.
+
+    The documents may be ``Document`` objects, strings, or ``{"text", "metadata", "id"}``
+    dicts. Its output is the list of resulting nodes as ``{"text", "score": None, "id",
+    "metadata"}`` (embeddings stay in the pipeline's vector store); the result is
+    ``{"nodes": [...]}``.
+
+    Args:
+        pipeline: an ``IngestionPipeline``.
+        input: input spec giving the list of documents.
+        output: output spec for the list of nodes.
+        is_async: call ``arun``.
+        reads: extra state keys (required for a function input spec).
+        writes: extra state keys (required for a function output spec).
+        tags: the action's tags.
+    """
+    owner = f"ingest_action({type(pipeline).__name__})"
+    _check(pipeline, IngestionPipelineLike, owner, "an IngestionPipeline")
+
+    def documents(value: Any) -> list[Any]:
+        if isinstance(value, str | Mapping) or not isinstance(value, Sequence):
+            raise TypeError(
+                f"{owner}: the input is {value!r}; give a list of documents (Document objects, "
+                f"strings or {{'text': ...}} dicts)"
+            )
+        return [to_document(item, owner=owner) for item in value]
+
+    def run(value: Any) -> Any:
+        return {"nodes": [node_to_dict(n) for n in pipeline.run(documents=documents(value))]}
+
+    async def arun(value: Any) -> Any:
+        nodes = await pipeline.arun(documents=documents(value))
+        return {"nodes": [node_to_dict(n) for n in nodes]}
+
+    spec = _Spec(
+        owner=owner, call=arun if is_async else run, input=input, output=output,
+        unwrap=_field("nodes"), reads=reads, writes=writes,
+    )  # fmt: skip
+    return _build(spec, stream=False, is_async=is_async, tags=tags)
+
+
+# -- workflows -------------------------------------------------------------------------------------
+
+
+def workflow_action(
+    workflow: WorkflowLike,
+    *,
+    input: Any = (),
+    output: Any = "result",
+    stream: bool = False,
+    reads: Sequence[str] | None = None,
+    writes: Sequence[str] | None = None,
+    tags: Sequence[str] = (),
+) -> Action:
+    """An async action that runs a LlamaIndex ``Workflow`` and awaits its result.
+
+    Its output is the workflow's result (responses and nodes made plain data); the result is
+    ``{"result": ...}``. Run the app with ``arun``/``astream_result``.
+
+    Args:
+        workflow: a ``Workflow`` instance.
+        input: input spec giving ``run()``'s keyword arguments (a mapping: ``["topic"]`` or
+            ``{"query": "question"}``) or a ``StartEvent``; the default passes none.
+        output: output spec for the workflow's result.
+        stream: a streaming action: one ``{"event": <class name>, "delta": <event fields>}``
+            item per event the workflow writes to its stream (``stream_events()``), then
+            ``{"result": ...}``.
+        reads: extra state keys (required for a function input spec).
+        writes: extra state keys (required for a function output spec).
+        tags: the action's tags.
+    """
+    owner = f"workflow_action({type(workflow).__name__})"
+    _check(workflow, WorkflowLike, owner, "a Workflow")
+
+    def start(value: Any) -> Any:
+        if isinstance(value, StartEvent):
+            return workflow.run(start_event=value)
+        if isinstance(value, Mapping):
+            return workflow.run(**{str(k): v for k, v in value.items()})
+        raise TypeError(
+            f"{owner}: the input is {value!r}; give run()'s keyword arguments as a mapping, e.g. "
+            f"input=['topic'] or input={{'query': 'question'}}, or a StartEvent"
+        )
+
+    async def run(value: Any) -> Any:
+        return {"result": to_output(await start(value))}
+
+    async def stream_events(value: Any) -> AsyncIterator[dict[str, Any]]:
+        handler = start(value)
+        try:
+            async for event in handler.stream_events():
+                if not isinstance(event, StopEvent):
+                    yield {"event": type(event).__name__, "delta": _event_data(event)}
+            result = await handler
+        finally:
+            if not handler.done():  # the caller stopped early or the stream failed
+                await handler.cancel_run()
+        yield {"result": to_output(result)}
+
+    spec = _Spec(
+        owner=owner, call=stream_events if stream else run, input=input, output=output,
+        unwrap=_field("result"), reads=reads, writes=writes,
+    )  # fmt: skip
+    return _build(spec, stream=stream, is_async=True, tags=tags)
+
+
+def _event_data(event: Any) -> Any:
+    try:
+        return event.model_dump(mode="json")
+    except (PydanticSerializationError, TypeError, ValueError):
+        return {"repr": repr(event)}
