@@ -5,6 +5,10 @@ over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory with 
 application it first runs the demo applications into a ``demo`` project (``--no-demo`` skips
 that). The UI binds 127.0.0.1 unless ``--host`` says otherwise; it has no authentication, so
 expose it to a network only behind something that has.
+
+``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
+tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
+``turnout.integrations.opentelemetry.export_tracked``).
 """
 
 from __future__ import annotations
@@ -70,7 +74,76 @@ def _parser() -> argparse.ArgumentParser:
         default=Path("tests/turnout_cases.json"),
         help="JSON file of cases to append to (default tests/turnout_cases.json)",
     )
+    export = commands.add_parser(
+        "export-otel",
+        help="replay tracked applications to an OTLP endpoint (needs: pip install "
+        '"turnout[opentelemetry]")',
+        description="Send tracked applications to an OpenTelemetry (OTLP/HTTP) endpoint as "
+        "traces, with their original times, tree and attributes.",
+    )
+    export.add_argument("--project", required=True, help="tracking project")
+    export.add_argument(
+        "--app-id",
+        action="append",
+        dest="app_ids",
+        default=None,
+        help="application to export (repeat for several; default: every app of the project)",
+    )
+    export.add_argument(
+        "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
+    )
+    export.add_argument(
+        "--endpoint",
+        default=None,
+        help="OTLP/HTTP traces URL (default $OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, else "
+        "http://localhost:4318/v1/traces)",
+    )
+    export.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="HTTP header, e.g. authentication (repeatable; default $OTEL_EXPORTER_OTLP_HEADERS)",
+    )
+    export.add_argument(
+        "--compression", choices=["none", "gzip", "deflate"], default=None, help="body encoding"
+    )
+    export.add_argument("--service-name", default="turnout", help="service.name (turnout)")
+    export.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
+    )
     return parser
+
+
+def export_otel_command(args: argparse.Namespace) -> int:
+    """``turnout export-otel``: replay tracked applications to an OTLP endpoint."""
+    headers = {}
+    for header in args.header:
+        key, sep, value = header.partition("=")
+        if not sep or not key.strip():
+            print(
+                f"turnout export-otel: --header {header!r} is not KEY=VALUE; "
+                f"write e.g. --header 'Authorization=Bearer <token>'",
+                file=sys.stderr,
+            )
+            return 2
+        headers[key.strip()] = value.strip()
+    try:
+        from turnout.integrations.opentelemetry import export_tracked
+
+        summary = export_tracked(
+            args.project, args.app_ids, storage_dir=args.dir, endpoint=args.endpoint,
+            headers=headers or None, compression=args.compression, timeout=args.timeout,
+            service_name=args.service_name,
+        )  # fmt: skip
+    except (MissingExtraError, FileNotFoundError, ConnectionError) as exc:
+        print(f"turnout export-otel: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"turnout export-otel: exported {summary.spans} spans of {len(summary.apps)} "
+        f"application(s) to {summary.endpoint}"
+    )
+    return 0
 
 
 def test_case_command(
@@ -161,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wrote case {case['name']!r} to {args.out}; test it with:\n")
         print(_TEST_TEMPLATE.format(path=args.out, action=case["action"]))
         return 0
+    if args.command == "export-otel":
+        return export_otel_command(args)
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2

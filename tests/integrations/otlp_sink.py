@@ -72,6 +72,7 @@ class OTLPSink:
     Attributes:
         spans: every span received, in arrival order.
         requests: each request's ``Content-Encoding`` header ("" if none) and body size.
+        headers: each request's headers, names in lowercase.
         status: the HTTP status to answer with (set 503 to test a failing endpoint).
     """
 
@@ -87,7 +88,8 @@ class OTLPSink:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 encoding = self.headers.get("Content-Encoding", "")
-                sink._receive(self.path, encoding, body, dict(self.headers.items()))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                sink._receive(self.path, encoding, body, headers)
                 answer = ExportTraceServiceResponse().SerializeToString()
                 self.send_response(sink.status if self.path == "/v1/traces" else 404)
                 self.send_header("Content-Type", "application/x-protobuf")
@@ -99,7 +101,10 @@ class OTLPSink:
                 pass  # keep test output clean
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: stop() returns at once instead of after up to half a second.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     @property
     def endpoint(self) -> str:

@@ -13,13 +13,17 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.trace import StatusCode
 
+from tests.integrations.otlp_sink import OTLPSink
 from turnout import (
     ApplicationBuilder,
     RetryPolicy,
@@ -43,6 +47,13 @@ def otel() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield provider, exporter
     provider.shutdown()
+
+
+@pytest.fixture
+def sink() -> Iterator[OTLPSink]:
+    """A local OTLP/HTTP collector."""
+    with OTLPSink() as running:
+        yield running
 
 
 def by_name(spans: Any, name: str) -> ReadableSpan:
@@ -593,3 +604,82 @@ def test_the_bridge_records_foreign_spans_without_the_export_hook(
         ("span_start", "threaded"),
         ("span_end", None),
     ]
+
+
+# -- the real OTLP/HTTP exporter ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"], ids=["plain", "gzip"])
+def test_the_otlp_exporter_ships_the_tree_to_a_collector(
+    sink: OTLPSink, compression: str | None
+) -> None:
+    exporter = OTLPSpanExporter(
+        endpoint=sink.endpoint,
+        timeout=5,
+        compression=Compression(compression) if compression else None,
+    )
+    provider = TracerProvider(
+        resource=Resource.create({SERVICE_NAME: "qa", "openinference.project.name": "qa"})
+    )
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+    try:
+        qa_app(OpenTelemetryHook(provider)).run(halt_after=["finish"])
+        assert provider.force_flush(5_000)
+    finally:
+        provider.shutdown()
+    assert [encoding for encoding, _ in sink.requests] == [compression or ""]
+    spans = {span.name: span for span in sink.spans}
+    assert sorted(spans) == ["answer", "finish", "rank", "retrieve", "turnout.run"]
+    call, step = spans["turnout.run"], spans["answer"]
+    assert call.parent_span_id == ""
+    assert step.parent_span_id == call.span_id
+    assert spans["finish"].parent_span_id == call.span_id
+    assert spans["retrieve"].parent_span_id == step.span_id
+    assert spans["rank"].parent_span_id == spans["retrieve"].span_id
+    assert {span.trace_id for span in sink.spans} == {call.trace_id}
+    assert len(call.trace_id) == 32
+    assert step.attributes["turnout.app_id"] == "app-1"
+    assert step.attributes["turnout.partition_key"] == "user-9"
+    assert step.attributes["session.id"] == "app-1"
+    assert step.attributes["turnout.reads"] == ("question",)
+    assert step.attributes["gen_ai.usage.output_tokens"] == 3
+    assert step.attributes["openinference.span.kind"] == "LLM"
+    assert spans["retrieve"].attributes["meta"] == '{"k": 1}'
+    assert step.resource["service.name"] == "qa"
+    assert step.resource["openinference.project.name"] == "qa"
+    assert step.scope == "turnout"
+    assert call.start_ns <= step.start_ns <= spans["retrieve"].start_ns
+    assert spans["rank"].end_ns <= spans["retrieve"].end_ns <= step.end_ns <= call.end_ns
+
+
+def test_a_failure_reaches_the_collector_as_an_error_status_and_event(
+    sink: OTLPSink,
+) -> None:
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=sink.endpoint, timeout=5)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=60_000))
+
+    @action(reads=[], writes=["x"])
+    def broken(state: State) -> State:
+        raise ValueError("no")
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(broken)
+        .with_transitions()
+        .with_entrypoint("broken")
+        .with_hooks(OpenTelemetryHook(provider))
+        .build()
+    )
+    try:
+        with pytest.raises(ValueError, match="no"):
+            app.run()
+        assert provider.force_flush(5_000)
+    finally:
+        provider.shutdown()
+    (step,) = sink.by_name("broken")
+    assert step.status_code == 2  # STATUS_CODE_ERROR
+    assert step.status_message == "ValueError: no"
+    ((name, attributes),) = step.events
+    assert name == "exception"
+    assert attributes["exception.type"] == "ValueError"

@@ -1,0 +1,169 @@
+"""`turnout export-otel`: tracked applications replayed to a real OTLP/HTTP collector."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+
+from tests.integrations.otlp_sink import OTLPSink
+from turnout import ApplicationBuilder, RetryPolicy, State, TracerFactory, action
+from turnout.cli import main
+from turnout.core.tracking import LocalTracker, read_log
+from turnout.integrations.opentelemetry import export_tracked
+
+
+@pytest.fixture
+def sink() -> Iterator[OTLPSink]:
+    with OTLPSink() as running:
+        yield running
+
+
+FAILS = {"left": 1}
+
+
+@action(reads=["question"], writes=["answer"], retry=RetryPolicy(max_attempts=2, initial_delay=0))
+def answer(state: State, __tracer: TracerFactory) -> State:
+    with __tracer("retrieve") as span:
+        span.log_attributes(documents=2, meta={"source": "wiki"})
+        with __tracer("rank"):
+            pass
+    if FAILS["left"]:
+        FAILS["left"] -= 1
+        raise ConnectionError("model busy")
+    __tracer.log_attributes(**{"gen_ai.request.model": "stand-in", "gen_ai.usage.input_tokens": 4})
+    return state.update(answer="otters hold hands")
+
+
+@action(reads=["answer"], writes=["done"])
+def finish(state: State) -> State:
+    return state.update(done=True)
+
+
+def track(storage: Path, app_id: str) -> LocalTracker:
+    FAILS["left"] = 1
+    tracker = LocalTracker("qa", storage)
+    app = (
+        ApplicationBuilder()
+        .with_actions(answer, finish)
+        .with_transitions(("answer", "finish"))
+        .with_state(question="otters?")
+        .with_entrypoint("answer")
+        .with_identifiers(app_id=app_id, partition_key="user-1")
+        .with_tracker(tracker)
+        .build()
+    )
+    app.run(halt_after=["finish"])
+    tracker.close()
+    return tracker
+
+
+def test_export_otel_replays_the_tracked_tree_with_its_times(
+    sink: OTLPSink, tmp_path: Path, capsys: Any
+) -> None:
+    tracker = track(tmp_path, "app-1")
+    code = main(
+        ["export-otel", "--dir", str(tmp_path), "--project", "qa", "--endpoint", sink.endpoint]
+    )
+    assert code == 0
+    assert "exported 8 spans of 1 application(s) to http://127.0.0.1" in capsys.readouterr().out
+    spans = sink.spans
+    root = next(s for s in spans if s.name == "turnout.application")
+    attempts = sorted(sink.by_name("answer"), key=lambda s: s.attributes["turnout.attempt"])
+    (last,) = sink.by_name("finish")
+    assert root.parent_span_id == ""
+    assert {s.trace_id for s in spans} == {root.trace_id}
+    assert [s.parent_span_id for s in [*attempts, last]] == [root.span_id] * 3
+    # Attempt 1 failed and was retried; attempt 2 succeeded.
+    assert attempts[0].status_code == 2
+    assert attempts[0].status_message == "ConnectionError: model busy"
+    assert attempts[0].attributes["turnout.will_retry"] is True
+    assert [name for name, _ in attempts[0].events] == ["exception"]
+    assert attempts[0].events[0][1]["exception.type"] == "ConnectionError"
+    assert attempts[1].status_code == 0
+    assert attempts[1].attributes["turnout.sequence_id"] == 0
+    assert attempts[1].attributes["turnout.reads"] == ("question",)
+    assert attempts[1].attributes["session.id"] == "app-1"
+    assert attempts[1].attributes["turnout.partition_key"] == "user-1"
+    assert attempts[1].attributes["gen_ai.request.model"] == "stand-in"
+    assert attempts[1].attributes["openinference.span.kind"] == "LLM"
+    assert last.attributes["turnout.sequence_id"] == 1
+    retrieves = sink.by_name("retrieve")
+    assert sorted(s.parent_span_id for s in retrieves) == sorted(a.span_id for a in attempts)
+    for retrieve in retrieves:
+        (_rank,) = [s for s in sink.by_name("rank") if s.parent_span_id == retrieve.span_id]
+        assert retrieve.attributes["documents"] == 2
+        assert retrieve.attributes["meta"] == '{"source": "wiki"}'
+    assert root.resource["service.name"] == "turnout"
+    assert root.resource["openinference.project.name"] == "qa"
+    # The original times, to the nanosecond a float second allows.
+    records = list(read_log(tracker.log_path("app-1")))
+    begins = [r["time"] for r in records if r["t"] == "begin" and r["seq"] == 0]
+    ends = [r["time"] for r in records if r["t"] == "end" and r["seq"] == 0]
+    assert [a.start_ns for a in attempts] == [int(t * 1e9) for t in begins]
+    assert [a.end_ns for a in attempts] == [int(t * 1e9) for t in ends]
+    app_line = next(r for r in records if r["t"] == "app")
+    assert root.start_ns == int(app_line["time"] * 1e9)
+
+
+def test_export_otel_exports_every_app_or_the_chosen_ones_with_headers(
+    sink: OTLPSink, tmp_path: Path
+) -> None:
+    track(tmp_path, "app-1")
+    track(tmp_path, "app-2")
+    summary = export_tracked(
+        "qa", storage_dir=tmp_path, endpoint=sink.endpoint, compression="gzip",
+        headers={"Authorization": "Bearer t0ken"},
+    )  # fmt: skip
+    assert sorted(summary.apps) == ["app-1", "app-2"]
+    roots = sink.by_name("turnout.application")
+    assert sorted(r.attributes["turnout.app_id"] for r in roots) == ["app-1", "app-2"]
+    assert len({r.trace_id for r in roots}) == 2
+    assert sink.requests[0][0] == "gzip"
+    assert sink.headers[0]["authorization"] == "Bearer t0ken"
+    sink.spans.clear()
+    argv = ["export-otel", "--dir", str(tmp_path), "--project", "qa", "--app-id", "app-2"]
+    assert main([*argv, "--endpoint", sink.endpoint, "--header", "x-team=ml"]) == 0
+    roots = sink.by_name("turnout.application")
+    assert [r.attributes["turnout.app_id"] for r in roots] == ["app-2"]
+    assert sink.headers[-1]["x-team"] == "ml"
+
+
+def test_export_otel_uses_the_standard_environment_variable(
+    sink: OTLPSink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    track(tmp_path, "app-1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", sink.endpoint)
+    assert main(["export-otel", "--dir", str(tmp_path), "--project", "qa"]) == 0
+    assert len(sink.by_name("turnout.application")) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--project", "nope"], "no tracking project 'nope'"),
+        (["--project", "qa", "--app-id", "ghost"], "no tracked application 'ghost'"),
+        (["--project", "qa", "--header", "novalue"], "is not KEY=VALUE"),
+    ],
+    ids=["project", "app", "header"],
+)
+def test_export_otel_names_what_is_wrong(
+    tmp_path: Path, capsys: Any, argv: list[str], message: str
+) -> None:
+    track(tmp_path, "app-1")
+    assert main(["export-otel", "--dir", str(tmp_path), *argv]) != 0
+    assert message in capsys.readouterr().err
+
+
+def test_export_otel_fails_loudly_when_the_collector_refuses(
+    sink: OTLPSink, tmp_path: Path, capsys: Any
+) -> None:
+    track(tmp_path, "app-1")
+    sink.status = 400  # not retryable: the exporter gives up at once
+    argv = ["export-otel", "--dir", str(tmp_path), "--project", "qa", "--endpoint", sink.endpoint]
+    assert main(argv) == 1
+    assert f"the OTLP endpoint {sink.endpoint} did not accept the spans" in capsys.readouterr().err
