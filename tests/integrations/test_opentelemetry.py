@@ -57,7 +57,7 @@ def sink() -> Iterator[OTLPSink]:
 
 
 def by_name(spans: Any, name: str) -> ReadableSpan:
-    found = [span for span in spans if span.name == name]
+    found: list[ReadableSpan] = [span for span in spans if span.name == name]
     assert len(found) == 1, f"{name}: {[s.name for s in spans]}"
     return found[0]
 
@@ -68,7 +68,8 @@ def parent_of(span: ReadableSpan) -> int | None:
 
 def sid(span: ReadableSpan) -> int:
     assert span.context is not None
-    return span.context.span_id
+    span_id: int = span.context.span_id
+    return span_id
 
 
 # -- applications ---------------------------------------------------------------------------------
@@ -179,7 +180,9 @@ def test_sync_run_exports_call_step_and_spans_as_a_tree(otel: Any) -> None:
     assert retrieve.attributes is not None
     assert retrieve.attributes["sources"] == ("a", "b")
     assert retrieve.attributes["meta"] == '{"k": 1}'
-    assert by_name(spans, "answer").instrumentation_scope.name == "turnout"
+    scope = by_name(spans, "answer").instrumentation_scope
+    assert scope is not None
+    assert scope.name == "turnout"
 
 
 def test_async_run_exports_the_same_tree(otel: Any) -> None:

@@ -1,0 +1,268 @@
+"""Replaying tracked applications to an OTLP/HTTP endpoint (``turnout export-otel``)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import Span, Status, StatusCode
+
+from turnout.core.serde import DEFAULT_SERDE
+from turnout.core.tracking import read_log, tracking_home
+from turnout.integrations.opentelemetry._common import (
+    _KIND,
+    _app_attributes,
+    _Live,
+    _ns,
+    _set_attributes,
+    _span_attributes,
+    _step_attributes,
+)
+
+__all__ = ["DEFAULT_ENDPOINT", "ExportSummary", "default_endpoint", "export_tracked"]
+
+DEFAULT_ENDPOINT = "http://localhost:4318/v1/traces"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ExportSummary:
+    """What ``export_tracked`` sent.
+
+    Attributes:
+        endpoint: the OTLP/HTTP traces URL.
+        apps: the app ids replayed.
+        spans: how many spans were exported.
+    """
+
+    endpoint: str
+    apps: tuple[str, ...]
+    spans: int
+
+
+def default_endpoint() -> str:
+    """The OTLP/HTTP traces URL from the environment, as the OTLP exporter reads it."""
+    url = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if url:
+        return url
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return base.rstrip("/") + "/v1/traces" if base else DEFAULT_ENDPOINT
+
+
+def export_tracked(
+    project: str,
+    app_ids: Iterable[str] | None = None,
+    *,
+    storage_dir: str | Path | None = None,
+    endpoint: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    compression: str | None = None,
+    timeout: float = 10.0,
+    service_name: str = "turnout",
+) -> ExportSummary:
+    """Replay tracked applications to an OTLP/HTTP endpoint (``turnout export-otel``).
+
+    Each application becomes one trace: a ``turnout.application`` root span, its step attempts
+    and their spans below, with the original times and the attributes ``OpenTelemetryHook``
+    exports live (the log holds no application calls, so steps hang from the root).
+
+    Args:
+        project: the tracking project.
+        app_ids: the applications to replay; default every application of the project.
+        storage_dir: the tracking directory (default ``$TURNOUT_HOME`` or ``~/.turnout``).
+        endpoint: the traces URL (default from ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` /
+            ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4318/v1/traces``).
+        headers: HTTP headers (authentication for a vendor); default from
+            ``OTEL_EXPORTER_OTLP_HEADERS``.
+        compression: ``"gzip"``, ``"deflate"`` or ``"none"`` (default from the environment).
+        timeout: seconds per export request.
+        service_name: the ``service.name`` resource attribute.
+
+    Raises:
+        FileNotFoundError: the project or an application is not in the tracking directory.
+        ConnectionError: the endpoint did not accept the spans.
+    """
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(project, storage_dir)
+    if not tracker.project_dir.is_dir():
+        home = tracking_home(storage_dir)
+        known = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
+        raise FileNotFoundError(
+            f"no tracking project {project!r} under {home} (projects there: {known or 'none'}); "
+            f"pass --dir (or storage_dir=) where the LocalTracker wrote it"
+        )
+    apps = tuple(app_ids) if app_ids is not None else tuple(tracker.list_app_ids())
+    paths = [tracker.log_path(app_id) for app_id in apps]
+    for app_id, path in zip(apps, paths, strict=True):
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no tracked application {app_id!r} in project {project!r} "
+                f"({path} does not exist); known: {tracker.list_app_ids()}"
+            )
+    url = endpoint or default_endpoint()
+    resource = Resource.create({SERVICE_NAME: service_name, "openinference.project.name": project})
+    provider = TracerProvider(resource=resource)
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    from turnout import __version__
+
+    tracer = provider.get_tracer("turnout", __version__)
+    try:
+        for path in paths:
+            _Replay(tracer).run(path)
+        spans = memory.get_finished_spans()
+    finally:
+        provider.shutdown()
+    chosen = None if compression is None else Compression(compression.lower())
+    exporter = OTLPSpanExporter(
+        endpoint=url, headers=dict(headers) if headers else None, timeout=timeout,
+        compression=chosen,
+    )  # fmt: skip
+    try:
+        for start in range(0, len(spans), 512):
+            if exporter.export(spans[start : start + 512]) is not SpanExportResult.SUCCESS:
+                raise ConnectionError(
+                    f"the OTLP endpoint {url} did not accept the spans (unreachable, or it "
+                    f"refused them: see the log above); check --endpoint and --header"
+                )
+    finally:
+        exporter.shutdown()  # type: ignore[no-untyped-call]
+    return ExportSummary(endpoint=url, apps=apps, spans=len(spans))
+
+
+class _Replay:
+    """Turns one application's log into spans, in log order."""
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._tracer = tracer
+        self._root: Span | None = None
+        self._app: tuple[str, str | None] = ("", None)
+        self._graph: dict[str, dict[str, Any]] = {}
+        self._steps: dict[int, _Live] = {}
+        self._spans: dict[tuple[int, str], _Live] = {}
+        self._actions: dict[int, str] = {}
+        self._last = 0.0
+
+    def run(self, path: Path) -> None:
+        for record in read_log(path):
+            when = record.get("time")
+            if isinstance(when, int | float):
+                self._last = max(self._last, float(when))
+            handler = getattr(self, f"_on_{record.get('t')}", None)
+            if handler is not None and (self._root is not None or record.get("t") == "app"):
+                handler(record)
+        for live in [*self._spans.values(), *self._steps.values()]:
+            live.span.set_attribute("turnout.unfinished", True)
+            live.span.end(end_time=_ns(self._last))
+        if self._root is not None:
+            self._root.end(end_time=_ns(self._last))
+
+    def _on_app(self, record: dict[str, Any]) -> None:
+        if self._root is not None:
+            return  # a resumed run appends another app line: same application, same trace
+        self._app = (record["app_id"], record.get("partition_key"))
+        self._graph = {a["name"]: a for a in record.get("graph", {}).get("actions", [])}
+        attributes = {
+            **_app_attributes(*self._app),
+            _KIND: "application",
+            "openinference.span.kind": "CHAIN",
+            "turnout.replayed": True,
+        }
+        self._root = self._tracer.start_span(
+            "turnout.application", attributes=attributes, start_time=_ns(record["time"])
+        )
+
+    def _on_begin(self, record: dict[str, Any]) -> None:
+        assert self._root is not None
+        name, seq = record["action"], record["seq"]
+        declared = self._graph.get(name, {})
+        attributes = _step_attributes(
+            *self._app, seq, name, declared.get("reads", ()), declared.get("writes", ()),
+            record.get("attempt", 1),
+        )  # fmt: skip
+        span = self._tracer.start_span(
+            name, context=trace.set_span_in_context(self._root), attributes=attributes,
+            start_time=_ns(record["time"]),
+        )  # fmt: skip
+        self._steps[seq] = _Live(span)
+        self._actions[seq] = name
+
+    def _on_end(self, record: dict[str, Any]) -> None:
+        live = self._steps.pop(record["seq"], None)
+        if live is None:
+            return
+        for key in [k for k in self._spans if k[0] == record["seq"]]:
+            self._spans.pop(key).span.end(end_time=_ns(record["time"]))
+        if record.get("error"):
+            _replay_failure(live.span, record["error"], record["time"])
+            live.span.set_attribute("turnout.will_retry", record.get("status") == "retrying")
+        live.span.end(end_time=_ns(record["time"]))
+
+    def _on_span_start(self, record: dict[str, Any]) -> None:
+        seq = record["seq"]
+        parent = self._spans.get((seq, record.get("parent") or "")) or self._steps.get(seq)
+        if parent is None:
+            return
+        action = self._actions.get(seq, "")
+        attributes = _span_attributes(*self._app, seq, action, record["span"], ())
+        span = self._tracer.start_span(
+            record.get("name", "span"), context=trace.set_span_in_context(parent.span),
+            attributes=attributes, start_time=_ns(record["time"]),
+        )  # fmt: skip
+        self._spans[(seq, record["span"])] = _Live(span)
+
+    def _on_span_end(self, record: dict[str, Any]) -> None:
+        live = self._spans.pop((record["seq"], record["span"]), None)
+        if live is None:
+            return
+        if record.get("error"):
+            _replay_failure(live.span, record["error"], record["time"])
+        live.span.end(end_time=_ns(record["time"]))
+
+    def _on_attr(self, record: dict[str, Any]) -> None:
+        seq, uid = record["seq"], record.get("span")
+        live = self._spans.get((seq, uid)) if uid else self._steps.get(seq)
+        if live is not None:
+            _set_attributes(live, {record["key"]: _logged_value(record.get("value"))})
+
+    def _on_stream_first(self, record: dict[str, Any]) -> None:
+        live = self._steps.get(record["seq"])
+        if live is not None:
+            live.span.add_event("turnout.stream.first_item", timestamp=_ns(record["time"]))
+
+    def _on_stream_end(self, record: dict[str, Any]) -> None:
+        live = self._steps.get(record["seq"])
+        if live is not None:
+            live.span.set_attribute("turnout.stream.items", record.get("items", 0))
+
+
+def _logged_value(value: Any) -> Any:
+    """A logged attribute as it was before the tracker encoded it, as far as OTel cares."""
+    if isinstance(value, dict) and value.get("__turnout__") == "repr":
+        return value.get("v", "")
+    try:
+        return DEFAULT_SERDE.decode(value)
+    except Exception:
+        return value
+
+
+def _replay_failure(span: Span, error: str, when: float) -> None:
+    """An error logged as a traceback text, as the ``exception`` event the live hook records."""
+    last = error.strip().splitlines()[-1] if error.strip() else error
+    kind, _, message = last.partition(": ")
+    span.set_status(Status(StatusCode.ERROR, last))
+    span.add_event(
+        "exception",
+        {"exception.type": kind, "exception.message": message, "exception.stacktrace": error},
+        timestamp=_ns(when),
+    )
