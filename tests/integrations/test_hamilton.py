@@ -17,7 +17,7 @@ pytest.importorskip("hamilton")
 from hamilton import async_driver, driver
 
 from turnout import Application, ApplicationBuilder, State
-from turnout.core.errors import ActionDefinitionError
+from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracking import LocalTracker, read_log
 from turnout.integrations.hamilton import (
@@ -345,7 +345,7 @@ def test_async_driver_node_spans_last_as_long_as_the_awaited_node(make_module):
 
 def test_async_action_refuses_sync_step(make_module):
     act = Hamilton(inputs={"query": "q"}, outputs={"length": "n"}, modules=[make_module(ASYNC_DAG)])
-    with pytest.raises(Exception, match=r"astep|async"):
+    with pytest.raises(AsyncRequiredError, match="astep"):
         app_of(act, q="x").step()
 
 
@@ -509,3 +509,39 @@ def test_module_reexports_the_mapping_vocabulary():
     assert from_state is _mapping.from_state
     assert append_state is _mapping.append_state
     assert isinstance(State({"a": 1}), State)
+
+
+# -- the example ----------------------------------------------------------------------------------
+
+
+def test_the_example_triages_every_review_with_node_spans():
+    from examples.hamilton_features import application as example
+
+    spans = Spans()
+    app = example.application()
+    app = (
+        ApplicationBuilder()
+        .with_graph(app.graph)
+        .with_state(**app.state.get_all())
+        .with_entrypoint("next_review")
+        .with_hooks(spans)
+        .build()
+    )
+    _, result, state = app.run(halt_after=["report"])  # type: ignore[misc]
+    assert result is not None
+    assert result["reviews"] == len(example.REVIEWS) == len(state["rows"])
+    assert result["to_answer"] == [example.REVIEWS[1], example.REVIEWS[2]]
+    assert state["rows"][1]["keywords"] == ["broken", "refund", "late"]
+    graphs = [s for s in spans.started.values() if s.name == "hamilton.execute"]
+    assert len(graphs) == len(example.REVIEWS)
+    node_spans = [s for s in spans.started.values() if s.name == "node:sentiment"]
+    assert sorted(s.parent.uid for s in node_spans) == sorted(g.uid for g in graphs)
+
+
+def test_the_example_script_prints_the_graph_with_its_dag(capsys):
+    from examples.hamilton_features import application as example
+
+    result = example.main(["--show-dag"])
+    out = capsys.readouterr().out
+    assert '    subgraph h0["analyse: Hamilton DAG"]' in out
+    assert f"{result['reviews']} reviews" in out

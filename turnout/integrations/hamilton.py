@@ -620,7 +620,8 @@ def to_dot(app_or_graph: Any, **kwargs: Any) -> str:
     for i, act in enumerate(_hamilton_actions(graph)):
         prefix = f"{act.name}/"
         body.append(f"  subgraph {_dot(f'cluster_{i}')} {{")
-        body.append(f"    label={_dot(f'{act.name}: Hamilton DAG')}; style=dashed; color=gray60;")
+        label = _dot(f"{act.name}: Hamilton DAG")
+        body.append(f"    label={label}; style=dashed; color=gray60; fontname=Helvetica;")
         body.extend("  " + line for line in act._draw("dot", prefix, False))
         body.append("  }")
         head = _dot(prefix + act.final_vars[0])
@@ -638,7 +639,7 @@ def to_mermaid(app_or_graph: Any, **kwargs: Any) -> str:
     ids = {act.name: f"a{i}" for i, act in enumerate(graph.actions)}  # the core's node ids
     for i, act in enumerate(_hamilton_actions(graph)):
         lines.append(f"    subgraph h{i}[{_mermaid(f'{act.name}: Hamilton DAG')}]")
-        lines.append("    direction LR")
+        lines.append("      direction LR")
         lines.extend("  " + line for line in act._draw("mermaid", f"h{i}_", False))
         lines.append("    end")
         lines.append(f"    {ids[act.name]} -.- h{i}")
