@@ -11,13 +11,21 @@ inside the user's state.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+)
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from turnout.core.action import Action
 from turnout.core.condition import default
-from turnout.core.context import ApplicationContext
+from turnout.core.context import ApplicationContext, default_parallel_executor_factory
 from turnout.core.engine import (
     UNKNOWN,
     Final,
@@ -32,6 +40,7 @@ from turnout.core.engine import (
 from turnout.core.errors import AsyncRequiredError, StateOperationError, UnknownActionError
 from turnout.core.graph import ApplicationGraph
 from turnout.core.hooks import HookSet
+from turnout.core.persistence import ParentPointer
 from turnout.core.state import Change, RawChange, State, as_changes
 from turnout.core.step import ActionSpec, check_inputs
 from turnout.core.streaming import (
@@ -40,6 +49,9 @@ from turnout.core.streaming import (
     _Finished,
 )
 from turnout.core.visualize import render
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["Application", "StepTuple"]
 
@@ -63,6 +75,11 @@ class Application(StepEngine):
         sequence_id: int | None = None,
         hooks: HookSet | None = None,
         async_only: bool = False,
+        tracker: Any = None,
+        state_persister: Any = None,
+        state_initializer: Any = None,
+        parallel_executor_factory: Callable[[], Executor] | None = None,
+        spawning_parent_pointer: ParentPointer | None = None,
     ) -> None:
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
@@ -93,10 +110,20 @@ class Application(StepEngine):
         self._sync_refused = async_only or bool(self._hooks.async_methods)
         self._halt_requested = False
         self._stop_requested = False
+        # What the context hands to child applications (turnout.core.parallel).
+        self._tracker = tracker
+        self._persister = state_persister
+        self._initializer = state_initializer
+        self._executor_factory = parallel_executor_factory or default_parallel_executor_factory
+        self._spawning_parent = spawning_parent_pointer
 
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
         if self._hooks.implements("post_application_create"):
+            # spawning_parent_pointer only for spawned children, so existing payloads are stable.
+            spawned = (
+                {"spawning_parent_pointer": self._spawning_parent} if self._spawning_parent else {}
+            )
             await self._hooks.fire(
                 "post_application_create",
                 app_id=self._app_id,
@@ -106,6 +133,7 @@ class Application(StepEngine):
                 sequence_id=self._sequence_id,
                 parent_pointer=getattr(initialization, "parent", None),
                 initialization=initialization,
+                **spawned,
             )
 
     def _resume_at(self, prior: str | None, rerun: str | None) -> None:
@@ -145,6 +173,11 @@ class Application(StepEngine):
         return self._graph
 
     @property
+    def spawning_parent_pointer(self) -> ParentPointer | None:
+        """The step that spawned this application (``with_spawning_parent``), or ``None``."""
+        return self._spawning_parent
+
+    @property
     def entrypoint(self) -> str:
         return self._entrypoint
 
@@ -167,6 +200,10 @@ class Application(StepEngine):
             partition_key=self._partition_key,
             sequence_id=0 if self._sequence_id is None else self._sequence_id + 1,
             action_name=nxt.name if nxt is not None else None,
+            tracker=self._tracker,
+            state_persister=self._persister,
+            state_initializer=self._initializer,
+            parallel_executor_factory=self._executor_factory,
         )
 
     # -- position --------------------------------------------------------------------------------

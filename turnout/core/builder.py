@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import uuid
 import warnings
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 from turnout.core.application import Application
 from turnout.core.engine import drive
 from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
-from turnout.core.persistence import AsyncBaseStatePersister
+from turnout.core.persistence import AsyncBaseStatePersister, ParentPointer
 from turnout.core.retry import ExceptionCondition
 from turnout.core.saving import (
     Initialization,
@@ -28,6 +28,9 @@ from turnout.core.saving import (
     initialize,
 )
 from turnout.core.state import State
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 __all__ = ["ApplicationBuilder"]
 
@@ -56,6 +59,9 @@ class ApplicationBuilder:
         self._problems: list[str] = []
         self._persister: Any = None
         self._initialize_from: InitializeFrom | None = None
+        self._tracker: Any = None
+        self._executor_factory: Callable[[], Executor] | None = None
+        self._spawning_parent: ParentPointer | None = None
 
     def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
@@ -197,6 +203,39 @@ class ApplicationBuilder:
             )
             return self
         self._hooks.append(tracker)
+        self._tracker = tracker
+        return self
+
+    def with_parallel_executor(
+        self, executor_factory: Callable[[], Executor]
+    ) -> ApplicationBuilder:
+        """Where parallel actions (``MapStates``, ...) run their children: a function returning a
+        ``concurrent.futures.Executor``, called once per parallel step (the executor is shut down
+        when the step ends). Default: a new ``ThreadPoolExecutor``. Async parallel actions use
+        ``asyncio.gather`` instead."""
+        if not callable(executor_factory) or hasattr(executor_factory, "submit"):
+            self._problems.append(
+                f"with_parallel_executor() takes a function returning an Executor, got "
+                f"{type(executor_factory).__name__}: {executor_factory!r}; write "
+                f"with_parallel_executor(lambda: ThreadPoolExecutor(max_workers=4))."
+            )
+            return self
+        self._executor_factory = executor_factory
+        return self
+
+    def with_spawning_parent(
+        self, app_id: str, sequence_id: int | None, partition_key: str | None = None
+    ) -> ApplicationBuilder:
+        """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
+        (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two."""
+        if not isinstance(app_id, str) or not app_id:
+            self._problems.append(
+                f"with_spawning_parent() takes the parent's app id (a string), got {app_id!r}."
+            )
+            return self
+        self._spawning_parent = ParentPointer(
+            app_id=app_id, partition_key=partition_key, sequence_id=sequence_id
+        )
         return self
 
     def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
@@ -319,6 +358,13 @@ class ApplicationBuilder:
             sequence_id=sequence_id,
             hooks=HookSet(self._hooks),
             async_only=async_only,
+            tracker=self._tracker,
+            state_persister=self._persister,
+            state_initializer=(
+                self._initialize_from.loader if self._initialize_from is not None else None
+            ),
+            parallel_executor_factory=self._executor_factory,
+            spawning_parent_pointer=self._spawning_parent,
         )
         if initialization is not None:
             app._resume_at(initialization.prior, initialization.rerun)

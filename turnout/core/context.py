@@ -9,13 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from turnout.core.tracing import TracerFactory
 
-__all__ = ["ApplicationContext", "StepScope", "current_scope"]
+__all__ = [
+    "ApplicationContext",
+    "StepScope",
+    "current_scope",
+    "default_parallel_executor_factory",
+]
+
+
+def default_parallel_executor_factory() -> Executor:
+    """A new ``ThreadPoolExecutor``: where parallel actions run their children by default."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    return ThreadPoolExecutor(thread_name_prefix="turnout-child")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -28,13 +43,19 @@ class ApplicationContext:
         def remember(state: State, __context: ApplicationContext) -> State:
             return state.update(seen=__context.app_id)
 
-    Inside a step, ``ApplicationContext.get()`` returns it too.
+    Inside a step, ``ApplicationContext.get()`` returns it too. ``tracker``, ``state_persister``,
+    ``state_initializer`` and ``parallel_executor_factory`` are what a child application spawned
+    by the step reuses (see ``turnout.core.parallel``).
     """
 
     app_id: str
     partition_key: str | None
     sequence_id: int | None
     action_name: str | None
+    tracker: Any = None
+    state_persister: Any = None
+    state_initializer: Any = None
+    parallel_executor_factory: Callable[[], Executor] = default_parallel_executor_factory
     _scope: StepScope | None = field(default=None, repr=False, compare=False)
 
     @staticmethod
@@ -64,6 +85,8 @@ class StepScope:
     _span_counts: dict[str, int] | None = None
     _context: ApplicationContext | None = None
     _tracer: TracerFactory | None = None
+    children: dict[str, Any] | None = None  # child app id -> final state, kept across retries
+    invocation: int | None = None  # the sequence id naming this step's children (parallel.py)
     base: Any  # the State the action starts from (set by the engine)
     kwargs: dict[str, Any]  # the action's keyword arguments (set by the engine)
 
@@ -116,6 +139,10 @@ class StepScope:
                 partition_key=self.app.partition_key,
                 sequence_id=self.sequence_id,
                 action_name=self.action_name,
+                tracker=self.app._tracker,
+                state_persister=self.app._persister,
+                state_initializer=self.app._initializer,
+                parallel_executor_factory=self.app._executor_factory,
                 _scope=self,
             )
         return self._context

@@ -9,7 +9,8 @@ Line types (field ``t``): ``format`` (first line), ``app`` (graph, identity, lin
 state), ``begin`` / ``end`` (each attempt of a step: inputs; result, error, state changes, a full
 snapshot every ``snapshot_every`` steps), ``span_start`` / ``span_end``, ``attr``,
 ``stream_start`` / ``stream_first`` / ``stream_end``, and ``child`` (written in a parent's log when
-an app forks from it).
+an app forks from it, kind ``fork``, or when one of its steps spawns a child application, kind
+``spawn``).
 
 Tracking never breaks an application: values that cannot be encoded are logged as their
 ``repr``, and an unwritable log is reported once through ``logging`` and then skipped. A line cut
@@ -97,6 +98,30 @@ class LocalTracker:
         self._broken: set[str] = set()
         self._begins: dict[tuple[str, int], float] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy sent to another process (a process pool, Ray, Dask) needs: the settings,
+        not the open files or the lock; the copy opens its own files."""
+        return {
+            "project": self.project,
+            "storage_dir": str(self.storage_dir),
+            "serde": None if self.serde is DEFAULT_SERDE else self.serde,
+            "snapshot_every": self.snapshot_every,
+        }
+
+    def __setstate__(self, data: dict[str, Any]) -> None:
+        self.__init__(  # type: ignore[misc]
+            data["project"],
+            data["storage_dir"],
+            serde=data["serde"],
+            snapshot_every=data["snapshot_every"],
+        )
+
+    def copy(self) -> LocalTracker:
+        """A tracker writing to the same project, with its own open files."""
+        return LocalTracker(
+            self.project, self.storage_dir, serde=self.serde, snapshot_every=self.snapshot_every
+        )
+
     @property
     def project_dir(self) -> Path:
         return self.storage_dir / self.project
@@ -166,7 +191,7 @@ class LocalTracker:
     def post_application_create(
         self, *, app_id: str, partition_key: str | None, state: State, application_graph: Any,
         sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
-        **future_kwargs: Any,
+        spawning_parent_pointer: ParentPointer | None = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
         check_id(app_id, "app id")  # at build time: an id that cannot name a log is refused
         graph = application_graph
@@ -181,20 +206,22 @@ class LocalTracker:
                 "state": self._encode_state(state),
                 "graph": _graph_record(graph),
                 "parent": _pointer(parent_pointer),
+                "spawning_parent": _pointer(spawning_parent_pointer),
             },
         )
-        if parent_pointer is not None:
-            self._write(
-                parent_pointer.app_id,
-                {
-                    "t": "child",
-                    "kind": "fork",
-                    "child_app_id": app_id,
-                    "child_partition_key": partition_key,
-                    "seq": parent_pointer.sequence_id,
-                    "time": time.time(),
-                },
-            )
+        for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):
+            if pointer is not None:
+                self._write(
+                    pointer.app_id,
+                    {
+                        "t": "child",
+                        "kind": kind,
+                        "child_app_id": app_id,
+                        "child_partition_key": partition_key,
+                        "seq": pointer.sequence_id,
+                        "time": time.time(),
+                    },
+                )
 
     def pre_run_step(
         self, *, app_id: str, sequence_id: int, action: Any, inputs: dict[str, Any],

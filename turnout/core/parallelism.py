@@ -1,0 +1,22 @@
+"""Burr's module name for the parallel actions (``burr.core.parallelism``): the same objects as
+``turnout.core.parallel``, so ``from turnout.core.parallelism import MapStates`` works too."""
+
+from turnout.core.parallel import (
+    ChildApplicationError,
+    MapActions,
+    MapActionsAndStates,
+    MapStates,
+    RunnableGraph,
+    SubGraphTask,
+    TaskBasedParallelAction,
+)
+
+__all__ = [
+    "ChildApplicationError",
+    "MapActions",
+    "MapActionsAndStates",
+    "MapStates",
+    "RunnableGraph",
+    "SubGraphTask",
+    "TaskBasedParallelAction",
+]
