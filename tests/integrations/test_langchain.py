@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import subprocess
+import sys
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +35,8 @@ from langchain_core.tools import tool
 
 from examples.langchain_agent import application as agent_example
 from turnout import Application, ApplicationBuilder, State
+from turnout.core.errors import AsyncRequiredError
+from turnout.core.retry import RetryPolicy
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracking import LocalTracker, read_log
@@ -157,7 +161,7 @@ def test_an_async_action_awaits_ainvoke_and_refuses_the_sync_driver():
 
     act = RunnableAction(RunnableLambda(ainvoke_only), "q", "a", is_async=True)
     app = build({"q": "hi"}, shout=act)
-    with pytest.raises(Exception, match=r"astep|arun|async"):
+    with pytest.raises(AsyncRequiredError):
         app.step()
     _result, state = step(app, "async")
     assert state["a"] == "HI"
@@ -186,6 +190,39 @@ def test_application_inputs_are_added_to_a_dict_input(mode):
     app = build({"greeting": "Hello"}, greet=act)
     _result, state = step(app, mode, name="Ada")
     assert state["text"] == "Hello, Ada"
+
+
+def test_an_action_named_at_creation_needs_no_name_in_the_builder():
+    act = RunnableAction(ECHO, "a", "b", name="echo")
+    builder = ApplicationBuilder().with_actions(act).with_transitions().with_state(a=1)
+    app = builder.with_entrypoint("echo").build()
+    assert app.step()[2]["b"] == 1  # type: ignore[index]
+
+
+def test_a_retry_policy_retries_a_failing_runnable(mode):
+    calls: list[int] = []
+
+    def flaky(value: int) -> int:
+        calls.append(value)
+        if len(calls) < 3:
+            raise ConnectionError("try again")
+        return value * 10
+
+    policy = RetryPolicy(max_attempts=3, initial_delay=0, jitter=0)
+    act = RunnableAction(RunnableLambda(flaky), "n", "n", retry=policy, is_async=mode == "async")
+    _result, state = step(build({"n": 2}, flaky=act), mode)
+    assert (state["n"], calls) == (20, [2, 2, 2])
+
+
+def test_importing_the_adapter_without_langchain_names_the_extra():
+    code = (
+        "import sys; sys.modules['langchain_core'] = None\n"
+        "try:\n    import turnout.integrations.langchain\n"
+        "except ImportError as e:\n    print(type(e).__name__, e)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.startswith("MissingExtraError")
+    assert 'pip install "turnout[langchain]"' in done.stdout
 
 
 # -- input and output specs ------------------------------------------------------------------------
@@ -442,6 +479,18 @@ class NamedFakeModel(GenericFakeChatModel):
     """A fake chat model with a model name, as real providers have."""
 
     model_name: str = "fake-model-1"
+
+
+def test_parallel_branches_nest_under_the_parallel_run(mode):
+    log = SpanLog()
+    fan = RunnableParallel(up=RunnableLambda(str.upper), low=RunnableLambda(str.lower))
+    act = RunnableAction(fan, "word", {"up": "up", "low": "low"}, is_async=mode == "async")
+    _result, state = step(build({"word": "MiXed"}, log, fan=act), mode)
+    assert (state["up"], state["low"]) == ("MIXED", "mixed")
+    root = log.uid("fan")
+    branches = sorted(name for name, _uid, parent in log.started if parent == root)
+    assert branches == ["lower", "upper"]
+    assert len(log.ended) == len(log.started) == 3
 
 
 def test_model_spans_carry_the_model_name_and_token_usage(mode):

@@ -78,37 +78,41 @@ class ToolCallsAction(Action):
             return self._arun(calls)
         config, handler = _step_config(self._config, run_name=None, tags=(), name_run=False)
         replies = []
-        for call in calls:
-            tool = self._tool(call)
-            if isinstance(tool, ToolMessage):
-                replies.append(tool)
-                continue
-            try:
-                replies.append(_as_message(tool.invoke(call, config=config), call))
-            except Exception as exc:
-                if not self._handle_errors:
-                    raise
-                replies.append(_error_message(call, exc))
-        if handler is not None:
-            handler.end_all()
+        try:
+            for call in calls:
+                tool = self._tool(call)
+                if isinstance(tool, ToolMessage):
+                    replies.append(tool)
+                    continue
+                try:
+                    replies.append(_as_message(tool.invoke(call, config=config), call))
+                except Exception as exc:
+                    if not self._handle_errors:
+                        raise
+                    replies.append(_error_message(call, exc))
+        finally:
+            if handler is not None:
+                handler.end_all()
         return {"tool_messages": replies}
 
     async def _arun(self, calls: list[ToolCall]) -> dict[str, Any]:
         config, handler = _step_config(self._config, run_name=None, tags=(), name_run=False)
         replies = []
-        for call in calls:
-            tool = self._tool(call)
-            if isinstance(tool, ToolMessage):
-                replies.append(tool)
-                continue
-            try:
-                replies.append(_as_message(await tool.ainvoke(call, config=config), call))
-            except Exception as exc:
-                if not self._handle_errors:
-                    raise
-                replies.append(_error_message(call, exc))
-        if handler is not None:
-            handler.end_all()
+        try:
+            for call in calls:
+                tool = self._tool(call)
+                if isinstance(tool, ToolMessage):
+                    replies.append(tool)
+                    continue
+                try:
+                    replies.append(_as_message(await tool.ainvoke(call, config=config), call))
+                except Exception as exc:
+                    if not self._handle_errors:
+                        raise
+                    replies.append(_error_message(call, exc))
+        finally:
+            if handler is not None:
+                handler.end_all()
         return {"tool_messages": replies}
 
     def update(self, result: dict[str, Any], state: State) -> State:
