@@ -20,7 +20,7 @@ from turnout.integrations.hamilton import (
 if __package__:
     from . import text_features
 else:  # run as a script: this directory is on sys.path
-    import text_features
+    import text_features  # type: ignore[import-not-found,no-redef]
 
 LEXICON = {
     "great": 2, "love": 2, "fast": 1, "good": 1, "fine": 0,

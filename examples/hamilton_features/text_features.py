@@ -32,7 +32,7 @@ def needs_reply(sentiment: int, n_words: int) -> bool:
 
 def features(
     review: str, n_words: int, sentiment: int, keywords: list[str], needs_reply: bool
-) -> dict:
+) -> dict[str, object]:
     """One row for the report."""
     return {
         "review": review,

@@ -14,7 +14,8 @@ import pytest
 
 pytest.importorskip("hamilton")
 
-from hamilton import async_driver, driver
+from hamilton import async_driver, driver  # type: ignore[import-untyped]
+from hamilton.execution import executors  # type: ignore[import-untyped]
 
 from turnout import Application, ApplicationBuilder, State
 from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
@@ -118,7 +119,7 @@ class Spans:
 
     def duration(self, name: str) -> float:
         span = self.named(name)
-        return self.ended[span.uid][0] - span.start_time
+        return float(self.ended[span.uid][0] - span.start_time)
 
 
 def app_of(act: Hamilton, *hooks: Any, **state: Any) -> Application:
@@ -196,6 +197,7 @@ def test_extend_state_and_a_function_of_state_as_inputs(make_module):
 def test_static_overrides_replace_a_node(make_module):
     act = text_action(make_module(TEXT_DAG), overrides={"n_words": 99})
     _, result, _ = app_of(act, document="a b", counts=[]).step()  # type: ignore[misc]
+    assert result is not None
     assert result["n_words"] == 99
     assert result["summary"].startswith("doc: 99 words")
 
@@ -365,6 +367,41 @@ def test_prebuilt_async_driver_needs_the_async_tracer(make_module):
     assert spans.duration("node:fetched") >= 0.05
 
 
+def test_nodes_run_by_an_executor_thread_still_nest_under_the_step(make_module):
+    module = make_module(
+        """
+        from hamilton.htypes import Collect, Parallelizable
+
+        def item(n: int) -> Parallelizable[int]:
+            yield from range(n)
+
+        def squared(item: int) -> int:
+            return item * item
+
+        def total(squared: Collect[int]) -> int:
+            return sum(squared)
+        """
+    )
+    dr = (
+        driver.Builder()
+        .enable_dynamic_execution(allow_experimental_mode=True)
+        .with_modules(module)
+        .with_remote_executor(executors.MultiThreadingExecutor(2))
+        .with_adapters(HamiltonTracer())
+        .build()
+    )
+    spans = Spans()
+    app = app_of(Hamilton({"n": "n"}, ["total"], dr), spans, n=3)
+    app.step()
+    assert app.state["total"] == 5
+    graph = spans.named("hamilton.execute")
+    squared = [s for s in spans.started.values() if s.name == "node:squared"]
+    assert len(squared) == 3
+    assert {s.parent.uid for s in squared} == {graph.uid}
+    assert len({spans.attributes[s.uid]["hamilton.task_id"] for s in squared}) == 3
+    assert set(spans.ended) == set(spans.started)
+
+
 def test_the_tracer_does_nothing_outside_a_step(make_module):
     dr = (
         driver.Builder().with_modules(make_module(TEXT_DAG)).with_adapters(HamiltonTracer()).build()
@@ -398,15 +435,16 @@ def test_spans_reach_the_local_tracker_log(make_module, tmp_path):
 # -- errors ---------------------------------------------------------------------------------------
 
 
-def test_a_failing_node_fails_the_step_with_its_type_and_its_name(make_module):
+@pytest.mark.parametrize("mode", ["step", "astep"])
+def test_a_failing_node_fails_the_step_with_its_type_and_its_name(make_module, mode):
     spans = Spans()
     act = Hamilton(
         inputs=["total", "count"], outputs=["percent"], modules=[make_module(FAILING_DAG)]
     )
     app = app_of(act, spans, total=1, count=0)
     with pytest.raises(ZeroDivisionError) as caught:
-        app.step()
-    assert "raised by Hamilton node 'ratio'" in caught.value.__notes__
+        app.step() if mode == "step" else asyncio.run(app.astep())
+    assert "raised by Hamilton node 'ratio'" in getattr(caught.value, "__notes__", [])
     failed = spans.named("node:ratio")
     assert isinstance(spans.ended[failed.uid][1], ZeroDivisionError)
     graph = spans.named("hamilton.execute")
@@ -424,7 +462,7 @@ def test_a_failing_async_node_names_itself(make_module):
     act = Hamilton(inputs={"query": "q"}, outputs=["fetched"], modules=[module])
     with pytest.raises(LookupError) as caught:
         asyncio.run(app_of(act, q="x").astep())
-    assert "raised by Hamilton node 'fetched'" in caught.value.__notes__
+    assert "raised by Hamilton node 'fetched'" in getattr(caught.value, "__notes__", [])
 
 
 # -- drawing --------------------------------------------------------------------------------------
@@ -527,7 +565,7 @@ def test_the_example_triages_every_review_with_node_spans():
         .with_hooks(spans)
         .build()
     )
-    _, result, state = app.run(halt_after=["report"])  # type: ignore[misc]
+    _, result, state = app.run(halt_after=["report"])
     assert result is not None
     assert result["reviews"] == len(example.REVIEWS) == len(state["rows"])
     assert result["to_answer"] == [example.REVIEWS[1], example.REVIEWS[2]]

@@ -98,7 +98,7 @@ class _Spans:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._graphs: dict[str, OpenSpan] = {}
+        self._graphs: dict[str, tuple[TracerFactory, OpenSpan]] = {}
         self._nodes: dict[tuple[str, str, str | None], OpenSpan] = {}
 
     def run_before_graph_execution(
@@ -122,31 +122,32 @@ class _Spans:
                 "hamilton.overrides": sorted(overrides or {}),
             }
         )
-        with self._lock:
-            self._graphs[run_id] = span
+        with self._lock:  # the tracer too: executors may run nodes in other threads
+            self._graphs[run_id] = (tracer, span)
 
     def run_after_graph_execution(
         self, *, run_id: str, error: Exception | None = None, **future_kwargs: Any
     ) -> None:
         with self._lock:
-            span = self._graphs.pop(run_id, None)
-        if span is not None:
-            span.end(error)
+            run = self._graphs.pop(run_id, None)
+        if run is not None:
+            run[1].end(error)
 
     def _node_started(
         self, run_id: str, name: str, return_type: Any, tags: Mapping[str, Any], task_id: str | None
     ) -> None:
-        tracer = TracerFactory.current()
-        if tracer is None:
-            return
         with self._lock:
-            parent = self._graphs.get(run_id)
+            run = self._graphs.get(run_id)
+        if run is None:  # no graph span (the driver runs outside a step, or a foreign run)
+            return
+        tracer, parent = run
         span = tracer.start_span(NODE_SPAN_PREFIX + name, parent=parent)
         span.log_attributes(
             **{
                 "hamilton.node.name": name,
                 "hamilton.node.type": _type_name(return_type),
                 "hamilton.node.tags": {str(k): str(v) for k, v in tags.items()},
+                **({"hamilton.task_id": task_id} if task_id is not None else {}),
             }
         )
         with self._lock:
