@@ -209,7 +209,10 @@ class FakeOpenAIServer:
         """Serve in a background thread; returns the server."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._server.serve_forever, name="fake-openai", daemon=True
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},  # stop() waits for one poll at most
+                name="fake-openai",
+                daemon=True,
             )
             self._thread.start()
         return self

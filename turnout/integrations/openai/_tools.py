@@ -187,7 +187,8 @@ def _hints(fn: Callable[..., Any]) -> dict[str, Any]:
         return get_type_hints(fn, include_extras=True)
     except Exception as exc:
         raise ToolSchemaError(
-            f"tool {getattr(fn, '__qualname__', fn)!r}: its type hints cannot be resolved ({exc})"
+            f"tool {getattr(fn, '__qualname__', fn)!r}: its type hints cannot be resolved ({exc}); "
+            f"define the types they name at module level"
         ) from exc
 
 
