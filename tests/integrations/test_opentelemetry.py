@@ -374,12 +374,12 @@ def _library_call(provider: TracerProvider, name: str = "library.call") -> None:
         pass
 
 
-def _propagation_app(provider: TracerProvider, act: Any) -> Any:
+def _propagation_app(provider: TracerProvider, act: Any, name: str = "act") -> Any:
     return (
         ApplicationBuilder()
-        .with_actions(act)
+        .with_actions(**{name: act})
         .with_transitions()
-        .with_entrypoint(act.name if hasattr(act, "name") else "act")
+        .with_entrypoint(name)
         .with_hooks(OpenTelemetryHook(provider))
         .build()
     )
@@ -686,3 +686,67 @@ def test_a_failure_reaches_the_collector_as_an_error_status_and_event(
     ((name, attributes),) = step.events
     assert name == "exception"
     assert attributes["exception.type"] == "ValueError"
+
+
+# -- robustness -----------------------------------------------------------------------------------
+
+
+def test_iterate_and_aiterate_are_one_call_span_each(otel: Any) -> None:
+    provider, exporter = otel
+    list(qa_app(OpenTelemetryHook(provider)).iterate(halt_after=["finish"]))
+
+    async def main() -> None:
+        app = qa_app(OpenTelemetryHook(provider), aanswer)
+        async for _ in app.aiterate(halt_after=["finish"]):
+            pass
+
+    asyncio.run(main())
+    roots = [s for s in exporter.get_finished_spans() if s.parent is None]
+    assert [s.name for s in roots] == ["turnout.iterate", "turnout.aiterate"]
+
+
+def test_a_cancelled_async_step_is_an_error_and_leaks_no_context(otel: Any) -> None:
+    provider, exporter = otel
+    started = asyncio.Event()
+
+    @action(reads=[], writes=["x"])
+    async def slow(state: State) -> State:
+        started.set()
+        await asyncio.Event().wait()  # until cancelled
+        return state
+
+    async def main() -> None:
+        app = _propagation_app(provider, slow, "slow")
+        task = asyncio.create_task(app.arun())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        _library_call(provider, "after")
+
+    asyncio.run(main())
+    spans = exporter.get_finished_spans()
+    assert by_name(spans, "slow").status.status_code is StatusCode.ERROR
+    assert by_name(spans, "turnout.arun").status.status_code is StatusCode.ERROR
+    assert by_name(spans, "after").parent is None
+
+
+class Unprintable:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr")
+
+
+def test_a_hook_failure_is_logged_and_never_breaks_the_run(
+    otel: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider, exporter = otel
+
+    @action(reads=[], writes=["x"])
+    def odd(state: State, __tracer: TracerFactory) -> State:
+        __tracer.log_attributes(weird=Unprintable())
+        return state.update(x=1)
+
+    _, _, state = _propagation_app(provider, odd, "odd").run()
+    assert state["x"] == 1
+    assert "OpenTelemetry export failed in do_log_attributes" in caplog.text
+    assert by_name(exporter.get_finished_spans(), "odd").status.status_code is StatusCode.UNSET
