@@ -578,6 +578,37 @@ def test_the_local_tracker_records_the_child_spans_and_their_attributes(tmp_path
     assert run_types["0:0.1"] == "chat_model"
 
 
+def test_opentelemetry_exports_the_runs_under_the_step_span(mode):
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    usage = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
+    runnable = PROMPT | chat_model(AIMessage("ok", usage_metadata=usage)) | StrOutputParser()
+    act = RunnableAction(runnable, ["role", "q"], "a", is_async=mode == "async")
+    hook = OpenTelemetryHook(tracer_provider=provider)
+    step(build({"role": "r", "q": "q"}, hook, answer=act), mode)
+    spans = exporter.get_finished_spans()
+    names = {span.context.span_id: span.name for span in spans}
+    parent_of = {s.context.span_id: s.parent.span_id if s.parent else None for s in spans}
+    # call span > step span "answer" > the chain's span "answer" (its run name) > its runs
+    chain_id = next(
+        s.context.span_id
+        for s in spans
+        if s.name == "answer" and names.get(parent_of[s.context.span_id]) == "answer"
+    )
+    children = {s.name: s for s in spans if parent_of[s.context.span_id] == chain_id}
+    assert sorted(children) == ["ChatPromptTemplate", "GenericFakeChatModel", "StrOutputParser"]
+    model = dict(children["GenericFakeChatModel"].attributes or {})
+    assert (model["gen_ai.usage.input_tokens"], model["gen_ai.usage.output_tokens"]) == (3, 2)
+
+
 def test_the_span_handler_records_runs_in_a_plain_action_through_step_config():
     from turnout import action
 

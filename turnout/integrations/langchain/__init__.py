@@ -43,9 +43,10 @@ from turnout.integrations.langchain._actions import (
     StreamingRunnableAction,
     runnable_action,
 )
+from turnout.integrations.langchain._config import step_config
 from turnout.integrations.langchain._serde import register_serde
 from turnout.integrations.langchain._tools import ToolCallsAction, has_tool_calls
-from turnout.integrations.langchain._tracing import SpanCallbackHandler, step_config
+from turnout.integrations.langchain._tracing import SpanCallbackHandler
 
 __all__ = [
     "RunnableAction",

@@ -20,7 +20,8 @@ from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
 from turnout.integrations._mapping import InputSpec, OutputSpec, input_reader, output_writer
-from turnout.integrations.langchain._tracing import SpanCallbackHandler, _step_config
+from turnout.integrations.langchain._config import _step_config
+from turnout.integrations.langchain._tracing import SpanCallbackHandler
 
 __all__ = ["RunnableAction", "StreamingRunnableAction", "runnable_action"]
 

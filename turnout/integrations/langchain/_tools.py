@@ -12,7 +12,7 @@ from langchain_core.tools import BaseTool
 from turnout.core.action import Action
 from turnout.core.condition import Condition
 from turnout.core.state import State
-from turnout.integrations.langchain._tracing import _step_config
+from turnout.integrations.langchain._config import _step_config
 
 __all__ = ["ToolCallsAction", "has_tool_calls"]
 

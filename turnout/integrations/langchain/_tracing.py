@@ -5,10 +5,6 @@ prompt, chat model, LLM, parser, tool, retriever, nested chain) opens a span wit
 ``TracerFactory.start_span`` when it starts and closes it when it ends or fails, nested under the
 span of its parent run. Hooks receive these spans like any other, so the local tracker records
 them and the OpenTelemetry hook exports them.
-
-``step_config`` builds the ``RunnableConfig`` for a runnable called inside a step: the user's
-callbacks, tags and metadata kept, ``turnout.*`` identity added to the metadata, the run named
-after the action, and a ``SpanCallbackHandler`` added.
 """
 
 from __future__ import annotations
@@ -19,14 +15,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration, LLMResult
-from langchain_core.runnables import RunnableConfig
 
-from turnout.core.context import ApplicationContext
 from turnout.core.tracing import OpenSpan, TracerFactory
 
-__all__ = ["SpanCallbackHandler", "step_config"]
+__all__ = ["SpanCallbackHandler"]
 
 # LangChain's own metadata keys that name the model and its provider on model runs.
 _MODEL_KEYS = ("ls_model_name",)
@@ -363,61 +357,3 @@ def _usage_attributes(response: LLMResult) -> dict[str, Any]:
     if model:
         attributes["gen_ai.response.model"] = str(model)
     return attributes
-
-
-def step_config(
-    config: RunnableConfig | None = None,
-    *,
-    run_name: str | None = None,
-    tags: Sequence[str] = (),
-) -> RunnableConfig:
-    """The run configuration for a runnable called inside the running step.
-
-    Keeps everything in ``config`` (callbacks, tags, metadata, ...) and adds: the step's
-    identity to the metadata (``turnout.app_id``, ``turnout.partition_key``,
-    ``turnout.sequence_id``, ``turnout.action``), ``tags``, ``run_name`` (default: the action's
-    name, unless ``config`` names the run), and a ``SpanCallbackHandler`` so the runnable's
-    runs become child spans of the step. Outside a step it returns a copy of ``config``.
-
-    Use it in your own ``@action`` functions::
-
-        answer = chain.invoke({"q": state["question"]}, config=step_config())
-    """
-    return _step_config(config, run_name=run_name, tags=tags)[0]
-
-
-def _step_config(
-    config: RunnableConfig | None,
-    *,
-    run_name: str | None,
-    tags: Sequence[str],
-    name_run: bool = True,
-) -> tuple[RunnableConfig, SpanCallbackHandler | None]:
-    out: dict[str, Any] = dict(config or {})
-    context = ApplicationContext.get()
-    tracer = TracerFactory.current()
-    all_tags = list(dict.fromkeys([*(out.get("tags") or ()), *tags]))
-    if all_tags:
-        out["tags"] = all_tags
-    if context is None or tracer is None:
-        return RunnableConfig(**out), None  # type: ignore[typeddict-item]
-    out["metadata"] = {
-        **(out.get("metadata") or {}),
-        "turnout.app_id": context.app_id,
-        "turnout.partition_key": context.partition_key,
-        "turnout.sequence_id": context.sequence_id,
-        "turnout.action": context.action_name,
-    }
-    if name_run:  # not for a config shared by several root runs (each tool call is one)
-        out["run_name"] = out.get("run_name") or run_name or context.action_name
-    handler = SpanCallbackHandler(tracer)
-    callbacks = out.get("callbacks")
-    if callbacks is None:
-        out["callbacks"] = [handler]
-    elif isinstance(callbacks, BaseCallbackManager):
-        manager = callbacks.copy()
-        manager.add_handler(handler, inherit=True)
-        out["callbacks"] = manager
-    else:
-        out["callbacks"] = [*callbacks, handler]
-    return RunnableConfig(**out), handler  # type: ignore[typeddict-item]
