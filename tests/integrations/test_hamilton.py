@@ -284,6 +284,28 @@ def test_unknown_input_and_override_names_are_errors(make_module):
         )
 
 
+def test_an_input_also_in_the_config_is_refused(make_module):
+    with pytest.raises(ActionDefinitionError, match=r"\['prefix'\] given both as inputs and in"):
+        Hamilton(
+            inputs=["text", "prefix"],
+            outputs=["summary"],
+            modules=[make_module(TEXT_DAG)],
+            config={"prefix": "p"},
+        )
+
+
+def test_an_input_of_the_wrong_type_fails_before_any_node_runs(make_module):
+    spans = Spans()
+    act = Hamilton(inputs=["text", "prefix"], outputs=["n_words"], modules=[make_module(TEXT_DAG)])
+    app = app_of(act, spans, text=42, prefix="p")
+    with pytest.raises(ValueError, match="text"):
+        app.step()
+    graph = spans.named("hamilton.execute")
+    assert isinstance(spans.ended[graph.uid][1], ValueError)
+    assert [s.name for s in spans.started.values()] == ["hamilton.execute"]
+    assert "n_words" not in app.state.get_all()  # nothing written
+
+
 def test_a_driver_without_the_tracer_is_refused_with_the_fix(make_module):
     dr = driver.Builder().with_modules(make_module(TEXT_DAG)).build()
     with pytest.raises(ActionDefinitionError, match=r"with_adapters\(HamiltonTracer\(\)\)"):

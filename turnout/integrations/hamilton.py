@@ -422,6 +422,12 @@ class Hamilton(SingleStepAction):
                 f"{owner}: inputs name {unknown} but the DAG takes no such input; its inputs are "
                 f"{external}"
             )
+        clash = sorted(set(self._input_spec) & set(self._config))
+        if clash:
+            raise ActionDefinitionError(
+                f"{owner}: {clash} given both as inputs and in the Hamilton config; Hamilton "
+                f"takes each name from one place, so drop them from one of the two"
+            )
         given = {*self._input_spec, *self._override_spec, *self._config}
         missing = sorted(_walk(nodes, self._final_vars, self._override_spec)[1] - given)
         if missing:
