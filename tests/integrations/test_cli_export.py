@@ -85,6 +85,7 @@ def test_export_otel_replays_the_tracked_tree_with_its_times(
     assert [name for name, _ in attempts[0].events] == ["exception"]
     assert attempts[0].events[0][1]["exception.type"] == "ConnectionError"
     assert attempts[1].status_code == 0
+    assert [a.attributes["turnout.status"] for a in attempts] == ["retrying", "completed"]
     assert attempts[1].attributes["turnout.sequence_id"] == 0
     assert attempts[1].attributes["turnout.reads"] == ("question",)
     assert attempts[1].attributes["session.id"] == "app-1"

@@ -238,6 +238,11 @@ def test_a_failing_step_is_an_error_with_an_exception_event_and_retries_are_atte
     assert first.status.description == "ValueError: boom 1"
     assert first.attributes is not None
     assert first.attributes["turnout.will_retry"] is True
+    assert [s.attributes["turnout.status"] for s in attempts if s.attributes] == [
+        "retrying",
+        "retrying",
+        "completed",
+    ]
     (event,) = first.events
     assert event.name == "exception"
     assert event.attributes is not None
@@ -726,7 +731,10 @@ def test_a_cancelled_async_step_is_an_error_and_leaks_no_context(otel: Any) -> N
 
     asyncio.run(main())
     spans = exporter.get_finished_spans()
-    assert by_name(spans, "slow").status.status_code is StatusCode.ERROR
+    step = by_name(spans, "slow")
+    assert step.status.status_code is StatusCode.ERROR
+    assert step.attributes is not None
+    assert step.attributes["turnout.status"] == "cancelled"
     assert by_name(spans, "turnout.arun").status.status_code is StatusCode.ERROR
     assert by_name(spans, "after").parent is None
 
@@ -750,3 +758,19 @@ def test_a_hook_failure_is_logged_and_never_breaks_the_run(
     assert state["x"] == 1
     assert "OpenTelemetry export failed in do_log_attributes" in caplog.text
     assert by_name(exporter.get_finished_spans(), "odd").status.status_code is StatusCode.UNSET
+
+
+def test_an_abandoned_stream_is_cancelled_and_leaves_no_context(stream_provider: Any) -> None:
+    provider, exporter = stream_provider
+    _, container = _stream_app(provider, streamer).stream_result(halt_after=["chat"])
+    for _item in container:
+        _library_call(provider, "between items")  # the step is still in progress here
+        break
+    del container, _item  # closes the stream
+    _library_call(provider, "after")
+    spans = exporter.get_finished_spans()
+    step = by_name(spans, "chat")
+    assert parent_of(by_name(spans, "between items")) == sid(step)
+    assert step.attributes is not None
+    assert step.attributes["turnout.status"] == "cancelled"
+    assert by_name(spans, "after").parent is None

@@ -155,6 +155,7 @@ class OpenTelemetryHook:
         if live is None:
             return
         span = live.span
+        span.set_attribute("turnout.status", _status(exception, will_retry))
         if exception is not None:
             _fail(span, exception)
             span.set_attribute("turnout.will_retry", will_retry)
@@ -256,6 +257,15 @@ class OpenTelemetryHook:
             live = self._steps.get((app_id, sequence_id))
         if live is not None:
             live.span.set_attribute("turnout.stream.items", items_streamed)
+
+
+def _status(exception: BaseException | None, will_retry: bool) -> str:
+    """The step's outcome, in the local tracker's words."""
+    if exception is None:
+        return "completed"
+    if will_retry:
+        return "retrying"
+    return "failed" if isinstance(exception, Exception) else "cancelled"
 
 
 def _detach(live: _Live) -> None:

@@ -203,6 +203,7 @@ class _Replay:
             return
         for key in [k for k in self._spans if k[0] == record["seq"]]:
             self._spans.pop(key).span.end(end_time=_ns(record["time"]))
+        live.span.set_attribute("turnout.status", record.get("status", "completed"))
         if record.get("error"):
             _replay_failure(live.span, record["error"], record["time"])
             live.span.set_attribute("turnout.will_retry", record.get("status") == "retrying")
