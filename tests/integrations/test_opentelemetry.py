@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -774,3 +776,19 @@ def test_an_abandoned_stream_is_cancelled_and_leaves_no_context(stream_provider:
     assert step.attributes is not None
     assert step.attributes["turnout.status"] == "cancelled"
     assert by_name(spans, "after").parent is None
+
+
+def test_without_the_extra_the_import_names_the_pip_command() -> None:
+    probe = (
+        "import sys\n"
+        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
+        "try:\n"
+        "    import turnout.integrations.opentelemetry\n"
+        "except ImportError as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("MissingExtraError ")
+    assert 'pip install "turnout[opentelemetry]"' in out

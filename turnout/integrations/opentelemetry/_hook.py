@@ -47,9 +47,8 @@ class OpenTelemetryHook:
             (``opentelemetry.trace.get_tracer_provider()``), which this hook never sets.
         tracer_name: the instrumentation scope name of the exported spans.
         capture_state: also export each step's input (the state keys it reads and its inputs)
-            as ``input.value`` and the state keys it wrote and its result as ``output.value``
-            (JSON). Off by default: state
-            may hold personal data.
+            as ``input.value``, and the state keys it wrote and its result as
+            ``output.value`` (JSON). Off by default: state may hold personal data.
     """
 
     def __init__(
