@@ -530,7 +530,7 @@ def workflow_action(
                     yield {"event": type(event).__name__, "delta": _event_data(event)}
             result = await handler
         finally:
-            if not handler.done():  # the caller stopped early or the stream failed
+            if not handler.is_done():  # the caller stopped early or the stream failed
                 await handler.cancel_run()
         yield {"result": to_output(result)}
 
