@@ -792,3 +792,63 @@ def test_without_the_extra_the_import_names_the_pip_command() -> None:
     ).stdout
     assert out.startswith("MissingExtraError ")
     assert 'pip install "turnout[opentelemetry]"' in out
+
+
+# -- a real instrumentor --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def langchain_instrumented(otel: Any) -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
+    """The OpenInference LangChain instrumentor on the test provider, removed afterwards."""
+    pytest.importorskip("langchain_core")
+    instrumentation = pytest.importorskip("openinference.instrumentation.langchain")
+    instrumentor = instrumentation.LangChainInstrumentor()
+    instrumentor.instrument(tracer_provider=otel[0])
+    yield otel
+    instrumentor.uninstrument()
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_an_instrumented_langchain_model_nests_under_the_step_and_is_tracked(
+    langchain_instrumented: Any, tmp_path: Path, mode: str
+) -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+
+    provider, exporter = langchain_instrumented
+    provider.add_span_processor(TurnoutSpanProcessor())
+    model = GenericFakeChatModel(messages=iter(["hello there"]))
+
+    @action(reads=[], writes=["reply"])
+    def chat(state: State) -> State:
+        return state.update(reply=model.invoke("hi").content)
+
+    @action(reads=[], writes=["reply"])
+    async def achat(state: State) -> State:
+        return state.update(reply=(await model.ainvoke("hi")).content)
+
+    tracker = LocalTracker("lc", tmp_path)
+    app = (
+        ApplicationBuilder()
+        .with_actions(chat=chat if mode == "sync" else achat)
+        .with_transitions()
+        .with_entrypoint("chat")
+        .with_identifiers(app_id="lc-app")
+        .with_tracker(tracker)
+        .with_hooks(OpenTelemetryHook(provider))
+        .build()
+    )
+    if mode == "sync":
+        app.step()
+    else:
+        asyncio.run(app.astep())
+    assert app.state["reply"] == "hello there"
+    spans = exporter.get_finished_spans()
+    llm, step = by_name(spans, "GenericFakeChatModel"), by_name(spans, "chat")
+    assert parent_of(llm) == sid(step)
+    assert llm.attributes is not None
+    assert llm.attributes["openinference.span.kind"] == "LLM"
+    records = list(read_log(tracker.log_path("lc-app")))
+    (start,) = [r for r in records if r["t"] == "span_start"]
+    assert start["name"] == "GenericFakeChatModel"
+    kinds = [r["value"] for r in records if r.get("key") == "openinference.span.kind"]
+    assert kinds == ["LLM"]
