@@ -17,7 +17,8 @@ import turnout.core
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The everyday vocabulary of ARCHITECTURE.md §2, plus error routing and tracing.
+# The everyday vocabulary of ARCHITECTURE.md §2, plus error routing, tracing and the parallel
+# actions (which Burr keeps in burr.core.parallelism; turnout.core.parallelism has them too).
 VOCABULARY = {
     "Action",
     "Application",
@@ -27,11 +28,17 @@ VOCABULARY = {
     "Graph",
     "GraphBuilder",
     "Input",
+    "MapActions",
+    "MapActionsAndStates",
+    "MapStates",
     "Result",
     "RetryPolicy",
+    "RunnableGraph",
     "SingleStepAction",
     "State",
     "StreamingAction",
+    "SubGraphTask",
+    "TaskBasedParallelAction",
     "TracerFactory",
     "TurnoutError",
     "action",

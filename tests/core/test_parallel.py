@@ -17,7 +17,14 @@ from typing import Any
 
 import pytest
 
-from turnout import ApplicationBuilder, ApplicationContext, GraphBuilder, RetryPolicy, State
+from turnout import (
+    ApplicationBuilder,
+    ApplicationContext,
+    GraphBuilder,
+    RetryPolicy,
+    State,
+    streaming_action,
+)
 from turnout import action as action_decorator
 from turnout.core.errors import GraphSetupError
 from turnout.core.parallel import (
@@ -106,14 +113,38 @@ def remember_id(state: State, __context: ApplicationContext) -> State:
     return state.update(seen=__context.app_id)
 
 
+@streaming_action(reads=["item"], writes=["out"])
+def spell(state: State) -> Iterator[Any]:
+    _count(f"spell:{state['item']}")
+    if state["item"] in _FAIL:
+        raise RuntimeError(f"item {state['item']} failed")
+    text = ""
+    for char in str(state["item"]):
+        text += char
+        yield {"delta": char}
+    yield {"text": text}, state.update(out=text)
+
+
+@streaming_action(reads=["item"], writes=["out"])
+async def aspell(state: State) -> AsyncIterator[Any]:
+    text = ""
+    for char in str(state["item"]):
+        await asyncio.sleep(0)
+        text += char
+        yield {"delta": char}
+    yield {"text": text}, state.update(out=text)
+
+
 # -- parallel actions ---------------------------------------------------------------------------
 
 
 class SquareAll(MapStates):
     """Squares each of ``items`` in its own child; ``total`` is the sum, ``outs`` in order."""
 
-    def __init__(self, child: Any = square, items_key: str = "items") -> None:
-        super().__init__()
+    def __init__(
+        self, child: Any = square, items_key: str = "items", *, stream: bool = False
+    ) -> None:
+        super().__init__(stream=stream)
         self._child = child
         self._key = items_key
 
@@ -144,6 +175,27 @@ class ASquareAll(SquareAll):
 
     def __init__(self) -> None:
         super().__init__(child=asquare)
+
+    async def states(  # type: ignore[override]
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> AsyncIterator[State]:
+        for item in state[self._key]:
+            yield State({"item": item})
+
+
+class Spelled(SquareAll):
+    """Children that stream: each spells its item."""
+
+    def __init__(self, *, stream: bool = False) -> None:
+        super().__init__(child=spell, stream=stream)
+
+    def reduce(self, state: State, states: Iterable[State]) -> State:
+        return state.update(total=0, outs=[s["out"] for s in states])
+
+
+class ASpelled(Spelled):
+    def __init__(self, *, stream: bool = False) -> None:
+        SquareAll.__init__(self, child=aspell, stream=stream)
 
     async def states(  # type: ignore[override]
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
@@ -716,6 +768,108 @@ def test_a_multi_step_child_resumes_where_it_stopped(tmp_path: Path) -> None:
     persister.close()
     assert state["outs"] == [3.0]
     assert _RUNS == {"halve:4": 1, "plus_one:2.0": 2}  # the first action was not run again
+
+
+# -- streaming from inside the children -----------------------------------------------------------
+
+
+def _by_child(items: list[dict[str, Any]]) -> dict[int, list[Any]]:
+    out: dict[int, list[Any]] = {}
+    for item in items:
+        if "item" in item:
+            out.setdefault(item["child"], []).append(item["item"]["delta"])
+    return out
+
+
+def test_stream_result_yields_the_childrens_items_tagged_with_their_index() -> None:
+    app = _app(Spelled(stream=True), items=[12, 345]).build()
+    action, container = app.stream_result(halt_after=["fan"])
+    items = list(container)
+    result, state = container.get()
+    assert action is not None
+    assert action.name == "fan"
+    assert _by_child(items) == {0: ["1", "2"], 1: ["3", "4", "5"]}
+    ends = [i for i in items if i.get("done")]
+    assert sorted(i["child"] for i in ends) == [0, 1]
+    assert all(i["error"] is None and i["app_id"] for i in ends)
+    assert all(i["action"] == "spell" for i in items if "item" in i)
+    assert result == {"children": 2}
+    assert state["outs"] == ["12", "345"]
+
+
+def test_astream_result_yields_the_async_childrens_items() -> None:
+    async def go() -> tuple[list[dict[str, Any]], State]:
+        app = _app(ASpelled(stream=True), items=[12, 3]).build()
+        _, container = await app.astream_result(halt_after=["fan"])
+        items = [item async for item in container]
+        _, state = await container.get()
+        return items, state
+
+    items, state = asyncio.run(go())
+    assert _by_child(items) == {0: ["1", "2"], 1: ["3"]}
+    assert state["outs"] == ["12", "3"]
+
+
+def test_a_failing_streamed_child_is_reported_then_fails_the_step() -> None:
+    _FAIL.add(7)
+    app = _app(Spelled(stream=True), items=[12, 7]).build()
+    _, container = app.stream_result(halt_after=["fan"])
+    seen: list[dict[str, Any]] = []
+
+    def consume() -> None:
+        for item in container:
+            seen.append(item)
+
+    with pytest.raises(ChildApplicationError, match="child 1"):
+        consume()
+    assert [i["child"] for i in seen if i.get("error")] == [1]
+    assert _by_child(seen) == {0: ["1", "2"]}
+
+
+def test_streaming_over_a_process_pool_yields_each_childs_end() -> None:
+    """Another process cannot call back into the stream: only the ends come through."""
+    context = multiprocessing.get_context("spawn")
+    app = (
+        _app(Spelled(stream=True), items=[12, 3])
+        .with_parallel_executor(lambda: ProcessPoolExecutor(max_workers=2, mp_context=context))
+        .build()
+    )
+    _, container = app.stream_result(halt_after=["fan"])
+    items = list(container)
+    _, state = container.get()
+    assert sorted(i["child"] for i in items if i.get("done")) == [0, 1]
+    assert _by_child(items) == {}
+    assert state["outs"] == ["12", "3"]
+
+
+def test_resuming_twice_still_finds_the_first_attempts_children(tmp_path: Path) -> None:
+    db = tmp_path / "db.sqlite"
+    _FAIL.update({2, 3})
+    for _ in range(2):  # two failed attempts, each resumed from the persister
+        builder, persister = _persisted_app(SquareAll(), db, items=[1, 2, 3])
+        with pytest.raises(ChildApplicationError):
+            builder.build().step()
+        persister.close()
+        _FAIL.discard(2)
+    _FAIL.clear()
+    builder, persister = _persisted_app(SquareAll(), db, items=[1, 2, 3])
+    _, _, state = builder.build().step()  # type: ignore[misc]
+    persister.close()
+    assert state["outs"] == [1, 4, 9]
+    assert _RUNS == {"square:1": 1, "square:2": 2, "square:3": 3}
+
+
+def test_with_spawning_parent_refuses_an_empty_app_id() -> None:
+    with pytest.raises(GraphSetupError, match="with_spawning_parent"):
+        _app(SquareAll(), items=[1]).with_spawning_parent("", 0).build()
+
+
+def test_streaming_is_also_a_class_attribute() -> None:
+    class AlwaysStreams(Spelled):
+        streaming = True
+
+    assert AlwaysStreams().streaming
+    assert not Spelled().streaming
 
 
 # -- the Burr-compatible module name ------------------------------------------------------------

@@ -10,6 +10,14 @@ from turnout.core.condition import Condition, default, expr, when
 from turnout.core.context import ApplicationContext
 from turnout.core.errors import TurnoutError
 from turnout.core.graph import Graph, GraphBuilder
+from turnout.core.parallel import (
+    MapActions,
+    MapActionsAndStates,
+    MapStates,
+    RunnableGraph,
+    SubGraphTask,
+    TaskBasedParallelAction,
+)
 from turnout.core.retry import RetryPolicy, on_exception
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction, streaming_action
@@ -24,11 +32,17 @@ __all__ = [
     "Graph",
     "GraphBuilder",
     "Input",
+    "MapActions",
+    "MapActionsAndStates",
+    "MapStates",
     "Result",
     "RetryPolicy",
+    "RunnableGraph",
     "SingleStepAction",
     "State",
     "StreamingAction",
+    "SubGraphTask",
+    "TaskBasedParallelAction",
     "TracerFactory",
     "TurnoutError",
     "action",

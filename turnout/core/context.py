@@ -87,6 +87,7 @@ class StepScope:
     _tracer: TracerFactory | None = None
     children: dict[str, Any] | None = None  # child app id -> final state, kept across retries
     invocation: int | None = None  # the sequence id naming this step's children (parallel.py)
+    child_states: list[Any] | None = None  # a streamed parallel step's children, for update()
     base: Any  # the State the action starts from (set by the engine)
     kwargs: dict[str, Any]  # the action's keyword arguments (set by the engine)
 

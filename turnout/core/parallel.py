@@ -23,20 +23,20 @@ run them with ``asyncio.gather``.
 from __future__ import annotations
 
 import abc
-import asyncio
 import inspect
-import pickle
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
-from concurrent.futures import Future, wait
+from collections.abc import AsyncIterator, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from turnout.core.action import Action, SingleStepAction, to_action
+from turnout.core import children
+from turnout.core.action import SingleStepAction, to_action
+from turnout.core.children import ChildApplicationError, Sink
 from turnout.core.context import ApplicationContext, current_scope
 from turnout.core.engine import drive
 from turnout.core.graph import Graph, GraphBuilder
 from turnout.core.state import State
+from turnout.core.streaming import StreamingAction
 
 if TYPE_CHECKING:
     from turnout.core.builder import ApplicationBuilder
@@ -52,37 +52,6 @@ __all__ = [
 ]
 
 _NAMESPACE = uuid.UUID("6f1d0c52-3c1e-4d43-9a57-2f0b4c1e7a10")
-
-
-class ChildApplicationError(RuntimeError):
-    """One or more child applications of a parallel step failed.
-
-    A ``RuntimeError`` rather than a ``TurnoutError``: it reports a failure at run time, not a
-    mistake in the code, so a ``RetryPolicy`` on the parallel action retries it.
-
-    The finished children's work is kept (persisted, and remembered across retries of the
-    step); ``failures`` lists ``(index, app_id, exception)`` of every failed child; the first
-    failure is also the ``__cause__``.
-    """
-
-    def __init__(self, action: str, failures: list[tuple[int, str, BaseException]], total: int):
-        self.action = action
-        self.failures = failures
-        index, app_id, first = failures[0]
-        hint = ""
-        if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
-            hint = (
-                " The child could not be sent to the executor: with a process (or Ray/Dask) "
-                "executor its actions must be module-level and its state, tracker and persister "
-                "picklable."
-            )
-        others = f" ({len(failures)} of {total} children failed)" if len(failures) > 1 else ""
-        super().__init__(
-            f"parallel action {action!r}: child {index} (app id {app_id!r}) failed with "
-            f"{type(first).__name__}: {first}{others}.{hint} Children that finished are kept: "
-            f"re-running the step (retry=RetryPolicy(...) on the action, or resuming the "
-            f"application) runs only the unfinished ones."
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +73,6 @@ class RunnableGraph:
         return RunnableGraph(graph=graph, entrypoint=act.name, halt_after=[act.name])
 
 
-@dataclass(frozen=True, slots=True)
-class _Parent:
-    """The parent step, as a child needs it (picklable, unlike the live context)."""
-
-    app_id: str
-    sequence_id: int | None
-    partition_key: str | None
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SubGraphTask:
     """One child application to run: ``graph`` from ``state`` with ``inputs``, under
@@ -128,10 +88,11 @@ class SubGraphTask:
     state_initializer: Any = None
     index: int = field(default=0, compare=False)
 
-    def run(self, parent_context: Any) -> State:
+    def run(self, parent_context: Any, *, sink: Sink | None = None) -> State:
         """Run (or load) the child to its end; return its final state. ``parent_context`` is the
         parent step's ``ApplicationContext`` (anything with ``app_id``, ``sequence_id`` and
-        ``partition_key``)."""
+        ``partition_key``); ``sink(action_name, item)``, if given, receives the items of the
+        child's streaming actions as they come."""
         loaded = self._load(parent_context.partition_key)
         if inspect.isawaitable(loaded):
             getattr(loaded, "close", lambda: None)()
@@ -143,11 +104,18 @@ class SubGraphTask:
         if finished is not None:
             return finished
         app = self._builder(parent_context).build()
-        if app.prior_action not in self.graph.halt_after:
+        if app.prior_action in self.graph.halt_after:
+            return app.state
+        if sink is None:
             app.run(halt_after=self.graph.halt_after, inputs=self.inputs)
+            return app.state
+        steps = app.stream_iterate(halt_after=self.graph.halt_after, inputs=self.inputs)
+        for action, container in steps:
+            for item in container:
+                sink(action.name, item)
         return app.state
 
-    async def arun(self, parent_context: Any) -> State:
+    async def arun(self, parent_context: Any, *, sink: Sink | None = None) -> State:
         """``run`` for async children (``abuild``/``arun``; async loaders awaited)."""
         loaded = self._load(parent_context.partition_key)
         if inspect.isawaitable(loaded):
@@ -156,8 +124,15 @@ class SubGraphTask:
         if finished is not None:
             return finished
         app = await self._builder(parent_context).abuild()
-        if app.prior_action not in self.graph.halt_after:
+        if app.prior_action in self.graph.halt_after:
+            return app.state
+        if sink is None:
             await app.arun(halt_after=self.graph.halt_after, inputs=self.inputs)
+            return app.state
+        steps = app.astream_iterate(halt_after=self.graph.halt_after, inputs=self.inputs)
+        async for action, container in steps:
+            async for item in container:
+                sink(action.name, item)
         return app.state
 
     def _load(self, partition_key: str | None) -> Any:
@@ -199,19 +174,28 @@ class SubGraphTask:
         return builder
 
 
-def _run_task(task: SubGraphTask, parent: _Parent) -> State:
-    """What the executor runs (module-level, so process pools can pickle it)."""
-    return task.run(parent)
-
-
-class TaskBasedParallelAction(SingleStepAction):
+class TaskBasedParallelAction(SingleStepAction, StreamingAction):
     """A step that runs child applications in parallel and merges their final states.
 
     Implement ``reads``, ``writes``, ``tasks(state, context, inputs)`` (a generator of
     ``SubGraphTask``; an async generator makes the action async) and ``reduce(state, states)``
     (the parent's new state from the children's final states, in task order). Name the children
     with ``self.child_app_id(context, index)`` so retries and resumes find them again.
+
+    Args:
+        stream: make the step a streaming action: ``app.stream_result(halt_after=[name])``
+            yields ``{"child": index, "app_id", "action", "item"}`` for every item a child's
+            streaming action yields, ``{"child": index, "app_id", "done": True, "error"}`` when
+            a child ends, and last ``{"children": count}`` (the step's result). Setting the
+            class attribute ``streaming = True`` does the same.
     """
+
+    streaming = False
+
+    def __init__(self, *, stream: bool = False) -> None:
+        super().__init__()
+        if stream:
+            self.streaming = True
 
     @property
     def inputs(self) -> list[str] | tuple[list[str], list[str]]:
@@ -236,42 +220,79 @@ class TaskBasedParallelAction(SingleStepAction):
 
         A step that re-runs a failed step (``initialize_from`` resuming a failed record, or an
         ``on_exception`` route back to the same action) gets a new sequence id, so the children
-        are named after the first attempt's sequence id (see ``_first_attempt``)."""
+        are named after the first attempt's sequence id (``children.first_attempt``)."""
         scope = context._scope
         invocation = scope.invocation if scope is not None else None
         sequence_id = context.sequence_id if invocation is None else invocation
         return str(uuid.uuid5(_NAMESPACE, f"{context.app_id}:{sequence_id}:{index}"))
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
+        context, inputs = self._split(run_kwargs)
+        if self.is_async():
+            return self._arun_and_update(state, context, inputs)  # type: ignore[return-value]
+        children.set_invocation(context, drive(children.first_attempt(context, self.name)))
+        tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
+        return {}, self.reduce(state, children.run_sync(self.name, tasks, context))
+
+    async def _collect_tasks(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> list[SubGraphTask]:
+        return await children.collect(self.tasks(state, context, inputs))
+
+    async def _arun_and_update(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> tuple[dict[str, Any], State]:
+        children.set_invocation(context, await children.first_attempt(context, self.name))
+        tasks = await self._collect_tasks(state, context, inputs)
+        return {}, await self._reduce(state, await children.run_async(self.name, tasks, context))
+
+    async def _reduce(self, state: State, states: list[State]) -> State:
+        reduced: Any = self.reduce(state, states)
+        if inspect.isawaitable(reduced):
+            reduced = await reduced
+        return reduced  # type: ignore[no-any-return]
+
+    def _split(self, run_kwargs: dict[str, Any]) -> tuple[ApplicationContext, dict[str, Any]]:
         context = run_kwargs.pop("__context", None) or ApplicationContext.get()
         if context is None:
             raise RuntimeError(
                 f"{type(self).__name__} runs its children as part of an application step; add "
                 f"it to an application with ApplicationBuilder().with_actions(...)."
             )
-        inputs = {k: v for k, v in run_kwargs.items() if not k.startswith("__")}
+        return context, {k: v for k, v in run_kwargs.items() if not k.startswith("__")}
+
+    # -- streaming (stream=True) -----------------------------------------------------------------
+
+    def stream_run(self, state: State, **run_kwargs: Any) -> Any:
+        """The streaming form of the step (see ``stream``); ``update`` then calls ``reduce``."""
+        context, inputs = self._split(run_kwargs)
         if self.is_async():
-            return self._arun_and_update(state, context, inputs)  # type: ignore[return-value]
-        _set_invocation(context, drive(_first_attempt(context, self.name)))
-        tasks = list(_sync_source(self.tasks(state, context, inputs), self))
-        states = _run_sync(self.name, tasks, context)
-        return {}, self.reduce(state, states)
+            return self._astream(state, context, inputs)
+        return self._stream(state, context, inputs)
 
-    async def _collect_tasks(
+    def _stream(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> list[SubGraphTask]:
-        return await _collect(self.tasks(state, context, inputs))
+    ) -> Generator[dict[str, Any], None, None]:
+        children.set_invocation(context, drive(children.first_attempt(context, self.name)))
+        tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
+        yield from children.stream_sync(self.name, tasks, context)
+        yield {"children": len(tasks)}
 
-    async def _arun_and_update(
+    async def _astream(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> tuple[dict[str, Any], State]:
-        _set_invocation(context, await _first_attempt(context, self.name))
+    ) -> AsyncIterator[dict[str, Any]]:
+        children.set_invocation(context, await children.first_attempt(context, self.name))
         tasks = await self._collect_tasks(state, context, inputs)
-        states = await _run_async(self.name, tasks, context)
-        reduced: Any = self.reduce(state, states)
-        if inspect.isawaitable(reduced):
-            reduced = await reduced
-        return {}, reduced
+        async for item in children.stream_async(self.name, tasks, context):
+            yield item
+        yield {"children": len(tasks)}
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        """After a streamed step: ``reduce`` the children's states into the whole state."""
+        scope = current_scope()
+        if scope is None or scope.child_states is None:
+            raise RuntimeError(f"{type(self).__name__}.update() runs only after a streamed step")
+        return self.reduce(state, scope.child_states)
 
 
 class MapActionsAndStates(TaskBasedParallelAction):
@@ -316,31 +337,33 @@ class MapActionsAndStates(TaskBasedParallelAction):
     def tasks(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Iterable[SubGraphTask]:
-        actions = list(_sync_source(self.actions(state, context, inputs), self))
-        states = list(_sync_source(self.states(state, context, inputs), self))
+        actions = list(children.sync_source(self.actions(state, context, inputs), self))
+        states = list(children.sync_source(self.states(state, context, inputs), self))
         return self._product(actions, states, context, inputs)
 
     async def _collect_tasks(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> list[SubGraphTask]:
-        actions = await _collect(self.actions(state, context, inputs))
-        states = await _collect(self.states(state, context, inputs))
+        actions = await children.collect(self.actions(state, context, inputs))
+        states = await children.collect(self.states(state, context, inputs))
         return self._product(actions, states, context, inputs)
 
     def _product(
         self, actions: list[Any], states: list[State], context: ApplicationContext,
         inputs: dict[str, Any],
     ) -> list[SubGraphTask]:  # fmt: skip
-        tracker = _cascade(self.tracker(context), context.tracker)
-        persister = _cascade(self.state_persister(), context.state_persister)
+        tracker = children.cascade(self.tracker(context), context.tracker)
+        persister = children.cascade(self.state_persister(), context.state_persister)
         fallback = persister if callable(getattr(persister, "load", None)) else None
-        initializer = _cascade(self.state_initializer(), fallback or context.state_initializer)
+        initializer = children.cascade(
+            self.state_initializer(), fallback or context.state_initializer
+        )
         out: list[SubGraphTask] = []
         for act in actions:
             graph = RunnableGraph.create(act)
             for substate in states:
                 if not isinstance(substate, State):
-                    substate = _as_state(substate, self)
+                    substate = children.as_state(substate, self)
                 out.append(
                     SubGraphTask(
                         graph=graph,
@@ -388,149 +411,3 @@ class MapActions(MapActionsAndStates):
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Iterable[State]:
         return [self.state(state, inputs)]
-
-
-# -- running the children ------------------------------------------------------------------------
-
-
-async def _first_attempt(context: ApplicationContext, name: str) -> int | None:
-    """The sequence id of the first attempt of this step: walk back over the parent's stored
-    records while they are failed attempts of the same action (each re-run of a failed step
-    gets a new sequence id; its children must keep their names to be found again)."""
-    sequence_id = context.sequence_id
-    loader = next(
-        (
-            store
-            for store in (context.state_persister, context.state_initializer)
-            if callable(getattr(store, "load", None))
-        ),
-        None,
-    )
-    if loader is None or sequence_id is None:
-        return sequence_id
-    while sequence_id > 0:
-        record = loader.load(context.partition_key, context.app_id, sequence_id - 1)
-        if inspect.isawaitable(record):
-            record = await record
-        if not isinstance(record, Mapping):
-            break
-        if record.get("status") != "failed" or record.get("position") != name:
-            break
-        sequence_id -= 1
-    return sequence_id
-
-
-def _set_invocation(context: ApplicationContext, sequence_id: int | None) -> None:
-    scope = context._scope
-    if scope is not None and scope.invocation is None:
-        scope.invocation = sequence_id
-
-
-def _cascade(choice: Any, inherited: Any) -> Any:
-    return inherited if choice == "cascade" else choice
-
-
-def _as_state(value: Any, owner: Action) -> State:
-    if isinstance(value, Mapping):
-        return State(value)
-    raise TypeError(
-        f"parallel action {owner.name!r}: states() must yield State objects (or mappings), got "
-        f"{type(value).__name__}: {value!r}."
-    )
-
-
-def _sync_source(source: Any, owner: Action) -> Iterable[Any]:
-    if hasattr(source, "__aiter__"):
-        raise TypeError(
-            f"parallel action {owner.name!r} yields asynchronously but is run synchronously; "
-            f"its is_async() must return True (it does when tasks/actions/states is an async "
-            f"generator function), and the application must be run with arun/astep."
-        )
-    if not isinstance(source, Iterable):
-        raise TypeError(
-            f"parallel action {owner.name!r}: expected an iterable of children, got "
-            f"{type(source).__name__}: {source!r}."
-        )
-    return source
-
-
-async def _collect(source: Any) -> list[Any]:
-    if hasattr(source, "__aiter__"):
-        return [item async for item in source]
-    if inspect.isawaitable(source):
-        source = await source
-    return list(source)
-
-
-def _children_done(context: ApplicationContext, tasks: list[SubGraphTask]) -> dict[str, Any]:
-    """The step's memory of finished children (kept across retries of the step)."""
-    ids = [t.application_id for t in tasks]
-    if len(set(ids)) != len(ids):
-        dup = next(i for i in ids if ids.count(i) > 1)
-        raise ValueError(
-            f"two children of step {context.sequence_id} of {context.app_id!r} share the app id "
-            f"{dup!r}; give each SubGraphTask its own application_id (self.child_app_id(context, "
-            f"index))."
-        )
-    scope = context._scope or current_scope()
-    if scope is None:
-        return {}
-    if scope.children is None:
-        scope.children = {}
-    return scope.children
-
-
-def _parent(context: ApplicationContext) -> _Parent:
-    return _Parent(context.app_id, context.sequence_id, context.partition_key)
-
-
-def _raise_failures(name: str, failures: list[tuple[int, str, BaseException]], total: int) -> None:
-    if failures:
-        failures.sort(key=lambda f: f[0])
-        raise ChildApplicationError(name, failures, total) from failures[0][2]
-
-
-def _run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) -> list[State]:
-    done = _children_done(context, tasks)
-    todo = [t for t in tasks if t.application_id not in done]
-    failures: list[tuple[int, str, BaseException]] = []
-    if todo:
-        parent = _parent(context)
-        executor = context.parallel_executor_factory()
-        futures: dict[Future[State], tuple[int, SubGraphTask]] = {}
-        try:
-            for index, task in enumerate(tasks):
-                if task.application_id in done:
-                    continue
-                try:
-                    futures[executor.submit(_run_task, task, parent)] = (index, task)
-                except Exception as exc:  # e.g. a task that cannot be sent to a process
-                    failures.append((index, task.application_id, exc))
-            wait(futures)
-        finally:
-            executor.shutdown(wait=True)
-        for future, (index, task) in futures.items():
-            error = future.exception()
-            if error is None:
-                done[task.application_id] = future.result()
-            else:
-                failures.append((index, task.application_id, error))
-    _raise_failures(name, failures, len(tasks))
-    return [done[t.application_id] for t in tasks]
-
-
-async def _run_async(
-    name: str, tasks: list[SubGraphTask], context: ApplicationContext
-) -> list[State]:
-    done = _children_done(context, tasks)
-    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
-    parent = _parent(context)
-    outcomes = await asyncio.gather(*(t.arun(parent) for _, t in todo), return_exceptions=True)
-    failures: list[tuple[int, str, BaseException]] = []
-    for (index, task), outcome in zip(todo, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            failures.append((index, task.application_id, outcome))
-        else:
-            done[task.application_id] = outcome
-    _raise_failures(name, failures, len(tasks))
-    return [done[t.application_id] for t in tasks]

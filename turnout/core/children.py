@@ -1,0 +1,375 @@
+"""Running the child applications of a parallel step (see ``turnout.core.parallel``).
+
+Sync steps submit their children to the step's executor (any ``concurrent.futures.Executor``)
+and wait for all of them; async steps gather them. Either way every child runs to its end, so the
+work of the children that finish is kept (persisted, and remembered by the step for its
+retries) even when others fail; then the failures are raised together as one
+``ChildApplicationError``. The streaming variants yield the children's stream items, tagged with
+the child's index, as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import pickle
+import queue
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from turnout.core.context import ApplicationContext, current_scope
+from turnout.core.state import State
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from turnout.core.action import Action
+    from turnout.core.parallel import SubGraphTask
+
+__all__ = [
+    "ChildApplicationError",
+    "ParentRef",
+    "Sink",
+    "as_state",
+    "cascade",
+    "collect",
+    "first_attempt",
+    "run_async",
+    "run_sync",
+    "run_task",
+    "set_invocation",
+    "stream_async",
+    "stream_sync",
+    "sync_source",
+]
+
+Sink = Callable[[str, dict[str, Any]], None]
+"""Receives ``(action name, item)`` for every item a child's streaming action yields."""
+
+Failure = tuple[int, str, BaseException]
+
+
+class ChildApplicationError(RuntimeError):
+    """One or more child applications of a parallel step failed.
+
+    A ``RuntimeError`` rather than a ``TurnoutError``: it reports a failure at run time, not a
+    mistake in the code, so a ``RetryPolicy`` on the parallel action retries it. The finished
+    children's work is kept (persisted, and remembered across retries of the step);
+    ``failures`` lists ``(index, app_id, exception)`` of every failed child, and the first
+    failure is also the ``__cause__``.
+    """
+
+    def __init__(self, action: str, failures: list[Failure], total: int) -> None:
+        self.action = action
+        self.failures = failures
+        index, app_id, first = failures[0]
+        hint = ""
+        if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
+            hint = (
+                " The child could not be sent to the executor: with a process (or Ray/Dask) "
+                "executor its actions must be module-level and its state, tracker and persister "
+                "picklable."
+            )
+        others = f" ({len(failures)} of {total} children failed)" if len(failures) > 1 else ""
+        super().__init__(
+            f"parallel action {action!r}: child {index} (app id {app_id!r}) failed with "
+            f"{type(first).__name__}: {first}{others}.{hint} Children that finished are kept: "
+            f"re-running the step (retry=RetryPolicy(...) on the action, or resuming the "
+            f"application) runs only the unfinished ones."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ParentRef:
+    """The parent step, as a child needs it (picklable, unlike the live context)."""
+
+    app_id: str
+    sequence_id: int | None
+    partition_key: str | None
+
+    @staticmethod
+    def of(context: ApplicationContext) -> ParentRef:
+        return ParentRef(context.app_id, context.sequence_id, context.partition_key)
+
+
+def run_task(task: SubGraphTask, parent: ParentRef, sink: Sink | None = None) -> State:
+    """What the executor runs (module-level, so process pools can pickle it)."""
+    return task.run(parent, sink=sink)
+
+
+# -- naming and preparing the children -----------------------------------------------------------
+
+
+async def first_attempt(context: ApplicationContext, name: str) -> int | None:
+    """The sequence id of the first attempt of this step: walk back over the parent's stored
+    records while they are failed attempts of the same action (each re-run of a failed step
+    gets a new sequence id; its children must keep their names to be found again)."""
+    sequence_id = context.sequence_id
+    loader = next(
+        (
+            store
+            for store in (context.state_persister, context.state_initializer)
+            if callable(getattr(store, "load", None))
+        ),
+        None,
+    )
+    if loader is None or sequence_id is None:
+        return sequence_id
+    while sequence_id > 0:
+        record = loader.load(context.partition_key, context.app_id, sequence_id - 1)
+        if inspect.isawaitable(record):
+            record = await record
+        if not isinstance(record, Mapping):
+            break
+        if record.get("status") != "failed" or record.get("position") != name:
+            break
+        sequence_id -= 1
+    return sequence_id
+
+
+def set_invocation(context: ApplicationContext, sequence_id: int | None) -> None:
+    scope = context._scope
+    if scope is not None and scope.invocation is None:
+        scope.invocation = sequence_id
+
+
+def cascade(choice: Any, inherited: Any) -> Any:
+    """``"cascade"`` means the parent's ``inherited`` value; anything else is used as is."""
+    return inherited if choice == "cascade" else choice
+
+
+def as_state(value: Any, owner: Action) -> State:
+    if isinstance(value, State):
+        return value
+    if isinstance(value, Mapping):
+        return State(value)
+    raise TypeError(
+        f"parallel action {owner.name!r}: states() must yield State objects (or mappings), got "
+        f"{type(value).__name__}: {value!r}."
+    )
+
+
+def sync_source(source: Any, owner: Action) -> Iterable[Any]:
+    if hasattr(source, "__aiter__"):
+        raise TypeError(
+            f"parallel action {owner.name!r} yields asynchronously but is run synchronously; "
+            f"its is_async() must return True (it does when tasks/actions/states is an async "
+            f"generator function), and the application must be run with arun/astep."
+        )
+    if not isinstance(source, Iterable):
+        raise TypeError(
+            f"parallel action {owner.name!r}: expected an iterable of children, got "
+            f"{type(source).__name__}: {source!r}."
+        )
+    return source
+
+
+async def collect(source: Any) -> list[Any]:
+    if hasattr(source, "__aiter__"):
+        return [item async for item in source]
+    if inspect.isawaitable(source):
+        source = await source
+    return list(source)
+
+
+def _children_done(context: ApplicationContext, tasks: list[SubGraphTask]) -> dict[str, Any]:
+    """The step's memory of finished children (kept across retries of the step)."""
+    ids = [t.application_id for t in tasks]
+    if len(set(ids)) != len(ids):
+        dup = next(i for i in ids if ids.count(i) > 1)
+        raise ValueError(
+            f"two children of step {context.sequence_id} of {context.app_id!r} share the app id "
+            f"{dup!r}; give each SubGraphTask its own application_id (self.child_app_id(context, "
+            f"index))."
+        )
+    scope = context._scope or current_scope()
+    if scope is None:
+        return {}
+    if scope.children is None:
+        scope.children = {}
+    return scope.children
+
+
+def _finish(
+    name: str, tasks: list[SubGraphTask], done: dict[str, Any], failures: list[Failure]
+) -> list[State]:
+    if failures:
+        failures.sort(key=lambda f: f[0])
+        raise ChildApplicationError(name, failures, len(tasks)) from failures[0][2]
+    return [done[t.application_id] for t in tasks]
+
+
+# -- running them --------------------------------------------------------------------------------
+
+
+def run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) -> list[State]:
+    """Run the unfinished children on the step's executor; their final states, in order."""
+    import concurrent.futures  # here: `import turnout` does not pay for it
+
+    done = _children_done(context, tasks)
+    failures: list[Failure] = []
+    futures: dict[Future[State], tuple[int, SubGraphTask]] = {}
+    if any(t.application_id not in done for t in tasks):
+        parent = ParentRef.of(context)
+        executor = context.parallel_executor_factory()
+        try:
+            for index, task in enumerate(tasks):
+                if task.application_id in done:
+                    continue
+                try:
+                    futures[executor.submit(run_task, task, parent)] = (index, task)
+                except Exception as exc:  # e.g. a task that cannot be sent to a process
+                    failures.append((index, task.application_id, exc))
+            concurrent.futures.wait(futures)
+        finally:
+            executor.shutdown(wait=True)
+    for future, (index, task) in futures.items():
+        error = future.exception()
+        if error is None:
+            done[task.application_id] = future.result()
+        else:
+            failures.append((index, task.application_id, error))
+    return _finish(name, tasks, done, failures)
+
+
+async def run_async(
+    name: str, tasks: list[SubGraphTask], context: ApplicationContext
+) -> list[State]:
+    """Gather the unfinished children; their final states, in order."""
+    done = _children_done(context, tasks)
+    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
+    parent = ParentRef.of(context)
+    outcomes = await asyncio.gather(*(t.arun(parent) for _, t in todo), return_exceptions=True)
+    failures: list[Failure] = []
+    for (index, task), outcome in zip(todo, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failures.append((index, task.application_id, outcome))
+        else:
+            done[task.application_id] = outcome
+    return _finish(name, tasks, done, failures)
+
+
+# -- streaming them ------------------------------------------------------------------------------
+
+_ITEM, _DONE = "item", "done"
+
+
+def _item(index: int, app_id: str, action: str, item: dict[str, Any]) -> dict[str, Any]:
+    return {"child": index, "app_id": app_id, "action": action, "item": item}
+
+
+def _ended(index: int, app_id: str, error: BaseException | None) -> dict[str, Any]:
+    failed = None if error is None else f"{type(error).__name__}: {error}"
+    return {"child": index, "app_id": app_id, "done": True, "error": failed}
+
+
+def _store(context: ApplicationContext, states: list[State]) -> None:
+    """Hand the children's states to the action's ``update`` (it runs in the same step)."""
+    scope = context._scope or current_scope()
+    if scope is not None:
+        scope.child_states = states
+
+
+def stream_sync(
+    name: str, tasks: list[SubGraphTask], context: ApplicationContext
+) -> Iterator[dict[str, Any]]:
+    """Run the children like ``run_sync``, yielding their stream items as they come (from
+    thread executors; other executors cannot call back, so only each child's end is yielded),
+    then each child's end ``{"child", "app_id", "done": True, "error"}``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = _children_done(context, tasks)
+    failures: list[Failure] = []
+    events: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
+    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
+    if todo:
+        parent = ParentRef.of(context)
+        executor = context.parallel_executor_factory()
+        in_threads = isinstance(executor, ThreadPoolExecutor)
+        try:
+            for index, task in todo:
+                sink = _queue_sink(events, index, task.application_id) if in_threads else None
+                try:
+                    future = executor.submit(run_task, task, parent, sink)
+                except Exception as exc:
+                    failures.append((index, task.application_id, exc))
+                    continue
+                future.add_done_callback(_on_done(events, index))
+            remaining = len(todo) - len(failures)
+            while remaining:
+                kind, index, payload = events.get()
+                if kind == _ITEM:
+                    yield payload
+                    continue
+                remaining -= 1
+                app_id = tasks[index].application_id
+                error = payload.exception()
+                if error is None:
+                    done[app_id] = payload.result()
+                else:
+                    failures.append((index, app_id, error))
+                yield _ended(index, app_id, error)
+        finally:
+            executor.shutdown(wait=True)
+    _store(context, _finish(name, tasks, done, failures))
+
+
+def _on_done(
+    events: queue.SimpleQueue[tuple[str, int, Any]], index: int
+) -> Callable[[Future[State]], None]:
+    def done(future: Future[State]) -> None:
+        events.put((_DONE, index, future))
+
+    return done
+
+
+def _queue_sink(events: queue.SimpleQueue[tuple[str, int, Any]], index: int, app_id: str) -> Sink:
+    def sink(action: str, item: dict[str, Any]) -> None:
+        events.put((_ITEM, index, _item(index, app_id, action, item)))
+
+    return sink
+
+
+async def stream_async(
+    name: str, tasks: list[SubGraphTask], context: ApplicationContext
+) -> AsyncIterator[dict[str, Any]]:
+    """``stream_sync`` for async children: every item as it comes, then each child's end."""
+    done = _children_done(context, tasks)
+    failures: list[Failure] = []
+    events: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()
+    parent = ParentRef.of(context)
+
+    async def one(index: int, task: SubGraphTask) -> None:
+        def sink(action: str, item: dict[str, Any]) -> None:
+            events.put_nowait((_ITEM, index, _item(index, task.application_id, action, item)))
+
+        try:
+            state = await task.arun(parent, sink=sink)
+        except Exception as exc:
+            events.put_nowait((_DONE, index, exc))
+        else:
+            events.put_nowait((_DONE, index, state))
+
+    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
+    running = [asyncio.ensure_future(one(i, t)) for i, t in todo]
+    try:
+        remaining = len(running)
+        while remaining:
+            kind, index, payload = await events.get()
+            if kind == _ITEM:
+                yield payload
+                continue
+            remaining -= 1
+            app_id = tasks[index].application_id
+            if isinstance(payload, BaseException):
+                failures.append((index, app_id, payload))
+                yield _ended(index, app_id, payload)
+            else:
+                done[app_id] = payload
+                yield _ended(index, app_id, None)
+    finally:
+        for job in running:
+            job.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+    _store(context, _finish(name, tasks, done, failures))
