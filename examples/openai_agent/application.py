@@ -146,7 +146,8 @@ def main(argv: list[str] | None = None) -> list[str]:
     for question, answer in zip(args.questions, answers, strict=True):
         print(f"user:  {question}\nagent: {answer}")
     tools = [m for m in app.state["messages"] if m["role"] == "tool"]
-    print(f"({len(tools)} tool call(s), {app.sequence_id + 1} steps)")
+    steps = (app.sequence_id or 0) + 1
+    print(f"({len(tools)} tool call(s), {steps} steps)")
     return answers
 
 

@@ -676,3 +676,129 @@ def test_reply_content_appended_with_append_state(server: FakeOpenAIServer) -> N
     _t, _r, state = run_step(one_step_app(act, answers=[]), "sync", False)
     assert state["answers"] == ["You said: hello there"]
     assert json.dumps(state.get_all())  # everything the adapter stores is plain JSON
+
+
+# -- examples --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("responses", [False, True], ids=["chat", "responses"])
+def test_agent_example_answers_from_its_tool(mode: str, responses: bool) -> None:
+    from examples.openai_agent import application as agent
+
+    with agent.model_client(mode == "async") as (model_client, model):
+        app = agent.application(model_client, model, responses=responses)
+        if mode == "sync":
+            answers = [agent.ask(app, "Weather in Paris?"), agent.ask(app, "And Lisbon?")]
+        else:
+            _OPEN_ASYNC_CLIENTS.append(model_client)
+
+            async def both() -> list[str]:
+                return [
+                    await agent.aask(app, "Weather in Paris?"),
+                    await agent.aask(app, "Lisbon?"),
+                ]
+
+            answers = in_loop(both())
+    assert answers == [
+        "In Paris it is 12 degrees celsius with rain.",
+        "In Lisbon it is 19 degrees celsius with sun.",
+    ]
+    roles = [m["role"] for m in app.state["messages"]]
+    assert roles == ["user", "assistant", "tool", "assistant"] * 2
+
+
+def test_agent_tools_have_documented_schemas() -> None:
+    from examples.openai_agent import application as agent
+
+    weather = agent.TOOLS[0].chat_schema()["function"]
+    assert weather["description"] == "Get today's weather for a city."
+    assert weather["parameters"]["properties"]["unit"] == {
+        "type": "string",
+        "enum": ["celsius", "fahrenheit"],
+        "description": "the temperature unit.",
+        "default": "celsius",
+    }
+    assert agent.convert_temperature(212, "celsius") == 100.0
+
+
+def test_agent_example_main_prints_the_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.openai_agent import application as agent
+
+    assert agent.main(["--async", "--responses", "Weather in Oslo?"]) == [
+        "In Oslo it is -3 degrees celsius with snow."
+    ]
+    out = capsys.readouterr().out
+    assert "agent: In Oslo it is -3 degrees celsius with snow." in out
+    assert "(1 tool call(s), 4 steps)" in out
+
+
+def test_chatbot_example_streams_and_tracks(tmp_path: Path) -> None:
+    from examples.openai_chatbot import application as chatbot
+
+    tracker = LocalTracker("chat", storage_dir=tmp_path)
+    with chatbot.model_client() as (model_client, model):
+        app = chatbot.application(model_client, model, tracker=tracker, app_id="c1")
+        tokens: list[str] = []
+        answer = chatbot.stream_chat(app, "hello", tokens.append)
+        chatbot.stream_chat(app, "again", tokens.append)
+    tracker.close()
+    assert answer == "(turn 1) You said 'hello'. Set OPENAI_API_KEY for a real model."
+    assert tokens[:3] == ["(turn ", "1) ", "You "]
+    assert "".join(tokens).startswith(answer)
+    assert [m["role"] for m in app.state["messages"]] == ["user", "assistant"] * 2
+    lines = list(read_log(tracker.log_path("c1")))
+    usage = [line["value"] for line in lines if line.get("key") == "gen_ai.usage.output_tokens"]
+    assert usage == [11, 11]  # the words of the answer
+    assert [line["name"] for line in lines if line["t"] == "span_start"] == ["chat fake-chat"] * 2
+
+
+def test_chatbot_example_main_sync_and_async(capsys: pytest.CaptureFixture[str]) -> None:
+    from examples.openai_chatbot import application as chatbot
+
+    assert chatbot.main(["hi"]) == chatbot.main(["--async", "hi"])
+    out = capsys.readouterr().out
+    assert out.count("bot:  (turn 1) You said 'hi'.") == 2
+    assert "tracked as" in out
+
+
+def test_chatbot_spans_export_to_opentelemetry() -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from examples.openai_chatbot import application as chatbot
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with chatbot.model_client() as (model_client, model):
+        hook = OpenTelemetryHook(tracer_provider=provider)
+        app = chatbot.application(model_client, model, hooks=(hook,))
+        chatbot.stream_chat(app, "hello", lambda token: None)
+    provider.shutdown()
+    spans = {span.name: span for span in exporter.get_finished_spans()}
+    chat = spans["chat fake-chat"]
+    assert chat.attributes is not None
+    assert chat.attributes["gen_ai.usage.output_tokens"] == 11
+    assert chat.attributes["gen_ai.request.model"] == "fake-chat"
+    assert chat.parent is not None
+    parent = next(s for s in spans.values() if s.context.span_id == chat.parent.span_id)
+    assert "respond" in parent.name
+
+
+def test_chatbot_otlp_hook_only_with_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from examples.openai_chatbot import application as chatbot
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    with contextlib.ExitStack() as stack:
+        assert chatbot.otlp_hooks(stack) == ()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    with contextlib.ExitStack() as stack:
+        (hook,) = chatbot.otlp_hooks(stack)  # nothing is sent: no span was made
+        assert isinstance(hook, OpenTelemetryHook)
