@@ -768,3 +768,26 @@ def test_spans_started_from_threads_get_distinct_uids(mode):
     do_step(_single(fan_out, log), mode)
     uids = [uid for _, _, uid, _ in log.of("start")]
     assert sorted(uids) == sorted(f"0:{i}" for i in range(40))
+
+
+def test_async_hooks_see_spans_started_from_worker_threads_of_an_async_step():
+    from concurrent.futures import ThreadPoolExecutor
+
+    events: list[tuple[Any, ...]] = []
+
+    @action(reads=[], writes=[])
+    def threads(state: State, __tracer: TracerFactory) -> State:
+        def work(i: int) -> None:  # a library's worker thread opening and closing a span
+            __tracer.start_span(f"t{i}").end()
+
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(work, range(4)))
+        return state
+
+    app = _single(threads, AsyncSpanLog(events))
+    asyncio.run(app.astep())
+    starts = [event for event in events if event[0] == "start"]
+    ends = [event for event in events if event[0] == "end"]
+    assert sorted(name for _, name, _ in starts) == ["t0", "t1", "t2", "t3"]
+    assert sorted(uid for _, _, uid in starts) == ["0:0", "0:1", "0:2", "0:3"]
+    assert sorted(ends) == sorted(("end", name, uid) for _, name, uid in starts)

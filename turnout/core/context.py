@@ -8,8 +8,9 @@ pending-hook list on demand, so a step that uses none of them pays for none of t
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,8 @@ class StepScope:
     attempt = 1
     halt_requested = False
     _pending: list[tuple[Any, str, asyncio.Task[Any]]] | None = None
+    _from_threads: list[tuple[Any, str, concurrent.futures.Future[Any]]] | None = None
+    loop: asyncio.AbstractEventLoop | None = None  # the async drivers' loop (set by the engine)
     hook_errors: tuple[tuple[Any, str, BaseException], ...] = ()  # from scheduled async hook calls
     _span_counts: dict[str, int] | None = None
     _context: ApplicationContext | None = None
@@ -114,8 +117,38 @@ class StepScope:
             self._pending = []
         return self._pending
 
+    def schedule(self, hook: Any, name: str, call: Coroutine[Any, Any, Any]) -> None:
+        """Run an async hook method called from sync code, on the step's event loop.
+
+        From the loop's own thread it becomes a task; from another thread (a library's worker
+        running part of the action) it is handed to the loop thread-safely. Either way the
+        step awaits it before it ends (``flush``)."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and (self.loop is None or running is self.loop):
+            self.pending.append((hook, name, running.create_task(call)))
+            return
+        if self.loop is None or self.loop.is_closed():
+            call.close()
+            raise RuntimeError(
+                f"async hook method {type(hook).__name__}.{name} was called outside an event "
+                f"loop; run the application with its async drivers (astep, arun, ...)"
+            )
+        future = asyncio.run_coroutine_threadsafe(call, self.loop)
+        if self._from_threads is None:
+            self._from_threads = []
+        self._from_threads.append((hook, name, future))
+
     async def flush(self) -> None:
         """Await the async hook calls scheduled so far; keep their errors for the step's end."""
+        if self._from_threads:
+            threaded, self._from_threads = self._from_threads, None
+            for hook, name, future in threaded:
+                self.pending.append(
+                    (hook, name, asyncio.ensure_future(asyncio.wrap_future(future)))
+                )
         if not self._pending:
             return
         tasks, self._pending = self._pending, None

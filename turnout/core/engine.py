@@ -153,6 +153,9 @@ class StepEngine:
             raise async_required(spec, call)
         sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
         step = StepScope(self, sequence_id, spec)
+        if not sync:
+            # Async hook methods fired from a library's worker threads run on this loop.
+            step.loop = asyncio.get_running_loop()
         step.base = self._state._tracking_from_here()
         step.kwargs = prepare(spec, inputs, step, call) if spec.takes_inputs else _NO_KWARGS
         return step

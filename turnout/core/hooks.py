@@ -27,12 +27,14 @@ is logged and the step's exception propagates. Hooks that must never interrupt a
 from __future__ import annotations
 
 import abc
-import asyncio
 import inspect
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from turnout.core.errors import HookError, TurnoutError
+
+if TYPE_CHECKING:
+    from turnout.core.context import StepScope
 
 __all__ = [
     "DoLogAttributeHook",
@@ -474,18 +476,15 @@ class HookSet:
                 errors.append((hook, name, exc))
         return errors
 
-    def fire_now(
-        self, name: str, pending: list[tuple[Any, str, asyncio.Task[Any]]], **payload: Any
-    ) -> None:
+    def fire_now(self, name: str, scope: StepScope, **payload: Any) -> None:
         """Fire from synchronous code (a ``with`` span, ``log_attribute``): sync methods run
-        now; async ones are scheduled on the running event loop and appended to ``pending``,
-        which the step awaits before it ends."""
+        now; async ones are scheduled on the step's event loop (``StepScope.schedule``), which
+        the step awaits before it ends."""
         errors: list[HookFailure] = []
         for hook, method, is_async in self._by_name.get(name, ()):
             try:
                 if is_async:
-                    task = asyncio.get_running_loop().create_task(method(**payload))
-                    pending.append((hook, name, task))
+                    scope.schedule(hook, name, method(**payload))
                 else:
                     method(**payload)
             except Exception as exc:

@@ -89,8 +89,8 @@ class TracerFactory:
         For spans whose start and end arrive as separate events (a library's callbacks), where a
         ``with`` block cannot enclose the work. ``parent`` nests it explicitly; by default it nests
         under the innermost ``with`` span open here, if any. It does not become the current span:
-        ``with`` spans opened meanwhile do not nest under it. Call it from the step's own thread
-        (or event loop) when async hooks are installed.
+        ``with`` spans opened meanwhile do not nest under it. It may be called from worker threads
+        the action starts: async hook methods then run on the step's event loop.
         """
         if isinstance(parent, OpenSpan | SpanContext):
             parent_span = parent.span
@@ -101,7 +101,7 @@ class TracerFactory:
         span = OpenSpan(self._scope, span_name, tuple(span_dependencies or ()), parent_span)
         hooks = self._scope.app._hooks
         if hooks.implements("pre_start_span"):
-            hooks.fire_now("pre_start_span", self._scope.pending, **span._payload())
+            hooks.fire_now("pre_start_span", self._scope, **span._payload())
         return span
 
     def __call__(
@@ -156,7 +156,7 @@ class SpanContext:
         payload = self._open()
         hooks = self._scope.app._hooks
         if hooks.implements("pre_start_span"):
-            hooks.fire_now("pre_start_span", self._scope.pending, **payload)
+            hooks.fire_now("pre_start_span", self._scope, **payload)
         return self
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
@@ -165,7 +165,7 @@ class SpanContext:
         if hooks.implements("post_end_span"):
             hooks.fire_now(
                 "post_end_span",
-                self._scope.pending,
+                self._scope,
                 **self._payload(),
                 exception=exc,
                 end_time=time.time(),
@@ -233,7 +233,7 @@ class OpenSpan:
         if hooks.implements("post_end_span"):
             hooks.fire_now(
                 "post_end_span",
-                self._scope.pending,
+                self._scope,
                 **self._payload(),
                 exception=exception,
                 end_time=time.time(),
@@ -278,7 +278,7 @@ def _log(scope: StepScope, span: ActionSpan | None, attributes: dict[str, Any]) 
         return
     hooks.fire_now(
         "do_log_attributes",
-        scope.pending,
+        scope,
         attributes=dict(attributes),
         action=scope.action_name,
         action_sequence_id=scope.sequence_id,
