@@ -168,3 +168,32 @@ def test_export_otel_fails_loudly_when_the_collector_refuses(
     argv = ["export-otel", "--dir", str(tmp_path), "--project", "qa", "--endpoint", sink.endpoint]
     assert main(argv) == 1
     assert f"the OTLP endpoint {sink.endpoint} did not accept the spans" in capsys.readouterr().err
+
+
+def test_a_spawned_child_application_nests_under_its_parents_step(
+    sink: OTLPSink, tmp_path: Path
+) -> None:
+    track(tmp_path, "parent")
+    tracker = LocalTracker("qa", tmp_path)
+    child = (
+        ApplicationBuilder()
+        .with_actions(finish)
+        .with_transitions()
+        .with_state(answer="from the parent")
+        .with_entrypoint("finish")
+        .with_identifiers(app_id="child")
+        .with_spawning_parent("parent", 1)
+        .with_tracker(tracker)
+        .build()
+    )
+    child.run()
+    tracker.close()
+    # The child is newer, so listed first: the replay still starts with its parent.
+    export_tracked("qa", ["child", "parent"], storage_dir=tmp_path, endpoint=sink.endpoint)
+    roots = {r.attributes["turnout.app_id"]: r for r in sink.by_name("turnout.application")}
+    parent_step = next(
+        s for s in sink.by_name("finish") if s.attributes["turnout.app_id"] == "parent"
+    )
+    assert roots["parent"].parent_span_id == ""
+    assert roots["child"].parent_span_id == parent_step.span_id
+    assert roots["child"].trace_id == roots["parent"].trace_id

@@ -117,9 +117,10 @@ def export_tracked(
     from turnout import __version__
 
     tracer = provider.get_tracer("turnout", __version__)
+    steps: dict[tuple[str, int], Span] = {}  # every replayed step, for spawned children
     try:
-        for path in paths:
-            _Replay(tracer).run(path)
+        for path in _parents_first(paths):
+            _Replay(tracer, steps).run(path)
         spans = memory.get_finished_spans()
     finally:
         provider.shutdown()
@@ -140,11 +141,41 @@ def export_tracked(
     return ExportSummary(endpoint=url, apps=apps, spans=len(spans))
 
 
-class _Replay:
-    """Turns one application's log into spans, in log order."""
+def _parents_first(paths: list[Path]) -> list[Path]:
+    """The logs ordered so that an application spawned by another one comes after it."""
+    parent_of: dict[str, str] = {}
+    by_app: dict[str, Path] = {}
+    for path in paths:
+        app = next((r for r in read_log(path) if r.get("t") == "app"), None)
+        app_id = app["app_id"] if app else path.parent.name
+        by_app[app_id] = path
+        spawner = (app or {}).get("spawning_parent") or {}
+        if spawner.get("app_id"):
+            parent_of[app_id] = spawner["app_id"]
+    ordered: list[Path] = []
+    placed: set[str] = set()
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def place(app_id: str, chain: frozenset[str]) -> None:
+        if app_id in placed or app_id in chain:
+            return
+        parent = parent_of.get(app_id)
+        if parent in by_app:
+            place(parent, chain | {app_id})
+        placed.add(app_id)
+        ordered.append(by_app[app_id])
+
+    for app_id in by_app:
+        place(app_id, frozenset())
+    return ordered
+
+
+class _Replay:
+    """Turns one application's log into spans, in log order. A child application whose
+    spawning parent was replayed first nests under the parent's step."""
+
+    def __init__(self, tracer: trace.Tracer, steps: dict[tuple[str, int], Span]) -> None:
         self._tracer = tracer
+        self._all_steps = steps
         self._root: Span | None = None
         self._app: tuple[str, str | None] = ("", None)
         self._graph: dict[str, dict[str, Any]] = {}
@@ -178,8 +209,13 @@ class _Replay:
             "openinference.span.kind": "CHAIN",
             "turnout.replayed": True,
         }
+        spawner = record.get("spawning_parent") or {}
+        parent = self._all_steps.get((spawner.get("app_id", ""), spawner.get("sequence_id", -1)))
         self._root = self._tracer.start_span(
-            "turnout.application", attributes=attributes, start_time=_ns(record["time"])
+            "turnout.application",
+            context=trace.set_span_in_context(parent) if parent is not None else None,
+            attributes=attributes,
+            start_time=_ns(record["time"]),
         )
 
     def _on_begin(self, record: dict[str, Any]) -> None:
@@ -196,6 +232,7 @@ class _Replay:
         )  # fmt: skip
         self._steps[seq] = _Live(span)
         self._actions[seq] = name
+        self._all_steps[(self._app[0], seq)] = span
 
     def _on_end(self, record: dict[str, Any]) -> None:
         live = self._steps.pop(record["seq"], None)
