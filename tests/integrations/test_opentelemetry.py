@@ -27,6 +27,7 @@ from opentelemetry.trace import StatusCode
 from tests.integrations.otlp_sink import OTLPSink
 from turnout import (
     ApplicationBuilder,
+    ApplicationContext,
     RetryPolicy,
     State,
     TracerFactory,
@@ -597,6 +598,49 @@ def test_a_failure_reaches_the_collector_as_an_error_status_and_event(
     ((name, attributes),) = step.events
     assert name == "exception"
     assert attributes["exception.type"] == "ValueError"
+
+
+def test_a_child_application_spawned_by_a_step_nests_under_it_even_in_a_bare_thread(
+    otel: Any,
+) -> None:
+    provider, exporter = otel
+    hook = OpenTelemetryHook(provider)
+
+    @action(reads=[], writes=["x"])
+    def spawn(state: State, __context: ApplicationContext) -> State:
+        child = (
+            ApplicationBuilder()
+            .with_actions(finish)
+            .with_transitions()
+            .with_state(answer="a")
+            .with_entrypoint("finish")
+            .with_identifiers(app_id="child")
+            .with_spawning_parent(__context.app_id, __context.sequence_id)
+            .with_hooks(hook)
+            .build()
+        )
+        worker = threading.Thread(target=child.run)  # no copied context
+        worker.start()
+        worker.join()
+        return state.update(x=1)
+
+    parent = (
+        ApplicationBuilder()
+        .with_actions(spawn)
+        .with_transitions()
+        .with_entrypoint("spawn")
+        .with_hooks(hook)  # the same hook: it knows the parent's running step
+        .build()
+    )
+    parent.run()
+    spans = exporter.get_finished_spans()
+    child_call = next(
+        s
+        for s in spans
+        if s.attributes and s.attributes["turnout.app_id"] == "child" and s.name == "turnout.run"
+    )
+    assert parent_of(child_call) == sid(by_name(spans, "spawn"))
+    assert parent_of(by_name(spans, "finish")) == sid(child_call)
 
 
 # -- robustness -----------------------------------------------------------------------------------

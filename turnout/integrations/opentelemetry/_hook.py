@@ -39,8 +39,9 @@ class OpenTelemetryHook:
     child span named after its action; each ``__tracer`` span (or ``start_span``) a child of its
     step or of its parent span. While the action runs, its step span (and inside a ``with
     __tracer(...)`` block, that span) is the current OpenTelemetry span, so spans of instrumented
-    libraries nest under it. The call span's parent is whatever span is current when the call
-    starts (a web request's, say).
+    libraries nest under it. The call span's parent is the running step that spawned the
+    application (``with_spawning_parent``), else whatever span is current when the call starts
+    (a web request's, say).
 
     Args:
         tracer_provider: where spans go; default the global provider
@@ -75,6 +76,19 @@ class OpenTelemetryHook:
         self._steps: dict[tuple[str, int], _Live] = {}
         self._spans: dict[tuple[str, int, str], _Live] = {}
         self._skipped: set[tuple[str, int, str]] = set()
+        self._spawned_by: OrderedDict[str, tuple[str, int]] = OrderedDict()
+
+    @_never_raises
+    def post_application_create(
+        self, *, app_id: str, spawning_parent_pointer: Any = None, **future_kwargs: Any
+    ) -> None:
+        pointer = spawning_parent_pointer
+        if pointer is None or pointer.sequence_id is None:
+            return
+        with self._lock:
+            self._spawned_by[app_id] = (pointer.app_id, pointer.sequence_id)
+            while len(self._spawned_by) > _LAST_CALLS:
+                self._spawned_by.popitem(last=False)
 
     # -- application calls ------------------------------------------------------------------------
 
@@ -88,7 +102,12 @@ class OpenTelemetryHook:
             "openinference.span.kind": "CHAIN",
             "turnout.method": method,
         }
-        span = self._tracer.start_span(f"turnout.{method}", attributes=attributes)
+        with self._lock:
+            spawner = self._steps.get(self._spawned_by.get(app_id, ("", -1)))
+        # A child application spawned by a running step nests under it, even when it runs in a
+        # thread that did not copy the step's context.
+        parent = trace.set_span_in_context(spawner.span) if spawner is not None else None
+        span = self._tracer.start_span(f"turnout.{method}", context=parent, attributes=attributes)
         with self._lock:
             self._calls[app_id] = _Live(span)
             self._last_call[app_id] = trace.set_span_in_context(span)
