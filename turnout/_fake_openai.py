@@ -302,6 +302,9 @@ def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             )
             reply = server._next_reply(request)
             server._wait(reply.delay)
+            if server._stopping.is_set():
+                self.close_connection = True  # stopped while delaying: the client gave up
+                return
             if isinstance(reply, FakeError):
                 self._error(reply)
                 return
