@@ -881,3 +881,20 @@ def test_the_burr_module_name_reexports_the_same_objects() -> None:
 
     for name in parallel.__all__:
         assert getattr(parallelism, name) is getattr(parallel, name)
+
+
+# -- the example --------------------------------------------------------------------------------
+
+
+def test_the_parallel_models_example_merges_every_models_answer(tmp_path: Path) -> None:
+    from examples.parallel_models import application as example
+
+    app = example.application(tracking_dir=str(tmp_path))
+    question = "what is 2 + 40, test run"
+    merged = example.answer(app, question)
+    assert merged["best"] == {"model": "arithmetic", "answer": "42", "confidence": 0.95}
+    assert [a["model"] for a in merged["answers"]] == ["lookup", "arithmetic", "cautious", "flaky"]
+    assert example._FLAKY_CALLS[question] == 2  # its own retry, inside its child
+    tracker = LocalTracker("parallel-models", tmp_path)
+    links = [r for r in read_log(tracker.log_path(app.uid)) if r["t"] == "child"]
+    assert [(r["kind"], r["seq"]) for r in links] == [("spawn", 1)] * 4
