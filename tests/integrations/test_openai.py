@@ -545,6 +545,9 @@ async def aadd(a: int, b: int) -> int:
     return a + b
 
 
+ARGS = '{"a": 2, "b": 3}'
+
+
 def agent_app(act: Action, tools: Action, hooks: tuple[Any, ...] = ()) -> Any:
     return (
         ApplicationBuilder()
@@ -569,23 +572,14 @@ def test_agent_loop_runs_the_requested_tool_and_answers(
     server: FakeOpenAIServer, mode: str, api: str, stream: bool
 ) -> None:
     recorder = Recorder()
-    server.add_replies([FakeToolCall(name="add", arguments={"a": 2, "b": 3}, id="c1")], "It is 5.")
+    server.add_replies([FakeToolCall(name="add", arguments=json.loads(ARGS), id="c1")], "It is 5.")
     tool_fn = aadd if mode == "async" else add
     tools = [function_tool(tool_fn, name="add")]
     act = APIS[api](client(server, mode), model="m", tools=tools, stream=stream)
     state = run_app(agent_app(act, tool_action(tools), (recorder,)), mode)
+    call = {"id": "c1", "type": "function", "function": {"name": "add", "arguments": ARGS}}
     assert state["messages"][1:] == [
-        {
-            "role": "assistant",
-            "content": "",
-            "tool_calls": [
-                {
-                    "id": "c1",
-                    "type": "function",
-                    "function": {"name": "add", "arguments": '{"a": 2, "b": 3}'},
-                }
-            ],
-        },
+        {"role": "assistant", "content": "", "tool_calls": [call]},
         {"role": "tool", "tool_call_id": "c1", "content": "5"},
         {"role": "assistant", "content": "It is 5."},
     ]
@@ -593,12 +587,7 @@ def test_agent_loop_runs_the_requested_tool_and_answers(
     assert [t.get("name") or t["function"]["name"] for t in first.tools] == ["add"]
     if api == "responses":
         assert second.input[1:] == [
-            {
-                "type": "function_call",
-                "call_id": "c1",
-                "name": "add",
-                "arguments": '{"a": 2, "b": 3}',
-            },
+            {"type": "function_call", "call_id": "c1", "name": "add", "arguments": ARGS},
             {"type": "function_call_output", "call_id": "c1", "output": "5"},
         ]
     else:
