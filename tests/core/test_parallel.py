@@ -618,6 +618,12 @@ def test_a_failing_child_fails_the_step_naming_the_child() -> None:
     assert _RUNS == {"square:1": 1, "square:2": 1, "square:3": 1}  # the others still ran
 
 
+def test_async_children_of_a_sync_parallel_action_name_the_fix() -> None:
+    app = _app(SquareAll(child=asquare), items=[1]).build()
+    with pytest.raises(ChildApplicationError, match="make it async"):
+        app.step()
+
+
 def test_several_failures_are_all_listed() -> None:
     _FAIL.update({1, 3})
     app = _app(SquareAll(), items=[1, 2, 3]).build()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from turnout.core.context import ApplicationContext, current_scope
+from turnout.core.errors import AsyncRequiredError
 from turnout.core.state import State
 
 if TYPE_CHECKING:
@@ -70,6 +71,12 @@ class ChildApplicationError(RuntimeError):
                 " The child could not be sent to the executor: with a process (or Ray/Dask) "
                 "executor its actions must be module-level and its state, tracker and persister "
                 "picklable."
+            )
+        if isinstance(first, AsyncRequiredError):
+            hint = (
+                " A sync parallel action runs its children synchronously: make it async (an "
+                "async generator of tasks/states/actions, or is_async() returning True) and run "
+                "the parent with astep/arun."
             )
         others = f" ({len(failures)} of {total} children failed)" if len(failures) > 1 else ""
         super().__init__(

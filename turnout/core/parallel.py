@@ -73,11 +73,12 @@ class RunnableGraph:
         return RunnableGraph(graph=graph, entrypoint=act.name, halt_after=[act.name])
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class SubGraphTask:
     """One child application to run: ``graph`` from ``state`` with ``inputs``, under
     ``application_id``, tracked by ``tracker``, saved by ``state_persister`` and, when
-    ``state_initializer`` holds a finished record for it, loaded instead of run again."""
+    ``state_initializer`` holds a finished record for it, loaded instead of run again.
+    ``index`` is the child's position among the step's children (informational)."""
 
     graph: RunnableGraph
     inputs: dict[str, Any]
