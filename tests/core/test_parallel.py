@@ -776,6 +776,57 @@ def test_a_multi_step_child_resumes_where_it_stopped(tmp_path: Path) -> None:
     assert _RUNS == {"halve:4": 1, "plus_one:2.0": 2}  # the first action was not run again
 
 
+def test_an_on_exception_route_back_reuses_the_finished_children(tmp_path: Path) -> None:
+    from turnout import on_exception
+
+    db = tmp_path / "db.sqlite"
+    persister = SQLitePersister(db)
+    _FAIL.add(2)
+
+    class Healer:
+        def post_run_step(self, **payload: Any) -> None:
+            _FAIL.clear()
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(fan=SquareAll())
+        .with_transitions(("fan", "fan", on_exception(ChildApplicationError)), ("fan", "fan"))
+        .with_state(items=[1, 2, 3])
+        .with_entrypoint("fan")
+        .with_identifiers(app_id="routed")
+        .with_state_persister(persister)
+        .with_hooks(Healer())
+        .build()
+    )
+    app.step()  # fails, routed back to itself with the error in the state
+    _, _, state = app.step()  # type: ignore[misc]
+    persister.close()
+    assert state["outs"] == [1, 4, 9]
+    assert _RUNS == {"square:1": 1, "square:2": 2, "square:3": 1}
+
+
+def test_two_tasks_with_one_app_id_are_refused() -> None:
+    class Twice(HalfPlusOne):
+        def child_app_id(self, context: ApplicationContext, index: int) -> str:
+            return "same"
+
+    app = _app(Twice(), items=[2, 4]).build()
+    with pytest.raises(ValueError, match="share the app id 'same'"):
+        app.step()
+
+
+def test_children_can_opt_out_of_the_parents_tracker(tmp_path: Path) -> None:
+    class Untracked(SquareAll):
+        def tracker(self, context: ApplicationContext) -> Any:
+            return None
+
+    tracker = LocalTracker("opt-out", tmp_path)
+    app = _app(Untracked(), app_id="alone", items=[1, 2]).with_tracker(tracker).build()
+    app.step()
+    assert sorted(p.name for p in tracker.project_dir.iterdir()) == ["alone"]
+    assert [r for r in read_log(tracker.log_path("alone")) if r["t"] == "child"] == []
+
+
 # -- streaming from inside the children -----------------------------------------------------------
 
 
