@@ -353,8 +353,10 @@ async def stream_async(
 
         try:
             state = await task.arun(parent, sink=sink)
-        except Exception as exc:
+        except BaseException as exc:  # every child reports its end, or the stream would wait
             events.put_nowait((_DONE, index, exc))
+            if isinstance(exc, asyncio.CancelledError):
+                raise
         else:
             events.put_nowait((_DONE, index, state))
 
