@@ -768,6 +768,7 @@ def test_post_application_create_fires_at_build_with_the_graph_and_state():
         "application_graph": app.graph,
         "sequence_id": None,
         "parent_pointer": None,
+        "spawning_parent_pointer": None,
         "initialization": None,
     }
 

@@ -120,10 +120,6 @@ class Application(StepEngine):
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
         if self._hooks.implements("post_application_create"):
-            # spawning_parent_pointer only for spawned children, so existing payloads are stable.
-            spawned = (
-                {"spawning_parent_pointer": self._spawning_parent} if self._spawning_parent else {}
-            )
             await self._hooks.fire(
                 "post_application_create",
                 app_id=self._app_id,
@@ -133,7 +129,7 @@ class Application(StepEngine):
                 sequence_id=self._sequence_id,
                 parent_pointer=getattr(initialization, "parent", None),
                 initialization=initialization,
-                **spawned,
+                spawning_parent_pointer=self._spawning_parent,
             )
 
     def _resume_at(self, prior: str | None, rerun: str | None) -> None:
