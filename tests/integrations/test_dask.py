@@ -1,0 +1,231 @@
+"""DaskExecutor against a real LocalCluster (2 worker processes, 1 thread each), one per module."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures as cf
+import os
+import pickle
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+distributed = pytest.importorskip("distributed")
+
+from distributed import Client  # noqa: E402
+
+from tests.integrations import parallel_actions as pa  # noqa: E402
+from turnout import State  # noqa: E402
+from turnout.integrations.dask import DaskExecutor  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    """Not the default client, so that tests choose when one is current."""
+    cluster = distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=None,
+        host="127.0.0.1",
+    )
+    try:
+        with distributed.Client(cluster, set_as_default=False) as client:
+            yield client
+    finally:
+        cluster.close()
+
+
+@pytest.fixture
+def executor(client: Client) -> Iterator[DaskExecutor]:
+    executor = DaskExecutor(client)
+    yield executor
+    executor.shutdown()
+
+
+def test_submit_returns_a_standard_future_holding_the_result(executor: DaskExecutor) -> None:
+    future = executor.submit(pa.add, 40, y=2)
+    assert isinstance(future, cf.Future)
+    assert future.result() == 42
+
+
+def test_calls_run_in_worker_processes(executor: DaskExecutor) -> None:
+    assert executor.submit(pa.worker_pid).result() != os.getpid()
+
+
+def test_map_returns_results_in_input_order(executor: DaskExecutor) -> None:
+    assert list(executor.map(pa.square, range(12))) == [x * x for x in range(12)]
+    assert list(executor.map(pa.add, [1, 2], [10, 20], chunksize=5)) == [11, 22]
+
+
+def test_equal_calls_each_run(executor: DaskExecutor) -> None:
+    """Dask merges tasks with equal keys; an executor must run every submitted call."""
+    futures = [executor.submit(pa.token) for _ in range(4)] + list(
+        executor.map(pa.token_of, [1, 1])
+    )
+    tokens = [f.result() if isinstance(f, cf.Future) else f for f in futures]
+    assert len(set(tokens)) == 6
+
+
+def test_keyword_arguments_named_like_dask_options_reach_the_callable(
+    executor: DaskExecutor,
+) -> None:
+    kwargs = {"key": "k", "workers": 1, "retries": 2, "pure": True, "priority": 3, "fn": 4}
+    assert executor.submit(pa.echo_kwargs, **kwargs).result() == kwargs
+
+
+def test_an_exception_reaches_the_caller_as_its_own_type(executor: DaskExecutor) -> None:
+    future = executor.submit(pa.fail, "child broke", code=3)
+    with pytest.raises(pa.ChildFailure) as caught:
+        future.result()
+    assert type(caught.value) is pa.ChildFailure
+    assert caught.value.code == 3
+    assert caught.value.args == ("child broke", 3)
+    assert type(future.exception()) is pa.ChildFailure
+
+
+def test_map_raises_the_first_failing_call(executor: DaskExecutor) -> None:
+    with pytest.raises(pa.ChildFailure) as caught:
+        list(executor.map(pa.fail, ["a", "b"], [1, 2]))
+    assert caught.value.code == 1
+
+
+def test_futures_work_with_as_completed(executor: DaskExecutor) -> None:
+    futures = [executor.submit(pa.square, x) for x in range(6)]
+    assert sorted(f.result() for f in cf.as_completed(futures)) == [0, 1, 4, 9, 16, 25]
+
+
+def test_shutdown_waits_and_refuses_new_work(client: Client) -> None:
+    executor = DaskExecutor(client)
+    futures = [executor.submit(pa.square, x) for x in range(4)]
+    executor.shutdown(wait=True)
+    assert all(f.done() for f in futures)
+    assert [f.result() for f in futures] == [0, 1, 4, 9]
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.submit(pa.square, 2)
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.map(pa.square, [2])
+    assert client.status == "running"
+
+
+def test_shutdown_cancel_futures_cancels_calls_that_cannot_start(
+    client: Client,
+) -> None:
+    # No worker has the resource "absent", so the task waits for ever until cancelled.
+    executor = DaskExecutor(client, resources={"absent": 1})
+    stuck = executor.submit(pa.square, 3)
+    executor.shutdown(wait=True, cancel_futures=True)
+    assert stuck.cancelled()
+
+
+def test_workers_option_pins_calls_to_a_worker(client: Client) -> None:
+    address = sorted(client.scheduler_info()["workers"])[0]
+    pinned = DaskExecutor(client, workers=[address])
+    pids = {pinned.submit(pa.worker_pid).result() for _ in range(4)}
+    pinned.shutdown()
+    assert len(pids) == 1
+    assert pids <= set(client.run(os.getpid, workers=[address]).values())
+
+
+def test_without_a_client_the_current_one_is_used(client: Client) -> None:
+    with client.as_current():
+        executor = DaskExecutor()
+        assert executor.submit(pa.add, 1, 1).result() == 2
+        assert executor.client is client
+        executor.shutdown()
+
+
+def test_without_any_client_submit_says_how_to_pass_one() -> None:
+    executor = DaskExecutor()
+    with pytest.raises(ValueError, match=r"DaskExecutor\(Client\(address\)\)"):
+        executor.submit(pa.add, 1, 1)
+
+
+def test_a_client_that_is_not_a_client_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"needs a distributed\.Client, got 'tcp://x:8786'"):
+        DaskExecutor("tcp://x:8786")  # type: ignore[arg-type]
+
+
+def test_submit_rejects_a_non_callable(executor: DaskExecutor) -> None:
+    with pytest.raises(TypeError, match="needs a callable, got 42"):
+        executor.submit(42)  # type: ignore[arg-type]
+
+
+def test_asyncio_run_in_executor_awaits_dask_tasks(executor: DaskExecutor) -> None:
+    async def main() -> list[int]:
+        loop = asyncio.get_running_loop()
+        return list(
+            await asyncio.gather(*(loop.run_in_executor(executor, pa.square, x) for x in range(5)))
+        )
+
+    assert asyncio.run(main()) == [0, 1, 4, 9, 16]
+
+
+def test_asyncio_sees_the_original_exception(executor: DaskExecutor) -> None:
+    async def main() -> None:
+        await asyncio.get_running_loop().run_in_executor(executor, pa.fail, "async", 9)
+
+    with pytest.raises(pa.ChildFailure, match="async"):
+        asyncio.run(main())
+
+
+def test_a_turnout_application_runs_inside_a_dask_task(executor: DaskExecutor) -> None:
+    state = executor.submit(pa.run_counter, 0, 5).result()
+    assert isinstance(state, State)
+    assert state["count"] == 5
+    assert state["parity"] == "odd"
+    assert len(state["seen"]) == 5
+    assert os.getpid() not in state["seen"]
+
+
+def test_many_applications_run_in_parallel(executor: DaskExecutor) -> None:
+    states = list(executor.map(pa.run_counter, range(6), [6] * 6))
+    assert [s["count"] for s in states] == [6] * 6
+    assert [len(s["seen"]) for s in states] == [6, 5, 4, 3, 2, 1]
+
+
+def test_a_failing_application_raises_its_action_error(executor: DaskExecutor) -> None:
+    with pytest.raises(pa.ChildFailure) as caught:
+        executor.submit(pa.run_fragile, 2).result()
+    assert caught.value.code == 2
+    assert executor.submit(pa.run_fragile, 99).result()["count"] == 5
+
+
+def test_state_round_trips_through_a_dask_task(executor: DaskExecutor) -> None:
+    sent = State({"items": [1], "n": 0, "nested": {"a": [1, 2]}})
+    back = executor.submit(pa.grow, sent, 2).result()
+    assert isinstance(back, State)
+    assert back == {"items": [1, 2], "n": 1, "nested": {"a": [1, 2]}, "where": back["where"]}
+    assert back["where"] != os.getpid()
+    assert sent == {"items": [1], "n": 0, "nested": {"a": [1, 2]}}
+    assert back.append(items=3)["items"] == [1, 2, 3]
+
+
+def test_state_pickles_with_pickle_and_cloudpickle() -> None:
+    import cloudpickle  # type: ignore[import-untyped]
+
+    state = State({"x": 1}).append(log="a").extend(log=["b"]).increment(x=2)
+    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
+        copy = loads(dumps(state))
+        assert isinstance(copy, State)
+        assert copy == state == {"x": 3, "log": ["a", "b"]}
+
+
+# -- MapStates end to end: the parent's children as Dask tasks ----------------------------------
+
+
+def test_map_states_runs_its_children_as_dask_tasks(client: Client) -> None:
+    pa.check_map_states(lambda: DaskExecutor(client))
+
+
+def test_map_states_on_dask_from_an_async_parent(client: Client) -> None:
+    pa.check_map_states_async(lambda: DaskExecutor(client))
+
+
+def test_map_states_on_dask_reports_failing_children_with_their_types(client: Client) -> None:
+    pa.check_map_states_failing_child(lambda: DaskExecutor(client))
+
+
+def test_children_on_dask_are_tracked_under_the_parent_step(client: Client, tmp_path: Path) -> None:
+    pa.check_tracked_children(lambda: DaskExecutor(client), tmp_path)
