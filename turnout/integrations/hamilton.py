@@ -290,7 +290,8 @@ class Hamilton(SingleStepAction):
         adapters: more Hamilton adapters for the built driver.
         asynchronous: build an ``AsyncDriver`` (``None``: when a module has an ``async def``).
         trace_nodes: require the tracer adapter on a given driver (one span per node).
-        reads, writes: extra state keys, required with function specs.
+        reads: extra state keys read, required with a function input spec.
+        writes: extra state keys written, required with a function output spec.
         tags: labels of the action.
 
     An ``AsyncDriver`` makes an ``AsyncHamilton`` action, run with ``astep``/``arun``.

@@ -74,7 +74,8 @@ def chat_action(
         system: a system prompt put before the conversation.
         tools: functions (or ``Tool``) the model may call; see ``function_tool``.
         stream: a streaming action yielding ``{"delta": token}`` items.
-        reads, writes: extra state keys (needed with function specs).
+        reads: extra state keys read (needed with a function input spec).
+        writes: extra state keys written (needed with a function output spec).
         retry: a ``RetryPolicy`` (see ``openai_retry_policy``).
         tags: labels for the action.
         **params: passed to ``create`` (``temperature=0.2``, ``max_tokens=...``).
