@@ -11,7 +11,9 @@ history, and the RAG example end to end (with real MiniLM embeddings when instal
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -295,6 +297,18 @@ def test_simple_chat_engine_without_history_uses_its_own_memory():
     _a, _r, state = app.step()  # type: ignore[misc]
     assert [a["response"] for a in state["answers"]] == ["text text", "text text"]
     assert len(engine.chat_history) == 4
+
+
+def test_a_sync_chat_leaves_no_event_loop_behind(index):
+    """LlamaIndex's asyncio_run sets a loop it never closes; the action closes it."""
+    engine = chat_engine(index, llm=MockLLM(max_tokens=1))
+    act = chat_action(engine, input="msg", history="history")
+    run(one_step(act, {"msg": "hi", "history": [{"role": "user", "content": "a"}]}), "sync")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        asyncio.run(asyncio.sleep(0))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
 
 
 # -- retrievers and ingestion pipelines --------------------------------------------------------

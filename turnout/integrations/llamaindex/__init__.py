@@ -41,12 +41,10 @@ from turnout.integrations.llamaindex._actions import (
     IngestionPipelineLike,
     QueryEngineLike,
     RetrieverLike,
-    WorkflowLike,
     chat_action,
     ingest_action,
     query_action,
     retrieve_action,
-    workflow_action,
 )
 from turnout.integrations.llamaindex._convert import (
     node_to_dict,
@@ -55,6 +53,7 @@ from turnout.integrations.llamaindex._convert import (
     to_chat_message,
 )
 from turnout.integrations.llamaindex._tracing import TurnoutSpanHandler, trace_llamaindex
+from turnout.integrations.llamaindex._workflow import WorkflowLike, workflow_action
 
 register_serde()
 

@@ -1,20 +1,17 @@
 """Actions around LlamaIndex objects: ``query_action``, ``chat_action``, ``retrieve_action``,
-``ingest_action`` and ``workflow_action``.
+and ``ingest_action`` (``workflow_action`` is in ``_workflow``).
 
 Each factory returns a turnout action (a streaming one with ``stream=True``) that reads the
 object's input from state with an input spec, calls the object inside ``trace_llamaindex()`` (so
 its LlamaIndex spans become child spans of the step) and writes its output, made plain data, with
 an output spec. ``is_async=True`` calls the object's async method (``aquery``, ``achat``,
-``astream_chat``, ``aretrieve``, ``arun``); Workflows are always async.
+``astream_chat``, ``aretrieve``, ``arun``).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
-
-from llama_index.core.workflow import StartEvent, StopEvent
-from pydantic_core import PydanticSerializationError
 
 from turnout.core.action import Action
 from turnout.core.state import State
@@ -25,9 +22,9 @@ from turnout.integrations.llamaindex._convert import (
     response_to_dict,
     to_chat_message,
     to_document,
-    to_output,
     to_query,
 )
+from turnout.integrations.llamaindex._loop import closing_leaked_loop
 from turnout.integrations.llamaindex._tracing import trace_llamaindex
 
 __all__ = [
@@ -35,12 +32,10 @@ __all__ = [
     "IngestionPipelineLike",
     "QueryEngineLike",
     "RetrieverLike",
-    "WorkflowLike",
     "chat_action",
     "ingest_action",
     "query_action",
     "retrieve_action",
-    "workflow_action",
 ]
 
 
@@ -76,13 +71,6 @@ class IngestionPipelineLike(Protocol):
 
     def run(self, *args: Any, **kwargs: Any) -> Any: ...
     async def arun(self, *args: Any, **kwargs: Any) -> Any: ...
-
-
-@runtime_checkable
-class WorkflowLike(Protocol):
-    """A ``Workflow``: ``run(**kwargs)`` returns an awaitable handler with ``stream_events()``."""
-
-    def run(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
 Call = Callable[[Any], Any]
@@ -169,7 +157,7 @@ class _LlamaIndexAction(_Common, Action):
         """The object's output as a result dict (a coroutine producing it when async)."""
         if self._async:
             return self._arun(state)
-        with trace_llamaindex():
+        with trace_llamaindex(), closing_leaked_loop():
             result: dict[str, Any] = self._spec.call(self._input(state))
         return result
 
@@ -187,7 +175,7 @@ class _LlamaIndexStreamingAction(_Common, StreamingAction):
         return self._astream(value) if self._async else self._stream(value)
 
     def _stream(self, value: Any) -> Iterator[dict[str, Any]]:
-        with trace_llamaindex():
+        with trace_llamaindex(), closing_leaked_loop():
             yield from self._spec.call(value)
 
     async def _astream(self, value: Any) -> AsyncIterator[dict[str, Any]]:
@@ -474,75 +462,3 @@ def ingest_action(
         unwrap=_field("nodes"), reads=reads, writes=writes,
     )  # fmt: skip
     return _build(spec, stream=False, is_async=is_async, tags=tags)
-
-
-# -- workflows -------------------------------------------------------------------------------------
-
-
-def workflow_action(
-    workflow: WorkflowLike,
-    *,
-    input: Any = (),
-    output: Any = "result",
-    stream: bool = False,
-    reads: Sequence[str] | None = None,
-    writes: Sequence[str] | None = None,
-    tags: Sequence[str] = (),
-) -> Action:
-    """An async action that runs a LlamaIndex ``Workflow`` and awaits its result.
-
-    Its output is the workflow's result (responses and nodes made plain data); the result is
-    ``{"result": ...}``. Run the app with ``arun``/``astream_result``.
-
-    Args:
-        workflow: a ``Workflow`` instance.
-        input: input spec giving ``run()``'s keyword arguments (a mapping: ``["topic"]`` or
-            ``{"query": "question"}``) or a ``StartEvent``; the default passes none.
-        output: output spec for the workflow's result.
-        stream: a streaming action: one ``{"event": <class name>, "delta": <event fields>}``
-            item per event the workflow writes to its stream (``stream_events()``), then
-            ``{"result": ...}``.
-        reads: extra state keys (required for a function input spec).
-        writes: extra state keys (required for a function output spec).
-        tags: the action's tags.
-    """
-    owner = f"workflow_action({type(workflow).__name__})"
-    _check(workflow, WorkflowLike, owner, "a Workflow")
-
-    def start(value: Any) -> Any:
-        if isinstance(value, StartEvent):
-            return workflow.run(start_event=value)
-        if isinstance(value, Mapping):
-            return workflow.run(**{str(k): v for k, v in value.items()})
-        raise TypeError(
-            f"{owner}: the input is {value!r}; give run()'s keyword arguments as a mapping, e.g. "
-            f"input=['topic'] or input={{'query': 'question'}}, or a StartEvent"
-        )
-
-    async def run(value: Any) -> Any:
-        return {"result": to_output(await start(value))}
-
-    async def stream_events(value: Any) -> AsyncIterator[dict[str, Any]]:
-        handler = start(value)
-        try:
-            async for event in handler.stream_events():
-                if not isinstance(event, StopEvent):
-                    yield {"event": type(event).__name__, "delta": _event_data(event)}
-            result = await handler
-        finally:
-            if not handler.is_done():  # the caller stopped early or the stream failed
-                await handler.cancel_run()
-        yield {"result": to_output(result)}
-
-    spec = _Spec(
-        owner=owner, call=stream_events if stream else run, input=input, output=output,
-        unwrap=_field("result"), reads=reads, writes=writes,
-    )  # fmt: skip
-    return _build(spec, stream=stream, is_async=True, tags=tags)
-
-
-def _event_data(event: Any) -> Any:
-    try:
-        return event.model_dump(mode="json")
-    except (PydanticSerializationError, TypeError, ValueError):
-        return {"repr": repr(event)}
