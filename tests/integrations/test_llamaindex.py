@@ -400,6 +400,31 @@ def test_llamaindex_spans_become_nested_child_spans_of_the_step(index, mode):
     assert all(error is None for error in recorder.ended.values())
 
 
+def test_concurrent_steps_each_get_only_their_own_spans(index):
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=1), similarity_top_k=1)
+    recorders = [Recorder(), Recorder()]
+    apps = [
+        one_step(query_action(engine, input="q", is_async=True), {"q": q}, recorder)
+        for q, recorder in zip(["first", "second"], recorders, strict=True)
+    ]
+
+    async def both() -> None:
+        await asyncio.gather(*(app.astep() for app in apps))
+
+    asyncio.run(both())
+    ids = [
+        {a["llamaindex.span_id"] for a in r.attributes.values() if "llamaindex.span_id" in a}
+        for r in recorders
+    ]
+    assert recorders[0].names() == recorders[1].names()
+    assert ids[0]
+    assert not ids[0] & ids[1]
+    for recorder in recorders:
+        assert [s.name for s in recorder.started if s.parent is None] == [
+            "RetrieverQueryEngine.aquery"
+        ]
+
+
 def test_llm_spans_carry_gen_ai_attributes_and_token_usage(index):
     engine = index.as_query_engine(llm=UsageLLM(), similarity_top_k=1)
     recorder = Recorder()
