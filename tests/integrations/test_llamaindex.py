@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 pytest.importorskip("llama_index.core")
-from llama_index.core import Document, VectorStoreIndex
+from llama_index.core import Document, Settings, VectorStoreIndex
 from llama_index.core.chat_engine import SimpleChatEngine
 from llama_index.core.chat_engine.types import ChatMode
 from llama_index.core.embeddings import MockEmbedding
@@ -50,6 +50,7 @@ from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracing import TracerFactory
 from turnout.core.tracking import LocalTracker, read_log
 from turnout.integrations.llamaindex import (
+    TurnoutSpanHandler,
     append_state,
     chat_action,
     ingest_action,
@@ -140,9 +141,12 @@ class Broken(Workflow):
 
 @pytest.fixture(autouse=True)
 def dispatcher_left_as_found() -> Iterator[None]:
+    """Fails a test that leaves a handler on the root dispatcher or changes ``Settings``."""
     dispatcher = get_dispatcher()
     before = (list(dispatcher.span_handlers), list(dispatcher.event_handlers))
+    settings = dict(vars(Settings))
     yield
+    assert vars(Settings) == settings
     after = (list(dispatcher.span_handlers), list(dispatcher.event_handlers))
     assert [id(h) for h in after[0]] == [id(h) for h in before[0]]
     assert [id(h) for h in after[1]] == [id(h) for h in before[1]]
@@ -463,6 +467,23 @@ def test_trace_llamaindex_nests_under_a_tracer_span_in_a_plain_action(index):
     run(one_step(ask, {"q": "x"}, recorder), "sync")
     assert recorder.started[0].name == "my-rag"
     assert recorder.first("RetrieverQueryEngine.query").parent is recorder.started[0]
+
+
+def test_the_span_handler_sits_on_the_dispatcher_only_while_an_action_runs(index):
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=1))
+    seen: list[bool] = []
+
+    def handler_installed() -> bool:
+        return any(isinstance(h, TurnoutSpanHandler) for h in get_dispatcher().span_handlers)
+
+    def ask(question: str) -> str:
+        seen.append(handler_installed())
+        return question
+
+    act = query_action(engine, input=lambda state: ask(state["q"]), reads=["q"])
+    run(one_step(act, {"q": "x"}), "sync")
+    assert seen == [True]
+    assert not handler_installed()
 
 
 def test_outside_a_step_nothing_is_recorded_and_nothing_fails(index):
