@@ -102,13 +102,14 @@ class _Spec:
             self.writes = [*self.writes, *([history] if history not in self.writes else [])]
 
     def update(self, result: dict[str, Any], state: State) -> State:
-        state = self.write(self.unwrap(result), state)
         if self.history is None:
-            return state
+            return self.write(self.unwrap(result), state)
+        # The message is read again from the state the step started from, before any write.
         exchange = [
             to_chat_message({"role": "user", "content": self.read(state)}),
             to_chat_message({"role": "assistant", "content": result["response"]}),
         ]
+        state = self.write(self.unwrap(result), state)
         return state.extend(**{self.history: exchange})
 
 
