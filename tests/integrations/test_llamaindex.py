@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -571,6 +572,19 @@ def test_a_bad_document_list_names_the_fix():
     pipeline = IngestionPipeline(transformations=[SentenceSplitter()])
     with pytest.raises(TypeError, match="list of documents"):
         one_step(ingest_action(pipeline, input="docs"), {"docs": "just text"}).step()
+
+
+def test_without_llama_index_the_import_names_the_extra_to_install():
+    code = (
+        "import sys; sys.modules['llama_index.core'] = None\n"
+        "try:\n    import turnout.integrations.llamaindex\n"
+        "except ImportError as error:\n    print(type(error).__name__, error)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.startswith("MissingExtraError")
+    assert 'pip install "turnout[llamaindex]"' in out
 
 
 # -- persistence -------------------------------------------------------------------------------
