@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -56,7 +57,7 @@ class SQLiteConnection:
         self._depth = 0
         with self._lock:
             if self.path != ":memory:":
-                self._connection.execute("PRAGMA journal_mode=WAL")
+                _enable_wal(self._connection, timeout)
             self._connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             # NORMAL (WAL): a killed process never loses a commit; only a power cut can lose
             # the last ones. FULL syncs the disk on every commit, several times slower.
@@ -186,3 +187,19 @@ class AsyncSQLitePersister(AsyncPersister):
 
     async def close(self) -> None:
         self.connection.close()
+
+
+def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL mode. SQLite answers "database is locked" at once, without its busy
+    handler, when several connections switch a new file at the same moment, so retry briefly."""
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
