@@ -27,7 +27,9 @@ def client() -> Iterator[Client]:
         n_workers=2,
         threads_per_worker=1,
         processes=True,
-        dashboard_address=None,
+        # ":0", not None: with None the scheduler still serves HTTP on 8787 and warns (an
+        # error here) when another cluster on the machine holds that port.
+        dashboard_address=":0",
         host="127.0.0.1",
     )
     try:
