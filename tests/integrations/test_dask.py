@@ -6,6 +6,7 @@ import asyncio
 import concurrent.futures as cf
 import os
 import pickle
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -96,6 +97,14 @@ def test_map_raises_the_first_failing_call(executor: DaskExecutor) -> None:
 def test_futures_work_with_as_completed(executor: DaskExecutor) -> None:
     futures = [executor.submit(pa.square, x) for x in range(6)]
     assert sorted(f.result() for f in cf.as_completed(futures)) == [0, 1, 4, 9, 16, 25]
+
+
+def test_an_unpicklable_argument_fails_at_submit(executor: DaskExecutor) -> None:
+    with pytest.raises(TypeError) as caught:
+        executor.submit(pa.echo_kwargs, lock=threading.Lock())
+    assert str(caught.value).startswith(
+        "cannot send echo_kwargs(...) to the Dask workers: cannot pickle '_thread.lock' object."
+    )
 
 
 def test_shutdown_waits_and_refuses_new_work(client: Client) -> None:
@@ -231,3 +240,9 @@ def test_map_states_on_dask_reports_failing_children_with_their_types(client: Cl
 
 def test_children_on_dask_are_tracked_under_the_parent_step(client: Client, tmp_path: Path) -> None:
     pa.check_tracked_children(lambda: DaskExecutor(client), tmp_path)
+
+
+def test_children_that_cannot_be_pickled_fail_with_the_reason(
+    client: Client, tmp_path: Path
+) -> None:
+    pa.check_unpicklable_child_is_named(lambda: DaskExecutor(client), tmp_path)

@@ -90,8 +90,11 @@ def test_futures_work_with_as_completed(executor: RayExecutor) -> None:
 
 
 def test_an_unpicklable_argument_fails_at_submit(executor: RayExecutor) -> None:
-    with pytest.raises(TypeError, match="serialize"):
+    with pytest.raises(TypeError) as caught:
         executor.submit(pa.echo_kwargs, lock=threading.Lock())
+    assert str(caught.value).startswith(
+        "cannot send echo_kwargs(...) to the Ray workers: cannot pickle '_thread.lock' object."
+    )
 
 
 def test_shutdown_waits_refuses_new_work_and_leaves_ray_running(executor: RayExecutor) -> None:
@@ -226,3 +229,9 @@ def test_children_on_ray_are_tracked_under_the_parent_step(
     executor: RayExecutor, tmp_path: Path
 ) -> None:
     pa.check_tracked_children(_ray_factory, tmp_path)
+
+
+def test_children_that_cannot_be_pickled_fail_with_the_reason(
+    executor: RayExecutor, tmp_path: Path
+) -> None:
+    pa.check_unpicklable_child_is_named(_ray_factory, tmp_path)

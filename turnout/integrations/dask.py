@@ -26,6 +26,7 @@ can import.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
@@ -120,7 +121,7 @@ class DaskExecutor(cf.Executor):
             A ``concurrent.futures.Future`` holding the call's result or exception.
 
         Raises:
-            TypeError: ``fn`` is not callable.
+            TypeError: ``fn`` is not callable, or it or an argument cannot be pickled.
             RuntimeError: the executor was shut down.
             ValueError: no client was given and none is current.
         """
@@ -135,7 +136,13 @@ class DaskExecutor(cf.Executor):
                 )
             inner = self._inner
             # A wrapper, so that the call's own keyword arguments never reach Client.submit.
-            future: cf.Future[_T] = inner.submit(_call, fn, args, kwargs)
+            try:
+                future: cf.Future[_T] = inner.submit(_call, fn, args, kwargs)
+            except (TypeError, pickle.PicklingError) as error:
+                clear = _unpicklable(error, fn, "Dask")
+                if clear is None:
+                    raise
+                raise clear from error
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future
@@ -174,3 +181,18 @@ class DaskExecutor(cf.Executor):
             cf.wait(pending)
         if self._close_client and self._client is not None:
             self._client.close()  # type: ignore[no-untyped-call]
+
+
+def _unpicklable(error: Exception, fn: Callable[..., Any], engine: str) -> TypeError | None:
+    """A clear error for a call that cannot be pickled (``None`` if ``error`` is another)."""
+    chain: list[BaseException] = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 20:
+        chain.append(chain[-1].__cause__)
+    if not any("pickle" in str(e).lower() or "serializ" in str(e).lower() for e in chain):
+        return None
+    name = getattr(fn, "__qualname__", repr(fn))
+    return TypeError(
+        f"cannot send {name}(...) to the {engine} workers: {chain[-1]}. The callable and its "
+        f"arguments must pickle (with cloudpickle): define functions at module level and keep "
+        f"open connections, locks and files out of them and out of State"
+    )

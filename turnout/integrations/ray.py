@@ -29,6 +29,7 @@ Ray exceptions.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import pickle
 import re
 import sys
 import threading
@@ -151,7 +152,7 @@ class RayExecutor(cf.Executor):
             A ``concurrent.futures.Future`` holding the call's result or exception.
 
         Raises:
-            TypeError: ``fn`` is not callable, or an argument cannot be pickled.
+            TypeError: ``fn`` is not callable, or it or an argument cannot be pickled.
             RuntimeError: the executor was shut down.
         """
         if not callable(fn):
@@ -160,7 +161,13 @@ class RayExecutor(cf.Executor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             remote = self._ensure_ray()
-        ref = remote.remote(fn, args, kwargs)
+        try:
+            ref = remote.remote(fn, args, kwargs)
+        except (TypeError, pickle.PicklingError) as error:
+            clear = _unpicklable(error, fn, "Ray")
+            if clear is None:
+                raise
+            raise clear from error
         outer: cf.Future[_T] = cf.Future()
         with self._lock:
             self._pending[outer] = ref
@@ -196,6 +203,21 @@ class RayExecutor(cf.Executor):
             cf.wait(pending)
         if self._shutdown_ray and ray.is_initialized():
             ray.shutdown()
+
+
+def _unpicklable(error: Exception, fn: Callable[..., Any], engine: str) -> TypeError | None:
+    """A clear error for a call that cannot be pickled (``None`` if ``error`` is another)."""
+    chain: list[BaseException] = [error]
+    while chain[-1].__cause__ is not None and len(chain) < 20:
+        chain.append(chain[-1].__cause__)
+    if not any("pickle" in str(e).lower() or "serializ" in str(e).lower() for e in chain):
+        return None
+    name = getattr(fn, "__qualname__", repr(fn))
+    return TypeError(
+        f"cannot send {name}(...) to the {engine} workers: {chain[-1]}. The callable and its "
+        f"arguments must pickle (with cloudpickle): define functions at module level and keep "
+        f"open connections, locks and files out of them and out of State"
+    )
 
 
 def _settle(outer: cf.Future[Any], inner: cf.Future[Any]) -> None:
