@@ -158,7 +158,7 @@ def square_all_app(
     """A parent whose one step fans ``xs`` out to ``SquareAll``'s children on the executor."""
     app = (
         ApplicationBuilder()
-        .with_actions(square_all=SquareAll())
+        .with_actions(square_all=SquareAll(stream=builder.get("stream", False)))
         .with_transitions(("square_all", "square_all"))
         .with_state(xs=xs)
         .with_entrypoint("square_all")
@@ -253,3 +253,18 @@ def check_unpicklable_child_is_named(factory: Callable[[], Executor], storage: P
     assert "cannot pickle 'sqlite3.Connection' object" in message, message
     assert "define functions at module level" in message, message
     assert "could not be sent to the executor" in message, message  # the core's own hint
+
+
+def check_streamed_children_report_their_ends(factory: Callable[[], Executor]) -> None:
+    """A streaming parallel step on an executor in other processes: each child's end comes
+    through (its items cannot), failures included, then the reduced state."""
+    app = square_all_app([2, 3], factory, stream=True)
+    _, container = app.stream_result(halt_after=["square_all"])
+    items = list(container)
+    ends = sorted((item["child"], item["error"]) for item in items if item.get("done"))
+    assert ends == [(0, None), (1, None)]
+    assert not any("item" in item for item in items)
+    result, state = container.get()
+    assert result == {"children": 2}
+    assert state is not None
+    assert state["ys"] == [4, 9]

@@ -246,3 +246,7 @@ def test_children_that_cannot_be_pickled_fail_with_the_reason(
     client: Client, tmp_path: Path
 ) -> None:
     pa.check_unpicklable_child_is_named(lambda: DaskExecutor(client), tmp_path)
+
+
+def test_a_streamed_map_step_on_dask_yields_each_childs_end(client: Client) -> None:
+    pa.check_streamed_children_report_their_ends(lambda: DaskExecutor(client))

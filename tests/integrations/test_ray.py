@@ -235,3 +235,7 @@ def test_children_that_cannot_be_pickled_fail_with_the_reason(
     executor: RayExecutor, tmp_path: Path
 ) -> None:
     pa.check_unpicklable_child_is_named(_ray_factory, tmp_path)
+
+
+def test_a_streamed_map_step_on_ray_yields_each_childs_end(executor: RayExecutor) -> None:
+    pa.check_streamed_children_report_their_ends(_ray_factory)
