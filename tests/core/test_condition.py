@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import pickle
 from typing import Any
 
 import pytest
@@ -471,3 +472,36 @@ def test_combining_leaves_the_operands_unchanged() -> None:
     assert left.keys == ["a"]
     assert right.keys == ["b"]
     assert left.evaluate(State({"a": 1})) is True
+
+
+def _is_big(state: State) -> bool:
+    return bool(state["count"] > 100)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        when(count__lt=3),
+        when(count__in=[1, 2], done=False),
+        expr("count < 3 and not done"),
+        default,
+        ~when(count=2),
+        when(count=1) | expr("count > 5"),
+        when(count__gte=1) & ~when(done=True),
+        Condition.lmda(_is_big, ["count"]),
+    ],
+    ids=["when", "when-several", "expr", "default", "invert", "or", "and-invert", "lmda"],
+)
+def test_a_condition_survives_pickling_with_its_name_keys_and_answers(condition):
+    """Process pools send graphs by pickle; the built-in conditions close over local functions,
+    so they travel as the recipe that rebuilds them."""
+    copy = pickle.loads(pickle.dumps(condition))
+    assert (copy.name, copy.keys) == (condition.name, condition.keys)
+    for count in range(8):
+        for done in (False, True):
+            state = State({"count": count, "done": done})
+            assert copy.evaluate(state) == condition.evaluate(state)
+
+
+def test_default_stays_the_same_object_after_pickling():
+    assert pickle.loads(pickle.dumps(default)) is default

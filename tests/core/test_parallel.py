@@ -408,6 +408,12 @@ def test_with_parallel_executor_refuses_an_executor_instead_of_a_factory() -> No
         builder.with_parallel_executor(executor).build()  # type: ignore[arg-type]
 
 
+def test_an_executor_class_is_a_valid_factory() -> None:
+    app = _app(SquareAll(), items=[1, 2, 3]).with_parallel_executor(ThreadPoolExecutor).build()
+    app.step()
+    assert (app.state["outs"], app.state["total"]) == ([1, 4, 9], 14)
+
+
 def test_the_context_exposes_the_executor_factory_tracker_and_persister(tmp_path: Path) -> None:
     tracker = LocalTracker("p", tmp_path)
     persister = SQLitePersister(tmp_path / "db.sqlite")

@@ -33,3 +33,45 @@ def test_many_persisters_opening_a_new_file_at_once_all_succeed(tmp_path: Path):
         for thread in threads:
             thread.join()
         assert errors == [], f"trial {trial}: {errors[0]!r}"
+
+
+def test_a_pickled_persister_reopens_the_same_file(tmp_path: Path):
+    """Children of parallel actions on process pools receive the parent's persister by pickle."""
+    import pickle
+
+    from turnout import ApplicationBuilder, State, action
+
+    @action(reads=["n"], writes=["n"])
+    def bump(state: State) -> State:
+        return state.update(n=state["n"] + 1)
+
+    with SQLitePersister(tmp_path / "app.db", "runs", snapshot_every=7) as persister:
+        app = (
+            ApplicationBuilder()
+            .with_actions(bump)
+            .with_transitions(("bump", "bump"))
+            .with_state(n=0)
+            .with_entrypoint("bump")
+            .with_identifiers(app_id="a")
+            .with_state_persister(persister)
+            .build()
+        )
+        app.step()
+        app.step()
+        copy = pickle.loads(pickle.dumps(persister))
+    try:
+        assert copy.connection is not persister.connection
+        loaded = copy.load(None, "a")
+        assert loaded is not None
+        assert loaded.state["n"] == 2
+    finally:
+        copy.close()
+
+
+def test_an_in_memory_persister_refuses_to_be_pickled():
+    import pickle
+
+    import pytest
+
+    with SQLitePersister(":memory:") as persister, pytest.raises(TypeError, match="file path"):
+        pickle.dumps(persister)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 import warnings
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import Executor
+from typing import Any
 
 from turnout.core.application import Application
 from turnout.core.engine import drive
@@ -28,9 +29,6 @@ from turnout.core.saving import (
     initialize,
 )
 from turnout.core.state import State
-
-if TYPE_CHECKING:
-    from concurrent.futures import Executor
 
 __all__ = ["ApplicationBuilder"]
 
@@ -213,7 +211,7 @@ class ApplicationBuilder:
         ``concurrent.futures.Executor``, called once per parallel step (the executor is shut down
         when the step ends). Default: a new ``ThreadPoolExecutor``. Async parallel actions use
         ``asyncio.gather`` instead."""
-        if not callable(executor_factory) or hasattr(executor_factory, "submit"):
+        if isinstance(executor_factory, Executor) or not callable(executor_factory):
             self._problems.append(
                 f"with_parallel_executor() takes a function returning an Executor, got "
                 f"{type(executor_factory).__name__}: {executor_factory!r}; write "

@@ -30,7 +30,7 @@ class Condition:
     """
 
     KEY = "PROCEED"
-    __slots__ = ("_keys", "_name", "_optional_keys", "_resolver")
+    __slots__ = ("_keys", "_name", "_optional_keys", "_recipe", "_resolver")
 
     def __init__(
         self,
@@ -45,6 +45,14 @@ class Condition:
         self._optional_keys = list(optional_keys)
         self._resolver = resolver
         self._name = name if name is not None else getattr(resolver, "__name__", "condition")
+        # How to rebuild it in another process: the built-in conditions close over local
+        # functions, which pickle cannot send; their recipe (e.g. ``(expr, ("count < 3",))``) can.
+        self._recipe: tuple[Callable[..., Condition], tuple[Any, ...]] | None = None
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        if self._recipe is not None:
+            return self._recipe
+        return (Condition, (self._keys, self._resolver, self._name, self._optional_keys))
 
     @property
     def keys(self) -> list[str]:
@@ -91,12 +99,14 @@ class Condition:
 
     def __invert__(self) -> Condition:
         inner = self._resolver
-        return Condition(
+        inverted = Condition(
             self._keys,
             lambda state: not inner(state),
             name=f"~{_wrap(self._name)}",
             optional_keys=self._optional_keys,
         )
+        inverted._recipe = (operator.invert, (self,))
+        return inverted
 
     def __or__(self, other: Condition) -> Condition:
         return self._combine(other, "|", any)
@@ -108,12 +118,14 @@ class Condition:
         if not isinstance(other, Condition):
             return NotImplemented
         parts = (self._resolver, other._resolver)
-        return Condition(
+        combined = Condition(
             list(dict.fromkeys([*self._keys, *other._keys])),
             lambda state: reduce(p(state) for p in parts),
             name=f"{_wrap(self._name)} {word} {_wrap(other._name)}",
             optional_keys=list(dict.fromkeys([*self._optional_keys, *other._optional_keys])),
         )
+        combined._recipe = (operator.or_ if word == "|" else operator.and_, (self, other))
+        return combined
 
     def __repr__(self) -> str:
         return f"Condition({self._name!r})"
@@ -174,7 +186,15 @@ def when(**kwargs: Any) -> Condition:
         def resolve(state: State) -> bool:
             return all(compare(state[key], arg) for key, compare, arg in checks)
 
-    return Condition(list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names))
+    condition = Condition(
+        list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names)
+    )
+    condition._recipe = (_when, (kwargs,))
+    return condition
+
+
+def _when(kwargs: dict[str, Any]) -> Condition:
+    return when(**kwargs)
 
 
 def expr(source: str) -> Condition:
@@ -183,8 +203,15 @@ def expr(source: str) -> Condition:
     Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``.
     """
     compiled = compile_expression(source)
-    return Condition(compiled.keys, compiled.evaluator, name=source.strip())
+    condition = Condition(compiled.keys, compiled.evaluator, name=source.strip())
+    condition._recipe = (expr, (source,))
+    return condition
+
+
+def _default() -> Condition:
+    return default
 
 
 default = Condition([], lambda _state: True, name="default")
 """The condition that always holds: the fallback transition."""
+default._recipe = (_default, ())

@@ -151,6 +151,15 @@ class SQLitePersister(SyncPersister):
         synchronous: str = "NORMAL",
     ) -> None:
         check_name(table_name, "table_name")  # before the file is created
+        self._arguments: dict[str, Any] = {
+            "db_path": db_path,
+            "table_name": table_name,
+            "serde": serde,
+            "snapshot_every": snapshot_every,
+            "timeout": timeout,
+            "connect_kwargs": connect_kwargs,
+            "synchronous": synchronous,
+        }
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
@@ -160,6 +169,19 @@ class SQLitePersister(SyncPersister):
     def close(self) -> None:
         """Close the database connection."""
         self.connection.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to another process (a parallel action's child on a process pool, Ray or
+        # Dask) opens its own connection to the same file.
+        if str(self._arguments["db_path"]) == ":memory:":
+            raise TypeError(
+                "a SQLitePersister on ':memory:' cannot be sent to another process (its "
+                "database lives in this one); give it a file path"
+            )
+        return dict(self._arguments)
+
+    def __setstate__(self, arguments: dict[str, Any]) -> None:
+        self.__init__(**arguments)  # type: ignore[misc]
 
 
 class AsyncSQLitePersister(AsyncPersister):
