@@ -44,12 +44,10 @@ from __future__ import annotations
 import argparse
 import concurrent.futures as cf
 import contextlib
-import copyreg
 import importlib.metadata
 import json
 import multiprocessing
 import os
-import pickle
 import platform
 import shlex
 import statistics
@@ -59,7 +57,6 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from turnout import ApplicationBuilder, GraphBuilder, MapStates, RunnableGraph, State, action
-from turnout.core.condition import Condition, default
 
 SYSTEMS = (
     "turnout-threads",
@@ -88,23 +85,6 @@ def b(state: State) -> State:
 def c(state: State) -> State:
     return state.update(y=state["x"] - 3)
 
-
-def _default_condition() -> Condition:
-    from turnout.core.condition import default  # by name in the worker, not by value
-
-    return default
-
-
-def _reduce_condition(condition: Condition) -> Any:
-    # Workaround: turnout's ``default`` condition wraps a lambda, so a Graph with an unconditional
-    # transition does not pickle and process pools cannot receive it (reported to the core; Ray
-    # and Dask use cloudpickle, which copes). Pickle ``default`` by name; the rest as usual.
-    if condition is default:
-        return _default_condition, ()
-    return condition.__reduce_ex__(pickle.DEFAULT_PROTOCOL)
-
-
-copyreg.pickle(Condition, _reduce_condition)
 
 CHILD = RunnableGraph(
     graph=GraphBuilder().with_actions(a, b, c).with_transitions(("a", "b"), ("b", "c")).build(),
