@@ -791,3 +791,22 @@ def test_async_hooks_see_spans_started_from_worker_threads_of_an_async_step():
     assert sorted(name for _, name, _ in starts) == ["t0", "t1", "t2", "t3"]
     assert sorted(uid for _, _, uid in starts) == ["0:0", "0:1", "0:2", "0:3"]
     assert sorted(ends) == sorted(("end", name, uid) for _, name, uid in starts)
+
+
+def test_current_span_is_the_innermost_with_span_never_a_started_one(mode):
+    seen: list[Any] = []
+
+    @action(reads=[], writes=[])
+    def spans(state: State, __tracer: TracerFactory) -> State:
+        seen.append(TracerFactory.current_span())
+        with __tracer("outer") as outer:
+            started = __tracer.start_span("started")
+            seen.append((TracerFactory.current_span(), outer.span))
+            started.end()
+        seen.append(TracerFactory.current_span())
+        return state
+
+    do_step(_single(spans), mode)
+    assert seen[0] is None
+    assert seen[1][0] is seen[1][1]
+    assert seen[2] is None

@@ -77,6 +77,12 @@ class TracerFactory:
         scope = current_scope()
         return None if scope is None else scope.tracer()
 
+    @staticmethod
+    def current_span() -> ActionSpan | None:
+        """The innermost ``with`` span open in this thread or task, or ``None``. Spans from
+        ``start_span`` never become current."""
+        return _SPAN.get()
+
     def start_span(
         self,
         span_name: str,

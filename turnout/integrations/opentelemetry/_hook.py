@@ -10,8 +10,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 
-from turnout.core import tracing as _tracing
-from turnout.core.tracing import ActionSpan
+from turnout.core.tracing import ActionSpan, TracerFactory
 from turnout.integrations.opentelemetry._common import (
     _BRIDGING,
     _KIND,
@@ -213,7 +212,7 @@ class OpenTelemetryHook:
             start_time=_ns(span.start_time),
         )
         token = None
-        if _tracing._SPAN.get() is span:  # a `with` span is current inside its block; a
+        if TracerFactory.current_span() is span:  # a `with` span is current inside its block; a
             # start_span() span is not (see TracerFactory.start_span), so neither is its export
             token = otel_context.attach(trace.set_span_in_context(exported))
         with self._lock:
