@@ -269,7 +269,7 @@ def time_step_clicks(
                 row = 10
             seq = first_on_page + row
             if via == "select":
-                combobox = page.get_by_role("combobox", name="Step")
+                combobox = page.get_by_role("combobox", name="Step", exact=True)
                 combobox.click()
                 combobox.fill(f"{seq} · ")
                 option = page.get_by_role("option", name=f"{seq} · grow · completed", exact=True)

@@ -141,9 +141,11 @@ def apps_page(index: TrackingIndex, project: str) -> None:
         st.warning(f"Project {project!r} has no tracked applications in `{index.root}`.")
         return
     keys = sorted({a.partition_key or NO_PARTITION for a in apps})
-    left, right = st.columns(2)
-    pk = _choice(left, "Partition key", ["all", *keys], "pk", default="all")
-    status = _choice(right, "Status", ["all", *STATUSES], "status", default="all")
+    # The table is sent first and its filters afterwards, into this slot above it: the browser
+    # starts loading the grid's code while the filters are still on their way.
+    filters = st.container()
+    pk = _chosen(["all", *keys], "pk", default="all")
+    status = _chosen(["all", *STATUSES], "status", default="all")
     shown = [
         a
         for a in apps
@@ -192,6 +194,9 @@ def apps_page(index: TrackingIndex, project: str) -> None:
         key="open_app",
         on_change=_open_selected_app,
     )
+    left, right = filters.columns(2)
+    _choice(left, "Partition key", ["all", *keys], "pk", default="all")
+    _choice(right, "Status", ["all", *STATUSES], "status", default="all")
 
 
 def _open_selected_app() -> None:
@@ -246,13 +251,17 @@ def _status_colours(row: Any) -> list[str]:
     return [colour.get(row["status"], "")] * len(row)
 
 
+def _chosen(options: list[str], name: str, default: str) -> str:
+    """The value of selection ``name`` among ``options`` (before its selectbox is drawn)."""
+    current = _sel(name) or default
+    return current if current in options else default
+
+
 def _choice(container: Any, label: str, options: list[str], name: str, default: str) -> str:
     """A selectbox bound to selection ``name`` (and so to the URL)."""
-    current = _sel(name) or default
-    if current not in options:
-        current = default
+    current = _chosen(options, name, default)
     key = f"w_{name}"
-    if st.session_state.get(key) not in options:
+    if st.session_state.get(key) != current:
         st.session_state[key] = current
 
     def changed() -> None:
@@ -274,24 +283,30 @@ def _breadcrumb(project: str, app_id: str | None = None) -> None:
 
 
 def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
-    _breadcrumb(project, app_id)
+    # The steps table is sent before the breadcrumb and the header, which fill these slots
+    # above it afterwards: the browser starts loading the grid's code (most of a first visit's
+    # time) while the rest of the page is still on its way.
+    crumbs = st.container()
     log = index.app(project, app_id)
+    st.title(f"{app_id}")
     if log is None or log.app is None:
-        st.title(app_id)
+        with crumbs:
+            _breadcrumb(project, app_id)
         st.warning(f"No tracked application {app_id!r} in project {project!r}.")
         return
-    summary = log.summary(project)
+    header = st.container()
     steps = log.step_list()
-    st.title(f"{app_id}")
-    _app_header(log, summary, steps)
     if not steps:
         st.info("This application has not run a step yet.")
-        return
-    if hasattr(st, "fragment") and _sel("live") != "1":
+    elif hasattr(st, "fragment") and _sel("live") != "1":
         # Choosing a step or a tab reruns only this part of the page, not the whole script.
         st.fragment(_steps_and_step)(index, project, log, steps)
     else:
         _steps_and_step(index, project, log, steps)
+    with crumbs:
+        _breadcrumb(project, app_id)
+    with header:
+        _app_header(log, log.summary(project))
 
 
 def _steps_and_step(index: TrackingIndex, project: str, log: AppLog, steps: list[Step]) -> None:
@@ -320,7 +335,7 @@ def _steps_and_step(index: TrackingIndex, project: str, log: AppLog, steps: list
     _save_params()
 
 
-def _app_header(log: AppLog, summary: AppSummary, steps: list[Step]) -> None:
+def _app_header(log: AppLog, summary: AppSummary) -> None:
     tokens = log.token_totals()
     columns = st.columns([1.6, 1, 1, 1, 1])
     columns[0].metric("Status", summary.status)
@@ -355,14 +370,11 @@ def _steps_table(steps: list[Step], seq: int) -> list[Step]:
     """The table of the steps of the chosen step's page (or of the page asked for)."""
     position = next(i for i, s in enumerate(steps) if s.seq == seq)
     pages = max(1, -(-len(steps) // STEPS_PER_PAGE))
-    page = position // STEPS_PER_PAGE + 1
-    if pages > 1:
-        page = int(
-            st.number_input(
-                f"Steps page (of {pages})", min_value=1, max_value=pages, value=page,
-                key=f"w_steps_page:{seq}",
-            )
-        )  # fmt: skip
+    # The chosen step's page, until the page chooser (drawn under the table, so that the table
+    # goes first) says otherwise; choosing another step starts again from its page.
+    page_key = f"w_steps_page:{seq}"
+    page = int(st.session_state.get(page_key) or position // STEPS_PER_PAGE + 1)
+    page = min(max(1, page), pages)
     rows = steps[(page - 1) * STEPS_PER_PAGE : page * STEPS_PER_PAGE]
     table = pd.DataFrame(
         [
@@ -380,27 +392,46 @@ def _steps_table(steps: list[Step], seq: int) -> list[Step]:
         ]
     )
 
-    def colour(row: pd.Series) -> list[str]:
-        if row["status"] in ("failed", "cancelled"):
-            return ["background-color: #fce8e6; color: #a50e0e"] * len(row)
-        if row["seq"] == seq:
-            return ["background-color: #fef7e0"] * len(row)
-        return [""] * len(row)
-
     def picked() -> None:
-        event = st.session_state.get("w_steps_table")
+        event = st.session_state.get(table_key)
         chosen = getattr(getattr(event, "selection", None), "rows", None) or []
         if chosen:
             _set(step=rows[chosen[0]].seq)
 
+    # A pandas Styler (red rows) only where the page has failures: styling costs tens of
+    # milliseconds per rerun. The chosen step is the grid's selected row, first the one chosen
+    # when the page was drawn, then the clicked one. The table's message stays the same from one
+    # step click to the next, so Streamlit sends the browser a reference to it, not the table.
+    table_key = f"w_steps_table:{page}"
+    first_row = position - (page - 1) * STEPS_PER_PAGE
+    default_row = st.session_state.setdefault(
+        f"{table_key}:default", first_row if 0 <= first_row < len(rows) else None
+    )
     st.dataframe(
-        table.style.apply(colour, axis=1),
+        table.style.apply(_failed_red, axis=1) if _has_failures(rows) else table,
         hide_index=True,
-        key="w_steps_table",
+        key=table_key,
         on_select=picked,
         selection_mode="single-row",
+        selection_default=None if default_row is None else {"selection": {"rows": [default_row]}},
     )
+    if pages > 1:
+        st.selectbox(
+            "Steps page", range(1, pages + 1), index=page - 1, key=page_key,
+            format_func=lambda number: f"{number} of {pages} (steps "
+            f"{steps[(number - 1) * STEPS_PER_PAGE].seq}-"
+            f"{steps[min(number * STEPS_PER_PAGE, len(steps)) - 1].seq})",
+        )  # fmt: skip
     return rows
+
+
+def _has_failures(rows: list[Step]) -> bool:
+    return any(s.status in ("failed", "cancelled") for s in rows)
+
+
+def _failed_red(row: Any) -> list[str]:
+    failed = row["status"] in ("failed", "cancelled")
+    return ["background-color: #fce8e6; color: #a50e0e" if failed else ""] * len(row)
 
 
 def _step_view(index: TrackingIndex, project: str, log: AppLog, step: Step) -> None:
@@ -551,13 +582,7 @@ def main() -> None:
     st.set_page_config(page_title="turnout", layout="wide")
     _load_params()
     index = _index(storage_dir())
-    live = st.sidebar.toggle(
-        "Live (re-read new log lines every 2 s)",
-        value=_sel("live") == "1",
-        key="w_live",
-        on_change=lambda: _set(live="1" if st.session_state["w_live"] else None),
-    )
-    st.sidebar.caption("Only the lines appended since the last refresh are read.")
+    live = _sel("live") == "1"
     # The project and application lists always refresh by themselves (new runs appear); an
     # application's page follows its log only when Live is on.
     listing = _sel("app") is None
@@ -565,6 +590,14 @@ def main() -> None:
         st.fragment(run_every=2 if live else 5)(body)(index)
     else:
         body(index)
+    # The sidebar goes last: the page's tables are what a visit waits for.
+    st.sidebar.toggle(
+        "Live (re-read new log lines every 2 s)",
+        value=live,
+        key="w_live",
+        on_change=lambda: _set(live="1" if st.session_state["w_live"] else None),
+    )
+    st.sidebar.caption("Only the lines appended since the last refresh are read.")
 
 
 main()

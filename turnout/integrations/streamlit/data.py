@@ -20,7 +20,7 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,18 @@ class AppLog:
         self._states: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._snapshots: list[int] = []  # seq ids with a full snapshot, ascending
         self._pending_base: dict[str, Any] | None = None
+        # Answers over every step (summary, token totals), kept until new records arrive: a
+        # page rerun that reads nothing new does not walk 5,000 steps again.
+        self._memo: dict[Any, tuple[int, Any]] = {}
+
+    def _memoized(self, key: Any, compute: Callable[[], Any]) -> Any:
+        with self._lock:
+            hit = self._memo.get(key)
+            if hit is not None and hit[0] == self.records_read:
+                return hit[1]
+            value = compute()
+            self._memo[key] = (self.records_read, value)
+            return value
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -376,6 +388,10 @@ class AppLog:
         return "failed" if last.status in ("failed", "cancelled") else "completed"
 
     def summary(self, project: str) -> AppSummary:
+        summary: AppSummary = self._memoized(("summary", project), lambda: self._summary(project))
+        return summary
+
+    def _summary(self, project: str) -> AppSummary:
         steps = self.step_list()
         times = [t for s in steps for t in (s.start, s.end) if t is not None]
         app_time = (self.app or {}).get("time")
@@ -401,6 +417,10 @@ class AppLog:
 
     def token_totals(self) -> dict[str, float]:
         """The sum of every numeric ``gen_ai.usage.*`` attribute over the app's steps."""
+        totals: dict[str, float] = self._memoized("tokens", self._token_totals)
+        return dict(totals)
+
+    def _token_totals(self) -> dict[str, float]:
         totals: dict[str, float] = {}
         for step in list(self.steps.values()):
             for key, value in step_token_totals(step).items():
