@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor
@@ -225,32 +226,35 @@ def check_tracked_children(factory: Callable[[], Executor], storage: Path) -> No
         assert any(r["t"] == "end" for r in records), records
 
 
-def check_unpicklable_child_is_named(factory: Callable[[], Executor], storage: Path) -> None:
-    """Children inheriting a SQLite persister (an open connection) cannot be sent: the step
-    fails with the reason and the fix, not with a serializer's internals."""
+class LockedSquareAll(SquareAll):
+    """``SquareAll`` whose child states hold a lock, which no pickler can send."""
+
+    def states(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Iterator[State]:
+        for x in state["xs"]:
+            yield State({"x": x, "lock": threading.Lock()})
+
+
+def check_unpicklable_child_is_named(factory: Callable[[], Executor]) -> None:
+    """Children whose state holds a lock cannot be sent: the step fails with the reason and
+    the fix, not with a serializer's internals."""
     import pytest
 
-    from turnout.core.sqlite import SQLitePersister
-
-    persister = SQLitePersister(str(storage / "parent.db"))
     app = (
         ApplicationBuilder()
-        .with_actions(square_all=SquareAll())
+        .with_actions(square_all=LockedSquareAll())
         .with_transitions(("square_all", "square_all"))
         .with_state(xs=[1, 2])
         .with_entrypoint("square_all")
         .with_parallel_executor(factory)
-        .with_state_persister(persister)
         .build()
     )
-    try:
-        with pytest.raises(ChildApplicationError) as caught:
-            app.step()
-    finally:
-        persister.close()
+    with pytest.raises(ChildApplicationError) as caught:
+        app.step()
     message = str(caught.value)
     assert "cannot send run_task(...)" in message, message
-    assert "cannot pickle 'sqlite3.Connection' object" in message, message
+    assert "cannot pickle '_thread.lock' object" in message, message
     assert "define functions at module level" in message, message
     assert "could not be sent to the executor" in message, message  # the core's own hint
 

@@ -242,10 +242,8 @@ def test_children_on_dask_are_tracked_under_the_parent_step(client: Client, tmp_
     pa.check_tracked_children(lambda: DaskExecutor(client), tmp_path)
 
 
-def test_children_that_cannot_be_pickled_fail_with_the_reason(
-    client: Client, tmp_path: Path
-) -> None:
-    pa.check_unpicklable_child_is_named(lambda: DaskExecutor(client), tmp_path)
+def test_children_that_cannot_be_pickled_fail_with_the_reason(client: Client) -> None:
+    pa.check_unpicklable_child_is_named(lambda: DaskExecutor(client))
 
 
 def test_a_streamed_map_step_on_dask_yields_each_childs_end(client: Client) -> None:

@@ -199,6 +199,19 @@ def test_options_are_checked() -> None:
     }
 
 
+@pytest.mark.parametrize("option", ["shutdown_ray", "shutdown_on_end"])
+def test_shutdown_stops_ray_when_asked_under_either_name(
+    option: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``shutdown_on_end`` is Burr's name for ``shutdown_ray``."""
+    stopped: list[bool] = []
+    monkeypatch.setattr(ray, "is_initialized", lambda: True)
+    monkeypatch.setattr(ray, "shutdown", lambda: stopped.append(True))
+    RayExecutor(**{option: True}).shutdown()
+    RayExecutor().shutdown()
+    assert stopped == [True]
+
+
 def test_submit_rejects_a_non_callable() -> None:
     with pytest.raises(TypeError, match="needs a callable, got 42"):
         RayExecutor().submit(42)  # type: ignore[arg-type]
@@ -231,10 +244,8 @@ def test_children_on_ray_are_tracked_under_the_parent_step(
     pa.check_tracked_children(_ray_factory, tmp_path)
 
 
-def test_children_that_cannot_be_pickled_fail_with_the_reason(
-    executor: RayExecutor, tmp_path: Path
-) -> None:
-    pa.check_unpicklable_child_is_named(_ray_factory, tmp_path)
+def test_children_that_cannot_be_pickled_fail_with_the_reason(executor: RayExecutor) -> None:
+    pa.check_unpicklable_child_is_named(_ray_factory)
 
 
 def test_a_streamed_map_step_on_ray_yields_each_childs_end(executor: RayExecutor) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from turnout.integrations._guard import missing_extra
+from turnout.integrations._pickling import unpicklable
 
 try:
     import distributed
@@ -139,7 +140,7 @@ class DaskExecutor(cf.Executor):
             try:
                 future: cf.Future[_T] = inner.submit(_call, fn, args, kwargs)
             except (TypeError, pickle.PicklingError) as error:
-                clear = _unpicklable(error, fn, "Dask")
+                clear = unpicklable(error, fn, "Dask")
                 if clear is None:
                     raise
                 raise clear from error
@@ -181,18 +182,3 @@ class DaskExecutor(cf.Executor):
             cf.wait(pending)
         if self._close_client and self._client is not None:
             self._client.close()  # type: ignore[no-untyped-call]
-
-
-def _unpicklable(error: Exception, fn: Callable[..., Any], engine: str) -> TypeError | None:
-    """A clear error for a call that cannot be pickled (``None`` if ``error`` is another)."""
-    chain: list[BaseException] = [error]
-    while chain[-1].__cause__ is not None and len(chain) < 20:
-        chain.append(chain[-1].__cause__)
-    if not any("pickle" in str(e).lower() or "serializ" in str(e).lower() for e in chain):
-        return None
-    name = getattr(fn, "__qualname__", repr(fn))
-    return TypeError(
-        f"cannot send {name}(...) to the {engine} workers: {chain[-1]}. The callable and its "
-        f"arguments must pickle (with cloudpickle): define functions at module level and keep "
-        f"open connections, locks and files out of them and out of State"
-    )

@@ -37,6 +37,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from turnout.integrations._guard import missing_extra
+from turnout.integrations._pickling import unpicklable
 
 try:
     import ray
@@ -86,6 +87,7 @@ class RayExecutor(cf.Executor):
         init_options: further ``ray.init`` keyword arguments when this executor starts Ray
             (``num_cpus``, ``include_dashboard``, ...). Ignored when Ray already runs.
         shutdown_ray: call ``ray.shutdown()`` in ``shutdown()``, whoever started Ray.
+        shutdown_on_end: Burr's name for ``shutdown_ray`` (either one set turns it on).
 
     Raises:
         TypeError: an option has the wrong type, or ``task_options`` repeats a named option.
@@ -102,6 +104,7 @@ class RayExecutor(cf.Executor):
         address: str | None = None,
         init_options: Mapping[str, Any] | None = None,
         shutdown_ray: bool = False,
+        shutdown_on_end: bool = False,
     ) -> None:
         named = {
             "num_cpus": num_cpus,
@@ -125,7 +128,7 @@ class RayExecutor(cf.Executor):
             raise TypeError(
                 "RayExecutor(init_options=...) holds 'address': pass RayExecutor(address=...)"
             )
-        self._shutdown_ray = shutdown_ray
+        self._shutdown_ray = shutdown_ray or shutdown_on_end
         self._lock = threading.Lock()
         self._closed = False
         self._remote: Any = None
@@ -164,7 +167,7 @@ class RayExecutor(cf.Executor):
         try:
             ref = remote.remote(fn, args, kwargs)
         except (TypeError, pickle.PicklingError) as error:
-            clear = _unpicklable(error, fn, "Ray")
+            clear = unpicklable(error, fn, "Ray")
             if clear is None:
                 raise
             raise clear from error
@@ -203,21 +206,6 @@ class RayExecutor(cf.Executor):
             cf.wait(pending)
         if self._shutdown_ray and ray.is_initialized():
             ray.shutdown()
-
-
-def _unpicklable(error: Exception, fn: Callable[..., Any], engine: str) -> TypeError | None:
-    """A clear error for a call that cannot be pickled (``None`` if ``error`` is another)."""
-    chain: list[BaseException] = [error]
-    while chain[-1].__cause__ is not None and len(chain) < 20:
-        chain.append(chain[-1].__cause__)
-    if not any("pickle" in str(e).lower() or "serializ" in str(e).lower() for e in chain):
-        return None
-    name = getattr(fn, "__qualname__", repr(fn))
-    return TypeError(
-        f"cannot send {name}(...) to the {engine} workers: {chain[-1]}. The callable and its "
-        f"arguments must pickle (with cloudpickle): define functions at module level and keep "
-        f"open connections, locks and files out of them and out of State"
-    )
 
 
 def _settle(outer: cf.Future[Any], inner: cf.Future[Any]) -> None:
