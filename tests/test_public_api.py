@@ -18,12 +18,14 @@ import turnout.core
 ROOT = Path(__file__).resolve().parents[1]
 
 # The everyday vocabulary of ARCHITECTURE.md §2, plus error routing, tracing and the parallel
-# actions (which Burr keeps in burr.core.parallelism; turnout.core.parallelism has them too).
+# actions (which Burr keeps in burr.core.parallelism; turnout.core.parallelism has them too) and
+# the error they raise when children fail.
 VOCABULARY = {
     "Action",
     "Application",
     "ApplicationBuilder",
     "ApplicationContext",
+    "ChildApplicationError",
     "Condition",
     "Graph",
     "GraphBuilder",

@@ -26,7 +26,7 @@ from turnout import (
     streaming_action,
 )
 from turnout import action as action_decorator
-from turnout.core.errors import GraphSetupError
+from turnout.core.errors import AsyncRequiredError, GraphSetupError
 from turnout.core.parallel import (
     ChildApplicationError,
     MapActions,
@@ -127,6 +127,9 @@ def spell(state: State) -> Iterator[Any]:
 
 @streaming_action(reads=["item"], writes=["out"])
 async def aspell(state: State) -> AsyncIterator[Any]:
+    _count(f"aspell:{state['item']}")
+    if state["item"] in _FAIL:
+        raise RuntimeError(f"item {state['item']} failed")
     text = ""
     for char in str(state["item"]):
         await asyncio.sleep(0)
@@ -624,10 +627,17 @@ def test_a_failing_child_fails_the_step_naming_the_child() -> None:
     assert _RUNS == {"square:1": 1, "square:2": 1, "square:3": 1}  # the others still ran
 
 
-def test_async_children_of_a_sync_parallel_action_name_the_fix() -> None:
+def test_async_children_of_a_sync_parallel_action_raise_the_fix_directly() -> None:
+    """A setup mistake, not a child failure: not wrapped, so retries do not repeat it."""
     app = _app(SquareAll(child=asquare), items=[1]).build()
-    with pytest.raises(ChildApplicationError, match="make it async"):
+    with pytest.raises(AsyncRequiredError, match="make the parallel action async"):
         app.step()
+
+
+def test_async_children_of_a_sync_parallel_action_run_under_astep() -> None:
+    app = _app(SquareAll(child=asquare), items=[1, 2]).build()
+    _, _, state = asyncio.run(app.astep())  # type: ignore[misc]
+    assert state["outs"] == [1, 4]
 
 
 def test_several_failures_are_all_listed() -> None:
@@ -823,7 +833,7 @@ def test_two_tasks_with_one_app_id_are_refused() -> None:
 
 def test_children_can_opt_out_of_the_parents_tracker(tmp_path: Path) -> None:
     class Untracked(SquareAll):
-        def tracker(self, context: ApplicationContext) -> Any:
+        def tracker(self, context: ApplicationContext) -> Any:  # turnout's form: by keyword
             return None
 
     tracker = LocalTracker("opt-out", tmp_path)
@@ -831,6 +841,144 @@ def test_children_can_opt_out_of_the_parents_tracker(tmp_path: Path) -> None:
     app.step()
     assert sorted(p.name for p in tracker.project_dir.iterdir()) == ["alone"]
     assert [r for r in read_log(tracker.log_path("alone")) if r["t"] == "child"] == []
+
+
+@pytest.mark.parametrize(
+    "form", ["keywords", "context", "bare"], ids=["burr-kwargs", "context", "no-arguments"]
+)
+def test_behaviour_overrides_may_take_burrs_keywords_or_context_or_nothing(form: str) -> None:
+    seen: list[Any] = []
+
+    class KwargsForm(SquareAll):
+        def tracker(self, **kwargs: Any) -> Any:
+            seen.append(kwargs["context"])
+            return None
+
+        def state_persister(self, **kwargs: Any) -> Any:
+            seen.append(kwargs["context"])
+            return None
+
+        def state_initializer(self, **kwargs: Any) -> Any:
+            seen.append(kwargs["context"])
+            return None
+
+    class ContextForm(SquareAll):
+        def tracker(self, context: ApplicationContext) -> Any:  # type: ignore[override]
+            seen.append(context)
+            return None
+
+    class BareForm(SquareAll):
+        def tracker(self) -> Any:  # type: ignore[override]
+            seen.append(None)
+            return None
+
+    fan = {"keywords": KwargsForm, "context": ContextForm, "bare": BareForm}[form]()
+    _, _, state = _app(fan, items=[1, 2]).build().step()  # type: ignore[misc]
+    assert state["outs"] == [1, 4]
+    assert seen
+    assert all(c is None if form == "bare" else c.action_name == "fan" for c in seen)
+
+
+def test_an_async_reduce_iterates_the_states_with_async_for() -> None:
+    """Burr hands an async action's reduce an async generator; a plain ``for`` works too."""
+
+    class BurrStyle(SquareAll):
+        def is_async(self) -> bool:
+            return True
+
+        async def reduce(self, state: State, states: Any) -> State:  # type: ignore[override]
+            outs = [s["out"] async for s in states]
+            assert [s["out"] for s in states] == outs
+            return state.update(total=sum(outs), outs=outs)
+
+    _, _, state = asyncio.run(_app(BurrStyle(), items=[1, 2, 3]).build().astep())  # type: ignore[misc]
+    assert state["outs"] == [1, 4, 9]
+
+
+@pytest.mark.parametrize("fan", [SquareAll, ASquareAll], ids=["sync-action", "async-action"])
+def test_a_parallel_action_under_astep_uses_an_async_persister(fan: type[SquareAll]) -> None:
+    from turnout.core.memory import AsyncInMemoryPersister
+
+    async def go() -> tuple[State, list[str]]:
+        persister = AsyncInMemoryPersister()
+        app = await (
+            _app(fan(), app_id="parent", items=[1, 2]).with_state_persister(persister).abuild()
+        )
+        await app.astep()
+        _, _, state = await app.astep()
+        return state, await persister.list_app_ids(None)
+
+    state, app_ids = asyncio.run(go())
+    assert state["outs"] == [1, 4]
+    assert len(app_ids) == 5  # the parent and two children per step
+
+
+def test_an_async_persister_under_a_sync_step_raises_the_fix_not_a_child_error() -> None:
+    from turnout.core.memory import AsyncInMemoryPersister
+
+    class Retried(SquareAll):
+        retry = RetryPolicy(max_attempts=3, initial_delay=0, jitter=0)
+
+        def state_persister(self, **kwargs: Any) -> Any:
+            return AsyncInMemoryPersister()
+
+    app = _app(Retried(), items=[1]).build()
+    with pytest.raises(AsyncRequiredError, match="make the parallel action async"):
+        app.step()
+    assert _RUNS == {}
+
+
+@action_decorator(reads=["item"], writes=["out"])
+def meet(state: State, barrier: Any) -> State:
+    barrier.wait(timeout=10)  # breaks (and fails the test) unless every child runs at once
+    return state.update(out=state["item"])
+
+
+def test_sync_children_of_an_async_parallel_action_run_concurrently() -> None:
+    class Meet(ASquareAll):
+        def action(self, state: State, inputs: dict[str, Any]) -> Any:
+            return meet.bind(barrier=BARRIER)
+
+    BARRIER = threading.Barrier(4)
+    app = _app(Meet(), items=[1, 2, 3, 4]).with_parallel_executor(
+        lambda: ThreadPoolExecutor(max_workers=4)
+    )
+    _, _, state = asyncio.run(app.build().astep())  # type: ignore[misc]
+    assert state["outs"] == [1, 2, 3, 4]
+
+
+class _CountingLoads(SQLitePersister):
+    loads: dict[str, int]
+
+    def load(self, partition_key: Any, app_id: str, sequence_id: int | None = None) -> Any:
+        self.loads[app_id] = self.loads.get(app_id, 0) + 1
+        return super().load(partition_key, app_id, sequence_id)
+
+
+def test_a_finished_child_is_loaded_once_and_not_rebuilt(tmp_path: Path) -> None:
+    persister = _CountingLoads(tmp_path / "db.sqlite")
+    persister.loads = {}
+    _FAIL.add(2)
+    builder = _app(SquareAll(), app_id="parent", items=[1, 2]).with_state_persister(persister)
+    with pytest.raises(ChildApplicationError):
+        builder.build().step()
+    _FAIL.clear()
+    persister.loads = {}
+    resumed = (
+        ApplicationBuilder()
+        .with_actions(fan=SquareAll())
+        .with_transitions(("fan", "fan"))
+        .with_identifiers(app_id="parent")
+        .with_state_persister(persister)
+        .initialize_from(persister, default_state={"items": [1, 2]}, default_entrypoint="fan")
+        .build()
+    )
+    _, _, state = resumed.step()  # type: ignore[misc]
+    persister.close()
+    assert state["outs"] == [1, 4]
+    children = sorted((n, a) for a, n in persister.loads.items() if a != "parent")
+    assert [n for n, _ in children] == [1, 2]  # the finished one: its record only; no build
+    assert _RUNS == {"square:1": 1, "square:2": 2}
 
 
 # -- streaming from inside the children -----------------------------------------------------------
@@ -887,6 +1035,160 @@ def test_a_failing_streamed_child_is_reported_then_fails_the_step() -> None:
         consume()
     assert [i["child"] for i in seen if i.get("error")] == [1]
     assert _by_child(seen) == {0: ["1", "2"]}
+
+
+_GATE = threading.Event()
+
+
+@action_decorator(reads=["item"], writes=["out"])
+def fail_late(state: State) -> State:
+    """Child 0 fails only after the caller saw child 2 fail: out of index order."""
+    if state["item"] == 0:
+        assert _GATE.wait(timeout=10)
+    if state["item"] in (0, 2):
+        raise RuntimeError(f"item {state['item']} failed")
+    return state.update(out=state["item"])
+
+
+def test_a_streamed_step_names_failed_children_in_index_order() -> None:
+    _GATE.clear()
+    app = _app(SquareAll(child=fail_late, stream=True), items=[0, 1, 2]).build()
+    _, container = app.stream_result(halt_after=["fan"])
+    ends: list[int] = []
+
+    def consume() -> None:
+        for item in container:
+            if item.get("error"):
+                ends.append(item["child"])
+                _GATE.set()
+
+    with pytest.raises(ChildApplicationError, match=r"child 0 .*\(2 of 3 children") as info:
+        consume()
+    assert ends == [2, 0]
+    assert [index for index, _, _ in info.value.failures] == [0, 2]
+
+
+def test_a_failing_async_streamed_child_is_reported_then_fails_the_step() -> None:
+    """Items have reached the caller, so the step is not retried; the failure is reported."""
+
+    class Retried(ASpelled):
+        retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+
+    _FAIL.add(7)
+    seen: list[dict[str, Any]] = []
+
+    async def go() -> None:
+        app = _app(Retried(stream=True), items=[12, 7]).build()
+        _, container = await app.astream_result(halt_after=["fan"])
+        async for item in container:
+            seen.append(item)
+
+    with pytest.raises(ChildApplicationError, match="child 1"):
+        asyncio.run(go())
+    assert [i["child"] for i in seen if i.get("error")] == [1]
+    assert _by_child(seen) == {0: ["1", "2"]}
+    assert _RUNS == {"aspell:12": 1, "aspell:7": 1}
+
+
+class _RetriedBothWays(BothWays):
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+
+
+class _RetriedGrid(Grid):
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+
+
+class _RetriedAHalf(AHalfPlusOne):
+    retry = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+
+
+@action_decorator(reads=["item"], writes=["half"])
+def fragile_halve(state: State) -> State:
+    _count(f"halve:{state['item']}")
+    if state["item"] in _FAIL:
+        raise RuntimeError(f"item {state['item']} failed")
+    return state.update(half=state["item"] / 2)
+
+
+FRAGILE_TWO_STEPS = RunnableGraph(
+    graph=GraphBuilder()
+    .with_actions(fragile_halve, plus_one)
+    .with_transitions(("fragile_halve", "plus_one"))
+    .build(),
+    entrypoint="fragile_halve",
+    halt_after=["plus_one"],
+)
+
+
+class _RetriedFragileAHalf(_RetriedAHalf):
+    async def tasks(  # type: ignore[override]
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> AsyncIterator[SubGraphTask]:
+        for index, item in enumerate(state["items"]):
+            yield SubGraphTask(
+                graph=FRAGILE_TWO_STEPS,
+                inputs=inputs,
+                state=State({"item": item}),
+                application_id=self.child_app_id(context, index),
+                state_persister=context.state_persister,
+                state_initializer=context.state_persister,
+            )
+
+
+FORMS = {
+    "map-actions": (_RetriedBothWays, {"x": 3}, 3, [9, -3], {"square:3": 2, "negate:3": 1}),
+    "map-actions-and-states": (
+        _RetriedGrid,
+        {"items": [1, 3]},
+        3,
+        [1, 9, -1, -3],
+        {"square:1": 1, "square:3": 2, "negate:1": 1, "negate:3": 1},
+    ),
+    "async-task-based": (
+        _RetriedFragileAHalf,
+        {"items": [2, 4]},
+        4,
+        [2.0, 3.0],
+        {"halve:2": 1, "halve:4": 2, "plus_one:1.0": 1, "plus_one:2.0": 1},
+    ),
+}
+
+
+@pytest.mark.parametrize(("fan", "state", "fail", "outs", "runs"), FORMS.values(), ids=list(FORMS))
+def test_each_form_retries_only_its_failed_children(
+    fan: type[Any], state: dict[str, Any], fail: int, outs: list[Any], runs: dict[str, int]
+) -> None:
+    class Healer:
+        def post_run_step(self, **payload: Any) -> None:
+            _FAIL.clear()
+
+    _FAIL.add(fail)
+    app = _app(fan(), **state).with_hooks(Healer()).build()
+    _, _, final = asyncio.run(app.astep()) if fan().is_async() else app.step()  # type: ignore[misc]
+    assert final["outs"] == outs
+    assert runs == _RUNS
+
+
+@pytest.mark.parametrize(("fan", "state", "fail", "outs", "runs"), FORMS.values(), ids=list(FORMS))
+def test_each_form_resumes_without_rerunning_finished_children(
+    fan: type[Any], state: dict[str, Any], fail: int, outs: list[Any], runs: dict[str, int],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    class Once(fan):  # type: ignore[misc, valid-type]
+        retry = None
+
+    def run(app: Any) -> Any:
+        return asyncio.run(app.astep()) if Once().is_async() else app.step()
+
+    _FAIL.add(fail)
+    builder, persister = _persisted_app(Once(), tmp_path / "db.sqlite", **state)
+    with pytest.raises(ChildApplicationError):
+        run(builder.build())
+    _FAIL.clear()
+    _, _, final = run(_persisted_app(Once(), tmp_path / "db.sqlite", **state)[0].build())
+    persister.close()
+    assert final["outs"] == outs
+    assert runs == _RUNS
 
 
 def test_streaming_over_a_process_pool_yields_each_childs_end() -> None:

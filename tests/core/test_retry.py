@@ -25,6 +25,7 @@ from turnout.core import engine
 from turnout.core.application import Application
 from turnout.core.errors import (
     ActionDefinitionError,
+    ChildApplicationError,
     ConditionError,
     GraphWarning,
     InvalidActionReturnError,
@@ -279,6 +280,12 @@ SHOULD_RETRY = {
         False,
     ),
     "turnout-base-listed": (RetryPolicy(retry_on=(TurnoutError,)), TurnoutError(), 1, False),
+    "failed-children": (
+        RetryPolicy(),
+        ChildApplicationError("fan", [(0, "child", ConnectionError("down"))], 1),
+        1,
+        True,
+    ),
 }
 
 

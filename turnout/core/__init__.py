@@ -8,7 +8,7 @@ from turnout.core.application import Application
 from turnout.core.builder import ApplicationBuilder
 from turnout.core.condition import Condition, default, expr, when
 from turnout.core.context import ApplicationContext
-from turnout.core.errors import TurnoutError
+from turnout.core.errors import ChildApplicationError, TurnoutError
 from turnout.core.graph import Graph, GraphBuilder
 from turnout.core.parallel import (
     MapActions,
@@ -28,6 +28,7 @@ __all__ = [
     "Application",
     "ApplicationBuilder",
     "ApplicationContext",
+    "ChildApplicationError",
     "Condition",
     "Graph",
     "GraphBuilder",

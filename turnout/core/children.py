@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import pickle
 import queue
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from turnout.core.context import ApplicationContext, current_scope
-from turnout.core.errors import AsyncRequiredError
+from turnout.core.errors import AsyncRequiredError, ChildApplicationError
 from turnout.core.state import State
 
 if TYPE_CHECKING:
@@ -30,16 +29,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ChildApplicationError",
+    "ChildStates",
     "ParentRef",
     "Sink",
     "as_state",
+    "behaviour",
     "cascade",
+    "check_mode",
     "collect",
     "first_attempt",
     "run_async",
     "run_sync",
     "run_task",
-    "set_invocation",
     "stream_async",
     "stream_sync",
     "sync_source",
@@ -51,40 +52,13 @@ Sink = Callable[[str, dict[str, Any]], None]
 Failure = tuple[int, str, BaseException]
 
 
-class ChildApplicationError(RuntimeError):
-    """One or more child applications of a parallel step failed.
+class ChildStates(list[State]):
+    """The children's final states, in task order, as ``reduce`` receives them: a list that
+    ``async for`` iterates too (Burr hands an async action's ``reduce`` an async generator)."""
 
-    A ``RuntimeError`` rather than a ``TurnoutError``: it reports a failure at run time, not a
-    mistake in the code, so a ``RetryPolicy`` on the parallel action retries it. The finished
-    children's work is kept (persisted, and remembered across retries of the step);
-    ``failures`` lists ``(index, app_id, exception)`` of every failed child, and the first
-    failure is also the ``__cause__``.
-    """
-
-    def __init__(self, action: str, failures: list[Failure], total: int) -> None:
-        self.action = action
-        self.failures = failures
-        index, app_id, first = failures[0]
-        hint = ""
-        if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
-            hint = (
-                " The child could not be sent to the executor: with a process (or Ray/Dask) "
-                "executor its actions must be module-level and its state, tracker and persister "
-                "picklable."
-            )
-        if isinstance(first, AsyncRequiredError):
-            hint = (
-                " A sync parallel action runs its children synchronously: make it async (an "
-                "async generator of tasks/states/actions, or is_async() returning True) and run "
-                "the parent with astep/arun."
-            )
-        others = f" ({len(failures)} of {total} children failed)" if len(failures) > 1 else ""
-        super().__init__(
-            f"parallel action {action!r}: child {index} (app id {app_id!r}) failed with "
-            f"{type(first).__name__}: {first}{others}.{hint} Children that finished are kept: "
-            f"re-running the step (retry=RetryPolicy(...) on the action, or resuming the "
-            f"application) runs only the unfinished ones."
-        )
+    async def __aiter__(self) -> AsyncIterator[State]:
+        for state in list(self):
+            yield state
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +82,7 @@ def run_task(task: SubGraphTask, parent: ParentRef, sink: Sink | None = None) ->
 # -- naming and preparing the children -----------------------------------------------------------
 
 
-async def first_attempt(context: ApplicationContext, name: str) -> int | None:
+async def first_attempt(context: ApplicationContext, name: str, *, sync: bool) -> int | None:
     """The sequence id of the first attempt of this step: walk back over the parent's stored
     records while they are failed attempts of the same action (each re-run of a failed step
     gets a new sequence id; its children must keep their names to be found again)."""
@@ -126,6 +100,13 @@ async def first_attempt(context: ApplicationContext, name: str) -> int | None:
     while sequence_id > 0:
         record = loader.load(context.partition_key, context.app_id, sequence_id - 1)
         if inspect.isawaitable(record):
+            if sync:
+                getattr(record, "close", lambda: None)()
+                raise AsyncRequiredError(
+                    f"parallel action {name!r} runs synchronously (step/run) but the "
+                    f"application's persister {type(loader).__name__} loads asynchronously; "
+                    f"build it with abuild() and run it with astep/arun."
+                )
             record = await record
         if not isinstance(record, Mapping):
             break
@@ -135,10 +116,17 @@ async def first_attempt(context: ApplicationContext, name: str) -> int | None:
     return sequence_id
 
 
-def set_invocation(context: ApplicationContext, sequence_id: int | None) -> None:
-    scope = context._scope
-    if scope is not None and scope.invocation is None:
-        scope.invocation = sequence_id
+def behaviour(method: Callable[..., Any], context: ApplicationContext) -> Any:
+    """Call ``tracker``/``state_persister``/``state_initializer``: with ``context=`` when the
+    override takes it (``def tracker(self, context)``, or Burr's ``def tracker(self,
+    **kwargs)``), else with nothing (``def tracker(self)``)."""
+    try:
+        params = inspect.signature(method).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        return method(context=context)
+    if any(p.name == "context" or p.kind is p.VAR_KEYWORD for p in params):
+        return method(context=context)
+    return method()
 
 
 def cascade(choice: Any, inherited: Any) -> Any:
@@ -170,6 +158,20 @@ def sync_source(source: Any, owner: Action) -> Iterable[Any]:
             f"{type(source).__name__}: {source!r}."
         )
     return source
+
+
+def check_mode(name: str, tasks: list[SubGraphTask]) -> None:
+    """Children that need an event loop (an async persister or loader, async actions) cannot
+    run from a sync step: a mistake in the setup, raised as is (retrying cannot help)."""
+    for task in tasks:
+        if task.needs_loop():
+            raise AsyncRequiredError(
+                f"parallel action {name!r} runs its children synchronously, but child "
+                f"{task.index} (app id {task.application_id!r}) has async actions or an async "
+                f"persister/loader; make the parallel action async (an async generator of "
+                f"tasks/states/actions, or is_async() returning True) and run the application "
+                f"with astep/arun, or give the children sync persisters."
+            )
 
 
 async def collect(source: Any) -> list[Any]:
@@ -204,7 +206,7 @@ def _finish(
     if failures:
         failures.sort(key=lambda f: f[0])
         raise ChildApplicationError(name, failures, len(tasks)) from failures[0][2]
-    return [done[t.application_id] for t in tasks]
+    return ChildStates(done[t.application_id] for t in tasks)
 
 
 # -- running them --------------------------------------------------------------------------------
@@ -215,6 +217,7 @@ def run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) 
     import concurrent.futures  # here: `import turnout` does not pay for it
 
     done = _children_done(context, tasks)
+    check_mode(name, [t for t in tasks if t.application_id not in done])
     failures: list[Failure] = []
     futures: dict[Future[State], tuple[int, SubGraphTask]] = {}
     if any(t.application_id not in done for t in tasks):
@@ -243,11 +246,29 @@ def run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) 
 async def run_async(
     name: str, tasks: list[SubGraphTask], context: ApplicationContext
 ) -> list[State]:
-    """Gather the unfinished children; their final states, in order."""
+    """Run the unfinished children concurrently: those that need the event loop (async actions,
+    an async persister) as tasks on it, the others on the step's executor, so that sync
+    children overlap too. Their final states, in order."""
     done = _children_done(context, tasks)
     todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
     parent = ParentRef.of(context)
-    outcomes = await asyncio.gather(*(t.arun(parent) for _, t in todo), return_exceptions=True)
+    executor = None
+    if any(not t.needs_loop() for _, t in todo):
+        executor = context.parallel_executor_factory()
+    loop = asyncio.get_running_loop()
+    try:
+        outcomes = await asyncio.gather(
+            *(
+                t.arun(parent)
+                if executor is None or t.needs_loop()
+                else _in_executor(loop, executor, t, parent)
+                for _, t in todo
+            ),
+            return_exceptions=True,
+        )
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=False)  # every child has ended (gather waited for them)
     failures: list[Failure] = []
     for (index, task), outcome in zip(todo, outcomes, strict=True):
         if isinstance(outcome, BaseException):
@@ -255,6 +276,15 @@ async def run_async(
         else:
             done[task.application_id] = outcome
     return _finish(name, tasks, done, failures)
+
+
+async def _in_executor(
+    loop: asyncio.AbstractEventLoop, executor: Any, task: SubGraphTask, parent: ParentRef,
+    sink: Sink | None = None,
+) -> State:  # fmt: skip
+    future = executor.submit(run_task, task, parent, sink)
+    state: State = await asyncio.wrap_future(future, loop=loop)
+    return state
 
 
 # -- streaming them ------------------------------------------------------------------------------
@@ -347,20 +377,36 @@ async def stream_async(
     events: asyncio.Queue[tuple[str, int, Any]] = asyncio.Queue()
     parent = ParentRef.of(context)
 
+    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
+    loop = asyncio.get_running_loop()
+    executor = None
+    if any(not t.needs_loop() for _, t in todo):
+        executor = context.parallel_executor_factory()
+    from concurrent.futures import ThreadPoolExecutor
+
+    in_threads = isinstance(executor, ThreadPoolExecutor)
+
     async def one(index: int, task: SubGraphTask) -> None:
         def sink(action: str, item: dict[str, Any]) -> None:
             events.put_nowait((_ITEM, index, _item(index, task.application_id, action, item)))
 
+        def threaded_sink(action: str, item: dict[str, Any]) -> None:
+            loop.call_soon_threadsafe(sink, action, item)
+
         try:
-            state = await task.arun(parent, sink=sink)
+            if executor is None or task.needs_loop():
+                state = await task.arun(parent, sink=sink)
+            else:
+                on_item = threaded_sink if in_threads else None
+                state = await _in_executor(loop, executor, task, parent, on_item)
         except BaseException as exc:  # every child reports its end, or the stream would wait
             events.put_nowait((_DONE, index, exc))
             if isinstance(exc, asyncio.CancelledError):
                 raise
         else:
-            events.put_nowait((_DONE, index, state))
+            # After the items the child's thread queued before it ended.
+            loop.call_soon(events.put_nowait, (_DONE, index, state))
 
-    todo = [(i, t) for i, t in enumerate(tasks) if t.application_id not in done]
     running = [asyncio.ensure_future(one(i, t)) for i, t in todo]
     try:
         remaining = len(running)
@@ -381,4 +427,6 @@ async def stream_async(
         for job in running:
             job.cancel()
         await asyncio.gather(*running, return_exceptions=True)
+        if executor is not None:
+            executor.shutdown(wait=False)
     _store(context, _finish(name, tasks, done, failures))

@@ -181,6 +181,8 @@ class StepEngine:
             self._sequence_id = step.sequence_id
             token = _CURRENT.set(step)
             try:
+                if spec.prepare is not None:
+                    await spec.prepare(step)
                 if spec.fn is not None:  # a plain @action function: call it directly
                     kwargs = step.kwargs
                     returned = spec.fn(step.base, **kwargs) if kwargs else spec.fn(step.base)
@@ -225,6 +227,8 @@ class StepEngine:
             deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
             token = _CURRENT.set(step)
             try:
+                if spec.prepare is not None:
+                    await spec.prepare(step)
                 raw_items = open_stream(spec.action, step.base, step.kwargs, spec.reads)
                 while True:
                     try:

@@ -19,6 +19,7 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
+    ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable)
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   └── ConcurrencyError              another writer saved this sequence id first
@@ -37,6 +38,7 @@ __all__ = [
     "ActionDefinitionError",
     "ActionTimeoutError",
     "AsyncRequiredError",
+    "ChildApplicationError",
     "ConcurrencyError",
     "ConditionError",
     "ConditionKeyError",
@@ -178,6 +180,50 @@ class ActionTimeoutError(TurnoutError, TimeoutError):
         )
         self.action = action
         self.timeout = timeout
+
+
+class ChildApplicationError(TurnoutError, RuntimeError):
+    """One or more child applications of a parallel step failed.
+
+    It reports a failure at run time, not a mistake in the code, so a ``RetryPolicy`` on the
+    parallel action retries it (like ``ActionTimeoutError``; see ``RetryPolicy.should_retry``).
+    The finished children's work is kept (persisted, and remembered across retries of the step);
+    ``failures`` lists ``(index, app_id, exception)`` of every failed child, in index order, and
+    the first of them is also the ``__cause__``.
+    """
+
+    def __init__(
+        self, action: str, failures: list[tuple[int, str, BaseException]], total: int
+    ) -> None:
+        import pickle  # here: `import turnout` does not pay for it
+
+        self.action = action
+        self.failures = failures
+        self.total = total
+        index, app_id, first = failures[0]
+        hint = ""
+        if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
+            hint = (
+                " The child could not be sent to the executor: with a process (or Ray/Dask) "
+                "executor its actions must be module-level and its state, tracker and persister "
+                "picklable."
+            )
+        if isinstance(first, AsyncRequiredError):
+            hint = (
+                " A sync parallel action runs its children synchronously: make it async (an "
+                "async generator of tasks/states/actions, or is_async() returning True) and run "
+                "the parent with astep/arun."
+            )
+        others = f" ({len(failures)} of {total} children failed)" if len(failures) > 1 else ""
+        super().__init__(
+            f"parallel action {action!r}: child {index} (app id {app_id!r}) failed with "
+            f"{type(first).__name__}: {first}{others}.{hint} Children that finished are kept: "
+            f"re-running the step (retry=RetryPolicy(...) on the action, or resuming the "
+            f"application) runs only the unfinished ones."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.action, self.failures, self.total))
 
 
 class SerdeError(TurnoutError, TypeError):

@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from turnout.core import children
 from turnout.core.action import SingleStepAction, to_action
-from turnout.core.children import ChildApplicationError, Sink
-from turnout.core.context import ApplicationContext, current_scope
-from turnout.core.engine import drive
+from turnout.core.children import Sink
+from turnout.core.context import ApplicationContext, StepScope, current_scope
+from turnout.core.errors import AsyncRequiredError, ChildApplicationError
 from turnout.core.graph import Graph, GraphBuilder
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
@@ -97,7 +97,7 @@ class SubGraphTask:
         loaded = self._load(parent_context.partition_key)
         if inspect.isawaitable(loaded):
             getattr(loaded, "close", lambda: None)()
-            raise TypeError(
+            raise AsyncRequiredError(
                 f"the state_initializer of child {self.application_id!r} loads asynchronously; "
                 f"make the parallel action async (an async generator of tasks/states)."
             )
@@ -105,8 +105,6 @@ class SubGraphTask:
         if finished is not None:
             return finished
         app = self._builder(parent_context).build()
-        if app.prior_action in self.graph.halt_after:
-            return app.state
         if sink is None:
             app.run(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
@@ -125,8 +123,6 @@ class SubGraphTask:
         if finished is not None:
             return finished
         app = await self._builder(parent_context).abuild()
-        if app.prior_action in self.graph.halt_after:
-            return app.state
         if sink is None:
             await app.arun(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
@@ -136,13 +132,23 @@ class SubGraphTask:
                 sink(action.name, item)
         return app.state
 
+    def needs_loop(self) -> bool:
+        """Whether the child must run on an event loop: it has async actions, or an async
+        persister or loader."""
+        for store in (self.state_persister, self.state_initializer):
+            is_async = getattr(store, "is_async", None)
+            if callable(is_async) and is_async() is True:
+                return True
+        return any(act.is_async() for act in self.graph.graph.actions)
+
     def _load(self, partition_key: str | None) -> Any:
         if self.state_initializer is None:
             return None
         return self.state_initializer.load(partition_key, self.application_id, None)
 
     def _finished(self, record: Any) -> State | None:
-        """The final state of a child whose stored record shows it reached ``halt_after``."""
+        """The final state of a child whose stored record shows it reached ``halt_after``: the
+        one place that decides a child is finished, before anything is built for it."""
         if not isinstance(record, Mapping):
             return None
         if record.get("status") == "completed" and record.get("position") in self.graph.halt_after:
@@ -227,11 +233,29 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
         sequence_id = context.sequence_id if invocation is None else invocation
         return str(uuid.uuid5(_NAMESPACE, f"{context.app_id}:{sequence_id}:{index}"))
 
+    async def _prepare_step(self, step: StepScope) -> None:
+        """Before each attempt, in the driver's mode (the engine awaits it under astep/arun and
+        drives it under step/run): name the children after the step's first attempt, and when
+        a sync action runs under the async drivers, run its children here, on the event loop
+        and the executor, so that async persisters and loaders work for them too."""
+        step.child_states = None
+        context = step.context()
+        if step.invocation is None:
+            sync = step.loop is None
+            step.invocation = await children.first_attempt(context, self.name, sync=sync)
+        if step.loop is None or self.is_async() or self.streaming:
+            return
+        _, inputs = self._split(dict(step.kwargs))
+        tasks = list(children.sync_source(self.tasks(step.base, context, inputs), self))
+        step.child_states = await children.run_async(self.name, tasks, context)
+
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
         context, inputs = self._split(run_kwargs)
         if self.is_async():
             return self._arun_and_update(state, context, inputs)  # type: ignore[return-value]
-        children.set_invocation(context, drive(children.first_attempt(context, self.name)))
+        scope = context._scope
+        if scope is not None and scope.child_states is not None:  # run by _prepare_step
+            return {}, self.reduce(state, scope.child_states)
         tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
         return {}, self.reduce(state, children.run_sync(self.name, tasks, context))
 
@@ -243,7 +267,6 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
     async def _arun_and_update(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], State]:
-        children.set_invocation(context, await children.first_attempt(context, self.name))
         tasks = await self._collect_tasks(state, context, inputs)
         return {}, await self._reduce(state, await children.run_async(self.name, tasks, context))
 
@@ -274,7 +297,6 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
     def _stream(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Generator[dict[str, Any], None, None]:
-        children.set_invocation(context, drive(children.first_attempt(context, self.name)))
         tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
         yield from children.stream_sync(self.name, tasks, context)
         yield {"children": len(tasks)}
@@ -282,7 +304,6 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
     async def _astream(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
-        children.set_invocation(context, await children.first_attempt(context, self.name))
         tasks = await self._collect_tasks(state, context, inputs)
         async for item in children.stream_async(self.name, tasks, context):
             yield item
@@ -319,7 +340,10 @@ class MapActionsAndStates(TaskBasedParallelAction):
     ) -> Iterable[State] | AsyncIterator[State]:
         """The states to run each action on."""
 
-    def tracker(self, context: ApplicationContext) -> Any:
+    # Burr's signatures: keyword arguments only. turnout passes ``context=`` (the parent step's
+    # ApplicationContext) to an override that accepts it, and calls ``def tracker(self)`` bare.
+
+    def tracker(self, **kwargs: Any) -> Any:
         """The children's tracker: ``"cascade"`` (the parent's), ``None`` or a tracker."""
         return "cascade"
 
@@ -353,11 +377,14 @@ class MapActionsAndStates(TaskBasedParallelAction):
         self, actions: list[Any], states: list[State], context: ApplicationContext,
         inputs: dict[str, Any],
     ) -> list[SubGraphTask]:  # fmt: skip
-        tracker = children.cascade(self.tracker(context), context.tracker)
-        persister = children.cascade(self.state_persister(), context.state_persister)
+        tracker = children.cascade(children.behaviour(self.tracker, context), context.tracker)
+        persister = children.cascade(
+            children.behaviour(self.state_persister, context), context.state_persister
+        )
         fallback = persister if callable(getattr(persister, "load", None)) else None
         initializer = children.cascade(
-            self.state_initializer(), fallback or context.state_initializer
+            children.behaviour(self.state_initializer, context),
+            fallback or context.state_initializer,
         )
         out: list[SubGraphTask] = []
         for act in actions:

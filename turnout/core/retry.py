@@ -24,7 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from turnout.core.condition import Condition
-from turnout.core.errors import ActionTimeoutError, ConditionError, TurnoutError
+from turnout.core.errors import (
+    ActionTimeoutError,
+    ChildApplicationError,
+    ConditionError,
+    TurnoutError,
+)
 
 __all__ = ["ExceptionCondition", "RetryPolicy", "describe_exception", "on_exception"]
 
@@ -37,7 +42,8 @@ class RetryPolicy:
         max_attempts: attempts in total, the first included (1 means no retry).
         retry_on: exception types worth retrying. turnout's own errors about a mistake in the
             action (the wrong shape returned, an undeclared write) are never retried: they
-            would fail again; ``ActionTimeoutError`` (a ``TimeoutError``) is retried.
+            would fail again; ``ActionTimeoutError`` (a ``TimeoutError``) and
+            ``ChildApplicationError`` (children of a parallel step failed) are retried.
         initial_delay: seconds before the second attempt.
         multiplier: each later delay is the previous one times this.
         max_delay: no delay is longer than this.
@@ -71,7 +77,7 @@ class RetryPolicy:
     def should_retry(self, exception: BaseException, attempt: int) -> bool:
         """Whether attempt number ``attempt`` (from 1), which raised ``exception``, gets another."""
         mistake = isinstance(exception, TurnoutError) and not isinstance(
-            exception, ActionTimeoutError
+            exception, (ActionTimeoutError, ChildApplicationError)
         )
         return attempt < self.max_attempts and isinstance(exception, self.retry_on) and not mistake
 

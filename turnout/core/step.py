@@ -36,6 +36,7 @@ class ActionSpec:
         "is_async",
         "name",
         "optional",
+        "prepare",
         "reads",
         "required",
         "retry",
@@ -70,6 +71,9 @@ class ActionSpec:
         self.is_async = action.is_async()
         self.retry = action.retry
         self.timeout = action.timeout
+        # An async step of its own before the action runs, in the driver's mode (sync drivers
+        # drive it, async drivers await it): parallel actions look up stored records there.
+        self.prepare = getattr(action, "_prepare_step", None)
         # Fast path: call an @action function directly instead of through run_and_update.
         self.fn = (
             action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
