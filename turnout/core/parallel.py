@@ -16,8 +16,9 @@ finished is loaded instead of run again.
 
 Sync parallel actions run their children on ``ApplicationContext.parallel_executor_factory()``
 (``ApplicationBuilder.with_parallel_executor``; threads by default); async ones (whose
-``tasks``/``states``/``actions`` is an async generator, or whose ``is_async()`` returns True)
-run them with ``asyncio.gather``.
+``tasks``/``states``/``actions`` is an async generator, or whose ``is_async()`` returns True),
+and sync ones run by the async drivers, gather them on the event loop, children that need no
+loop (sync actions and persisters) running on the executor.
 """
 
 from __future__ import annotations
