@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
 import sys
 import textwrap
 import types
@@ -18,7 +19,8 @@ from hamilton import async_driver, driver  # type: ignore[import-untyped]
 from hamilton.execution import executors  # type: ignore[import-untyped]
 
 from turnout import Application, ApplicationBuilder, State
-from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
+from turnout.core.errors import ActionDefinitionError, AsyncRequiredError, GraphWarning
+from turnout.core.retry import RetryPolicy
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracking import LocalTracker, read_log
 from turnout.integrations.hamilton import (
@@ -332,6 +334,117 @@ def test_malformed_arguments_are_refused(make_module, kwargs, match):
         Hamilton(inputs=["text", "prefix"], **kwargs)
 
 
+def test_an_input_naming_a_computed_node_overrides_it_as_in_burr(make_module):
+    act = Hamilton(
+        inputs={"text": "t", "words": from_state("ws")},
+        outputs={"n_words": "n"},
+        modules=[make_module(TEXT_DAG)],
+    )
+    assert sorted(act.reads) == ["t", "ws"]
+    app = app_of(act, t="one two three", ws=["just", "two"])
+    app.step()
+    assert app.state["n"] == 2
+
+
+def test_a_function_input_naming_a_computed_node_overrides_it(make_module):
+    act = Hamilton(
+        inputs=lambda state: {"words": state["ws"]},
+        outputs={"n_words": "n"},
+        modules=[make_module(TEXT_DAG)],
+        reads=["ws"],
+    )
+    app = app_of(act, ws=["a", "b", "c"])
+    app.step()
+    assert app.state["n"] == 3
+
+
+def test_a_node_in_both_inputs_and_overrides_is_refused(make_module):
+    with pytest.raises(ActionDefinitionError, match="both in inputs"):
+        Hamilton(
+            inputs={"words": "ws"},
+            outputs=["n_words"],
+            modules=[make_module(TEXT_DAG)],
+            overrides={"words": ["x"]},
+        )
+
+
+def test_from_state_missing_drop_leaves_the_input_to_its_default(make_module):
+    act = Hamilton(
+        inputs={"text": "t", "min_length": from_state("min", missing="drop")},
+        outputs={"longest": "out"},
+        modules=[make_module(TEXT_DAG)],
+    )
+    with pytest.warns(GraphWarning, match="reads 'min'"):  # absent by design here
+        app = app_of(act, t="a bb ccc")
+    app.step()
+    assert app.state["out"] == "ccc"
+    app = app_of(act, t="a bb ccc", min=5)
+    app.step()
+    assert app.state["out"] == ""
+
+
+def test_an_imported_coroutine_function_does_not_make_a_module_async(make_module):
+    module = make_module("from asyncio import sleep\n" + TEXT_DAG)
+    act = Hamilton(inputs={"text": "t"}, outputs=["n_words"], modules=[module])
+    assert type(act) is Hamilton
+    assert not act.is_async()
+
+
+def test_one_module_is_accepted_without_a_list(make_module):
+    act = Hamilton(inputs={"text": "t"}, outputs={"n_words": "n"}, modules=make_module(TEXT_DAG))
+    app = app_of(act, t="a b")
+    app.step()
+    assert app.state["n"] == 2
+
+
+def test_modules_that_are_not_modules_are_refused(make_module):
+    with pytest.raises(TypeError, match="not modules"):
+        Hamilton(inputs={"text": "t"}, outputs=["n_words"], modules=["dag"])
+
+
+@pytest.mark.parametrize("option", ["reads", "writes", "tags"])
+def test_a_string_for_a_list_of_names_is_refused(make_module, option):
+    with pytest.raises(ActionDefinitionError, match=f"write {option}=\\['ab'\\]"):
+        Hamilton(
+            inputs={"text": "t"}, outputs=["n_words"], modules=[make_module(TEXT_DAG)],
+            **{option: "ab"},
+        )  # fmt: skip
+
+
+def test_name_and_retry_options_like_runnable_action(make_module):
+    policy = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+    act = Hamilton(
+        inputs={"text": "t"}, outputs=["n_words"], modules=[make_module(TEXT_DAG)],
+        name="count", retry=policy,
+    )  # fmt: skip
+    assert (act.name, act.retry) == ("count", policy)
+    with pytest.raises(ActionDefinitionError, match="retry= takes a RetryPolicy"):
+        Hamilton(
+            inputs={"text": "t"}, outputs=["n_words"], modules=[make_module(TEXT_DAG)], retry=3
+        )
+
+
+def test_a_driver_error_outside_any_node_names_the_action(make_module):
+    act = Hamilton(inputs={"text": "t"}, outputs=["n_words"], modules=[make_module(TEXT_DAG)])
+    app = app_of(act, t=42)
+    with pytest.raises(ValueError, match="Type requirement mismatch") as caught:
+        app.step()
+    assert "raised while running the DAG of Hamilton action 'features'" in caught.value.__notes__
+
+
+def test_importing_the_adapter_without_hamilton_names_the_extra():
+    code = (
+        "import sys; sys.modules['hamilton'] = None\n"
+        "try:\n    import turnout.integrations.hamilton\n"
+        "except ImportError as e:\n    print(type(e).__name__, e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.startswith("MissingExtraError")
+    assert 'pip install "turnout[hamilton]"' in done.stdout
+
+
 # -- spans ----------------------------------------------------------------------------------------
 
 
@@ -365,6 +478,46 @@ def test_async_driver_node_spans_last_as_long_as_the_awaited_node(make_module):
     assert spans.duration("hamilton.execute") >= spans.duration("node:fetched")
     graph = spans.named("hamilton.execute")
     assert spans.named("node:length").parent.uid == graph.uid
+
+
+def test_sync_driver_node_spans_last_at_least_as_long_as_the_node(make_module):
+    module = make_module(
+        "import time\n\ndef slow(x: int) -> int:\n    time.sleep(0.02)\n    return x\n"
+    )
+    spans = Spans()
+    app = app_of(Hamilton(inputs=["x"], outputs=["slow"], modules=[module]), spans, x=1)
+    app.step()
+    # a lower bound from a real 20 ms sleep, read from the recorded start and end times
+    assert spans.duration("node:slow") >= 0.02
+    assert spans.duration("hamilton.execute") >= spans.duration("node:slow")
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_opentelemetry_exports_node_spans_under_the_step_span(make_module, mode):
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    source = TEXT_DAG if mode == "sync" else ASYNC_DAG
+    inputs, outputs = (["text"], ["n_words"]) if mode == "sync" else (["query"], ["length"])
+    act = Hamilton(inputs=inputs, outputs=outputs, modules=[make_module(source)])
+    app = app_of(act, OpenTelemetryHook(tracer_provider=provider), text="a b", query="q")
+    app.step() if mode == "sync" else asyncio.run(app.astep())
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    graph = next(s for s in spans if s.name == "hamilton.execute")
+    assert graph.parent is not None
+    assert by_id[graph.parent.span_id].name == "features"  # the step span
+    nodes = [s for s in spans if s.name.startswith("node:")]
+    expected = {"node:words", "node:n_words"} if mode == "sync" else {"node:fetched", "node:length"}
+    assert {s.name for s in nodes} == expected
+    assert all(s.parent is not None and s.parent.span_id == graph.context.span_id for s in nodes)
 
 
 def test_async_action_refuses_sync_step(make_module):

@@ -16,6 +16,7 @@ import pytest
 pytest.importorskip("langchain_core")
 
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+from langchain_core.documents import Document
 from langchain_core.language_models.fake_chat_models import (
     FakeListChatModel,
     GenericFakeChatModel,
@@ -28,14 +29,18 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.output_parsers import StrOutputParser
+from langchain_core.output_parsers import (
+    CommaSeparatedListOutputParser,
+    JsonOutputParser,
+    StrOutputParser,
+)
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langchain_core.tools import tool
 
 from examples.langchain_agent import application as agent_example
 from turnout import Application, ApplicationBuilder, State
-from turnout.core.errors import AsyncRequiredError
+from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
 from turnout.core.retry import RetryPolicy
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.sqlite import SQLitePersister
@@ -359,6 +364,78 @@ def test_dict_chunks_merge_key_by_key():
     assert state["out"] == {"a": "xy"}
 
 
+STREAMED_PARSERS = {
+    "json": (JsonOutputParser(), '{"answer": "hello world", "n": 3}'),
+    "comma-separated list": (CommaSeparatedListOutputParser(), "red, green, blue"),
+    "str": (StrOutputParser(), "plain text"),
+}
+
+
+@pytest.mark.parametrize("parser", list(STREAMED_PARSERS), ids=list(STREAMED_PARSERS))
+def test_a_streamed_parser_output_equals_what_invoke_returns(parser, mode):
+    """Cumulative parsers (JSON) stream the whole value so far: the output is the last chunk."""
+    make, reply = STREAMED_PARSERS[parser]
+    expected = (FakeListChatModel(responses=[reply]) | make).invoke("q")
+    act = StreamingRunnableAction(
+        FakeListChatModel(responses=[reply]) | make, "q", "out", is_async=mode == "async"
+    )
+    _items, result, state = stream(build({"q": "?"}, parse=act), mode)
+    assert result == {"output": expected}
+    assert state["out"] == expected
+
+
+def test_a_streamed_chat_model_output_equals_what_invoke_returns(mode):
+    expected = chat_model("the capital is Paris").invoke("q")
+    act = StreamingRunnableAction(
+        chat_model("the capital is Paris"), "q", "out", is_async=mode == "async"
+    )
+    _items, _result, state = stream(build({"q": "?"}, chat=act), mode)
+    assert type(state["out"]) is type(expected)
+    assert state["out"].content == expected.content
+
+
+def test_a_cumulative_parser_is_found_behind_bindings_and_a_diff_parser_adds_up():
+    reply = '{"a": "bc"}'
+    bound = FakeListChatModel(responses=[reply]) | JsonOutputParser().with_config(tags=["x"])
+    assert StreamingRunnableAction(bound, "q", "out").aggregate == "last"
+    diff = FakeListChatModel(responses=[reply]) | JsonOutputParser(diff=True)
+    assert StreamingRunnableAction(diff, "q", "out").aggregate == "add"
+
+
+@pytest.mark.parametrize(
+    ("aggregate", "expected"),
+    [("last", "c"), ("add", "abc"), (lambda chunks: "|".join(chunks), "a|b|c")],
+    ids=["last", "add", "function"],
+)
+def test_aggregate_chooses_how_chunks_make_the_output(aggregate, expected):
+    act = StreamingRunnableAction(
+        FakeListChatModel(responses=["abc"]) | StrOutputParser(), "q", "out", aggregate=aggregate
+    )
+    _items, _result, state = stream(build({"q": "?"}, parse=act), "sync")
+    assert state["out"] == expected
+
+
+def test_an_unknown_aggregate_is_refused():
+    with pytest.raises(ActionDefinitionError, match="aggregate is 'sum'"):
+        StreamingRunnableAction(ECHO, "q", "out", aggregate="sum")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("option", ["reads", "writes", "tags"])
+def test_a_string_for_a_list_of_names_is_refused(option):
+    with pytest.raises(ActionDefinitionError, match=f"write {option}=\\['ab'\\]"):
+        RunnableAction(ECHO, "q", "out", **{option: "ab"})
+
+
+def test_an_error_of_the_runnable_keeps_its_type_and_names_the_action(mode):
+    def fail(value: Any) -> Any:
+        raise ZeroDivisionError("boom")
+
+    act = RunnableAction(RunnableLambda(fail), "q", "out", is_async=mode == "async")
+    with pytest.raises(ZeroDivisionError) as info:
+        step(build({"q": 1}, divide=act), mode)
+    assert "raised by the runnable of action 'divide'" in getattr(info.value, "__notes__", [])
+
+
 def test_streaming_records_the_first_token_time_on_the_model_span(mode):
     log = SpanLog()
     act = StreamingRunnableAction(chat_model("a b"), "q", "out", is_async=mode == "async")
@@ -652,6 +729,18 @@ def test_messages_round_trip_through_json_without_pickle():
     assert loaded == CONVERSATION
     assert [type(m) for m in loaded] == [type(m) for m in CONVERSATION]
     assert loaded[2].tool_calls[0]["args"] == {"a": 2, "b": 3}
+
+
+def test_documents_round_trip_with_their_metadata_and_id():
+    documents = [
+        Document(page_content="Cats purr.", metadata={"source": "a.txt", "page": 3}, id="d1"),
+        Document(page_content="No metadata."),
+    ]
+    loaded = DEFAULT_SERDE.loads(DEFAULT_SERDE.dumps({"docs": documents}))["docs"]
+    assert [type(d) for d in loaded] == [Document, Document]
+    assert loaded == documents
+    assert loaded[0].metadata == {"source": "a.txt", "page": 3}
+    assert loaded[0].id == "d1"
 
 
 def test_register_serde_teaches_a_serde_of_your_own():

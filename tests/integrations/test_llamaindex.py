@@ -45,8 +45,9 @@ from llama_index_instrumentation import get_dispatcher
 
 from examples.llamaindex_rag import application as rag
 from turnout import Application, ApplicationBuilder, State, action
-from turnout.core.errors import AsyncRequiredError
+from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
 from turnout.core.hooks import DoLogAttributeHook, PostEndSpanHook, PreStartSpanHook
+from turnout.core.retry import RetryPolicy
 from turnout.core.serde import DEFAULT_SERDE
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracing import TracerFactory
@@ -552,6 +553,67 @@ def test_a_failing_workflow_fails_the_async_step():
 def test_a_wrong_object_is_refused_naming_what_is_expected(factory, what):
     with pytest.raises(TypeError, match=rf"{factory.__name__}\(int\).*{what}"):
         factory(42)
+
+
+def test_workflow_action_refuses_an_object_with_run_that_is_not_a_workflow():
+    with pytest.raises(TypeError, match=r"is not a LlamaIndex Workflow.*query_action"):
+        workflow_action(IngestionPipeline(transformations=[SentenceSplitter()]))
+
+
+@pytest.mark.parametrize("option", ["reads", "writes", "tags"])
+def test_a_string_for_a_list_of_names_is_refused(index, option):
+    engine = index.as_query_engine(llm=MockLLM())
+    with pytest.raises(ActionDefinitionError, match=f"write {option}=\\['ab'\\]"):
+        query_action(engine, input="q", **{option: "ab"})
+
+
+def test_factories_take_name_and_retry_like_runnable_action(index):
+    policy = RetryPolicy(max_attempts=2, initial_delay=0, jitter=0)
+    act = retrieve_action(index.as_retriever(), name="find", retry=policy, tags=["rag"])
+    assert (act.name, act.retry, act.tags) == ("find", policy, ["rag"])
+    app = ApplicationBuilder().with_actions(act).with_transitions().with_state(query="cats")
+    assert app.with_entrypoint("find").build().step() is not None
+    with pytest.raises(ActionDefinitionError, match="retry= takes a RetryPolicy"):
+        workflow_action(Broken(timeout=10), retry=2)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_error_of_the_wrapped_object_keeps_its_type_and_names_the_action(index, mode):
+    engine = index.as_query_engine(llm=FailingLLM(max_tokens=None), similarity_top_k=1)
+    app = one_step(query_action(engine, input="q", is_async=mode == "async"), {"q": "x"})
+    with pytest.raises(Boom) as caught:
+        run(app, mode)
+    assert "raised by the LlamaIndex object of action 'act'" in caught.value.__notes__
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_opentelemetry_exports_llamaindex_spans_under_the_step_span(index, mode):
+    pytest.importorskip("opentelemetry.sdk")
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=3), streaming=True, similarity_top_k=1)
+    act = query_action(engine, input="q", stream=True, is_async=mode == "async")
+    stream(one_step(act, {"q": "cats"}, OpenTelemetryHook(tracer_provider=provider)), mode)
+    spans = exporter.get_finished_spans()
+    by_id = {s.context.span_id: s for s in spans}
+    step_span = next(s for s in spans if s.name == "act")
+    query = next(s for s in spans if s.name.endswith(".query") or s.name.endswith(".aquery"))
+    assert query.parent is not None
+    assert query.parent.span_id == step_span.context.span_id
+    llama = [s for s in spans if s is not query and s.parent and s.name != "act"]
+    assert llama, "no LlamaIndex child spans exported"
+    for span in llama:  # every LlamaIndex span hangs below the step span
+        parent = span
+        while parent.parent is not None and parent is not step_span:
+            parent = by_id[parent.parent.span_id]
+        assert parent is step_span, span.name
 
 
 def test_a_non_string_query_names_the_action_and_the_fix(index):

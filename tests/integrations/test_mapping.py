@@ -115,3 +115,35 @@ def test_a_bad_output_spec_names_the_action_and_the_fix():
         output_writer(42, writes=None, owner="act")
     with pytest.raises(TypeError, match=r"^act: output\['a'\] is 3"):
         output_writer({"a": 3}, writes=None, owner="act")
+
+
+@pytest.mark.parametrize("option", ["reads", "writes"])
+def test_a_string_for_a_list_of_keys_is_refused_as_action_refuses_it(option):
+    from turnout.core.errors import ActionDefinitionError
+
+    make = input_reader if option == "reads" else output_writer
+    with pytest.raises(ActionDefinitionError, match=f"write {option}=\\['ab'\\]"):
+        make(lambda *_: None, **{option: "ab"}, owner="act")  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("output", ["text", {"a": 1}, 3], ids=["str", "dict", "int"])
+def test_extend_state_refuses_an_output_that_is_not_a_list_of_items(output):
+    write, _ = output_writer(extend_state("docs"), writes=None, owner="act")
+    with pytest.raises(TypeError, match=r"act: extend_state\('docs'\) needs a list"):
+        write(output, State({"docs": []}))
+
+
+def test_from_state_missing_drop_leaves_the_name_out_while_the_key_is_absent():
+    read, reads = input_reader(
+        {"q": "question", "top": from_state("top_k", missing="drop")}, reads=None, owner="act"
+    )
+    assert reads == ["question", "top_k"]
+    assert read(STATE) == {"q": "why?"}
+    assert read(STATE.update(top_k=4)) == {"q": "why?", "top": 4}
+
+
+def test_from_state_missing_drop_needs_a_mapping_input():
+    with pytest.raises(TypeError, match="only applies to a name of a mapping input"):
+        input_reader(from_state("k", missing="drop"), reads=None, owner="act")
+    with pytest.raises(ValueError, match="missing must be 'error' or 'drop'"):
+        from_state("k", missing="skip")  # type: ignore[arg-type]

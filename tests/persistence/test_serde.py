@@ -284,3 +284,39 @@ def test_loading_never_imports_a_module(tag: dict[str, Any]) -> None:
 def test_an_unknown_tag_is_refused() -> None:
     with pytest.raises(SerdeError, match="no decoder is registered for 'mystery'"):
         DEFAULT_SERDE.loads('{"__turnout__": "mystery", "v": 1}')
+
+
+@pytest.mark.parametrize(
+    ("tag", "module"),
+    [
+        ("langchain:message", "turnout.integrations.langchain"),
+        ("llamaindex:ChatMessage", "turnout.integrations.llamaindex"),
+    ],
+    ids=["langchain", "llamaindex"],
+)
+def test_a_missing_adapter_decoder_says_which_adapter_to_import(tag: str, module: str) -> None:
+    with pytest.raises(SerdeError, match=f"no decoder is registered for '{tag}'") as info:
+        Serde().loads(json.dumps({"__turnout__": tag, "v": {}}))
+    assert f"import {module}" in str(info.value)
+    assert "serde.register" not in str(info.value)
+
+
+def test_loading_a_record_without_its_adapter_names_the_import_and_keeps_the_app(
+    tmp_path: Any,
+) -> None:
+    """A record whose value needs an adapter's decoder is intact: no advice to delete the app."""
+    from turnout import State
+    from turnout.core.errors import PersistenceError
+    from turnout.core.sqlite import SQLitePersister
+
+    writer = Serde()
+    writer.register(Point, encode=lambda p: [p.x, p.y], decode=tuple, name="langchain:message")
+    db = tmp_path / "apps.db"
+    with SQLitePersister(db, serde=writer) as persister:
+        persister.save(None, "app-1", 0, "a", State({"m": Point(1, 2)}), "completed")
+    with SQLitePersister(db, serde=Serde()) as persister, pytest.raises(PersistenceError) as info:
+        persister.load(None, "app-1")
+    message = str(info.value)
+    assert "import turnout.integrations.langchain" in message
+    assert "delete the app" not in message
+    assert "app-1" in message

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol, TypeVar
 
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError
-from turnout.core.serde import DEFAULT_SERDE, Serde
+from turnout.core.serde import DEFAULT_SERDE, Serde, _MissingDecoderError
 from turnout.core.state import Change, State, apply_changes
 
 __all__ = [
@@ -320,6 +320,12 @@ class _Codec:
                 else:
                     changes = [Change(op, key, self.serde.decode(value)) for op, key, value in data]
                     state = apply_changes(state, changes)
+            except _MissingDecoderError as exc:
+                raise PersistenceError(
+                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
+                    f"at sequence id {record.sequence_id} cannot be loaded in this process: "
+                    f"{exc}. The record itself is intact."
+                ) from exc
             except (ValueError, TypeError, KeyError) as exc:
                 raise PersistenceError(
                     f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "

@@ -49,6 +49,31 @@ def type_name(cls: type) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+# Tags an adapter registers start with its name; the message names the module to import. Only
+# the name: the core never imports an adapter.
+_ADAPTER_TAG_PREFIXES = {
+    "langchain": "turnout.integrations.langchain",
+    "llamaindex": "turnout.integrations.llamaindex",
+}
+
+
+class _MissingDecoderError(SerdeError):
+    """No decoder is registered for a stored value's tag: the data is intact, the process lacks
+    the code that reads it (``PersistenceError`` then says so rather than blaming the data)."""
+
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
+        module = _ADAPTER_TAG_PREFIXES.get(tag.partition(":")[0]) if ":" in tag else None
+        if module is not None:
+            fix = f"import {module} before loading (importing it registers the decoder)"
+        else:
+            fix = (
+                f"register one with serde.register(<type>, encode=..., decode=..., "
+                f"name={tag!r}) before loading"
+            )
+        super().__init__("$", None, f"no decoder is registered for {tag!r}; {fix}")
+
+
 class Serde:
     """A registry of codecs; see the module docstring. ``DEFAULT_SERDE`` is shared by default.
 
@@ -214,10 +239,7 @@ class Serde:
             return pickle.loads(base64.b64decode(raw))
         decoder = self._decoders.get(tag)
         if decoder is None:
-            raise SerdeError(
-                "$", None, f"no decoder is registered for {tag!r}; register one with "
-                f"serde.register(<type>, encode=..., decode=..., name={tag!r}) before loading"
-            )  # fmt: skip
+            raise _MissingDecoderError(tag)
         return decoder(self.decode(raw))
 
     @staticmethod

@@ -8,6 +8,7 @@ Input spec -- what the wrapped object receives:
     ``["question", "history"]``          a dict of those keys
     ``{"q": "question", "k": from_value(3)}``   a dict built from state keys and constants
     ``from_state("question")`` / ``from_value(v)``   one key or one constant
+    ``{"q": from_state("question", missing="drop")}``   left out while the key is not in state
     ``lambda state: ...`` with ``reads=[...]``       anything computed from state
 
 Output spec -- where its output goes:
@@ -22,16 +23,18 @@ Output spec -- where its output goes:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any, Literal, TypeAlias
 
+from turnout.core.action import _names
 from turnout.core.state import State
 
 __all__ = [
     "InputSpec",
     "OutputSpec",
     "append_state",
+    "declared_names",
     "extend_state",
     "from_state",
     "from_value",
@@ -43,9 +46,21 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class from_state:  # lower case: named like Burr's
-    """The value of state key ``key``."""
+    """The value of state key ``key``.
+
+    ``missing="drop"`` (Burr's option) leaves the name out of a mapping input while the key is
+    not in state, so the wrapped object's default applies; ``"error"`` (the default) fails.
+    """
 
     key: str
+    missing: Literal["error", "drop"] = "error"
+
+    def __post_init__(self) -> None:
+        if self.missing not in ("error", "drop"):
+            raise ValueError(
+                f"from_state({self.key!r}, missing={self.missing!r}): missing must be "
+                f"'error' or 'drop'"
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +125,22 @@ def _read(source: Source, state: State) -> Any:
     return state[source.key] if isinstance(source, from_state) else source.value
 
 
+def _dropped(source: Source, state: State) -> bool:
+    return isinstance(source, from_state) and source.missing == "drop" and source.key not in state
+
+
+def declared_names(value: Any, what: str, owner: str) -> list[str] | None:
+    """A ``reads``/``writes``/``tags`` declaration as a list, refused as ``@action`` refuses it
+    (a str is one name, not a list of characters); ``None`` stays ``None``."""
+    return None if value is None else list(_names(value, what, owner))
+
+
 def input_reader(
     spec: Any, *, reads: Sequence[str] | None, owner: str
 ) -> tuple[Callable[[State], Any], list[str]]:
     """``(read, reads)``: a function of state giving the wrapped object's input, and the state
     keys it reads. ``owner`` names the action in error messages."""
+    reads = declared_names(reads, "reads", owner)
     if callable(spec) and not isinstance(spec, from_state | from_value):
         if reads is None:
             raise TypeError(
@@ -124,6 +150,12 @@ def input_reader(
         return spec, list(reads)
     if isinstance(spec, str | from_state | from_value):
         source = _source(spec, owner, "input")
+        if isinstance(source, from_state) and source.missing == "drop":
+            raise TypeError(
+                f"{owner}: input {source!r} has missing='drop', which only applies to a name "
+                f"of a mapping input, e.g. input={{'name': from_state({source.key!r}, "
+                f"missing='drop')}}"
+            )
         keys = [source.key] if isinstance(source, from_state) else []
         return (lambda state: _read(source, state)), _merge(keys, reads)
     if isinstance(spec, Mapping):
@@ -133,7 +165,11 @@ def input_reader(
         keys = [s.key for s in sources.values() if isinstance(s, from_state)]
 
         def read_mapping(state: State) -> dict[str, Any]:
-            return {name: _read(source, state) for name, source in sources.items()}
+            return {
+                name: _read(source, state)
+                for name, source in sources.items()
+                if not _dropped(source, state)
+            }
 
         return read_mapping, _merge(keys, reads)
     if isinstance(spec, Sequence) and all(isinstance(key, str) for key in spec):
@@ -149,6 +185,7 @@ def output_writer(
     spec: Any, *, writes: Sequence[str] | None, owner: str
 ) -> tuple[Callable[[Any, State], State], list[str]]:
     """``(write, writes)``: a function ``(output, state) -> state`` and the keys it writes."""
+    writes = declared_names(writes, "writes", owner)
     if callable(spec) and not isinstance(spec, update_state | append_state | extend_state):
         if writes is None:
             raise TypeError(
@@ -158,7 +195,8 @@ def output_writer(
         return spec, list(writes)
     if isinstance(spec, str | update_state | append_state | extend_state):
         target = _target(spec, owner, "output")
-        return (lambda output, state: _write(target, output, state)), _merge([target.key], writes)
+        keys = _merge([target.key], writes)
+        return (lambda output, state: _write(target, output, state, owner)), keys
     if isinstance(spec, Mapping):
         targets = {
             str(field): _target(value, owner, f"output[{field!r}]") for field, value in spec.items()
@@ -166,7 +204,7 @@ def output_writer(
 
         def write_fields(output: Any, state: State) -> State:
             for field, target in targets.items():
-                state = _write(target, _field(output, field, owner), state)
+                state = _write(target, _field(output, field, owner), state, owner)
             return state
 
         return write_fields, _merge([t.key for t in targets.values()], writes)
@@ -193,12 +231,23 @@ def _field(output: Any, field: str, owner: str) -> Any:
     )
 
 
-def _write(target: Target, value: Any, state: State) -> State:
+def _write(target: Target, value: Any, state: State, owner: str) -> State:
     if isinstance(target, update_state):
         return state.update(**{target.key: value})
     if isinstance(target, append_state):
         return state.append(**{target.key: value})
+    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
+        raise TypeError(
+            f"{owner}: extend_state({target.key!r}) needs a list of items, but the output is "
+            f"{type(value).__name__}: {_short(value)}; use append_state({target.key!r}) to add "
+            f"it as one item, or update_state({target.key!r}) to replace the key"
+        )
     return state.extend(**{target.key: list(value)})
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _merge(derived: list[str], declared: Sequence[str] | None) -> list[str]:

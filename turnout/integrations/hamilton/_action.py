@@ -1,228 +1,32 @@
-"""Hamilton DAGs as actions: ``Hamilton(inputs=..., outputs=..., modules=[...])``.
-
-A Hamilton driver (``hamilton.driver.Driver`` or ``hamilton.async_driver.AsyncDriver``), or the
-modules to build one, becomes one action of the state machine::
-
-    summarise = Hamilton(
-        inputs={"text": from_state("document"), "top_k": from_value(3)},
-        outputs={"n_words": update_state("word_count"), "keywords": append_state("history")},
-        modules=[text_features],
-    )
-
-The DAG's external inputs come from state keys or constants, the requested nodes' values go into
-state, and ``reads``/``writes`` are derived from the two mappings. Overrides replace nodes with
-values (constants, or from state with ``from_state``). The driver is built once, validated against
-the mappings at construction, and reused by every step.
-
-Each step opens a ``hamilton.execute`` span with one ``node:<name>`` child per node that ran,
-timed by Hamilton's lifecycle hooks (``HamiltonTracer`` on the sync driver, ``AsyncHamiltonTracer``
-on the async one, whose node hooks await the node). A failing node's exception keeps its type and
-gains a note naming the node. ``dag_dot()``/``dag_mermaid()`` draw the DAG, and ``to_dot``/
-``to_mermaid`` draw a whole graph with each Hamilton action's DAG next to its node.
-"""
+"""``Hamilton``: a Hamilton driver, or the modules to build one, as an action."""
 
 from __future__ import annotations
 
 import inspect
-import threading
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from turnout.core.action import SingleStepAction
+import hamilton.async_driver  # type: ignore[import-untyped]
+import hamilton.driver  # type: ignore[import-untyped]
+from hamilton.graph_types import HamiltonGraph  # type: ignore[import-untyped]
+
+from turnout.core.action import SingleStepAction, _check_retry
 from turnout.core.errors import ActionDefinitionError
+from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
-from turnout.core.tracing import OpenSpan, TracerFactory
-from turnout.integrations._guard import missing_extra
 from turnout.integrations._mapping import (
-    append_state,
-    extend_state,
+    declared_names,
     from_state,
     from_value,
     input_reader,
     output_writer,
-    update_state,
 )
+from turnout.integrations._notes import add_note
+from turnout.integrations.hamilton._draw import Wiring, walk
+from turnout.integrations.hamilton._tracer import AsyncHamiltonTracer, HamiltonTracer
 
-try:
-    import hamilton.async_driver  # type: ignore[import-untyped]
-    import hamilton.driver  # type: ignore[import-untyped]
-    from hamilton.graph_types import HamiltonGraph, HamiltonNode  # type: ignore[import-untyped]
-    from hamilton.lifecycle import (  # type: ignore[import-untyped]
-        GraphExecutionHook,
-        NodeExecutionHook,
-    )
-    from hamilton.lifecycle.base import (  # type: ignore[import-untyped]
-        BasePostNodeExecuteAsync,
-        BasePreNodeExecuteAsync,
-    )
-except ImportError as _error:  # pragma: no cover - exercised in a subprocess
-    raise missing_extra(
-        "turnout.integrations.hamilton", 'pip install "turnout[hamilton]"', _error
-    ) from _error
-
-__all__ = [
-    "AsyncHamilton",
-    "AsyncHamiltonTracer",
-    "Hamilton",
-    "HamiltonTracer",
-    "append_state",
-    "extend_state",
-    "from_state",
-    "from_value",
-    "to_dot",
-    "to_mermaid",
-    "update_state",
-]
-
-GRAPH_SPAN = "hamilton.execute"
-NODE_SPAN_PREFIX = "node:"
-
-
-def _note(error: BaseException, note: str) -> None:
-    notes: list[str] = list(getattr(error, "__notes__", []))
-    if note in notes:
-        return
-    if hasattr(error, "add_note"):  # Python >= 3.11
-        error.add_note(note)
-    else:  # pragma: no cover - Python 3.10 keeps the note, the traceback does not show it
-        error.__notes__ = [*notes, note]  # type: ignore[attr-defined]
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", None) or str(tp)
-
-
-class _Spans:
-    """Open spans of the Hamilton runs in progress, keyed by Hamilton's run id and node."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._graphs: dict[str, tuple[TracerFactory, OpenSpan]] = {}
-        self._nodes: dict[tuple[str, str, str | None], OpenSpan] = {}
-
-    def run_before_graph_execution(
-        self,
-        *,
-        run_id: str,
-        final_vars: list[str],
-        inputs: dict[str, Any] | None = None,
-        overrides: dict[str, Any] | None = None,
-        **future_kwargs: Any,
-    ) -> None:
-        tracer = TracerFactory.current()
-        if tracer is None:  # the driver runs outside a step: nothing to nest under
-            return
-        span = tracer.start_span(GRAPH_SPAN)
-        span.log_attributes(
-            **{
-                "hamilton.run_id": run_id,
-                "hamilton.final_vars": [str(v) for v in final_vars],
-                "hamilton.inputs": sorted(inputs or {}),
-                "hamilton.overrides": sorted(overrides or {}),
-            }
-        )
-        with self._lock:  # the tracer too: executors may run nodes in other threads
-            self._graphs[run_id] = (tracer, span)
-
-    def run_after_graph_execution(
-        self, *, run_id: str, error: Exception | None = None, **future_kwargs: Any
-    ) -> None:
-        with self._lock:
-            run = self._graphs.pop(run_id, None)
-        if run is not None:
-            run[1].end(error)
-
-    def _node_started(
-        self, run_id: str, name: str, return_type: Any, tags: Mapping[str, Any], task_id: str | None
-    ) -> None:
-        with self._lock:
-            run = self._graphs.get(run_id)
-        if run is None:  # no graph span (the driver runs outside a step, or a foreign run)
-            return
-        tracer, parent = run
-        span = tracer.start_span(NODE_SPAN_PREFIX + name, parent=parent)
-        span.log_attributes(
-            **{
-                "hamilton.node.name": name,
-                "hamilton.node.type": _type_name(return_type),
-                "hamilton.node.tags": {str(k): str(v) for k, v in tags.items()},
-                **({"hamilton.task_id": task_id} if task_id is not None else {}),
-            }
-        )
-        with self._lock:
-            self._nodes[(run_id, name, task_id)] = span
-
-    def _node_ended(
-        self, run_id: str, name: str, task_id: str | None, error: BaseException | None
-    ) -> None:
-        if error is not None:
-            _note(error, f"raised by Hamilton node {name!r}")
-        with self._lock:
-            span = self._nodes.pop((run_id, name, task_id), None)
-        if span is not None:
-            span.end(error)
-
-
-class HamiltonTracer(_Spans, GraphExecutionHook, NodeExecutionHook):  # type: ignore[misc]
-    """Hamilton lifecycle adapter for the sync ``Driver``: one span per run and per node.
-
-    ``Hamilton`` adds it to the drivers it builds. Add it yourself to a driver you build and pass
-    in: ``driver.Builder().with_modules(m).with_adapters(HamiltonTracer()).build()``. Outside a
-    turnout step it does nothing.
-    """
-
-    def run_before_node_execution(
-        self,
-        *,
-        node_name: str,
-        node_tags: dict[str, Any],
-        node_return_type: type,
-        run_id: str,
-        task_id: str | None = None,
-        **future_kwargs: Any,
-    ) -> None:
-        self._node_started(run_id, node_name, node_return_type, node_tags, task_id)
-
-    def run_after_node_execution(
-        self,
-        *,
-        node_name: str,
-        error: Exception | None,
-        run_id: str,
-        task_id: str | None = None,
-        **future_kwargs: Any,
-    ) -> None:
-        self._node_ended(run_id, node_name, task_id, error)
-
-
-class AsyncHamiltonTracer(
-    _Spans,
-    GraphExecutionHook,  # type: ignore[misc]
-    BasePreNodeExecuteAsync,  # type: ignore[misc]
-    BasePostNodeExecuteAsync,  # type: ignore[misc]
-):
-    """Hamilton lifecycle adapter for the ``AsyncDriver``.
-
-    Its node hooks are Hamilton's async ones, which run around the awaited node: the sync node
-    hooks fire around the creation of the node's coroutine on that driver and would time nothing.
-    """
-
-    async def pre_node_execute(
-        self, *, run_id: str, node_: Any, task_id: str | None = None, **future_kwargs: Any
-    ) -> None:
-        self._node_started(run_id, node_.name, node_.type, node_.tags, task_id)
-
-    async def post_node_execute(
-        self,
-        *,
-        run_id: str,
-        node_: Any,
-        error: Exception | None = None,
-        task_id: str | None = None,
-        **future_kwargs: Any,
-    ) -> None:
-        self._node_ended(run_id, node_.name, task_id, error)
+__all__ = ["AsyncHamilton", "Hamilton"]
 
 
 def _is_async_driver(dr: Any) -> bool:
@@ -230,21 +34,48 @@ def _is_async_driver(dr: Any) -> bool:
 
 
 def _has_async_nodes(modules: Sequence[types.ModuleType]) -> bool:
+    """Whether a module defines an ``async def`` node; functions it imports (``from asyncio
+    import sleep``) are not its nodes, as Hamilton does not make nodes of them either."""
     return any(
         inspect.iscoroutinefunction(fn)
         for module in modules
         for name, fn in vars(module).items()
-        if not name.startswith("_") and inspect.isfunction(fn)
+        if not name.startswith("_") and inspect.isfunction(fn) and fn.__module__ == module.__name__
     )
 
 
-def _wants_async(
-    driver: Any, modules: Sequence[types.ModuleType] | None, asynchronous: bool | None
-) -> bool:
+def _module_list(modules: Any, owner: str) -> list[types.ModuleType]:
+    """``modules`` as a list: one module is accepted as a list of one."""
+    if modules is None:
+        return []
+    if isinstance(modules, types.ModuleType):
+        return [modules]
+    if isinstance(modules, str | bytes) or not isinstance(modules, Iterable):
+        raise TypeError(
+            f"{owner}: modules is {modules!r}; give the imported modules of Hamilton functions, "
+            f"e.g. modules=[my_features]"
+        )
+    found = list(modules)
+    bad = [m for m in found if not isinstance(m, types.ModuleType)]
+    if bad:
+        raise TypeError(
+            f"{owner}: modules holds {bad!r}, which are not modules; import them and pass the "
+            f"module objects, e.g. modules=[my_features]"
+        )
+    return found
+
+
+def _wants_async(driver: Any, modules: Any, asynchronous: bool | None) -> bool:
     if driver is not None:
         return _is_async_driver(driver)
     if asynchronous is not None:
         return asynchronous
+    if isinstance(modules, types.ModuleType):
+        modules = [modules]
+    if not isinstance(modules, Sequence) or not all(
+        isinstance(m, types.ModuleType) for m in modules
+    ):
+        return False  # __init__ refuses them with a clear message
     return _has_async_nodes(modules or ())
 
 
@@ -275,15 +106,17 @@ class Hamilton(SingleStepAction):
     """An action running a Hamilton DAG: state in, requested nodes out.
 
     Args:
-        inputs: the DAG's external inputs, ``{input_name: from_state("key") | from_value(v) |
-            "key"}`` (a list of names reads same-named state keys; a function of state returning
-            the dict needs ``reads=[...]``).
+        inputs: the DAG's inputs, ``{input_name: from_state("key") | from_value(v) | "key"}``
+            (a list of names reads same-named state keys; a function of state returning the
+            dict needs ``reads=[...]``). As in Burr, a name of a computed node is an override:
+            the node is not computed, its value comes from the input.
         outputs: the nodes to compute and where each goes, ``{node_name: update_state("key") |
             append_state("key") | extend_state("key") | "key"}``; a list of node names updates
             same-named keys.
         driver: a built ``Driver`` or ``AsyncDriver`` carrying a ``HamiltonTracer`` (or
             ``AsyncHamiltonTracer``) adapter; or give ``modules`` instead.
-        modules: modules of Hamilton functions to build the driver from.
+        modules: modules of Hamilton functions to build the driver from (one module or a
+            list).
         config: Hamilton configuration for the built driver.
         overrides: nodes to replace by values, ``{node_name: value | from_value(v) |
             from_state("key") | "key"}`` (a str is a state key, as in ``inputs``).
@@ -293,6 +126,8 @@ class Hamilton(SingleStepAction):
         reads: extra state keys read, required with a function input spec.
         writes: extra state keys written, required with a function output spec.
         tags: labels of the action.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
 
     An ``AsyncDriver`` makes an ``AsyncHamilton`` action, run with ``astep``/``arun``.
     """
@@ -312,7 +147,7 @@ class Hamilton(SingleStepAction):
         outputs: Mapping[str, Any] | Sequence[str],
         driver: Any = None,
         *,
-        modules: Sequence[types.ModuleType] | None = None,
+        modules: Sequence[types.ModuleType] | types.ModuleType | None = None,
         config: Mapping[str, Any] | None = None,
         overrides: Any = None,
         adapters: Iterable[Any] = (),
@@ -321,11 +156,23 @@ class Hamilton(SingleStepAction):
         reads: Sequence[str] | None = None,
         writes: Sequence[str] | None = None,
         tags: Sequence[str] = (),
+        name: str | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__()
-        owner = "Hamilton(...)"
+        owner = f"{type(self).__name__}({name!r})" if name is not None else "Hamilton(...)"
+        self.retry = _check_retry(retry, owner)
+        if name is not None:
+            self._name = name
+        self._tags = declared_names(tags, "tags", owner) or []
         self._driver = self._make_driver(
-            driver, modules, config, list(adapters), asynchronous, trace_nodes, owner
+            driver,
+            _module_list(modules, owner),
+            config,
+            list(adapters),
+            asynchronous,
+            trace_nodes,
+            owner,
         )
         self._initialised = driver is not None  # a driver built by us needs ainit() (async)
         if isinstance(outputs, str) or not isinstance(outputs, Mapping | Sequence):
@@ -342,17 +189,40 @@ class Hamilton(SingleStepAction):
         self._read_overrides, override_keys = input_reader(override_spec, reads=None, owner=owner)
         self._write, self._writes = output_writer(out_spec, writes=writes, owner=owner)
         self._reads = list(dict.fromkeys([*input_keys, *override_keys]))
-        self._tags = list(tags)
         self._input_spec = self._named(inputs)
         self._override_spec = self._named(override_spec) or {}
-        self._out_spec = dict(out_spec)
         self._config = dict(config or getattr(getattr(self._driver, "graph", None), "config", {}))
-        self._validate(owner)
+        nodes = {n.name: n for n in HamiltonGraph.from_graph(self._driver.graph).nodes}
+        self._computed = frozenset(n for n, node in nodes.items() if not node.is_external_input)
+        self._move_computed_inputs(owner)
+        self._validate(nodes, owner)
+        self._wiring = Wiring(
+            graph=self._driver.graph,
+            final_vars=self._final_vars,
+            inputs=self._input_spec,
+            overrides=self._override_spec,
+            config=self._config,
+            outputs=dict(out_spec),
+        )
+
+    def _move_computed_inputs(self, owner: str) -> None:
+        """Inputs naming computed nodes become overrides, as Burr decides for its inputs."""
+        if self._input_spec is None:  # a function of state: split at run time
+            return
+        moved = {n: s for n, s in self._input_spec.items() if n in self._computed}
+        both = sorted(set(moved) & set(self._override_spec))
+        if both:
+            raise ActionDefinitionError(
+                f"{owner}: {both} given both in inputs (where a computed node is an override) "
+                f"and in overrides; give each in one of the two"
+            )
+        self._input_spec = {n: s for n, s in self._input_spec.items() if n not in moved}
+        self._override_spec = {**self._override_spec, **moved}
 
     @staticmethod
     def _make_driver(
         driver: Any,
-        modules: Sequence[types.ModuleType] | None,
+        modules: list[types.ModuleType],
         config: Mapping[str, Any] | None,
         adapters: list[Any],
         asynchronous: bool | None,
@@ -399,8 +269,7 @@ class Hamilton(SingleStepAction):
             return {str(k): from_state(str(k)) for k in spec}
         return None
 
-    def _validate(self, owner: str) -> None:
-        nodes = {n.name: n for n in HamiltonGraph.from_graph(self._driver.graph).nodes}
+    def _validate(self, nodes: Mapping[str, Any], owner: str) -> None:
         computed = sorted(n for n, node in nodes.items() if not node.is_external_input)
         external = sorted(n for n, node in nodes.items() if node.is_external_input)
         unknown = [n for n in self._final_vars if n not in nodes]
@@ -420,8 +289,8 @@ class Hamilton(SingleStepAction):
         unknown = [n for n in self._input_spec if n not in nodes]
         if unknown:
             raise ActionDefinitionError(
-                f"{owner}: inputs name {unknown} but the DAG takes no such input; its inputs are "
-                f"{external}"
+                f"{owner}: inputs name {unknown} but the DAG has no such input or node; its "
+                f"inputs are {external} (a computed node given as an input is an override)"
             )
         clash = sorted(set(self._input_spec) & set(self._config))
         if clash:
@@ -430,7 +299,7 @@ class Hamilton(SingleStepAction):
                 f"takes each name from one place, so drop them from one of the two"
             )
         given = {*self._input_spec, *self._override_spec, *self._config}
-        missing = sorted(_walk(nodes, self._final_vars, self._override_spec)[1] - given)
+        missing = sorted(walk(nodes, self._final_vars, self._override_spec)[1] - given)
         if missing:
             raise ActionDefinitionError(
                 f"{owner}: outputs {self._final_vars} need the DAG inputs {missing}, which inputs "
@@ -467,7 +336,9 @@ class Hamilton(SingleStepAction):
                 f"{self._label()}: the inputs function returned {type(inputs).__name__}; it "
                 f"must return a dict of the DAG's input names to values"
             )
-        return dict(inputs), dict(self._read_overrides(state))
+        overrides = dict(self._read_overrides(state))
+        overrides.update((k, v) for k, v in inputs.items() if k in self._computed)
+        return {k: v for k, v in inputs.items() if k not in self._computed}, overrides
 
     def _finish(self, results: Any, state: State) -> tuple[dict[str, Any], State]:
         result = dict(results) if isinstance(results, Mapping) else {"result": results}
@@ -478,65 +349,21 @@ class Hamilton(SingleStepAction):
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
         inputs, overrides = self._arguments(state)
-        results = self._driver.execute(self._final_vars, inputs=inputs, overrides=overrides)
+        try:
+            results = self._driver.execute(self._final_vars, inputs=inputs, overrides=overrides)
+        except Exception as error:
+            add_note(error, f"raised while running the DAG of {self._label()}")
+            raise
         return self._finish(results, state)
 
     def dag_dot(self, *, full: bool = False) -> str:
         """The DAG as Graphviz DOT text: the nodes a step runs (``full``: every node), with
         where each input comes from and where each output goes."""
-        lines = ["digraph hamilton {", "  rankdir=LR;", *self._draw("dot", "", full), "}"]
-        return "\n".join(lines) + "\n"
+        return self._wiring.dot(full=full)
 
     def dag_mermaid(self, *, full: bool = False) -> str:
         """The DAG as a Mermaid flowchart; ``full`` as in ``dag_dot``."""
-        return "\n".join(["flowchart LR", *self._draw("mermaid", "", full)]) + "\n"
-
-    def _draw(self, kind: str, prefix: str, full: bool) -> list[str]:
-        nodes = {n.name: n for n in HamiltonGraph.from_graph(self._driver.graph).nodes}
-        shown = set(nodes) if full else _walk(nodes, self._final_vars, self._override_spec)[0]
-        names = sorted(shown)
-        ids = {n: f"{prefix}{n}" if kind == "dot" else f"{prefix}n{i}" for i, n in enumerate(names)}
-        lines = []
-        for name in names:
-            label, style = self._label_of(nodes[name])
-            if kind == "dot":
-                lines.append(f"  {_dot(ids[name])} [label={_dot(label)}, {_DOT_STYLE[style]}];")
-            else:
-                left, right = _MERMAID_SHAPE[style]
-                lines.append(f"    {ids[name]}{left}{_mermaid(label)}{right}")
-        for name in names:
-            if name in self._override_spec:
-                continue  # an overridden node's dependencies do not feed it
-            node = nodes[name]
-            for dep in sorted(node.required_dependencies | node.optional_dependencies):
-                if dep not in shown:
-                    continue
-                optional = dep in node.optional_dependencies
-                if kind == "dot":
-                    tail = " [style=dashed]" if optional else ""
-                    lines.append(f"  {_dot(ids[dep])} -> {_dot(ids[name])}{tail};")
-                else:
-                    lines.append(f"    {ids[dep]} {'-.->' if optional else '-->'} {ids[name]}")
-        return lines
-
-    def _label_of(self, node: HamiltonNode) -> tuple[str, str]:
-        name = node.name
-        if name in self._override_spec:
-            return f"{name}\noverride: {_source_text(self._override_spec[name])}", "override"
-        if node.is_external_input:
-            source = (self._input_spec or {}).get(name)
-            where = (
-                _source_text(source)
-                if source is not None
-                else ("config" if name in self._config else "default")
-            )
-            return f"{name}\n{where}", "input"
-        label = f"{name}: {_type_name(node.type)}"
-        if name in self._out_spec:
-            target = self._out_spec[name]
-            target = update_state(target) if isinstance(target, str) else target
-            return f"{label}\n{type(target).__name__} {target.key!r}", "output"
-        return label, "node"
+        return self._wiring.mermaid(full=full)
 
 
 class AsyncHamilton(Hamilton):
@@ -549,106 +376,11 @@ class AsyncHamilton(Hamilton):
             self._initialised = True
             await self._driver.ainit()
         inputs, overrides = self._arguments(state)
-        results = await self._driver.execute(self._final_vars, inputs=inputs, overrides=overrides)
+        try:
+            results = await self._driver.execute(
+                self._final_vars, inputs=inputs, overrides=overrides
+            )
+        except Exception as error:
+            add_note(error, f"raised while running the DAG of {self._label()}")
+            raise
         return self._finish(results, state)
-
-
-def _walk(
-    nodes: Mapping[str, HamiltonNode], final_vars: Sequence[str], overridden: Mapping[str, Any]
-) -> tuple[set[str], set[str]]:
-    """``(shown, required)``: the nodes a run of ``final_vars`` touches, and the external inputs
-    it cannot run without."""
-    shown: set[str] = set()
-    required: set[str] = set()
-    stack = list(final_vars)
-    while stack:
-        name = stack.pop()
-        if name in shown:
-            continue
-        shown.add(name)
-        node = nodes[name]
-        if name in overridden:
-            continue
-        for dep in node.required_dependencies | node.optional_dependencies:
-            if nodes[dep].is_external_input:
-                shown.add(dep)
-                if dep in node.required_dependencies:
-                    required.add(dep)
-            else:
-                stack.append(dep)
-    return shown, required
-
-
-_DOT_STYLE = {
-    "input": "shape=oval, style=dashed",
-    "override": 'shape=box, style="rounded,dashed", color=gray40',
-    "output": 'shape=box, style="rounded,filled,bold", fillcolor="#d5e8d4"',
-    "node": "shape=box, style=rounded",
-}
-_MERMAID_SHAPE = {
-    "input": ("([", "])"),
-    "override": ("[/", "/]"),
-    "output": ("[[", "]]"),
-    "node": ("[", "]"),
-}
-
-
-def _source_text(source: Any) -> str:
-    if isinstance(source, from_state):
-        return f"state[{source.key!r}]"
-    if isinstance(source, from_value):
-        text = repr(source.value)
-        return f"= {text if len(text) <= 30 else text[:27] + '...'}"
-    return "computed by a function of state"
-
-
-def _dot(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
-
-
-def _mermaid(text: str) -> str:
-    for char, code in (("#", "#35;"), ('"', "#quot;"), ("<", "#lt;"), (">", "#gt;")):
-        text = text.replace(char, code)
-    return '"' + text.replace("\n", "<br>") + '"'
-
-
-def _hamilton_actions(graph: Any) -> list[Hamilton]:
-    return [a for a in graph.actions if isinstance(a, Hamilton)]
-
-
-def to_dot(app_or_graph: Any, **kwargs: Any) -> str:
-    """An application's (or graph's) DOT text with the DAG of each Hamilton action drawn in a
-    dashed box linked to its node; ``kwargs`` are those of ``Graph.to_dot`` (``current``,
-    ``include_conditions``, ``include_inputs``, ``include_state``). Render it with
-    ``turnout.core.visualize.render``."""
-    graph = getattr(app_or_graph, "graph", app_or_graph)
-    body = graph.to_dot(**kwargs).rstrip().removesuffix("}").rstrip("\n").split("\n")
-    body.append("  compound=true;")
-    for i, act in enumerate(_hamilton_actions(graph)):
-        prefix = f"{act.name}/"
-        body.append(f"  subgraph {_dot(f'cluster_{i}')} {{")
-        label = _dot(f"{act.name}: Hamilton DAG")
-        body.append(f"    label={label}; style=dashed; color=gray60; fontname=Helvetica;")
-        body.extend("  " + line for line in act._draw("dot", prefix, False))
-        body.append("  }")
-        head = _dot(prefix + act.final_vars[0])
-        body.append(
-            f"  {_dot(act.name)} -> {head} [style=dotted, arrowhead=none, "
-            f"lhead={_dot(f'cluster_{i}')}];"
-        )
-    return "\n".join([*body, "}"]) + "\n"
-
-
-def to_mermaid(app_or_graph: Any, **kwargs: Any) -> str:
-    """As ``to_dot``, as a Mermaid flowchart (``kwargs`` of ``Graph.to_mermaid``)."""
-    graph = getattr(app_or_graph, "graph", app_or_graph)
-    lines = graph.to_mermaid(**kwargs).rstrip("\n").split("\n")
-    ids = {act.name: f"a{i}" for i, act in enumerate(graph.actions)}  # the core's node ids
-    for i, act in enumerate(_hamilton_actions(graph)):
-        lines.append(f"    subgraph h{i}[{_mermaid(f'{act.name}: Hamilton DAG')}]")
-        lines.append("      direction LR")
-        lines.extend("  " + line for line in act._draw("mermaid", f"h{i}_", False))
-        lines.append("    end")
-        lines.append(f"    {ids[act.name]} -.- h{i}")
-    return "\n".join(lines) + "\n"

@@ -7,23 +7,33 @@ vocabulary of ``turnout.integrations._mapping``); the step's run configuration c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Literal, TypeAlias
 
 from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
+from langchain_core.output_parsers.transform import BaseCumulativeTransformOutputParser
 from langchain_core.outputs import GenerationChunk
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig, RunnableSequence
 
 from turnout.core.action import Action
 from turnout.core.errors import ActionDefinitionError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
-from turnout.integrations._mapping import InputSpec, OutputSpec, input_reader, output_writer
+from turnout.integrations._mapping import (
+    InputSpec,
+    OutputSpec,
+    declared_names,
+    input_reader,
+    output_writer,
+)
+from turnout.integrations._notes import add_note
 from turnout.integrations.langchain._config import _step_config
 from turnout.integrations.langchain._tracing import SpanCallbackHandler
 
-__all__ = ["RunnableAction", "StreamingRunnableAction", "runnable_action"]
+__all__ = ["Aggregate", "RunnableAction", "StreamingRunnableAction", "runnable_action"]
+
+Aggregate: TypeAlias = "Literal['auto', 'add', 'last'] | Callable[[list[Any]], Any]"
 
 
 class _RunnableBase(Action):
@@ -62,6 +72,7 @@ class _RunnableBase(Action):
             )
         if isinstance(inputs, str):
             raise TypeError(f"{owner}: inputs must be a list of names; write inputs=[{inputs!r}]")
+        tags = declared_names(tags, "tags", owner) or []
         self.runnable = runnable
         self._read, self._reads = input_reader(input, reads=reads, owner=owner)
         self._write, self._writes = output_writer(output, writes=writes, owner=owner)
@@ -114,6 +125,11 @@ class _RunnableBase(Action):
     def _unnamed_label(self) -> str:
         return _label(self.runnable)
 
+    def _note(self, error: BaseException) -> None:
+        if isinstance(error, Exception):  # not KeyboardInterrupt, GeneratorExit, ...
+            name = self.name if self.has_name else self._owner
+            add_note(error, f"raised by the runnable of action {name!r}")
+
 
 class RunnableAction(_RunnableBase):
     """A LangChain ``Runnable`` (chain, prompt, model, parser, tool, retriever...) as an action.
@@ -148,6 +164,7 @@ class RunnableAction(_RunnableBase):
             output = self.runnable.invoke(value, config=config)
         except BaseException as exc:
             _end_all(handler, exc)
+            self._note(exc)
             raise
         _end_all(handler, None)
         return {"output": output}
@@ -159,6 +176,7 @@ class RunnableAction(_RunnableBase):
             output = await self.runnable.ainvoke(value, config=config)
         except BaseException as exc:
             _end_all(handler, exc)
+            self._note(exc)
             raise
         _end_all(handler, None)
         return {"output": output}
@@ -167,12 +185,39 @@ class RunnableAction(_RunnableBase):
 class StreamingRunnableAction(_RunnableBase, StreamingAction):
     """A ``Runnable`` streamed token by token: a streaming action.
 
-    Takes ``RunnableAction``'s arguments. Each chunk of ``stream`` (``astream`` with
-    ``is_async=True``) is yielded as ``{"delta": <its text, "" if none>, "chunk": <chunk>}``;
-    the last item, which is also the step's result, is ``{"output": <all chunks added up>}``:
-    chat model chunks summed (``AIMessageChunk + AIMessageChunk``) and turned into the message
-    ``invoke`` would return (an ``AIMessage``), strings joined, dicts merged key by key.
+    Takes ``RunnableAction``'s arguments, and ``aggregate``. Each chunk of ``stream``
+    (``astream`` with ``is_async=True``) is yielded as ``{"delta": <its text, "" if none>,
+    "chunk": <chunk>}``; the last item, which is also the step's result, is ``{"output": ...}``,
+    what ``invoke`` would return, made from the chunks by ``aggregate``:
+
+    - ``"add"``: the chunks added up as LangChain adds them: chat model chunks summed and made
+      the message ``invoke`` returns (an ``AIMessage``), strings joined, lists concatenated,
+      dicts merged key by key;
+    - ``"last"``: the last chunk, for runnables whose every chunk is the whole output so far
+      (``JsonOutputParser``, ``PydanticOutputParser`` and the other cumulative parsers);
+    - ``"auto"`` (the default): ``"last"`` when the runnable, or the last step of a
+      ``RunnableSequence``, is a cumulative parser without ``diff=True``, else ``"add"``;
+    - a function of the list of chunks returning the output.
     """
+
+    def __init__(
+        self,
+        runnable: Runnable[Any, Any],
+        input: InputSpec,
+        output: OutputSpec,
+        *,
+        aggregate: Aggregate = "auto",
+        **options: Any,
+    ) -> None:
+        super().__init__(runnable, input, output, **options)
+        if not callable(aggregate) and aggregate not in ("auto", "add", "last"):
+            raise ActionDefinitionError(
+                f"{self._owner}: aggregate is {aggregate!r}; give 'auto', 'add', 'last' or a "
+                f"function of the list of chunks"
+            )
+        if aggregate == "auto":
+            aggregate = "last" if _is_cumulative(runnable) else "add"
+        self.aggregate: Literal["add", "last"] | Callable[[list[Any]], Any] = aggregate
 
     def stream_run(self, state: State, **inputs: Any) -> Any:
         """The stream's items (an async generator when async)."""
@@ -183,13 +228,14 @@ class StreamingRunnableAction(_RunnableBase, StreamingAction):
     def _stream(self, state: State, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         value = self._value(state, inputs)
         config, handler = self._step_config()
-        total = _Total()
+        total = _Total(self.aggregate)
         try:
             for chunk in self.runnable.stream(value, config=config):
                 total.add(chunk)
                 yield {"delta": _text(chunk), "chunk": chunk}
         except BaseException as exc:
             _end_all(handler, exc)
+            self._note(exc)
             raise
         _end_all(handler, None)
         yield {"output": total.value()}
@@ -197,16 +243,29 @@ class StreamingRunnableAction(_RunnableBase, StreamingAction):
     async def _astream(self, state: State, inputs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         value = self._value(state, inputs)
         config, handler = self._step_config()
-        total = _Total()
+        total = _Total(self.aggregate)
         try:
             async for chunk in self.runnable.astream(value, config=config):
                 total.add(chunk)
                 yield {"delta": _text(chunk), "chunk": chunk}
         except BaseException as exc:
             _end_all(handler, exc)
+            self._note(exc)
             raise
         _end_all(handler, None)
         yield {"output": total.value()}
+
+
+def _is_cumulative(runnable: Any) -> bool:
+    """Whether each chunk ``runnable`` streams is its whole output so far."""
+    while True:
+        if isinstance(runnable, RunnableSequence):
+            runnable = runnable.last
+        elif isinstance(runnable, RunnableBinding):  # .with_config(), .bind(), ...
+            runnable = runnable.bound
+        else:
+            break
+    return isinstance(runnable, BaseCumulativeTransformOutputParser) and not runnable.diff
 
 
 def runnable_action(
@@ -242,17 +301,27 @@ def _text(chunk: Any) -> str:
 
 
 class _Total:
-    """Chunks added up as LangChain adds them (``+``), dicts merged key by key."""
+    """The output made of the chunks: added up as LangChain adds them (``+``, dicts merged key
+    by key), the last one, or what a function of all of them returns."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("_chunks", "_how", "_value")
 
-    def __init__(self) -> None:
+    def __init__(self, how: Literal["add", "last"] | Callable[[list[Any]], Any]) -> None:
+        self._how = how
         self._value: Any = None
+        self._chunks: list[Any] = []
 
     def add(self, chunk: Any) -> None:
-        self._value = chunk if self._value is None else _add(self._value, chunk)
+        if self._how == "add":
+            self._value = chunk if self._value is None else _add(self._value, chunk)
+        elif self._how == "last":
+            self._value = chunk
+        else:
+            self._chunks.append(chunk)
 
     def value(self) -> Any:
+        if callable(self._how):
+            return self._how(self._chunks)
         if isinstance(self._value, BaseMessageChunk):
             return message_chunk_to_message(self._value)
         return self._value

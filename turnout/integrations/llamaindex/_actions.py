@@ -13,10 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from turnout.core.action import Action
+from turnout.core.action import Action, _check_retry
+from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
-from turnout.integrations._mapping import input_reader, output_writer
+from turnout.integrations._mapping import declared_names, input_reader, output_writer
+from turnout.integrations._notes import add_note
 from turnout.integrations.llamaindex._convert import (
     node_to_dict,
     response_to_dict,
@@ -116,11 +118,22 @@ class _Spec:
 class _Common:
     """What both action classes share: the spec, sync or async, tags, and ``update``."""
 
-    def __init__(self, spec: _Spec, *, is_async: bool, tags: Sequence[str]) -> None:
+    def __init__(
+        self,
+        spec: _Spec,
+        *,
+        is_async: bool,
+        tags: Sequence[str],
+        name: str | None,
+        retry: RetryPolicy | None,
+    ) -> None:
         super().__init__()
         self._spec = spec
         self._async = is_async
-        self._tags = list(tags)
+        self._tags = declared_names(tags, "tags", spec.owner) or []
+        self.retry = _check_retry(retry, spec.owner)
+        if name is not None:
+            self._name: str | None = name
 
     @property
     def reads(self) -> list[str]:
@@ -150,6 +163,10 @@ class _Common:
     def _unnamed_label(self) -> str:
         return self._spec.owner
 
+    def _note(self, error: Exception) -> None:
+        name = self.name if self.has_name else self._spec.owner  # type: ignore[attr-defined]
+        add_note(error, f"raised by the LlamaIndex object of action {name!r}")
+
 
 class _LlamaIndexAction(_Common, Action):
     """A non-streaming LlamaIndex action (built by the factories of this module)."""
@@ -158,13 +175,21 @@ class _LlamaIndexAction(_Common, Action):
         """The object's output as a result dict (a coroutine producing it when async)."""
         if self._async:
             return self._arun(state)
-        with trace_llamaindex(), closing_leaked_loop():
-            result: dict[str, Any] = self._spec.call(self._input(state))
+        try:
+            with trace_llamaindex(), closing_leaked_loop():
+                result: dict[str, Any] = self._spec.call(self._input(state))
+        except Exception as error:
+            self._note(error)
+            raise
         return result
 
     async def _arun(self, state: State) -> dict[str, Any]:
-        with trace_llamaindex():
-            result: dict[str, Any] = await self._spec.call(self._input(state))
+        try:
+            with trace_llamaindex():
+                result: dict[str, Any] = await self._spec.call(self._input(state))
+        except Exception as error:
+            self._note(error)
+            raise
         return result
 
 
@@ -176,19 +201,34 @@ class _LlamaIndexStreamingAction(_Common, StreamingAction):
         return self._astream(value) if self._async else self._stream(value)
 
     def _stream(self, value: Any) -> Iterator[dict[str, Any]]:
-        with trace_llamaindex(), closing_leaked_loop():
-            yield from self._spec.call(value)
+        try:
+            with trace_llamaindex(), closing_leaked_loop():
+                yield from self._spec.call(value)
+        except Exception as error:
+            self._note(error)
+            raise
 
     async def _astream(self, value: Any) -> AsyncIterator[dict[str, Any]]:
-        with trace_llamaindex():
-            async for item in self._spec.call(value):
-                yield item
+        try:
+            with trace_llamaindex():
+                async for item in self._spec.call(value):
+                    yield item
+        except Exception as error:
+            self._note(error)
+            raise
 
 
-def _build(spec: _Spec, *, stream: bool, is_async: bool, tags: Sequence[str]) -> Action:
-    if stream:
-        return _LlamaIndexStreamingAction(spec, is_async=is_async, tags=tags)
-    return _LlamaIndexAction(spec, is_async=is_async, tags=tags)
+def _build(
+    spec: _Spec,
+    *,
+    stream: bool,
+    is_async: bool,
+    tags: Sequence[str],
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+) -> Action:
+    cls = _LlamaIndexStreamingAction if stream else _LlamaIndexAction
+    return cls(spec, is_async=is_async, tags=tags, name=name, retry=retry)
 
 
 def _check(obj: Any, protocol: type, owner: str, what: str) -> None:
@@ -217,6 +257,8 @@ def query_action(
     reads: Sequence[str] | None = None,
     writes: Sequence[str] | None = None,
     tags: Sequence[str] = (),
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Action:
     """An action that asks ``engine`` a question from state.
 
@@ -233,6 +275,8 @@ def query_action(
         reads: extra state keys (required for a function input spec).
         writes: extra state keys (required for a function output spec).
         tags: the action's tags.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
     """
     owner = f"query_action({type(engine).__name__})"
     _check(engine, QueryEngineLike, owner, "a query engine; build one with index.as_query_engine()")
@@ -257,7 +301,7 @@ def query_action(
         owner=owner, call=calls[(stream, is_async)], input=input, output=output,
         unwrap=_same, reads=reads, writes=writes,
     )  # fmt: skip
-    return _build(spec, stream=stream, is_async=is_async, tags=tags)
+    return _build(spec, stream=stream, is_async=is_async, tags=tags, name=name, retry=retry)
 
 
 _QUERY_FIX = "build the engine with index.as_query_engine(streaming=True)"
@@ -309,6 +353,8 @@ def chat_action(
     reads: Sequence[str] | None = None,
     writes: Sequence[str] | None = None,
     tags: Sequence[str] = (),
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Action:
     """An action that sends a message from state to ``engine``.
 
@@ -328,6 +374,8 @@ def chat_action(
         reads: extra state keys (required for a function input spec).
         writes: extra state keys (required for a function output spec).
         tags: the action's tags.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
     """
     owner = f"chat_action({type(engine).__name__})"
     _check(engine, ChatEngineLike, owner, "a chat engine; build one with index.as_chat_engine()")
@@ -364,7 +412,7 @@ def chat_action(
         owner=owner, call=calls[(stream, is_async)], input=input, output=output,
         unwrap=_same, reads=reads, writes=writes, history=history,
     )  # fmt: skip
-    return _build(spec, stream=stream, is_async=is_async, tags=tags)
+    return _build(spec, stream=stream, is_async=is_async, tags=tags, name=name, retry=retry)
 
 
 # -- retrievers and ingestion pipelines ------------------------------------------------------------
@@ -379,6 +427,8 @@ def retrieve_action(
     reads: Sequence[str] | None = None,
     writes: Sequence[str] | None = None,
     tags: Sequence[str] = (),
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Action:
     """An action that retrieves nodes for a query from state.
 
@@ -394,6 +444,8 @@ def retrieve_action(
         reads: extra state keys (required for a function input spec).
         writes: extra state keys (required for a function output spec).
         tags: the action's tags.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
     """
     owner = f"retrieve_action({type(retriever).__name__})"
     _check(retriever, RetrieverLike, owner, "a retriever; build one with index.as_retriever()")
@@ -411,7 +463,7 @@ def retrieve_action(
         owner=owner, call=aretrieve if is_async else retrieve, input=input, output=output,
         unwrap=_field("nodes"), reads=reads, writes=writes,
     )  # fmt: skip
-    return _build(spec, stream=False, is_async=is_async, tags=tags)
+    return _build(spec, stream=False, is_async=is_async, tags=tags, name=name, retry=retry)
 
 
 def ingest_action(
@@ -423,6 +475,8 @@ def ingest_action(
     reads: Sequence[str] | None = None,
     writes: Sequence[str] | None = None,
     tags: Sequence[str] = (),
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Action:
     """An action that runs an ingestion pipeline over documents from state.
 
@@ -439,6 +493,8 @@ def ingest_action(
         reads: extra state keys (required for a function input spec).
         writes: extra state keys (required for a function output spec).
         tags: the action's tags.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
     """
     owner = f"ingest_action({type(pipeline).__name__})"
     _check(pipeline, IngestionPipelineLike, owner, "an IngestionPipeline")
@@ -462,4 +518,4 @@ def ingest_action(
         owner=owner, call=arun if is_async else run, input=input, output=output,
         unwrap=_field("nodes"), reads=reads, writes=writes,
     )  # fmt: skip
-    return _build(spec, stream=False, is_async=is_async, tags=tags)
+    return _build(spec, stream=False, is_async=is_async, tags=tags, name=name, retry=retry)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
-from llama_index.core.workflow import StartEvent, StopEvent
+from llama_index.core.workflow import StartEvent, StopEvent, Workflow
 from pydantic_core import PydanticSerializationError
 
 from turnout.core.action import Action
+from turnout.core.retry import RetryPolicy
 from turnout.integrations.llamaindex._actions import _build, _check, _field, _Spec
 from turnout.integrations.llamaindex._convert import to_output
 
@@ -31,6 +32,8 @@ def workflow_action(
     reads: Sequence[str] | None = None,
     writes: Sequence[str] | None = None,
     tags: Sequence[str] = (),
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Action:
     """An async action that runs a LlamaIndex ``Workflow`` and awaits its result.
 
@@ -48,9 +51,17 @@ def workflow_action(
         reads: extra state keys (required for a function input spec).
         writes: extra state keys (required for a function output spec).
         tags: the action's tags.
+        name: the action's name (else given by ``with_actions(name=...)``).
+        retry: a ``RetryPolicy`` for failed steps.
     """
     owner = f"workflow_action({type(workflow).__name__})"
     _check(workflow, WorkflowLike, owner, "a Workflow")
+    if not isinstance(workflow, Workflow):
+        raise TypeError(
+            f"{owner}: {workflow!r} is not a LlamaIndex Workflow; subclass "
+            f"llama_index.core.workflow.Workflow and pass an instance (a query or chat engine "
+            f"goes to query_action/chat_action, a pipeline to ingest_action)"
+        )
 
     def start(value: Any) -> Any:
         if isinstance(value, StartEvent):
@@ -81,7 +92,7 @@ def workflow_action(
         owner=owner, call=stream_events if stream else run, input=input, output=output,
         unwrap=_field("result"), reads=reads, writes=writes,
     )  # fmt: skip
-    return _build(spec, stream=stream, is_async=True, tags=tags)
+    return _build(spec, stream=stream, is_async=True, tags=tags, name=name, retry=retry)
 
 
 def _event_data(event: Any) -> Any:
