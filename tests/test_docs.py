@@ -7,6 +7,8 @@ is left out; keep those rare and say on the page why the block cannot run.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +16,43 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# The library each adapter's page and example need, and the extra that installs it.
+ADAPTER_LIBRARIES = {
+    "langchain": ("langchain_core", "langchain"),
+    "hamilton": ("hamilton", "hamilton"),
+    "llamaindex": ("llama_index.core", "llamaindex"),
+}
+NEEDS_ADAPTER = {
+    "docs/integrations/langchain.md": "langchain",
+    "docs/integrations/hamilton.md": "hamilton",
+    "docs/integrations/llamaindex.md": "llamaindex",
+    "examples/langchain_agent": "langchain",
+    "examples/hamilton_features": "hamilton",
+    "examples/llamaindex_rag": "llamaindex",
+}
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package of a dotted name is missing
+        return False
+
+
+def skip_without_adapter_library(relative: str) -> None:
+    """Skip a page or example whose adapter's library is not installed, naming the extra.
+
+    With ``CI=true`` nothing is skipped: CI installs every extra, so a missing one must fail.
+    """
+    adapter = NEEDS_ADAPTER.get(relative)
+    if adapter is None or os.environ.get("CI") == "true":
+        return
+    module, extra = ADAPTER_LIBRARIES[adapter]
+    if not _installed(module):
+        pytest.skip(f'{relative} needs {module!r}: pip install "turnout[{extra}]"')
+
+
 SKIP_MARKER = "<!-- skip-test -->"
 _OPENING = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})[ \t]*(?P<info>[^`\s]*)")
 
@@ -71,6 +110,7 @@ def test_page_code_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.chdir(tmp_path)  # anything a page writes lands in a throw-away directory
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem.replace('-', '_')}"}
     relative = page.relative_to(ROOT).as_posix()
+    skip_without_adapter_library(relative)
     for block in python_blocks(page.read_text(encoding="utf-8")):
         # Padding with blank lines makes tracebacks point at the page's own line numbers.
         source = "\n" * (block.line - 1) + block.code

@@ -15,7 +15,7 @@ from examples.approval import application as approval
 from examples.chatbot import application as chatbot
 from examples.counter import application as counter
 from examples.streaming_chatbot import application as streaming
-from tests.test_docs import python_blocks
+from tests.test_docs import python_blocks, skip_without_adapter_library
 from turnout import Application, State
 from turnout.core.errors import AsyncRequiredError
 from turnout.lifecycle import PostRunStepHook
@@ -33,6 +33,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 @pytest.mark.parametrize("name", EXAMPLES, ids=EXAMPLES)
 def test_example_has_readme_and_runs_as_a_script(name: str) -> None:
     assert (ROOT / "examples" / name / "README.md").is_file()
+    skip_without_adapter_library(f"examples/{name}")
     done = subprocess.run(
         [sys.executable, f"examples/{name}/application.py"],
         cwd=ROOT,
@@ -52,6 +53,7 @@ README_PAGES = sorted(p.parent.name for p in ROOT.glob("examples/*/README.md"))
 def test_example_readme_code_runs(name: str, capsys: pytest.CaptureFixture[str]) -> None:
     """The Python blocks of an example's README run in order, sharing one namespace."""
     relative = f"examples/{name}/README.md"
+    skip_without_adapter_library(f"examples/{name}")
     blocks = python_blocks((ROOT / relative).read_text(encoding="utf-8"))
     assert blocks, f"{relative} has no Python example"
     namespace: dict[str, object] = {"__name__": f"readme_{name}"}
