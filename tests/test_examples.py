@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -37,6 +38,13 @@ def test_example_has_readme_and_runs_as_a_script(name: str) -> None:
     done = subprocess.run(
         [sys.executable, f"examples/{name}/application.py"],
         cwd=ROOT,
+        # offline: a developer's OpenAI key or OTLP endpoint must not reach the examples
+        env={
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+            and not k.startswith("OTEL_EXPORTER_OTLP_")
+        },
         capture_output=True,
         text=True,
         timeout=60,

@@ -269,3 +269,29 @@ def test_stop_frees_the_port() -> None:
         openai.OpenAI(base_url=url, api_key="t", max_retries=0).responses.create(
             model="m", input="x"
         )
+
+
+def test_a_reply_can_fail_mid_stream(server: FakeOpenAIServer) -> None:
+    """``fail_after=n``: n tokens, then an error chunk (chat) or ``response.failed`` (Responses);
+    with ``hang_up=True`` the connection closes instead; unstreamed, a 500."""
+    failing = FakeReply(text="one two three", fail_after=1, error="boom")
+    server.add_replies(failing, failing, FakeReply(text="a b", fail_after=1, hang_up=True), failing)
+    with sync_client(server) as client:
+        tokens: list[str] = []
+
+        def read_chat() -> None:
+            for chunk in client.chat.completions.create(model="m", messages=USER, stream=True):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    tokens.append(chunk.choices[0].delta.content)
+
+        with pytest.raises(openai.APIError, match="boom"):
+            read_chat()
+        assert tokens == ["one "]
+        events = list(client.responses.create(model="m", input="hi", stream=True))
+        assert [e.delta for e in events if e.type == "response.output_text.delta"] == ["one "]
+        assert events[-1].type == "response.failed"
+        assert events[-1].response.error.message == "boom"
+        cut = list(client.chat.completions.create(model="m", messages=USER, stream=True))
+        assert [c.choices[0].finish_reason for c in cut if c.choices] == [None, None]
+        with pytest.raises(openai.InternalServerError, match="boom"):
+            client.chat.completions.create(model="m", messages=USER)

@@ -67,13 +67,21 @@ class FakeToolCall:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FakeReply:
     """A scripted reply: text, tool calls or both, optionally after ``delay`` seconds (to make a
-    client with a shorter timeout raise ``APITimeoutError``)."""
+    client with a shorter timeout raise ``APITimeoutError``).
+
+    ``fail_after=n`` makes a streamed reply fail after its first ``n`` tokens: a chat stream
+    sends an ``{"error": ...}`` chunk, a Responses stream a ``response.failed`` event, both
+    with ``error`` as the message (with ``hang_up=True`` the connection is just closed
+    instead). A request that is not streamed gets a 500 with that message."""
 
     text: str = ""
     tool_calls: tuple[FakeToolCall, ...] = ()
     delay: float = 0.0
     model: str | None = None
     """The model name reported back; the requested one if ``None``."""
+    fail_after: int | None = None
+    error: str = "the fake model failed mid-stream"
+    hang_up: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -305,6 +313,8 @@ def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             if server._stopping.is_set():
                 self.close_connection = True  # stopped while delaying: the client gave up
                 return
+            if isinstance(reply, FakeReply) and reply.fail_after is not None and not request.stream:
+                reply = FakeError(status=500, message=reply.error)
             if isinstance(reply, FakeError):
                 self._error(reply)
                 return
@@ -415,8 +425,14 @@ def _chat_stream(
         return _sse({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
 
     yield chunk({"role": "assistant", "content": ""})
-    for token in split_tokens(reply.text):
+    for index, token in enumerate(split_tokens(reply.text)):
+        if index == reply.fail_after:
+            break
         yield chunk({"content": token})
+    if reply.fail_after is not None:
+        if not reply.hang_up:
+            yield _sse({"error": {"message": reply.error, "type": "server_error", "code": None}})
+        return
     calls = _calls(reply, ids)
     for index, (cid, name, arguments) in enumerate(calls):
         function = {"name": name, "arguments": ""}
@@ -505,10 +521,14 @@ def _response_stream(
             empty = {"type": "output_text", "text": "", "annotations": []}
             yield event("response.content_part.added", **where, content_index=0, part=empty)
             text = item["content"][0]["text"]
-            for token in split_tokens(text):
+            for number, token in enumerate(split_tokens(text)):
+                if number == reply.fail_after:
+                    break
                 yield event(
                     "response.output_text.delta", **where, content_index=0, delta=token, logprobs=[]
                 )
+            if reply.fail_after is not None:
+                break
             yield event(
                 "response.output_text.done", **where, content_index=0, text=text, logprobs=[]
             )
@@ -529,4 +549,9 @@ def _response_stream(
                 arguments=arguments,
             )
         yield event("response.output_item.done", output_index=index, item=item)
-    yield event("response.completed", response=final)
+    if reply.fail_after is None:
+        yield event("response.completed", response=final)
+    elif not reply.hang_up:
+        error = {"code": "server_error", "message": reply.error}
+        failed = {**final, "status": "failed", "error": error, "output": [], "usage": None}
+        yield event("response.failed", response=failed)

@@ -83,11 +83,16 @@ def scripted_model(request: FakeRequest) -> str | FakeToolCall:
 def model_client(use_async: bool = False) -> Iterator[tuple[Any, str]]:
     """``(client, model)``: the real API if ``OPENAI_API_KEY`` is set, else the local fake."""
     kind: Any = openai.AsyncOpenAI if use_async else openai.OpenAI
-    if os.environ.get("OPENAI_API_KEY"):
-        yield kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
-        return
-    with FakeOpenAIServer(scripted_model) as server:
-        yield kind(base_url=server.base_url, api_key="offline", max_retries=0), "fake-agent"
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("OPENAI_API_KEY"):
+            made, model = kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
+        else:
+            server = stack.enter_context(FakeOpenAIServer(scripted_model))
+            made = kind(base_url=server.base_url, api_key="offline", max_retries=0)
+            model = "fake-agent"
+        if not use_async:
+            stack.callback(made.close)  # an async client is closed in its event loop
+        yield made, model
 
 
 @action(reads=[], writes=["messages"])

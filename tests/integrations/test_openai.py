@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import enum
+import gc
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypedDict
@@ -19,6 +21,7 @@ import pydantic  # noqa: E402 - a dependency of openai
 from turnout import Action, ApplicationBuilder, State, on_exception  # noqa: E402
 from turnout.core.tracking import LocalTracker, read_log  # noqa: E402
 from turnout.integrations.openai import (  # noqa: E402
+    StreamFailedError,
     ToolCallError,
     ToolSchemaError,
     append_state,
@@ -50,14 +53,46 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 _OPEN_ASYNC_CLIENTS: list[Any] = []
+_OPEN_SYNC_CLIENTS: list[Any] = []
+# The variables that would point the tests (and the examples) at a real API or collector.
+_REAL_SERVICE_VARIABLES = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every test talks to the local fake only (a developer's OPENAI_API_KEY or OTLP endpoint
+    is ignored), and every client a test made is closed when it ends."""
+    otel = [name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP_")]
+    for name in (*_REAL_SERVICE_VARIABLES, *otel):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    close_clients()
+
+
+def close_clients() -> None:
+    """Close the clients ``client()`` made (the async ones not closed by ``in_loop`` in a loop
+    of their own): left open, their sockets are reported as unraisable warnings."""
+    while _OPEN_SYNC_CLIENTS:
+        _OPEN_SYNC_CLIENTS.pop().close()
+    if _OPEN_ASYNC_CLIENTS:
+
+        async def close_async() -> None:
+            while _OPEN_ASYNC_CLIENTS:
+                await _OPEN_ASYNC_CLIENTS.pop().close()
+
+        asyncio.run(close_async())
 
 
 def client(server: FakeOpenAIServer, mode: str, **kwargs: Any) -> Any:
     kind = openai.AsyncOpenAI if mode == "async" else openai.OpenAI
     options = {"base_url": server.base_url, "api_key": "test", "max_retries": 0, **kwargs}
     made = kind(**options)
-    if mode == "async":
-        _OPEN_ASYNC_CLIENTS.append(made)
+    (_OPEN_ASYNC_CLIENTS if mode == "async" else _OPEN_SYNC_CLIENTS).append(made)
     return made
 
 
@@ -181,6 +216,33 @@ def test_each_call_is_a_child_span_with_gen_ai_attributes(
     assert attributes["gen_ai.response.id"].startswith("chatcmpl_" if api == "chat" else "resp_")
     first_chunk = attributes.get("gen_ai.response.time_to_first_chunk")
     assert (first_chunk is not None and first_chunk >= 0) if stream else first_chunk is None
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_request_parameters_are_recorded_under_their_gen_ai_names(
+    server: FakeOpenAIServer, api: str
+) -> None:
+    recorder = Recorder()
+    if api == "chat":
+        params: dict[str, Any] = {
+            "seed": 7, "stop": "END", "n": 1, "max_completion_tokens": 20,
+            "response_format": {"type": "json_object"},
+        }  # fmt: skip
+        expected = {
+            "gen_ai.request.seed": 7, "gen_ai.request.stop_sequences": ["END"],
+            "gen_ai.request.choice.count": 1, "gen_ai.request.max_tokens": 20,
+            "gen_ai.output.type": "json",
+        }  # fmt: skip
+    else:
+        params = {"max_output_tokens": 20, "top_p": 0.9, "text": {"format": {"type": "text"}}}
+        expected = {
+            "gen_ai.request.max_tokens": 20, "gen_ai.request.top_p": 0.9,
+            "gen_ai.output.type": "text",
+        }  # fmt: skip
+    run_step(one_step_app(APIS[api](client(server, "sync"), model="m", **params), (recorder,)),
+             "sync", False)  # fmt: skip
+    attributes = recorder.merged()
+    assert {k: attributes.get(k) for k in expected} == expected
 
 
 def test_async_streaming_span_has_usage(server: FakeOpenAIServer) -> None:
@@ -367,6 +429,122 @@ def test_bad_request_routes_through_on_exception(server: FakeOpenAIServer, mode:
     assert "action 'ask'" in state["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    ("api", "param", "message"),
+    [
+        (
+            "responses",
+            "max_tokens",
+            r"max_tokens= is not a parameter .*responses.create; use "
+            r"max_output_tokens= instead",
+        ),
+        ("chat", "max_output_tokens", r"chat.completions.create; use max_completion_tokens="),
+        ("chat", "temperatur", r"temperatur= .*use temperature= instead"),
+        ("responses", "response_format", r"use text=\{'format': ...\}"),
+    ],
+    ids=["responses-max-tokens", "chat-max-output-tokens", "typo", "response-format"],
+)
+def test_parameters_the_client_does_not_take_fail_when_the_action_is_built(
+    server: FakeOpenAIServer, mode: str, api: str, param: str, message: str
+) -> None:
+    with pytest.raises(TypeError, match=message) as caught:
+        APIS[api](client(server, mode), model="m", **{param: 5})
+    assert f"{api}_action(model='m')" in str(caught.value)
+    assert "extra_body=" in str(caught.value)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("hang_up", [False, True], ids=["error-event", "hang-up"])
+@pytest.mark.parametrize("api", list(APIS))
+def test_a_stream_failing_midway_raises_an_api_error_with_the_servers_message(
+    server: FakeOpenAIServer, mode: str, api: str, hang_up: bool
+) -> None:
+    recorder = Recorder()
+    server.add_replies(
+        FakeReply(
+            text="one two three four", fail_after=2, error="The model crashed", hang_up=hang_up
+        )
+    )
+    act = APIS[api](client(server, mode), model="m", stream=True)
+    app = one_step_app(act, (recorder,))
+    tokens: list[str] = []
+
+    def consume() -> None:
+        if mode == "sync":
+            _action, container = app.stream_result(halt_after=["ask"])
+            tokens.extend(item["delta"] for item in container)
+            return
+
+        async def aconsume() -> None:
+            _action, container = await app.astream_result(halt_after=["ask"])
+            async for item in container:
+                tokens.append(item["delta"])
+
+        in_loop(aconsume())
+
+    with pytest.raises(openai.APIError) as caught:
+        consume()
+    assert isinstance(caught.value, StreamFailedError)
+    text = str(caught.value)
+    assert ("connection was cut" if hang_up else "The model crashed") in text
+    assert "action 'ask'" in text
+    assert "model 'm'" in text
+    assert tokens == ["one ", "two "]
+    assert recorder.spans == [("chat m", None, "StreamFailedError")]
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_a_failed_stream_is_retried_by_openai_retry_policy(
+    server: FakeOpenAIServer, mode: str, api: str
+) -> None:
+    """Only before its first token: once tokens reached the caller, a step is not retried."""
+    server.add_replies(FakeReply(text="lost words", fail_after=0), "second try")
+    policy = openai_retry_policy(max_attempts=2, initial_delay=0, jitter=0)
+    act = APIS[api](client(server, mode), model="m", stream=True, retry=policy)
+    _tokens, result, state = run_step(one_step_app(act), mode, True)
+    assert result["content"] == "second try"
+    assert state["messages"][-1]["content"] == "second try"
+
+
+def test_a_failed_stream_routes_through_on_exception_api_error(server: FakeOpenAIServer) -> None:
+    from turnout import action
+
+    @action(reads=["error"], writes=["notice"])
+    def apologise(state: State) -> State:
+        return state.update(notice=state["error"]["message"])
+
+    server.add_replies(FakeReply(text="a b c", fail_after=1, error="overloaded"))
+    app = (
+        ApplicationBuilder()
+        .with_actions(ask=responses_action(client(server, "sync"), model="m", stream=True))
+        .with_actions(apologise=apologise)
+        .with_transitions(("ask", "apologise", on_exception(openai.APIError)))
+        .with_state(messages=[{"role": "user", "content": "hi"}])
+        .with_entrypoint("ask")
+        .build()
+    )
+    _action, container = app.stream_result(halt_after=["apologise"])
+    list(container)
+    _result, state = container.get()
+    assert "overloaded" in state["notice"]
+
+
+@pytest.mark.parametrize("api", list(APIS))
+def test_an_abandoned_stream_ends_its_span_without_an_error(
+    server: FakeOpenAIServer, api: str
+) -> None:
+    recorder = Recorder()
+    server.add_replies("one two three")
+    app = one_step_app(APIS[api](client(server, "sync"), model="m", stream=True), (recorder,))
+    _action, container = app.stream_result(halt_after=["ask"])
+    iterator = iter(container)
+    assert next(iterator) == {"delta": "one "}
+    del iterator, container  # the caller walks away: the generators are closed
+    gc.collect()
+    assert ("chat m", None, None) in recorder.spans
+    assert recorder.merged()["turnout.stream_abandoned"] is True
+
+
 # -- tool schemas ----------------------------------------------------------------------------------
 
 
@@ -473,6 +651,123 @@ def test_schema_of_a_pydantic_model_and_strict_mode() -> None:
     assert tool.parameters["properties"]["order"]["required"] == ["item", "quantity"]
     assert tool.chat_schema()["function"]["strict"] is True
     assert tool.fn(**tool.arguments('{"order": {"item": "tea", "quantity": 2}}')) == "2 x tea"
+
+
+class Item(pydantic.BaseModel):
+    name: str
+
+
+class Line(pydantic.BaseModel):
+    item: Item
+    note: str | None = None
+    count: int = 1
+
+
+class Basket(pydantic.BaseModel):
+    lines: list[Line]
+    gift: bool = False
+
+
+@dataclasses.dataclass
+class Address:
+    street: str
+    floor: int = 0
+
+
+def checkout(
+    basket: Basket, address: Address, coupon: str = "", express: bool | None = None
+) -> str:
+    """Check the basket out."""
+    line = basket.lines[0]
+    return f"{line.item.name} x{line.count} {line.note} {address.floor} {coupon!r} {express}"
+
+
+def object_schemas(schema: Any) -> Iterator[dict[str, Any]]:
+    """Every object schema inside ``schema`` (the $defs too)."""
+    if isinstance(schema, dict):
+        if "properties" in schema:
+            yield schema
+        for value in schema.values():
+            yield from object_schemas(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from object_schemas(value)
+
+
+def test_nested_pydantic_models_refer_to_defs_at_the_root_of_the_parameters() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    parameters = function_tool(checkout).parameters
+    assert set(parameters["$defs"]) == {"Item", "Line"}
+    assert "$defs" not in parameters["properties"]["basket"]
+    good = {"basket": {"lines": [{"item": {"name": "tea"}}]}, "address": {"street": "Main"}}
+    jsonschema.validate(good, parameters)  # every $ref resolves against the root
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**good, "basket": {"lines": [{"item": {}}]}}, parameters)
+
+
+def test_two_models_with_one_name_are_rejected() -> None:
+    first = pydantic.create_model("Same", a=(int, ...))
+    second = pydantic.create_model("Same", b=(str, ...))
+    holder_a = pydantic.create_model("A", x=(first, ...))
+    holder_b = pydantic.create_model("B", y=(second, ...))
+
+    def both(a: Any, b: Any) -> str:
+        return ""
+
+    both.__annotations__ = {"a": holder_a, "b": holder_b, "return": str}
+    with pytest.raises(ToolSchemaError, match="two different models are named 'Same'"):
+        function_tool(both)
+
+
+def test_strict_schema_requires_every_field_at_every_level_and_has_no_defaults() -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    parameters = function_tool(checkout, strict=True).parameters
+    objects = list(object_schemas(parameters))
+    assert len(objects) == 5  # the parameters, Basket, Address, Line, Item
+    for schema in objects:
+        assert schema["required"] == list(schema["properties"]), schema
+        assert schema["additionalProperties"] is False, schema
+    assert '"default"' not in json.dumps(parameters)
+    props = parameters["properties"]
+    assert props["coupon"]["type"] == ["string", "null"]
+    assert props["express"]["anyOf"] == [{"type": "boolean"}, {"type": "null"}]
+    assert props["address"]["properties"]["floor"]["type"] == ["integer", "null"]
+    assert props["basket"]["properties"]["gift"]["type"] == ["boolean", "null"]
+    line = parameters["$defs"]["Line"]["properties"]
+    assert line["count"]["type"] == ["integer", "null"]
+    assert line["note"]["anyOf"] == [{"type": "string"}, {"type": "null"}]
+    assert line["item"] == {"$ref": "#/$defs/Item"}  # required: not made nullable
+    nulls = {
+        "basket": {"lines": [{"item": {"name": "tea"}, "note": None, "count": None}], "gift": None},
+        "address": {"street": "Main", "floor": None},
+        "coupon": None,
+        "express": None,
+    }
+    jsonschema.validate(nulls, parameters)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({**nulls, "extra": 1}, parameters)
+
+
+def test_strict_tool_fills_defaults_where_the_model_sent_null() -> None:
+    tool = function_tool(checkout, strict=True)
+    raw = json.dumps(
+        {
+            "basket": {"lines": [{"item": {"name": "tea"}, "note": None, "count": None}]},
+            "address": {"street": "Main", "floor": None},
+            "coupon": None,
+            "express": None,
+        }
+    )
+    assert tool.fn(**tool.arguments(raw)) == "tea x1 None 0 '' None"
+
+
+def test_strict_mode_rejects_free_form_objects() -> None:
+    def tag(labels: dict[str, str]) -> str:
+        return ""
+
+    with pytest.raises(ToolSchemaError, match="strict=True needs objects with fixed fields"):
+        function_tool(tag, strict=True)
+    assert function_tool(tag).parameters["properties"]["labels"]["type"] == "object"
 
 
 def _no_hint(city, days: int) -> str:  # type: ignore[no-untyped-def]
@@ -791,3 +1086,20 @@ def test_chatbot_otlp_hook_only_with_an_endpoint(monkeypatch: pytest.MonkeyPatch
     with contextlib.ExitStack() as stack:
         (hook,) = chatbot.otlp_hooks(stack)  # nothing is sent: no span was made
         assert isinstance(hook, OpenTelemetryHook)
+
+
+def test_the_tests_never_see_a_real_openai_key_or_collector() -> None:
+    """The autouse ``offline`` fixture: a developer's environment cannot reach a real service."""
+    assert "OPENAI_API_KEY" not in os.environ
+    assert "OPENAI_BASE_URL" not in os.environ
+    assert not [name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP_")]
+
+
+def test_example_model_clients_are_closed_with_their_context() -> None:
+    from examples.openai_agent import application as agent
+    from examples.openai_chatbot import application as chatbot
+
+    for example in (agent, chatbot):
+        with example.model_client() as (model_client, _model):
+            assert not model_client.is_closed()
+        assert model_client.is_closed()

@@ -18,7 +18,9 @@ back to it::
   docstring; ``tool_action`` runs the calls the model asked for and appends the results;
   ``tool_calls_requested`` routes to it.
 * Errors: the client's exceptions keep their types (``openai.RateLimitError``...) with the action
-  and model in their message; ``openai_retry_policy`` retries the transient ones.
+  and model in their message; a stream that fails once begun raises ``StreamFailedError`` (an
+  ``openai.APIError``) with the server's message; ``openai_retry_policy`` retries the transient
+  ones.
 * The input and output specs (``from_state``, ``from_value``, ``update_state``, ``append_state``,
   ``extend_state``) are those of every turnout adapter.
 
@@ -51,10 +53,12 @@ from turnout.integrations.openai._actions import (
     tool_action,
     tool_calls_requested,
 )
+from turnout.integrations.openai._calls import StreamFailedError
 from turnout.integrations.openai._tools import Tool, ToolCallError, ToolSchemaError, function_tool
 
 __all__ = [
     "RETRYABLE_ERRORS",
+    "StreamFailedError",
     "Tool",
     "ToolCallError",
     "ToolSchemaError",

@@ -16,7 +16,16 @@ from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.tracing import TracerFactory
 from turnout.integrations._mapping import append_state, from_state, input_reader, output_writer
-from turnout.integrations.openai._calls import Accumulator, Api, Call, Reply, Spec, parse
+from turnout.integrations.openai._calls import (
+    Accumulator,
+    Api,
+    Call,
+    Reply,
+    Spec,
+    StreamFailedError,
+    check_params,
+    parse,
+)
 from turnout.integrations.openai._calls import to_messages as _to_messages
 from turnout.integrations.openai._tools import Tool, ToolCallError, as_tools
 
@@ -33,8 +42,10 @@ RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
     openai.RateLimitError,
     openai.APIConnectionError,  # APITimeoutError is one
     openai.InternalServerError,
+    StreamFailedError,
 )
-"""The OpenAI errors worth another attempt: rate limits, timeouts, lost connections, 5xx."""
+"""The OpenAI errors worth another attempt: rate limits, timeouts, lost connections, 5xx, and
+streams that failed after they began (``StreamFailedError``)."""
 
 Item = dict[str, Any]
 
@@ -131,6 +142,7 @@ def _model_action(
             f"{owner}: {clash} are set by the action; use its own arguments (stream=, "
             f"messages=, tools=) instead of passing them as parameters"
         )
+    check_params(api, client, params, owner)
     read, read_keys = input_reader(messages, reads=reads, owner=owner)
     if output is None:
         key = messages.key if isinstance(messages, from_state) else messages
@@ -181,15 +193,18 @@ def _model_action(
         folded = Accumulator(api=api)
         try:
             with call.create(client) as events:
+                folded.request = events.response.request
                 for event in events:
                     token = folded.feed(event)
                     if token:
                         call.token()
                         yield {"delta": token}
             reply = folded.reply()
-        except BaseException as exc:
-            call.failed(exc)
-            raise
+        except BaseException as caught:
+            exc = call.interrupted(caught, folded)
+            if exc is caught:
+                raise
+            raise exc from caught
         call.done(reply)
         yield commit(reply, state)
 
@@ -198,15 +213,18 @@ def _model_action(
         folded = Accumulator(api=api)
         try:
             async with await call.create(client) as events:
+                folded.request = events.response.request
                 async for event in events:
                     token = folded.feed(event)
                     if token:
                         call.token()
                         yield {"delta": token}
             reply = folded.reply()
-        except BaseException as exc:
-            call.failed(exc)
-            raise
+        except BaseException as caught:
+            exc = call.interrupted(caught, folded)
+            if exc is caught:
+                raise
+            raise exc from caught
         call.done(reply)
         yield commit(reply, state)
 

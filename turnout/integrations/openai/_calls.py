@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +15,15 @@ from turnout.core.context import ApplicationContext
 from turnout.core.tracing import OpenSpan, TracerFactory
 from turnout.integrations.openai._tools import Tool
 
-__all__ = ["Accumulator", "Call", "Reply", "Spec", "to_messages"]
+__all__ = [
+    "Accumulator",
+    "Call",
+    "Reply",
+    "Spec",
+    "StreamFailedError",
+    "check_params",
+    "to_messages",
+]
 
 Api = Literal["chat", "responses"]
 # Request parameters recorded under their OpenTelemetry GenAI names.
@@ -31,6 +41,13 @@ _REQUEST_ATTRIBUTES = {
 }
 
 
+class StreamFailedError(openai.APIError):
+    """The model failed after its stream had begun: an ``error`` event, a ``response.failed``
+    event, or a stream cut before the model finished. ``message``, ``code`` and ``type`` are the
+    server's; it is an ``openai.APIError`` (``on_exception(openai.APIError)`` matches it) and
+    one of ``RETRYABLE_ERRORS``: the request had been accepted, so the failure is the server's."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Spec:
     """What an action sends: the API, the model, the tools and the other parameters."""
@@ -41,6 +58,48 @@ class Spec:
     tools: Mapping[str, Tool]
     params: Mapping[str, Any]
     owner: str
+
+
+# What a parameter of one API is called in the other (or how to send it instead).
+_ALTERNATIVES: dict[Api, dict[str, str]] = {
+    "chat": {
+        "max_output_tokens": "max_completion_tokens=",
+        "instructions": "system=",
+        "text": "response_format=",
+    },
+    "responses": {
+        "max_tokens": "max_output_tokens=",
+        "max_completion_tokens": "max_output_tokens=",
+        "response_format": "text={'format': ...}",
+        "n": "one request per choice (Responses has no n=)",
+        "stop": "no stop sequences (Responses has no stop=)",
+    },
+}
+
+
+def check_params(api: Api, client: Any, params: Mapping[str, Any], owner: str) -> None:
+    """Fail at build time on a parameter the client's ``create`` does not take (the client
+    would raise a bare ``TypeError`` at the first step)."""
+    create = client.chat.completions.create if api == "chat" else client.responses.create
+    try:
+        accepted = inspect.signature(create).parameters
+    except (TypeError, ValueError):  # pragma: no cover - a client without a signature
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        return
+    method = "chat.completions.create" if api == "chat" else "responses.create"
+    for name in params:
+        if name in accepted:
+            continue
+        hint = _ALTERNATIVES[api].get(name)
+        if hint is None:
+            close = difflib.get_close_matches(name, list(accepted), n=1)
+            hint = f"{close[0]}=" if close else None
+        instead = f"use {hint} instead, " if hint else ""
+        raise TypeError(
+            f"{owner}: {name}= is not a parameter of the client's {method}; {instead}or send "
+            f"a server-specific field with extra_body={{{name!r}: ...}}"
+        )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -134,6 +193,18 @@ class Accumulator:
     finish_reason: str | None = None
     usage: tuple[int | None, int | None] = (None, None)
     final: Reply | None = None
+    request: Any = None
+    """The HTTP request of the stream (the errors raised for a failed stream carry it)."""
+
+    def failure(self, message: str, body: Any = None) -> StreamFailedError:
+        return StreamFailedError(message, self.request, body=body)
+
+    def converted(self, exc: BaseException) -> BaseException:
+        """The client's bare ``APIError`` for an error event in a chat stream, as a
+        ``StreamFailedError``; any other exception as it is."""
+        if type(exc) is openai.APIError:
+            return StreamFailedError(exc.message, exc.request, body=exc.body)
+        return exc
 
     def feed(self, event: Any) -> str | None:
         return self._chat(event) if self.api == "chat" else self._responses(event)
@@ -168,13 +239,28 @@ class Accumulator:
             return str(event.delta)
         if event.type in ("response.completed", "response.incomplete"):
             self.final = parse(self.api, event.response)
+        elif event.type == "response.failed":
+            error = event.response.error
+            body = error.model_dump() if error is not None else None
+            raise self.failure(getattr(error, "message", None) or "the response failed", body)
+        elif event.type == "error":
+            body = {"message": event.message, "code": event.code, "param": event.param}
+            raise self.failure(event.message or "the stream reported an error", body)
         return None
 
     def reply(self) -> Reply:
         if self.final is not None:
             return self.final
         if self.api == "responses":
-            raise RuntimeError("the Responses stream ended without a response.completed event")
+            raise self.failure(
+                "the Responses stream ended without a response.completed event (the "
+                "connection was cut)"
+            )
+        if self.finish_reason is None:
+            raise self.failure(
+                "the chat stream ended before the model finished (no finish_reason; the "
+                "connection was cut)"
+            )
         calls = [self.calls[i] for i in sorted(self.calls)]
         return Reply(
             content="".join(self.text),
@@ -231,6 +317,18 @@ def parse(api: Api, response: Any) -> Reply:
     )
 
 
+def _output_type(params: Mapping[str, Any]) -> str | None:
+    """``gen_ai.output.type`` from ``response_format=`` (chat) or ``text={"format": ...}``
+    (Responses): ``"json"`` for a JSON object or schema, else ``"text"``."""
+    chosen = params.get("response_format")
+    if chosen is None and isinstance(params.get("text"), Mapping):
+        chosen = params["text"].get("format")
+    kind = chosen.get("type") if isinstance(chosen, Mapping) else None
+    if kind is None:
+        return None
+    return "json" if kind in ("json_object", "json_schema") else "text"
+
+
 class Call:
     """One request: its keyword arguments, its ``chat <model>`` span, its outcome."""
 
@@ -261,7 +359,7 @@ class Call:
         tracer = TracerFactory.current()
         if tracer is not None:
             self.span = tracer.start_span(f"chat {spec.model}")
-            attributes = {
+            attributes: dict[str, Any] = {
                 "gen_ai.operation.name": "chat",
                 "gen_ai.provider.name": "openai",
                 "gen_ai.request.model": spec.model,
@@ -269,6 +367,12 @@ class Call:
             for param, value in spec.params.items():
                 if param in _REQUEST_ATTRIBUTES and value is not None:
                     attributes[_REQUEST_ATTRIBUTES[param]] = value
+            if isinstance(attributes.get("gen_ai.request.stop_sequences"), str):
+                stop = attributes["gen_ai.request.stop_sequences"]
+                attributes["gen_ai.request.stop_sequences"] = [stop]
+            output_type = _output_type(spec.params)
+            if output_type is not None:
+                attributes["gen_ai.output.type"] = output_type
             self.span.log_attributes(**attributes)
 
     def create(self, client: Any) -> Any:
@@ -298,6 +402,20 @@ class Call:
             attributes["gen_ai.response.finish_reasons"] = [reply.finish_reason]
         self.span.log_attributes(**attributes)
         self.span.end()
+
+    def interrupted(self, caught: BaseException, folded: Accumulator) -> BaseException:
+        """End the span of a stream stopped by ``caught``; the exception to raise.
+
+        A consumer that stops reading (``GeneratorExit``) is no failure: the span ends normally,
+        marked ``turnout.stream_abandoned``."""
+        if isinstance(caught, GeneratorExit):
+            if self.span is not None:
+                self.span.log_attributes(**{"turnout.stream_abandoned": True})
+                self.span.end()
+            return caught
+        exc = folded.converted(caught)
+        self.failed(exc)
+        return exc
 
     def failed(self, exc: BaseException) -> None:
         """End the span with ``exc``; an OpenAI error gets the action and model in its message."""
