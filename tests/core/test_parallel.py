@@ -1263,3 +1263,81 @@ def test_the_parallel_models_example_merges_every_models_answer(tmp_path: Path) 
     tracker = LocalTracker("parallel-models", tmp_path)
     links = [r for r in read_log(tracker.log_path(app.uid)) if r["t"] == "child"]
     assert [(r["kind"], r["seq"]) for r in links] == [("spawn", 1)] * 4
+
+
+# -- hooks and context in children ---------------------------------------------------------------
+
+WHO = __import__("contextvars").ContextVar("who", default="nobody")
+
+
+@action_decorator(reads=["item"], writes=["seen"])
+def sees_who(state: State) -> State:
+    return state.update(seen=WHO.get())
+
+
+class SeeWho(MapStates):
+    @property
+    def reads(self) -> list[str]:
+        return ["items"]
+
+    @property
+    def writes(self) -> list[str]:
+        return ["seen"]
+
+    def action(self, state: State, inputs: dict[str, Any]) -> Any:
+        return sees_who
+
+    def states(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Iterable[State]:
+        WHO.set("the parent step")  # e.g. a library's current span
+        for item in state["items"]:
+            yield State({"item": item})
+
+    def reduce(self, state: State, states: Any) -> State:
+        return state.update(seen=[child["seen"] for child in states])
+
+
+class StepNames:
+    """Records (app id, action) of every step it sees."""
+
+    def __init__(self, *, cascade: bool) -> None:
+        self.cascade_to_children = cascade
+        self.steps: list[tuple[str, str]] = []
+
+    def post_run_step(self, *, app_id: str, action: Any, **future_kwargs: Any) -> None:
+        self.steps.append((app_id, action.name))
+
+
+def test_children_on_threads_run_in_a_copy_of_the_parent_steps_context() -> None:
+    app = _app(SeeWho(), items=[1, 2, 3]).build()
+    app.step()
+    assert app.state["seen"] == ["the parent step"] * 3
+
+
+def test_children_on_a_process_pool_do_not_get_the_parent_context() -> None:
+    context = multiprocessing.get_context("spawn")
+    app = (
+        _app(SeeWho(), items=[1, 2])
+        .with_parallel_executor(lambda: ProcessPoolExecutor(2, mp_context=context))
+        .build()
+    )
+    app.step()
+    assert app.state["seen"] == ["nobody", "nobody"]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_hooks_asking_to_cascade_see_the_childrens_steps_and_others_do_not(mode: str) -> None:
+    inherited, own = StepNames(cascade=True), StepNames(cascade=False)
+    app = _app(SquareAll(), app_id="parent", items=[1, 2]).with_hooks(inherited, own).build()
+    if mode == "sync":
+        app.step()
+    else:
+        asyncio.run(app.astep())
+    assert own.steps == [("parent", "fan")]
+    children = {app_id for app_id, _ in inherited.steps} - {"parent"}
+    assert len(children) == 2
+    assert sorted(name for app_id, name in inherited.steps if app_id != "parent") == [
+        "square",
+        "square",
+    ]

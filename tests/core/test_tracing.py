@@ -810,3 +810,23 @@ def test_current_span_is_the_innermost_with_span_never_a_started_one(mode):
     assert seen[0] is None
     assert seen[1][0] is seen[1][1]
     assert seen[2] is None
+
+
+def test_a_child_application_run_inside_a_span_does_not_adopt_the_parents_span():
+    child_log = SpanLog()
+
+    @action(reads=[], writes=[])
+    def work(state: State, __tracer: TracerFactory) -> State:
+        with __tracer("inner"):
+            pass
+        return state
+
+    @action(reads=[], writes=[])
+    def parent(state: State, __tracer: TracerFactory) -> State:
+        with __tracer("outer"):  # current while the child runs, same sequence id (0)
+            child = _single(work, child_log)
+            child.step()
+        return state
+
+    _single(parent).step()
+    assert child_log.of("start") == [("start", "inner", "0:0", None)]

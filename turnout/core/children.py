@@ -11,10 +11,11 @@ the child's index, as they come.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import queue
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from turnout.core.context import ApplicationContext, current_scope
@@ -63,15 +64,45 @@ class ChildStates(list[State]):
 
 @dataclass(frozen=True, slots=True)
 class ParentRef:
-    """The parent step, as a child needs it (picklable, unlike the live context)."""
+    """The parent step, as a child needs it (picklable, unlike the live context). ``hooks``:
+    the parent's hooks that ask to be inherited (``cascade_to_children = True``, e.g. the
+    OpenTelemetry hook), given only to children run in this process."""
 
     app_id: str
     sequence_id: int | None
     partition_key: str | None
+    hooks: tuple[Any, ...] = field(default=(), compare=False)
 
     @staticmethod
     def of(context: ApplicationContext) -> ParentRef:
         return ParentRef(context.app_id, context.sequence_id, context.partition_key)
+
+    def in_process(self, context: ApplicationContext) -> ParentRef:
+        scope = context._scope
+        hooks = () if scope is None else scope.app._hooks.hooks
+        inherited = tuple(h for h in hooks if getattr(h, "cascade_to_children", False) is True)
+        return replace(self, hooks=inherited) if inherited else self
+
+
+def submit(
+    executor: Any,
+    task: SubGraphTask,
+    parent: ParentRef,
+    context: ApplicationContext,
+    sink: Sink | None = None,
+) -> Future[State]:
+    """Submit a child. On threads it runs in a copy of the step's context (so libraries that
+    keep their current span in a context variable nest the child under the step) with the
+    parent's inherited hooks; other executors get neither (contexts and hooks stay here)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if isinstance(executor, ThreadPoolExecutor):
+        copied = contextvars.copy_context()
+        future: Future[State] = executor.submit(
+            copied.run, run_task, task, parent.in_process(context), sink
+        )
+        return future
+    return executor.submit(run_task, task, parent, sink)  # type: ignore[no-any-return]
 
 
 def run_task(task: SubGraphTask, parent: ParentRef, sink: Sink | None = None) -> State:
@@ -228,7 +259,7 @@ def run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) 
                 if task.application_id in done:
                     continue
                 try:
-                    futures[executor.submit(run_task, task, parent)] = (index, task)
+                    futures[submit(executor, task, parent, context)] = (index, task)
                 except Exception as exc:  # e.g. a task that cannot be sent to a process
                     failures.append((index, task.application_id, exc))
             concurrent.futures.wait(futures)
@@ -259,9 +290,9 @@ async def run_async(
     try:
         outcomes = await asyncio.gather(
             *(
-                t.arun(parent)
+                t.arun(parent.in_process(context))
                 if executor is None or t.needs_loop()
-                else _in_executor(loop, executor, t, parent)
+                else _in_executor(loop, executor, t, parent, context)
                 for _, t in todo
             ),
             return_exceptions=True,
@@ -280,9 +311,9 @@ async def run_async(
 
 async def _in_executor(
     loop: asyncio.AbstractEventLoop, executor: Any, task: SubGraphTask, parent: ParentRef,
-    sink: Sink | None = None,
+    context: ApplicationContext, sink: Sink | None = None,
 ) -> State:  # fmt: skip
-    future = executor.submit(run_task, task, parent, sink)
+    future = submit(executor, task, parent, context, sink)
     state: State = await asyncio.wrap_future(future, loop=loop)
     return state
 
@@ -328,7 +359,7 @@ def stream_sync(
             for index, task in todo:
                 sink = _queue_sink(events, index, task.application_id) if in_threads else None
                 try:
-                    future = executor.submit(run_task, task, parent, sink)
+                    future = submit(executor, task, parent, context, sink)
                 except Exception as exc:
                     failures.append((index, task.application_id, exc))
                     continue
@@ -395,10 +426,10 @@ async def stream_async(
 
         try:
             if executor is None or task.needs_loop():
-                state = await task.arun(parent, sink=sink)
+                state = await task.arun(parent.in_process(context), sink=sink)
             else:
                 on_item = threaded_sink if in_threads else None
-                state = await _in_executor(loop, executor, task, parent, on_item)
+                state = await _in_executor(loop, executor, task, parent, context, on_item)
         except BaseException as exc:  # every child reports its end, or the stream would wait
             events.put_nowait((_DONE, index, exc))
             if isinstance(exc, asyncio.CancelledError):

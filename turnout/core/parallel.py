@@ -168,6 +168,9 @@ class SubGraphTask:
         )
         if self.tracker is not None:
             builder.with_tracker(self.tracker)
+        inherited = getattr(parent, "hooks", ())
+        if inherited:
+            builder.with_hooks(*inherited)
         if self.state_persister is not None:
             builder.with_state_persister(self.state_persister)
         if self.state_initializer is not None:

@@ -59,6 +59,9 @@ class ActionSpan:
     action: str
     start_time: float
     dependencies: tuple[str, ...] = field(default=())
+    # id() of the StepScope that opened it: a child application's step run in a copied context
+    # sees the parent's span as current, with possibly the same sequence id and action name.
+    _step: int = field(default=0, repr=False, compare=False)
 
 
 class TracerFactory:
@@ -260,8 +263,8 @@ _UID_LOCK = threading.Lock()
 def _new_span(
     scope: StepScope, name: str, dependencies: tuple[str, ...], parent: ActionSpan | None
 ) -> ActionSpan:
-    if parent is not None and parent.sequence_id != scope.sequence_id:
-        parent = None  # a span left over from another step never adopts this one
+    if parent is not None and parent._step != id(scope):
+        parent = None  # a span of another step (or of a parent application) never adopts it
     prefix = parent.uid if parent is not None else f"{scope.sequence_id}:"
     with _UID_LOCK:  # callbacks may open sibling spans from several threads
         counts = scope.span_counts
@@ -275,6 +278,7 @@ def _new_span(
         action=scope.action_name,
         start_time=time.time(),
         dependencies=dependencies,
+        _step=id(scope),
     )
 
 
