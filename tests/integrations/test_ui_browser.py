@@ -207,13 +207,21 @@ def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifa
     expect(page.get_by_text(f"Step {LIMIT} · report · completed")).to_be_visible(
         timeout=UI_TIMEOUT_MS
     )
+    # Columns: the row marker (0), the "open" buttons (1), seq (2), action (3), ...
     for seq in range(LIMIT + 1):
-        expect(_steps_table_cell(page, seq, 1)).to_have_text(str(seq), timeout=UI_TIMEOUT_MS)
+        expect(_steps_table_cell(page, seq, 2)).to_have_text(str(seq), timeout=UI_TIMEOUT_MS)
         action_name = "increment" if seq < LIMIT else "report"
-        expect(_steps_table_cell(page, seq, 2)).to_have_text(action_name)
+        expect(_steps_table_cell(page, seq, 3)).to_have_text(action_name)
     assert f"app={APP_ID}" in page.url
     assert f"project={PROJECT}" in page.url
     shots.append(_shot(page, artifacts, "3-application"))
+
+    # A row's "open" button (the grid's pinned first column, drawn on the canvas) opens its step.
+    grid = page.get_by_test_id("stDataFrame").first.bounding_box()
+    assert grid is not None
+    page.mouse.click(grid["x"] + 68, grid["y"] + 35 * 2 + 17)  # header, row 0, then row 1
+    expect(page.get_by_text("Step 1 · increment · completed")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    assert "step=1" in page.url
 
     # Deep link to step 2 on the State tab, then its diff: count 2 -> 3, history grows.
     page.goto(f"{ui_url}/?project={PROJECT}&app={APP_ID}&step=2&tab=State")

@@ -46,6 +46,7 @@ STATUSES = ["running", "completed", "failed"]
 APPS_PER_PAGE = 50
 STEPS_PER_PAGE = 200
 NO_PARTITION = "(none)"
+OPEN = "open"  # the steps table's column of buttons that open a step
 # Selections that live in the URL; the rest of the session state is widget plumbing.
 PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "live")
 
@@ -379,6 +380,7 @@ def _steps_table(steps: list[Step], seq: int) -> list[Step]:
     table = pd.DataFrame(
         [
             {
+                OPEN: "open",
                 "seq": s.seq,
                 "action": s.action,
                 "status": s.status,
@@ -398,6 +400,11 @@ def _steps_table(steps: list[Step], seq: int) -> list[Step]:
         if chosen:
             _set(step=rows[chosen[0]].seq)
 
+    def opened() -> None:
+        event = st.session_state.get(f"{table_key}:open")
+        if event is not None:
+            _set(step=rows[event.row].seq)
+
     # A pandas Styler (red rows) only where the page has failures: styling costs tens of
     # milliseconds per rerun. The chosen step is the grid's selected row, first the one chosen
     # when the page was drawn, then the clicked one. The table's message stays the same from one
@@ -414,6 +421,18 @@ def _steps_table(steps: list[Step], seq: int) -> list[Step]:
         on_select=picked,
         selection_mode="single-row",
         selection_default=None if default_row is None else {"selection": {"rows": [default_row]}},
+        # Each row's "open" button opens its step at once; a row selection reaches the server
+        # only after the grid's 150 ms debounce (Streamlit's front end), half the click budget.
+        column_config={
+            OPEN: st.column_config.ButtonColumn(
+                "",
+                key=f"{table_key}:open",
+                on_click=opened,
+                pinned=True,
+                type="tertiary",
+                help="Open this step",
+            ),
+        },
     )
     if pages > 1:
         st.selectbox(
