@@ -197,3 +197,39 @@ def test_a_spawned_child_application_nests_under_its_parents_step(
     assert roots["parent"].parent_span_id == ""
     assert roots["child"].parent_span_id == parent_step.span_id
     assert roots["child"].trace_id == roots["parent"].trace_id
+
+
+def test_one_app_id_given_as_a_string_is_one_application(sink: OTLPSink, tmp_path: Path) -> None:
+    track(tmp_path, "app-1")
+    track(tmp_path, "app-2")
+    summary = export_tracked("qa", "app-1", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert summary.apps == ("app-1",)
+    roots = sink.by_name("turnout.application")
+    assert [r.attributes["turnout.app_id"] for r in roots] == ["app-1"]
+
+
+def test_an_endpoint_without_a_path_gets_the_traces_path(
+    sink: OTLPSink, tmp_path: Path, capsys: Any
+) -> None:
+    track(tmp_path, "app-1")
+    base = sink.endpoint.removesuffix("/v1/traces")
+    argv = ["export-otel", "--dir", str(tmp_path), "--project", "qa", "--endpoint", base]
+    assert main(argv) == 0
+    assert len(sink.by_name("turnout.application")) == 1
+    assert f"to {base}/v1/traces" in capsys.readouterr().out
+
+
+def test_exporting_twice_sends_the_same_trace_and_span_ids(sink: OTLPSink, tmp_path: Path) -> None:
+    """A vendor keying spans by id keeps one copy of a re-exported application."""
+    track(tmp_path, "app-1")
+    export_tracked("qa", storage_dir=tmp_path, endpoint=sink.endpoint)
+    first = sorted((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in sink.spans)
+    sink.spans.clear()
+    export_tracked("qa", storage_dir=tmp_path, endpoint=sink.endpoint)
+    second = sorted((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in sink.spans)
+    assert first == second
+    assert len({span_id for _n, _t, span_id, _p in first}) == len(first)  # no two spans alike
+    track(tmp_path, "app-2")
+    sink.spans.clear()
+    export_tracked("qa", "app-2", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert {s.trace_id for s in sink.spans}.isdisjoint({t for _n, t, _s, _p in first})

@@ -74,7 +74,6 @@ class OpenTelemetryHook:
         self._last_call: OrderedDict[str, Context] = OrderedDict()
         self._steps: dict[tuple[str, int], _Live] = {}
         self._spans: dict[tuple[str, int, str], _Live] = {}
-        self._skipped: set[tuple[str, int, str]] = set()
         self._spawned_by: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     @_never_raises
@@ -164,7 +163,6 @@ class OpenTelemetryHook:
                 (key, self._spans.pop(key))
                 for key in [k for k in self._spans if k[:2] == (app_id, sequence_id)]
             ]
-            self._skipped = {k for k in self._skipped if k[:2] != (app_id, sequence_id)}
         for _, span_live in leftovers:  # spans never ended: end them with their step
             span_live.span.set_attribute("turnout.unfinished", True)
             _detach(span_live)
@@ -193,8 +191,6 @@ class OpenTelemetryHook:
     ) -> None:  # fmt: skip
         key = (app_id, action_sequence_id, span.uid)
         if _BRIDGING.get(False):  # a foreign OpenTelemetry span: it is exported already
-            with self._lock:
-                self._skipped.add(key)
             return
         with self._lock:
             parent = None
@@ -226,7 +222,6 @@ class OpenTelemetryHook:
     ) -> None:  # fmt: skip
         key = (app_id, action_sequence_id, span.uid)
         with self._lock:
-            self._skipped.discard(key)
             live = self._spans.pop(key, None)
         if live is None:
             return

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -15,6 +17,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from turnout.core.serde import DEFAULT_SERDE
@@ -58,9 +61,17 @@ def default_endpoint() -> str:
     return base.rstrip("/") + "/v1/traces" if base else DEFAULT_ENDPOINT
 
 
+def traces_url(endpoint: str) -> str:
+    """``endpoint`` with ``/v1/traces`` appended when it names no path (``http://host:4318``),
+    as OpenTelemetry does for ``OTEL_EXPORTER_OTLP_ENDPOINT``; a URL with a path is kept."""
+    if urlsplit(endpoint).path in ("", "/"):
+        return endpoint.rstrip("/") + "/v1/traces"
+    return endpoint
+
+
 def export_tracked(
     project: str,
-    app_ids: Iterable[str] | None = None,
+    app_ids: Iterable[str] | str | None = None,
     *,
     storage_dir: str | Path | None = None,
     endpoint: str | None = None,
@@ -75,11 +86,17 @@ def export_tracked(
     and their spans below, with the original times and the attributes ``OpenTelemetryHook``
     exports live (the log holds no application calls, so steps hang from the root).
 
+    Trace and span ids are derived from the project, the app id and each span's place in the
+    log, so exporting an application twice sends the same ids again: a vendor that keys spans
+    by id keeps one trace, not two copies (a log that grew in between adds the new spans).
+
     Args:
         project: the tracking project.
-        app_ids: the applications to replay; default every application of the project.
+        app_ids: the applications to replay (one id or several); default every application
+            of the project.
         storage_dir: the tracking directory (default ``$TURNOUT_HOME`` or ``~/.turnout``).
-        endpoint: the traces URL (default from ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` /
+        endpoint: the traces URL; with no path (``http://host:4318``) ``/v1/traces`` is
+            appended (default from ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` /
             ``OTEL_EXPORTER_OTLP_ENDPOINT``, else ``http://localhost:4318/v1/traces``).
         headers: HTTP headers (authentication for a vendor); default from
             ``OTEL_EXPORTER_OTLP_HEADERS``.
@@ -101,6 +118,8 @@ def export_tracked(
             f"no tracking project {project!r} under {home} (projects there: {known or 'none'}); "
             f"pass --dir (or storage_dir=) where the LocalTracker wrote it"
         )
+    if isinstance(app_ids, str):
+        app_ids = [app_ids]  # one id, not its characters
     apps = tuple(app_ids) if app_ids is not None else tuple(tracker.list_app_ids())
     paths = [tracker.log_path(app_id) for app_id in apps]
     for app_id, path in zip(apps, paths, strict=True):
@@ -109,9 +128,10 @@ def export_tracked(
                 f"no tracked application {app_id!r} in project {project!r} "
                 f"({path} does not exist); known: {tracker.list_app_ids()}"
             )
-    url = endpoint or default_endpoint()
+    url = traces_url(endpoint) if endpoint else default_endpoint()
     resource = Resource.create({SERVICE_NAME: service_name, "openinference.project.name": project})
-    provider = TracerProvider(resource=resource)
+    ids = _DerivedIds(project)
+    provider = TracerProvider(resource=resource, id_generator=ids)
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
     from turnout import __version__
@@ -120,7 +140,7 @@ def export_tracked(
     steps: dict[tuple[str, int], Span] = {}  # every replayed step, for spawned children
     try:
         for path in _parents_first(paths):
-            _Replay(tracer, steps).run(path)
+            _Replay(tracer, steps, ids).run(path)
         spans = memory.get_finished_spans()
     finally:
         provider.shutdown()
@@ -169,12 +189,35 @@ def _parents_first(paths: list[Path]) -> list[Path]:
     return ordered
 
 
+class _DerivedIds(IdGenerator):
+    """Ids from ``(project, app id, label)`` rather than random: the replay sets ``key`` before
+    starting each span, so a second export of the same log repeats the same ids."""
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.key: tuple[str, str] = ("", "")
+
+    def _digest(self, *parts: str, size: int) -> int:
+        data = "\x1f".join((self.project, *parts)).encode("utf-8")
+        return int.from_bytes(hashlib.blake2b(data, digest_size=size).digest(), "big") or 1
+
+    def generate_trace_id(self) -> int:
+        return self._digest(self.key[0], size=16)
+
+    def generate_span_id(self) -> int:
+        return self._digest(*self.key, size=8)
+
+
 class _Replay:
     """Turns one application's log into spans, in log order. A child application whose
     spawning parent was replayed first nests under the parent's step."""
 
-    def __init__(self, tracer: trace.Tracer, steps: dict[tuple[str, int], Span]) -> None:
+    def __init__(
+        self, tracer: trace.Tracer, steps: dict[tuple[str, int], Span], ids: _DerivedIds
+    ) -> None:
         self._tracer = tracer
+        self._ids = ids
+        self._attempts: dict[int, int] = {}  # begin records seen per sequence id
         self._all_steps = steps
         self._root: Span | None = None
         self._app: tuple[str, str | None] = ("", None)
@@ -210,6 +253,7 @@ class _Replay:
             "turnout.replayed": True,
         }
         spawner = record.get("spawning_parent") or {}
+        self._ids.key = (self._app[0], "application")
         parent = self._all_steps.get((spawner.get("app_id", ""), spawner.get("sequence_id", -1)))
         self._root = self._tracer.start_span(
             "turnout.application",
@@ -226,6 +270,8 @@ class _Replay:
             *self._app, seq, name, declared.get("reads", ()), declared.get("writes", ()),
             record.get("attempt", 1),
         )  # fmt: skip
+        self._attempts[seq] = self._attempts.get(seq, 0) + 1
+        self._ids.key = (self._app[0], f"step/{seq}/{self._attempts[seq]}")
         span = self._tracer.start_span(
             name, context=trace.set_span_in_context(self._root), attributes=attributes,
             start_time=_ns(record["time"]),
@@ -252,7 +298,10 @@ class _Replay:
         if parent is None:
             return
         action = self._actions.get(seq, "")
-        attributes = _span_attributes(*self._app, seq, action, record["span"], ())
+        dependencies = record.get("dependencies") or ()
+        attributes = _span_attributes(*self._app, seq, action, record["span"], dependencies)
+        attempt = self._attempts.get(seq, 1)
+        self._ids.key = (self._app[0], f"span/{seq}/{attempt}/{record['span']}")
         span = self._tracer.start_span(
             record.get("name", "span"), context=trace.set_span_in_context(parent.span),
             attributes=attributes, start_time=_ns(record["time"]),
