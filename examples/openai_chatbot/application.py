@@ -6,10 +6,10 @@ Each request is a ``chat <model>`` span with its token usage (``gen_ai.usage.*``
 
 Offline by default: without ``OPENAI_API_KEY`` the client talks to a local
 ``turnout.testing.FakeOpenAIServer``; with the key set it talks to the real API
-(``OPENAI_MODEL``, default ``gpt-4.1-mini``). Every run is tracked by a ``LocalTracker`` (in a
-temporary directory unless ``--tracking-dir`` is given; view it with ``turnout ui``), and when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and ``turnout[opentelemetry]`` is installed, the spans are
-exported over OTLP/HTTP too.
+(``OPENAI_MODEL``, default ``gpt-4.1-mini``). Every run is tracked by a ``LocalTracker`` in
+``$TURNOUT_HOME`` or ``~/.turnout`` (``--tracking-dir`` elsewhere), so ``turnout ui`` shows it,
+and when ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set and
+``turnout[opentelemetry]`` is installed, the spans are exported over OTLP/HTTP too.
 
 Run it: ``python examples/openai_chatbot/application.py "hello" "tell me more"`` (``--async`` for
 ``AsyncOpenAI`` and ``astream_result``).
@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -105,9 +104,11 @@ async def astream_chat(app: Application, prompt: str, on_token: Callable[[str], 
 
 
 def otlp_hooks(stack: contextlib.ExitStack) -> tuple[Any, ...]:
-    """An ``OpenTelemetryHook`` exporting to ``$OTEL_EXPORTER_OTLP_ENDPOINT``, if it is set and
+    """An ``OpenTelemetryHook`` exporting to ``$OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` (or
+    ``$OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``), if one is set and
     ``turnout[opentelemetry]`` is installed; no hook otherwise."""
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+    variables = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    if not any(os.environ.get(name) for name in variables):
         return ()
     try:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -134,11 +135,12 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("prompts", nargs="*", default=["hello", "what can you do?"])
     parser.add_argument("--async", dest="use_async", action="store_true")
-    parser.add_argument("--tracking-dir", help="where LocalTracker writes (default: a temp dir)")
+    parser.add_argument(
+        "--tracking-dir", help="where LocalTracker writes (default: $TURNOUT_HOME or ~/.turnout)"
+    )
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
-        storage = args.tracking_dir or stack.enter_context(tempfile.TemporaryDirectory())
-        tracker = LocalTracker("openai-chatbot", storage_dir=storage)
+        tracker = LocalTracker("openai-chatbot", storage_dir=args.tracking_dir)
         stack.callback(tracker.close)
         hooks = otlp_hooks(stack)
         client, model = stack.enter_context(model_client(args.use_async))
@@ -148,8 +150,7 @@ def main(argv: list[str] | None = None) -> list[str]:
             print(f"user: {prompt}\nbot:  ", end="", flush=True)
             answers.append(stream_chat(app, prompt, _print))
             print()
-        where = tracker.project_dir if args.tracking_dir else "a temporary directory"
-        print(f"tracked as {app.uid} in {where}")
+        print(f"tracked as {app.uid} in {tracker.project_dir} (see it with: turnout ui)")
     return answers
 
 

@@ -64,9 +64,11 @@ _REAL_SERVICE_VARIABLES = (
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
     """Every test talks to the local fake only (a developer's OPENAI_API_KEY or OTLP endpoint
-    is ignored), and every client a test made is closed when it ends."""
+    is ignored) and tracks into a temporary directory, and every client a test made is closed
+    when it ends."""
+    monkeypatch.setenv("TURNOUT_HOME", str(tmp_path / "turnout-home"))
     otel = [name for name in os.environ if name.startswith("OTEL_EXPORTER_OTLP_")]
     for name in (*_REAL_SERVICE_VARIABLES, *otel):
         monkeypatch.delenv(name, raising=False)
@@ -1079,13 +1081,43 @@ def test_chatbot_otlp_hook_only_with_an_endpoint(monkeypatch: pytest.MonkeyPatch
     from examples.openai_chatbot import application as chatbot
     from turnout.integrations.opentelemetry import OpenTelemetryHook
 
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
     with contextlib.ExitStack() as stack:
         assert chatbot.otlp_hooks(stack) == ()
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
-    with contextlib.ExitStack() as stack:
-        (hook,) = chatbot.otlp_hooks(stack)  # nothing is sent: no span was made
-        assert isinstance(hook, OpenTelemetryHook)
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+        with contextlib.ExitStack() as stack:
+            (hook,) = chatbot.otlp_hooks(stack)  # nothing is sent: no span was made
+            assert isinstance(hook, OpenTelemetryHook)
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("variable", ["TRACES_ENDPOINT", "ENDPOINT"])
+def test_chatbot_main_tracks_locally_and_exports_over_otlp_at_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from examples.openai_chatbot import application as chatbot
+    from tests.integrations.otlp_sink import OTLPSink
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("TURNOUT_HOME", str(home))
+    with OTLPSink() as sink:
+        endpoint = sink.endpoint
+        if variable == "ENDPOINT":
+            endpoint = endpoint.removesuffix("/v1/traces")
+        monkeypatch.setenv(f"OTEL_EXPORTER_OTLP_{variable}", endpoint)
+        assert chatbot.main(["hello"]) == [
+            "(turn 1) You said 'hello'. Set OPENAI_API_KEY for a real model."
+        ]
+        # main() shut the provider down, which flushed every span to the sink
+        chat = sink.by_name("chat fake-chat")
+        assert len(chat) == 1
+        assert chat[0].attributes["gen_ai.usage.output_tokens"] == 11
+    tracker = LocalTracker("openai-chatbot", storage_dir=home)
+    (app_id,) = tracker.list_app_ids()
+    lines = list(read_log(tracker.log_path(app_id)))
+    assert [line["name"] for line in lines if line["t"] == "span_start"] == ["chat fake-chat"]
+    assert chat[0].attributes["turnout.app_id"] == app_id
 
 
 def test_the_tests_never_see_a_real_openai_key_or_collector() -> None:
