@@ -423,6 +423,13 @@ def test_spans_nest_with_parent_uids_in_order(tracker, mode):
     assert times == sorted(times)
 
 
+def test_a_span_start_records_its_declared_dependencies_only_when_it_has_some(tracker, mode):
+    do_step(build(tracker, ("traced", "traced"), traced=traced, n=0), mode)
+    starts = {r["name"]: r for r in of(records(tracker), "span_start")}
+    assert starts["filter"]["dependencies"] == ["rank"]
+    assert "dependencies" not in starts["rank"]
+
+
 def test_attributes_belong_to_their_span_or_to_the_step(tracker, mode):
     app = build(tracker, ("traced", "traced"), traced=traced, n=0)
     do_step(app, mode)

@@ -30,7 +30,7 @@ FAILS = {"left": 1}
 def answer(state: State, __tracer: TracerFactory) -> State:
     with __tracer("retrieve") as span:
         span.log_attributes(documents=2, meta={"source": "wiki"})
-        with __tracer("rank"):
+        with __tracer("rank", span_dependencies=["index"]):
             pass
     if FAILS["left"]:
         FAILS["left"] -= 1
@@ -96,7 +96,8 @@ def test_export_otel_replays_the_tracked_tree_with_its_times(
     retrieves = sink.by_name("retrieve")
     assert sorted(s.parent_span_id for s in retrieves) == sorted(a.span_id for a in attempts)
     for retrieve in retrieves:
-        (_rank,) = [s for s in sink.by_name("rank") if s.parent_span_id == retrieve.span_id]
+        (rank,) = [s for s in sink.by_name("rank") if s.parent_span_id == retrieve.span_id]
+        assert rank.attributes["turnout.span_dependencies"] == ("index",)
         assert retrieve.attributes["documents"] == 2
         assert retrieve.attributes["meta"] == '{"source": "wiki"}'
     assert root.resource["service.name"] == "turnout"

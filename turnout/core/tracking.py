@@ -286,7 +286,13 @@ class LocalTracker:
         )
 
     def pre_start_span(self, *, app_id: str, span: Any, **future_kwargs: Any) -> None:
-        self._span("span_start", app_id, span, name=span.name, time=span.start_time)
+        if span.dependencies:
+            self._span(
+                "span_start", app_id, span, name=span.name, time=span.start_time,
+                dependencies=list(span.dependencies),
+            )  # fmt: skip
+        else:
+            self._span("span_start", app_id, span, name=span.name, time=span.start_time)
 
     def post_end_span(
         self, *, app_id: str, span: Any, exception: BaseException | None = None,
