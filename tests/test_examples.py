@@ -32,18 +32,22 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.mark.parametrize("name", EXAMPLES, ids=EXAMPLES)
-def test_example_has_readme_and_runs_as_a_script(name: str) -> None:
+def test_example_has_readme_and_runs_as_a_script(name: str, tmp_path: Path) -> None:
     assert (ROOT / "examples" / name / "README.md").is_file()
     skip_without_adapter_library(f"examples/{name}")
     done = subprocess.run(
         [sys.executable, f"examples/{name}/application.py"],
         cwd=ROOT,
-        # offline: a developer's OpenAI key or OTLP endpoint must not reach the examples
+        # offline: a developer's OpenAI key or OTLP endpoint must not reach the examples, and
+        # examples that track write under a temporary TURNOUT_HOME, not the developer's
         env={
-            k: v
-            for k, v in os.environ.items()
-            if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
-            and not k.startswith("OTEL_EXPORTER_OTLP_")
+            **{
+                k: v
+                for k, v in os.environ.items()
+                if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
+                and not k.startswith("OTEL_EXPORTER_OTLP_")
+            },
+            "TURNOUT_HOME": str(tmp_path / "turnout-home"),
         },
         capture_output=True,
         text=True,

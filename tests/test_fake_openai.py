@@ -31,8 +31,21 @@ def server() -> Iterator[FakeOpenAIServer]:
         yield fake
 
 
+_OPEN: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    """Every sync client a test made is closed after it (an open one warns at exit)."""
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def sync_client(server: FakeOpenAIServer, **kwargs: Any) -> Any:
-    return openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, **kwargs)
+    client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0, **kwargs)
+    _OPEN.append(client)
+    return client
 
 
 def test_base_url_is_loopback_on_a_free_port(server: FakeOpenAIServer) -> None:
