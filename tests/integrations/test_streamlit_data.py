@@ -260,6 +260,25 @@ def test_diff_of_two_states_lists_added_removed_and_changed_keys() -> None:
     assert not diff_states({"a": 1}, {"a": 1})
 
 
+def test_summary_and_token_totals_follow_appended_steps(
+    tmp_path: Path, tracker: LocalTracker
+) -> None:
+    """They are kept between page reruns, but never past a refresh that read new steps."""
+    app = _grower(tracker, "memo", 10)
+    app.step()
+    index = TrackingIndex(tmp_path)
+    log = index.app("proj", "memo")
+    assert log is not None
+    summary = log.summary("proj")
+    assert summary.step_count == 1
+    assert log.summary("proj") is summary  # nothing new: the same answer
+    assert log.token_totals() == {"gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 4}
+    app.step()
+    assert index.app("proj", "memo") is log
+    assert log.summary("proj").step_count == 2
+    assert log.token_totals() == {"gen_ai.usage.input_tokens": 20, "gen_ai.usage.output_tokens": 8}
+
+
 def test_steps_carry_spans_attributes_and_token_totals(
     tmp_path: Path, tracker: LocalTracker
 ) -> None:
