@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -30,6 +31,12 @@ __all__ = ["OpenTelemetryHook"]
 _LAST_CALLS = 1_024
 
 
+# Ended spans whose attachment is covered by another's (see OpenTelemetryHook._detach); shared
+# by every hook, since two applications' streams may be read in turns in one context.
+_WAITING: OrderedDict[int, _Live] = OrderedDict()
+_WAITING_LOCK = threading.Lock()
+
+
 class OpenTelemetryHook:
     """Export application calls, steps and ``__tracer`` spans as OpenTelemetry spans.
 
@@ -50,6 +57,10 @@ class OpenTelemetryHook:
             as ``input.value``, and the state keys it wrote and its result as
             ``output.value`` (JSON). Off by default: state may hold personal data.
     """
+
+    # Children of parallel actions run in this process get this hook too, so their steps are
+    # exported under the parent step (see turnout.core.children).
+    cascade_to_children = True
 
     def __init__(
         self,
@@ -87,6 +98,34 @@ class OpenTelemetryHook:
             self._spawned_by[app_id] = (pointer.app_id, pointer.sequence_id)
             while len(self._spawned_by) > _LAST_CALLS:
                 self._spawned_by.popitem(last=False)
+
+    def _detach(self, live: _Live) -> None:
+        """Detach the span's context when it ends.
+
+        Attachments form a stack per context. When the span is not on top here (another step,
+        say a second stream read in turns, attached over it), detaching now would also undo
+        the one on top, so it waits: when a later detach (by any hook) uncovers it, it is
+        detached too. A
+        stream abandoned and closed in another context never uncovers it; the waiting list
+        is bounded."""
+        if live.token is None:
+            return
+        if trace.get_current_span() is not live.span:
+            with _WAITING_LOCK:
+                _WAITING[id(live.span)] = live
+                while len(_WAITING) > _LAST_CALLS:
+                    _WAITING.popitem(last=False)
+            return
+        otel_context.detach(live.token)  # type: ignore[arg-type]
+        live.token = None
+        while True:  # uncover the ended spans that were waiting under it
+            with _WAITING_LOCK:
+                waiting = _WAITING.pop(id(trace.get_current_span()), None)
+            if waiting is None or waiting.token is None:
+                return
+            token, waiting.token = waiting.token, None
+            if not _reset_here(token):
+                return
 
     # -- application calls ------------------------------------------------------------------------
 
@@ -165,7 +204,7 @@ class OpenTelemetryHook:
             ]
         for _, span_live in leftovers:  # spans never ended: end them with their step
             span_live.span.set_attribute("turnout.unfinished", True)
-            _detach(span_live)
+            self._detach(span_live)
             span_live.span.end()
         if live is None:
             return
@@ -178,7 +217,7 @@ class OpenTelemetryHook:
             written = {key: state[key] for key in action.writes if key in state}
             span.set_attribute("output.value", to_json({"state": written, "result": result}))
             span.set_attribute("output.mime_type", "application/json")
-        _detach(live)
+        self._detach(live)
         span.end()
 
     # -- spans and attributes ---------------------------------------------------------------------
@@ -227,7 +266,7 @@ class OpenTelemetryHook:
             return
         if exception is not None:
             _fail(live.span, exception, end_time)
-        _detach(live)
+        self._detach(live)
         live.span.end(end_time=None if end_time is None else _ns(end_time))
 
     @_never_raises
@@ -280,9 +319,14 @@ def _status(exception: BaseException | None, will_retry: bool) -> str:
     return "failed" if isinstance(exception, Exception) else "cancelled"
 
 
-def _detach(live: _Live) -> None:
-    """Detach the span's context if it is still the current one here. A stream abandoned and
-    closed elsewhere ends its step in another context, where there is nothing to detach."""
-    if live.token is not None and trace.get_current_span() is live.span:
-        otel_context.detach(live.token)  # type: ignore[arg-type]
-    live.token = None
+def _reset_here(token: object) -> bool:
+    """Undo an attach if it was made in this context; ``False`` (and nothing logged) if not.
+    OpenTelemetry's default runtime context hands out ``contextvars`` tokens."""
+    if isinstance(token, contextvars.Token):
+        try:
+            token.var.reset(token)
+        except (ValueError, RuntimeError):  # another context's, or already used
+            return False
+        return True
+    otel_context.detach(token)  # type: ignore[arg-type]
+    return True
