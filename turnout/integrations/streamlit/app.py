@@ -164,8 +164,12 @@ def apps_page(index: TrackingIndex, project: str) -> None:
         if chosen:
             _set(app=rows[chosen[0]].app_id, step=None, tab=None)
 
+    table = _apps_table(rows, project)
     st.dataframe(
-        _apps_table(rows, project).style.apply(_status_colours, axis=1),
+        # Styling costs the server and the browser: only a page with a failed or running app.
+        table.style.apply(_status_colours, axis=1)
+        if any(a.status != "completed" for a in rows)
+        else table,
         hide_index=True,
         key="w_apps_table",
         on_select=picked,
