@@ -1194,3 +1194,37 @@ def test_an_app_id_reused_for_a_fresh_run_loads_the_new_run(tmp_path):
     loaded = LocalTracker("proj", tmp_path).load(None, APP)
     assert loaded is not None
     assert (loaded.sequence_id, loaded.state["n"]) == (1, 102)
+
+
+# -- tags ----------------------------------------------------------------------------------------
+
+
+def test_tags_are_written_on_the_app_line_and_absent_without_them(tmp_path: Path):
+    tagged = LocalTracker("proj", tmp_path, tags={"env": "staging", "model": "small"})
+    plain = tagged.copy(tags={})
+    build(tagged, ("traced", "traced"), app_id="tagged", traced=traced, n=0)
+    build(plain, ("traced", "traced"), app_id="plain", traced=traced, n=0)
+    (app_line,) = of(records(tagged, "tagged"), "app")
+    assert app_line["tags"] == {"env": "staging", "model": "small"}
+    (plain_line,) = of(records(plain, "plain"), "app")
+    assert "tags" not in plain_line
+
+
+def test_tags_survive_copies_and_pickling(tmp_path: Path):
+    import pickle
+
+    tracker = LocalTracker("proj", tmp_path, tags={"env": "dev"})
+    assert tracker.copy().tags == {"env": "dev"}
+    assert tracker.copy(tags={"env": "prod"}).tags == {"env": "prod"}
+    assert pickle.loads(pickle.dumps(tracker)).tags == {"env": "dev"}
+
+
+@pytest.mark.parametrize("tags", [["env"], {"n": 1}, "env=dev"], ids=["list", "int", "str"])
+def test_bad_tags_name_the_expected_shape(tmp_path: Path, tags: Any):
+    with pytest.raises(TypeError, match=r"tags=\{\"env\": \"staging\"\}"):
+        LocalTracker("proj", tmp_path, tags=tags)
+    builder = ApplicationBuilder().with_tracker(
+        "local", project="proj", params={"storage_dir": tmp_path, "tags": tags}
+    )
+    with pytest.raises(GraphSetupError, match="dict of strings to strings"):
+        builder.with_actions(traced).with_entrypoint("traced").with_state(n=0).build()

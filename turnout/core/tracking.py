@@ -65,6 +65,19 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+def _check_tags(tags: Any) -> dict[str, str]:
+    if tags is None:
+        return {}
+    if not isinstance(tags, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
+    ):
+        raise TypeError(
+            f"LocalTracker(tags=...) takes a dict of strings to strings, got {tags!r}; e.g. "
+            f'tags={{"env": "staging"}}'
+        )
+    return dict(tags)
+
+
 class LocalTracker:
     """Track applications into a project directory; see the module docstring.
 
@@ -75,6 +88,9 @@ class LocalTracker:
         snapshot_every: log the full state at every sequence id divisible by this (the app line
             holds the starting state), so the state at any step is rebuilt from a snapshot and
             at most this many deltas.
+        tags: labels written on the app line of every application it tracks (e.g.
+            ``{"env": "staging", "model": "small"}``); the UI shows and filters by them. Give
+            different trackers (or ``copy(tags=...)``) to label applications differently.
     """
 
     def __init__(
@@ -84,8 +100,10 @@ class LocalTracker:
         *,
         serde: Serde | None = None,
         snapshot_every: int = 50,
+        tags: dict[str, str] | None = None,
     ) -> None:
         self.project = check_id(project, "project")
+        self.tags = _check_tags(tags)
         self.storage_dir = tracking_home(storage_dir)
         self.serde = serde or DEFAULT_SERDE
         self.snapshot_every = snapshot_every
@@ -106,6 +124,7 @@ class LocalTracker:
             "storage_dir": str(self.storage_dir),
             "serde": None if self.serde is DEFAULT_SERDE else self.serde,
             "snapshot_every": self.snapshot_every,
+            "tags": self.tags,
         }
 
     def __setstate__(self, data: dict[str, Any]) -> None:
@@ -114,12 +133,18 @@ class LocalTracker:
             data["storage_dir"],
             serde=data["serde"],
             snapshot_every=data["snapshot_every"],
+            tags=data.get("tags"),
         )
 
-    def copy(self) -> LocalTracker:
-        """A tracker writing to the same project, with its own open files."""
+    def copy(self, *, tags: dict[str, str] | None = None) -> LocalTracker:
+        """A tracker writing to the same project, with its own open files (and ``tags``
+        instead of this one's, when given)."""
         return LocalTracker(
-            self.project, self.storage_dir, serde=self.serde, snapshot_every=self.snapshot_every
+            self.project,
+            self.storage_dir,
+            serde=self.serde,
+            snapshot_every=self.snapshot_every,
+            tags=self.tags if tags is None else tags,
         )
 
     @property
@@ -207,6 +232,7 @@ class LocalTracker:
                 "graph": _graph_record(graph),
                 "parent": _pointer(parent_pointer),
                 "spawning_parent": _pointer(spawning_parent_pointer),
+                **({"tags": self.tags} if self.tags else {}),
             },
         )
         for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):
