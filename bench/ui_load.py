@@ -238,9 +238,12 @@ def heading_starts(prefix: str) -> str:
     )
 
 
+PROJECTS_TABLE_CELL = "document.querySelector('[data-testid=\"stTable\"] td')"
+
+
 def time_projects_page(page: Page, url: str) -> None:
     page.goto(url, wait_until="commit")
-    wait_js(page, f"() => {heading_starts('turnout · projects')} && !!({FIRST_CELL})")
+    wait_js(page, f"() => {heading_starts('turnout · projects')} && !!({PROJECTS_TABLE_CELL})")
 
 
 def time_first_rows(context: BrowserContext, url: str, steps: int) -> float:

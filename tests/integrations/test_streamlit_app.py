@@ -70,8 +70,8 @@ def test_the_demo_fills_an_empty_dir_with_its_apps(demo_dir: Path) -> None:
 def test_projects_page_lists_projects(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch)
     assert at.title[0].value == "turnout · projects"
-    table = at.dataframe[0].value
-    assert list(table["project"]) == ["demo"]
+    table = at.table[0].value
+    assert list(table.index) == ["demo"]
     assert list(table["apps"]) == [len(demo.DEMO_APPS)]
 
 
@@ -181,10 +181,56 @@ def test_retries_and_spans_of_the_demo_show(
 
 def test_parent_and_child_links_navigate(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="parent-fork")
-    at.button(key="link:0:parent").click()
+    assert at.button(key="link:parent:parent").label == "forked from: parent (step 1)"
+    at.button(key="link:parent:parent").click()
     _rerun(at)
     assert at.title[0].value == "parent"
-    assert at.button(key="link:0:parent-fork").label == "child: parent-fork (step 1)"
+    assert at.query_params["step"] == "1"  # the step the fork came from, with its children
+    assert at.button(key="link:child:parent-fork").label == "fork: parent-fork"
+    at.button(key="link:child:parent-fork").click()
+    _rerun(at)
+    assert at.title[0].value == "parent-fork"
+
+
+def test_spawned_children_are_listed_under_the_step_that_spawned_them(
+    demo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _ui(demo_dir, monkeypatch, project="demo", app="simulation", step="1")
+    children = [b.label for b in at.button if b.key and b.key.startswith("link:child:")]
+    assert children == [f"child: simulation-round1-seed{i}" for i in range(3)]
+    assert any("3 children of this step" in m.value for m in at.markdown)
+    assert any("6 child application(s)" in c.value for c in at.caption)
+    at.button(key="link:child:simulation-round1-seed2").click()
+    _rerun(at)
+    assert at.title[0].value == "simulation-round1-seed2"
+    assert at.button(key="link:parent:simulation").label == "spawned by: simulation (step 1)"
+
+
+def test_tags_show_on_the_app_and_filter_the_applications(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for app_id, env in (("a", "dev"), ("b", "prod")):
+        tracker = LocalTracker("tagged", tmp_path, tags={"env": env})
+        (
+            ApplicationBuilder()
+            .with_actions(tick)
+            .with_transitions(("tick", "tick"))
+            .with_state(n=0)
+            .with_entrypoint("tick")
+            .with_identifiers(app_id=app_id)
+            .with_tracker(tracker)
+            .build()
+            .step()
+        )
+        tracker.close()
+    at = _ui(tmp_path, monkeypatch, project="tagged")
+    assert sorted(at.dataframe[0].value["tags"]) == ["env=dev", "env=prod"]
+    at.selectbox(key="w_tag").select("env=prod")
+    _rerun(at)
+    assert list(at.dataframe[0].value["app"]) == ["b"]
+    assert at.query_params["tag"] == "env=prod"
+    at = _ui(tmp_path, monkeypatch, project="tagged", app="a")
+    assert any("env=dev" in c.value for c in at.caption)
 
 
 def test_an_unknown_app_says_so(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -436,3 +436,38 @@ def test_a_resumed_app_continues_from_the_state_its_new_app_line_gives(
     assert log.state_before(2) == {"n": 2, "label": "b"}
     assert log.state_after(2) == _encoded(second.state) == {"n": 3, "label": "b"}
     assert log.state_after(1) == {"n": 2, "label": "a"}
+
+
+def _spawned(tracker: LocalTracker, parent: str, sequence_id: int, child: str) -> None:
+    (
+        ApplicationBuilder()
+        .with_actions(scribble)
+        .with_state(count=sequence_id)
+        .with_entrypoint("scribble")
+        .with_identifiers(app_id=child)
+        .with_spawning_parent(parent, sequence_id)
+        .with_tracker(tracker)
+        .build()
+        .step()
+    )
+
+
+def test_a_spawned_child_links_to_its_step_and_the_step_lists_it_once(
+    tmp_path: Path, tracker: LocalTracker
+) -> None:
+    _grower(tracker, "parent", 2).run(halt_after=["tidy"])
+    _spawned(tracker, "parent", 1, "kid-b")
+    _spawned(tracker, "parent", 1, "kid-a")
+    _spawned(tracker, "parent", 1, "kid-a")  # resumed: its spawn line is written again
+    _spawned(tracker, "parent", 0, "kid-c")
+    index = TrackingIndex(tmp_path)
+    parent = index.app("proj", "parent")
+    assert parent is not None
+    assert [c.app_id for c in parent.children_of(1)] == ["kid-a", "kid-b"]
+    assert [c.app_id for c in parent.children_of(0)] == ["kid-c"]
+    assert len(parent.summary("proj").children) == 3
+    child = index.app("proj", "kid-a")
+    assert child is not None
+    link = child.summary("proj").parent
+    assert link is not None
+    assert (link.app_id, link.sequence_id, link.kind) == ("parent", 1, "spawn")

@@ -47,8 +47,9 @@ APPS_PER_PAGE = 50
 STEPS_PER_PAGE = 200
 NO_PARTITION = "(none)"
 OPEN = "open"  # the steps table's column of buttons that open a step
+CHILDREN_SHOWN = 24  # buttons for the children of one step; the applications page lists all
 # Selections that live in the URL; the rest of the session state is widget plumbing.
-PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "live")
+PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "tag", "live")
 
 
 def storage_dir() -> str:
@@ -122,14 +123,23 @@ def projects_page(index: TrackingIndex) -> None:
             for p in projects
         ]
     )
-    st.dataframe(table, hide_index=True)
+    # A static table: a project list is short, and the grid's code (over a megabyte of
+    # JavaScript) would be the first page's main cost.
+    st.table(table.set_index("project"))
     columns = st.columns(min(len(projects), 4))
     for number, project in enumerate(projects):
         columns[number % len(columns)].button(
             f"Open {project.name}",
             key=f"open_project:{project.name}",
             on_click=_navigate(
-                project=project.name, app=None, step=None, tab=None, page=None, status=None, pk=None
+                project=project.name,
+                app=None,
+                step=None,
+                tab=None,
+                page=None,
+                status=None,
+                pk=None,
+                tag=None,
             ),
         )
 
@@ -147,11 +157,14 @@ def apps_page(index: TrackingIndex, project: str) -> None:
     filters = st.container()
     pk = _chosen(["all", *keys], "pk", default="all")
     status = _chosen(["all", *STATUSES], "status", default="all")
+    tags = sorted({f"{k}={v}" for a in apps for k, v in a.tags.items()})
+    tag = _chosen(["all", *tags], "tag", default="all")
     shown = [
         a
         for a in apps
         if (pk in (None, "all") or (a.partition_key or NO_PARTITION) == pk)
         and (status in (None, "all") or a.status == status)
+        and (tag in (None, "all") or tag in {f"{k}={v}" for k, v in a.tags.items()})
     ]
     pages = max(1, -(-len(shown) // APPS_PER_PAGE))
     page = min(max(1, int(_sel("page") or 1)), pages)
@@ -176,7 +189,7 @@ def apps_page(index: TrackingIndex, project: str) -> None:
         selection_mode="single-row",
         column_config={
             # Links to the parent and the children, as deep links (they open in a new tab).
-            "forked from": st.column_config.LinkColumn(display_text=r"app=([^&]+)"),
+            "parent": st.column_config.LinkColumn(display_text=r"app=([^&]+)"),
             "first child": st.column_config.LinkColumn(display_text=r"app=([^&]+)"),
         },
     )
@@ -199,9 +212,11 @@ def apps_page(index: TrackingIndex, project: str) -> None:
         key="open_app",
         on_change=_open_selected_app,
     )
-    left, right = filters.columns(2)
-    _choice(left, "Partition key", ["all", *keys], "pk", default="all")
-    _choice(right, "Status", ["all", *STATUSES], "status", default="all")
+    columns = filters.columns(3 if tags else 2)
+    _choice(columns[0], "Partition key", ["all", *keys], "pk", default="all")
+    _choice(columns[1], "Status", ["all", *STATUSES], "status", default="all")
+    if tags:
+        _choice(columns[2], "Tag", ["all", *tags], "tag", default="all")
 
 
 def _open_selected_app() -> None:
@@ -228,11 +243,12 @@ def _apps_table(rows: list[AppSummary], project: str) -> pd.DataFrame:
                 "failed steps": a.error_count,
                 "started": fmt_time(a.first_time),
                 "last activity": fmt_time(a.last_time),
-                "forked from": (
+                "parent": (
                     _app_link(project, a.parent.app_id, a.parent.sequence_id) if a.parent else None
                 ),
                 "first child": _app_link(project, a.children[0].app_id) if a.children else None,
                 "children": ", ".join(c.app_id for c in a.children),
+                "tags": ", ".join(f"{k}={v}" for k, v in a.tags.items()),
             }
             for a in rows
         ],
@@ -244,9 +260,10 @@ def _apps_table(rows: list[AppSummary], project: str) -> pd.DataFrame:
             "failed steps",
             "started",
             "last activity",
-            "forked from",
+            "parent",
             "first child",
             "children",
+            "tags",
         ],
     )
 
@@ -359,15 +376,42 @@ def _app_header(log: AppLog, summary: AppSummary) -> None:
         f"partition key: `{summary.partition_key or 'none'}` · started {fmt_time(first)} · "
         f"last activity {fmt_time(last)}"
     )
-    links = []
-    if summary.parent is not None:
-        links.append(("forked from", summary.parent.app_id, summary.parent.sequence_id))
-    links.extend(("child", c.app_id, c.sequence_id) for c in summary.children)
-    for number, (kind, target, seq) in enumerate(links):
+    if summary.tags:
+        st.caption("tags: " + " · ".join(f"`{k}={v}`" for k, v in summary.tags.items()))
+    parent = summary.parent
+    if parent is not None:
+        kind = "forked from" if parent.kind == "fork" else "spawned by"
         st.button(
-            f"{kind}: {target} (step {seq})",
-            key=f"link:{number}:{target}",
-            on_click=_navigate(app=target, step=None, tab=None),
+            f"{kind}: {parent.app_id} (step {parent.sequence_id})",
+            key=f"link:parent:{parent.app_id}",
+            on_click=_navigate(app=parent.app_id, step=parent.sequence_id, tab=None),
+        )
+    if summary.children:
+        steps = sorted({c.sequence_id for c in summary.children if c.sequence_id is not None})
+        shown = ", ".join(str(seq) for seq in steps[:10]) + (" ..." if len(steps) > 10 else "")
+        st.caption(
+            f"{len(summary.children)} child application(s), listed under the step that forked "
+            f"or spawned them (step(s) {shown})."
+        )
+
+
+def _children_of_step(log: AppLog, step: Step) -> None:
+    """The applications this step forked or spawned, as buttons (at most ``CHILDREN_SHOWN``)."""
+    children = log.children_of(step.seq)
+    if not children:
+        return
+    label = "child" if len(children) == 1 else "children"
+    st.markdown(f"**{len(children)} {label} of this step**")
+    columns = st.columns(min(len(children), 4))
+    for number, child in enumerate(children[:CHILDREN_SHOWN]):
+        columns[number % len(columns)].button(
+            f"{'fork' if child.kind == 'fork' else 'child'}: {child.app_id}",
+            key=f"link:child:{child.app_id}",
+            on_click=_navigate(app=child.app_id, step=None, tab=None),
+        )
+    if len(children) > CHILDREN_SHOWN:
+        st.caption(
+            f"{len(children) - CHILDREN_SHOWN} more: see the applications page (column 'children')."
         )
 
 
@@ -467,6 +511,7 @@ def _step_view(index: TrackingIndex, project: str, log: AppLog, step: Step) -> N
 
     st.segmented_control("View", TABS, key="w_tab", on_change=changed)
     st.subheader(f"Step {step.seq} · {step.action} · {step.status}")
+    _children_of_step(log, step)
     if tab == "State":
         _state_tab(log, step)
     elif tab == "Inputs & Result":

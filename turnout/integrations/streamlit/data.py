@@ -70,6 +70,7 @@ class AppSummary:
     last_time: float | None
     parent: ChildLink | None
     children: tuple[ChildLink, ...]
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -212,6 +213,7 @@ class AppLog:
         self.app: dict[str, Any] | None = None
         self.steps: dict[int, Step] = {}
         self.children: list[ChildLink] = []
+        self._child_ids: set[str] = set()
         self._order: list[int] = []
         self._states: OrderedDict[int, dict[str, Any]] = OrderedDict()
         self._snapshots: list[int] = []  # seq ids with a full snapshot, ascending
@@ -262,6 +264,7 @@ class AppLog:
                 children, offset, read = self.children, self.offset, self.records_read
                 self._reset()
                 self.children, self.offset, self.records_read = children, offset, read
+                self._child_ids = {c.app_id for c in children}
                 self.app = record
             elif isinstance(record.get("state"), dict):
                 # The app was resumed (or forked onto itself) in a new process: its next step
@@ -282,9 +285,13 @@ class AppLog:
                 if kind == "stream_end":
                     step.stream_items = record.get("items")
         elif kind == "child":
+            child_id = str(record.get("child_app_id"))
+            if child_id in self._child_ids:
+                return  # a resumed child writes its spawn line again
+            self._child_ids.add(child_id)
             self.children.append(
                 ChildLink(
-                    app_id=str(record.get("child_app_id")),
+                    app_id=child_id,
                     partition_key=record.get("child_partition_key"),
                     sequence_id=record.get("seq"),
                     kind=str(record.get("kind", "fork")),
@@ -368,15 +375,27 @@ class AppLog:
 
     @property
     def parent(self) -> ChildLink | None:
-        pointer = (self.app or {}).get("parent")
-        if not pointer:
-            return None
-        return ChildLink(
-            app_id=str(pointer.get("app_id")),
-            partition_key=pointer.get("partition_key"),
-            sequence_id=pointer.get("sequence_id"),
-            kind="fork",
-        )
+        """The step this application was forked from, else the step that spawned it."""
+        app = self.app or {}
+        for field_name, kind in (("parent", "fork"), ("spawning_parent", "spawn")):
+            pointer = app.get(field_name)
+            if pointer:
+                return ChildLink(
+                    app_id=str(pointer.get("app_id")),
+                    partition_key=pointer.get("partition_key"),
+                    sequence_id=pointer.get("sequence_id"),
+                    kind=kind,
+                )
+        return None
+
+    @property
+    def tags(self) -> dict[str, str]:
+        tags = (self.app or {}).get("tags")
+        return {str(k): str(v) for k, v in tags.items()} if isinstance(tags, dict) else {}
+
+    def children_of(self, seq: int) -> list[ChildLink]:
+        """The applications forked from or spawned by step ``seq``."""
+        return sorted((c for c in self.children if c.sequence_id == seq), key=lambda c: c.app_id)
 
     @property
     def status(self) -> str:
@@ -406,6 +425,7 @@ class AppLog:
             last_time=max(times) if times else app_time,
             parent=self.parent,
             children=tuple(self.children),
+            tags=self.tags,
         )
 
     def run_counts(self) -> dict[str, int]:

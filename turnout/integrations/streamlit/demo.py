@@ -3,14 +3,17 @@
 ``generate(storage_dir)`` runs small applications with a ``LocalTracker`` so a newcomer has
 something to click: a counter with spans, a chatbot on a stand-in model (token usage logged), a
 streaming chatbot, the approval flow (a publish that fails and is retried, one whose failures are
-routed to ``notify_failure``, and one that fails outright), and a parent app with a child forked
-from one of its steps. The apps are defined here, not imported from ``examples/``, so the demo
-works from an installed wheel. Small sleeps give the timelines something to show.
+routed to ``notify_failure``, and one that fails outright), a parent app with a child forked
+from one of its steps, and a dice simulation whose rounds fan out to child applications
+(``MapStates``), listed under the step that spawned them. The apps are defined here, not
+imported from ``examples/``, so the demo works from an installed wheel. Small sleeps give the
+timelines something to show.
 """
 
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import time
 from collections.abc import Generator
@@ -20,6 +23,7 @@ from typing import Any
 from turnout import (
     ApplicationBuilder,
     ApplicationContext,
+    MapStates,
     RetryPolicy,
     State,
     TracerFactory,
@@ -44,6 +48,8 @@ DEMO_APPS = (
     "approval-invalid-decision",
     "parent",
     "parent-fork",
+    "simulation",
+    *(f"simulation-round{r}-seed{i}" for r in (0, 1) for i in range(3)),
 )
 _PAUSE = 0.004
 
@@ -260,6 +266,64 @@ def _run_approval(app: Any, decisions: list[str]) -> None:
 # -- generate --------------------------------------------------------------------------------------
 
 
+@action(reads=["seed", "rolls"], writes=["mean"])
+def roll_dice(state: State) -> State:
+    dice = random.Random(state["seed"])
+    rolls = [dice.randint(1, 6) for _ in range(state["rolls"])]
+    time.sleep(_PAUSE)
+    return state.update(mean=sum(rolls) / len(rolls))
+
+
+class SimulateRound(MapStates):
+    """One round of the dice simulation: a child application per seed, averaged."""
+
+    @property
+    def reads(self) -> list[str]:
+        return ["seeds", "rolls", "rounds_done"]
+
+    @property
+    def writes(self) -> list[str]:
+        return ["estimates", "rounds_done"]
+
+    def action(self, state: State, inputs: dict[str, Any]) -> Any:
+        return roll_dice
+
+    def states(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Generator[State, None, None]:
+        for seed in state["seeds"]:
+            yield State({"seed": seed + 100 * state["rounds_done"], "rolls": state["rolls"]})
+
+    def child_app_id(self, context: ApplicationContext, index: int) -> str:
+        return f"{context.app_id}-round{context.sequence_id}-seed{index}"
+
+    def reduce(self, state: State, states: Any) -> State:
+        means = [child["mean"] for child in states]
+        return state.append(estimates=sum(means) / len(means)).update(
+            rounds_done=state["rounds_done"] + 1
+        )
+
+
+@action(reads=["estimates"], writes=["estimate"])
+def summarize(state: State) -> State:
+    return state.update(estimate=sum(state["estimates"]) / len(state["estimates"]))
+
+
+def _simulation(tracker: LocalTracker) -> Any:
+    return (
+        ApplicationBuilder()
+        .with_actions(summarize, simulate=SimulateRound())
+        .with_transitions(
+            ("simulate", "simulate", expr("rounds_done < 2")), ("simulate", "summarize")
+        )
+        .with_state(seeds=[1, 2, 3], rolls=200, rounds_done=0, estimates=[])
+        .with_entrypoint("simulate")
+        .with_identifiers(app_id="simulation")
+        .with_tracker(tracker)
+        .build()
+    )
+
+
 def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
     """Run every demo application into ``project`` under ``storage_dir``; the app ids run."""
     tracker = LocalTracker(project, storage_dir=storage_dir, snapshot_every=5)
@@ -303,6 +367,8 @@ def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
             .build()
         )
         fork.run(halt_after=["report"])
+
+        _simulation(tracker).run(halt_after=["summarize"])
     finally:
         tracker.close()
     return list(DEMO_APPS)
