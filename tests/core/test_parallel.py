@@ -1341,3 +1341,67 @@ def test_hooks_asking_to_cascade_see_the_childrens_steps_and_others_do_not(mode:
         "square",
         "square",
     ]
+
+
+# -- partial results -----------------------------------------------------------------------------
+
+
+class Partial(SquareAll):
+    """Keeps what the finished children computed and reports the others."""
+
+    on_child_error = "collect"
+
+    def __init__(self, child: Any = square, *, stream: bool = False) -> None:
+        super().__init__(child=child, stream=stream)
+
+    @property
+    def writes(self) -> list[str]:
+        return ["total", "outs", "failed"]
+
+    def reduce(self, state: State, states: Any) -> State:
+        failed = [index for index, _, _ in states.failures]
+        return super().reduce(state, states).update(failed=failed)
+
+
+class APartial(Partial):
+    def __init__(self) -> None:
+        super().__init__(child=asquare)
+
+    async def states(  # type: ignore[override]
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> AsyncIterator[State]:
+        for item in state[self._key]:
+            yield State({"item": item})
+
+
+@pytest.mark.parametrize("make", [Partial, APartial], ids=["sync", "async"])
+def test_collect_gives_reduce_the_finished_children_and_the_failures(make: Any) -> None:
+    _FAIL.update({2, 4})
+    app = _app(make(), items=[1, 2, 3, 4]).build()
+    if make is Partial:
+        app.step()
+    else:
+        asyncio.run(app.astep())
+    assert (app.state["outs"], app.state["failed"]) == ([1, 9], [1, 3])
+
+
+def test_collect_on_a_streamed_step_reports_failed_children_and_succeeds() -> None:
+    _FAIL.add(1)
+    app = _app(Partial(stream=True), items=[1, 2]).build()
+    _action, container = app.stream_result(halt_after=["fan"])
+    ends = [item for item in container if "done" in item]
+    container.get()
+    assert sorted((item["child"], item["error"] is not None) for item in ends) == [
+        (0, True),
+        (1, False),
+    ]
+    assert (app.state["outs"], app.state["failed"]) == ([4], [0])
+
+
+def test_an_unknown_on_child_error_names_the_two_choices() -> None:
+    class Unknown(SquareAll):
+        on_child_error = "ignore"
+
+    app = _app(Unknown(), items=[1]).build()
+    with pytest.raises(ValueError, match=r"on_child_error is 'ignore'; set it to 'raise'"):
+        app.step()

@@ -55,7 +55,11 @@ Failure = tuple[int, str, BaseException]
 
 class ChildStates(list[State]):
     """The children's final states, in task order, as ``reduce`` receives them: a list that
-    ``async for`` iterates too (Burr hands an async action's ``reduce`` an async generator)."""
+    ``async for`` iterates too (Burr hands an async action's ``reduce`` an async generator).
+    With ``on_child_error = "collect"`` it holds the children that finished, and ``failures``
+    lists ``(index, app_id, exception)`` of the others."""
+
+    failures: tuple[tuple[int, str, BaseException], ...] = ()
 
     async def __aiter__(self) -> AsyncIterator[State]:
         for state in list(self):
@@ -232,12 +236,26 @@ def _children_done(context: ApplicationContext, tasks: list[SubGraphTask]) -> di
 
 
 def _finish(
-    name: str, tasks: list[SubGraphTask], done: dict[str, Any], failures: list[Failure]
+    name: str,
+    tasks: list[SubGraphTask],
+    done: dict[str, Any],
+    failures: list[Failure],
+    context: ApplicationContext,
 ) -> list[State]:
-    if failures:
-        failures.sort(key=lambda f: f[0])
+    scope = context._scope
+    mode = getattr(scope.action if scope is not None else None, "on_child_error", "raise")
+    if mode not in ("raise", "collect"):
+        raise ValueError(
+            f"parallel action {name!r}: on_child_error is {mode!r}; set it to 'raise' (a failed "
+            f"child fails the step) or 'collect' (reduce gets the finished children and "
+            f"states.failures)"
+        )
+    failures.sort(key=lambda f: f[0])
+    if failures and mode == "raise":
         raise ChildApplicationError(name, failures, len(tasks)) from failures[0][2]
-    return ChildStates(done[t.application_id] for t in tasks)
+    states = ChildStates(done[t.application_id] for t in tasks if t.application_id in done)
+    states.failures = tuple(failures)
+    return states
 
 
 # -- running them --------------------------------------------------------------------------------
@@ -271,7 +289,7 @@ def run_sync(name: str, tasks: list[SubGraphTask], context: ApplicationContext) 
             done[task.application_id] = future.result()
         else:
             failures.append((index, task.application_id, error))
-    return _finish(name, tasks, done, failures)
+    return _finish(name, tasks, done, failures, context)
 
 
 async def run_async(
@@ -306,7 +324,7 @@ async def run_async(
             failures.append((index, task.application_id, outcome))
         else:
             done[task.application_id] = outcome
-    return _finish(name, tasks, done, failures)
+    return _finish(name, tasks, done, failures, context)
 
 
 async def _in_executor(
@@ -380,7 +398,7 @@ def stream_sync(
                 yield _ended(index, app_id, error)
         finally:
             executor.shutdown(wait=True)
-    _store(context, _finish(name, tasks, done, failures))
+    _store(context, _finish(name, tasks, done, failures, context))
 
 
 def _on_done(
@@ -460,4 +478,4 @@ async def stream_async(
         await asyncio.gather(*running, return_exceptions=True)
         if executor is not None:
             executor.shutdown(wait=False)
-    _store(context, _finish(name, tasks, done, failures))
+    _store(context, _finish(name, tasks, done, failures, context))

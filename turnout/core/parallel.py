@@ -199,9 +199,15 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
             streaming action yields, ``{"child": index, "app_id", "done": True, "error"}`` when
             a child ends, and last ``{"children": count}`` (the step's result). Setting the
             class attribute ``streaming = True`` does the same.
+
+    A failed child fails the step (``ChildApplicationError``, after every child has ended),
+    unless the class attribute ``on_child_error`` is ``"collect"``: then ``reduce`` receives the
+    children that finished and ``states.failures`` lists ``(index, app_id, exception)`` of the
+    others (partial results).
     """
 
     streaming = False
+    on_child_error = "raise"
 
     def __init__(self, *, stream: bool = False) -> None:
         super().__init__()
