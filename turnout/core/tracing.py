@@ -128,7 +128,23 @@ class TracerFactory:
         _log(self._scope, None, attributes)
 
 
-class SpanContext:
+class _SpanAttributes:
+    """``log_attribute(s)`` for the two kinds of span below."""
+
+    __slots__ = ()
+    _scope: StepScope
+    span: ActionSpan | None
+
+    def log_attribute(self, key: str, value: Any) -> None:
+        """Attach one attribute to this span."""
+        _log(self._scope, self.span, {key: value})
+
+    def log_attributes(self, **attributes: Any) -> None:
+        """Attach attributes to this span."""
+        _log(self._scope, self.span, attributes)
+
+
+class SpanContext(_SpanAttributes):
     """An open (or about-to-open) span; see ``TracerFactory``."""
 
     __slots__ = ("_dependencies", "_name", "_scope", "_token", "span")
@@ -151,15 +167,7 @@ class SpanContext:
             self._token = None
 
     def _payload(self) -> dict[str, Any]:
-        app = self._scope.app
-        return {
-            "action": self._scope.action_name,
-            "action_sequence_id": self._scope.sequence_id,
-            "span": self.span,
-            "span_dependencies": list(self._dependencies),
-            "app_id": app.app_id,
-            "partition_key": app.partition_key,
-        }
+        return _span_payload(self._scope, self.span)
 
     def __enter__(self) -> SpanContext:
         payload = self._open()
@@ -196,19 +204,11 @@ class SpanContext:
                 "post_end_span", **self._payload(), exception=exc, end_time=time.time()
             )
 
-    def log_attribute(self, key: str, value: Any) -> None:
-        """Attach one attribute to this span."""
-        _log(self._scope, self.span, {key: value})
 
-    def log_attributes(self, **attributes: Any) -> None:
-        """Attach attributes to this span."""
-        _log(self._scope, self.span, attributes)
-
-
-class OpenSpan:
+class OpenSpan(_SpanAttributes):
     """A span opened by ``TracerFactory.start_span``, closed by ``end()``."""
 
-    __slots__ = ("_dependencies", "_scope", "ended", "span")
+    __slots__ = ("_scope", "ended", "span")
 
     def __init__(
         self,
@@ -218,20 +218,11 @@ class OpenSpan:
         parent: ActionSpan | None,
     ) -> None:
         self._scope = scope
-        self._dependencies = dependencies
         self.span = _new_span(scope, name, dependencies, parent)
         self.ended = False
 
     def _payload(self) -> dict[str, Any]:
-        app = self._scope.app
-        return {
-            "action": self._scope.action_name,
-            "action_sequence_id": self._scope.sequence_id,
-            "span": self.span,
-            "span_dependencies": list(self._dependencies),
-            "app_id": app.app_id,
-            "partition_key": app.partition_key,
-        }
+        return _span_payload(self._scope, self.span)
 
     def end(self, exception: BaseException | None = None) -> None:
         """Close the span (``exception``: what made it fail). A second call does nothing."""
@@ -247,14 +238,6 @@ class OpenSpan:
                 exception=exception,
                 end_time=time.time(),
             )
-
-    def log_attribute(self, key: str, value: Any) -> None:
-        """Attach one attribute to this span."""
-        _log(self._scope, self.span, {key: value})
-
-    def log_attributes(self, **attributes: Any) -> None:
-        """Attach attributes to this span."""
-        _log(self._scope, self.span, attributes)
 
 
 _UID_LOCK = threading.Lock()
@@ -280,6 +263,19 @@ def _new_span(
         dependencies=dependencies,
         _step=id(scope),
     )
+
+
+def _span_payload(scope: StepScope, span: ActionSpan | None) -> dict[str, Any]:
+    """The keyword arguments of ``pre_start_span`` / ``post_end_span``."""
+    app = scope.app
+    return {
+        "action": scope.action_name,
+        "action_sequence_id": scope.sequence_id,
+        "span": span,
+        "span_dependencies": list(span.dependencies) if span is not None else [],
+        "app_id": app.app_id,
+        "partition_key": app.partition_key,
+    }
 
 
 def _log(scope: StepScope, span: ActionSpan | None, attributes: dict[str, Any]) -> None:
