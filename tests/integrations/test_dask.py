@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import os
-import pickle
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +13,8 @@ distributed = pytest.importorskip("distributed")
 
 from distributed import Client  # noqa: E402
 
+from tests.integrations import executor_checks as ec  # noqa: E402
 from tests.integrations import parallel_actions as pa  # noqa: E402
-from turnout import State  # noqa: E402
 from turnout.integrations.dask import DaskExecutor  # noqa: E402
 
 
@@ -48,9 +45,7 @@ def executor(client: Client) -> Iterator[DaskExecutor]:
 
 
 def test_submit_returns_a_standard_future_holding_the_result(executor: DaskExecutor) -> None:
-    future = executor.submit(pa.add, 40, y=2)
-    assert isinstance(future, cf.Future)
-    assert future.result() == 42
+    ec.check_submit_returns_a_standard_future(executor)
 
 
 def test_calls_run_in_worker_processes(executor: DaskExecutor) -> None:
@@ -79,42 +74,24 @@ def test_keyword_arguments_named_like_dask_options_reach_the_callable(
 
 
 def test_an_exception_reaches_the_caller_as_its_own_type(executor: DaskExecutor) -> None:
-    future = executor.submit(pa.fail, "child broke", code=3)
-    with pytest.raises(pa.ChildFailure) as caught:
-        future.result()
-    assert type(caught.value) is pa.ChildFailure
-    assert caught.value.code == 3
-    assert caught.value.args == ("child broke", 3)
-    assert type(future.exception()) is pa.ChildFailure
+    ec.check_exception_keeps_its_type(executor)
 
 
 def test_map_raises_the_first_failing_call(executor: DaskExecutor) -> None:
-    with pytest.raises(pa.ChildFailure) as caught:
-        list(executor.map(pa.fail, ["a", "b"], [1, 2]))
-    assert caught.value.code == 1
+    ec.check_map_raises_the_first_failure(executor)
 
 
 def test_futures_work_with_as_completed(executor: DaskExecutor) -> None:
-    futures = [executor.submit(pa.square, x) for x in range(6)]
-    assert sorted(f.result() for f in cf.as_completed(futures)) == [0, 1, 4, 9, 16, 25]
+    ec.check_as_completed(executor)
 
 
 def test_an_unpicklable_argument_fails_at_submit(executor: DaskExecutor) -> None:
-    with pytest.raises(TypeError) as caught:
-        executor.submit(pa.echo_kwargs, lock=threading.Lock())
-    assert str(caught.value).startswith(
-        "cannot send echo_kwargs(...) to the Dask workers: cannot pickle '_thread.lock' object."
-    )
+    ec.check_unpicklable_argument_fails_at_submit(executor, "Dask")
 
 
 def test_shutdown_waits_and_refuses_new_work(client: Client) -> None:
     executor = DaskExecutor(client)
-    futures = [executor.submit(pa.square, x) for x in range(4)]
-    executor.shutdown(wait=True)
-    assert all(f.done() for f in futures)
-    assert [f.result() for f in futures] == [0, 1, 4, 9]
-    with pytest.raises(RuntimeError, match="after shutdown"):
-        executor.submit(pa.square, 2)
+    ec.check_shutdown_waits_and_refuses_submit(executor)
     with pytest.raises(RuntimeError, match="after shutdown"):
         executor.map(pa.square, [2])
     assert client.status == "running"
@@ -124,10 +101,7 @@ def test_shutdown_cancel_futures_cancels_calls_that_cannot_start(
     client: Client,
 ) -> None:
     # No worker has the resource "absent", so the task waits for ever until cancelled.
-    executor = DaskExecutor(client, resources={"absent": 1})
-    stuck = executor.submit(pa.square, 3)
-    executor.shutdown(wait=True, cancel_futures=True)
-    assert stuck.cancelled()
+    ec.check_shutdown_cancels_a_stuck_call(DaskExecutor(client, resources={"absent": 1}))
 
 
 def test_workers_option_pins_calls_to_a_worker(client: Client) -> None:
@@ -159,68 +133,37 @@ def test_a_client_that_is_not_a_client_is_refused() -> None:
 
 
 def test_submit_rejects_a_non_callable(executor: DaskExecutor) -> None:
-    with pytest.raises(TypeError, match="needs a callable, got 42"):
-        executor.submit(42)  # type: ignore[arg-type]
+    ec.check_rejects_a_non_callable(executor)
 
 
 def test_asyncio_run_in_executor_awaits_dask_tasks(executor: DaskExecutor) -> None:
-    async def main() -> list[int]:
-        loop = asyncio.get_running_loop()
-        return list(
-            await asyncio.gather(*(loop.run_in_executor(executor, pa.square, x) for x in range(5)))
-        )
-
-    assert asyncio.run(main()) == [0, 1, 4, 9, 16]
+    ec.check_asyncio_awaits_tasks(executor)
 
 
 def test_asyncio_sees_the_original_exception(executor: DaskExecutor) -> None:
-    async def main() -> None:
-        await asyncio.get_running_loop().run_in_executor(executor, pa.fail, "async", 9)
-
-    with pytest.raises(pa.ChildFailure, match="async"):
-        asyncio.run(main())
+    ec.check_asyncio_sees_the_original_exception(executor)
 
 
 def test_a_turnout_application_runs_inside_a_dask_task(executor: DaskExecutor) -> None:
-    state = executor.submit(pa.run_counter, 0, 5).result()
-    assert isinstance(state, State)
-    assert state["count"] == 5
-    assert state["parity"] == "odd"
-    assert len(state["seen"]) == 5
-    assert os.getpid() not in state["seen"]
+    ec.check_application_runs_in_a_task(executor)
 
 
 def test_many_applications_run_in_parallel(executor: DaskExecutor) -> None:
-    states = list(executor.map(pa.run_counter, range(6), [6] * 6))
-    assert [s["count"] for s in states] == [6] * 6
-    assert [len(s["seen"]) for s in states] == [6, 5, 4, 3, 2, 1]
+    ec.check_applications_run_in_parallel(executor)
 
 
 def test_a_failing_application_raises_its_action_error(executor: DaskExecutor) -> None:
-    with pytest.raises(pa.ChildFailure) as caught:
-        executor.submit(pa.run_fragile, 2).result()
-    assert caught.value.code == 2
-    assert executor.submit(pa.run_fragile, 99).result()["count"] == 5
+    ec.check_failing_application_raises_its_error(executor)
 
 
 def test_state_round_trips_through_a_dask_task(executor: DaskExecutor) -> None:
-    sent = State({"items": [1], "n": 0, "nested": {"a": [1, 2]}})
-    back = executor.submit(pa.grow, sent, 2).result()
-    assert isinstance(back, State)
-    assert back == {"items": [1, 2], "n": 1, "nested": {"a": [1, 2]}, "where": back["where"]}
-    assert back["where"] != os.getpid()
-    assert sent == {"items": [1], "n": 0, "nested": {"a": [1, 2]}}
-    assert back.append(items=3)["items"] == [1, 2, 3]
+    ec.check_state_round_trips(executor)
 
 
 def test_state_pickles_with_pickle_and_cloudpickle() -> None:
     import cloudpickle  # type: ignore[import-untyped]
 
-    state = State({"x": 1}).append(log="a").extend(log=["b"]).increment(x=2)
-    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
-        copy = loads(dumps(state))
-        assert isinstance(copy, State)
-        assert copy == state == {"x": 3, "log": ["a", "b"]}
+    ec.check_state_pickles(cloudpickle)
 
 
 # -- MapStates end to end: the parent's children as Dask tasks ----------------------------------

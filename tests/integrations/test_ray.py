@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures as cf
 import os
-import pickle
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +12,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
+from tests.integrations import executor_checks as ec  # noqa: E402
 from tests.integrations import parallel_actions as pa  # noqa: E402
-from turnout import State  # noqa: E402
 from turnout.integrations.ray import RayExecutor  # noqa: E402
 
 _INIT = {
@@ -44,9 +41,7 @@ def executor() -> Iterator[RayExecutor]:
 
 
 def test_submit_returns_a_standard_future_holding_the_result(executor: RayExecutor) -> None:
-    future = executor.submit(pa.add, 40, y=2)
-    assert isinstance(future, cf.Future)
-    assert future.result() == 42
+    ec.check_submit_returns_a_standard_future(executor)
 
 
 def test_calls_run_in_ray_worker_processes(executor: RayExecutor) -> None:
@@ -66,54 +61,31 @@ def test_keyword_arguments_named_like_ray_options_reach_the_callable(
 
 
 def test_an_exception_reaches_the_caller_as_its_own_type(executor: RayExecutor) -> None:
-    future = executor.submit(pa.fail, "child broke", code=3)
-    with pytest.raises(pa.ChildFailure) as caught:
-        future.result()
-    assert type(caught.value) is pa.ChildFailure
-    assert caught.value.code == 3
-    assert caught.value.args == ("child broke", 3)
+    caught = ec.check_exception_keeps_its_type(executor)
     if sys.version_info >= (3, 11):
-        assert any("Raised in a Ray task" in note for note in caught.value.__notes__)
-    assert type(future.exception()) is pa.ChildFailure
+        assert any("Raised in a Ray task" in note for note in caught.__notes__)
 
 
 def test_map_raises_the_first_failing_call(executor: RayExecutor) -> None:
-    results = executor.map(pa.fail, ["a", "b"], [1, 2])
-    with pytest.raises(pa.ChildFailure) as caught:
-        list(results)
-    assert caught.value.code == 1
+    ec.check_map_raises_the_first_failure(executor)
 
 
 def test_futures_work_with_as_completed(executor: RayExecutor) -> None:
-    futures = [executor.submit(pa.square, x) for x in range(6)]
-    assert sorted(f.result() for f in cf.as_completed(futures)) == [0, 1, 4, 9, 16, 25]
+    ec.check_as_completed(executor)
 
 
 def test_an_unpicklable_argument_fails_at_submit(executor: RayExecutor) -> None:
-    with pytest.raises(TypeError) as caught:
-        executor.submit(pa.echo_kwargs, lock=threading.Lock())
-    assert str(caught.value).startswith(
-        "cannot send echo_kwargs(...) to the Ray workers: cannot pickle '_thread.lock' object."
-    )
+    ec.check_unpicklable_argument_fails_at_submit(executor, "Ray")
 
 
 def test_shutdown_waits_refuses_new_work_and_leaves_ray_running(executor: RayExecutor) -> None:
-    own = RayExecutor(num_cpus=1)
-    futures = [own.submit(pa.square, x) for x in range(4)]
-    own.shutdown(wait=True)
-    assert all(f.done() for f in futures)
-    assert [f.result() for f in futures] == [0, 1, 4, 9]
-    with pytest.raises(RuntimeError, match="after shutdown"):
-        own.submit(pa.square, 2)
+    ec.check_shutdown_waits_and_refuses_submit(RayExecutor(num_cpus=1))
     assert ray.is_initialized()
 
 
 def test_shutdown_cancel_futures_cancels_calls_that_cannot_start(executor: RayExecutor) -> None:
     # No node has the resource "absent", so the task waits for ever until cancelled.
-    own = RayExecutor(task_options={"resources": {"absent": 1}})
-    stuck = own.submit(pa.square, 3)
-    own.shutdown(wait=True, cancel_futures=True)
-    assert stuck.cancelled()
+    ec.check_shutdown_cancels_a_stuck_call(RayExecutor(task_options={"resources": {"absent": 1}}))
 
 
 def test_a_cancelled_future_stays_cancelled(executor: RayExecutor) -> None:
@@ -127,64 +99,34 @@ def test_a_cancelled_future_stays_cancelled(executor: RayExecutor) -> None:
 
 
 def test_asyncio_run_in_executor_awaits_ray_tasks(executor: RayExecutor) -> None:
-    async def main() -> list[int]:
-        loop = asyncio.get_running_loop()
-        return list(
-            await asyncio.gather(*(loop.run_in_executor(executor, pa.square, x) for x in range(5)))
-        )
-
-    assert asyncio.run(main()) == [0, 1, 4, 9, 16]
+    ec.check_asyncio_awaits_tasks(executor)
 
 
 def test_asyncio_sees_the_original_exception(executor: RayExecutor) -> None:
-    async def main() -> None:
-        await asyncio.get_running_loop().run_in_executor(executor, pa.fail, "async", 9)
-
-    with pytest.raises(pa.ChildFailure, match="async"):
-        asyncio.run(main())
+    ec.check_asyncio_sees_the_original_exception(executor)
 
 
 def test_a_turnout_application_runs_inside_a_ray_task(executor: RayExecutor) -> None:
-    state = executor.submit(pa.run_counter, 0, 5).result()
-    assert isinstance(state, State)
-    assert state["count"] == 5
-    assert state["parity"] == "odd"
-    assert len(state["seen"]) == 5
-    assert os.getpid() not in state["seen"]
+    ec.check_application_runs_in_a_task(executor)
 
 
 def test_many_applications_run_in_parallel(executor: RayExecutor) -> None:
-    states = list(executor.map(pa.run_counter, range(6), [6] * 6))
-    assert [s["count"] for s in states] == [6] * 6
-    assert [len(s["seen"]) for s in states] == [6, 5, 4, 3, 2, 1]
+    ec.check_applications_run_in_parallel(executor)
 
 
 def test_a_failing_application_raises_its_action_error(executor: RayExecutor) -> None:
-    with pytest.raises(pa.ChildFailure) as caught:
-        executor.submit(pa.run_fragile, 2).result()
-    assert caught.value.code == 2
-    assert executor.submit(pa.run_fragile, 99).result()["count"] == 5
+    ec.check_failing_application_raises_its_error(executor)
 
 
 def test_state_round_trips_through_a_ray_task(executor: RayExecutor) -> None:
-    sent = State({"items": [1], "n": 0, "nested": {"a": [1, 2]}})
-    back = executor.submit(pa.grow, sent, 2).result()
-    assert isinstance(back, State)
-    assert back == {"items": [1, 2], "n": 1, "nested": {"a": [1, 2]}, "where": back["where"]}
-    assert back["where"] != os.getpid()
-    assert sent == {"items": [1], "n": 0, "nested": {"a": [1, 2]}}
-    assert back.append(items=3)["items"] == [1, 2, 3]
+    back = ec.check_state_round_trips(executor)
     assert back["items"] == [1, 2]
 
 
 def test_state_pickles_with_pickle_and_cloudpickle() -> None:
     from ray import cloudpickle
 
-    state = State({"x": 1}).append(log="a").extend(log=["b"]).increment(x=2)
-    for dumps, loads in ((pickle.dumps, pickle.loads), (cloudpickle.dumps, cloudpickle.loads)):
-        copy = loads(dumps(state))
-        assert isinstance(copy, State)
-        assert copy == state == {"x": 3, "log": ["a", "b"]}
+    for copy in ec.check_state_pickles(cloudpickle):
         assert copy.append(log="c")["log"] == ["a", "b", "c"]
 
 
@@ -213,8 +155,7 @@ def test_shutdown_stops_ray_when_asked_under_either_name(
 
 
 def test_submit_rejects_a_non_callable() -> None:
-    with pytest.raises(TypeError, match="needs a callable, got 42"):
-        RayExecutor().submit(42)  # type: ignore[arg-type]
+    ec.check_rejects_a_non_callable(RayExecutor())
 
 
 # -- MapStates end to end: the parent's children as Ray tasks -----------------------------------
