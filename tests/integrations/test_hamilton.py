@@ -493,17 +493,10 @@ def test_sync_driver_node_spans_last_at_least_as_long_as_the_node(make_module):
 
 
 @pytest.mark.parametrize("mode", ["sync", "async"])
-def test_opentelemetry_exports_node_spans_under_the_step_span(make_module, mode):
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
+def test_opentelemetry_exports_node_spans_under_the_step_span(make_module, mode, otel):
     from turnout.integrations.opentelemetry import OpenTelemetryHook
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = otel
     source = TEXT_DAG if mode == "sync" else ASYNC_DAG
     inputs, outputs = (["text"], ["n_words"]) if mode == "sync" else (["query"], ["length"])
     act = Hamilton(inputs=inputs, outputs=outputs, modules=[make_module(source)])

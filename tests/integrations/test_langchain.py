@@ -655,17 +655,10 @@ def test_the_local_tracker_records_the_child_spans_and_their_attributes(tmp_path
     assert run_types["0:0.1"] == "chat_model"
 
 
-def test_opentelemetry_exports_the_runs_under_the_step_span(mode):
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
+def test_opentelemetry_exports_the_runs_under_the_step_span(mode, otel):
     from turnout.integrations.opentelemetry import OpenTelemetryHook
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = otel
     usage = {"input_tokens": 3, "output_tokens": 2, "total_tokens": 5}
     runnable = PROMPT | chat_model(AIMessage("ok", usage_metadata=usage)) | StrOutputParser()
     act = RunnableAction(runnable, ["role", "q"], "a", is_async=mode == "async")

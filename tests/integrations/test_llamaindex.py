@@ -587,17 +587,10 @@ def test_an_error_of_the_wrapped_object_keeps_its_type_and_names_the_action(inde
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_opentelemetry_exports_llamaindex_spans_under_the_step_span(index, mode):
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
+def test_opentelemetry_exports_llamaindex_spans_under_the_step_span(index, mode, otel):
     from turnout.integrations.opentelemetry import OpenTelemetryHook
 
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider, exporter = otel
     engine = index.as_query_engine(llm=MockLLM(max_tokens=3), streaming=True, similarity_top_k=1)
     act = query_action(engine, input="q", stream=True, is_async=mode == "async")
     stream(one_step(act, {"q": "cats"}, OpenTelemetryHook(tracer_provider=provider)), mode)

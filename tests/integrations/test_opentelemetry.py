@@ -17,13 +17,14 @@ pytest.importorskip("opentelemetry.sdk")
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
     InMemorySpanExporter,
 )
 from opentelemetry.trace import StatusCode
 
+from tests.integrations.otel_spans import by_name, parent_of, sid
 from tests.integrations.otlp_sink import OTLPSink
 from turnout import (
     ApplicationBuilder,
@@ -41,35 +42,10 @@ from turnout.integrations.opentelemetry import (
 
 
 @pytest.fixture
-def otel() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
-
-
-@pytest.fixture
 def sink() -> Iterator[OTLPSink]:
     """A local OTLP/HTTP collector."""
     with OTLPSink() as running:
         yield running
-
-
-def by_name(spans: Any, name: str) -> ReadableSpan:
-    found: list[ReadableSpan] = [span for span in spans if span.name == name]
-    assert len(found) == 1, f"{name}: {[s.name for s in spans]}"
-    return found[0]
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    return span.parent.span_id if span.parent is not None else None
-
-
-def sid(span: ReadableSpan) -> int:
-    assert span.context is not None
-    span_id: int = span.context.span_id
-    return span_id
 
 
 # -- applications ---------------------------------------------------------------------------------

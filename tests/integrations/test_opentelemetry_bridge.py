@@ -11,38 +11,13 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from tests.integrations.otel_spans import by_name, parent_of, sid
 from turnout import ApplicationBuilder, State, TracerFactory, action
 from turnout.core.tracking import LocalTracker, read_log
 from turnout.integrations.opentelemetry import OpenTelemetryHook, TurnoutSpanProcessor
-
-
-@pytest.fixture
-def otel() -> Iterator[tuple[TracerProvider, InMemorySpanExporter]]:
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    yield provider, exporter
-    provider.shutdown()
-
-
-def by_name(spans: Any, name: str) -> ReadableSpan:
-    found: list[ReadableSpan] = [span for span in spans if span.name == name]
-    assert len(found) == 1, f"{name}: {[s.name for s in spans]}"
-    return found[0]
-
-
-def parent_of(span: ReadableSpan) -> int | None:
-    return span.parent.span_id if span.parent is not None else None
-
-
-def sid(span: ReadableSpan) -> int:
-    assert span.context is not None
-    span_id: int = span.context.span_id
-    return span_id
 
 
 def _library_call(provider: TracerProvider, name: str) -> None:
