@@ -11,6 +11,7 @@ an output spec. ``is_async=True`` calls the object's async method (``aquery``, `
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, Protocol, runtime_checkable
 
 from turnout.core.action import Action, _check_retry
@@ -163,9 +164,17 @@ class _Common:
     def _unnamed_label(self) -> str:
         return self._spec.owner
 
-    def _note(self, error: Exception) -> None:
-        name = self.name if self.has_name else self._spec.owner  # type: ignore[attr-defined]
-        add_note(error, f"raised by the LlamaIndex object of action {name!r}")
+    @contextmanager
+    def _calling(self, loop: AbstractContextManager[None]) -> Iterator[None]:
+        """Trace the object's call and note the action on its errors (``loop``:
+        ``closing_leaked_loop()`` around a sync call)."""
+        try:
+            with trace_llamaindex(), loop:
+                yield
+        except Exception as error:
+            name = self.name if self.has_name else self._spec.owner  # type: ignore[attr-defined]
+            add_note(error, f"raised by the LlamaIndex object of action {name!r}")
+            raise
 
 
 class _LlamaIndexAction(_Common, Action):
@@ -175,21 +184,13 @@ class _LlamaIndexAction(_Common, Action):
         """The object's output as a result dict (a coroutine producing it when async)."""
         if self._async:
             return self._arun(state)
-        try:
-            with trace_llamaindex(), closing_leaked_loop():
-                result: dict[str, Any] = self._spec.call(self._input(state))
-        except Exception as error:
-            self._note(error)
-            raise
+        with self._calling(closing_leaked_loop()):
+            result: dict[str, Any] = self._spec.call(self._input(state))
         return result
 
     async def _arun(self, state: State) -> dict[str, Any]:
-        try:
-            with trace_llamaindex():
-                result: dict[str, Any] = await self._spec.call(self._input(state))
-        except Exception as error:
-            self._note(error)
-            raise
+        with self._calling(nullcontext()):
+            result: dict[str, Any] = await self._spec.call(self._input(state))
         return result
 
 
@@ -201,21 +202,13 @@ class _LlamaIndexStreamingAction(_Common, StreamingAction):
         return self._astream(value) if self._async else self._stream(value)
 
     def _stream(self, value: Any) -> Iterator[dict[str, Any]]:
-        try:
-            with trace_llamaindex(), closing_leaked_loop():
-                yield from self._spec.call(value)
-        except Exception as error:
-            self._note(error)
-            raise
+        with self._calling(closing_leaked_loop()):
+            yield from self._spec.call(value)
 
     async def _astream(self, value: Any) -> AsyncIterator[dict[str, Any]]:
-        try:
-            with trace_llamaindex():
-                async for item in self._spec.call(value):
-                    yield item
-        except Exception as error:
-            self._note(error)
-            raise
+        with self._calling(nullcontext()):
+            async for item in self._spec.call(value):
+                yield item
 
 
 def _build(
@@ -238,6 +231,10 @@ def _check(obj: Any, protocol: type, owner: str, what: str) -> None:
 
 def _same(result: dict[str, Any]) -> Any:
     return result
+
+
+def _nodes(nodes: Any) -> dict[str, Any]:
+    return {"nodes": [node_to_dict(n) for n in nodes]}
 
 
 def _field(name: str) -> Callable[[dict[str, Any]], Any]:
@@ -451,13 +448,10 @@ def retrieve_action(
     _check(retriever, RetrieverLike, owner, "a retriever; build one with index.as_retriever()")
 
     def retrieve(value: Any) -> Any:
-        return {
-            "nodes": [node_to_dict(n) for n in retriever.retrieve(to_query(value, owner=owner))]
-        }
+        return _nodes(retriever.retrieve(to_query(value, owner=owner)))
 
     async def aretrieve(value: Any) -> Any:
-        nodes = await retriever.aretrieve(to_query(value, owner=owner))
-        return {"nodes": [node_to_dict(n) for n in nodes]}
+        return _nodes(await retriever.aretrieve(to_query(value, owner=owner)))
 
     spec = _Spec(
         owner=owner, call=aretrieve if is_async else retrieve, input=input, output=output,
@@ -508,11 +502,10 @@ def ingest_action(
         return [to_document(item, owner=owner) for item in value]
 
     def run(value: Any) -> Any:
-        return {"nodes": [node_to_dict(n) for n in pipeline.run(documents=documents(value))]}
+        return _nodes(pipeline.run(documents=documents(value)))
 
     async def arun(value: Any) -> Any:
-        nodes = await pipeline.arun(documents=documents(value))
-        return {"nodes": [node_to_dict(n) for n in nodes]}
+        return _nodes(await pipeline.arun(documents=documents(value)))
 
     spec = _Spec(
         owner=owner, call=arun if is_async else run, input=input, output=output,
