@@ -173,17 +173,21 @@ class SquareAll(MapStates):
         return state.update(total=sum(outs), outs=outs)
 
 
-class ASquareAll(SquareAll):
-    """The async form: an async generator of states, async children."""
-
-    def __init__(self) -> None:
-        super().__init__(child=asquare)
+class _AsyncStates(SquareAll):
+    """``states`` as an async generator: the async forms put it first in their bases."""
 
     async def states(  # type: ignore[override]
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> AsyncIterator[State]:
         for item in state[self._key]:
             yield State({"item": item})
+
+
+class ASquareAll(_AsyncStates):
+    """The async form: an async generator of states, async children."""
+
+    def __init__(self) -> None:
+        super().__init__(child=asquare)
 
 
 class Spelled(SquareAll):
@@ -196,15 +200,9 @@ class Spelled(SquareAll):
         return state.update(total=0, outs=[s["out"] for s in states])
 
 
-class ASpelled(Spelled):
+class ASpelled(_AsyncStates, Spelled):
     def __init__(self, *, stream: bool = False) -> None:
         SquareAll.__init__(self, child=aspell, stream=stream)
-
-    async def states(  # type: ignore[override]
-        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> AsyncIterator[State]:
-        for item in state[self._key]:
-            yield State({"item": item})
 
 
 class BothWays(MapActions):
@@ -270,7 +268,11 @@ TWO_STEPS = RunnableGraph(
 
 
 class HalfPlusOne(TaskBasedParallelAction):
-    """Each child runs a two-action graph."""
+    """Each child runs a two-action graph, tracked by the parent's tracker or, with
+    ``persist_children``, saved to and resumed from the parent's persister."""
+
+    graph = TWO_STEPS
+    persist_children = False
 
     @property
     def reads(self) -> list[str]:
@@ -283,13 +285,17 @@ class HalfPlusOne(TaskBasedParallelAction):
     def tasks(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Iterable[SubGraphTask]:
+        persisted = {
+            "state_persister": context.state_persister,
+            "state_initializer": context.state_persister,
+        }
         for index, item in enumerate(state["items"]):
             yield SubGraphTask(
-                graph=TWO_STEPS,
+                graph=self.graph,
                 inputs=inputs,
                 state=State({"item": item}),
                 application_id=self.child_app_id(context, index),
-                tracker=context.tracker,
+                **(persisted if self.persist_children else {"tracker": context.tracker}),
             )
 
     def reduce(self, state: State, states: Iterable[State]) -> State:
@@ -766,18 +772,7 @@ def test_a_multi_step_child_resumes_where_it_stopped(tmp_path: Path) -> None:
     db = tmp_path / "db.sqlite"
 
     class Flaky(HalfPlusOne):
-        def tasks(
-            self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-        ) -> Iterable[SubGraphTask]:
-            for index, item in enumerate(state["items"]):
-                yield SubGraphTask(
-                    graph=TWO_STEPS,
-                    inputs=inputs,
-                    state=State({"item": item}),
-                    application_id=self.child_app_id(context, index),
-                    state_persister=context.state_persister,
-                    state_initializer=context.state_persister,
-                )
+        persist_children = True
 
     _FAIL.add(2.0)  # the second action fails for item 4 (half 2.0)
     builder, persister = _persisted_app(Flaky(), db, items=[4])
@@ -1121,18 +1116,8 @@ FRAGILE_TWO_STEPS = RunnableGraph(
 
 
 class _RetriedFragileAHalf(_RetriedAHalf):
-    async def tasks(  # type: ignore[override]
-        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> AsyncIterator[SubGraphTask]:
-        for index, item in enumerate(state["items"]):
-            yield SubGraphTask(
-                graph=FRAGILE_TWO_STEPS,
-                inputs=inputs,
-                state=State({"item": item}),
-                application_id=self.child_app_id(context, index),
-                state_persister=context.state_persister,
-                state_initializer=context.state_persister,
-            )
+    graph = FRAGILE_TWO_STEPS
+    persist_children = True
 
 
 FORMS = {
@@ -1363,15 +1348,9 @@ class Partial(SquareAll):
         return super().reduce(state, states).update(failed=failed)
 
 
-class APartial(Partial):
+class APartial(_AsyncStates, Partial):
     def __init__(self) -> None:
-        super().__init__(child=asquare)
-
-    async def states(  # type: ignore[override]
-        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> AsyncIterator[State]:
-        for item in state[self._key]:
-            yield State({"item": item})
+        Partial.__init__(self, child=asquare)
 
 
 @pytest.mark.parametrize("make", [Partial, APartial], ids=["sync", "async"])
