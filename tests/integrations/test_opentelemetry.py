@@ -96,6 +96,18 @@ def qa_app(hook: Any, answerer: Any = answer, **builder: Any) -> Any:
     )
 
 
+def _one_step_app(provider: TracerProvider, act: Any, name: str = "act") -> Any:
+    """An application of the one action ``act``, called ``name``, exporting to ``provider``."""
+    return (
+        ApplicationBuilder()
+        .with_actions(**{name: act})
+        .with_transitions()
+        .with_entrypoint(name)
+        .with_hooks(OpenTelemetryHook(provider))
+        .build()
+    )
+
+
 def assert_qa_tree(spans: Any, method: str) -> None:
     call = by_name(spans, f"turnout.{method}")
     step = by_name(spans, "answer")
@@ -192,14 +204,7 @@ def test_a_failing_step_is_an_error_with_an_exception_event_and_retries_are_atte
             raise ValueError(f"boom {calls['n']}")
         return state.update(x=1)
 
-    app = (
-        ApplicationBuilder()
-        .with_actions(flaky)
-        .with_transitions()
-        .with_entrypoint("flaky")
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
+    app = _one_step_app(provider, flaky, "flaky")
     app.run()
     attempts = sorted(
         (s for s in exporter.get_finished_spans() if s.name == "flaky"),
@@ -235,14 +240,7 @@ def test_a_failed_call_and_span_are_errors(otel: Any) -> None:
         with __tracer("inner"):
             raise KeyError("missing")
 
-    app = (
-        ApplicationBuilder()
-        .with_actions(broken)
-        .with_transitions()
-        .with_entrypoint("broken")
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
+    app = _one_step_app(provider, broken, "broken")
     with pytest.raises(KeyError):
         app.run()
     spans = exporter.get_finished_spans()
@@ -270,14 +268,7 @@ def test_start_span_with_an_explicit_parent_nests_by_uid(otel: Any) -> None:
         __tracer.start_span("never ended")
         return state.update(x=1)
 
-    app = (
-        ApplicationBuilder()
-        .with_actions(callbacks)
-        .with_transitions()
-        .with_entrypoint("callbacks")
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
+    app = _one_step_app(provider, callbacks, "callbacks")
     app.run()
     spans = exporter.get_finished_spans()
     step, chain = by_name(spans, "callbacks"), by_name(spans, "chain")
@@ -355,17 +346,6 @@ def _library_call(provider: TracerProvider, name: str = "library.call") -> None:
         pass
 
 
-def _propagation_app(provider: TracerProvider, act: Any, name: str = "act") -> Any:
-    return (
-        ApplicationBuilder()
-        .with_actions(**{name: act})
-        .with_transitions()
-        .with_entrypoint(name)
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
-
-
 def test_library_spans_nest_under_the_step_in_sync_mode(otel: Any) -> None:
     provider, exporter = otel
 
@@ -376,7 +356,7 @@ def test_library_spans_nest_under_the_step_in_sync_mode(otel: Any) -> None:
             _library_call(provider, "in span")
         return state.update(x=1)
 
-    _propagation_app(provider, act).run()
+    _one_step_app(provider, act).run()
     _library_call(provider, "after")
     spans = exporter.get_finished_spans()
     assert parent_of(by_name(spans, "in step")) == sid(by_name(spans, "act"))
@@ -395,7 +375,7 @@ def test_library_spans_nest_under_the_step_in_async_mode(otel: Any) -> None:
         return state.update(x=1)
 
     async def main() -> None:
-        await _propagation_app(provider, act).astep()
+        await _one_step_app(provider, act).astep()
         _library_call(provider, "after")
 
     asyncio.run(main())
@@ -433,17 +413,6 @@ def stream_provider(otel: Any) -> Iterator[tuple[TracerProvider, InMemorySpanExp
     STREAM_PROVIDER.clear()
 
 
-def _stream_app(provider: TracerProvider, act: Any) -> Any:
-    return (
-        ApplicationBuilder()
-        .with_actions(chat=act)
-        .with_transitions()
-        .with_entrypoint("chat")
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
-
-
 def _assert_stream_tree(spans: Any, method: str) -> None:
     call, step = by_name(spans, f"turnout.{method}"), by_name(spans, "chat")
     assert parent_of(step) == sid(call)
@@ -457,7 +426,7 @@ def _assert_stream_tree(spans: Any, method: str) -> None:
 
 def test_library_spans_nest_under_a_streaming_step_in_sync_mode(stream_provider: Any) -> None:
     provider, exporter = stream_provider
-    _, container = _stream_app(provider, streamer).stream_result(halt_after=["chat"])
+    _, container = _one_step_app(provider, streamer, "chat").stream_result(halt_after=["chat"])
     assert [item["delta"] for item in container] == ["a", "b"]
     container.get()
     _library_call(provider, "after")
@@ -468,7 +437,7 @@ def test_library_spans_nest_under_a_streaming_step_in_async_mode(stream_provider
     provider, exporter = stream_provider
 
     async def main() -> None:
-        app = _stream_app(provider, astreamer)
+        app = _one_step_app(provider, astreamer, "chat")
         _, container = await app.astream_result(halt_after=["chat"])
         assert [item["delta"] async for item in container] == ["a", "b"]
         await container.get()
@@ -491,7 +460,7 @@ def test_threads_see_the_step_span_when_they_run_in_a_copied_context(otel: Any) 
             thread.join()
         return state.update(x=1)
 
-    _propagation_app(provider, act).run()
+    _one_step_app(provider, act).run()
     spans = exporter.get_finished_spans()
     assert parent_of(by_name(spans, "copied")) == sid(by_name(spans, "act"))
     assert by_name(spans, "bare").parent is None  # a plain thread starts with an empty context
@@ -554,14 +523,7 @@ def test_a_failure_reaches_the_collector_as_an_error_status_and_event(
     def broken(state: State) -> State:
         raise ValueError("no")
 
-    app = (
-        ApplicationBuilder()
-        .with_actions(broken)
-        .with_transitions()
-        .with_entrypoint("broken")
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
+    app = _one_step_app(provider, broken, "broken")
     try:
         with pytest.raises(ValueError, match="no"):
             app.run()
@@ -647,7 +609,7 @@ def test_a_cancelled_async_step_is_an_error_and_leaks_no_context(otel: Any) -> N
         return state
 
     async def main() -> None:
-        app = _propagation_app(provider, slow, "slow")
+        app = _one_step_app(provider, slow, "slow")
         task = asyncio.create_task(app.arun())
         await started.wait()
         task.cancel()
@@ -680,7 +642,7 @@ def test_a_hook_failure_is_logged_and_never_breaks_the_run(
         __tracer.log_attributes(weird=Unprintable())
         return state.update(x=1)
 
-    _, _, state = _propagation_app(provider, odd, "odd").run()
+    _, _, state = _one_step_app(provider, odd, "odd").run()
     assert state["x"] == 1
     assert "OpenTelemetry export failed in do_log_attributes" in caplog.text
     assert by_name(exporter.get_finished_spans(), "odd").status.status_code is StatusCode.UNSET
@@ -688,7 +650,7 @@ def test_a_hook_failure_is_logged_and_never_breaks_the_run(
 
 def test_an_abandoned_stream_is_cancelled_and_leaves_no_context(stream_provider: Any) -> None:
     provider, exporter = stream_provider
-    _, container = _stream_app(provider, streamer).stream_result(halt_after=["chat"])
+    _, container = _one_step_app(provider, streamer, "chat").stream_result(halt_after=["chat"])
     for _item in container:
         _library_call(provider, "between items")  # the step is still in progress here
         break

@@ -26,6 +26,20 @@ def _library_call(provider: TracerProvider, name: str) -> None:
         pass
 
 
+def _tracked_app(act: Any, name: str, app_id: str, tracker: LocalTracker, *hooks: Any) -> Any:
+    """An application of the one action ``act``, called ``name``, logged by ``tracker``."""
+    return (
+        ApplicationBuilder()
+        .with_actions(**{name: act})
+        .with_transitions()
+        .with_entrypoint(name)
+        .with_identifiers(app_id=app_id)
+        .with_tracker(tracker)
+        .with_hooks(*hooks)
+        .build()
+    )
+
+
 # -- the reverse bridge ---------------------------------------------------------------------------
 
 
@@ -54,16 +68,7 @@ def test_foreign_spans_in_a_step_are_recorded_in_the_local_tracker(
 
     library.start_span("outside any step").end()
     tracker = LocalTracker("bridge", tmp_path)
-    app = (
-        ApplicationBuilder()
-        .with_actions(act)
-        .with_transitions()
-        .with_entrypoint("act")
-        .with_identifiers(app_id="bridged")
-        .with_tracker(tracker)
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
-    )
+    app = _tracked_app(act, "act", "bridged", tracker, OpenTelemetryHook(provider))
     app.run()
     records = list(read_log(tracker.log_path("bridged")))
     starts = {r["span"]: r for r in records if r["t"] == "span_start"}
@@ -102,15 +107,7 @@ def test_the_bridge_records_foreign_spans_without_the_export_hook(
         return state.update(x=1)
 
     tracker = LocalTracker("bridge", tmp_path)
-    app = (
-        ApplicationBuilder()
-        .with_actions(act)
-        .with_transitions()
-        .with_entrypoint("act")
-        .with_identifiers(app_id="alone")
-        .with_tracker(tracker)
-        .build()
-    )
+    app = _tracked_app(act, "act", "alone", tracker)
     asyncio.run(app.arun())
     records = list(read_log(tracker.log_path("alone")))
     assert [(r["t"], r.get("name")) for r in records if r["t"].startswith("span")] == [
@@ -152,15 +149,8 @@ def test_an_instrumented_langchain_model_nests_under_the_step_and_is_tracked(
         return state.update(reply=(await model.ainvoke("hi")).content)
 
     tracker = LocalTracker("lc", tmp_path)
-    app = (
-        ApplicationBuilder()
-        .with_actions(chat=chat if mode == "sync" else achat)
-        .with_transitions()
-        .with_entrypoint("chat")
-        .with_identifiers(app_id="lc-app")
-        .with_tracker(tracker)
-        .with_hooks(OpenTelemetryHook(provider))
-        .build()
+    app = _tracked_app(
+        chat if mode == "sync" else achat, "chat", "lc-app", tracker, OpenTelemetryHook(provider)
     )
     if mode == "sync":
         app.step()
