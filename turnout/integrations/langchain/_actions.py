@@ -8,6 +8,7 @@ vocabulary of ``turnout.integrations._mapping``); the step's run configuration c
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Literal, TypeAlias
 
 from langchain_core.messages import BaseMessageChunk, message_chunk_to_message
@@ -119,8 +120,17 @@ class _RunnableBase(Action):
             )
         return {**value, **inputs}
 
-    def _step_config(self) -> tuple[RunnableConfig, SpanCallbackHandler | None]:
-        return _step_config(self._config, run_name=None, tags=self._tags)
+    @contextmanager
+    def _running(self) -> Iterator[RunnableConfig]:
+        """The step's run configuration; ends the spans left open and notes errors."""
+        config, handler = _step_config(self._config, run_name=None, tags=self._tags)
+        try:
+            yield config
+        except BaseException as exc:
+            _end_all(handler, exc)
+            self._note(exc)
+            raise
+        _end_all(handler, None)
 
     def _unnamed_label(self) -> str:
         return _label(self.runnable)
@@ -159,26 +169,14 @@ class RunnableAction(_RunnableBase):
         if self._async:
             return self._arun(state, inputs)
         value = self._value(state, inputs)
-        config, handler = self._step_config()
-        try:
+        with self._running() as config:
             output = self.runnable.invoke(value, config=config)
-        except BaseException as exc:
-            _end_all(handler, exc)
-            self._note(exc)
-            raise
-        _end_all(handler, None)
         return {"output": output}
 
     async def _arun(self, state: State, inputs: dict[str, Any]) -> dict[str, Any]:
         value = self._value(state, inputs)
-        config, handler = self._step_config()
-        try:
+        with self._running() as config:
             output = await self.runnable.ainvoke(value, config=config)
-        except BaseException as exc:
-            _end_all(handler, exc)
-            self._note(exc)
-            raise
-        _end_all(handler, None)
         return {"output": output}
 
 
@@ -227,32 +225,20 @@ class StreamingRunnableAction(_RunnableBase, StreamingAction):
 
     def _stream(self, state: State, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         value = self._value(state, inputs)
-        config, handler = self._step_config()
         total = _Total(self.aggregate)
-        try:
+        with self._running() as config:
             for chunk in self.runnable.stream(value, config=config):
                 total.add(chunk)
                 yield {"delta": _text(chunk), "chunk": chunk}
-        except BaseException as exc:
-            _end_all(handler, exc)
-            self._note(exc)
-            raise
-        _end_all(handler, None)
         yield {"output": total.value()}
 
     async def _astream(self, state: State, inputs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         value = self._value(state, inputs)
-        config, handler = self._step_config()
         total = _Total(self.aggregate)
-        try:
+        with self._running() as config:
             async for chunk in self.runnable.astream(value, config=config):
                 total.add(chunk)
                 yield {"delta": _text(chunk), "chunk": chunk}
-        except BaseException as exc:
-            _end_all(handler, exc)
-            self._note(exc)
-            raise
-        _end_all(handler, None)
         yield {"output": total.value()}
 
 

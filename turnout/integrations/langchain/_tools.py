@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolCall, ToolMessage
@@ -76,44 +77,41 @@ class ToolCallsAction(Action):
         calls = self._calls(state)
         if self._async:
             return self._arun(calls)
-        config, handler = _step_config(self._config, run_name=None, tags=(), name_run=False)
-        replies = []
-        try:
+        replies: list[ToolMessage] = []
+        with self._running() as config:
             for call in calls:
-                tool = self._tool(call)
-                if isinstance(tool, ToolMessage):
-                    replies.append(tool)
-                    continue
-                try:
-                    replies.append(_as_message(tool.invoke(call, config=config), call))
-                except Exception as exc:
-                    if not self._handle_errors:
-                        raise
-                    replies.append(_error_message(call, exc))
-        finally:
-            if handler is not None:
-                handler.end_all()
+                with self._replying(call, replies):
+                    replies.append(_as_message(self._tool(call).invoke(call, config=config), call))
         return {"tool_messages": replies}
 
     async def _arun(self, calls: list[ToolCall]) -> dict[str, Any]:
-        config, handler = _step_config(self._config, run_name=None, tags=(), name_run=False)
-        replies = []
-        try:
+        replies: list[ToolMessage] = []
+        with self._running() as config:
             for call in calls:
-                tool = self._tool(call)
-                if isinstance(tool, ToolMessage):
-                    replies.append(tool)
-                    continue
-                try:
-                    replies.append(_as_message(await tool.ainvoke(call, config=config), call))
-                except Exception as exc:
-                    if not self._handle_errors:
-                        raise
-                    replies.append(_error_message(call, exc))
+                with self._replying(call, replies):
+                    output = await self._tool(call).ainvoke(call, config=config)
+                    replies.append(_as_message(output, call))
+        return {"tool_messages": replies}
+
+    @contextmanager
+    def _running(self) -> Iterator[RunnableConfig]:
+        config, handler = _step_config(self._config, run_name=None, tags=(), name_run=False)
+        try:
+            yield config
         finally:
             if handler is not None:
                 handler.end_all()
-        return {"tool_messages": replies}
+
+    @contextmanager
+    def _replying(self, call: ToolCall, replies: list[ToolMessage]) -> Iterator[None]:
+        """A failed call (or a call of an unknown tool) replies with the error, unless
+        ``handle_errors=False``."""
+        try:
+            yield
+        except Exception as exc:
+            if not self._handle_errors:
+                raise
+            replies.append(_error_message(call, exc))
 
     def update(self, result: dict[str, Any], state: State) -> State:
         """Append the tool messages to the conversation."""
@@ -127,17 +125,14 @@ class ToolCallsAction(Action):
             return []
         return [ToolCall(**{**call, "type": "tool_call"}) for call in last.tool_calls]
 
-    def _tool(self, call: ToolCall) -> BaseTool | ToolMessage:
+    def _tool(self, call: ToolCall) -> BaseTool:
         tool = self.tools.get(call["name"])
-        if tool is not None:
-            return tool
-        error = KeyError(
-            f"the model called the unknown tool {call['name']!r}; the tools are "
-            f"{sorted(self.tools)}"
-        )
-        if not self._handle_errors:
-            raise error
-        return _error_message(call, error)
+        if tool is None:
+            raise KeyError(
+                f"the model called the unknown tool {call['name']!r}; the tools are "
+                f"{sorted(self.tools)}"
+            )
+        return tool
 
 
 def _as_message(output: Any, call: ToolCall) -> ToolMessage:

@@ -156,6 +156,9 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._end(run_id, error)
 
+    # Every kind of run ends the same way when it fails.
+    on_llm_error = on_tool_error = on_retriever_error = on_chain_error
+
     # -- models ----------------------------------------------------------------------------------
 
     def on_chat_model_start(
@@ -220,17 +223,6 @@ class SpanCallbackHandler(BaseCallbackHandler):
         self._attributes(run_id, _usage_attributes(response))
         self._end(run_id)
 
-    def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end(run_id, error)
-
     # -- tools and retrievers --------------------------------------------------------------------
 
     def on_tool_start(
@@ -253,16 +245,6 @@ class SpanCallbackHandler(BaseCallbackHandler):
         self, output: Any, *, run_id: UUID, parent_run_id: UUID | None = None, **kwargs: Any
     ) -> None:
         self._end(run_id)
-
-    def on_tool_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end(run_id, error)
 
     def on_retriever_start(
         self,
@@ -288,16 +270,6 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ) -> None:
         self._attributes(run_id, {"langchain.documents": len(documents)})
         self._end(run_id)
-
-    def on_retriever_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self._end(run_id, error)
 
 
 def _run_name(serialized: Mapping[str, Any] | None, kwargs: Mapping[str, Any], default: str) -> str:
