@@ -742,22 +742,20 @@ def test_register_serde_teaches_a_serde_of_your_own():
     assert serde.loads(serde.dumps(CONVERSATION)) == CONVERSATION
 
 
-def _chat_app(*hooks: Any, **builder: Any) -> Any:
+def _chat_app() -> Any:
     act = RunnableAction(chat_model(AIMessage("4", id="a2")), "messages", append_state("messages"))
-    start = ApplicationBuilder().with_actions(reply=act).with_transitions(("reply", "reply"))
-    return start.with_hooks(*hooks)
+    return ApplicationBuilder().with_actions(reply=act).with_transitions(("reply", "reply"))
+
+
+def _new_chat(app_id: str) -> Any:
+    """``_chat_app`` started on ``CONVERSATION``."""
+    start = _chat_app().with_state(messages=list(CONVERSATION)).with_entrypoint("reply")
+    return start.with_identifiers(app_id=app_id)
 
 
 def test_messages_in_state_persist_and_load_through_sqlite(tmp_path):
     persister = SQLitePersister(tmp_path / "chat.db")
-    app = (
-        _chat_app()
-        .with_state(messages=list(CONVERSATION))
-        .with_entrypoint("reply")
-        .with_identifiers(app_id="chat")
-        .with_state_persister(persister)
-        .build()
-    )
+    app = _new_chat("chat").with_state_persister(persister).build()
     app.step()
     loaded = persister.load(None, "chat")
     persister.close()
@@ -768,14 +766,7 @@ def test_messages_in_state_persist_and_load_through_sqlite(tmp_path):
 
 def test_messages_in_state_resume_from_the_local_tracker(tmp_path):
     tracker = LocalTracker("lc", tmp_path)
-    app = (
-        _chat_app()
-        .with_state(messages=list(CONVERSATION))
-        .with_entrypoint("reply")
-        .with_identifiers(app_id="resume")
-        .with_tracker(tracker)
-        .build()
-    )
+    app = _new_chat("resume").with_tracker(tracker).build()
     app.step()
     tracker.close()
     again = LocalTracker("lc", tmp_path)
