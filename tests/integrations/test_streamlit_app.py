@@ -206,22 +206,31 @@ def test_spawned_children_are_listed_under_the_step_that_spawned_them(
     assert at.button(key="link:parent:simulation").label == "spawned by: simulation (step 1)"
 
 
+@action(reads=["n"], writes=["n"])
+def tick(state: State) -> State:
+    return state.update(n=state["n"] + 1)
+
+
+def _ticker(tracker: LocalTracker, app_id: str) -> Any:
+    """An application that ticks ``n`` up by one a step, tracked by ``tracker``."""
+    return (
+        ApplicationBuilder()
+        .with_actions(tick)
+        .with_transitions(("tick", "tick"))
+        .with_state(n=0)
+        .with_entrypoint("tick")
+        .with_identifiers(app_id=app_id)
+        .with_tracker(tracker)
+        .build()
+    )
+
+
 def test_tags_show_on_the_app_and_filter_the_applications(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for app_id, env in (("a", "dev"), ("b", "prod")):
         tracker = LocalTracker("tagged", tmp_path, tags={"env": env})
-        (
-            ApplicationBuilder()
-            .with_actions(tick)
-            .with_transitions(("tick", "tick"))
-            .with_state(n=0)
-            .with_entrypoint("tick")
-            .with_identifiers(app_id=app_id)
-            .with_tracker(tracker)
-            .build()
-            .step()
-        )
+        _ticker(tracker, app_id).step()
         tracker.close()
     at = _ui(tmp_path, monkeypatch, project="tagged")
     assert sorted(at.dataframe[0].value["tags"]) == ["env=dev", "env=prod"]
@@ -238,23 +247,9 @@ def test_an_unknown_app_says_so(demo_dir: Path, monkeypatch: pytest.MonkeyPatch)
     assert "No tracked application 'nope'" in at.warning[0].value
 
 
-@action(reads=["n"], writes=["n"])
-def tick(state: State) -> State:
-    return state.update(n=state["n"] + 1)
-
-
 def test_live_mode_shows_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     tracker = LocalTracker("live", storage_dir=tmp_path)
-    app: Any = (
-        ApplicationBuilder()
-        .with_actions(tick)
-        .with_transitions(("tick", "tick"))
-        .with_state(n=0)
-        .with_entrypoint("tick")
-        .with_tracker(tracker)
-        .with_identifiers(app_id="ticker")
-        .build()
-    )
+    app = _ticker(tracker, "ticker")
     app.step()
     at = _ui(tmp_path, monkeypatch, project="live", app="ticker", live="1")
     assert at.toggle(key="w_live").value is True
@@ -322,16 +317,7 @@ def test_turnout_ui_generates_the_demo_then_runs_streamlit(
 def _tickers(root: Path, apps: int, steps: int) -> None:
     tracker = LocalTracker("many", storage_dir=root)
     for number in range(apps):
-        app: Any = (
-            ApplicationBuilder()
-            .with_actions(tick)
-            .with_transitions(("tick", "tick"))
-            .with_state(n=0)
-            .with_entrypoint("tick")
-            .with_tracker(tracker)
-            .with_identifiers(app_id=f"app-{number:03d}")
-            .build()
-        )
+        app = _ticker(tracker, f"app-{number:03d}")
         for _ in range(steps):
             app.step()
     tracker.close()
@@ -377,26 +363,9 @@ def test_without_streamlit_the_error_names_the_extra() -> None:
 def test_the_applications_list_shows_a_run_that_started_after_it_opened(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from turnout import ApplicationBuilder, action
-    from turnout.core.tracking import LocalTracker
-
-    @action(reads=["n"], writes=["n"])
-    def tick(state):
-        return state.increment(n=1)
-
     def run(app_id: str) -> None:
         tracker = LocalTracker("live", tmp_path)
-        app = (
-            ApplicationBuilder()
-            .with_actions(tick)
-            .with_transitions(("tick", "tick"))
-            .with_state(n=0)
-            .with_entrypoint("tick")
-            .with_identifiers(app_id=app_id)
-            .with_tracker(tracker)
-            .build()
-        )
-        app.step()
+        _ticker(tracker, app_id).step()
         tracker.close()
 
     run("first")
