@@ -16,7 +16,10 @@ the action again on each case::
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +42,7 @@ __all__ = [
     "FakeToolCall",
     "assert_case",
     "load_cases",
+    "openai_client",
     "run_case",
 ]
 
@@ -82,3 +86,26 @@ def assert_case(action: Any, case: dict[str, Any], *, serde: Serde | None = None
         assert result == expected_result, (
             f"{case.get('name', case['action'])}: result {result!r} != recorded {expected_result!r}"
         )
+
+
+@contextlib.contextmanager
+def openai_client(
+    offline: Callable[[FakeRequest], Any], *, fake_model: str = "fake", use_async: bool = False
+) -> Iterator[tuple[Any, str]]:
+    """``(client, model)``: the real API if ``OPENAI_API_KEY`` is set (the model from
+    ``OPENAI_MODEL``, default ``gpt-4.1-mini``), else a ``FakeOpenAIServer`` answering with
+    ``offline``. ``use_async``: an ``openai.AsyncOpenAI`` client (close it in its event loop).
+    Needs ``pip install openai``."""
+    import openai
+
+    kind: Any = openai.AsyncOpenAI if use_async else openai.OpenAI
+    with contextlib.ExitStack() as stack:
+        if os.environ.get("OPENAI_API_KEY"):
+            made, model = kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
+        else:
+            server = stack.enter_context(FakeOpenAIServer(offline))
+            made = kind(base_url=server.base_url, api_key="offline", max_retries=0)
+            model = fake_model
+        if not use_async:
+            stack.callback(made.close)  # an async client is closed in its event loop
+        yield made, model

@@ -20,12 +20,8 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import re
-from collections.abc import Iterator
 from typing import Any, Literal
-
-import openai
 
 from turnout import Application, ApplicationBuilder, State, action
 from turnout.integrations.openai import (
@@ -35,7 +31,7 @@ from turnout.integrations.openai import (
     tool_action,
     tool_calls_requested,
 )
-from turnout.testing import FakeOpenAIServer, FakeRequest, FakeToolCall
+from turnout.testing import FakeRequest, FakeToolCall, openai_client
 
 _FORECASTS = {"oslo": (-3, "snow"), "paris": (12, "rain"), "lisbon": (19, "sun")}
 
@@ -79,20 +75,9 @@ def scripted_model(request: FakeRequest) -> str | FakeToolCall:
     return FakeToolCall(name="get_weather", arguments={"city": cities[-1] if cities else "Paris"})
 
 
-@contextlib.contextmanager
-def model_client(use_async: bool = False) -> Iterator[tuple[Any, str]]:
+def model_client(use_async: bool = False) -> contextlib.AbstractContextManager[tuple[Any, str]]:
     """``(client, model)``: the real API if ``OPENAI_API_KEY`` is set, else the local fake."""
-    kind: Any = openai.AsyncOpenAI if use_async else openai.OpenAI
-    with contextlib.ExitStack() as stack:
-        if os.environ.get("OPENAI_API_KEY"):
-            made, model = kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
-        else:
-            server = stack.enter_context(FakeOpenAIServer(scripted_model))
-            made = kind(base_url=server.base_url, api_key="offline", max_retries=0)
-            model = "fake-agent"
-        if not use_async:
-            stack.callback(made.close)  # an async client is closed in its event loop
-        yield made, model
+    return openai_client(scripted_model, fake_model="fake-agent", use_async=use_async)
 
 
 @action(reads=[], writes=["messages"])

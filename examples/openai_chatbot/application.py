@@ -22,15 +22,13 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
-
-import openai
 
 from turnout import Action, Application, ApplicationBuilder, State, action
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.openai import chat_action
-from turnout.testing import FakeOpenAIServer, FakeRequest
+from turnout.testing import FakeRequest, openai_client
 
 SYSTEM = "You are a concise, friendly assistant."
 
@@ -41,20 +39,9 @@ def offline_reply(request: FakeRequest) -> str:
     return f"(turn {turns}) You said {request.user_text()!r}. Set OPENAI_API_KEY for a real model."
 
 
-@contextlib.contextmanager
-def model_client(use_async: bool = False) -> Iterator[tuple[Any, str]]:
+def model_client(use_async: bool = False) -> contextlib.AbstractContextManager[tuple[Any, str]]:
     """``(client, model)``: the real API if ``OPENAI_API_KEY`` is set, else a local fake."""
-    kind: Any = openai.AsyncOpenAI if use_async else openai.OpenAI
-    with contextlib.ExitStack() as stack:
-        if os.environ.get("OPENAI_API_KEY"):
-            made, model = kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
-        else:
-            server = stack.enter_context(FakeOpenAIServer(offline_reply))
-            made = kind(base_url=server.base_url, api_key="offline", max_retries=0)
-            model = "fake-chat"
-        if not use_async:
-            stack.callback(made.close)  # an async client is closed in its event loop
-        yield made, model
+    return openai_client(offline_reply, fake_model="fake-chat", use_async=use_async)
 
 
 @action(reads=[], writes=["messages"])
