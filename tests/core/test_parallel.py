@@ -205,10 +205,8 @@ class ASpelled(_AsyncStates, Spelled):
         SquareAll.__init__(self, child=aspell, stream=stream)
 
 
-class BothWays(MapActions):
-    @property
-    def reads(self) -> list[str]:
-        return ["x"]
+class _SquareAndNegate:
+    """The children ``square`` and ``negate``; ``outs`` in order."""
 
     @property
     def writes(self) -> list[str]:
@@ -219,11 +217,17 @@ class BothWays(MapActions):
     ) -> Iterable[Any]:
         return [square, negate]
 
-    def state(self, state: State, inputs: dict[str, Any]) -> State:
-        return State({"item": state["x"]})
-
     def reduce(self, state: State, states: Iterable[State]) -> State:
         return state.update(outs=[s["out"] for s in states])
+
+
+class BothWays(_SquareAndNegate, MapActions):
+    @property
+    def reads(self) -> list[str]:
+        return ["x"]
+
+    def state(self, state: State, inputs: dict[str, Any]) -> State:
+        return State({"item": state["x"]})
 
 
 class ABothWays(BothWays):
@@ -234,27 +238,15 @@ class ABothWays(BothWays):
         yield negate
 
 
-class Grid(MapActionsAndStates):
+class Grid(_SquareAndNegate, MapActionsAndStates):
     @property
     def reads(self) -> list[str]:
         return ["items"]
-
-    @property
-    def writes(self) -> list[str]:
-        return ["outs"]
-
-    def actions(
-        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
-    ) -> Iterable[Any]:
-        return [square, negate]
 
     def states(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Iterable[State]:
         return [State({"item": i}) for i in state["items"]]
-
-    def reduce(self, state: State, states: Iterable[State]) -> State:
-        return state.update(outs=[s["out"] for s in states])
 
 
 TWO_STEPS = RunnableGraph(
