@@ -100,7 +100,8 @@ class SpanLog:
         return next(uid for n, uid, _ in self.started if n == name)
 
 
-def build(state: dict[str, Any], *hooks: Any, **actions: Any) -> Application:
+def builder_of(state: dict[str, Any], **actions: Any) -> ApplicationBuilder:
+    """The ``actions`` in a line, the first one the entrypoint, on ``state``."""
     names = list(actions)
     return (
         ApplicationBuilder()
@@ -108,9 +109,11 @@ def build(state: dict[str, Any], *hooks: Any, **actions: Any) -> Application:
         .with_transitions(*itertools.pairwise(names))
         .with_state(**state)
         .with_entrypoint(names[0])
-        .with_hooks(*hooks)
-        .build()
     )
+
+
+def build(state: dict[str, Any], *hooks: Any, **actions: Any) -> Application:
+    return builder_of(state, **actions).with_hooks(*hooks).build()
 
 
 def step(app: Application, mode: str, **inputs: Any) -> tuple[Any, State]:
@@ -477,15 +480,8 @@ def test_user_callbacks_see_turnout_metadata_tags_and_the_action_as_run_name(mod
     act = RunnableAction(
         chain("ok"), ["role", "q"], "a", config=config, tags=["llm"], is_async=mode == "async"
     )
-    app = (
-        ApplicationBuilder()
-        .with_actions(answer=act)
-        .with_transitions()
-        .with_state(role="r", q="q")
-        .with_entrypoint("answer")
-        .with_identifiers(app_id="app-1", partition_key="user-7")
-        .build()
-    )
+    start = builder_of({"role": "r", "q": "q"}, answer=act)
+    app = start.with_identifiers(app_id="app-1", partition_key="user-7").build()
     step(app, mode)
     [root] = spy.roots
     assert root["name"] == "answer"
@@ -623,16 +619,8 @@ def test_an_error_while_streaming_ends_the_spans_with_it(mode):
 def test_the_local_tracker_records_the_child_spans_and_their_attributes(tmp_path, mode):
     tracker = LocalTracker("lc", tmp_path)
     act = RunnableAction(chain("ok"), ["role", "q"], "a", is_async=mode == "async")
-    app = (
-        ApplicationBuilder()
-        .with_actions(answer=act)
-        .with_transitions()
-        .with_state(role="r", q="q")
-        .with_entrypoint("answer")
-        .with_identifiers(app_id="tracked")
-        .with_tracker(tracker)
-        .build()
-    )
+    start = builder_of({"role": "r", "q": "q"}, answer=act)
+    app = start.with_identifiers(app_id="tracked").with_tracker(tracker).build()
     step(app, mode)
     tracker.close()
     lines = list(read_log(tracker.log_path("tracked")))
