@@ -2,10 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import pickle
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["unpicklable"]
+__all__ = ["call", "sending", "unpicklable"]
+
+
+def call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """What a worker runs: a wrapper, so that the call's own keyword arguments never reach the
+    engine's submit."""
+    return fn(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def sending(fn: Callable[..., Any], engine: str) -> Iterator[None]:
+    """Submitting ``fn`` to ``engine``: a failure to pickle it becomes ``unpicklable``'s error."""
+    try:
+        yield
+    except (TypeError, pickle.PicklingError) as error:
+        clear = unpicklable(error, fn, engine)
+        if clear is None:
+            raise
+        raise clear from error
 
 
 def unpicklable(error: BaseException, fn: Callable[..., Any], engine: str) -> TypeError | None:

@@ -26,13 +26,12 @@ can import.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from turnout.integrations._guard import missing_extra
-from turnout.integrations._pickling import unpicklable
+from turnout.integrations._pickling import call, sending
 
 try:
     import distributed
@@ -44,10 +43,6 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
 __all__ = ["DaskExecutor"]
 
 _T = TypeVar("_T")
-
-
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return fn(*args, **kwargs)
 
 
 class DaskExecutor(cf.Executor):
@@ -136,14 +131,8 @@ class DaskExecutor(cf.Executor):
                     pure=False, **self._options
                 )
             inner = self._inner
-            # A wrapper, so that the call's own keyword arguments never reach Client.submit.
-            try:
-                future: cf.Future[_T] = inner.submit(_call, fn, args, kwargs)
-            except (TypeError, pickle.PicklingError) as error:
-                clear = unpicklable(error, fn, "Dask")
-                if clear is None:
-                    raise
-                raise clear from error
+            with sending(fn, "Dask"):
+                future: cf.Future[_T] = inner.submit(call, fn, args, kwargs)
             self._pending.add(future)
         future.add_done_callback(self._forget)
         return future

@@ -29,7 +29,6 @@ Ray exceptions.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import pickle
 import re
 import sys
 import threading
@@ -37,7 +36,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from turnout.integrations._guard import missing_extra
-from turnout.integrations._pickling import unpicklable
+from turnout.integrations._pickling import call, sending
 
 try:
     import ray
@@ -58,15 +57,11 @@ _REMOTE: Any = None
 _REMOTE_LOCK = threading.Lock()
 
 
-def _call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    return fn(*args, **kwargs)
-
-
 def _remote_call() -> Any:
     global _REMOTE
     with _REMOTE_LOCK:
         if _REMOTE is None:
-            _REMOTE = ray.remote(_call)
+            _REMOTE = ray.remote(call)
         return _REMOTE
 
 
@@ -164,13 +159,8 @@ class RayExecutor(cf.Executor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             remote = self._ensure_ray()
-        try:
+        with sending(fn, "Ray"):
             ref = remote.remote(fn, args, kwargs)
-        except (TypeError, pickle.PicklingError) as error:
-            clear = unpicklable(error, fn, "Ray")
-            if clear is None:
-                raise
-            raise clear from error
         outer: cf.Future[_T] = cf.Future()
         with self._lock:
             self._pending[outer] = ref
