@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import subprocess
 import sys
 import textwrap
 import types
@@ -18,6 +17,7 @@ pytest.importorskip("hamilton")
 from hamilton import async_driver, driver  # type: ignore[import-untyped]
 from hamilton.execution import executors  # type: ignore[import-untyped]
 
+from tests.integrations.missing_extra import import_without
 from turnout import Application, ApplicationBuilder, State
 from turnout.core.errors import ActionDefinitionError, AsyncRequiredError, GraphWarning
 from turnout.core.retry import RetryPolicy
@@ -433,16 +433,9 @@ def test_a_driver_error_outside_any_node_names_the_action(make_module):
 
 
 def test_importing_the_adapter_without_hamilton_names_the_extra():
-    code = (
-        "import sys; sys.modules['hamilton'] = None\n"
-        "try:\n    import turnout.integrations.hamilton\n"
-        "except ImportError as e:\n    print(type(e).__name__, e)\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    )
-    assert done.stdout.startswith("MissingExtraError")
-    assert 'pip install "turnout[hamilton]"' in done.stdout
+    out = import_without("hamilton", "turnout.integrations.hamilton")
+    assert out.startswith("MissingExtraError")
+    assert 'pip install "turnout[hamilton]"' in out
 
 
 # -- spans ----------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import subprocess
-import sys
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +37,7 @@ from langchain_core.runnables import RunnableLambda, RunnableParallel
 from langchain_core.tools import tool
 
 from examples.langchain_agent import application as agent_example
+from tests.integrations.missing_extra import import_without
 from turnout import Application, ApplicationBuilder, State
 from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
 from turnout.core.retry import RetryPolicy
@@ -223,14 +222,9 @@ def test_a_retry_policy_retries_a_failing_runnable(mode):
 
 
 def test_importing_the_adapter_without_langchain_names_the_extra():
-    code = (
-        "import sys; sys.modules['langchain_core'] = None\n"
-        "try:\n    import turnout.integrations.langchain\n"
-        "except ImportError as e:\n    print(type(e).__name__, e)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.startswith("MissingExtraError")
-    assert 'pip install "turnout[langchain]"' in done.stdout
+    out = import_without("langchain_core", "turnout.integrations.langchain")
+    assert out.startswith("MissingExtraError")
+    assert 'pip install "turnout[langchain]"' in out
 
 
 # -- input and output specs ------------------------------------------------------------------------

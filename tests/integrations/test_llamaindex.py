@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
-import subprocess
 import sys
 import warnings
 from collections.abc import Iterator
@@ -44,6 +43,7 @@ from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Wor
 from llama_index_instrumentation import get_dispatcher
 
 from examples.llamaindex_rag import application as rag
+from tests.integrations.missing_extra import import_without
 from turnout import Application, ApplicationBuilder, State, action
 from turnout.core.errors import ActionDefinitionError, AsyncRequiredError
 from turnout.core.hooks import DoLogAttributeHook, PostEndSpanHook, PreStartSpanHook
@@ -630,14 +630,7 @@ def test_a_bad_document_list_names_the_fix():
 
 
 def test_without_llama_index_the_import_names_the_extra_to_install():
-    code = (
-        "import sys; sys.modules['llama_index.core'] = None\n"
-        "try:\n    import turnout.integrations.llamaindex\n"
-        "except ImportError as error:\n    print(type(error).__name__, error)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = import_without("llama_index.core", "turnout.integrations.llamaindex")
     assert out.startswith("MissingExtraError")
     assert 'pip install "turnout[llamaindex]"' in out
 

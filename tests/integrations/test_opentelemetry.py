@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 from opentelemetry.trace import StatusCode
 
+from tests.integrations.missing_extra import import_without
 from tests.integrations.otel_spans import by_name, parent_of, sid
 from tests.integrations.otlp_sink import OTLPSink
 from turnout import (
@@ -665,16 +664,6 @@ def test_an_abandoned_stream_is_cancelled_and_leaves_no_context(stream_provider:
 
 
 def test_without_the_extra_the_import_names_the_pip_command() -> None:
-    probe = (
-        "import sys\n"
-        "sys.modules['opentelemetry'] = None  # as if it were not installed\n"
-        "try:\n"
-        "    import turnout.integrations.opentelemetry\n"
-        "except ImportError as error:\n"
-        "    print(type(error).__name__, error)\n"
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = import_without("opentelemetry", "turnout.integrations.opentelemetry")
     assert out.startswith("MissingExtraError ")
     assert 'pip install "turnout[opentelemetry]"' in out

@@ -15,6 +15,7 @@ pytest.importorskip("streamlit")
 
 from streamlit.testing.v1 import AppTest
 
+from tests.integrations.missing_extra import import_without
 from turnout import ApplicationBuilder, State, action
 from turnout.cli import main
 from turnout.core.tracking import LocalTracker
@@ -350,14 +351,9 @@ def test_a_long_step_list_shows_the_page_of_the_chosen_step(
 
 
 def test_without_streamlit_the_error_names_the_extra() -> None:
-    code = (
-        "import sys; sys.modules['streamlit'] = None\n"
-        "try:\n    import turnout.integrations.streamlit\n"
-        "except ImportError as e:\n    print(type(e).__name__, e)\n"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.startswith("MissingExtraError")
-    assert 'pip install "turnout[start]"' in done.stdout
+    out = import_without("streamlit", "turnout.integrations.streamlit")
+    assert out.startswith("MissingExtraError")
+    assert 'pip install "turnout[start]"' in out
 
 
 def test_the_applications_list_shows_a_run_that_started_after_it_opened(
