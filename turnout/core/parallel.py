@@ -1,11 +1,13 @@
 """Parallel actions: one step fans out over child applications and merges their states.
 
-Four forms, with Burr's names and abstract methods:
+The forms, with Burr's names and abstract methods:
 
 * ``MapStates``: one action (or sub-graph) over many states (``action``, ``states``, ``reduce``);
 * ``MapActions``: many actions over one state (``actions``, ``state``, ``reduce``);
 * ``MapActionsAndStates``: every action over every state (``actions``, ``states``, ``reduce``);
-* ``TaskBasedParallelAction``: any ``SubGraphTask``s you build (``tasks``, ``reduce``).
+* ``TaskBasedParallelAction``: any ``SubGraphTask``s you build (``tasks``, ``reduce``);
+* ``map_reduce_action(...)`` (a ``PassThroughMapActionsAndStates``): the actions, the states and
+  ``reduce`` given as functions, no subclass.
 
 Each child is a real application: its own app id, the parent's partition key, a spawning-parent
 link to the parent step, the parent's tracker and persister. A child's app id is derived from the
@@ -26,12 +28,12 @@ from __future__ import annotations
 import abc
 import inspect
 import uuid
-from collections.abc import AsyncIterator, Generator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from turnout.core import children
-from turnout.core.action import SingleStepAction, to_action
+from turnout.core.action import Action, SingleStepAction, to_action
 from turnout.core.children import Sink
 from turnout.core.context import ApplicationContext, StepScope, current_scope
 from turnout.core.errors import AsyncRequiredError, ChildApplicationError
@@ -47,9 +49,11 @@ __all__ = [
     "MapActions",
     "MapActionsAndStates",
     "MapStates",
+    "PassThroughMapActionsAndStates",
     "RunnableGraph",
     "SubGraphTask",
     "TaskBasedParallelAction",
+    "map_reduce_action",
 ]
 
 _NAMESPACE = uuid.UUID("6f1d0c52-3c1e-4d43-9a57-2f0b4c1e7a10")
@@ -449,3 +453,119 @@ class MapActions(MapActionsAndStates):
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Iterable[State]:
         return [self.state(state, inputs)]
+
+
+# How map_reduce_action calls its ``action`` and ``state`` functions.
+_Source = Callable[[State, ApplicationContext, dict[str, Any]], Any]
+
+
+class PassThroughMapActionsAndStates(MapActionsAndStates):
+    """A ``MapActionsAndStates`` whose parts are passed in rather than overridden (Burr's
+    experimental functional form; ``map_reduce_action`` builds one).
+
+    Args:
+        action: what each child runs: an ``@action`` function, a named ``Action`` or a
+            ``RunnableGraph``; a list of them; or a function ``(state, context, inputs)``
+            returning one of them, a list, or a (sync or async) generator of them.
+        state: a function ``(state, context, inputs)`` returning the children's initial states:
+            one ``State``, a list, or a (sync or async) generator of them.
+        reducer: ``(state, states) -> State``, the ``reduce`` step (it may be ``async def``).
+        reads, writes: the parent state keys the step reads and writes.
+        inputs: runtime inputs the step accepts (optional) and hands to ``action``, ``state``
+            and the children.
+
+    The step is async (run it with ``astep``/``arun``) when ``action`` or ``state`` is an async
+    generator function or ``reducer`` is a coroutine function.
+    """
+
+    # Burr's signature, positional parameters included, so Burr code moves over unchanged.
+    def __init__(
+        self,
+        action: Any,
+        state: _Source,
+        reducer: Callable[[State, Any], Any],
+        reads: list[str],
+        writes: list[str],
+        inputs: list[str],
+    ) -> None:
+        super().__init__()
+        self._action_source = action
+        self._state_source = state
+        self._reducer = reducer
+        self._reads = list(reads)
+        self._writes = list(writes)
+        self._inputs = list(inputs)
+
+    @property
+    def reads(self) -> list[str]:
+        return self._reads
+
+    @property
+    def writes(self) -> list[str]:
+        return self._writes
+
+    @property
+    def inputs(self) -> tuple[list[str], list[str]]:
+        # Optional: Burr declares none of them, so Burr code that never passes them still runs.
+        return ["__context"], self._inputs
+
+    def is_async(self) -> bool:
+        sources = [self._state_source]
+        if not _is_child(self._action_source):
+            sources.append(self._action_source)
+        return any(inspect.isasyncgenfunction(s) for s in sources) or (
+            inspect.iscoroutinefunction(self._reducer)
+        )
+
+    def actions(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Iterable[Any] | AsyncIterator[Any]:
+        chosen = self._action_source
+        if isinstance(chosen, (list, tuple)):
+            return list(chosen)
+        if _is_child(chosen) or not callable(chosen):
+            return [chosen]  # RunnableGraph.create names what is wrong with a non-action
+        return _many(chosen(state, context, inputs), _is_child)
+
+    def states(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Iterable[State] | AsyncIterator[State]:
+        return _many(self._state_source(state, context, inputs), _is_state)
+
+    def reduce(self, state: State, states: Iterable[State]) -> State:
+        return self._reducer(state, states)  # type: ignore[no-any-return]
+
+
+def map_reduce_action(
+    action: Any,
+    state: _Source,
+    reducer: Callable[[State, Any], Any],
+    reads: list[str],
+    writes: list[str],
+    inputs: list[str],
+) -> PassThroughMapActionsAndStates:
+    """A parallel action from functions: run ``action`` on every state ``state`` returns (every
+    action on every state, when there are several), then ``reducer(state, states)``. The
+    arguments are ``PassThroughMapActionsAndStates``'s."""
+    return PassThroughMapActionsAndStates(
+        action=action, state=state, reducer=reducer, reads=reads, writes=writes, inputs=inputs
+    )
+
+
+def _is_child(candidate: Any) -> bool:
+    """Whether ``candidate`` is one thing a child runs (not a function that produces them)."""
+    return isinstance(candidate, (Action, RunnableGraph)) or isinstance(
+        getattr(candidate, "action_function", None), Action
+    )
+
+
+def _is_state(candidate: Any) -> bool:
+    return isinstance(candidate, Mapping)
+
+
+def _many(produced: Any, is_one: Callable[[Any], bool]) -> Iterable[Any] | AsyncIterator[Any]:
+    """What a source function returned, as an iterable (or async iterable) of items: a single
+    item (a ``State`` is itself iterable, hence ``is_one``) becomes a one-item list."""
+    if is_one(produced):
+        return [produced]
+    return cast("Iterable[Any] | AsyncIterator[Any]", produced)

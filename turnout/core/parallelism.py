@@ -6,9 +6,11 @@ from turnout.core.parallel import (
     MapActions,
     MapActionsAndStates,
     MapStates,
+    PassThroughMapActionsAndStates,
     RunnableGraph,
     SubGraphTask,
     TaskBasedParallelAction,
+    map_reduce_action,
 )
 
 __all__ = [
@@ -16,7 +18,9 @@ __all__ = [
     "MapActions",
     "MapActionsAndStates",
     "MapStates",
+    "PassThroughMapActionsAndStates",
     "RunnableGraph",
     "SubGraphTask",
     "TaskBasedParallelAction",
+    "map_reduce_action",
 ]
