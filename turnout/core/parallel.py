@@ -470,7 +470,8 @@ class PassThroughMapActionsAndStates(MapActionsAndStates):
         state: a function ``(state, context, inputs)`` returning the children's initial states:
             one ``State``, a list, or a (sync or async) generator of them.
         reducer: ``(state, states) -> State``, the ``reduce`` step (it may be ``async def``).
-        reads, writes: the parent state keys the step reads and writes.
+        reads: the parent state keys the step reads.
+        writes: the parent state keys the step writes.
         inputs: runtime inputs the step accepts (optional) and hands to ``action``, ``state``
             and the children.
 
