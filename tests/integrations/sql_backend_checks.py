@@ -8,6 +8,7 @@ async persister as an async context manager.
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -20,6 +21,46 @@ from turnout.core.errors import ConcurrencyError
 
 MakePersister = Callable[..., Any]
 OpenAsync = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def closed_port() -> int:
+    """A local port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def saves_and_loads(persister: Any) -> None:
+    """Two steps (one a delta) saved and the latest loaded back, non-ASCII text included."""
+    persister.save("user", "app", 0, "start", State({"count": 0, "text": "é😀"}), "completed")
+    persister.save(
+        "user", "app", 1, "count", State({"count": 1, "text": "é😀"}), "completed",
+        changes=[("set", "count", 1)], previous_sequence_id=0,
+    )  # fmt: skip
+    loaded = persister.load("user", "app")
+    assert loaded is not None
+    assert (loaded.sequence_id, loaded.position) == (1, "count")
+    assert loaded.state.get_all() == {"count": 1, "text": "é😀"}
+    assert persister.list_app_ids("user") == ["app"]
+
+
+def async_saves_and_loads(open_async: OpenAsync) -> None:
+    """``saves_and_loads`` for an async persister."""
+
+    async def main() -> None:
+        async with open_async() as persister:
+            await persister.save("user", "app", 0, "start", State({"count": 0}), "completed")
+            await persister.save(
+                "user", "app", 1, "count", State({"count": 1}), "completed",
+                changes=[("set", "count", 1)], previous_sequence_id=0,
+            )  # fmt: skip
+            loaded = await persister.load("user", "app")
+            assert loaded is not None
+            assert (loaded.sequence_id, loaded.state["count"]) == (1, 1)
+            assert await persister.list_app_ids("user") == ["app"]
+
+    asyncio.run(main())
 
 
 def a_second_persister_saving_a_taken_sequence_id_gets_concurrency_error(

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -115,47 +114,18 @@ SYNC_KINDS = ["dsn", "connection", "pool", "pool-autocommit"]
 ASYNC_KINDS = ["dsn", "connect", "connection", "pool"]
 
 
-def closed_port() -> int:
-    """A local port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 # -- construction and closing --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("kind", SYNC_KINDS, ids=SYNC_KINDS)
 def test_persister_saves_and_loads_over_each_kind_of_source(prefix: str, kind: str) -> None:
     with sync_source(kind) as source, PostgreSQLPersister(source, prefix) as persister:
-        persister.save("user", "app", 0, "start", State({"count": 0, "text": "é😀"}), "completed")
-        persister.save(
-            "user", "app", 1, "count", State({"count": 1, "text": "é😀"}), "completed",
-            changes=[("set", "count", 1)], previous_sequence_id=0,
-        )  # fmt: skip
-        loaded = persister.load("user", "app")
-        assert loaded is not None
-        assert (loaded.sequence_id, loaded.position) == (1, "count")
-        assert loaded.state.get_all() == {"count": 1, "text": "é😀"}
-        assert persister.list_app_ids("user") == ["app"]
+        checks.saves_and_loads(persister)
 
 
 @pytest.mark.parametrize("kind", ASYNC_KINDS, ids=ASYNC_KINDS)
 def test_async_persister_saves_and_loads_over_each_kind_of_source(prefix: str, kind: str) -> None:
-    async def main() -> None:
-        async with async_persister(kind, prefix) as persister:
-            await persister.save("user", "app", 0, "start", State({"count": 0}), "completed")
-            await persister.save(
-                "user", "app", 1, "count", State({"count": 1}), "completed",
-                changes=[("set", "count", 1)], previous_sequence_id=0,
-            )  # fmt: skip
-            loaded = await persister.load("user", "app")
-            assert loaded is not None
-            assert (loaded.sequence_id, loaded.state["count"]) == (1, 1)
-            assert await persister.list_app_ids("user") == ["app"]
-
-    asyncio.run(main())
+    checks.async_saves_and_loads(lambda: async_persister(kind, prefix))
 
 
 def test_close_closes_the_connection_opened_from_a_connection_string(prefix: str) -> None:
@@ -238,7 +208,9 @@ def test_a_source_of_the_wrong_kind_is_a_type_error_naming_the_right_class(
 
 def test_an_invalid_table_name_is_rejected_before_connecting() -> None:
     with pytest.raises(ValueError, match="bad-name"):
-        PostgreSQLPersister(f"postgresql://postgres@127.0.0.1:{closed_port()}/test", "bad-name")
+        PostgreSQLPersister(
+            f"postgresql://postgres@127.0.0.1:{checks.closed_port()}/test", "bad-name"
+        )
 
 
 @pytest.mark.parametrize("module", ["psycopg", "psycopg_pool"], ids=["psycopg", "psycopg_pool"])
@@ -385,13 +357,13 @@ def test_one_async_connection_serves_concurrent_tasks(prefix: str) -> None:
 
 
 def test_an_unreachable_server_is_a_persistence_error_naming_host_and_port() -> None:
-    port = closed_port()
+    port = checks.closed_port()
     with pytest.raises(PersistenceError, match=f"PostgreSQL at 127.0.0.1:{port}"):
         PostgreSQLPersister(f"postgresql://postgres@127.0.0.1:{port}/test")
 
 
 def test_an_unreachable_server_behind_a_pool_is_a_persistence_error_naming_host_and_port() -> None:
-    port = closed_port()
+    port = checks.closed_port()
     dsn = f"postgresql://postgres@127.0.0.1:{port}/test"
     with ConnectionPool(dsn, min_size=0, max_size=1, open=True, timeout=0.2) as pool:
         persister = PostgreSQLPersister(pool)
@@ -401,7 +373,7 @@ def test_an_unreachable_server_behind_a_pool_is_a_persistence_error_naming_host_
 
 @pytest.mark.parametrize("when", ["connect", "first-use"], ids=["connect", "first-use"])
 def test_an_unreachable_server_fails_async_persisters_with_host_and_port(when: str) -> None:
-    dsn = f"postgresql://postgres@127.0.0.1:{closed_port()}/test"
+    dsn = f"postgresql://postgres@127.0.0.1:{checks.closed_port()}/test"
     port = dsn.split(":")[-1].split("/")[0]
 
     async def attempt() -> object:
