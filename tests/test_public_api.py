@@ -135,6 +135,16 @@ def test_version_matches_pyproject() -> None:
     assert turnout.__version__ == project["version"]
 
 
+def test_python_versions_claimed_are_the_ones_ci_runs() -> None:
+    """The classifiers and requires-python claim only what CI tests (the interpreter running)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    prefix = "Programming Language :: Python :: 3."
+    claimed = sorted(c for c in project["classifiers"] if c.startswith(prefix))
+    running = f"{prefix}{sys.version_info.minor}"
+    assert claimed == [running], claimed
+    assert project["requires-python"] == f">=3.{sys.version_info.minor}"
+
+
 def test_every_extra_named_in_an_install_hint_exists() -> None:
     """`pip install "turnout[x]"` in any message or doc must name a real extra."""
     extras = set(
