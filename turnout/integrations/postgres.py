@@ -139,6 +139,8 @@ class _Adapter:
 
     def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
         what = {
+            "read": "while reading: nothing was written",
+            "write": "during a statement outside a transaction: it may or may not be applied",
             "begin": "before the transaction began: nothing was written",
             "run": (
                 "in the middle of a transaction: the server rolls back what was not committed, "
@@ -188,6 +190,8 @@ class _Adapter:
                 # Only a read is repeated: SQLStore writes inside transaction(), and a write
                 # that lost its connection may have been applied.
                 if replacement is None or not _is_read(sql):
+                    if connection.closed:
+                        raise self._lost("read" if _is_read(sql) else "write", exc) from exc
                     raise
             return await self._statement(replacement, sql, params)
 
