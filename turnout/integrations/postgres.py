@@ -29,6 +29,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
+from turnout.integrations import _reconnect
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -105,11 +106,7 @@ class _Adapter:
     async def _own(self) -> Any:
         """The persister's own connection, reopened first if the server dropped it."""
         if self._closed:
-            raise PersistenceError(
-                f"this {self._persister} was closed (close() was called), so it no longer "
-                f"connects to PostgreSQL at {_where(self.source)}: create a new "
-                f"{self._persister}(...) to load or save again."
-            )
+            raise _reconnect.closed("PostgreSQL", _where(self.source), self._persister)
         if self.owned is None or self.owned.closed:
             self.owned = await self._connect()
         return self.owned
@@ -124,10 +121,13 @@ class _Adapter:
             self.owned = await self._connect()
             return self.owned
         if connection is self.source:
-            raise PersistenceError(
-                f"the {self._connection_kind} passed to {self._persister} is broken: PostgreSQL "
-                f"at {_where(self.source)} dropped it ({_said(exc)}), and turnout does not reopen "
-                f"a connection it was given. {self._fix()}"
+            raise _reconnect.given_broken(
+                "PostgreSQL",
+                _where(self.source),
+                self._connection_kind,
+                self._persister,
+                self._fix(),
+                _said(exc),
             ) from exc
         return None
 
@@ -138,34 +138,13 @@ class _Adapter:
         )
 
     def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
-        what = {
-            "read": "while reading: nothing was written",
-            "write": "during a statement outside a transaction: it may or may not be applied",
-            "begin": "before the transaction began: nothing was written",
-            "run": (
-                "in the middle of a transaction: the server rolls back what was not committed, "
-                "so this write (a save, delete or prune) was not applied"
-            ),
-            "commit": (
-                "while committing: the write (a save, delete or prune) may or may not have "
-                "been applied. Load the app to find out (e.g. ApplicationBuilder()"
-                ".initialize_from(persister, ...)); saving the same sequence id again is safe: "
-                "if the first save was applied, the second gets ConcurrencyError"
-            ),
-        }.get(stage, f"while trying to {stage} a transaction")
+        owner = _reconnect.GIVEN
         if isinstance(self.source, str):
-            then = "The persister reconnects on its next call."
+            owner = _reconnect.OWN
         elif isinstance(self.source, (ConnectionPool, AsyncConnectionPool)):
-            then = "The pool replaces the broken connection on the next call."
-        else:
-            then = (
-                f"The {self._connection_kind} you passed is closed now and turnout does not "
-                f"reopen a connection it was given. {self._fix()}"
-            )
-        return PersistenceError(
-            f"PostgreSQL at {_where(self.source)} dropped the connection {what}. {then} "
-            f"The driver said: {_said(exc)}"
-        )
+            owner = _reconnect.POOL
+        where = _where(self.source)
+        return _reconnect.lost("PostgreSQL", where, stage, owner, self._fix(), _said(exc))
 
     async def _statement(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
         async with AsyncExitStack() as stack:
@@ -189,9 +168,11 @@ class _Adapter:
                 replacement = await self._replace(connection, exc)
                 # Only a read is repeated: SQLStore writes inside transaction(), and a write
                 # that lost its connection may have been applied.
-                if replacement is None or not _is_read(sql):
+                if replacement is None or not _reconnect.is_read(sql):
                     if connection.closed:
-                        raise self._lost("read" if _is_read(sql) else "write", exc) from exc
+                        raise self._lost(
+                            "read" if _reconnect.is_read(sql) else "write", exc
+                        ) from exc
                     raise
             return await self._statement(replacement, sql, params)
 
@@ -460,10 +441,6 @@ def _failure(what: str, exc: BaseException, source: object) -> PersistenceError:
 
 def _said(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
-
-
-def _is_read(sql: str) -> bool:
-    return sql.lstrip()[:6].upper() == "SELECT"
 
 
 def _params(conninfo: str) -> dict[str, Any]:
