@@ -1,0 +1,166 @@
+"""Checks of lost-connection recovery written once; test_postgres_reconnect and
+test_mysql_reconnect run them with their own ``kill(persister)`` (ends the session of the
+connection the persister opened, as an administrator or a server restart would, and waits until
+it has ended) and ``open_async()`` (an async context manager opening an async persister that
+connects from connection arguments)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import pytest
+
+from tests.integrations import sql_backend_checks as checks
+from turnout import State
+from turnout.core.errors import PersistenceError
+from turnout.core.hooks import PreRunStepHook, PreRunStepHookAsync
+
+Kill = Callable[[Any], None]
+OpenAsync = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def save(persister: Any, sequence_id: int, count: int) -> None:
+    persister.save(
+        "user", "app", sequence_id, "count", State({"count": count}), "completed",
+        changes=[("set", "count", count)], previous_sequence_id=sequence_id - 1,
+    )  # fmt: skip
+
+
+async def asave(persister: Any, sequence_id: int, count: int) -> None:
+    await persister.save(
+        "user", "app", sequence_id, "count", State({"count": count}), "completed",
+        changes=[("set", "count", count)], previous_sequence_id=sequence_id - 1,
+    )  # fmt: skip
+
+
+def counts(persister: Any, last: int) -> list[int | None]:
+    """The count saved at each sequence id up to ``last``, each rebuilt from the store."""
+    loaded = [persister.load("user", "app", i) for i in range(last + 1)]
+    return [None if record is None else record.state["count"] for record in loaded]
+
+
+async def acounts(persister: Any, last: int) -> list[int | None]:
+    loaded = [await persister.load("user", "app", i) for i in range(last + 1)]
+    return [None if record is None else record.state["count"] for record in loaded]
+
+
+class KillBeforeEachStep(PreRunStepHook):
+    def __init__(self, kill: Kill, persister: Any) -> None:
+        self.kill, self.persister, self.kills = kill, persister, 0
+
+    def pre_run_step(self, **future_kwargs: Any) -> None:
+        self.kill(self.persister)
+        self.kills += 1
+
+
+class AsyncKillBeforeEachStep(PreRunStepHookAsync):
+    def __init__(self, kill: Kill, persister: Any) -> None:
+        self.kill, self.persister, self.kills = kill, persister, 0
+
+    async def pre_run_step(self, **future_kwargs: Any) -> None:
+        self.kill(self.persister)
+        self.kills += 1
+
+
+def an_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+    persister: Any, kill: Kill
+) -> None:
+    hook = KillBeforeEachStep(kill, persister)
+    checks.builder(persister, "app").with_hooks(hook).build().run(halt_after=["done"])
+    assert hook.kills == 6
+    kill(persister)
+    resumed = checks.builder(persister, "app").build()  # loads on a dropped connection
+    assert (resumed.sequence_id, resumed.state["count"]) == (5, 5)
+    assert counts(persister, 5) == [1, 2, 3, 4, 5, 5]
+
+
+def an_async_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+    open_async: OpenAsync, kill: Kill
+) -> None:
+    async def main() -> None:
+        async with open_async() as persister:
+            hook = AsyncKillBeforeEachStep(kill, persister)
+            app = await checks.builder(persister, "app").with_hooks(hook).abuild()
+            await app.arun(halt_after=["done"])
+            assert hook.kills == 6
+            kill(persister)
+            resumed = await checks.builder(persister, "app").abuild()
+            assert (resumed.sequence_id, resumed.state["count"]) == (5, 5)
+            assert await acounts(persister, 5) == [1, 2, 3, 4, 5, 5]
+
+    asyncio.run(main())
+
+
+def cut_transactions(persister: Any, prefix: str, kill: Kill, *, after: bool) -> Callable[[], int]:
+    """Make ``persister`` lose its connection around its next insert of a step (just ``after``
+    it ran, or just before), through its ``SQLConnection`` adapter; returns a counter of the
+    kills."""
+    execute = persister.connection.execute
+    kills = 0
+
+    async def cutting(sql: str, params: Any = ()) -> Any:
+        nonlocal kills
+        inserting = sql.startswith(f"INSERT INTO {prefix}_steps") and kills == 0
+        if inserting and not after:
+            kills += 1
+            kill(persister)
+        rows = await execute(sql, params)
+        if inserting and after:
+            kills += 1
+            kill(persister)
+        return rows
+
+    persister.connection.execute = cutting
+    return lambda: kills
+
+
+def a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+    persister: Any, prefix: str, kill: Kill
+) -> str:
+    """Returns the error's message."""
+    persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+    cut = cut_transactions(persister, prefix, kill, after=False)
+    with pytest.raises(PersistenceError, match="middle of a transaction") as info:
+        save(persister, 1, 1)
+    assert "was not applied" in str(info.value)
+    assert cut() == 1
+    assert counts(persister, 1) == [0, None]
+    save(persister, 1, 1)
+    save(persister, 2, 2)
+    assert counts(persister, 2) == [0, 1, 2]
+    return str(info.value)
+
+
+def a_connection_lost_while_committing_says_the_save_may_have_been_applied(
+    persister: Any, prefix: str, kill: Kill
+) -> None:
+    persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+    cut = cut_transactions(persister, prefix, kill, after=True)
+    with pytest.raises(PersistenceError, match="while committing") as info:
+        save(persister, 1, 1)
+    assert cut() == 1
+    assert "may or may not have been applied" in str(info.value)
+    assert "initialize_from" in str(info.value)
+    assert counts(persister, 1) == [0, None]  # the session ended before COMMIT reached it
+    save(persister, 1, 1)
+    assert counts(persister, 1) == [0, 1]
+
+
+def an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+    open_async: OpenAsync, prefix: str, kill: Kill
+) -> None:
+    async def main() -> None:
+        async with open_async() as persister:
+            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+            cut = cut_transactions(persister, prefix, kill, after=False)
+            with pytest.raises(PersistenceError, match="was not applied"):
+                await asave(persister, 1, 1)
+            assert cut() == 1
+            assert await acounts(persister, 1) == [0, None]
+            await asave(persister, 1, 1)
+            assert await acounts(persister, 1) == [0, 1]
+
+    asyncio.run(main())
