@@ -7,6 +7,9 @@ connects from connection arguments)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import threading
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -164,3 +167,81 @@ def an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects
             assert await acounts(persister, 1) == [0, 1]
 
     asyncio.run(main())
+
+
+def _pump(source: socket.socket, target: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            target.sendall(data)
+    for end in (source, target):
+        with contextlib.suppress(OSError):
+            end.shutdown(socket.SHUT_RDWR)
+
+
+class Relay:
+    """A TCP relay in front of a database server, which the test takes down (every relayed
+    connection is cut and new ones are refused, as in a network outage or a server restart)
+    and brings back on the same port."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._open: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> Relay:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        self._listener = socket.create_server(("127.0.0.1", self.port))
+        self.port = self._listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(self._listener,), daemon=True).start()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _address = listener.accept()
+            except OSError:  # stop() shut the listener
+                return
+            upstream = socket.create_connection(self.target)
+            with self._lock:
+                self._open += [client, upstream]
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=_pump, args=(source, target), daemon=True).start()
+
+    def stop(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept()
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            relayed, self._open = self._open, []
+        for end in relayed:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+
+def a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+    persister: Any, relay: Relay, unreachable: str
+) -> None:
+    """``persister`` connects through ``relay``; ``unreachable`` is the start of its error."""
+    persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+    relay.stop()
+    attempts: list[Callable[[], object]] = [
+        lambda: persister.load("user", "app"),
+        lambda: save(persister, 1, 1),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PersistenceError, match=unreachable) as info:
+            attempt()
+        assert "Start the server" in str(info.value)
+    relay.start()
+    save(persister, 1, 1)
+    assert counts(persister, 1) == [0, 1]

@@ -185,3 +185,14 @@ def test_an_async_save_over_max_allowed_packet_is_refused_and_the_next_save_work
             assert await checks.acounts(persister, 1) == [0, 1]
 
     asyncio.run(main())
+
+
+def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
+    server: Any, prefix: str
+) -> None:
+    with checks.Relay(SERVER["host"], SERVER["port"]) as relay:
+        relayed = {**SERVER, "host": "127.0.0.1", "port": relay.port}
+        with MySQLPersister(relayed, prefix) as persister:
+            checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                persister, relay, f"cannot connect to MySQL at 127.0.0.1:{relay.port}"
+            )

@@ -19,6 +19,7 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool
 
 from tests.integrations import reconnect_checks as checks
@@ -145,3 +146,17 @@ def test_a_closed_persister_does_not_reconnect(prefix: str) -> None:
     with pytest.raises(PersistenceError, match=r"was closed \(close\(\) was called\)"):
         persister.load("user", "app")
     assert persister.connection.owned.closed
+
+
+def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
+    server: psycopg.Connection[Any], prefix: str
+) -> None:
+    info = conninfo_to_dict(DSN)
+    with checks.Relay(
+        str(info.get("host", "127.0.0.1")), int(str(info.get("port") or 5432))
+    ) as relay:
+        relayed = make_conninfo(DSN, host="127.0.0.1", port=relay.port)
+        with PostgreSQLPersister(relayed, prefix) as persister:
+            checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                persister, relay, f"cannot connect to PostgreSQL at 127.0.0.1:{relay.port}"
+            )
