@@ -196,3 +196,31 @@ def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_
             checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
                 persister, relay, f"cannot connect to MySQL at 127.0.0.1:{relay.port}"
             )
+
+
+def test_an_aiomysql_pool_whose_connection_was_dropped_recovers_by_the_next_call(
+    server: Any, prefix: str
+) -> None:
+    async def main() -> None:
+        pool = await aiomysql.create_pool(minsize=1, maxsize=1, **AIO_SERVER)
+        try:
+            persister = AsyncMySQLPersister(pool, prefix)
+            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+            async with pool.acquire() as lent:
+                kill(server, lent)
+            # aiomysql's pool notices a connection whose server hung up when it lends it; one it
+            # could not notice fails that call, saying the next one gets a new connection.
+            said = ""
+            try:
+                await checks.asave(persister, 1, 1)
+            except PersistenceError as exc:
+                said = str(exc)
+            if said:
+                assert "The pool replaces the broken connection on the next call" in said
+                await checks.asave(persister, 1, 1)
+            assert await checks.acounts(persister, 1) == [0, 1]
+        finally:
+            pool.close()
+            await pool.wait_closed()
+
+    asyncio.run(main())
