@@ -23,7 +23,7 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Union
+from typing import Any, Generic, TypeVar, Union
 
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
@@ -68,9 +68,10 @@ _SETUP_SQL = "SELECT pg_advisory_xact_lock(%s)"
 Rows = list[tuple[Any, ...]]
 Source = Union[str, "psycopg.Connection[Any]", "ConnectionPool[Any]"]
 AsyncSource = Union[str, "psycopg.AsyncConnection[Any]", "AsyncConnectionPool[Any]"]
+C = TypeVar("C", "psycopg.Connection[Any]", "psycopg.AsyncConnection[Any]")
 
 
-class _Adapter:
+class _Adapter(Generic[C]):
     """The ``SQLConnection`` protocol written once for psycopg's sync and async APIs.
 
     Each subclass provides ``_slot`` (a connection for one statement or transaction), ``_connect``
@@ -85,25 +86,25 @@ class _Adapter:
     _connection_kind = ""
     _pool_kind = ""
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Source | AsyncSource) -> None:
         self.source = source
-        self.owned: Any = None  # the connection opened from a connection string
+        self.owned: C | None = None  # the connection opened from a connection string
         self._closed = False
-        self._held: ContextVar[Any] = ContextVar("turnout_postgres_transaction", default=None)
+        self._held: ContextVar[C | None] = ContextVar("turnout_postgres_transaction", default=None)
 
-    def _slot(self) -> AbstractAsyncContextManager[Any]:
+    def _slot(self) -> AbstractAsyncContextManager[C]:
         raise NotImplementedError
 
-    async def _connect(self) -> Any:
+    async def _connect(self) -> C:
         raise NotImplementedError
 
-    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+    async def _query(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
         raise NotImplementedError
 
-    async def _begin(self, stack: AsyncExitStack[Any], connection: Any) -> None:
+    async def _begin(self, stack: AsyncExitStack[Any], connection: C) -> None:
         raise NotImplementedError
 
-    async def _own(self) -> Any:
+    async def _own(self) -> C:
         """The persister's own connection, reopened first if the server dropped it."""
         if self._closed:
             raise _reconnect.closed("PostgreSQL", _where(self.source), self._persister)
@@ -111,7 +112,7 @@ class _Adapter:
             self.owned = await self._connect()
         return self.owned
 
-    async def _replace(self, connection: Any, exc: BaseException) -> Any:
+    async def _replace(self, connection: C, exc: BaseException) -> C | None:
         """A new connection for ``connection`` if the server dropped it and it is the
         persister's own; ``None`` if ``exc`` is not a lost connection or a pool lent it (the
         pool discards it); a ``PersistenceError`` naming the fix if the caller passed it."""
@@ -146,7 +147,7 @@ class _Adapter:
         where = _where(self.source)
         return _reconnect.lost("PostgreSQL", where, stage, owner, self._fix(), _said(exc))
 
-    async def _statement(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+    async def _statement(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
         async with AsyncExitStack() as stack:
             if not connection.autocommit:  # so that it commits on a non-autocommit connection
                 await self._begin(stack, connection)
@@ -181,7 +182,9 @@ class _Adapter:
         if self._held.get() is not None:  # nested: part of the enclosing transaction
             yield
             return
-        stage, failure, connection = "begin", None, None
+        stage: str = "begin"
+        failure: BaseException | None = None
+        connection: C | None = None
         try:
             async with self._slot() as connection, AsyncExitStack() as stack:
                 try:
@@ -216,7 +219,7 @@ class _Adapter:
         await self.execute(_SETUP_SQL, [_SETUP_LOCK])
 
 
-class PostgreSQLConnection(_Adapter):
+class PostgreSQLConnection(_Adapter["psycopg.Connection[Any]"]):
     """The ``SQLConnection`` adapter over a psycopg ``Connection`` or ``ConnectionPool``, or a
     connection string (connected by ``connect()`` or on first use, reconnected when lost).
 
@@ -253,11 +256,11 @@ class PostgreSQLConnection(_Adapter):
             if self.owned is not None:
                 self.owned.close()
 
-    async def _connect(self) -> Any:
+    async def _connect(self) -> psycopg.Connection[Any]:
         return self._open()
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[Any]:
+    async def _slot(self) -> AsyncIterator[psycopg.Connection[Any]]:
         if isinstance(self.source, ConnectionPool):
             with self.source.connection() as connection:
                 yield connection
@@ -269,14 +272,16 @@ class PostgreSQLConnection(_Adapter):
                     else (await self._own())
                 )
 
-    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+    async def _query(
+        self, connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]
+    ) -> Rows:
         return _query(connection, sql, params)
 
-    async def _begin(self, stack: AsyncExitStack[Any], connection: Any) -> None:
+    async def _begin(self, stack: AsyncExitStack[Any], connection: psycopg.Connection[Any]) -> None:
         stack.enter_context(connection.transaction())
 
 
-class AsyncPostgreSQLConnection(_Adapter):
+class AsyncPostgreSQLConnection(_Adapter["psycopg.AsyncConnection[Any]"]):
     """The ``SQLConnection`` adapter over a psycopg ``AsyncConnection`` or
     ``AsyncConnectionPool``, or a connection string (connected on first use, reconnected when
     lost)."""
@@ -289,7 +294,7 @@ class AsyncPostgreSQLConnection(_Adapter):
         super().__init__(source)
         self._lock = asyncio.Lock()
 
-    async def _connect(self) -> Any:
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
         assert isinstance(self.source, str)
         try:
             return await psycopg.AsyncConnection.connect(self.source, autocommit=True)
@@ -310,7 +315,7 @@ class AsyncPostgreSQLConnection(_Adapter):
                 await self.owned.close()
 
     @asynccontextmanager
-    async def _slot(self) -> AsyncIterator[Any]:
+    async def _slot(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         if isinstance(self.source, AsyncConnectionPool):
             async with self.source.connection() as connection:
                 yield connection
@@ -322,10 +327,14 @@ class AsyncPostgreSQLConnection(_Adapter):
                     else (await self._own())
                 )
 
-    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+    async def _query(
+        self, connection: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any]
+    ) -> Rows:
         return await _aquery(connection, sql, params)
 
-    async def _begin(self, stack: AsyncExitStack[Any], connection: Any) -> None:
+    async def _begin(
+        self, stack: AsyncExitStack[Any], connection: psycopg.AsyncConnection[Any]
+    ) -> None:
         await stack.enter_async_context(connection.transaction())
 
 
