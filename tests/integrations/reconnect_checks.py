@@ -245,3 +245,21 @@ def a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
     relay.start()
     save(persister, 1, 1)
     assert counts(persister, 1) == [0, 1]
+
+
+def an_application_whose_save_is_cut_continues_once_rebuilt(
+    persister: Any, prefix: str, kill: Kill
+) -> None:
+    """The step whose save was cut fails with the ``PersistenceError``; the application rebuilt
+    from the persister continues from the last saved step, and the history ends up whole."""
+    app = checks.builder(persister, "app").build()
+    app.step()
+    app.step()
+    cut = cut_transactions(persister, prefix, kill, after=False)
+    with pytest.raises(PersistenceError, match="was not applied"):
+        app.step()
+    assert cut() == 1
+    resumed = checks.builder(persister, "app").build()
+    assert (resumed.sequence_id, resumed.state["count"]) == (1, 2)
+    resumed.run(halt_after=["done"])
+    assert counts(persister, 5) == [1, 2, 3, 4, 5, 5]

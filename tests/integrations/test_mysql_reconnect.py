@@ -79,6 +79,15 @@ def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
         assert "reconnects on its next call" in message
 
 
+def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
+    server: Any, prefix: str
+) -> None:
+    with MySQLPersister(SERVER, prefix) as persister:
+        checks.an_application_whose_save_is_cut_continues_once_rebuilt(
+            persister, prefix, killer(server)
+        )
+
+
 def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
     server: Any, prefix: str
 ) -> None:

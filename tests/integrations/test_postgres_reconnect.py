@@ -72,6 +72,15 @@ def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
         assert "reconnects on its next call" in message
 
 
+def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
+    server: psycopg.Connection[Any], prefix: str
+) -> None:
+    with PostgreSQLPersister(DSN, prefix) as persister:
+        checks.an_application_whose_save_is_cut_continues_once_rebuilt(
+            persister, prefix, killer(server)
+        )
+
+
 def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
     server: psycopg.Connection[Any], prefix: str
 ) -> None:
@@ -145,7 +154,9 @@ def test_a_closed_persister_does_not_reconnect(prefix: str) -> None:
     persister.close()
     with pytest.raises(PersistenceError, match=r"was closed \(close\(\) was called\)"):
         persister.load("user", "app")
-    assert persister.connection.owned.closed
+    owned = persister.connection.owned
+    assert owned is not None
+    assert owned.closed
 
 
 def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
