@@ -263,3 +263,23 @@ def an_application_whose_save_is_cut_continues_once_rebuilt(
     assert (resumed.sequence_id, resumed.state["count"]) == (1, 2)
     resumed.run(halt_after=["done"])
     assert counts(persister, 5) == [1, 2, 3, 4, 5, 5]
+
+
+def an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+    open_async: OpenAsync, relay: Relay, unreachable: str
+) -> None:
+    """``a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back``, async."""
+
+    async def main() -> None:
+        async with open_async() as persister:
+            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+            relay.stop()
+            with pytest.raises(PersistenceError, match=unreachable):
+                await persister.load("user", "app")
+            with pytest.raises(PersistenceError, match=unreachable):
+                await asave(persister, 1, 1)
+            relay.start()
+            await asave(persister, 1, 1)
+            assert await acounts(persister, 1) == [0, 1]
+
+    asyncio.run(main())

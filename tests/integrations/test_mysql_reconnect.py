@@ -233,3 +233,15 @@ def test_an_aiomysql_pool_whose_connection_was_dropped_recovers_by_the_next_call
             await pool.wait_closed()
 
     asyncio.run(main())
+
+
+def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
+    server: Any, prefix: str
+) -> None:
+    with checks.Relay(SERVER["host"], SERVER["port"]) as relay:
+        relayed = {**SERVER, "host": "127.0.0.1", "port": relay.port}
+        checks.an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+            lambda: AsyncMySQLPersister(relayed, prefix),
+            relay,
+            f"cannot connect to MySQL at 127.0.0.1:{relay.port}",
+        )

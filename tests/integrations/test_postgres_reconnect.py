@@ -171,3 +171,18 @@ def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_
             checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
                 persister, relay, f"cannot connect to PostgreSQL at 127.0.0.1:{relay.port}"
             )
+
+
+def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
+    server: psycopg.Connection[Any], prefix: str
+) -> None:
+    info = conninfo_to_dict(DSN)
+    with checks.Relay(
+        str(info.get("host", "127.0.0.1")), int(str(info.get("port") or 5432))
+    ) as relay:
+        relayed = make_conninfo(DSN, host="127.0.0.1", port=relay.port)
+        checks.an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+            lambda: AsyncPostgreSQLPersister(relayed, prefix),
+            relay,
+            f"cannot connect to PostgreSQL at 127.0.0.1:{relay.port}",
+        )
