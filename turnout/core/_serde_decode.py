@@ -24,14 +24,14 @@ from turnout.core._serde_walk import (
     Frame,
     call,
     check_depth,
-    identity,
-    index_label,
     path_of,
     safe_repr,
 )
 from turnout.core.errors import SerdeError
 
-__all__ = ["Decoder"]
+__all__ = ["DECODED_AS_IS", "Decoder"]
+
+DECODED_AS_IS: frozenset[type] = frozenset({str, int, float, bool, type(None)})
 
 # Tags an adapter registers start with its name; the message names the module to import. Only
 # the name: the core never imports an adapter.
@@ -72,33 +72,32 @@ class Decoder:
     def visit(self, data: Any, parent: Frame, index: int) -> Any:
         kind = type(data)
         if kind is list:
-            return self.frame(data, index_label, identity, 1, parent, index)
+            if parent.level < MAX_DEPTH and _flat(data):  # the common case, without a frame
+                return list(data)
+            return self.frame(data, None, None, 1, parent, index)
         if kind is dict:
             if TAG in data:
                 return self.tagged(data, parent, index)
-            keys = list(data)
-            return self.frame(
-                list(data.values()),
-                lambda i: f".{keys[i]}",
-                lambda results: dict(zip(keys, results, strict=True)),
-                1,
-                parent,
-                index,
-            )
+            values = list(data.values())
+            if parent.level < MAX_DEPTH and _flat(values):
+                return dict(data)
+            return self.frame(values, None, None, 1, parent, index, list(data))
         return data
 
     def frame(
         self,
         items: Sequence[Any],
-        label: Callable[[int], str],
-        finish: Callable[[list[Any]], Any],
+        label: Callable[[int], str] | None,
+        finish: Callable[[list[Any]], Any] | None,
         wrap: int,
         parent: Frame,
         index: int,
+        keys: list[Any] | None = None,
     ) -> Frame:
-        path = path_of(parent, index)
-        check_depth(parent.level + wrap, MAX_DEPTH, path, None, loading=True)
-        return Frame(items, label, finish, parent.level + wrap, path, None, 0)
+        level = parent.level + wrap
+        if level > MAX_DEPTH:
+            check_depth(level, MAX_DEPTH, path_of(parent, index), None, loading=True)
+        return Frame(None, items, level, parent, index, keys, label, finish)
 
     def tagged(self, data: dict[str, Any], parent: Frame, index: int) -> Any:
         path = path_of(parent, index)
@@ -194,6 +193,10 @@ class Decoder:
         except ValueError as exc:
             raise _bad(f"{path}.v", f"not base64 ({exc})") from None
         return call(pickle.loads, blob, path, "pickle.loads")
+
+
+def _flat(items: Sequence[Any]) -> bool:
+    return all(type(item) in DECODED_AS_IS for item in items)
 
 
 def _bad(path: str, reason: str) -> SerdeError:

@@ -19,6 +19,7 @@ __all__ = [
     "Frame",
     "call",
     "check_depth",
+    "cycle_in",
     "identity",
     "index_label",
     "path_of",
@@ -37,64 +38,135 @@ two, a dict with non-string keys as three). Far past real state, and well inside
 
 
 class Frame:
-    """A container being walked: its items, their results so far, where it sits."""
+    """A container being walked: its items, their results so far, where it sits.
 
-    __slots__ = ("active", "finish", "ident", "items", "label", "level", "next", "path", "results")
+    Its result is ``finish(results)`` if given, else ``dict(zip(keys, results))`` if ``keys``
+    is given, else the list of results. Paths are built only when an error needs one.
+    """
+
+    __slots__ = (
+        "finish",
+        "index",
+        "items",
+        "keys",
+        "label",
+        "level",
+        "next",
+        "parent",
+        "path",
+        "results",
+        "value",
+    )
 
     def __init__(
         self,
+        value: Any,
         items: Sequence[Any],
-        label: Callable[[int], str],
-        finish: Callable[[list[Any]], Any],
         level: int,
-        path: str,
-        active: dict[int, str] | None,
-        ident: int,
+        parent: Frame | None,
+        index: int,
+        keys: list[Any] | None = None,
+        label: Callable[[int], str] | None = None,
+        finish: Callable[[list[Any]], Any] | None = None,
     ) -> None:
+        self.value = value  # what is being encoded (None when decoding), to name cycles
         self.items = items
-        self.label = label  # the path suffix of item i, e.g. "[3]" or ".name"; built on demand
-        self.finish = finish  # the container's result from its items' results
         self.level = level  # JSON containers around the items (the depth the limit checks)
-        self.path = path
-        self.active = active  # the encoder's containers in progress, to catch cycles
-        self.ident = ident
+        self.parent = parent
+        self.index = index  # this container's place among its parent's items
+        self.keys = keys
+        self.label = label  # the path suffix of item i, when not "[i]" or ".key"
+        self.finish = finish
+        self.path: str | None = None
         self.results: list[Any] = []
         self.next = 0
 
+    def own_path(self) -> str:
+        if self.path is None:  # without recursion: the chain may be MAX_DEPTH frames long
+            chain: list[Frame] = []
+            frame: Frame = self
+            while frame.path is None:
+                chain.append(frame)
+                assert frame.parent is not None  # the root frame is given its path
+                frame = frame.parent
+            for inner in reversed(chain):
+                assert inner.parent is not None
+                inner.path = frame.path + frame.item_label(inner.index)
+                frame = inner
+        assert self.path is not None
+        return self.path
 
-def _root_label(_index: int) -> str:
-    return ""
+    def item_label(self, index: int) -> str:
+        if self.label is not None:
+            return self.label(index)
+        if self.keys is not None:
+            return f".{self.keys[index]}"
+        return f"[{index}]"
 
 
 def _only(results: list[Any]) -> Any:
     return results[0]
 
 
-def walk(value: Any, path: str, visit: Callable[[Any, Frame, int], Any]) -> Any:
-    """Visit ``value`` and everything in it; return the finished form of ``value``."""
-    frames = [Frame([value], _root_label, _only, 0, path, None, 0)]
+def walk(
+    value: Any, path: str, visit: Callable[[Any, Frame, int], Any], plain: frozenset[type]
+) -> Any:
+    """Visit ``value`` and everything in it; return the finished form of ``value``. Items whose
+    type is in ``plain`` are their own finished form."""
+    frame = Frame(None, (value,), 0, None, 0, None, same_label, _only)
+    frame.path = path
+    stack = [frame]
     while True:
-        frame = frames[-1]
-        i = frame.next
-        if i < len(frame.items):
-            frame.next = i + 1
-            out = visit(frame.items[i], frame, i)
+        items, results, i = frame.items, frame.results, frame.next
+        count = len(items)
+        while i < count:
+            item = items[i]
+            i += 1
+            if type(item) in plain:
+                results.append(item)
+                continue
+            out = visit(item, frame, i - 1)
             if type(out) is Frame:
-                frames.append(out)
+                frame.next = i
+                stack.append(out)
+                break
+            results.append(out)
+        else:
+            stack.pop()
+            if frame.finish is not None:
+                result = frame.finish(results)
+            elif frame.keys is not None:
+                result = dict(zip(frame.keys, results, strict=True))
             else:
-                frame.results.append(out)
-            continue
-        frames.pop()
-        if frame.active is not None:
-            frame.active.pop(frame.ident, None)
-        result = frame.finish(frame.results)
-        if not frames:
-            return result
-        frames[-1].results.append(result)
+                result = results
+            if not stack:
+                return result
+            stack[-1].results.append(result)
+        frame = stack[-1]
 
 
 def path_of(parent: Frame, index: int) -> str:
-    return parent.path + parent.label(index)
+    """The path of item ``index`` of ``parent``."""
+    return parent.own_path() + parent.item_label(index)
+
+
+def cycle_in(parent: Frame) -> tuple[str, str] | None:
+    """If a container on the way to ``parent`` (included) holds itself, the paths of its outer
+    and inner occurrence."""
+    chain: list[Frame] = []
+    frame: Frame | None = parent
+    while frame is not None:
+        chain.append(frame)
+        frame = frame.parent
+    seen: dict[int, Frame] = {}
+    for frame in reversed(chain):
+        if frame.value is None:
+            continue
+        outer = seen.get(id(frame.value))
+        if outer is not None and outer.value is frame.value:
+            return outer.own_path(), frame.own_path()
+        seen[id(frame.value)] = frame
+    return None
 
 
 def index_label(index: int) -> str:

@@ -41,7 +41,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
-from turnout.core._serde_decode import Decoder
+from turnout.core._serde_decode import DECODED_AS_IS, Decoder
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
 from turnout.core._serde_walk import (
     MAX_DEPTH,
@@ -49,8 +49,7 @@ from turnout.core._serde_walk import (
     Frame,
     call,
     check_depth,
-    identity,
-    index_label,
+    cycle_in,
     path_of,
     safe_repr,
     same_label,
@@ -64,6 +63,8 @@ __all__ = ["DEFAULT_SERDE", "MAX_DEPTH", "TAG", "Serde", "type_name"]
 # Every int with fewer digits than this converts to text whatever sys.set_int_max_str_digits
 # allows (its smallest setting is 640), so only longer ones need the real check.
 _SAFE_INT = 10**639
+
+_ENCODED_AS_IS: frozenset[type] = frozenset({str, bool, type(None)})
 
 # Kept for the persisters, which tell "this process lacks the code" from "the record is damaged".
 _MissingDecoderError = MissingCodeError
@@ -83,6 +84,7 @@ class Serde:
         self._codecs: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self._decoders: dict[str, Callable[[Any], Any]] = {}
         self._types = TypeRegistry("serde")
+        self._encoder = _Encoder(self)
 
     def register(
         self,
@@ -140,7 +142,7 @@ class Serde:
 
     def encode(self, value: Any, path: str = "$") -> Any:
         """JSON-compatible data for ``value``; ``SerdeError`` names ``path`` if impossible."""
-        return walk(value, path, _Encoder(self).visit)
+        return walk(value, path, self._encoder.visit, _ENCODED_AS_IS)
 
     # -- decoding --------------------------------------------------------------------------------
 
@@ -150,7 +152,8 @@ class Serde:
         kind = type(data)
         if kind is not list and kind is not dict:
             return data
-        return walk(data, "$", Decoder(self._decoders, self._types, self.allow_pickle).visit)
+        decoder = Decoder(self._decoders, self._types, self.allow_pickle)
+        return walk(data, "$", decoder.visit, DECODED_AS_IS)
 
     @property
     def _owner(self) -> str:
@@ -158,18 +161,15 @@ class Serde:
 
 
 class _Encoder:
-    """One ``encode`` call: visits each value once, containers through ``Frame``s."""
+    """Visits each value of one ``encode`` call; containers become ``Frame``s."""
 
-    __slots__ = ("active", "serde")
+    __slots__ = ("serde",)
 
     def __init__(self, serde: Serde) -> None:
         self.serde = serde
-        self.active: dict[int, str] = {}  # id -> path of each container being encoded
 
     def visit(self, value: Any, parent: Frame, index: int) -> Any:
         kind = type(value)
-        if kind is str or kind is bool or value is None:
-            return value
         if kind is int:
             return value if -_SAFE_INT < value < _SAFE_INT else self.big_int(value, parent, index)
         if kind is float:
@@ -177,7 +177,9 @@ class _Encoder:
                 return value
             return self.leaf({TAG: "float", "v": repr(value)}, 1, value, parent, index)
         if kind is list:
-            return self.frame(value, value, index_label, identity, 1, parent, index)
+            if parent.level < MAX_DEPTH and _flat(value):  # the common case, without a frame
+                return list(value)
+            return self.frame(value, value, None, None, 1, parent, index)
         if kind is dict:
             return self.dict_frame(value, value, parent, index)
         return self.other(value, kind, parent, index)
@@ -186,24 +188,25 @@ class _Encoder:
         self,
         value: Any,
         items: Sequence[Any],
-        label: Callable[[int], str],
-        finish: Callable[[list[Any]], Any],
+        label: Callable[[int], str] | None,
+        finish: Callable[[list[Any]], Any] | None,
         wrap: int,
         parent: Frame,
         index: int,
+        keys: list[Any] | None = None,
     ) -> Frame:
-        path = path_of(parent, index)
-        ident = id(value)
-        outer = self.active.get(ident)
-        if outer is not None:
-            where = "itself" if outer == path else f"the container at {outer}"
-            raise SerdeError(
-                path, value, f"the value contains itself (this is {where}); a saved state "
-                f"must be a tree: store a key or an index instead of the reference",
-            )  # fmt: skip
-        check_depth(parent.level + wrap, MAX_DEPTH, path, value)
-        self.active[ident] = path
-        return Frame(items, label, finish, parent.level + wrap, path, self.active, ident)
+        level = parent.level + wrap
+        if level > MAX_DEPTH:
+            cycle = cycle_in(parent)
+            if cycle is not None:
+                outer, inner = cycle
+                raise SerdeError(
+                    inner, value, f"the value contains itself (this is the container at "
+                    f"{outer}); a saved state must be a tree: store a key or an index instead "
+                    f"of the reference",
+                )  # fmt: skip
+            check_depth(level, MAX_DEPTH, path_of(parent, index), value)
+        return Frame(value, items, level, parent, index, keys, label, finish)
 
     def leaf(self, out: Any, levels: int, value: Any, parent: Frame, index: int) -> Any:
         if parent.level + levels > MAX_DEPTH:
@@ -223,18 +226,12 @@ class _Encoder:
             ) from exc  # fmt: skip
         return value
 
-    def dict_frame(self, value: Any, mapping: dict[Any, Any], parent: Frame, index: int) -> Frame:
+    def dict_frame(self, value: Any, mapping: dict[Any, Any], parent: Frame, index: int) -> Any:
         if TAG not in mapping and all(type(k) is str for k in mapping):
-            keys = list(mapping)
-            return self.frame(
-                value,
-                list(mapping.values()),
-                lambda i: f".{keys[i]}",
-                lambda results: dict(zip(keys, results, strict=True)),
-                1,
-                parent,
-                index,
-            )
+            values = list(mapping.values())
+            if parent.level < MAX_DEPTH and _flat(values):
+                return dict(mapping)
+            return self.frame(value, values, None, None, 1, parent, index, list(mapping))
         pairs = list(mapping.items())
 
         def label(i: int) -> str:
@@ -273,7 +270,7 @@ class _Encoder:
             tag = next(t for c, t in _SEQUENCES if isinstance(value, c))
             items = value if isinstance(value, (list, tuple)) else list(value)
             finish: Callable[[list[Any]], Any] = lambda r: {TAG: tag, "v": r}  # noqa: E731
-            return self.frame(value, items, index_label, finish, 2, parent, index)
+            return self.frame(value, items, None, finish, 2, parent, index)
         if isinstance(value, dict):
             return self.dict_frame(value, dict(value), parent, index)
         simple = _encode_simple(value)
@@ -335,6 +332,20 @@ _SEQUENCES: tuple[tuple[type, str], ...] = (
     (set, "set"),
     (frozenset, "frozenset"),
 )
+
+
+def _flat(items: Sequence[Any]) -> bool:
+    """Whether every item is stored as itself (so the container needs no frame)."""
+    for item in items:
+        kind = type(item)
+        if kind in _ENCODED_AS_IS:
+            continue
+        if kind is int and -_SAFE_INT < item < _SAFE_INT:
+            continue
+        if kind is float and math.isfinite(item):
+            continue
+        return False
+    return True
 
 
 def _plain_base(value: Any) -> Any:
