@@ -220,7 +220,8 @@ class _Encoder:
             raise SerdeError(
                 path_of(parent, index), value, f"this int has {value.bit_length():,} bits, more "
                 f"digits than Python writes as text (sys.get_int_max_str_digits() is "
-                f"{sys.get_int_max_str_digits()}); keep it in the state as text (hex(n)) or "
+                f"{getattr(sys, 'get_int_max_str_digits', lambda: 0)()}); keep it in the state "
+                f"as text (hex(n)) or "
                 f"bytes (n.to_bytes(...)), or raise that limit with sys.set_int_max_str_digits() "
                 f"in every process that saves or loads it",
             ) from exc  # fmt: skip
