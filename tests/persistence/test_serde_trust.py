@@ -9,6 +9,7 @@ shape raise ``SerdeError``, never a raw built-in error.
 from __future__ import annotations
 
 import json
+import pickle
 import sqlite3
 import subprocess
 import sys
@@ -145,6 +146,16 @@ def test_register_type_takes_only_enums_dataclasses_and_models(cls: Any) -> None
 def test_register_module_takes_a_module_or_its_name() -> None:
     with pytest.raises(SerdeError, match="register_module"):
         Serde().register_module(3)  # type: ignore[arg-type]
+
+
+def test_a_pickled_registry_keeps_its_registered_modules_and_types() -> None:
+    """A tracker or persister sent to a process pool takes its Serde along."""
+    serde = Serde()
+    serde.register_module(sentinels)
+    serde.register_type(Point)
+    copy = pickle.loads(pickle.dumps(serde))
+    text = Serde().dumps([sentinels.Mood.CALM, Point(1, 2)])
+    assert copy.loads(text) == [sentinels.Mood.CALM, Point(1, 2)]
 
 
 def test_a_type_this_registry_encoded_loads_back_in_the_same_process() -> None:

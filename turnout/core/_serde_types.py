@@ -111,6 +111,19 @@ class TypeRegistry:
         self._seen_classes: set[type] = set()
         self._modules: dict[str, Mapping[str, Any]] = {}
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy sent to another process (a process pool, Ray, Dask) names the registered
+        modules and imports them there: a module's namespace does not pickle."""
+        state = dict(self.__dict__)
+        state["_modules"] = sorted(self._modules)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        modules = state.pop("_modules")
+        self.__dict__.update(state, _modules={})
+        for name in modules:
+            self.add_module(name)
+
     def add(self, cls: Any) -> None:
         if not _is_class(cls) or kind_of(cls) is None:
             shown = type_name(cls) if _is_class(cls) else type(cls).__qualname__ + " instance"
@@ -171,20 +184,22 @@ class TypeRegistry:
         module_name, _, qualname = name.partition(":")
         short = qualname.rpartition(".")[2]
         return (
-            f"the stored data names the {kind} class {name!r}, which this process has not "
-            f"registered for loading. If it is your class, register it before loading: "
+            f"the stored data names the class {name!r} (as {_KIND_NAMES[kind]}), which this "
+            f"process has not registered for loading. If it is your class, register it before "
+            f"loading: "
             f"{self.owner}.register_type({short}) (after `from {module_name} import "
             f"{qualname.split('.')[0]}`), or {self.owner}.register_module({module_name!r}) for "
             f"every enum, dataclass and pydantic model of that module"
         )
 
 
+_KIND_NAMES = {"enum": "an enum", "dataclass": "a dataclass", "pydantic": "a pydantic model"}
+
+
 def _wrong_kind(name: str, kind: str, where: str) -> str:
-    article = "an" if kind == "enum" else "a"
     source = "the registered class" if where == "registered" else "the class of that name"
-    what = "pydantic model" if kind == "pydantic" else kind
     return (
-        f"the stored data says {name!r} is {article} {what}, but {source} is not one (or the "
+        f"the stored data says {name!r} is {_KIND_NAMES[kind]}, but {source} is not one (or the "
         f"name is not the class's own); stored data may only name enums, dataclasses and "
         f"pydantic models, so this data is damaged or was crafted"
     )
