@@ -457,3 +457,70 @@ def test_persistence_errors_of_crafted_rows_are_turnout_errors(tmp_path: Path) -
     connection.close()
     with SQLitePersister(db) as persister, pytest.raises(PersistenceError, match="sequence id 0"):
         persister.load(None, "deep")
+
+
+# -- the other readers of stored data: test cases and OpenTelemetry export ----------------------
+
+
+def crafted_log(home: Path, target: Path, app_id: str) -> None:
+    """A tracked app whose logged state and attribute are replaced by the Popen payload."""
+
+    @action(reads=["v"], writes=["v"])
+    def note(state: State, __tracer: Any) -> State:
+        __tracer.log_attributes(meta={"marker": 1})
+        return state.update(v={"marker": 1})
+
+    tracker = LocalTracker("trust", home)
+    app = (
+        ApplicationBuilder()
+        .with_actions(note)
+        .with_transitions(("note", "note"))
+        .with_state(v={"marker": 0})
+        .with_entrypoint("note")
+        .with_tracker(tracker)
+        .with_identifiers(app_id=app_id)
+        .build()
+    )
+    app.step()
+    tracker.close()
+    log = home / "trust" / app_id / "log.jsonl"
+    crafted = json.dumps(touch_payload(target), separators=(",", ":"))
+    text = log.read_text()
+    assert text.count('{"marker":1}') >= 2  # the attribute and the state
+    log.write_text(text.replace('{"marker":1}', crafted).replace('{"marker":0}', crafted))
+
+
+def test_turnout_test_case_on_a_crafted_log_creates_no_file(tmp_path: Path) -> None:
+    from turnout.cli import main
+
+    target = tmp_path / "x"
+    crafted_log(tmp_path / "home", target, "crafted-case")
+    argv = ["test-case", "--dir", str(tmp_path / "home"), "--project", "trust"]
+    argv += ["--app-id", "crafted-case", "--sequence-id", "0", "--out", str(tmp_path / "c.json")]
+    with pytest.raises(TurnoutError, match="subprocess:Popen"):
+        main(argv)
+    assert not target.exists()
+
+
+def test_run_case_on_a_crafted_case_creates_no_file(tmp_path: Path) -> None:
+    from turnout.testing import run_case
+
+    target = tmp_path / "x"
+    case = {"action": "bump", "input_state": {"v": touch_payload(target)}, "inputs": {}}
+    with pytest.raises(SerdeError, match="subprocess:Popen"):
+        run_case(bump, case)
+    assert not target.exists()
+
+
+def test_export_otel_of_a_crafted_log_creates_no_file(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from tests.integrations.otlp_sink import OTLPSink
+    from turnout.cli import main
+
+    target = tmp_path / "x"
+    crafted_log(tmp_path / "home", target, "crafted-export")
+    with OTLPSink() as sink:
+        argv = ["export-otel", "--dir", str(tmp_path / "home"), "--project", "trust"]
+        assert main([*argv, "--endpoint", sink.endpoint]) == 0
+        assert sink.by_name("note")
+    assert not target.exists()
