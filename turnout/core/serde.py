@@ -142,6 +142,9 @@ class Serde:
 
     def encode(self, value: Any, path: str = "$") -> Any:
         """JSON-compatible data for ``value``; ``SerdeError`` names ``path`` if impossible."""
+        kind = type(value)
+        if kind in _ENCODED_AS_IS or (kind is int and -_SAFE_INT < value < _SAFE_INT):
+            return value  # most values of a delta: no walk to set up
         return walk(value, path, self._encoder.visit, _ENCODED_AS_IS)
 
     # -- decoding --------------------------------------------------------------------------------
