@@ -13,6 +13,7 @@ import pickle
 import sqlite3
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -524,3 +525,28 @@ def test_export_otel_of_a_crafted_log_creates_no_file(tmp_path: Path) -> None:
         assert main([*argv, "--endpoint", sink.endpoint]) == 0
         assert sink.by_name("note")
     assert not target.exists()
+
+
+def test_a_registered_module_yields_real_pydantic_models_only() -> None:
+    pydantic = pytest.importorskip("pydantic")
+    module = types.ModuleType("trust_models")
+    exec(  # classes whose __module__ is the module registered below
+        "import pydantic\n"
+        "class User(pydantic.BaseModel):\n"
+        "    name: str\n"
+        "    tags: list[str] = []\n"
+        "class Impostor:\n"
+        "    calls = []\n"
+        "    @classmethod\n"
+        "    def model_validate(cls, data):\n"
+        "        cls.calls.append(data)\n",
+        module.__dict__,
+    )
+    assert issubclass(module.User, pydantic.BaseModel)
+    text = Serde().dumps({"user": module.User(name="ada", tags=["x"])})
+    serde = Serde()
+    serde.register_module(module)
+    assert serde.loads(text) == {"user": module.User(name="ada", tags=["x"])}
+    with pytest.raises(SerdeError, match="is a pydantic model, but"):
+        serde.decode({"__turnout__": "pydantic", "type": "trust_models:Impostor", "v": {}})
+    assert module.Impostor.calls == []
