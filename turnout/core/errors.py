@@ -227,13 +227,17 @@ class ChildApplicationError(TurnoutError, RuntimeError):
 
 
 class SerdeError(TurnoutError, TypeError):
-    """A value cannot be turned into JSON (or back).
+    """A value cannot be turned into JSON, or stored data cannot be turned back into a value
+    (it is malformed, names a class this process has not registered, or was crafted).
 
     Attributes:
-        path: where the value sits, e.g. ``$.messages[3].args``.
+        path: where the value sits, e.g. ``$.messages[3].args``; when loading, where the bad
+            part sits in the stored JSON. Empty for a mistake in registering a type.
     """
 
-    def __init__(self, path: str, value: Any, reason: str | None = None) -> None:
+    def __init__(
+        self, path: str, value: Any, reason: str | None = None, *, loading: bool | None = None
+    ) -> None:
         self.path = path
         if reason is None:
             reason = (
@@ -241,10 +245,14 @@ class SerdeError(TurnoutError, TypeError):
                 f"register it with turnout.core.serde.DEFAULT_SERDE.register({type(value).__name__}"
                 f", encode=..., decode=...), make it a dataclass, or keep it out of the state"
             )
-        verb = (
-            "serialise the value at" if value is not None or path != "$" else "load stored data at"
-        )
-        super().__init__(f"cannot {verb} {path}: {reason}")
+        if not path:
+            super().__init__(reason)
+            return
+        if loading is None:
+            loading = value is None and path == "$"
+        verb = "load stored data at" if loading else "serialise the value at"
+        shown = path if len(path) <= 160 else f"{path[:100]}...{path[-40:]}"
+        super().__init__(f"cannot {verb} {shown}: {reason}")
 
 
 class PersistenceError(TurnoutError, RuntimeError):

@@ -326,7 +326,7 @@ class _Codec:
                     f"at sequence id {record.sequence_id} cannot be loaded in this process: "
                     f"{exc}. The record itself is intact."
                 ) from exc
-            except (ValueError, TypeError, KeyError) as exc:
+            except (ValueError, TypeError, KeyError, RecursionError) as exc:
                 raise PersistenceError(
                     f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
                     f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
