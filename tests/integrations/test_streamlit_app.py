@@ -4,6 +4,7 @@ selection, deep links, live refresh), its HTML helpers, the demo generator and `
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,11 @@ def _rerun(at: AppTest) -> AppTest:
 def _dot(at: AppTest) -> str:
     (chart,) = at.get("graphviz_chart")
     return str(chart.proto.spec)
+
+
+def _literal(markdown: str) -> str:
+    """The text a markdown string shows where its only markup is backslash escapes."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def _html(at: AppTest, marker: str) -> str:
@@ -111,7 +117,7 @@ def test_selecting_an_app_and_a_step_shows_its_diff_and_graph(
     at = _ui(demo_dir, monkeypatch, project="demo")
     at.selectbox(key="open_app").select("counter")
     _rerun(at)
-    assert at.title[0].value == "counter"
+    assert _literal(at.title[0].value) == "counter"
     assert at.query_params["app"] == "counter"
     steps = at.dataframe[0].value
     assert list(steps["action"]) == ["increment"] * 5 + ["report"]
@@ -137,7 +143,7 @@ def test_a_deep_link_restores_app_step_and_tab(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="approval-retried", step="5", tab="Graph")
-    assert at.title[0].value == "approval-retried"
+    assert _literal(at.title[0].value) == "approval-retried"
     assert at.subheader[0].value == "Step 5 · publish · completed"
     assert at.segmented_control(key="w_tab").value == "Graph"
     assert 'fillcolor="#ffd966"' in _dot(at).split('"publish" [')[1].split("\n")[0]
@@ -153,7 +159,7 @@ def test_every_tab_renders_for_a_failed_step(
         at.segmented_control(key="w_tab").set_value(tab)
         _rerun(at)
         if tab == "Error":
-            assert "ValueError: decision must be" in at.error[0].value
+            assert "ValueError: decision must be" in _literal(at.error[0].value)
         elif tab == "Inputs & Result":
             assert at.json[0].value == '{"decision": "maybe", "feedback": ""}'
         elif tab == "Code":
@@ -182,29 +188,31 @@ def test_retries_and_spans_of_the_demo_show(
 
 def test_parent_and_child_links_navigate(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="parent-fork")
-    assert at.button(key="link:parent:parent").label == "forked from: parent (step 1)"
+    assert _literal(at.button(key="link:parent:parent").label) == "forked from: parent (step 1)"
     at.button(key="link:parent:parent").click()
     _rerun(at)
-    assert at.title[0].value == "parent"
+    assert _literal(at.title[0].value) == "parent"
     assert at.query_params["step"] == "1"  # the step the fork came from, with its children
-    assert at.button(key="link:child:parent-fork").label == "fork: parent-fork"
+    assert _literal(at.button(key="link:child:parent-fork").label) == "fork: parent-fork"
     at.button(key="link:child:parent-fork").click()
     _rerun(at)
-    assert at.title[0].value == "parent-fork"
+    assert _literal(at.title[0].value) == "parent-fork"
 
 
 def test_spawned_children_are_listed_under_the_step_that_spawned_them(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="simulation", step="1")
-    children = [b.label for b in at.button if b.key and b.key.startswith("link:child:")]
+    children = [_literal(b.label) for b in at.button if b.key and b.key.startswith("link:child:")]
     assert children == [f"child: simulation-round1-seed{i}" for i in range(3)]
     assert any("3 children of this step" in m.value for m in at.markdown)
     assert any("6 child application(s)" in c.value for c in at.caption)
     at.button(key="link:child:simulation-round1-seed2").click()
     _rerun(at)
-    assert at.title[0].value == "simulation-round1-seed2"
-    assert at.button(key="link:parent:simulation").label == "spawned by: simulation (step 1)"
+    assert _literal(at.title[0].value) == "simulation-round1-seed2"
+    assert (
+        _literal(at.button(key="link:parent:simulation").label) == "spawned by: simulation (step 1)"
+    )
 
 
 @action(reads=["n"], writes=["n"])
@@ -240,12 +248,12 @@ def test_tags_show_on_the_app_and_filter_the_applications(
     assert list(at.dataframe[0].value["app"]) == ["b"]
     assert at.query_params["tag"] == "env=prod"
     at = _ui(tmp_path, monkeypatch, project="tagged", app="a")
-    assert any("env=dev" in c.value for c in at.caption)
+    assert any("env=dev" in _literal(c.value) for c in at.caption)
 
 
 def test_an_unknown_app_says_so(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="nope")
-    assert "No tracked application 'nope'" in at.warning[0].value
+    assert "No tracked application 'nope'" in _literal(at.warning[0].value)
 
 
 def test_live_mode_shows_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
