@@ -316,11 +316,29 @@ def test_turnout_ui_generates_the_demo_then_runs_streamlit(
     assert main(["ui", "--dir", str(tmp_path / "home"), "--port", "8123"]) == 0
     assert {a.app_id for a in TrackingIndex(tmp_path / "home").apps("demo")} == set(demo.DEMO_APPS)
     command = commands[-1]
-    assert command[1:4] == ["-m", "streamlit", "run"]
-    assert Path(command[4]) == SCRIPT
-    assert command[command.index("--server.port") + 1] == "8123"
-    assert command[command.index("--server.address") + 1] == "127.0.0.1"
-    assert command[-3:] == ["--", "--dir", str((tmp_path / "home").resolve())]
+    assert command[1:3] == ["-m", "turnout.integrations.streamlit.serve"]
+    assert command[command.index("--port") + 1] == "8123"
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--dir") + 1] == str((tmp_path / "home").resolve())
+    assert "--allow-host" not in command
+
+
+def test_turnout_ui_passes_allowed_hosts_from_options_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, command: commands.append(command))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, check: commands.append(command) or subprocess.CompletedProcess(command, 0),
+    )
+    monkeypatch.setenv("TURNOUT_UI_ALLOW_HOSTS", "b.example, c.example")
+    args = ["ui", "--dir", str(tmp_path), "--no-demo", "--allow-host", "a.example"]
+    assert main(args) == 0
+    command = commands[-1]
+    allowed = [command[i + 1] for i, word in enumerate(command) if word == "--allow-host"]
+    assert allowed == ["a.example", "b.example", "c.example"]
 
 
 def _tickers(root: Path, apps: int, steps: int) -> None:

@@ -1,4 +1,5 @@
-"""The tracking UI: ``streamlit run app.py -- --dir DIR`` (what ``turnout ui`` runs).
+"""The tracking UI script: ``streamlit run app.py -- --dir DIR``; ``turnout ui`` serves it
+through ``serve`` (which refuses requests for foreign Host names).
 
 Pages: Projects -> Applications of a project (``listing``) -> one Application (``app_page``:
 steps, and a chosen step's state, inputs and result, error, attributes and spans, code, graph,
