@@ -27,8 +27,8 @@ from turnout.integrations.streamlit.render import (
     fork_snippet,
     graph_dot,
     plain,
+    reproduce_command,
     reproduce_fixture,
-    test_case_command,
     truncate,
     waterfall_html,
 )
@@ -51,10 +51,12 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
     if log is None or log.app is None:
         with crumbs:
             breadcrumb(project, app_id)
-        st.warning(
-            problem
-            or f"No tracked application {plain(repr(app_id))} in project {plain(repr(project))}."
-        )
+        if problem:
+            st.error(problem)
+        else:
+            st.warning(
+                f"No tracked application {plain(repr(app_id))} in project {plain(repr(project))}."
+            )
         return
     bad_lines = int(getattr(log, "bad_lines", 0) or 0)
     if bad_lines:
@@ -388,7 +390,7 @@ def _fork_tab(index: TrackingIndex, project: str, log: AppLog, step: Step) -> No
     )
     st.markdown("Reproduce: write this step as a test case (see `turnout.testing`):")
     st.code(
-        test_case_command(
+        reproduce_command(
             storage_dir=index.root.resolve(),
             project=project,
             app_id=app_id,

@@ -23,6 +23,10 @@ PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "tag", "live"
 MAX_TEXT = 500  # a filter value (partition key, tag): longer is not a value the UI lists
 _NUMBER = re.compile(r"^[0-9]{1,12}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_NAME_RULE = (
+    "names use letters, digits and '_.:@+=-', start with a letter or digit, have no '..' and "
+    "at most 200 characters"
+)
 
 
 class InvalidParameterError(TurnoutError, ValueError):
@@ -39,14 +43,20 @@ def shown(value: str, limit: int = 60) -> str:
 def check_name(value: str, what: str) -> str:
     """``value`` if it may name a ``what`` (project or application) directory under the
     tracking root: the tracker's own rule (``turnout.core.tracking.check_id``)."""
-    try:
-        return check_id(value, what)
-    except ValueError:
+    if not _is_name(value, what):
         raise InvalidParameterError(
-            f"{what} {shown(value)} is not a tracked {what} name: names use letters, digits and "
-            f"'_.:@+=-', start with a letter or digit, have no '..' and at most 200 characters "
-            f"(open it from the list of {what}s instead)."
-        ) from None
+            f"{what} {shown(value)} is not a tracked {what} name: {_NAME_RULE} (open it from the "
+            f"list of {what}s instead)."
+        )
+    return value
+
+
+def _is_name(value: str, what: str) -> bool:
+    try:
+        check_id(value, what)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,10 +98,9 @@ def _check(name: str, value: str, *, tabs: Sequence[str], statuses: Sequence[str
 
     if name in ("project", "app"):
         what = "project" if name == "project" else "application"
-        try:
-            return check_name(value, what)
-        except InvalidParameterError as error:
-            raise refuse(str(error).rstrip(".")) from None
+        if not _is_name(value, what):
+            raise refuse(f"it is not a tracked {what} name: {_NAME_RULE}")
+        return value
     if name in ("step", "page"):
         if not _NUMBER.match(value) or (name == "page" and int(value) < 1):
             least = 1 if name == "page" else 0

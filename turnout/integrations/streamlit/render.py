@@ -24,8 +24,8 @@ __all__ = [
     "fork_snippet",
     "graph_dot",
     "plain",
+    "reproduce_command",
     "reproduce_fixture",
-    "test_case_command",
     "truncate",
     "waterfall_html",
     "without_remote_images",
@@ -197,7 +197,7 @@ app.run()  # continues from the state after step {seq}
 """
 
 
-def test_case_command(
+def reproduce_command(
     *, storage_dir: str | Path, project: str, app_id: str, partition_key: str | None, seq: int
 ) -> str:
     """The ``turnout test-case`` shell command for the step, every value quoted for a POSIX
