@@ -299,6 +299,9 @@ def test_traced_markup_is_shown_as_text_and_fetches_nothing(
     expect(alert).to_have_text(f"ValueError: {PAYLOAD}")
     expect(page.get_by_text(f"partition key: {PAYLOAD}", exact=False)).to_be_visible()
     expect(page.get_by_text(f"tags: note={PAYLOAD}", exact=False)).to_be_visible()
+    page.get_by_role("combobox", name="Step").click()  # select box options are text as they are
+    expect(page.get_by_role("option")).to_have_text([f"0 · {PAYLOAD} · failed"])
+    page.keyboard.press("Escape")
     _shot(page, artifacts, "6-hostile-app")
     page.goto(f"{ui_url}/?project={HOSTILE_PROJECT}")  # the applications page, with its filters
     expect(page.get_by_text("1 of 1 applications")).to_be_visible(timeout=UI_TIMEOUT_MS)

@@ -113,7 +113,8 @@ def _steps_and_step(index: TrackingIndex, project: str, log: AppLog, steps: list
         "Step",
         options,
         key=key,
-        format_func=lambda s: f"{s} · {plain(by_seq[s].action)} · {plain(by_seq[s].status)}",
+        # Options are plain text (not markdown) in the browser: shown as they are.
+        format_func=lambda s: f"{s} · {by_seq[s].action} · {by_seq[s].status}",
         on_change=lambda: set_sel(step=st.session_state[key]),
     )
     try:
