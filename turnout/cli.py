@@ -205,7 +205,9 @@ def ui_command(
     (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
     ``allow_hosts`` are added to the Host names served (see ``--allow-host``)."""
     from turnout.integrations.streamlit import demo as demo_module
+    from turnout.integrations.streamlit.serve import check_streamlit
 
+    check_streamlit()
     storage_dir.mkdir(parents=True, exist_ok=True)
     if demo and demo_module.is_empty(storage_dir):
         print(f"turnout: no tracked applications in {storage_dir}; running the demo apps…")

@@ -19,6 +19,7 @@ import pytest
 
 pytest.importorskip("streamlit")
 
+from turnout.cli import main
 from turnout.integrations.streamlit.serve import HostCheck, allowed_hosts, host_allowed
 
 START_TIMEOUT = 60.0
@@ -176,3 +177,17 @@ def test_turnout_ui_refuses_a_foreign_host_over_http(ui_port: int, path: str) ->
 def test_turnout_ui_refuses_a_foreign_host_on_the_websocket(ui_port: int) -> None:
     assert _upgrade(ui_port, f"evil.example:{ui_port}") == 403
     assert _upgrade(ui_port, f"127.0.0.1:{ui_port}") == 101
+
+
+def test_turnout_ui_without_st_app_run_names_the_streamlit_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import streamlit
+
+    class OldApp:  # Streamlit 1.55-1.58: st.App without run()
+        pass
+
+    monkeypatch.setattr(streamlit, "App", OldApp)
+    monkeypatch.setattr(os, "execv", lambda *args: pytest.fail("started without a Host check"))
+    assert main(["ui", "--dir", str(tmp_path), "--no-demo"]) == 1
+    assert 'pip install -U "streamlit>=1.59"' in capsys.readouterr().err

@@ -24,9 +24,18 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping, Seque
 from pathlib import Path
 from typing import Any
 
+from turnout.core.errors import MissingExtraError
 from turnout.integrations.streamlit.params import shown
 
-__all__ = ["ALLOW_HOSTS_ENV", "LOCAL_HOSTS", "HostCheck", "allowed_hosts", "host_allowed", "main"]
+__all__ = [
+    "ALLOW_HOSTS_ENV",
+    "LOCAL_HOSTS",
+    "HostCheck",
+    "allowed_hosts",
+    "check_streamlit",
+    "host_allowed",
+    "main",
+]
 
 ALLOW_HOSTS_ENV = "TURNOUT_UI_ALLOW_HOSTS"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -37,6 +46,18 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+def check_streamlit() -> None:
+    """Raise ``MissingExtraError`` unless Streamlit has ``st.App(...).run`` (Streamlit 1.59)."""
+    import streamlit as st
+
+    if not callable(getattr(getattr(st, "App", None), "run", None)):
+        raise MissingExtraError(
+            f"turnout ui serves the UI with st.App(...).run, which Streamlit "
+            f"{getattr(st, '__version__', '?')} does not have (it came with 1.59): "
+            'pip install -U "turnout[start]" (or pip install -U "streamlit>=1.59").'
+        )
 
 
 def allowed_hosts(bound: str, extra: Iterable[str] = ()) -> tuple[str, ...]:
@@ -124,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     import streamlit as st
     from starlette.middleware import Middleware
 
+    check_streamlit()
     args = _parser().parse_args(argv)
     allowed = allowed_hosts(args.host, args.allow_hosts)
     app = st.App(
