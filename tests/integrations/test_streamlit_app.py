@@ -592,6 +592,14 @@ def test_a_project_outside_the_tracking_directory_is_not_listed(
         assert not at.dataframe, project  # no application of the other directory is listed
         assert "hidden" not in str([m.value for m in at.markdown])
     assert TrackingIndex(root).projects() == []
+    tracker = LocalTracker("mine", root)
+    _ticker(tracker, "own").step()
+    tracker.close()
+    (root / "mine" / "stolen").symlink_to(outside / "secret" / "hidden", target_is_directory=True)
+    listing = TrackingIndex(root).listing("mine")
+    assert [a.app_id for a in listing.apps] == ["own"]
+    assert listing.unreadable == {"stolen": "its directory leads outside the tracking root"}
+    assert TrackingIndex(root).app("mine", "stolen") is None
 
 
 def test_an_unknown_filter_value_shows_all_and_says_so(

@@ -572,7 +572,9 @@ class TrackingIndex:
         directory = self._directory(project)
         summaries, unreadable = [], {}
         for path, _ in _app_logs(directory):
-            if not self._inside(path):
+            # The project directory was resolved inside the root: only a link can lead out.
+            linked = path.is_symlink() or path.parent.is_symlink()
+            if linked and not self._inside(path):
                 unreadable[path.parent.name] = "its directory leads outside the tracking root"
                 continue
             try:
@@ -604,8 +606,7 @@ class TrackingIndex:
 
     def _inside(self, path: Path) -> bool:
         root = self.root.resolve()
-        resolved = path.resolve()
-        return resolved == root or root in resolved.parents
+        return root in path.resolve().parents
 
     def _log(self, path: Path) -> AppLog:
         log = self._logs.get(path)
