@@ -25,6 +25,7 @@ from turnout.cli import main
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.streamlit import demo
 from turnout.integrations.streamlit.data import StateDiff, Step, TrackingIndex
+from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import (
     diff_html,
     fork_snippet,
@@ -599,7 +600,8 @@ def test_a_project_outside_the_tracking_directory_is_not_listed(
     listing = TrackingIndex(root).listing("mine")
     assert [a.app_id for a in listing.apps] == ["own"]
     assert listing.unreadable == {"stolen": "its directory leads outside the tracking root"}
-    assert TrackingIndex(root).app("mine", "stolen") is None
+    with pytest.raises(InvalidParameterError, match="outside the tracking directory"):
+        TrackingIndex(root).app("mine", "stolen")
 
 
 def test_an_unknown_filter_value_shows_all_and_says_so(

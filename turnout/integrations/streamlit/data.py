@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from turnout.integrations.streamlit.params import InvalidParameterError, check_name, shown
+from turnout.integrations.streamlit.params import InvalidParameterError, check_name
 
 __all__ = [
     "AppListing",
@@ -598,9 +598,9 @@ class TrackingIndex:
             path = path / check_name(app_id, "application")
         if not self._inside(path):
             raise InvalidParameterError(
-                f"{shown(str(path))} resolves to {shown(str(path.resolve()))}, outside the "
-                f"tracking directory {shown(str(self.root.resolve()))}: the UI shows only what "
-                "is under it (move or copy the project there)."
+                f"{str(path)!r} resolves to {str(path.resolve())!r}, outside the tracking "
+                f"directory {str(self.root.resolve())!r}: the UI shows only what is under it "
+                "(move or copy it there)."
             )
         return path
 
