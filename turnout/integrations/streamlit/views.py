@@ -291,7 +291,7 @@ def chat(
     """A chat over ``app``: the messages in ``state[history_key]`` (dicts with ``role`` and
     ``content``), then a chat input. A message runs ``app.stream_result(halt_after=
     [streaming_action], inputs={input_key: message})`` and streams the items' ``delta`` (or
-    ``text``/``content``/``token``) into an assistant message with ``st.write_stream``.
+    ``text``/``content``/``token``) into an assistant message as they arrive.
 
     The streaming action is expected to append the answer to ``state[history_key]`` (it then
     shows from the state on the next rerun). The turn is recorded in ``history(app)``.
@@ -321,11 +321,7 @@ def chat(
     )
     with st.chat_message("assistant"):
         tokens: Iterator[str] = (_item_text(item) for item in container)
-        if allow_remote_images:
-            written = st.write_stream(tokens)
-            streamed = written if isinstance(written, str) else ""
-        else:
-            streamed = _write_stream(tokens, shown)
+        streamed = _write_stream(tokens, shown)
         result, _state = container.get()
         answer = _answer(result, streamed)
         if not streamed:
