@@ -26,6 +26,7 @@ __all__ = ["APPS_PER_PAGE", "NO_PARTITION", "apps_page", "breadcrumb", "projects
 
 APPS_PER_PAGE = 50
 NO_PARTITION = "(none)"
+UNREADABLE_SHOWN = 10  # one warning each; past that, one for the rest
 
 
 def projects_page(index: TrackingIndex) -> None:
@@ -151,8 +152,11 @@ def apps_page(index: TrackingIndex, project: str) -> None:
 
 def _reading_problems(unreadable: dict[str, str], apps: list[AppSummary]) -> None:
     """A warning per unreadable application, and one for skipped malformed log lines."""
-    for app_id, reason in sorted(unreadable.items()):
+    problems = sorted(unreadable.items())
+    for app_id, reason in problems[:UNREADABLE_SHOWN]:
         st.warning(f"Application {plain(repr(app_id))} is unreadable: {plain(reason)}")
+    if len(problems) > UNREADABLE_SHOWN:
+        st.warning(f"{len(problems) - UNREADABLE_SHOWN} more applications are unreadable.")
     damaged = {a.app_id: n for a in apps if (n := int(getattr(a, "bad_lines", 0) or 0)) > 0}
     if damaged:
         listed = ", ".join(f"{app_id} ({n})" for app_id, n in sorted(damaged.items()))
