@@ -586,7 +586,8 @@ class TrackingIndex:
         return AppListing(apps=summaries, unreadable=unreadable)
 
     def app(self, project: str, app_id: str) -> AppLog | None:
-        """The refreshed log of one app; ``None`` if it has none."""
+        """The refreshed log of one app; ``None`` if it has none. An id that is not a tracked
+        name, or a directory leading out of the root, raises ``InvalidParameterError``."""
         path = self._directory(project, app_id) / LOG_NAME
         if not path.is_file() or not self._inside(path):
             return None
