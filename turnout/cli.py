@@ -1,10 +1,12 @@
 """The ``turnout`` command.
 
-``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo]`` opens the tracking UI
-over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory with no tracked
-application it first runs the demo applications into a ``demo`` project (``--no-demo`` skips
-that). The UI binds 127.0.0.1 unless ``--host`` says otherwise; it has no authentication, so
-expose it to a network only behind something that has.
+``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]``
+opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory
+with no tracked application it first runs the demo applications into a ``demo`` project
+(``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
+only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
+(or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It
+has no authentication, so expose it to a network only behind something that has.
 
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
@@ -49,6 +51,16 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="tracking directory (default $TURNOUT_HOME or ~/.turnout)",
+    )
+    ui.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        dest="allow_hosts",
+        metavar="NAME",
+        help="also answer requests for this Host name, e.g. the name a reverse proxy serves "
+        "the UI under (repeatable; '*' allows any; also $TURNOUT_UI_ALLOW_HOSTS, "
+        "comma-separated). By default only 127.0.0.1, localhost, ::1 and the bound address",
     )
     ui.add_argument(
         "--no-demo",
@@ -186,27 +198,29 @@ def test_case_command(
     return case
 
 
-def ui_command(storage_dir: Path, *, port: int, host: str, demo: bool) -> list[str]:
-    """Prepare ``storage_dir`` (demo data if empty) and return the Streamlit command to run;
-    raises ``MissingExtraError`` without Streamlit."""
+def ui_command(
+    storage_dir: Path, *, port: int, host: str, demo: bool, allow_hosts: Sequence[str] = ()
+) -> list[str]:
+    """Prepare ``storage_dir`` (demo data if empty) and return the command that serves the UI
+    (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
+    ``allow_hosts`` are added to the Host names served (see ``--allow-host``)."""
     from turnout.integrations.streamlit import demo as demo_module
+    from turnout.integrations.streamlit.serve import check_streamlit
 
+    check_streamlit()
     storage_dir.mkdir(parents=True, exist_ok=True)
     if demo and demo_module.is_empty(storage_dir):
         print(f"turnout: no tracked applications in {storage_dir}; running the demo apps…")
         demo_module.generate(storage_dir)
-    script = Path(demo_module.__file__).with_name("app.py")
-    return [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.port", str(port),
-        "--server.address", host,
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-        # A served UI never edits its own script: skip the file watcher's start-up scan.
-        "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "minimal",
-        "--", "--dir", str(storage_dir),
+    from_env = os.environ.get("TURNOUT_UI_ALLOW_HOSTS", "").split(",")
+    command = [
+        sys.executable, "-m", "turnout.integrations.streamlit.serve",
+        "--port", str(port), "--host", host, "--dir", str(storage_dir),
     ]  # fmt: skip
+    for name in [*allow_hosts, *from_env]:
+        if name.strip():
+            command += ["--allow-host", name.strip()]
+    return command
 
 
 _TEST_TEMPLATE = """\
@@ -241,7 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.command is None else 2
     storage_dir = tracking_home(args.dir).resolve()
     try:
-        command = ui_command(storage_dir, port=args.port, host=args.host, demo=not args.no_demo)
+        command = ui_command(
+            storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
+            allow_hosts=args.allow_hosts,
+        )  # fmt: skip
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1

@@ -25,6 +25,7 @@ from turnout import (
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.streamlit import data
 from turnout.integrations.streamlit.data import TrackingIndex, diff_states
+from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import graph_dot
 
 
@@ -389,13 +390,17 @@ def test_a_failed_step_keeps_its_traceback_summary(tmp_path: Path, tracker: Loca
     assert "Traceback" in (failed.error or "")
 
 
-def test_unknown_or_unsafe_app_ids_give_none(tmp_path: Path, tracker: LocalTracker) -> None:
+def test_unknown_app_ids_give_none_and_unsafe_ones_are_refused(
+    tmp_path: Path, tracker: LocalTracker
+) -> None:
     _grower(tracker, "x", 1).run(halt_after=["tidy"])
     index = TrackingIndex(tmp_path)
     assert index.app("proj", "nope") is None
-    assert index.app("proj", "../proj/x") is None
-    assert index.app("..", "x") is None
     assert index.apps("no-such-project") == []
+    with pytest.raises(InvalidParameterError, match=r"application '\.\./proj/x' is not a"):
+        index.app("proj", "../proj/x")
+    with pytest.raises(InvalidParameterError, match=r"project '\.\.' is not a tracked project"):
+        index.app("..", "x")
 
 
 @action(reads=["n"], writes=["n"])

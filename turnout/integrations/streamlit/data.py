@@ -25,7 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from turnout.integrations.streamlit.params import InvalidParameterError, check_name
+
 __all__ = [
+    "AppListing",
     "AppLog",
     "AppSummary",
     "ChildLink",
@@ -523,8 +526,22 @@ def step_token_totals(step: Step) -> dict[str, float]:
     return totals
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class AppListing:
+    """The applications of a project: those read (most recently active first) and, by app id,
+    why each of the others could not be read."""
+
+    apps: list[AppSummary]
+    unreadable: dict[str, str]
+
+
 class TrackingIndex:
-    """Projects and apps under a storage directory, with the logs read so far kept open."""
+    """Projects and apps under a storage directory, with the logs read so far kept open.
+
+    Project and application ids are checked by the tracker's naming rule and their resolved
+    directories must lie inside the root (no ``..``, no absolute path, no symlink out): a bad
+    id raises ``InvalidParameterError``.
+    """
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -534,6 +551,8 @@ class TrackingIndex:
         """Every project directory holding at least one app log, most recently active first."""
         out = []
         for project in _subdirs(self.root):
+            if not self._inside(project):
+                continue
             mtimes = [m for _, m in _app_logs(project)]
             if mtimes:
                 out.append(
@@ -544,18 +563,51 @@ class TrackingIndex:
         return sorted(out, key=lambda p: -(p.last_activity or 0))
 
     def apps(self, project: str) -> list[AppSummary]:
-        """The apps of ``project``, most recently active first (logs refreshed incrementally)."""
-        summaries = [self._log(path).summary(project) for path, _ in _app_logs(self.root / project)]
-        return sorted(summaries, key=lambda a: -(a.last_time or 0))
+        """The readable apps of ``project``, most recently active first (see ``listing``)."""
+        return self.listing(project).apps
+
+    def listing(self, project: str) -> AppListing:
+        """The apps of ``project`` (logs refreshed incrementally); one app whose log cannot be
+        read is reported in ``unreadable`` with the reason, and the others are still listed."""
+        directory = self._directory(project)
+        summaries, unreadable = [], {}
+        for path, _ in _app_logs(directory):
+            # The project directory was resolved inside the root: only a link can lead out.
+            linked = path.is_symlink() or path.parent.is_symlink()
+            if linked and not self._inside(path):
+                unreadable[path.parent.name] = "its directory leads outside the tracking root"
+                continue
+            try:
+                summaries.append(self._log(path).summary(project))
+            # The list page shows every other app whatever one log holds; the reason is shown.
+            except Exception as error:
+                unreadable[path.parent.name] = f"{type(error).__name__}: {error}"
+        summaries.sort(key=lambda a: -(a.last_time or 0))
+        return AppListing(apps=summaries, unreadable=unreadable)
 
     def app(self, project: str, app_id: str) -> AppLog | None:
-        """The refreshed log of one app; ``None`` if it has none."""
-        if "/" in project or "/" in app_id or ".." in (project, app_id):
-            return None
-        path = self.root / project / app_id / LOG_NAME
-        if not path.is_file():
+        """The refreshed log of one app; ``None`` if it has none. An id that is not a tracked
+        name, or a directory leading out of the root, raises ``InvalidParameterError``."""
+        path = self._directory(project, app_id) / LOG_NAME
+        if not path.is_file() or not self._inside(path):
             return None
         return self._log(path)
+
+    def _directory(self, project: str, app_id: str | None = None) -> Path:
+        path = self.root / check_name(project, "project")
+        if app_id is not None:
+            path = path / check_name(app_id, "application")
+        if not self._inside(path):
+            raise InvalidParameterError(
+                f"{str(path)!r} resolves to {str(path.resolve())!r}, outside the tracking "
+                f"directory {str(self.root.resolve())!r}: the UI shows only what is under it "
+                "(move or copy it there)."
+            )
+        return path
+
+    def _inside(self, path: Path) -> bool:
+        root = self.root.resolve()
+        return root in path.resolve().parents
 
     def _log(self, path: Path) -> AppLog:
         log = self._logs.get(path)
