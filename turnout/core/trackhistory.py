@@ -146,12 +146,7 @@ class History:
             PersistenceError: the log is damaged between the nearest snapshot and the step, or
                 it is in a newer format.
         """
-        if self.version is not None and self.version > READS_UP_TO:
-            raise PersistenceError(
-                f"the tracking log of app {self.app_id!r} ({self.path}) is in format version "
-                f"{self.version}; this turnout reads versions up to {READS_UP_TO}. Upgrade "
-                f"turnout (pip install -U turnout) to load it."
-            )
+        self._check_version()
         if seq is None:
             last = self.last_seq()
             done = last if last is not None else (self._next - 1 if self._next is not None else -1)
@@ -189,6 +184,27 @@ class History:
             return self._raise(seq, None)
         ends.reverse()
         return Chain(app=self.app, start=start, ends=tuple(ends), target=self._entries[index].end)
+
+    def before(self, seq: int) -> tuple[dict[str, Any], tuple[EndRecord, ...]]:
+        """The stored state step ``seq`` of the current run started from, as a start state and
+        the finished steps to apply to it (the step's own resume base aside, which the caller
+        holds). Raises ``PersistenceError`` as ``chain`` does, and when the run's starting
+        state was lost with its app line."""
+        self._check_version()
+        previous = self.chain(seq - 1) if seq > 0 else None
+        if previous is not None:
+            return previous.start, previous.ends
+        if self._origin is None:
+            self._raise(seq, None)
+        return self._origin, ()
+
+    def _check_version(self) -> None:
+        if self.version is not None and self.version > READS_UP_TO:
+            raise PersistenceError(
+                f"the tracking log of app {self.app_id!r} ({self.path}) is in format version "
+                f"{self.version}; this turnout reads versions up to {READS_UP_TO}. Upgrade "
+                f"turnout (pip install -U turnout) to load it."
+            )
 
     def _last_whole(self, before: int) -> int | None:
         """The last step before ``before`` whose chain is whole."""
