@@ -84,6 +84,7 @@ class History:
         self._next: int | None = None  # the sequence id the next finished step must have
         self._base: dict[str, Any] | None = None  # pending state from a resume's app line
         self._begun = -1  # the highest sequence id begun in this run
+        self._app_seen = False  # an app line came after the last finished step
 
     def add(self, record: Record) -> None:
         """Take the next record of the log."""
@@ -107,6 +108,7 @@ class History:
             self._base = record.state
         self._next = 0 if start is None else start + 1
         self._begun = -1 if start is None else start
+        self._app_seen = True
 
     def _truncate(self, first_dropped: int) -> None:
         """Forget steps from ``first_dropped`` on: a later timeline replaces them."""
@@ -121,7 +123,8 @@ class History:
     def _finished(self, end: EndRecord) -> None:
         if self._entries and self._entries[-1].end == end:
             return  # the same line twice: nothing new
-        gap, lost = None, self._next is None
+        # A run's first step without its app line: the state that line gave is unknown.
+        gap, lost = None, self._next is None or (end.run_start and not self._app_seen)
         if self._next is not None and end.seq > self._next:
             gap = (self._next, end.seq - 1)
         elif self._next is not None and end.seq < self._next:
@@ -129,7 +132,7 @@ class History:
             self._truncate(end.seq)
         self._entries.append(_Entry(end=end, base=self._base, gap=gap, lost_start=lost))
         self._where[end.seq] = len(self._entries) - 1
-        self._base, self._next = None, end.seq + 1
+        self._base, self._next, self._app_seen = None, end.seq + 1, False
         self._begun = max(self._begun, end.seq)
 
     # -- questions -------------------------------------------------------------------------------

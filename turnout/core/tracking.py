@@ -233,6 +233,7 @@ class LocalTracker:
         self._lock = threading.Lock()
         self._broken: set[str] = set()
         self._encoder = _SafeEncoder(self.serde)
+        self._run_starts: set[str] = set()  # apps whose next finished step follows an app line
         self._begins: dict[tuple[str, int], float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -322,6 +323,7 @@ class LocalTracker:
         spawning_parent_pointer: ParentPointer | None = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
         now = time.time()
+        self._run_starts.add(app_id)
         self._write(
             app_id,
             AppRecord(
@@ -374,9 +376,13 @@ class LocalTracker:
             status = "failed"
         else:
             status = "cancelled"
-        snapshot = None
-        if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
-            snapshot = self._encoder.state(app_id, state)
+        snapshot, run_start = None, False
+        if status in ("completed", "failed"):
+            if sequence_id % self.snapshot_every == 0:
+                snapshot = self._encoder.state(app_id, state)
+            if app_id in self._run_starts:
+                self._run_starts.discard(app_id)
+                run_start = True
         encode = self._encoder.value
         self._write(
             app_id,
@@ -389,7 +395,7 @@ class LocalTracker:
                     (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
                     for op, key, v in changes
                 ),
-                snapshot=snapshot,
+                snapshot=snapshot, run_start=run_start,
             ),
         )  # fmt: skip
 

@@ -182,7 +182,9 @@ class BeginRecord:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EndRecord:
     """An attempt of step ``seq`` ended. ``changes`` are ``(op, key, stored value)``;
-    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps)."""
+    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps); ``run_start``
+    marks the first finished step after an ``app`` line, so a reader knows that line belongs
+    before it even when the line itself was lost."""
 
     KIND: ClassVar[str] = "end"
     _OPS: ClassVar[frozenset[str]] = frozenset({"set", "append", "extend", "increment", "delete"})
@@ -195,6 +197,7 @@ class EndRecord:
     error: str | None = None
     changes: tuple[tuple[str, str, Any], ...] = ()
     snapshot: dict[str, Any] | None = None
+    run_start: bool = False
 
     @property
     def finished(self) -> bool:
@@ -209,6 +212,8 @@ class EndRecord:
         }  # fmt: skip
         if self.snapshot is not None:
             out["snapshot"] = self.snapshot
+        if self.run_start:
+            out["run_start"] = True
         return out
 
     @classmethod
@@ -231,6 +236,7 @@ class EndRecord:
             error=_get(data, "error", _STR, optional=True),
             changes=tuple(changes),
             snapshot=_get(data, "snapshot", _DICT, optional=True),
+            run_start=_get(data, "run_start", (bool,), optional=True) or False,
         )
 
 
