@@ -63,6 +63,7 @@ class _Entry:
     base: dict[str, Any] | None  # the state before this step, from a resume's app line
     gap: tuple[int, int] | None  # sequence ids (first, last) missing just before this step
     lost_start: bool  # the line that started this run (an app line) is missing
+    misplaced: bool = False  # the count went back with no app line: this line is suspect
 
 
 class History:
@@ -79,6 +80,7 @@ class History:
         self.version: int | None = None
         self.app: AppRecord | None = None
         self._origin: dict[str, Any] | None = None  # the state before the run's first step
+        self._origin_next = 0  # the sequence id of the run's first step
         self._entries: list[_Entry] = []
         self._where: dict[int, int] = {}  # sequence id -> index in _entries
         self._next: int | None = None  # the sequence id the next finished step must have
@@ -100,12 +102,15 @@ class History:
 
     def _app(self, record: AppRecord) -> None:
         start = record.sequence_id
-        if self.app is None or start is None:  # the first run, or the app id reused afresh
+        if start is None or (self.app is None and not self._entries):
+            # The first run (new, or resumed into a new log), or the app id reused afresh.
             self.app, self._origin, self._base = record, record.state, None
             self._entries, self._where = [], {}
+            self._origin_next = 0 if start is None else start + 1
         else:  # a resume: the run goes on from step `start`, from this line's state
             self._truncate(start + 1)
             self._base = record.state
+            self.app = self.app or record
         self._next = 0 if start is None else start + 1
         self._begun = -1 if start is None else start
         self._app_seen = True
@@ -125,12 +130,16 @@ class History:
             return  # the same line twice: nothing new
         # A run's first step without its app line: the state that line gave is unknown.
         gap, lost = None, self._next is None or (end.run_start and not self._app_seen)
+        misplaced = False
         if self._next is not None and end.seq > self._next:
             gap = (self._next, end.seq - 1)
         elif self._next is not None and end.seq < self._next:
-            lost = True  # the count went back with no app line: the line that did it is lost
+            # The count went back with no app line: that line was lost, or this one is out
+            # of place (even its snapshot cannot be trusted).
+            misplaced = True
             self._truncate(end.seq)
-        self._entries.append(_Entry(end=end, base=self._base, gap=gap, lost_start=lost))
+        entry = _Entry(end=end, base=self._base, gap=gap, lost_start=lost, misplaced=misplaced)
+        self._entries.append(entry)
         self._where[end.seq] = len(self._entries) - 1
         self._base, self._next, self._app_seen = None, end.seq + 1, False
         self._begun = max(self._begun, end.seq)
@@ -170,6 +179,8 @@ class History:
         start: dict[str, Any] | None = None
         for i in range(index, -1, -1):
             entry = self._entries[i]
+            if entry.misplaced:
+                self._raise(seq, None, misplaced=entry.end.seq)
             if entry.end.snapshot is not None:
                 start = entry.end.snapshot
                 break
@@ -199,6 +210,8 @@ class History:
             return previous.start, previous.ends
         if self._origin is None:
             self._raise(seq, None)
+        if seq != self._origin_next:  # step seq - 1 is neither in the log nor before its start
+            self._raise(seq, (seq - 1, seq - 1))
         return self._origin, ()
 
     def _check_version(self) -> None:
@@ -217,15 +230,24 @@ class History:
             if entry.end.seq >= before:
                 break
             linked = ok or entry.base is not None
-            ok = entry.end.snapshot is not None or (
-                linked and entry.gap is None and not entry.lost_start
+            ok = not entry.misplaced and (
+                entry.end.snapshot is not None
+                or (linked and entry.gap is None and not entry.lost_start)
             )
             if ok:
                 whole = entry.end.seq
         return whole
 
-    def _raise(self, seq: int, missing: tuple[int, int] | None) -> NoReturn:
-        if missing is None:
+    def _raise(
+        self, seq: int, missing: tuple[int, int] | None, *, misplaced: int | None = None
+    ) -> NoReturn:
+        if misplaced is not None:
+            what = (
+                f"its sequence ids go back to {misplaced} with no app line: that line is "
+                f"missing, or a line is out of place"
+            )
+            first_bad = misplaced
+        elif missing is None:
             what = "the app line that starts its run is missing or unreadable"
             first_bad = seq
         else:

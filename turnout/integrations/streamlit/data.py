@@ -212,10 +212,12 @@ class AppLog:
         self.children: list[ChildLink] = []
         self._child_ids: set[str] = set()
         self._order: list[int] = []
+        self._highest = -1  # the highest sequence id in steps
         # State after a step, keyed by its sequence id, with the end record it was built for:
         # a later timeline's end for the same id never reuses it.
         self._states: OrderedDict[int, tuple[EndRecord, dict[str, Any]]] = OrderedDict()
-        self._pending_base: dict[str, Any] | None = None
+        # (k, state) from a resume's app line: the state step k + 1 starts from.
+        self._pending_base: tuple[int, dict[str, Any]] | None = None
         # Answers over every step (summary, token totals), kept until new records arrive: a
         # page rerun that reads nothing new does not walk 5,000 steps again.
         self._memo: dict[Any, tuple[int, Any]] = {}
@@ -290,7 +292,7 @@ class AppLog:
             )
 
     def _app(self, raw: dict[str, Any], record: AppRecord) -> None:
-        if self.app is None:
+        if self.app is None and (record.sequence_id is None or not self.steps):
             self.app = raw
         elif record.sequence_id is None:
             # The app id was reused for a fresh run: it replaces the earlier run's steps
@@ -302,15 +304,33 @@ class AppLog:
         else:
             # The app was resumed (or forked onto itself) in a new process: its next step
             # starts from the state this line gives, overrides included.
-            self._pending_base = record.state
+            self._pending_base = (record.sequence_id, record.state)
+            self.app = self.app or raw
+            self._drop_after(record.sequence_id)
+
+    def _drop_after(self, seq: int) -> None:
+        """Forget the steps after ``seq``: a resume from an earlier step replaces them (its app
+        line says so, or, when that line was lost, a finished step with a lower id does)."""
+        later = [s for s in self._order if s > seq]
+        for stale in later:
+            del self.steps[stale]
+        if later:
+            self._order = [s for s in self._order if s <= seq]
+        self._highest = min(self._highest, seq)
+
+    def _take_base(self, seq: int) -> dict[str, Any] | None:
+        """The pending resume state if step ``seq`` is the one it starts (damage aside)."""
+        pending, self._pending_base = self._pending_base, None
+        return pending[1] if pending is not None and pending[0] + 1 == seq else None
 
     def _begin(self, record: BeginRecord) -> None:
         step = self.steps.get(record.seq)
         if step is None:
             step = Step(seq=record.seq, action=record.action, start=record.time)
-            step.base, self._pending_base = self._pending_base, None
+            step.base = self._take_base(record.seq)
             self.steps[record.seq] = step
             self._order.append(record.seq)
+            self._highest = max(self._highest, record.seq)
         else:  # a retry: the step spans every attempt
             step.status = "running"
         step.attempts = record.attempt
@@ -320,8 +340,10 @@ class AppLog:
         step = self.steps.get(record.seq)
         if step is None:  # a begin line lost to damage: keep what the end says
             step = Step(seq=record.seq, action=record.action, start=record.time)
+            step.base = self._take_base(record.seq)
             self.steps[record.seq] = step
             self._order.append(record.seq)
+            self._highest = max(self._highest, record.seq)
         step.end = record.time
         step.status = record.status
         step.attempts = record.attempt
@@ -332,6 +354,8 @@ class AppLog:
         if step.status in _FINAL:
             step.changes = [list(change) for change in record.changes]
             step.snapshot = record.snapshot
+        if record.finished and self._highest > record.seq:
+            self._drop_after(record.seq)
 
     def _span(self, record: SpanStartRecord | SpanEndRecord) -> None:
         step = self.steps.get(record.seq)
