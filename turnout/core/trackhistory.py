@@ -86,7 +86,9 @@ class History:
         self._next: int | None = None  # the sequence id the next finished step must have
         self._base: dict[str, Any] | None = None  # pending state from a resume's app line
         self._begun = -1  # the highest sequence id begun in this run
-        self._app_seen = False  # an app line came after the last finished step
+        self._run: str | None = None  # the run id of the current run's app line
+        self._foreign: set[int] = set()  # steps whose end names another run (out of place)
+        self._foreign_last = False  # such an end came after the last finished step
 
     def add(self, record: Record) -> None:
         """Take the next record of the log."""
@@ -113,7 +115,7 @@ class History:
             self.app = self.app or record
         self._next = 0 if start is None else start + 1
         self._begun = -1 if start is None else start
-        self._app_seen = True
+        self._run, self._foreign, self._foreign_last = record.run, set(), False
 
     def _truncate(self, first_dropped: int) -> None:
         """Forget steps from ``first_dropped`` on: a later timeline replaces them."""
@@ -128,8 +130,13 @@ class History:
     def _finished(self, end: EndRecord) -> None:
         if self._entries and self._entries[-1].end == end:
             return  # the same line twice: nothing new
-        # A run's first step without its app line: the state that line gave is unknown.
-        gap, lost = None, self._next is None or (end.run_start and not self._app_seen)
+        if self._run is not None and end.run is not None and end.run != self._run:
+            # An end of another run: its app line was lost, or this line is out of place.
+            # Neither it nor a chain through its sequence id can be trusted.
+            self._foreign.add(end.seq)
+            self._foreign_last = True
+            return
+        gap, lost = None, self._next is None
         misplaced = False
         if self._next is not None and end.seq > self._next:
             gap = (self._next, end.seq - 1)
@@ -141,7 +148,9 @@ class History:
         entry = _Entry(end=end, base=self._base, gap=gap, lost_start=lost, misplaced=misplaced)
         self._entries.append(entry)
         self._where[end.seq] = len(self._entries) - 1
-        self._base, self._next, self._app_seen = None, end.seq + 1, False
+        self._base, self._next, self._foreign_last = None, end.seq + 1, False
+        if self._run is None:
+            self._run = end.run  # no app line read: the run's ends must still agree
         self._begun = max(self._begun, end.seq)
 
     # -- questions -------------------------------------------------------------------------------
@@ -160,6 +169,8 @@ class History:
         """
         self._check_version()
         if seq is None:
+            if self._foreign_last:
+                self._raise(self._next or 0, None, misplaced=max(self._foreign))
             last = self.last_seq()
             done = last if last is not None else (self._next - 1 if self._next is not None else -1)
             if self._begun > done + 1:  # later steps began, so these ones ended: lines lost
@@ -168,6 +179,8 @@ class History:
                 return None
             seq = last
         index = self._where.get(seq)
+        if seq in self._foreign:
+            self._raise(seq, None, misplaced=seq)
         if index is None:
             for entry in self._entries:
                 if entry.gap is not None and entry.gap[0] <= seq <= entry.gap[1]:
@@ -179,7 +192,7 @@ class History:
         start: dict[str, Any] | None = None
         for i in range(index, -1, -1):
             entry = self._entries[i]
-            if entry.misplaced:
+            if entry.misplaced or entry.end.seq in self._foreign:
                 self._raise(seq, None, misplaced=entry.end.seq)
             if entry.end.snapshot is not None:
                 start = entry.end.snapshot
@@ -230,9 +243,13 @@ class History:
             if entry.end.seq >= before:
                 break
             linked = ok or entry.base is not None
-            ok = not entry.misplaced and (
-                entry.end.snapshot is not None
-                or (linked and entry.gap is None and not entry.lost_start)
+            ok = (
+                not entry.misplaced
+                and entry.end.seq not in self._foreign
+                and (
+                    entry.end.snapshot is not None
+                    or (linked and entry.gap is None and not entry.lost_start)
+                )
             )
             if ok:
                 whole = entry.end.seq
@@ -243,8 +260,8 @@ class History:
     ) -> NoReturn:
         if misplaced is not None:
             what = (
-                f"its sequence ids go back to {misplaced} with no app line: that line is "
-                f"missing, or a line is out of place"
+                f"the end line of sequence id {misplaced} does not follow from the lines "
+                f"before it: an app line is missing, or a line is out of place"
             )
             first_bad = misplaced
         elif missing is None:

@@ -233,7 +233,7 @@ class LocalTracker:
         self._lock = threading.Lock()
         self._broken: set[str] = set()
         self._encoder = _SafeEncoder(self.serde)
-        self._run_starts: set[str] = set()  # apps whose next finished step follows an app line
+        self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
         self._begins: dict[tuple[str, int], float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -323,14 +323,14 @@ class LocalTracker:
         spawning_parent_pointer: ParentPointer | None = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
         now = time.time()
-        self._run_starts.add(app_id)
+        run = self._runs[app_id] = os.urandom(4).hex()
         self._write(
             app_id,
             AppRecord(
                 app_id=app_id, partition_key=partition_key, time=now, sequence_id=sequence_id,
                 state=self._encoder.state(app_id, state),
                 graph=_graph_record(application_graph), parent=_pointer(parent_pointer),
-                spawning_parent=_pointer(spawning_parent_pointer), tags=self.tags,
+                spawning_parent=_pointer(spawning_parent_pointer), tags=self.tags, run=run,
             ),
         )  # fmt: skip
         for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):
@@ -376,13 +376,9 @@ class LocalTracker:
             status = "failed"
         else:
             status = "cancelled"
-        snapshot, run_start = None, False
-        if status in ("completed", "failed"):
-            if sequence_id % self.snapshot_every == 0:
-                snapshot = self._encoder.state(app_id, state)
-            if app_id in self._run_starts:
-                self._run_starts.discard(app_id)
-                run_start = True
+        snapshot = None
+        if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
+            snapshot = self._encoder.state(app_id, state)
         encode = self._encoder.value
         self._write(
             app_id,
@@ -395,7 +391,7 @@ class LocalTracker:
                     (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
                     for op, key, v in changes
                 ),
-                snapshot=snapshot, run_start=run_start,
+                snapshot=snapshot, run=self._runs.get(app_id),
             ),
         )  # fmt: skip
 

@@ -104,7 +104,8 @@ class FormatRecord:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AppRecord:
     """An application was built: its identity, graph and the (stored) state it starts from;
-    ``sequence_id`` is the last step already done (``None`` for a new application)."""
+    ``sequence_id`` is the last step already done (``None`` for a new application); ``run``
+    identifies this build, and the ``end`` lines that follow it name it."""
 
     KIND: ClassVar[str] = "app"
     app_id: str
@@ -116,6 +117,7 @@ class AppRecord:
     parent: dict[str, Any] | None = None
     spawning_parent: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    run: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -125,6 +127,8 @@ class AppRecord:
         }  # fmt: skip
         if self.tags:
             out["tags"] = self.tags
+        if self.run is not None:
+            out["run"] = self.run
         return out
 
     @classmethod
@@ -140,6 +144,7 @@ class AppRecord:
             parent=_pointer(data, "parent"),
             spawning_parent=_pointer(data, "spawning_parent"),
             tags={str(k): str(v) for k, v in tags.items()},
+            run=_get(data, "run", _STR, optional=True),
         )
 
 
@@ -182,9 +187,9 @@ class BeginRecord:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EndRecord:
     """An attempt of step ``seq`` ended. ``changes`` are ``(op, key, stored value)``;
-    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps); ``run_start``
-    marks the first finished step after an ``app`` line, so a reader knows that line belongs
-    before it even when the line itself was lost."""
+    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps); ``run`` is the
+    id of the ``app`` line it follows, so a reader knows which run an end belongs to even when
+    that line was lost or this one is out of place."""
 
     KIND: ClassVar[str] = "end"
     _OPS: ClassVar[frozenset[str]] = frozenset({"set", "append", "extend", "increment", "delete"})
@@ -197,7 +202,7 @@ class EndRecord:
     error: str | None = None
     changes: tuple[tuple[str, str, Any], ...] = ()
     snapshot: dict[str, Any] | None = None
-    run_start: bool = False
+    run: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -212,8 +217,8 @@ class EndRecord:
         }  # fmt: skip
         if self.snapshot is not None:
             out["snapshot"] = self.snapshot
-        if self.run_start:
-            out["run_start"] = True
+        if self.run is not None:
+            out["run"] = self.run
         return out
 
     @classmethod
@@ -236,7 +241,7 @@ class EndRecord:
             error=_get(data, "error", _STR, optional=True),
             changes=tuple(changes),
             snapshot=_get(data, "snapshot", _DICT, optional=True),
-            run_start=_get(data, "run_start", (bool,), optional=True) or False,
+            run=_get(data, "run", _STR, optional=True),
         )
 
 
