@@ -24,25 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from turnout.core import tracklog as tl
 from turnout.core.trackhistory import History
-from turnout.core.tracklog import (
-    READS_UP_TO,
-    AppRecord,
-    AttrRecord,
-    BeginRecord,
-    ChildRecord,
-    EndRecord,
-    LogChunk,
-    Record,
-    SpanEndRecord,
-    SpanStartRecord,
-    StreamEndRecord,
-    StreamFirstRecord,
-    StreamStartRecord,
-    app_dir_name,
-    apply_stored_changes,
-    read_records,
-)
 
 __all__ = [
     "AppLog",
@@ -173,13 +156,13 @@ def diff_states(before: dict[str, Any], after: dict[str, Any]) -> StateDiff:
     )
 
 
-_apply = apply_stored_changes  # the replay on stored values (a module name: tests count calls)
+_apply = tl.apply_stored_changes  # the replay on stored values (a module name: tests count calls)
 
 
-def _read_lines(path: Path, offset: int, version: int | None = None) -> LogChunk:
+def _read_lines(path: Path, offset: int, version: int | None = None) -> tl.LogChunk:
     """The records after byte ``offset``, the offset after the last complete line and the
     number of malformed lines skipped (``turnout.core.tracklog.read_records``)."""
-    return read_records(path, offset, version=version)
+    return tl.read_records(path, offset, version=version)
 
 
 class AppLog:
@@ -215,7 +198,7 @@ class AppLog:
         self._highest = -1  # the highest sequence id in steps
         # State after a step, keyed by its sequence id, with the end record it was built for:
         # a later timeline's end for the same id never reuses it.
-        self._states: OrderedDict[int, tuple[EndRecord, dict[str, Any]]] = OrderedDict()
+        self._states: OrderedDict[int, tuple[tl.EndRecord, dict[str, Any]]] = OrderedDict()
         # (k, state) from a resume's app line: the state step k + 1 starts from.
         self._pending_base: tuple[int, dict[str, Any]] | None = None
         # Answers over every step (summary, token totals), kept until new records arrive: a
@@ -225,7 +208,7 @@ class AppLog:
     @property
     def newer_format(self) -> bool:
         """The log was written by a newer turnout: steps are listed, states are not rebuilt."""
-        return self.format_version is not None and self.format_version > READS_UP_TO
+        return self.format_version is not None and self.format_version > tl.READS_UP_TO
 
     def _memoized(self, key: Any, compute: Callable[[], Any]) -> Any:
         with self._lock:
@@ -261,24 +244,24 @@ class AppLog:
         self.records_read += len(chunk.records)
         return len(chunk.records)
 
-    def _add(self, raw: dict[str, Any], record: Record) -> None:
-        if isinstance(record, AppRecord):
+    def _add(self, raw: dict[str, Any], record: tl.Record) -> None:
+        if isinstance(record, tl.AppRecord):
             self._app(raw, record)
-        elif isinstance(record, BeginRecord):
+        elif isinstance(record, tl.BeginRecord):
             self._begin(record)
-        elif isinstance(record, EndRecord):
+        elif isinstance(record, tl.EndRecord):
             self._end(record)
-        elif isinstance(record, SpanStartRecord | SpanEndRecord):
+        elif isinstance(record, tl.SpanStartRecord | tl.SpanEndRecord):
             self._span(record)
-        elif isinstance(record, AttrRecord):
+        elif isinstance(record, tl.AttrRecord):
             self._attr(record)
-        elif isinstance(record, StreamStartRecord | StreamFirstRecord | StreamEndRecord):
+        elif isinstance(record, tl.StreamStartRecord | tl.StreamFirstRecord | tl.StreamEndRecord):
             step = self.steps.get(record.seq)
             if step is not None:
                 setattr(step, record.KIND, record.time)
-                if isinstance(record, StreamEndRecord):
+                if isinstance(record, tl.StreamEndRecord):
                     step.stream_items = record.items
-        elif isinstance(record, ChildRecord):
+        elif isinstance(record, tl.ChildRecord):
             if record.child_app_id in self._child_ids:
                 return  # a resumed child writes its spawn line again
             self._child_ids.add(record.child_app_id)
@@ -291,7 +274,7 @@ class AppLog:
                 )
             )
 
-    def _app(self, raw: dict[str, Any], record: AppRecord) -> None:
+    def _app(self, raw: dict[str, Any], record: tl.AppRecord) -> None:
         if self.app is None and (record.sequence_id is None or not self.steps):
             self.app = raw
         elif record.sequence_id is None:
@@ -323,7 +306,7 @@ class AppLog:
         pending, self._pending_base = self._pending_base, None
         return pending[1] if pending is not None and pending[0] + 1 == seq else None
 
-    def _begin(self, record: BeginRecord) -> None:
+    def _begin(self, record: tl.BeginRecord) -> None:
         step = self.steps.get(record.seq)
         if step is None:
             step = Step(seq=record.seq, action=record.action, start=record.time)
@@ -336,7 +319,7 @@ class AppLog:
         step.attempts = record.attempt
         step.inputs = record.inputs
 
-    def _end(self, record: EndRecord) -> None:
+    def _end(self, record: tl.EndRecord) -> None:
         step = self.steps.get(record.seq)
         if step is None:  # a begin line lost to damage: keep what the end says
             step = Step(seq=record.seq, action=record.action, start=record.time)
@@ -357,11 +340,11 @@ class AppLog:
         if record.finished and self._highest > record.seq:
             self._drop_after(record.seq)
 
-    def _span(self, record: SpanStartRecord | SpanEndRecord) -> None:
+    def _span(self, record: tl.SpanStartRecord | tl.SpanEndRecord) -> None:
         step = self.steps.get(record.seq)
         if step is None:
             return
-        if isinstance(record, SpanStartRecord):
+        if isinstance(record, tl.SpanStartRecord):
             step.spans[record.span] = Span(
                 span_id=record.span, parent=record.parent, name=record.name, start=record.time
             )
@@ -371,7 +354,7 @@ class AppLog:
             span.end = record.time
             span.error = record.error
 
-    def _attr(self, record: AttrRecord) -> None:
+    def _attr(self, record: tl.AttrRecord) -> None:
         step = self.steps.get(record.seq)
         if step is None:
             return
@@ -501,7 +484,7 @@ class AppLog:
         start, ends = self._history.before(seq)
         return self._replay(start, ends)
 
-    def _replay(self, start: dict[str, Any], ends: tuple[EndRecord, ...]) -> dict[str, Any]:
+    def _replay(self, start: dict[str, Any], ends: tuple[tl.EndRecord, ...]) -> dict[str, Any]:
         state, first = start, 0
         for index in range(len(ends) - 1, -1, -1):  # the latest state already rebuilt
             cached = self._states.get(ends[index].seq)
@@ -524,7 +507,7 @@ class AppLog:
             return guess
         return self._order.index(seq)
 
-    def _remember(self, end: EndRecord, state: dict[str, Any]) -> None:
+    def _remember(self, end: tl.EndRecord, state: dict[str, Any]) -> None:
         self._states[end.seq] = (end, state)
         if len(self._states) > _STATE_CACHE:
             self._states.popitem(last=False)
@@ -574,7 +557,7 @@ class TrackingIndex:
         """The refreshed log of one app; ``None`` if it has none."""
         if "/" in project or "/" in app_id or ".." in (project, app_id):
             return None
-        path = self.root / project / app_dir_name(app_id) / LOG_NAME
+        path = self.root / project / tl.app_dir_name(app_id) / LOG_NAME
         if not path.is_file():
             return None
         return self._log(path)
