@@ -678,16 +678,16 @@ def test_a_state_with_a_placeholder_is_refused_for_resume_not_resumed_wrong(tmp_
 def test_lone_surrogates_in_values_and_keys_are_logged_and_read_back(tmp_path):
     tracker = LocalTracker("proj", tmp_path)
 
-    @action(reads=["n"], writes=["n", "text"])
+    @action(reads=["n"], writes=["n", "text", "k\udc00"])
     def put(state: State) -> State:
-        return state.increment(n=1).update(text="bad \ud800 text")
+        return state.increment(n=1).update(**{"text": "bad \ud800 text", "k\udc00": 1})
 
     app = build(tracker, ("put", "put"), put=put, n=0)
     app.step()
     app.step()
     loaded = tracker.load(None, APP)
     assert loaded is not None
-    assert loaded.state.get_all() == {"n": 2, "text": "bad \ud800 text"}
+    assert loaded.state.get_all() == {"n": 2, "text": "bad \ud800 text", "k\udc00": 1}
 
 
 # -- unwritable logs -----------------------------------------------------------------------------

@@ -160,14 +160,16 @@ class _SafeEncoder:
         )
 
     def line(self, app_id: str, data: dict[str, Any]) -> bytes:
-        try:
-            return dump_line(data)
-        except UnicodeEncodeError:  # lone surrogates: JSON's \\u escapes hold them
-            return dump_line(data, ascii_only=True)
-        except (ValueError, TypeError, RecursionError) as exc:
-            # A value the serde let through that JSON cannot hold (an int past str()'s
-            # digit limit, ...): only then find it, field by field.
-            return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
+        for ascii_only in (False, True):
+            try:
+                return dump_line(data, ascii_only=ascii_only)
+            except UnicodeEncodeError:  # lone surrogates: JSON's \\u escapes hold them
+                continue
+            except (ValueError, TypeError, RecursionError) as exc:
+                # A value the serde let through that JSON cannot hold (an int past str()'s
+                # digit limit, ...): only then find it, field by field.
+                return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
+        raise AssertionError("unreachable: an ASCII-only line never has lone surrogates")
 
     def _sanitize(self, app_id: str, data: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         def fits(value: Any) -> bool:
@@ -186,7 +188,7 @@ class _SafeEncoder:
         out: dict[str, Any] = {}
         for key, value in data.items():
             if key in ("state", "snapshot", "inputs") and isinstance(value, dict):
-                out[key] = {k: safe(v, f"$.{k}") for k, v in value.items()}
+                out[key] = {str(k): safe(v, f"$.{k}") for k, v in value.items()}
             elif key == "changes" and isinstance(value, list):
                 out[key] = [[op, k, safe(v, f"$.{k}")] for op, k, v in value]
             else:
@@ -281,7 +283,13 @@ class LocalTracker:
     def _write(self, app_id: str, record: Record) -> None:
         if app_id in self._broken:
             return
-        line = self._encoder.line(app_id, record.to_json())
+        try:
+            line = self._encoder.line(app_id, record.to_json())
+        except Exception as exc:  # never expected; still, a tracker must not break the app
+            logger.warning(
+                "tracking of app %r skipped a record it could not write: %r", app_id, exc
+            )
+            return
         try:
             with self._lock:
                 fd = self._files.get(app_id)
