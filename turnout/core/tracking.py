@@ -160,16 +160,18 @@ class _SafeEncoder:
         )
 
     def line(self, app_id: str, data: dict[str, Any]) -> bytes:
-        for ascii_only in (False, True):
-            try:
-                return dump_line(data, ascii_only=ascii_only)
-            except UnicodeEncodeError:  # lone surrogates: JSON's \\u escapes hold them
-                continue
-            except (ValueError, TypeError, RecursionError) as exc:
-                # A value the serde let through that JSON cannot hold (an int past str()'s
-                # digit limit, ...): only then find it, field by field.
-                return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
-        raise AssertionError("unreachable: an ASCII-only line never has lone surrogates")
+        try:
+            return dump_line(data)
+        except UnicodeEncodeError:  # lone surrogates: JSON's \u escapes hold them
+            ascii_only = True
+        except (ValueError, TypeError, RecursionError) as exc:
+            # A value the serde let through that JSON cannot hold (an int past str()'s
+            # digit limit, ...): only then find it, field by field.
+            return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
+        try:
+            return dump_line(data, ascii_only=ascii_only)
+        except (ValueError, TypeError, RecursionError) as exc:
+            return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
 
     def _sanitize(self, app_id: str, data: dict[str, Any], exc: BaseException) -> dict[str, Any]:
         def fits(value: Any) -> bool:
