@@ -40,6 +40,7 @@ from turnout.core.errors import GraphSetupError, PersistenceError
 from turnout.core.tracking import (
     FORMAT_VERSION,
     LocalTracker,
+    TrackingNameError,
     TrackingWarning,
     read_log,
     tracking_home,
@@ -996,7 +997,7 @@ def test_project_names_with_control_characters_are_rejected_not_matched_before_a
     tmp_path, name
 ):
     """Issue 12.8: the name check used ``$``, which matched before a trailing newline."""
-    with pytest.raises(ValueError, match="cannot name a tracking directory"):
+    with pytest.raises(TrackingNameError, match="cannot name a tracking directory"):
         LocalTracker(name, tmp_path)
     assert list(tmp_path.iterdir()) == []
 

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from turnout.core.errors import SerdeError
+from turnout.core.errors import SerdeError, TurnoutError
 from turnout.core.persistence import ParentPointer, PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, TAG, Serde
 from turnout.core.state import Change, State
@@ -58,6 +58,7 @@ from turnout.core.tracklog import (
 __all__ = [
     "FORMAT_VERSION",
     "LocalTracker",
+    "TrackingNameError",
     "TrackingWarning",
     "read_log",
     "tracking_home",
@@ -67,6 +68,10 @@ _OPEN_LOGS = 32
 _REPR_LIMIT = 10_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 logger = logging.getLogger("turnout.tracking")
+
+
+class TrackingNameError(TurnoutError, ValueError):
+    """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
 
 
 class TrackingWarning(UserWarning):
@@ -84,7 +89,7 @@ def tracking_home(storage_dir: str | Path | None = None) -> Path:
 def check_id(value: str, what: str) -> str:
     """``value`` if it is safe as one directory name (no path traversal, no separators)."""
     if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
-        raise ValueError(
+        raise TrackingNameError(
             f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
             f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
         )
