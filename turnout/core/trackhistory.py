@@ -33,6 +33,7 @@ from turnout.core.tracklog import (
     EndRecord,
     FormatRecord,
     Record,
+    first_app,
     read_records,
 )
 
@@ -375,7 +376,7 @@ def list_app_ids(project_dir: Path, partition_key: str | None = None) -> list[st
     if not project_dir.is_dir():
         return []
     for log in project_dir.glob("*/log.jsonl"):
-        app = next((r for r in read_records(log).records if isinstance(r, AppRecord)), None)
+        app = first_app(log)
         if app is None or (partition_key is not None and app.partition_key != partition_key):
             continue
         found.append((log.stat().st_mtime, app.app_id))

@@ -49,6 +49,8 @@ __all__ = [
     "app_dir_name",
     "apply_stored_changes",
     "dump_line",
+    "first_app",
+    "iter_records",
     "parse_line",
     "read_records",
 ]
@@ -518,9 +520,32 @@ def read_records(path: str | Path, offset: int = 0, *, version: int | None = Non
     )  # fmt: skip
 
 
+def iter_records(path: str | Path, offset: int = 0) -> Iterator[tuple[dict[str, Any], Record]]:
+    """The well-formed records of a log from byte ``offset``, with their JSON objects, read
+    lazily line by line (``read_records``' rules, without the counts): a reader that needs only
+    the first records (the ``app`` line) stops early."""
+    version: int | None = None
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        for line in handle:
+            if not line.endswith(b"\n"):
+                return  # torn: a writer was killed mid-line (or is writing it now)
+            parsed = parse_line(line[:-1], checked=version is not None and version >= 2)
+            if parsed is None:
+                continue
+            if isinstance(parsed[1], FormatRecord) and version is None:
+                version = parsed[1].version
+            yield parsed
+
+
 def iter_raw(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
     """The JSON objects of the well-formed records of a log (``read_log``'s form)."""
-    yield from read_records(path, offset).raw
+    return (raw for raw, _ in iter_records(path, offset))
+
+
+def first_app(path: str | Path) -> AppRecord | None:
+    """The first ``app`` record of a log (its identity), reading no further than it."""
+    return next((r for _, r in iter_records(path) if isinstance(r, AppRecord)), None)
 
 
 # -- names ---------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from turnout.core.tracklog import (
     SpanStartRecord,
     StreamEndRecord,
     StreamFirstRecord,
+    first_app,
     read_records,
 )
 from turnout.integrations.opentelemetry._common import (
@@ -179,7 +180,7 @@ def _parents_first(paths: list[Path]) -> list[Path]:
     parent_of: dict[str, str] = {}
     by_app: dict[str, Path] = {}
     for path in paths:
-        app = next((r for r in read_records(path).records if isinstance(r, AppRecord)), None)
+        app = first_app(path)
         app_id = app.app_id if app else path.parent.name
         by_app[app_id] = path
         spawner = (app.spawning_parent if app else None) or {}
