@@ -13,7 +13,8 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 from tests.integrations.otlp_sink import OTLPSink
 from turnout import ApplicationBuilder, RetryPolicy, State, TracerFactory, action
 from turnout.cli import main
-from turnout.core.tracking import LocalTracker, read_log
+from turnout.core.tracking import LocalTracker, TrackingWarning, read_log
+from turnout.core.tracklog import READS_UP_TO, FormatRecord, dump_line
 from turnout.integrations.opentelemetry import export_tracked
 
 
@@ -275,3 +276,14 @@ def test_test_case_refuses_a_step_whose_history_is_damaged(tmp_path: Path) -> No
     assert "sequence ids 0" in str(info.value)
     assert "no earlier step is whole" in str(info.value)
     assert not (tmp_path / "cases.json").exists()
+
+
+def test_export_otel_warns_about_a_log_from_a_newer_format(sink: OTLPSink, tmp_path: Path) -> None:
+    tracker = track(tmp_path, "newer")
+    path = tracker.log_path("newer")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[0] = dump_line(FormatRecord(version=READS_UP_TO + 1).to_json())
+    path.write_bytes(b"".join(lines))
+    with pytest.warns(TrackingWarning, match=rf"format version {READS_UP_TO + 1}.*upgrade"):
+        summary = export_tracked("qa", "newer", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert summary.spans == 8

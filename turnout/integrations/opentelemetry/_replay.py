@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +22,9 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, Status, StatusCode
 
 from turnout.core.serde import DEFAULT_SERDE, TAG
-from turnout.core.tracking import tracking_home
+from turnout.core.tracking import TrackingWarning, tracking_home
 from turnout.core.tracklog import (
+    READS_UP_TO,
     REPR,
     AppRecord,
     AttrRecord,
@@ -242,7 +244,16 @@ class _Replay:
         self._last = 0.0
 
     def run(self, path: Path) -> None:
-        for record in read_records(path).records:
+        chunk = read_records(path)
+        if chunk.version is not None and chunk.version > READS_UP_TO:
+            warnings.warn(
+                f"{path} is a tracking log in format version {chunk.version}; this turnout reads "
+                f"versions up to {READS_UP_TO}, so its spans are exported as far as it "
+                f"understands them: upgrade turnout (pip install -U turnout) to export it all.",
+                TrackingWarning,
+                stacklevel=4,
+            )
+        for record in chunk.records:
             when = getattr(record, "time", None)
             if isinstance(when, int | float):
                 self._last = max(self._last, float(when))
