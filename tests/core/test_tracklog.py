@@ -23,6 +23,7 @@ from turnout.core.tracklog import (
     EndRecord,
     FormatRecord,
     app_dir_name,
+    apply_stored_changes,
     dump_line,
     parse_line,
     read_records,
@@ -373,3 +374,88 @@ def test_typed_records_cover_what_the_tracker_writes(tracker: LocalTracker) -> N
     assert [e.run for e in ends] == [app.run, app.run]
     assert ends[0].snapshot == {"n": 1}
     assert ends[1].changes == (("increment", "n", 1),)
+
+
+# -- found by the fuzz suite, pinned ---------------------------------------------------------------
+
+
+def _resumed_log(tracker: LocalTracker) -> Path:
+    """Steps 0-4, then a resume from step 1 with an override, then steps 2-3 again."""
+    run_steps(tracker, 5)
+    resumed = (
+        ApplicationBuilder()
+        .with_actions(count=count)
+        .with_transitions(("count", "count"))
+        .with_identifiers(app_id=APP, sequence_id=1)
+        .initialize_from(
+            tracker, default_state={"n": 0}, default_entrypoint="count",
+            override_state_values={"n": 50},
+        )
+        .with_tracker(tracker)
+        .build()
+    )  # fmt: skip
+    resumed.step()
+    resumed.step()
+    tracker.close()
+    return tracker.log_path(APP)
+
+
+def _lines(path: Path) -> list[bytes]:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _end_lines(lines: list[bytes], seq: int) -> list[int]:
+    return [i for i, line in enumerate(lines) if f'"t":"end","seq":{seq},'.encode() in line]
+
+
+def test_a_resume_from_an_earlier_step_loads_the_new_timeline(tracker: LocalTracker) -> None:
+    _resumed_log(tracker)
+    assert dict(tracker.load(None, APP, 3).state) == {"n": 52}  # type: ignore[union-attr]
+    assert dict(tracker.load(None, APP, 1).state) == {"n": 2}  # type: ignore[union-attr]
+    assert tracker.load(None, APP, 4) is None  # replaced by the new timeline, not yet redone
+
+
+def test_an_end_line_of_the_old_timeline_placed_in_the_new_one_is_refused(
+    tracker: LocalTracker,
+) -> None:
+    """A misplaced line whose sequence id fits would otherwise be replayed as if it belonged."""
+    path = _resumed_log(tracker)
+    lines = _lines(path)
+    old_3, new_3 = _end_lines(lines, 3)
+    new_2 = _end_lines(lines, 2)[1]
+    lines.insert(new_2 + 1, lines[old_3])  # the old step 3 right after the new step 2
+    del lines[new_3 + 1]
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(PersistenceError, match="does not follow from the lines before it"):
+        tracker.load(None, APP, 3)
+    assert dict(tracker.load(None, APP, 2).state) == {"n": 51}  # type: ignore[union-attr]
+
+
+def test_the_ui_forgets_steps_a_resume_from_an_earlier_step_replaces(
+    tracker: LocalTracker, tmp_path: Path
+) -> None:
+    data = pytest.importorskip("turnout.integrations.streamlit.data")
+    path = _resumed_log(tracker)
+    lines = _lines(path)
+    resume = [i for i, line in enumerate(lines) if b'"t":"app"' in line][1]
+    path.write_bytes(b"".join(lines[: resume + 1]))
+    log = data.AppLog(path)
+    log.refresh()
+    assert [s.seq for s in log.step_list()] == [0, 1]  # steps 2-4 of the old timeline: gone
+    path.write_bytes(b"".join(lines))
+    log.refresh()
+    assert [s.seq for s in log.step_list()] == [0, 1, 2, 3]
+    assert log.state_before(2) == {"n": 50}
+    assert log.state_after(3) == {"n": 52}
+
+
+def test_stored_changes_apply_as_the_state_operations_do() -> None:
+    state = {"n": 1, "items": [1], "gone": True}
+    changes = [
+        ("increment", "n", 2), ("append", "items", 2), ("extend", "items", [3, 4]),
+        ("delete", "gone", None), ("set", "new", {"a": 1}), ("append", "fresh", "x"),
+    ]  # fmt: skip
+    assert apply_stored_changes(state, changes) == {
+        "n": 3, "items": [1, 2, 3, 4], "new": {"a": 1}, "fresh": ["x"],
+    }  # fmt: skip
+    assert state == {"n": 1, "items": [1], "gone": True}

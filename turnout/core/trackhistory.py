@@ -76,7 +76,7 @@ class History:
     """
 
     def __init__(self, *, app_id: str, path: str | Path) -> None:
-        self.app_id = app_id
+        self._app_id = app_id
         self.path = str(path)
         self.version: int | None = None
         self.app: AppRecord | None = None
@@ -90,6 +90,11 @@ class History:
         self._run: str | None = None  # the run id of the current run's app line
         self._foreign: set[int] = set()  # steps whose end names another run (out of place)
         self._foreign_last = False  # such an end came after the last finished step
+
+    @property
+    def app_id(self) -> str:
+        """The application, as its app line names it (else as the reader was told)."""
+        return self.app.app_id if self.app is not None else self._app_id
 
     def add(self, record: Record) -> None:
         """Take the next record of the log."""
