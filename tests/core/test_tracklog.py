@@ -329,7 +329,7 @@ def test_a_log_from_a_newer_format_is_listed_but_never_loaded(tracker: LocalTrac
 def test_the_ui_shows_damaged_steps_as_errors_and_the_others_as_they_were(
     tracker: LocalTracker, tmp_path: Path
 ) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data")
+    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
     path = run_steps(tracker, 7)
     drop_end(path, 2)
     with path.open("a") as handle:
@@ -352,7 +352,7 @@ def test_the_ui_shows_damaged_steps_as_errors_and_the_others_as_they_were(
 def test_the_ui_lists_a_newer_log_and_refuses_its_states(
     tracker: LocalTracker, tmp_path: Path
 ) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data")
+    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
     path = run_steps(tracker, 2)
     newer(path)
     log = data.TrackingIndex(tmp_path).app("proj", APP)
@@ -434,7 +434,7 @@ def test_an_end_line_of_the_old_timeline_placed_in_the_new_one_is_refused(
 def test_the_ui_forgets_steps_a_resume_from_an_earlier_step_replaces(
     tracker: LocalTracker, tmp_path: Path
 ) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data")
+    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
     path = _resumed_log(tracker)
     lines = _lines(path)
     resume = [i for i, line in enumerate(lines) if b'"t":"app"' in line][1]
