@@ -206,6 +206,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
     derandomize=True,
+    database=None,  # nothing written next to the sources; derandomized runs need none
 )
 
 
