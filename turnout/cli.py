@@ -163,33 +163,40 @@ def test_case_command(
     out: Path,
 ) -> dict[str, Any]:  # fmt: skip
     """Append the tracked step to ``out``; return the case written."""
-    from turnout.core.tracking import LocalTracker, read_log
+    from turnout.core.errors import PersistenceError
+    from turnout.core.tracking import LocalTracker
+    from turnout.core.tracklog import AppRecord, BeginRecord, EndRecord, read_records
 
     tracker = LocalTracker(project, storage_dir)
-    after = tracker.load(partition_key, app_id, sequence_id)
+    try:
+        after = tracker.load(partition_key, app_id, sequence_id)
+        before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
+    except PersistenceError as exc:
+        raise SystemExit(f"turnout test-case: {exc}") from exc
     if after is None:
         raise SystemExit(
             f"turnout test-case: no finished step {sequence_id} of app {app_id!r} in project "
             f"{project!r} under {storage_dir}"
         )
-    before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
-    begin: dict[str, Any] = {}
-    end: dict[str, Any] = {}
-    for record in read_log(tracker.log_path(app_id)):
-        if record.get("seq") == sequence_id and record.get("t") == "begin":
+    begin: BeginRecord | None = None
+    end: EndRecord | None = None
+    first: AppRecord | None = None
+    for record in read_records(tracker.log_path(app_id)).records:
+        if isinstance(record, AppRecord) and first is None:
+            first = record
+        elif isinstance(record, BeginRecord) and record.seq == sequence_id:
             begin = record
-        elif record.get("seq") == sequence_id and record.get("t") == "end":
+        elif isinstance(record, EndRecord) and record.seq == sequence_id:
             end = record
-    first = next((r for r in read_log(tracker.log_path(app_id)) if r.get("t") == "app"), {})
     serde = tracker.serde
-    start_state = before.state.get_all() if before else serde.decode(first.get("state", {}))
+    start_state = before.state.get_all() if before else serde.decode(first.state if first else {})
     case = {
         "name": f"{app_id}-{sequence_id}-{after.position}",
         "action": after.position,
         "input_state": serde.encode(start_state),
-        "inputs": begin.get("inputs", {}),
+        "inputs": begin.inputs if begin else {},
         "expected_state": serde.encode(after.state.get_all()),
-        "expected_result": end.get("result"),
+        "expected_result": end.result if end else None,
     }
     cases: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
     cases = [c for c in cases if c.get("name") != case["name"]] + [case]

@@ -58,7 +58,7 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
                 f"No tracked application {plain(repr(app_id))} in project {plain(repr(project))}."
             )
         return
-    bad_lines = int(getattr(log, "bad_lines", 0) or 0)
+    bad_lines = log.bad_lines
     if bad_lines:
         st.warning(
             f"{bad_lines} malformed line(s) of this application's log were skipped: what they "

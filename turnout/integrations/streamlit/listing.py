@@ -157,7 +157,7 @@ def _reading_problems(unreadable: dict[str, str], apps: list[AppSummary]) -> Non
         st.warning(f"Application {plain(repr(app_id))} is unreadable: {plain(reason)}")
     if len(problems) > UNREADABLE_SHOWN:
         st.warning(f"{len(problems) - UNREADABLE_SHOWN} more applications are unreadable.")
-    damaged = {a.app_id: n for a in apps if (n := int(getattr(a, "bad_lines", 0) or 0)) > 0}
+    damaged = {a.app_id: a.bad_lines for a in apps if a.bad_lines > 0}
     if damaged:
         listed = ", ".join(f"{app_id} ({n})" for app_id, n in sorted(damaged.items()))
         st.warning(

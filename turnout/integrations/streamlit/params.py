@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from turnout.core.errors import TurnoutError
 from turnout.core.tracking import check_id
 
-__all__ = ["PARAMS", "InvalidParameterError", "Selection", "check_name", "parse_params", "shown"]
+__all__ = [
+    "PARAMS",
+    "InvalidParameterError",
+    "Selection",
+    "check_app_id",
+    "check_name",
+    "parse_params",
+    "shown",
+]
 
 # The selections that live in the URL.
 PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "tag", "live")
 
+MAX_APP_ID = 1_000  # any app id is tracked (its directory name is derived), up to this length
 MAX_TEXT = 500  # a filter value (partition key, tag): longer is not a value the UI lists
 _NUMBER = re.compile(r"^[0-9]{1,12}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -51,6 +60,18 @@ def check_name(value: str, what: str) -> str:
     return value
 
 
+def check_app_id(value: str) -> str:
+    """``value`` if it may be an application id: any text of at most ``MAX_APP_ID`` characters
+    without NUL (the tracker derives a safe directory name from any id)."""
+    if len(value) > MAX_APP_ID or "\x00" in value or not value:
+        raise InvalidParameterError(
+            f"application {shown(value)} is not an application id: ids are 1 to "
+            f"{MAX_APP_ID:,} characters without NUL (open it from the list of applications "
+            "instead)."
+        )
+    return value
+
+
 def _is_name(value: str, what: str) -> bool:
     try:
         check_id(value, what)
@@ -72,7 +93,8 @@ def parse_params(
 ) -> Selection:
     """Check each known URL parameter; a refused one is left out and explained in ``errors``.
 
-    ``project`` and ``app`` follow the tracker's naming rule, ``step`` and ``page`` are
+    ``project`` follows the tracker's naming rule, ``app`` is any id of at most
+    ``MAX_APP_ID`` characters without NUL, ``step`` and ``page`` are
     non-negative integers (``page`` from 1), ``tab`` and ``status`` one of the given names,
     ``live`` is ``1``, and ``pk``/``tag`` are text of at most ``MAX_TEXT`` characters without
     control characters. Unknown parameters are ignored.
@@ -96,10 +118,13 @@ def _check(name: str, value: str, *, tabs: Sequence[str], statuses: Sequence[str
             "the address, or choose from the page instead."
         )
 
-    if name in ("project", "app"):
-        what = "project" if name == "project" else "application"
-        if not _is_name(value, what):
-            raise refuse(f"it is not a tracked {what} name: {_NAME_RULE}")
+    if name == "project":
+        if not _is_name(value, "project"):
+            raise refuse(f"it is not a tracked project name: {_NAME_RULE}")
+        return value
+    if name == "app":
+        if len(value) > MAX_APP_ID or "\x00" in value:
+            raise refuse(f"an application id has at most {MAX_APP_ID:,} characters and no NUL")
         return value
     if name in ("step", "page"):
         if not _NUMBER.match(value) or (name == "page" and int(value) < 1):
