@@ -4,9 +4,9 @@ outside the tracking directory is read), and damaged or unreadable logs never ta
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ pytest.importorskip("streamlit")
 from tests.integrations.streamlit_ui import literal, make_demo_dir, rerun, run_ui, tick, ticker
 from turnout import ApplicationBuilder, State, action
 from turnout.core.tracking import LocalTracker
+from turnout.core.tracklog import ChildRecord, dump_line
 from turnout.integrations.streamlit import demo
 from turnout.integrations.streamlit.data import TrackingIndex
 from turnout.integrations.streamlit.params import InvalidParameterError
@@ -82,15 +83,23 @@ def test_traced_text_on_the_application_page_isliteral(
     assert not at.warning  # the action is found in the logged graph by its name
 
 
-def test_traced_names_in_labels_areliteral(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _child_line(child_app_id: str, kind: str) -> dict[str, object]:
+    record = ChildRecord(
+        kind=kind, child_app_id=child_app_id, child_partition_key=None, seq=0, time=time.time()
+    )
+    return record.to_json()
+
+
+def test_traced_names_in_labels_are_literal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     parent_tracker = LocalTracker("labels", tmp_path)
     parent = ticker(parent_tracker, "p-1")
     parent.step()
     parent_tracker.close()
     log = tmp_path / "labels" / "p-1" / "log.jsonl"
-    with log.open("a", encoding="utf-8") as out:  # a child link whose id is markup
-        out.write(json.dumps({"t": "child", "seq": 0, "child_app_id": "**c**", "kind": "spawn"}))
-        out.write("\n")
+    with log.open("ab") as out:  # a child link whose id is markup
+        out.write(dump_line(_child_line("**c**", "spawn")))
     at = run_ui(tmp_path, monkeypatch)
     assert literal(at.button(key="open_project:labels").label) == "Open labels"
     at = run_ui(tmp_path, monkeypatch, project="labels", app="p-1", step="0")
@@ -98,20 +107,25 @@ def test_traced_names_in_labels_areliteral(tmp_path: Path, monkeypatch: pytest.M
     assert label == "child: \\*\\*c\\*\\*"
 
 
-def test_opening_a_traced_link_to_an_unsafe_id_says_why(
+def test_a_traced_link_to_a_path_like_id_stays_inside_the_project(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A child id such as ``../../etc`` names an application, never a path: the UI looks for
+    it under its derived directory name inside the project, and says it is not there."""
     tracker = LocalTracker("links", tmp_path)
     ticker(tracker, "p-1").step()
     tracker.close()
+    (tmp_path / "etc").mkdir()  # what ../../etc would reach if the id were used as a path
+    (tmp_path / "etc" / "log.jsonl").write_text("{}\n")
     log = tmp_path / "links" / "p-1" / "log.jsonl"
-    with log.open("a", encoding="utf-8") as out:
-        out.write(json.dumps({"t": "child", "seq": 0, "child_app_id": "../../etc", "kind": "fork"}))
-        out.write("\n")
+    with log.open("ab") as out:
+        out.write(dump_line(_child_line("../../etc", "fork")))
     at = run_ui(tmp_path, monkeypatch, project="links", app="p-1", step="0")
     at.button(key="link:child:../../etc").click()
     rerun(at)
-    assert "is not a tracked application name" in literal(at.error[0].value)
+    assert not at.error
+    (warning,) = [literal(w.value) for w in at.warning]
+    assert warning == "No tracked application '../../etc' in project 'links'."
 
 
 # -- the Fork tab's shell command ------------------------------------------------------------------
