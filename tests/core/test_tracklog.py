@@ -323,46 +323,6 @@ def test_a_log_from_a_newer_format_is_listed_but_never_loaded(tracker: LocalTrac
         tracker.load(None, APP)
 
 
-# -- the UI's reader ------------------------------------------------------------------------------
-
-
-def test_the_ui_shows_damaged_steps_as_errors_and_the_others_as_they_were(
-    tracker: LocalTracker, tmp_path: Path
-) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
-    path = run_steps(tracker, 7)
-    drop_end(path, 2)
-    with path.open("a") as handle:
-        handle.write("garbage\n")
-    log = data.TrackingIndex(tmp_path).app("proj", APP)
-    assert log is not None
-    assert log.bad_lines == 1
-    (summary,) = data.TrackingIndex(tmp_path).apps("proj")
-    assert summary.bad_lines == 1
-    assert [s.seq for s in log.step_list()] == list(range(7))
-    assert log.state_after(1) == {"n": 2}
-    assert log.state_after(5) == {"n": 6}
-    for seq in (2, 3):
-        with pytest.raises(PersistenceError, match="sequence ids 2"):
-            log.state_after(seq)
-    with pytest.raises(PersistenceError, match="sequence ids 2"):
-        log.state_before(3)
-
-
-def test_the_ui_lists_a_newer_log_and_refuses_its_states(
-    tracker: LocalTracker, tmp_path: Path
-) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
-    path = run_steps(tracker, 2)
-    newer(path)
-    log = data.TrackingIndex(tmp_path).app("proj", APP)
-    assert log is not None
-    assert log.newer_format
-    assert len(log.step_list()) == 2
-    with pytest.raises(PersistenceError, match="format version"):
-        log.state_after(1)
-
-
 def test_typed_records_cover_what_the_tracker_writes(tracker: LocalTracker) -> None:
     path = run_steps(tracker, 2)
     records = read_records(path).records
@@ -429,24 +389,6 @@ def test_an_end_line_of_the_old_timeline_placed_in_the_new_one_is_refused(
     with pytest.raises(PersistenceError, match="does not follow from the lines before it"):
         tracker.load(None, APP, 3)
     assert dict(tracker.load(None, APP, 2).state) == {"n": 51}  # type: ignore[union-attr]
-
-
-def test_the_ui_forgets_steps_a_resume_from_an_earlier_step_replaces(
-    tracker: LocalTracker, tmp_path: Path
-) -> None:
-    data = pytest.importorskip("turnout.integrations.streamlit.data", exc_type=ImportError)
-    path = _resumed_log(tracker)
-    lines = _lines(path)
-    resume = [i for i, line in enumerate(lines) if b'"t":"app"' in line][1]
-    path.write_bytes(b"".join(lines[: resume + 1]))
-    log = data.AppLog(path)
-    log.refresh()
-    assert [s.seq for s in log.step_list()] == [0, 1]  # steps 2-4 of the old timeline: gone
-    path.write_bytes(b"".join(lines))
-    log.refresh()
-    assert [s.seq for s in log.step_list()] == [0, 1, 2, 3]
-    assert log.state_before(2) == {"n": 50}
-    assert log.state_after(3) == {"n": 52}
 
 
 def test_stored_changes_apply_as_the_state_operations_do() -> None:

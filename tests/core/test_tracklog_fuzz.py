@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from turnout import ApplicationBuilder, RetryPolicy, State, action
 from turnout.core.errors import PersistenceError
 from turnout.core.tracking import LocalTracker
-from turnout.core.tracklog import FINISHED, read_records
+from turnout.core.tracklog import read_records
 
 APP = "fuzzed"
 _SEQ = re.compile(rb'"seq":(\d+)')
@@ -229,29 +229,3 @@ def test_the_tracker_loads_the_true_state_or_raises(
             assert loaded.sequence_id == seq
         true_states = whole["states"].get(loaded.sequence_id, [])
         assert dict(loaded.state) in true_states, (seq, loaded.sequence_id)
-
-
-@FUZZ
-@given(chosen=st.lists(damages, min_size=1, max_size=3), cut=st.none() | _INDEX)
-def test_the_ui_shows_the_true_state_or_an_error(
-    whole: dict[str, Any], chosen: list[Damage], cut: int | None
-) -> None:
-    if whole["data"] is None:
-        pytest.skip('the UI reader needs the streamlit adapter: pip install "turnout[start]"')
-    path = _damaged(whole, chosen, cut)
-    log = whole["data"].AppLog(path)
-    log.refresh()
-    log.summary("proj")
-    log.token_totals()
-    for step in log.step_list():
-        for which, read in (("after", log.state_after), ("before", log.state_before)):
-            try:
-                shown = read(step.seq)
-            except PersistenceError:
-                continue
-            true_states = whole["ui"].get((step.seq, which), [])
-            if step.status not in FINISHED:
-                # A step shown as running (its begin line read, its end not) starts from the
-                # state after the step before it, whichever run that begin line came from.
-                true_states = true_states + whole["ui"].get((step.seq - 1, "after"), [])
-            assert shown in true_states, (step.seq, which)

@@ -23,7 +23,8 @@ from tests.integrations.streamlit_ui import ticker as _ticker
 from turnout.cli import main
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.streamlit import demo
-from turnout.integrations.streamlit.data import StateDiff, Step, TrackingIndex
+from turnout.integrations.streamlit.data import StateDiff, Step
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.render import (
     diff_html,
     fork_snippet,

@@ -25,7 +25,8 @@ from turnout import (
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import LogChunk, dump_line
 from turnout.integrations.streamlit import data
-from turnout.integrations.streamlit.data import TrackingIndex, diff_states
+from turnout.integrations.streamlit.data import diff_states
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import graph_dot
 

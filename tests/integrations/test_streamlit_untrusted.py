@@ -19,7 +19,7 @@ from turnout import ApplicationBuilder, State, action
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import ChildRecord, dump_line
 from turnout.integrations.streamlit import demo
-from turnout.integrations.streamlit.data import TrackingIndex
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import plain, reproduce_command
 

@@ -22,7 +22,7 @@ import streamlit as st
 
 from turnout.core.tracking import tracking_home
 from turnout.integrations.streamlit.app_page import app_page
-from turnout.integrations.streamlit.data import TrackingIndex
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.listing import apps_page, projects_page
 from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import plain

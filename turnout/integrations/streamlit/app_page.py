@@ -10,11 +10,11 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.data import (
     AppLog,
     AppSummary,
     Step,
-    TrackingIndex,
     diff_states,
     step_token_totals,
 )

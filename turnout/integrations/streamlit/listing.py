@@ -11,7 +11,8 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
-from turnout.integrations.streamlit.data import AppSummary, TrackingIndex
+from turnout.integrations.streamlit.data import AppSummary
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.render import fmt_time, plain
 from turnout.integrations.streamlit.selection import (
     STATUSES,
