@@ -339,8 +339,34 @@ def test_prune_and_delete_across_partitions_leave_only_the_schema_marker(server,
 
 def test_keys_written_by_a_newer_schema_are_refused(server, prefix, make):
     server.hset(f"{prefix}:meta", "schema", "99")
-    with pytest.raises(PersistenceError, match=r"schema version '99'.*upgrade turnout"):
+    with pytest.raises(
+        PersistenceError, match=r"schema version 99.*reads up to version 2.*upgrade turnout"
+    ):
         make().load(None, "app")
+
+
+def test_a_schema_version_that_is_not_a_number_is_refused(server, prefix, make):
+    server.hset(f"{prefix}:meta", "schema", "abc")
+    with pytest.raises(PersistenceError, match=rf"{prefix}:meta.*'abc'.*not a version number"):
+        make().load(None, "app")
+
+
+def test_keys_of_schema_version_1_are_read_and_marked_version_2(server, prefix, make):
+    """Version 1 had no latest-sequence-id hash: an app saved then still loads and saves."""
+    persister = make()
+    for i in range(3):
+        persister.save(None, "old", i, "start", STATES[i], "completed")
+    server.delete(f"{prefix}:latest:")
+    server.hset(f"{prefix}:meta", "schema", "1")
+    again = make()
+    loaded = again.load(None, "old")
+    assert loaded is not None
+    assert loaded.sequence_id == 2
+    with pytest.raises(ConcurrencyError):
+        again.save(None, "old", 2, "start", STATES[2], "completed")
+    again.save(None, "old", 3, "start", STATES[3], "completed", previous_sequence_id=2)
+    assert server.hget(f"{prefix}:meta", "schema") == b"2"
+    assert server.hget(f"{prefix}:latest:", "old") == b"3"
 
 
 def test_a_corrupt_record_is_reported_and_the_others_still_load(server, prefix, make):

@@ -5,7 +5,8 @@ final attempt: ``completed``, or ``failed`` with the state the step left (unchan
 routed by ``on_exception``). A cancelled or interrupted step (``CancelledError``,
 ``KeyboardInterrupt``) saves nothing: half a step is never recorded. The hook passes the step's
 delta with the sequence id it applies to whenever the state it started from is the one last
-saved, so the persister can store the delta alone.
+saved, so the persister can store the delta alone, and always the sequence id it saved last, so
+the persister refuses a save after another writer's or after the app was deleted.
 
 ``Initialization`` is what ``initialize_from`` resolves at build time: which record to load,
 where to resume, what the fork's parent is.
@@ -86,9 +87,11 @@ class _Saver:
             state,
             "failed" if exception is not None else "completed",
         )
+        # previous_sequence_id is always the record this application saved last: the store
+        # refuses the save if that is no longer the app's latest (another writer, or a delete).
         kwargs: dict[str, Any] = {
-            "changes": changes,
-            "previous_sequence_id": self._last_sequence_id if chained else None,
+            "changes": changes if chained else None,
+            "previous_sequence_id": self._last_sequence_id,
             "parent": self._parent,
             "first": self._first,
         }

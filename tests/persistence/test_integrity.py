@@ -1,0 +1,171 @@
+"""A stored history is loaded whole or not at all, on every backend (see ``conftest.py``): a
+record removed behind the persister's back, a save racing a ``delete()``, and ids no backend can
+store each give a clear error instead of a silently wrong state or an orphan."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.persistence import backends
+from tests.persistence.conftest import Harness
+from turnout import ApplicationBuilder, State, action
+from turnout.core.application import Application
+from turnout.core.errors import ConcurrencyError, PersistenceError
+
+
+@action(reads=["items"], writes=["items"])
+def add(state: State) -> State:
+    return state.append(items=len(state["items"]))
+
+
+def adding(h: Harness, app_id: str, persister: Any = None) -> Application:
+    return h.build(
+        ApplicationBuilder()
+        .with_actions(add)
+        .with_transitions(("add", "add"))
+        .with_state(items=[])
+        .with_entrypoint("add")
+        .with_identifiers(app_id=app_id)
+        .with_state_persister(persister if persister is not None else h.persister)
+    )
+
+
+def twenty_five_steps(h: Harness, app_id: str) -> Any:
+    """Sequence ids 0..24 saved with ``snapshot_every=10`` (snapshots at 0, 10, 20)."""
+    persister = h.open(snapshot_every=10)
+    app = adding(h, app_id, persister)
+    for _ in range(25):
+        h.step(app)
+    kinds = {r.sequence_id: r.kind for r in h.records(None, app_id)}
+    assert [i for i, kind in kinds.items() if kind == "snapshot"] == [0, 10, 20]
+    return persister
+
+
+def remove(h: Harness, app_id: str, sequence_id: int) -> None:
+    backends.remove_record(h.kind, h.location, h.prefix, h.persister, app_id, sequence_id)
+
+
+@pytest.mark.parametrize(
+    ("missing", "whole"), [(22, 21), (20, 19), (24, 23)], ids=["delta", "snapshot", "latest"]
+)
+def test_a_missing_record_fails_every_load_through_it(
+    persister: Harness, missing: int, whole: int
+) -> None:
+    h = persister
+    p = twenty_five_steps(h, "holed")
+    remove(h, "holed", missing)
+    targets = [None, 24] if missing != 24 else [None]
+    for sequence_id in targets:
+        with pytest.raises(PersistenceError) as info:
+            h.load(None, "holed", sequence_id, persister=p)
+        message = str(info.value)
+        assert "'holed'" in message
+        assert f"sequence id {missing} is missing" in message
+        assert "fork_from_app_id='holed'" in message
+        assert f"fork_from_sequence_id={whole})" in message
+    loaded = h.load(None, "holed", whole, persister=p)
+    assert loaded is not None
+    assert loaded.state["items"] == list(range(whole + 1))
+
+
+def test_the_fork_the_error_names_continues_from_the_last_whole_step(persister: Harness) -> None:
+    h = persister
+    p = twenty_five_steps(h, "broken")
+    remove(h, "broken", 22)
+    fork = h.build(
+        ApplicationBuilder()
+        .with_actions(add)
+        .with_transitions(("add", "add"))
+        .with_identifiers(app_id="mended")
+        .initialize_from(
+            p, default_entrypoint="add", fork_from_app_id="broken", fork_from_sequence_id=21
+        )
+        .with_state_persister(p)
+    )
+    h.step(fork)
+    loaded = h.load(None, "mended", persister=p)
+    assert loaded is not None
+    assert (loaded.sequence_id, loaded.state["items"]) == (22, list(range(23)))
+
+
+def test_a_chain_without_its_first_snapshot_is_refused(persister: Harness) -> None:
+    h = persister
+    p = twenty_five_steps(h, "headless")
+    for sequence_id in (0, 10):
+        remove(h, "headless", sequence_id)
+    with pytest.raises(PersistenceError, match=r"the snapshot that sequence id 1 .* applies to"):
+        h.load(None, "headless", 5, persister=p)
+    loaded = h.load(None, "headless", 22, persister=p)
+    assert loaded is not None
+    assert loaded.state["items"] == list(range(23))
+
+
+# -- deleting an app while its writer runs -------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps", [3, 7], ids=["next-is-delta", "next-is-snapshot"])
+def test_a_save_after_a_concurrent_delete_conflicts_and_leaves_nothing(
+    persister: Harness, steps: int
+) -> None:
+    h = persister
+    app = adding(h, "victim")
+    for _ in range(steps):  # SNAPSHOT_EVERY is 7: the 8th save would be a snapshot
+        h.step(app)
+    other = h.open()
+    assert h.run(other.delete("victim")) == steps
+    with pytest.raises(ConcurrencyError) as info:
+        h.step(app)
+    assert info.value.deleted
+    assert (info.value.app_id, info.value.sequence_id) == ("victim", steps)
+    assert "was deleted" in str(info.value)
+    assert "with_identifiers(app_id='victim')" in str(info.value)
+    assert h.load(None, "victim") is None
+    assert h.records(None, "victim") == []
+    assert h.list_app_ids(None) == []
+    assert h.prune(keep_last=1) == 0
+    fresh = adding(h, "victim")  # starting the id afresh, deliberately, works
+    h.step(fresh)
+    assert h.list_app_ids(None) == ["victim"]
+    loaded = h.load(None, "victim")
+    assert loaded is not None
+    assert (loaded.sequence_id, loaded.state["items"]) == (0, [0])
+
+
+def test_the_deleted_writer_cannot_overwrite_the_fresh_app(persister: Harness) -> None:
+    h = persister
+    old = adding(h, "reborn")
+    for _ in range(2):
+        h.step(old)
+    h.delete("reborn")
+    fresh = adding(h, "reborn")
+    h.step(fresh)
+    with pytest.raises(ConcurrencyError) as info:
+        h.step(old)
+    assert not info.value.deleted
+    assert [r.sequence_id for r in h.records(None, "reborn")] == [0]
+
+
+# -- ids -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("partition_key", "app_id", "shown"),
+    [(None, "a\ud800", "'a\\ud800'"), ("user\udfff", "app", "'user\\udfff'")],
+    ids=["app-id", "partition-key"],
+)
+def test_an_id_with_a_lone_surrogate_is_refused(
+    persister: Harness, partition_key: str | None, app_id: str, shown: str
+) -> None:
+    h = persister
+    calls = [
+        lambda: h.save(partition_key, app_id, 0, "act", State({"x": 1})),
+        lambda: h.load(partition_key, app_id),
+        lambda: h.delete(app_id, partition_key),
+    ]
+    for call in calls:
+        with pytest.raises(PersistenceError, match="lone surrogate") as info:
+            call()
+        assert shown in str(info.value)
+    assert h.list_app_ids(None) == []
