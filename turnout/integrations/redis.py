@@ -184,7 +184,8 @@ _SCRIPTS = {
     "delete": _DELETE,
     # KEYS: apps, latest of the partition. ARGV: app id.
     "app": "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[1])}",
-    "apps": "return redis.call('HVALS', KEYS[1])",
+    # KEYS: apps, latest of the partition.
+    "apps": "return {redis.call('HVALS', KEYS[1]), redis.call('HGETALL', KEYS[2])}",
     "members": "return redis.call('SMEMBERS', KEYS[1])",
 }
 
@@ -315,18 +316,7 @@ class RedisStore:
         value, latest = await self._run("app", [indexes[0], indexes[3]], [app_id])
         if value is None:
             return None
-        row = self._load_app(value, indexes[0])
-        if latest is None:
-            return row
-        try:
-            number = int(_text(latest))
-        except ValueError as exc:
-            raise PersistenceError(
-                f"the latest sequence id of app {app_id!r} in the Redis hash {indexes[3]!r} at "
-                f"{self.client.address} is {latest!r}, not a number: the keys are damaged. "
-                f"Delete the app, or repair the entry."
-            ) from exc
-        return dataclasses.replace(row, latest_sequence_id=number)
+        return self._with_latest(self._load_app(value, indexes[0]), latest, indexes[3])
 
     async def app_ids(self, partition_key: str) -> list[str]:
         rows = sorted(await self.all_apps(partition_key), key=lambda a: a.app_id)
@@ -370,9 +360,29 @@ class RedisStore:
             partitions = [partition_key]
         rows: list[AppRow] = []
         for pk in partitions:
-            key = f"{self.prefix}:apps:{_escape(pk)}"
-            rows.extend(self._load_app(value, key) for value in await self._run("apps", [key]))
+            key, latest_key = (
+                f"{self.prefix}:apps:{_escape(pk)}",
+                f"{self.prefix}:latest:{_escape(pk)}",
+            )
+            values, pairs = await self._run("apps", [key, latest_key])
+            latest = {_text(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)}
+            for value in values:
+                row = self._load_app(value, key)
+                rows.append(self._with_latest(row, latest.get(row.app_id), latest_key))
         return rows
+
+    def _with_latest(self, row: AppRow, latest: Any, key: str) -> AppRow:
+        if latest is None:
+            return row
+        try:
+            number = int(_text(latest))
+        except ValueError as exc:
+            raise PersistenceError(
+                f"the latest sequence id of app {row.app_id!r} in the Redis hash {key!r} at "
+                f"{self.client.address} is {latest!r}, not a number: the keys are damaged. "
+                f"Delete the app, or repair the entry."
+            ) from exc
+        return dataclasses.replace(row, latest_sequence_id=number)
 
     def _load_record(self, value: Any, key: str) -> StepRecord:
         try:
