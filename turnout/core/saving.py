@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from turnout.core.errors import AsyncRequiredError
-from turnout.core.persistence import ParentPointer, PersistedStateData
+from turnout.core.errors import AsyncRequiredError, PersistenceError
+from turnout.core.persistence import STATUSES, ParentPointer, PersistedStateData
 from turnout.core.state import Change, State
 
 __all__ = [
@@ -42,6 +42,7 @@ class Initialization:
     loaded: PersistedStateData | None  # the record, if the state is exactly its state
     loader: Any
     parent: ParentPointer | None
+    source: str = ""  # the loaded record, for messages: "app 'x' (partition None) at sequence id 3"
 
 
 class _Saver:
@@ -237,6 +238,18 @@ async def initialize(
         else None
     )
     resume = spec.resume_at_next_action
+    source = (
+        f"app {loaded.app_id!r} (partition {loaded.partition_key!r}) at sequence id "
+        f"{loaded.sequence_id}"
+    )
+    if resume and loaded.status not in STATUSES:
+        raise PersistenceError(
+            f"initialize_from(): the record of {source} has status {loaded.status!r}, which "
+            f"turnout does not know (it writes {' or '.join(map(repr, STATUSES))}), so where to "
+            f"resume is unknown: the record was not written by turnout, or is damaged. Start at "
+            f"the default entrypoint with initialize_from(..., resume_at_next_action=False), or "
+            f"fix the record's status."
+        )
     return Initialization(
         state=state,
         sequence_id=loaded.sequence_id,
@@ -246,6 +259,7 @@ async def initialize(
         loaded=None if spec.override_state_values else loaded,
         loader=spec.loader,
         parent=parent,
+        source=source,
     )
 
 
