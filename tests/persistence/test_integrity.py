@@ -4,6 +4,8 @@ store each give a clear error instead of a silently wrong state or an orphan."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
@@ -169,3 +171,75 @@ def test_an_id_with_a_lone_surrogate_is_refused(
             call()
         assert shown in str(info.value)
     assert h.list_app_ids(None) == []
+
+
+class AfterStep:
+    """A hook that calls ``then`` once, after the step with sequence id ``at``."""
+
+    def __init__(self, at: int, then: Any) -> None:
+        self.at, self.then = at, then
+
+    def post_run_step(self, *, sequence_id: int, **future_kwargs: Any) -> None:
+        if sequence_id == self.at:
+            self.then()
+
+
+def test_a_delete_racing_a_running_writer_leaves_the_app_wholly_gone(persister: Harness) -> None:
+    h = persister
+    other = h.open()
+    if h.is_async:
+        started = asyncio.Event()
+        hook = AfterStep(5, started.set)
+    else:
+        signal = threading.Event()
+        hook = AfterStep(5, signal.set)
+    app = h.build(
+        ApplicationBuilder()
+        .with_actions(add)
+        .with_transitions(("add", "add"))
+        .with_state(items=[])
+        .with_entrypoint("add")
+        .with_identifiers(app_id="raced")
+        .with_state_persister(h.persister)
+        .with_hooks(hook)
+    )
+    outcome: list[BaseException] = []
+
+    if h.is_async:
+
+        async def write() -> None:
+            try:
+                for _ in range(2000):  # stops at the delete long before
+                    await app.astep()
+                    await asyncio.sleep(0)  # a yield, not a wait: lets the deleter run
+            except ConcurrencyError as exc:
+                outcome.append(exc)
+
+        async def remove_it() -> None:
+            await started.wait()
+            await other.delete("raced")
+
+        async def both() -> None:
+            await asyncio.gather(write(), remove_it())
+
+        h.run(both())
+    else:
+
+        def write() -> None:
+            try:
+                for _ in range(2000):  # stops at the delete long before
+                    app.step()
+            except ConcurrencyError as exc:
+                outcome.append(exc)
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        signal.wait(timeout=60)
+        other.delete("raced")
+        writer.join()
+    assert len(outcome) == 1, outcome
+    assert isinstance(outcome[0], ConcurrencyError)
+    assert outcome[0].deleted
+    assert h.records(None, "raced") == []
+    assert h.list_app_ids(None) == []
+    assert h.load(None, "raced") is None
