@@ -284,7 +284,7 @@ def execute_sql(kind: str, location: Any, statement: str, params: tuple[Any, ...
         import psycopg
 
         with psycopg.connect(location, autocommit=True, connect_timeout=10) as server:
-            server.execute(statement.replace("?", "%s"), params)  # type: ignore[arg-type]
+            server.execute(statement.replace("?", "%s"), params)
     elif kind == "mysql":
         import pymysql
 

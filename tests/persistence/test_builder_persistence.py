@@ -14,7 +14,7 @@ import pytest
 from turnout import ApplicationBuilder, State, action
 from turnout.core.errors import ConcurrencyError, GraphSetupError, PersistenceError, SerdeError
 from turnout.core.memory import InMemoryPersister
-from turnout.core.persistence import ParentPointer, StepRecord
+from turnout.core.persistence import ParentPointer, Status, StepRecord
 from turnout.core.serde import Serde
 
 
@@ -347,7 +347,7 @@ class OneRecord:
 
 
 @pytest.mark.parametrize("status", ["completed", "failed"])
-def test_a_record_resuming_at_an_unknown_action_fails_the_build(status: str) -> None:
+def test_a_record_resuming_at_an_unknown_action_fails_the_build(status: Status) -> None:
     persister = InMemoryPersister()
     persister.save(None, "app", 0, "renamed_since", State({"n": 1}), status)
     with pytest.raises(GraphSetupError) as info:

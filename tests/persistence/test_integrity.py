@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -161,7 +162,7 @@ def test_an_id_with_a_lone_surrogate_is_refused(
     persister: Harness, partition_key: str | None, app_id: str, shown: str
 ) -> None:
     h = persister
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: h.save(partition_key, app_id, 0, "act", State({"x": 1})),
         lambda: h.load(partition_key, app_id),
         lambda: h.delete(app_id, partition_key),
@@ -207,7 +208,7 @@ def test_a_delete_racing_a_running_writer_leaves_the_app_wholly_gone(persister: 
 
     if h.is_async:
 
-        async def write() -> None:
+        async def write_async() -> None:
             try:
                 for _ in range(2000):  # stops at the delete long before
                     await app.astep()
@@ -220,7 +221,7 @@ def test_a_delete_racing_a_running_writer_leaves_the_app_wholly_gone(persister: 
             await other.delete("raced")
 
         async def both() -> None:
-            await asyncio.gather(write(), remove_it())
+            await asyncio.gather(write_async(), remove_it())
 
         h.run(both())
     else:
