@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import random
 import re
@@ -380,6 +381,47 @@ def test_a_corrupt_record_is_reported_and_the_others_still_load(server, prefix, 
     loaded = persister.load(None, "app", 0)
     assert loaded is not None
     assert loaded.state.get_all() == STATES[0].get_all()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sequence_id", "abc"), ("created_at", "last tuesday")],
+    ids=["sequence-id", "created-at"],
+)
+def test_damaged_record_metadata_names_the_key_and_the_value(server, prefix, make, field, value):
+    persister = make()
+    persister.save(None, "app", 0, "start", STATES[0], "completed")
+    persister.save(None, "app", 1, "start", STATES[1], "completed")
+    key = f"{prefix}:records::app"
+    record = json.loads(server.hget(key, "1"))
+    server.hset(key, "1", json.dumps({**record, field: value}))
+
+    with pytest.raises(PersistenceError, match=rf"{key}.*unreadable.*{value}"):
+        persister.load(None, "app")
+    loaded = persister.load(None, "app", 0)
+    assert loaded is not None
+
+
+@pytest.mark.parametrize("removal", ["hdel", "zrem"])
+def test_a_record_gone_from_one_index_only_is_a_gap(server, prefix, make, removal):
+    """Half a hand-made removal (the record without its id, or the id without its record)."""
+    persister = make()
+    persister.save(None, "app", 0, "start", STATES[0], "completed")
+    for i in range(1, 4):
+        persister.save(
+            None, "app", i, "step", STATES[i], "completed",
+            changes=changes(i), previous_sequence_id=i - 1,
+        )  # fmt: skip
+    if removal == "hdel":
+        server.hdel(f"{prefix}:records::app", "2")
+    else:
+        server.zrem(f"{prefix}:ids::app", "2")
+    for sequence_id in (None, 3):
+        with pytest.raises(PersistenceError, match="sequence id 2 is missing"):
+            persister.load(None, "app", sequence_id)
+    loaded = persister.load(None, "app", 1)
+    assert loaded is not None
+    assert loaded.state.get_all() == STATES[1].get_all()
 
 
 METHODS = ("app", "app_ids", "delete", "records", "rewrite", "remove", "all_apps")

@@ -5,6 +5,7 @@ store each give a clear error instead of a silently wrong state or an orphan."""
 from __future__ import annotations
 
 import asyncio
+import pickle
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -244,3 +245,14 @@ def test_a_delete_racing_a_running_writer_leaves_the_app_wholly_gone(persister: 
     assert h.records(None, "raced") == []
     assert h.list_app_ids(None) == []
     assert h.load(None, "raced") is None
+
+
+@pytest.mark.parametrize("deleted", [False, True], ids=["advanced", "deleted"])
+def test_a_concurrency_error_survives_pickling(deleted: bool) -> None:
+    """It crosses process boundaries (a process-pool child's save) with its fields intact."""
+    error = ConcurrencyError("user-1", "app", 4, deleted=deleted)
+    copy = pickle.loads(pickle.dumps(error))
+    assert type(copy) is ConcurrencyError
+    assert (copy.partition_key, copy.app_id, copy.sequence_id) == ("user-1", "app", 4)
+    assert copy.deleted is deleted
+    assert str(copy) == str(error)
