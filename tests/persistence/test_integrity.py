@@ -256,3 +256,16 @@ def test_a_concurrency_error_survives_pickling(deleted: bool) -> None:
     assert (copy.partition_key, copy.app_id, copy.sequence_id) == ("user-1", "app", 4)
     assert copy.deleted is deleted
     assert str(copy) == str(error)
+
+
+def test_racing_first_saves_of_a_new_app_id_exactly_one_wins(persister: Harness) -> None:
+    """Each save creates the app's row before locking it: racing creators must not deadlock."""
+    h = persister
+    for round_number in range(3):
+        app_id = f"newborn-{round_number}"
+        apps = [adding(h, app_id, h.open()) for _ in range(3)]
+        outcomes = h.race(*apps)
+        assert sum(o is None for o in outcomes) == 1, outcomes
+        assert all(o is None or isinstance(o, ConcurrencyError) for o in outcomes), outcomes
+        assert [r.sequence_id for r in h.records(None, app_id)] == [0]
+        assert app_id in h.list_app_ids(None)
