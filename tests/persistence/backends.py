@@ -322,3 +322,19 @@ def remove_record(
             client.close()
     else:
         del persister.core.store._records[("", app_id)][sequence_id]
+
+
+def remove_app_row(kind: str, location: Any, prefix: str, persister: Any, app_id: str) -> None:
+    """Remove an app's row but not its records (what a save racing a delete used to leave)."""
+    if kind in SQL_KINDS:
+        execute_sql(kind, location, f"DELETE FROM {prefix}_apps WHERE app_id = ?", (app_id,))
+    elif kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(location)
+        try:
+            client.hdel(f"{prefix}:apps:", app_id)
+        finally:
+            client.close()
+    else:
+        del persister.core.store._apps[("", app_id)]

@@ -269,3 +269,31 @@ def test_racing_first_saves_of_a_new_app_id_exactly_one_wins(persister: Harness)
         assert all(o is None or isinstance(o, ConcurrencyError) for o in outcomes), outcomes
         assert [r.sequence_id for r in h.records(None, app_id)] == [0]
         assert app_id in h.list_app_ids(None)
+
+
+def test_an_app_whose_every_record_was_removed_is_not_loaded_as_new(persister: Harness) -> None:
+    h = persister
+    app = adding(h, "emptied")
+    for _ in range(3):
+        h.step(app)
+    for sequence_id in range(3):
+        remove(h, "emptied", sequence_id)
+    for target in (None, 2):
+        with pytest.raises(PersistenceError, match="sequence id 2 is missing") as info:
+            h.load(None, "emptied", target)
+        assert "persister.delete('emptied', None)" in str(info.value)
+    assert h.load(None, "emptied", 1) is None  # an earlier id: as if pruned
+
+
+def test_records_left_without_their_app_row_are_reported_and_deletable(persister: Harness) -> None:
+    h = persister
+    app = adding(h, "orphan")
+    for _ in range(2):
+        h.step(app)
+    backends.remove_app_row(h.kind, h.location, h.prefix, h.persister, "orphan")
+    assert h.list_app_ids(None) == []
+    with pytest.raises(PersistenceError, match="no app row") as info:
+        h.load(None, "orphan")
+    assert "persister.delete('orphan', None)" in str(info.value)
+    assert h.delete("orphan") == 2
+    assert h.load(None, "orphan") is None

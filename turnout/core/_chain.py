@@ -22,7 +22,7 @@ from turnout.core.state import Change, State, apply_changes
 if TYPE_CHECKING:
     from turnout.core.persistence import StepRecord
 
-__all__ = ["DELTA", "SNAPSHOT", "Codec", "check_whole"]
+__all__ = ["DELTA", "SNAPSHOT", "Codec", "check_whole", "missing_latest", "orphaned"]
 
 SNAPSHOT, DELTA = "snapshot", "delta"
 
@@ -80,6 +80,27 @@ def check_whole(
         f"the stored history of app {app_id!r} (partition {partition_key!r}) is incomplete: "
         f"{missing} is missing{note}, so sequence id {chain[-1].sequence_id} cannot be rebuilt "
         f"(it would load as a wrong state). {way_out}"
+    )
+
+
+def missing_latest(partition_key: str | None, app_id: str, latest: int) -> PersistenceError:
+    """The error for an app whose row records ``latest`` but which has no record left to load it
+    from (every record removed by hand: ``prune`` always keeps the latest)."""
+    return PersistenceError(
+        f"the stored history of app {app_id!r} (partition {partition_key!r}) is incomplete: its "
+        f"row records sequence id {latest} as its latest, but sequence id {latest} is missing "
+        f"and no record it could be rebuilt from is stored. Remove the app with "
+        f"persister.delete({app_id!r}, {partition_key!r}), or restore its records from a backup."
+    )
+
+
+def orphaned(partition_key: str | None, app_id: str, last: int) -> PersistenceError:
+    """The error for records whose app has no row: ``list_app_ids`` and ``prune`` cannot see them
+    (left by a save racing a delete in turnout before the app row was locked by every save)."""
+    return PersistenceError(
+        f"app {app_id!r} (partition {partition_key!r}) has records up to sequence id {last} but "
+        f"no app row: it was deleted while a writer was saving, and list_app_ids() and prune() no "
+        f"longer see it. Remove what is left with persister.delete({app_id!r}, {partition_key!r})."
     )
 
 

@@ -27,7 +27,7 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
-from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole
+from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError
 from turnout.core.serde import DEFAULT_SERDE, Serde
@@ -328,15 +328,13 @@ class StorePersister:
         app = await self.store.app(_key(partition_key), app_id)
         chain = await self.store.chain(_key(partition_key), app_id, sequence_id)
         if not chain:
+            latest = app.latest_sequence_id if app is not None else None
+            if latest is not None and sequence_id in (None, latest):  # prune keeps the latest
+                raise missing_latest(partition_key, app_id, latest)
             return None
         last = chain[-1]
         if app is None:
-            raise PersistenceError(
-                f"app {app_id!r} (partition {partition_key!r}) has records up to sequence id "
-                f"{last.sequence_id} but no app row: it was deleted while a writer was saving "
-                f"(by an older turnout), and list_app_ids() and prune() no longer see it. "
-                f"Remove what is left with persister.delete({app_id!r}, {partition_key!r})."
-            )
+            raise orphaned(partition_key, app_id, last.sequence_id)
         latest = app.latest_sequence_id if sequence_id is None else None
         check_whole(chain, partition_key=partition_key, app_id=app_id, latest=latest)
         return PersistedStateData(
