@@ -38,6 +38,8 @@ def test_killed_children_resume_with_nothing_lost_or_duplicated(process_backend:
     rng = random.Random(f"crash-{h.kind}")
     for _kill in range(KILLS):
         before = committed(h, "crash")
+        if before == TOTAL:  # a child outran the kills (a slow, busy machine): nothing left
+            break
         spec = h.spec(
             mode="count", app_id="crash", total=TOTAL, snapshot_every=5, seed=rng.randrange(2**32)
         )
