@@ -261,23 +261,41 @@ class PersistenceError(TurnoutError, RuntimeError):
 
 class ConcurrencyError(PersistenceError):
     """Another writer saved this (partition key, app id, sequence id) first: two applications
-    are advancing the same app id. Reload it (``initialize_from``) before saving again.
+    are advancing the same app id. Reload it (``initialize_from``) before saving again. With
+    ``deleted``, the app was deleted (``persister.delete``) while this application ran.
 
     Attributes:
         partition_key, app_id, sequence_id: the contested record.
+        deleted: the app has no row any more: it was deleted, not advanced by another writer.
     """
 
-    def __init__(self, partition_key: str | None, app_id: str, sequence_id: int) -> None:
+    def __init__(
+        self, partition_key: str | None, app_id: str, sequence_id: int, deleted: bool = False
+    ) -> None:
         partition_key = partition_key or None  # stores keep the None partition as ""
         self.partition_key = partition_key
         self.app_id = app_id
         self.sequence_id = sequence_id
-        super().__init__(
-            f"app {app_id!r} (partition {partition_key!r}) already has a record at sequence id "
-            f"{sequence_id}: another application saved it first. Only one application may advance "
-            f"an app id at a time; reload it with ApplicationBuilder().initialize_from(...) and "
-            f"retry."
-        )
+        self.deleted = deleted
+        if deleted:
+            message = (
+                f"app {app_id!r} (partition {partition_key!r}) was deleted (persister.delete) "
+                f"while this application was running, so its save of sequence id {sequence_id} "
+                f"was refused: a deleted app never comes back half-way. To start the app id "
+                f"afresh, build a new application with with_identifiers(app_id={app_id!r}) and "
+                f"no initialize_from record; to keep an app, do not delete it while it runs."
+            )
+        else:
+            message = (
+                f"app {app_id!r} (partition {partition_key!r}) already has a record at sequence "
+                f"id {sequence_id}: another application saved it first. Only one application may "
+                f"advance an app id at a time; reload it with "
+                f"ApplicationBuilder().initialize_from(...) and retry."
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
 
 
 class MissingExtraError(TurnoutError, ImportError):

@@ -10,7 +10,6 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
-from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.data import (
     AppLog,
     AppSummary,
@@ -18,6 +17,7 @@ from turnout.integrations.streamlit.data import (
     diff_states,
     step_token_totals,
 )
+from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.listing import breadcrumb
 from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import (
