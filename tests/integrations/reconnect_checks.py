@@ -98,15 +98,17 @@ def an_async_application_keeps_saving_when_its_connection_is_dropped_before_each
 
 
 def cut_transactions(persister: Any, prefix: str, kill: Kill, *, after: bool) -> Callable[[], int]:
-    """Make ``persister`` lose its connection around its next insert of a step (just ``after``
-    it ran, or just before), through its ``SQLConnection`` adapter; returns a counter of the
-    kills."""
+    """Make ``persister`` lose its connection in its next save, through its ``SQLConnection``
+    adapter: just before the step's insert (the middle of the transaction), or just ``after``
+    the save's last statement (the app row's latest sequence id), so the next thing the server
+    would see is ``COMMIT``. Returns a counter of the kills."""
     execute = persister.connection.execute
     kills = 0
 
     async def cutting(sql: str, params: Any = ()) -> Any:
         nonlocal kills
-        inserting = sql.startswith(f"INSERT INTO {prefix}_steps") and kills == 0
+        last = f"UPDATE {prefix}_apps SET latest_sequence_id" if after else None
+        inserting = sql.startswith(last or f"INSERT INTO {prefix}_steps") and kills == 0
         if inserting and not after:
             kills += 1
             kill(persister)

@@ -23,9 +23,12 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   └── ConcurrencyError              another writer saved this sequence id first
+    ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
+    │   └── TrackingNameError             a project name cannot name a tracking directory
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
+    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "HookError",
     "InvalidActionReturnError",
     "InvalidInputsError",
+    "InvalidNameError",
     "MissingExtraError",
     "MissingInputsError",
     "MissingWriteError",
@@ -54,6 +58,8 @@ __all__ = [
     "SerdeError",
     "StateKeyError",
     "StateOperationError",
+    "TrackingNameError",
+    "TrackingWarning",
     "TurnoutError",
     "UndeclaredWriteError",
     "UnknownActionError",
@@ -298,9 +304,23 @@ class ConcurrencyError(PersistenceError):
         return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
 
 
+class InvalidNameError(TurnoutError, ValueError):
+    """A name given to a persister or tracker cannot name its storage (a table or key prefix, a
+    tracking project); the message shows the rule and an example."""
+
+
+class TrackingNameError(InvalidNameError):
+    """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
+
+
 class MissingExtraError(TurnoutError, ImportError):
     """An optional dependency is missing; the message names the exact install command."""
 
 
 class GraphWarning(UserWarning):
     """A legal graph that is probably a mistake (unreachable action, read never provided)."""
+
+
+class TrackingWarning(UserWarning):
+    """The tracker could not log something as it is (it logged a placeholder instead); the
+    application runs on. Issued once per application."""

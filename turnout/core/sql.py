@@ -24,7 +24,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from turnout.core.errors import ConcurrencyError, PersistenceError
+from turnout.core.errors import ConcurrencyError, InvalidNameError, PersistenceError
 from turnout.core.persistence import AppRow, ParentPointer, StepRecord
 
 __all__ = ["Dialect", "SQLConnection", "SQLStore", "check_name"]
@@ -37,7 +37,7 @@ _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 def check_name(name: str, what: str = "table prefix") -> str:
     """``name`` if it is a safe SQL identifier (letters, digits, ``_``; at most 41 characters)."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
+        raise InvalidNameError(
             f"{what} {name!r} is not allowed: use letters, digits and underscores, starting "
             f"with a letter or underscore, at most 41 characters (e.g. 'turnout')."
         )

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from turnout.core.errors import SerdeError, TurnoutError
+from turnout.core.errors import SerdeError, TrackingNameError, TrackingWarning
 from turnout.core.persistence import ParentPointer, PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, TAG, Serde
 from turnout.core.state import Change, State
@@ -68,15 +68,6 @@ _OPEN_LOGS = 32
 _REPR_LIMIT = 10_000
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 logger = logging.getLogger("turnout.tracking")
-
-
-class TrackingNameError(TurnoutError, ValueError):
-    """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
-
-
-class TrackingWarning(UserWarning):
-    """The tracker could not log something as it is (it logged a placeholder instead); the
-    application runs on. Issued once per application."""
 
 
 def tracking_home(storage_dir: str | Path | None = None) -> Path:
