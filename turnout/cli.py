@@ -16,6 +16,7 @@ tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -85,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("tests/turnout_cases.json"),
         help="JSON file of cases to append to (default tests/turnout_cases.json)",
+    )
+    case.add_argument(
+        "--register-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and allow loading its enums, dataclasses and pydantic models from "
+        "the log (Serde.register_module); repeatable. Nothing else in a log is ever loaded.",
     )
     export = commands.add_parser(
         "export-otel",
@@ -160,19 +169,28 @@ def export_otel_command(args: argparse.Namespace) -> int:
 
 def test_case_command(
     storage_dir: Path, project: str, app_id: str, sequence_id: int, partition_key: str | None,
-    out: Path,
+    out: Path, register_modules: Sequence[str],
 ) -> dict[str, Any]:  # fmt: skip
-    """Append the tracked step to ``out``; return the case written."""
+    """Append the tracked step to ``out``; return the case written. ``register_modules`` are
+    imported and registered with the tracker's serde, so their types load from the log."""
     from turnout.core.errors import PersistenceError
     from turnout.core.tracking import LocalTracker
     from turnout.core.tracklog import AppRecord, BeginRecord, EndRecord, read_records
 
     tracker = LocalTracker(project, storage_dir)
+    for name in register_modules:
+        try:
+            tracker.serde.register_module(importlib.import_module(name))
+        except ImportError as exc:
+            raise SystemExit(f"turnout test-case: --register-module {name!r}: {exc}") from exc
     try:
         after = tracker.load(partition_key, app_id, sequence_id)
         before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
     except PersistenceError as exc:
-        raise SystemExit(f"turnout test-case: {exc}") from exc
+        hint = ""
+        if "has not registered" in str(exc):
+            hint = " (from this command: --register-module <the module>)"
+        raise SystemExit(f"turnout test-case: {exc}{hint}") from exc
     if after is None:
         raise SystemExit(
             f"turnout test-case: no finished step {sequence_id} of app {app_id!r} in project "
@@ -250,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "test-case":
         case = test_case_command(
             tracking_home(args.dir), args.project, args.app_id, args.sequence_id,
-            args.partition_key, args.out,
+            args.partition_key, args.out, args.register_module,
         )  # fmt: skip
         print(f"wrote case {case['name']!r} to {args.out}; test it with:\n")
         print(_TEST_TEMPLATE.format(path=args.out, action=case["action"]))
