@@ -26,6 +26,7 @@ from turnout.core.errors import PersistenceError, SerdeError, TurnoutError
 from turnout.core.serde import DEFAULT_SERDE, MAX_DEPTH, Serde, type_name
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.tracking import LocalTracker
+from turnout.core.tracklog import dump_line
 
 SENTINELS = "tests.persistence.serde_sentinels"
 
@@ -238,9 +239,7 @@ def test_a_crafted_tracking_log_creates_no_file(tmp_path: Path) -> None:
     app.step()
     log = home / "trust" / "crafted-log" / "log.jsonl"
     crafted = json.dumps(touch_payload(target), separators=(",", ":"))
-    text = log.read_text()
-    assert '"snapshot":{"v":2}' in text
-    log.write_text(text.replace('"snapshot":{"v":2}', f'"snapshot":{{"v":{crafted}}}'))
+    log.write_bytes(rewrite_log(log, '"snapshot":{"v":2}', f'"snapshot":{{"v":{crafted}}}'))
     with pytest.raises(TurnoutError, match="subprocess:Popen"):
         (
             ApplicationBuilder()
@@ -486,9 +485,27 @@ def crafted_log(home: Path, target: Path, app_id: str) -> None:
     tracker.close()
     log = home / "trust" / app_id / "log.jsonl"
     crafted = json.dumps(touch_payload(target), separators=(",", ":"))
-    text = log.read_text()
-    assert text.count('{"marker":1}') >= 2  # the attribute and the state
-    log.write_text(text.replace('{"marker":1}', crafted).replace('{"marker":0}', crafted))
+    data = rewrite_log(log, '{"marker":1}', crafted, '{"marker":0}', crafted)
+    assert data.count(b'"subprocess:Popen"') >= 3  # the initial state, the attribute, the step
+    log.write_bytes(data)
+
+
+def rewrite_log(log: Path, *replacements: str) -> bytes:
+    """``log``'s lines with each ``old, new`` pair of ``replacements`` applied to their JSON
+    text and checksummed again, as someone forging a log would; asserts each ``old`` occurs."""
+    pairs = list(zip(replacements[::2], replacements[1::2], strict=True))
+    found = {old: 0 for old, _ in pairs}
+    lines = []
+    for line in log.read_text().splitlines():
+        data = json.loads(line)
+        data.pop("crc", None)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+        for old, new in pairs:
+            found[old] += text.count(old)
+            text = text.replace(old, new)
+        lines.append(dump_line(json.loads(text)))
+    assert all(found.values()), found
+    return b"".join(lines)
 
 
 def test_turnout_test_case_on_a_crafted_log_creates_no_file(tmp_path: Path) -> None:
@@ -498,7 +515,7 @@ def test_turnout_test_case_on_a_crafted_log_creates_no_file(tmp_path: Path) -> N
     crafted_log(tmp_path / "home", target, "crafted-case")
     argv = ["test-case", "--dir", str(tmp_path / "home"), "--project", "trust"]
     argv += ["--app-id", "crafted-case", "--sequence-id", "0", "--out", str(tmp_path / "c.json")]
-    with pytest.raises(TurnoutError, match="subprocess:Popen"):
+    with pytest.raises(SystemExit, match="subprocess:Popen"):
         main(argv)
     assert not target.exists()
 
