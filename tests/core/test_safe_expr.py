@@ -264,11 +264,13 @@ def test_subscripts_and_slices(source: str, values: dict[str, Any], expected: An
     assert evaluate(source, **values) == expected
 
 
-def test_subscript_of_a_missing_index_raises_the_usual_error() -> None:
-    with pytest.raises(IndexError):
+def test_subscript_of_a_missing_index_is_a_condition_error_caused_by_the_usual_one() -> None:
+    with pytest.raises(ConditionError, match=r"expr\('h\[5\]'\) failed: IndexError") as info:
         evaluate("h[5]", h=[1])
-    with pytest.raises(KeyError):
+    assert isinstance(info.value.__cause__, IndexError)
+    with pytest.raises(ConditionError, match=r"KeyError: 'absent'") as info:
         evaluate("d['absent']", d={})
+    assert isinstance(info.value.__cause__, KeyError)
 
 
 def test_attribute_access_reads_public_attributes() -> None:
@@ -279,9 +281,10 @@ def test_attribute_access_reads_public_attributes() -> None:
     assert evaluate("z.imag", z=2 + 3j) == 3.0
 
 
-def test_attribute_access_of_a_missing_attribute_raises_attribute_error() -> None:
-    with pytest.raises(AttributeError):
+def test_attribute_access_of_a_missing_attribute_is_a_condition_error() -> None:
+    with pytest.raises(ConditionError, match=r"expr\('obj.nope'\) failed: AttributeError") as info:
         evaluate("obj.nope", obj=SimpleNamespace())
+    assert isinstance(info.value.__cause__, AttributeError)
 
 
 @pytest.mark.parametrize(
