@@ -599,63 +599,6 @@ def test_rejection_happens_before_any_evaluation() -> None:
         expr("True or __import__('os')")
 
 
-# -- resource limits -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("source", "values"),
-    [
-        ("2 ** 100000", {}),
-        ("2 ** n", {"n": 10**6}),
-        ("2.0 ** 100000", {}),
-        ("'a' * 10**9", {}),
-        ("10**9 * 'a'", {}),
-        ("[0] * 10**7", {}),
-        ("(1,) * 10**7", {}),
-        ("b'a' * 10**7", {}),
-        ("h * n", {"h": [1, 2], "n": 10**6}),
-        ("s * 1000", {"s": "x" * 10_000}),
-    ],
-    ids=[
-        "huge-power",
-        "huge-power-from-state",
-        "huge-float-power",
-        "huge-string-repeat",
-        "huge-string-repeat-reversed",
-        "huge-list-repeat",
-        "huge-tuple-repeat",
-        "huge-bytes-repeat",
-        "huge-repeat-from-state",
-        "long-string-repeated",
-    ],
-)
-def test_huge_results_are_refused_when_evaluated(source: str, values: dict[str, Any]) -> None:
-    condition = expr(source)  # building is fine: the size is only known at evaluation
-    with pytest.raises(ConditionError, match=r"too large"):
-        condition.evaluate(State(values))
-
-
-def test_chained_powers_cannot_build_a_huge_number() -> None:
-    """Each exponent is small, but the result has a hundred million bits."""
-    condition = expr("(2 ** 10000) ** 10000 > 0")
-    with pytest.raises(ConditionError, match=r"too large"):
-        condition.evaluate(State())
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("2 ** 10000 > 0", True),
-        ("(2 ** 100) ** 100 == 2 ** 10000", True),
-        ("len('a' * 1000000)", 1_000_000),
-        ("len([0] * 1000)", 1000),
-    ],
-    ids=["power-at-limit", "chained-power-within-limit", "repeat-at-limit", "small-repeat"],
-)
-def test_results_within_the_limits_are_computed(source: str, expected: Any) -> None:
-    assert evaluate(source) == expected
-
-
 # -- no eval, exec or compile ----------------------------------------------------------------------
 
 _CODE_RUNNERS = {"eval", "exec", "compile", "__import__"}
@@ -693,22 +636,3 @@ def test_building_and_evaluating_never_calls_eval_or_exec(monkeypatch: pytest.Mo
     condition = expr("len(h) > 1 and h[-1]['ok'] and (n ** 2 if n else 0) >= 4")
     state = State({"h": [{}, {"ok": True}], "n": 2})
     assert condition.evaluate(state) is True
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "len(sum([[0] * 1000000] * 1000000, [])) > 0",
-        "len(str([[0] * 1000000] * 1000000)) > 0",
-        "len([[[0] * 1000] * 1000] * 1000) > 0",
-    ],
-    ids=["sum-of-repeated-lists", "str-of-repeated-lists", "three-level-repeat"],
-)
-def test_nested_repetition_counts_the_items_it_expands_to(source: str) -> None:
-    """Each repeat alone is within the limit; what sum() or str() would build is not."""
-    with pytest.raises(ConditionError, match=r"too large"):
-        expr(source).evaluate(State())
-
-
-def test_repetition_of_a_small_nested_list_is_computed() -> None:
-    assert evaluate("len(sum([[0] * 1000] * 3, []))") == 3000

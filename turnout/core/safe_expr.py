@@ -123,26 +123,43 @@ class CompiledExpression:
 
 
 def _evaluator(source: str, root: _Step, *, grows: bool, truth: bool) -> Evaluator:
-    # Expressions without a growing operation (the usual `count < 3`) never touch the budget:
-    # they share one instead of allocating it on every evaluation.
-    shared = _UNUSED_BUDGET
+    if truth and not grows:
+        # The usual condition (`count < 3`): no operation can grow, so no budget is allocated.
+        shared = _UNUSED_BUDGET
+
+        def holds(values: Mapping[str, Any]) -> bool:
+            try:
+                return bool(root(values, shared))
+            except Exception as error:
+                failure = _failure(source, error)
+                raise failure from failure.__cause__
+
+        return holds
 
     def evaluate(values: Mapping[str, Any]) -> Any:
         try:
-            value = root(values, Budget() if grows else shared)
+            value = root(values, Budget() if grows else _UNUSED_BUDGET)
             return bool(value) if truth else value
-        except _MissingKey as missing:
-            raise missing.error from None
-        except Refused as refused:
-            raise ConditionError(f"expr({shorten(source)!r}): {refused}.{_HOW}") from None
         except Exception as error:
-            raise ConditionError(
-                f"expr({shorten(source)!r}) failed: {type(error).__name__}: "
-                f"{shorten(str(error))}. Check the values of the state keys it reads or write "
-                f"the check as Condition.lmda(fn, keys)."
-            ) from error
+            failure = _failure(source, error)
+            raise failure from failure.__cause__
 
     return evaluate
+
+
+def _failure(source: str, error: Exception) -> BaseException:
+    """What to raise for ``error`` out of an evaluation, its cause set."""
+    if isinstance(error, _MissingKey):
+        return error.error
+    if isinstance(error, Refused):
+        return ConditionError(f"expr({shorten(source)!r}): {error}.{_HOW}")
+    failure = ConditionError(
+        f"expr({shorten(source)!r}) failed: {type(error).__name__}: {shorten(str(error))}. "
+        f"Check the values of the state keys it reads or write the check as "
+        f"Condition.lmda(fn, keys)."
+    )
+    failure.__cause__ = error
+    return failure
 
 
 _UNUSED_BUDGET = Budget()
@@ -180,6 +197,10 @@ def compile_expression(source: str) -> CompiledExpression:
     return CompiledExpression(source, keys, root, grows=compiler.grows)
 
 
+# Nodes that only mark what their parent does (Load, Add, And, Lt, ...): not counted as parts.
+_MARKERS = (ast.expr_context, ast.operator, ast.boolop, ast.unaryop, ast.cmpop)
+
+
 def _check_size(source: str, body: ast.AST) -> None:
     """Refuse a tree over ``MAX_NODES`` nodes or ``MAX_DEPTH`` levels, before the (recursive)
     compiler walks it."""
@@ -197,7 +218,11 @@ def _check_size(source: str, body: ast.AST) -> None:
                 f"expr({shorten(source)!r}) is too large: {problem}. Split it into smaller "
                 f"conditions combined with & and |, or write it as Condition.lmda(fn, keys)."
             )
-        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+        stack.extend(
+            (child, depth + 1)
+            for child in ast.iter_child_nodes(node)
+            if not isinstance(child, _MARKERS)
+        )
 
 
 class _Compiler:
