@@ -55,6 +55,7 @@ MAX_EXPONENT: Final = 10_000
 
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 _TEXTS = (str, bytes, bytearray)
+_CONTAINERS = (list, tuple, set, frozenset, dict)
 # Built-in number types whose size is known; bool is an int.
 _NUMBERS = (int, float, complex)
 
@@ -87,19 +88,37 @@ class Budget:
 
 
 def weight(value: Any, budget: int = MAX_ITEMS) -> int:
-    """How many items ``value`` expands to when printed or flattened, nested containers counted
-    through (shared references counted each time); stops early once past ``budget``."""
+    """How many items ``value`` expands to when printed or flattened.
+
+    A string weighs its length, a container the sum over its items (so a list repeating one big
+    list weighs what ``str()`` of it would build), anything else 1 (a big integer 1 per 64 bits).
+    Stops early once past ``budget``.
+    """
+    return _weigh(value, budget, {})
+
+
+def _weigh(value: Any, budget: int, seen: dict[int, int]) -> int:
     if isinstance(value, _TEXTS):
         return len(value)
     if isinstance(value, int):
         return 1 + value.bit_length() // 64
-    if not isinstance(value, (list, tuple, set, frozenset, dict)):
+    if not isinstance(value, _CONTAINERS):
         return 1
-    total = len(value)
+    known = seen.get(id(value))  # repetition shares one object many times: weigh it once
+    if known is not None:
+        return known
+    total = 0
     for item in itertools.chain.from_iterable(value.items()) if isinstance(value, dict) else value:
         if total > budget:
             break
-        total += weight(item, budget - total)
+        kind = type(item)
+        if kind is int or kind is bool:  # the common items, without a call
+            total += 1 + item.bit_length() // 64
+        elif kind is float or item is None:
+            total += 1
+        else:
+            total += _weigh(item, budget - total, seen)
+    seen[id(value)] = total = max(total, 1)
     return total
 
 
