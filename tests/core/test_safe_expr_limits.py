@@ -40,7 +40,8 @@ def refusal(source: str, **values: Any) -> str:
     with pytest.raises(ConditionError) as info:
         evaluate(source, **values)
     message = str(info.value)
-    assert message.startswith(f"expr({source!r})"), message
+    quoted = repr(source) if len(source) <= 200 else repr(source[:200])[:-1]  # long: cut short
+    assert message.startswith(f"expr({quoted}"), message
     return message
 
 
@@ -406,6 +407,19 @@ def test_each_evaluation_has_its_own_budget_of_items() -> None:
     assert within({"s": s}) == (parts - 1) * MAX_ITEMS  # the budget is not used up across calls
     over = " + ".join(["len(s + s)"] * (parts + 1))
     assert "MAX_ITEMS_PER_EVALUATION" in refusal(over, s=s)
+
+
+@pytest.mark.parametrize(
+    ("operation", "x"),
+    [("x * x", 2**49_000), ("x // 3", 2**99_000), ("x % 3", 2**99_000)],
+    ids=["multiplications", "floor-divisions", "modulos"],
+)
+def test_big_integer_work_counts_toward_the_evaluation_budget(operation: str, x: int) -> None:
+    """Each operation is cheap alone; a hundred and more of them on big integers are not."""
+    bits_each = max(x.bit_length(), (x * x).bit_length() if "*" in operation else 0)
+    fits = MAX_ITEMS_PER_EVALUATION // bits_each
+    assert evaluate(" and ".join([operation] * fits), x=x)
+    assert "MAX_ITEMS_PER_EVALUATION" in refusal(" and ".join([operation] * (fits + 1)), x=x)
 
 
 @pytest.mark.parametrize(

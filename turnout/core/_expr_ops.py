@@ -79,11 +79,17 @@ class Budget:
                 f"{what} is too large: it would build {size:,} items, over the limit of "
                 f"{MAX_ITEMS:,} per operation (MAX_ITEMS)"
             )
+        self.spend(size, what)
+
+    def spend(self, size: int, what: str) -> None:
+        """Account for ``size`` units of work (a big integer's bits) toward the evaluation's
+        total only: one operation on a big value the state holds is not refused for it."""
         self.left -= size
         if self.left < 0:
             raise Refused(
-                f"{what} is too large: with it the expression builds over "
-                f"{MAX_ITEMS_PER_EVALUATION:,} items in one evaluation (MAX_ITEMS_PER_EVALUATION)"
+                f"{what} is too large: with it one evaluation builds over "
+                f"{MAX_ITEMS_PER_EVALUATION:,} items (or bits of big integers it multiplies and "
+                f"divides), the limit (MAX_ITEMS_PER_EVALUATION)"
             )
 
 
@@ -123,8 +129,10 @@ def _weigh(value: Any, budget: int, seen: dict[int, int]) -> int:
 
 
 def _check_int(result: Any, budget: Budget, what: str) -> Any:
+    # Multiplying and dividing big integers costs more than linear time: their bits count toward
+    # the evaluation's total, so a few hundred of them at most can run in one evaluation.
     if isinstance(result, int) and result.bit_length() > 64:
-        budget.charge(result.bit_length() // 8, what)
+        budget.spend(result.bit_length(), what)
     return result
 
 
@@ -216,7 +224,15 @@ def modulo(budget: Budget, what: str, left: Any, right: Any) -> Any:
     if isinstance(left, _TEXTS):
         text = left if isinstance(left, str) else left.decode("latin-1")
         budget.charge(_format_size(text, right, what), what)
+    elif isinstance(left, int):
+        _check_int(left, budget, what)
     return operator.mod(left, right)
+
+
+def floor_divide(budget: Budget, what: str, left: Any, right: Any) -> Any:
+    if isinstance(left, int):
+        _check_int(left, budget, what)
+    return operator.floordiv(left, right)
 
 
 def plain(op: Callable[[Any, Any], Any]) -> Callable[[Budget, str, Any, Any], Any]:

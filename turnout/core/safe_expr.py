@@ -63,12 +63,13 @@ _BINARY: dict[type[ast.operator], _Guarded] = {
     ast.Sub: ops.plain(operator.sub),
     ast.Mult: ops.multiply,
     ast.Div: ops.plain(operator.truediv),
-    ast.FloorDiv: ops.plain(operator.floordiv),
+    ast.FloorDiv: ops.floor_divide,
     ast.Mod: ops.modulo,
     ast.Pow: ops.power,
 }
-# The operators that may build more than their operands hold, and so need a budget.
-_GROWING = (ast.Add, ast.Mult, ast.Mod, ast.Pow)
+# The operators that may build more than their operands hold, or work on them in more than
+# linear time, and so need a budget.
+_GROWING = (ast.Add, ast.Mult, ast.Mod, ast.Pow, ast.FloorDiv)
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.Not: operator.not_,
     ast.USub: operator.neg,
