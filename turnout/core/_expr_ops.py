@@ -18,7 +18,6 @@ arrays, ...) run their own code and are not sized here.
 
 from __future__ import annotations
 
-import builtins
 import itertools
 import operator
 import re
@@ -243,7 +242,7 @@ def plain(op: Callable[[Any, Any], Any]) -> Callable[[Budget, str, Any, Any], An
 def to_str(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
     if args and not kwargs and len(args) == 1:
         budget.charge(weight(args[0]), what)
-    return builtins.str(*args, **kwargs)
+    return str(*args, **kwargs)
 
 
 def to_int(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
@@ -251,26 +250,26 @@ def to_int(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
     if args and isinstance(args[0], _TEXTS):
         budget.charge(len(args[0]), what)
         _int_bits(what, len(args[0]) * 4)
-    return builtins.int(*args, **kwargs)
+    return int(*args, **kwargs)
 
 
 def to_sorted(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
     if args and hasattr(args[0], "__len__"):
         budget.charge(len(args[0]), what)
-    return builtins.sorted(*args, **kwargs)
+    return sorted(*args, **kwargs)
 
 
 def rounded(budget: Budget, what: str, number: Any, ndigits: Any = None) -> Any:
     # round(5, -10**7) computes 10**(10**7): seconds of CPU for a zero.
     if isinstance(ndigits, int):
         _int_bits(what, abs(ndigits) * 10 // 3)
-    return builtins.round(number, ndigits)
+    return round(number, ndigits)
 
 
 def total(budget: Budget, what: str, iterable: Iterable[Any], /, start: Any = 0) -> Any:
     """``sum`` in linear time: the built-in concatenates lists one by one, in quadratic time."""
     if not isinstance(start, (list, tuple)):
-        return builtins.sum(iterable, start)
+        return sum(iterable, start)
     kind = list if isinstance(start, list) else tuple
     parts: list[Any] = [start]
     size = len(start)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -226,11 +227,17 @@ def _check_size(source: str, body: ast.AST) -> None:
         )
 
 
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n|$)")
+
+
 class _Compiler:
     def __init__(self, source: str, keys: list[str]) -> None:
         self.source = source
         self.keys = keys
         self.grows = False  # whether some operation charges the evaluation's budget
+        # Node positions are offsets in UTF-8 bytes: encode each line once, not once per node.
+        # Lines end where the parser ends them (not at form feeds, as str.splitlines would).
+        self._lines = [line.encode() for line in _LINE.findall(source.strip())]
 
     def reject(self, node: ast.AST, why: str) -> ConditionError:
         snippet = self.segment(node)
@@ -241,8 +248,17 @@ class _Compiler:
         )
 
     def segment(self, node: ast.AST) -> str:
-        text = ast.get_source_segment(self.source.strip(), node) or type(node).__name__
-        return shorten(text, 80)
+        """The text of ``node``, cut short, to name it in messages."""
+        first, last = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        start, end = getattr(node, "col_offset", None), getattr(node, "end_col_offset", None)
+        if first is None or last is None or start is None or end is None:
+            return type(node).__name__
+        if first == last:
+            text = self._lines[first - 1][start:end]
+        else:
+            middle = self._lines[first : last - 1]
+            text = b"".join([self._lines[first - 1][start:], *middle, self._lines[last - 1][:end]])
+        return shorten(text.decode(errors="replace"), 80)
 
     def visit(self, node: ast.AST) -> _Step:
         method = getattr(self, f"visit_{type(node).__name__}", None)
