@@ -7,6 +7,7 @@ Sizes are never measured with timers here: each test asserts that the limit erro
 from __future__ import annotations
 
 import ast
+import itertools
 import types
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -449,6 +450,26 @@ def test_big_integer_work_counts_toward_the_evaluation_budget(operation: str, x:
 )
 def test_operations_over_a_limit_are_refused(source: str, values: dict[str, Any]) -> None:
     assert "too large" in refusal(source, **values)
+
+
+@pytest.mark.parametrize(
+    "source", ["max(it)", "min(it)", "sum(it)", "any(it)", "all(it)", "sorted(it)", "sum(it, [])"]
+)
+def test_functions_refuse_to_go_through_an_iterator_which_may_be_endless(source: str) -> None:
+    """sum(itertools.count()) would never return."""
+    message = refusal(source, it=itertools.count())
+    assert "has no length (an iterator, maybe endless)" in message
+
+
+@pytest.mark.parametrize("function", ["max", "min", "sum", "any", "all", "sorted"])
+def test_going_through_a_collection_counts_toward_the_evaluation_budget(function: str) -> None:
+    """A range the state holds may be longer than memory: sum(range(10**12)) ran for hours."""
+    assert "MAX_ITEMS_PER_EVALUATION" in refusal(f"{function}(r)", r=range(1, 10**12))
+
+
+def test_going_through_a_long_collection_once_is_fine() -> None:
+    h = list(range(2 * MAX_ITEMS))
+    assert evaluate("max(h) + min(h) + sum(h[:3]) + min(1, 2)", h=h) == 2 * MAX_ITEMS - 1 + 3 + 1
 
 
 def test_the_limits_are_importable_constants() -> None:

@@ -22,7 +22,7 @@ import itertools
 import operator
 import re
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 from typing import Any, Final
 
 __all__ = [
@@ -253,9 +253,33 @@ def to_int(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
     return int(*args, **kwargs)
 
 
+def _scan(budget: Budget, what: str, items: Any) -> int:
+    """Account for going through ``items`` once; refuse what has no length, which may be endless
+    (``itertools.count()``) and would be used up by the first evaluation anyway."""
+    if not isinstance(items, Sized):
+        raise Refused(
+            f"{what} goes through a {type(items).__name__}, which has no length (an iterator, "
+            f"maybe endless); give it a list, tuple, set, dict or string"
+        )
+    size = len(items)
+    budget.spend(size, what)
+    return size
+
+
+def scanning(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``min max all any``: going through one collection counts toward the evaluation's total."""
+
+    def scan(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
+        if len(args) == 1:  # min(a, b) compares its arguments and goes through nothing
+            _scan(budget, what, args[0])
+        return fn(*args, **kwargs)
+
+    return scan
+
+
 def to_sorted(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
-    if args and hasattr(args[0], "__len__"):
-        budget.charge(len(args[0]), what)
+    if args:
+        budget.charge(_scan(budget, what, args[0]), what)  # and it builds a copy
     return sorted(*args, **kwargs)
 
 
@@ -268,6 +292,7 @@ def rounded(budget: Budget, what: str, number: Any, ndigits: Any = None) -> Any:
 
 def total(budget: Budget, what: str, iterable: Iterable[Any], /, start: Any = 0) -> Any:
     """``sum`` in linear time: the built-in concatenates lists one by one, in quadratic time."""
+    _scan(budget, what, iterable)
     if not isinstance(start, (list, tuple)):
         return sum(iterable, start)
     kind = list if isinstance(start, list) else tuple
@@ -295,11 +320,11 @@ def unguarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": unguarded(len),
     "abs": unguarded(abs),
-    "min": unguarded(min),
-    "max": unguarded(max),
+    "min": scanning(min),
+    "max": scanning(max),
     "sum": total,
-    "all": unguarded(all),
-    "any": unguarded(any),
+    "all": scanning(all),
+    "any": scanning(any),
     "round": rounded,
     "sorted": to_sorted,
     "str": to_str,
