@@ -554,7 +554,10 @@ def test_a_method_cannot_be_called_by_passing_it_as_a_key_function(source: str) 
 
 @pytest.mark.parametrize(
     "source",
-    ["a <", "", "   ", "x if y", "import os", "x = 1", "a; b", "def f(): pass", "1 +", "(("],
+    [
+        *["a <", "", "   ", "x if y", "import os", "x = 1", "a; b", "def f(): pass", "1 +", "(("],
+        *["x\x00", "'\ud800'"],
+    ],
     ids=[
         "dangling-operator",
         "empty",
@@ -566,6 +569,8 @@ def test_a_method_cannot_be_called_by_passing_it_as_a_key_function(source: str) 
         "function-definition",
         "incomplete-sum",
         "unbalanced",
+        "nul-character",
+        "lone-surrogate",
     ],
 )
 def test_syntax_error_is_a_condition_error(source: str) -> None:

@@ -11,9 +11,15 @@ building it and charges it to a ``Budget`` created for each evaluation:
 - one evaluation may build at most ``MAX_ITEMS_PER_EVALUATION`` in total;
 - an integer built by ``*`` or ``**`` may have at most ``MAX_INT_BITS`` bits.
 
-Values the state already holds are not limited (they are in memory already), but operations on them
-are: ``text * 3`` is charged ``3 * len(text)``. Operations on your own types (``Decimal``, numpy
-arrays, ...) run their own code and are not sized here.
+Multiplying and dividing big integers, and going through a collection (``min max sum all any
+sorted``), count toward the evaluation's total too; those functions refuse an iterator, which may
+be endless. Values the state already holds are not limited (they are in memory already), but
+operations on them are: ``text * 3`` is charged ``3 * len(text)``. Operations on your own types
+(``Decimal``, numpy arrays, ...) run their own code and are not sized here.
+
+Attribute reads go through ``read_attribute``: a chain stops at anything that is code rather than
+data (``OPAQUE_TYPES``), so ``gen.gi_frame.f_globals`` cannot walk from a generator in the state
+to a module's globals; ``INTERPRETER_ATTRIBUTES`` names are refused when the expression is built.
 """
 
 from __future__ import annotations
@@ -55,8 +61,7 @@ MAX_EXPONENT: Final = 10_000
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 _TEXTS = (str, bytes, bytearray)
 _CONTAINERS = (list, tuple, set, frozenset, dict)
-# Built-in number types whose size is known; bool is an int.
-_NUMBERS = (int, float, complex)
+_REALS = (int, float)  # bool is an int
 
 
 class Refused(Exception):
@@ -144,7 +149,7 @@ def _int_bits(what: str, bits: int) -> None:
 
 
 def power(budget: Budget, what: str, base: Any, exponent: Any) -> Any:
-    if isinstance(exponent, _NUMBERS[:2]) and abs(exponent) > MAX_EXPONENT:
+    if isinstance(exponent, _REALS) and abs(exponent) > MAX_EXPONENT:
         raise Refused(
             f"{what} is too large: the exponent {exponent!r} is over the limit of "
             f"{MAX_EXPONENT:,} (MAX_EXPONENT)"
@@ -372,8 +377,8 @@ built."""
 def read_attribute(what: str, target: Any, name: str) -> Any:
     if isinstance(target, OPAQUE_TYPES):
         raise Refused(
-            f"{what} reads an attribute of {type(target).__name__} {_short(target)}; a condition "
-            f"reads attributes of data only, not of code, functions, modules or frames"
+            f"{what} reads an attribute of a {type(target).__name__}; a condition reads "
+            f"attributes of data only, not of code, functions, modules or frames"
         )
     value = getattr(target, name)
     if isinstance(value, OPAQUE_TYPES):
@@ -382,14 +387,6 @@ def read_attribute(what: str, target: Any, name: str) -> Any:
             f"attributes only (methods cannot be called in an expression)"
         )
     return value
-
-
-def _short(value: Any, limit: int = 80) -> str:
-    try:
-        text = repr(value)
-    except Exception:  # a broken __repr__ must not hide the real error
-        text = f"<{type(value).__name__}>"
-    return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
 
 
 def shorten(text: str, limit: int = 200) -> str:

@@ -186,8 +186,14 @@ def compile_expression(source: str) -> CompiledExpression:
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ConditionError(f"expr({source!r}) is not a valid expression: {exc.msg}") from None
-    except (MemoryError, RecursionError, ValueError) as exc:  # the parser's own nesting limits
+        raise ConditionError(
+            f"expr({shorten(source)!r}) is not a valid expression: {exc.msg}"
+        ) from None
+    except ValueError as exc:  # a NUL character (a SyntaxError from Python 3.12)
+        raise ConditionError(
+            f"expr({shorten(source)!r}) is not a valid expression: {exc}"
+        ) from None
+    except (MemoryError, RecursionError) as exc:  # the parser's own nesting limits
         raise ConditionError(
             f"expr({shorten(source)!r}) is not a valid expression: it nests too deeply "
             f"({type(exc).__name__}). Split it into smaller conditions combined with & and |."
