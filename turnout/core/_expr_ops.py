@@ -61,6 +61,7 @@ MAX_EXPONENT: Final = 10_000
 _SEQUENCES = (str, bytes, bytearray, list, tuple)
 _TEXTS = (str, bytes, bytearray)
 _CONTAINERS = (list, tuple, set, frozenset, dict)
+_COLLECTIONS = frozenset({*_CONTAINERS, *_TEXTS})  # checked before the slower ABC
 _REALS = (int, float)  # bool is an int
 
 
@@ -261,7 +262,7 @@ def to_int(budget: Budget, what: str, *args: Any, **kwargs: Any) -> Any:
 def _scan(budget: Budget, what: str, items: Any) -> int:
     """Account for going through ``items`` once; refuse what has no length, which may be endless
     (``itertools.count()``) and would be used up by the first evaluation anyway."""
-    if not isinstance(items, Sized):
+    if type(items) not in _COLLECTIONS and not isinstance(items, Sized):
         raise Refused(
             f"{what} goes through a {type(items).__name__}, which has no length (an iterator, "
             f"maybe endless); give it a list, tuple, set, dict or string"
@@ -317,14 +318,7 @@ def total(budget: Budget, what: str, iterable: Iterable[Any], /, start: Any = 0)
     return kind(itertools.chain.from_iterable(parts))
 
 
-def unguarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """A built-in whose result is no larger than its arguments, with the guarded signature."""
-    return lambda _budget, _what, *args, **kwargs: fn(*args, **kwargs)
-
-
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "len": unguarded(len),
-    "abs": unguarded(abs),
+GUARDED_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "min": scanning(min),
     "max": scanning(max),
     "sum": total,
@@ -334,10 +328,18 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sorted": to_sorted,
     "str": to_str,
     "int": to_int,
-    "float": unguarded(float),
-    "bool": unguarded(bool),
 }
-"""The functions an expression may call, by name, each with its guard."""
+"""The functions that may build or go through a lot, by name, each with its guard (called with
+the budget and the calling text first)."""
+PLAIN_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "len": len,
+    "abs": abs,
+    "float": float,
+    "bool": bool,
+}
+"""The functions whose work and result are no larger than their argument: called as they are."""
+FUNCTIONS: Final = frozenset(GUARDED_FUNCTIONS) | frozenset(PLAIN_FUNCTIONS)
+"""The names of the functions an expression may call."""
 
 # Objects that hold or lead to code, frames and module globals: an attribute chain stops at them
 # (``gen.gi_frame.f_globals`` would otherwise reach every global of a module).

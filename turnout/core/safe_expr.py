@@ -405,10 +405,22 @@ class _Compiler:
         if any(kw.arg == "key" for kw in node.keywords):
             # key=obj.method would make min/max/sorted call a method: a call in disguise.
             raise self.reject(node, "key= functions are not allowed")
-        self.grows = True
-        fn, what = ops.FUNCTIONS[node.func.id], self.segment(node)
         args = [self.visit(a) for a in node.args]
         kwargs = {kw.arg: self.visit(kw.value) for kw in node.keywords if kw.arg is not None}
+        plain = ops.PLAIN_FUNCTIONS.get(node.func.id)
+        if plain is not None:
+            if len(args) == 1 and not kwargs:  # the usual `len(items)`, without the unpacking
+                only = args[0]
+                return lambda values, budget: plain(only(values, budget))
+            return lambda values, budget: plain(
+                *[a(values, budget) for a in args],
+                **{k: v(values, budget) for k, v in kwargs.items()},
+            )
+        self.grows = True
+        fn, what = ops.GUARDED_FUNCTIONS[node.func.id], self.segment(node)
+        if len(args) == 1 and not kwargs:
+            first = args[0]
+            return lambda values, budget: fn(budget, what, first(values, budget))
         return lambda values, budget: fn(
             budget,
             what,
