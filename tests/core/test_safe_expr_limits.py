@@ -1,4 +1,5 @@
-"""Tests for the bounds of ``expr``: hostile expressions are refused quickly with ConditionError.
+"""Tests for the size limits of ``expr``: hostile expressions are refused quickly with
+ConditionError, before they build anything large.
 
 Sizes are never measured with timers here: each test asserts that the limit error is raised
 (before anything large is built), or that the work is done in a way that cannot be large.
@@ -8,17 +9,14 @@ from __future__ import annotations
 
 import ast
 import itertools
-import types
-from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import pytest
 
 import turnout.core.safe_expr as safe_expr
-from turnout import ApplicationBuilder, action
+from tests.core.expr_checks import evaluate, refusal
 from turnout.core.condition import expr
-from turnout.core.errors import ConditionError, StateKeyError
+from turnout.core.errors import ConditionError
 from turnout.core.safe_expr import (
     MAX_DEPTH,
     MAX_INT_BITS,
@@ -29,22 +27,6 @@ from turnout.core.safe_expr import (
     compile_expression,
 )
 from turnout.core.state import State
-
-
-def evaluate(source: str, **values: Any) -> Any:
-    """The raw value of ``source`` over ``values``."""
-    return compile_expression(source)(values)
-
-
-def refusal(source: str, **values: Any) -> str:
-    """The message of the ConditionError that evaluating ``source`` raises; it names ``source``."""
-    with pytest.raises(ConditionError) as info:
-        evaluate(source, **values)
-    message = str(info.value)
-    quoted = repr(source) if len(source) <= 200 else repr(source[:200])[:-1]  # long: cut short
-    assert message.startswith(f"expr({quoted}"), message
-    return message
-
 
 # -- the hostile examples of the issue -------------------------------------------------------------
 
@@ -198,200 +180,6 @@ def test_expressions_within_the_size_limits_are_compiled() -> None:
     assert evaluate(" + ".join(["x"] * (MAX_DEPTH - 1)), x=1) == MAX_DEPTH - 1
     assert evaluate(" or ".join(["x"] * (MAX_NODES - 1)), x=1) == 1
     assert evaluate(" or ".join(f"x == {i}" for i in range(200)), x=199) is True
-
-
-# -- attribute chains ------------------------------------------------------------------------------
-
-
-def _generator() -> Iterator[int]:
-    yield 1
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "g.gi_frame.f_globals",
-        "g.gi_frame",
-        "g.gi_code",
-        "obj.frame.f_globals",
-        "obj.frame.f_back",
-        "obj.frame.f_locals",
-        "obj.frame.f_builtins",
-        "obj.code.co_consts",
-        "c.cr_frame",
-        "a.ag_frame",
-        "tb.tb_frame",
-        "fn.func_globals",
-        "x.__globals__",
-        "x._private",
-    ],
-)
-def test_attributes_of_frames_code_and_generators_are_refused_when_built(source: str) -> None:
-    with pytest.raises(ConditionError, match=r"attributes (of frames|starting with '_')"):
-        expr(source)
-
-
-class _Holder:
-    """A state object with a method, a property and a plain attribute."""
-
-    def __init__(self) -> None:
-        self.count = 3
-        self.gen = _generator()
-        self.fn = _generator
-        self.module = types
-        self.cls = int
-
-    def method(self) -> int:
-        return 1
-
-    @property
-    def double(self) -> int:
-        return self.count * 2
-
-
-@pytest.mark.parametrize(
-    ("source", "kind"),
-    [
-        ("obj.gen", "generator"),
-        ("obj.fn", "function"),
-        ("obj.method", "method"),
-        ("obj.module", "module"),
-        ("obj.module.sys", "module"),
-        ("s.upper", "builtin_function_or_method"),
-        ("obj.cls.mro", "method_descriptor|builtin_function_or_method"),
-        ("obj.fn.closure", "function"),
-    ],
-    ids=[
-        "generator",
-        "function",
-        "method",
-        "module",
-        "through-a-module",
-        "str-method",
-        "class-method",
-        "through-a-function",
-    ],
-)
-def test_an_attribute_chain_stops_at_code_functions_and_modules(source: str, kind: str) -> None:
-    """Reading ``obj.gen`` would hand on a generator, whose frame leads to a module's globals."""
-    message = refusal(source, obj=_Holder(), s="text")
-    assert "not data" in message or "attributes of data only" in message
-    assert any(k in message for k in kind.split("|")), message
-
-
-def test_data_attributes_of_state_objects_are_read() -> None:
-    holder = _Holder()
-    assert evaluate("obj.count + obj.double", obj=holder) == 9
-    assert evaluate("obj.cls", obj=holder) is int
-    assert evaluate("p.x < p.y", p=SimpleNamespace(x=1, y=2)) is True
-    assert evaluate("(3 + 4j).imag + n.real", n=2) == 6.0
-
-
-# -- every failure is a ConditionError naming the expression ---------------------------------------
-
-
-class _Exploding:
-    """A state value whose operations raise the error it is given."""
-
-    def __init__(self, error: BaseException) -> None:
-        self.error = error
-
-    def __add__(self, other: Any) -> NoReturn:
-        raise self.error
-
-    def __bool__(self) -> NoReturn:
-        raise self.error
-
-
-def _nested(depth: int) -> list[Any]:
-    value: list[Any] = []
-    for _ in range(depth):
-        value = [value]
-    return value
-
-
-@pytest.mark.parametrize(
-    ("source", "values", "cause"),
-    [
-        ("1 / 0", {}, ZeroDivisionError),
-        ("n % 0", {"n": 1}, ZeroDivisionError),
-        ("int(f * 10)", {"f": 1e308}, OverflowError),
-        ("2.0 ** 5000", {}, OverflowError),
-        ("int('zz')", {}, ValueError),
-        ("max([])", {}, ValueError),
-        ("len(n)", {"n": 1}, TypeError),
-        ("sorted([1, 'a'])", {}, TypeError),
-        ("'%d' % 'a'", {}, TypeError),
-        ("h[5]", {"h": []}, IndexError),
-        ("h[10 ** 100]", {"h": []}, IndexError),
-        ("d['absent']", {"d": {}}, KeyError),
-        ("p.absent", {"p": SimpleNamespace()}, AttributeError),
-        ("a == b", {"a": _nested(100_000), "b": _nested(100_000)}, RecursionError),
-        ("x + 1", {"x": _Exploding(MemoryError())}, MemoryError),
-        ("x + 1", {"x": _Exploding(OverflowError("boom"))}, OverflowError),
-    ],
-    ids=[
-        "division-by-zero",
-        "modulo-by-zero",
-        "float-to-int-overflow",
-        "float-power-overflow",
-        "bad-int-literal",
-        "empty-max",
-        "len-of-int",
-        "unorderable",
-        "bad-format-argument",
-        "index",
-        "index-too-large",
-        "missing-subscript-key",
-        "missing-attribute",
-        "recursion",
-        "memory",
-        "state-object-overflow",
-    ],
-)
-def test_every_failure_is_a_condition_error_naming_the_expression(
-    source: str, values: dict[str, Any], cause: type[BaseException]
-) -> None:
-    with pytest.raises(ConditionError) as info:
-        expr(source).evaluate(State(values))
-    message = str(info.value)
-    assert message.startswith(f"expr({source!r}) failed: {cause.__name__}"), message
-    assert "Condition.lmda(fn, keys)" in message
-    assert isinstance(info.value.__cause__, cause)
-
-
-def test_a_value_whose_truth_cannot_be_decided_is_a_condition_error() -> None:
-    with pytest.raises(ConditionError, match=r"^expr\('x'\) failed: ValueError: ambiguous"):
-        expr("x").evaluate(State({"x": _Exploding(ValueError("ambiguous"))}))
-
-
-def test_a_state_key_the_state_lacks_is_still_a_state_key_error() -> None:
-    """The one failure that keeps its type: a running application reports it as
-    ConditionKeyError, naming the transition."""
-    with pytest.raises(StateKeyError) as info:
-        expr("d['k'] if flag else absent").evaluate(State({"d": {}, "flag": False}))
-    assert info.value.key == "absent"
-
-
-def test_a_failing_condition_stops_the_run_with_the_condition_error() -> None:
-    @action(reads=[], writes=["d"])
-    def start(state: State) -> State:
-        return state.update(d={})
-
-    @action(reads=[], writes=[])
-    def end(state: State) -> State:
-        return state
-
-    app = (
-        ApplicationBuilder()
-        .with_actions(start, end)
-        .with_transitions(("start", "end", expr("d['absent'] > 1")))
-        .with_entrypoint("start")
-        .build()
-    )
-    app.step()  # runs start; the transition out of it is chosen on the next step
-    with pytest.raises(ConditionError, match=r"expr\(\"d\['absent'\] > 1\"\) failed: KeyError"):
-        app.step()
 
 
 # -- budgets ---------------------------------------------------------------------------------------
