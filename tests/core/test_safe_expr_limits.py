@@ -240,6 +240,19 @@ def test_operations_over_a_limit_are_refused(source: str, values: dict[str, Any]
     assert "too large" in refusal(source, **values)
 
 
+class _NoCopy(list[int]):
+    """A list that fails the test if it is sliced."""
+
+    def __getitem__(self, index: Any) -> Any:
+        raise AssertionError("the slice was copied before its size was checked")
+
+
+def test_a_slice_is_sized_before_it_is_copied() -> None:
+    message = refusal("len(h[::-1]) > 0", h=_NoCopy([0] * (MAX_ITEMS + 1)))
+    assert "too large" in message
+    assert "AssertionError" not in message
+
+
 @pytest.mark.parametrize(
     "source", ["max(it)", "min(it)", "sum(it)", "any(it)", "all(it)", "sorted(it)", "sum(it, [])"]
 )

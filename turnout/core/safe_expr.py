@@ -313,10 +313,10 @@ class _Compiler:
         what = self.segment(node)
 
         def cut(values: Mapping[str, Any], budget: Budget) -> Any:
-            part = target(values, budget)[index(values, budget)]
-            if isinstance(part, (str, bytes, bytearray, list, tuple)):
-                budget.charge(len(part), what)  # a copy, at most as long as what it cuts
-            return part
+            whole, where = target(values, budget), index(values, budget)
+            if isinstance(whole, (str, bytes, bytearray, list, tuple)) and isinstance(where, slice):
+                budget.charge(len(range(*where.indices(len(whole)))), what)  # before copying
+            return whole[where]
 
         return cut
 
