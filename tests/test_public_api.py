@@ -135,6 +135,17 @@ def test_version_matches_pyproject() -> None:
     assert turnout.__version__ == project["version"]
 
 
+def test_python_versions_claimed_are_the_one_ci_runs() -> None:
+    """Only Python 3.11, the version CI runs, is claimed: the classifiers and requires-python
+    agree, and the suite is running on a version the package accepts."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    prefix = "Programming Language :: Python :: 3."
+    claimed = sorted(c for c in project["classifiers"] if c.startswith(prefix))
+    assert claimed == [f"{prefix}11"], claimed
+    assert project["requires-python"] == ">=3.11"
+    assert sys.version_info >= (3, 11)
+
+
 def test_every_extra_named_in_an_install_hint_exists() -> None:
     """`pip install "turnout[x]"` in any message or doc must name a real extra."""
     extras = set(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,3 +98,42 @@ def test_the_command_prints_a_ready_pytest_module(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "def test_respond(case):" in printed
     assert "assert_case(respond, case)" in printed
+
+
+def test_test_case_loads_user_types_only_from_modules_it_is_told_to_register(tmp_path):
+    """A fresh process loads a tracked dataclass only with ``--register-module``; without it,
+    the error names the option."""
+    script = (
+        "from tests.cli_types import Point\n"
+        "from turnout import ApplicationBuilder, State, action\n"
+        "from turnout.core.tracking import LocalTracker\n"
+        "@action(reads=['p'], writes=['p'])\n"
+        "def move(state: State) -> State:\n"
+        "    return state.update(p=Point(state['p'].x + 1, 0))\n"
+        "tracker = LocalTracker('typed', sys.argv[1])\n"
+        "app = (ApplicationBuilder().with_actions(move).with_transitions(('move', 'move'))\n"
+        "       .with_state(p=Point(0, 0)).with_entrypoint('move')\n"
+        "       .with_identifiers(app_id='points').with_tracker(tracker).build())\n"
+        "app.step(); app.step(); tracker.close()\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    subprocess.run(
+        [sys.executable, "-c", "import sys\n" + script, str(tmp_path)],
+        cwd=root, env=env, check=True, timeout=120,
+    )  # fmt: skip
+    command = [sys.executable, "-m", "turnout.cli", "test-case", "--dir", str(tmp_path)]
+    command += ["--project", "typed", "--app-id", "points", "--sequence-id", "1"]
+    command += ["--out", str(tmp_path / "cases.json")]
+    refused = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert "tests.cli_types:Point" in refused.stderr
+    assert "--register-module <the module>" in refused.stderr
+    done = subprocess.run(
+        [*command, "--register-module", "tests.cli_types"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (case,) = json.loads((tmp_path / "cases.json").read_text())
+    assert case["input_state"]["p"]["v"] == {"x": 1, "y": 0}
+    assert case["expected_state"]["p"]["v"] == {"x": 2, "y": 0}

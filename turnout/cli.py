@@ -1,10 +1,12 @@
 """The ``turnout`` command.
 
-``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo]`` opens the tracking UI
-over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory with no tracked
-application it first runs the demo applications into a ``demo`` project (``--no-demo`` skips
-that). The UI binds 127.0.0.1 unless ``--host`` says otherwise; it has no authentication, so
-expose it to a network only behind something that has.
+``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]``
+opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory
+with no tracked application it first runs the demo applications into a ``demo`` project
+(``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
+only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
+(or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It
+has no authentication, so expose it to a network only behind something that has.
 
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
@@ -14,6 +16,7 @@ tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import subprocess
@@ -51,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         help="tracking directory (default $TURNOUT_HOME or ~/.turnout)",
     )
     ui.add_argument(
+        "--allow-host",
+        action="append",
+        default=[],
+        dest="allow_hosts",
+        metavar="NAME",
+        help="also answer requests for this Host name, e.g. the name a reverse proxy serves "
+        "the UI under (repeatable; '*' allows any; also $TURNOUT_UI_ALLOW_HOSTS, "
+        "comma-separated). By default only 127.0.0.1, localhost, ::1 and the bound address",
+    )
+    ui.add_argument(
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
@@ -73,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=Path("tests/turnout_cases.json"),
         help="JSON file of cases to append to (default tests/turnout_cases.json)",
+    )
+    case.add_argument(
+        "--register-module",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE and allow loading its enums, dataclasses and pydantic models from "
+        "the log (Serde.register_module); repeatable. Nothing else in a log is ever loaded.",
     )
     export = commands.add_parser(
         "export-otel",
@@ -148,36 +169,52 @@ def export_otel_command(args: argparse.Namespace) -> int:
 
 def test_case_command(
     storage_dir: Path, project: str, app_id: str, sequence_id: int, partition_key: str | None,
-    out: Path,
+    out: Path, register_modules: Sequence[str],
 ) -> dict[str, Any]:  # fmt: skip
-    """Append the tracked step to ``out``; return the case written."""
-    from turnout.core.tracking import LocalTracker, read_log
+    """Append the tracked step to ``out``; return the case written. ``register_modules`` are
+    imported and registered with the tracker's serde, so their types load from the log."""
+    from turnout.core.errors import PersistenceError
+    from turnout.core.tracking import LocalTracker
+    from turnout.core.tracklog import AppRecord, BeginRecord, EndRecord, read_records
 
     tracker = LocalTracker(project, storage_dir)
-    after = tracker.load(partition_key, app_id, sequence_id)
+    for name in register_modules:
+        try:
+            tracker.serde.register_module(importlib.import_module(name))
+        except ImportError as exc:
+            raise SystemExit(f"turnout test-case: --register-module {name!r}: {exc}") from exc
+    try:
+        after = tracker.load(partition_key, app_id, sequence_id)
+        before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
+    except PersistenceError as exc:
+        hint = ""
+        if "has not registered" in str(exc):
+            hint = " (from this command: --register-module <the module>)"
+        raise SystemExit(f"turnout test-case: {exc}{hint}") from exc
     if after is None:
         raise SystemExit(
             f"turnout test-case: no finished step {sequence_id} of app {app_id!r} in project "
             f"{project!r} under {storage_dir}"
         )
-    before = tracker.load(partition_key, app_id, sequence_id - 1) if sequence_id > 0 else None
-    begin: dict[str, Any] = {}
-    end: dict[str, Any] = {}
-    for record in read_log(tracker.log_path(app_id)):
-        if record.get("seq") == sequence_id and record.get("t") == "begin":
+    begin: BeginRecord | None = None
+    end: EndRecord | None = None
+    first: AppRecord | None = None
+    for record in read_records(tracker.log_path(app_id)).records:
+        if isinstance(record, AppRecord) and first is None:
+            first = record
+        elif isinstance(record, BeginRecord) and record.seq == sequence_id:
             begin = record
-        elif record.get("seq") == sequence_id and record.get("t") == "end":
+        elif isinstance(record, EndRecord) and record.seq == sequence_id:
             end = record
-    first = next((r for r in read_log(tracker.log_path(app_id)) if r.get("t") == "app"), {})
     serde = tracker.serde
-    start_state = before.state.get_all() if before else serde.decode(first.get("state", {}))
+    start_state = before.state.get_all() if before else serde.decode(first.state if first else {})
     case = {
         "name": f"{app_id}-{sequence_id}-{after.position}",
         "action": after.position,
         "input_state": serde.encode(start_state),
-        "inputs": begin.get("inputs", {}),
+        "inputs": begin.inputs if begin else {},
         "expected_state": serde.encode(after.state.get_all()),
-        "expected_result": end.get("result"),
+        "expected_result": end.result if end else None,
     }
     cases: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
     cases = [c for c in cases if c.get("name") != case["name"]] + [case]
@@ -186,27 +223,29 @@ def test_case_command(
     return case
 
 
-def ui_command(storage_dir: Path, *, port: int, host: str, demo: bool) -> list[str]:
-    """Prepare ``storage_dir`` (demo data if empty) and return the Streamlit command to run;
-    raises ``MissingExtraError`` without Streamlit."""
+def ui_command(
+    storage_dir: Path, *, port: int, host: str, demo: bool, allow_hosts: Sequence[str] = ()
+) -> list[str]:
+    """Prepare ``storage_dir`` (demo data if empty) and return the command that serves the UI
+    (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
+    ``allow_hosts`` are added to the Host names served (see ``--allow-host``)."""
     from turnout.integrations.streamlit import demo as demo_module
+    from turnout.integrations.streamlit.serve import check_streamlit
 
+    check_streamlit()
     storage_dir.mkdir(parents=True, exist_ok=True)
     if demo and demo_module.is_empty(storage_dir):
         print(f"turnout: no tracked applications in {storage_dir}; running the demo apps…")
         demo_module.generate(storage_dir)
-    script = Path(demo_module.__file__).with_name("app.py")
-    return [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.port", str(port),
-        "--server.address", host,
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-        # A served UI never edits its own script: skip the file watcher's start-up scan.
-        "--server.fileWatcherType", "none",
-        "--client.toolbarMode", "minimal",
-        "--", "--dir", str(storage_dir),
+    from_env = os.environ.get("TURNOUT_UI_ALLOW_HOSTS", "").split(",")
+    command = [
+        sys.executable, "-m", "turnout.integrations.streamlit.serve",
+        "--port", str(port), "--host", host, "--dir", str(storage_dir),
     ]  # fmt: skip
+    for name in [*allow_hosts, *from_env]:
+        if name.strip():
+            command += ["--allow-host", name.strip()]
+    return command
 
 
 _TEST_TEMPLATE = """\
@@ -229,7 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "test-case":
         case = test_case_command(
             tracking_home(args.dir), args.project, args.app_id, args.sequence_id,
-            args.partition_key, args.out,
+            args.partition_key, args.out, args.register_module,
         )  # fmt: skip
         print(f"wrote case {case['name']!r} to {args.out}; test it with:\n")
         print(_TEST_TEMPLATE.format(path=args.out, action=case["action"]))
@@ -241,7 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args.command is None else 2
     storage_dir = tracking_home(args.dir).resolve()
     try:
-        command = ui_command(storage_dir, port=args.port, host=args.host, demo=not args.no_demo)
+        command = ui_command(
+            storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
+            allow_hosts=args.allow_hosts,
+        )  # fmt: skip
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1

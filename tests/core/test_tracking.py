@@ -7,6 +7,7 @@ for ``initialize_from``, ``list_app_ids``, and the same log from the sync and as
 from __future__ import annotations
 
 import asyncio
+import binascii
 import json
 import logging
 import os
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,15 @@ from turnout import (
     streaming_action,
 )
 from turnout.core.application import Application
-from turnout.core.errors import GraphSetupError, HookError
-from turnout.core.tracking import FORMAT_VERSION, LocalTracker, read_log, tracking_home
+from turnout.core.errors import GraphSetupError, PersistenceError
+from turnout.core.tracking import (
+    FORMAT_VERSION,
+    LocalTracker,
+    TrackingNameError,
+    TrackingWarning,
+    read_log,
+    tracking_home,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = "app-1"
@@ -149,9 +158,10 @@ def test_the_log_lives_under_storage_project_and_app_id_and_starts_with_the_form
     path = tmp_path / "store" / "proj" / APP / "log.jsonl"
     assert tracker.log_path(APP) == path
     assert tracker.project_dir == tmp_path / "store" / "proj"
-    first = path.read_text(encoding="utf-8").splitlines()[0]
-    assert json.loads(first) == {"t": "format", "version": 1}
-    assert FORMAT_VERSION == 1
+    first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    assert first.pop("crc") == binascii.crc32(b'{"t":"format","version":2}')
+    assert first == {"t": "format", "version": 2}
+    assert FORMAT_VERSION == 2
 
 
 def test_the_app_line_records_identity_state_and_the_whole_graph(tracker):
@@ -562,29 +572,123 @@ def test_values_that_cannot_be_encoded_are_logged_as_repr_and_the_app_runs_on(tr
         return {"made": Opaque()}, state.increment(n=1).update(thing=Opaque())
 
     app = build(tracker, ("odd", "odd"), odd=odd, n=0)
-    do_step(app, mode, {"arg": Opaque()})
-    do_step(app, mode, {"arg": 1})
+    with pytest.warns(TrackingWarning, match=r"tracking app 'app-1': the value at \$\.inputs\.arg"):
+        do_step(app, mode, {"arg": Opaque()})
+    do_step(app, mode, {"arg": 1})  # warned once per application: nothing more
     assert app.state["n"] == 2
     lines = records(tracker)
-    repr_value = {"__turnout__": "repr", "v": "Opaque()"}
     begin = of(lines, "begin")[0]
-    assert begin["inputs"] == {"arg": repr_value}
+    assert begin["inputs"]["arg"]["__turnout__"] == "repr"
+    assert begin["inputs"]["arg"]["v"] == "Opaque()"
+    assert "SerdeError" in begin["inputs"]["arg"]["why"]
     end = of(lines, "end")[0]
-    assert end["changes"] == [["increment", "n", 1], ["set", "thing", repr_value]]
-    assert end["result"] == {"__turnout__": "repr", "v": "{'made': Opaque()}"}
-    assert of(lines, "attr")[0]["value"] == repr_value
+    assert end["changes"][0] == ["increment", "n", 1]
+    assert end["changes"][1][2]["v"] == "Opaque()"
+    assert end["result"]["v"] == "{'made': Opaque()}"
+    assert of(lines, "attr")[0]["value"]["v"] == "Opaque()"
     assert len(of(lines, "end")) == 2
 
 
 def test_one_value_that_cannot_be_encoded_spoils_only_its_own_key(tmp_path):
     tracker = LocalTracker("proj", tmp_path, snapshot_every=1)
     try:
-        app = build(tracker, ("count", "count"), count=count, n=0, thing=Opaque())
+        with pytest.warns(TrackingWarning, match=r"\$\.thing"):
+            app = build(tracker, ("count", "count"), count=count, n=0, thing=Opaque())
         app.step()
         end = of(records(tracker), "end")[0]
     finally:
         tracker.close()
     assert end["snapshot"]["n"] == 1
+
+
+class RaisingRepr:
+    def __repr__(self) -> str:
+        raise RuntimeError("no repr for you")
+
+
+def _cyclic() -> list[Any]:
+    items: list[Any] = [1]
+    items.append(items)
+    return items
+
+
+def _deep(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+HOSTILE = {
+    "huge-int": (lambda: 10**5000, "<int object; its repr raised ValueError>"),
+    "raising-repr": (RaisingRepr, "<RaisingRepr object; its repr raised RuntimeError>"),
+    "cycle": (_cyclic, "[1, [...]]"),
+    "3000-deep": (lambda: _deep(3000), "<list object; its repr raised RecursionError>"),
+}
+
+
+@pytest.mark.parametrize("make", [v[0] for v in HOSTILE.values()], ids=list(HOSTILE))
+def test_a_value_nothing_can_log_becomes_a_placeholder_and_step_never_raises(tmp_path, mode, make):
+    """Issue 12.6: huge ints, raising reprs, cycles and deep nesting used to make step() raise
+    HookError; now the step runs, the log holds a placeholder naming why, and one warning."""
+    expected = HOSTILE[next(k for k, v in HOSTILE.items() if v[0] is make)][1]
+    tracker = LocalTracker("proj", tmp_path, snapshot_every=1)
+
+    @action(reads=["n"], writes=["n", "v"])
+    def put(state: State) -> State:
+        return state.increment(n=1).update(v=make())
+
+    app = build(tracker, ("put", "put"), put=put, n=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        do_step(app, mode)
+        do_step(app, mode)
+    assert [w.category for w in caught] == [TrackingWarning], [str(w.message) for w in caught]
+    assert app.state["n"] == 2
+    ends = of(records(tracker), "end")
+    assert [e["status"] for e in ends] == ["completed", "completed"]
+    logged = ends[0]["changes"][1][2]
+    assert (logged["__turnout__"], logged["v"]) == ("repr", expected)
+    assert logged["why"]
+    assert ends[1]["snapshot"]["n"] == 2
+    assert ends[1]["snapshot"]["v"]["__turnout__"] == "repr"
+    with pytest.raises(PersistenceError, match=r"could not log these state values.*'v'"):
+        tracker.load(None, APP)
+
+
+def test_a_state_with_a_placeholder_is_refused_for_resume_not_resumed_wrong(tmp_path):
+    tracker = LocalTracker("proj", tmp_path)
+
+    @action(reads=["n"], writes=["n", "v"])
+    def put(state: State) -> State:
+        return state.increment(n=1).update(v=Opaque() if state["n"] == 0 else 7)
+
+    app = build(tracker, ("put", "put"), put=put, n=0)
+    with pytest.warns(TrackingWarning):
+        app.step()
+    app.step()  # v is logged again, as a value this time
+    assert tracker.load(None, APP, 1).state.get_all() == {"n": 2, "v": 7}  # type: ignore[union-attr]
+    with pytest.raises(PersistenceError, match=r"'v' \(logged as 'Opaque\(\)'"):
+        tracker.load(None, APP, 0)
+    with pytest.raises(PersistenceError, match="fork from a step before"):
+        _resumable(tracker, APP, fork_from_app_id=APP, fork_from_sequence_id=0).with_identifiers(
+            app_id="fork"
+        ).build()
+
+
+def test_lone_surrogates_in_values_and_keys_are_logged_and_read_back(tmp_path):
+    tracker = LocalTracker("proj", tmp_path)
+
+    @action(reads=["n"], writes=["n", "text", "k\udc00"])
+    def put(state: State) -> State:
+        return state.increment(n=1).update(**{"text": "bad \ud800 text", "k\udc00": 1})
+
+    app = build(tracker, ("put", "put"), put=put, n=0)
+    app.step()
+    app.step()
+    loaded = tracker.load(None, APP)
+    assert loaded is not None
+    assert loaded.state.get_all() == {"n": 2, "text": "bad \ud800 text", "k\udc00": 1}
 
 
 # -- unwritable logs -----------------------------------------------------------------------------
@@ -886,10 +990,27 @@ def test_project_names_that_could_escape_the_storage_dir_are_rejected(tmp_path, 
         LocalTracker(name, tmp_path)
 
 
+@pytest.mark.parametrize(
+    "name", ["proj\n", "a\nb", "p\x00", "p\r"], ids=["nl", "inner-nl", "nul", "cr"]
+)
+def test_project_names_with_control_characters_are_rejected_not_matched_before_a_newline(
+    tmp_path, name
+):
+    """Issue 12.8: the name check used ``$``, which matched before a trailing newline."""
+    with pytest.raises(TrackingNameError, match="cannot name a tracking directory"):
+        LocalTracker(name, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("name", BAD_NAMES, ids=BAD_IDS)
-def test_app_ids_that_could_escape_the_project_dir_are_rejected(tracker, name):
-    with pytest.raises(ValueError, match="app id"):
-        tracker.log_path(name)
+def test_app_ids_that_could_escape_the_project_dir_get_a_safe_directory_inside_it(tracker, name):
+    path = tracker.log_path(name)
+    assert path.parent.parent == tracker.project_dir
+    assert path.parent.name.startswith("~")
+    assert "/" not in path.parent.name
+    assert ".." not in path.parent.name
+    assert len(path.parent.name) < 100
+    assert tracker.log_path(name + "x") != path  # distinct ids, distinct directories
 
 
 @pytest.mark.parametrize(
@@ -902,15 +1023,30 @@ def test_ordinary_names_are_accepted(tmp_path, name):
     assert tracker.log_path(name) == tmp_path / name / name / "log.jsonl"
 
 
-def test_an_app_id_that_cannot_name_a_directory_is_refused_at_build_and_writes_nothing(tmp_path):
+UNSAFE_IDS = ["it's", "../escape", "a/b", "a\x00b", "line\nbreak", "x" * 10_000, "ü", ""]
+
+
+@pytest.mark.parametrize(
+    "app_id",
+    UNSAFE_IDS,
+    ids=["quote", "dotdot", "slash", "nul", "newline", "10kb", "umlaut", "empty"],
+)
+def test_any_app_id_is_tracked_under_a_safe_encoded_directory_and_loads_back(tmp_path, app_id):
+    """Issue 12.6: with_identifiers(app_id="it's") with a tracker made build() raise; now every
+    app id is tracked, in a directory of the project named safely, and nothing is lost."""
     tracker = LocalTracker("proj", tmp_path / "store")
-    with pytest.raises(HookError, match=r"'\.\./escape'") as info:
-        build(tracker, ("count", "count"), app_id="../escape", count=count, n=0)
-    assert isinstance(info.value.__cause__, ValueError)
+    app = build(tracker, ("count", "count"), app_id=app_id, partition_key="a/b\n", count=count, n=0)
+    app.step()
+    app.step()
     tracker.close()
-    assert not (tmp_path / "store" / "escape").exists()
-    assert not (tmp_path / "escape").exists()
-    assert not (tmp_path / "store").exists()
+    (app_dir,) = (tmp_path / "store" / "proj").iterdir()
+    assert app_dir.name.startswith("~")
+    assert (app_dir / "log.jsonl").is_file()
+    assert [p.name for p in (tmp_path / "store").iterdir()] == ["proj"]
+    assert tracker.list_app_ids() == [app_id]
+    loaded = tracker.load("a/b\n", app_id)
+    assert loaded is not None
+    assert (loaded.app_id, loaded.sequence_id, dict(loaded.state)) == (app_id, 1, {"n": 2})
 
 
 # -- with_tracker --------------------------------------------------------------------------------
@@ -1144,8 +1280,8 @@ def test_list_app_ids_is_newest_first_and_filters_by_partition(tracker):
 
 
 def _shape(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The records without their times."""
-    return [{k: v for k, v in r.items() if k != "time"} for r in lines]
+    """The records without their times and run ids."""
+    return [{k: v for k, v in r.items() if k not in ("time", "run")} for r in lines]
 
 
 def test_sync_and_async_drivers_write_the_same_log(tmp_path):

@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures as cf
 import os
 import pickle
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -108,10 +109,52 @@ def check_application_runs_in_a_task(executor: cf.Executor) -> None:
     assert os.getpid() not in state["seen"]
 
 
-def check_applications_run_in_parallel(executor: cf.Executor) -> None:
+def check_applications_run_in_parallel(executor: cf.Executor, *, width: int = 2) -> None:
+    """``width`` applications must be running at the same time: each waits for all of them at a
+    meeting point before it counts, so an executor running them one by one fails (the first
+    one times out waiting) instead of passing on results alone."""
+    with _MeetingServer(width) as port:
+        futures = [
+            executor.submit(pa.run_counter_after_meeting, port, start, 6) for start in range(width)
+        ]
+        states = [f.result(timeout=pa.MEETING_TIMEOUT * 2) for f in futures]
+    assert [s["count"] for s in states] == [6] * width
+    assert [len(s["seen"]) for s in states] == [6 - start for start in range(width)]
     states = list(executor.map(pa.run_counter, range(6), [6] * 6))
     assert [s["count"] for s in states] == [6] * 6
     assert [len(s["seen"]) for s in states] == [6, 5, 4, 3, 2, 1]
+
+
+class _MeetingServer:
+    """Accepts ``width`` connections on 127.0.0.1, then sends each one a go-ahead."""
+
+    def __init__(self, width: int) -> None:
+        self._width = width
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(pa.MEETING_TIMEOUT)
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        port: int = self._listener.getsockname()[1]
+        return port
+
+    def __exit__(self, *exc: object) -> None:
+        self._listener.close()
+        self._thread.join(timeout=pa.MEETING_TIMEOUT)
+
+    def _serve(self) -> None:
+        connections: list[socket.socket] = []
+        try:
+            while len(connections) < self._width:
+                connections.append(self._listener.accept()[0])
+            for conn in connections:
+                conn.sendall(b"go")
+        except OSError:  # timed out or closed: the tasks never all met, so they fail
+            pass
+        finally:
+            for conn in connections:
+                conn.close()
 
 
 def check_failing_application_raises_its_error(executor: cf.Executor) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -100,6 +101,23 @@ def run_counter(start: int, limit: int) -> State:
     """Builds and runs a whole application where it is called; returns its final ``State``."""
     _, _, state = counter_app(start, limit).run(halt_after=["classify"])
     return state
+
+
+def run_counter_after_meeting(port: int, start: int, limit: int) -> State:
+    """Runs ``run_counter`` once every task of the group has reached the meeting point.
+
+    The task connects to the test's meeting server on ``port`` and waits for its go-ahead,
+    which the server sends only when every task of the group is connected: tasks run one after
+    the other never all connect, so the first one times out instead of passing.
+    """
+    with socket.create_connection(("127.0.0.1", port), timeout=MEETING_TIMEOUT) as conn:
+        conn.settimeout(MEETING_TIMEOUT)
+        if conn.recv(2) != b"go":
+            raise ChildFailure("the meeting server closed without a go-ahead", 0)
+    return run_counter(start, limit)
+
+
+MEETING_TIMEOUT = 60.0
 
 
 def grow(state: State, item: Any) -> State:

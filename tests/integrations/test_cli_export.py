@@ -13,7 +13,8 @@ pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
 from tests.integrations.otlp_sink import OTLPSink
 from turnout import ApplicationBuilder, RetryPolicy, State, TracerFactory, action
 from turnout.cli import main
-from turnout.core.tracking import LocalTracker, read_log
+from turnout.core.tracking import LocalTracker, TrackingWarning, read_log
+from turnout.core.tracklog import READS_UP_TO, FormatRecord, dump_line
 from turnout.integrations.opentelemetry import export_tracked
 
 
@@ -234,3 +235,55 @@ def test_exporting_twice_sends_the_same_trace_and_span_ids(sink: OTLPSink, tmp_p
     sink.spans.clear()
     export_tracked("qa", "app-2", storage_dir=tmp_path, endpoint=sink.endpoint)
     assert {s.trace_id for s in sink.spans}.isdisjoint({t for _n, t, _s, _p in first})
+
+
+# -- damaged logs and unusual ids (issue 12) -----------------------------------------------------
+
+
+def test_export_otel_skips_malformed_lines_and_ends_the_damaged_step_unfinished(
+    sink: OTLPSink, tmp_path: Path
+) -> None:
+    tracker = track(tmp_path, "damaged")
+    path = tracker.log_path("damaged")
+    lines = path.read_bytes().splitlines(keepends=True)
+    last_end = max(i for i, line in enumerate(lines) if b'"t":"end"' in line)
+    lines[last_end] = lines[last_end].replace(b'"status":"completed"', b'"status":"complete"')
+    path.write_bytes(b"garbage\n".join(lines))  # garbage between every two lines too
+    summary = export_tracked("qa", "damaged", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert summary.spans == 8
+    (finish_span,) = sink.by_name("finish")
+    assert finish_span.attributes["turnout.unfinished"] is True  # its end line failed its crc
+
+
+def test_export_otel_of_an_app_id_that_is_no_directory_name(sink: OTLPSink, tmp_path: Path) -> None:
+    track(tmp_path, "it's/odd")
+    summary = export_tracked("qa", "it's/odd", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert summary.apps == ("it's/odd",)
+    root = next(s for s in sink.spans if s.name == "turnout.application")
+    assert root.attributes["turnout.app_id"] == "it's/odd"
+
+
+def test_test_case_refuses_a_step_whose_history_is_damaged(tmp_path: Path) -> None:
+    tracker = track(tmp_path, "holed")
+    path = tracker.log_path("holed")
+    lines = path.read_bytes().splitlines(keepends=True)
+    first_final = next(i for i, line in enumerate(lines) if b'"status":"completed"' in line)
+    del lines[first_final]  # step 0's end line: step 1 began, so step 0 ended
+    path.write_bytes(b"".join(lines))
+    with pytest.raises(SystemExit) as info:
+        main(["test-case", "--dir", str(tmp_path), "--project", "qa", "--app-id", "holed",
+              "--sequence-id", "1", "--out", str(tmp_path / "cases.json")])  # fmt: skip
+    assert "sequence ids 0" in str(info.value)
+    assert "no earlier step is whole" in str(info.value)
+    assert not (tmp_path / "cases.json").exists()
+
+
+def test_export_otel_warns_about_a_log_from_a_newer_format(sink: OTLPSink, tmp_path: Path) -> None:
+    tracker = track(tmp_path, "newer")
+    path = tracker.log_path("newer")
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[0] = dump_line(FormatRecord(version=READS_UP_TO + 1).to_json())
+    path.write_bytes(b"".join(lines))
+    with pytest.warns(TrackingWarning, match=rf"format version {READS_UP_TO + 1}.*upgrade"):
+        summary = export_tracked("qa", "newer", storage_dir=tmp_path, endpoint=sink.endpoint)
+    assert summary.spans == 8

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import json
 import os
 import random
 import re
@@ -339,8 +340,34 @@ def test_prune_and_delete_across_partitions_leave_only_the_schema_marker(server,
 
 def test_keys_written_by_a_newer_schema_are_refused(server, prefix, make):
     server.hset(f"{prefix}:meta", "schema", "99")
-    with pytest.raises(PersistenceError, match=r"schema version '99'.*upgrade turnout"):
+    with pytest.raises(
+        PersistenceError, match=r"schema version 99.*reads up to version 2.*upgrade turnout"
+    ):
         make().load(None, "app")
+
+
+def test_a_schema_version_that_is_not_a_number_is_refused(server, prefix, make):
+    server.hset(f"{prefix}:meta", "schema", "abc")
+    with pytest.raises(PersistenceError, match=rf"{prefix}:meta.*'abc'.*not a version number"):
+        make().load(None, "app")
+
+
+def test_keys_of_schema_version_1_are_read_and_marked_version_2(server, prefix, make):
+    """Version 1 had no latest-sequence-id hash: an app saved then still loads and saves."""
+    persister = make()
+    for i in range(3):
+        persister.save(None, "old", i, "start", STATES[i], "completed")
+    server.delete(f"{prefix}:latest:")
+    server.hset(f"{prefix}:meta", "schema", "1")
+    again = make()
+    loaded = again.load(None, "old")
+    assert loaded is not None
+    assert loaded.sequence_id == 2
+    with pytest.raises(ConcurrencyError):
+        again.save(None, "old", 2, "start", STATES[2], "completed")
+    again.save(None, "old", 3, "start", STATES[3], "completed", previous_sequence_id=2)
+    assert server.hget(f"{prefix}:meta", "schema") == b"2"
+    assert server.hget(f"{prefix}:latest:", "old") == b"3"
 
 
 def test_a_corrupt_record_is_reported_and_the_others_still_load(server, prefix, make):
@@ -354,6 +381,47 @@ def test_a_corrupt_record_is_reported_and_the_others_still_load(server, prefix, 
     loaded = persister.load(None, "app", 0)
     assert loaded is not None
     assert loaded.state.get_all() == STATES[0].get_all()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("sequence_id", "abc"), ("created_at", "last tuesday")],
+    ids=["sequence-id", "created-at"],
+)
+def test_damaged_record_metadata_names_the_key_and_the_value(server, prefix, make, field, value):
+    persister = make()
+    persister.save(None, "app", 0, "start", STATES[0], "completed")
+    persister.save(None, "app", 1, "start", STATES[1], "completed")
+    key = f"{prefix}:records::app"
+    record = json.loads(server.hget(key, "1"))
+    server.hset(key, "1", json.dumps({**record, field: value}))
+
+    with pytest.raises(PersistenceError, match=rf"{key}.*unreadable.*{value}"):
+        persister.load(None, "app")
+    loaded = persister.load(None, "app", 0)
+    assert loaded is not None
+
+
+@pytest.mark.parametrize("removal", ["hdel", "zrem"])
+def test_a_record_gone_from_one_index_only_is_a_gap(server, prefix, make, removal):
+    """Half a hand-made removal (the record without its id, or the id without its record)."""
+    persister = make()
+    persister.save(None, "app", 0, "start", STATES[0], "completed")
+    for i in range(1, 4):
+        persister.save(
+            None, "app", i, "step", STATES[i], "completed",
+            changes=changes(i), previous_sequence_id=i - 1,
+        )  # fmt: skip
+    if removal == "hdel":
+        server.hdel(f"{prefix}:records::app", "2")
+    else:
+        server.zrem(f"{prefix}:ids::app", "2")
+    for sequence_id in (None, 3):
+        with pytest.raises(PersistenceError, match="sequence id 2 is missing"):
+            persister.load(None, "app", sequence_id)
+    loaded = persister.load(None, "app", 1)
+    assert loaded is not None
+    assert loaded.state.get_all() == STATES[1].get_all()
 
 
 METHODS = ("app", "app_ids", "delete", "records", "rewrite", "remove", "all_apps")

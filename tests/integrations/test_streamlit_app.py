@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,36 +15,26 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 from tests.integrations.missing_extra import import_without
-from turnout import ApplicationBuilder, State, action
+from tests.integrations.streamlit_ui import literal as _literal
+from tests.integrations.streamlit_ui import make_demo_dir
+from tests.integrations.streamlit_ui import rerun as _rerun
+from tests.integrations.streamlit_ui import run_ui as _ui
+from tests.integrations.streamlit_ui import ticker as _ticker
 from turnout.cli import main
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.streamlit import demo
-from turnout.integrations.streamlit.data import StateDiff, Step, TrackingIndex
-from turnout.integrations.streamlit.render import diff_html, fork_snippet, waterfall_html
-
-SCRIPT = Path(demo.__file__).with_name("app.py")
+from turnout.integrations.streamlit.data import StateDiff, Step
+from turnout.integrations.streamlit.index import TrackingIndex
+from turnout.integrations.streamlit.render import (
+    diff_html,
+    fork_snippet,
+    waterfall_html,
+)
 
 
 @pytest.fixture(scope="module")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ui")
-    demo.generate(root)
-    return root
-
-
-def _ui(root: Path, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
-    monkeypatch.setenv("TURNOUT_UI_DIR", str(root))
-    at = AppTest.from_file(str(SCRIPT), default_timeout=30)
-    at.query_params.update(params)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def _rerun(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
+    return make_demo_dir(tmp_path_factory)
 
 
 def _dot(at: AppTest) -> str:
@@ -111,7 +100,7 @@ def test_selecting_an_app_and_a_step_shows_its_diff_and_graph(
     at = _ui(demo_dir, monkeypatch, project="demo")
     at.selectbox(key="open_app").select("counter")
     _rerun(at)
-    assert at.title[0].value == "counter"
+    assert _literal(at.title[0].value) == "counter"
     assert at.query_params["app"] == "counter"
     steps = at.dataframe[0].value
     assert list(steps["action"]) == ["increment"] * 5 + ["report"]
@@ -137,7 +126,7 @@ def test_a_deep_link_restores_app_step_and_tab(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="approval-retried", step="5", tab="Graph")
-    assert at.title[0].value == "approval-retried"
+    assert _literal(at.title[0].value) == "approval-retried"
     assert at.subheader[0].value == "Step 5 · publish · completed"
     assert at.segmented_control(key="w_tab").value == "Graph"
     assert 'fillcolor="#ffd966"' in _dot(at).split('"publish" [')[1].split("\n")[0]
@@ -153,7 +142,7 @@ def test_every_tab_renders_for_a_failed_step(
         at.segmented_control(key="w_tab").set_value(tab)
         _rerun(at)
         if tab == "Error":
-            assert "ValueError: decision must be" in at.error[0].value
+            assert "ValueError: decision must be" in _literal(at.error[0].value)
         elif tab == "Inputs & Result":
             assert at.json[0].value == '{"decision": "maybe", "feedback": ""}'
         elif tab == "Code":
@@ -182,47 +171,30 @@ def test_retries_and_spans_of_the_demo_show(
 
 def test_parent_and_child_links_navigate(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="parent-fork")
-    assert at.button(key="link:parent:parent").label == "forked from: parent (step 1)"
+    assert _literal(at.button(key="link:parent:parent").label) == "forked from: parent (step 1)"
     at.button(key="link:parent:parent").click()
     _rerun(at)
-    assert at.title[0].value == "parent"
+    assert _literal(at.title[0].value) == "parent"
     assert at.query_params["step"] == "1"  # the step the fork came from, with its children
-    assert at.button(key="link:child:parent-fork").label == "fork: parent-fork"
+    assert _literal(at.button(key="link:child:parent-fork").label) == "fork: parent-fork"
     at.button(key="link:child:parent-fork").click()
     _rerun(at)
-    assert at.title[0].value == "parent-fork"
+    assert _literal(at.title[0].value) == "parent-fork"
 
 
 def test_spawned_children_are_listed_under_the_step_that_spawned_them(
     demo_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="simulation", step="1")
-    children = [b.label for b in at.button if b.key and b.key.startswith("link:child:")]
+    children = [_literal(b.label) for b in at.button if b.key and b.key.startswith("link:child:")]
     assert children == [f"child: simulation-round1-seed{i}" for i in range(3)]
     assert any("3 children of this step" in m.value for m in at.markdown)
     assert any("6 child application(s)" in c.value for c in at.caption)
     at.button(key="link:child:simulation-round1-seed2").click()
     _rerun(at)
-    assert at.title[0].value == "simulation-round1-seed2"
-    assert at.button(key="link:parent:simulation").label == "spawned by: simulation (step 1)"
-
-
-@action(reads=["n"], writes=["n"])
-def tick(state: State) -> State:
-    return state.update(n=state["n"] + 1)
-
-
-def _ticker(tracker: LocalTracker, app_id: str) -> Any:
-    """An application that ticks ``n`` up by one a step, tracked by ``tracker``."""
-    return (
-        ApplicationBuilder()
-        .with_actions(tick)
-        .with_transitions(("tick", "tick"))
-        .with_state(n=0)
-        .with_entrypoint("tick")
-        .with_identifiers(app_id=app_id)
-        .with_tracker(tracker)
-        .build()
+    assert _literal(at.title[0].value) == "simulation-round1-seed2"
+    assert (
+        _literal(at.button(key="link:parent:simulation").label) == "spawned by: simulation (step 1)"
     )
 
 
@@ -240,12 +212,12 @@ def test_tags_show_on_the_app_and_filter_the_applications(
     assert list(at.dataframe[0].value["app"]) == ["b"]
     assert at.query_params["tag"] == "env=prod"
     at = _ui(tmp_path, monkeypatch, project="tagged", app="a")
-    assert any("env=dev" in c.value for c in at.caption)
+    assert any("env=dev" in _literal(c.value) for c in at.caption)
 
 
 def test_an_unknown_app_says_so(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _ui(demo_dir, monkeypatch, project="demo", app="nope")
-    assert "No tracked application 'nope'" in at.warning[0].value
+    assert "No tracked application 'nope'" in _literal(at.warning[0].value)
 
 
 def test_live_mode_shows_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -308,11 +280,29 @@ def test_turnout_ui_generates_the_demo_then_runs_streamlit(
     assert main(["ui", "--dir", str(tmp_path / "home"), "--port", "8123"]) == 0
     assert {a.app_id for a in TrackingIndex(tmp_path / "home").apps("demo")} == set(demo.DEMO_APPS)
     command = commands[-1]
-    assert command[1:4] == ["-m", "streamlit", "run"]
-    assert Path(command[4]) == SCRIPT
-    assert command[command.index("--server.port") + 1] == "8123"
-    assert command[command.index("--server.address") + 1] == "127.0.0.1"
-    assert command[-3:] == ["--", "--dir", str((tmp_path / "home").resolve())]
+    assert command[1:3] == ["-m", "turnout.integrations.streamlit.serve"]
+    assert command[command.index("--port") + 1] == "8123"
+    assert command[command.index("--host") + 1] == "127.0.0.1"
+    assert command[command.index("--dir") + 1] == str((tmp_path / "home").resolve())
+    assert "--allow-host" not in command
+
+
+def test_turnout_ui_passes_allowed_hosts_from_options_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    commands: list[list[str]] = []
+    monkeypatch.setattr(os, "execv", lambda path, command: commands.append(command))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, check: commands.append(command) or subprocess.CompletedProcess(command, 0),
+    )
+    monkeypatch.setenv("TURNOUT_UI_ALLOW_HOSTS", "b.example, c.example")
+    args = ["ui", "--dir", str(tmp_path), "--no-demo", "--allow-host", "a.example"]
+    assert main(args) == 0
+    command = commands[-1]
+    allowed = [command[i + 1] for i, word in enumerate(command) if word == "--allow-host"]
+    assert allowed == ["a.example", "b.example", "c.example"]
 
 
 def _tickers(root: Path, apps: int, steps: int) -> None:

@@ -23,8 +23,11 @@ from turnout import (
     streaming_action,
 )
 from turnout.core.tracking import LocalTracker
+from turnout.core.tracklog import LogChunk, dump_line
 from turnout.integrations.streamlit import data
-from turnout.integrations.streamlit.data import TrackingIndex, diff_states
+from turnout.integrations.streamlit.data import diff_states
+from turnout.integrations.streamlit.index import TrackingIndex
+from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import graph_dot
 
 
@@ -152,7 +155,7 @@ def test_an_open_begin_line_means_running(tmp_path: Path, tracker: LocalTracker)
     _grower(tracker, "live", 2).run(halt_after=["grow"])
     log = tracker.log_path("live")
     with log.open("a") as handle:
-        handle.write(json.dumps({"t": "begin", "seq": 2, "action": "grow", "time": 1.0}) + "\n")
+        handle.write(dump_line({"t": "begin", "seq": 2, "action": "grow", "time": 1.0}).decode())
     (summary,) = TrackingIndex(tmp_path).apps("proj")
     assert summary.status == "running"
 
@@ -174,9 +177,9 @@ def test_refresh_reads_only_the_appended_lines(
     reads: list[int] = []
     real = data._read_lines
 
-    def counting_read(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    def counting_read(path: Path, offset: int, version: int | None = None) -> LogChunk:
         reads.append(offset)
-        return real(path, offset)
+        return real(path, offset, version)
 
     monkeypatch.setattr(data, "_read_lines", counting_read)
     assert index.app("proj", "inc") is log
@@ -197,15 +200,18 @@ def test_a_torn_last_line_waits_for_its_end(tmp_path: Path, tracker: LocalTracke
     log = index.app("proj", "torn")
     assert log is not None
     steps = len(log.step_list())
-    line = json.dumps({"t": "begin", "seq": 99, "action": "grow", "time": 2.0, "inputs": {}})
+    line = dump_line(
+        {"t": "begin", "seq": 99, "action": "grow", "time": 2.0, "inputs": {}}
+    ).decode()
     with path.open("a") as handle:
         handle.write("{not json}\n")  # damaged mid-file: skipped
         handle.write(line[:10])  # torn: a writer is mid-line
     log.refresh()
     assert len(log.step_list()) == steps
+    assert log.bad_lines == 1
     assert log.offset < path.stat().st_size
     with path.open("a") as handle:
-        handle.write(line[10:] + "\n")
+        handle.write(line[10:])
     log.refresh()
     assert log.step_list()[-1].seq == 99
     assert log.offset == path.stat().st_size
@@ -239,7 +245,7 @@ def test_a_cached_state_is_not_replayed_again(
     applied: list[int] = []
     real = data._apply
 
-    def counting_apply(state: dict[str, Any], changes: list[list[Any]]) -> dict[str, Any]:
+    def counting_apply(state: dict[str, Any], changes: Any) -> dict[str, Any]:
         applied.append(1)
         return real(state, changes)
 
@@ -389,13 +395,18 @@ def test_a_failed_step_keeps_its_traceback_summary(tmp_path: Path, tracker: Loca
     assert "Traceback" in (failed.error or "")
 
 
-def test_unknown_or_unsafe_app_ids_give_none(tmp_path: Path, tracker: LocalTracker) -> None:
+def test_unknown_app_ids_give_none_and_unsafe_ones_are_refused(
+    tmp_path: Path, tracker: LocalTracker
+) -> None:
     _grower(tracker, "x", 1).run(halt_after=["tidy"])
     index = TrackingIndex(tmp_path)
     assert index.app("proj", "nope") is None
-    assert index.app("proj", "../proj/x") is None
-    assert index.app("..", "x") is None
     assert index.apps("no-such-project") == []
+    assert index.app("proj", "../proj/x") is None  # an id, not a path: no such application
+    with pytest.raises(InvalidParameterError, match=r"is not an application id"):
+        index.app("proj", "x\x00")
+    with pytest.raises(InvalidParameterError, match=r"project '\.\.' is not a tracked project"):
+        index.app("..", "x")
 
 
 @action(reads=["n"], writes=["n"])

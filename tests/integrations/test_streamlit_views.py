@@ -262,3 +262,82 @@ def test_the_example_app_streams_offline() -> None:
     assert result is not None
     assert "".join(tokens).strip() == result["answer"]
     assert state["chat_history"][-1] == {"role": "assistant", "content": result["answer"]}
+
+
+IMAGE = "![x](http://127.0.0.1:9/x.png)"
+HTML_IMAGE = "<img src='http://127.0.0.1:9/y.png'>"
+
+
+def image_chat_page(allow_remote_images: bool) -> None:
+    """A chat whose model answers with a markdown image split over two tokens and an HTML one."""
+    from collections.abc import Iterator
+    from typing import Any
+
+    import streamlit as st
+
+    from turnout import ApplicationBuilder, State, action, streaming_action
+    from turnout.integrations.streamlit import views
+
+    @action(reads=[], writes=["chat_history"])
+    def ask(state: State, prompt: str) -> State:
+        return state.append(chat_history={"role": "user", "content": prompt})
+
+    @streaming_action(reads=["chat_history"], writes=["chat_history"])
+    def answer(state: State) -> Iterator[Any]:
+        tokens = [
+            "Look: !",
+            "[x](http://127.0.0.1:9/x.png) and ",
+            "<img src='http://127.0.0.1:9/y.png'>",
+        ]
+        for token in tokens:
+            yield {"delta": token}
+        text = "".join(tokens)
+        yield {"answer": text}, state.append(chat_history={"role": "assistant", "content": text})
+
+    if "app" not in st.session_state:
+        st.session_state.app = (
+            ApplicationBuilder()
+            .with_actions(ask=ask, answer=answer)
+            .with_transitions(("ask", "answer"), ("answer", "ask"))
+            .with_state(chat_history=[])
+            .with_entrypoint("ask")
+            .build()
+        )
+    views.chat(
+        st.session_state.app, streaming_action="answer", allow_remote_images=allow_remote_images
+    )
+
+
+def test_chat_shows_images_in_model_output_as_text_unless_allowed() -> None:
+    at = _run(AppTest.from_function(image_chat_page, args=(False,), default_timeout=30))
+    at.chat_input[0].set_value(f"show me {IMAGE}")
+    _run(at)
+    streamed = _messages(at)
+    _run(at)  # the conversation again, now from the state
+    for messages in (streamed, _messages(at)):
+        assert [name for name, _ in messages] == ["user", "assistant"]
+        for _name, text in messages:
+            assert "![" not in text  # no markdown image left to load
+            assert "<img" not in text  # nor an HTML one
+        assert messages[0][1] == "show me !\\[x](http://127.0.0.1:9/x.png)"
+        assert messages[1][1] == (
+            "Look: !\\[x](http://127.0.0.1:9/x.png) and &lt;img src='http://127.0.0.1:9/y.png'>"
+        )
+    assert at.session_state["app"].state["chat_history"][1]["content"].startswith("Look: ![x]")
+
+
+def test_chat_renders_images_when_the_app_allows_them() -> None:
+    at = _run(AppTest.from_function(image_chat_page, args=(True,), default_timeout=30))
+    at.chat_input[0].set_value(f"show me {IMAGE}")
+    _run(at)
+    assert _messages(at) == [
+        ("user", f"show me {IMAGE}"),
+        ("assistant", f"Look: {IMAGE} and {HTML_IMAGE}"),
+    ]
+
+
+def test_without_remote_images_leaves_code_alone() -> None:
+    from turnout.integrations.streamlit.render import without_remote_images
+
+    text = f"`{IMAGE}`\n```\n{HTML_IMAGE}\n```\n![ref][r]"
+    assert without_remote_images(text) == f"`{IMAGE}`\n```\n{HTML_IMAGE}\n```\n!\\[ref][r]"

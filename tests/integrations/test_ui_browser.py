@@ -3,7 +3,10 @@
 An application is run with a ``LocalTracker`` into a temporary directory, ``turnout ui --no-demo``
 serves that directory on a free port, and Playwright (with Debian's ``/usr/bin/chromium``, never a
 downloaded browser) opens the projects page, clicks through to the application, deep-links a step
-and checks that the steps table, the state diff and the graph are shown. Screenshots are saved
+and checks that the steps table, the state diff and the graph are shown. A second application,
+whose partition key, tag, action name and error message are markdown and HTML (an image on a
+local port among them), is shown as literal text and makes the browser fetch nothing from that
+port. Screenshots are saved
 under ``$TURNOUT_ARTIFACTS`` (default: the test's ``tmp_path/artifacts``).
 
 Without Playwright or Chromium the test skips, except under ``CI=true``, where CI installs both
@@ -65,6 +68,13 @@ UI_TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.slow
 
+HOSTILE_PROJECT = "hostile"
+TRAP = "127.0.0.1:9"  # the discard port: an injected image would be fetched from here
+PAYLOAD = (
+    f"![x](http://{TRAP}/x.png) **bold** <img src=http://{TRAP}/y.png> $x$ :red[boom] "
+    ":material/home:"
+)
+
 
 @action(reads=["count", "history"], writes=["count", "history"])
 def increment(state: State) -> State:
@@ -98,6 +108,32 @@ def _run_example_app(storage_dir: Path) -> None:
         tracker.close()
 
 
+@action(reads=[], writes=["n"])
+def explode(state: State) -> State:
+    raise ValueError(PAYLOAD)
+
+
+def _run_hostile_app(storage_dir: Path) -> None:
+    """An application whose traced strings are all ``PAYLOAD`` (its step fails with it)."""
+    tracker = LocalTracker(HOSTILE_PROJECT, storage_dir=storage_dir, tags={"note": PAYLOAD})
+    app = (
+        ApplicationBuilder()
+        .with_actions(**{PAYLOAD: explode})
+        .with_transitions()
+        .with_state(n=0)
+        .with_entrypoint(PAYLOAD)
+        .with_identifiers(app_id="victim", partition_key=PAYLOAD)
+        .with_tracker(tracker)
+        .build()
+    )
+    try:
+        app.step()
+    except ValueError:
+        pass  # the step's failure, with its message, is what the UI must show as text
+    finally:
+        tracker.close()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -125,6 +161,7 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("ui-browser")
     storage = root / "tracking"
     _run_example_app(storage)
+    _run_hostile_app(storage)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = root / "turnout-ui.log"
@@ -248,3 +285,40 @@ def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifa
     for path in shots:
         assert path.is_file(), path
         assert path.stat().st_size > 0, path
+
+
+def test_traced_markup_is_shown_as_text_and_fetches_nothing(
+    page: Page, ui_url: str, artifacts: Path
+) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(f"{ui_url}/?project={HOSTILE_PROJECT}&app=victim&tab=Error")
+    step = page.get_by_test_id("stHeading").filter(has_text="Step 0")
+    expect(step).to_have_text(f"Step 0 · {PAYLOAD} · failed", timeout=UI_TIMEOUT_MS)
+    alert = page.get_by_test_id("stAlert").filter(has_text="ValueError")
+    expect(alert).to_have_text(f"ValueError: {PAYLOAD}")
+    expect(page.get_by_text(f"partition key: {PAYLOAD}", exact=False)).to_be_visible()
+    expect(page.get_by_text(f"tags: note={PAYLOAD}", exact=False)).to_be_visible()
+    page.get_by_role("combobox", name="Step").click()  # select box options are text as they are
+    expect(page.get_by_role("option")).to_have_text([f"0 · {PAYLOAD} · failed"])
+    page.keyboard.press("Escape")
+    _shot(page, artifacts, "6-hostile-app")
+    page.goto(f"{ui_url}/?project={HOSTILE_PROJECT}")  # the applications page, with its filters
+    expect(page.get_by_text("1 of 1 applications")).to_be_visible(timeout=UI_TIMEOUT_MS)
+    page.goto(ui_url)  # and the projects page
+    expect(page.get_by_role("button", name=f"Open {HOSTILE_PROJECT}")).to_be_visible(
+        timeout=UI_TIMEOUT_MS
+    )
+    main = page.get_by_test_id("stMain")
+    assert main.locator(f'img[src*="{TRAP}"]').count() == 0
+    assert main.locator("strong", has_text="bold").count() == 0
+    assert [url for url in requested if TRAP in url] == []
+
+
+def test_a_bad_url_parameter_shows_a_message(page: Page, ui_url: str) -> None:
+    page.goto(f"{ui_url}/?project=../{HOSTILE_PROJECT}&page=abc")
+    alert = page.get_by_test_id("stAlert").filter(has_text="URL parameter project=")
+    expect(alert).to_contain_text(
+        f"URL parameter project='../{HOSTILE_PROJECT}' was ignored", timeout=UI_TIMEOUT_MS
+    )
+    expect(page.get_by_role("heading", name="turnout · projects")).to_be_visible()

@@ -267,3 +267,74 @@ def clean(kind: str, location: Any, prefix: str) -> None:
         drop_tables(kind, location, table_names(prefix))
     elif kind == "redis":
         delete_redis_keys(location, prefix)
+
+
+def execute_sql(kind: str, location: Any, statement: str, params: tuple[Any, ...] = ()) -> None:
+    """Run one statement through a connection of the test's own (``?`` placeholders)."""
+    if kind == "sqlite":
+        import sqlite3
+
+        database = sqlite3.connect(location, timeout=10)
+        try:
+            database.execute(statement, params)
+            database.commit()
+        finally:
+            database.close()
+    elif kind == "postgres":
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True, connect_timeout=10) as server:
+            server.execute(statement.replace("?", "%s"), params)
+    elif kind == "mysql":
+        import pymysql
+
+        connection = pymysql.connect(**location, autocommit=True, connect_timeout=10)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(statement.replace("?", "%s"), params)
+        finally:
+            connection.close()
+    else:
+        raise ValueError(f"{kind!r} is not an SQL backend")
+
+
+def remove_record(
+    kind: str, location: Any, prefix: str, persister: Any, app_id: str, sequence_id: int
+) -> None:
+    """Remove one stored record behind the persister's back, with the backend's own means (an
+    SQL DELETE, Redis ZREM and HDEL, a dict pop), as a hand edit or a bad restore would."""
+    if kind in SQL_KINDS:
+        execute_sql(
+            kind,
+            location,
+            f"DELETE FROM {prefix}_steps WHERE app_id = ? AND sequence_id = ?",
+            (app_id, sequence_id),
+        )
+    elif kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(location)
+        try:
+            for index in ("ids", "snapshots"):
+                client.zrem(f"{prefix}:{index}::{app_id}", str(sequence_id))
+            client.hdel(f"{prefix}:records::{app_id}", str(sequence_id))
+        finally:
+            client.close()
+    else:
+        del persister.core.store._records[("", app_id)][sequence_id]
+
+
+def remove_app_row(kind: str, location: Any, prefix: str, persister: Any, app_id: str) -> None:
+    """Remove an app's row but not its records (what a save racing a delete used to leave)."""
+    if kind in SQL_KINDS:
+        execute_sql(kind, location, f"DELETE FROM {prefix}_apps WHERE app_id = ?", (app_id,))
+    elif kind == "redis":
+        import redis
+
+        client = redis.Redis.from_url(location)
+        try:
+            client.hdel(f"{prefix}:apps:", app_id)
+        finally:
+            client.close()
+    else:
+        del persister.core.store._apps[("", app_id)]

@@ -204,8 +204,17 @@ def test_an_unreachable_server_gives_a_clear_error_and_loses_nothing(
 
 @pytest.mark.parametrize(
     "name",
-    ["x; DROP TABLE users; --", "t'--", 'quo"te', "has space", "", "1starts_with_digit", "é"],
-    ids=["statement", "quote", "double-quote", "space", "empty", "digit", "non-ascii"],
+    [
+        "x; DROP TABLE users; --",
+        "t'--",
+        'quo"te',
+        "has space",
+        "",
+        "1starts_with_digit",
+        "é",
+        "turnout\n",
+    ],
+    ids=["statement", "quote", "double-quote", "space", "empty", "digit", "non-ascii", "newline"],
 )
 def test_a_table_or_key_prefix_with_injection_characters_is_refused(
     named_persister: Harness, name: str

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from turnout import ApplicationBuilder, State, action
-from turnout.core.errors import ConcurrencyError, GraphSetupError, SerdeError
+from turnout.core.errors import ConcurrencyError, GraphSetupError, PersistenceError, SerdeError
 from turnout.core.memory import InMemoryPersister
-from turnout.core.persistence import ParentPointer, StepRecord
+from turnout.core.persistence import ParentPointer, Status, StepRecord
 from turnout.core.serde import Serde
 
 
@@ -319,3 +319,64 @@ def test_every_persister_is_a_context_manager_that_closes_what_it_opened(tmp_pat
             await asqlite.load(None, "a")
 
     asyncio.run(main())
+
+
+# -- a loaded record that names what this application does not have ------------------------------
+
+
+class OneRecord:
+    """A loader (Burr's dict shape) holding one record with the given position and status."""
+
+    def __init__(self, position: str | None, status: str) -> None:
+        self.position, self.status = position, status
+
+    def load(
+        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        return {
+            "partition_key": partition_key,
+            "app_id": app_id,
+            "sequence_id": 3,
+            "position": self.position,
+            "state": State({"n": 5}),
+            "status": self.status,
+        }
+
+    def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
+        return ["app"]
+
+
+@pytest.mark.parametrize("status", ["completed", "failed"])
+def test_a_record_resuming_at_an_unknown_action_fails_the_build(status: Status) -> None:
+    persister = InMemoryPersister()
+    persister.save(None, "app", 0, "renamed_since", State({"n": 1}), status)
+    with pytest.raises(GraphSetupError) as info:
+        builder().initialize_from(persister, default_entrypoint="count").build()
+    message = str(info.value)
+    assert "'renamed_since'" in message
+    assert "app 'app' (partition None) at sequence id 0" in message
+    assert "resume_at_next_action=False" in message
+    restarted = (
+        builder()
+        .initialize_from(persister, default_entrypoint="count", resume_at_next_action=False)
+        .build()
+    )
+    outcome = restarted.step()
+    assert outcome is not None
+    assert outcome[0].name == "count"
+
+
+def test_a_record_with_an_unknown_status_fails_the_build() -> None:
+    with pytest.raises(PersistenceError) as info:
+        builder().initialize_from(OneRecord("count", "paused"), default_entrypoint="count").build()
+    message = str(info.value)
+    assert "'paused'" in message
+    assert "app 'app' (partition None) at sequence id 3" in message
+    assert "resume_at_next_action=False" in message
+
+
+def test_a_burr_record_with_a_known_position_and_status_still_resumes() -> None:
+    app = builder().initialize_from(OneRecord("count", "completed"), default_entrypoint="count")
+    outcome = app.build().step()
+    assert outcome is not None
+    assert (outcome[0].name, outcome[2]["n"]) == ("double", 10)

@@ -321,6 +321,8 @@ class ApplicationBuilder:
                 f"the entrypoint {entry!r} is not an action; the actions are "
                 f"{', '.join(map(repr, sorted(names))) or 'none'}."
             )
+        if initialization is not None:
+            problems.extend(_resume_problems(initialization, names))
         for act in actions:
             if act.timeout is not None and not act.is_async():
                 problems.append(
@@ -419,3 +421,21 @@ class ApplicationBuilder:
             GraphWarning,
             stacklevel=4,
         )
+
+
+def _resume_problems(initialization: Initialization, names: set[str]) -> list[str]:
+    """The loaded record resumes at an action this graph lacks (renamed or removed since it was
+    saved, or a damaged record): say so at build, not by restarting silently at the entrypoint."""
+    name, how = (
+        (initialization.prior, "after")
+        if initialization.prior is not None
+        else (initialization.rerun, "by running again")
+    )
+    if name is None or name in names:
+        return []
+    return [
+        f"initialize_from(): the record of {initialization.source} resumes {how} the action "
+        f"{name!r}, which this application does not have (its actions: "
+        f"{', '.join(map(repr, sorted(names))) or 'none'}). Add it with with_actions(), or "
+        f"start at the default entrypoint with initialize_from(..., resume_at_next_action=False)."
+    ]

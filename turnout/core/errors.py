@@ -23,9 +23,12 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   └── ConcurrencyError              another writer saved this sequence id first
+    ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
+    │   └── TrackingNameError             a project name cannot name a tracking directory
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
+    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -47,6 +50,7 @@ __all__ = [
     "HookError",
     "InvalidActionReturnError",
     "InvalidInputsError",
+    "InvalidNameError",
     "MissingExtraError",
     "MissingInputsError",
     "MissingWriteError",
@@ -54,6 +58,8 @@ __all__ = [
     "SerdeError",
     "StateKeyError",
     "StateOperationError",
+    "TrackingNameError",
+    "TrackingWarning",
     "TurnoutError",
     "UndeclaredWriteError",
     "UnknownActionError",
@@ -228,13 +234,17 @@ class ChildApplicationError(TurnoutError, RuntimeError):
 
 
 class SerdeError(TurnoutError, TypeError):
-    """A value cannot be turned into JSON (or back).
+    """A value cannot be turned into JSON, or stored data cannot be turned back into a value
+    (it is malformed, names a class this process has not registered, or was crafted).
 
     Attributes:
-        path: where the value sits, e.g. ``$.messages[3].args``.
+        path: where the value sits, e.g. ``$.messages[3].args``; when loading, where the bad
+            part sits in the stored JSON. Empty for a mistake in registering a type.
     """
 
-    def __init__(self, path: str, value: Any, reason: str | None = None) -> None:
+    def __init__(
+        self, path: str, value: Any, reason: str | None = None, *, loading: bool | None = None
+    ) -> None:
         self.path = path
         if reason is None:
             reason = (
@@ -242,10 +252,14 @@ class SerdeError(TurnoutError, TypeError):
                 f"register it with turnout.core.serde.DEFAULT_SERDE.register({type(value).__name__}"
                 f", encode=..., decode=...), make it a dataclass, or keep it out of the state"
             )
-        verb = (
-            "serialise the value at" if value is not None or path != "$" else "load stored data at"
-        )
-        super().__init__(f"cannot {verb} {path}: {reason}")
+        if not path:
+            super().__init__(reason)
+            return
+        if loading is None:
+            loading = value is None and path == "$"
+        verb = "load stored data at" if loading else "serialise the value at"
+        shown = path if len(path) <= 160 else f"{path[:100]}...{path[-40:]}"
+        super().__init__(f"cannot {verb} {shown}: {reason}")
 
 
 class PersistenceError(TurnoutError, RuntimeError):
@@ -254,23 +268,50 @@ class PersistenceError(TurnoutError, RuntimeError):
 
 class ConcurrencyError(PersistenceError):
     """Another writer saved this (partition key, app id, sequence id) first: two applications
-    are advancing the same app id. Reload it (``initialize_from``) before saving again.
+    are advancing the same app id. Reload it (``initialize_from``) before saving again. With
+    ``deleted``, the app was deleted (``persister.delete``) while this application ran.
 
     Attributes:
         partition_key, app_id, sequence_id: the contested record.
+        deleted: the app has no row any more: it was deleted, not advanced by another writer.
     """
 
-    def __init__(self, partition_key: str | None, app_id: str, sequence_id: int) -> None:
+    def __init__(
+        self, partition_key: str | None, app_id: str, sequence_id: int, deleted: bool = False
+    ) -> None:
         partition_key = partition_key or None  # stores keep the None partition as ""
         self.partition_key = partition_key
         self.app_id = app_id
         self.sequence_id = sequence_id
-        super().__init__(
-            f"app {app_id!r} (partition {partition_key!r}) already has a record at sequence id "
-            f"{sequence_id}: another application saved it first. Only one application may advance "
-            f"an app id at a time; reload it with ApplicationBuilder().initialize_from(...) and "
-            f"retry."
-        )
+        self.deleted = deleted
+        if deleted:
+            message = (
+                f"app {app_id!r} (partition {partition_key!r}) was deleted (persister.delete) "
+                f"while this application was running, so its save of sequence id {sequence_id} "
+                f"was refused: a deleted app never comes back half-way. To start the app id "
+                f"afresh, build a new application with with_identifiers(app_id={app_id!r}) and "
+                f"no initialize_from record; to keep an app, do not delete it while it runs."
+            )
+        else:
+            message = (
+                f"app {app_id!r} (partition {partition_key!r}) already has a record at sequence "
+                f"id {sequence_id}: another application saved it first. Only one application may "
+                f"advance an app id at a time; reload it with "
+                f"ApplicationBuilder().initialize_from(...) and retry."
+            )
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
+
+
+class InvalidNameError(TurnoutError, ValueError):
+    """A name given to a persister or tracker cannot name its storage (a table or key prefix, a
+    tracking project); the message shows the rule and an example."""
+
+
+class TrackingNameError(InvalidNameError):
+    """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
 
 
 class MissingExtraError(TurnoutError, ImportError):
@@ -279,3 +320,8 @@ class MissingExtraError(TurnoutError, ImportError):
 
 class GraphWarning(UserWarning):
     """A legal graph that is probably a mistake (unreachable action, read never provided)."""
+
+
+class TrackingWarning(UserWarning):
+    """The tracker could not log something as it is (it logged a placeholder instead); the
+    application runs on. Issued once per application."""

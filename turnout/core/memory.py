@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Sequence
 
+from turnout.core._chain import SNAPSHOT
 from turnout.core.errors import ConcurrencyError
 from turnout.core.persistence import (
-    SNAPSHOT,
     AppRow,
     AsyncPersister,
     StepRecord,
@@ -29,15 +30,17 @@ class MemoryStore:
 
     async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
         key = (record.partition_key, record.app_id)
+        conflict = (record.partition_key, record.app_id, record.sequence_id)
         with self._lock:
-            steps = self._records.get(key, {})
-            latest = max(steps) if steps else None
+            row = self._apps.get(key) or app
+            if row is None:
+                raise ConcurrencyError(*conflict, deleted=True)
+            latest = row.latest_sequence_id
             stale = latest is not None and latest >= record.sequence_id
             if stale or (previous is not None and latest != previous):
-                raise ConcurrencyError(record.partition_key, record.app_id, record.sequence_id)
+                raise ConcurrencyError(*conflict)
             self._records.setdefault(key, {})[record.sequence_id] = record
-            if app is not None and key not in self._apps:
-                self._apps[key] = app
+            self._apps[key] = dataclasses.replace(row, latest_sequence_id=record.sequence_id)
 
     async def chain(
         self, partition_key: str, app_id: str, sequence_id: int | None
@@ -66,7 +69,9 @@ class MemoryStore:
             for key in list(self._records):
                 if key[1] == app_id and (partition_key is None or key[0] == partition_key):
                     removed += len(self._records.pop(key))
-                    self._apps.pop(key, None)
+            for key in list(self._apps):
+                if key[1] == app_id and (partition_key is None or key[0] == partition_key):
+                    del self._apps[key]
         return removed
 
     async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:

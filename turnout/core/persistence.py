@@ -23,15 +23,15 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
-import json
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError
-from turnout.core.serde import DEFAULT_SERDE, Serde, _MissingDecoderError
-from turnout.core.state import Change, State, apply_changes
+from turnout.core.serde import DEFAULT_SERDE, Serde
+from turnout.core.state import Change, State
 
 __all__ = [
     "AppRow",
@@ -50,7 +50,7 @@ T = TypeVar("T")
 P = TypeVar("P", bound="SyncPersister")
 A = TypeVar("A", bound="AsyncPersister")
 Status = Literal["completed", "failed"]
-SNAPSHOT, DELTA = "snapshot", "delta"
+STATUSES: tuple[Status, ...] = ("completed", "failed")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -115,21 +115,31 @@ class StepRecord:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AppRow:
-    """What a ``Store`` keeps per app: when it started and what it was forked from."""
+    """What a ``Store`` keeps per app: when it started, what it was forked from and (when read
+    back) the sequence id of its latest record, so that a missing latest record is noticed."""
 
     partition_key: str
     app_id: str
     created_at: dt.datetime
     parent: ParentPointer | None = None
+    latest_sequence_id: int | None = None
 
 
 class Store(Protocol):
     """Where records live. Keys use ``""`` for a ``None`` partition key.
 
-    ``insert`` is the only write of a step and must be atomic and conditional: raise
-    ``ConcurrencyError`` unless ``record.sequence_id`` is greater than every stored sequence id of
-    the app and, when ``previous`` is not ``None``, the app's latest stored sequence id equals
-    ``previous``. ``app`` is given with an app's first record, to be stored alongside it.
+    ``insert`` is the only write of a step and must be atomic and conditional. ``app`` (given
+    with an app's first record, and whenever the writer does not know the app's latest record)
+    is stored unless the app already has a row. Then, raise ``ConcurrencyError`` and write
+    nothing
+
+    * with ``deleted=True`` if the app has no row (it was deleted while its writer ran);
+    * if ``record.sequence_id`` is not greater than the app's latest sequence id;
+    * if ``previous`` is not ``None`` and the app's latest sequence id is not ``previous``.
+
+    Otherwise store the record and make it the app's latest (``AppRow.latest_sequence_id``).
+    ``delete`` removes the app's row with its records atomically, so a writer never re-creates
+    records of an app that has no row.
     """
 
     async def insert(
@@ -171,6 +181,22 @@ class Store(Protocol):
 
 def _key(partition_key: str | None) -> str:
     return "" if partition_key is None else partition_key
+
+
+def _check_ids(partition_key: str | None, app_id: str | None) -> None:
+    """Refuse an id no backend can store: a string with a lone surrogate (``"a\\ud800"``, e.g.
+    from ``os.fsdecode`` of undecodable bytes) is not Unicode text, so it has no UTF-8 form."""
+    for what, value in (("partition key", partition_key), ("app id", app_id)):
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise PersistenceError(
+                f"the {what} {value!r} cannot be stored: its character {exc.start} "
+                f"({value[exc.start]!r}) is a lone surrogate, which is not Unicode text. Use a "
+                f"valid string, e.g. value.encode('utf-8', 'replace').decode('utf-8')."
+            ) from None
 
 
 def _now() -> dt.datetime:
@@ -274,69 +300,6 @@ class AsyncBaseStatePersister(abc.ABC):
         return True
 
 
-@dataclass(kw_only=True)
-class _Codec:
-    serde: Serde = field(default_factory=lambda: DEFAULT_SERDE)
-
-    def snapshot(self, state: State) -> str:
-        return self.serde.dumps(state.get_all())
-
-    def delta(self, changes: Sequence[Change], state: State) -> str:
-        """The changes as JSON; a value that cannot be encoded is named by its place in
-        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item."""
-        added: dict[str, int] = {}  # items appended per key, to find where each one landed
-        for op, key, value in changes:
-            if op in ("append", "extend"):
-                added[key] = added.get(key, 0) + (1 if op == "append" else len(value))
-        position = {
-            key: len(state._peek(key)) - count if key in state else 0
-            for key, count in added.items()
-        }
-        encoded = []
-        for op, key, value in changes:
-            if op == "append":
-                data = self.serde.encode(value, f"$.{key}[{position[key]}]")
-                position[key] += 1
-            elif op == "extend":
-                data = [
-                    self.serde.encode(item, f"$.{key}[{position[key] + i}]")
-                    for i, item in enumerate(value)
-                ]
-                position[key] += len(value)
-            else:
-                data = self.serde.encode(value, f"$.{key}")
-            encoded.append([op, key, data])
-        return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
-
-    def rebuild(self, chain: Sequence[StepRecord]) -> State:
-        state: State | None = None
-        for record in chain:
-            try:
-                data = json.loads(record.payload)
-                if record.kind == SNAPSHOT:
-                    state = State(self.serde.decode(data))
-                elif state is None:
-                    raise PersistenceError("the chain starts with a delta, not a snapshot")
-                else:
-                    changes = [Change(op, key, self.serde.decode(value)) for op, key, value in data]
-                    state = apply_changes(state, changes)
-            except _MissingDecoderError as exc:
-                raise PersistenceError(
-                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
-                    f"at sequence id {record.sequence_id} cannot be loaded in this process: "
-                    f"{exc}. The record itself is intact."
-                ) from exc
-            except (ValueError, TypeError, KeyError) as exc:
-                raise PersistenceError(
-                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
-                    f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
-                    f"before it are intact: load an earlier sequence id, or delete the app."
-                ) from exc
-        if state is None:
-            raise PersistenceError("no snapshot to rebuild from")
-        return state
-
-
 class StorePersister:
     """Every persistence rule, over any ``Store``; its methods are coroutines.
 
@@ -353,17 +316,27 @@ class StorePersister:
         if snapshot_every < 1:
             raise ValueError(f"snapshot_every must be at least 1, got {snapshot_every}")
         self.store = store
-        self.codec = _Codec(serde=serde or DEFAULT_SERDE)
+        self.codec = Codec(serde=serde or DEFAULT_SERDE)
         self.snapshot_every = snapshot_every
 
     async def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None
     ) -> PersistedStateData | None:
+        _check_ids(partition_key, app_id)
+        # The app row first: a writer saving in between only makes the chain longer than the
+        # latest sequence id the row recorded, never shorter.
+        app = await self.store.app(_key(partition_key), app_id)
         chain = await self.store.chain(_key(partition_key), app_id, sequence_id)
         if not chain:
+            latest = app.latest_sequence_id if app is not None else None
+            if latest is not None and sequence_id in (None, latest):  # prune keeps the latest
+                raise missing_latest(partition_key, app_id, latest)
             return None
         last = chain[-1]
-        app = await self.store.app(_key(partition_key), app_id)
+        if app is None:
+            raise orphaned(partition_key, app_id, last.sequence_id)
+        latest = app.latest_sequence_id if sequence_id is None else None
+        check_whole(chain, partition_key=partition_key, app_id=app_id, latest=latest)
         return PersistedStateData(
             partition_key=partition_key,
             app_id=app_id,
@@ -372,7 +345,7 @@ class StorePersister:
             state=self.codec.rebuild(chain),
             created_at=last.created_at,
             status=last.status,
-            parent=app.parent if app is not None else None,
+            parent=app.parent,
         )
 
     async def save(
@@ -389,9 +362,13 @@ class StorePersister:
         parent: ParentPointer | None = None,
         first: bool = False,
     ) -> None:
+        _check_ids(partition_key, app_id)
+        # A delta only ever follows the sequence id just before it, so a chain with a gap is
+        # always a damaged one (see check_whole).
         use_delta = (
             changes is not None
             and previous_sequence_id is not None
+            and sequence_id == previous_sequence_id + 1
             and sequence_id // self.snapshot_every == previous_sequence_id // self.snapshot_every
         )
         record = StepRecord(
@@ -411,12 +388,16 @@ class StorePersister:
             app = AppRow(
                 partition_key=_key(partition_key), app_id=app_id, created_at=_now(), parent=parent
             )
-        await self.store.insert(record, previous_sequence_id if use_delta else None, app)
+        await self.store.insert(record, previous_sequence_id, app)
 
     async def list_app_ids(self, partition_key: str | None) -> list[str]:
+        _check_ids(partition_key, None)
         return await self.store.app_ids(_key(partition_key))
 
     async def delete(self, app_id: str, partition_key: str | None = None) -> int:
+        """Remove the app (its row and records, atomically). A writer still running on it gets
+        ``ConcurrencyError(deleted=True)`` at its next save instead of re-creating records."""
+        _check_ids(partition_key, app_id)
         return await self.store.delete(partition_key, app_id)
 
     async def prune(
@@ -443,6 +424,7 @@ class StorePersister:
                 f"prune(older_than={older_than!r}) needs a timezone-aware time, e.g. "
                 f"datetime.now(timezone.utc) - timedelta(days=30), or a timedelta"
             )
+        _check_ids(partition_key, app_id)
         cutoff = _now() - older_than if isinstance(older_than, dt.timedelta) else older_than
         removed = 0
         for app in await self.store.all_apps(partition_key):
@@ -459,6 +441,7 @@ class StorePersister:
             oldest = kept[0]
             if oldest.kind != SNAPSHOT:
                 chain = await self.store.chain(app.partition_key, app.app_id, oldest.sequence_id)
+                check_whole(chain, partition_key=app.partition_key or None, app_id=app.app_id)
                 state = self.codec.rebuild(chain)
                 await self.store.rewrite(
                     StepRecord(

@@ -5,7 +5,8 @@ final attempt: ``completed``, or ``failed`` with the state the step left (unchan
 routed by ``on_exception``). A cancelled or interrupted step (``CancelledError``,
 ``KeyboardInterrupt``) saves nothing: half a step is never recorded. The hook passes the step's
 delta with the sequence id it applies to whenever the state it started from is the one last
-saved, so the persister can store the delta alone.
+saved, so the persister can store the delta alone, and always the sequence id it saved last, so
+the persister refuses a save after another writer's or after the app was deleted.
 
 ``Initialization`` is what ``initialize_from`` resolves at build time: which record to load,
 where to resume, what the fork's parent is.
@@ -16,8 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from turnout.core.errors import AsyncRequiredError
-from turnout.core.persistence import ParentPointer, PersistedStateData
+from turnout.core.errors import AsyncRequiredError, PersistenceError
+from turnout.core.persistence import STATUSES, ParentPointer, PersistedStateData
 from turnout.core.state import Change, State
 
 __all__ = [
@@ -41,6 +42,7 @@ class Initialization:
     loaded: PersistedStateData | None  # the record, if the state is exactly its state
     loader: Any
     parent: ParentPointer | None
+    source: str = ""  # the loaded record, for messages: "app 'x' (partition None) at sequence id 3"
 
 
 class _Saver:
@@ -86,9 +88,11 @@ class _Saver:
             state,
             "failed" if exception is not None else "completed",
         )
+        # previous_sequence_id is always the record this application saved last: the store
+        # refuses the save if that is no longer the app's latest (another writer, or a delete).
         kwargs: dict[str, Any] = {
-            "changes": changes,
-            "previous_sequence_id": self._last_sequence_id if chained else None,
+            "changes": changes if chained else None,
+            "previous_sequence_id": self._last_sequence_id,
             "parent": self._parent,
             "first": self._first,
         }
@@ -234,6 +238,18 @@ async def initialize(
         else None
     )
     resume = spec.resume_at_next_action
+    source = (
+        f"app {loaded.app_id!r} (partition {loaded.partition_key!r}) at sequence id "
+        f"{loaded.sequence_id}"
+    )
+    if resume and loaded.status not in STATUSES:
+        raise PersistenceError(
+            f"initialize_from(): the record of {source} has status {loaded.status!r}, which "
+            f"turnout does not know (it writes {' or '.join(map(repr, STATUSES))}), so where to "
+            f"resume is unknown: the record was not written by turnout, or is damaged. Start at "
+            f"the default entrypoint with initialize_from(..., resume_at_next_action=False), or "
+            f"fix the record's status."
+        )
     return Initialization(
         state=state,
         sequence_id=loaded.sequence_id,
@@ -243,6 +259,7 @@ async def initialize(
         loaded=None if spec.override_state_values else loaded,
         loader=spec.loader,
         parent=parent,
+        source=source,
     )
 
 

@@ -9,15 +9,19 @@ for become tagged objects ``{"__turnout__": <kind>, ...}``:
   enums, dataclasses, and pydantic models (recognised by shape: no pydantic import here);
 * registered: ``serde.register(MyType, encode=..., decode=...)`` for anything else (adapters
   register LangChain messages, LlamaIndex nodes, ...);
-* pickled: only when created with ``Serde(allow_pickle=True)``, which has its usual risks.
+* pickled: only with ``Serde(allow_pickle=True)``. Loading a pickle runs whatever code the
+  pickle names, so that opt-in trusts the stored data completely.
 
-Dataclasses, enums and pydantic models are stored with their type's name and found again by
-name when loading: among types registered with ``register_type``, or in modules already
-imported. Loading never imports a module, so stored data cannot make the process run code it
-did not load itself.
+**Stored data is untrusted.** Without pickle, decoding produces values and calls nothing the
+data names: enums, dataclasses and pydantic models are stored with their class's name, and a
+name is only looked up among classes the process vouched for (``register_type``,
+``register_module``, or a class this ``Serde`` encoded in this process); see
+``turnout.core._serde_types``. Loading never imports a module.
 
-A value that cannot be encoded raises ``SerdeError`` naming where it sits (``$.messages[3].args``)
-and how to make it saveable.
+Encoding and decoding walk the value with an explicit stack, never recursion, so no input can
+raise ``RecursionError``: the stored JSON nests at most ``MAX_DEPTH`` levels, a value that
+contains itself is refused, and so is an ``int`` too long for Python to write as text. Every
+failure is a ``SerdeError`` naming where it sits (``$.messages[3].args``) and how to fix it.
 """
 
 from __future__ import annotations
@@ -33,59 +37,54 @@ import pathlib
 import pickle
 import sys
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
+from turnout.core._serde_decode import DECODED_AS_IS, Decoder
+from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
+from turnout.core._serde_walk import (
+    MAX_DEPTH,
+    TAG,
+    Frame,
+    call,
+    check_depth,
+    cycle_in,
+    path_of,
+    safe_repr,
+    same_label,
+    walk,
+)
 from turnout.core.errors import SerdeError
 
-__all__ = ["DEFAULT_SERDE", "Serde", "type_name"]
-
-TAG = "__turnout__"
-_PLAIN = (str, int, bool, type(None))
+__all__ = ["DEFAULT_SERDE", "MAX_DEPTH", "TAG", "Serde", "type_name"]
 
 
-def type_name(cls: type) -> str:
-    """``"module:QualName"``, how a type is named in stored data."""
-    return f"{cls.__module__}:{cls.__qualname__}"
+# Every int with fewer digits than this converts to text whatever sys.set_int_max_str_digits
+# allows (its smallest setting is 640), so only longer ones need the real check.
+_SAFE_INT = 10**639
 
+_ENCODED_AS_IS: frozenset[type] = frozenset({str, bool, type(None)})
 
-# Tags an adapter registers start with its name; the message names the module to import. Only
-# the name: the core never imports an adapter.
-_ADAPTER_TAG_PREFIXES = {
-    "langchain": "turnout.integrations.langchain",
-    "llamaindex": "turnout.integrations.llamaindex",
-}
-
-
-class _MissingDecoderError(SerdeError):
-    """No decoder is registered for a stored value's tag: the data is intact, the process lacks
-    the code that reads it (``PersistenceError`` then says so rather than blaming the data)."""
-
-    def __init__(self, tag: str) -> None:
-        self.tag = tag
-        module = _ADAPTER_TAG_PREFIXES.get(tag.partition(":")[0]) if ":" in tag else None
-        if module is not None:
-            fix = f"import {module} before loading (importing it registers the decoder)"
-        else:
-            fix = (
-                f"register one with serde.register(<type>, encode=..., decode=..., "
-                f"name={tag!r}) before loading"
-            )
-        super().__init__("$", None, f"no decoder is registered for {tag!r}; {fix}")
+# Kept for the persisters, which tell "this process lacks the code" from "the record is damaged".
+_MissingDecoderError = MissingCodeError
 
 
 class Serde:
-    """A registry of codecs; see the module docstring. ``DEFAULT_SERDE`` is shared by default.
+    """A registry of codecs and loadable types; see the module docstring. ``DEFAULT_SERDE`` is
+    shared by default.
 
     Args:
-        allow_pickle: encode values nothing else handles with pickle (and decode them).
+        allow_pickle: encode values nothing else handles with pickle, and decode pickles.
+            Loading a pickle runs code the stored data chooses: only for data you trust.
     """
 
     def __init__(self, *, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
         self._codecs: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self._decoders: dict[str, Callable[[Any], Any]] = {}
-        self._types: dict[str, type] = {}
+        self._types = TypeRegistry("serde")
+        self._encoder = _Encoder(self)
 
     def register(
         self,
@@ -96,170 +95,261 @@ class Serde:
         name: str | None = None,
     ) -> None:
         """Save instances of ``cls`` (and subclasses) as ``encode(value)``, which may return any
-        encodable value; load them with ``decode``. ``name`` defaults to ``type_name(cls)``."""
+        encodable value; load them with ``decode``. ``name`` defaults to ``type_name(cls)``.
+        ``decode`` receives decoded data only, so it decides what the stored data may build."""
         key = name or type_name(cls)
         self._codecs[cls] = (key, encode)
         self._decoders[key] = decode
 
     def register_type(self, *classes: type) -> None:
-        """Allow loading these dataclasses, enums or pydantic models even when their module is
-        not the one named in the stored data (or not imported yet)."""
+        """Allow loading these enums, dataclasses or pydantic models (or pydantic-shaped
+        classes with ``model_dump``/``model_validate``). A process that loads data another
+        process saved registers its types here (or with ``register_module``) first."""
         for cls in classes:
-            self._types[type_name(cls)] = cls
+            self._types.add(cls)
+
+    def register_module(self, *modules: ModuleType | str) -> None:
+        """Allow loading the enums, dataclasses and pydantic ``BaseModel`` subclasses defined in
+        these modules (a module object or its dotted name, which is imported now). A class of
+        such a module is loaded only if it is plainly the kind the stored data says, which is
+        checked before it is called; functions and other classes there are never called."""
+        for module in modules:
+            self._types.add_module(module)
 
     # -- encoding --------------------------------------------------------------------------------
 
     def dumps(self, value: Any) -> str:
         """``value`` as compact JSON text."""
-        return json.dumps(self.encode(value), separators=(",", ":"), ensure_ascii=False)
+        data = self.encode(value)
+        try:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (ValueError, RecursionError) as exc:  # the encoder's limits make this unlikely
+            raise SerdeError("$", value, f"the json module could not write it ({exc})") from exc
 
     def loads(self, text: str | bytes) -> Any:
-        return self.decode(json.loads(text))
+        """The value ``dumps`` wrote as ``text``; ``SerdeError`` if it is not such text."""
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise SerdeError(
+                "$", None, f"the stored JSON nests deeper than {MAX_DEPTH} levels", loading=True
+            ) from None
+        except ValueError as exc:
+            raise SerdeError(
+                "$", None, f"the stored text is not JSON ({exc})", loading=True
+            ) from exc
+        return self.decode(data)
 
     def encode(self, value: Any, path: str = "$") -> Any:
         """JSON-compatible data for ``value``; ``SerdeError`` names ``path`` if impossible."""
         kind = type(value)
-        if kind in _PLAIN:
-            return value
-        if kind is float:
-            return value if math.isfinite(value) else {TAG: "float", "v": repr(value)}
-        if kind is list:
-            return [self.encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
-        if kind is dict:
-            return self._encode_dict(value, path)
-        return self._encode_other(value, path)
-
-    def _encode_dict(self, value: dict[Any, Any], path: str) -> Any:
-        if all(type(k) is str for k in value) and TAG not in value:
-            return {k: self.encode(v, f"{path}.{k}") for k, v in value.items()}
-        pairs = [
-            [self.encode(k, f"{path}<key {k!r}>"), self.encode(v, f"{path}[{k!r}]")]
-            for k, v in value.items()
-        ]
-        return {TAG: "dict", "v": pairs}
-
-    def _encode_other(self, value: Any, path: str) -> Any:
-        for cls in type(value).__mro__:
-            codec = self._codecs.get(cls)
-            if codec is not None:
-                key, encode = codec
-                return {TAG: key, "v": self.encode(encode(value), f"{path}")}
-        builtin = self._encode_builtin(value, path)
-        if builtin is not None:
-            return builtin
-        if self.allow_pickle:
-            try:
-                data = pickle.dumps(value)
-            except Exception as exc:
-                raise SerdeError(path, value, f"pickle failed: {exc}") from exc
-            return {TAG: "pickle", "v": base64.b64encode(data).decode("ascii")}
-        raise SerdeError(path, value)
-
-    def _encode_builtin(self, value: Any, path: str) -> dict[str, Any] | None:
-        if isinstance(value, enum.Enum):
-            return {
-                TAG: "enum",
-                "type": type_name(type(value)),
-                "v": self.encode(value.value, path),
-            }
-        if isinstance(value, (bool, int, float, str)):  # subclasses of the plain types
-            return {TAG: "as", "type": type(value).__name__, "v": _plain_base(value)}
-        if isinstance(value, (list, tuple, set, frozenset)):
-            items = [self.encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
-            kind = {list: "list", tuple: "tuple", set: "set", frozenset: "frozenset"}
-            return {TAG: next(v for k, v in kind.items() if isinstance(value, k)), "v": items}
-        if isinstance(value, dict):
-            encoded: dict[str, Any] = self._encode_dict(dict(value), path)
-            return encoded
-        if isinstance(value, (bytes, bytearray)):
-            return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
-        if isinstance(value, dt.datetime):
-            return {TAG: "datetime", "v": value.isoformat()}
-        if isinstance(value, dt.date):
-            return {TAG: "date", "v": value.isoformat()}
-        if isinstance(value, dt.time):
-            return {TAG: "time", "v": value.isoformat()}
-        if isinstance(value, dt.timedelta):
-            return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}
-        if isinstance(value, decimal.Decimal):
-            return {TAG: "decimal", "v": str(value)}
-        if isinstance(value, uuid.UUID):
-            return {TAG: "uuid", "v": str(value)}
-        if isinstance(value, pathlib.PurePath):
-            return {TAG: "path", "v": str(value)}
-        if isinstance(value, complex):
-            return {TAG: "complex", "v": [value.real, value.imag]}
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            fields = {
-                f.name: self.encode(getattr(value, f.name), f"{path}.{f.name}")
-                for f in dataclasses.fields(value)
-            }
-            return {TAG: "dataclass", "type": type_name(type(value)), "v": fields}
-        if _is_pydantic_model(value):
-            data = value.model_dump(mode="json")
-            return {TAG: "pydantic", "type": type_name(type(value)), "v": data}
-        return None
+        if kind in _ENCODED_AS_IS or (kind is int and -_SAFE_INT < value < _SAFE_INT):
+            return value  # most values of a delta: no walk to set up
+        return walk(value, path, self._encoder.visit, _ENCODED_AS_IS)
 
     # -- decoding --------------------------------------------------------------------------------
 
     def decode(self, data: Any) -> Any:
-        """The value ``encode`` produced ``data`` from."""
+        """The value ``encode`` produced ``data`` from. Malformed data raises ``SerdeError``
+        naming where it sits in ``data`` (``$.v[2]``)."""
         kind = type(data)
+        if kind is not list and kind is not dict:
+            return data
+        decoder = Decoder(self._decoders, self._types, self.allow_pickle)
+        return walk(data, "$", decoder.visit, DECODED_AS_IS)
+
+    @property
+    def _owner(self) -> str:
+        return self._types.owner
+
+
+class _Encoder:
+    """Visits each value of one ``encode`` call; containers become ``Frame``s."""
+
+    __slots__ = ("serde",)
+
+    def __init__(self, serde: Serde) -> None:
+        self.serde = serde
+
+    def visit(self, value: Any, parent: Frame, index: int) -> Any:
+        kind = type(value)
+        if kind is int:
+            return value if -_SAFE_INT < value < _SAFE_INT else self.big_int(value, parent, index)
+        if kind is float:
+            if math.isfinite(value):
+                return value
+            return self.leaf({TAG: "float", "v": repr(value)}, 1, value, parent, index)
         if kind is list:
-            return [self.decode(item) for item in data]
+            if parent.level < MAX_DEPTH and _flat(value):  # the common case, without a frame
+                return list(value)
+            return self.frame(value, value, None, None, 1, parent, index)
         if kind is dict:
-            tag = data.get(TAG)
-            if tag is None:
-                return {k: self.decode(v) for k, v in data.items()}
-            return self._decode_tagged(tag, data)
-        return data
+            return self.dict_frame(value, value, parent, index)
+        return self.other(value, kind, parent, index)
 
-    def _decode_tagged(self, tag: str, data: dict[str, Any]) -> Any:
-        raw: Any = data.get("v")
-        simple = _SIMPLE_DECODERS.get(tag)
-        if simple is not None:
-            return simple(raw)
-        if tag in ("list", "tuple", "set", "frozenset"):
-            items = [self.decode(item) for item in raw]
-            return {"list": list, "tuple": tuple, "set": set, "frozenset": frozenset}[tag](items)
-        if tag == "dict":
-            return {self._hashable(self.decode(k)): self.decode(v) for k, v in raw}
-        if tag == "enum":
-            return self._resolve(data["type"])(self.decode(raw))
-        if tag == "dataclass":
-            return _build_dataclass(self._resolve(data["type"]), self.decode(raw))
-        if tag == "pydantic":
-            return self._resolve(data["type"]).model_validate(raw)  # type: ignore[attr-defined]
-        if tag == "pickle":
-            if not self.allow_pickle:
+    def frame(
+        self,
+        value: Any,
+        items: Sequence[Any],
+        label: Callable[[int], str] | None,
+        finish: Callable[[list[Any]], Any] | None,
+        wrap: int,
+        parent: Frame,
+        index: int,
+        keys: list[Any] | None = None,
+    ) -> Frame:
+        level = parent.level + wrap
+        if level > MAX_DEPTH:
+            cycle = cycle_in(parent)
+            if cycle is not None:
+                outer, inner = cycle
                 raise SerdeError(
-                    "$", None, "this data holds a pickled value; load it with a "
-                    "Serde(allow_pickle=True) if you trust where it came from"
+                    inner, value, f"the value contains itself (this is the container at "
+                    f"{outer}); a saved state must be a tree: store a key or an index instead "
+                    f"of the reference",
                 )  # fmt: skip
-            return pickle.loads(base64.b64decode(raw))
-        decoder = self._decoders.get(tag)
-        if decoder is None:
-            raise _MissingDecoderError(tag)
-        return decoder(self.decode(raw))
+            check_depth(level, MAX_DEPTH, path_of(parent, index), value)
+        return Frame(value, items, level, parent, index, keys, label, finish)
 
-    @staticmethod
-    def _hashable(key: Any) -> Any:
-        return tuple(key) if isinstance(key, list) else key
+    def leaf(self, out: Any, levels: int, value: Any, parent: Frame, index: int) -> Any:
+        if parent.level + levels > MAX_DEPTH:
+            check_depth(parent.level + levels, MAX_DEPTH, path_of(parent, index), value)
+        return out
 
-    def _resolve(self, name: str) -> type:
-        found = self._types.get(name)
-        if found is not None:
-            return found
-        module_name, _, qualname = name.partition(":")
-        target: Any = sys.modules.get(module_name)
-        for part in qualname.split("."):
-            target = getattr(target, part, None) if target is not None else None
-        if not isinstance(target, type):
+    def big_int(self, value: int, parent: Frame, index: int) -> int:
+        try:
+            str(value)
+        except ValueError as exc:
             raise SerdeError(
-                "$", None, f"the stored data names the type {name!r}, which is not loaded: "
-                f"import {module_name!r} first, or call serde.register_type(<the class>)"
-            )  # fmt: skip
-        return target
+                path_of(parent, index), value, f"this int has {value.bit_length():,} bits, more "
+                f"digits than Python writes as text (sys.get_int_max_str_digits() is "
+                f"{getattr(sys, 'get_int_max_str_digits', lambda: 0)()}); keep it in the state "
+                f"as text (hex(n)) or "
+                f"bytes (n.to_bytes(...)), or raise that limit with sys.set_int_max_str_digits() "
+                f"in every process that saves or loads it",
+            ) from exc  # fmt: skip
+        return value
+
+    def dict_frame(self, value: Any, mapping: dict[Any, Any], parent: Frame, index: int) -> Any:
+        if TAG not in mapping and all(type(k) is str for k in mapping):
+            values = list(mapping.values())
+            if parent.level < MAX_DEPTH and _flat(values):
+                return dict(mapping)
+            return self.frame(value, values, None, None, 1, parent, index, list(mapping))
+        pairs = list(mapping.items())
+
+        def label(i: int) -> str:
+            key = safe_repr(pairs[i // 2][0])
+            return f"<key {key}>" if i % 2 == 0 else f"[{key}]"
+
+        def finish(results: list[Any]) -> Any:
+            return {TAG: "dict", "v": [results[i : i + 2] for i in range(0, len(results), 2)]}
+
+        items = [part for pair in pairs for part in pair]
+        return self.frame(value, items, label, finish, 3, parent, index)
+
+    def other(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
+        codecs = self.serde._codecs
+        codec = next((codecs[c] for c in kind.__mro__ if c in codecs), None)
+        if codec is not None:
+            key, encode = codec
+            path = path_of(parent, index)
+            out = call(encode, value, path, f"the encoder of {key!r}", loading=False)
+            return self.frame(
+                value, [out], same_label, lambda r: {TAG: key, "v": r[0]}, 1, parent, index
+            )
+        return self.builtin(value, kind, parent, index)
+
+    def builtin(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
+        if isinstance(value, enum.Enum):
+            return self.named(value, "enum", [value.value], same_label, 1, parent, index)
+        if isinstance(value, (bool, int, float, str)):  # subclasses of the plain types
+            base = _plain_base(value)
+            if type(base) is float and not math.isfinite(base):
+                return self.leaf({TAG: "float", "v": repr(base)}, 1, value, parent, index)
+            if type(base) is int and not -_SAFE_INT < base < _SAFE_INT:
+                self.big_int(base, parent, index)
+            return self.leaf({TAG: "as", "type": kind.__name__, "v": base}, 1, value, parent, index)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            tag = next(t for c, t in _SEQUENCES if isinstance(value, c))
+            items = value if isinstance(value, (list, tuple)) else list(value)
+            finish: Callable[[list[Any]], Any] = lambda r: {TAG: tag, "v": r}  # noqa: E731
+            return self.frame(value, items, None, finish, 2, parent, index)
+        if isinstance(value, dict):
+            return self.dict_frame(value, dict(value), parent, index)
+        simple = _encode_simple(value)
+        if simple is not None:
+            out, levels = simple
+            return self.leaf(out, levels, value, parent, index)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names = [f.name for f in dataclasses.fields(value)]
+            path = path_of(parent, index)
+            items = [
+                call(lambda n: getattr(value, n), n, f"{path}.{n}", "reading it", loading=False)
+                for n in names
+            ]
+            return self.named(
+                value, "dataclass", items, lambda i: f".{names[i]}", 2, parent, index, names
+            )
+        if _looks_pydantic(value):
+            dump = value.model_dump
+            path = path_of(parent, index)
+            data = call(lambda _: dump(mode="json"), None, path, "model_dump", loading=False)
+            return self.named(value, "pydantic", [data], same_label, 1, parent, index)
+        if self.serde.allow_pickle:
+            try:
+                data = pickle.dumps(value)
+            except Exception as exc:
+                raise SerdeError(path_of(parent, index), value, f"pickle failed: {exc}") from exc
+            out = {TAG: "pickle", "v": base64.b64encode(data).decode("ascii")}
+            return self.leaf(out, 1, value, parent, index)
+        raise SerdeError(path_of(parent, index), value)
+
+    def named(
+        self,
+        value: Any,
+        tag: str,
+        items: list[Any],
+        label: Callable[[int], str],
+        wrap: int,
+        parent: Frame,
+        index: int,
+        names: list[str] | None = None,
+    ) -> Frame:
+        """A value stored with its class's name, which this process may now load back."""
+        cls = type(value)
+        self.serde._types.remember(cls)
+        name = type_name(cls)
+
+        def finish(results: list[Any]) -> Any:
+            data = results[0] if names is None else dict(zip(names, results, strict=True))
+            return {TAG: tag, "type": name, "v": data}
+
+        return self.frame(value, items, label, finish, wrap, parent, index)
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+_SEQUENCES: tuple[tuple[type, str], ...] = (
+    (list, "list"),
+    (tuple, "tuple"),
+    (set, "set"),
+    (frozenset, "frozenset"),
+)
+
+
+def _flat(items: Sequence[Any]) -> bool:
+    """Whether every item is stored as itself (so the container needs no frame)."""
+    for item in items:
+        kind = type(item)
+        if kind in _ENCODED_AS_IS:
+            continue
+        if kind is int and -_SAFE_INT < item < _SAFE_INT:
+            continue
+        if kind is float and math.isfinite(item):
+            continue
+        return False
+    return True
 
 
 def _plain_base(value: Any) -> Any:
@@ -269,35 +359,41 @@ def _plain_base(value: Any) -> Any:
     return value
 
 
-def _is_pydantic_model(value: Any) -> bool:
+def _looks_pydantic(value: Any) -> bool:
     kind = type(value)
     return callable(getattr(value, "model_dump", None)) and callable(
         getattr(kind, "model_validate", None)
     )
 
 
-def _build_dataclass(cls: type, fields: Mapping[str, Any]) -> Any:
-    init = {f.name for f in dataclasses.fields(cls) if f.init}
-    obj = cls(**{k: v for k, v in fields.items() if k in init})
-    for key, value in fields.items():
-        if key not in init:
-            object.__setattr__(obj, key, value)
-    return obj
+def _finite_or_text(x: float) -> float | str:
+    return x if math.isfinite(x) else repr(x)
 
 
-_SIMPLE_DECODERS: dict[str, Callable[[Any], Any]] = {
-    "float": float,
-    "as": lambda raw: raw,
-    "bytes": base64.b64decode,
-    "datetime": dt.datetime.fromisoformat,
-    "date": dt.date.fromisoformat,
-    "time": dt.time.fromisoformat,
-    "timedelta": lambda raw: dt.timedelta(days=raw[0], seconds=raw[1], microseconds=raw[2]),
-    "decimal": decimal.Decimal,
-    "uuid": uuid.UUID,
-    "path": pathlib.Path,
-    "complex": lambda raw: complex(raw[0], raw[1]),
-}
+def _encode_simple(value: Any) -> tuple[dict[str, Any], int] | None:
+    """The stored form of a built-in scalar type, and how many JSON levels it takes."""
+    if isinstance(value, (bytes, bytearray)):
+        return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}, 1
+    if isinstance(value, dt.datetime):
+        return {TAG: "datetime", "v": value.isoformat()}, 1
+    if isinstance(value, dt.date):
+        return {TAG: "date", "v": value.isoformat()}, 1
+    if isinstance(value, dt.time):
+        return {TAG: "time", "v": value.isoformat()}, 1
+    if isinstance(value, dt.timedelta):
+        return {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]}, 2
+    if isinstance(value, decimal.Decimal):
+        return {TAG: "decimal", "v": str(value)}, 1
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}, 1
+    if isinstance(value, pathlib.PurePath):
+        return {TAG: "path", "v": str(value)}, 1
+    if isinstance(value, complex):
+        parts = [_finite_or_text(value.real), _finite_or_text(value.imag)]
+        return {TAG: "complex", "v": parts}, 2
+    return None
+
 
 DEFAULT_SERDE = Serde()
 """The registry persisters and trackers use unless given another; adapters register here."""
+DEFAULT_SERDE._types.owner = "turnout.core.serde.DEFAULT_SERDE"

@@ -7,32 +7,37 @@ same ``SQLStore`` serves sync persisters (driven without an event loop) and asyn
 Tables, named from a validated prefix (no injection through names):
 
 * ``<prefix>_steps``: one row per step, keyed by (partition_key, app_id, sequence_id);
-* ``<prefix>_apps``: one row per app, with the record it was forked from;
-* ``<prefix>_meta``: the schema version (created on first use; a later release migrates from it).
+* ``<prefix>_apps``: one row per app, with the record it was forked from and the sequence id of
+  its latest record (the row every save locks and advances, and ``delete`` removes first);
+* ``<prefix>_meta``: the schema version (created on first use; ``setup`` migrates older tables).
+
+Schema versions: 1 had no ``latest_sequence_id`` column (added, and filled from the steps, when
+version 2 code first opens the tables).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
-from turnout.core.errors import ConcurrencyError, PersistenceError
+from turnout.core.errors import ConcurrencyError, InvalidNameError, PersistenceError
 from turnout.core.persistence import AppRow, ParentPointer, StepRecord
 
 __all__ = ["Dialect", "SQLConnection", "SQLStore", "check_name"]
 
-SCHEMA_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,40}$")
+SCHEMA_VERSION = 2
+T = TypeVar("T")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,40}")
 
 
 def check_name(name: str, what: str = "table prefix") -> str:
     """``name`` if it is a safe SQL identifier (letters, digits, ``_``; at most 41 characters)."""
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidNameError(
             f"{what} {name!r} is not allowed: use letters, digits and underscores, starting "
             f"with a letter or underscore, at most 41 characters (e.g. 'turnout')."
         )
@@ -49,6 +54,9 @@ class Dialect:
     text_type: str  # a type for long JSON text
     insert_ignore: str  # "INSERT OR IGNORE" / "INSERT IGNORE" / "" (then ON CONFLICT)
     on_conflict_nothing: str = ""  # " ON CONFLICT DO NOTHING" for PostgreSQL
+    # Appended to the SELECT of the app row in a save: locks it until the transaction ends ("" for
+    # SQLite, whose BEGIN IMMEDIATE already lets one writer in at a time).
+    lock_row: str = " FOR UPDATE"
 
 
 class SQLConnection(Protocol):
@@ -88,6 +96,12 @@ class SQLStore:
     def _sql(self, text: str) -> str:
         return text.replace("?", self.dialect.placeholder)
 
+    @property
+    def _in(self) -> str:
+        """`` in '<file>'`` for a connection to a file (SQLite), else ``""``: for messages."""
+        path = getattr(self.connection, "path", None)
+        return f" in {path!r}" if path else ""
+
     async def _run(self, text: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return await self.connection.execute(self._sql(text), params)
@@ -95,7 +109,7 @@ class SQLStore:
             if isinstance(exc, PersistenceError) or self.connection.is_unique_violation(exc):
                 raise
             raise PersistenceError(
-                f"{self.dialect.name} failed on the {self.prefix!r} tables: "
+                f"{self.dialect.name} failed on the {self.prefix!r} tables{self._in}: "
                 f"{type(exc).__name__}: {exc}. Records already saved are unchanged."
             ) from exc
 
@@ -109,7 +123,7 @@ class SQLStore:
             f"value {key} NOT NULL)",
             f"CREATE TABLE IF NOT EXISTS {self.apps} (partition_key {key} NOT NULL, "
             f"app_id {key} NOT NULL, created_at {key} NOT NULL, parent_app_id {key}, "
-            f"parent_partition_key {key}, parent_sequence_id BIGINT, "
+            f"parent_partition_key {key}, parent_sequence_id BIGINT, latest_sequence_id BIGINT, "
             f"PRIMARY KEY (partition_key, app_id))",
             f"CREATE TABLE IF NOT EXISTS {self.steps} (partition_key {key} NOT NULL, "
             f"app_id {key} NOT NULL, sequence_id BIGINT NOT NULL, position {key}, "
@@ -126,27 +140,71 @@ class SQLStore:
                     f"INSERT INTO {self.meta} (name, value) VALUES (?, ?)",
                     ["schema", str(SCHEMA_VERSION)],
                 )
-            elif int(rows[0][0]) > SCHEMA_VERSION:
-                raise PersistenceError(
-                    f"the {self.prefix!r} tables use schema version {rows[0][0]}, written by a "
-                    f"newer turnout than this one (which reads version {SCHEMA_VERSION}); "
-                    f"upgrade turnout."
-                )
+            else:
+                version = self._version(rows[0][0])
+                if version < SCHEMA_VERSION:
+                    await self._migrate(version)
         self._ready = True
+
+    def _version(self, stored: Any) -> int:
+        text = str(stored)
+        if not text.isdigit():
+            raise PersistenceError(
+                f"the {self.prefix}_meta table{self._in} holds schema version {stored!r}, which "
+                f"is not a version number: the tables are damaged or not turnout's. Restore them "
+                f"from a backup, or use another table_name."
+            )
+        if int(text) > SCHEMA_VERSION:
+            raise PersistenceError(
+                f"the {self.prefix!r} tables{self._in} use schema version {text}, written by a "
+                f"newer turnout than this one (which reads up to version {SCHEMA_VERSION}); "
+                f"upgrade turnout (pip install -U turnout)."
+            )
+        return int(text)
+
+    async def _migrate(self, version: int) -> None:
+        """Bring version ``version`` tables to ``SCHEMA_VERSION`` (inside the setup transaction;
+        MySQL commits each ALTER at once, which the setup lock keeps safe)."""
+        if version < 2:
+            await self._run(f"ALTER TABLE {self.apps} ADD COLUMN latest_sequence_id BIGINT")
+            await self._run(
+                f"UPDATE {self.apps} SET latest_sequence_id = (SELECT MAX(s.sequence_id) FROM "
+                f"{self.steps} s WHERE s.partition_key = {self.apps}.partition_key AND "
+                f"s.app_id = {self.apps}.app_id)"
+            )
+        await self._run(
+            f"UPDATE {self.meta} SET value = ? WHERE name = ?", [str(SCHEMA_VERSION), "schema"]
+        )
 
     async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
         await self.setup()
+        key = [record.partition_key, record.app_id]
+        conflict = (record.partition_key, record.app_id, record.sequence_id)
         try:
             async with self.connection.transaction():
+                if app is not None:
+                    await self._insert_app(app)
+                # The app row is the lock every save of the app takes, and the row delete()
+                # removes first: a save either sees the app deleted or finishes before the delete.
                 rows = await self._run(
-                    f"SELECT MAX(sequence_id) FROM {self.steps} "
-                    f"WHERE partition_key = ? AND app_id = ?",
-                    [record.partition_key, record.app_id],
+                    f"SELECT latest_sequence_id FROM {self.apps} WHERE partition_key = ? AND "
+                    f"app_id = ?{self.dialect.lock_row}",
+                    key,
                 )
-                latest = rows[0][0] if rows else None
+                if not rows:
+                    raise ConcurrencyError(*conflict, deleted=True)
+                latest = rows[0][0]
+                if latest is None:  # an app row migrated without records
+                    rows = await self._run(
+                        f"SELECT MAX(sequence_id) FROM {self.steps} "
+                        f"WHERE partition_key = ? AND app_id = ?",
+                        key,
+                    )
+                    latest = rows[0][0] if rows else None
+                latest = None if latest is None else int(latest)
                 stale = latest is not None and latest >= record.sequence_id
                 if stale or (previous is not None and latest != previous):
-                    raise ConcurrencyError(record.partition_key, record.app_id, record.sequence_id)
+                    raise ConcurrencyError(*conflict)
                 await self._run(
                     f"INSERT INTO {self.steps} (partition_key, app_id, sequence_id, position, "
                     f"status, kind, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -161,13 +219,14 @@ class SQLStore:
                         record.created_at.isoformat(),
                     ],
                 )
-                if app is not None:
-                    await self._insert_app(app)
+                await self._run(
+                    f"UPDATE {self.apps} SET latest_sequence_id = ? "
+                    f"WHERE partition_key = ? AND app_id = ?",
+                    [record.sequence_id, *key],
+                )
         except Exception as exc:
             if self.connection.is_unique_violation(exc):
-                raise ConcurrencyError(
-                    record.partition_key, record.app_id, record.sequence_id
-                ) from exc
+                raise ConcurrencyError(*conflict) from exc
             raise
 
     async def _insert_app(self, app: AppRow) -> None:
@@ -214,7 +273,20 @@ class SQLStore:
             f"ORDER BY sequence_id",
             [*key, start, target],
         )
-        return [_record(row) for row in rows]
+        return self._records(rows)
+
+    def _records(self, rows: list[tuple[Any, ...]]) -> list[StepRecord]:
+        return [self._parse(_record, row, self.steps) for row in rows]
+
+    def _parse(self, parse: Callable[[tuple[Any, ...]], T], row: tuple[Any, ...], table: str) -> T:
+        try:
+            return parse(row)
+        except (ValueError, TypeError, UnicodeDecodeError) as exc:
+            raise PersistenceError(
+                f"a row of the {table} table{self._in} is damaged (app id {row[1]!r}, partition "
+                f"{row[0]!r}): {exc}. The other rows are intact: delete the app "
+                f"(persister.delete({row[1]!r}, ...)) or repair the row."
+            ) from exc
 
     async def app(self, partition_key: str, app_id: str) -> AppRow | None:
         await self.setup()
@@ -222,7 +294,7 @@ class SQLStore:
             f"SELECT {_APP_COLUMNS} FROM {self.apps} WHERE partition_key = ? AND app_id = ?",
             [partition_key, app_id],
         )
-        return _app(rows[0]) if rows else None
+        return self._parse(_app, rows[0], self.apps) if rows else None
 
     async def app_ids(self, partition_key: str) -> list[str]:
         await self.setup()
@@ -238,9 +310,11 @@ class SQLStore:
         clause = "app_id = ?" + ("" if partition_key is None else " AND partition_key = ?")
         params = [app_id] if partition_key is None else [app_id, partition_key]
         async with self.connection.transaction():
+            # The app rows first: that waits for a save in progress (it holds the row), and
+            # makes every later save of the app fail instead of leaving orphan records.
+            await self._run(f"DELETE FROM {self.apps} WHERE {clause}", params)
             rows = await self._run(f"SELECT COUNT(*) FROM {self.steps} WHERE {clause}", params)
             await self._run(f"DELETE FROM {self.steps} WHERE {clause}", params)
-            await self._run(f"DELETE FROM {self.apps} WHERE {clause}", params)
         return int(rows[0][0]) if rows else 0
 
     async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
@@ -250,7 +324,7 @@ class SQLStore:
             f"ORDER BY sequence_id",
             [partition_key, app_id],
         )
-        return [_record(row) for row in rows]
+        return self._records(rows)
 
     async def rewrite(self, record: StepRecord) -> None:
         await self.setup()
@@ -294,17 +368,31 @@ class SQLStore:
             rows = await self._run(
                 f"SELECT {_APP_COLUMNS} FROM {self.apps} WHERE partition_key = ?", [partition_key]
             )
-        return [_app(row) for row in rows]
+        return [self._parse(_app, row, self.apps) for row in rows]
 
 
 _COLUMNS = "partition_key, app_id, sequence_id, position, status, kind, payload, created_at"
 _APP_COLUMNS = (
-    "partition_key, app_id, created_at, parent_app_id, parent_partition_key, parent_sequence_id"
+    "partition_key, app_id, created_at, parent_app_id, parent_partition_key, parent_sequence_id, "
+    "latest_sequence_id"
 )
 
 
 def _time(value: Any) -> dt.datetime:
-    return value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+    if isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"created_at {value!r} is not a time")
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"created_at {value!r} is not an ISO 8601 time") from None
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).isdigit():
+        raise ValueError(f"{what} {value!r} is not a non-negative integer")
+    return int(value)
 
 
 def _record(row: tuple[Any, ...]) -> StepRecord:
@@ -314,7 +402,7 @@ def _record(row: tuple[Any, ...]) -> StepRecord:
     return StepRecord(
         partition_key=pk,
         app_id=app_id,
-        sequence_id=int(sequence_id),
+        sequence_id=_integer(sequence_id, "sequence_id"),
         position=position,
         status=status,
         kind=kind,
@@ -324,12 +412,18 @@ def _record(row: tuple[Any, ...]) -> StepRecord:
 
 
 def _app(row: tuple[Any, ...]) -> AppRow:
-    pk, app_id, created_at, parent_app, parent_pk, parent_seq = row
+    pk, app_id, created_at, parent_app, parent_pk, parent_seq, latest = row
     parent = None
     if parent_app is not None:
         parent = ParentPointer(
             app_id=parent_app,
             partition_key=parent_pk,
-            sequence_id=None if parent_seq is None else int(parent_seq),
+            sequence_id=None if parent_seq is None else _integer(parent_seq, "parent_sequence_id"),
         )
-    return AppRow(partition_key=pk, app_id=app_id, created_at=_time(created_at), parent=parent)
+    return AppRow(
+        partition_key=pk,
+        app_id=app_id,
+        created_at=_time(created_at),
+        parent=parent,
+        latest_sequence_id=None if latest is None else _integer(latest, "latest_sequence_id"),
+    )

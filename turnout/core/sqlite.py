@@ -29,6 +29,7 @@ SQLITE = Dialect(
     key_type="TEXT",
     text_type="TEXT",
     insert_ignore="INSERT OR IGNORE",
+    lock_row="",
 )
 
 
@@ -55,13 +56,21 @@ class SQLiteConnection:
         )
         self._lock = threading.RLock()
         self._depth = 0
-        with self._lock:
+        try:
             if self.path != ":memory:":
                 _enable_wal(self._connection, timeout)
             self._connection.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             # NORMAL (WAL): a killed process never loses a commit; only a power cut can lose
             # the last ones. FULL syncs the disk on every commit, several times slower.
             self._connection.execute(f"PRAGMA synchronous={synchronous}")
+        except sqlite3.DatabaseError as exc:
+            self._connection.close()
+            raise PersistenceError(
+                f"{self.path!r} is not a SQLite database turnout can open ({exc}): it is "
+                f"another kind of file, or a damaged or truncated database. Give "
+                f"SQLitePersister the path of a turnout database or of a new file, or restore "
+                f"this one from a backup."
+            ) from exc
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -1,26 +1,21 @@
 """The local tracker: every step of every application, appended to a log the UI reads.
 
 ``LocalTracker(project)`` is a hook. Pass it to ``ApplicationBuilder.with_tracker`` and each
-application writes ``<storage_dir>/<project>/<app_id>/log.jsonl``: one JSON object per line,
-appended and flushed as the application runs (format version ``FORMAT_VERSION``, documented in
-``docs/tracking.md``). ``storage_dir`` defaults to ``$TURNOUT_HOME`` or ``~/.turnout``.
+application writes ``<storage_dir>/<project>/<app dir>/log.jsonl``: one JSON object per line,
+appended and flushed as the application runs. The format (record kinds, checksums, version
+``FORMAT_VERSION``) is owned by ``turnout.core.tracklog`` and documented in
+``docs/tracking.md``. ``storage_dir`` defaults to ``$TURNOUT_HOME`` or ``~/.turnout``; the app
+directory is the app id itself, or a safe encoding of it (``tracklog.app_dir_name``).
 
-Line types (field ``t``): ``format`` (first line), ``app`` (graph, identity, links, initial
-state), ``begin`` / ``end`` (each attempt of a step: inputs; result, error, state changes, a full
-snapshot every ``snapshot_every`` steps), ``span_start`` / ``span_end``, ``attr``,
-``stream_start`` / ``stream_first`` / ``stream_end``, and ``child`` (written in a parent's log when
-an app forks from it, kind ``fork``, or when one of its steps spawns a child application, kind
-``spawn``).
-
-Tracking never breaks an application: values that cannot be encoded are logged as their
-``repr``, and an unwritable log is reported once through ``logging`` and then skipped. A line cut
-short by a killed process is ignored by readers. The tracker is also a loader for
-``initialize_from``: it rebuilds the state at any tracked step.
+Tracking never breaks an application: a value that cannot be logged (the serde refuses it, it
+is cyclic or too deep, JSON cannot hold it, its ``repr`` raises) is logged as a placeholder
+naming why, with one ``TrackingWarning`` per application, and an unwritable log is reported
+once through ``logging`` and then skipped. The tracker is also a loader for ``initialize_from``:
+it rebuilds the state at any tracked step whose history is whole (``trackhistory``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import os
@@ -28,23 +23,50 @@ import re
 import threading
 import time
 import traceback
+import warnings
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from turnout.core.errors import PersistenceError, SerdeError
+from turnout.core.errors import SerdeError, TrackingNameError, TrackingWarning
 from turnout.core.persistence import ParentPointer, PersistedStateData
-from turnout.core.serde import DEFAULT_SERDE, Serde
-from turnout.core.state import Change, State, apply_changes
+from turnout.core.serde import DEFAULT_SERDE, TAG, Serde
+from turnout.core.state import Change, State
+from turnout.core.trackhistory import list_app_ids, load_tracked
+from turnout.core.tracklog import (
+    FORMAT_VERSION,
+    REPR,
+    AppRecord,
+    AttrRecord,
+    BeginRecord,
+    ChildRecord,
+    EndRecord,
+    FormatRecord,
+    Record,
+    SpanEndRecord,
+    SpanStartRecord,
+    StreamEndRecord,
+    StreamFirstRecord,
+    StreamStartRecord,
+    app_dir_name,
+    dump_line,
+    iter_raw,
+)
 
-__all__ = ["FORMAT_VERSION", "LocalTracker", "read_log", "tracking_home"]
+__all__ = [
+    "FORMAT_VERSION",
+    "LocalTracker",
+    "TrackingNameError",
+    "TrackingWarning",
+    "read_log",
+    "tracking_home",
+]
 
-FORMAT_VERSION = 1
 _OPEN_LOGS = 32
-REPR = "repr"  # the tag of a value logged as its repr because it could not be encoded
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}$")
+_REPR_LIMIT = 10_000
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 logger = logging.getLogger("turnout.tracking")
 
 
@@ -57,8 +79,8 @@ def tracking_home(storage_dir: str | Path | None = None) -> Path:
 
 def check_id(value: str, what: str) -> str:
     """``value`` if it is safe as one directory name (no path traversal, no separators)."""
-    if not isinstance(value, str) or not _NAME.match(value) or ".." in value:
-        raise ValueError(
+    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+        raise TrackingNameError(
             f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
             f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
         )
@@ -78,11 +100,107 @@ def _check_tags(tags: Any) -> dict[str, str]:
     return dict(tags)
 
 
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)[:_REPR_LIMIT]
+    except Exception as exc:  # a raising __repr__, an int past str()'s digit limit, ...
+        return f"<{type(value).__qualname__} object; its repr raised {type(exc).__name__}>"
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def placeholder(value: Any, exc: BaseException) -> dict[str, Any]:
+    """What the log holds for a value that could not be logged: its repr (or a stand-in when
+    even that fails) and why. Loaders know it is not the value (see ``LocalTracker.load``)."""
+    return {TAG: REPR, "v": _safe_repr(value), "why": _why(exc)}
+
+
+class _SafeEncoder:
+    """Turns what the tracker logs into log lines without ever raising: a value that cannot be
+    logged becomes a ``placeholder`` and its application gets one ``TrackingWarning``."""
+
+    def __init__(self, serde: Serde) -> None:
+        self.serde = serde
+        self._warned: set[str] = set()
+
+    def value(self, app_id: str, value: Any, path: str = "$") -> Any:
+        try:
+            return self.serde.encode(value, path)
+        except Exception as exc:  # SerdeError, RecursionError (cycles, depth), a codec's bug
+            self._warn(app_id, path, value, exc)
+            return placeholder(value, exc)
+
+    def state(self, app_id: str, state: State) -> dict[str, Any]:
+        """Key by key, so one value that cannot be encoded spoils only its own key."""
+        return {k: self.value(app_id, v, f"$.{k}") for k, v in state.get_all().items()}
+
+    def _warn(self, app_id: str, path: str, value: Any, exc: BaseException) -> None:
+        if app_id in self._warned:
+            return
+        self._warned.add(app_id)
+        hint = (
+            "register a codec with DEFAULT_SERDE.register(...) to log it"
+            if isinstance(exc, SerdeError)
+            else "keep such values out of the state, inputs and results to log them"
+        )
+        warnings.warn(
+            f"tracking app {app_id!r}: the value at {path} ({_safe_repr(value)[:80]}) cannot be "
+            f"logged ({_why(exc)}); the log holds a placeholder instead, so a state holding it "
+            f"cannot be loaded back from the tracker; {hint}. The application runs on "
+            f"(warned once per application).",
+            TrackingWarning,
+            stacklevel=2,
+        )
+
+    def line(self, app_id: str, data: dict[str, Any]) -> bytes:
+        try:
+            return dump_line(data)
+        except UnicodeEncodeError:  # lone surrogates: JSON's \u escapes hold them
+            ascii_only = True
+        except (ValueError, TypeError, RecursionError) as exc:
+            # A value the serde let through that JSON cannot hold (an int past str()'s
+            # digit limit, ...): only then find it, field by field.
+            return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
+        try:
+            return dump_line(data, ascii_only=ascii_only)
+        except (ValueError, TypeError, RecursionError) as exc:
+            return dump_line(self._sanitize(app_id, data, exc), ascii_only=True)
+
+    def _sanitize(self, app_id: str, data: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+        def fits(value: Any) -> bool:
+            try:
+                json.dumps(value, ensure_ascii=True)
+            except (ValueError, TypeError, RecursionError):
+                return False
+            return True
+
+        def safe(value: Any, path: str) -> Any:
+            if fits(value):
+                return value
+            self._warn(app_id, path, value, exc)
+            return placeholder(value, exc)
+
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in ("state", "snapshot", "inputs") and isinstance(value, dict):
+                out[key] = {str(k): safe(v, f"$.{k}") for k, v in value.items()}
+            elif key == "changes" and isinstance(value, list):
+                out[key] = [[op, k, safe(v, f"$.{k}")] for op, k, v in value]
+            else:
+                out[key] = safe(value, f"$.{key}")
+        return out
+
+
 class LocalTracker:
     """Track applications into a project directory; see the module docstring.
 
     Args:
-        project: the project's name (a directory under ``storage_dir``).
+        project: the project's name (a directory under ``storage_dir``): letters, digits and
+            ``_.:@+=-``, starting with a letter or digit, without ``..``, at most 200
+            characters; anything else raises ``ValueError``.
         storage_dir: the root of all projects (default ``$TURNOUT_HOME`` or ``~/.turnout``).
         serde: encodes state values, inputs and results (default ``DEFAULT_SERDE``).
         snapshot_every: log the full state at every sequence id divisible by this (the app line
@@ -114,6 +232,8 @@ class LocalTracker:
         weakref.finalize(self, _close_all, self._files)
         self._lock = threading.Lock()
         self._broken: set[str] = set()
+        self._encoder = _SafeEncoder(self.serde)
+        self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
         self._begins: dict[tuple[str, int], float] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -152,32 +272,22 @@ class LocalTracker:
         return self.storage_dir / self.project
 
     def log_path(self, app_id: str) -> Path:
-        return self.project_dir / check_id(app_id, "app id") / "log.jsonl"
+        """The log of ``app_id``: under the app id itself when it is a safe directory name,
+        else under a safe encoding of it (``turnout.core.tracklog.app_dir_name``)."""
+        return self.project_dir / app_dir_name(app_id) / "log.jsonl"
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def _encode(self, value: Any, path: str = "$") -> Any:
-        try:
-            return self.serde.encode(value, path)
-        except SerdeError:
-            return {"__turnout__": REPR, "v": repr(value)[:10_000]}
-
-    def _encode_state(self, state: State) -> dict[str, Any]:
-        """Key by key, so one value that cannot be encoded spoils only its own key."""
-        return {key: self._encode(value, f"$.{key}") for key, value in state.get_all().items()}
-
-    def _decode(self, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("__turnout__") == REPR:
-            return data["v"]  # only its repr was logged: that text is what can be rebuilt
-        return self.serde.decode(data)
-
-    def _decode_state(self, data: dict[str, Any]) -> State:
-        return State({key: self._decode(value) for key, value in data.items()})
-
-    def _write(self, app_id: str, record: dict[str, Any]) -> None:
+    def _write(self, app_id: str, record: Record) -> None:
         if app_id in self._broken:
             return
-        line = json.dumps(record, separators=(",", ":"), ensure_ascii=False, default=repr) + "\n"
+        try:
+            line = self._encoder.line(app_id, record.to_json())
+        except Exception as exc:  # never expected; still, a tracker must not break the app
+            logger.warning(
+                "tracking of app %r skipped a record it could not write: %r", app_id, exc
+            )
+            return
         try:
             with self._lock:
                 fd = self._files.get(app_id)
@@ -185,7 +295,7 @@ class LocalTracker:
                     fd = self._open(app_id)
                 else:
                     self._files.move_to_end(app_id)
-                os.write(fd, line.encode("utf-8"))  # one append per line, whole or not at all
+                os.write(fd, line)  # one append per line, whole or not at all
         except (OSError, ValueError) as exc:
             self._broken.add(app_id)
             logger.warning("tracking of app %r stopped: cannot write its log (%s)", app_id, exc)
@@ -196,7 +306,7 @@ class LocalTracker:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         size = os.fstat(fd).st_size
         if size == 0:
-            os.write(fd, f'{{"t":"format","version":{FORMAT_VERSION}}}\n'.encode())
+            os.write(fd, dump_line(FormatRecord(version=FORMAT_VERSION).to_json()))
         else:
             with open(path, "rb") as existing:
                 existing.seek(size - 1)
@@ -218,36 +328,26 @@ class LocalTracker:
         sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
         spawning_parent_pointer: ParentPointer | None = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
-        check_id(app_id, "app id")  # at build time: an id that cannot name a log is refused
-        graph = application_graph
+        now = time.time()
+        run = self._runs[app_id] = os.urandom(4).hex()
         self._write(
             app_id,
-            {
-                "t": "app",
-                "app_id": app_id,
-                "partition_key": partition_key,
-                "time": time.time(),
-                "sequence_id": sequence_id,
-                "state": self._encode_state(state),
-                "graph": _graph_record(graph),
-                "parent": _pointer(parent_pointer),
-                "spawning_parent": _pointer(spawning_parent_pointer),
-                **({"tags": self.tags} if self.tags else {}),
-            },
-        )
+            AppRecord(
+                app_id=app_id, partition_key=partition_key, time=now, sequence_id=sequence_id,
+                state=self._encoder.state(app_id, state),
+                graph=_graph_record(application_graph), parent=_pointer(parent_pointer),
+                spawning_parent=_pointer(spawning_parent_pointer), tags=self.tags, run=run,
+            ),
+        )  # fmt: skip
         for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):
             if pointer is not None:
                 self._write(
                     pointer.app_id,
-                    {
-                        "t": "child",
-                        "kind": kind,
-                        "child_app_id": app_id,
-                        "child_partition_key": partition_key,
-                        "seq": pointer.sequence_id,
-                        "time": time.time(),
-                    },
-                )
+                    ChildRecord(
+                        kind=kind, child_app_id=app_id, child_partition_key=partition_key,
+                        seq=pointer.sequence_id, time=now,
+                    ),
+                )  # fmt: skip
 
     def pre_run_step(
         self, *, app_id: str, sequence_id: int, action: Any, inputs: dict[str, Any],
@@ -255,20 +355,16 @@ class LocalTracker:
     ) -> None:  # fmt: skip
         now = time.time()
         self._begins[(app_id, sequence_id)] = now
+        encoded = {
+            k: self._encoder.value(app_id, v, f"$.inputs.{k}")
+            for k, v in inputs.items()
+            if not k.startswith("_")
+        }
         self._write(
             app_id,
-            {
-                "t": "begin",
-                "seq": sequence_id,
-                "action": action.name,
-                "time": now,
-                "attempt": attempt,
-                "inputs": {
-                    k: self._encode(v, f"$.inputs.{k}")
-                    for k, v in inputs.items()
-                    if not k.startswith("_")
-                },
-            },
+            BeginRecord(
+                seq=sequence_id, action=action.name, time=now, attempt=attempt, inputs=encoded
+            ),
         )
 
     def post_run_step(
@@ -286,46 +382,46 @@ class LocalTracker:
             status = "failed"
         else:
             status = "cancelled"
-        record: dict[str, Any] = {
-            "t": "end",
-            "seq": sequence_id,
-            "action": action.name,
-            "time": time.time(),
-            "attempt": attempt,
-            "status": status,
-            "result": self._encode(result) if result is not None else None,
-            "error": _format_error(exception),
-            "changes": [
-                [op, key, self._encode(list(v) if op == "extend" else v, f"$.{key}")]
-                for op, key, v in changes
-            ],
-        }
+        snapshot = None
         if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
-            record["snapshot"] = self._encode_state(state)
-        self._write(app_id, record)
-
-    def _span(self, kind: str, app_id: str, span: Any, **extra: Any) -> None:
-        parent = span.parent.uid if span.parent is not None else None
+            snapshot = self._encoder.state(app_id, state)
+        encode = self._encoder.value
         self._write(
             app_id,
-            {"t": kind, "seq": span.sequence_id, "span": span.uid, "parent": parent, **extra},
-        )
+            EndRecord(
+                seq=sequence_id, action=action.name, time=time.time(), attempt=attempt,
+                status=status,
+                result=encode(app_id, result, "$.result") if result is not None else None,
+                error=_format_error(exception),
+                changes=tuple(
+                    (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
+                    for op, key, v in changes
+                ),
+                snapshot=snapshot, run=self._runs.get(app_id),
+            ),
+        )  # fmt: skip
 
     def pre_start_span(self, *, app_id: str, span: Any, **future_kwargs: Any) -> None:
-        if span.dependencies:
-            self._span(
-                "span_start", app_id, span, name=span.name, time=span.start_time,
-                dependencies=list(span.dependencies),
-            )  # fmt: skip
-        else:
-            self._span("span_start", app_id, span, name=span.name, time=span.start_time)
+        self._write(
+            app_id,
+            SpanStartRecord(
+                seq=span.sequence_id, span=span.uid, parent=_uid(span.parent), name=span.name,
+                time=span.start_time, dependencies=tuple(span.dependencies or ()),
+            ),
+        )  # fmt: skip
 
     def post_end_span(
         self, *, app_id: str, span: Any, exception: BaseException | None = None,
         end_time: float | None = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
         error = f"{type(exception).__name__}: {exception}" if exception is not None else None
-        self._span("span_end", app_id, span, time=end_time or time.time(), error=error)
+        self._write(
+            app_id,
+            SpanEndRecord(
+                seq=span.sequence_id, span=span.uid, parent=_uid(span.parent),
+                time=end_time or time.time(), error=error,
+            ),
+        )  # fmt: skip
 
     def do_log_attributes(
         self, *, app_id: str, action_sequence_id: int, span: Any | None,
@@ -334,18 +430,14 @@ class LocalTracker:
         for key, value in attributes.items():
             self._write(
                 app_id,
-                {
-                    "t": "attr",
-                    "seq": action_sequence_id,
-                    "span": span.uid if span is not None else None,
-                    "key": key,
-                    "value": self._encode(value),
-                    "time": time.time(),
-                },
-            )
+                AttrRecord(
+                    seq=action_sequence_id, span=span.uid if span is not None else None,
+                    key=key, value=self._encoder.value(app_id, value, f"$.{key}"), time=time.time(),
+                ),
+            )  # fmt: skip
 
     def pre_start_stream(self, *, app_id: str, sequence_id: int, **future_kwargs: Any) -> None:
-        self._write(app_id, {"t": "stream_start", "seq": sequence_id, "time": time.time()})
+        self._write(app_id, StreamStartRecord(seq=sequence_id, time=time.time()))
 
     def post_stream_item(
         self, *, app_id: str, sequence_id: int, item_index: int,
@@ -353,8 +445,7 @@ class LocalTracker:
     ) -> None:  # fmt: skip
         if item_index == 0:  # the first item's time is what matters; the count comes at the end
             self._write(
-                app_id,
-                {"t": "stream_first", "seq": sequence_id, "time": first_stream_item_start_time},
+                app_id, StreamFirstRecord(seq=sequence_id, time=first_stream_item_start_time)
             )
 
     def post_end_stream(
@@ -363,83 +454,32 @@ class LocalTracker:
     ) -> None:  # fmt: skip
         self._write(
             app_id,
-            {
-                "t": "stream_end",
-                "seq": sequence_id,
-                "time": time.time(),
-                "items": items_streamed,
-                "error": _format_error(exception),
-            },
+            StreamEndRecord(
+                seq=sequence_id,
+                time=time.time(),
+                items=items_streamed,
+                error=_format_error(exception),
+            ),
         )
 
     # -- loading ---------------------------------------------------------------------------------
 
     def list_app_ids(self, partition_key: str | None = None, **kwargs: Any) -> list[str]:
         """The tracked app ids of the project (of one partition if given), newest first."""
-        found: list[tuple[float, str]] = []
-        if not self.project_dir.is_dir():
-            return []
-        for log in self.project_dir.glob("*/log.jsonl"):
-            app = next((r for r in read_log(log) if r.get("t") == "app"), None)
-            if app is None or (partition_key is not None and app["partition_key"] != partition_key):
-                continue
-            found.append((log.stat().st_mtime, app["app_id"]))
-        return [app_id for _, app_id in sorted(found, reverse=True)]
+        return list_app_ids(self.project_dir, partition_key)
 
     def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
     ) -> PersistedStateData | None:
         """The state after tracked step ``sequence_id`` (the last finished one if ``None``), for
-        ``initialize_from``; ``None`` if the app or the step is not in the log."""
-        path = self.log_path(app_id)
-        if not path.is_file():
-            return None
-        state: State | None = None
-        app: dict[str, Any] | None = None
-        resumed: dict[str, Any] | None = None
-        last: dict[str, Any] | None = None
-        for record in read_log(path):
-            kind = record.get("t")
-            if kind == "app":
-                if app is None or record.get("sequence_id") is None:
-                    # The first app line, or the app id reused for a fresh run: start over.
-                    app, resumed, last = record, None, None
-                    state = self._decode_state(record["state"])
-                else:
-                    # A resume: its state (with any override_state_values) is where its next
-                    # step starts, so it applies once a later step is read.
-                    resumed = record
-            elif kind == "end" and record.get("status") in ("completed", "failed"):
-                if sequence_id is not None and record["seq"] > sequence_id:
-                    break
-                if resumed is not None:
-                    state, resumed = self._decode_state(resumed["state"]), None
-                if state is None:
-                    raise PersistenceError(f"the log of app {app_id!r} has no app line")
-                if "snapshot" in record:
-                    state = self._decode_state(record["snapshot"])
-                else:
-                    changes = [
-                        Change(op, key, self._decode(value)) for op, key, value in record["changes"]
-                    ]
-                    state = apply_changes(state, changes)
-                last = record
-        if app is None or last is None or state is None:
-            return None
-        if sequence_id is not None and last["seq"] != sequence_id:
-            return None
-        if app.get("partition_key") != partition_key and partition_key is not None:
-            return None
-        return PersistedStateData(
-            partition_key=app.get("partition_key"),
-            app_id=app_id,
-            sequence_id=last["seq"],
-            position=last["action"],
-            state=state,
-            created_at=dt.datetime.fromtimestamp(last["time"], dt.timezone.utc),
-            status=last["status"],
-            parent=_parent(app.get("parent")),
-        )
+        ``initialize_from``; ``None`` if the app or the step is not in the log.
+
+        Raises:
+            PersistenceError: the log is damaged between the step and the nearest snapshot
+                before it, it is in a newer format, or the state holds a value the tracker
+                could only log as a placeholder.
+        """
+        return load_tracked(self.log_path(app_id), app_id, partition_key, sequence_id, self.serde)
 
 
 def _close_all(files: OrderedDict[str, int]) -> None:
@@ -448,18 +488,10 @@ def _close_all(files: OrderedDict[str, int]) -> None:
 
 
 def read_log(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
-    """The records of a log from byte ``offset``; a last line cut short is skipped."""
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        for raw in handle:
-            if not raw.endswith(b"\n"):
-                return  # torn: a writer was killed mid-line (or is writing it now)
-            try:
-                record = json.loads(raw)
-            except ValueError:
-                continue  # a line damaged mid-file; the rest of the log is still good
-            if isinstance(record, dict):
-                yield record
+    """The records of a log from byte ``offset``, as JSON objects (a torn last line and
+    malformed lines are skipped; ``turnout.core.tracklog.read_records`` gives typed records,
+    where it stopped and how many lines it skipped)."""
+    return iter_raw(path, offset)
 
 
 def _graph_record(graph: Any) -> dict[str, Any]:
@@ -496,6 +528,10 @@ def _graph_record(graph: Any) -> dict[str, Any]:
     return {"entrypoint": graph.entrypoint.name, "actions": actions, "transitions": transitions}
 
 
+def _uid(span: Any) -> str | None:
+    return span.uid if span is not None else None
+
+
 def _pointer(pointer: ParentPointer | None) -> dict[str, Any] | None:
     if pointer is None:
         return None
@@ -504,16 +540,6 @@ def _pointer(pointer: ParentPointer | None) -> dict[str, Any] | None:
         "partition_key": pointer.partition_key,
         "sequence_id": pointer.sequence_id,
     }
-
-
-def _parent(data: dict[str, Any] | None) -> ParentPointer | None:
-    if not data:
-        return None
-    return ParentPointer(
-        app_id=data["app_id"],
-        partition_key=data.get("partition_key"),
-        sequence_id=data.get("sequence_id"),
-    )
 
 
 def _format_error(exception: BaseException | None) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import weakref
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
@@ -30,6 +31,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
+from turnout.integrations import _reconnect
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -69,6 +71,14 @@ MYSQL = Dialect(
 _SETUP_LOCK = "turnout.setup"
 _SETUP_TIMEOUT = 60
 _DUPLICATE_KEY = 1062
+# The client's codes for a connection the server dropped: "server has gone away", "lost
+# connection during query", "lost connection (system error)"; and the server's answer to a
+# statement over max_allowed_packet, after which it hangs up.
+_LOST = {(2006,), (2013,), (2055,)}
+_PACKET_TOO_LARGE = 1153
+# Statements with fewer characters than this are far below any max_allowed_packet (>= 1 MiB by
+# default): only longer ones are measured against the server's limit.
+_CHECK_ABOVE = 64 * 1024
 
 _OWN_DEFAULTS: dict[str, Any] = {
     "charset": "utf8mb4",
@@ -91,10 +101,25 @@ class _Held:
 
 class _Adapter:
     """The ``SQLConnection`` protocol written once for both drivers, over ``_connection`` (one
-    connection for a statement or a transaction) and ``_query`` (run one statement on it)."""
+    connection for a statement or a transaction), ``_query`` (run one statement on it),
+    ``_connect`` (open the persister's own connection) and ``_alive``.
 
-    def __init__(self) -> None:
+    A connection the server dropped is recovered only if it is the persister's own (opened from
+    connection arguments) and only between transactions: a read is repeated once on a new
+    connection, and so is ``BEGIN``, but a transaction cut after it began is never replayed: it
+    fails with a ``PersistenceError`` saying whether the write was applied.
+    """
+
+    _persister = ""
+    _connection_kind = ""
+    _pooled = False  # whether the async API, which takes a pool
+
+    def __init__(self, source: Any) -> None:
+        self.source = source
+        self.owned: Any = None  # the connection opened from connection arguments
+        self._closed = False
         self._held: ContextVar[_Held | None] = ContextVar("turnout_mysql", default=None)
+        self._limits: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
     def _connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
         raise NotImplementedError
@@ -102,16 +127,118 @@ class _Adapter:
     async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
         raise NotImplementedError
 
+    async def _connect(self) -> Any:
+        raise NotImplementedError
+
+    def _alive(self, connection: Any) -> bool:
+        raise NotImplementedError
+
+    async def _own(self) -> Any:
+        """The persister's own connection, reopened first if the server dropped it."""
+        if self._closed:
+            raise _reconnect.closed("MySQL", _where(self.source), self._persister)
+        if self.owned is None or not self._alive(self.owned):
+            self.owned = await self._connect()
+        return self.owned
+
+    def _gone(self, connection: Any, exc: BaseException) -> bool:
+        """Whether ``exc`` means the server dropped ``connection`` (which is then closed)."""
+        gone = isinstance(exc, pymysql.err.InterfaceError) or (
+            isinstance(exc, pymysql.err.OperationalError) and exc.args[:1] in _LOST
+        )
+        if gone or not self._alive(connection):
+            with contextlib.suppress(Exception):  # already closed, or its socket is gone
+                connection.close()
+            return True
+        return False
+
+    async def _replace(self, connection: Any, exc: BaseException) -> Any:
+        """A new connection for ``connection`` if the server dropped it and it is the
+        persister's own; ``None`` if ``exc`` is not a lost connection or a pool lent it (the
+        pool discards it); a ``PersistenceError`` naming the fix if the caller passed it."""
+        if not self._gone(connection, exc):
+            return None
+        if isinstance(self.source, dict):
+            self.owned = await self._connect()
+            return self.owned
+        if connection is self.source:
+            raise _reconnect.given_broken(
+                "MySQL",
+                _where(self.source),
+                self._connection_kind,
+                self._persister,
+                self._fix(),
+                _said(exc),
+            ) from exc
+        return None
+
+    def _fix(self) -> str:
+        pool = " or an aiomysql pool (it replaces broken connections)" if self._pooled else ""
+        return (
+            f"Pass the connection arguments instead ({self._persister}({{'host': ..., "
+            f"'user': ..., 'database': ...}}) reconnects by itself){pool}."
+        )
+
+    def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
+        owner = _reconnect.GIVEN
+        if isinstance(self.source, dict):
+            owner = _reconnect.OWN
+        elif isinstance(self.source, aiomysql.Pool):
+            owner = _reconnect.POOL
+        where = _where(self.source)
+        return _reconnect.lost("MySQL", where, stage, owner, self._fix(), _said(exc))
+
+    async def _send(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+        """``_query``, but a statement over the server's ``max_allowed_packet`` is refused
+        before it is sent: the server would answer by dropping the connection."""
+        size = 0
+        if len(sql) + sum(len(p) for p in params if isinstance(p, (str, bytes))) > _CHECK_ABOVE:
+            size = _packet_size(connection, sql, params)
+            limit = self._limits.get(connection)
+            if limit is None:
+                rows = await self._query(connection, "SELECT @@max_allowed_packet", ())
+                limit = self._limits[connection] = int(rows[0][0])
+            if size > limit:
+                raise _too_large(size, limit, self.source, sent=False)
+        try:
+            return await self._query(connection, sql, params)
+        except pymysql.err.OperationalError as exc:
+            if exc.args[:1] != (_PACKET_TOO_LARGE,):
+                raise
+            self._gone(connection, exc)  # the server hangs up after this error
+            limit = self._limits.get(connection, 0)
+            raise _too_large(size or len(sql), limit, self.source, sent=True) from exc
+
+    async def _statement(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+        rows = await self._send(connection, sql, params)
+        if not connection.get_autocommit():
+            # End the implicit transaction, or later reads see this snapshot forever.
+            await self._query(connection, "COMMIT", ())
+        return rows
+
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
         held = self._held.get()
         if held is not None:
-            return await self._query(held.connection, sql, params)
+            try:
+                return await self._send(held.connection, sql, params)
+            except pymysql.err.MySQLError as exc:
+                if self._gone(held.connection, exc):
+                    raise self._lost("run", exc) from exc
+                raise
         async with self._connection() as connection:
-            rows = await self._query(connection, sql, params)
-            if not connection.get_autocommit():
-                # End the implicit transaction, or later reads see this snapshot forever.
-                await self._query(connection, "COMMIT", ())
-            return rows
+            try:
+                return await self._statement(connection, sql, params)
+            except pymysql.err.MySQLError as exc:
+                replacement = await self._replace(connection, exc)
+                # Only a read is repeated: SQLStore writes inside transaction(), and a write
+                # that lost its connection may have been applied.
+                if replacement is None or not _reconnect.is_read(sql):
+                    if not self._alive(connection):
+                        raise self._lost(
+                            "read" if _reconnect.is_read(sql) else "write", exc
+                        ) from exc
+                    raise
+            return await self._statement(replacement, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -122,7 +249,16 @@ class _Adapter:
             try:
                 await self._query(connection, "BEGIN", ())
             except pymysql.err.MySQLError as exc:
-                raise _failure("begin a transaction", exc) from exc
+                replacement = await self._replace(connection, exc)
+                if replacement is None:
+                    if not self._alive(connection):
+                        raise self._lost("begin", exc) from exc
+                    raise _failure("begin a transaction", exc) from exc
+                connection = replacement  # BEGIN failed: nothing to replay but itself
+                try:
+                    await self._query(connection, "BEGIN", ())
+                except pymysql.err.MySQLError as again:
+                    raise _failure("begin a transaction", again) from again
             held = _Held(connection)
             token = self._held.set(held)
             try:
@@ -137,10 +273,12 @@ class _Adapter:
                 try:
                     await self._query(connection, "COMMIT", ())
                 except pymysql.err.MySQLError as exc:
+                    if self._gone(connection, exc):
+                        raise self._lost("commit", exc) from exc
                     raise _failure("commit a transaction", exc) from exc
             finally:
                 self._held.reset(token)
-                if held.setup_locked:
+                if held.setup_locked and self._alive(connection):
                     with contextlib.suppress(pymysql.err.MySQLError, OSError):
                         await self._query(connection, "SELECT RELEASE_LOCK(%s)", [_SETUP_LOCK])
 
@@ -173,17 +311,47 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
 
 
 class MySQLConnection(_Adapter):
-    """The ``SQLConnection`` adapter over one PyMySQL connection, shared by threads in turn."""
+    """The ``SQLConnection`` adapter over one PyMySQL connection, shared by threads in turn, or
+    over ``pymysql.connect`` arguments (connected by ``connect()`` or on first use, reconnected
+    when lost)."""
 
-    def __init__(self, connection: pymysql.connections.Connection) -> None:
-        super().__init__()
-        self.source = connection
+    _persister = "MySQLPersister"
+    _connection_kind = "pymysql connection"
+
+    def __init__(self, source: pymysql.connections.Connection | Mapping[str, Any]) -> None:
+        super().__init__(dict(source) if isinstance(source, Mapping) else source)
         self._lock = threading.Lock()
+
+    def _open(self) -> Any:
+        try:
+            return pymysql.connect(**{**_OWN_DEFAULTS, **self.source})
+        except pymysql.err.OperationalError as exc:
+            raise _unreachable(self.source, exc, self._persister) from exc
+
+    def connect(self) -> None:
+        """Connect now if the persister was given connection arguments."""
+        if isinstance(self.source, dict):
+            with self._lock:
+                if self.owned is None:
+                    self.owned = self._open()
+
+    def close(self) -> None:
+        """Close the connection opened from connection arguments, if any, for good."""
+        with self._lock:
+            self._closed = True
+            if self.owned is not None and self.owned.open:
+                self.owned.close()
+
+    async def _connect(self) -> Any:
+        return self._open()
+
+    def _alive(self, connection: Any) -> bool:
+        return bool(connection.open)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
         with self._lock:
-            yield self.source
+            yield await self._own() if isinstance(self.source, dict) else self.source
 
     async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
         with connection.cursor(pymysql.cursors.Cursor) as cursor:
@@ -193,36 +361,38 @@ class MySQLConnection(_Adapter):
 
 class AsyncMySQLConnection(_Adapter):
     """The ``SQLConnection`` adapter over an aiomysql connection or pool, or connection
-    arguments (connected on first use)."""
+    arguments (connected on first use, reconnected when lost)."""
+
+    _persister = "AsyncMySQLPersister"
+    _connection_kind = "aiomysql connection"
+    _pooled = True
 
     def __init__(self, source: Any) -> None:
-        super().__init__()
-        self.source = source
-        self.owned: Any = None  # the aiomysql connection opened from arguments
+        super().__init__(source)
         self._lock = asyncio.Lock()
 
-    async def _open(self) -> Any:
-        if isinstance(self.source, aiomysql.Connection):
-            return self.source
-        if self.owned is None:
-            kwargs = {**_OWN_DEFAULTS, **self.source}
-            if "database" in kwargs:  # PyMySQL's name; aiomysql only knows `db`
-                kwargs["db"] = kwargs.pop("database")
-            try:
-                self.owned = await aiomysql.connect(**kwargs)
-            except pymysql.err.OperationalError as exc:
-                raise _unreachable(self.source, exc, "await AsyncMySQLPersister.connect") from exc
-        return self.owned
+    async def _connect(self) -> Any:
+        kwargs = {**_OWN_DEFAULTS, **self.source}
+        if "database" in kwargs:  # PyMySQL's name; aiomysql only knows `db`
+            kwargs["db"] = kwargs.pop("database")
+        try:
+            return await aiomysql.connect(**kwargs)
+        except pymysql.err.OperationalError as exc:
+            raise _unreachable(self.source, exc, f"await {self._persister}.connect") from exc
+
+    def _alive(self, connection: Any) -> bool:
+        return not connection.closed
 
     async def open(self) -> None:
         """Connect now if the persister was given connection arguments."""
-        if not isinstance(self.source, aiomysql.Pool):
+        if isinstance(self.source, dict):
             async with self._lock:
-                await self._open()
+                await self._own()
 
     async def close(self) -> None:
-        """Close the connection opened from connection arguments, if any."""
+        """Close the connection opened from connection arguments, if any, for good."""
         async with self._lock:
+            self._closed = True
             if self.owned is not None:
                 await self.owned.ensure_closed()
 
@@ -239,7 +409,7 @@ class AsyncMySQLConnection(_Adapter):
                 await self.source.release(connection)
         else:
             async with self._lock:
-                yield await self._open()
+                yield await self._own() if isinstance(self.source, dict) else self.source
 
     async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
         async with connection.cursor(_Cursor) as cursor:
@@ -274,15 +444,10 @@ class MySQLPersister(SyncPersister):
     ) -> None:
         check_name(table_name)
         source = connection_or_kwargs
-        self._owned: Any = None
-        if isinstance(source, Mapping):
-            try:
-                self._owned = source = pymysql.connect(**{**_OWN_DEFAULTS, **source})
-            except pymysql.err.OperationalError as exc:
-                raise _unreachable(connection_or_kwargs, exc, "MySQLPersister") from exc
-        elif not isinstance(source, pymysql.connections.Connection):
+        if not isinstance(source, (Mapping, pymysql.connections.Connection)):
             raise _wrong_source(source, "MySQLPersister")
         self.connection = MySQLConnection(source)
+        self.connection.connect()
         store = SQLStore(self.connection, MYSQL, table_name)
         try:
             super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
@@ -292,8 +457,7 @@ class MySQLPersister(SyncPersister):
 
     def close(self) -> None:
         """Close the connection opened from connection arguments (not one you passed)."""
-        if self._owned is not None and self._owned.open:
-            self._owned.close()
+        self.connection.close()
 
 
 class AsyncMySQLPersister(AsyncPersister):
@@ -348,6 +512,43 @@ class AsyncMySQLPersister(AsyncPersister):
 def _failure(what: str, exc: BaseException) -> PersistenceError:
     return PersistenceError(
         f"MySQL failed to {what}: {type(exc).__name__}: {exc}. Records already saved are unchanged."
+    )
+
+
+def _where(source: object) -> str:
+    """``host:port`` of connection arguments or a connection."""
+    if isinstance(source, Mapping):
+        return f"{source.get('host', 'localhost')}:{source.get('port', 3306)}"
+    host, port = getattr(source, "host", None), getattr(source, "port", None)
+    return f"{host}:{port}" if host is not None else "the server"
+
+
+def _said(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _packet_size(connection: Any, sql: str, params: Sequence[Any]) -> int:
+    """The bytes of ``sql`` with ``params`` as the driver sends it (plus the command byte)."""
+    text = sql % tuple(connection.escape(param) for param in params) if params else sql
+    return len(text.encode("utf-8")) + 1
+
+
+def _too_large(size: int, limit: int, source: object, *, sent: bool) -> PersistenceError:
+    mib = 1024 * 1024
+    needed = min(((size * 5 // 4) // mib + 1) * mib, 1024 * mib)  # with room; 1 GiB at most
+    over = f"max_allowed_packet of {limit:,} bytes" if limit else "max_allowed_packet"
+    outcome = (
+        "the server refused it and dropped the connection (the next call reconnects a "
+        "connection the persister opened)"
+        if sent
+        else "it was not sent and the connection stays usable"
+    )
+    return PersistenceError(
+        f"MySQL at {_where(source)}: a statement of {size:,} bytes (a step's state or delta) is "
+        f"over the server's {over}, so nothing was saved: {outcome}. Keep less in the state, "
+        f"or raise the server's limit (SET GLOBAL max_allowed_packet = {needed}; or "
+        f"max_allowed_packet = {needed // mib}M in the server's configuration) and open a new "
+        f"persister: a connection keeps the limit it started with."
     )
 
 

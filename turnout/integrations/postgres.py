@@ -10,21 +10,26 @@ and ``<prefix>_meta``, created on first use); this module only adapts psycopg to
 A persister given a connection string opens one connection in autocommit mode and closes it in
 ``close()``; a connection or pool you pass stays yours to close. Every save is one transaction;
 a second application advancing the same app id gets ``ConcurrencyError``.
+
+A connection the persister opened is reopened when the server drops it (a restart,
+``pg_terminate_backend``), between transactions only: a transaction cut in the middle is never
+replayed but fails with a ``PersistenceError`` that says whether the write was applied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Union
+from typing import Any, Generic, TypeVar, Union
 
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
+from turnout.integrations import _reconnect
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -63,52 +68,133 @@ _SETUP_SQL = "SELECT pg_advisory_xact_lock(%s)"
 Rows = list[tuple[Any, ...]]
 Source = Union[str, "psycopg.Connection[Any]", "ConnectionPool[Any]"]
 AsyncSource = Union[str, "psycopg.AsyncConnection[Any]", "AsyncConnectionPool[Any]"]
+C = TypeVar("C", "psycopg.Connection[Any]", "psycopg.AsyncConnection[Any]")
 
 
-class PostgreSQLConnection:
-    """The ``SQLConnection`` adapter over a psycopg ``Connection`` or ``ConnectionPool``.
+class _Adapter(Generic[C]):
+    """The ``SQLConnection`` protocol written once for psycopg's sync and async APIs.
 
-    A single connection runs one statement or transaction at a time (threads take turns); a
-    pool lends a connection per statement, and one for the whole of a transaction.
+    Each subclass provides ``_slot`` (a connection for one statement or transaction), ``_connect``
+    (open the persister's own connection), ``_query`` and ``_begin``; over the sync API they never
+    suspend. A connection the server dropped is recovered only if it is the persister's own and
+    only between transactions: a read is repeated once on a new connection, and so is ``BEGIN``
+    (nothing of the transaction was sent yet), but a transaction cut after it began is never
+    replayed: it fails with a ``PersistenceError`` saying whether the write was applied.
     """
 
-    def __init__(self, source: psycopg.Connection[Any] | ConnectionPool[Any]) -> None:
+    _persister = ""
+    _connection_kind = ""
+    _pool_kind = ""
+
+    def __init__(self, source: Source | AsyncSource) -> None:
         self.source = source
-        self._lock = threading.Lock()
-        self._held: ContextVar[psycopg.Connection[Any] | None] = ContextVar(
-            "turnout_postgres_transaction", default=None
+        self.owned: C | None = None  # the connection opened from a connection string
+        self._closed = False
+        self._held: ContextVar[C | None] = ContextVar("turnout_postgres_transaction", default=None)
+
+    def _slot(self) -> AbstractAsyncContextManager[C]:
+        raise NotImplementedError
+
+    async def _connect(self) -> C:
+        raise NotImplementedError
+
+    async def _query(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
+        raise NotImplementedError
+
+    async def _begin(self, stack: AsyncExitStack[Any], connection: C) -> None:
+        raise NotImplementedError
+
+    async def _own(self) -> C:
+        """The persister's own connection, reopened first if the server dropped it."""
+        if self._closed:
+            raise _reconnect.closed("PostgreSQL", _where(self.source), self._persister)
+        if self.owned is None or self.owned.closed:
+            self.owned = await self._connect()
+        return self.owned
+
+    async def _replace(self, connection: C, exc: BaseException) -> C | None:
+        """A new connection for ``connection`` if the server dropped it and it is the
+        persister's own; ``None`` if ``exc`` is not a lost connection or a pool lent it (the
+        pool discards it); a ``PersistenceError`` naming the fix if the caller passed it."""
+        if not connection.closed:
+            return None
+        if isinstance(self.source, str):
+            self.owned = await self._connect()
+            return self.owned
+        if connection is self.source:
+            raise _reconnect.given_broken(
+                "PostgreSQL",
+                _where(self.source),
+                self._connection_kind,
+                self._persister,
+                self._fix(),
+                _said(exc),
+            ) from exc
+        return None
+
+    def _fix(self) -> str:
+        return (
+            f"Pass a connection string ({self._persister}('postgresql://...') reconnects by "
+            f"itself) or a {self._pool_kind} (it replaces broken connections) instead."
         )
 
-    @contextmanager
-    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
-        held = self._held.get()
-        if held is not None:
-            yield held
-        elif isinstance(self.source, ConnectionPool):
-            with self.source.connection() as connection:
-                yield connection
-        else:
-            with self._lock:
-                yield self.source
+    def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
+        owner = _reconnect.GIVEN
+        if isinstance(self.source, str):
+            owner = _reconnect.OWN
+        elif isinstance(self.source, (ConnectionPool, AsyncConnectionPool)):
+            owner = _reconnect.POOL
+        where = _where(self.source)
+        return _reconnect.lost("PostgreSQL", where, stage, owner, self._fix(), _said(exc))
+
+    async def _statement(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
+        async with AsyncExitStack() as stack:
+            if not connection.autocommit:  # so that it commits on a non-autocommit connection
+                await self._begin(stack, connection)
+            return await self._query(connection, sql, params)
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        in_transaction = self._held.get() is not None
-        with self._connection() as connection:
-            if in_transaction:
-                return _query(connection, sql, params)
-            if connection.autocommit:
-                return _query(connection, sql, params)
-            with connection.transaction():  # so that it commits on a non-autocommit connection
-                return _query(connection, sql, params)
+        held = self._held.get()
+        if held is not None:
+            try:
+                return await self._query(held, sql, params)
+            except psycopg.Error as exc:
+                if held.closed:
+                    raise self._lost("run", exc) from exc
+                raise
+        async with self._slot() as connection:
+            try:
+                return await self._statement(connection, sql, params)
+            except psycopg.Error as exc:
+                replacement = await self._replace(connection, exc)
+                # Only a read is repeated: SQLStore writes inside transaction(), and a write
+                # that lost its connection may have been applied.
+                if replacement is None or not _reconnect.is_read(sql):
+                    if connection.closed:
+                        raise self._lost(
+                            "read" if _reconnect.is_read(sql) else "write", exc
+                        ) from exc
+                    raise
+            return await self._statement(replacement, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._held.get() is not None:  # nested: part of the enclosing transaction
             yield
             return
-        stage, failure = "begin", None
+        stage: str = "begin"
+        failure: BaseException | None = None
+        connection: C | None = None
         try:
-            with self._connection() as connection, connection.transaction():
+            async with self._slot() as connection, AsyncExitStack() as stack:
+                try:
+                    await self._begin(stack, connection)
+                except psycopg.Error as exc:
+                    replacement = await self._replace(connection, exc)
+                    if replacement is None:
+                        raise
+                    connection = replacement  # BEGIN failed: nothing to replay but itself
+                    await self._begin(stack, connection)
                 token = self._held.set(connection)
                 stage = "run"
                 try:
@@ -122,6 +208,8 @@ class PostgreSQLConnection:
         except psycopg.Error as exc:
             if exc is failure:
                 raise
+            if connection is not None and connection.closed and failure is None:
+                raise self._lost(stage, exc) from exc
             raise _failure(f"{stage} a transaction", exc, self.source) from exc
 
     def is_unique_violation(self, exc: BaseException) -> bool:
@@ -131,93 +219,123 @@ class PostgreSQLConnection:
         await self.execute(_SETUP_SQL, [_SETUP_LOCK])
 
 
-class AsyncPostgreSQLConnection:
+class PostgreSQLConnection(_Adapter["psycopg.Connection[Any]"]):
+    """The ``SQLConnection`` adapter over a psycopg ``Connection`` or ``ConnectionPool``, or a
+    connection string (connected by ``connect()`` or on first use, reconnected when lost).
+
+    A single connection runs one statement or transaction at a time (threads take turns); a
+    pool lends a connection per statement, and one for the whole of a transaction.
+    """
+
+    _persister = "PostgreSQLPersister"
+    _connection_kind = "psycopg.Connection"
+    _pool_kind = "psycopg_pool.ConnectionPool"
+
+    def __init__(self, source: Source) -> None:
+        super().__init__(source)
+        self._lock = threading.Lock()
+
+    def _open(self) -> psycopg.Connection[Any]:
+        assert isinstance(self.source, str)
+        try:
+            return psycopg.connect(self.source, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise _unreachable(self.source, exc, self._persister) from exc
+
+    def connect(self) -> None:
+        """Connect now if the persister was given a connection string."""
+        if isinstance(self.source, str):
+            with self._lock:
+                if self.owned is None:
+                    self.owned = self._open()
+
+    def close(self) -> None:
+        """Close the connection opened from a connection string, if any, for good."""
+        with self._lock:
+            self._closed = True
+            if self.owned is not None:
+                self.owned.close()
+
+    async def _connect(self) -> psycopg.Connection[Any]:
+        return self._open()
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[psycopg.Connection[Any]]:
+        if isinstance(self.source, ConnectionPool):
+            with self.source.connection() as connection:
+                yield connection
+        else:
+            with self._lock:
+                yield (
+                    self.source
+                    if isinstance(self.source, psycopg.Connection)
+                    else (await self._own())
+                )
+
+    async def _query(
+        self, connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]
+    ) -> Rows:
+        return _query(connection, sql, params)
+
+    async def _begin(self, stack: AsyncExitStack[Any], connection: psycopg.Connection[Any]) -> None:
+        stack.enter_context(connection.transaction())
+
+
+class AsyncPostgreSQLConnection(_Adapter["psycopg.AsyncConnection[Any]"]):
     """The ``SQLConnection`` adapter over a psycopg ``AsyncConnection`` or
-    ``AsyncConnectionPool``, or a connection string (connected on first use)."""
+    ``AsyncConnectionPool``, or a connection string (connected on first use, reconnected when
+    lost)."""
+
+    _persister = "AsyncPostgreSQLPersister"
+    _connection_kind = "psycopg.AsyncConnection"
+    _pool_kind = "psycopg_pool.AsyncConnectionPool"
 
     def __init__(self, source: AsyncSource) -> None:
-        self.source = source
-        self.owned: psycopg.AsyncConnection[Any] | None = None
+        super().__init__(source)
         self._lock = asyncio.Lock()
-        self._held: ContextVar[psycopg.AsyncConnection[Any] | None] = ContextVar(
-            "turnout_postgres_async_transaction", default=None
-        )
 
-    async def _open(self) -> psycopg.AsyncConnection[Any]:
-        if isinstance(self.source, psycopg.AsyncConnection):
-            return self.source
-        if self.owned is None:
-            assert isinstance(self.source, str)
-            try:
-                self.owned = await psycopg.AsyncConnection.connect(self.source, autocommit=True)
-            except psycopg.OperationalError as exc:
-                raise _unreachable(
-                    self.source, exc, "await AsyncPostgreSQLPersister.connect"
-                ) from exc
-        return self.owned
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        assert isinstance(self.source, str)
+        try:
+            return await psycopg.AsyncConnection.connect(self.source, autocommit=True)
+        except psycopg.OperationalError as exc:
+            raise _unreachable(self.source, exc, f"await {self._persister}.connect") from exc
 
     async def open(self) -> None:
         """Connect now if the persister was given a connection string."""
-        if not isinstance(self.source, AsyncConnectionPool):
+        if isinstance(self.source, str):
             async with self._lock:
-                await self._open()
+                await self._own()
 
     async def close(self) -> None:
-        """Close the connection opened from a connection string, if any."""
+        """Close the connection opened from a connection string, if any, for good."""
         async with self._lock:
+            self._closed = True
             if self.owned is not None:
                 await self.owned.close()
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        held = self._held.get()
-        if held is not None:
-            yield held
-        elif isinstance(self.source, AsyncConnectionPool):
+    async def _slot(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if isinstance(self.source, AsyncConnectionPool):
             async with self.source.connection() as connection:
                 yield connection
         else:
             async with self._lock:
-                yield await self._open()
+                yield (
+                    self.source
+                    if isinstance(self.source, psycopg.AsyncConnection)
+                    else (await self._own())
+                )
 
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        in_transaction = self._held.get() is not None
-        async with self._connection() as connection:
-            if in_transaction:
-                return await _aquery(connection, sql, params)
-            if connection.autocommit:
-                return await _aquery(connection, sql, params)
-            async with connection.transaction():
-                return await _aquery(connection, sql, params)
+    async def _query(
+        self, connection: psycopg.AsyncConnection[Any], sql: str, params: Sequence[Any]
+    ) -> Rows:
+        return await _aquery(connection, sql, params)
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[None]:
-        if self._held.get() is not None:
-            yield
-            return
-        stage, failure = "begin", None
-        try:
-            async with self._connection() as connection, connection.transaction():
-                token = self._held.set(connection)
-                stage = "run"
-                try:
-                    yield
-                except BaseException as exc:
-                    stage, failure = "roll back", exc
-                    raise
-                finally:
-                    self._held.reset(token)
-                stage = "commit"
-        except psycopg.Error as exc:
-            if exc is failure:
-                raise
-            raise _failure(f"{stage} a transaction", exc, self.source) from exc
-
-    def is_unique_violation(self, exc: BaseException) -> bool:
-        return isinstance(exc, psycopg.errors.UniqueViolation)
-
-    async def lock_setup(self) -> None:
-        await self.execute(_SETUP_SQL, [_SETUP_LOCK])
+    async def _begin(
+        self, stack: AsyncExitStack[Any], connection: psycopg.AsyncConnection[Any]
+    ) -> None:
+        await stack.enter_async_context(connection.transaction())
 
 
 class PostgreSQLPersister(SyncPersister):
@@ -246,16 +364,10 @@ class PostgreSQLPersister(SyncPersister):
     ) -> None:
         check_name(table_name)
         source = conninfo_or_connection_or_pool
-        self._owned: psycopg.Connection[Any] | None = None
-        if isinstance(source, str):
-            conninfo = source
-            try:
-                self._owned = source = psycopg.connect(conninfo, autocommit=True)
-            except psycopg.OperationalError as exc:
-                raise _unreachable(conninfo, exc, "PostgreSQLPersister") from exc
-        elif not isinstance(source, (psycopg.Connection, ConnectionPool)):
+        if not isinstance(source, (str, psycopg.Connection, ConnectionPool)):
             raise _wrong_source(source, "PostgreSQLPersister")
         self.connection = PostgreSQLConnection(source)
+        self.connection.connect()
         store = SQLStore(self.connection, POSTGRES, table_name)
         try:
             super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
@@ -265,8 +377,7 @@ class PostgreSQLPersister(SyncPersister):
 
     def close(self) -> None:
         """Close the connection opened from a connection string (not one you passed)."""
-        if self._owned is not None:
-            self._owned.close()
+        self.connection.close()
 
 
 class AsyncPostgreSQLPersister(AsyncPersister):
@@ -335,6 +446,10 @@ def _failure(what: str, exc: BaseException, source: object) -> PersistenceError:
         f"PostgreSQL at {_where(source)} failed to {what}: {type(exc).__name__}: "
         f"{' '.join(str(exc).split())}. Records already saved are unchanged."
     )
+
+
+def _said(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def _params(conninfo: str) -> dict[str, Any]:

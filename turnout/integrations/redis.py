@@ -13,6 +13,7 @@ so no two of them share a key)::
     P:meta                       hash: the schema version
     P:partitions                 set: the partition keys holding apps
     P:apps:<partition>           hash: app id -> the app's row (JSON)
+    P:latest:<partition>         hash: app id -> the sequence id of the app's latest record
     P:where:<app>                set: the partition keys holding records of the app id
     P:ids:<partition>:<app>      sorted set: every sequence id (score = sequence id)
     P:snapshots:<partition>:<app>   sorted set: the sequence ids of snapshots
@@ -20,10 +21,14 @@ so no two of them share a key)::
 
 The scripts touch keys of several apps' indexes at once, so one Redis server (with replicas if
 wanted) is supported, not Redis Cluster.
+
+Schema versions: 1 had no ``P:latest`` hashes; version 2 code reads an app without an entry there
+from its ``P:ids`` set and adds the entry with the app's next save.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -53,7 +58,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
 
 __all__ = ["SCHEMA_VERSION", "AsyncRedisPersister", "RedisClient", "RedisPersister", "RedisStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # HMGET in chunks: unpack() of a long list would overflow Lua's C stack.
 _FETCH = """
@@ -69,32 +74,46 @@ local function fetch(hash, ids)
 end
 """
 
-# KEYS: meta. ARGV: the version this code writes. Returns the stored version.
+# KEYS: meta. ARGV: the version this code writes. Returns the stored version; an older one
+# (readable by this code, see the module docstring) is raised to ARGV[1], so older code stops
+# writing.
 _SETUP = """
 redis.call('HSETNX', KEYS[1], 'schema', ARGV[1])
-return redis.call('HGET', KEYS[1], 'schema')
+local stored = redis.call('HGET', KEYS[1], 'schema')
+if string.match(stored, '^%d+$') and tonumber(stored) < tonumber(ARGV[1]) then
+  redis.call('HSET', KEYS[1], 'schema', ARGV[1])
+end
+return stored
 """
 
-# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app.
-# ARGV: sequence id, previous ('' for none), kind, record, app row ('' for none), app id,
-# partition key. Returns 1, or 0 when the insert would break the app's history.
+# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app, latest of
+# the partition. ARGV: sequence id, previous ('' for none), kind, record, app row ('' for none),
+# app id, partition key. Returns 1; 0 when the insert would break the app's history; 2 when the
+# app has no row (it was deleted) and none is given.
 _INSERT = """
-local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #last > 0 then
-  local latest = tonumber(last[2])
+local known = redis.call('HEXISTS', KEYS[4], ARGV[6]) == 1
+if not known and ARGV[5] == '' then return 2 end
+local latest = redis.call('HGET', KEYS[7], ARGV[6])
+if not latest then
+  local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if #last > 0 then latest = last[2] end
+end
+if latest then
+  latest = tonumber(latest)
   if latest >= tonumber(ARGV[1]) then return 0 end
   if ARGV[2] ~= '' and latest ~= tonumber(ARGV[2]) then return 0 end
 elseif ARGV[2] ~= '' then
   return 0
 end
+if not known then
+  redis.call('HSET', KEYS[4], ARGV[6], ARGV[5])
+  redis.call('SADD', KEYS[5], ARGV[7])
+end
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 if ARGV[3] == 'snapshot' then redis.call('ZADD', KEYS[2], ARGV[1], ARGV[1]) end
 redis.call('SADD', KEYS[6], ARGV[7])
-if ARGV[5] ~= '' then
-  redis.call('HSETNX', KEYS[4], ARGV[6], ARGV[5])
-  redis.call('SADD', KEYS[5], ARGV[7])
-end
+redis.call('HSET', KEYS[7], ARGV[6], ARGV[1])
 return 1
 """
 
@@ -143,12 +162,13 @@ end
 return removed
 """
 
-# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app.
-# ARGV: app id, partition key. Returns the number of records removed.
+# KEYS: ids, snapshots, records, apps of the partition, partitions, where of the app, latest of
+# the partition. ARGV: app id, partition key. Returns the number of records removed.
 _DELETE = """
 local removed = redis.call('ZCARD', KEYS[1])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[7], ARGV[1])
 if redis.call('EXISTS', KEYS[4]) == 0 then redis.call('SREM', KEYS[5], ARGV[2]) end
 redis.call('SREM', KEYS[6], ARGV[2])
 return removed
@@ -162,8 +182,10 @@ _SCRIPTS = {
     "rewrite": _REWRITE,
     "remove": _REMOVE,
     "delete": _DELETE,
-    "app": "return redis.call('HGET', KEYS[1], ARGV[1])",
-    "apps": "return redis.call('HVALS', KEYS[1])",
+    # KEYS: apps, latest of the partition. ARGV: app id.
+    "app": "return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], ARGV[1])}",
+    # KEYS: apps, latest of the partition.
+    "apps": "return {redis.call('HVALS', KEYS[1]), redis.call('HGETALL', KEYS[2])}",
     "members": "return redis.call('SMEMBERS', KEYS[1])",
 }
 
@@ -217,6 +239,7 @@ class RedisStore:
             f"{self.prefix}:apps:{_escape(partition_key)}",
             f"{self.prefix}:partitions",
             f"{self.prefix}:where:{_escape(app_id)}",
+            f"{self.prefix}:latest:{_escape(partition_key)}",
         ]
 
     # -- calls -----------------------------------------------------------------------------------
@@ -244,11 +267,18 @@ class RedisStore:
     async def setup(self) -> None:
         """Mark the keys with the schema version, or check the version already there."""
         stored = _text(await self._call("setup", [f"{self.prefix}:meta"], [SCHEMA_VERSION]))
-        if not stored.isdigit() or int(stored) > SCHEMA_VERSION:
+        if not stored.isdigit():
+            raise PersistenceError(
+                f"the {self.prefix}:meta hash of Redis at {self.client.address} holds schema "
+                f"version {stored!r}, which is not a version number: the keys are damaged or not "
+                f"turnout's. Restore them from a backup, or use another prefix."
+            )
+        if int(stored) > SCHEMA_VERSION:
             raise PersistenceError(
                 f"the {self.prefix!r} keys of Redis at {self.client.address} use schema version "
-                f"{stored!r}, not one this turnout reads (up to {SCHEMA_VERSION}); upgrade "
-                f"turnout, or use another prefix."
+                f"{stored}, written by a newer turnout than this one (which reads up to version "
+                f"{SCHEMA_VERSION}); upgrade turnout (pip install -U turnout), or use another "
+                f"prefix."
             )
         self._ready = True
 
@@ -270,19 +300,23 @@ class RedisStore:
             ],
         )
         if int(written) != 1:
-            raise ConcurrencyError(pk, app_id, record.sequence_id)
+            raise ConcurrencyError(pk, app_id, record.sequence_id, deleted=int(written) == 2)
 
     async def chain(
         self, partition_key: str, app_id: str, sequence_id: int | None
     ) -> list[StepRecord]:
         keys = self._steps(partition_key, app_id)
         values = await self._run("chain", keys, ["" if sequence_id is None else sequence_id])
-        return [self._load_record(value, keys[2]) for value in values]
+        # A sequence id indexed without its record (a hand-made HDEL) is left out: the chain
+        # then has a gap, which StorePersister reports.
+        return [self._load_record(value, keys[2]) for value in values if value is not None]
 
     async def app(self, partition_key: str, app_id: str) -> AppRow | None:
-        key = self._indexes(partition_key, app_id)[0]
-        value = await self._run("app", [key], [app_id])
-        return None if value is None else self._load_app(value, key)
+        indexes = self._indexes(partition_key, app_id)
+        value, latest = await self._run("app", [indexes[0], indexes[3]], [app_id])
+        if value is None:
+            return None
+        return self._with_latest(self._load_app(value, indexes[0]), latest, indexes[3])
 
     async def app_ids(self, partition_key: str) -> list[str]:
         rows = sorted(await self.all_apps(partition_key), key=lambda a: a.app_id)
@@ -291,7 +325,7 @@ class RedisStore:
 
     async def delete(self, partition_key: str | None, app_id: str) -> int:
         if partition_key is None:
-            where = await self._run("members", self._indexes("", app_id)[2:])
+            where = await self._run("members", self._indexes("", app_id)[2:3])
             partitions = sorted(_text(pk) for pk in where)
         else:
             partitions = [partition_key]
@@ -326,9 +360,29 @@ class RedisStore:
             partitions = [partition_key]
         rows: list[AppRow] = []
         for pk in partitions:
-            key = f"{self.prefix}:apps:{_escape(pk)}"
-            rows.extend(self._load_app(value, key) for value in await self._run("apps", [key]))
+            key, latest_key = (
+                f"{self.prefix}:apps:{_escape(pk)}",
+                f"{self.prefix}:latest:{_escape(pk)}",
+            )
+            values, pairs = await self._run("apps", [key, latest_key])
+            latest = {_text(pairs[i]): pairs[i + 1] for i in range(0, len(pairs), 2)}
+            for value in values:
+                row = self._load_app(value, key)
+                rows.append(self._with_latest(row, latest.get(row.app_id), latest_key))
         return rows
+
+    def _with_latest(self, row: AppRow, latest: Any, key: str) -> AppRow:
+        if latest is None:
+            return row
+        try:
+            number = int(_text(latest))
+        except ValueError as exc:
+            raise PersistenceError(
+                f"the latest sequence id of app {row.app_id!r} in the Redis hash {key!r} at "
+                f"{self.client.address} is {latest!r}, not a number: the keys are damaged. "
+                f"Delete the app, or repair the entry."
+            ) from exc
+        return dataclasses.replace(row, latest_sequence_id=number)
 
     def _load_record(self, value: Any, key: str) -> StepRecord:
         try:

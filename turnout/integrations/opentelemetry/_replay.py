@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,23 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Span, Status, StatusCode
 
-from turnout.core.serde import DEFAULT_SERDE
-from turnout.core.tracking import read_log, tracking_home
+from turnout.core.serde import DEFAULT_SERDE, TAG
+from turnout.core.tracking import TrackingWarning, tracking_home
+from turnout.core.tracklog import (
+    READS_UP_TO,
+    REPR,
+    AppRecord,
+    AttrRecord,
+    BeginRecord,
+    EndRecord,
+    Record,
+    SpanEndRecord,
+    SpanStartRecord,
+    StreamEndRecord,
+    StreamFirstRecord,
+    first_app,
+    read_records,
+)
 from turnout.integrations.opentelemetry._common import (
     _KIND,
     _app_attributes,
@@ -166,10 +182,10 @@ def _parents_first(paths: list[Path]) -> list[Path]:
     parent_of: dict[str, str] = {}
     by_app: dict[str, Path] = {}
     for path in paths:
-        app = next((r for r in read_log(path) if r.get("t") == "app"), None)
-        app_id = app["app_id"] if app else path.parent.name
+        app = first_app(path)
+        app_id = app.app_id if app else path.parent.name
         by_app[app_id] = path
-        spawner = (app or {}).get("spawning_parent") or {}
+        spawner = (app.spawning_parent if app else None) or {}
         if spawner.get("app_id"):
             parent_of[app_id] = spawner["app_id"]
     ordered: list[Path] = []
@@ -228,114 +244,136 @@ class _Replay:
         self._last = 0.0
 
     def run(self, path: Path) -> None:
-        for record in read_log(path):
-            when = record.get("time")
+        chunk = read_records(path)
+        if chunk.version is not None and chunk.version > READS_UP_TO:
+            warnings.warn(
+                f"{path} is a tracking log in format version {chunk.version}; this turnout reads "
+                f"versions up to {READS_UP_TO}, so its spans are exported as far as it "
+                f"understands them: upgrade turnout (pip install -U turnout) to export it all.",
+                TrackingWarning,
+                stacklevel=4,
+            )
+        for record in chunk.records:
+            when = getattr(record, "time", None)
             if isinstance(when, int | float):
                 self._last = max(self._last, float(when))
-            handler = getattr(self, f"_on_{record.get('t')}", None)
-            if handler is not None and (self._root is not None or record.get("t") == "app"):
-                handler(record)
+            if self._root is not None or isinstance(record, AppRecord):
+                self._on(record)
         for live in [*self._spans.values(), *self._steps.values()]:
             live.span.set_attribute("turnout.unfinished", True)
             live.span.end(end_time=_ns(self._last))
         if self._root is not None:
             self._root.end(end_time=_ns(self._last))
 
-    def _on_app(self, record: dict[str, Any]) -> None:
+    def _on(self, record: Record) -> None:
+        if isinstance(record, AppRecord):
+            self._on_app(record)
+        elif isinstance(record, BeginRecord):
+            self._on_begin(record)
+        elif isinstance(record, EndRecord):
+            self._on_end(record)
+        elif isinstance(record, SpanStartRecord):
+            self._on_span_start(record)
+        elif isinstance(record, SpanEndRecord):
+            self._on_span_end(record)
+        elif isinstance(record, AttrRecord):
+            self._on_attr(record)
+        elif isinstance(record, StreamFirstRecord):
+            live = self._steps.get(record.seq)
+            if live is not None:
+                live.span.add_event("turnout.stream.first_item", timestamp=_ns(record.time))
+        elif isinstance(record, StreamEndRecord):
+            live = self._steps.get(record.seq)
+            if live is not None:
+                live.span.set_attribute("turnout.stream.items", record.items)
+
+    def _on_app(self, record: AppRecord) -> None:
         if self._root is not None:
             return  # a resumed run appends another app line: same application, same trace
-        self._app = (record["app_id"], record.get("partition_key"))
-        self._graph = {a["name"]: a for a in record.get("graph", {}).get("actions", [])}
+        self._app = (record.app_id, record.partition_key)
+        actions = record.graph.get("actions", [])
+        self._graph = {a["name"]: a for a in actions if isinstance(a, dict) and "name" in a}
         attributes = {
             **_app_attributes(*self._app),
             _KIND: "application",
             "openinference.span.kind": "CHAIN",
             "turnout.replayed": True,
         }
-        spawner = record.get("spawning_parent") or {}
+        spawner = record.spawning_parent or {}
         self._ids.key = (self._app[0], "application")
         parent = self._all_steps.get((spawner.get("app_id", ""), spawner.get("sequence_id", -1)))
         self._root = self._tracer.start_span(
             "turnout.application",
             context=trace.set_span_in_context(parent) if parent is not None else None,
             attributes=attributes,
-            start_time=_ns(record["time"]),
+            start_time=_ns(record.time),
         )
 
-    def _on_begin(self, record: dict[str, Any]) -> None:
+    def _on_begin(self, record: BeginRecord) -> None:
         assert self._root is not None
-        name, seq = record["action"], record["seq"]
+        name, seq = record.action, record.seq
         declared = self._graph.get(name, {})
         attributes = _step_attributes(
             *self._app, seq, name, declared.get("reads", ()), declared.get("writes", ()),
-            record.get("attempt", 1),
+            record.attempt,
         )  # fmt: skip
         self._attempts[seq] = self._attempts.get(seq, 0) + 1
         self._ids.key = (self._app[0], f"step/{seq}/{self._attempts[seq]}")
         span = self._tracer.start_span(
             name, context=trace.set_span_in_context(self._root), attributes=attributes,
-            start_time=_ns(record["time"]),
+            start_time=_ns(record.time),
         )  # fmt: skip
         self._steps[seq] = _Live(span)
         self._actions[seq] = name
         self._all_steps[(self._app[0], seq)] = span
 
-    def _on_end(self, record: dict[str, Any]) -> None:
-        live = self._steps.pop(record["seq"], None)
+    def _on_end(self, record: EndRecord) -> None:
+        live = self._steps.pop(record.seq, None)
         if live is None:
             return
-        for key in [k for k in self._spans if k[0] == record["seq"]]:
-            self._spans.pop(key).span.end(end_time=_ns(record["time"]))
-        live.span.set_attribute("turnout.status", record.get("status", "completed"))
-        if record.get("error"):
-            _replay_failure(live.span, record["error"], record["time"])
-            live.span.set_attribute("turnout.will_retry", record.get("status") == "retrying")
-        live.span.end(end_time=_ns(record["time"]))
+        for key in [k for k in self._spans if k[0] == record.seq]:
+            self._spans.pop(key).span.end(end_time=_ns(record.time))
+        live.span.set_attribute("turnout.status", record.status)
+        if record.error:
+            _replay_failure(live.span, record.error, record.time)
+            live.span.set_attribute("turnout.will_retry", record.status == "retrying")
+        live.span.end(end_time=_ns(record.time))
 
-    def _on_span_start(self, record: dict[str, Any]) -> None:
-        seq = record["seq"]
-        parent = self._spans.get((seq, record.get("parent") or "")) or self._steps.get(seq)
+    def _on_span_start(self, record: SpanStartRecord) -> None:
+        seq = record.seq
+        parent = self._spans.get((seq, record.parent or "")) or self._steps.get(seq)
         if parent is None:
             return
         action = self._actions.get(seq, "")
-        dependencies = record.get("dependencies") or ()
-        attributes = _span_attributes(*self._app, seq, action, record["span"], dependencies)
+        attributes = _span_attributes(
+            *self._app, seq, action, record.span, list(record.dependencies)
+        )
         attempt = self._attempts.get(seq, 1)
-        self._ids.key = (self._app[0], f"span/{seq}/{attempt}/{record['span']}")
+        self._ids.key = (self._app[0], f"span/{seq}/{attempt}/{record.span}")
         span = self._tracer.start_span(
-            record.get("name", "span"), context=trace.set_span_in_context(parent.span),
-            attributes=attributes, start_time=_ns(record["time"]),
+            record.name, context=trace.set_span_in_context(parent.span),
+            attributes=attributes, start_time=_ns(record.time),
         )  # fmt: skip
-        self._spans[(seq, record["span"])] = _Live(span)
+        self._spans[(seq, record.span)] = _Live(span)
 
-    def _on_span_end(self, record: dict[str, Any]) -> None:
-        live = self._spans.pop((record["seq"], record["span"]), None)
+    def _on_span_end(self, record: SpanEndRecord) -> None:
+        live = self._spans.pop((record.seq, record.span), None)
         if live is None:
             return
-        if record.get("error"):
-            _replay_failure(live.span, record["error"], record["time"])
-        live.span.end(end_time=_ns(record["time"]))
+        if record.error:
+            _replay_failure(live.span, record.error, record.time)
+        live.span.end(end_time=_ns(record.time))
 
-    def _on_attr(self, record: dict[str, Any]) -> None:
-        seq, uid = record["seq"], record.get("span")
+    def _on_attr(self, record: AttrRecord) -> None:
+        seq, uid = record.seq, record.span
         live = self._spans.get((seq, uid)) if uid else self._steps.get(seq)
         if live is not None:
-            _set_attributes(live, {record["key"]: _logged_value(record.get("value"))})
-
-    def _on_stream_first(self, record: dict[str, Any]) -> None:
-        live = self._steps.get(record["seq"])
-        if live is not None:
-            live.span.add_event("turnout.stream.first_item", timestamp=_ns(record["time"]))
-
-    def _on_stream_end(self, record: dict[str, Any]) -> None:
-        live = self._steps.get(record["seq"])
-        if live is not None:
-            live.span.set_attribute("turnout.stream.items", record.get("items", 0))
+            _set_attributes(live, {record.key: _logged_value(record.value)})
 
 
 def _logged_value(value: Any) -> Any:
     """A logged attribute as it was before the tracker encoded it, as far as OTel cares."""
-    if isinstance(value, dict) and value.get("__turnout__") == "repr":
+    if isinstance(value, dict) and value.get(TAG) == REPR:
         return value.get("v", "")
     try:
         return DEFAULT_SERDE.decode(value)

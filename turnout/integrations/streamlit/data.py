@@ -1,11 +1,11 @@
 """What the tracking UI shows, read from the local tracker's logs (no Streamlit here).
 
-``TrackingIndex(root)`` answers the UI's questions about a storage directory written by
-``turnout.core.tracking.LocalTracker``: the projects (app counts, last activity), the apps of a
-project (partition key, status, step count, times, parent and children) and one app's steps
-(``AppLog``). Each log is read incrementally: an ``AppLog`` keeps the byte offset it has parsed
-up to and, on ``refresh()``, parses only the lines appended since, so a live view of a running
-application costs O(new lines) per refresh, not O(log).
+One app's log as the UI reads it (``AppLog``): its summary (partition key, status, step count,
+times, parent and children) and its steps; ``index.TrackingIndex`` finds the projects and apps
+under a storage directory written by ``turnout.core.tracking.LocalTracker``. Each log is read
+incrementally: an ``AppLog`` keeps the byte offset it has parsed up to and, on ``refresh()``,
+parses only the lines appended since, so a live view of a running application costs O(new
+lines) per refresh, not O(log).
 
 States are rebuilt, never stored per step: from the app line's initial state and the nearest
 full snapshot before a step, replaying at most ``snapshot_every`` deltas; rebuilt states are
@@ -16,14 +16,15 @@ a trace can make it import or run code.
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from turnout.core import tracklog as tl
+from turnout.core.trackhistory import History
 
 __all__ = [
     "AppLog",
@@ -33,7 +34,6 @@ __all__ = [
     "Span",
     "StateDiff",
     "Step",
-    "TrackingIndex",
     "diff_states",
     "step_token_totals",
 ]
@@ -71,6 +71,7 @@ class AppSummary:
     parent: ChildLink | None
     children: tuple[ChildLink, ...]
     tags: dict[str, str] = field(default_factory=dict)
+    bad_lines: int = 0  # malformed lines skipped in its log (see AppLog.bad_lines)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -153,52 +154,23 @@ def diff_states(before: dict[str, Any], after: dict[str, Any]) -> StateDiff:
     )
 
 
-def _apply(state: dict[str, Any], changes: list[list[Any]]) -> dict[str, Any]:
-    """``state`` after ``changes``, on stored (encoded) values; ``state`` itself is not touched."""
-    out = dict(state)
-    for op, key, value in changes:
-        if op == "set":
-            out[key] = value
-        elif op == "delete":
-            out.pop(key, None)
-        elif op == "append":
-            current = out.get(key)
-            out[key] = [*current, value] if isinstance(current, list) else [value]
-        elif op == "extend":
-            current = out.get(key)
-            extra = value if isinstance(value, list) else [value]
-            out[key] = [*current, *extra] if isinstance(current, list) else list(extra)
-        elif op == "increment":
-            current = out.get(key, 0)
-            both_numbers = isinstance(current, (int, float)) and isinstance(value, (int, float))
-            out[key] = current + value if both_numbers else value
-    return out
+_apply = tl.apply_stored_changes  # the replay on stored values (a module name: tests count calls)
 
 
-def _read_lines(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """The records after byte ``offset`` and the offset after the last complete line.
-
-    The rules are ``turnout.core.tracking.read_log``'s (a torn last line is left for the next
-    read, a damaged line is skipped); this variant also returns where it stopped, which an
-    incremental reader needs and ``read_log`` does not give.
-    """
-    with open(path, "rb") as handle:
-        handle.seek(offset)
-        data = handle.read()
-    end = data.rfind(b"\n") + 1
-    records: list[dict[str, Any]] = []
-    for raw in data[:end].splitlines():
-        try:
-            record = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(record, dict):
-            records.append(record)
-    return records, offset + end
+def _read_lines(path: Path, offset: int, version: int | None = None) -> tl.LogChunk:
+    """The records after byte ``offset``, the offset after the last complete line and the
+    number of malformed lines skipped (``turnout.core.tracklog.read_records``)."""
+    return tl.read_records(path, offset, version=version)
 
 
 class AppLog:
-    """One app's log, parsed incrementally; see the module docstring."""
+    """One app's log, parsed incrementally; see the module docstring.
+
+    Attributes:
+        bad_lines: how many malformed lines (damaged, not JSON, unknown kind, bad checksum)
+            were skipped so far; the UI warns when it is not 0.
+        format_version: the log's format version (``None`` if its first line was lost).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -210,17 +182,31 @@ class AppLog:
     def _reset(self) -> None:
         self.offset = 0
         self.records_read = 0
+        self.bad_lines = 0
+        self.format_version: int | None = None
+        self._history = History(app_id=self.path.parent.name, path=self.path)
+        self._new_run()
+
+    def _new_run(self) -> None:
         self.app: dict[str, Any] | None = None
         self.steps: dict[int, Step] = {}
         self.children: list[ChildLink] = []
         self._child_ids: set[str] = set()
         self._order: list[int] = []
-        self._states: OrderedDict[int, dict[str, Any]] = OrderedDict()
-        self._snapshots: list[int] = []  # seq ids with a full snapshot, ascending
-        self._pending_base: dict[str, Any] | None = None
+        self._highest = -1  # the highest sequence id in steps
+        # State after a step, keyed by its sequence id, with the end record it was built for:
+        # a later timeline's end for the same id never reuses it.
+        self._states: OrderedDict[int, tuple[tl.EndRecord, dict[str, Any]]] = OrderedDict()
+        # (k, state) from a resume's app line: the state step k + 1 starts from.
+        self._pending_base: tuple[int, dict[str, Any]] | None = None
         # Answers over every step (summary, token totals), kept until new records arrive: a
         # page rerun that reads nothing new does not walk 5,000 steps again.
         self._memo: dict[Any, tuple[int, Any]] = {}
+
+    @property
+    def newer_format(self) -> bool:
+        """The log was written by a newer turnout: steps are listed, states are not rebuilt."""
+        return self.format_version is not None and self.format_version > tl.READS_UP_TO
 
     def _memoized(self, key: Any, compute: Callable[[], Any]) -> Any:
         with self._lock:
@@ -247,118 +233,133 @@ class AppLog:
             self._reset()
         if size == self.offset:
             return 0
-        records, self.offset = _read_lines(self.path, self.offset)
-        for record in records:
-            self._add(record)
-        self.records_read += len(records)
-        return len(records)
+        chunk = _read_lines(self.path, self.offset, self.format_version)
+        self.offset, self.format_version = chunk.offset, chunk.version
+        self.bad_lines += chunk.bad_lines
+        for raw, record in zip(chunk.raw, chunk.records, strict=True):
+            self._add(raw, record)
+            self._history.add(record)
+        self.records_read += len(chunk.records)
+        return len(chunk.records)
 
-    def _add(self, record: dict[str, Any]) -> None:
-        kind = record.get("t")
-        if kind == "app":
-            if self.app is None:
-                self.app = record
-            elif record.get("sequence_id") is None:
-                # The app id was reused for a fresh run: it replaces the earlier run's steps
-                # (its sequence ids start again at 0), keeping the children recorded so far.
-                children, offset, read = self.children, self.offset, self.records_read
-                self._reset()
-                self.children, self.offset, self.records_read = children, offset, read
-                self._child_ids = {c.app_id for c in children}
-                self.app = record
-            elif isinstance(record.get("state"), dict):
-                # The app was resumed (or forked onto itself) in a new process: its next step
-                # starts from the state this line gives, overrides included.
-                self._pending_base = record["state"]
-        elif kind == "begin":
+    def _add(self, raw: dict[str, Any], record: tl.Record) -> None:
+        if isinstance(record, tl.AppRecord):
+            self._app(raw, record)
+        elif isinstance(record, tl.BeginRecord):
             self._begin(record)
-        elif kind == "end":
+        elif isinstance(record, tl.EndRecord):
             self._end(record)
-        elif kind in ("span_start", "span_end"):
-            self._span(kind, record)
-        elif kind == "attr":
+        elif isinstance(record, tl.SpanStartRecord | tl.SpanEndRecord):
+            self._span(record)
+        elif isinstance(record, tl.AttrRecord):
             self._attr(record)
-        elif kind in ("stream_start", "stream_first", "stream_end"):
-            step = self.steps.get(record.get("seq", -1))
+        elif isinstance(record, tl.StreamStartRecord | tl.StreamFirstRecord | tl.StreamEndRecord):
+            step = self.steps.get(record.seq)
             if step is not None:
-                setattr(step, kind, record.get("time"))
-                if kind == "stream_end":
-                    step.stream_items = record.get("items")
-        elif kind == "child":
-            child_id = str(record.get("child_app_id"))
-            if child_id in self._child_ids:
+                setattr(step, record.KIND, record.time)
+                if isinstance(record, tl.StreamEndRecord):
+                    step.stream_items = record.items
+        elif isinstance(record, tl.ChildRecord):
+            if record.child_app_id in self._child_ids:
                 return  # a resumed child writes its spawn line again
-            self._child_ids.add(child_id)
+            self._child_ids.add(record.child_app_id)
             self.children.append(
                 ChildLink(
-                    app_id=child_id,
-                    partition_key=record.get("child_partition_key"),
-                    sequence_id=record.get("seq"),
-                    kind=str(record.get("kind", "fork")),
+                    app_id=record.child_app_id,
+                    partition_key=record.child_partition_key,
+                    sequence_id=record.seq,
+                    kind=record.kind,
                 )
             )
 
-    def _begin(self, record: dict[str, Any]) -> None:
-        seq = int(record["seq"])
-        step = self.steps.get(seq)
+    def _app(self, raw: dict[str, Any], record: tl.AppRecord) -> None:
+        if self.app is None and (record.sequence_id is None or not self.steps):
+            self.app = raw
+        elif record.sequence_id is None:
+            # The app id was reused for a fresh run: it replaces the earlier run's steps
+            # (its sequence ids start again at 0), keeping the children recorded so far.
+            children = self.children
+            self._new_run()
+            self.children, self._child_ids = children, {c.app_id for c in children}
+            self.app = raw
+        else:
+            # The app was resumed (or forked onto itself) in a new process: its next step
+            # starts from the state this line gives, overrides included.
+            self._pending_base = (record.sequence_id, record.state)
+            self.app = self.app or raw
+            self._drop_after(record.sequence_id)
+
+    def _drop_after(self, seq: int) -> None:
+        """Forget the steps after ``seq``: a resume from an earlier step replaces them (its app
+        line says so, or, when that line was lost, a finished step with a lower id does)."""
+        later = [s for s in self._order if s > seq]
+        for stale in later:
+            del self.steps[stale]
+        if later:
+            self._order = [s for s in self._order if s <= seq]
+        self._highest = min(self._highest, seq)
+
+    def _take_base(self, seq: int) -> dict[str, Any] | None:
+        """The pending resume state if step ``seq`` is the one it starts (damage aside)."""
+        pending, self._pending_base = self._pending_base, None
+        return pending[1] if pending is not None and pending[0] + 1 == seq else None
+
+    def _begin(self, record: tl.BeginRecord) -> None:
+        step = self.steps.get(record.seq)
         if step is None:
-            step = Step(seq=seq, action=str(record.get("action")), start=record.get("time"))
-            step.base, self._pending_base = self._pending_base, None
-            self.steps[seq] = step
-            self._order.append(seq)
+            step = Step(seq=record.seq, action=record.action, start=record.time)
+            step.base = self._take_base(record.seq)
+            self.steps[record.seq] = step
+            self._order.append(record.seq)
+            self._highest = max(self._highest, record.seq)
         else:  # a retry: the step spans every attempt
             step.status = "running"
-        step.attempts = int(record.get("attempt", 1))
-        step.inputs = record.get("inputs") or {}
+        step.attempts = record.attempt
+        step.inputs = record.inputs
 
-    def _end(self, record: dict[str, Any]) -> None:
-        seq = int(record["seq"])
-        step = self.steps.get(seq)
+    def _end(self, record: tl.EndRecord) -> None:
+        step = self.steps.get(record.seq)
         if step is None:  # a begin line lost to damage: keep what the end says
-            step = Step(seq=seq, action=str(record.get("action")), start=record.get("time"))
-            self.steps[seq] = step
-            self._order.append(seq)
-        step.end = record.get("time")
-        step.status = str(record.get("status", "completed"))
-        step.attempts = int(record.get("attempt", step.attempts))
-        step.result = record.get("result")
-        error = record.get("error")
-        if error and step.status == "retrying":
-            step.attempt_errors.append(error)
-        step.error = error
+            step = Step(seq=record.seq, action=record.action, start=record.time)
+            step.base = self._take_base(record.seq)
+            self.steps[record.seq] = step
+            self._order.append(record.seq)
+            self._highest = max(self._highest, record.seq)
+        step.end = record.time
+        step.status = record.status
+        step.attempts = record.attempt
+        step.result = record.result
+        if record.error and step.status == "retrying":
+            step.attempt_errors.append(record.error)
+        step.error = record.error
         if step.status in _FINAL:
-            step.changes = record.get("changes") or []
-            if "snapshot" in record and isinstance(record["snapshot"], dict):
-                step.snapshot = record["snapshot"]
-                self._snapshots.append(seq)
-            self._states.pop(seq, None)
+            step.changes = [list(change) for change in record.changes]
+            step.snapshot = record.snapshot
+        if record.finished and self._highest > record.seq:
+            self._drop_after(record.seq)
 
-    def _span(self, kind: str, record: dict[str, Any]) -> None:
-        span_id = str(record.get("span"))
-        step = self.steps.get(record.get("seq", -1))
+    def _span(self, record: tl.SpanStartRecord | tl.SpanEndRecord) -> None:
+        step = self.steps.get(record.seq)
         if step is None:
             return
-        span = step.spans.get(span_id)
-        if kind == "span_start":
-            step.spans[span_id] = Span(
-                span_id=span_id,
-                parent=record.get("parent"),
-                name=str(record.get("name")),
-                start=record.get("time"),
+        if isinstance(record, tl.SpanStartRecord):
+            step.spans[record.span] = Span(
+                span_id=record.span, parent=record.parent, name=record.name, start=record.time
             )
-        elif span is not None:
-            span.end = record.get("time")
-            span.error = record.get("error")
+            return
+        span = step.spans.get(record.span)
+        if span is not None:
+            span.end = record.time
+            span.error = record.error
 
-    def _attr(self, record: dict[str, Any]) -> None:
-        step = self.steps.get(record.get("seq", -1))
+    def _attr(self, record: tl.AttrRecord) -> None:
+        step = self.steps.get(record.seq)
         if step is None:
             return
-        key, value = str(record.get("key")), record.get("value")
-        span = step.spans.get(str(record.get("span"))) if record.get("span") else None
+        span = step.spans.get(record.span) if record.span else None
         if span is not None:
-            span.attributes[key] = value
-        step.attributes[key] = value
+            span.attributes[record.key] = record.value
+        step.attributes[record.key] = record.value
 
     # -- questions ---------------------------------------------------------------------------
 
@@ -426,6 +427,7 @@ class AppLog:
             parent=self.parent,
             children=tuple(self.children),
             tags=self.tags,
+            bad_lines=self.bad_lines,
         )
 
     def run_counts(self) -> dict[str, int]:
@@ -452,46 +454,47 @@ class AppLog:
         return state if isinstance(state, dict) else {}
 
     def state_after(self, seq: int) -> dict[str, Any]:
-        """The state after step ``seq`` (a running or retried attempt changes nothing)."""
-        with self._lock:
-            return self._state_after(seq)
+        """The state after step ``seq`` (a running or retried attempt changes nothing).
 
-    def _state_after(self, seq: int) -> dict[str, Any]:
-        cached = self._states.get(seq)
-        if cached is not None:
-            self._states.move_to_end(seq)
-            return cached
-        position = self._position(seq)
-        state: dict[str, Any] | None = None
-        start = 0
-        for index in range(position, -1, -1):  # the nearest snapshot or cached state
-            step = self.steps[self._order[index]]
-            known = self._states.get(step.seq)
-            if known is None and step.snapshot is not None:
-                known = step.snapshot
-            if known is not None:
-                state, start = known, index + 1
-                break
-            if step.base is not None:
-                state, start = step.base, index
-                break
-        if state is None:
-            state = self.initial_state()
-        for index in range(start, position + 1):
-            step = self.steps[self._order[index]]
-            if step.status in _FINAL:
-                state = _apply(state, step.changes)
-        self._remember(seq, state)
-        return state
+        Raises:
+            KeyError: the log has no step ``seq``.
+            PersistenceError: the log is damaged between the nearest snapshot and the step
+                (an ``end`` line is missing or unreadable), or it is in a newer format: the
+                state cannot be shown as it was, and is not guessed. Other steps still load.
+        """
+        with self._lock:
+            self._position(seq)
+            chain = self._history.chain(seq)
+            if chain is None:  # running, retrying or cancelled: it changed nothing
+                return self._state_before(seq)
+            return self._replay(chain.start, chain.ends)
 
     def state_before(self, seq: int) -> dict[str, Any]:
-        position = self._position(seq)
+        """The state step ``seq`` started from (raises as ``state_after`` does)."""
+        with self._lock:
+            self._position(seq)
+            return self._state_before(seq)
+
+    def _state_before(self, seq: int) -> dict[str, Any]:
         base = self.steps[seq].base
         if base is not None:
             return base
-        if position == 0:
-            return self.initial_state()
-        return self.state_after(self._order[position - 1])
+        start, ends = self._history.before(seq)
+        return self._replay(start, ends)
+
+    def _replay(self, start: dict[str, Any], ends: tuple[tl.EndRecord, ...]) -> dict[str, Any]:
+        state, first = start, 0
+        for index in range(len(ends) - 1, -1, -1):  # the latest state already rebuilt
+            cached = self._states.get(ends[index].seq)
+            if cached is not None and cached[0] is ends[index]:
+                self._states.move_to_end(ends[index].seq)
+                state, first = cached[1], index + 1
+                break
+        for end in ends[first:]:
+            state = _apply(state, end.changes)
+        if ends and first < len(ends):
+            self._remember(ends[-1], state)
+        return state
 
     def _position(self, seq: int) -> int:
         if seq not in self.steps:
@@ -502,8 +505,8 @@ class AppLog:
             return guess
         return self._order.index(seq)
 
-    def _remember(self, seq: int, state: dict[str, Any]) -> None:
-        self._states[seq] = state
+    def _remember(self, end: tl.EndRecord, state: dict[str, Any]) -> None:
+        self._states[end.seq] = (end, state)
         if len(self._states) > _STATE_CACHE:
             self._states.popitem(last=False)
 
@@ -521,66 +524,3 @@ def step_token_totals(step: Step) -> dict[str, float]:
             if key.startswith("gen_ai.usage.") and is_number:
                 totals[key] = totals.get(key, 0) + value
     return totals
-
-
-class TrackingIndex:
-    """Projects and apps under a storage directory, with the logs read so far kept open."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-        self._logs: dict[Path, AppLog] = {}
-
-    def projects(self) -> list[ProjectSummary]:
-        """Every project directory holding at least one app log, most recently active first."""
-        out = []
-        for project in _subdirs(self.root):
-            mtimes = [m for _, m in _app_logs(project)]
-            if mtimes:
-                out.append(
-                    ProjectSummary(
-                        name=project.name, app_count=len(mtimes), last_activity=max(mtimes)
-                    )
-                )
-        return sorted(out, key=lambda p: -(p.last_activity or 0))
-
-    def apps(self, project: str) -> list[AppSummary]:
-        """The apps of ``project``, most recently active first (logs refreshed incrementally)."""
-        summaries = [self._log(path).summary(project) for path, _ in _app_logs(self.root / project)]
-        return sorted(summaries, key=lambda a: -(a.last_time or 0))
-
-    def app(self, project: str, app_id: str) -> AppLog | None:
-        """The refreshed log of one app; ``None`` if it has none."""
-        if "/" in project or "/" in app_id or ".." in (project, app_id):
-            return None
-        path = self.root / project / app_id / LOG_NAME
-        if not path.is_file():
-            return None
-        return self._log(path)
-
-    def _log(self, path: Path) -> AppLog:
-        log = self._logs.get(path)
-        if log is None:
-            log = self._logs[path] = AppLog(path)
-        log.refresh()
-        return log
-
-
-def _subdirs(path: Path) -> Iterator[Path]:
-    try:
-        entries = list(os.scandir(path))
-    except OSError:
-        return
-    for entry in entries:
-        if entry.is_dir() and not entry.name.startswith("."):
-            yield Path(entry.path)
-
-
-def _app_logs(project: Path) -> list[tuple[Path, float]]:
-    found = []
-    for app in _subdirs(project):
-        log = app / LOG_NAME
-        try:
-            found.append((log, log.stat().st_mtime))
-        except OSError:
-            continue
-    return found

@@ -1,12 +1,16 @@
-"""Text the UI shows, built without Streamlit: the colour-coded diff and the span waterfall as
-HTML (every traced value escaped), the graph as DOT, the fork snippet, the reproduce fixture and
-value truncation."""
+"""Text the UI shows, built without Streamlit: traced text made literal for Streamlit's markdown
+(``plain``) and model output kept from loading remote images (``without_remote_images``), the
+colour-coded diff and the span waterfall as HTML (every traced value escaped), the graph as DOT,
+the fork snippet and its shell command (every value quoted), the reproduce fixture and value
+truncation."""
 
 from __future__ import annotations
 
 import datetime as dt
 import html
 import json
+import re
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +23,43 @@ __all__ = [
     "fmt_time",
     "fork_snippet",
     "graph_dot",
+    "plain",
+    "reproduce_command",
     "reproduce_fixture",
     "truncate",
     "waterfall_html",
+    "without_remote_images",
 ]
 
 MAX_ITEMS = 50
 MAX_TEXT = 300
 _ADDED, _REMOVED, _CHANGED = "#e6f4ea", "#fce8e6", "#fef7e0"
+# Every ASCII punctuation character: CommonMark lets each be backslash-escaped, and between them
+# they start every construct Streamlit's markdown knows (emphasis, links and images, HTML, code,
+# headings and lists, tables, ``$`` maths, ``:red[...]`` and ``:material/...:`` directives).
+_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
+# A markdown image (inline ``![alt](url)`` or by reference ``![alt][ref]``) starts with ``![``;
+# an HTML one with a tag that loads a URL. Code (fenced or inline) shows them as text already.
+_IMAGE = re.compile(r"!\[")
+_HTML_IMAGE = re.compile(r"<(?=\s*(?:img|picture|source|video|audio|svg|iframe|object)\b)", re.I)
+_CODE = re.compile(r"(```.*?(?:```|\Z)|`[^`\n]*`)", re.S)
+
+
+def plain(text: object) -> str:
+    """``text`` as literal text in any Streamlit element that renders markdown (titles,
+    captions, alerts, button and expander labels): every markup character backslash-escaped,
+    line breaks kept as spaces (a label is one line)."""
+    flat = " ".join(str(text).splitlines())
+    return _PUNCTUATION.sub(r"\\\1", flat)
+
+
+def without_remote_images(markdown: str) -> str:
+    """``markdown`` with its images shown as their text (``![alt](url)`` literally) instead of
+    loaded: model output decides what the reader sees, not what the reader's browser fetches."""
+    parts = _CODE.split(markdown)
+    for index in range(0, len(parts), 2):  # the odd parts are code, left as they are
+        parts[index] = _HTML_IMAGE.sub("&lt;", _IMAGE.sub(r"!\\[", parts[index]))
+    return "".join(parts)
 
 
 def fmt_time(value: float | None) -> str:
@@ -162,6 +195,20 @@ app = (
 )
 app.run()  # continues from the state after step {seq}
 """
+
+
+def reproduce_command(
+    *, storage_dir: str | Path, project: str, app_id: str, partition_key: str | None, seq: int
+) -> str:
+    """The ``turnout test-case`` shell command for the step, every value quoted for a POSIX
+    shell (a traced id or a directory may hold spaces, quotes or ``;``)."""
+    words = [
+        "turnout", "test-case", "--dir", str(storage_dir), "--project", project,
+        "--app-id", app_id, "--sequence-id", str(seq), "--out", "tests/turnout_cases.json",
+    ]  # fmt: skip
+    if partition_key is not None:
+        words[-2:-2] = ["--partition-key", partition_key]
+    return shlex.join(words)
 
 
 def reproduce_fixture(step: Step, before: dict[str, Any], after: dict[str, Any]) -> str:

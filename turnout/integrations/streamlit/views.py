@@ -15,7 +15,7 @@ the application once, e.g. ``if "app" not in st.session_state: st.session_state.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,12 @@ import streamlit as st
 
 from turnout.core.application import Application
 from turnout.integrations.streamlit.data import StateDiff, diff_states
-from turnout.integrations.streamlit.render import diff_html, truncate
+from turnout.integrations.streamlit.render import (
+    diff_html,
+    plain,
+    truncate,
+    without_remote_images,
+)
 
 __all__ = [
     "Record",
@@ -95,7 +100,7 @@ def render_graph(app: Application, **dot_options: Any) -> str:
     nxt = app.get_next_action()
     dot = app.graph.to_dot(current=nxt.name if nxt is not None else None, **dot_options)
     st.graphviz_chart(dot)
-    st.caption(f"Next action: **{nxt.name}**" if nxt is not None else "No next action.")
+    st.caption(f"Next action: **{plain(nxt.name)}**" if nxt is not None else "No next action.")
     return dot
 
 
@@ -261,6 +266,18 @@ def _answer(result: Mapping[str, Any] | None, streamed: str) -> str:
     return streamed
 
 
+def _write_stream(tokens: Iterator[str], shown: Callable[[str], str]) -> str:
+    """Stream ``tokens`` into one markdown element, re-rendering the whole text each time (an
+    image's ``![`` may arrive split over two tokens); the text streamed."""
+    slot = st.empty()
+    text = ""
+    for token in tokens:
+        if token:
+            text += token
+            slot.markdown(shown(text))
+    return text
+
+
 def chat(
     app: Application,
     *,
@@ -269,35 +286,45 @@ def chat(
     history_key: str = "chat_history",
     placeholder: str = "Say something",
     key: str = "turnout_chat",
+    allow_remote_images: bool = False,
 ) -> str | None:
     """A chat over ``app``: the messages in ``state[history_key]`` (dicts with ``role`` and
     ``content``), then a chat input. A message runs ``app.stream_result(halt_after=
     [streaming_action], inputs={input_key: message})`` and streams the items' ``delta`` (or
-    ``text``/``content``/``token``) into an assistant message with ``st.write_stream``.
+    ``text``/``content``/``token``) into an assistant message as they arrive.
 
     The streaming action is expected to append the answer to ``state[history_key]`` (it then
     shows from the state on the next rerun). The turn is recorded in ``history(app)``.
     Returns the answer (the result's ``answer``, or the streamed text), ``None`` without input.
     Needs a sync application (``stream_result``).
+
+    Messages are rendered as markdown, but a markdown or HTML image in them is shown as its
+    text, not loaded: a model's output (or a prompt injected into it) cannot make the reader's
+    browser fetch a URL. ``allow_remote_images=True`` renders images, for apps whose model
+    output is trusted.
     """
+
+    def shown(text: str) -> str:
+        return text if allow_remote_images else without_remote_images(text)
+
     for message in app.state.get(history_key) or []:
         with st.chat_message(str(message.get("role", "assistant"))):
-            st.markdown(str(message.get("content", "")))
+            st.markdown(shown(str(message.get("content", ""))))
     prompt = st.chat_input(placeholder, key=key)
     if not prompt:
         return None
     with st.chat_message("user"):
-        st.markdown(prompt)
+        st.markdown(shown(prompt))
     before = _plain(app.state)
     _action, container = app.stream_result(
         halt_after=[streaming_action], inputs={input_key: prompt}
     )
     with st.chat_message("assistant"):
         tokens: Iterator[str] = (_item_text(item) for item in container)
-        streamed = st.write_stream(tokens)
+        streamed = _write_stream(tokens, shown)
         result, _state = container.get()
-        answer = _answer(result, streamed if isinstance(streamed, str) else "")
+        answer = _answer(result, streamed)
         if not streamed:
-            st.markdown(answer)
+            st.markdown(shown(answer))
     _record(app, streaming_action, result, before)
     return answer

@@ -1,0 +1,170 @@
+"""Stored chains of records: encoding a step, checking a chain is whole, rebuilding a state.
+
+A state is stored as a *snapshot* followed by *deltas*, each delta applying to the record just
+before it (``StorePersister.save`` writes a delta only for ``sequence_id == previous + 1``). So a
+chain a store returns is whole exactly when it starts with a snapshot and its sequence ids are
+contiguous up to the target. ``check_whole`` refuses any other chain — a row deleted by hand, a
+half-restored backup — instead of replaying it into a silently wrong state.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from turnout.core.errors import PersistenceError
+from turnout.core.serde import DEFAULT_SERDE, Serde, _MissingDecoderError
+from turnout.core.state import Change, State, apply_changes
+
+if TYPE_CHECKING:
+    from turnout.core.persistence import StepRecord
+
+__all__ = ["DELTA", "SNAPSHOT", "Codec", "check_whole", "missing_latest", "orphaned"]
+
+SNAPSHOT, DELTA = "snapshot", "delta"
+
+
+def _span(first: int, last: int) -> str:
+    return str(first) if first == last else f"{first} to {last}"
+
+
+def check_whole(
+    chain: Sequence[StepRecord],
+    *,
+    partition_key: str | None,
+    app_id: str,
+    latest: int | None = None,
+) -> None:
+    """Raise ``PersistenceError`` unless ``chain`` starts with a snapshot, has no gap and (when
+    ``latest``, the app's latest sequence id as its app row records it, is given) reaches it.
+
+    The message names the app, the missing sequence ids and the way out: fork from the last
+    sequence id that is whole into a new app id, or delete the app.
+    """
+    missing: str | None = None
+    note = ""
+    whole: int | None = None  # the last sequence id that rebuilds from what is stored
+    if chain[0].kind != SNAPSHOT:
+        missing = f"the snapshot that sequence id {chain[0].sequence_id} (a delta) applies to"
+    else:
+        for before, after in itertools.pairwise(chain):
+            if after.sequence_id != before.sequence_id + 1:
+                missing = f"sequence id {_span(before.sequence_id + 1, after.sequence_id - 1)}"
+                whole = before.sequence_id
+                break
+        else:
+            if latest is not None and latest > chain[-1].sequence_id:
+                missing = f"sequence id {_span(chain[-1].sequence_id + 1, latest)}"
+                note = f" (the app's row records {latest} as its latest)"
+                whole = chain[-1].sequence_id
+    if missing is None:
+        return
+    if whole is not None:
+        way_out = (
+            f"Sequence id {whole} and the records before it are whole: continue from there in a "
+            f"new app with ApplicationBuilder().with_identifiers(app_id=<new id>).initialize_from("
+            f"persister, default_entrypoint=..., fork_from_app_id={app_id!r}, "
+            f"fork_from_partition_key={partition_key!r}, fork_from_sequence_id={whole}), "
+            f"or remove the app with persister.delete({app_id!r}, {partition_key!r})."
+        )
+    else:
+        way_out = (
+            f"Load an earlier sequence id to find a whole one and fork from it "
+            f"(initialize_from(..., fork_from_app_id={app_id!r}, fork_from_sequence_id=N)), "
+            f"or remove the app with persister.delete({app_id!r}, {partition_key!r})."
+        )
+    raise PersistenceError(
+        f"the stored history of app {app_id!r} (partition {partition_key!r}) is incomplete: "
+        f"{missing} is missing{note}, so sequence id {chain[-1].sequence_id} cannot be rebuilt "
+        f"(it would load as a wrong state). {way_out}"
+    )
+
+
+def missing_latest(partition_key: str | None, app_id: str, latest: int) -> PersistenceError:
+    """The error for an app whose row records ``latest`` but which has no record left to load it
+    from (every record removed by hand: ``prune`` always keeps the latest)."""
+    return PersistenceError(
+        f"the stored history of app {app_id!r} (partition {partition_key!r}) is incomplete: its "
+        f"row records sequence id {latest} as its latest, but sequence id {latest} is missing "
+        f"and no record it could be rebuilt from is stored. Remove the app with "
+        f"persister.delete({app_id!r}, {partition_key!r}), or restore its records from a backup."
+    )
+
+
+def orphaned(partition_key: str | None, app_id: str, last: int) -> PersistenceError:
+    """The error for records whose app has no row: ``list_app_ids`` and ``prune`` cannot see them
+    (left by a save racing a delete in turnout before the app row was locked by every save)."""
+    return PersistenceError(
+        f"app {app_id!r} (partition {partition_key!r}) has records up to sequence id {last} but "
+        f"no app row: it was deleted while a writer was saving, and list_app_ids() and prune() no "
+        f"longer see it. Remove what is left with persister.delete({app_id!r}, {partition_key!r})."
+    )
+
+
+@dataclass(kw_only=True)
+class Codec:
+    """Turns states and deltas into stored JSON text and chains of records back into a state."""
+
+    serde: Serde = field(default_factory=lambda: DEFAULT_SERDE)
+
+    def snapshot(self, state: State) -> str:
+        return self.serde.dumps(state.get_all())
+
+    def delta(self, changes: Sequence[Change], state: State) -> str:
+        """The changes as JSON; a value that cannot be encoded is named by its place in
+        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item."""
+        added: dict[str, int] = {}  # items appended per key, to find where each one landed
+        for op, key, value in changes:
+            if op in ("append", "extend"):
+                added[key] = added.get(key, 0) + (1 if op == "append" else len(value))
+        position = {
+            key: len(state._peek(key)) - count if key in state else 0
+            for key, count in added.items()
+        }
+        encoded = []
+        for op, key, value in changes:
+            if op == "append":
+                data = self.serde.encode(value, f"$.{key}[{position[key]}]")
+                position[key] += 1
+            elif op == "extend":
+                data = [
+                    self.serde.encode(item, f"$.{key}[{position[key] + i}]")
+                    for i, item in enumerate(value)
+                ]
+                position[key] += len(value)
+            else:
+                data = self.serde.encode(value, f"$.{key}")
+            encoded.append([op, key, data])
+        return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False)
+
+    def rebuild(self, chain: Sequence[StepRecord]) -> State:
+        """The state at the last record of ``chain`` (checked with ``check_whole`` first)."""
+        state: State | None = None
+        for record in chain:
+            try:
+                data = json.loads(record.payload)
+                if record.kind == SNAPSHOT:
+                    state = State(self.serde.decode(data))
+                elif record.kind != DELTA or state is None:
+                    raise ValueError(f"a record of kind {record.kind!r} cannot follow here")
+                else:
+                    changes = [Change(op, key, self.serde.decode(value)) for op, key, value in data]
+                    state = apply_changes(state, changes)
+            except _MissingDecoderError as exc:
+                raise PersistenceError(
+                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
+                    f"at sequence id {record.sequence_id} cannot be loaded in this process: "
+                    f"{exc}. The record itself is intact."
+                ) from exc
+            except (ValueError, TypeError, KeyError, RecursionError) as exc:
+                raise PersistenceError(
+                    f"the record of app {record.app_id!r} (partition {record.partition_key!r}) "
+                    f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
+                    f"before it are intact: load an earlier sequence id, or delete the app."
+                ) from exc
+        if state is None:
+            raise PersistenceError("no snapshot to rebuild from")
+        return state
