@@ -65,8 +65,22 @@ _COLLECTIONS = frozenset({*_CONTAINERS, *_TEXTS})  # checked before the slower A
 _REALS = (int, float)  # bool is an int
 
 
+_SIZE_FIX = (
+    "Compute large values in an action and store them in the state, or write the check as "
+    "Condition.lmda(fn, keys)."
+)
+_DATA_FIX = (
+    "Store the data the condition needs in the state, or write the check as "
+    "Condition.lmda(fn, keys)."
+)
+
+
 class Refused(Exception):
-    """An operation would go over a limit; the compiler adds the expression to the message."""
+    """An operation would go over a limit or reach code; the compiler adds the expression."""
+
+    def __init__(self, message: str, *, fix: str = _SIZE_FIX) -> None:
+        super().__init__(message)
+        self.fix = fix
 
 
 class Budget:
@@ -265,7 +279,8 @@ def _scan(budget: Budget, what: str, items: Any) -> int:
     if type(items) not in _COLLECTIONS and not isinstance(items, Sized):
         raise Refused(
             f"{what} goes through a {type(items).__name__}, which has no length (an iterator, "
-            f"maybe endless); give it a list, tuple, set, dict or string"
+            f"maybe endless); give it a list, tuple, set, dict or string",
+            fix=_DATA_FIX,
         )
     size = len(items)
     budget.spend(size, what)
@@ -380,13 +395,15 @@ def read_attribute(what: str, target: Any, name: str) -> Any:
     if isinstance(target, OPAQUE_TYPES):
         raise Refused(
             f"{what} reads an attribute of a {type(target).__name__}; a condition reads "
-            f"attributes of data only, not of code, functions, modules or frames"
+            f"attributes of data only, not of code, functions, modules or frames",
+            fix=_DATA_FIX,
         )
     value = getattr(target, name)
     if isinstance(value, OPAQUE_TYPES):
         raise Refused(
             f"{what} is a {type(value).__name__}, not data; a condition may read data "
-            f"attributes only (methods cannot be called in an expression)"
+            f"attributes only (methods cannot be called in an expression)",
+            fix=_DATA_FIX,
         )
     return value
 

@@ -154,7 +154,7 @@ def _failure(source: str, error: Exception) -> BaseException:
     if isinstance(error, _MissingKey):
         return error.error
     if isinstance(error, Refused):
-        return ConditionError(f"expr({shorten(source)!r}): {error}.{_HOW}")
+        return ConditionError(f"expr({shorten(source)!r}): {error}. {error.fix}")
     failure = ConditionError(
         f"expr({shorten(source)!r}) failed: {type(error).__name__}: {shorten(str(error))}. "
         f"Check the values of the state keys it reads or write the check as "
@@ -165,10 +165,6 @@ def _failure(source: str, error: Exception) -> BaseException:
 
 
 _UNUSED_BUDGET = Budget()
-_HOW = (
-    " Compute large values in an action and store them in the state, or write the check as "
-    "Condition.lmda(fn, keys)."
-)
 
 
 def compile_expression(source: str) -> CompiledExpression:
