@@ -99,6 +99,9 @@ def test_an_attribute_chain_stops_at_code_functions_and_modules(source: str, kin
     message = refusal(source, obj=_Holder(), s="text")
     assert "not data" in message or "attributes of data only" in message
     assert any(k in message for k in kind.split("|")), message
+    assert message.endswith(
+        "Store the data the condition needs in the state, or write the check as Condition.lmda(fn, keys)."
+    )
 
 
 def test_data_attributes_of_state_objects_are_read() -> None:
