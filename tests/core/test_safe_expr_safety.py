@@ -100,7 +100,8 @@ def test_an_attribute_chain_stops_at_code_functions_and_modules(source: str, kin
     assert "not data" in message or "attributes of data only" in message
     assert any(k in message for k in kind.split("|")), message
     assert message.endswith(
-        "Store the data the condition needs in the state, or write the check as Condition.lmda(fn, keys)."
+        "Store the data the condition needs in the state, or write the check as "
+        "Condition.lmda(fn, keys)."
     )
 
 
