@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import ast
-import builtins
-import inspect
 from collections.abc import Iterator, Mapping
 from types import SimpleNamespace
-from typing import Any, NoReturn
+from typing import Any
 
 import pytest
 
-import turnout.core.safe_expr as safe_expr
 from turnout.core.condition import expr
 from turnout.core.errors import ConditionError, StateKeyError
 from turnout.core.safe_expr import CompiledExpression, compile_expression
@@ -264,11 +260,13 @@ def test_subscripts_and_slices(source: str, values: dict[str, Any], expected: An
     assert evaluate(source, **values) == expected
 
 
-def test_subscript_of_a_missing_index_raises_the_usual_error() -> None:
-    with pytest.raises(IndexError):
+def test_subscript_of_a_missing_index_is_a_condition_error_caused_by_the_usual_one() -> None:
+    with pytest.raises(ConditionError, match=r"expr\('h\[5\]'\) failed: IndexError") as info:
         evaluate("h[5]", h=[1])
-    with pytest.raises(KeyError):
+    assert isinstance(info.value.__cause__, IndexError)
+    with pytest.raises(ConditionError, match=r"KeyError: 'absent'") as info:
         evaluate("d['absent']", d={})
+    assert isinstance(info.value.__cause__, KeyError)
 
 
 def test_attribute_access_reads_public_attributes() -> None:
@@ -279,9 +277,10 @@ def test_attribute_access_reads_public_attributes() -> None:
     assert evaluate("z.imag", z=2 + 3j) == 3.0
 
 
-def test_attribute_access_of_a_missing_attribute_raises_attribute_error() -> None:
-    with pytest.raises(AttributeError):
+def test_attribute_access_of_a_missing_attribute_is_a_condition_error() -> None:
+    with pytest.raises(ConditionError, match=r"expr\('obj.nope'\) failed: AttributeError") as info:
         evaluate("obj.nope", obj=SimpleNamespace())
+    assert isinstance(info.value.__cause__, AttributeError)
 
 
 @pytest.mark.parametrize(
@@ -549,7 +548,10 @@ def test_a_method_cannot_be_called_by_passing_it_as_a_key_function(source: str) 
 
 @pytest.mark.parametrize(
     "source",
-    ["a <", "", "   ", "x if y", "import os", "x = 1", "a; b", "def f(): pass", "1 +", "(("],
+    [
+        *["a <", "", "   ", "x if y", "import os", "x = 1", "a; b", "def f(): pass", "1 +", "(("],
+        *["x\x00", "'\ud800'"],
+    ],
     ids=[
         "dangling-operator",
         "empty",
@@ -561,6 +563,8 @@ def test_a_method_cannot_be_called_by_passing_it_as_a_key_function(source: str) 
         "function-definition",
         "incomplete-sum",
         "unbalanced",
+        "nul-character",
+        "lone-surrogate",
     ],
 )
 def test_syntax_error_is_a_condition_error(source: str) -> None:
@@ -594,118 +598,3 @@ def test_rejection_happens_before_any_evaluation() -> None:
     """A forbidden part anywhere, even in a branch never taken, rejects the whole expression."""
     with pytest.raises(ConditionError):
         expr("True or __import__('os')")
-
-
-# -- resource limits -------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("source", "values"),
-    [
-        ("2 ** 100000", {}),
-        ("2 ** n", {"n": 10**6}),
-        ("2.0 ** 100000", {}),
-        ("'a' * 10**9", {}),
-        ("10**9 * 'a'", {}),
-        ("[0] * 10**7", {}),
-        ("(1,) * 10**7", {}),
-        ("b'a' * 10**7", {}),
-        ("h * n", {"h": [1, 2], "n": 10**6}),
-        ("s * 1000", {"s": "x" * 10_000}),
-    ],
-    ids=[
-        "huge-power",
-        "huge-power-from-state",
-        "huge-float-power",
-        "huge-string-repeat",
-        "huge-string-repeat-reversed",
-        "huge-list-repeat",
-        "huge-tuple-repeat",
-        "huge-bytes-repeat",
-        "huge-repeat-from-state",
-        "long-string-repeated",
-    ],
-)
-def test_huge_results_are_refused_when_evaluated(source: str, values: dict[str, Any]) -> None:
-    condition = expr(source)  # building is fine: the size is only known at evaluation
-    with pytest.raises(ConditionError, match=r"too large"):
-        condition.evaluate(State(values))
-
-
-def test_chained_powers_cannot_build_a_huge_number() -> None:
-    """Each exponent is small, but the result has a hundred million bits."""
-    condition = expr("(2 ** 10000) ** 10000 > 0")
-    with pytest.raises(ConditionError, match=r"too large"):
-        condition.evaluate(State())
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("2 ** 10000 > 0", True),
-        ("(2 ** 100) ** 100 == 2 ** 10000", True),
-        ("len('a' * 1000000)", 1_000_000),
-        ("len([0] * 1000)", 1000),
-    ],
-    ids=["power-at-limit", "chained-power-within-limit", "repeat-at-limit", "small-repeat"],
-)
-def test_results_within_the_limits_are_computed(source: str, expected: Any) -> None:
-    assert evaluate(source) == expected
-
-
-# -- no eval, exec or compile ----------------------------------------------------------------------
-
-_CODE_RUNNERS = {"eval", "exec", "compile", "__import__"}
-
-
-def test_safe_expr_source_never_calls_or_names_eval_exec_or_compile() -> None:
-    tree = ast.parse(inspect.getsource(safe_expr))
-    offending = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and node.id in _CODE_RUNNERS:
-            offending.append(f"name {node.id} on line {node.lineno}")
-        if isinstance(node, ast.Attribute) and node.attr in _CODE_RUNNERS:
-            offending.append(f"attribute .{node.attr} on line {node.lineno}")
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            modules = [alias.name for alias in node.names]
-            if isinstance(node, ast.ImportFrom):
-                modules = [node.module or ""]
-            offending.extend(
-                f"import of {module} on line {node.lineno}"
-                for module in modules
-                if module.split(".")[0] in {"builtins", "importlib", "code", "codeop", "runpy"}
-            )
-    assert offending == []
-    # the walk really saw the module: its entry point and its ast.parse call are there
-    names = {node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)}
-    assert "compile_expression" in names
-
-
-def test_building_and_evaluating_never_calls_eval_or_exec(monkeypatch: pytest.MonkeyPatch) -> None:
-    def forbidden(*args: Any, **kwargs: Any) -> NoReturn:
-        raise AssertionError("eval/exec must not be used")
-
-    monkeypatch.setattr(builtins, "eval", forbidden)
-    monkeypatch.setattr(builtins, "exec", forbidden)
-    condition = expr("len(h) > 1 and h[-1]['ok'] and (n ** 2 if n else 0) >= 4")
-    state = State({"h": [{}, {"ok": True}], "n": 2})
-    assert condition.evaluate(state) is True
-
-
-@pytest.mark.parametrize(
-    "source",
-    [
-        "len(sum([[0] * 1000000] * 1000000, [])) > 0",
-        "len(str([[0] * 1000000] * 1000000)) > 0",
-        "len([[[0] * 1000] * 1000] * 1000) > 0",
-    ],
-    ids=["sum-of-repeated-lists", "str-of-repeated-lists", "three-level-repeat"],
-)
-def test_nested_repetition_counts_the_items_it_expands_to(source: str) -> None:
-    """Each repeat alone is within the limit; what sum() or str() would build is not."""
-    with pytest.raises(ConditionError, match=r"too large"):
-        expr(source).evaluate(State())
-
-
-def test_repetition_of_a_small_nested_list_is_computed() -> None:
-    assert evaluate("len(sum([[0] * 1000] * 3, []))") == 3000

@@ -200,10 +200,13 @@ def _when(kwargs: dict[str, Any]) -> Condition:
 def expr(source: str) -> Condition:
     """A condition from an expression over state keys, e.g. ``expr("count < 10")``.
 
-    Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``.
+    Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``,
+    within size limits. Raises ``ConditionError`` naming the expression when it is not allowed,
+    and when evaluating it fails or goes over a limit; a state key the state lacks raises
+    ``StateKeyError``.
     """
     compiled = compile_expression(source)
-    condition = Condition(compiled.keys, compiled.evaluator, name=source.strip())
+    condition = Condition(compiled.keys, compiled.predicate, name=source.strip())
     condition._recipe = (expr, (source,))
     return condition
 

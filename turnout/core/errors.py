@@ -5,7 +5,7 @@ Each class also inherits the nearest built-in exception, so code that catches ``
 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
-    ├── ConditionError(ValueError)        a condition cannot be built (bad ``when``/``expr``)
+    ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
     ├── ConditionKeyError(KeyError)       a transition's condition read a key the state lacks
     ├── StateOperationError(TypeError)    append/extend/increment on a value of the wrong type
@@ -85,7 +85,8 @@ class GraphSetupError(TurnoutError, ValueError):
 
 
 class ConditionError(TurnoutError, ValueError):
-    """A condition (``when``, ``expr``, ``Condition``) is malformed."""
+    """A condition (``when``, ``expr``, ``Condition``) is malformed, or evaluating an ``expr``
+    failed or went over a limit (the error raised inside is the ``__cause__``)."""
 
 
 class StateKeyError(TurnoutError, KeyError):
