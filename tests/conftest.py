@@ -16,6 +16,19 @@ from pathlib import Path
 
 import pytest
 
+try:
+    from hypothesis import settings as _hypothesis_settings
+except ImportError:  # hypothesis is a dev dependency; without it the property tests fail alone
+    _hypothesis_settings = None  # type: ignore[assignment]
+
+if _hypothesis_settings is not None:
+    # In CI the property tests draw the same examples on every run (a failure there is
+    # reproducible and never a fluke of the draw) and write no example database; developers'
+    # runs draw new examples each time.
+    _hypothesis_settings.register_profile("ci", derandomize=True, database=None)
+    if os.environ.get("CI") == "true":
+        _hypothesis_settings.load_profile("ci")
+
 ALLOW_LIST = Path(__file__).resolve().parent.parent / ".ci" / "allowed-skips.txt"
 
 
