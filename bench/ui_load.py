@@ -365,7 +365,7 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
     log_file = root / LARGE_PROJECT / large_app_id(args.steps) / "log.jsonl"
     log_mb = log_file.stat().st_size / 1e6 if log_file.exists() else 0.0
     report = Report(
-        date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         machine=f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         steps=args.steps,
         apps=args.apps,

@@ -8,9 +8,8 @@ import pkgutil
 import re
 import subprocess
 import sys
-from pathlib import Path
-
 import tomllib
+from pathlib import Path
 
 import turnout
 import turnout.core

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -62,8 +61,7 @@ def test_keyword_arguments_named_like_ray_options_reach_the_callable(
 
 def test_an_exception_reaches_the_caller_as_its_own_type(executor: RayExecutor) -> None:
     caught = ec.check_exception_keeps_its_type(executor)
-    if sys.version_info >= (3, 11):
-        assert any("Raised in a Ray task" in note for note in caught.__notes__)
+    assert any("Raised in a Ray task" in note for note in caught.__notes__)
 
 
 def test_map_raises_the_first_failing_call(executor: RayExecutor) -> None:

@@ -432,7 +432,7 @@ def test_the_store_answers_like_the_in_memory_store_on_random_operations(make):
     would collide unescaped), compared call by call with ``MemoryStore``."""
     redis_store, memory_store = make("decoded-client").store, MemoryStore()
     rng = random.Random(4)
-    start = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 
     async def both(method: str, *args: Any) -> list[Any]:
         answers = []

@@ -121,7 +121,7 @@ def test_a_loader_returning_burr_dict_records_resumes() -> None:
                 "sequence_id": 4,
                 "position": "count",
                 "state": State({"n": 10}),
-                "created_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                "created_at": dt.datetime.now(dt.UTC).isoformat(),
                 "status": "completed",
             }
 

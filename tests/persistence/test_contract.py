@@ -124,7 +124,7 @@ def test_every_serde_type_round_trips(persister: Harness) -> None:
 
 
 def test_loaded_record_carries_its_metadata_and_reads_as_a_mapping(persister: Harness) -> None:
-    before = dt.datetime.now(dt.timezone.utc)
+    before = dt.datetime.now(dt.UTC)
     persister.save("user-1", "meta", 0, "act", State({"x": 1}), "completed")
     loaded = persister.load("user-1", "meta")
     assert isinstance(loaded, PersistedStateData)
@@ -326,7 +326,7 @@ def test_prune_keep_last_limited_to_a_partition(persister: Harness) -> None:
 def test_prune_older_than_keeps_each_apps_latest_record(persister: Harness) -> None:
     expected = run_growing(persister, "a", 10)
     run_growing(persister, "b", 3)
-    cutoff = dt.datetime.now(dt.timezone.utc)
+    cutoff = dt.datetime.now(dt.UTC)
     assert persister.prune(older_than=dt.timedelta(days=1)) == 0
     assert persister.prune(older_than=cutoff) == 9 + 2
     assert stored_ids(persister, "a") == [9]
@@ -339,7 +339,7 @@ def test_prune_older_than_keeps_each_apps_latest_record(persister: Harness) -> N
 def test_prune_older_than_a_time_between_steps(persister: Harness) -> None:
     for i in range(5):
         persister.save(None, "t", i, "act", State({"i": i}))
-    cutoff = dt.datetime.now(dt.timezone.utc)
+    cutoff = dt.datetime.now(dt.UTC)
     for i in range(5, 10):
         persister.save(None, "t", i, "act", State({"i": i}))
     persister.prune(older_than=cutoff)

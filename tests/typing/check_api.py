@@ -6,9 +6,7 @@ the API less precisely typed breaks this file.
 
 from __future__ import annotations
 
-from typing import Any
-
-from typing_extensions import assert_type
+from typing import Any, assert_type
 
 from turnout import (
     Action,

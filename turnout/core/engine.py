@@ -453,7 +453,7 @@ async def _within_timeout(spec: ActionSpec, awaitable: Any) -> Any:
     deadline = time.monotonic() + spec.timeout
     try:
         return await asyncio.wait_for(awaitable, spec.timeout)
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         if time.monotonic() < deadline:
             raise  # the action's own TimeoutError, before the limit
         raise _timed_out(spec) from exc
@@ -465,7 +465,7 @@ async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> 
     remaining = deadline - time.monotonic()
     try:
         return await asyncio.wait_for(items.__anext__(), max(remaining, 0))
-    except asyncio.TimeoutError as exc:
+    except TimeoutError as exc:
         if time.monotonic() < deadline:
             raise  # the action's own TimeoutError, before the limit
         raise _timed_out(spec) from exc

@@ -200,7 +200,7 @@ def _check_ids(partition_key: str | None, app_id: str | None) -> None:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class BaseStateLoader(abc.ABC):

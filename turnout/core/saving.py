@@ -274,6 +274,6 @@ def _from_mapping(record: Any) -> PersistedStateData:
         sequence_id=record["sequence_id"],
         position=record.get("position"),
         state=state if isinstance(state, State) else State(state),
-        created_at=record.get("created_at") or dt.datetime.now(dt.timezone.utc),
+        created_at=record.get("created_at") or dt.datetime.now(dt.UTC),
         status=record.get("status", "completed"),
     )

@@ -359,7 +359,7 @@ def load_tracked(
         sequence_id=target.seq,
         position=target.action,
         state=state,
-        created_at=dt.datetime.fromtimestamp(target.time, dt.timezone.utc),
+        created_at=dt.datetime.fromtimestamp(target.time, dt.UTC),
         status=target.status,  # type: ignore[arg-type]
         parent=_parent(app.parent if app is not None else None),
     )

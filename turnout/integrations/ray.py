@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import re
-import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -226,6 +225,5 @@ def _unwrap(error: BaseException) -> BaseException:
     if not isinstance(cause, BaseException) or isinstance(cause, ray.exceptions.RayError):
         return error
     # str() of Ray's error holds the task name, the worker's pid and the remote traceback.
-    if sys.version_info >= (3, 11):
-        cause.add_note("Raised in a Ray task:\n" + _ANSI.sub("", str(error)))
+    cause.add_note("Raised in a Ray task:\n" + _ANSI.sub("", str(error)))
     return cause
