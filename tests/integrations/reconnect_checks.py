@@ -285,3 +285,87 @@ def an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back
             assert await acounts(persister, 1) == [0, 1]
 
     asyncio.run(main())
+
+
+class ReconnectTests:
+    """The lost-connection tests both SQL backends run, written once: a ``Test...`` subclass in
+    each backend's test module provides the persister classes, ``database`` (its messages' name),
+    ``source`` (connection arguments of the test server), its ``host`` and ``port``,
+    ``relayed(port)`` (``source`` through a ``Relay`` on ``port``) and a ``kill`` fixture."""
+
+    Persister: Any
+    AsyncPersister: Any
+    database = ""
+    source: Any = None
+    host = ""
+    port = 0
+
+    def relayed(self, port: int) -> Any:
+        raise NotImplementedError
+
+    def test_an_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix, snapshot_every=3) as persister:
+            an_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+                persister, kill
+            )
+
+    def test_an_async_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(  # noqa: E501
+        self, prefix: str, kill: Kill
+    ) -> None:
+        an_async_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+            lambda: self.AsyncPersister(self.source, prefix, snapshot_every=3), kill
+        )
+
+    def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            message = a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+                persister, prefix, kill
+            )
+        assert f"{self.database} at {self.host}:{self.port}" in message
+        assert "reconnects on its next call" in message
+
+    def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            an_application_whose_save_is_cut_continues_once_rebuilt(persister, prefix, kill)
+
+    def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            a_connection_lost_while_committing_says_the_save_may_have_been_applied(
+                persister, prefix, kill
+            )
+
+    def test_an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+            lambda: self.AsyncPersister(self.source, prefix), prefix, kill
+        )
+
+    def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
+        self, prefix: str
+    ) -> None:
+        with (
+            Relay(self.host, self.port) as relay,
+            self.Persister(self.relayed(relay.port), prefix) as persister,
+        ):
+            a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                persister, relay, f"cannot connect to {self.database} at 127.0.0.1:{relay.port}"
+            )
+
+    def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
+        self, prefix: str
+    ) -> None:
+        with Relay(self.host, self.port) as relay:
+            an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                lambda: self.AsyncPersister(self.relayed(relay.port), prefix),
+                relay,
+                f"cannot connect to {self.database} at 127.0.0.1:{relay.port}",
+            )
