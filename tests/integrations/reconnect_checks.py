@@ -11,7 +11,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.hooks import PreRunStepHook, PreRunStepHookAsync
 
 Kill = Callable[[Any], None]
+End = Callable[[Any], None]
 OpenAsync = Callable[[], AbstractAsyncContextManager[Any]]
 
 
@@ -291,7 +292,10 @@ class ReconnectTests:
     """The lost-connection tests both SQL backends run, written once: a ``Test...`` subclass in
     each backend's test module provides the persister classes, ``database`` (its messages' name),
     ``source`` (connection arguments of the test server), its ``host`` and ``port``,
-    ``relayed(port)`` (``source`` through a ``Relay`` on ``port``) and a ``kill`` fixture."""
+    ``relayed(port)`` (``source`` through a ``Relay`` on ``port``), ``connected()`` and
+    ``aconnected()`` (a connection the caller opens, sync and async), what the error about such
+    a connection names, and an ``end`` fixture (``end(connection)`` ends its server session, as
+    an administrator or a restart would, and waits until it has ended)."""
 
     Persister: Any
     AsyncPersister: Any
@@ -299,9 +303,24 @@ class ReconnectTests:
     source: Any = None
     host = ""
     port = 0
+    given = ""  # the pattern of the error about a dropped connection the caller passed
+    given_fixes: tuple[str, ...] = ()  # what that error names instead
+    given_async = ""
+    given_async_fix = ""
 
     def relayed(self, port: int) -> Any:
         raise NotImplementedError
+
+    def connected(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def aconnected(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def kill(self, end: End) -> Kill:
+        """Ends the session of the connection a persister opened, whichever it is by then."""
+        return lambda persister: end(persister.connection.owned)
 
     def test_an_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
         self, prefix: str, kill: Kill
@@ -369,3 +388,37 @@ class ReconnectTests:
                 relay,
                 f"cannot connect to {self.database} at 127.0.0.1:{relay.port}",
             )
+
+    def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
+        self, prefix: str, end: End
+    ) -> None:
+        with self.connected() as connection:
+            persister = self.Persister(connection, prefix)
+            persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+            end(connection)
+            attempts: list[Callable[[], object]] = [
+                lambda: persister.load("user", "app"),
+                lambda: save(persister, 1, 1),
+            ]
+            for attempt in attempts:
+                with pytest.raises(PersistenceError, match=self.given) as info:
+                    attempt()
+                assert "does not reopen a connection it was given" in str(info.value)
+                for fix in self.given_fixes:
+                    assert fix in str(info.value)
+        with self.Persister(self.source, prefix) as fresh:
+            assert counts(fresh, 0) == [0]
+
+    def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
+        self, prefix: str, end: End
+    ) -> None:
+        async def main() -> None:
+            async with self.aconnected() as connection:
+                persister = self.AsyncPersister(connection, prefix)
+                await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+                end(connection)
+                with pytest.raises(PersistenceError, match=self.given_async) as info:
+                    await persister.load("user", "app")
+                assert self.given_async_fix in str(info.value)
+
+        asyncio.run(main())

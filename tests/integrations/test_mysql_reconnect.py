@@ -12,7 +12,8 @@ test_mysql).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -51,53 +52,6 @@ def kill(server: Any, connection: Any) -> None:
         ):
             return
     pytest.fail(f"MySQL session {session} did not end after KILL")
-
-
-def killer(server: Any) -> checks.Kill:
-    """Ends the session of the connection a persister opened, whichever it is by then."""
-    return lambda persister: kill(server, persister.connection.owned)
-
-
-def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: Any, prefix: str
-) -> None:
-    connection = pymysql.connect(**SERVER, autocommit=True)
-    try:
-        persister = MySQLPersister(connection, prefix)
-        persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-        kill(server, connection)
-        attempts: list[Callable[[], object]] = [
-            lambda: persister.load("user", "app"),
-            lambda: checks.save(persister, 1, 1),
-        ]
-        for attempt in attempts:
-            with pytest.raises(PersistenceError, match="pymysql connection passed to") as info:
-                attempt()
-            assert "does not reopen a connection it was given" in str(info.value)
-            assert "Pass the connection arguments instead" in str(info.value)
-    finally:
-        if connection.open:
-            connection.close()
-    with MySQLPersister(SERVER, prefix) as fresh:
-        assert checks.counts(fresh, 0) == [0]
-
-
-def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: Any, prefix: str
-) -> None:
-    async def main() -> None:
-        connection = await aiomysql.connect(**AIO_SERVER, autocommit=True)
-        try:
-            persister = AsyncMySQLPersister(connection, prefix)
-            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-            kill(server, connection)
-            with pytest.raises(PersistenceError, match="aiomysql connection passed to") as info:
-                await persister.load("user", "app")
-            assert "aiomysql pool" in str(info.value)
-        finally:
-            connection.close()
-
-    asyncio.run(main())
 
 
 def test_a_closed_persister_does_not_reconnect(prefix: str) -> None:
@@ -181,9 +135,31 @@ class TestMySQLReconnect(checks.ReconnectTests):
     host = SERVER["host"]
     port = SERVER["port"]
 
+    given = "pymysql connection passed to"
+    given_fixes = ("Pass the connection arguments instead",)
+    given_async = "aiomysql connection passed to"
+    given_async_fix = "aiomysql pool"
+
     @pytest.fixture
-    def kill(self, server: Any) -> checks.Kill:
-        return killer(server)
+    def end(self, server: Any) -> checks.End:
+        return lambda connection: kill(server, connection)
 
     def relayed(self, port: int) -> dict[str, Any]:
         return {**SERVER, "host": "127.0.0.1", "port": port}
+
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Any]:
+        connection = pymysql.connect(**SERVER, autocommit=True)
+        try:
+            yield connection
+        finally:
+            if connection.open:
+                connection.close()
+
+    @contextlib.asynccontextmanager
+    async def aconnected(self) -> AsyncIterator[Any]:
+        connection = await aiomysql.connect(**AIO_SERVER, autocommit=True)
+        try:
+            yield connection
+        finally:
+            connection.close()

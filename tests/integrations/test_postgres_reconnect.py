@@ -10,8 +10,8 @@ test_postgres).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -37,47 +37,6 @@ def kill(server: psycopg.Connection[Any], connection: Any) -> None:
     pid = connection.info.backend_pid
     row = server.execute("SELECT pg_terminate_backend(%s, 10000)", [pid]).fetchone()
     assert row == (True,), f"backend {pid} did not end"
-
-
-def killer(server: psycopg.Connection[Any]) -> checks.Kill:
-    """Ends the session of the connection a persister opened, whichever it is by then."""
-    return lambda persister: kill(server, persister.connection.owned)
-
-
-def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with psycopg.connect(DSN, autocommit=True) as connection:
-        persister = PostgreSQLPersister(connection, prefix)
-        persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-        kill(server, connection)
-        attempts: list[Callable[[], object]] = [
-            lambda: persister.load("user", "app"),
-            lambda: checks.save(persister, 1, 1),
-        ]
-        for attempt in attempts:
-            with pytest.raises(PersistenceError, match=r"psycopg\.Connection passed to") as info:
-                attempt()
-            assert "does not reopen a connection it was given" in str(info.value)
-            assert "psycopg_pool.ConnectionPool" in str(info.value)
-            assert "connection string" in str(info.value)
-    with PostgreSQLPersister(DSN, prefix) as fresh:
-        assert checks.counts(fresh, 0) == [0]
-
-
-def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    async def main() -> None:
-        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as connection:
-            persister = AsyncPostgreSQLPersister(connection, prefix)
-            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-            kill(server, connection)
-            with pytest.raises(PersistenceError, match="AsyncConnection passed to") as info:
-                await persister.load("user", "app")
-            assert "psycopg_pool.AsyncConnectionPool" in str(info.value)
-
-    asyncio.run(main())
 
 
 def test_a_pool_whose_connection_was_dropped_says_so_and_recovers_on_the_next_call(
@@ -113,9 +72,22 @@ class TestPostgreSQLReconnect(checks.ReconnectTests):
     host = str(conninfo_to_dict(DSN).get("host") or "127.0.0.1")
     port = int(str(conninfo_to_dict(DSN).get("port") or 5432))
 
+    given = r"psycopg\.Connection passed to"
+    given_fixes = ("psycopg_pool.ConnectionPool", "connection string")
+    given_async = "AsyncConnection passed to"
+    given_async_fix = "psycopg_pool.AsyncConnectionPool"
+
     @pytest.fixture
-    def kill(self, server: psycopg.Connection[Any]) -> checks.Kill:
-        return killer(server)
+    def end(self, server: psycopg.Connection[Any]) -> checks.End:
+        return lambda connection: kill(server, connection)
 
     def relayed(self, port: int) -> str:
         return make_conninfo(DSN, host="127.0.0.1", port=port)
+
+    def connected(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(DSN, autocommit=True)
+
+    @contextlib.asynccontextmanager
+    async def aconnected(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as connection:
+            yield connection
