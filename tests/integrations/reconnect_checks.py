@@ -1,8 +1,9 @@
-"""Checks of lost-connection recovery written once; test_postgres_reconnect and
-test_mysql_reconnect run them with their own ``kill(persister)`` (ends the session of the
-connection the persister opened, as an administrator or a server restart would, and waits until
-it has ended) and ``open_async()`` (an async context manager opening an async persister that
-connects from connection arguments)."""
+"""Checks of lost-connection recovery written once: ``ReconnectTests`` holds the tests both SQL
+backends run, and test_postgres_reconnect and test_mysql_reconnect each subclass it with their
+server. The checks take ``kill(persister)`` (ends the session of the connection the persister
+opened, as an administrator or a server restart would, and waits until it has ended) and
+``open_async()`` (an async context manager opening an async persister that connects from
+connection arguments)."""
 
 from __future__ import annotations
 
