@@ -1,8 +1,9 @@
-"""Checks of lost-connection recovery written once; test_postgres_reconnect and
-test_mysql_reconnect run them with their own ``kill(persister)`` (ends the session of the
-connection the persister opened, as an administrator or a server restart would, and waits until
-it has ended) and ``open_async()`` (an async context manager opening an async persister that
-connects from connection arguments)."""
+"""Checks of lost-connection recovery written once: ``ReconnectTests`` holds the tests both SQL
+backends run, and test_postgres_reconnect and test_mysql_reconnect each subclass it with their
+server. The checks take ``kill(persister)`` (ends the session of the connection the persister
+opened, as an administrator or a server restart would, and waits until it has ended) and
+``open_async()`` (an async context manager opening an async persister that connects from
+connection arguments)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import contextlib
 import socket
 import threading
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.hooks import PreRunStepHook, PreRunStepHookAsync
 
 Kill = Callable[[Any], None]
+End = Callable[[Any], None]
 OpenAsync = Callable[[], AbstractAsyncContextManager[Any]]
 
 
@@ -285,3 +287,139 @@ def an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back
             assert await acounts(persister, 1) == [0, 1]
 
     asyncio.run(main())
+
+
+class ReconnectTests:
+    """The lost-connection tests both SQL backends run, written once: a ``Test...`` subclass in
+    each backend's test module provides the persister classes, ``database`` (its messages' name),
+    ``source`` (connection arguments of the test server), its ``host`` and ``port``,
+    ``relayed(port)`` (``source`` through a ``Relay`` on ``port``), ``connected()`` and
+    ``aconnected()`` (a connection the caller opens, sync and async), what the error about such
+    a connection names, and an ``end`` fixture (``end(connection)`` ends its server session, as
+    an administrator or a restart would, and waits until it has ended)."""
+
+    Persister: Any
+    AsyncPersister: Any
+    database = ""
+    source: Any = None
+    host = ""
+    port = 0
+    given = ""  # the pattern of the error about a dropped connection the caller passed
+    given_fixes: tuple[str, ...] = ()  # what that error names instead
+    given_async = ""
+    given_async_fix = ""
+
+    def relayed(self, port: int) -> Any:
+        raise NotImplementedError
+
+    def connected(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def aconnected(self) -> AbstractAsyncContextManager[Any]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def kill(self, end: End) -> Kill:
+        """Ends the session of the connection a persister opened, whichever it is by then."""
+        return lambda persister: end(persister.connection.owned)
+
+    def test_an_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix, snapshot_every=3) as persister:
+            an_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+                persister, kill
+            )
+
+    def test_an_async_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(  # noqa: E501
+        self, prefix: str, kill: Kill
+    ) -> None:
+        an_async_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
+            lambda: self.AsyncPersister(self.source, prefix, snapshot_every=3), kill
+        )
+
+    def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            message = a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+                persister, prefix, kill
+            )
+        assert f"{self.database} at {self.host}:{self.port}" in message
+        assert "reconnects on its next call" in message
+
+    def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            an_application_whose_save_is_cut_continues_once_rebuilt(persister, prefix, kill)
+
+    def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        with self.Persister(self.source, prefix) as persister:
+            a_connection_lost_while_committing_says_the_save_may_have_been_applied(
+                persister, prefix, kill
+            )
+
+    def test_an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+        self, prefix: str, kill: Kill
+    ) -> None:
+        an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
+            lambda: self.AsyncPersister(self.source, prefix), prefix, kill
+        )
+
+    def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
+        self, prefix: str
+    ) -> None:
+        with (
+            Relay(self.host, self.port) as relay,
+            self.Persister(self.relayed(relay.port), prefix) as persister,
+        ):
+            a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                persister, relay, f"cannot connect to {self.database} at 127.0.0.1:{relay.port}"
+            )
+
+    def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
+        self, prefix: str
+    ) -> None:
+        with Relay(self.host, self.port) as relay:
+            an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
+                lambda: self.AsyncPersister(self.relayed(relay.port), prefix),
+                relay,
+                f"cannot connect to {self.database} at 127.0.0.1:{relay.port}",
+            )
+
+    def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
+        self, prefix: str, end: End
+    ) -> None:
+        with self.connected() as connection:
+            persister = self.Persister(connection, prefix)
+            persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+            end(connection)
+            attempts: list[Callable[[], object]] = [
+                lambda: persister.load("user", "app"),
+                lambda: save(persister, 1, 1),
+            ]
+            for attempt in attempts:
+                with pytest.raises(PersistenceError, match=self.given) as info:
+                    attempt()
+                assert "does not reopen a connection it was given" in str(info.value)
+                for fix in self.given_fixes:
+                    assert fix in str(info.value)
+        with self.Persister(self.source, prefix) as fresh:
+            assert counts(fresh, 0) == [0]
+
+    def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
+        self, prefix: str, end: End
+    ) -> None:
+        async def main() -> None:
+            async with self.aconnected() as connection:
+                persister = self.AsyncPersister(connection, prefix)
+                await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
+                end(connection)
+                with pytest.raises(PersistenceError, match=self.given_async) as info:
+                    await persister.load("user", "app")
+                assert self.given_async_fix in str(info.value)
+
+        asyncio.run(main())

@@ -12,7 +12,8 @@ test_mysql).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -51,107 +52,6 @@ def kill(server: Any, connection: Any) -> None:
         ):
             return
     pytest.fail(f"MySQL session {session} did not end after KILL")
-
-
-def killer(server: Any) -> checks.Kill:
-    """Ends the session of the connection a persister opened, whichever it is by then."""
-    return lambda persister: kill(server, persister.connection.owned)
-
-
-def test_an_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
-    server: Any, prefix: str
-) -> None:
-    with MySQLPersister(SERVER, prefix, snapshot_every=3) as persister:
-        checks.an_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
-            persister, killer(server)
-        )
-
-
-def test_an_async_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
-    server: Any, prefix: str
-) -> None:
-    checks.an_async_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
-        lambda: AsyncMySQLPersister(SERVER, prefix, snapshot_every=3), killer(server)
-    )
-
-
-def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-    server: Any, prefix: str
-) -> None:
-    with MySQLPersister(SERVER, prefix) as persister:
-        message = checks.a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-            persister, prefix, killer(server)
-        )
-        assert f"MySQL at {SERVER['host']}:{SERVER['port']}" in message
-        assert "reconnects on its next call" in message
-
-
-def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
-    server: Any, prefix: str
-) -> None:
-    with MySQLPersister(SERVER, prefix) as persister:
-        checks.an_application_whose_save_is_cut_continues_once_rebuilt(
-            persister, prefix, killer(server)
-        )
-
-
-def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
-    server: Any, prefix: str
-) -> None:
-    with MySQLPersister(SERVER, prefix) as persister:
-        checks.a_connection_lost_while_committing_says_the_save_may_have_been_applied(
-            persister, prefix, killer(server)
-        )
-
-
-def test_an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-    server: Any, prefix: str
-) -> None:
-    checks.an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-        lambda: AsyncMySQLPersister(SERVER, prefix), prefix, killer(server)
-    )
-
-
-def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: Any, prefix: str
-) -> None:
-    connection = pymysql.connect(**SERVER, autocommit=True)
-    try:
-        persister = MySQLPersister(connection, prefix)
-        persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-        kill(server, connection)
-        attempts: list[Callable[[], object]] = [
-            lambda: persister.load("user", "app"),
-            lambda: checks.save(persister, 1, 1),
-        ]
-        for attempt in attempts:
-            with pytest.raises(PersistenceError, match="pymysql connection passed to") as info:
-                attempt()
-            assert "does not reopen a connection it was given" in str(info.value)
-            assert "Pass the connection arguments instead" in str(info.value)
-    finally:
-        if connection.open:
-            connection.close()
-    with MySQLPersister(SERVER, prefix) as fresh:
-        assert checks.counts(fresh, 0) == [0]
-
-
-def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: Any, prefix: str
-) -> None:
-    async def main() -> None:
-        connection = await aiomysql.connect(**AIO_SERVER, autocommit=True)
-        try:
-            persister = AsyncMySQLPersister(connection, prefix)
-            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-            kill(server, connection)
-            with pytest.raises(PersistenceError, match="aiomysql connection passed to") as info:
-                await persister.load("user", "app")
-            assert "aiomysql pool" in str(info.value)
-        finally:
-            connection.close()
-
-    asyncio.run(main())
 
 
 def test_a_closed_persister_does_not_reconnect(prefix: str) -> None:
@@ -199,17 +99,6 @@ def test_an_async_save_over_max_allowed_packet_is_refused_and_the_next_save_work
     asyncio.run(main())
 
 
-def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
-    server: Any, prefix: str
-) -> None:
-    with checks.Relay(SERVER["host"], SERVER["port"]) as relay:
-        relayed = {**SERVER, "host": "127.0.0.1", "port": relay.port}
-        with MySQLPersister(relayed, prefix) as persister:
-            checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
-                persister, relay, f"cannot connect to MySQL at 127.0.0.1:{relay.port}"
-            )
-
-
 def test_an_aiomysql_pool_whose_connection_was_dropped_recovers_by_the_next_call(
     server: Any, prefix: str
 ) -> None:
@@ -238,13 +127,39 @@ def test_an_aiomysql_pool_whose_connection_was_dropped_recovers_by_the_next_call
     asyncio.run(main())
 
 
-def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
-    server: Any, prefix: str
-) -> None:
-    with checks.Relay(SERVER["host"], SERVER["port"]) as relay:
-        relayed = {**SERVER, "host": "127.0.0.1", "port": relay.port}
-        checks.an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
-            lambda: AsyncMySQLPersister(relayed, prefix),
-            relay,
-            f"cannot connect to MySQL at 127.0.0.1:{relay.port}",
-        )
+class TestMySQLReconnect(checks.ReconnectTests):
+    Persister = MySQLPersister
+    AsyncPersister = AsyncMySQLPersister
+    database = "MySQL"
+    source = SERVER
+    host = SERVER["host"]
+    port = SERVER["port"]
+
+    given = "pymysql connection passed to"
+    given_fixes = ("Pass the connection arguments instead",)
+    given_async = "aiomysql connection passed to"
+    given_async_fix = "aiomysql pool"
+
+    @pytest.fixture
+    def end(self, server: Any) -> checks.End:
+        return lambda connection: kill(server, connection)
+
+    def relayed(self, port: int) -> dict[str, Any]:
+        return {**SERVER, "host": "127.0.0.1", "port": port}
+
+    @contextlib.contextmanager
+    def connected(self) -> Iterator[Any]:
+        connection = pymysql.connect(**SERVER, autocommit=True)
+        try:
+            yield connection
+        finally:
+            if connection.open:
+                connection.close()
+
+    @contextlib.asynccontextmanager
+    async def aconnected(self) -> AsyncIterator[Any]:
+        connection = await aiomysql.connect(**AIO_SERVER, autocommit=True)
+        try:
+            yield connection
+        finally:
+            connection.close()

@@ -10,8 +10,8 @@ test_postgres).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -39,101 +39,6 @@ def kill(server: psycopg.Connection[Any], connection: Any) -> None:
     assert row == (True,), f"backend {pid} did not end"
 
 
-def killer(server: psycopg.Connection[Any]) -> checks.Kill:
-    """Ends the session of the connection a persister opened, whichever it is by then."""
-    return lambda persister: kill(server, persister.connection.owned)
-
-
-def test_an_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with PostgreSQLPersister(DSN, prefix, snapshot_every=3) as persister:
-        checks.an_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
-            persister, killer(server)
-        )
-
-
-def test_an_async_application_keeps_saving_when_the_server_drops_the_connection_before_each_step(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    checks.an_async_application_keeps_saving_when_its_connection_is_dropped_before_each_step(
-        lambda: AsyncPostgreSQLPersister(DSN, prefix, snapshot_every=3), killer(server)
-    )
-
-
-def test_a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with PostgreSQLPersister(DSN, prefix) as persister:
-        message = checks.a_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-            persister, prefix, killer(server)
-        )
-        assert "PostgreSQL at 127.0.0.1:5432" in message
-        assert "reconnects on its next call" in message
-
-
-def test_an_application_whose_save_is_cut_continues_once_rebuilt_from_the_persister(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with PostgreSQLPersister(DSN, prefix) as persister:
-        checks.an_application_whose_save_is_cut_continues_once_rebuilt(
-            persister, prefix, killer(server)
-        )
-
-
-def test_a_connection_lost_while_committing_says_the_save_may_have_been_applied(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with PostgreSQLPersister(DSN, prefix) as persister:
-        checks.a_connection_lost_while_committing_says_the_save_may_have_been_applied(
-            persister, prefix, killer(server)
-        )
-
-
-def test_an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    checks.an_async_save_cut_in_the_middle_is_not_replayed_and_the_next_save_reconnects(
-        lambda: AsyncPostgreSQLPersister(DSN, prefix), prefix, killer(server)
-    )
-
-
-def test_a_dropped_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    with psycopg.connect(DSN, autocommit=True) as connection:
-        persister = PostgreSQLPersister(connection, prefix)
-        persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-        kill(server, connection)
-        attempts: list[Callable[[], object]] = [
-            lambda: persister.load("user", "app"),
-            lambda: checks.save(persister, 1, 1),
-        ]
-        for attempt in attempts:
-            with pytest.raises(PersistenceError, match=r"psycopg\.Connection passed to") as info:
-                attempt()
-            assert "does not reopen a connection it was given" in str(info.value)
-            assert "psycopg_pool.ConnectionPool" in str(info.value)
-            assert "connection string" in str(info.value)
-    with PostgreSQLPersister(DSN, prefix) as fresh:
-        assert checks.counts(fresh, 0) == [0]
-
-
-def test_a_dropped_async_connection_the_caller_passed_fails_with_an_error_naming_the_fix(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    async def main() -> None:
-        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as connection:
-            persister = AsyncPostgreSQLPersister(connection, prefix)
-            await persister.save("user", "app", 0, "count", State({"count": 0}), "completed")
-            kill(server, connection)
-            with pytest.raises(PersistenceError, match="AsyncConnection passed to") as info:
-                await persister.load("user", "app")
-            assert "psycopg_pool.AsyncConnectionPool" in str(info.value)
-
-    asyncio.run(main())
-
-
 def test_a_pool_whose_connection_was_dropped_says_so_and_recovers_on_the_next_call(
     server: psycopg.Connection[Any], prefix: str
 ) -> None:
@@ -159,30 +64,30 @@ def test_a_closed_persister_does_not_reconnect(prefix: str) -> None:
     assert owned.closed
 
 
-def test_a_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers_when_it_is_back(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    info = conninfo_to_dict(DSN)
-    with checks.Relay(
-        str(info.get("host", "127.0.0.1")), int(str(info.get("port") or 5432))
-    ) as relay:
-        relayed = make_conninfo(DSN, host="127.0.0.1", port=relay.port)
-        with PostgreSQLPersister(relayed, prefix) as persister:
-            checks.a_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
-                persister, relay, f"cannot connect to PostgreSQL at 127.0.0.1:{relay.port}"
-            )
+class TestPostgreSQLReconnect(checks.ReconnectTests):
+    Persister = PostgreSQLPersister
+    AsyncPersister = AsyncPostgreSQLPersister
+    database = "PostgreSQL"
+    source = DSN
+    host = str(conninfo_to_dict(DSN).get("host") or "127.0.0.1")
+    port = int(str(conninfo_to_dict(DSN).get("port") or 5432))
 
+    given = r"psycopg\.Connection passed to"
+    given_fixes = ("psycopg_pool.ConnectionPool", "connection string")
+    given_async = "AsyncConnection passed to"
+    given_async_fix = "psycopg_pool.AsyncConnectionPool"
 
-def test_an_async_persister_whose_server_is_gone_says_it_cannot_reconnect_and_recovers(
-    server: psycopg.Connection[Any], prefix: str
-) -> None:
-    info = conninfo_to_dict(DSN)
-    with checks.Relay(
-        str(info.get("host", "127.0.0.1")), int(str(info.get("port") or 5432))
-    ) as relay:
-        relayed = make_conninfo(DSN, host="127.0.0.1", port=relay.port)
-        checks.an_async_persister_whose_server_is_gone_says_so_and_recovers_when_it_is_back(
-            lambda: AsyncPostgreSQLPersister(relayed, prefix),
-            relay,
-            f"cannot connect to PostgreSQL at 127.0.0.1:{relay.port}",
-        )
+    @pytest.fixture
+    def end(self, server: psycopg.Connection[Any]) -> checks.End:
+        return lambda connection: kill(server, connection)
+
+    def relayed(self, port: int) -> str:
+        return make_conninfo(DSN, host="127.0.0.1", port=port)
+
+    def connected(self) -> psycopg.Connection[Any]:
+        return psycopg.connect(DSN, autocommit=True)
+
+    @contextlib.asynccontextmanager
+    async def aconnected(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        async with await psycopg.AsyncConnection.connect(DSN, autocommit=True) as connection:
+            yield connection

@@ -128,6 +128,16 @@ def changes(i: int) -> list[Change]:
     return [Change("set", "count", i), Change("append", "log", i - 1)]
 
 
+def save_chain(persister: Any, partition_key: str | None) -> None:
+    """Save the chain of ``STATES`` as the steps 0 to 3 of the app ``app``, all completed."""
+    persister.save(partition_key, "app", 0, "start", STATES[0], "completed")
+    for i in range(1, 4):
+        persister.save(
+            partition_key, "app", i, "step", STATES[i], "completed",
+            changes=changes(i), previous_sequence_id=i - 1,
+        )  # fmt: skip
+
+
 # -- construction, loading, closing --------------------------------------------------------------
 
 
@@ -317,12 +327,7 @@ def test_partition_keys_and_app_ids_with_colons_or_percents_do_not_collide(make,
 def test_prune_and_delete_across_partitions_leave_only_the_schema_marker(server, prefix, make):
     persister = make(snapshot_every=2)
     for partition_key in ["a", "b:c"]:
-        persister.save(partition_key, "app", 0, "start", STATES[0], "completed")
-        for i in range(1, 4):
-            persister.save(
-                partition_key, "app", i, "step", STATES[i], "completed",
-                changes=changes(i), previous_sequence_id=i - 1,
-            )  # fmt: skip
+        save_chain(persister, partition_key)
     persister.save("a", "other", 0, "start", STATES[0], "completed")
 
     assert persister.prune(keep_last=1, partition_key="a") == 3
@@ -406,12 +411,7 @@ def test_damaged_record_metadata_names_the_key_and_the_value(server, prefix, mak
 def test_a_record_gone_from_one_index_only_is_a_gap(server, prefix, make, removal):
     """Half a hand-made removal (the record without its id, or the id without its record)."""
     persister = make()
-    persister.save(None, "app", 0, "start", STATES[0], "completed")
-    for i in range(1, 4):
-        persister.save(
-            None, "app", i, "step", STATES[i], "completed",
-            changes=changes(i), previous_sequence_id=i - 1,
-        )  # fmt: skip
+    save_chain(persister, None)
     if removal == "hdel":
         server.hdel(f"{prefix}:records::app", "2")
     else:

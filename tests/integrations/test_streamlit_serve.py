@@ -5,12 +5,7 @@ HTTP and for a websocket upgrade with good and bad Host headers."""
 from __future__ import annotations
 
 import asyncio
-import http.client
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +14,10 @@ import pytest
 
 pytest.importorskip("streamlit")
 
+from tests.integrations.streamlit_ui import get, turnout_ui
 from turnout.cli import main
 from turnout.integrations.streamlit.serve import HostCheck, allowed_hosts, host_allowed
 
-START_TIMEOUT = 60.0
 DEFAULT = allowed_hosts("127.0.0.1")
 
 
@@ -100,21 +95,6 @@ def test_the_middleware_refuses_a_foreign_host_and_passes_a_local_one() -> None:
     assert _call("websocket", "localhost") == ([], True)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _get(port: int, path: str, host: str, headers: dict[str, str] | None = None) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        connection.request("GET", path, headers={"Host": host, **(headers or {})})
-        return connection.getresponse().status
-    finally:
-        connection.close()
-
-
 def _upgrade(port: int, host: str) -> int:
     """The status of a websocket handshake on Streamlit's stream endpoint."""
     headers = {
@@ -124,54 +104,24 @@ def _upgrade(port: int, host: str) -> int:
         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
         "Origin": f"http://{host}",
     }
-    return _get(port, "/_stcore/stream", host, headers)
+    return get(port, "/_stcore/stream", host, headers)
 
 
 @pytest.fixture(scope="module")
 def ui_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """A real ``turnout ui`` on a free port, allowing one proxy name besides the defaults."""
     root = tmp_path_factory.mktemp("serve")
-    port = _free_port()
-    log = root / "ui.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "turnout.cli", "ui", "--no-demo", "--port", str(port),
-             "--dir", str(root / "tracking"), "--allow-host", "proxy.example"],
-            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-    try:
-        _wait_healthy(port, process, log)
+    with turnout_ui(root / "tracking", root / "ui.log", "--allow-host", "proxy.example") as port:
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-def _wait_healthy(port: int, process: subprocess.Popen[Any], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"turnout ui exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if _get(port, "/_stcore/health", f"127.0.0.1:{port}") == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)  # poll interval; the deadline above bounds the wait
-    pytest.fail(f"turnout ui did not answer within {START_TIMEOUT:.0f} s:\n{log.read_text()}")
 
 
 @pytest.mark.parametrize("path", ["/", "/_stcore/health"])
 def test_turnout_ui_refuses_a_foreign_host_over_http(ui_port: int, path: str) -> None:
-    assert _get(ui_port, path, "evil.example") == 403
-    assert _get(ui_port, path, f"evil.example:{ui_port}") == 403
-    assert _get(ui_port, path, f"127.0.0.1:{ui_port}") == 200
-    assert _get(ui_port, path, f"localhost:{ui_port}") == 200
-    assert _get(ui_port, path, "proxy.example") == 200  # --allow-host proxy.example
+    assert get(ui_port, path, "evil.example") == 403
+    assert get(ui_port, path, f"evil.example:{ui_port}") == 403
+    assert get(ui_port, path, f"127.0.0.1:{ui_port}") == 200
+    assert get(ui_port, path, f"localhost:{ui_port}") == 200
+    assert get(ui_port, path, "proxy.example") == 200  # --allow-host proxy.example
 
 
 def test_turnout_ui_refuses_a_foreign_host_on_the_websocket(ui_port: int) -> None:

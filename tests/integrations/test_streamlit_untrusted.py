@@ -14,8 +14,16 @@ from hypothesis import given, settings, strategies
 
 pytest.importorskip("streamlit")
 
-from tests.integrations.streamlit_ui import literal, make_demo_dir, rerun, run_ui, tick, ticker
-from turnout import ApplicationBuilder, State, action
+from tests.integrations.streamlit_ui import (
+    literal,
+    make_demo_dir,
+    rerun,
+    run_hostile_app,
+    run_ui,
+    tick,
+    ticker,
+)
+from turnout import ApplicationBuilder
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import ChildRecord, dump_line
 from turnout.integrations.streamlit import demo
@@ -37,29 +45,6 @@ PAYLOAD = (
 )
 
 
-@action(reads=[], writes=["n"])
-def explode(state: State) -> State:
-    raise ValueError(PAYLOAD)
-
-
-def _hostile(root: Path) -> None:
-    """An app whose partition key, tag, action name and error message are all ``PAYLOAD``."""
-    tracker = LocalTracker("hostile", root, tags={"note": PAYLOAD})
-    app = (
-        ApplicationBuilder()
-        .with_actions(**{PAYLOAD: explode})
-        .with_transitions()
-        .with_state(n=0)
-        .with_entrypoint(PAYLOAD)
-        .with_identifiers(app_id="victim", partition_key=PAYLOAD)
-        .with_tracker(tracker)
-        .build()
-    )
-    with pytest.raises(ValueError, match="bold"):
-        app.step()
-    tracker.close()
-
-
 def _shows_literally(markdown: str, text: str) -> bool:
     """Whether ``markdown`` shows ``text`` as literal characters (every markup one escaped)."""
     return plain(text) in markdown and text in literal(markdown)
@@ -68,7 +53,7 @@ def _shows_literally(markdown: str, text: str) -> bool:
 def test_traced_text_on_the_application_page_isliteral(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _hostile(tmp_path)
+    run_hostile_app(tmp_path, PAYLOAD)
     at = run_ui(tmp_path, monkeypatch, project="hostile", app="victim", tab="Error")
     shown = [at.subheader[0].value, at.error[0].value]
     shown += [c.value for c in at.caption if "partition key" in c.value or "tags" in c.value]

@@ -16,12 +16,6 @@ and their absence is a failure.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -50,6 +44,8 @@ if not CHROMIUM.is_file():
         allow_module_level=True,
     )
 pytest.importorskip("streamlit")
+# After the skips above: the helpers import Streamlit.
+from tests.integrations.streamlit_ui import run_hostile_app, turnout_ui  # noqa: E402
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -63,7 +59,6 @@ CHROMIUM_ARGS = [
 PROJECT = "browser"
 APP_ID = "counter-1"
 LIMIT = 4  # increment runs LIMIT times (steps 0..LIMIT-1), then report (step LIMIT)
-START_TIMEOUT = 60.0
 UI_TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.slow
@@ -108,80 +103,15 @@ def _run_example_app(storage_dir: Path) -> None:
         tracker.close()
 
 
-@action(reads=[], writes=["n"])
-def explode(state: State) -> State:
-    raise ValueError(PAYLOAD)
-
-
-def _run_hostile_app(storage_dir: Path) -> None:
-    """An application whose traced strings are all ``PAYLOAD`` (its step fails with it)."""
-    tracker = LocalTracker(HOSTILE_PROJECT, storage_dir=storage_dir, tags={"note": PAYLOAD})
-    app = (
-        ApplicationBuilder()
-        .with_actions(**{PAYLOAD: explode})
-        .with_transitions()
-        .with_state(n=0)
-        .with_entrypoint(PAYLOAD)
-        .with_identifiers(app_id="victim", partition_key=PAYLOAD)
-        .with_tracker(tracker)
-        .build()
-    )
-    try:
-        app.step()
-    except ValueError:
-        pass  # the step's failure, with its message, is what the UI must show as text
-    finally:
-        tracker.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[Any], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"turnout ui exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.1)  # poll interval; the deadline above bounds the wait
-    pytest.fail(f"turnout ui did not answer within {START_TIMEOUT:.0f} s:\n{log.read_text()}")
-
-
 @pytest.fixture(scope="module")
 def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run the example app into a fresh directory, serve it with ``turnout ui``; the base URL."""
     root = tmp_path_factory.mktemp("ui-browser")
     storage = root / "tracking"
     _run_example_app(storage)
-    _run_hostile_app(storage)
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = root / "turnout-ui.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "turnout.cli", "ui", "--no-demo", "--port", str(port),
-             "--host", "127.0.0.1", "--dir", str(storage)],
-            stdout=out, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-    try:
-        _wait_healthy(url, process, log)
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+    run_hostile_app(storage, PAYLOAD)
+    with turnout_ui(storage, root / "turnout-ui.log", "--host", "127.0.0.1") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

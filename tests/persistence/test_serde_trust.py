@@ -202,17 +202,23 @@ def test_a_fresh_process_must_register_the_types_it_loads(tmp_path: Path) -> Non
 # -- crafted data reached through the stores ---------------------------------------------------
 
 
-def test_a_crafted_persister_row_creates_no_file(tmp_path: Path) -> None:
-    target = tmp_path / "x"
+def crafted_row(tmp_path: Path, app_id: str, payload: str) -> Path:
+    """A SQLite database whose step 0 of ``app_id`` holds ``payload`` (JSON text) as an attacker
+    with write access to it would leave it."""
     db = tmp_path / "apps.db"
     with SQLitePersister(db) as persister:
-        persister.save(None, "crafted", 0, "a", State({"v": 1}), "completed")
+        persister.save(None, app_id, 0, "a", State({"v": 1}), "completed")
     with sqlite3.connect(db) as connection:
         connection.execute(
-            "UPDATE turnout_steps SET payload = ? WHERE app_id = 'crafted'",
-            (json.dumps({"v": touch_payload(target)}),),
+            "UPDATE turnout_steps SET payload = ? WHERE app_id = ?", (payload, app_id)
         )
     connection.close()
+    return db
+
+
+def test_a_crafted_persister_row_creates_no_file(tmp_path: Path) -> None:
+    target = tmp_path / "x"
+    db = crafted_row(tmp_path, "crafted", json.dumps({"v": touch_payload(target)}))
     with SQLitePersister(db) as persister, pytest.raises(TurnoutError, match="subprocess:Popen"):
         persister.load(None, "crafted")
     assert not target.exists()
@@ -446,15 +452,7 @@ def test_a_step_writing_a_huge_int_fails_its_save_with_the_path(tmp_path: Path) 
 
 
 def test_persistence_errors_of_crafted_rows_are_turnout_errors(tmp_path: Path) -> None:
-    db = tmp_path / "apps.db"
-    with SQLitePersister(db) as persister:
-        persister.save(None, "deep", 0, "a", State({"v": 1}), "completed")
-    with sqlite3.connect(db) as connection:
-        connection.execute(
-            "UPDATE turnout_steps SET payload = ? WHERE app_id = 'deep'",
-            ('{"v":' + "[" * 5_000 + "]" * 5_000 + "}",),
-        )
-    connection.close()
+    db = crafted_row(tmp_path, "deep", '{"v":' + "[" * 5_000 + "]" * 5_000 + "}")
     with SQLitePersister(db) as persister, pytest.raises(PersistenceError, match="sequence id 0"):
         persister.load(None, "deep")
 

@@ -22,6 +22,7 @@ from turnout.core._serde_walk import (
     MAX_DEPTH,
     TAG,
     Frame,
+    Walker,
     call,
     check_depth,
     path_of,
@@ -57,10 +58,11 @@ _SEQUENCE_TYPES: dict[str, Callable[[list[Any]], Any]] = {
 }
 
 
-class Decoder:
+class Decoder(Walker):
     """One ``decode`` call. Paths name places in the stored JSON (``$.x.v[2]``)."""
 
     __slots__ = ("allow_pickle", "decoders", "types")
+    loading = True
 
     def __init__(
         self, decoders: dict[str, Callable[[Any], Any]], types: TypeRegistry, allow_pickle: bool
@@ -74,30 +76,15 @@ class Decoder:
         if kind is list:
             if parent.level < MAX_DEPTH and _flat(data):  # the common case, without a frame
                 return list(data)
-            return self.frame(data, None, None, 1, parent, index)
+            return self.frame(None, data, None, None, 1, parent, index)
         if kind is dict:
             if TAG in data:
                 return self.tagged(data, parent, index)
             values = list(data.values())
             if parent.level < MAX_DEPTH and _flat(values):
                 return dict(data)
-            return self.frame(values, None, None, 1, parent, index, list(data))
+            return self.frame(None, values, None, None, 1, parent, index, list(data))
         return data
-
-    def frame(
-        self,
-        items: Sequence[Any],
-        label: Callable[[int], str] | None,
-        finish: Callable[[list[Any]], Any] | None,
-        wrap: int,
-        parent: Frame,
-        index: int,
-        keys: list[Any] | None = None,
-    ) -> Frame:
-        level = parent.level + wrap
-        if level > MAX_DEPTH:
-            check_depth(level, MAX_DEPTH, path_of(parent, index), None, loading=True)
-        return Frame(None, items, level, parent, index, keys, label, finish)
 
     def tagged(self, data: dict[str, Any], parent: Frame, index: int) -> Any:
         path = path_of(parent, index)
@@ -119,7 +106,7 @@ class Decoder:
             build = _SEQUENCE_TYPES[tag]
             items = _expect(raw, list, f"{path}.v", f"the items of a {tag}")
             return self.frame(
-                items, _tagged_index, lambda r: _build(build, r, path, tag), 2, parent, index
+                None, items, _tagged_index, lambda r: _build(build, r, path, tag), 2, parent, index
             )
         if tag == "dict":
             return self.dict_pairs(raw, path, parent, index)
@@ -132,7 +119,7 @@ class Decoder:
             raise MissingCodeError(path, _missing_decoder(tag, self.types.owner))
         what = f"the decoder registered for {tag!r}"
         return self.frame(
-            [raw], _value_label, lambda r: call(decoder, r[0], path, what), 1, parent, index
+            None, [raw], _value_label, lambda r: call(decoder, r[0], path, what), 1, parent, index
         )
 
     def dict_pairs(self, raw: Any, path: str, parent: Frame, index: int) -> Frame:
@@ -155,7 +142,7 @@ class Decoder:
                                f"{_kind(key)}") from None  # fmt: skip
             return out
 
-        return self.frame(items, lambda i: f".v[{i // 2}][{i % 2}]", finish, 3, parent, index)
+        return self.frame(None, items, lambda i: f".v[{i // 2}][{i % 2}]", finish, 3, parent, index)
 
     def named(
         self, tag: str, data: dict[str, Any], raw: Any, path: str, parent: Frame, index: int
@@ -165,14 +152,15 @@ class Decoder:
         if tag == "enum":
             what = f"looking up the {name} member"
             finish: Callable[[list[Any]], Any] = lambda r: call(cls, r[0], path, what)  # noqa: E731
-            return self.frame([raw], _value_label, finish, 1, parent, index)
+            return self.frame(None, [raw], _value_label, finish, 1, parent, index)
         if tag == "pydantic":
             what = f"{name}.model_validate"
             finish = lambda r: call(cls.model_validate, r[0], path, what)  # noqa: E731
-            return self.frame([raw], _value_label, finish, 1, parent, index)
+            return self.frame(None, [raw], _value_label, finish, 1, parent, index)
         fields = _expect(raw, dict, f"{path}.v", f"the fields of a {name}")
         keys = list(fields)
         return self.frame(
+            None,
             list(fields.values()),
             lambda i: f".v.{keys[i]}",
             lambda r: _build_dataclass(cls, dict(zip(keys, r, strict=True)), path),

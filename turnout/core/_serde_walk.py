@@ -17,6 +17,7 @@ __all__ = [
     "MAX_DEPTH",
     "TAG",
     "Frame",
+    "Walker",
     "call",
     "check_depth",
     "cycle_in",
@@ -102,6 +103,40 @@ class Frame:
         if self.keys is not None:
             return f".{self.keys[index]}"
         return f"[{index}]"
+
+
+class Walker:
+    """What the encoder and the decoder share: a container opens a ``Frame`` only within
+    ``MAX_DEPTH`` (and, when encoding, a container that holds itself is named as such)."""
+
+    __slots__ = ()
+    loading = False  # whether decoding: paths then name stored JSON, and frames hold no value
+
+    def frame(
+        self,
+        value: Any,
+        items: Sequence[Any],
+        label: Callable[[int], str] | None,
+        finish: Callable[[list[Any]], Any] | None,
+        wrap: int,
+        parent: Frame,
+        index: int,
+        keys: list[Any] | None = None,
+    ) -> Frame:
+        """The frame of ``items`` (from ``value``, ``None`` when decoding), ``wrap`` JSON
+        containers inside ``parent``."""
+        level = parent.level + wrap
+        if level > MAX_DEPTH:
+            cycle = None if self.loading else cycle_in(parent)
+            if cycle is not None:
+                outer, inner = cycle
+                raise SerdeError(
+                    inner, value, f"the value contains itself (this is the container at "
+                    f"{outer}); a saved state must be a tree: store a key or an index instead "
+                    f"of the reference",
+                )  # fmt: skip
+            check_depth(level, MAX_DEPTH, path_of(parent, index), value, loading=self.loading)
+        return Frame(value, items, level, parent, index, keys, label, finish)
 
 
 def _only(results: list[Any]) -> Any:

@@ -47,9 +47,9 @@ from turnout.core._serde_walk import (
     MAX_DEPTH,
     TAG,
     Frame,
+    Walker,
     call,
     check_depth,
-    cycle_in,
     path_of,
     safe_repr,
     same_label,
@@ -163,7 +163,7 @@ class Serde:
         return self._types.owner
 
 
-class _Encoder:
+class _Encoder(Walker):
     """Visits each value of one ``encode`` call; containers become ``Frame``s."""
 
     __slots__ = ("serde",)
@@ -186,30 +186,6 @@ class _Encoder:
         if kind is dict:
             return self.dict_frame(value, value, parent, index)
         return self.other(value, kind, parent, index)
-
-    def frame(
-        self,
-        value: Any,
-        items: Sequence[Any],
-        label: Callable[[int], str] | None,
-        finish: Callable[[list[Any]], Any] | None,
-        wrap: int,
-        parent: Frame,
-        index: int,
-        keys: list[Any] | None = None,
-    ) -> Frame:
-        level = parent.level + wrap
-        if level > MAX_DEPTH:
-            cycle = cycle_in(parent)
-            if cycle is not None:
-                outer, inner = cycle
-                raise SerdeError(
-                    inner, value, f"the value contains itself (this is the container at "
-                    f"{outer}); a saved state must be a tree: store a key or an index instead "
-                    f"of the reference",
-                )  # fmt: skip
-            check_depth(level, MAX_DEPTH, path_of(parent, index), value)
-        return Frame(value, items, level, parent, index, keys, label, finish)
 
     def leaf(self, out: Any, levels: int, value: Any, parent: Frame, index: int) -> Any:
         if parent.level + levels > MAX_DEPTH:

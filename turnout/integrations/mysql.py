@@ -99,47 +99,38 @@ class _Held:
         self.setup_locked = False
 
 
-class _Adapter:
-    """The ``SQLConnection`` protocol written once for both drivers, over ``_connection`` (one
+class _Adapter(_reconnect.Reconnecting[Any]):
+    """The ``SQLConnection`` protocol written once for both drivers, over ``_slot`` (one
     connection for a statement or a transaction), ``_query`` (run one statement on it),
-    ``_connect`` (open the persister's own connection) and ``_alive``.
-
-    A connection the server dropped is recovered only if it is the persister's own (opened from
-    connection arguments) and only between transactions: a read is repeated once on a new
-    connection, and so is ``BEGIN``, but a transaction cut after it began is never replayed: it
-    fails with a ``PersistenceError`` saying whether the write was applied.
+    ``_connect`` (open the persister's own connection) and ``_alive``; the lost-connection rules
+    are ``_reconnect.Reconnecting``'s.
     """
 
-    _persister = ""
-    _connection_kind = ""
+    _database = "MySQL"
+    _driver_error = pymysql.err.MySQLError
     _pooled = False  # whether the async API, which takes a pool
 
     def __init__(self, source: Any) -> None:
-        self.source = source
-        self.owned: Any = None  # the connection opened from connection arguments
-        self._closed = False
+        super().__init__(source)
         self._held: ContextVar[_Held | None] = ContextVar("turnout_mysql", default=None)
         self._limits: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
-    def _connection(self) -> contextlib.AbstractAsyncContextManager[Any]:
-        raise NotImplementedError
+    def _owner(self) -> str:
+        if isinstance(self.source, dict):
+            return _reconnect.OWN
+        if isinstance(self.source, aiomysql.Pool):
+            return _reconnect.POOL
+        return _reconnect.GIVEN
 
-    async def _query(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
-        raise NotImplementedError
+    def _place(self) -> str:
+        return _where(self.source)
 
-    async def _connect(self) -> Any:
-        raise NotImplementedError
+    def _said(self, exc: BaseException) -> str:
+        return _said(exc)
 
-    def _alive(self, connection: Any) -> bool:
-        raise NotImplementedError
-
-    async def _own(self) -> Any:
-        """The persister's own connection, reopened first if the server dropped it."""
-        if self._closed:
-            raise _reconnect.closed("MySQL", _where(self.source), self._persister)
-        if self.owned is None or not self._alive(self.owned):
-            self.owned = await self._connect()
-        return self.owned
+    def _in_transaction(self) -> Any:
+        held = self._held.get()
+        return None if held is None else held.connection
 
     def _gone(self, connection: Any, exc: BaseException) -> bool:
         """Whether ``exc`` means the server dropped ``connection`` (which is then closed)."""
@@ -152,26 +143,6 @@ class _Adapter:
             return True
         return False
 
-    async def _replace(self, connection: Any, exc: BaseException) -> Any:
-        """A new connection for ``connection`` if the server dropped it and it is the
-        persister's own; ``None`` if ``exc`` is not a lost connection or a pool lent it (the
-        pool discards it); a ``PersistenceError`` naming the fix if the caller passed it."""
-        if not self._gone(connection, exc):
-            return None
-        if isinstance(self.source, dict):
-            self.owned = await self._connect()
-            return self.owned
-        if connection is self.source:
-            raise _reconnect.given_broken(
-                "MySQL",
-                _where(self.source),
-                self._connection_kind,
-                self._persister,
-                self._fix(),
-                _said(exc),
-            ) from exc
-        return None
-
     def _fix(self) -> str:
         pool = " or an aiomysql pool (it replaces broken connections)" if self._pooled else ""
         return (
@@ -179,16 +150,7 @@ class _Adapter:
             f"'user': ..., 'database': ...}}) reconnects by itself){pool}."
         )
 
-    def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
-        owner = _reconnect.GIVEN
-        if isinstance(self.source, dict):
-            owner = _reconnect.OWN
-        elif isinstance(self.source, aiomysql.Pool):
-            owner = _reconnect.POOL
-        where = _where(self.source)
-        return _reconnect.lost("MySQL", where, stage, owner, self._fix(), _said(exc))
-
-    async def _send(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
+    async def _run(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
         """``_query``, but a statement over the server's ``max_allowed_packet`` is refused
         before it is sent: the server would answer by dropping the connection."""
         size = 0
@@ -210,42 +172,18 @@ class _Adapter:
             raise _too_large(size or len(sql), limit, self.source, sent=True) from exc
 
     async def _statement(self, connection: Any, sql: str, params: Sequence[Any]) -> Rows:
-        rows = await self._send(connection, sql, params)
+        rows = await self._run(connection, sql, params)
         if not connection.get_autocommit():
             # End the implicit transaction, or later reads see this snapshot forever.
             await self._query(connection, "COMMIT", ())
         return rows
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        held = self._held.get()
-        if held is not None:
-            try:
-                return await self._send(held.connection, sql, params)
-            except pymysql.err.MySQLError as exc:
-                if self._gone(held.connection, exc):
-                    raise self._lost("run", exc) from exc
-                raise
-        async with self._connection() as connection:
-            try:
-                return await self._statement(connection, sql, params)
-            except pymysql.err.MySQLError as exc:
-                replacement = await self._replace(connection, exc)
-                # Only a read is repeated: SQLStore writes inside transaction(), and a write
-                # that lost its connection may have been applied.
-                if replacement is None or not _reconnect.is_read(sql):
-                    if not self._alive(connection):
-                        raise self._lost(
-                            "read" if _reconnect.is_read(sql) else "write", exc
-                        ) from exc
-                    raise
-            return await self._statement(replacement, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
         if self._held.get() is not None:  # nested: part of the enclosing transaction
             yield
             return
-        async with self._connection() as connection:
+        async with self._slot() as connection:
             try:
                 await self._query(connection, "BEGIN", ())
             except pymysql.err.MySQLError as exc:
@@ -349,7 +287,7 @@ class MySQLConnection(_Adapter):
         return bool(connection.open)
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _slot(self) -> AsyncIterator[Any]:
         with self._lock:
             yield await self._own() if isinstance(self.source, dict) else self.source
 
@@ -397,7 +335,7 @@ class AsyncMySQLConnection(_Adapter):
                 await self.owned.ensure_closed()
 
     @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Any]:
+    async def _slot(self) -> AsyncIterator[Any]:
         if isinstance(self.source, aiomysql.Pool):
             try:
                 connection = await self.source.acquire()

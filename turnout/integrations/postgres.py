@@ -21,9 +21,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
-from typing import Any, Generic, TypeVar, Union
+from typing import Any, TypeVar, Union
 
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
@@ -71,66 +71,44 @@ AsyncSource = Union[str, "psycopg.AsyncConnection[Any]", "AsyncConnectionPool[An
 C = TypeVar("C", "psycopg.Connection[Any]", "psycopg.AsyncConnection[Any]")
 
 
-class _Adapter(Generic[C]):
+class _Adapter(_reconnect.Reconnecting[C]):
     """The ``SQLConnection`` protocol written once for psycopg's sync and async APIs.
 
     Each subclass provides ``_slot`` (a connection for one statement or transaction), ``_connect``
     (open the persister's own connection), ``_query`` and ``_begin``; over the sync API they never
-    suspend. A connection the server dropped is recovered only if it is the persister's own and
-    only between transactions: a read is repeated once on a new connection, and so is ``BEGIN``
-    (nothing of the transaction was sent yet), but a transaction cut after it began is never
-    replayed: it fails with a ``PersistenceError`` saying whether the write was applied.
+    suspend. A dropped connection is handled by ``_reconnect.Reconnecting``'s rules, and
+    ``BEGIN`` is repeated once too (nothing of the transaction was sent yet).
     """
 
-    _persister = ""
-    _connection_kind = ""
+    _database = "PostgreSQL"
+    _driver_error = psycopg.Error
     _pool_kind = ""
 
     def __init__(self, source: Source | AsyncSource) -> None:
-        self.source = source
-        self.owned: C | None = None  # the connection opened from a connection string
-        self._closed = False
+        super().__init__(source)
         self._held: ContextVar[C | None] = ContextVar("turnout_postgres_transaction", default=None)
-
-    def _slot(self) -> AbstractAsyncContextManager[C]:
-        raise NotImplementedError
-
-    async def _connect(self) -> C:
-        raise NotImplementedError
-
-    async def _query(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
-        raise NotImplementedError
 
     async def _begin(self, stack: AsyncExitStack[Any], connection: C) -> None:
         raise NotImplementedError
 
-    async def _own(self) -> C:
-        """The persister's own connection, reopened first if the server dropped it."""
-        if self._closed:
-            raise _reconnect.closed("PostgreSQL", _where(self.source), self._persister)
-        if self.owned is None or self.owned.closed:
-            self.owned = await self._connect()
-        return self.owned
-
-    async def _replace(self, connection: C, exc: BaseException) -> C | None:
-        """A new connection for ``connection`` if the server dropped it and it is the
-        persister's own; ``None`` if ``exc`` is not a lost connection or a pool lent it (the
-        pool discards it); a ``PersistenceError`` naming the fix if the caller passed it."""
-        if not connection.closed:
-            return None
+    def _owner(self) -> str:
         if isinstance(self.source, str):
-            self.owned = await self._connect()
-            return self.owned
-        if connection is self.source:
-            raise _reconnect.given_broken(
-                "PostgreSQL",
-                _where(self.source),
-                self._connection_kind,
-                self._persister,
-                self._fix(),
-                _said(exc),
-            ) from exc
-        return None
+            return _reconnect.OWN
+        if isinstance(self.source, (ConnectionPool, AsyncConnectionPool)):
+            return _reconnect.POOL
+        return _reconnect.GIVEN
+
+    def _place(self) -> str:
+        return _where(self.source)
+
+    def _said(self, exc: BaseException) -> str:
+        return _said(exc)
+
+    def _alive(self, connection: C) -> bool:
+        return not connection.closed
+
+    def _in_transaction(self) -> C | None:
+        return self._held.get()
 
     def _fix(self) -> str:
         return (
@@ -138,44 +116,11 @@ class _Adapter(Generic[C]):
             f"itself) or a {self._pool_kind} (it replaces broken connections) instead."
         )
 
-    def _lost(self, stage: str, exc: BaseException) -> PersistenceError:
-        owner = _reconnect.GIVEN
-        if isinstance(self.source, str):
-            owner = _reconnect.OWN
-        elif isinstance(self.source, (ConnectionPool, AsyncConnectionPool)):
-            owner = _reconnect.POOL
-        where = _where(self.source)
-        return _reconnect.lost("PostgreSQL", where, stage, owner, self._fix(), _said(exc))
-
     async def _statement(self, connection: C, sql: str, params: Sequence[Any]) -> Rows:
         async with AsyncExitStack() as stack:
             if not connection.autocommit:  # so that it commits on a non-autocommit connection
                 await self._begin(stack, connection)
             return await self._query(connection, sql, params)
-
-    async def execute(self, sql: str, params: Sequence[Any] = ()) -> Rows:
-        held = self._held.get()
-        if held is not None:
-            try:
-                return await self._query(held, sql, params)
-            except psycopg.Error as exc:
-                if held.closed:
-                    raise self._lost("run", exc) from exc
-                raise
-        async with self._slot() as connection:
-            try:
-                return await self._statement(connection, sql, params)
-            except psycopg.Error as exc:
-                replacement = await self._replace(connection, exc)
-                # Only a read is repeated: SQLStore writes inside transaction(), and a write
-                # that lost its connection may have been applied.
-                if replacement is None or not _reconnect.is_read(sql):
-                    if connection.closed:
-                        raise self._lost(
-                            "read" if _reconnect.is_read(sql) else "write", exc
-                        ) from exc
-                    raise
-            return await self._statement(replacement, sql, params)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
