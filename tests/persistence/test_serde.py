@@ -5,6 +5,7 @@ value that cannot be saved."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import enum
 import json
 import math
@@ -320,3 +321,21 @@ def test_loading_a_record_without_its_adapter_names_the_import_and_keeps_the_app
     assert "import turnout.integrations.langchain" in message
     assert "delete the app" not in message
     assert "app-1" in message
+
+
+@pytest.mark.parametrize(
+    "offset",
+    [
+        dt.timedelta(microseconds=1),
+        -dt.timedelta(hours=3, seconds=7, microseconds=5),
+        dt.timedelta(hours=5, minutes=30),
+    ],
+    ids=["one-microsecond", "negative-with-seconds", "whole-minutes"],
+)
+def test_datetimes_and_times_keep_a_utc_offset_with_microseconds(offset: dt.timedelta) -> None:
+    """An offset with seconds and microseconds comes back exactly (found by hypothesis)."""
+    tz = dt.timezone(offset)
+    for value in (dt.datetime(2000, 1, 1, 2, 3, 4, 5, tzinfo=tz), dt.time(1, 2, 3, 4, tzinfo=tz)):
+        back = DEFAULT_SERDE.loads(DEFAULT_SERDE.dumps(value))
+        assert back == value
+        assert back.utcoffset() == offset

@@ -13,6 +13,7 @@ import datetime as dt
 import decimal
 import pathlib
 import pickle
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -274,6 +275,24 @@ def _complex(raw: Any) -> complex:
     return complex(_part(raw[0]), _part(raw[1]))
 
 
+# ``fromisoformat`` of Python 3.11 reads an offset with microseconds (``+00:00:00.000001``, which
+# ``isoformat`` writes) as UTC; such an offset is parsed here, the rest by ``fromisoformat``.
+_FINE_OFFSET = re.compile(r"([+-])(\d\d):(\d\d):(\d\d)\.(\d{6})")
+
+
+def _iso(kind: type[dt.datetime] | type[dt.time], raw: Any) -> Any:
+    text = _text(raw)
+    fine = _FINE_OFFSET.search(text)
+    if fine is None or fine.end() != len(text):
+        return kind.fromisoformat(text)
+    sign, hours, minutes, seconds, micros = fine.groups()
+    offset = dt.timedelta(
+        hours=int(hours), minutes=int(minutes), seconds=int(seconds), microseconds=int(micros)
+    )
+    naive = kind.fromisoformat(text[: fine.start()])
+    return naive.replace(tzinfo=dt.timezone(-offset if sign == "-" else offset))
+
+
 def _timedelta(raw: Any) -> dt.timedelta:
     days, seconds, microseconds = _ints(raw, 3)
     return dt.timedelta(days=days, seconds=seconds, microseconds=microseconds)
@@ -284,9 +303,9 @@ _SIMPLE_DECODERS: dict[str, tuple[Callable[[Any], Any], int]] = {
     "float": (lambda raw: float(_text(raw)), 1),
     "as": (_plain, 1),
     "bytes": (lambda raw: base64.b64decode(_text(raw), validate=True), 1),
-    "datetime": (lambda raw: dt.datetime.fromisoformat(_text(raw)), 1),
+    "datetime": (lambda raw: _iso(dt.datetime, raw), 1),
     "date": (lambda raw: dt.date.fromisoformat(_text(raw)), 1),
-    "time": (lambda raw: dt.time.fromisoformat(_text(raw)), 1),
+    "time": (lambda raw: _iso(dt.time, raw), 1),
     "timedelta": (_timedelta, 2),
     "decimal": (lambda raw: decimal.Decimal(_text(raw)), 1),
     "uuid": (lambda raw: uuid.UUID(_text(raw)), 1),
