@@ -169,6 +169,7 @@ def test_test_case_command_quotes_every_value() -> None:
         ({"project": "demo", "app": "counter\x00"}, "app", "'counter\\x00'"),
         ({"project": "demo", "app": "c" * 10_000}, "app", f"{'c' * 60!r}… (10,000 characters)"),
         ({"project": "demo", "page": "abc"}, "page", "'abc'"),
+        ({"project": "demo", "page": "2\n"}, "page", "'2\\n'"),
         ({"project": "demo", "page": "0"}, "page", "'0'"),
         ({"project": "demo", "app": "counter", "step": "-1"}, "step", "'-1'"),
         ({"project": "demo", "app": "counter", "step": "9" * 40}, "step", "'999"),
@@ -180,8 +181,8 @@ def test_test_case_command_quotes_every_value() -> None:
     ],
     ids=[
         "absolute-project", "dotdot-project", "nul-project", "nul-app", "10kb-app",
-        "page-not-a-number", "page-zero", "negative-step", "huge-step", "unknown-tab",
-        "unknown-status", "nul-partition-key", "10kb-tag", "live-not-1",
+        "page-not-a-number", "page-trailing-newline", "page-zero", "negative-step", "huge-step",
+        "unknown-tab", "unknown-status", "nul-partition-key", "10kb-tag", "live-not-1",
     ],
 )  # fmt: skip
 def test_a_bad_url_parameter_gets_a_message_not_a_traceback(

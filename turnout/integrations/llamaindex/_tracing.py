@@ -43,7 +43,7 @@ __all__ = ["TurnoutSpanHandler", "trace_llamaindex"]
 # Set by trace_llamaindex(); LlamaIndex's own threads and tasks copy the context, so spans of
 # work started inside the block (a workflow's steps, a streaming chat's writer thread) see it.
 _BLOCK: ContextVar[_Block | None] = ContextVar("turnout_llamaindex_block", default=None)
-_UUID_SUFFIX = re.compile(r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID_SUFFIX = re.compile(r"-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 _USAGE_KEYS = {
     "gen_ai.usage.input_tokens": ("input_tokens", "prompt_tokens"),
     "gen_ai.usage.output_tokens": ("output_tokens", "completion_tokens"),

@@ -30,7 +30,7 @@ PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "tag", "live"
 
 MAX_APP_ID = 1_000  # any app id is tracked (its directory name is derived), up to this length
 MAX_TEXT = 500  # a filter value (partition key, tag): longer is not a value the UI lists
-_NUMBER = re.compile(r"^[0-9]{1,12}$")
+_NUMBER = re.compile(r"[0-9]{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NAME_RULE = (
     "names use letters, digits and '_.:@+=-', start with a letter or digit, have no '..' and "
@@ -127,7 +127,7 @@ def _check(name: str, value: str, *, tabs: Sequence[str], statuses: Sequence[str
             raise refuse(f"an application id has at most {MAX_APP_ID:,} characters and no NUL")
         return value
     if name in ("step", "page"):
-        if not _NUMBER.match(value) or (name == "page" and int(value) < 1):
+        if not _NUMBER.fullmatch(value) or (name == "page" and int(value) < 1):
             least = 1 if name == "page" else 0
             raise refuse(f"it must be a whole number from {least} (at most 12 digits)")
         return str(int(value))
