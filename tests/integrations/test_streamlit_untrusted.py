@@ -50,7 +50,7 @@ def _shows_literally(markdown: str, text: str) -> bool:
     return plain(text) in markdown and text in literal(markdown)
 
 
-def test_traced_text_on_the_application_page_isliteral(
+def test_traced_text_on_the_application_page_is_literal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_hostile_app(tmp_path, PAYLOAD)
