@@ -12,7 +12,9 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-# module -> {Burr's name: (defining module, name there)}
+__all__ = ["lazy_names"]
+
+# module -> {Burr's name: (defining module, dotted attribute path there)}
 _LAZY: dict[str, dict[str, tuple[str, str]]] = {
     "turnout.core.persistence": {
         "SQLitePersister": ("turnout.core.sqlite", "SQLitePersister"),
@@ -24,8 +26,6 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "AsyncDevNullPersister": ("turnout.core.devnull", "AsyncDevNullPersister"),
         "PersisterHook": ("turnout.core.saving", "PersisterHook"),
         "PersisterHookAsync": ("turnout.core.saving", "PersisterHookAsync"),
-        "AsyncBaseStateLoader": ("turnout.core.persistence", "AsyncBaseStatePersister"),
-        "AsyncBaseStateSaver": ("turnout.core.persistence", "AsyncBaseStatePersister"),
     },
     "turnout.core.action": {
         "StreamingAction": ("turnout.core.streaming", "StreamingAction"),
@@ -42,6 +42,9 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "expr": ("turnout.core.condition", "expr"),
         "when": ("turnout.core.condition", "when"),
         "default": ("turnout.core.condition", "default"),
+        "safe_expr": ("turnout.core.condition", "expr"),
+        "lmda": ("turnout.core.condition", "Condition.lmda"),
+        "create_action": ("turnout.core.action", "to_action"),
     },
     "turnout.core.application": {
         "ApplicationBuilder": ("turnout.core.builder", "ApplicationBuilder"),
@@ -57,7 +60,10 @@ def lazy_names(module: str) -> Callable[[str], Any]:
     def __getattr__(name: str) -> Any:
         if name not in table:
             raise AttributeError(f"module {module!r} has no attribute {name!r}")
-        where, attribute = table[name]
-        return getattr(importlib.import_module(where), attribute)
+        where, path = table[name]
+        found: Any = importlib.import_module(where)
+        for attribute in path.split("."):
+            found = getattr(found, attribute)
+        return found
 
     return __getattr__

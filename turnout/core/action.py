@@ -37,6 +37,7 @@ __all__ = [
     "Result",
     "SingleStepAction",
     "action",
+    "type_eraser",
 ]
 
 INJECTED_INPUTS = frozenset({"__context", "__tracer"})
@@ -74,6 +75,13 @@ def _names(value: Any, what: str, owner: str) -> tuple[str, ...]:
 
 # Burr's names for the streaming actions and conditions, which live in modules importing this one.
 __getattr__ = lazy_names(__name__)
+
+
+def type_eraser(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a ``run``/``stream_run``/``run_and_update`` override that names its inputs
+    (``def run(self, state, n: int)``) so type checkers accept it in place of ``**run_kwargs``;
+    at run time it returns ``func`` unchanged (Burr's decorator)."""
+    return func
 
 
 class Function(abc.ABC):

@@ -4,6 +4,7 @@ Everything here is defined in ``turnout.core.hooks``; see it for the payloads an
 ``LifecycleAdapter`` is the union of every hook interface, the type Burr annotates hooks with.
 """
 
+import enum
 from typing import Union
 
 from turnout.core.hooks import (
@@ -29,6 +30,22 @@ from turnout.core.hooks import (
     PreStartStreamHook,
     PreStartStreamHookAsync,
 )
+
+
+class ExecuteMethod(enum.StrEnum):
+    """The application methods that fire ``pre_run_execute_call``/``post_run_execute_call``.
+    Hooks receive ``method`` as a plain string, equal to a member (``method ==
+    ExecuteMethod.step``)."""
+
+    step = "step"
+    astep = "astep"
+    iterate = "iterate"
+    aiterate = "aiterate"
+    run = "run"
+    arun = "arun"
+    stream_result = "stream_result"
+    astream_result = "astream_result"
+
 
 LifecycleAdapter = Union[  # noqa: UP007 (an alias users put in annotations at run time too)
     DoLogAttributeHook,
@@ -57,6 +74,7 @@ LifecycleAdapter = Union[  # noqa: UP007 (an alias users put in annotations at r
 __all__ = [
     "DoLogAttributeHook",
     "DoLogAttributeHookAsync",
+    "ExecuteMethod",
     "LifecycleAdapter",
     "PostApplicationCreateHook",
     "PostApplicationExecuteCallHook",
