@@ -20,7 +20,7 @@ import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
 from turnout.core._burr_names import lazy_names
 from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
@@ -75,6 +75,16 @@ def _names(value: Any, what: str, owner: str) -> tuple[str, ...]:
 
 # Burr's names for the streaming actions and conditions, which live in modules importing this one.
 __getattr__ = lazy_names(__name__)
+if TYPE_CHECKING:  # the same names, for type checkers (``X as X``: re-exported)
+    from turnout.core.condition import Condition as Condition
+    from turnout.core.condition import default as default
+    from turnout.core.condition import expr as expr
+    from turnout.core.condition import when as when
+    from turnout.core.streaming import SingleStepStreamingAction as SingleStepStreamingAction
+    from turnout.core.streaming import StreamingAction as StreamingAction
+    from turnout.core.streaming import streaming_action as streaming_action
+
+    AsyncStreamingAction = StreamingAction
 
 
 def type_eraser(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -54,6 +54,8 @@ from turnout.core.visualize import draw
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from turnout.core.builder import ApplicationBuilder as ApplicationBuilder
+
 __all__ = ["Application", "StepTuple"]
 
 logger = logging.getLogger("turnout")

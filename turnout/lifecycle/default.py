@@ -94,21 +94,24 @@ class StateAndResultsFullLogger(PostRunStepHook, PreRunStepHook):
 
 class SlowDownHook(PostRunStepHook, PreRunStepHook):
     """Sleep ``pre_sleep_time`` seconds before and ``post_sleep_time`` after every step
-    (for watching a run, never for production). ``sleep`` is injectable for tests."""
+    (for watching a run, never for production). ``sleep`` replaces ``time.sleep`` (tests)."""
 
     def __init__(
         self,
         pre_sleep_time: float = 0.5,
         post_sleep_time: float = 0.5,
         *,
-        sleep: Callable[[float], object] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.pre_sleep_time = pre_sleep_time
         self.post_sleep_time = post_sleep_time
         self._sleep = sleep
 
+    def _pause(self, seconds: float) -> None:
+        (self._sleep or time.sleep)(seconds)
+
     def pre_run_step(self, **future_kwargs: Any) -> None:
-        self._sleep(self.pre_sleep_time)
+        self._pause(self.pre_sleep_time)
 
     def post_run_step(self, **future_kwargs: Any) -> None:
-        self._sleep(self.post_sleep_time)
+        self._pause(self.post_sleep_time)
