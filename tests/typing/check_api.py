@@ -6,6 +6,7 @@ the API less precisely typed breaks this file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, assert_type
 
 from turnout import (
@@ -22,7 +23,17 @@ from turnout import (
     expr,
     when,
 )
-from turnout.core.action import ActionFunction, FunctionBasedAction
+from turnout.core.action import (
+    ActionFunction,
+    AsyncStreamingAction,
+    FunctionBasedAction,
+    SingleStepStreamingAction,
+    StreamingAction,
+)
+from turnout.core.application import ApplicationBuilder as BurrPathBuilder
+from turnout.core.persistence import PersistedStateData
+from turnout.core.sqlite import SQLitePersister
+from turnout.tracking.base import TrackingClient
 from turnout.core.state import Change
 
 
@@ -78,3 +89,12 @@ def typed_usage() -> None:
     final_action, _final_result, final_state = app.run(halt_after=["increment"])
     assert_type(final_action, Action | None)
     assert_type(final_state, State)
+
+    # Burr's module paths give the same, typed objects.
+    assert_type(BurrPathBuilder(), ApplicationBuilder)
+    assert_type(AsyncStreamingAction, type[StreamingAction])
+    assert_type(SingleStepStreamingAction.is_async, Callable[[SingleStepStreamingAction], bool])
+    assert_type(TrackingClient.copy, Callable[[TrackingClient], TrackingClient])
+    assert_type(app.parent_pointer is None, bool)
+    assert_type(SQLitePersister("x.db").load(None, "a"), PersistedStateData | None)
+    assert_type(graph.visualize(), str)
