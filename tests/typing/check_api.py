@@ -33,8 +33,8 @@ from turnout.core.action import (
 from turnout.core.application import ApplicationBuilder as BurrPathBuilder
 from turnout.core.persistence import PersistedStateData
 from turnout.core.sqlite import SQLitePersister
-from turnout.tracking.base import TrackingClient
 from turnout.core.state import Change
+from turnout.tracking.base import TrackingClient
 
 
 @action(reads=["count"], writes=["count"])
