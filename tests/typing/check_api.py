@@ -6,7 +6,6 @@ the API less precisely typed breaks this file.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, assert_type
 
 from turnout import (
@@ -93,8 +92,11 @@ def typed_usage() -> None:
     # Burr's module paths give the same, typed objects.
     assert_type(BurrPathBuilder(), ApplicationBuilder)
     assert_type(AsyncStreamingAction, type[StreamingAction])
-    assert_type(SingleStepStreamingAction.is_async, Callable[[SingleStepStreamingAction], bool])
-    assert_type(TrackingClient.copy, Callable[[TrackingClient], TrackingClient])
     assert_type(app.parent_pointer is None, bool)
     assert_type(SQLitePersister("x.db").load(None, "a"), PersistedStateData | None)
     assert_type(graph.visualize(), str)
+
+
+def burr_extension_points(stream: SingleStepStreamingAction, tracker: TrackingClient) -> None:
+    assert_type(stream.is_async(), bool)
+    assert_type(tracker.copy(), TrackingClient)
