@@ -156,12 +156,12 @@ class StreamReader:
     __slots__ = ("_class_based", "_name", "final", "last_item")
 
     def __init__(self, act: Action, name: str) -> None:
-        self._class_based = not isinstance(
-            act, FunctionBasedStreamingAction | SingleStepStreamingAction
-        )
+        self._class_based = not isinstance(act, FunctionBasedStreamingAction)
         self._name = name
         self.final: tuple[dict[str, Any], State] | None = None
         self.last_item: dict[str, Any] | None = None
+        if isinstance(act, SingleStepStreamingAction):  # yields like a @streaming_action function
+            self._class_based = False
 
     def item(self, raw: Any) -> dict[str, Any] | None:
         """The item to hand to the caller, or ``None`` when ``raw`` was the final yield."""
