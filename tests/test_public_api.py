@@ -24,6 +24,7 @@ VOCABULARY = {
     "Application",
     "ApplicationBuilder",
     "ApplicationContext",
+    "ApplicationGraph",
     "ChildApplicationError",
     "Condition",
     "Graph",
@@ -48,6 +49,7 @@ VOCABULARY = {
     "on_exception",
     "streaming_action",
     "trace",
+    "type_eraser",
     "when",
 }
 

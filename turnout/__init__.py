@@ -10,6 +10,7 @@ from turnout.core import (
     Application,
     ApplicationBuilder,
     ApplicationContext,
+    ApplicationGraph,
     ChildApplicationError,
     Condition,
     Graph,
@@ -34,6 +35,7 @@ from turnout.core import (
     on_exception,
     streaming_action,
     trace,
+    type_eraser,
     when,
 )
 
@@ -44,6 +46,7 @@ __all__ = [
     "Application",
     "ApplicationBuilder",
     "ApplicationContext",
+    "ApplicationGraph",
     "ChildApplicationError",
     "Condition",
     "Graph",
@@ -69,5 +72,6 @@ __all__ = [
     "on_exception",
     "streaming_action",
     "trace",
+    "type_eraser",
     "when",
 ]

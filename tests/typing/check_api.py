@@ -22,8 +22,18 @@ from turnout import (
     expr,
     when,
 )
-from turnout.core.action import ActionFunction, FunctionBasedAction
+from turnout.core.action import (
+    ActionFunction,
+    AsyncStreamingAction,
+    FunctionBasedAction,
+    SingleStepStreamingAction,
+    StreamingAction,
+)
+from turnout.core.application import ApplicationBuilder as BurrPathBuilder
+from turnout.core.persistence import PersistedStateData
+from turnout.core.sqlite import SQLitePersister
 from turnout.core.state import Change
+from turnout.tracking.base import TrackingClient
 
 
 @action(reads=["count"], writes=["count"])
@@ -78,3 +88,15 @@ def typed_usage() -> None:
     final_action, _final_result, final_state = app.run(halt_after=["increment"])
     assert_type(final_action, Action | None)
     assert_type(final_state, State)
+
+    # Burr's module paths give the same, typed objects.
+    assert_type(BurrPathBuilder(), ApplicationBuilder)
+    assert_type(AsyncStreamingAction, type[StreamingAction])
+    assert_type(app.parent_pointer is None, bool)
+    assert_type(SQLitePersister("x.db").load(None, "a"), PersistedStateData | None)
+    assert_type(graph.visualize(), str)
+
+
+def burr_extension_points(stream: SingleStepStreamingAction, tracker: TrackingClient) -> None:
+    assert_type(stream.is_async(), bool)
+    assert_type(tracker.copy(), TrackingClient)

@@ -3,13 +3,13 @@
 Everything here is also importable from ``turnout``.
 """
 
-from turnout.core.action import Action, Input, Result, SingleStepAction, action
+from turnout.core.action import Action, Input, Result, SingleStepAction, action, type_eraser
 from turnout.core.application import Application
 from turnout.core.builder import ApplicationBuilder
 from turnout.core.condition import Condition, default, expr, when
 from turnout.core.context import ApplicationContext
 from turnout.core.errors import ChildApplicationError, TurnoutError
-from turnout.core.graph import Graph, GraphBuilder
+from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder
 from turnout.core.parallel import (
     MapActions,
     MapActionsAndStates,
@@ -28,6 +28,7 @@ __all__ = [
     "Application",
     "ApplicationBuilder",
     "ApplicationContext",
+    "ApplicationGraph",
     "ChildApplicationError",
     "Condition",
     "Graph",
@@ -52,5 +53,6 @@ __all__ = [
     "on_exception",
     "streaming_action",
     "trace",
+    "type_eraser",
     "when",
 ]

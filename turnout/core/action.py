@@ -20,20 +20,24 @@ import functools
 import inspect
 import textwrap
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
-from turnout.core.errors import ActionDefinitionError
+from turnout.core._burr_names import lazy_names
+from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 
 __all__ = [
     "Action",
     "ActionFunction",
+    "Function",
     "FunctionBasedAction",
     "Input",
+    "Reducer",
     "Result",
     "SingleStepAction",
     "action",
+    "type_eraser",
 ]
 
 INJECTED_INPUTS = frozenset({"__context", "__tracer"})
@@ -69,7 +73,88 @@ def _names(value: Any, what: str, owner: str) -> tuple[str, ...]:
     return out
 
 
-class Action(abc.ABC):
+# Burr's names for the streaming actions and conditions, which live in modules importing this one.
+__getattr__ = lazy_names(__name__)
+if TYPE_CHECKING:  # the same names, for type checkers (``X as X``: re-exported)
+    from turnout.core.condition import Condition as Condition
+    from turnout.core.condition import default as default
+    from turnout.core.condition import expr as expr
+    from turnout.core.condition import when as when
+    from turnout.core.streaming import SingleStepStreamingAction as SingleStepStreamingAction
+    from turnout.core.streaming import StreamingAction as StreamingAction
+    from turnout.core.streaming import streaming_action as streaming_action
+
+    AsyncStreamingAction = StreamingAction
+
+
+def type_eraser(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a ``run``/``stream_run``/``run_and_update`` override that names its inputs
+    (``def run(self, state, n: int)``) so type checkers accept it in place of ``**run_kwargs``;
+    at run time it returns ``func`` unchanged (Burr's decorator)."""
+    return func
+
+
+class Function(abc.ABC):
+    """The computing half of an ``Action`` (Burr's interface): ``reads``, ``run``, ``inputs``."""
+
+    @property
+    @abc.abstractmethod
+    def reads(self) -> list[str]:
+        """State keys the action reads."""
+
+    @abc.abstractmethod
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        """Compute the step's result from the state (restricted to ``reads``) and inputs."""
+
+    @property
+    def inputs(self) -> list[str] | tuple[list[str], list[str]]:
+        """Input names: a list (all required) or a ``(required, optional)`` pair."""
+        return []
+
+    @property
+    def optional_and_required_inputs(self) -> tuple[set[str], set[str]]:
+        """``(required, optional)`` input names, without the injected ``__context``/``__tracer``
+        (Burr's name; the order is Burr's too, despite the name)."""
+        required, optional = _split_inputs(self)
+        return set(required), set(optional)
+
+    def validate_inputs(self, inputs: Mapping[str, Any] | None) -> None:
+        """Raise ``MissingInputsError`` when a required input is absent from ``inputs``, and
+        ``InvalidInputsError`` (both ``ValueError``) when one is not an input of the action."""
+        given = set(inputs or {})
+        required, optional = self.optional_and_required_inputs
+        missing, extra = sorted(required - given), sorted(given - required - optional)
+        owner = getattr(self, "_name", None) or type(self).__name__
+        if missing:
+            raise MissingInputsError(
+                f"action {owner!r} needs the inputs {missing}, which were not passed (given: "
+                f"{sorted(given)}); pass them: app.step(inputs={{{missing[0]!r}: ...}})."
+            )
+        if extra:
+            raise InvalidInputsError(
+                f"action {owner!r} takes no inputs named {extra} (its inputs: "
+                f"{sorted(required | optional)}); remove them from inputs=."
+            )
+
+    def input_schema(self) -> Any:
+        """A type to validate the inputs with; ``None``: no schema (as for every untyped action)."""
+        return None
+
+
+class Reducer(abc.ABC):
+    """The updating half of an ``Action`` (Burr's interface): ``writes`` and ``update``."""
+
+    @property
+    @abc.abstractmethod
+    def writes(self) -> list[str]:
+        """State keys the action may change."""
+
+    @abc.abstractmethod
+    def update(self, result: dict[str, Any], state: State) -> State:
+        """Fold the result into the state and return the new state."""
+
+
+class Action(Function, Reducer, abc.ABC):
     """A two-step class action: ``run`` computes a result, ``update`` applies it to the state.
 
     Subclass it and implement ``reads``, ``writes`` (properties returning lists of keys), ``run``
@@ -102,29 +187,6 @@ class Action(abc.ABC):
 
     def __init__(self) -> None:
         self._name: str | None = None
-
-    @property
-    @abc.abstractmethod
-    def reads(self) -> list[str]:
-        """State keys the action reads."""
-
-    @property
-    @abc.abstractmethod
-    def writes(self) -> list[str]:
-        """State keys the action may change."""
-
-    @abc.abstractmethod
-    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
-        """Compute the step's result from the state (restricted to ``reads``) and inputs."""
-
-    @abc.abstractmethod
-    def update(self, result: dict[str, Any], state: State) -> State:
-        """Fold the result into the state and return the new state."""
-
-    @property
-    def inputs(self) -> list[str] | tuple[list[str], list[str]]:
-        """Input names: a list (all required) or a ``(required, optional)`` pair."""
-        return []
 
     @property
     def tags(self) -> list[str]:
@@ -186,7 +248,7 @@ class Action(abc.ABC):
         return f"{name}: {reads} -> {writes}"
 
 
-def _split_inputs(act: Action) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _split_inputs(act: Function) -> tuple[tuple[str, ...], tuple[str, ...]]:
     declared = act.inputs
     if isinstance(declared, tuple) and len(declared) == 2 and not isinstance(declared[0], str):
         required, optional = declared

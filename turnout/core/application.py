@@ -23,6 +23,7 @@ from collections.abc import (
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from turnout.core._burr_names import lazy_names
 from turnout.core.action import Action
 from turnout.core.condition import default
 from turnout.core.context import ApplicationContext, default_parallel_executor_factory
@@ -48,14 +49,17 @@ from turnout.core.streaming import (
     StreamingResultContainer,
     _Finished,
 )
-from turnout.core.visualize import render
+from turnout.core.visualize import draw
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from turnout.core.builder import ApplicationBuilder as ApplicationBuilder
+
 __all__ = ["Application", "StepTuple"]
 
 logger = logging.getLogger("turnout")
+__getattr__ = lazy_names(__name__)  # Burr's ApplicationBuilder here; builder.py imports this module
 
 T = TypeVar("T")
 _NO_INPUTS: dict[str, Any] = {}
@@ -116,9 +120,11 @@ class Application(StepEngine):
         self._initializer = state_initializer
         self._executor_factory = parallel_executor_factory or default_parallel_executor_factory
         self._spawning_parent = spawning_parent_pointer
+        self._parent_pointer: ParentPointer | None = None
 
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
+        self._parent_pointer = getattr(initialization, "parent", None)
         if self._hooks.implements("post_application_create"):
             await self._hooks.fire(
                 "post_application_create",
@@ -167,6 +173,12 @@ class Application(StepEngine):
     @property
     def graph(self) -> ApplicationGraph:
         return self._graph
+
+    @property
+    def parent_pointer(self) -> ParentPointer | None:
+        """The application this one was forked from (``initialize_from(fork_from_app_id=...)``),
+        or ``None``."""
+        return self._parent_pointer
 
     @property
     def spawning_parent_pointer(self) -> ParentPointer | None:
@@ -596,15 +608,7 @@ class Application(StepEngine):
             include_conditions=include_conditions,
             include_state=include_state,
         )
-        if output_file_path is not None:
-            path = Path(output_file_path)
-            if write_dot:
-                render(source, path.with_suffix(".dot") if path.suffix else Path(f"{path}.dot"))
-            written = render(source, path, format=format)
-            if view:
-                import webbrowser
-
-                webbrowser.open(written.resolve().as_uri())
+        draw(source, output_file_path, view=view, write_dot=write_dot, format=format)
         return source
 
     def __repr__(self) -> str:

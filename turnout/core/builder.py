@@ -94,6 +94,14 @@ class ApplicationBuilder:
         self._state = State(current)
         return self
 
+    def reset_to_entrypoint(self) -> ApplicationBuilder:
+        """Drop Burr's ``__PRIOR_STEP`` key from the state given so far, so an application built
+        from a state copied out of a Burr application starts at its entrypoint. (turnout keeps
+        positions out of the state; ``initialize_from`` still resumes where its record left.)"""
+        if self._state is not None and "__PRIOR_STEP" in self._state:
+            self._state = self._state.wipe(delete=["__PRIOR_STEP"])
+        return self
+
     def with_entrypoint(self, action: str) -> ApplicationBuilder:
         """The action the application starts with."""
         if self._entrypoint is not None and self._entrypoint != action:

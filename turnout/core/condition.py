@@ -94,6 +94,11 @@ class Condition:
         return when(**kwargs)
 
     @staticmethod
+    def safe_expr(source: str) -> Condition:
+        """Burr's name for its allow-listed evaluator: ``expr``, which is always safe here."""
+        return expr(source)
+
+    @staticmethod
     def expr(source: str) -> Condition:
         return expr(source)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from turnout.core import visualize
@@ -106,6 +107,25 @@ class Graph:
         """Burr's name for ``next_action``."""
         return self.next_action(prior_step, state, entrypoint)
 
+    def visualize(
+        self,
+        output_file_path: str | Path | None = None,
+        include_conditions: bool = False,
+        include_state: bool = False,
+        view: bool = False,
+        engine: str = "graphviz",
+        write_dot: bool = False,
+        *,
+        format: str | None = None,
+    ) -> str:
+        """Draw the graph (no current action): return its DOT text and, given a path, write
+        an image there too; see ``Application.visualize``."""
+        if engine != "graphviz":
+            raise GraphSetupError([f"visualize(engine={engine!r}): the only engine is 'graphviz'."])
+        source = self.to_dot(include_conditions=include_conditions, include_state=include_state)
+        visualize.draw(source, output_file_path, view=view, write_dot=write_dot, format=format)
+        return source
+
     def to_dot(
         self,
         *,
@@ -182,6 +202,11 @@ class GraphBuilder:
         self._actions: dict[str, Action] = {}
         self._transitions: list[tuple[Any, Any, Any]] = []
         self._problems: list[str] = []
+
+    @property
+    def actions(self) -> list[Action]:
+        """The actions added so far, in order (Burr's attribute)."""
+        return list(self._actions.values())
 
     def with_actions(self, *actions: Any, **named_actions: Any) -> GraphBuilder:
         """Add actions: ``@action`` functions by their function name, or any action by keyword."""

@@ -391,7 +391,9 @@ class MapActionsAndStates(TaskBasedParallelAction):
         self, actions: list[Any], states: list[State], context: ApplicationContext,
         inputs: dict[str, Any],
     ) -> list[SubGraphTask]:  # fmt: skip
-        tracker = children.cascade(children.behaviour(self.tracker, context), context.tracker)
+        tracker = children.cascade(
+            children.behaviour(self.tracker, context), context.tracker, copy=True
+        )
         persister = children.cascade(
             children.behaviour(self.state_persister, context), context.state_persister
         )

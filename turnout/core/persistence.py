@@ -27,6 +27,7 @@ from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+from turnout.core._burr_names import lazy_names as _lazy_names
 from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError
@@ -51,6 +52,7 @@ P = TypeVar("P", bound="SyncPersister")
 A = TypeVar("A", bound="AsyncPersister")
 Status = Literal["completed", "failed"]
 STATUSES: tuple[Status, ...] = ("completed", "failed")
+__getattr__ = _lazy_names(__name__)  # Burr's names of persisters defined in modules importing this
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

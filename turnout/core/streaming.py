@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from turnout.core.action import (
     Action,
     FunctionBasedAction,
+    SingleStepAction,
     _attach,
     _check_retry,
     _check_timeout,
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "AsyncStreamingResultContainer",
     "FunctionBasedStreamingAction",
+    "SingleStepStreamingAction",
     "StreamingAction",
     "StreamingResultContainer",
     "streaming_action",
@@ -67,6 +69,30 @@ class StreamingAction(Action):
 
     def is_async(self) -> bool:
         return inspect.isasyncgenfunction(self.stream_run)
+
+
+class SingleStepStreamingAction(SingleStepAction):
+    """A class streaming action in one method, like a ``@streaming_action`` function:
+    ``stream_run_and_update`` yields items as ``dict`` (or ``(dict, None)``), then
+    ``(result, new_state)`` last. It may be a generator or an async generator and receives the
+    whole state."""
+
+    streaming = True
+
+    @abc.abstractmethod
+    def stream_run_and_update(
+        self, state: State, **run_kwargs: Any
+    ) -> Generator[Any, None, None] | AsyncGenerator[Any, None]:
+        """Yield items, then ``(result, new_state)``."""
+
+    def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
+        raise ActionDefinitionError(
+            f"{type(self).__name__} is a SingleStepStreamingAction: the engine calls "
+            f"stream_run_and_update(), not run_and_update()."
+        )
+
+    def is_async(self) -> bool:
+        return inspect.isasyncgenfunction(self.stream_run_and_update)
 
 
 class FunctionBasedStreamingAction(FunctionBasedAction):
@@ -118,6 +144,8 @@ def open_stream(act: Action, base: State, kwargs: dict[str, Any], reads: tuple[s
     """Start a streaming action: the (async) generator of its raw yields."""
     if isinstance(act, FunctionBasedStreamingAction):
         return act.fn(base, **act.bound_params, **kwargs)
+    if isinstance(act, SingleStepStreamingAction):
+        return act.stream_run_and_update(base, **kwargs)
     assert isinstance(act, StreamingAction)
     return act.stream_run(base.subset(*reads), **kwargs)
 
@@ -132,6 +160,8 @@ class StreamReader:
         self._name = name
         self.final: tuple[dict[str, Any], State] | None = None
         self.last_item: dict[str, Any] | None = None
+        if isinstance(act, SingleStepStreamingAction):  # yields like a @streaming_action function
+            self._class_based = False
 
     def item(self, raw: Any) -> dict[str, Any] | None:
         """The item to hand to the caller, or ``None`` when ``raw`` was the final yield."""

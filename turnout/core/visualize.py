@@ -19,7 +19,7 @@ from turnout.core.retry import ExceptionCondition
 if TYPE_CHECKING:
     from turnout.core.graph import Graph
 
-__all__ = ["render", "to_dot", "to_mermaid"]
+__all__ = ["draw", "render", "to_dot", "to_mermaid"]
 
 HIGHLIGHT_FILL = "#ffd966"
 HIGHLIGHT_STROKE = "#b7950b"
@@ -159,6 +159,28 @@ GRAPHVIZ_HELP = (
     "'conda install graphviz' or 'winget install graphviz' (Windows). No Python package is "
     "needed. Without it, use graph.to_dot() or graph.to_mermaid() and render the text elsewhere."
 )
+
+
+def draw(
+    dot_source: str,
+    output_file_path: str | Path | None,
+    *,
+    view: bool = False,
+    write_dot: bool = False,
+    format: str | None = None,
+) -> None:
+    """What ``visualize(...)`` does with its DOT text: nothing without a path; else render the
+    image there (and ``<path>.dot`` with ``write_dot``) and open it with ``view``."""
+    if output_file_path is None:
+        return
+    path = Path(output_file_path)
+    if write_dot:
+        render(dot_source, path.with_suffix(".dot") if path.suffix else Path(f"{path}.dot"))
+    written = render(dot_source, path, format=format)
+    if view:
+        import webbrowser
+
+        webbrowser.open(written.resolve().as_uri())
 
 
 def render(dot_source: str, output_file_path: str | Path, *, format: str | None = None) -> Path:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import hamilton.async_driver  # type: ignore[import-untyped]
 import hamilton.driver  # type: ignore[import-untyped]
@@ -129,12 +129,32 @@ class Hamilton(SingleStepAction):
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
 
-    An ``AsyncDriver`` makes an ``AsyncHamilton`` action, run with ``astep``/``arun``.
+    An ``AsyncDriver`` makes an ``AsyncHamilton`` action, run with ``astep``/``arun``. Without
+    ``driver`` and ``modules``, the driver given to ``Hamilton.set_driver`` is used (Burr's).
     """
 
+    # Burr's process-wide default driver (``Hamilton.set_driver``).
+    _default_driver: ClassVar[Any] = None
+
+    @staticmethod
+    def set_driver(driver: Any) -> None:
+        """Use ``driver`` for every ``Hamilton`` action given neither ``driver`` nor
+        ``modules`` from now on (process-wide, as in Burr); ``None`` clears it."""
+        if driver is not None and not isinstance(
+            driver, hamilton.driver.Driver | hamilton.async_driver.AsyncDriver
+        ):
+            raise ActionDefinitionError(
+                f"Hamilton.set_driver({driver!r}): give a built hamilton.driver.Driver or "
+                f"hamilton.async_driver.AsyncDriver (call .build() on the Builder)."
+            )
+        Hamilton._default_driver = driver
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Hamilton:
+        given = kwargs.get("driver", args[2] if len(args) > 2 else None)
+        if given is None and kwargs.get("modules") is None:
+            given = Hamilton._default_driver
         if cls is Hamilton and _wants_async(
-            kwargs.get("driver", args[2] if len(args) > 2 else None),
+            given,
             kwargs.get("modules"),
             kwargs.get("asynchronous"),
         ):
@@ -161,6 +181,8 @@ class Hamilton(SingleStepAction):
     ) -> None:
         super().__init__()
         owner = f"{type(self).__name__}({name!r})" if name is not None else "Hamilton(...)"
+        if driver is None and modules is None:
+            driver = Hamilton._default_driver
         self.retry = _check_retry(retry, owner)
         if name is not None:
             self._name = name
@@ -244,7 +266,10 @@ class Hamilton(SingleStepAction):
                 _check_traced(driver, owner)
             return driver
         if not modules:
-            raise TypeError(f"{owner}: give driver=<a built Hamilton driver> or modules=[...]")
+            raise TypeError(
+                f"{owner}: give driver=<a built Hamilton driver> or modules=[...], or set a "
+                f"default driver with Hamilton.set_driver(driver)"
+            )
         if _wants_async(None, modules, asynchronous):
             tracers: list[Any] = [AsyncHamiltonTracer()] if trace_nodes else []
             return (

@@ -8,6 +8,8 @@
 - ``TurnoutSpanProcessor`` is the reverse bridge: added to a ``TracerProvider``, it records the
   spans other instrumentation creates during a step as turnout spans, so the local tracker (and
   the UI) shows them too.
+- ``OpenTelemetryBridge`` and ``init_instruments`` are Burr's names: the hook with Burr's
+  arguments, and switching on installed OpenTelemetry instrumentors (openai, requests...) by name.
 - ``export_tracked`` (the ``turnout export-otel`` command) replays applications recorded by the
   ``LocalTracker`` to an OTLP/HTTP endpoint, with their original times, tree and attributes.
 
@@ -28,6 +30,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
     ) from _error
 
 from turnout.integrations.opentelemetry._bridge import ForeignSpanError, TurnoutSpanProcessor
+from turnout.integrations.opentelemetry._burr import OpenTelemetryBridge, init_instruments
 from turnout.integrations.opentelemetry._common import otel_value, to_json
 from turnout.integrations.opentelemetry._hook import OpenTelemetryHook
 from turnout.integrations.opentelemetry._replay import (
@@ -41,10 +44,12 @@ __all__ = [
     "DEFAULT_ENDPOINT",
     "ExportSummary",
     "ForeignSpanError",
+    "OpenTelemetryBridge",
     "OpenTelemetryHook",
     "TurnoutSpanProcessor",
     "default_endpoint",
     "export_tracked",
+    "init_instruments",
     "otel_value",
     "to_json",
 ]

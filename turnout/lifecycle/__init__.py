@@ -1,11 +1,14 @@
-"""The hook interfaces under the module name Burr users import them from (``burr.lifecycle``).
+"""The hook interfaces and ready-made hooks under Burr's module name (``burr.lifecycle``).
 
-Everything here is defined in ``turnout.core.hooks``; see it for the payloads and the error policy.
+The interfaces are defined in ``turnout.core.hooks`` (see it for the payloads and the error policy)
+and re-exported by ``turnout.lifecycle.base``; the ready-made hooks live in
+``turnout.lifecycle.default``.
 """
 
-from turnout.core.hooks import (
+from turnout.lifecycle.base import (
     DoLogAttributeHook,
     DoLogAttributeHookAsync,
+    LifecycleAdapter,
     PostApplicationCreateHook,
     PostApplicationExecuteCallHook,
     PostApplicationExecuteCallHookAsync,
@@ -26,10 +29,12 @@ from turnout.core.hooks import (
     PreStartStreamHook,
     PreStartStreamHookAsync,
 )
+from turnout.lifecycle.default import SlowDownHook, StateAndResultsFullLogger
 
 __all__ = [
     "DoLogAttributeHook",
     "DoLogAttributeHookAsync",
+    "LifecycleAdapter",
     "PostApplicationCreateHook",
     "PostApplicationExecuteCallHook",
     "PostApplicationExecuteCallHookAsync",
@@ -49,4 +54,6 @@ __all__ = [
     "PreStartSpanHookAsync",
     "PreStartStreamHook",
     "PreStartStreamHookAsync",
+    "SlowDownHook",
+    "StateAndResultsFullLogger",
 ]

@@ -1,0 +1,69 @@
+"""Burr's names for objects defined in modules that import the module Burr kept them in.
+
+``burr.core.persistence`` holds the SQLite and in-memory persisters, ``burr.core.action`` the
+streaming actions and ``burr.core.application`` the builder; here those live in modules that
+import ``persistence``/``action``/``application``, so those modules resolve the names on first
+use through a module ``__getattr__`` (PEP 562) instead of an import cycle.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["lazy_names"]
+
+# module -> {Burr's name: (defining module, dotted attribute path there)}
+_LAZY: dict[str, dict[str, tuple[str, str]]] = {
+    "turnout.core.persistence": {
+        "SQLitePersister": ("turnout.core.sqlite", "SQLitePersister"),
+        "SQLLitePersister": ("turnout.core.sqlite", "SQLitePersister"),
+        "AsyncSQLitePersister": ("turnout.core.sqlite", "AsyncSQLitePersister"),
+        "InMemoryPersister": ("turnout.core.memory", "InMemoryPersister"),
+        "AsyncInMemoryPersister": ("turnout.core.memory", "AsyncInMemoryPersister"),
+        "DevNullPersister": ("turnout.core.devnull", "DevNullPersister"),
+        "AsyncDevNullPersister": ("turnout.core.devnull", "AsyncDevNullPersister"),
+        "PersisterHook": ("turnout.core.saving", "PersisterHook"),
+        "PersisterHookAsync": ("turnout.core.saving", "PersisterHookAsync"),
+    },
+    "turnout.core.action": {
+        "StreamingAction": ("turnout.core.streaming", "StreamingAction"),
+        "AsyncStreamingAction": ("turnout.core.streaming", "StreamingAction"),
+        "SingleStepStreamingAction": ("turnout.core.streaming", "SingleStepStreamingAction"),
+        "FunctionBasedStreamingAction": ("turnout.core.streaming", "FunctionBasedStreamingAction"),
+        "StreamingResultContainer": ("turnout.core.streaming", "StreamingResultContainer"),
+        "AsyncStreamingResultContainer": (
+            "turnout.core.streaming",
+            "AsyncStreamingResultContainer",
+        ),
+        "streaming_action": ("turnout.core.streaming", "streaming_action"),
+        "Condition": ("turnout.core.condition", "Condition"),
+        "expr": ("turnout.core.condition", "expr"),
+        "when": ("turnout.core.condition", "when"),
+        "default": ("turnout.core.condition", "default"),
+        "safe_expr": ("turnout.core.condition", "expr"),
+        "lmda": ("turnout.core.condition", "Condition.lmda"),
+        "create_action": ("turnout.core.action", "to_action"),
+    },
+    "turnout.core.application": {
+        "ApplicationBuilder": ("turnout.core.builder", "ApplicationBuilder"),
+        "ApplicationGraph": ("turnout.core.graph", "ApplicationGraph"),
+    },
+}
+
+
+def lazy_names(module: str) -> Callable[[str], Any]:
+    """The ``__getattr__`` of ``module``: imports a Burr name's defining module on first use."""
+    table = _LAZY[module]
+
+    def __getattr__(name: str) -> Any:
+        if name not in table:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        where, path = table[name]
+        found: Any = importlib.import_module(where)
+        for attribute in path.split("."):
+            found = getattr(found, attribute)
+        return found
+
+    return __getattr__
