@@ -64,6 +64,10 @@ MYSQL = Dialect(
     # and stores the value cut or coerced. This no-op update skips an existing row and no more.
     insert_ignore="INSERT",
     on_conflict_nothing=" ON DUPLICATE KEY UPDATE app_id = app_id",
+    table_exists=(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND lower(table_name) = lower(%s)"
+    ),
 )
 
 # DDL commits implicitly in MySQL, so the transaction that creates the tables cannot keep a
