@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from turnout.core.errors import UnsupportedOperationError
@@ -51,7 +52,7 @@ class BaseStateLoader(abc.ABC):
     @abc.abstractmethod
     def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None:
+    ) -> PersistedStateData | Mapping[str, Any] | None:
         """The record at ``sequence_id`` (the latest when ``None``), or ``None``. A mapping with
         the fields of ``PersistedStateData`` (Burr's ``TypedDict``) is accepted too."""
 
@@ -117,7 +118,7 @@ class AsyncBaseStateLoader(abc.ABC):
     @abc.abstractmethod
     async def load(
         self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None: ...
+    ) -> PersistedStateData | Mapping[str, Any] | None: ...
 
     @abc.abstractmethod
     async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]: ...
