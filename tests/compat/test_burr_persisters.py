@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import sqlite3
 import warnings
 from pathlib import Path
 from typing import Any
@@ -354,3 +356,144 @@ def test_local_tracker_warns_that_non_empty_serde_kwargs_are_ignored(tmp_path: P
     with pytest.warns(TrackingWarning, match=r"serde_kwargs=\{'x': 1\}.*serde="):
         tracker = LocalTracker("p", tmp_path, serde_kwargs={"x": 1})
     assert tracker.serde_kwargs == {"x": 1}
+
+
+# -- a database Burr wrote -------------------------------------------------------------------------
+
+# tests/compat/data/burr_0_43_sqlite.sql is `sqlite3 burr.db .dump` of a database written by
+# apache-burr 0.43's SQLitePersister(db_path="burr.db", table_name="burr_state"): an app with
+# actions count (n += 1, appends to chat) and stamp (sets when, nested, tup) alternating,
+# stepped 3 times as app-1 in partition "alice" and 2 times as app-2 with no partition key.
+BURR_DUMP = Path(__file__).parent / "data" / "burr_0_43_sqlite.sql"
+
+
+@action(reads=["n"], writes=["when", "nested", "tup"])
+def stamp(state: State) -> State:
+    return state.update(when=3.5, nested={"a": [1, 2, None]}, tup=(1, 2))
+
+
+@action(reads=["n", "chat"], writes=["n", "chat"])
+def chat_count(state: State) -> State:
+    return state.update(n=state["n"] + 1).append(chat={"role": "user", "content": "hi"})
+
+
+def burr_database(path: Path) -> Path:
+    connection = sqlite3.connect(path)
+    connection.executescript(BURR_DUMP.read_text(encoding="utf-8"))
+    connection.close()
+    return path
+
+
+def burr_rows(path: Path) -> list[tuple[Any, ...]]:
+    connection = sqlite3.connect(path)
+    rows = connection.execute("SELECT * FROM burr_state ORDER BY app_id, sequence_id").fetchall()
+    connection.close()
+    return rows
+
+
+def migrated(persister: Any, app_id: str, partition_key: str | None) -> ApplicationBuilder:
+    return (
+        ApplicationBuilder()
+        .with_actions(count=chat_count, stamp=stamp)
+        .with_transitions(("count", "stamp"), ("stamp", "count"))
+        .with_state_persister(persister)
+        .initialize_from(
+            persister,
+            resume_at_next_action=True,
+            default_state={"n": 0, "chat": []},
+            default_entrypoint="count",
+        )
+        .with_identifiers(app_id=app_id, partition_key=partition_key)
+    )
+
+
+def test_a_burr_written_sqlite_database_loads_without_burrs_control_keys(tmp_path: Path) -> None:
+    """Burr's table used to be invisible: load() returned None and migrated apps restarted."""
+    db = burr_database(tmp_path / "burr.db")
+    with SQLitePersister(db, "burr_state") as persister:
+        latest = persister.load("alice", "app-1")
+        assert latest is not None
+        assert (latest.sequence_id, latest.position, latest.status) == (2, "count", "completed")
+        assert latest.state.get_all() == {
+            "n": 2,
+            "chat": [{"role": "user", "content": "hi"}] * 2,
+            "when": 3.5,
+            "nested": {"a": [1, 2, None]},
+            "tup": "(1, 2)",  # Burr stored the tuple as its text
+        }
+        assert latest.created_at == dt.datetime(2026, 12, 5, 18, 5, 52, tzinfo=dt.UTC)
+        first = persister.load("alice", "app-1", sequence_id=0)
+        assert first is not None
+        assert first.state.get_all() == {"n": 1, "chat": [{"role": "user", "content": "hi"}]}
+        assert persister.load(None, "app-2") is not None
+        assert persister.load(None, "app-1") is None  # another partition
+        assert persister.load("alice", "app-1", sequence_id=7) is None
+        assert persister.list_app_ids("alice") == ["app-1"]
+        assert persister.list_app_ids(None) == ["app-2"]
+
+
+def test_a_migrated_app_resumes_where_burr_left_it_and_burrs_rows_stay_untouched(
+    tmp_path: Path,
+) -> None:
+    db = burr_database(tmp_path / "burr.db")
+    before = burr_rows(db)
+    with SQLitePersister(db, "burr_state") as persister:
+        app = migrated(persister, "app-1", "alice").build()
+        assert app.sequence_id == 2
+        following = app.get_next_action()
+        assert following is not None
+        assert following.name == "stamp"  # after Burr's last completed count
+        app.step()
+        app.step()
+        latest = persister.load("alice", "app-1")
+        assert latest is not None
+        assert (latest.sequence_id, latest.position, latest.state["n"]) == (4, "count", 3)
+        old = persister.load("alice", "app-1", sequence_id=1)  # still read from Burr's rows
+        assert old is not None
+        assert old.position == "stamp"
+        assert persister.list_app_ids("alice") == ["app-1"]
+        again = migrated(persister, "app-1", "alice").build()  # now from turnout's records
+        assert (again.sequence_id, again.state["n"]) == (4, 3)
+    assert burr_rows(db) == before
+
+
+def test_a_migrated_app_resumes_in_an_async_application(tmp_path: Path) -> None:
+    db = burr_database(tmp_path / "burr.db")
+
+    async def main() -> tuple[int, int]:
+        async with AsyncSQLitePersister.from_values(db, "burr_state") as persister:
+            app = await migrated(persister, "app-2", None).abuild()
+            await app.astep()  # count: Burr's last record was stamp
+            latest = await persister.load(None, "app-2")
+            assert latest is not None
+            return latest.sequence_id, latest.state["n"]
+
+    assert asyncio.run(main()) == (2, 2)
+
+
+def test_values_burrs_serde_tagged_load_as_stored_dicts_with_a_warning(tmp_path: Path) -> None:
+    db = burr_database(tmp_path / "burr.db")
+    model = {"name": "x", "__burr_serde__": "pydantic", "__pydantic_class": "app.Model"}
+    connection = sqlite3.connect(db)
+    connection.execute(
+        "INSERT INTO burr_state VALUES ('', 'typed', 0, 'count', 'completed', ?, "
+        "'2026-12-05 18:06:00')",
+        [json.dumps({"n": 1, "items": [model], "__SEQUENCE_ID": 0})],
+    )
+    connection.commit()
+    connection.close()
+    with SQLitePersister(db, "burr_state") as persister:
+        with pytest.warns(PersistenceWarning, match=r"\$\.items\[0\] \(pydantic\)"):
+            loaded = persister.load(None, "typed")
+        assert loaded is not None
+        assert loaded.state["items"] == [model]
+
+
+def test_a_table_named_like_the_prefix_without_burrs_columns_is_ignored(tmp_path: Path) -> None:
+    db = tmp_path / "other.db"
+    connection = sqlite3.connect(db)
+    connection.execute("CREATE TABLE burr_state (x INTEGER)")
+    connection.close()
+    with SQLitePersister(db, "burr_state") as persister:
+        assert persister.load(None, "a") is None
+        assert persister.list_app_ids(None) == []

@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from turnout.core._burr_data import BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
@@ -183,8 +184,7 @@ class SQLitePersister(SyncPersister):
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
-        store = SQLStore(self.connection, SQLITE, table_name)
-        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        super().__init__(_core(self.connection, table_name, serde, snapshot_every))
         self.set_serde_kwargs(serde_kwargs)
 
     @classmethod
@@ -243,8 +243,7 @@ class AsyncSQLitePersister(AsyncPersister):
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
-        store = SQLStore(self.connection, SQLITE, table_name)
-        core = StorePersister(store, serde=serde, snapshot_every=snapshot_every)
+        core = _core(self.connection, table_name, serde, snapshot_every)
         super().__init__(core, threaded=True)
         self.set_serde_kwargs(serde_kwargs)
 
@@ -266,6 +265,19 @@ class AsyncSQLitePersister(AsyncPersister):
 
     async def close(self) -> None:
         self.connection.close()
+
+
+def _core(
+    connection: SQLiteConnection, table_name: str, serde: Serde | None, snapshot_every: int
+) -> StorePersister:
+    """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
+    for apps turnout has no record of: see ``turnout.core._burr_data``."""
+    return BurrReadingPersister(
+        SQLStore(connection, SQLITE, table_name),
+        serde=serde,
+        snapshot_every=snapshot_every,
+        burr=BurrTable(connection, SQLITE, table_name),
+    )
 
 
 def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
