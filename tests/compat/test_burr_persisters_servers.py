@@ -274,3 +274,103 @@ def test_a_namespace_that_cannot_prefix_keys_is_refused_with_the_rule(namespace:
 
     with pytest.raises(InvalidNameError, match="'my project'"):
         RedisBasePersister.from_values(**REDIS, namespace="my project")
+
+
+# -- PostgreSQL tables Burr wrote ------------------------------------------------------------------
+
+# The layout of apache-burr 0.43's psycopg2 PostgreSQLPersister (b_psycopg2.create_table and
+# save): one row per step, the state as JSONB with Burr's control keys inside it, the default
+# partition key "" (the primary key makes the column NOT NULL).
+BURR_PG_TABLE = """
+CREATE TABLE {table} (
+    partition_key TEXT DEFAULT '',
+    app_id TEXT NOT NULL,
+    sequence_id INTEGER NOT NULL,
+    position TEXT NOT NULL,
+    status TEXT NOT NULL,
+    state JSONB NOT NULL,
+    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP,
+    PRIMARY KEY (partition_key, app_id, sequence_id, position)
+)
+"""
+
+
+@pytest.fixture
+def burr_pg_table(pg_prefix: str) -> Iterator[str]:
+    import json
+
+    import psycopg
+
+    dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['db_name']}"
+    rows = [
+        ("alice", "app-1", 0, "count", {"n": 1, "__SEQUENCE_ID": 0, "__PRIOR_STEP": "count"}),
+        ("alice", "app-1", 1, "count", {"n": 2, "__SEQUENCE_ID": 1, "__PRIOR_STEP": "count"}),
+        ("", "app-2", 0, "count", {"n": 7, "__SEQUENCE_ID": 0, "__PRIOR_STEP": "count"}),
+    ]
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(BURR_PG_TABLE.format(table=pg_prefix))
+        for pk, app_id, sequence_id, position, state in rows:
+            connection.execute(
+                f"INSERT INTO {pg_prefix} (partition_key, app_id, sequence_id, position, state, "
+                f"status) VALUES (%s, %s, %s, %s, %s, 'completed')",
+                (pk, app_id, sequence_id, position, json.dumps(state)),
+            )
+    yield pg_prefix
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {pg_prefix}")
+
+
+def test_a_burr_written_postgres_table_loads_and_the_app_resumes(burr_pg_table: str) -> None:
+    from turnout.integrations.postgres import PostgreSQLPersister
+
+    with PostgreSQLPersister.from_values(**PG, table_name=burr_pg_table) as persister:
+        loaded = persister.load("alice", "app-1")
+        assert loaded is not None
+        assert (loaded.sequence_id, loaded.state.get_all()) == (1, {"n": 2})
+        assert loaded.created_at.tzinfo is not None
+        none_partition = persister.load(None, "app-2")  # Burr's "" partition key
+        assert none_partition is not None
+        assert none_partition.state["n"] == 7
+        assert persister.list_app_ids(None) == ["app-2"]
+        app = resumable(persister, "app-1").with_identifiers(partition_key="alice").build()
+        assert app.sequence_id == 1
+        app.step()
+        latest = persister.load("alice", "app-1")
+        assert latest is not None
+        assert (latest.sequence_id, latest.state["n"]) == (2, 3)
+
+
+def test_a_burr_written_postgres_table_resumes_in_an_async_application(
+    burr_pg_table: str,
+) -> None:
+    from turnout.integrations.postgres import AsyncPostgreSQLPersister
+
+    async def main() -> int:
+        async with AsyncPostgreSQLPersister.from_values(
+            **PG, table_name=burr_pg_table
+        ) as persister:
+            app = await resumable(persister, "app-2").abuild()
+            await app.astep()
+            return int(app.state["n"])
+
+    assert asyncio.run(main()) == 8
+
+
+def test_a_postgres_table_named_like_the_prefix_without_burrs_columns_is_ignored(
+    pg_prefix: str,
+) -> None:
+    import psycopg
+
+    from turnout.integrations.postgres import PostgreSQLPersister
+
+    dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['db_name']}"
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"CREATE TABLE {pg_prefix} (x INTEGER)")
+    try:
+        with PostgreSQLPersister.from_values(**PG, table_name=pg_prefix) as persister:
+            assert persister.load(None, "a") is None
+            persister.save(None, "a", 0, "count", State({"n": 1}), "completed")
+            assert persister.list_app_ids(None) == ["a"]
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(f"DROP TABLE IF EXISTS {pg_prefix}")

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from turnout.core._burr_data import BurrReadingPersister, BurrTable
+from turnout.core.burr_layout import BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
@@ -271,7 +271,7 @@ def _core(
     connection: SQLiteConnection, table_name: str, serde: Serde | None, snapshot_every: int
 ) -> StorePersister:
     """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
-    for apps turnout has no record of: see ``turnout.core._burr_data``."""
+    for apps turnout has no record of: see ``turnout.core.burr_layout``."""
     return BurrReadingPersister(
         SQLStore(connection, SQLITE, table_name),
         serde=serde,

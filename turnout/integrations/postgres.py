@@ -25,6 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, Union
 
+from turnout.core.burr_layout import BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
@@ -320,10 +321,9 @@ class PostgreSQLPersister(SyncPersister):
             raise _wrong_source(source, "PostgreSQLPersister")
         self.connection = PostgreSQLConnection(source)
         self.connection.connect()
-        store = SQLStore(self.connection, POSTGRES, table_name)
         self.table_name = table_name
         try:
-            super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+            super().__init__(_core(self.connection, table_name, serde, snapshot_every))
             self.set_serde_kwargs(serde_kwargs)
         except BaseException:
             self.close()
@@ -378,8 +378,7 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         self.connection = AsyncPostgreSQLConnection(source)
         self.table_name = table_name
         self._owned_pool: AsyncConnectionPool[Any] | None = None
-        store = SQLStore(self.connection, POSTGRES, table_name)
-        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        super().__init__(_core(self.connection, table_name, serde, snapshot_every))
         self.set_serde_kwargs(serde_kwargs)
 
     @classmethod
@@ -437,6 +436,22 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         await self.connection.close()
         if self._owned_pool is not None:
             await self._owned_pool.close()
+
+
+def _core(
+    connection: PostgreSQLConnection | AsyncPostgreSQLConnection,
+    table_name: str,
+    serde: Serde | None,
+    snapshot_every: int,
+) -> StorePersister:
+    """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
+    for apps turnout has no record of: see ``turnout.core.burr_layout``."""
+    return BurrReadingPersister(
+        SQLStore(connection, POSTGRES, table_name),
+        serde=serde,
+        snapshot_every=snapshot_every,
+        burr=BurrTable(connection, POSTGRES, table_name),
+    )
 
 
 def _query(connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> Rows:

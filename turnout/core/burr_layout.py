@@ -37,6 +37,8 @@ __all__ = ["BURR_CONTROL_KEYS", "BurrReadingPersister", "BurrTable", "burr_state
 BURR_CONTROL_KEYS = ("__SEQUENCE_ID", "__PRIOR_STEP")
 BURR_SERDE_KEY = "__burr_serde__"
 _COLUMNS = "position, state, sequence_id, status, created_at"
+# Burr's PostgreSQL persister stores a None partition key as NULL, its SQLite one as "".
+_PARTITION = "(partition_key = ? OR (partition_key IS NULL AND CAST(? AS TEXT) = ''))"
 
 
 def burr_state(stored: Any, *, where: str) -> State:
@@ -132,8 +134,8 @@ class BurrTable:
     ) -> PersistedStateData | None:
         if not await self.present():
             return None
-        query = f"SELECT {_COLUMNS} FROM {self.table} WHERE partition_key = ? AND app_id = ?"
-        params: list[Any] = [partition_key, app_id]
+        query = f"SELECT {_COLUMNS} FROM {self.table} WHERE {_PARTITION} AND app_id = ?"
+        params: list[Any] = [partition_key, partition_key, app_id]
         if sequence_id is None:
             query += " ORDER BY sequence_id DESC LIMIT 1"
         else:
@@ -161,9 +163,9 @@ class BurrTable:
         if not await self.present():
             return []
         rows = await self._rows(
-            f"SELECT app_id, MAX(created_at) AS latest FROM {self.table} WHERE partition_key = ? "
+            f"SELECT app_id, MAX(created_at) AS latest FROM {self.table} WHERE {_PARTITION} "
             f"GROUP BY app_id ORDER BY latest DESC, app_id",
-            [partition_key],
+            [partition_key, partition_key],
         )
         return [row[0] for row in rows]
 
