@@ -374,3 +374,75 @@ def test_a_postgres_table_named_like_the_prefix_without_burrs_columns_is_ignored
     finally:
         with psycopg.connect(dsn, autocommit=True) as connection:
             connection.execute(f"DROP TABLE IF EXISTS {pg_prefix}")
+
+
+# -- Redis keys Burr wrote -------------------------------------------------------------------------
+
+
+def write_burr_redis_keys(namespace: str) -> None:
+    """The keys apache-burr 0.43's RedisBasePersister(namespace=...) writes for two steps of app
+    "app-1" in partition "alice" (b_redis.save): a hash per step, and a sorted set per partition
+    holding each app id with its latest sequence id."""
+    import json
+
+    import redis
+
+    client = redis.Redis(**REDIS)
+    try:
+        for sequence_id, n in ((0, 1), (1, 2)):
+            state = {"n": n, "__SEQUENCE_ID": sequence_id, "__PRIOR_STEP": "count"}
+            client.hset(
+                f"{namespace}:alice:app-1:{sequence_id}",
+                mapping={
+                    "partition_key": "alice",
+                    "app_id": "app-1",
+                    "sequence_id": sequence_id,
+                    "position": "count",
+                    "state": json.dumps(state),
+                    "status": "completed",
+                    "created_at": "2026-12-05T18:05:52.123456+00:00",
+                },
+            )
+            client.zadd(f"{namespace}:alice", {"app-1": sequence_id})
+    finally:
+        client.close()
+
+
+def test_burr_written_redis_keys_load_and_the_app_resumes(namespace: str) -> None:
+    from turnout.integrations.persisters.b_redis import RedisBasePersister
+
+    write_burr_redis_keys(namespace)
+    with RedisBasePersister.from_values(**REDIS, namespace=namespace) as persister:
+        loaded = persister.load("alice", "app-1")
+        assert loaded is not None
+        assert (loaded.sequence_id, loaded.state.get_all()) == (1, {"n": 2})
+        first = persister.load("alice", "app-1", sequence_id=0)
+        assert first is not None
+        assert first.state["n"] == 1
+        assert persister.list_app_ids("alice") == ["app-1"]
+        app = resumable(persister, "app-1").with_identifiers(partition_key="alice").build()
+        assert app.sequence_id == 1
+        app.step()
+        latest = persister.load("alice", "app-1")
+        assert latest is not None
+        assert (latest.sequence_id, latest.state["n"]) == (2, 3)
+        assert persister.list_app_ids("alice") == ["app-1"]
+
+
+def test_burr_written_redis_keys_resume_in_an_async_application(namespace: str) -> None:
+    from turnout.integrations.persisters.b_redis import AsyncRedisBasePersister
+
+    write_burr_redis_keys(namespace)
+
+    async def main() -> tuple[int, int]:
+        persister = AsyncRedisBasePersister.from_values(**REDIS, namespace=namespace)
+        try:
+            app = (
+                await resumable(persister, "app-1").with_identifiers(partition_key="alice").abuild()
+            )
+            await app.astep()
+            return app.sequence_id or 0, int(app.state["n"])
+        finally:
+            await persister.cleanup()
+
+    assert asyncio.run(main()) == (2, 3)

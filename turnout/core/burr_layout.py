@@ -25,14 +25,21 @@ import datetime as dt
 import json
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from turnout.core.errors import PersistenceError, PersistenceWarning
 from turnout.core.persistence import PersistedStateData, Status, StorePersister
 from turnout.core.sql import Dialect, SQLConnection
 from turnout.core.state import Change, State
 
-__all__ = ["BURR_CONTROL_KEYS", "BurrReadingPersister", "BurrTable", "burr_state"]
+__all__ = [
+    "BURR_CONTROL_KEYS",
+    "BurrReadingPersister",
+    "BurrSource",
+    "BurrTable",
+    "burr_record",
+    "burr_state",
+]
 
 BURR_CONTROL_KEYS = ("__SEQUENCE_ID", "__PRIOR_STEP")
 BURR_SERDE_KEY = "__burr_serde__"
@@ -92,6 +99,45 @@ def burr_time(value: Any) -> dt.datetime:
     return value if value.utcoffset() is not None else value.replace(tzinfo=dt.UTC)
 
 
+class BurrSource(Protocol):
+    """Where Burr's records are read from (a SQL table, Redis keys); partition keys use ``""``
+    for none."""
+
+    async def load(
+        self, partition_key: str, app_id: str, sequence_id: int | None
+    ) -> PersistedStateData | None: ...
+
+    async def app_ids(self, partition_key: str) -> list[str]: ...
+
+
+def burr_record(
+    *,
+    partition_key: str,
+    app_id: str,
+    sequence_id: Any,
+    position: Any,
+    stored_state: Any,
+    status: Any,
+    created_at: Any,
+    source: str,
+) -> PersistedStateData:
+    """One of Burr's records as turnout's ``PersistedStateData`` (``source`` names where it was
+    read, for messages)."""
+    where = (
+        f"of app {app_id!r} (partition {partition_key or None!r}) at sequence id {sequence_id} "
+        f"in {source}"
+    )
+    return PersistedStateData(
+        partition_key=partition_key or None,
+        app_id=app_id,
+        sequence_id=int(sequence_id),
+        position=position,
+        state=burr_state(stored_state, where=where),
+        created_at=burr_time(created_at),
+        status=status,
+    )
+
+
 class BurrTable:
     """Burr's state table, read through the connection of a SQL persister."""
 
@@ -145,18 +191,15 @@ class BurrTable:
         if not rows:
             return None
         position, stored, number, status, created_at = rows[0]
-        where = (
-            f"of app {app_id!r} (partition {partition_key or None!r}) at sequence id {number} "
-            f"in table {self.table!r}"
-        )
-        return PersistedStateData(
-            partition_key=partition_key or None,
+        return burr_record(
+            partition_key=partition_key,
             app_id=app_id,
-            sequence_id=int(number),
+            sequence_id=number,
             position=position,
-            state=burr_state(stored, where=where),
-            created_at=burr_time(created_at),
+            stored_state=stored,
             status=status,
+            created_at=created_at,
+            source=f"table {self.table!r}",
         )
 
     async def app_ids(self, partition_key: str) -> list[str]:
@@ -173,7 +216,7 @@ class BurrTable:
 class BurrReadingPersister(StorePersister):
     """``StorePersister`` that also reads Burr's table (see the module docstring)."""
 
-    def __init__(self, *args: Any, burr: BurrTable, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, burr: BurrSource, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.burr = burr
         self._resumed: set[tuple[str, str]] = set()
