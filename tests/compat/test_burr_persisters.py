@@ -497,3 +497,16 @@ def test_a_table_named_like_the_prefix_without_burrs_columns_is_ignored(tmp_path
     with SQLitePersister(db, "burr_state") as persister:
         assert persister.load(None, "a") is None
         assert persister.list_app_ids(None) == []
+
+
+def test_the_default_table_name_finds_burrs_default_table(tmp_path: Path) -> None:
+    """Burr's SQLitePersister("burr.db") wrote to burr_state; turnout's default finds it."""
+    db = burr_database(tmp_path / "burr.db")
+    with SQLitePersister(db) as persister:
+        loaded = persister.load("alice", "app-1")
+        assert loaded is not None
+        assert loaded.sequence_id == 2
+        app = migrated(persister, "app-1", "alice").build()
+        app.step()
+    with SQLitePersister(db, "other_prefix") as other:
+        assert other.load("alice", "app-1") is None  # an explicit prefix reads only its own

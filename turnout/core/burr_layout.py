@@ -34,6 +34,7 @@ from turnout.core.state import Change, State
 
 __all__ = [
     "BURR_CONTROL_KEYS",
+    "BURR_DEFAULT_TABLE",
     "BurrReadingPersister",
     "BurrSource",
     "BurrTable",
@@ -138,13 +139,30 @@ def burr_record(
     )
 
 
-class BurrTable:
-    """Burr's state table, read through the connection of a SQL persister."""
+BURR_DEFAULT_TABLE = "burr_state"
 
-    def __init__(self, connection: SQLConnection, dialect: Dialect, table: str) -> None:
+
+class BurrTable:
+    """Burr's state table, read through the connection of a SQL persister.
+
+    ``table`` is the persister's ``table_name``; when that names no table of Burr's layout,
+    ``fallback`` (Burr's default ``burr_state``, given by persisters left at turnout's default
+    prefix) is tried, so ``SQLitePersister("burr.db")`` finds what Burr's
+    ``SQLitePersister("burr.db")`` wrote.
+    """
+
+    def __init__(
+        self,
+        connection: SQLConnection,
+        dialect: Dialect,
+        table: str,
+        *,
+        fallback: str | None = None,
+    ) -> None:
         self.connection = connection
         self.dialect = dialect
-        self.table = table  # validated by the persister (check_name)
+        self.table = table  # validated by the persister (check_name); fallback is a constant
+        self._candidates = [table] + ([fallback] if fallback and fallback != table else [])
         self._present: bool | None = None
 
     async def _rows(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -162,8 +180,15 @@ class BurrTable:
     async def present(self) -> bool:
         """Whether the table exists and has Burr's columns (checked once)."""
         if self._present is None:
-            exists = await self._rows(self.dialect.table_exists, [self.table])
-            self._present = bool(exists) and await self._has_columns()
+            self._present = False
+            for name in self._candidates:
+                self.table = name
+                exists = await self._rows(self.dialect.table_exists, [name])
+                if exists and await self._has_columns():
+                    self._present = True
+                    break
+            else:
+                self.table = self._candidates[0]
         return self._present
 
     async def _has_columns(self) -> bool:

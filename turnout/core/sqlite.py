@@ -16,7 +16,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from turnout.core.burr_layout import BurrReadingPersister, BurrTable
+from turnout.core.burr_layout import BURR_DEFAULT_TABLE, BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
@@ -276,7 +276,7 @@ def _core(
         SQLStore(connection, SQLITE, table_name),
         serde=serde,
         snapshot_every=snapshot_every,
-        burr=BurrTable(connection, SQLITE, table_name),
+        burr=BurrTable(connection, SQLITE, table_name, fallback=_burr_default(table_name)),
     )
 
 
@@ -294,3 +294,8 @@ def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _burr_default(table_name: str) -> str | None:
+    """Burr's default table, read when the persister is left at turnout's default prefix."""
+    return BURR_DEFAULT_TABLE if table_name == "turnout" else None

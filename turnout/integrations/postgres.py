@@ -25,7 +25,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, Union
 
-from turnout.core.burr_layout import BurrReadingPersister, BurrTable
+from turnout.core.burr_layout import BURR_DEFAULT_TABLE, BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
@@ -450,7 +450,7 @@ def _core(
         SQLStore(connection, POSTGRES, table_name),
         serde=serde,
         snapshot_every=snapshot_every,
-        burr=BurrTable(connection, POSTGRES, table_name),
+        burr=BurrTable(connection, POSTGRES, table_name, fallback=_burr_default(table_name)),
     )
 
 
@@ -531,3 +531,8 @@ def _wrong_source(source: object, persister: str) -> TypeError:
     elif isinstance(source, (psycopg.Connection, ConnectionPool)) and not sync:
         hint = "; for a sync connection or pool use PostgreSQLPersister"
     return TypeError(f"{persister}() takes {kinds}, got {type(source).__name__}{hint}.")
+
+
+def _burr_default(table_name: str) -> str | None:
+    """Burr's default table, read when the persister is left at turnout's default prefix."""
+    return BURR_DEFAULT_TABLE if table_name == "turnout" else None
