@@ -510,3 +510,34 @@ def test_the_default_table_name_finds_burrs_default_table(tmp_path: Path) -> Non
         app.step()
     with SQLitePersister(db, "other_prefix") as other:
         assert other.load("alice", "app-1") is None  # an explicit prefix reads only its own
+
+
+@pytest.mark.parametrize("make", [SQLitePersister, AsyncSQLitePersister], ids=["sync", "async"])
+def test_a_connection_object_instead_of_a_path_is_refused_naming_the_fix(
+    make: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Burr's b_aiosqlite persister takes an aiosqlite connection; str() of one used to create a
+    file named after the object."""
+    monkeypatch.chdir(tmp_path)
+    connection = sqlite3.connect(":memory:")
+    with pytest.raises(PersistenceError, match=r"database path.*from_values\('app.db'\)"):
+        make(connection)
+    connection.close()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_burrs_connection_argument_is_accepted_and_left_to_its_owner(tmp_path: Path) -> None:
+    db = tmp_path / "mine.db"
+    mine = sqlite3.connect(db)
+    with SQLitePersister(str(db), "t", None, None, mine) as persister:
+        persister.save(None, "a", 0, "count", State({"n": 1}), "completed")
+    rows = mine.execute("SELECT app_id FROM t_apps").fetchall()  # still open, same file
+    mine.close()
+    assert rows == [("a",)]
+
+
+def test_burrs_connection_argument_with_an_in_memory_database_is_refused() -> None:
+    mine = sqlite3.connect(":memory:")
+    with pytest.raises(PersistenceError, match="cannot share your in-memory database"):
+        SQLitePersister(":memory:", connection=mine)
+    mine.close()

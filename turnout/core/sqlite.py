@@ -8,6 +8,7 @@ none of it. ``AsyncSQLitePersister`` runs the same code in a worker thread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -48,6 +49,15 @@ class SQLiteConnection:
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not isinstance(path, (str, os.PathLike)):
+            # Burr's async persister takes an aiosqlite connection first: str() of one would
+            # silently create a file named after the object.
+            raise PersistenceError(
+                f"the SQLite persisters take the database path (a str or Path), got "
+                f"{type(path).__module__}.{type(path).__qualname__}: {path!r}. Pass the file's "
+                f"path, e.g. AsyncSQLitePersister('app.db') or "
+                f"await AsyncSQLitePersister.from_values('app.db')."
+            )
         self.path = str(path)
         arguments: dict[str, Any] = {"timeout": timeout, **(connect_kwargs or {})}
         timeout = float(arguments["timeout"])
@@ -149,6 +159,9 @@ class SQLitePersister(SyncPersister):
             ones warn (``PersistenceWarning``): pass ``serde=`` instead.
         connect_kwargs: more arguments for ``sqlite3.connect`` (``check_same_thread`` is
             accepted and always off: the connection is shared by threads under a lock).
+        connection: Burr's argument: a ``sqlite3`` connection of yours to ``db_path``. It stays
+            yours (open it, close it); the persister opens its own connection to the same file,
+            because its saves need autocommit and WAL mode.
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
         timeout: seconds to wait for another writer's lock before failing.
@@ -162,6 +175,7 @@ class SQLitePersister(SyncPersister):
         table_name: str = "turnout",
         serde_kwargs: dict[str, Any] | None = None,
         connect_kwargs: dict[str, Any] | None = None,
+        connection: sqlite3.Connection | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
@@ -169,6 +183,7 @@ class SQLitePersister(SyncPersister):
         synchronous: str = "NORMAL",
     ) -> None:
         check_name(table_name, "table_name")  # before the file is created
+        _check_given(connection, db_path)
         self._arguments: dict[str, Any] = {
             "db_path": db_path,
             "table_name": table_name,
@@ -294,6 +309,22 @@ def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _check_given(connection: object, db_path: str | Path) -> None:
+    if connection is None:
+        return
+    if not isinstance(connection, sqlite3.Connection):
+        raise PersistenceError(
+            f"SQLitePersister(connection=...) takes a sqlite3.Connection, got "
+            f"{type(connection).__qualname__}; or leave it out and give db_path only."
+        )
+    if str(db_path) == ":memory:" or str(db_path).startswith("file::memory:"):
+        raise PersistenceError(
+            "SQLitePersister(':memory:', connection=...) cannot share your in-memory database: "
+            "the persister opens its own connection to db_path. Give a file path, or leave "
+            "connection out."
+        )
 
 
 def _burr_default(table_name: str) -> str | None:
