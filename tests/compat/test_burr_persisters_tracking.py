@@ -5,7 +5,9 @@ not use.
 tests/compat/data/burr_0_43_tracking is what apache-burr 0.43's
 ``LocalTrackingClient("demo_project", storage_dir=...)`` wrote for app "app-1" (partition
 "alice"): actions count (n += 1, appends to chat) and stamp (a ``__tracer`` span "inner" with
-the attribute tokens=3, sets when) alternating, stepped 3 times."""
+the attribute tokens=3, sets when) alternating, stepped 3 times; then "app-1-fork", forked from
+app-1 at sequence id 1 with ``initialize_from(tracker, fork_from_...)`` and stepped once (Burr
+wrote app-1/children.jsonl and the fork's parent pointer)."""
 
 from __future__ import annotations
 
@@ -18,7 +20,14 @@ import pytest
 from turnout.cli import main
 from turnout.core.burr_tracking import import_burr_tracking
 from turnout.core.tracking import LocalTracker
-from turnout.core.tracklog import AppRecord, AttrRecord, EndRecord, SpanStartRecord, read_records
+from turnout.core.tracklog import (
+    AppRecord,
+    AttrRecord,
+    ChildRecord,
+    EndRecord,
+    SpanStartRecord,
+    read_records,
+)
 
 BURR_LOGS = Path(__file__).parent / "data" / "burr_0_43_tracking"
 
@@ -46,12 +55,12 @@ def test_an_imported_burr_app_loads_every_step_through_turnouts_tracker(
         burr_dir, tmp_path / "turnout", progress=lambda *a: seen.append(a)
     )
     assert (summary.converted, summary.steps, summary.skipped, summary.bad_lines) == (
-        ["demo_project/app-1"],
-        3,
+        ["demo_project/app-1", "demo_project/app-1-fork"],
+        4,
         {},
         0,
     )
-    assert seen == [(1, 1, "demo_project/app-1")]
+    assert seen == [(1, 2, "demo_project/app-1"), (2, 2, "demo_project/app-1-fork")]
     tracker = LocalTracker("demo_project", tmp_path / "turnout")
     latest = tracker.load("alice", "app-1")
     assert latest is not None
@@ -64,7 +73,10 @@ def test_an_imported_burr_app_loads_every_step_through_turnouts_tracker(
     middle = tracker.load("alice", "app-1", sequence_id=1)
     assert middle is not None
     assert (middle.position, middle.state["when"]) == ("stamp", 3.5)
-    assert tracker.list_app_ids("alice") == ["app-1"]
+    assert sorted(tracker.list_app_ids("alice")) == ["app-1", "app-1-fork"]
+    fork = tracker.load("alice", "app-1-fork")
+    assert fork is not None
+    assert (fork.sequence_id, fork.state["n"]) == (2, 2)
     assert snapshot_of(burr_dir) == before  # Burr's files were only read
 
 
@@ -90,6 +102,16 @@ def test_the_imported_log_keeps_graph_spans_attributes_and_is_tagged(
     assert [(a.seq, a.key, a.value) for a in attributes] == [(1, "tokens", 3)]
     ends = [r for r in chunk.records if isinstance(r, EndRecord)]
     assert all("__SEQUENCE_ID" not in (e.snapshot or {}) for e in ends)
+    children = [r for r in chunk.records if isinstance(r, ChildRecord)]
+    assert [(c.kind, c.child_app_id, c.seq) for c in children] == [("fork", "app-1-fork", 1)]
+
+
+def test_the_imported_fork_keeps_its_parent_pointer(burr_dir: Path, tmp_path: Path) -> None:
+    import_burr_tracking(burr_dir, tmp_path)
+    chunk = read_records(tmp_path / "demo_project" / "app-1-fork" / "log.jsonl")
+    app = next(r for r in chunk.records if isinstance(r, AppRecord))
+    assert app.parent == {"app_id": "app-1", "partition_key": "alice", "sequence_id": 1}
+    assert app.sequence_id == 1  # the fork's first step is 2
 
 
 def test_the_imported_app_lists_in_the_ui_index(burr_dir: Path, tmp_path: Path) -> None:
@@ -97,8 +119,10 @@ def test_the_imported_app_lists_in_the_ui_index(burr_dir: Path, tmp_path: Path) 
     from turnout.integrations.streamlit.index import TrackingIndex
 
     import_burr_tracking(burr_dir, tmp_path)
-    (summary,) = TrackingIndex(tmp_path).apps("demo_project")
-    assert (summary.app_id, summary.step_count, summary.status) == ("app-1", 3, "completed")
+    listed = {app.app_id: app for app in TrackingIndex(tmp_path).apps("demo_project")}
+    assert (listed["app-1"].step_count, listed["app-1"].status) == (3, "completed")
+    assert listed["app-1"].tags == {"imported_from": "burr"}
+    assert listed["app-1-fork"].parent is not None
 
 
 def test_importing_again_skips_what_is_already_there(burr_dir: Path, tmp_path: Path) -> None:
@@ -108,6 +132,7 @@ def test_importing_again_skips_what_is_already_there(burr_dir: Path, tmp_path: P
     again = import_burr_tracking(burr_dir, tmp_path)
     assert again.converted == []
     assert "exists" in again.skipped["demo_project/app-1"]
+    assert "exists" in again.skipped["demo_project/app-1-fork"]
     assert "skipped demo_project/app-1" in str(again)
     assert log.read_bytes() == first
 
@@ -121,7 +146,7 @@ def test_lines_turnout_cannot_use_are_counted_and_the_rest_imported(
         file.write('{"type": "begin_entry", "action": "count"}\n')  # no sequence id
         file.write("not json\n")
     summary = import_burr_tracking(burr_dir, tmp_path)
-    assert (summary.steps, summary.bad_lines) == (3, 3)
+    assert (summary.steps, summary.bad_lines) == (4, 3)
 
 
 def test_a_project_name_turnout_cannot_use_is_skipped_with_the_reason(
@@ -146,8 +171,8 @@ def test_turnout_import_burr_command_prints_a_progress_bar_and_the_summary(
         code = main(["import-burr", "--from", str(burr_dir), "--dir", str(tmp_path / "t")])
     out, err = capsys.readouterr()
     assert code == 0
-    assert "1/1 demo_project/app-1" in err
-    assert "converted 1 app(s) (3 steps), skipped 0" in out
+    assert "2/2 demo_project/app-1-fork" in err
+    assert "converted 2 app(s) (4 steps), skipped 0" in out
     assert main(["import-burr", "--from", str(burr_dir), "--dir", str(tmp_path / "t")]) == 0
     assert "skipped demo_project/app-1" in capsys.readouterr().out
 

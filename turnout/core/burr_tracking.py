@@ -5,8 +5,9 @@ object per line: ``begin_entry``/``end_entry`` with the whole state after each s
 attributes and stream events), ``graph.json`` and ``metadata.json``. ``import_burr_tracking``
 writes each such app as a turnout log under ``<turnout_dir>/<project>/`` (the format of
 ``turnout.core.tracklog``): the app line carries the graph, the partition key and the tag
-``imported_from=burr``; every finished step stores its whole state as a snapshot, without Burr's
-``__SEQUENCE_ID`` and ``__PRIOR_STEP`` keys.
+``imported_from=burr`` and the fork's or spawning parent's pointer; every finished step stores
+its whole state as a snapshot, without Burr's ``__SEQUENCE_ID`` and ``__PRIOR_STEP`` keys; Burr's
+``children.jsonl`` (forks and spawned children) become turnout's child links.
 
 It is idempotent: an app whose turnout log already exists is skipped (imported before, or
 tracked by turnout under the same id), and a log is written to a temporary file and renamed into
@@ -32,6 +33,7 @@ from turnout.core.tracklog import (
     AppRecord,
     AttrRecord,
     BeginRecord,
+    ChildRecord,
     EndRecord,
     FormatRecord,
     Record,
@@ -134,10 +136,17 @@ def _convert(app_dir: Path, app_id: str, target: Path) -> tuple[int, int]:
             sequence_id=first_seq - 1 if isinstance(first_seq, int) and first_seq > 0 else None,
             state={},
             graph=_graph(_json_file(app_dir / "graph.json")),
+            parent=_pointer(metadata.get("parent_pointer")),
+            spawning_parent=_pointer(metadata.get("spawning_parent_pointer")),
             tags=dict(IMPORTED_TAG),
             run=run,
         )
     )
+    children = app_dir / "children.jsonl"
+    if children.exists():
+        child_lines, child_bad = _burr_lines(children)
+        lines += child_lines
+        bad += child_bad
     steps = 0
     parents: dict[str, str | None] = {}
     for line in lines:
@@ -182,6 +191,15 @@ def _record(line: dict[str, Any], parents: dict[str, str | None], run: str) -> R
             snapshot=state,
             run=run,
         )
+    if kind == "child_application_data":
+        child = line["child"]
+        return ChildRecord(
+            kind="spawn" if line.get("event_type") == "spawn_start" else "fork",
+            child_app_id=child["app_id"],
+            child_partition_key=child.get("partition_key"),
+            seq=line.get("sequence_id"),
+            time=_time(line.get("event_time")),
+        )
     if kind not in _SPAN_KINDS:
         return None
     seq: int = line["action_sequence_id"]
@@ -216,6 +234,18 @@ def _record(line: dict[str, Any], parents: dict[str, str | None], run: str) -> R
         items = int(line.get("items_streamed") or 0)
         return StreamEndRecord(seq=seq, time=_time(line["end_time"]), items=items)
     return None
+
+
+def _pointer(pointer: Any) -> dict[str, Any] | None:
+    """A parent pointer of Burr's metadata in the shape of turnout's app line."""
+    if not isinstance(pointer, dict) or not isinstance(pointer.get("app_id"), str):
+        return None
+    sequence_id = pointer.get("sequence_id")
+    return {
+        "app_id": pointer["app_id"],
+        "partition_key": pointer.get("partition_key"),
+        "sequence_id": sequence_id if isinstance(sequence_id, int) else None,
+    }
 
 
 def _graph(graph: dict[str, Any]) -> dict[str, Any]:
