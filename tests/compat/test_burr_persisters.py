@@ -18,6 +18,7 @@ import pytest
 
 from turnout import ApplicationBuilder, State, action
 from turnout.core.errors import (
+    ConcurrencyError,
     PersistenceError,
     PersistenceWarning,
     TrackingWarning,
@@ -541,3 +542,16 @@ def test_burrs_connection_argument_with_an_in_memory_database_is_refused() -> No
     with pytest.raises(PersistenceError, match="cannot share your in-memory database"):
         SQLitePersister(":memory:", connection=mine)
     mine.close()
+
+
+def test_stepping_on_from_an_older_burr_record_is_a_concurrency_error(tmp_path: Path) -> None:
+    """Burr's history goes on past sequence id 0: saving sequence id 1 again is refused, as it
+    is for turnout's own records, and the message does not claim the app was deleted."""
+    db = burr_database(tmp_path / "burr.db")
+    with SQLitePersister(db, "burr_state") as persister:
+        app = migrated(persister, "app-1", "alice").with_identifiers(sequence_id=0).build()
+        assert app.sequence_id == 0
+        with pytest.raises(ConcurrencyError) as caught:
+            app.step()
+        assert not caught.value.deleted
+        assert caught.value.sequence_id == 1

@@ -27,7 +27,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from turnout.core.errors import PersistenceError, PersistenceWarning
+from turnout.core.errors import ConcurrencyError, PersistenceError, PersistenceWarning
 from turnout.core.persistence import PersistedStateData, Status, StorePersister
 from turnout.core.sql import Dialect, SQLConnection
 from turnout.core.state import Change, State
@@ -287,16 +287,24 @@ class BurrReadingPersister(StorePersister):
             # The record this app resumed from is Burr's: turnout's tables have no row for the
             # app yet, so this save starts its history there, as a full snapshot.
             changes, previous_sequence_id, first = None, None, True
-        await super().save(
-            partition_key,
-            app_id,
-            sequence_id,
-            position,
-            state,
-            status,
-            changes=changes,
-            previous_sequence_id=previous_sequence_id,
-            parent=parent,
-            first=first,
-        )
+        try:
+            await super().save(
+                partition_key,
+                app_id,
+                sequence_id,
+                position,
+                state,
+                status,
+                changes=changes,
+                previous_sequence_id=previous_sequence_id,
+                parent=parent,
+                first=first,
+            )
+        except ConcurrencyError as exc:
+            # An app resumed from one of Burr's older records (not its latest) has no row in
+            # turnout's tables: the store calls that "deleted", but the truth is that Burr's
+            # history goes on past this sequence id.
+            if exc.deleted and await self.burr.load(key[0], app_id, None) is not None:
+                raise ConcurrencyError(partition_key, app_id, sequence_id) from None
+            raise
         self._resumed.discard(key)
