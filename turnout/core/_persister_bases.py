@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Generator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
 from turnout.core.errors import UnsupportedOperationError
 
@@ -28,9 +28,17 @@ __all__ = [
     "BaseStateLoader",
     "BaseStatePersister",
     "BaseStateSaver",
+    "Opening",
 ]
 
 Status = Literal["completed", "failed"]
+
+
+class _Closing(Protocol):
+    async def close(self) -> None: ...
+
+
+A = TypeVar("A", bound=_Closing)
 
 
 def _missing(persister: object, method: str, signature: str) -> UnsupportedOperationError:
@@ -171,3 +179,27 @@ class AsyncBaseStatePersister(AsyncBaseStateLoader, AsyncBaseStateSaver, abc.ABC
     ) -> int:
         """Remove old records; see ``StorePersister.prune``."""
         raise _missing(self, "prune", _PRUNE.replace("def", "async def", 1))
+
+
+class Opening(Generic[A]):
+    """What an async persister's ``from_values``/``from_config`` return, as in Burr: await it
+    for the persister (``await AsyncSQLitePersister.from_values("app.db")``), or use it as an
+    async context manager that closes the persister on exit."""
+
+    def __init__(self, open_: Callable[[], Awaitable[A]]) -> None:
+        self._open = open_
+        self._persister: A | None = None
+
+    def __await__(self) -> Generator[Any, None, A]:
+        return self._opened().__await__()
+
+    async def _opened(self) -> A:
+        return await self._open()
+
+    async def __aenter__(self) -> A:
+        self._persister = await self._open()
+        return self._persister
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._persister is not None:
+            await self._persister.close()

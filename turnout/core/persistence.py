@@ -23,9 +23,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import warnings
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
 from turnout.core._persister_bases import (
@@ -35,6 +35,7 @@ from turnout.core._persister_bases import (
     BaseStateLoader,
     BaseStatePersister,
     BaseStateSaver,
+    Opening,
 )
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError, PersistenceWarning
@@ -570,27 +571,3 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
                 app_id=app_id,
             )
         )
-
-
-class Opening(Generic[A]):
-    """What an async persister's ``from_values``/``from_config`` return, as in Burr: await it
-    for the persister (``await AsyncSQLitePersister.from_values("app.db")``), or use it as an
-    async context manager that closes the persister on exit."""
-
-    def __init__(self, open_: Callable[[], Awaitable[A]]) -> None:
-        self._open = open_
-        self._persister: A | None = None
-
-    def __await__(self) -> Generator[Any, None, A]:
-        return self._opened().__await__()
-
-    async def _opened(self) -> A:
-        return await self._open()
-
-    async def __aenter__(self) -> A:
-        self._persister = await self._open()
-        return self._persister
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._persister is not None:
-            await self._persister.close()
