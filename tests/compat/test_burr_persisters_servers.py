@@ -446,3 +446,23 @@ def test_burr_written_redis_keys_resume_in_an_async_application(namespace: str) 
             await persister.cleanup()
 
     assert asyncio.run(main()) == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("library", "module", "extra"),
+    [
+        ("redis", "turnout.integrations.persisters.b_redis", "redis"),
+        ("psycopg", "turnout.integrations.persisters.postgresql", "postgres"),
+        ("psycopg", "turnout.integrations.persisters.b_psycopg2", "postgres"),
+        ("psycopg", "turnout.integrations.persisters.b_asyncpg", "postgres"),
+    ],
+    ids=["b_redis", "postgresql", "b_psycopg2", "b_asyncpg"],
+)
+def test_burrs_persister_modules_name_the_extra_when_the_driver_is_missing(
+    library: str, module: str, extra: str
+) -> None:
+    from tests.integrations.missing_extra import import_without
+
+    said = import_without(library, module)
+    assert said.startswith("MissingExtraError")
+    assert f'pip install "turnout[{extra}]"' in said
