@@ -8,6 +8,10 @@ only requests whose ``Host`` header names this machine or the bound address; ``-
 (or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It
 has no authentication, so expose it to a network only behind something that has.
 
+``turnout import-burr [--from DIR] [--dir DIR] [--project P ...]`` converts Burr's tracking logs
+(default ``~/.burr``) into turnout's tracking directory, so old runs show in ``turnout ui`` (see
+``turnout.core.burr_tracking``); it is idempotent and prints what it converted and skipped.
+
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 ``turnout.integrations.opentelemetry.export_tracked``).
@@ -94,6 +98,29 @@ def _parser() -> argparse.ArgumentParser:
         metavar="MODULE",
         help="import MODULE and allow loading its enums, dataclasses and pydantic models from "
         "the log (Serde.register_module); repeatable. Nothing else in a log is ever loaded.",
+    )
+    burr = commands.add_parser(
+        "import-burr",
+        help="convert Burr's tracking logs (~/.burr) so they show in turnout ui",
+        description="Convert Burr's tracking logs into turnout's tracking directory. Apps "
+        "already there are skipped, so running it again is safe; Burr's files are only read.",
+    )
+    burr.add_argument(
+        "--from",
+        dest="burr_dir",
+        type=Path,
+        default=Path("~/.burr"),
+        help="Burr's storage directory (default ~/.burr)",
+    )
+    burr.add_argument(
+        "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
+    )
+    burr.add_argument(
+        "--project",
+        action="append",
+        dest="projects",
+        default=None,
+        help="only this project (repeatable; default: every project)",
     )
     export = commands.add_parser(
         "export-otel",
@@ -262,6 +289,29 @@ def test_{action}(case):
     assert_case({action}, case)"""
 
 
+def import_burr_command(burr_dir: Path, target: Path | None, projects: list[str] | None) -> int:
+    """``turnout import-burr``: convert with a progress bar on stderr, then print the summary."""
+    from turnout.core.burr_tracking import import_burr_tracking
+
+    if not burr_dir.expanduser().is_dir():
+        print(
+            f"turnout import-burr: {burr_dir} is not a directory; give Burr's storage "
+            f"directory with --from DIR (LocalTrackingClient's storage_dir, default ~/.burr).",
+            file=sys.stderr,
+        )
+        return 2
+
+    def progress(done: int, total: int, name: str) -> None:
+        filled = 30 * done // total
+        bar = "#" * filled + "." * (30 - filled)
+        print(f"\r[{bar}] {done}/{total} {name[:60]:<60}", end="", file=sys.stderr, flush=True)
+
+    summary = import_burr_tracking(burr_dir, target, projects=projects, progress=progress)
+    print(file=sys.stderr)
+    print(f"turnout import-burr into {tracking_home(target)}: {summary}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -275,6 +325,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "export-otel":
         return export_otel_command(args)
+    if args.command == "import-burr":
+        return import_burr_command(args.burr_dir, args.dir, args.projects)
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2

@@ -19,7 +19,7 @@ from turnout.core.engine import drive
 from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
-from turnout.core.persistence import AsyncBaseStatePersister, ParentPointer
+from turnout.core.persistence import AsyncBaseStateSaver, ParentPointer
 from turnout.core.retry import ExceptionCondition
 from turnout.core.saving import (
     Initialization,
@@ -133,7 +133,7 @@ class ApplicationBuilder:
         hook object with ``post_run_step`` is also accepted and added as is."""
         if on_every != "step":
             self._problems.append(f"with_state_persister(on_every={on_every!r}): only 'step'.")
-        if isinstance(persister, AsyncBaseStatePersister):
+        if isinstance(persister, AsyncBaseStateSaver):
             self._hooks.append(PersisterHookAsync(persister))
         elif callable(getattr(persister, "save", None)):
             self._hooks.append(PersisterHook(persister))

@@ -22,13 +22,15 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable)
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
-    │   └── ConcurrencyError              another writer saved this sequence id first
+    │   ├── ConcurrencyError              another writer saved this sequence id first
+    │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
     TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
+    PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -55,6 +57,7 @@ __all__ = [
     "MissingInputsError",
     "MissingWriteError",
     "PersistenceError",
+    "PersistenceWarning",
     "SerdeError",
     "StateKeyError",
     "StateOperationError",
@@ -63,6 +66,7 @@ __all__ = [
     "TurnoutError",
     "UndeclaredWriteError",
     "UnknownActionError",
+    "UnsupportedOperationError",
 ]
 
 
@@ -305,6 +309,12 @@ class ConcurrencyError(PersistenceError):
         return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
 
 
+class UnsupportedOperationError(PersistenceError, NotImplementedError):
+    """A persister was asked for something it does not implement (a user's persister with only
+    ``load``/``save``/``list_app_ids`` asked to ``delete`` or ``prune``); the message names the
+    method to define."""
+
+
 class InvalidNameError(TurnoutError, ValueError):
     """A name given to a persister or tracker cannot name its storage (a table or key prefix, a
     tracking project); the message shows the rule and an example."""
@@ -325,3 +335,8 @@ class GraphWarning(UserWarning):
 class TrackingWarning(UserWarning):
     """The tracker could not log something as it is (it logged a placeholder instead); the
     application runs on. Issued once per application."""
+
+
+class PersistenceWarning(UserWarning):
+    """A persister argument accepted for Burr compatibility that turnout cannot honour as Burr
+    did (e.g. ``serde_kwargs``); the message names what to use instead."""

@@ -20,26 +20,38 @@ coroutines with ``drive`` — one implementation for sync and async, like the en
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import datetime as dt
+import warnings
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
 from turnout.core._burr_names import lazy_names as _lazy_names
 from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
+from turnout.core._persister_bases import (
+    AsyncBaseStateLoader,
+    AsyncBaseStatePersister,
+    AsyncBaseStateSaver,
+    BaseStateLoader,
+    BaseStatePersister,
+    BaseStateSaver,
+    Opening,
+)
 from turnout.core.engine import drive
-from turnout.core.errors import PersistenceError
+from turnout.core.errors import PersistenceError, PersistenceWarning
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.state import Change, State
 
 __all__ = [
     "AppRow",
+    "AsyncBaseStateLoader",
     "AsyncBaseStatePersister",
+    "AsyncBaseStateSaver",
     "BaseStateLoader",
     "BaseStatePersister",
     "BaseStateSaver",
+    "Opening",
     "ParentPointer",
     "PersistedStateData",
     "StepRecord",
@@ -205,103 +217,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class BaseStateLoader(abc.ABC):
-    """Something ``initialize_from`` can load from."""
-
-    @abc.abstractmethod
-    def load(
-        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None:
-        """The record at ``sequence_id`` (the latest when ``None``), or ``None``."""
-
-    @abc.abstractmethod
-    def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
-        """The app ids stored for ``partition_key``, most recent first."""
-
-    def is_async(self) -> bool:
-        return False
-
-
-class BaseStateSaver(abc.ABC):
-    """Something ``with_state_persister`` can save to."""
-
-    @abc.abstractmethod
-    def save(
-        self,
-        partition_key: str | None,
-        app_id: str,
-        sequence_id: int,
-        position: str | None,
-        state: State,
-        status: Status,
-        **kwargs: Any,
-    ) -> None:
-        """Store one step. ``kwargs`` may carry ``changes`` (the step's delta),
-        ``previous_sequence_id`` (the record the delta applies to) and ``parent``."""
-
-    def is_async(self) -> bool:
-        return False
-
-
-class BaseStatePersister(BaseStateLoader, BaseStateSaver, abc.ABC):
-    """Loads, saves and manages retention."""
-
-    @abc.abstractmethod
-    def delete(self, app_id: str, partition_key: str | None = None) -> int:
-        """Remove every record of ``app_id`` (in every partition unless one is given)."""
-
-    @abc.abstractmethod
-    def prune(
-        self,
-        *,
-        keep_last: int | None = None,
-        older_than: dt.datetime | dt.timedelta | None = None,
-        partition_key: str | None = None,
-        app_id: str | None = None,
-    ) -> int:
-        """Remove old records; see ``StorePersister.prune``."""
-
-
-class AsyncBaseStatePersister(abc.ABC):
-    """The async form of ``BaseStatePersister`` (for ``abuild()`` applications)."""
-
-    @abc.abstractmethod
-    async def load(
-        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None: ...
-
-    @abc.abstractmethod
-    async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]: ...
-
-    @abc.abstractmethod
-    async def save(
-        self,
-        partition_key: str | None,
-        app_id: str,
-        sequence_id: int,
-        position: str | None,
-        state: State,
-        status: Status,
-        **kwargs: Any,
-    ) -> None: ...
-
-    @abc.abstractmethod
-    async def delete(self, app_id: str, partition_key: str | None = None) -> int: ...
-
-    @abc.abstractmethod
-    async def prune(
-        self,
-        *,
-        keep_last: int | None = None,
-        older_than: dt.datetime | dt.timedelta | None = None,
-        partition_key: str | None = None,
-        app_id: str | None = None,
-    ) -> int: ...
-
-    def is_async(self) -> bool:
-        return True
-
-
 class StorePersister:
     """Every persistence rule, over any ``Store``; its methods are coroutines.
 
@@ -465,6 +380,7 @@ class StorePersister:
 
 class _Checks:
     core: StorePersister
+    serde_kwargs: dict[str, Any]
 
     def check_state(self, state: State) -> None:
         """Round-trip ``state`` through this persister's codec; ``SerdeError`` names the first
@@ -472,13 +388,55 @@ class _Checks:
         serde = self.core.codec.serde
         serde.loads(serde.dumps(state.get_all()))
 
+    def set_serde_kwargs(self, serde_kwargs: dict[str, Any] | None) -> None:
+        """Burr's per-call serialisation arguments. turnout's codecs take none (register them on
+        a ``Serde`` and pass ``serde=``), so non-empty ones are kept but warned about."""
+        self.serde_kwargs = dict(serde_kwargs or {})
+        if self.serde_kwargs:
+            warnings.warn(
+                f"{type(self).__name__}(serde_kwargs={self.serde_kwargs!r}): turnout's codecs "
+                f"take no per-call arguments, so these are ignored. Register the types on a "
+                f"turnout.core.serde.Serde and pass serde=that_serde instead.",
+                PersistenceWarning,
+                stacklevel=3,
+            )
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Any:
+        """Burr's constructor from a configuration mapping: ``cls.from_values(**config)``."""
+        from_values = getattr(cls, "from_values", None)
+        if from_values is None:
+            return cls(**config)
+        return from_values(**config)
+
 
 class SyncPersister(_Checks, BaseStatePersister):
     """A synchronous persister over a ``StorePersister`` whose store never suspends; a context
-    manager that calls ``close()`` on exit."""
+    manager that calls ``close()`` on exit.
+
+    Burr's lifecycle methods work on every backend: ``initialize()`` creates the tables or keys
+    now (otherwise the first call does), ``is_initialized()`` says whether they exist, and
+    ``cleanup()`` is ``close()``.
+    """
+
+    def initialize(self) -> None:
+        """Create the storage (tables, keys) now and check its schema version."""
+        setup = getattr(self.core.store, "setup", None)
+        if setup is not None:
+            drive(setup())
+
+    def is_initialized(self) -> bool:
+        """Whether the storage exists (``initialize()`` or a first save created it)."""
+        probe = getattr(self.core.store, "initialized", None)
+        return True if probe is None else bool(drive(probe()))
+
+    def cleanup(self) -> None:
+        """Burr's name for ``close()``."""
+        self.close()
 
     def __init__(self, core: StorePersister) -> None:
         self.core = core
+        self.serde_kwargs = {}
 
     def close(self) -> None:
         """Release what this persister opened itself (backends override it)."""
@@ -531,7 +489,8 @@ class SyncPersister(_Checks, BaseStatePersister):
 
 
 class AsyncPersister(_Checks, AsyncBaseStatePersister):
-    """An asynchronous persister over a ``StorePersister``.
+    """An asynchronous persister over a ``StorePersister``; ``initialize``, ``is_initialized``
+    and ``cleanup`` are ``SyncPersister``'s, awaited.
 
     Args:
         core: the rules and the store.
@@ -542,6 +501,22 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
     def __init__(self, core: StorePersister, *, threaded: bool = False) -> None:
         self.core = core
         self.threaded = threaded
+        self.serde_kwargs = {}
+
+    async def initialize(self) -> None:
+        """Create the storage (tables, keys) now and check its schema version."""
+        setup = getattr(self.core.store, "setup", None)
+        if setup is not None:
+            await self._call(setup())
+
+    async def is_initialized(self) -> bool:
+        """Whether the storage exists (``initialize()`` or a first save created it)."""
+        probe = getattr(self.core.store, "initialized", None)
+        return True if probe is None else bool(await self._call(probe()))
+
+    async def cleanup(self) -> None:
+        """Burr's name for ``close()``."""
+        await self.close()
 
     async def close(self) -> None:
         """Release what this persister opened itself (backends override it)."""

@@ -57,6 +57,12 @@ class Dialect:
     # Appended to the SELECT of the app row in a save: locks it until the transaction ends ("" for
     # SQLite, whose BEGIN IMMEDIATE already lets one writer in at a time).
     lock_row: str = " FOR UPDATE"
+    # One row if the table named by the parameter exists (compared in lower case: PostgreSQL
+    # folds unquoted names), for ``is_initialized()``.
+    table_exists: str = (
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() "
+        "AND lower(table_name) = lower(?)"
+    )
 
 
 class SQLConnection(Protocol):
@@ -145,6 +151,10 @@ class SQLStore:
                 if version < SCHEMA_VERSION:
                     await self._migrate(version)
         self._ready = True
+
+    async def initialized(self) -> bool:
+        """Whether the tables exist (``setup`` created them, here or in another process)."""
+        return self._ready or bool(await self._run(self.dialect.table_exists, [self.meta]))
 
     def _version(self, stored: Any) -> int:
         text = str(stored)

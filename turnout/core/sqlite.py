@@ -8,6 +8,7 @@ none of it. ``AsyncSQLitePersister`` runs the same code in a worker thread.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
@@ -16,8 +17,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from turnout.core.burr_layout import BURR_DEFAULT_TABLE, BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
-from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
+from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
 
@@ -30,6 +32,7 @@ SQLITE = Dialect(
     text_type="TEXT",
     insert_ignore="INSERT OR IGNORE",
     lock_row="",
+    table_exists="SELECT 1 FROM sqlite_master WHERE type = 'table' AND lower(name) = lower(?)",
 )
 
 
@@ -46,14 +49,23 @@ class SQLiteConnection:
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not isinstance(path, (str, os.PathLike)):
+            # Burr's async persister takes an aiosqlite connection first: str() of one would
+            # silently create a file named after the object.
+            raise PersistenceError(
+                f"the SQLite persisters take the database path (a str or Path), got "
+                f"{type(path).__module__}.{type(path).__qualname__}: {path!r}. Pass the file's "
+                f"path, e.g. AsyncSQLitePersister('app.db') or "
+                f"await AsyncSQLitePersister.from_values('app.db')."
+            )
         self.path = str(path)
-        self._connection = sqlite3.connect(
-            self.path,
-            timeout=timeout,
-            check_same_thread=False,
-            isolation_level=None,  # autocommit; transactions are explicit BEGIN IMMEDIATE
-            **(connect_kwargs or {}),
-        )
+        arguments: dict[str, Any] = {"timeout": timeout, **(connect_kwargs or {})}
+        timeout = float(arguments["timeout"])
+        # The connection is shared by threads under a lock (the async persister's worker thread
+        # too), so check_same_thread is always off, whatever the caller passed (Burr users pass
+        # check_same_thread=False); transactions are explicit BEGIN IMMEDIATE, so autocommit.
+        arguments.update(check_same_thread=False, isolation_level=None)
+        self._connection = sqlite3.connect(self.path, **arguments)
         self._lock = threading.RLock()
         self._depth = 0
         try:
@@ -137,13 +149,22 @@ class _Transaction:
 class SQLitePersister(SyncPersister):
     """Save applications to a SQLite file.
 
+    Burr's constructor, ``from_values``, ``from_config``, ``initialize()``,
+    ``is_initialized()`` and ``cleanup()`` work as they do there.
+
     Args:
         db_path: the database file (created if missing), or ``":memory:"``.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
+        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
+            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+        connect_kwargs: more arguments for ``sqlite3.connect`` (``check_same_thread`` is
+            accepted and always off: the connection is shared by threads under a lock).
+        connection: Burr's argument: a ``sqlite3`` connection of yours to ``db_path``. It stays
+            yours (open it, close it); the persister opens its own connection to the same file,
+            because its saves need autocommit and WAL mode.
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
         timeout: seconds to wait for another writer's lock before failing.
-        connect_kwargs: more arguments for ``sqlite3.connect``.
         synchronous: ``"NORMAL"`` (the default: safe when a process is killed) or ``"FULL"``
             (also safe against power loss, at the cost of a disk sync per step).
     """
@@ -152,28 +173,46 @@ class SQLitePersister(SyncPersister):
         self,
         db_path: str | Path,
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
+        connection: sqlite3.Connection | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
         timeout: float = 30.0,
-        connect_kwargs: dict[str, Any] | None = None,
         synchronous: str = "NORMAL",
     ) -> None:
         check_name(table_name, "table_name")  # before the file is created
+        _check_given(connection, db_path)
         self._arguments: dict[str, Any] = {
             "db_path": db_path,
             "table_name": table_name,
+            "serde_kwargs": serde_kwargs,
+            "connect_kwargs": connect_kwargs,
             "serde": serde,
             "snapshot_every": snapshot_every,
             "timeout": timeout,
-            "connect_kwargs": connect_kwargs,
             "synchronous": synchronous,
         }
+        self.db_path = db_path
+        self.table_name = table_name
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
-        store = SQLStore(self.connection, SQLITE, table_name)
-        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        super().__init__(_core(self.connection, table_name, serde, snapshot_every))
+        self.set_serde_kwargs(serde_kwargs)
+
+    @classmethod
+    def from_values(
+        cls,
+        db_path: str | Path,
+        table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> SQLitePersister:
+        """Burr's constructor by values; ``options`` are the keyword-only arguments."""
+        return cls(db_path, table_name, serde_kwargs, connect_kwargs, **options)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -195,29 +234,65 @@ class SQLitePersister(SyncPersister):
 
 class AsyncSQLitePersister(AsyncPersister):
     """``SQLitePersister`` for async applications: each call runs in a worker thread, so the
-    event loop never waits on the disk. The arguments are ``SQLitePersister``'s."""
+    event loop never waits on the disk. The arguments are ``SQLitePersister``'s.
+
+    ``from_values``/``from_config`` return what Burr's do: await it for the persister, or use
+    it as ``async with AsyncSQLitePersister.from_values("app.db") as persister:``.
+    """
 
     def __init__(
         self,
         db_path: str | Path,
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
         timeout: float = 30.0,
-        connect_kwargs: dict[str, Any] | None = None,
         synchronous: str = "NORMAL",
     ) -> None:
         check_name(table_name, "table_name")  # before the file is created
+        self.db_path = db_path
+        self.table_name = table_name
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
-        store = SQLStore(self.connection, SQLITE, table_name)
-        core = StorePersister(store, serde=serde, snapshot_every=snapshot_every)
+        core = _core(self.connection, table_name, serde, snapshot_every)
         super().__init__(core, threaded=True)
+        self.set_serde_kwargs(serde_kwargs)
+
+    @classmethod
+    def from_values(
+        cls,
+        db_path: str | Path,
+        table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        connect_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Opening[AsyncSQLitePersister]:
+        """Burr's constructor by values; ``options`` are the keyword-only arguments."""
+
+        async def open_() -> AsyncSQLitePersister:
+            return cls(db_path, table_name, serde_kwargs, connect_kwargs, **options)
+
+        return Opening(open_)
 
     async def close(self) -> None:
         self.connection.close()
+
+
+def _core(
+    connection: SQLiteConnection, table_name: str, serde: Serde | None, snapshot_every: int
+) -> StorePersister:
+    """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
+    for apps turnout has no record of: see ``turnout.core.burr_layout``."""
+    return BurrReadingPersister(
+        SQLStore(connection, SQLITE, table_name),
+        serde=serde,
+        snapshot_every=snapshot_every,
+        burr=BurrTable(connection, SQLITE, table_name, fallback=_burr_default(table_name)),
+    )
 
 
 def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
@@ -234,3 +309,24 @@ def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+def _check_given(connection: object, db_path: str | Path) -> None:
+    if connection is None:
+        return
+    if not isinstance(connection, sqlite3.Connection):
+        raise PersistenceError(
+            f"SQLitePersister(connection=...) takes a sqlite3.Connection, got "
+            f"{type(connection).__qualname__}; or leave it out and give db_path only."
+        )
+    if str(db_path) == ":memory:" or str(db_path).startswith("file::memory:"):
+        raise PersistenceError(
+            "SQLitePersister(':memory:', connection=...) cannot share your in-memory database: "
+            "the persister opens its own connection to db_path. Give a file path, or leave "
+            "connection out."
+        )
+
+
+def _burr_default(table_name: str) -> str | None:
+    """Burr's default table, read when the persister is left at turnout's default prefix."""
+    return BURR_DEFAULT_TABLE if table_name == "turnout" else None

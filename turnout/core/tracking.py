@@ -202,6 +202,9 @@ class LocalTracker:
             ``_.:@+=-``, starting with a letter or digit, without ``..``, at most 200
             characters; anything else raises ``ValueError``.
         storage_dir: the root of all projects (default ``$TURNOUT_HOME`` or ``~/.turnout``).
+        serde_kwargs: Burr's serialisation arguments (``LocalTrackingClient(project,
+            storage_dir, serde_kwargs)``); turnout's codecs take none, so non-empty ones warn
+            (``TrackingWarning``): register types on a ``Serde`` and pass ``serde=`` instead.
         serde: encodes state values, inputs and results (default ``DEFAULT_SERDE``).
         snapshot_every: log the full state at every sequence id divisible by this (the app line
             holds the starting state), so the state at any step is rebuilt from a snapshot and
@@ -215,12 +218,22 @@ class LocalTracker:
         self,
         project: str = "default",
         storage_dir: str | Path | None = None,
+        serde_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 50,
         tags: dict[str, str] | None = None,
     ) -> None:
         self.project = check_id(project, "project")
+        self.serde_kwargs = dict(serde_kwargs or {})
+        if self.serde_kwargs:
+            warnings.warn(
+                f"LocalTracker(serde_kwargs={self.serde_kwargs!r}): turnout's codecs take no "
+                f"per-call arguments, so these are ignored. Register the types on a "
+                f"turnout.core.serde.Serde and pass serde=that_serde instead.",
+                TrackingWarning,
+                stacklevel=2,
+            )
         self.tags = _check_tags(tags)
         self.storage_dir = tracking_home(storage_dir)
         self.serde = serde or DEFAULT_SERDE

@@ -64,6 +64,10 @@ MYSQL = Dialect(
     # and stores the value cut or coerced. This no-op update skips an existing row and no more.
     insert_ignore="INSERT",
     on_conflict_nothing=" ON DUPLICATE KEY UPDATE app_id = app_id",
+    table_exists=(
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() "
+        "AND lower(table_name) = lower(%s)"
+    ),
 )
 
 # DDL commits implicitly in MySQL, so the transaction that creates the tables cannot keep a
@@ -365,8 +369,13 @@ class MySQLPersister(SyncPersister):
             arguments of ``pymysql.connect`` (``host``, ``port``, ``user``, ``password``,
             ``database``, ...), for a connection opened here and closed by ``close()``.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
+        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
+            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
+
+    Like the other persisters it has Burr's ``from_values`` (here ``db_name, user, password,
+    host, port``), ``from_config``, ``initialize()``, ``is_initialized()`` and ``cleanup()``.
 
     Raises:
         PersistenceError: the server named by the arguments cannot be reached.
@@ -376,6 +385,7 @@ class MySQLPersister(SyncPersister):
         self,
         connection_or_kwargs: pymysql.connections.Connection | Mapping[str, Any],
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
@@ -387,11 +397,32 @@ class MySQLPersister(SyncPersister):
         self.connection = MySQLConnection(source)
         self.connection.connect()
         store = SQLStore(self.connection, MYSQL, table_name)
+        self.table_name = table_name
         try:
             super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+            self.set_serde_kwargs(serde_kwargs)
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def from_values(
+        cls,
+        db_name: str,
+        user: str,
+        password: str | None,
+        host: str,
+        port: int = 3306,
+        table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> MySQLPersister:
+        """A persister on a connection it opens (and ``close()``/``cleanup()`` closes), from the
+        same values as ``PostgreSQLPersister.from_values``."""
+        kwargs = {"database": db_name, "user": user, "host": host, "port": int(port)}
+        if password:
+            kwargs["password"] = password
+        return cls(kwargs, table_name, serde_kwargs, **options)
 
     def close(self) -> None:
         """Close the connection opened from connection arguments (not one you passed)."""
@@ -414,6 +445,7 @@ class AsyncMySQLPersister(AsyncPersister):
         self,
         connection_or_kwargs: Any,
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
@@ -424,8 +456,10 @@ class AsyncMySQLPersister(AsyncPersister):
         elif not isinstance(source, (aiomysql.Connection, aiomysql.Pool)):
             raise _wrong_source(source, "AsyncMySQLPersister")
         self.connection = AsyncMySQLConnection(source)
+        self.table_name = table_name
         store = SQLStore(self.connection, MYSQL, table_name)
         super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        self.set_serde_kwargs(serde_kwargs)
 
     @classmethod
     async def connect(

@@ -25,8 +25,9 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar, Union
 
+from turnout.core.burr_layout import BURR_DEFAULT_TABLE, BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
-from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
+from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
 from turnout.integrations import _reconnect
@@ -34,7 +35,7 @@ from turnout.integrations._guard import missing_extra
 
 try:
     import psycopg
-    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
     from psycopg.rows import tuple_row
     from psycopg_pool import AsyncConnectionPool, ConnectionPool
 except ImportError as _error:
@@ -292,8 +293,14 @@ class PostgreSQLPersister(SyncPersister):
             ``close()``), a ``psycopg.Connection`` or a ``psycopg_pool.ConnectionPool`` (both
             stay yours: close them yourself). Use a pool to save from many threads at once.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
+        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
+            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
+
+    Burr's ``from_values(db_name, user, password, host, port, table_name)`` (psycopg2's
+    arguments, here mapped onto a psycopg 3 connection string), ``from_config``,
+    ``initialize()``, ``is_initialized()`` and ``cleanup()`` work as they do there.
 
     Raises:
         PersistenceError: the server named by a connection string cannot be reached.
@@ -303,6 +310,7 @@ class PostgreSQLPersister(SyncPersister):
         self,
         conninfo_or_connection_or_pool: Source,
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
@@ -313,12 +321,30 @@ class PostgreSQLPersister(SyncPersister):
             raise _wrong_source(source, "PostgreSQLPersister")
         self.connection = PostgreSQLConnection(source)
         self.connection.connect()
-        store = SQLStore(self.connection, POSTGRES, table_name)
+        self.table_name = table_name
         try:
-            super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+            super().__init__(_core(self.connection, table_name, serde, snapshot_every))
+            self.set_serde_kwargs(serde_kwargs)
         except BaseException:
             self.close()
             raise
+
+    @classmethod
+    def from_values(
+        cls,
+        db_name: str,
+        user: str,
+        password: str | None,
+        host: str,
+        port: int | str,
+        table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> PostgreSQLPersister:
+        """A persister on a connection it opens (and ``close()``/``cleanup()`` closes) from
+        Burr's psycopg2-style values; ``options`` are the keyword-only arguments."""
+        conninfo = _conninfo(db_name, user, password, host, port)
+        return cls(conninfo, table_name, serde_kwargs, **options)
 
     def close(self) -> None:
         """Close the connection opened from a connection string (not one you passed)."""
@@ -341,6 +367,7 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         self,
         conninfo_or_connection_or_pool: AsyncSource,
         table_name: str = "turnout",
+        serde_kwargs: dict[str, Any] | None = None,
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
@@ -349,8 +376,45 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         if not isinstance(source, (str, psycopg.AsyncConnection, AsyncConnectionPool)):
             raise _wrong_source(source, "AsyncPostgreSQLPersister")
         self.connection = AsyncPostgreSQLConnection(source)
-        store = SQLStore(self.connection, POSTGRES, table_name)
-        super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
+        self.table_name = table_name
+        self._owned_pool: AsyncConnectionPool[Any] | None = None
+        super().__init__(_core(self.connection, table_name, serde, snapshot_every))
+        self.set_serde_kwargs(serde_kwargs)
+
+    @classmethod
+    def from_values(
+        cls,
+        db_name: str,
+        user: str,
+        password: str | None,
+        host: str,
+        port: int | str,
+        table_name: str = "turnout",
+        use_pool: bool = False,
+        **pool_kwargs: Any,
+    ) -> Opening[AsyncPostgreSQLPersister]:
+        """Burr's async constructor by values: await the result for a connected persister, or
+        use it as an async context manager. With ``use_pool`` the persister opens a
+        ``psycopg_pool.AsyncConnectionPool`` (``pool_kwargs`` are its arguments, e.g.
+        ``min_size``) and ``close()`` closes it."""
+        conninfo = _conninfo(db_name, user, password, host, port)
+
+        async def open_() -> AsyncPostgreSQLPersister:
+            if not use_pool:
+                return await cls.connect(conninfo, table_name)
+            pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+                conninfo, open=False, **pool_kwargs
+            )
+            try:
+                await pool.open(wait=True)
+            except Exception as exc:
+                await pool.close()
+                raise _unreachable(conninfo, exc, "AsyncPostgreSQLPersister.from_values") from exc
+            persister = cls(pool, table_name)
+            persister._owned_pool = pool
+            return persister
+
+        return Opening(open_)
 
     @classmethod
     async def connect(
@@ -367,8 +431,27 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         return persister
 
     async def close(self) -> None:
-        """Close the connection opened from a connection string (not one you passed)."""
+        """Close the connection opened from a connection string, or the pool opened by
+        ``from_values(..., use_pool=True)`` (not one you passed)."""
         await self.connection.close()
+        if self._owned_pool is not None:
+            await self._owned_pool.close()
+
+
+def _core(
+    connection: PostgreSQLConnection | AsyncPostgreSQLConnection,
+    table_name: str,
+    serde: Serde | None,
+    snapshot_every: int,
+) -> StorePersister:
+    """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
+    for apps turnout has no record of: see ``turnout.core.burr_layout``."""
+    return BurrReadingPersister(
+        SQLStore(connection, POSTGRES, table_name),
+        serde=serde,
+        snapshot_every=snapshot_every,
+        burr=BurrTable(connection, POSTGRES, table_name, fallback=_burr_default(table_name)),
+    )
 
 
 def _query(connection: psycopg.Connection[Any], sql: str, params: Sequence[Any]) -> Rows:
@@ -384,6 +467,12 @@ async def _aquery(
     async with connection.cursor(row_factory=tuple_row) as cursor:
         await cursor.execute(sql, list(params) if params else None)
         return await cursor.fetchall() if cursor.description is not None else []
+
+
+def _conninfo(db_name: str, user: str, password: str | None, host: str, port: int | str) -> str:
+    """A psycopg 3 connection string from psycopg2-style values (Burr's ``from_values``)."""
+    values = {"dbname": db_name, "user": user, "password": password, "host": host, "port": port}
+    return make_conninfo(**{k: str(v) for k, v in values.items() if v not in (None, "")})
 
 
 def _failure(what: str, exc: BaseException, source: object) -> PersistenceError:
@@ -442,3 +531,8 @@ def _wrong_source(source: object, persister: str) -> TypeError:
     elif isinstance(source, (psycopg.Connection, ConnectionPool)) and not sync:
         hint = "; for a sync connection or pool use PostgreSQLPersister"
     return TypeError(f"{persister}() takes {kinds}, got {type(source).__name__}{hint}.")
+
+
+def _burr_default(table_name: str) -> str | None:
+    """Burr's default table, read when the persister is left at turnout's default prefix."""
+    return BURR_DEFAULT_TABLE if table_name == "turnout" else None

@@ -187,6 +187,7 @@ _SCRIPTS = {
     # KEYS: apps, latest of the partition.
     "apps": "return {redis.call('HVALS', KEYS[1]), redis.call('HGETALL', KEYS[2])}",
     "members": "return redis.call('SMEMBERS', KEYS[1])",
+    "exists": "return redis.call('EXISTS', KEYS[1])",
 }
 
 
@@ -281,6 +282,10 @@ class RedisStore:
                 f"prefix."
             )
         self._ready = True
+
+    async def initialized(self) -> bool:
+        """Whether the keys are set up (``setup`` ran, here or in another process)."""
+        return self._ready or bool(await self._call("exists", [f"{self.prefix}:meta"]))
 
     # -- the Store protocol ----------------------------------------------------------------------
 
@@ -499,6 +504,11 @@ class RedisPersister(SyncPersister):
         prefix: the first segment of every key (letters, digits and underscores).
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
+        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
+            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+
+    Burr's constructors (``from_values(host, port, db, ...)``, a client with ``namespace=``)
+    are in ``turnout.integrations.persisters.b_redis``.
     """
 
     def __init__(
@@ -508,6 +518,7 @@ class RedisPersister(SyncPersister):
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
+        serde_kwargs: dict[str, Any] | None = None,
     ) -> None:
         check_name(prefix, "key prefix")
         if isinstance(client_or_url, str):
@@ -525,6 +536,7 @@ class RedisPersister(SyncPersister):
             self.close()
             raise
         super().__init__(core)
+        self.set_serde_kwargs(serde_kwargs)
 
     def close(self) -> None:
         """Close the client if the persister created it from a URL."""
@@ -543,6 +555,7 @@ class AsyncRedisPersister(AsyncPersister):
         *,
         serde: Serde | None = None,
         snapshot_every: int = 100,
+        serde_kwargs: dict[str, Any] | None = None,
     ) -> None:
         check_name(prefix, "key prefix")
         if isinstance(client_or_url, str):
@@ -557,6 +570,7 @@ class AsyncRedisPersister(AsyncPersister):
         self._owned = isinstance(client_or_url, str)
         self.store = RedisStore(_AsyncClient(client), prefix)
         super().__init__(StorePersister(self.store, serde=serde, snapshot_every=snapshot_every))
+        self.set_serde_kwargs(serde_kwargs)
 
     async def close(self) -> None:
         """Close the client if the persister created it from a URL."""
