@@ -93,6 +93,19 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
         ["OpenTelemetryBridge", "init_instruments"],
     ),
     "burr.integrations.ray": ("ray", ["RayExecutor"]),
+    "burr.integrations.persisters.b_redis": (
+        "redis",
+        [
+            "AsyncRedisBasePersister",
+            "RedisBasePersister",
+            "RedisPersister",
+            "add_namespace_to_partition_key",
+        ],
+    ),
+    "burr.integrations.persisters.postgresql": ("psycopg", ["PostgreSQLPersister"]),
+    "burr.integrations.persisters.b_psycopg2": ("psycopg", ["PostgreSQLPersister"]),
+    "burr.integrations.persisters.b_asyncpg": ("psycopg", ["AsyncPostgreSQLPersister"]),
+    "burr.integrations.persisters.b_aiosqlite": ("sqlite3", ["AsyncSQLitePersister"]),
 }
 
 _HAMILTON_RECORD = "the record types behind from_state/from_value/update_state, not Burr's API"
@@ -140,7 +153,6 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.visibility.tracing", "ActionSpanTracer"): "turnout.core.tracing:SpanContext",
 }
 
-_PERSISTERS = "the persisters part of issue 13 (branch i13-burrpersist)"
 _SERDE = "Burr's serde registry and per-field serde: the custom-serde part of issue 13"
 
 _INTERNAL = "a Burr-internal helper, not in Burr's documented API"
@@ -154,8 +166,6 @@ LATER: dict[tuple[str, str], str] = {
     ),
     ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
     ("burr.core.state", "register_field_serde"): _SERDE,
-    ("burr.core.persistence", "AsyncBaseStateLoader"): _PERSISTERS,
-    ("burr.core.persistence", "AsyncBaseStateSaver"): _PERSISTERS,
     ("burr.core.serde", "StringDispatch"): _SERDE,
     ("burr.core.serde", "deserialize"): _SERDE,
     ("burr.core.serde", "serialize"): _SERDE,
