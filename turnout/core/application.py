@@ -80,10 +80,11 @@ class Application(StepEngine):
         state_initializer: Any = None,
         parallel_executor_factory: Callable[[], Executor] | None = None,
         spawning_parent_pointer: ParentPointer | None = None,
+        strict: bool = False,
     ) -> None:
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
-        self._specs = {act.name: ActionSpec(act) for act in graph.actions}
+        self._specs = {act.name: ActionSpec(act, strict=strict) for act in graph.actions}
         self._spec_of = {id(spec.action): spec for spec in self._specs.values()}
         # An action whose first transition is unconditional always leads to the same action:
         # the hot path then skips the graph lookup.

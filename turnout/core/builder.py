@@ -258,7 +258,9 @@ class ApplicationBuilder:
             GraphSetupError: listing every problem found.
 
         Args:
-            strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
+            strict: raise on suspicious graphs too, instead of warning (``GraphWarning``), and
+                on an action changing a key outside its ``writes`` (``UndeclaredWriteError``)
+                instead of applying the change with an ``UndeclaredWriteWarning``.
         """
         initialization = drive(self._initialize(sync=True))
         app = self._build(strict=strict, async_only=False, initialization=initialization)
@@ -365,6 +367,7 @@ class ApplicationBuilder:
             ),
             parallel_executor_factory=self._executor_factory,
             spawning_parent_pointer=self._spawning_parent,
+            strict=strict,
         )
         if initialization is not None:
             app._resume_at(initialization.prior, initialization.rerun)

@@ -29,6 +29,7 @@ Each class also inherits the nearest built-in exception, so code that catches ``
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
     TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
+    UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -62,6 +63,7 @@ __all__ = [
     "TrackingWarning",
     "TurnoutError",
     "UndeclaredWriteError",
+    "UndeclaredWriteWarning",
     "UnknownActionError",
 ]
 
@@ -132,7 +134,8 @@ class InvalidActionReturnError(TurnoutError, TypeError):
 
 
 class UndeclaredWriteError(TurnoutError, ValueError):
-    """An action changed state keys that it did not list in ``writes``."""
+    """An action changed state keys that it did not list in ``writes`` (in strict mode,
+    ``build(strict=True)``; otherwise the change is applied with an ``UndeclaredWriteWarning``)."""
 
 
 class MissingWriteError(TurnoutError, ValueError):
@@ -325,3 +328,10 @@ class GraphWarning(UserWarning):
 class TrackingWarning(UserWarning):
     """The tracker could not log something as it is (it logged a placeholder instead); the
     application runs on. Issued once per application."""
+
+
+class UndeclaredWriteWarning(UserWarning):
+    """An action changed (set, appended, deleted, ...) a state key it does not declare in
+    ``writes``. The change was applied, as Burr applies it; the warning comes once per action
+    and key of an application and names the ``writes=`` to declare. ``build(strict=True)`` makes
+    it an ``UndeclaredWriteError``."""

@@ -9,6 +9,7 @@ step algorithm that both the sync and the async drivers run.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import warnings
 from typing import Any
 
 from turnout.core.action import Action, FunctionBasedAction, _injected_name
@@ -19,6 +20,7 @@ from turnout.core.errors import (
     MissingInputsError,
     MissingWriteError,
     UndeclaredWriteError,
+    UndeclaredWriteWarning,
 )
 from turnout.core.state import RawChange, State
 
@@ -42,13 +44,19 @@ class ActionSpec:
         "retry",
         "single_step",
         "streaming",
+        "strict",
         "takes_inputs",
         "timeout",
+        "warned",
         "writes",
     )
 
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, *, strict: bool = False) -> None:
         self.action = action
+        # strict: an undeclared write raises UndeclaredWriteError; otherwise it is applied, as
+        # Burr does, with one UndeclaredWriteWarning per key (``warned``) of this application.
+        self.strict = strict
+        self.warned: set[str] = set()
         self.name = action.name
         self.reads = tuple(action.reads)
         self.writes = frozenset(action.writes)
@@ -124,8 +132,10 @@ def prepare(
 def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     """Check what the action returned and what it changed; return ``(result, state, changes)``.
 
-    Raises ``InvalidActionReturnError``, ``UndeclaredWriteError`` or ``MissingWriteError``
-    naming the action, the key and the fix.
+    Raises ``InvalidActionReturnError``, ``UndeclaredWriteError`` (strict mode; otherwise the
+    undeclared change is applied with an ``UndeclaredWriteWarning``) or ``MissingWriteError``
+    naming the action, the key and the fix. A declared write that the action deleted is not
+    missing: deleting is writing.
     """
     if not spec.single_step:
         result, new_state = _split_two_step(spec.name, returned)
@@ -139,18 +149,25 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     writes = spec.writes
     for change in changes:
         if change[1] not in writes:
-            raise _undeclared(spec, changes)
+            _undeclared(spec, changes)
+            break
     data = new_state._data
     for key in writes:
         if key not in data:
-            raise _missing_writes(spec, new_state)
+            _check_missing_writes(spec, new_state, changes)
+            break
     return result, new_state, changes
 
 
-def _missing_writes(spec: ActionSpec, new_state: State) -> MissingWriteError:
-    missing = sorted(k for k in spec.writes if k not in new_state)
+def _check_missing_writes(
+    spec: ActionSpec, new_state: State, changes: tuple[RawChange, ...]
+) -> None:
+    deleted = {key for op, key, _value in changes if op == "delete"}
+    missing = sorted(k for k in spec.writes if k not in new_state and k not in deleted)
+    if not missing:
+        return
     one = len(missing) == 1
-    return MissingWriteError(
+    raise MissingWriteError(
         f"action {spec.name!r} declares writes {sorted(spec.writes)!r} but {missing!r} "
         f"{'is' if one else 'are'} not in the state after it ran. Write "
         f"{'it' if one else 'them'} (state.update({missing[0]}=...)) or remove "
@@ -225,14 +242,29 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> UndeclaredWriteError:
+def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> None:
+    """Raise ``UndeclaredWriteError`` in strict mode; else warn once per new (action, key)."""
     keys = list(dict.fromkeys(key for _op, key, _value in changes if key not in spec.writes))
+    if not spec.strict:
+        keys = [key for key in keys if key not in spec.warned]
+        if not keys:
+            return
+        spec.warned.update(keys)
     ops = ", ".join(f"{op} {key!r}" for op, key, _value in changes if key in keys)
     declared = sorted(spec.writes)
-    return UndeclaredWriteError(
+    them = "it" if len(keys) == 1 else "them"
+    message = (
         f"action {spec.name!r} changed {', '.join(map(repr, keys))} ({ops}) but declares "
-        f"writes={declared!r}. Add {'it' if len(keys) == 1 else 'them'} to writes, e.g. "
-        f"@action(reads=[...], writes={sorted([*declared, *keys])!r})."
+        f"writes={declared!r}. Add {them} to writes, e.g. "
+        f"@action(reads=[...], writes={sorted([*declared, *keys])!r})"
+    )
+    if spec.strict:
+        raise UndeclaredWriteError(f"{message}.")
+    warnings.warn(
+        f"{message}; the change was applied (as Burr does). build(strict=True) makes this an "
+        f"UndeclaredWriteError.",
+        UndeclaredWriteWarning,
+        stacklevel=2,
     )
 
 
