@@ -4,6 +4,7 @@ the engine makes on every step of every kind of action."""
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import pytest
@@ -569,9 +570,11 @@ def test_the_undeclared_write_warning_comes_once_per_action_and_key():
         .with_entrypoint("sloppy")
         .build()
     )
-    with pytest.warns(UndeclaredWriteWarning) as record:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
         app.run(halt_after=["other"], inputs={})
         app.run(halt_after=["other"], inputs={})
+    assert {w.category for w in record} == {UndeclaredWriteWarning}
     assert app.state == {"n": 4, "seen": False, "log": [0, 2]}
     messages = sorted(str(w.message).split(" but ")[0] for w in record)
     assert messages == [

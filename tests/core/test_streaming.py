@@ -970,9 +970,7 @@ def test_invalid_yields_raise_naming_the_action(case, kind, message):
     ],
     ids=["undeclared", "missing"],
 )
-def test_the_writes_of_a_streaming_action_are_checked_in_strict_mode(
-    case, writes, error, message
-):
+def test_the_writes_of_a_streaming_action_are_checked_in_strict_mode(case, writes, error, message):
     flavour, driver = case
 
     @streamer(flavour, reads=[], writes=writes)

@@ -8,8 +8,8 @@ step algorithm that both the sync and the async drivers run.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
 from turnout.core.action import Action, FunctionBasedAction, _injected_name
