@@ -8,6 +8,7 @@ step algorithm that both the sync and the async drivers run.
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -73,6 +74,8 @@ class ActionSpec:
         }
         self.required = tuple(n for n in required if n not in self.injected)
         self.optional = tuple(n for n in optional if n not in self.injected)
+        if not isinstance(action, FunctionBasedAction):
+            self.injected = _class_injections(action, self.injected)
         self.accepted = (*self.required, *self.optional)
         self.takes_inputs = bool(self.accepted or self.injected)
         self.streaming = action.streaming
@@ -86,6 +89,33 @@ class ActionSpec:
         self.fn = (
             action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
         )
+
+
+def _class_injections(action: Action, declared: dict[str, str]) -> dict[str, str]:
+    """The keyword names under which a class action's method takes ``__context``/``__tracer``.
+
+    Inside a class body Python mangles ``def run(self, state, __context)`` to a parameter named
+    ``_Cls__context``, so passing ``__context=`` would fail: pass it under the name the method's
+    signature really has. Such a parameter is injected even when ``inputs`` does not list it.
+    """
+    method_name = "run_and_update" if action.single_step else "run"
+    if action.streaming:
+        method_name = "stream_run"
+    method = getattr(action, method_name, None)
+    try:
+        params = inspect.signature(method).parameters if method is not None else {}
+    except (TypeError, ValueError):  # a builtin or a C callable: nothing to learn from it
+        params = {}
+    found = {
+        injected: name
+        for name in params
+        if (injected := _injected_name(name)) is not None
+        and params[name].kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    out = {found.get(kind, name): kind for name, kind in declared.items()}
+    for kind, name in found.items():
+        out.setdefault(name, kind)
+    return out
 
 
 def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
