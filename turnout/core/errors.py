@@ -19,7 +19,8 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
-    ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable)
+    ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
+    │                                     also an instance of the first failed child's type
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   └── ConcurrencyError              another writer saved this sequence id first
@@ -200,17 +201,40 @@ class ChildApplicationError(TurnoutError, RuntimeError):
     The finished children's work is kept (persisted, and remembered across retries of the step);
     ``failures`` lists ``(index, app_id, exception)`` of every failed child, in index order, and
     the first of them is also the ``__cause__``.
+
+    The error raised is also an instance of the first failed child's exception type, as Burr
+    (which re-raises the child's exception) lets its users expect: ``except ValueError`` catches
+    a child's ``ValueError``. It is a subclass made for that type,
+    ``ChildApplicationError[ValueError]``, carrying the child exception's attributes too. Types
+    that cannot be combined with it (``OSError`` and other built-ins with their own instance
+    layout, and ``BaseException``s that are not ``Exception``s) give a plain
+    ``ChildApplicationError``; catch that, and read ``failures``, to handle every case.
     """
+
+    action: str
+    failures: list[tuple[int, str, BaseException]]
+    total: int
+
+    def __new__(
+        cls, action: str, failures: list[tuple[int, str, BaseException]], total: int
+    ) -> ChildApplicationError:
+        if cls is ChildApplicationError and failures:
+            cls = _child_error_type(failures[0][2])
+        return super().__new__(cls, action, failures, total)
 
     def __init__(
         self, action: str, failures: list[tuple[int, str, BaseException]], total: int
     ) -> None:
         import pickle  # here: `import turnout` does not pay for it
 
+        index, app_id, first = failures[0]
+        if type(self) is not ChildApplicationError:
+            # the child exception's own attributes (``code``, ``response``...), for handlers
+            # written against its type
+            vars(self).update(getattr(first, "__dict__", {}))
         self.action = action
         self.failures = failures
         self.total = total
-        index, app_id, first = failures[0]
         hint = ""
         if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
             hint = (
@@ -232,8 +256,39 @@ class ChildApplicationError(TurnoutError, RuntimeError):
             f"application) runs only the unfinished ones."
         )
 
+    def __str__(self) -> str:  # not the child type's __str__ (KeyError's would repr() it)
+        return BaseException.__str__(self)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.action, self.failures, self.total))
+        # rebuilt through the base class, which picks the same subclass again
+        return (ChildApplicationError, (self.action, self.failures, self.total))
+
+
+_CHILD_ERROR_TYPES: dict[type[BaseException], type[ChildApplicationError]] = {}
+
+
+def _child_error_type(first: BaseException) -> type[ChildApplicationError]:
+    """``ChildApplicationError`` combined with ``type(first)``, made once per type; the plain
+    class when the two cannot be combined."""
+    child_type = type(first)
+    if issubclass(child_type, ChildApplicationError):  # a grandchild failed: same combination
+        return child_type if child_type in _CHILD_ERROR_TYPES.values() else ChildApplicationError
+    if not issubclass(child_type, Exception) or isinstance(first, AsyncRequiredError):
+        return ChildApplicationError
+    made = _CHILD_ERROR_TYPES.get(child_type)
+    if made is None:
+        try:
+            made = type(
+                f"ChildApplicationError[{child_type.__qualname__}]",
+                (ChildApplicationError, child_type),
+                {"__module__": __name__, "__doc__": ChildApplicationError.__doc__},
+            )
+            # Some combinations are refused only when an instance is made (OSError's layout).
+            super(ChildApplicationError, made).__new__(made)
+        except TypeError:  # a layout conflict or a class that refuses subclasses
+            made = ChildApplicationError
+        _CHILD_ERROR_TYPES[child_type] = made
+    return made
 
 
 class SerdeError(TurnoutError, TypeError):

@@ -441,13 +441,14 @@ class MapStates(MapActionsAndStates):
 class MapActions(MapActionsAndStates):
     """Run each action of ``actions()`` on the one state ``state()`` returns, then ``reduce``.
 
-    Implement ``reads``, ``writes``, ``actions(state, context, inputs)``, ``state(state,
-    inputs)`` and ``reduce(state, states)``.
+    Implement ``reads``, ``writes``, ``actions(state, context, inputs)`` and ``reduce(state,
+    states)``; override ``state(state, inputs)`` to give the children another starting state
+    than the parent's.
     """
 
-    @abc.abstractmethod
     def state(self, state: State, inputs: dict[str, Any]) -> State:
-        """The state every child starts from."""
+        """The state every child starts from: by default the parent's state, as in Burr."""
+        return state
 
     def states(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
