@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from turnout.core import ApplicationBuilder, State, action, default
+from turnout.core import ApplicationBuilder, State, action, default, when
 from turnout.core.action import Action, SingleStepAction
 from turnout.core.application import ApplicationContext
 from turnout.core.errors import (
@@ -416,3 +416,72 @@ def test_a_map_actions_subclass_needs_no_state_override():
     )
     _act, _result, state = app.step()
     assert state == {"item": 2, "outs": [4, 4]}
+
+
+def test_with_spawning_parent_none_is_accepted_and_means_no_parent():
+    @action(reads=[], writes=["n"])
+    def one(state: State) -> State:
+        return state.update(n=1)
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(one)
+        .with_entrypoint("one")
+        .with_spawning_parent(app_id=None, sequence_id=None)
+        .build()
+    )
+    assert app.step()[2] == {"n": 1}
+
+
+@pytest.mark.parametrize(
+    ("condition", "name"),
+    [
+        (when(foo="bar"), "foo=bar"),
+        (when(count__gte=3), "count>=3"),
+        (when(status__in=["a", "b"]), "status in ['a', 'b']"),
+        (when(value__isnot=None), "value is not None"),
+        (when(b=1, a__lt=2), "a<2, b=1"),
+        (~when(foo="bar"), "~foo=bar"),
+    ],
+    ids=["plain", "symbol", "word", "identity", "sorted-by-key", "inverted"],
+)
+def test_when_names_read_as_in_burr(condition, name):
+    assert condition.name == name
+
+
+def test_app_context_sequence_id_inside_and_between_steps_matches_burr():
+    holder: dict[str, Any] = {}
+
+    @action(reads=[], writes=["seen"])
+    def first(state: State) -> State:
+        context = holder["app"].context
+        return state.update(seen=(context.sequence_id, context.action_name))
+
+    @action(reads=[], writes=["seen"])
+    def second(state: State) -> State:
+        context = holder["app"].context
+        return state.update(seen=(context.sequence_id, context.action_name))
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(first, second)
+        .with_transitions(("first", "second"), ("second", "first"))
+        .with_entrypoint("first")
+        .build()
+    )
+    holder["app"] = app
+    observed = [(app.context.sequence_id, app.context.action_name)]
+    for _ in range(3):
+        _act, _result, state = app.step()
+        observed.append(state["seen"])
+        observed.append((app.context.sequence_id, app.context.action_name))
+    # What Burr 0.43 prints for the same program.
+    assert observed == [
+        (None, "first"),
+        (0, "first"),
+        (0, "second"),
+        (1, "second"),
+        (1, "first"),
+        (2, "first"),
+        (2, "second"),
+    ]

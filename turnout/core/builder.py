@@ -222,10 +222,14 @@ class ApplicationBuilder:
         return self
 
     def with_spawning_parent(
-        self, app_id: str, sequence_id: int | None, partition_key: str | None = None
+        self, app_id: str | None, sequence_id: int | None, partition_key: str | None = None
     ) -> ApplicationBuilder:
         """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
-        (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two."""
+        (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two.
+        ``app_id=None`` means no parent, as in Burr (code passing a parent that may be absent)."""
+        if app_id is None:
+            self._spawning_parent = None
+            return self
         if not isinstance(app_id, str) or not app_id:
             self._problems.append(
                 f"with_spawning_parent() takes the parent's app id (a string), got {app_id!r}."

@@ -160,7 +160,7 @@ def when(**kwargs: Any) -> Condition:
     if not kwargs:
         raise ConditionError("when() needs at least one key=value pair, e.g. when(done=True)")
     checks: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
-    names: list[str] = []
+    names: list[tuple[str, str]] = []
     for spec, arg in kwargs.items():
         key, _, suffix = spec.rpartition("__")
         if not key or suffix not in _WHEN_OPERATORS:
@@ -173,7 +173,7 @@ def when(**kwargs: Any) -> Condition:
         else:
             symbol, compare = _WHEN_OPERATORS[suffix]
         checks.append((key, compare, arg))
-        names.append(f"{key}{symbol}{arg!r}" if symbol == "=" else f"{key} {symbol} {arg!r}")
+        names.append((key, _when_name(key, symbol, arg, explicit=symbol != "=")))
 
     if len(checks) == 1:  # the usual case, without the loop
         (key, compare, arg) = checks[0]
@@ -187,10 +187,22 @@ def when(**kwargs: Any) -> Condition:
             return all(compare(state[key], arg) for key, compare, arg in checks)
 
     condition = Condition(
-        list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names)
+        list(dict.fromkeys(k for k, _, _ in checks)),
+        resolve,
+        name=", ".join(name for _key, name in sorted(names, key=lambda kn: kn[0])),
     )
     condition._recipe = (_when, (kwargs,))
     return condition
+
+
+def _when_name(key: str, symbol: str, arg: Any, *, explicit: bool) -> str:
+    """Burr's name for one ``when`` check, so names (in graphs, tracking and tests) match it:
+    ``foo=bar``, ``count>=3``, ``status in ['a', 'b']``."""
+    if not explicit:
+        return f"{key}={arg}"
+    if symbol.isalpha() or " " in symbol:
+        return f"{key} {symbol} {arg!r}"
+    return f"{key}{symbol}{arg!r}"
 
 
 def _when(kwargs: dict[str, Any]) -> Condition:
