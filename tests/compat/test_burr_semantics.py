@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 
-from turnout.core import ApplicationBuilder, State, action, default, when
+from turnout.core import ApplicationBuilder, Result, State, action, default, when
 from turnout.core.action import Action, SingleStepAction
 from turnout.core.application import ApplicationContext
 from turnout.core.errors import (
     ChildApplicationError,
+    GraphWarning,
     MissingWriteError,
+    TurnoutError,
     UndeclaredWriteError,
     UndeclaredWriteWarning,
 )
@@ -485,3 +487,72 @@ def test_app_context_sequence_id_inside_and_between_steps_matches_burr():
         (2, "first"),
         (2, "second"),
     ]
+
+
+def test_result_leaves_out_a_key_the_state_lacks_as_burr_does():
+    @action(reads=["count"], writes=["count"])
+    def counter(state: State) -> State:
+        return state.update(count=state["count"] + 1)
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(counter, result=Result("count", "missing"))
+        .with_transitions(("counter", "result"))
+        .with_state(count=0)
+        .with_entrypoint("counter")
+    )
+    with pytest.warns(GraphWarning, match="'missing'"):  # nothing provides it: build() says so
+        built = app.build()
+    _act, result, _state = built.run(halt_after=["result"])
+    assert result == {"count": 1}
+
+
+@action(reads=[], writes=["n"])
+def returns_a_dict(state: State) -> Any:
+    return {"n": 1}
+
+
+@action(reads=[], writes=["n"])
+def sets_n(state: State) -> State:
+    return state.update(n=1)
+
+
+@action(reads=[], writes=["n"])
+def returns_a_list_result(state: State) -> Any:
+    return [1], state.update(n=1)
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        lambda: State({"a": "x"}).increment(a=1),
+        lambda: State({"a": 1}).append(a=2),
+        lambda: State({"a": 1}).extend(a=[2]),
+        lambda: _one(returns_a_dict).step(),
+        lambda: _one(returns_a_list_result).step(),
+        lambda: _one(sets_n, transitions=[("x", "x", when(absent=1))]).run(),
+        lambda: _one(returns_a_dict).run(halt_after=["nope"]),
+    ],
+    ids=[
+        "increment-str",
+        "append-int",
+        "extend-int",
+        "action-returns-dict",
+        "result-not-dict",
+        "condition-missing-key",
+        "unknown-halt",
+    ],
+)
+def test_errors_burr_raises_as_value_error_are_value_errors(run):
+    with pytest.raises(ValueError) as info:  # noqa: PT011 - the point is the bare ValueError
+        run()
+    assert isinstance(info.value, TurnoutError)
+
+
+def _one(fn: Any, transitions: list[Any] | None = None, **state: Any) -> Any:
+    builder = ApplicationBuilder().with_actions(x=fn).with_state(**state).with_entrypoint("x")
+    if transitions:
+        builder = builder.with_transitions(*transitions)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", GraphWarning)
+        return builder.build()

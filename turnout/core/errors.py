@@ -1,16 +1,17 @@
 """Every error turnout raises, in one hierarchy.
 
 Each class also inherits the nearest built-in exception, so code that catches ``KeyError`` or
-``ValueError`` keeps working::
+``ValueError`` keeps working; where Burr raises ``ValueError`` for the same mistake, the class
+inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches it::
 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
     ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
-    ├── ConditionKeyError(KeyError)       a transition's condition read a key the state lacks
-    ├── StateOperationError(TypeError)    append/extend/increment on a value of the wrong type
+    ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
+    ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
     ├── ActionDefinitionError(TypeError)  an action is declared wrongly (decorator, bind, class)
-    ├── InvalidActionReturnError(TypeError)   an action returned the wrong shape
+    ├── InvalidActionReturnError(TypeError, ValueError)   an action returned the wrong shape
     ├── UndeclaredWriteError(ValueError)  an action changed a key it did not declare in writes
     ├── MissingWriteError(ValueError)     a declared write is absent from the state afterwards
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
@@ -115,23 +116,26 @@ class StateKeyError(TurnoutError, KeyError):
         )
 
 
-class ConditionKeyError(TurnoutError, KeyError):
-    """A transition's condition read a key that the state does not hold."""
+class ConditionKeyError(TurnoutError, KeyError, ValueError):
+    """A transition's condition read a key that the state does not hold (a ``ValueError`` too:
+    Burr raises one)."""
 
     def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
         return str(self.args[0]) if self.args else ""
 
 
-class StateOperationError(TurnoutError, TypeError):
-    """A state operation met a value of the wrong type (``append`` to an int, ...)."""
+class StateOperationError(TurnoutError, TypeError, ValueError):
+    """A state operation met a value of the wrong type (``append`` to an int, ...); a
+    ``ValueError`` too, as Burr raises."""
 
 
 class ActionDefinitionError(TurnoutError, TypeError):
     """An action is declared incorrectly (decorator arguments, ``bind``, class attributes)."""
 
 
-class InvalidActionReturnError(TurnoutError, TypeError):
-    """An action returned something other than what its kind must return."""
+class InvalidActionReturnError(TurnoutError, TypeError, ValueError):
+    """An action returned something other than what its kind must return; a ``ValueError`` too,
+    as Burr raises."""
 
 
 class UndeclaredWriteError(TurnoutError, ValueError):
