@@ -28,7 +28,7 @@ from turnout.core.errors import (
     UndeclaredWriteWarning,
 )
 from turnout.core.parallelism import MapActions, MapStates
-from turnout.core.streaming import StreamingAction
+from turnout.core.streaming import StreamingAction, streaming_action
 
 # -- 1. undeclared writes and deletions ----------------------------------------------------------
 
@@ -556,3 +556,62 @@ def _one(fn: Any, transitions: list[Any] | None = None, **state: Any) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", GraphWarning)
         return builder.build()
+
+
+class CountTo(StreamingAction):
+    """A Burr ``StreamingAction``: its last dict is the result."""
+
+    @property
+    def reads(self) -> list[str]:
+        return []
+
+    @property
+    def writes(self) -> list[str]:
+        return ["n"]
+
+    def stream_run(self, state: State, **run_kwargs: Any) -> Iterator[dict[str, Any]]:  # type: ignore[override]
+        for i in range(3):
+            yield {"i": i}
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        return state.update(n=result["i"])
+
+
+class ACountTo(CountTo):
+    async def stream_run(self, state: State, **run_kwargs: Any) -> Any:  # type: ignore[override]
+        for i in range(3):
+            yield {"i": i}
+
+
+@streaming_action(reads=[], writes=["n"])
+def count_to(state: State) -> Iterator[Any]:
+    for i in range(3):
+        yield {"i": i}, None
+    yield {"i": 9}, state.update(n=9)
+
+
+def _streamer(act: Any) -> Any:
+    return ApplicationBuilder().with_actions(x=act).with_entrypoint("x").build()
+
+
+def test_stream_result_yields_as_many_items_as_burr_for_a_streaming_action_class():
+    _act, container = _streamer(CountTo()).stream_result(halt_after=["x"])
+    assert list(container) == [{"i": 0}, {"i": 1}]  # Burr 0.43: the last dict is the result
+    assert container.get()[0] == {"i": 2}
+
+
+def test_astream_result_yields_as_many_items_as_burr_for_an_async_streaming_action_class():
+    async def scenario() -> Any:
+        _act, container = await _streamer(ACountTo()).astream_result(halt_after=["x"])
+        return [item async for item in container], await container.get()
+
+    items, (result, state) = asyncio.run(scenario())
+    assert items == [{"i": 0}, {"i": 1}]
+    assert result == {"i": 2}
+    assert state["n"] == 2
+
+
+def test_stream_result_yields_every_intermediate_item_of_a_streaming_function():
+    _act, container = _streamer(count_to).stream_result(halt_after=["x"])
+    assert list(container) == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert container.get()[0] == {"i": 9}

@@ -452,7 +452,9 @@ def _tokens_class(asynchronous: bool, seen: list[dict[str, Any]]) -> StreamingAc
     [(False, "sync"), (False, "async"), (True, "async")],
     ids=["sync-stream_run/sync-driver", "sync-stream_run/async-driver", "async-stream_run"],
 )
-def test_a_class_streaming_action_yields_dicts_and_the_last_is_the_result(asynchronous, driver):
+def test_a_class_streaming_action_streams_its_dicts_but_the_last_which_is_the_result(
+    asynchronous, driver
+):
     seen: list[dict[str, Any]] = []
     app = _app(_tokens_class(asynchronous, seen).with_name("tokens"), prompt="hi you", other=1)
 
@@ -461,7 +463,7 @@ def test_a_class_streaming_action_yields_dicts_and_the_last_is_the_result(asynch
         return await box.items(), await box.get()
 
     items, (result, state) = play(scenario, driver)
-    assert items == [{"token": "hi"}, {"token": "you"}, {"reply": "HI YOU"}]
+    assert items == [{"token": "hi"}, {"token": "you"}]  # as in Burr: the last is the result
     assert result == {"reply": "HI YOU"}
     assert state == {"prompt": "hi you", "other": 1, "reply": "HI YOU"}
     assert seen == [{"prompt": "hi you"}]  # stream_run receives only its reads
