@@ -615,3 +615,78 @@ def test_stream_result_yields_every_intermediate_item_of_a_streaming_function():
     _act, container = _streamer(count_to).stream_result(halt_after=["x"])
     assert list(container) == [{"i": 0}, {"i": 1}, {"i": 2}]
     assert container.get()[0] == {"i": 9}
+
+
+# -- 5. ``__SEQUENCE_ID`` / ``__PRIOR_STEP``: computed on read inside a step, never stored -------
+
+
+@action(reads=["__SEQUENCE_ID", "__PRIOR_STEP"], writes=["seen"])
+def where_a(state: State) -> State:
+    return state.update(seen=(state.get("__SEQUENCE_ID"), state.get("__PRIOR_STEP")))
+
+
+@action(reads=["seen", "__SEQUENCE_ID", "__PRIOR_STEP"], writes=["seen"])
+def where_b(state: State) -> State:
+    return state.update(seen=(state["__SEQUENCE_ID"], state["__PRIOR_STEP"]))
+
+
+class WhereClass(Action):
+    @property
+    def reads(self) -> list[str]:
+        return ["__SEQUENCE_ID", "__PRIOR_STEP"]
+
+    @property
+    def writes(self) -> list[str]:
+        return ["seen"]
+
+    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
+        return {"seen": (state["__SEQUENCE_ID"], state["__PRIOR_STEP"])}
+
+    def update(self, result: dict[str, Any], state: State) -> State:
+        return state.update(seen=result["seen"])
+
+
+def test_actions_read_sequence_id_and_prior_step_from_state_as_in_burr():
+    app = (
+        ApplicationBuilder()
+        .with_actions(a=where_a, b=where_b, c=WhereClass())
+        .with_transitions(("a", "b"), ("b", "c"), ("c", "a"))
+        .with_entrypoint("a")
+        .build(strict=True)  # reading them is no suspicious read
+    )
+    seen = [app.step()[2]["seen"] for _ in range(4)]
+    # What Burr 0.43 gives the same program.
+    assert seen == [(0, None), (1, "a"), (2, "b"), (3, "c")]
+    assert app.state.get_all() == {"seen": (3, "c")}  # never stored
+    assert "__SEQUENCE_ID" not in app.state
+
+
+def test_an_async_action_reads_the_sequence_id_from_state():
+    @action(reads=["__SEQUENCE_ID"], writes=["seen"])
+    async def where(state: State) -> State:
+        return state.update(seen=state["__SEQUENCE_ID"])
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(where)
+        .with_transitions(("where", "where"))
+        .with_entrypoint("where")
+        .build()
+    )
+    asyncio.run(app.astep())
+    assert asyncio.run(app.astep())[2]["seen"] == 1
+
+
+def test_outside_a_step_the_control_keys_are_absent_and_the_error_names_the_replacement():
+    app = (
+        ApplicationBuilder()
+        .with_actions(a=where_a)
+        .with_transitions(("a", "a"))
+        .with_entrypoint("a")
+        .build()
+    )
+    app.step()
+    assert app.state.get("__SEQUENCE_ID") is None
+    with pytest.raises(KeyError, match=r"app\.sequence_id / app\.prior_action"):
+        app.state["__SEQUENCE_ID"]
+    assert app.state["seen"] == (0, None)  # the first step has no prior step

@@ -28,7 +28,7 @@ from turnout.core.saving import (
     PersisterHookAsync,
     initialize,
 )
-from turnout.core.state import State
+from turnout.core.state import CONTROL_KEYS, State
 
 __all__ = ["ApplicationBuilder"]
 
@@ -386,7 +386,7 @@ class ApplicationBuilder:
                     f"action {act.name!r} can never run: no transition path leads to it from "
                     f"the entrypoint {graph.entrypoint.name!r}."
                 )
-        provided = set(state.keys())
+        provided = set(state.keys()) | CONTROL_KEYS  # Burr's __SEQUENCE_ID: computed in a step
         provided.update(
             t.condition.state_key
             for t in graph.transitions

@@ -108,6 +108,14 @@ class StateKeyError(TurnoutError, KeyError):
 
     def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
         shown = ", ".join(repr(k) for k in sorted(self.present)) or "none"
+        if self.key in ("__SEQUENCE_ID", "__PRIOR_STEP"):
+            return (
+                f"state has no key {self.key!r} (keys present: {shown}): turnout keeps the "
+                f"sequence id and the prior action on the application, not in the state. Inside "
+                f"a step, state[{self.key!r}] is computed (it is absent here: outside a step, or "
+                f"__PRIOR_STEP on the first step); elsewhere use app.sequence_id / "
+                f"app.prior_action, or __context.sequence_id in an action."
+            )
         return (
             f"state has no key {self.key!r} (keys present: {shown}). If an action reads it, "
             f"declare it with @action(reads=[..., {self.key!r}]) and make sure the initial "
