@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import pickle
+import subprocess
+import sys
 import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -690,3 +692,25 @@ def test_outside_a_step_the_control_keys_are_absent_and_the_error_names_the_repl
     with pytest.raises(KeyError, match=r"app\.sequence_id / app\.prior_action"):
         app.state["__SEQUENCE_ID"]
     assert app.state["seen"] == (0, None)  # the first step has no prior step
+
+
+def test_use_otel_tracing_without_the_adapter_imported_names_the_import(tmp_path):
+    """The core never imports the adapter: without it, build() says which import to add."""
+    program = (
+        "from turnout.core import ApplicationBuilder, State, action\n"
+        "from turnout.core.errors import GraphSetupError\n"
+        "from turnout.core.tracking import LocalTracker\n"
+        "@action(reads=[], writes=[])\n"
+        "def a(state: State) -> State:\n"
+        "    return state\n"
+        "builder = ApplicationBuilder().with_actions(a).with_entrypoint('a')\n"
+        f"builder.with_tracker(LocalTracker('p', {str(tmp_path)!r}), use_otel_tracing=True)\n"
+        "try:\n"
+        "    builder.build()\n"
+        "except GraphSetupError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert "import turnout.integrations.opentelemetry" in done.stdout

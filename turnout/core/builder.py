@@ -30,7 +30,17 @@ from turnout.core.saving import (
 )
 from turnout.core.state import CONTROL_KEYS, State
 
-__all__ = ["ApplicationBuilder"]
+__all__ = ["ApplicationBuilder", "register_otel_tracing"]
+
+
+_OTEL_TRACING: Callable[[], list[Any]] | None = None
+
+
+def register_otel_tracing(hooks: Callable[[], list[Any]]) -> None:
+    """Give ``with_tracker(use_otel_tracing=True)`` its hooks: called by turnout's
+    OpenTelemetry adapter when it is imported (the core never imports it)."""
+    global _OTEL_TRACING
+    _OTEL_TRACING = hooks
 
 
 class ApplicationBuilder:
@@ -183,9 +193,26 @@ class ApplicationBuilder:
         tracker: Any = "local",
         project: str = "default",
         params: dict[str, Any] | None = None,
+        use_otel_tracing: bool = False,
     ) -> ApplicationBuilder:
         """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
-        tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``."""
+        tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``.
+
+        ``use_otel_tracing=True`` (Burr's switch) also sends the steps and spans to
+        OpenTelemetry and records the OpenTelemetry spans of instrumented libraries in the
+        tracker. It needs turnout's OpenTelemetry adapter imported
+        (``import turnout.integrations.opentelemetry``), which provides it: the core never
+        imports an adapter itself."""
+        if use_otel_tracing:
+            if _OTEL_TRACING is None:
+                self._problems.append(
+                    "with_tracker(use_otel_tracing=True) needs turnout's OpenTelemetry adapter: "
+                    "add `import turnout.integrations.opentelemetry` (pip install "
+                    '"turnout[opentelemetry]") before building, or pass '
+                    "use_otel_tracing=False and add OpenTelemetryHook() with with_hooks()."
+                )
+            else:
+                self._hooks.extend(_OTEL_TRACING())
         if tracker == "local":
             from turnout.core.tracking import LocalTracker
 
