@@ -714,3 +714,31 @@ def test_use_otel_tracing_without_the_adapter_imported_names_the_import(tmp_path
         [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
     )
     assert "import turnout.integrations.opentelemetry" in done.stdout
+
+
+@action(reads=["item"], writes=["out"])
+def sloppy_square(state: State) -> State:
+    return state.update(out=state["item"] ** 2, scratch=True)
+
+
+class SloppySquares(SquareAll):
+    def action(self, state: State, inputs: dict[str, Any]) -> Any:
+        return sloppy_square
+
+
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_children_of_a_parallel_step_follow_the_parents_strict_mode(strict):
+    app = (
+        ApplicationBuilder()
+        .with_actions(fan=SloppySquares())
+        .with_state(items=[1, 2])
+        .with_entrypoint("fan")
+        .build(strict=strict)
+    )
+    if strict:
+        with pytest.raises(UndeclaredWriteError, match="'scratch'"):
+            app.step()
+        return
+    with pytest.warns(UndeclaredWriteWarning, match="'scratch'"):
+        _act, _result, state = app.step()
+    assert state["total"] == 5

@@ -78,6 +78,11 @@ class RunnableGraph:
         return RunnableGraph(graph=graph, entrypoint=act.name, halt_after=[act.name])
 
 
+def _strict(parent_context: Any) -> bool:
+    """Children of a parent built with ``build(strict=True)`` are strict too (``ParentRef``)."""
+    return getattr(parent_context, "strict", False) is True
+
+
 @dataclass(frozen=True, slots=True)
 class SubGraphTask:
     """One child application to run: ``graph`` from ``state`` with ``inputs``, under
@@ -109,7 +114,7 @@ class SubGraphTask:
         finished = self._finished(loaded)
         if finished is not None:
             return finished
-        app = self._builder(parent_context).build()
+        app = self._builder(parent_context).build(strict=_strict(parent_context))
         if sink is None:
             app.run(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
@@ -127,7 +132,7 @@ class SubGraphTask:
         finished = self._finished(loaded)
         if finished is not None:
             return finished
-        app = await self._builder(parent_context).abuild()
+        app = await self._builder(parent_context).abuild(strict=_strict(parent_context))
         if sink is None:
             await app.arun(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
