@@ -534,6 +534,8 @@ def returns_a_list_result(state: State) -> Any:
         lambda: _one(returns_a_list_result).step(),
         lambda: _one(sets_n, transitions=[("x", "x", when(absent=1))]).run(),
         lambda: _one(returns_a_dict).run(halt_after=["nope"]),
+        lambda: when(absent=1).run(State({})),
+        lambda: action(reads="count", writes=[]),
     ],
     ids=[
         "increment-str",
@@ -543,6 +545,8 @@ def returns_a_list_result(state: State) -> Any:
         "result-not-dict",
         "condition-missing-key",
         "unknown-halt",
+        "condition-run-missing-key",
+        "action-declared-wrongly",
     ],
 )
 def test_errors_burr_raises_as_value_error_are_value_errors(run):

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from turnout.core.errors import ConditionError
+from turnout.core.errors import ConditionError, ConditionKeyError, StateKeyError
 from turnout.core.safe_expr import compile_expression
 from turnout.core.state import State
 
@@ -79,8 +79,17 @@ class Condition:
         return bool(self._resolver(state))
 
     def run(self, state: State, **run_kwargs: Any) -> dict[str, bool]:
-        """Evaluate, returned as ``{"PROCEED": bool}`` (Burr's shape)."""
-        return {Condition.KEY: self.evaluate(state)}
+        """Evaluate, returned as ``{"PROCEED": bool}`` (Burr's shape). A key the state lacks
+        raises ``ConditionKeyError``, a ``KeyError`` and, as Burr raises, a ``ValueError``."""
+        try:
+            return {Condition.KEY: self.evaluate(state)}
+        except StateKeyError as error:
+            present = ", ".join(repr(k) for k in state) or "none"
+            raise ConditionKeyError(
+                f"the condition {self._name!r} reads {error.key!r}, which the state does not "
+                f"hold (keys present: {present}); give it a value (state.update({error.key}=...)"
+                f" or ApplicationBuilder.with_state(...)) before evaluating the condition."
+            ) from error
 
     @staticmethod
     def lmda(resolver: Callable[[State], bool], state_keys: Sequence[str]) -> Condition:

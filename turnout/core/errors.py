@@ -10,7 +10,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
     ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
     ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
-    ├── ActionDefinitionError(TypeError)  an action is declared wrongly (decorator, bind, class)
+    ├── ActionDefinitionError(TypeError, ValueError)   an action is declared wrongly
     ├── InvalidActionReturnError(TypeError, ValueError)   an action returned the wrong shape
     ├── UndeclaredWriteError(ValueError)  an action changed a key it did not declare in writes
     ├── MissingWriteError(ValueError)     a declared write is absent from the state afterwards
@@ -137,8 +137,9 @@ class StateOperationError(TurnoutError, TypeError, ValueError):
     ``ValueError`` too, as Burr raises."""
 
 
-class ActionDefinitionError(TurnoutError, TypeError):
-    """An action is declared incorrectly (decorator arguments, ``bind``, class attributes)."""
+class ActionDefinitionError(TurnoutError, TypeError, ValueError):
+    """An action is declared incorrectly (decorator arguments, ``bind``, class attributes); a
+    ``ValueError`` too, as Burr raises for such mistakes."""
 
 
 class InvalidActionReturnError(TurnoutError, TypeError, ValueError):
