@@ -4,6 +4,7 @@ the engine makes on every step of every kind of action."""
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 import pytest
@@ -27,19 +28,20 @@ from turnout.core.errors import (
     MissingWriteError,
     TurnoutError,
     UndeclaredWriteError,
+    UndeclaredWriteWarning,
 )
 
 # -- helpers -------------------------------------------------------------------------------------
 
 
-def _single(act: Any, name: str = "act", **state: Any):
+def _single(act: Any, name: str = "act", *, strict: bool = False, **state: Any):
     """An application of one action (no transitions), starting from ``state``."""
     return (
         ApplicationBuilder()
         .with_actions(**{name: act})
         .with_state(**state)
         .with_entrypoint(name)
-        .build()
+        .build(strict=strict)
     )
 
 
@@ -519,8 +521,10 @@ UNDECLARED = {
 
 @pytest.mark.parametrize("kind", list(KINDS), ids=list(KINDS))
 @pytest.mark.parametrize(("body", "shown"), list(UNDECLARED.values()), ids=list(UNDECLARED))
-def test_changing_an_undeclared_key_raises_naming_action_key_and_fix(kind, body, shown):
-    app = _single(KINDS[kind](body), name="sloppy", count=0, other=1)
+def test_changing_an_undeclared_key_raises_naming_action_key_and_fix_in_strict_mode(
+    kind, body, shown
+):
+    app = _single(KINDS[kind](body), name="sloppy", strict=True, count=0, other=1)
     with pytest.raises(UndeclaredWriteError) as info:
         app.step()
     message = str(info.value)
@@ -530,8 +534,58 @@ def test_changing_an_undeclared_key_raises_naming_action_key_and_fix(kind, body,
     assert "writes=['count'," in message
 
 
+@pytest.mark.parametrize("kind", list(KINDS), ids=list(KINDS))
+@pytest.mark.parametrize(("body", "shown"), list(UNDECLARED.values()), ids=list(UNDECLARED))
+def test_an_undeclared_change_is_applied_with_a_warning_naming_action_key_and_fix(
+    kind, body, shown
+):
+    app = _single(KINDS[kind](body), name="sloppy", count=0, other=1)
+    expected = body(State({"count": 0, "other": 1}))
+    with pytest.warns(UndeclaredWriteWarning) as record:
+        _act, _result, state = app.step()
+    assert state == expected.get_all()
+    assert app.state == expected.get_all()
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert "action 'sloppy' changed" in message
+    assert shown in message
+    assert "writes=['count'," in message
+    assert "build(strict=True)" in message
+
+
+def test_the_undeclared_write_warning_comes_once_per_action_and_key():
+    @action(reads=["n"], writes=["n"])
+    def sloppy(state: State) -> State:
+        return state.update(n=state["n"] + 1, seen=True).append(log=state["n"])
+
+    @action(reads=["n"], writes=["n"])
+    def other(state: State) -> State:
+        return state.update(n=state["n"] + 1, seen=False)
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(sloppy, other)
+        .with_transitions(("sloppy", "other"), ("other", "sloppy"))
+        .with_state(n=0)
+        .with_entrypoint("sloppy")
+        .build()
+    )
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        app.run(halt_after=["other"], inputs={})
+        app.run(halt_after=["other"], inputs={})
+    assert {w.category for w in record} == {UndeclaredWriteWarning}
+    assert app.state == {"n": 4, "seen": False, "log": [0, 2]}
+    messages = sorted(str(w.message).split(" but ")[0] for w in record)
+    assert messages == [
+        "action 'other' changed 'seen' (set 'seen')",
+        "action 'sloppy' changed 'seen', 'log' (set 'seen', append 'log')",
+    ]
+
+
 def test_undeclared_write_error_lists_the_full_writes_to_declare():
-    app = _single(_fn_action(lambda s: s.update(count=1, sneaky=True)), name="sloppy", count=0)
+    body = _fn_action(lambda s: s.update(count=1, sneaky=True))
+    app = _single(body, name="sloppy", strict=True, count=0)
     with pytest.raises(UndeclaredWriteError, match=re.escape("writes=['count', 'sneaky']")):
         app.step()
 
@@ -544,11 +598,13 @@ def test_a_declared_write_missing_after_the_step_raises(kind):
         app.step()
 
 
-def test_deleting_a_declared_write_raises_missing_write():
+@pytest.mark.parametrize("strict", [False, True], ids=["default", "strict"])
+def test_deleting_a_declared_write_is_a_write_not_a_missing_one(strict):
     act = _fn_action(lambda s: s.wipe(delete=["count"]))
-    app = _single(act, name="eraser", count=0)
-    with pytest.raises(MissingWriteError, match="'eraser'"):
-        app.step()
+    app = _single(act, name="eraser", strict=strict, count=0, kept=1)
+    _act, _result, state = app.step()
+    assert state == {"kept": 1}
+    assert [(c.op, c.key) for c in app.last_changes] == [("delete", "count")]
 
 
 def test_declared_writes_that_are_left_unchanged_are_fine():
@@ -608,8 +664,6 @@ def moody(state: State, mode: str = "ok") -> Any:
         return grown
     if mode == "undeclared":
         return grown.update(sneaky=1)
-    if mode == "missing":
-        return grown.wipe(delete=["count"])
     if mode == "bad-return":
         return {"count": 99}
     raise RuntimeError("boom")
@@ -619,11 +673,10 @@ def moody(state: State, mode: str = "ok") -> Any:
     ("mode", "error"),
     [
         ("undeclared", UndeclaredWriteError),
-        ("missing", MissingWriteError),
         ("bad-return", InvalidActionReturnError),
         ("raise", RuntimeError),
     ],
-    ids=["undeclared-write", "missing-write", "bad-return", "action-raises"],
+    ids=["undeclared-write", "bad-return", "action-raises"],
 )
 def test_a_failing_step_leaves_the_state_unchanged_and_the_app_usable(mode, error):
     app = (
@@ -632,7 +685,7 @@ def test_a_failing_step_leaves_the_state_unchanged_and_the_app_usable(mode, erro
         .with_transitions(("moody", "moody"))
         .with_state(count=0, items=[])
         .with_entrypoint("moody")
-        .build()
+        .build(strict=True)
     )
     app.step()
     before = app.state

@@ -417,12 +417,14 @@ def test_context_get_is_none_again_after_a_failing_step():
     assert ApplicationContext.get() is None
 
 
-def test_context_property_is_the_context_the_next_step_runs_with():
+def test_context_property_has_the_next_action_and_the_current_sequence_id_as_in_burr():
     app = _observer(app_id="app-1")
+    assert (app.context.sequence_id, app.context.action_name) == (None, "observe")
     app.step()
-    expected_next = app.context
+    assert (app.context.sequence_id, app.context.action_name) == (0, "observe")
     app.step()
-    assert app.state["seen"][-1][0] == expected_next
+    assert app.context.sequence_id == 1
+    assert app.state["seen"][-1][0].sequence_id == 1  # the injected one: the running step
 
 
 def test_sequence_id_is_none_after_build_then_counts_steps_from_zero():

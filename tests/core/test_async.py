@@ -36,6 +36,7 @@ from turnout.core.errors import (
     InvalidActionReturnError,
     MissingInputsError,
     UndeclaredWriteError,
+    UndeclaredWriteWarning,
 )
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -448,12 +449,24 @@ async def _sneaky(state: State) -> State:
 @pytest.mark.parametrize(
     "sneaky", [_sneaky, _SneakyUpdate()], ids=["async-function", "async-class"]
 )
-def test_async_actions_writing_undeclared_keys_fail_and_change_nothing(sneaky):
-    app = ApplicationBuilder().with_actions(sneaky=sneaky).with_entrypoint("sneaky").build()
+def test_async_actions_writing_undeclared_keys_fail_and_change_nothing_in_strict_mode(sneaky):
+    builder = ApplicationBuilder().with_actions(sneaky=sneaky).with_entrypoint("sneaky")
+    app = builder.build(strict=True)
     with pytest.raises(UndeclaredWriteError, match="action 'sneaky' changed 'undeclared'"):
         asyncio.run(app.astep())
     assert app.state == {}
     assert app.prior_action is None
+    assert app.sequence_id == 0
+
+
+@pytest.mark.parametrize(
+    "sneaky", [_sneaky, _SneakyUpdate()], ids=["async-function", "async-class"]
+)
+def test_async_actions_writing_undeclared_keys_apply_them_with_a_warning(sneaky):
+    app = ApplicationBuilder().with_actions(sneaky=sneaky).with_entrypoint("sneaky").build()
+    with pytest.warns(UndeclaredWriteWarning, match="action 'sneaky' changed 'undeclared'"):
+        asyncio.run(app.astep())
+    assert app.state == {"trail": [], "undeclared": 1}
     assert app.sequence_id == 0
 
 

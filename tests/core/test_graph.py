@@ -246,7 +246,7 @@ def test_a_default_transition_is_taken_in_declaration_order_too(transitions, exp
     [
         (expr("score > 1"), "score > 1"),
         (when(score=1), "score=1"),
-        (when(score__gte=1), "score >= 1"),
+        (when(score__gte=1), "score>=1"),
         (Condition.lmda(lambda s: s["score"] > 1, ["score"]), "<lambda>"),
         (~expr("score > 1"), "~(score > 1)"),
     ],

@@ -38,6 +38,7 @@ from turnout.core.errors import (
     MissingInputsError,
     MissingWriteError,
     UndeclaredWriteError,
+    UndeclaredWriteWarning,
 )
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -243,6 +244,7 @@ def _app(
     *actions: Any,
     transitions: tuple[Any, ...] = (),
     hooks: tuple[Any, ...] = (),
+    strict: bool = False,
     **state: Any,
 ) -> Application:
     named = {getattr(a, "__name__", None) or a.name: a for a in actions}
@@ -253,7 +255,7 @@ def _app(
         .with_state(**state)
         .with_hooks(*hooks)
         .with_entrypoint(next(iter(named)))
-        .build()
+        .build(strict=strict)
     )
 
 
@@ -450,7 +452,9 @@ def _tokens_class(asynchronous: bool, seen: list[dict[str, Any]]) -> StreamingAc
     [(False, "sync"), (False, "async"), (True, "async")],
     ids=["sync-stream_run/sync-driver", "sync-stream_run/async-driver", "async-stream_run"],
 )
-def test_a_class_streaming_action_yields_dicts_and_the_last_is_the_result(asynchronous, driver):
+def test_a_class_streaming_action_streams_its_dicts_but_the_last_which_is_the_result(
+    asynchronous, driver
+):
     seen: list[dict[str, Any]] = []
     app = _app(_tokens_class(asynchronous, seen).with_name("tokens"), prompt="hi you", other=1)
 
@@ -459,7 +463,7 @@ def test_a_class_streaming_action_yields_dicts_and_the_last_is_the_result(asynch
         return await box.items(), await box.get()
 
     items, (result, state) = play(scenario, driver)
-    assert items == [{"token": "hi"}, {"token": "you"}, {"reply": "HI YOU"}]
+    assert items == [{"token": "hi"}, {"token": "you"}]  # as in Burr: the last is the result
     assert result == {"reply": "HI YOU"}
     assert state == {"prompt": "hi you", "other": 1, "reply": "HI YOU"}
     assert seen == [{"prompt": "hi you"}]  # stream_run receives only its reads
@@ -968,7 +972,7 @@ def test_invalid_yields_raise_naming_the_action(case, kind, message):
     ],
     ids=["undeclared", "missing"],
 )
-def test_the_writes_of_a_streaming_action_are_checked(case, writes, error, message):
+def test_the_writes_of_a_streaming_action_are_checked_in_strict_mode(case, writes, error, message):
     flavour, driver = case
 
     @streamer(flavour, reads=[], writes=writes)
@@ -976,7 +980,7 @@ def test_the_writes_of_a_streaming_action_are_checked(case, writes, error, messa
         yield {"i": 0}
         yield {}, state.update(n=1, sneaky=True)
 
-    app = _app(writer, n=0)
+    app = _app(writer, strict=True, n=0)
 
     async def scenario(streams: Streams) -> Any:
         _act, box = await streams.stream_result(app, halt_after=["writer"])
@@ -986,6 +990,26 @@ def test_the_writes_of_a_streaming_action_are_checked(case, writes, error, messa
 
     assert message in play(scenario, driver)
     assert app.state == {"n": 0}
+
+
+def test_an_undeclared_write_of_a_streaming_action_is_applied_with_a_warning(case):
+    flavour, driver = case
+
+    @streamer(flavour, reads=[], writes=["n"])
+    def writer(state: State) -> Iterator[Any]:
+        yield {"i": 0}
+        yield {}, state.update(n=1, sneaky=True)
+
+    app = _app(writer, n=0)
+
+    async def scenario(streams: Streams) -> Any:
+        _act, box = await streams.stream_result(app, halt_after=["writer"])
+        await box.items()
+        return await box.get()
+
+    with pytest.warns(UndeclaredWriteWarning, match="action 'writer' changed 'sneaky'"):
+        play(scenario, driver)
+    assert app.state == {"n": 1, "sneaky": True}
 
 
 # -- routing and retries -------------------------------------------------------------------------

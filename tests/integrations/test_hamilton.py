@@ -302,18 +302,42 @@ def test_an_input_of_the_wrong_type_fails_before_any_node_runs(make_module):
     app = app_of(act, spans, text=42, prefix="p")
     with pytest.raises(ValueError, match="text"):
         app.step()
-    graph = spans.named("hamilton.execute")
-    assert isinstance(spans.ended[graph.uid][1], ValueError)
-    assert [s.name for s in spans.started.values()] == ["hamilton.execute"]
+    # raw_execute (as Burr calls it) checks the inputs before the run's hooks: no node ran
+    assert [s.name for s in spans.started.values()] == []
     assert "n_words" not in app.state.get_all()  # nothing written
 
 
-def test_a_driver_without_the_tracer_is_refused_with_the_fix(make_module):
+def test_a_driver_without_the_tracer_is_refused_with_the_fix_when_trace_nodes_is_true(
+    make_module,
+):
     dr = driver.Builder().with_modules(make_module(TEXT_DAG)).build()
     with pytest.raises(ActionDefinitionError, match=r"with_adapters\(HamiltonTracer\(\)\)"):
-        Hamilton({"text": "t", "prefix": "p"}, ["summary"], dr)
+        Hamilton({"text": "t", "prefix": "p"}, ["summary"], dr, trace_nodes=True)
     act = Hamilton({"text": "t", "prefix": "p"}, ["summary"], dr, trace_nodes=False)
     assert act.driver is dr
+
+
+def test_a_driver_without_the_tracer_is_accepted_by_default_as_in_burr(make_module):
+    """Burr's Hamilton takes any driver: the step's span is then the only one."""
+    dr = driver.Builder().with_modules(make_module(TEXT_DAG)).build()
+    act = Hamilton({"text": "t", "prefix": "p"}, ["n_words"], dr)
+    spans = Spans()
+    app = app_of(act, spans, t="a b c", p="x")
+    app.step()
+    assert app.state["n_words"] == 3
+    assert list(spans.started.values()) == []
+
+
+def test_a_default_driver_gives_values_not_pandas_series_as_in_burr(make_module):
+    """``Driver(config, module)`` has a pandas result builder; raw_execute skips it."""
+    pytest.importorskip("pandas")
+    dr = driver.Driver({}, make_module(TEXT_DAG))
+    act = Hamilton({"text": "t", "prefix": "p"}, ["n_words"], dr)
+    app = app_of(act, Spans(), t="a b c", p="x")
+    _act, result, state = app.step()
+    assert state["n_words"] == 3
+    assert type(state["n_words"]) is int
+    assert result == {"n_words": 3}
 
 
 @pytest.mark.parametrize(
@@ -519,7 +543,7 @@ def test_prebuilt_async_driver_needs_the_async_tracer(make_module):
         return await async_driver.Builder().with_modules(module).with_adapters(*adapters).build()
 
     with pytest.raises(ActionDefinitionError, match="AsyncHamiltonTracer"):
-        Hamilton({"query": "q"}, ["length"], asyncio.run(build(HamiltonTracer())))
+        Hamilton({"query": "q"}, ["length"], asyncio.run(build(HamiltonTracer())), trace_nodes=True)
     act = Hamilton({"query": "q"}, ["length"], asyncio.run(build(AsyncHamiltonTracer())))
     spans = Spans()
     app = app_of(act, spans, q="abc")

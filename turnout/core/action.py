@@ -540,7 +540,8 @@ def check_declarations(act: Action) -> None:
 
 
 class Result(Action):
-    """An action that returns some state keys as its result and changes nothing."""
+    """An action that returns some state keys as its result and changes nothing. A key the
+    state lacks is left out of the result, as in Burr."""
 
     def __init__(self, *fields: str) -> None:
         super().__init__()
@@ -555,7 +556,7 @@ class Result(Action):
         return []
 
     def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
-        return {key: state[key] for key in self._fields}
+        return {key: state[key] for key in self._fields if key in state}
 
     def update(self, result: dict[str, Any], state: State) -> State:
         return state

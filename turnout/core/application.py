@@ -84,10 +84,11 @@ class Application(StepEngine):
         state_initializer: Any = None,
         parallel_executor_factory: Callable[[], Executor] | None = None,
         spawning_parent_pointer: ParentPointer | None = None,
+        strict: bool = False,
     ) -> None:
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
-        self._specs = {act.name: ActionSpec(act) for act in graph.actions}
+        self._specs = {act.name: ActionSpec(act, strict=strict) for act in graph.actions}
         self._spec_of = {id(spec.action): spec for spec in self._specs.values()}
         # An action whose first transition is unconditional always leads to the same action:
         # the hot path then skips the graph lookup.
@@ -201,12 +202,14 @@ class Application(StepEngine):
 
     @property
     def context(self) -> ApplicationContext:
-        """The context the next step would run with."""
+        """The application's context, as Burr gives it: the next action's name and the current
+        sequence id (inside an action, the running step's; between steps, the last step's;
+        ``None`` before the first)."""
         nxt = self.get_next_action()
         return ApplicationContext(
             app_id=self._app_id,
             partition_key=self._partition_key,
-            sequence_id=0 if self._sequence_id is None else self._sequence_id + 1,
+            sequence_id=self._sequence_id,
             action_name=nxt.name if nxt is not None else None,
             tracker=self._tracker,
             state_persister=self._persister,

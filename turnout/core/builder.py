@@ -28,9 +28,19 @@ from turnout.core.saving import (
     PersisterHookAsync,
     initialize,
 )
-from turnout.core.state import State
+from turnout.core.state import CONTROL_KEYS, State
 
-__all__ = ["ApplicationBuilder"]
+__all__ = ["ApplicationBuilder", "register_otel_tracing"]
+
+
+_OTEL_TRACING: Callable[[], list[Any]] | None = None
+
+
+def register_otel_tracing(hooks: Callable[[], list[Any]]) -> None:
+    """Give ``with_tracker(use_otel_tracing=True)`` its hooks: called by turnout's
+    OpenTelemetry adapter when it is imported (the core never imports it)."""
+    global _OTEL_TRACING
+    _OTEL_TRACING = hooks
 
 
 class ApplicationBuilder:
@@ -191,9 +201,26 @@ class ApplicationBuilder:
         tracker: Any = "local",
         project: str = "default",
         params: dict[str, Any] | None = None,
+        use_otel_tracing: bool = False,
     ) -> ApplicationBuilder:
         """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
-        tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``."""
+        tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``.
+
+        ``use_otel_tracing=True`` (Burr's switch) also sends the steps and spans to
+        OpenTelemetry and records the OpenTelemetry spans of instrumented libraries in the
+        tracker. It needs turnout's OpenTelemetry adapter imported
+        (``import turnout.integrations.opentelemetry``), which provides it: the core never
+        imports an adapter itself."""
+        if use_otel_tracing:
+            if _OTEL_TRACING is None:
+                self._problems.append(
+                    "with_tracker(use_otel_tracing=True) needs turnout's OpenTelemetry adapter: "
+                    "add `import turnout.integrations.opentelemetry` (pip install "
+                    '"turnout[opentelemetry]") before building, or pass '
+                    "use_otel_tracing=False and add OpenTelemetryHook() with with_hooks()."
+                )
+            else:
+                self._hooks.extend(_OTEL_TRACING())
         if tracker == "local":
             from turnout.core.tracking import LocalTracker
 
@@ -230,10 +257,14 @@ class ApplicationBuilder:
         return self
 
     def with_spawning_parent(
-        self, app_id: str, sequence_id: int | None, partition_key: str | None = None
+        self, app_id: str | None, sequence_id: int | None, partition_key: str | None = None
     ) -> ApplicationBuilder:
         """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
-        (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two."""
+        (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two.
+        ``app_id=None`` means no parent, as in Burr (code passing a parent that may be absent)."""
+        if app_id is None:
+            self._spawning_parent = None
+            return self
         if not isinstance(app_id, str) or not app_id:
             self._problems.append(
                 f"with_spawning_parent() takes the parent's app id (a string), got {app_id!r}."
@@ -266,7 +297,9 @@ class ApplicationBuilder:
             GraphSetupError: listing every problem found.
 
         Args:
-            strict: raise on suspicious graphs too, instead of warning (``GraphWarning``).
+            strict: raise on suspicious graphs too, instead of warning (``GraphWarning``), and
+                on an action changing a key outside its ``writes`` (``UndeclaredWriteError``)
+                instead of applying the change with an ``UndeclaredWriteWarning``.
         """
         initialization = drive(self._initialize(sync=True))
         app = self._build(strict=strict, async_only=False, initialization=initialization)
@@ -373,6 +406,7 @@ class ApplicationBuilder:
             ),
             parallel_executor_factory=self._executor_factory,
             spawning_parent_pointer=self._spawning_parent,
+            strict=strict,
         )
         if initialization is not None:
             app._resume_at(initialization.prior, initialization.rerun)
@@ -387,7 +421,7 @@ class ApplicationBuilder:
                     f"action {act.name!r} can never run: no transition path leads to it from "
                     f"the entrypoint {graph.entrypoint.name!r}."
                 )
-        provided = set(state.keys())
+        provided = set(state.keys()) | CONTROL_KEYS  # Burr's __SEQUENCE_ID: computed in a step
         provided.update(
             t.condition.state_key
             for t in graph.transitions

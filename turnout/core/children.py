@@ -70,16 +70,20 @@ class ChildStates(list[State]):
 class ParentRef:
     """The parent step, as a child needs it (picklable, unlike the live context). ``hooks``:
     the parent's hooks that ask to be inherited (``cascade_to_children = True``, e.g. the
-    OpenTelemetry hook), given only to children run in this process."""
+    OpenTelemetry hook), given only to children run in this process. ``strict``: the parent
+    was built with ``build(strict=True)``, and so are its children."""
 
     app_id: str
     sequence_id: int | None
     partition_key: str | None
     hooks: tuple[Any, ...] = field(default=(), compare=False)
+    strict: bool = False
 
     @staticmethod
     def of(context: ApplicationContext) -> ParentRef:
-        return ParentRef(context.app_id, context.sequence_id, context.partition_key)
+        scope = context._scope
+        strict = scope is not None and bool(getattr(scope.spec, "strict", False))
+        return ParentRef(context.app_id, context.sequence_id, context.partition_key, strict=strict)
 
     def in_process(self, context: ApplicationContext) -> ParentRef:
         scope = context._scope

@@ -12,7 +12,7 @@ import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from turnout.core.errors import ConditionError
+from turnout.core.errors import ConditionError, ConditionKeyError, StateKeyError
 from turnout.core.safe_expr import compile_expression
 from turnout.core.state import State
 
@@ -79,8 +79,17 @@ class Condition:
         return bool(self._resolver(state))
 
     def run(self, state: State, **run_kwargs: Any) -> dict[str, bool]:
-        """Evaluate, returned as ``{"PROCEED": bool}`` (Burr's shape)."""
-        return {Condition.KEY: self.evaluate(state)}
+        """Evaluate, returned as ``{"PROCEED": bool}`` (Burr's shape). A key the state lacks
+        raises ``ConditionKeyError``, a ``KeyError`` and, as Burr raises, a ``ValueError``."""
+        try:
+            return {Condition.KEY: self.evaluate(state)}
+        except StateKeyError as error:
+            present = ", ".join(repr(k) for k in state) or "none"
+            raise ConditionKeyError(
+                f"the condition {self._name!r} reads {error.key!r}, which the state does not "
+                f"hold (keys present: {present}); give it a value (state.update({error.key}=...)"
+                f" or ApplicationBuilder.with_state(...)) before evaluating the condition."
+            ) from error
 
     @staticmethod
     def lmda(resolver: Callable[[State], bool], state_keys: Sequence[str]) -> Condition:
@@ -165,7 +174,7 @@ def when(**kwargs: Any) -> Condition:
     if not kwargs:
         raise ConditionError("when() needs at least one key=value pair, e.g. when(done=True)")
     checks: list[tuple[str, Callable[[Any, Any], bool], Any]] = []
-    names: list[str] = []
+    names: list[tuple[str, str]] = []
     for spec, arg in kwargs.items():
         key, _, suffix = spec.rpartition("__")
         if not key or suffix not in _WHEN_OPERATORS:
@@ -178,7 +187,7 @@ def when(**kwargs: Any) -> Condition:
         else:
             symbol, compare = _WHEN_OPERATORS[suffix]
         checks.append((key, compare, arg))
-        names.append(f"{key}{symbol}{arg!r}" if symbol == "=" else f"{key} {symbol} {arg!r}")
+        names.append((key, _when_name(key, symbol, arg, explicit=symbol != "=")))
 
     if len(checks) == 1:  # the usual case, without the loop
         (key, compare, arg) = checks[0]
@@ -192,10 +201,22 @@ def when(**kwargs: Any) -> Condition:
             return all(compare(state[key], arg) for key, compare, arg in checks)
 
     condition = Condition(
-        list(dict.fromkeys(k for k, _, _ in checks)), resolve, name=", ".join(names)
+        list(dict.fromkeys(k for k, _, _ in checks)),
+        resolve,
+        name=", ".join(name for _key, name in sorted(names, key=lambda kn: kn[0])),
     )
     condition._recipe = (_when, (kwargs,))
     return condition
+
+
+def _when_name(key: str, symbol: str, arg: Any, *, explicit: bool) -> str:
+    """Burr's name for one ``when`` check, so names (in graphs, tracking and tests) match it:
+    ``foo=bar``, ``count>=3``, ``status in ['a', 'b']``."""
+    if not explicit:
+        return f"{key}={arg}"
+    if symbol.isalpha() or " " in symbol:
+        return f"{key} {symbol} {arg!r}"
+    return f"{key}{symbol}{arg!r}"
 
 
 def _when(kwargs: dict[str, Any]) -> Condition:

@@ -1,16 +1,17 @@
 """Every error turnout raises, in one hierarchy.
 
 Each class also inherits the nearest built-in exception, so code that catches ``KeyError`` or
-``ValueError`` keeps working::
+``ValueError`` keeps working; where Burr raises ``ValueError`` for the same mistake, the class
+inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches it::
 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
     ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
-    ├── ConditionKeyError(KeyError)       a transition's condition read a key the state lacks
-    ├── StateOperationError(TypeError)    append/extend/increment on a value of the wrong type
-    ├── ActionDefinitionError(TypeError)  an action is declared wrongly (decorator, bind, class)
-    ├── InvalidActionReturnError(TypeError)   an action returned the wrong shape
+    ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
+    ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
+    ├── ActionDefinitionError(TypeError, ValueError)   an action is declared wrongly
+    ├── InvalidActionReturnError(TypeError, ValueError)   an action returned the wrong shape
     ├── UndeclaredWriteError(ValueError)  an action changed a key it did not declare in writes
     ├── MissingWriteError(ValueError)     a declared write is absent from the state afterwards
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
@@ -19,7 +20,8 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
-    ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable)
+    ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
+    │                                     also an instance of the first failed child's type
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
@@ -31,6 +33,7 @@ Each class also inherits the nearest built-in exception, so code that catches ``
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
     TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
     PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
+    UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -65,6 +68,7 @@ __all__ = [
     "TrackingWarning",
     "TurnoutError",
     "UndeclaredWriteError",
+    "UndeclaredWriteWarning",
     "UnknownActionError",
     "UnsupportedOperationError",
 ]
@@ -108,6 +112,14 @@ class StateKeyError(TurnoutError, KeyError):
 
     def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
         shown = ", ".join(repr(k) for k in sorted(self.present)) or "none"
+        if self.key in ("__SEQUENCE_ID", "__PRIOR_STEP"):
+            return (
+                f"state has no key {self.key!r} (keys present: {shown}): turnout keeps the "
+                f"sequence id and the prior action on the application, not in the state. Inside "
+                f"a step, state[{self.key!r}] is computed (it is absent here: outside a step, or "
+                f"__PRIOR_STEP on the first step); elsewhere use app.sequence_id / "
+                f"app.prior_action, or __context.sequence_id in an action."
+            )
         return (
             f"state has no key {self.key!r} (keys present: {shown}). If an action reads it, "
             f"declare it with @action(reads=[..., {self.key!r}]) and make sure the initial "
@@ -116,27 +128,32 @@ class StateKeyError(TurnoutError, KeyError):
         )
 
 
-class ConditionKeyError(TurnoutError, KeyError):
-    """A transition's condition read a key that the state does not hold."""
+class ConditionKeyError(TurnoutError, KeyError, ValueError):
+    """A transition's condition read a key that the state does not hold (a ``ValueError`` too:
+    Burr raises one)."""
 
     def __str__(self) -> str:  # KeyError.__str__ would repr() the whole message
         return str(self.args[0]) if self.args else ""
 
 
-class StateOperationError(TurnoutError, TypeError):
-    """A state operation met a value of the wrong type (``append`` to an int, ...)."""
+class StateOperationError(TurnoutError, TypeError, ValueError):
+    """A state operation met a value of the wrong type (``append`` to an int, ...); a
+    ``ValueError`` too, as Burr raises."""
 
 
-class ActionDefinitionError(TurnoutError, TypeError):
-    """An action is declared incorrectly (decorator arguments, ``bind``, class attributes)."""
+class ActionDefinitionError(TurnoutError, TypeError, ValueError):
+    """An action is declared incorrectly (decorator arguments, ``bind``, class attributes); a
+    ``ValueError`` too, as Burr raises for such mistakes."""
 
 
-class InvalidActionReturnError(TurnoutError, TypeError):
-    """An action returned something other than what its kind must return."""
+class InvalidActionReturnError(TurnoutError, TypeError, ValueError):
+    """An action returned something other than what its kind must return; a ``ValueError`` too,
+    as Burr raises."""
 
 
 class UndeclaredWriteError(TurnoutError, ValueError):
-    """An action changed state keys that it did not list in ``writes``."""
+    """An action changed state keys that it did not list in ``writes`` (in strict mode,
+    ``build(strict=True)``; otherwise the change is applied with an ``UndeclaredWriteWarning``)."""
 
 
 class MissingWriteError(TurnoutError, ValueError):
@@ -201,17 +218,40 @@ class ChildApplicationError(TurnoutError, RuntimeError):
     The finished children's work is kept (persisted, and remembered across retries of the step);
     ``failures`` lists ``(index, app_id, exception)`` of every failed child, in index order, and
     the first of them is also the ``__cause__``.
+
+    The error raised is also an instance of the first failed child's exception type, as Burr
+    (which re-raises the child's exception) lets its users expect: ``except ValueError`` catches
+    a child's ``ValueError``. It is a subclass made for that type,
+    ``ChildApplicationError[ValueError]``, carrying the child exception's attributes too. Types
+    that cannot be combined with it (``OSError`` and other built-ins with their own instance
+    layout, and ``BaseException``s that are not ``Exception``s) give a plain
+    ``ChildApplicationError``; catch that, and read ``failures``, to handle every case.
     """
+
+    action: str
+    failures: list[tuple[int, str, BaseException]]
+    total: int
+
+    def __new__(
+        cls, action: str, failures: list[tuple[int, str, BaseException]], total: int
+    ) -> ChildApplicationError:
+        if cls is ChildApplicationError and failures:
+            cls = _child_error_type(failures[0][2])
+        return super().__new__(cls, action, failures, total)
 
     def __init__(
         self, action: str, failures: list[tuple[int, str, BaseException]], total: int
     ) -> None:
         import pickle  # here: `import turnout` does not pay for it
 
+        index, app_id, first = failures[0]
+        if type(self) is not ChildApplicationError:
+            # the child exception's own attributes (``code``, ``response``...), for handlers
+            # written against its type
+            vars(self).update(getattr(first, "__dict__", {}))
         self.action = action
         self.failures = failures
         self.total = total
-        index, app_id, first = failures[0]
         hint = ""
         if isinstance(first, pickle.PicklingError) or "pickle" in str(first).lower():
             hint = (
@@ -233,8 +273,39 @@ class ChildApplicationError(TurnoutError, RuntimeError):
             f"application) runs only the unfinished ones."
         )
 
+    def __str__(self) -> str:  # not the child type's __str__ (KeyError's would repr() it)
+        return BaseException.__str__(self)
+
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.action, self.failures, self.total))
+        # rebuilt through the base class, which picks the same subclass again
+        return (ChildApplicationError, (self.action, self.failures, self.total))
+
+
+_CHILD_ERROR_TYPES: dict[type[BaseException], type[ChildApplicationError]] = {}
+
+
+def _child_error_type(first: BaseException) -> type[ChildApplicationError]:
+    """``ChildApplicationError`` combined with ``type(first)``, made once per type; the plain
+    class when the two cannot be combined."""
+    child_type = type(first)
+    if issubclass(child_type, ChildApplicationError):  # a grandchild failed: same combination
+        return child_type if child_type in _CHILD_ERROR_TYPES.values() else ChildApplicationError
+    if not issubclass(child_type, Exception) or isinstance(first, AsyncRequiredError):
+        return ChildApplicationError
+    made = _CHILD_ERROR_TYPES.get(child_type)
+    if made is None:
+        try:
+            made = type(
+                f"ChildApplicationError[{child_type.__qualname__}]",
+                (ChildApplicationError, child_type),
+                {"__module__": __name__, "__doc__": ChildApplicationError.__doc__},
+            )
+            # Some combinations are refused only when an instance is made (OSError's layout).
+            super(ChildApplicationError, made).__new__(made)
+        except TypeError:  # a layout conflict or a class that refuses subclasses
+            made = ChildApplicationError
+        _CHILD_ERROR_TYPES[child_type] = made
+    return made
 
 
 class SerdeError(TurnoutError, TypeError):
@@ -340,3 +411,10 @@ class TrackingWarning(UserWarning):
 class PersistenceWarning(UserWarning):
     """A persister argument accepted for Burr compatibility that turnout cannot honour as Burr
     did (e.g. ``serde_kwargs``); the message names what to use instead."""
+
+
+class UndeclaredWriteWarning(UserWarning):
+    """An action changed (set, appended, deleted, ...) a state key it does not declare in
+    ``writes``. The change was applied, as Burr applies it; the warning comes once per action
+    and key of an application and names the ``writes=`` to declare. ``build(strict=True)`` makes
+    it an ``UndeclaredWriteError``."""

@@ -78,6 +78,11 @@ class RunnableGraph:
         return RunnableGraph(graph=graph, entrypoint=act.name, halt_after=[act.name])
 
 
+def _strict(parent_context: Any) -> bool:
+    """Children of a parent built with ``build(strict=True)`` are strict too (``ParentRef``)."""
+    return getattr(parent_context, "strict", False) is True
+
+
 @dataclass(frozen=True, slots=True)
 class SubGraphTask:
     """One child application to run: ``graph`` from ``state`` with ``inputs``, under
@@ -109,7 +114,7 @@ class SubGraphTask:
         finished = self._finished(loaded)
         if finished is not None:
             return finished
-        app = self._builder(parent_context).build()
+        app = self._builder(parent_context).build(strict=_strict(parent_context))
         if sink is None:
             app.run(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
@@ -127,7 +132,7 @@ class SubGraphTask:
         finished = self._finished(loaded)
         if finished is not None:
             return finished
-        app = await self._builder(parent_context).abuild()
+        app = await self._builder(parent_context).abuild(strict=_strict(parent_context))
         if sink is None:
             await app.arun(halt_after=self.graph.halt_after, inputs=self.inputs)
             return app.state
@@ -443,13 +448,14 @@ class MapStates(MapActionsAndStates):
 class MapActions(MapActionsAndStates):
     """Run each action of ``actions()`` on the one state ``state()`` returns, then ``reduce``.
 
-    Implement ``reads``, ``writes``, ``actions(state, context, inputs)``, ``state(state,
-    inputs)`` and ``reduce(state, states)``.
+    Implement ``reads``, ``writes``, ``actions(state, context, inputs)`` and ``reduce(state,
+    states)``; override ``state(state, inputs)`` to give the children another starting state
+    than the parent's.
     """
 
-    @abc.abstractmethod
     def state(self, state: State, inputs: dict[str, Any]) -> State:
-        """The state every child starts from."""
+        """The state every child starts from: by default the parent's state, as in Burr."""
+        return state
 
     def states(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]

@@ -22,7 +22,15 @@ from typing import Any, Literal, NamedTuple
 
 from turnout.core.errors import StateKeyError, StateOperationError
 
-__all__ = ["Change", "ChangeOp", "RawChange", "State", "apply_changes", "as_changes"]
+__all__ = [
+    "CONTROL_KEYS",
+    "Change",
+    "ChangeOp",
+    "RawChange",
+    "State",
+    "apply_changes",
+    "as_changes",
+]
 
 ChangeOp = Literal["set", "append", "extend", "increment", "delete"]
 
@@ -107,6 +115,29 @@ _NO_OWNED: dict[str, int] = {}
 _MISSING: Any = object()
 
 
+CONTROL_KEYS = frozenset({"__SEQUENCE_ID", "__PRIOR_STEP"})
+"""Burr's control keys. turnout keeps the sequence id and the prior action on the application,
+not in the state; inside a step, reading one of these from any ``State`` computes it (see
+``_control_value``), so Burr code reading ``state["__SEQUENCE_ID"]`` in an action runs."""
+
+_ABSENT = object()
+
+
+def _control_value(key: str) -> Any:
+    """``__SEQUENCE_ID`` (the running step's id) or ``__PRIOR_STEP`` (the action before it) of
+    the step running in this thread or task, as Burr's state holds them; ``_ABSENT`` outside a
+    step, or for ``__PRIOR_STEP`` on the first step. Only reached when a read misses."""
+    from turnout.core.context import current_scope  # the miss path only: no import cycle
+
+    scope = current_scope()
+    if scope is None:
+        return _ABSENT
+    if key == "__SEQUENCE_ID":
+        return scope.sequence_id
+    prior = scope.app.prior_action
+    return _ABSENT if prior is None else prior
+
+
 class State(Mapping[str, Any]):
     """An immutable mapping of state keys to values.
 
@@ -162,6 +193,10 @@ class State(Mapping[str, Any]):
         try:
             value = self._data[key]
         except KeyError:
+            if key in CONTROL_KEYS:
+                found = _control_value(key)
+                if found is not _ABSENT:
+                    return found
             raise StateKeyError(key, list(self._data)) from None
         if value.__class__ is _Buffer:
             return self._expose(key, value)
@@ -189,6 +224,10 @@ class State(Mapping[str, Any]):
     def get(self, key: str, default: Any = None) -> Any:
         if key in self._data:
             return self[key]
+        if key in CONTROL_KEYS:
+            found = _control_value(key)
+            if found is not _ABSENT:
+                return found
         return default
 
     def __contains__(self, key: object) -> bool:

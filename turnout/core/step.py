@@ -8,6 +8,8 @@ step algorithm that both the sync and the async drivers run.
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +21,7 @@ from turnout.core.errors import (
     MissingInputsError,
     MissingWriteError,
     UndeclaredWriteError,
+    UndeclaredWriteWarning,
 )
 from turnout.core.state import RawChange, State
 
@@ -42,13 +45,19 @@ class ActionSpec:
         "retry",
         "single_step",
         "streaming",
+        "strict",
         "takes_inputs",
         "timeout",
+        "warned",
         "writes",
     )
 
-    def __init__(self, action: Action) -> None:
+    def __init__(self, action: Action, *, strict: bool = False) -> None:
         self.action = action
+        # strict: an undeclared write raises UndeclaredWriteError; otherwise it is applied, as
+        # Burr does, with one UndeclaredWriteWarning per key (``warned``) of this application.
+        self.strict = strict
+        self.warned: set[str] = set()
         self.name = action.name
         self.reads = tuple(action.reads)
         self.writes = frozenset(action.writes)
@@ -65,6 +74,8 @@ class ActionSpec:
         }
         self.required = tuple(n for n in required if n not in self.injected)
         self.optional = tuple(n for n in optional if n not in self.injected)
+        if not isinstance(action, FunctionBasedAction):
+            self.injected = _class_injections(action, self.injected)
         self.accepted = (*self.required, *self.optional)
         self.takes_inputs = bool(self.accepted or self.injected)
         self.streaming = action.streaming
@@ -78,6 +89,33 @@ class ActionSpec:
         self.fn = (
             action.fn if type(action) is FunctionBasedAction and not action.bound_params else None
         )
+
+
+def _class_injections(action: Action, declared: dict[str, str]) -> dict[str, str]:
+    """The keyword names under which a class action's method takes ``__context``/``__tracer``.
+
+    Inside a class body Python mangles ``def run(self, state, __context)`` to a parameter named
+    ``_Cls__context``, so passing ``__context=`` would fail: pass it under the name the method's
+    signature really has. Such a parameter is injected even when ``inputs`` does not list it.
+    """
+    method_name = "run_and_update" if action.single_step else "run"
+    if action.streaming:
+        method_name = "stream_run"
+    method = getattr(action, method_name, None)
+    try:
+        params = inspect.signature(method).parameters if method is not None else {}
+    except (TypeError, ValueError):  # a builtin or a C callable: nothing to learn from it
+        params = {}
+    found = {
+        injected: name
+        for name in params
+        if (injected := _injected_name(name)) is not None
+        and params[name].kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    out = {found.get(kind, name): kind for name, kind in declared.items()}
+    for kind, name in found.items():
+        out.setdefault(name, kind)
+    return out
 
 
 def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -124,8 +162,10 @@ def prepare(
 def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     """Check what the action returned and what it changed; return ``(result, state, changes)``.
 
-    Raises ``InvalidActionReturnError``, ``UndeclaredWriteError`` or ``MissingWriteError``
-    naming the action, the key and the fix.
+    Raises ``InvalidActionReturnError``, ``UndeclaredWriteError`` (strict mode; otherwise the
+    undeclared change is applied with an ``UndeclaredWriteWarning``) or ``MissingWriteError``
+    naming the action, the key and the fix. A declared write that the action deleted is not
+    missing: deleting is writing.
     """
     if not spec.single_step:
         result, new_state = _split_two_step(spec.name, returned)
@@ -139,18 +179,25 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     writes = spec.writes
     for change in changes:
         if change[1] not in writes:
-            raise _undeclared(spec, changes)
+            _undeclared(spec, changes)
+            break
     data = new_state._data
     for key in writes:
         if key not in data:
-            raise _missing_writes(spec, new_state)
+            _check_missing_writes(spec, new_state, changes)
+            break
     return result, new_state, changes
 
 
-def _missing_writes(spec: ActionSpec, new_state: State) -> MissingWriteError:
-    missing = sorted(k for k in spec.writes if k not in new_state)
+def _check_missing_writes(
+    spec: ActionSpec, new_state: State, changes: tuple[RawChange, ...]
+) -> None:
+    deleted = {key for op, key, _value in changes if op == "delete"}
+    missing = sorted(k for k in spec.writes if k not in new_state and k not in deleted)
+    if not missing:
+        return
     one = len(missing) == 1
-    return MissingWriteError(
+    raise MissingWriteError(
         f"action {spec.name!r} declares writes {sorted(spec.writes)!r} but {missing!r} "
         f"{'is' if one else 'are'} not in the state after it ran. Write "
         f"{'it' if one else 'them'} (state.update({missing[0]}=...)) or remove "
@@ -225,14 +272,29 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> UndeclaredWriteError:
+def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> None:
+    """Raise ``UndeclaredWriteError`` in strict mode; else warn once per new (action, key)."""
     keys = list(dict.fromkeys(key for _op, key, _value in changes if key not in spec.writes))
+    if not spec.strict:
+        keys = [key for key in keys if key not in spec.warned]
+        if not keys:
+            return
+        spec.warned.update(keys)
     ops = ", ".join(f"{op} {key!r}" for op, key, _value in changes if key in keys)
     declared = sorted(spec.writes)
-    return UndeclaredWriteError(
+    them = "it" if len(keys) == 1 else "them"
+    message = (
         f"action {spec.name!r} changed {', '.join(map(repr, keys))} ({ops}) but declares "
-        f"writes={declared!r}. Add {'it' if len(keys) == 1 else 'them'} to writes, e.g. "
-        f"@action(reads=[...], writes={sorted([*declared, *keys])!r})."
+        f"writes={declared!r}. Add {them} to writes, e.g. "
+        f"@action(reads=[...], writes={sorted([*declared, *keys])!r})"
+    )
+    if spec.strict:
+        raise UndeclaredWriteError(f"{message}.")
+    warnings.warn(
+        f"{message}; the change was applied (as Burr does). build(strict=True) makes this an "
+        f"UndeclaredWriteError.",
+        UndeclaredWriteWarning,
+        stacklevel=2,
     )
 
 

@@ -55,6 +55,10 @@ class StreamingAction(Action):
     ``Action.run`` it receives only the keys in ``reads``."""
 
     streaming = True
+    streams_result: bool = False
+    """Hand the last dict (the result) out as an item too. Off by default, as in Burr, where the
+    caller gets every dict but the last; turnout's LLM adapters turn it on so that a stream's
+    consumer sees the final output."""
 
     @abc.abstractmethod
     def stream_run(
@@ -153,10 +157,16 @@ def open_stream(act: Action, base: State, kwargs: dict[str, Any], reads: tuple[s
 class StreamReader:
     """Sorts a streaming action's raw yields into items and its final ``(result, state)``."""
 
-    __slots__ = ("_class_based", "_name", "final", "last_item")
+    __slots__ = ("_class_based", "_hold_last", "_name", "final", "last_item")
 
     def __init__(self, act: Action, name: str) -> None:
         self._class_based = not isinstance(act, FunctionBasedStreamingAction)
+        # A StreamingAction's last dict is its result, not an item: as in Burr, each item is
+        # handed on when the next one arrives, and the last one never is. (Parallel actions,
+        # single-step, yield their result as their last item.)
+        self._hold_last = (
+            self._class_based and not act.single_step and not getattr(act, "streams_result", False)
+        )
         self._name = name
         self.final: tuple[dict[str, Any], State] | None = None
         self.last_item: dict[str, Any] | None = None
@@ -164,15 +174,16 @@ class StreamReader:
             self._class_based = False
 
     def item(self, raw: Any) -> dict[str, Any] | None:
-        """The item to hand to the caller, or ``None`` when ``raw`` was the final yield."""
+        """The item to hand to the caller, or ``None`` when there is none to hand on yet (the
+        final yield, or the first dict of a ``StreamingAction``)."""
         if self.final is not None:
             raise InvalidActionReturnError(
                 f"streaming action {self._name!r} yielded {raw!r} after its final "
                 f"(result, state); the final yield must be the last one."
             )
         if isinstance(raw, dict):
-            self.last_item = raw
-            return raw
+            previous, self.last_item = self.last_item, raw
+            return previous if self._hold_last else raw
         if not self._class_based and isinstance(raw, tuple) and len(raw) == 2:
             first, second = raw
             if second is None and isinstance(first, dict):

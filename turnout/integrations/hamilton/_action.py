@@ -113,8 +113,8 @@ class Hamilton(SingleStepAction):
         outputs: the nodes to compute and where each goes, ``{node_name: update_state("key") |
             append_state("key") | extend_state("key") | "key"}``; a list of node names updates
             same-named keys.
-        driver: a built ``Driver`` or ``AsyncDriver`` carrying a ``HamiltonTracer`` (or
-            ``AsyncHamiltonTracer``) adapter; or give ``modules`` instead.
+        driver: a built ``Driver`` or ``AsyncDriver``, best carrying a ``HamiltonTracer`` (or
+            ``AsyncHamiltonTracer``) adapter for one span per node; or give ``modules``.
         modules: modules of Hamilton functions to build the driver from (one module or a
             list).
         config: Hamilton configuration for the built driver.
@@ -122,7 +122,10 @@ class Hamilton(SingleStepAction):
             from_state("key") | "key"}`` (a str is a state key, as in ``inputs``).
         adapters: more Hamilton adapters for the built driver.
         asynchronous: build an ``AsyncDriver`` (``None``: when a module has an ``async def``).
-        trace_nodes: require the tracer adapter on a given driver (one span per node).
+        trace_nodes: one span per node: ``None`` (the default) adds the tracer to a built
+            driver and accepts a given one as it is (without the tracer, as in Burr, the step's
+            span is the only one); ``True`` requires it on a given driver; ``False`` never
+            traces nodes.
         reads: extra state keys read, required with a function input spec.
         writes: extra state keys written, required with a function output spec.
         tags: labels of the action.
@@ -172,7 +175,7 @@ class Hamilton(SingleStepAction):
         overrides: Any = None,
         adapters: Iterable[Any] = (),
         asynchronous: bool | None = None,
-        trace_nodes: bool = True,
+        trace_nodes: bool | None = None,
         reads: Sequence[str] | None = None,
         writes: Sequence[str] | None = None,
         tags: Sequence[str] = (),
@@ -248,7 +251,7 @@ class Hamilton(SingleStepAction):
         config: Mapping[str, Any] | None,
         adapters: list[Any],
         asynchronous: bool | None,
-        trace_nodes: bool,
+        trace_nodes: bool | None,
         owner: str,
     ) -> Any:
         if driver is not None:
@@ -262,7 +265,7 @@ class Hamilton(SingleStepAction):
                     f"{owner}: driver is {driver!r}; give a built hamilton.driver.Driver or "
                     f"hamilton.async_driver.AsyncDriver (call .build() on the Builder)"
                 )
-            if trace_nodes:
+            if trace_nodes is True:
                 _check_traced(driver, owner)
             return driver
         if not modules:
@@ -271,7 +274,7 @@ class Hamilton(SingleStepAction):
                 f"default driver with Hamilton.set_driver(driver)"
             )
         if _wants_async(None, modules, asynchronous):
-            tracers: list[Any] = [AsyncHamiltonTracer()] if trace_nodes else []
+            tracers: list[Any] = [AsyncHamiltonTracer()] if trace_nodes is not False else []
             return (
                 hamilton.async_driver.Builder()
                 .with_modules(*modules)
@@ -280,7 +283,7 @@ class Hamilton(SingleStepAction):
                 .build_without_init()
             )
         builder = hamilton.driver.Builder().with_modules(*modules).with_config(dict(config or {}))
-        tracers = [HamiltonTracer()] if trace_nodes else []
+        tracers = [HamiltonTracer()] if trace_nodes is not False else []
         if tracers or adapters:
             builder = builder.with_adapters(*tracers, *adapters)
         return builder.build()
@@ -375,7 +378,9 @@ class Hamilton(SingleStepAction):
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
         inputs, overrides = self._arguments(state)
         try:
-            results = self._driver.execute(self._final_vars, inputs=inputs, overrides=overrides)
+            # raw_execute, as Burr calls it: the nodes' values, whatever result builder the
+            # driver has (a Driver's default one would make pandas Series of them)
+            results = self._driver.raw_execute(self._final_vars, inputs=inputs, overrides=overrides)
         except Exception as error:
             add_note(error, f"raised while running the DAG of {self._label()}")
             raise
@@ -402,7 +407,7 @@ class AsyncHamilton(Hamilton):
             await self._driver.ainit()
         inputs, overrides = self._arguments(state)
         try:
-            results = await self._driver.execute(
+            results = await self._driver.raw_execute(
                 self._final_vars, inputs=inputs, overrides=overrides
             )
         except Exception as error:

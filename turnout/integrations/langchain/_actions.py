@@ -198,6 +198,8 @@ class StreamingRunnableAction(_RunnableBase, StreamingAction):
     - a function of the list of chunks returning the output.
     """
 
+    streams_result = True  # the final {"output": ...} is an item too (see StreamingAction)
+
     def __init__(
         self,
         runnable: Runnable[Any, Any],

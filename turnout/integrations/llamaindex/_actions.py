@@ -197,6 +197,8 @@ class _LlamaIndexAction(_Common, Action):
 class _LlamaIndexStreamingAction(_Common, StreamingAction):
     """A streaming LlamaIndex action: ``{"delta": ...}`` items, then the result dict."""
 
+    streams_result = True  # the result dict is an item too (see StreamingAction)
+
     def stream_run(self, state: State, **run_kwargs: Any) -> Any:
         value = self._input(state)
         return self._astream(value) if self._async else self._stream(value)

@@ -18,6 +18,7 @@ The tracer provider is always passed in (default: the global one); nothing here 
 
 from __future__ import annotations
 
+from turnout.core.builder import register_otel_tracing
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -39,6 +40,9 @@ from turnout.integrations.opentelemetry._replay import (
     default_endpoint,
     export_tracked,
 )
+from turnout.integrations.opentelemetry._switch import otel_tracing_hooks
+
+register_otel_tracing(otel_tracing_hooks)  # for with_tracker(..., use_otel_tracing=True)
 
 __all__ = [
     "DEFAULT_ENDPOINT",
