@@ -47,6 +47,7 @@ VOCABULARY = {
     "default",
     "expr",
     "on_exception",
+    "safe_expr",
     "streaming_action",
     "trace",
     "type_eraser",

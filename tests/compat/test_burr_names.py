@@ -142,6 +142,7 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.core.action", "create_action"): "turnout.core.action:to_action",
     ("burr.core.action", "lmda"): "turnout.core.condition:Condition.lmda",
     ("burr.core.action", "safe_expr"): "turnout.core.condition:expr",
+    ("burr.core", "safe_expr"): "turnout.core.condition:expr",
     ("burr.core.persistence", "SQLLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "SQLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "InMemoryPersister"): "turnout.core.memory:InMemoryPersister",
@@ -160,10 +161,6 @@ _DELTA = "Burr's delta records; turnout's step delta is turnout.core.state.Chang
 
 # Names left to another part of issue 13 or a later issue, and why.
 LATER: dict[tuple[str, str], str] = {
-    ("burr.core", "safe_expr"): (
-        "turnout.core.safe_expr is turnout's evaluator *module* (a submodule shadows a package "
-        "attribute of the same name); import safe_expr from turnout.core.action, or use expr"
-    ),
     ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
     ("burr.core.state", "register_field_serde"): _SERDE,
     ("burr.core.serde", "StringDispatch"): _SERDE,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from turnout.core.errors import ConditionError
-from turnout.core.safe_expr import compile_expression
+from turnout.core.expressions import compile_expression
 
 
 def evaluate(source: str, **values: Any) -> Any:

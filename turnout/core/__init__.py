@@ -23,6 +23,8 @@ from turnout.core.state import State
 from turnout.core.streaming import StreamingAction, streaming_action
 from turnout.core.tracing import TracerFactory, trace
 
+safe_expr = expr  # Burr's name for ``expr`` (``burr.core.safe_expr``)
+
 __all__ = [
     "Action",
     "Application",
@@ -51,6 +53,7 @@ __all__ = [
     "default",
     "expr",
     "on_exception",
+    "safe_expr",
     "streaming_action",
     "trace",
     "type_eraser",

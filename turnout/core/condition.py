@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from turnout.core.errors import ConditionError, ConditionKeyError, StateKeyError
-from turnout.core.safe_expr import compile_expression
+from turnout.core.expressions import compile_expression
 from turnout.core.state import State
 
 __all__ = ["Condition", "default", "expr", "when"]
@@ -226,7 +226,7 @@ def _when(kwargs: dict[str, Any]) -> Condition:
 def expr(source: str) -> Condition:
     """A condition from an expression over state keys, e.g. ``expr("count < 10")``.
 
-    Evaluated by an allow-listed interpreter (see ``turnout.core.safe_expr``), never ``eval``,
+    Evaluated by an allow-listed interpreter (see ``turnout.core.expressions``), never ``eval``,
     within size limits. Raises ``ConditionError`` naming the expression when it is not allowed,
     and when evaluating it fails or goes over a limit; a state key the state lacks raises
     ``StateKeyError``.

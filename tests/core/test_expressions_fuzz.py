@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from turnout.core.condition import expr
 from turnout.core.errors import ConditionError, StateKeyError
-from turnout.core.safe_expr import MAX_SOURCE_LENGTH, compile_expression
+from turnout.core.expressions import MAX_SOURCE_LENGTH, compile_expression
 from turnout.core.state import State
 
 # Far above what the limits let one evaluation build (tens of MB), below what the issue's

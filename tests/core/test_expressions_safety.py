@@ -15,7 +15,7 @@ from typing import Any, NoReturn
 import pytest
 
 import turnout.core._expr_ops as expr_ops
-import turnout.core.safe_expr as safe_expr
+import turnout.core.expressions as expressions
 from tests.core.expr_checks import evaluate, refusal
 from turnout import ApplicationBuilder, action
 from turnout.core.condition import expr
@@ -230,8 +230,8 @@ def _is_regex_compile(node: ast.Attribute) -> bool:
     return isinstance(node.value, ast.Name) and node.value.id == "re" and node.attr == "compile"
 
 
-@pytest.mark.parametrize("module", [safe_expr, expr_ops], ids=["compiler", "operations"])
-def test_safe_expr_source_never_calls_or_names_eval_exec_or_compile(
+@pytest.mark.parametrize("module", [expressions, expr_ops], ids=["compiler", "operations"])
+def test_the_evaluator_source_never_calls_or_names_eval_exec_or_compile(
     module: types.ModuleType,
 ) -> None:
     tree = ast.parse(inspect.getsource(module))

@@ -13,11 +13,11 @@ from typing import Any, NoReturn
 
 import pytest
 
-import turnout.core.safe_expr as safe_expr
+import turnout.core.expressions as expressions
 from tests.core.expr_checks import evaluate, refusal
 from turnout.core.condition import expr
 from turnout.core.errors import ConditionError
-from turnout.core.safe_expr import (
+from turnout.core.expressions import (
     MAX_DEPTH,
     MAX_INT_BITS,
     MAX_ITEMS,
@@ -275,7 +275,7 @@ def test_going_through_a_long_collection_once_is_fine() -> None:
 
 def test_the_limits_are_importable_constants() -> None:
     assert (MAX_SOURCE_LENGTH, MAX_NODES, MAX_DEPTH) == (10_000, 1_000, 100)
-    assert set(safe_expr.__all__) >= {"MAX_ITEMS", "MAX_ITEMS_PER_EVALUATION", "MAX_INT_BITS"}
+    assert set(expressions.__all__) >= {"MAX_ITEMS", "MAX_ITEMS_PER_EVALUATION", "MAX_INT_BITS"}
 
 
 # -- resource limits -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Tests for ``turnout.core.safe_expr`` and ``expr``: what a condition expression may do."""
+"""Tests for ``turnout.core.expressions`` and ``expr``: what a condition expression may do."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from turnout.core.condition import expr
 from turnout.core.errors import ConditionError, StateKeyError
-from turnout.core.safe_expr import CompiledExpression, compile_expression
+from turnout.core.expressions import CompiledExpression, compile_expression
 from turnout.core.state import State
 
 
