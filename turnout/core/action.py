@@ -541,7 +541,10 @@ def check_declarations(act: Action) -> None:
 
 class Result(Action):
     """An action that returns some state keys as its result and changes nothing. A key the
-    state lacks is left out of the result, as in Burr."""
+    state lacks is left out of the result, as in Burr (so ``build()`` does not warn that
+    nothing provides it)."""
+
+    _reads_may_be_missing = True
 
     def __init__(self, *fields: str) -> None:
         super().__init__()

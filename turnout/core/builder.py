@@ -432,6 +432,8 @@ class ApplicationBuilder:
             provided.update(act.required_inputs)
             provided.update(act.optional_inputs)
         for act in graph.actions:
+            if getattr(act, "_reads_may_be_missing", False):  # Result: absent keys are left out
+                continue
             for key in act.reads:
                 if key not in provided:
                     findings.append(
