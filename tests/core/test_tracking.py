@@ -717,6 +717,26 @@ def test_a_file_where_the_project_directory_should_be_warns_once_and_the_app_run
     assert (tmp_path / "proj").read_text() == "not a directory"
 
 
+def test_a_directory_burr_tracked_is_never_appended_to_and_the_app_runs(tmp_path, caplog, mode):
+    """Pointed at Burr's tracking directory, the tracker leaves Burr's log as it was."""
+    burr_app = tmp_path / "proj" / APP
+    burr_app.mkdir(parents=True)
+    burr_log = '{"type": "begin_entry", "action": "count", "sequence_id": 0}\n'
+    (burr_app / "log.jsonl").write_text(burr_log)
+    (burr_app / "metadata.json").write_text("{}")
+    tracker = LocalTracker("proj", tmp_path)
+    app = build(tracker, ("count", "count"), count=count, n=0)
+    with caplog.at_level(logging.WARNING, logger="turnout.tracking"):
+        for _ in range(3):
+            do_step(app, mode)
+    tracker.close()
+    assert app.state["n"] == 3
+    assert (burr_app / "log.jsonl").read_text() == burr_log
+    (warning,) = _warnings(caplog)
+    assert "holds an application Burr tracked (metadata.json)" in warning.getMessage()
+    assert "turnout import-burr" in warning.getMessage()
+
+
 # -- reading: torn lines, damaged lines, offsets -------------------------------------------------
 
 

@@ -315,6 +315,14 @@ class LocalTracker:
 
     def _open(self, app_id: str) -> int:
         path = self.log_path(app_id)
+        burr_files = [n for n in ("metadata.json", "graph.json") if (path.parent / n).exists()]
+        if burr_files:  # Burr's layout: its log.jsonl sits where ours would; never append to it
+            raise ValueError(
+                f"{path.parent} holds an application Burr tracked ({', '.join(burr_files)}); "
+                "turnout never writes into Burr's logs: track into another directory (the "
+                "default ~/.turnout, or TURNOUT_HOME) and bring Burr's runs over with "
+                "`turnout import-burr`"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         size = os.fstat(fd).st_size
