@@ -318,7 +318,8 @@ def _defined_at(action: Action) -> tuple[str, int, str | None] | None:
     if target is None:
         for name in _ACTION_METHODS:
             method = getattr(type(action), name, None)
-            if not str(getattr(method, "__module__", "turnout")).startswith("turnout."):
+            module = getattr(method, "__module__", None)
+            if isinstance(module, str) and not module.startswith("turnout."):
                 target = method
                 break
     while isinstance(target, functools.partial):
