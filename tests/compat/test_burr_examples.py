@@ -9,22 +9,31 @@ state, a halt-before loop resumed from the tracker, async streaming actions behi
 ``astream_result``, and a research loop re-opened by id. The sequence ids and results asserted are
 the ones Burr gives for the same programs.
 
-The first section pins the one change the runs led to: an ``UndeclaredWriteWarning`` points at the
-action's own code, where the ``writes=[...]`` to fix is, not at turnout's internals.
+The first sections pin the changes the runs led to: an ``UndeclaredWriteWarning`` points at the
+action's own code, where the ``writes=[...]`` to fix is, not at turnout's internals; and
+``with_tracker(..., use_otel_tracing=True)`` (the streaming FastAPI server's) works without
+importing turnout's OpenTelemetry adapter, as it does on Burr.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
+import textwrap
 import warnings
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from turnout.core import ApplicationBuilder, State, action, default, expr, when
 from turnout.core.action import SingleStepAction, streaming_action
-from turnout.core.errors import UndeclaredWriteWarning
+from turnout.core.builder import register_otel_loader
+from turnout.core.errors import GraphSetupError, UndeclaredWriteWarning
 from turnout.core.graph import GraphBuilder
 from turnout.tracking import LocalTrackingClient
 
@@ -128,6 +137,80 @@ def test_a_server_building_an_app_per_request_shows_each_warning_once() -> None:
                 halt_after=["answer"], inputs={"prompt": prompt}
             )
     assert len(caught) == 1, [str(w.message) for w in caught]
+
+
+# -- use_otel_tracing=True without importing the adapter -------------------------------------------
+
+_OTEL_PROGRAM = textwrap.dedent(
+    """
+    import sys
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    provider = TracerProvider()
+    exporter = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+
+    from turnout.core import ApplicationBuilder, State, action
+    from turnout.tracking import LocalTrackingClient
+
+    assert "turnout.integrations.opentelemetry" not in sys.modules
+
+    @action(reads=[], writes=["n"])
+    def bump(state: State) -> State:
+        return state.update(n=1)
+
+    tracker = LocalTrackingClient(project="otel-switch", storage_dir=sys.argv[1])
+    app = (
+        ApplicationBuilder()
+        .with_actions(bump)
+        .with_entrypoint("bump")
+        .with_tracker(tracker, use_otel_tracing=True)
+        .build()
+    )
+    app.step()
+    print(sorted(span.name for span in exporter.get_finished_spans()))
+    """
+)
+
+
+def test_use_otel_tracing_works_without_importing_the_adapter(tmp_path: Path) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-c", _OTEL_PROGRAM, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "'bump'" in done.stdout, done.stdout  # the step went to OpenTelemetry
+
+
+def test_use_otel_tracing_without_opentelemetry_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import turnout.core.builder as builder
+
+    def not_installed() -> object:
+        raise ImportError("no module named 'opentelemetry'")
+
+    monkeypatch.setattr(builder, "_OTEL_TRACING", None)
+    monkeypatch.setattr(builder, "_OTEL_LOADER", None)
+    register_otel_loader(not_installed)
+    with pytest.raises(GraphSetupError, match=r"turnout\[opentelemetry\]") as caught:
+        ApplicationBuilder().with_actions(answer).with_entrypoint("answer").with_tracker(
+            LocalTrackingClient(project="otel-missing", storage_dir="unused"),
+            use_otel_tracing=True,
+        ).build()
+    assert "no module named 'opentelemetry'" in str(caught.value)
 
 
 # -- the examples' patterns -----------------------------------------------------------------------
