@@ -39,6 +39,19 @@ from turnout.core import (
     type_eraser,
     when,
 )
+from turnout.core.builder import register_otel_loader
+
+
+def _load_otel_adapter() -> object:
+    """Imported on demand by ``with_tracker(use_otel_tracing=True)``, as Burr imports its own:
+    a Burr program does not import the adapter itself. Raises ``MissingExtraError`` (an
+    ``ImportError``) without OpenTelemetry."""
+    import turnout.integrations.opentelemetry as adapter
+
+    return adapter
+
+
+register_otel_loader(_load_otel_adapter)
 
 __version__ = "0.1.0"
 

@@ -36,11 +36,22 @@ __all__ = ["ApplicationBuilder", "register_otel_tracing"]
 _OTEL_TRACING: Callable[[], list[Any]] | None = None
 
 
+_OTEL_LOADER: Callable[[], object] | None = None
+
+
 def register_otel_tracing(hooks: Callable[[], list[Any]]) -> None:
     """Give ``with_tracker(use_otel_tracing=True)`` its hooks: called by turnout's
     OpenTelemetry adapter when it is imported (the core never imports it)."""
     global _OTEL_TRACING
     _OTEL_TRACING = hooks
+
+
+def register_otel_loader(load: Callable[[], object]) -> None:
+    """Give ``with_tracker(use_otel_tracing=True)`` a way to load the OpenTelemetry adapter when
+    no one imported it (Burr's switch needs no import): set by the ``turnout`` package, so the
+    core names no adapter. ``load`` raises ``ImportError`` if OpenTelemetry is not installed."""
+    global _OTEL_LOADER
+    _OTEL_LOADER = load
 
 
 class ApplicationBuilder:
@@ -208,19 +219,11 @@ class ApplicationBuilder:
 
         ``use_otel_tracing=True`` (Burr's switch) also sends the steps and spans to
         OpenTelemetry and records the OpenTelemetry spans of instrumented libraries in the
-        tracker. It needs turnout's OpenTelemetry adapter imported
-        (``import turnout.integrations.opentelemetry``), which provides it: the core never
-        imports an adapter itself."""
+        tracker. It loads turnout's OpenTelemetry adapter (``turnout.integrations.opentelemetry``)
+        if it is not imported yet, as Burr does; without OpenTelemetry installed ``build()``
+        raises ``GraphSetupError`` naming the extra to install."""
         if use_otel_tracing:
-            if _OTEL_TRACING is None:
-                self._problems.append(
-                    "with_tracker(use_otel_tracing=True) needs turnout's OpenTelemetry adapter: "
-                    "add `import turnout.integrations.opentelemetry` (pip install "
-                    '"turnout[opentelemetry]") before building, or pass '
-                    "use_otel_tracing=False and add OpenTelemetryHook() with with_hooks()."
-                )
-            else:
-                self._hooks.extend(_OTEL_TRACING())
+            self._use_otel_tracing()
         if tracker == "local":
             from turnout.core.tracking import LocalTracker
 
@@ -238,6 +241,27 @@ class ApplicationBuilder:
         self._hooks.append(tracker)
         self._tracker = tracker
         return self
+
+    def _use_otel_tracing(self) -> None:
+        if _OTEL_TRACING is None and _OTEL_LOADER is not None:
+            try:
+                _OTEL_LOADER()  # the adapter registers its hooks when imported
+            except ImportError as exc:
+                self._problems.append(
+                    f"with_tracker(use_otel_tracing=True) needs OpenTelemetry, which could not "
+                    f'be loaded ({exc}). Install it (pip install "turnout[opentelemetry]") or '
+                    f"pass use_otel_tracing=False."
+                )
+                return
+        if _OTEL_TRACING is None:
+            self._problems.append(
+                "with_tracker(use_otel_tracing=True) needs turnout's OpenTelemetry adapter: "
+                "add `import turnout.integrations.opentelemetry` (pip install "
+                '"turnout[opentelemetry]") before building, or pass '
+                "use_otel_tracing=False and add OpenTelemetryHook() with with_hooks()."
+            )
+            return
+        self._hooks.extend(_OTEL_TRACING())
 
     def with_parallel_executor(
         self, executor_factory: Callable[[], Executor]

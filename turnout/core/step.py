@@ -8,6 +8,7 @@ step algorithm that both the sync and the async drivers run.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from collections.abc import Mapping
@@ -290,12 +291,48 @@ def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> None:
     )
     if spec.strict:
         raise UndeclaredWriteError(f"{message}.")
-    warnings.warn(
+    text = (
         f"{message}; the change was applied (as Burr does). build(strict=True) makes this an "
-        f"UndeclaredWriteError.",
-        UndeclaredWriteWarning,
-        stacklevel=2,
+        f"UndeclaredWriteError."
     )
+    where = _defined_at(spec.action)
+    if where is None:
+        warnings.warn(text, UndeclaredWriteWarning, stacklevel=2)
+        return
+    filename, lineno, module = where
+    # Reported at the action's own code, so the warning shows (and filters by) the user's module
+    # and line rather than this one; one registry keeps the usual once-per-place display.
+    warnings.warn_explicit(
+        text, UndeclaredWriteWarning, filename, lineno, module=module, registry=_WARNED_AT
+    )
+
+
+_WARNED_AT: dict[Any, Any] = {}
+_ACTION_METHODS = ("stream_run", "run_and_update", "run", "update")
+
+
+def _defined_at(action: Action) -> tuple[str, int, str | None] | None:
+    """``(file, line, module)`` of an action's code: its function, or for a class its method
+    (outside turnout) that computes; ``None`` if there is no Python code to point at."""
+    target: Any = action.fn if isinstance(action, FunctionBasedAction) else None
+    if target is None:
+        for name in _ACTION_METHODS:
+            method = getattr(type(action), name, None)
+            module = getattr(method, "__module__", None)
+            if isinstance(module, str) and not module.startswith("turnout."):
+                target = method
+                break
+    while isinstance(target, functools.partial):
+        target = target.func
+    try:
+        target = inspect.unwrap(target) if target is not None else None
+    except ValueError:  # a cycle of __wrapped__
+        return None
+    code = getattr(target, "__code__", None)
+    if code is None:
+        return None
+    module = getattr(target, "__module__", None)
+    return code.co_filename, code.co_firstlineno, module if isinstance(module, str) else None
 
 
 def _missing_inputs(spec: ActionSpec, inputs: Mapping[str, Any], call: str) -> MissingInputsError:
