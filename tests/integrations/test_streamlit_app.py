@@ -236,6 +236,18 @@ def test_live_mode_shows_new_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     tracker.close()
 
 
+def test_html_helpers_leave_no_line_break_that_would_end_the_html_block() -> None:
+    """A blank line in a traced key or span name would close the HTML block st.markdown renders
+    and turn what follows into markdown (a remote image); the helpers keep it one inert line."""
+    hostile = "k\n\n![x](http://127.0.0.1:9/x.png)\r\n"
+    table = diff_html(StateDiff(added={hostile: hostile}, removed={}, changed={}))
+    step = Step(seq=0, action=hostile, start=1.0, end=2.0)
+    for rendered in (table, waterfall_html(step)):
+        assert "\n" not in rendered
+        assert "\r" not in rendered
+        assert "&#10;&#10;![x]" in rendered
+
+
 def test_html_helpers_escape_traced_text() -> None:
     html = diff_html(StateDiff(added={"<script>": "<b>"}, removed={}, changed={}))
     assert "<script>" not in html

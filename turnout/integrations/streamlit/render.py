@@ -101,7 +101,14 @@ def _short(value: Any) -> str:
     text = json.dumps(truncate(value, 10), ensure_ascii=False, default=repr)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT] + "…"
-    return html.escape(text)
+    return inline_html(text)
+
+
+def inline_html(text: str) -> str:
+    """``text`` as inert HTML inside an HTML block that ``st.markdown(..., unsafe_allow_html=True)``
+    renders: tags escaped, and no line break left raw, since a blank line would end the HTML block
+    and hand what follows (``![x](http://...)``) to the markdown renderer."""
+    return html.escape(text).replace("\r", "&#13;").replace("\n", "&#10;")
 
 
 def diff_html(diff: StateDiff) -> str:
@@ -116,7 +123,7 @@ def diff_html(diff: StateDiff) -> str:
     for key, (old, new) in diff.changed.items():
         rows.append((_CHANGED, "~ changed", key, _short(old), _short(new)))
     body = "".join(
-        f'<tr style="background:{colour}"><td>{kind}</td><td><code>{html.escape(key)}</code></td>'
+        f'<tr style="background:{colour}"><td>{kind}</td><td><code>{inline_html(key)}</code></td>'
         f"<td><code>{old}</code></td><td><code>{new}</code></td></tr>"
         for colour, kind, key, old, new in rows
     )
@@ -145,7 +152,7 @@ def waterfall_html(step: Step) -> str:
         return (
             '<div style="display:flex;align-items:center;font-size:12px;margin:2px 0">'
             f'<div style="width:30%;padding-left:{depth * 14}px;overflow:hidden;'
-            f'white-space:nowrap">{html.escape(label)}</div>'
+            f'white-space:nowrap">{inline_html(label)}</div>'
             '<div style="position:relative;width:55%;height:14px;background:#f1f3f4">'
             f'<div style="position:absolute;left:{left:.2f}%;width:{width:.2f}%;height:14px;'
             f'background:{colour}"></div></div>'
