@@ -24,7 +24,7 @@ from turnout.core.errors import (
     UndeclaredWriteError,
     UndeclaredWriteWarning,
 )
-from turnout.core.streaming import StreamingAction
+from turnout.core.streaming import SingleStepStreamingAction, StreamingAction
 
 # -- 1. undeclared writes and deletions ----------------------------------------------------------
 
@@ -253,6 +253,32 @@ def test_an_async_class_action_receives_dunder_context_despite_name_mangling():
 
 def test_a_streaming_class_action_receives_dunder_context_and_tracer_despite_name_mangling():
     app = _counting(StreamWithContext())
+    _act, container = app.stream_result(halt_after=["count"])
+    items = list(container)
+    _result, state = container.get()
+    assert items[0] == {"partial": True}
+    assert state["seen"] == ("ctx-app", 0)
+
+
+class OneStepStreamWithContext(SingleStepStreamingAction):
+    @property
+    def reads(self) -> list[str]:
+        return ["count"]
+
+    @property
+    def writes(self) -> list[str]:
+        return ["count", "seen"]
+
+    def stream_run_and_update(  # type: ignore[override]
+        self, state: State, __context: ApplicationContext
+    ) -> Iterator[Any]:
+        yield {"partial": True}, None
+        seen = (__context.app_id, __context.sequence_id)
+        yield {"done": True}, state.update(count=state["count"] + 1, seen=seen)
+
+
+def test_a_single_step_streaming_class_action_receives_dunder_context_despite_name_mangling():
+    app = _counting(OneStepStreamWithContext())
     _act, container = app.stream_result(halt_after=["count"])
     items = list(container)
     _result, state = container.get()

@@ -99,24 +99,31 @@ def _class_injections(action: Action, declared: dict[str, str]) -> dict[str, str
     ``_Cls__context``, so passing ``__context=`` would fail: pass it under the name the method's
     signature really has. Such a parameter is injected even when ``inputs`` does not list it.
     """
-    method_name = "run_and_update" if action.single_step else "run"
     if action.streaming:
-        method_name = "stream_run"
-    method = getattr(action, method_name, None)
+        method_name = "stream_run_and_update" if action.single_step else "stream_run"
+    else:
+        method_name = "run_and_update" if action.single_step else "run"
+    found = _injected_parameters(getattr(type(action), method_name, None))
+    out = {found.get(kind, name): kind for name, kind in declared.items()}
+    for kind, name in found.items():
+        out.setdefault(name, kind)
+    return out
+
+
+@functools.lru_cache(maxsize=1024)
+def _injected_parameters(method: Any) -> dict[str, str]:
+    """``{"__context": <its parameter name>, ...}`` of a class's method, read once per method
+    (applications, parallel children included, are built many times from the same classes)."""
     try:
         params = inspect.signature(method).parameters if method is not None else {}
     except (TypeError, ValueError):  # a builtin or a C callable: nothing to learn from it
-        params = {}
-    found = {
+        return {}
+    return {
         injected: name
         for name in params
         if (injected := _injected_name(name)) is not None
         and params[name].kind is not inspect.Parameter.VAR_KEYWORD
     }
-    out = {found.get(kind, name): kind for name, kind in declared.items()}
-    for kind, name in found.items():
-        out.setdefault(name, kind)
-    return out
 
 
 def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -308,7 +315,7 @@ def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> None:
 
 
 _WARNED_AT: dict[Any, Any] = {}
-_ACTION_METHODS = ("stream_run", "run_and_update", "run", "update")
+_ACTION_METHODS = ("stream_run_and_update", "stream_run", "run_and_update", "run", "update")
 
 
 def _defined_at(action: Action) -> tuple[str, int, str | None] | None:
