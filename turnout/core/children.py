@@ -82,7 +82,7 @@ class ParentRef:
     @staticmethod
     def of(context: ApplicationContext) -> ParentRef:
         scope = context._scope
-        strict = scope is not None and bool(getattr(scope.spec, "strict", False))
+        strict = scope is not None and bool(scope.spec.strict)
         return ParentRef(context.app_id, context.sequence_id, context.partition_key, strict=strict)
 
     def in_process(self, context: ApplicationContext) -> ParentRef:

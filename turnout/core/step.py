@@ -184,9 +184,9 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     changes = (
         new_state._changes if new_state._origin is base._origin else new_state._changes_since(base)
     )
-    writes = spec.writes
+    writes, warned, strict = spec.writes, spec.warned, spec.strict
     for change in changes:
-        if change[1] not in writes:
+        if change[1] not in writes and (strict or change[1] not in warned):
             _undeclared(spec, changes)
             break
     data = new_state._data
