@@ -149,6 +149,26 @@ def test_lines_turnout_cannot_use_are_counted_and_the_rest_imported(
     assert (summary.steps, summary.bad_lines) == (4, 3)
 
 
+def test_malformed_burr_lines_and_files_are_counted_or_skipped_and_the_rest_imported(
+    burr_dir: Path, tmp_path: Path
+) -> None:
+    """Burr's files are untrusted input: a state that is not an object, a time that is not a
+    time, or a graph whose input names are not text never stop the import of the other apps."""
+    log = burr_dir / "demo_project" / "app-1" / "log.jsonl"
+    with log.open("a", encoding="utf-8") as file:
+        file.write('{"type": "end_entry", "sequence_id": 9, "action": "count", "state": [1], ')
+        file.write('"end_time": "2024-01-01T00:00:00"}\n')
+        file.write('{"type": "begin_entry", "sequence_id": 9, "action": "count", ')
+        file.write('"start_time": "not a time", "inputs": {}}\n')
+    broken = burr_dir / "demo_project" / "broken-app"
+    shutil.copytree(burr_dir / "demo_project" / "app-1", broken)
+    (broken / "graph.json").write_text('{"actions": [{"name": "count", "inputs": [1]}]}')
+    summary = import_burr_tracking(burr_dir, tmp_path)
+    assert "demo_project/app-1" in summary.converted
+    assert "demo_project/broken-app" in summary.skipped
+    assert "cannot be read" in summary.skipped["demo_project/broken-app"]
+
+
 def test_a_project_name_turnout_cannot_use_is_skipped_with_the_reason(
     burr_dir: Path, tmp_path: Path
 ) -> None:

@@ -111,10 +111,18 @@ def import_burr_tracking(
             if target.exists():
                 summary.skipped[name] = f"{target} exists (imported before, or tracked by turnout)"
             else:
-                steps, bad = _convert(app_dir, app_id, target)
-                summary.converted.append(name)
-                summary.steps += steps
-                summary.bad_lines += bad
+                # Burr's files are untrusted input: one this importer cannot read is skipped
+                # with the reason, and the apps after it are still converted.
+                try:
+                    steps, bad = _convert(app_dir, app_id, target)
+                except (AttributeError, KeyError, TypeError, ValueError, OverflowError) as exc:
+                    summary.skipped[name] = (
+                        f"its files cannot be read ({type(exc).__name__}: {exc})"
+                    )
+                else:
+                    summary.converted.append(name)
+                    summary.steps += steps
+                    summary.bad_lines += bad
         if progress is not None:
             progress(done, len(apps), name)
     return summary
@@ -154,7 +162,7 @@ def _convert(app_dir: Path, app_id: str, target: Path) -> tuple[int, int]:
             record = _record(line, parents, run)
             if record is not None:  # what turnout's reader would refuse is counted, not written
                 record = type(record).from_json(record.to_json())
-        except (KeyError, TypeError, ValueError):
+        except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             record = None
         if record is None:
             bad += 1
@@ -315,4 +323,7 @@ def _time(value: Any) -> float:
     Burr wrote ``datetime.now()``)."""
     if not isinstance(value, str):
         return 0.0
-    return dt.datetime.fromisoformat(value).timestamp()
+    try:
+        return dt.datetime.fromisoformat(value).timestamp()
+    except (ValueError, OverflowError, OSError):  # not a time: the record keeps no time
+        return 0.0
