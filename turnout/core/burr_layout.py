@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from turnout.core.errors import ConcurrencyError, PersistenceError, PersistenceWarning
 from turnout.core.persistence import PersistedStateData, Status, StorePersister
 from turnout.core.sql import Dialect, SQLConnection
-from turnout.core.state import Change, State
+from turnout.core.state import CONTROL_KEYS, Change, State
 
 __all__ = [
     "BURR_CONTROL_KEYS",
@@ -42,7 +42,7 @@ __all__ = [
     "burr_state",
 ]
 
-BURR_CONTROL_KEYS = ("__SEQUENCE_ID", "__PRIOR_STEP")
+BURR_CONTROL_KEYS = CONTROL_KEYS  # the keys Burr stores in its states; turnout computes them
 BURR_SERDE_KEY = "__burr_serde__"
 _COLUMNS = "position, state, sequence_id, status, created_at"
 # Burr's PostgreSQL persister stores a None partition key as NULL, its SQLite one as "".

@@ -25,7 +25,7 @@ import datetime as dt
 import warnings
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from turnout.core._burr_names import lazy_names as _lazy_names
 from turnout.core._chain import DELTA, SNAPSHOT, Codec, check_whole, missing_latest, orphaned
@@ -37,6 +37,7 @@ from turnout.core._persister_bases import (
     BaseStatePersister,
     BaseStateSaver,
     Opening,
+    Status,
 )
 from turnout.core.engine import drive
 from turnout.core.errors import PersistenceError, PersistenceWarning
@@ -54,6 +55,7 @@ __all__ = [
     "Opening",
     "ParentPointer",
     "PersistedStateData",
+    "Status",
     "StepRecord",
     "Store",
     "StorePersister",
@@ -62,7 +64,6 @@ __all__ = [
 T = TypeVar("T")
 P = TypeVar("P", bound="SyncPersister")
 A = TypeVar("A", bound="AsyncPersister")
-Status = Literal["completed", "failed"]
 STATUSES: tuple[Status, ...] = ("completed", "failed")
 __getattr__ = _lazy_names(__name__)  # Burr's names of persisters defined in modules importing this
 
