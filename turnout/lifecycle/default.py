@@ -74,7 +74,7 @@ class StateAndResultsFullLogger(PostRunStepHook, PreRunStepHook):
         sequence_id: int | None = None,
         **future_kwargs: Any,
     ) -> None:
-        values = dict(state.get_all() if hasattr(state, "get_all") else state)
+        values = state.get_all()  # a new dict: adding Burr's control keys changes no state
         if sequence_id is not None:
             values["__SEQUENCE_ID"] = sequence_id
         if exception is None:
