@@ -16,6 +16,7 @@ and their absence is a failure.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,8 +180,9 @@ def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifa
         expect(_steps_table_cell(page, seq, 2)).to_have_text(str(seq), timeout=UI_TIMEOUT_MS)
         action_name = "increment" if seq < LIMIT else "report"
         expect(_steps_table_cell(page, seq, 3)).to_have_text(action_name)
-    assert f"app={APP_ID}" in page.url
-    assert f"project={PROJECT}" in page.url
+    # The URL is updated by the page's script after it renders: wait for it, never read it once.
+    expect(page).to_have_url(re.compile(rf"[?&]app={re.escape(APP_ID)}(&|$)"))
+    expect(page).to_have_url(re.compile(rf"[?&]project={PROJECT}(&|$)"))
     shots.append(_shot(page, artifacts, "3-application"))
 
     # A row's "open" button (the grid's pinned first column, drawn on the canvas) opens its step.
@@ -188,7 +190,7 @@ def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifa
     assert grid is not None
     page.mouse.click(grid["x"] + 68, grid["y"] + 35 * 2 + 17)  # header, row 0, then row 1
     expect(page.get_by_text("Step 1 · increment · completed")).to_be_visible(timeout=UI_TIMEOUT_MS)
-    assert "step=1" in page.url
+    expect(page).to_have_url(re.compile(r"[?&]step=1(&|$)"), timeout=UI_TIMEOUT_MS)
 
     # Deep link to step 2 on the State tab, then its diff: count 2 -> 3, history grows.
     page.goto(f"{ui_url}/?project={PROJECT}&app={APP_ID}&step=2&tab=State")
@@ -209,7 +211,7 @@ def test_the_ui_shows_steps_state_diff_and_graph(page: Page, ui_url: str, artifa
     expect(svg.first).to_be_visible(timeout=UI_TIMEOUT_MS)
     expect(svg.first).to_contain_text("increment")
     expect(svg.first).to_contain_text("report")
-    assert "tab=Graph" in page.url
+    expect(page).to_have_url(re.compile(r"[?&]tab=Graph(&|$)"), timeout=UI_TIMEOUT_MS)
     shots.append(_shot(page, artifacts, "5-graph"))
 
     for path in shots:
