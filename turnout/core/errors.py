@@ -308,7 +308,7 @@ def _child_error_type(first: BaseException) -> type[ChildApplicationError]:
     return made
 
 
-class SerdeError(TurnoutError, TypeError):
+class SerdeError(TurnoutError, TypeError, ValueError):
     """A value cannot be turned into JSON, or stored data cannot be turned back into a value
     (it is malformed, names a class this process has not registered, or was crafted).
 

@@ -41,6 +41,16 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from turnout.core._burr_serde import (
+    KEY,
+    StringDispatch,
+    deserialize,
+    deserializer,
+    serialize,
+    serialize_dict,
+    serialize_list,
+    serialize_primitive,
+)
 from turnout.core._serde_decode import DECODED_AS_IS, Decoder
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
 from turnout.core._serde_walk import (
@@ -57,7 +67,21 @@ from turnout.core._serde_walk import (
 )
 from turnout.core.errors import SerdeError
 
-__all__ = ["DEFAULT_SERDE", "MAX_DEPTH", "TAG", "Serde", "type_name"]
+__all__ = [
+    "DEFAULT_SERDE",
+    "KEY",
+    "MAX_DEPTH",
+    "TAG",
+    "Serde",
+    "StringDispatch",
+    "deserialize",
+    "deserializer",
+    "serialize",
+    "serialize_dict",
+    "serialize_list",
+    "serialize_primitive",
+    "type_name",
+]
 
 
 # Every int with fewer digits than this converts to text whatever sys.set_int_max_str_digits

@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Literal, NamedTuple
 
+from turnout.core._burr_serde import deserialize_state, register_field_serde, serialize_state
 from turnout.core.errors import StateKeyError, StateOperationError
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "State",
     "apply_changes",
     "as_changes",
+    "register_field_serde",
 ]
 
 ChangeOp = Literal["set", "append", "extend", "increment", "delete"]
@@ -151,14 +153,18 @@ class State(Mapping[str, Any]):
     operations.
     """
 
-    __slots__ = ("_changes", "_data", "_origin", "_owned")
+    __slots__ = ("_changes", "_data", "_origin", "_owned", "_typing")
 
     _data: dict[str, Any]  # an owned list is stored as its _Buffer
     _owned: dict[str, int]  # key of an owned list -> this state's length of it
     _changes: tuple[RawChange, ...]
     _origin: object
 
-    def __init__(self, initial_values: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, initial_values: Mapping[str, Any] | None = None, typing_system: Any = None
+    ) -> None:
+        if typing_system is not None:
+            self._typing = typing_system
         if initial_values is not None and not isinstance(initial_values, Mapping):
             raise StateOperationError(
                 f"State() takes a mapping of key to value, got {type(initial_values).__name__}: "
@@ -271,7 +277,7 @@ class State(Mapping[str, Any]):
         return f"State({self._materialize()!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (State, (self._materialize(),))
+        return (State, (self._materialize(), getattr(self, "_typing", None)))
 
     def __copy__(self) -> State:
         return self  # immutable
@@ -279,7 +285,24 @@ class State(Mapping[str, Any]):
     def __deepcopy__(self, memo: dict[int, Any]) -> State:
         import copy
 
-        return State(copy.deepcopy(self._materialize(), memo))
+        return State(copy.deepcopy(self._materialize(), memo), getattr(self, "_typing", None))
+
+    @property
+    def typing_system(self) -> Any:
+        """The typing system given to ``State(..., typing_system=...)``, kept by every operation
+        (``None`` without one)."""
+        return getattr(self, "_typing", None)
+
+    def serialize(self, **kwargs: Any) -> dict[str, Any]:
+        """Burr's serialisation of this state: each key through ``register_field_serde``'s
+        serializer if it has one, else ``turnout.core.serde.serialize``. Persisters and trackers
+        use turnout's ``Serde`` instead (see ``turnout.core.serde``)."""
+        return serialize_state(self._materialize(), **kwargs)
+
+    @classmethod
+    def deserialize(cls, json_dict: Mapping[str, Any], **kwargs: Any) -> State:
+        """The state ``serialize()`` wrote, through the registered field and key decoders."""
+        return cls(deserialize_state(json_dict, **kwargs))
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -289,7 +312,11 @@ class State(Mapping[str, Any]):
         owned: dict[str, int],
         changes: list[RawChange],
     ) -> State:
-        return State._make(data, owned, (*self._changes, *changes), self._origin)
+        new = State._make(data, owned, (*self._changes, *changes), self._origin)
+        typing_system = getattr(self, "_typing", None)
+        if typing_system is not None:
+            new._typing = typing_system
+        return new
 
     def update(self, **updates: Any) -> State:
         """Set keys to values (adding keys that are absent)."""
@@ -308,6 +335,9 @@ class State(Mapping[str, Any]):
         else:
             new._changes = (*self._changes, *[("set", k, v) for k, v in updates.items()])
         new._origin = self._origin
+        typing_system = getattr(self, "_typing", None)
+        if typing_system is not None:
+            new._typing = typing_system
         return new
 
     def append(self, **items: Any) -> State:
@@ -347,8 +377,8 @@ class State(Mapping[str, Any]):
                 data[key] = type(current)([*current, *new_items])  # a list subclass keeps its type
             else:
                 raise StateOperationError(
-                    f"state.{op}({key}=...) needs the value at {key!r} to be a list, but it is "
-                    f"{type(current).__name__}: {current!r}. Set a list first with "
+                    f"state.{op}({key}=...) needs the value at {key!r} to be a list, but it is a "
+                    f"non-{op}able {type(current).__name__}: {current!r}. Set a list first with "
                     f"state.update({key}=[...]) or use another key."
                 )
             changes.append((op, key, recorded))
@@ -376,14 +406,15 @@ class State(Mapping[str, Any]):
         for key, amount in amounts.items():
             if isinstance(amount, bool) or not isinstance(amount, (int, float)):
                 raise StateOperationError(
-                    f"state.increment({key}=...) needs a number, got "
+                    f"state.increment({key}=...) needs a number, got a non-integer, non-float "
                     f"{type(amount).__name__}: {amount!r}."
                 )
             current = self._peek(key) if key in data else 0
             if isinstance(current, bool) or not isinstance(current, (int, float)):
                 raise StateOperationError(
                     f"state.increment({key}=...) needs the value at {key!r} to be a number, but "
-                    f"it is {type(current).__name__}: {current!r}. Use state.update({key}=...)."
+                    f"it is a non-integer, non-float {type(current).__name__}: {current!r}. Use "
+                    f"state.update({key}=...)."
                 )
             data[key] = current + amount
             changes.append(("increment", key, amount))
@@ -452,6 +483,9 @@ class State(Mapping[str, Any]):
         state._owned = self._owned
         state._changes = ()
         state._origin = state
+        typing_system = getattr(self, "_typing", None)
+        if typing_system is not None:
+            state._typing = typing_system
         return state
 
     def _changes_since(self, base: State) -> tuple[RawChange, ...]:

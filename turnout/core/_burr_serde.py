@@ -1,0 +1,208 @@
+"""Burr's serialisation API, for programs that register their own codecs the way Burr documents.
+
+Burr serialises state with a ``functools.singledispatch`` function, ``serialize``, whose
+registrations return plain JSON data; a value that needs its own decoder comes out as a dict with
+the key ``"__burr_serde__"`` naming a decoder registered on ``deserializer`` (a registry keyed by
+string). ``deserialize`` walks the data and hands each tagged dict to its decoder. A field can
+have its own pair instead (``register_field_serde``). ``State.serialize()`` and
+``State.deserialize()`` use all of this.
+
+Stored data names a *key*, never code: a key selects one of the functions the loading process
+registered itself, and an unknown key is a ``SerdeError`` naming the registered ones. The walk
+stops at ``MAX_DEPTH`` (200) levels with a ``SerdeError`` instead of running out of stack.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from functools import singledispatch
+from typing import Any, TypeVar
+
+from turnout.core.errors import SerdeError
+
+__all__ = [
+    "KEY",
+    "StringDispatch",
+    "deserialize",
+    "deserializer",
+    "field_serde",
+    "register_field_serde",
+    "serialize",
+    "serialize_dict",
+    "serialize_list",
+    "serialize_primitive",
+]
+
+MAX_DEPTH = 200
+"""How deep ``deserialize`` walks (it recurses, as Burr's does) before refusing the data."""
+
+KEY = "__burr_serde__"
+"""The key of a serialised dict that names the decoder to turn it back into a value."""
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StringDispatch:
+    """Decoders registered under a string key, the counterpart of ``serialize``'s registrations.
+
+    ``@deserializer.register("my_type")`` registers a function called as
+    ``fn(data, **kwargs)`` for every dict whose ``"__burr_serde__"`` is ``"my_type"``.
+    """
+
+    def __init__(self) -> None:
+        self.func_map: dict[str, Callable[..., Any]] = {}
+
+    def register(self, key: str) -> Callable[[F], F]:
+        if not isinstance(key, str) or not key:
+            raise SerdeError(
+                "", None, f"a deserializer key must be a non-empty string, got {key!r}"
+            )
+
+        def decorator(func: F) -> F:
+            self.func_map[key] = func
+            return func
+
+        return decorator
+
+    def call(self, key: str, *args: Any, **kwargs: Any) -> Any:
+        func = self.func_map.get(key) if isinstance(key, str) else None
+        if func is None:
+            raise SerdeError(
+                "",
+                None,
+                f"no deserializer is registered for {KEY}={key!r} (registered: "
+                f"{sorted(self.func_map)}). Has the module that registers it been imported? "
+                f"@deserializer.register({key!r}) must run before loading.",
+            )
+        return func(*args, **kwargs)
+
+
+deserializer = StringDispatch()
+
+
+def deserialize(value: Any, **kwargs: Any) -> Any:
+    """Turn data made by ``serialize`` back into values, calling registered decoders only."""
+    return _deserialize(value, kwargs, 0)
+
+
+def _deserialize(value: Any, kwargs: dict[str, Any], depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise SerdeError("", None, f"serialised data nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        key = value.get(KEY)
+        if key == _PLAIN_DICT:  # serialize_dict's wrapping of a dict that holds KEY itself
+            value = value.get("value")
+            if not isinstance(value, dict):
+                raise SerdeError("", None, f"a {KEY}={_PLAIN_DICT!r} record needs a dict 'value'")
+        elif key is not None:
+            return deserializer.call(key, value, **kwargs)
+        return {k: _deserialize(v, kwargs, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deserialize(v, kwargs, depth + 1) for v in value]
+    return value
+
+
+@singledispatch
+def serialize(value: Any, **kwargs: Any) -> Any:
+    """Turn a value into JSON data; register more types with ``@serialize.register(MyType)``.
+
+    A registration returns JSON data, and a dict with ``"__burr_serde__"`` set when it needs a
+    decoder of its own. Unregistered types become ``str(value)`` (``None`` stays ``None``), as on
+    Burr: register a type whose text form cannot be loaded back.
+    """
+    if value is None:
+        return None
+    return str(value)
+
+
+@serialize.register(str)
+@serialize.register(int)
+@serialize.register(float)
+@serialize.register(bool)
+def serialize_primitive(value: Any, **kwargs: Any) -> Any:
+    return value
+
+
+@serialize.register(dict)
+def serialize_dict(value: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    out = {k: serialize(v, **kwargs) for k, v in value.items()}
+    if KEY in value:  # a plain dict that happens to hold the key: wrapped, so it loads as itself
+        return {KEY: _PLAIN_DICT, "value": out}
+    return out
+
+
+_PLAIN_DICT = "turnout.plain_dict"
+
+
+@serialize.register(list)
+def serialize_list(value: list[Any], **kwargs: Any) -> list[Any]:
+    return [serialize(v, **kwargs) for v in value]
+
+
+field_serde: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., Any]]] = {}
+"""Per-field serialisers and deserialisers, by state key (``register_field_serde``)."""
+
+
+def _takes_kwargs(fn: Callable[..., Any]) -> bool:
+    try:
+        parameters = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
+def register_field_serde(
+    field_name: str,
+    serializer: Callable[..., dict[str, Any]],
+    deserializer: Callable[..., Any],
+) -> None:
+    """Serialise the state key ``field_name`` with ``serializer`` and load it with ``deserializer``.
+
+    ``serializer(value, **kwargs)`` must return a dict; ``deserializer(data, **kwargs)`` turns that
+    dict back into the value. Both must accept ``**kwargs`` (the options passed to
+    ``State.serialize``/``deserialize``). A later registration for the same field replaces it.
+    """
+    for role, fn in (("serializer", serializer), ("deserializer", deserializer)):
+        if not _takes_kwargs(fn):
+            name = getattr(fn, "__qualname__", repr(fn))
+            raise SerdeError(
+                "",
+                None,
+                f"the {role} registered for field {field_name!r} ({name}) must accept **kwargs: "
+                f"def {getattr(fn, '__name__', 'fn')}(value, **kwargs): ...",
+            )
+    field_serde[field_name] = (serializer, deserializer)
+
+
+def serialize_state(values: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``State.serialize``: every key through its field serde, else ``serialize``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        pair = field_serde.get(key)
+        if pair is None:
+            out[key] = serialize(value, **kwargs)
+            continue
+        data = pair[0](value, **kwargs)
+        if not isinstance(data, dict):
+            raise SerdeError(
+                f"$.{key}",
+                value,
+                f"the field serializer for {key!r} returned {type(data).__name__}, but it must "
+                f"return a dict (e.g. {{'value': ...}}) that its deserializer reads back",
+            )
+        out[key] = data
+    return out
+
+
+def deserialize_state(data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """``State.deserialize``: every key through its field serde, else ``deserialize``."""
+    if not isinstance(data, Mapping):
+        raise SerdeError(
+            "", None, f"State.deserialize needs a dict of keys to data, got {type(data).__name__}"
+        )
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        pair = field_serde.get(key)
+        out[key] = pair[1](value, **kwargs) if pair is not None else deserialize(value, **kwargs)
+    return out
