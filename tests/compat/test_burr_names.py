@@ -155,21 +155,12 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.visibility.tracing", "ActionSpanTracer"): "turnout.core.tracing:SpanContext",
 }
 
-_SERDE = "Burr's serde registry and per-field serde: the custom-serde part of issue 13"
-
 _INTERNAL = "a Burr-internal helper, not in Burr's documented API"
 _DELTA = "Burr's delta records; turnout's step delta is turnout.core.state.Change (documented)"
 
 # Names left to another part of issue 13 or a later issue, and why.
 LATER: dict[tuple[str, str], str] = {
     ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
-    ("burr.core.state", "register_field_serde"): _SERDE,
-    ("burr.core.serde", "StringDispatch"): _SERDE,
-    ("burr.core.serde", "deserialize"): _SERDE,
-    ("burr.core.serde", "serialize"): _SERDE,
-    ("burr.core.serde", "serialize_dict"): _SERDE,
-    ("burr.core.serde", "serialize_list"): _SERDE,
-    ("burr.core.serde", "serialize_primitive"): _SERDE,
 }
 
 # Names turnout deliberately does not provide, and why.

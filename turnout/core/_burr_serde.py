@@ -37,10 +37,18 @@ __all__ = [
 MAX_DEPTH = 200
 """How deep ``deserialize`` walks (it recurses, as Burr's does) before refusing the data."""
 
+BURR_TAG = "burr"
+"""turnout's tag (``{"__turnout__": "burr", "v": ...}``) for what ``@serialize.register``
+functions made, when a persister or tracker stores such a value."""
+
 KEY = "__burr_serde__"
 """The key of a serialised dict that names the decoder to turn it back into a value."""
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UnregisteredKeyError(SerdeError):
+    """Serialised data names a ``__burr_serde__`` key no decoder is registered for."""
 
 
 class StringDispatch:
@@ -68,12 +76,12 @@ class StringDispatch:
     def call(self, key: str, *args: Any, **kwargs: Any) -> Any:
         func = self.func_map.get(key) if isinstance(key, str) else None
         if func is None:
-            raise SerdeError(
+            raise UnregisteredKeyError(
                 "",
                 None,
                 f"no deserializer is registered for {KEY}={key!r} (registered: "
                 f"{sorted(self.func_map)}). Has the module that registers it been imported? "
-                f"@deserializer.register({key!r}) must run before loading.",
+                f"@deserializer.register({key!r}) must run before loading",
             )
         return func(*args, **kwargs)
 
@@ -140,6 +148,10 @@ def serialize_list(value: list[Any], **kwargs: Any) -> list[Any]:
     return [serialize(v, **kwargs) for v in value]
 
 
+_BUILT_IN = frozenset(
+    {serialize.dispatch(object), serialize_primitive, serialize_dict, serialize_list}
+)
+
 field_serde: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., Any]]] = {}
 """Per-field serialisers and deserialisers, by state key (``register_field_serde``)."""
 
@@ -193,6 +205,41 @@ def serialize_state(values: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
             )
         out[key] = data
     return out
+
+
+def decode_registered(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Burr's stored state with what this process can decode decoded: fields with a field serde,
+    and values tagged with a key registered on ``deserializer`` (or a plain dict
+    ``serialize_dict`` wrapped). Values tagged with other keys stay the stored dicts."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        pair = field_serde.get(key)
+        out[key] = pair[1](value) if pair is not None else _decode_known(value, 0)
+    return out
+
+
+def _decode_known(value: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH:
+        raise SerdeError("", None, f"serialised data nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, dict):
+        key = value.get(KEY)
+        if key is None or key == _PLAIN_DICT:
+            if key == _PLAIN_DICT and isinstance(value.get("value"), dict):
+                value = value["value"]
+            return {k: _decode_known(v, depth + 1) for k, v in value.items()}
+        if isinstance(key, str) and key in deserializer.func_map:
+            return deserializer.func_map[key](value)
+        return value
+    if isinstance(value, list):
+        return [_decode_known(v, depth + 1) for v in value]
+    return value
+
+
+def custom_serializer(kind: type) -> Callable[..., Any] | None:
+    """The function a program registered with ``@serialize.register(kind)`` (or for a base of
+    it), or ``None`` when only the built-in ones apply."""
+    fn = serialize.dispatch(kind)
+    return None if fn in _BUILT_IN else fn
 
 
 def deserialize_state(data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:

@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from turnout.core._burr_serde import BURR_TAG, UnregisteredKeyError
+from turnout.core._burr_serde import deserialize as burr_deserialize
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
 from turnout.core._serde_walk import (
     MAX_DEPTH,
@@ -115,6 +117,10 @@ class Decoder(Walker):
             return self.named(tag, data, raw, path, parent, index)
         if tag == "pickle":
             return self.pickled(raw, path)
+        if tag == BURR_TAG:  # made by an @serialize.register function: its decoders read it
+            return self.frame(
+                None, [raw], _value_label, lambda r: _burr_decode(r[0], path), 1, parent, index
+            )
         decoder = self.decoders.get(tag)
         if decoder is None:
             raise MissingCodeError(path, _missing_decoder(tag, self.types.owner))
@@ -182,6 +188,13 @@ class Decoder(Walker):
         except ValueError as exc:
             raise _bad(f"{path}.v", f"not base64 ({exc})") from None
         return call(pickle.loads, blob, path, "pickle.loads")
+
+
+def _burr_decode(data: Any, path: str) -> Any:
+    try:
+        return call(burr_deserialize, data, path, "the decoder registered on serde.deserializer")
+    except UnregisteredKeyError as exc:
+        raise MissingCodeError(path, str(exc)) from None
 
 
 def _flat(items: Sequence[Any]) -> bool:

@@ -13,10 +13,12 @@ save of an app resumed from Burr's rows is a full snapshot in turnout's tables (
 never changed), after which turnout's records take over. ``delete`` and ``prune`` touch
 turnout's tables only.
 
-Values Burr tagged with ``__burr_serde__`` (pydantic models, LangChain messages, pickles) name a
-class to build from stored data; turnout decodes stored data only into types a process vouched
-for, so these are loaded as the stored dicts, with one ``PersistenceWarning`` per load naming
-where they are.
+Values Burr tagged with ``__burr_serde__`` (pydantic models, LangChain messages, pickles) are
+decoded by the decoder the loading process registered for their key
+(``@turnout.core.serde.deserializer.register(key)``, Burr's API) and fields by their
+``register_field_serde`` pair; a tag with no registered decoder names a class to build from stored
+data, which turnout never does, so such values load as the stored dicts, with one
+``PersistenceWarning`` per load naming where they are.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from turnout.core._burr_serde import decode_registered
 from turnout.core.errors import ConcurrencyError, PersistenceError, PersistenceWarning
 from turnout.core.persistence import PersistedStateData, Status, StorePersister
 from turnout.core.sql import Dialect, SQLConnection
@@ -59,7 +62,9 @@ def burr_state(stored: Any, *, where: str) -> State:
             f"state (a JSON object) belongs: the row is damaged or not Burr's. Repair or remove "
             f"the row; the other records still load."
         )
-    state = {key: value for key, value in data.items() if key not in BURR_CONTROL_KEYS}
+    state = decode_registered(
+        {key: value for key, value in data.items() if key not in BURR_CONTROL_KEYS}
+    )
     tagged = sorted(_tagged(state, "$"))
     if tagged:
         shown = ", ".join(f"{path} ({tag})" for path, tag in tagged[:5])

@@ -42,8 +42,10 @@ from types import ModuleType
 from typing import Any
 
 from turnout.core._burr_serde import (
+    BURR_TAG,
     KEY,
     StringDispatch,
+    custom_serializer,
     deserialize,
     deserializer,
     serialize,
@@ -257,6 +259,14 @@ class _Encoder(Walker):
             out = call(encode, value, path, f"the encoder of {key!r}", loading=False)
             return self.frame(
                 value, [out], same_label, lambda r: {TAG: key, "v": r[0]}, 1, parent, index
+            )
+        burr_encode = custom_serializer(kind)
+        if burr_encode is not None:  # @serialize.register(kind), Burr's API
+            path = path_of(parent, index)
+            what = f"the function registered with @serialize.register({kind.__name__})"
+            out = call(burr_encode, value, path, what, loading=False)
+            return self.frame(
+                value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
             )
         return self.builtin(value, kind, parent, index)
 
