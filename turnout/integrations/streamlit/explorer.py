@@ -51,9 +51,10 @@ CURRENT_FILL, NEXT_FILL = "darkgreen", "blue"
 _PRIOR_RGB = (0xAD, 0xD8, 0xE6)  # light blue; older steps fade from it towards white
 
 
-# Mutable and positional like Burr's (its examples build ``Record(state, name, result)`` and
-# append to ``AppState.history``), so not the frozen keyword-only records used elsewhere.
-@dataclass(slots=True)
+# Plain dataclasses, mutable and positional like Burr's (its examples build ``Record(state,
+# name, result)`` and append to ``AppState.history``), not the frozen keyword-only slotted
+# records used elsewhere: a page written for Burr may do to them what Burr allows.
+@dataclass
 class Record:
     """One recorded step: the state after it, its action's name and its result."""
 
@@ -62,7 +63,7 @@ class Record:
     result: dict[str, Any] | None
 
 
-@dataclass(slots=True)
+@dataclass
 class AppState:
     """What the explorer shows: an application, its recorded steps and the one displayed.
 
@@ -218,7 +219,7 @@ def render_state_machine(state: AppState) -> str:
     """Draw the application's graph with the shown step highlighted (see
     ``state_machine_dot``); returns the DOT text drawn."""
     dot = state_machine_dot(state)
-    st.graphviz_chart(dot, width="stretch")
+    st.graphviz_chart(dot)
     return dot
 
 
@@ -243,7 +244,7 @@ def render_action(state: AppState) -> None:
     _name_list("Writes:", list(act.writes))
     dag_dot = getattr(act, "dag_dot", None)  # a Hamilton action (its adapter need not be loaded)
     if callable(dag_dot):
-        st.graphviz_chart(dag_dot(), width="content")
+        st.graphviz_chart(dag_dot())
     else:
         st.code(act.get_source() or "# (source not available)", language="python")
 
