@@ -107,20 +107,24 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
     "burr.integrations.persisters.b_psycopg2": ("psycopg", ["PostgreSQLPersister"]),
     "burr.integrations.persisters.b_asyncpg": ("psycopg", ["AsyncPostgreSQLPersister"]),
     "burr.integrations.persisters.b_aiosqlite": ("sqlite3", ["AsyncSQLitePersister"]),
+    "burr.integrations.streamlit": (
+        "streamlit",
+        [
+            "AppState",
+            "Record",
+            "get_state",
+            "load_state_from_log_file",
+            "render_action",
+            "render_explorer",
+            "render_state_machine",
+            "render_state_results",
+            "set_slider_to_current",
+            "update_state",
+        ],
+    ),
 }
 
 _HAMILTON_RECORD = "the record types behind from_state/from_value/update_state, not Burr's API"
-
-_STREAMLIT = (
-    "later: Burr's Streamlit helpers (hello-world-counter's streamlit_app.py) have no counterpart "
-    "yet; turnout's Streamlit code is its UI (turnout ui)"
-)
-
-_STREAMLIT_NAMES = (
-    "AppState", "Record", "get_state", "load_state_from_log_file", "render_action",
-    "render_explorer", "render_state_machine", "render_state_results", "set_slider_to_current",
-    "update_state",
-)  # fmt: skip
 
 # Burr's adapter names that do not resolve (yet), and why.
 INTEGRATION_GAPS: dict[tuple[str, str], str] = {
@@ -133,7 +137,6 @@ INTEGRATION_GAPS: dict[tuple[str, str], str] = {
     ("burr.integrations.hamilton", "StateSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "LiteralSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "Output"): _HAMILTON_RECORD,
-    **{("burr.integrations.streamlit", name): _STREAMLIT for name in _STREAMLIT_NAMES},
 }
 
 # Burr's spelling -> the turnout object it must be (``module:attribute.path``).

@@ -28,10 +28,12 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
+    ├── SessionStateError(ValueError)     a Streamlit page read an ``AppState`` it never stored
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
-    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
+    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on (or
+                                          damaged lines of a log read were skipped)
     PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
     UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
 
@@ -62,6 +64,7 @@ __all__ = [
     "PersistenceError",
     "PersistenceWarning",
     "SerdeError",
+    "SessionStateError",
     "StateKeyError",
     "StateOperationError",
     "TrackingNameError",
@@ -395,6 +398,12 @@ class TrackingNameError(InvalidNameError):
     """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
 
 
+class SessionStateError(TurnoutError, ValueError):
+    """A Streamlit page asked for the ``AppState`` of Burr's explorer helpers
+    (``turnout.integrations.streamlit.get_state``) before storing one with ``update_state``;
+    a ``ValueError`` too, as Burr raises one."""
+
+
 class MissingExtraError(TurnoutError, ImportError):
     """An optional dependency is missing; the message names the exact install command."""
 
@@ -405,7 +414,8 @@ class GraphWarning(UserWarning):
 
 class TrackingWarning(UserWarning):
     """The tracker could not log something as it is (it logged a placeholder instead); the
-    application runs on. Issued once per application."""
+    application runs on. Issued once per application. Also issued when reading a log skipped
+    damaged lines (``load_state_from_log_file``)."""
 
 
 class PersistenceWarning(UserWarning):
