@@ -7,6 +7,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
     ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
+    │   └── ConditionSyntaxError(SyntaxError)   an ``expr`` that is not Python syntax
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
     ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
     ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
@@ -50,6 +51,7 @@ __all__ = [
     "ConcurrencyError",
     "ConditionError",
     "ConditionKeyError",
+    "ConditionSyntaxError",
     "GraphSetupError",
     "GraphWarning",
     "HookError",
@@ -95,6 +97,21 @@ class GraphSetupError(TurnoutError, ValueError):
 class ConditionError(TurnoutError, ValueError):
     """A condition (``when``, ``expr``, ``Condition``) is malformed, or evaluating an ``expr``
     failed or went over a limit (the error raised inside is the ``__cause__``)."""
+
+
+class ConditionSyntaxError(ConditionError, SyntaxError):
+    """An ``expr``/``safe_expr`` text that does not parse (a ``SyntaxError`` too, as Burr's
+    ``ast.parse`` raises); ``lineno``/``offset`` point into the expression."""
+
+    def __init__(self, message: str, details: tuple[Any, ...] | None = None) -> None:
+        # SyntaxError's own __init__ (ValueError's would come first) sets msg, lineno, ...
+        if details is None:
+            SyntaxError.__init__(self, message)
+        else:
+            SyntaxError.__init__(self, message, details)
+
+    def __str__(self) -> str:  # the message alone, not SyntaxError's "(<file>, line 1)"
+        return str(self.msg)
 
 
 class StateKeyError(TurnoutError, KeyError):
