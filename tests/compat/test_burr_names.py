@@ -142,8 +142,6 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.core.action", "StreamingAction"): "turnout.core.streaming:StreamingAction",
     ("burr.core.action", "create_action"): "turnout.core.action:to_action",
     ("burr.core.action", "lmda"): "turnout.core.condition:Condition.lmda",
-    ("burr.core.action", "safe_expr"): "turnout.core.condition:expr",
-    ("burr.core", "safe_expr"): "turnout.core.condition:expr",
     ("burr.core.persistence", "SQLLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "SQLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "InMemoryPersister"): "turnout.core.memory:InMemoryPersister",
@@ -162,7 +160,6 @@ _DELTA = "Burr's delta records; turnout's step delta is turnout.core.state.Chang
 
 # Names left to another part of issue 13 or a later issue, and why.
 LATER: dict[tuple[str, str], str] = {
-    ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
     ("burr.core.state", "register_field_serde"): _SERDE,
     ("burr.core.serde", "StringDispatch"): _SERDE,
     ("burr.core.serde", "deserialize"): _SERDE,
@@ -177,7 +174,6 @@ DIFFERENT: dict[tuple[str, str], str] = {
     ("burr.core.action", "FunctionRepresentingAction"): _INTERNAL,
     ("burr.core.action", "bind"): _INTERNAL + " (the function behind fn.bind(), which works)",
     ("burr.core.action", "copy_func"): _INTERNAL,
-    ("burr.core.action", "derive_inputs_from_fn"): _INTERNAL,
     ("burr.core.application", "ApplicationIdentifiers"): _INTERNAL,
     ("burr.core.application", "TracerFactoryContextHook"): _INTERNAL,
     ("burr.core.state", "AppendFields"): _DELTA,
