@@ -14,9 +14,10 @@ names starting with ``_`` or naming frame/code internals, calls to anything else
 
 Evaluation is bounded too (see ``turnout.core._expr_ops``): every operation that can build
 something larger than its operands checks the size first, and any failure, a limit or an error
-such as ``ZeroDivisionError``, is raised as ``ConditionError`` naming the expression. Only a state
-key the state lacks keeps its ``KeyError`` (``StateKeyError`` for a ``State``), which a running
-application reports as ``ConditionKeyError``.
+such as ``ZeroDivisionError``, is raised as ``ConditionError`` naming the expression; an error
+raised inside is also the type of the ``ConditionError`` (as Burr lets it through; see
+``ConditionError``). Only a state key the state lacks keeps its ``KeyError`` (``StateKeyError``
+for a ``State``), which a running application reports as ``ConditionKeyError``.
 """
 
 from __future__ import annotations
@@ -155,13 +156,12 @@ def _failure(source: str, error: Exception) -> BaseException:
         return error.error
     if isinstance(error, Refused):
         return ConditionError(f"expr({shorten(source)!r}): {error}. {error.fix}")
-    failure = ConditionError(
+    return ConditionError.failed(
         f"expr({shorten(source)!r}) failed: {type(error).__name__}: {shorten(str(error))}. "
         f"Check the values of the state keys it reads or write the check as "
-        f"Condition.lmda(fn, keys)."
+        f"Condition.lmda(fn, keys).",
+        error,
     )
-    failure.__cause__ = error
-    return failure
 
 
 _UNUSED_BUDGET = Budget()
