@@ -403,7 +403,9 @@ class StreamingResultContainer(_ContainerBase):
         )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        error: BaseException | None = None
+        # The end callback is called in the except clause and after the loop, not in a
+        # `finally` holding the exception: that would keep this frame, and the stream, alive in
+        # a reference cycle after the caller abandons the iteration (which must close it now).
         try:
             while not self._done:
                 assert self._iterator is not None
@@ -411,20 +413,21 @@ class StreamingResultContainer(_ContainerBase):
                     value = next(self._iterator)
                 except StopIteration:
                     self._done = True
-                    return
+                    break
                 except BaseException:
                     self._failed()
                     raise
                 item = self._absorb(value)
                 if item is not None:
                     yield item
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
+        except BaseException as error:
             on_end = self._ending()
             if on_end is not None:
                 on_end(self._result, self._state, error)
+            raise
+        on_end = self._ending()
+        if on_end is not None:
+            on_end(self._result, self._state, None)
 
     def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""
@@ -467,27 +470,28 @@ class AsyncStreamingResultContainer(_ContainerBase):
         )
 
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        error: BaseException | None = None
+        # See StreamingResultContainer.__iter__ for why the callback is not in a `finally`.
         try:
             while not self._done:
                 try:
                     value = await self._source.__anext__()
                 except StopAsyncIteration:
                     self._done = True
-                    return
+                    break
                 except BaseException:
                     self._failed()
                     raise
                 item = self._absorb(value)
                 if item is not None:
                     yield item
-        except BaseException as exc:
-            error = exc
-            raise
-        finally:
+        except BaseException as error:
             on_end = self._ending()
             if on_end is not None:
                 await on_end(self._result, self._state, error)
+            raise
+        on_end = self._ending()
+        if on_end is not None:
+            await on_end(self._result, self._state, None)
 
     async def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""
