@@ -145,8 +145,6 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.core.action", "StreamingAction"): "turnout.core.streaming:StreamingAction",
     ("burr.core.action", "create_action"): "turnout.core.action:to_action",
     ("burr.core.action", "lmda"): "turnout.core.condition:Condition.lmda",
-    ("burr.core.action", "safe_expr"): "turnout.core.condition:expr",
-    ("burr.core", "safe_expr"): "turnout.core.condition:expr",
     ("burr.core.persistence", "SQLLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "SQLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "InMemoryPersister"): "turnout.core.memory:InMemoryPersister",
@@ -162,16 +160,13 @@ _INTERNAL = "a Burr-internal helper, not in Burr's documented API"
 _DELTA = "Burr's delta records; turnout's step delta is turnout.core.state.Change (documented)"
 
 # Names left to another part of issue 13 or a later issue, and why.
-LATER: dict[tuple[str, str], str] = {
-    ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
-}
+LATER: dict[tuple[str, str], str] = {}
 
 # Names turnout deliberately does not provide, and why.
 DIFFERENT: dict[tuple[str, str], str] = {
     ("burr.core.action", "FunctionRepresentingAction"): _INTERNAL,
     ("burr.core.action", "bind"): _INTERNAL + " (the function behind fn.bind(), which works)",
     ("burr.core.action", "copy_func"): _INTERNAL,
-    ("burr.core.action", "derive_inputs_from_fn"): _INTERNAL,
     ("burr.core.application", "ApplicationIdentifiers"): _INTERNAL,
     ("burr.core.application", "TracerFactoryContextHook"): _INTERNAL,
     ("burr.core.state", "AppendFields"): _DELTA,

@@ -7,6 +7,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
     ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
+    │   └── ConditionSyntaxError(SyntaxError)   an ``expr`` that is not Python syntax
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
     ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
     ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
@@ -52,6 +53,7 @@ __all__ = [
     "ConcurrencyError",
     "ConditionError",
     "ConditionKeyError",
+    "ConditionSyntaxError",
     "GraphSetupError",
     "GraphWarning",
     "HookError",
@@ -97,7 +99,36 @@ class GraphSetupError(TurnoutError, ValueError):
 
 class ConditionError(TurnoutError, ValueError):
     """A condition (``when``, ``expr``, ``Condition``) is malformed, or evaluating an ``expr``
-    failed or went over a limit (the error raised inside is the ``__cause__``)."""
+    failed or went over a limit (the error raised inside is the ``__cause__``).
+
+    An ``expr`` whose evaluation raised is also an instance of that error's type, as Burr (whose
+    ``expr`` lets it through) lets its users expect: ``except ZeroDivisionError`` catches
+    ``expr("1 / x")`` with ``x == 0``. A ``KeyError`` inside (``d['absent']``) is not combined:
+    turnout reads a ``KeyError`` as a state key the state lacks. Neither are types that cannot
+    be combined (see ``ChildApplicationError``).
+    """
+
+    @classmethod
+    def failed(cls, message: str, cause: Exception) -> ConditionError:
+        """The error for an evaluation that raised ``cause``; see the class docstring."""
+        error = _condition_error_type(type(cause))(message)
+        error.__cause__ = cause
+        return error
+
+
+class ConditionSyntaxError(ConditionError, SyntaxError):
+    """An ``expr``/``safe_expr`` text that does not parse (a ``SyntaxError`` too, as Burr's
+    ``ast.parse`` raises); ``lineno``/``offset`` point into the expression."""
+
+    def __init__(self, message: str, details: tuple[Any, ...] | None = None) -> None:
+        # SyntaxError's own __init__ (ValueError's would come first) sets msg, lineno, ...
+        if details is None:
+            SyntaxError.__init__(self, message)
+        else:
+            SyntaxError.__init__(self, message, details)
+
+    def __str__(self) -> str:  # the message alone, not SyntaxError's "(<file>, line 1)"
+        return str(self.msg)
 
 
 class StateKeyError(TurnoutError, KeyError):
@@ -309,6 +340,47 @@ def _child_error_type(first: BaseException) -> type[ChildApplicationError]:
             made = ChildApplicationError
         _CHILD_ERROR_TYPES[child_type] = made
     return made
+
+
+_CONDITION_ERROR_TYPES: dict[type[BaseException], type[ConditionError]] = {}
+
+
+def _condition_error_type(cause: type[BaseException]) -> type[ConditionError]:
+    """``ConditionError`` combined with ``cause``, made once per type; the plain class when
+    they cannot (or must not) be combined."""
+    if (
+        issubclass(cause, (TurnoutError, KeyError, StopIteration, StopAsyncIteration))
+        or not issubclass(cause, Exception)
+        or cause is ValueError
+    ):
+        return ConditionError
+    made = _CONDITION_ERROR_TYPES.get(cause)
+    if made is None:
+        try:
+            made = type(
+                f"ConditionError[{cause.__qualname__}]",
+                (ConditionError, cause),
+                {
+                    "__module__": __name__,
+                    "__doc__": ConditionError.__doc__,
+                    "__str__": BaseException.__str__,
+                    "__reduce__": _reduce_condition_error,
+                    "_also": cause,
+                },
+            )
+            made("probe")  # some combinations fail only here (a layout, a required argument)
+        except TypeError:
+            made = ConditionError
+        _CONDITION_ERROR_TYPES[cause] = made
+    return made
+
+
+def _reduce_condition_error(self: ConditionError) -> tuple[Any, ...]:
+    return (_rebuild_condition_error, (str(self), self._also))  # type: ignore[attr-defined]
+
+
+def _rebuild_condition_error(message: str, also: type[BaseException]) -> ConditionError:
+    return _condition_error_type(also)(message)
 
 
 class SerdeError(TurnoutError, TypeError, ValueError):
