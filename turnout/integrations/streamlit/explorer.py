@@ -24,6 +24,7 @@ from typing import Any
 
 import streamlit as st
 
+from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.errors import SessionStateError, TrackingWarning
 from turnout.integrations.streamlit.render import plain, truncate
@@ -195,7 +196,7 @@ def state_machine_dot(state: AppState) -> str:
     ones before it light blue, fading with age. Names not in the graph are not drawn."""
     app = state.app
     dot = app.graph.to_dot(include_conditions=False, include_state=False)
-    known = {act.name for act in app.graph.actions}
+    known = {bound_name(act) for act in app.graph.actions}
     current, upcoming = state.current_action, state.next_action
     if current not in known:
         return dot
