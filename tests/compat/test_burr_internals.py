@@ -4,6 +4,7 @@ turnout's own machinery: ``_cascade_adapter`` and ``SubgraphType`` (parallelism)
 
 from __future__ import annotations
 
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,7 @@ def test_cascade_adapter_passes_an_adapter_without_copy_through() -> None:
 
 
 def test_subgraph_type_names_what_actions_may_produce() -> None:
-    assert RunnableGraph in SubgraphType.__args__
+    assert RunnableGraph in typing.get_args(SubgraphType)
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
     PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
     UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
+    SecurityWarning(UserWarning)          stored data is loaded with less protection than it needs
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -61,6 +62,7 @@ __all__ = [
     "MissingWriteError",
     "PersistenceError",
     "PersistenceWarning",
+    "SecurityWarning",
     "SerdeError",
     "StateKeyError",
     "StateOperationError",
@@ -418,3 +420,8 @@ class UndeclaredWriteWarning(UserWarning):
     ``writes``. The change was applied, as Burr applies it; the warning comes once per action
     and key of an application and names the ``writes=`` to declare. ``build(strict=True)`` makes
     it an ``UndeclaredWriteError``."""
+
+
+class SecurityWarning(UserWarning):
+    """Stored data is loaded with less protection than it should be (e.g. pickles registered
+    without an allowlist: see ``turnout.integrations.serde.pickle``)."""
