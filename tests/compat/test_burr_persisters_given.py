@@ -57,6 +57,8 @@ def test_an_app_saves_and_resumes_through_a_given_aiosqlite_connection(
         await app.astep()
         await app.astep()
         resumed = await _app(persister)
+        with pytest.raises(ValueError, match="abuild"):  # as on Burr: a ValueError
+            resumed.run(halt_after=["bump"])
         tables = await connection.execute_fetchall(
             "SELECT name FROM sqlite_master WHERE name = 'burr_state_steps'"
         )

@@ -17,7 +17,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
     │   └── MissingInputsError            required inputs were not given; shows how to pass them
     ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
-    ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
+    ├── AsyncRequiredError(RuntimeError, ValueError)  a sync method met something to await
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
@@ -174,9 +174,10 @@ class UnknownActionError(TurnoutError, ValueError):
     """A name given to ``halt_before``/``halt_after`` (or similar) is not an action."""
 
 
-class AsyncRequiredError(TurnoutError, RuntimeError):
+class AsyncRequiredError(TurnoutError, RuntimeError, ValueError):
     """A synchronous method (``step``, ``run``, ...) met an async action or hook; use the
-    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it."""
+    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it. A ``ValueError`` too,
+    as Burr raises one for a sync call on an application built with ``abuild()``."""
 
 
 class HookError(TurnoutError, RuntimeError):
