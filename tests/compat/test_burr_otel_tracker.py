@@ -5,6 +5,7 @@ attributes, nested where they were opened."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -154,3 +155,42 @@ class _Model:
 )
 def test_convert_to_otel_attribute(value: Any, expected: Any) -> None:
     assert convert_to_otel_attribute(value) == expected
+
+
+@action(reads=["n"], writes=["n"])
+async def work_async(state: State, __tracer: TracerFactory) -> State:
+    library = trace.get_tracer_provider().get_tracer("some.llm.library")
+    async with __tracer("prepare"):
+        with library.start_as_current_span("llm.call"):
+            await asyncio.sleep(0)
+    return state.update(n=state["n"] + 1)
+
+
+def test_async_steps_and_spans_reach_otel_and_the_wrapped_tracker(
+    provider: InMemorySpanExporter, tmp_path: Path
+) -> None:
+    local = LocalTracker("burr-otel", tmp_path)
+
+    async def main() -> None:
+        app = await (
+            ApplicationBuilder()
+            .with_actions(work_async)
+            .with_transitions(("work_async", "work_async"))
+            .with_state(n=0)
+            .with_entrypoint("work_async")
+            .with_identifiers(app_id="async-1")
+            .with_tracker(OpenTelemetryTracker(burr_tracker=local))
+            .abuild()
+        )
+        await app.astep()
+
+    asyncio.run(main())
+    assert sorted(s.name for s in provider.get_finished_spans()) == [
+        "llm.call",
+        "prepare",
+        "work_async",
+    ]
+    records = list(read_log(local.log_path("async-1")))
+    starts = [(r["span"], r["parent"], r["name"]) for r in records if r["t"] == "span_start"]
+    assert starts == [("0:0", None, "prepare"), ("0:0.0", "0:0", "llm.call")]
+    assert not span_map
