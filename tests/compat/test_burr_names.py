@@ -91,7 +91,12 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
     ),
     "burr.integrations.opentelemetry": (
         "opentelemetry.sdk",
-        ["OpenTelemetryBridge", "init_instruments"],
+        [
+            "BurrTrackingSpanProcessor",
+            "OpenTelemetryBridge",
+            "OpenTelemetryTracker",
+            "init_instruments",
+        ],
     ),
     "burr.integrations.ray": ("ray", ["RayExecutor"]),
     "burr.integrations.persisters.b_redis": (
@@ -122,18 +127,13 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
             "update_state",
         ],
     ),
+    "burr.integrations.serde.pickle": ("pickle", ["register_type_to_pickle"]),
 }
 
 _HAMILTON_RECORD = "the record types behind from_state/from_value/update_state, not Burr's API"
 
 # Burr's adapter names that do not resolve (yet), and why.
 INTEGRATION_GAPS: dict[tuple[str, str], str] = {
-    ("burr.integrations.opentelemetry", "OpenTelemetryTracker"): (
-        "not a class: with_tracker(..., use_otel_tracing=True) gives the same (docs: migrating)"
-    ),
-    ("burr.integrations.opentelemetry", "BurrTrackingSpanProcessor"): (
-        "different: turnout's reverse bridge is TurnoutSpanProcessor, added to your provider"
-    ),
     ("burr.integrations.hamilton", "StateSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "LiteralSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "Output"): _HAMILTON_RECORD,

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Awaitable, Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
 
-from turnout.core.errors import UnsupportedOperationError
+from turnout.core.errors import PersistenceError, UnsupportedOperationError
 
 if TYPE_CHECKING:
     from turnout.core.persistence import PersistedStateData
@@ -184,20 +184,33 @@ class AsyncBaseStatePersister(AsyncBaseStateLoader, AsyncBaseStateSaver, abc.ABC
 class Opening(Generic[A]):
     """What an async persister's ``from_values``/``from_config`` return, as in Burr: await it
     for the persister (``await AsyncSQLitePersister.from_values("app.db")``), or use it as an
-    async context manager that closes the persister on exit."""
+    async context manager that closes the persister on exit. Either opens one persister, once:
+    using the same ``Opening`` again raises ``PersistenceError`` (a ``RuntimeError``, as Burr's),
+    since a second persister would hide the first one's open connection."""
 
     def __init__(self, open_: Callable[[], Awaitable[A]]) -> None:
         self._open = open_
         self._persister: A | None = None
+        self._consumed = False
+
+    def _take(self) -> Awaitable[A]:
+        if self._consumed:
+            raise PersistenceError(
+                "This factory result has already been consumed: from_values(...) and "
+                "from_config(...) open one persister, awaited once or entered once with "
+                "`async with`. Call from_values(...) again for another persister."
+            )
+        self._consumed = True
+        return self._open()
 
     def __await__(self) -> Generator[Any, None, A]:
         return self._opened().__await__()
 
     async def _opened(self) -> A:
-        return await self._open()
+        return await self._take()
 
     async def __aenter__(self) -> A:
-        self._persister = await self._open()
+        self._persister = await self._take()
         return self._persister
 
     async def __aexit__(self, *exc: object) -> None:

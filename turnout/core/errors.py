@@ -18,7 +18,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
     │   └── MissingInputsError            required inputs were not given; shows how to pass them
     ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
-    ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
+    ├── AsyncRequiredError(RuntimeError, ValueError)  a sync method met something to await
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
@@ -37,6 +37,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
                                           damaged lines of a log read were skipped)
     PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
     UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
+    SecurityWarning(UserWarning)          stored data is loaded with less protection than it needs
 
 Messages say what failed, show the offending value and name the call that fixes it.
 """
@@ -65,6 +66,7 @@ __all__ = [
     "MissingWriteError",
     "PersistenceError",
     "PersistenceWarning",
+    "SecurityWarning",
     "SerdeError",
     "SessionStateError",
     "StateKeyError",
@@ -206,9 +208,10 @@ class UnknownActionError(TurnoutError, ValueError):
     """A name given to ``halt_before``/``halt_after`` (or similar) is not an action."""
 
 
-class AsyncRequiredError(TurnoutError, RuntimeError):
+class AsyncRequiredError(TurnoutError, RuntimeError, ValueError):
     """A synchronous method (``step``, ``run``, ...) met an async action or hook; use the
-    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it."""
+    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it. A ``ValueError`` too,
+    as Burr raises one for a sync call on an application built with ``abuild()``."""
 
 
 class HookError(TurnoutError, RuntimeError):
@@ -500,3 +503,8 @@ class UndeclaredWriteWarning(UserWarning):
     ``writes``. The change was applied, as Burr applies it; the warning comes once per action
     and key of an application and names the ``writes=`` to declare. ``build(strict=True)`` makes
     it an ``UndeclaredWriteError``."""
+
+
+class SecurityWarning(UserWarning):
+    """Stored data is loaded with less protection than it should be (e.g. pickles registered
+    without an allowlist: see ``turnout.integrations.serde.pickle``)."""

@@ -15,13 +15,18 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from turnout.core.burr_layout import BURR_DEFAULT_TABLE, BurrReadingPersister, BurrTable
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
-from turnout.core.sql import Dialect, SQLStore, check_name
+from turnout.core.sql import Dialect, SQLConnection, SQLStore, check_name
+from turnout.core.sqlite_given import (
+    AsyncConnectionLike,
+    GivenAsyncSQLiteConnection,
+    is_async_connection,
+)
 
 __all__ = ["SQLITE", "AsyncSQLitePersister", "SQLitePersister"]
 
@@ -199,6 +204,7 @@ class SQLitePersister(SyncPersister):
         self.connection = SQLiteConnection(
             db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
         )
+        self._closes_connection = True
         super().__init__(_core(self.connection, table_name, serde, snapshot_every))
         self.set_serde_kwargs(serde_kwargs)
 
@@ -214,9 +220,21 @@ class SQLitePersister(SyncPersister):
         """Burr's constructor by values; ``options`` are the keyword-only arguments."""
         return cls(db_path, table_name, serde_kwargs, connect_kwargs, **options)
 
+    def copy(self) -> SQLitePersister:
+        """Burr's copy for a child application: a persister on the same database and tables,
+        with its own connection to the file. An in-memory database has no file another
+        connection could open, so its copy shares this connection (and leaves closing it to
+        this persister)."""
+        if _in_memory(self.db_path):
+            return _sharing(self)
+        copied = SQLitePersister(**{**self._arguments, "serde_kwargs": None})
+        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
+        return copied
+
     def close(self) -> None:
-        """Close the database connection."""
-        self.connection.close()
+        """Close the database connection (a copy sharing it leaves it open)."""
+        if self._closes_connection:
+            self.connection.close()
 
     def __getstate__(self) -> dict[str, Any]:
         # A copy sent to another process (a parallel action's child on a process pool, Ray or
@@ -234,33 +252,80 @@ class SQLitePersister(SyncPersister):
 
 class AsyncSQLitePersister(AsyncPersister):
     """``SQLitePersister`` for async applications: each call runs in a worker thread, so the
-    event loop never waits on the disk. The arguments are ``SQLitePersister``'s.
+    event loop never waits on the disk. The arguments are ``SQLitePersister``'s, except
+    ``connection``.
 
     ``from_values``/``from_config`` return what Burr's do: await it for the persister, or use
     it as ``async with AsyncSQLitePersister.from_values("app.db") as persister:``.
+
+    Args:
+        connection: Burr's constructor argument: an open ``aiosqlite`` connection to use instead
+            of ``db_path`` (``AsyncSQLitePersister(connection=conn)``, or first, as in Burr:
+            ``AsyncSQLitePersister(conn, "burr_state")``). It is used as it is (no WAL mode or
+            busy timeout added), and ``close()``/``cleanup()`` close it, as Burr's do.
     """
 
     def __init__(
         self,
-        db_path: str | Path,
+        db_path: str | Path | AsyncConnectionLike | None = None,
         table_name: str = "turnout",
         serde_kwargs: dict[str, Any] | None = None,
         connect_kwargs: dict[str, Any] | None = None,
         *,
+        connection: AsyncConnectionLike | None = None,
         serde: Serde | None = None,
         snapshot_every: int = 100,
         timeout: float = 30.0,
         synchronous: str = "NORMAL",
     ) -> None:
         check_name(table_name, "table_name")  # before the file is created
+        if connection is None and is_async_connection(db_path):
+            connection, db_path = cast("AsyncConnectionLike", db_path), None
+        self._arguments: dict[str, Any] = {
+            "db_path": db_path,
+            "table_name": table_name,
+            "connect_kwargs": connect_kwargs,
+            "serde": serde,
+            "snapshot_every": snapshot_every,
+            "timeout": timeout,
+            "synchronous": synchronous,
+        }
         self.db_path = db_path
         self.table_name = table_name
-        self.connection = SQLiteConnection(
-            db_path, timeout=timeout, connect_kwargs=connect_kwargs, synchronous=synchronous
-        )
-        core = _core(self.connection, table_name, serde, snapshot_every)
-        super().__init__(core, threaded=True)
+        self._closes_connection = True
+        sql: SQLConnection
+        if connection is not None:
+            _check_async_given(connection, db_path)
+            self._given: GivenAsyncSQLiteConnection | None = GivenAsyncSQLiteConnection(connection)
+            self.connection: Any = connection
+            sql = self._given
+        else:
+            if db_path is None:
+                raise PersistenceError(
+                    "AsyncSQLitePersister needs a database: give its path "
+                    "(AsyncSQLitePersister('app.db')) or an open aiosqlite connection "
+                    "(AsyncSQLitePersister(connection=conn))."
+                )
+            self._given = None
+            self.connection = sql = SQLiteConnection(
+                cast("str | Path", db_path),
+                timeout=timeout,
+                connect_kwargs=connect_kwargs,
+                synchronous=synchronous,
+            )
+        core = _core(sql, table_name, serde, snapshot_every)
+        super().__init__(core, threaded=self._given is None)
         self.set_serde_kwargs(serde_kwargs)
+
+    def copy(self) -> AsyncSQLitePersister:
+        """Burr's copy for a child application: a persister on the same database and tables.
+        It opens its own connection to a file; an in-memory database or a connection you gave
+        is shared (as Burr's copy shares it), and closing it is left to this persister."""
+        if self._given is not None or _in_memory(self.db_path):
+            return _sharing(self)
+        copied = AsyncSQLitePersister(**self._arguments)
+        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
+        return copied
 
     @classmethod
     def from_values(
@@ -279,11 +344,17 @@ class AsyncSQLitePersister(AsyncPersister):
         return Opening(open_)
 
     async def close(self) -> None:
-        self.connection.close()
+        """Close the database connection (a copy sharing it leaves it open)."""
+        if not self._closes_connection:
+            return
+        if self._given is not None:
+            await self._given.close()
+        else:
+            self.connection.close()
 
 
 def _core(
-    connection: SQLiteConnection, table_name: str, serde: Serde | None, snapshot_every: int
+    connection: SQLConnection, table_name: str, serde: Serde | None, snapshot_every: int
 ) -> StorePersister:
     """The rules over turnout's tables, falling back to Burr's table ``table_name`` (read-only)
     for apps turnout has no record of: see ``turnout.core.burr_layout``."""
@@ -309,6 +380,37 @@ def _enable_wal(connection: sqlite3.Connection, timeout: float) -> None:
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+
+P = TypeVar("P", SQLitePersister, AsyncSQLitePersister)
+
+
+def _in_memory(db_path: object) -> bool:
+    return str(db_path) == ":memory:" or str(db_path).startswith("file::memory:")
+
+
+def _sharing(persister: P) -> P:
+    """A copy of ``persister`` on the same connection and tables, which does not close it."""
+    # Not copy.copy: pickling (a copy for another process) opens a new connection instead.
+    copied = object.__new__(type(persister))
+    copied.__dict__.update(persister.__dict__)
+    copied.serde_kwargs = dict(persister.serde_kwargs)
+    copied._closes_connection = False
+    return copied
+
+
+def _check_async_given(connection: object, db_path: object) -> None:
+    if not is_async_connection(connection):
+        raise PersistenceError(
+            f"AsyncSQLitePersister(connection=...) takes an open aiosqlite connection "
+            f"(await aiosqlite.connect('app.db')), got {type(connection).__qualname__}; or "
+            f"leave it out and give the database's path."
+        )
+    if db_path is not None:
+        raise PersistenceError(
+            f"AsyncSQLitePersister got both a database path ({db_path!r}) and connection=...: "
+            f"give one of them."
+        )
 
 
 def _check_given(connection: object, db_path: str | Path) -> None:

@@ -87,6 +87,32 @@ def check_id(value: str, what: str) -> str:
     return value
 
 
+def allowed_project_name(project: str, *, on_windows: bool | None = None) -> bool:
+    """Whether ``project`` can name a tracking project: ``check_id``'s rule and, on Windows
+    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
+    cannot hold."""
+    if on_windows is None:
+        on_windows = os.name == "nt"
+    if on_windows and isinstance(project, str) and ":" in project:
+        return False
+    try:
+        check_id(project, "project")
+    except TrackingNameError:
+        return False
+    return True
+
+
+def check_project(project: str) -> str:
+    """``project`` if ``allowed_project_name``; else ``TrackingNameError`` saying why."""
+    check_id(project, "project")
+    if not allowed_project_name(project):
+        raise TrackingNameError(
+            f"project {project!r} cannot name a tracking directory on Windows: a file name "
+            f"there cannot hold ':'; use another character, e.g. {project.replace(':', '-')!r}."
+        )
+    return project
+
+
 def _check_tags(tags: Any) -> dict[str, str]:
     if tags is None:
         return {}
@@ -214,6 +240,9 @@ class LocalTracker:
             different trackers (or ``copy(tags=...)``) to label applications differently.
     """
 
+    LOG_FILENAME = "log.jsonl"
+    """The name of every application's log file (Burr's ``LocalTrackingClient.LOG_FILENAME``)."""
+
     def __init__(
         self,
         project: str = "default",
@@ -224,7 +253,7 @@ class LocalTracker:
         snapshot_every: int = 50,
         tags: dict[str, str] | None = None,
     ) -> None:
-        self.project = check_id(project, "project")
+        self.project = check_project(project)
         self.serde_kwargs = dict(serde_kwargs or {})
         if self.serde_kwargs:
             warnings.warn(
@@ -272,13 +301,20 @@ class LocalTracker:
     def copy(self, *, tags: dict[str, str] | None = None) -> LocalTracker:
         """A tracker writing to the same project, with its own open files (and ``tags``
         instead of this one's, when given)."""
-        return LocalTracker(
+        copied = LocalTracker(
             self.project,
             self.storage_dir,
             serde=self.serde,
             snapshot_every=self.snapshot_every,
             tags=self.tags if tags is None else tags,
         )
+        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
+        return copied
+
+    @property
+    def project_id(self) -> str:
+        """Burr's name for ``project``."""
+        return self.project
 
     @property
     def project_dir(self) -> Path:
@@ -287,7 +323,7 @@ class LocalTracker:
     def log_path(self, app_id: str) -> Path:
         """The log of ``app_id``: under the app id itself when it is a safe directory name,
         else under a safe encoding of it (``turnout.core.tracklog.app_dir_name``)."""
-        return self.project_dir / app_dir_name(app_id) / "log.jsonl"
+        return self.project_dir / app_dir_name(app_id) / self.LOG_FILENAME
 
     # -- writing ---------------------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 The interfaces are defined in ``turnout.core.hooks`` (see it for the payloads and the error policy)
 and re-exported by ``turnout.lifecycle.base``; the ready-made hooks live in
-``turnout.lifecycle.default``.
+``turnout.lifecycle.default``, and ``InMemoryExecutionRecorder`` in ``turnout.lifecycle.recorder``.
 """
 
 from turnout.lifecycle.base import (
@@ -30,10 +30,13 @@ from turnout.lifecycle.base import (
     PreStartStreamHookAsync,
 )
 from turnout.lifecycle.default import SlowDownHook, StateAndResultsFullLogger
+from turnout.lifecycle.recorder import ExecutionRecord, InMemoryExecutionRecorder, StateChange
 
 __all__ = [
     "DoLogAttributeHook",
     "DoLogAttributeHookAsync",
+    "ExecutionRecord",
+    "InMemoryExecutionRecorder",
     "LifecycleAdapter",
     "PostApplicationCreateHook",
     "PostApplicationExecuteCallHook",
@@ -56,4 +59,5 @@ __all__ = [
     "PreStartStreamHookAsync",
     "SlowDownHook",
     "StateAndResultsFullLogger",
+    "StateChange",
 ]

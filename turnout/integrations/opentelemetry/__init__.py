@@ -10,6 +10,8 @@
   the UI) shows them too.
 - ``OpenTelemetryBridge`` and ``init_instruments`` are Burr's names: the hook with Burr's
   arguments, and switching on installed OpenTelemetry instrumentors (openai, requests...) by name.
+- ``OpenTelemetryTracker`` and ``BurrTrackingSpanProcessor`` are Burr's tracker wrapper and span
+  processor, with Burr's behaviour, for programs that build them by hand (``_burr_tracker``).
 - ``export_tracked`` (the ``turnout export-otel`` command) replays applications recorded by the
   ``LocalTracker`` to an OTLP/HTTP endpoint, with their original times, tree and attributes.
 
@@ -30,8 +32,20 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
         "turnout.integrations.opentelemetry", 'pip install "turnout[opentelemetry]"', _error
     ) from _error
 
+from typing import Any
+
+from turnout.integrations.opentelemetry import _burr_tracker
 from turnout.integrations.opentelemetry._bridge import ForeignSpanError, TurnoutSpanProcessor
 from turnout.integrations.opentelemetry._burr import OpenTelemetryBridge, init_instruments
+from turnout.integrations.opentelemetry._burr_tracker import (
+    BurrTrackingSpanProcessor,
+    FullSpanContext,
+    OpenTelemetryTracker,
+    convert_to_otel_attribute,
+    span_map,
+    token_stack,
+    tracker_context,
+)
 from turnout.integrations.opentelemetry._common import otel_value, to_json
 from turnout.integrations.opentelemetry._hook import OpenTelemetryHook
 from turnout.integrations.opentelemetry._replay import (
@@ -44,16 +58,39 @@ from turnout.integrations.opentelemetry._switch import otel_tracing_hooks
 
 register_otel_tracing(otel_tracing_hooks)  # for with_tracker(..., use_otel_tracing=True)
 
+# Burr's span-cache helpers, which its processor and tracker look up here at call time: served
+# by __getattr__, so `mock.patch("turnout.integrations.opentelemetry.get_cached_span")` shadows
+# one for a while and leaves the real one in place afterwards, whatever the patcher restores.
+_PATCHABLE = frozenset({"cache_span", "get_cached_span", "initialize_tracer", "uncache_span"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PATCHABLE:
+        return getattr(_burr_tracker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "DEFAULT_ENDPOINT",
+    "BurrTrackingSpanProcessor",
     "ExportSummary",
     "ForeignSpanError",
+    "FullSpanContext",
     "OpenTelemetryBridge",
     "OpenTelemetryHook",
+    "OpenTelemetryTracker",
     "TurnoutSpanProcessor",
+    "cache_span",
+    "convert_to_otel_attribute",
     "default_endpoint",
     "export_tracked",
+    "get_cached_span",
     "init_instruments",
+    "initialize_tracer",
     "otel_value",
+    "span_map",
     "to_json",
+    "token_stack",
+    "tracker_context",
+    "uncache_span",
 ]
