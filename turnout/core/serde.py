@@ -48,6 +48,7 @@ from turnout.core._burr_serde import (
     custom_serializer,
     deserialize,
     deserializer,
+    plugin_serializer,
     serialize,
     serialize_dict,
     serialize_list,
@@ -262,13 +263,18 @@ class _Encoder(Walker):
             )
         burr_encode = custom_serializer(kind)
         if burr_encode is not None:  # @serialize.register(kind), Burr's API
-            path = path_of(parent, index)
-            what = f"the function registered with @serialize.register({kind.__name__})"
-            out = call(burr_encode, value, path, what, loading=False)
-            return self.frame(
-                value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
-            )
+            return self.burr(value, kind, burr_encode, parent, index)
         return self.builtin(value, kind, parent, index)
+
+    def burr(
+        self, value: Any, kind: type, encode: Callable[..., Any], parent: Frame, index: int
+    ) -> Frame:
+        path = path_of(parent, index)
+        what = f"the function registered with @serialize.register({kind.__name__})"
+        out = call(encode, value, path, what, loading=False)
+        return self.frame(
+            value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
+        )
 
     def builtin(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
         if isinstance(value, enum.Enum):
@@ -313,6 +319,9 @@ class _Encoder(Walker):
                 raise SerdeError(path_of(parent, index), value, f"pickle failed: {exc}") from exc
             out = {TAG: "pickle", "v": base64.b64encode(data).decode("ascii")}
             return self.leaf(out, 1, value, parent, index)
+        plugin = plugin_serializer(kind)  # Burr's plugin for it (a pandas DataFrame)
+        if plugin is not None:
+            return self.burr(value, kind, plugin, parent, index)
         raise SerdeError(path_of(parent, index), value)
 
     def named(

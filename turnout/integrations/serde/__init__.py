@@ -1,0 +1,1 @@
+"""Burr's serde plugins: codecs registered on turnout.core.serde's Burr API."""
