@@ -64,12 +64,14 @@ def _load(module: str) -> bool:
 
 
 def load_for_type(cls: type) -> bool:
-    """Import the plugin for ``cls``'s library, if there is one and it was not imported yet."""
+    """Import the plugins for the libraries ``cls`` and its bases come from (a LangChain message
+    is a pydantic model too) that were not imported yet; whether any was."""
+    loaded = False
     for base in cls.__mro__:
         module = PLUGIN_LIBRARIES.get(str(base.__module__).partition(".")[0])
-        if module is not None:
-            return _load(module)
-    return False
+        if module is not None and module not in _tried:
+            loaded = _load(module) or loaded
+    return loaded
 
 
 def load_for_key(key: object) -> bool:

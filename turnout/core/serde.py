@@ -53,6 +53,7 @@ from turnout.core._burr_serde import (
     serialize_dict,
     serialize_list,
     serialize_primitive,
+    state_serialize_only,
 )
 from turnout.core._serde_decode import DECODED_AS_IS, Decoder
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
@@ -83,6 +84,7 @@ __all__ = [
     "serialize_dict",
     "serialize_list",
     "serialize_primitive",
+    "state_serialize_only",
     "type_name",
 ]
 
@@ -142,6 +144,14 @@ class Serde:
         checked before it is called; functions and other classes there are never called."""
         for module in modules:
             self._types.add_module(module)
+
+    def registered_type(self, name: str, kind: str, path: str = "$") -> type:
+        """The class stored data names as ``name`` (``"module:QualName"``), looked up among the
+        classes this ``Serde`` may load (``register_type``, ``register_module``, or encoded by it
+        in this process) and checked to be a ``kind`` (``"enum"``, ``"dataclass"`` or
+        ``"pydantic"``). Nothing is imported or called; an unknown class is a ``SerdeError``
+        naming the ``register_type`` call that allows it. For codecs that store class names."""
+        return self._types.resolve(name, kind, path)
 
     # -- encoding --------------------------------------------------------------------------------
 
