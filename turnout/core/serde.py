@@ -27,6 +27,7 @@ failure is a ``SerdeError`` naming where it sits (``$.messages[3].args``) and ho
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import datetime as dt
 import decimal
@@ -110,6 +111,7 @@ class Serde:
 
     def __init__(self, *, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
+        self.burr_kwargs: dict[str, Any] = {}
         self._codecs: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self._decoders: dict[str, Callable[[Any], Any]] = {}
         self._types = TypeRegistry("serde")
@@ -144,6 +146,16 @@ class Serde:
         checked before it is called; functions and other classes there are never called."""
         for module in modules:
             self._types.add_module(module)
+
+    def with_kwargs(self, **kwargs: Any) -> Serde:
+        """A ``Serde`` sharing this one's registrations that passes ``kwargs`` to the functions
+        registered Burr's way (``@serialize.register``, ``@deserializer.register``): Burr's
+        ``serde_kwargs``, e.g. ``pandas_kwargs={"path": "/data/frames"}``. Persisters and
+        trackers given ``serde_kwargs=`` use one. turnout's own codecs take no arguments."""
+        bound = copy.copy(self)
+        bound.burr_kwargs = dict(kwargs)
+        bound._encoder = _Encoder(bound)
+        return bound
 
     def registered_type(self, name: str, kind: str, path: str = "$") -> type:
         """The class stored data names as ``name`` (``"module:QualName"``), looked up among the
@@ -192,7 +204,7 @@ class Serde:
         kind = type(data)
         if kind is not list and kind is not dict:
             return data
-        decoder = Decoder(self._decoders, self._types, self.allow_pickle)
+        decoder = Decoder(self._decoders, self._types, self.allow_pickle, self.burr_kwargs)
         return walk(data, "$", decoder.visit, DECODED_AS_IS)
 
     @property
@@ -281,7 +293,8 @@ class _Encoder(Walker):
     ) -> Frame:
         path = path_of(parent, index)
         what = f"the function registered with @serialize.register({kind.__name__})"
-        out = call(encode, value, path, what, loading=False)
+        kwargs = self.serde.burr_kwargs
+        out = call(lambda v: encode(v, **kwargs), value, path, what, loading=False)
         return self.frame(
             value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
         )
