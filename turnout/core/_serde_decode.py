@@ -211,6 +211,10 @@ def _burr_decode(data: Any, path: str, kwargs: dict[str, Any]) -> Any:
         )
     except UnregisteredKeyError as exc:
         raise MissingCodeError(path, str(exc)) from None
+    except SerdeError as exc:
+        if exc.path:
+            raise
+        raise SerdeError(path, None, str(exc), loading=True) from exc
 
 
 def _flat(items: Sequence[Any]) -> bool:

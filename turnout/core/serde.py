@@ -294,7 +294,12 @@ class _Encoder(Walker):
         path = path_of(parent, index)
         what = f"the function registered with @serialize.register({kind.__name__})"
         kwargs = self.serde.burr_kwargs
-        out = call(lambda v: encode(v, **kwargs), value, path, what, loading=False)
+        try:
+            out = call(lambda v: encode(v, **kwargs), value, path, what, loading=False)
+        except SerdeError as exc:
+            if exc.path:
+                raise
+            raise SerdeError(path, value, str(exc)) from exc  # say where the value sits
         return self.frame(
             value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
         )

@@ -51,17 +51,20 @@ KEY_DATAFRAME = "pandas.DataFrame"
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:[\\/]{2}")
 
 
-def _options(
-    pandas_kwargs: Any, action: str, example: str
-) -> tuple[str | os.PathLike[str], dict[str, Any]]:
+def _options(pandas_kwargs: Any, *, saving: bool) -> tuple[str | os.PathLike[str], dict[str, Any]]:
     """The base directory and the remaining options, or an error naming the fix."""
     if not isinstance(pandas_kwargs, dict) or "path" not in pandas_kwargs:
+        verb, call = (
+            ("Serializing", 'state.serialize(pandas_kwargs={"path": "/some/dir"})')
+            if saving
+            else ("Deserializing", 'State.deserialize(data, pandas_kwargs={"path": "/some/dir"})')
+        )
         raise SerdeError(
             "",
             None,
-            f"{action} a pandas DataFrame needs a `path` entry in `pandas_kwargs`: the directory "
-            f"its parquet files live in. Pass it to whatever {action.lower()}s the state, e.g. "
-            f"{example}, or a persister or tracker built with "
+            f"{verb} a pandas DataFrame needs a `path` entry in `pandas_kwargs`: the directory "
+            f"its parquet files live in. Pass it with the call, e.g. `{call}`, or to the "
+            f"persister or tracker: "
             f'serde_kwargs={{"pandas_kwargs": {{"path": "/some/dir"}}}}. '
             f"Got pandas_kwargs={pandas_kwargs!r}.",
         )
@@ -81,9 +84,7 @@ def serialize_pandas_df(
 ) -> dict[str, Any]:
     """Write ``value`` to ``<pandas_kwargs["path"]>/df_<sha256 of the file>.parquet``; the other
     ``pandas_kwargs`` go to ``DataFrame.to_parquet``. Returns the stored reference."""
-    base, options = _options(
-        pandas_kwargs, "Serializing", '`state.serialize(pandas_kwargs={"path": "/some/dir"})`'
-    )
+    base, options = _options(pandas_kwargs, saving=True)
     buffer = io.BytesIO()
     value.to_parquet(buffer, **options)
     content = buffer.getvalue()
@@ -113,11 +114,7 @@ def deserialize_pandas_df(
 ) -> pd.DataFrame:
     """Read the DataFrame ``value`` refers to, from inside ``pandas_kwargs["path"]`` only; the
     other ``pandas_kwargs`` go to ``pandas.read_parquet`` (e.g. ``columns=[...]``)."""
-    base, options = _options(
-        pandas_kwargs,
-        "Deserializing",
-        '`State.deserialize(data, pandas_kwargs={"path": "/some/dir"})`',
-    )
+    base, options = _options(pandas_kwargs, saving=False)
     file = _inside(base, value.get("path") if isinstance(value, dict) else None)
     with open(file, "rb") as handle:
         return pd.read_parquet(handle, **options)
