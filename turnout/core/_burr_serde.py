@@ -263,7 +263,8 @@ def _field_error(key: str, exc: Exception, message: str) -> SerdeError:
 def decode_registered(data: Mapping[str, Any]) -> dict[str, Any]:
     """Burr's stored state with what this process can decode decoded: fields with a field serde,
     and values tagged with a key registered on ``deserializer`` (or a plain dict
-    ``serialize_dict`` wrapped). Values tagged with other keys stay the stored dicts."""
+    ``serialize_dict`` wrapped). Values tagged with other keys, or that a decoder refuses with a
+    ``SerdeError``, stay the stored dicts. Plugins are not imported for this read-only path."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         pair = field_serde.get(key)
@@ -281,7 +282,10 @@ def _decode_known(value: Any, depth: int) -> Any:
                 value = value["value"]
             return {k: _decode_known(v, depth + 1) for k, v in value.items()}
         if isinstance(key, str) and key in deserializer.func_map:
-            return deserializer.func_map[key](value)
+            try:
+                return deserializer.func_map[key](value)
+            except SerdeError:  # a plugin refusing it (an unregistered class): kept as stored,
+                return value  # and the Burr reader warns about it like any undecoded value
         return value
     if isinstance(value, list):
         return [_decode_known(v, depth + 1) for v in value]
