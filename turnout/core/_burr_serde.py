@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from functools import singledispatch
 from typing import Any, TypeVar
 
-from turnout.core._serde_plugins import load_for_key, load_for_type
+from turnout.core._serde_plugins import load_for_key, load_for_type, why_missing
 from turnout.core.errors import SerdeError
 
 __all__ = [
@@ -85,14 +85,15 @@ class StringDispatch:
     def call(self, key: str, *args: Any, **kwargs: Any) -> Any:
         func = self.lookup(key)
         if func is None:
-            raise UnregisteredKeyError(
-                "",
-                None,
-                f"no deserializer is registered for {KEY}={key!r} (registered: "
-                f"{sorted(self.func_map)}). Has the module that registers it been imported? "
-                f"@deserializer.register({key!r}) must run before loading",
-            )
+            raise UnregisteredKeyError("", None, self._unregistered(key))
         return func(*args, **kwargs)
+
+    def _unregistered(self, key: Any) -> str:
+        return (
+            f"no deserializer is registered for {KEY}={key!r} (registered: "
+            f"{sorted(self.func_map)}). Has the module that registers it been imported? "
+            f"@deserializer.register({key!r}) must run before loading"
+        )
 
 
 class _PluginDispatch(StringDispatch):
@@ -103,6 +104,12 @@ class _PluginDispatch(StringDispatch):
         if func is None and load_for_key(key):
             func = super().lookup(key)
         return func
+
+    def _unregistered(self, key: Any) -> str:
+        why = why_missing(key)
+        if why is None:
+            return super()._unregistered(key)
+        return f"{KEY}={key!r} is a key of Burr's serde plugins, whose plugin is missing: {why}"
 
 
 deserializer: StringDispatch = _PluginDispatch()

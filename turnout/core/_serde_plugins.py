@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-__all__ = ["PLUGIN_KEYS", "PLUGIN_LIBRARIES", "load_for_key", "load_for_type"]
+__all__ = ["PLUGIN_KEYS", "PLUGIN_LIBRARIES", "load_for_key", "load_for_type", "why_missing"]
 
 _PANDAS = "turnout.integrations.serde.pandas"
 _PYDANTIC = "turnout.integrations.serde.pydantic"
@@ -45,6 +45,7 @@ PLUGIN_KEYS: dict[str, str] = {
 """Burr's ``"__burr_serde__"`` keys -> the plugin that registers their decoders."""
 
 _tried: set[str] = set()
+_failed: dict[str, str] = {}  # plugin module -> why it could not be imported
 _lock = threading.Lock()
 
 
@@ -58,7 +59,8 @@ def _load(module: str) -> bool:
         _tried.add(module)
     try:
         importlib.import_module(module)
-    except ImportError:
+    except ImportError as exc:
+        _failed[module] = str(exc)
         return False
     return True
 
@@ -78,3 +80,10 @@ def load_for_key(key: object) -> bool:
     """Import the plugin that decodes ``key``, if there is one and it was not imported yet."""
     module = PLUGIN_KEYS.get(key) if isinstance(key, str) else None
     return module is not None and _load(module)
+
+
+def why_missing(key: object) -> str | None:
+    """Why the plugin that decodes ``key`` could not be imported (its ``MissingExtraError``
+    message, naming the extra to install), or ``None``."""
+    module = PLUGIN_KEYS.get(key) if isinstance(key, str) else None
+    return _failed.get(module) if module is not None else None

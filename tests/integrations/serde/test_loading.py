@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integrations.missing_extra import import_without
 from turnout.core import _serde_plugins
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -97,3 +98,35 @@ def test_other_values_and_keys_import_nothing() -> None:
     )
     assert out["after"] == []
     assert "no deserializer is registered for __burr_serde__='os.system'" in str(out["error"])
+
+
+@pytest.mark.parametrize(
+    ("library", "plugin", "extra"),
+    [
+        ("pandas", "pandas", "pandas"),
+        ("pydantic", "pydantic", "pydantic"),
+        ("langchain_core", "langchain", "langchain"),
+    ],
+    ids=["pandas", "pydantic", "langchain"],
+)
+def test_a_plugin_without_its_library_names_the_extra(
+    library: str, plugin: str, extra: str
+) -> None:
+    out = import_without(library, f"turnout.integrations.serde.{plugin}")
+    assert out.startswith("MissingExtraError")
+    assert f'pip install "turnout[{extra}]"' in out
+
+
+def test_a_plugin_key_whose_library_is_missing_names_the_extra() -> None:
+    out = _run(
+        "import json, sys\n"
+        "sys.modules['pandas'] = None\n"
+        "from turnout import State\n"
+        "try:\n"
+        "    State.deserialize({'df': {'__burr_serde__': 'pandas.DataFrame', 'path': 'x'}},"
+        " pandas_kwargs={'path': '.'})\n"
+        "except ValueError as e:\n    error = str(e)\n"
+        "print(json.dumps({'error': error}))\n"
+    )
+    assert "Failed to deserialize state field 'df'" in str(out["error"])
+    assert 'pip install "turnout[pandas]"' in str(out["error"])
