@@ -127,20 +127,24 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
             "serialize_lc_messages",
         ],
     ),
+    "burr.integrations.streamlit": (
+        "streamlit",
+        [
+            "AppState",
+            "Record",
+            "get_state",
+            "load_state_from_log_file",
+            "render_action",
+            "render_explorer",
+            "render_state_machine",
+            "render_state_results",
+            "set_slider_to_current",
+            "update_state",
+        ],
+    ),
 }
 
 _HAMILTON_RECORD = "the record types behind from_state/from_value/update_state, not Burr's API"
-
-_STREAMLIT = (
-    "later: Burr's Streamlit helpers (hello-world-counter's streamlit_app.py) have no counterpart "
-    "yet; turnout's Streamlit code is its UI (turnout ui)"
-)
-
-_STREAMLIT_NAMES = (
-    "AppState", "Record", "get_state", "load_state_from_log_file", "render_action",
-    "render_explorer", "render_state_machine", "render_state_results", "set_slider_to_current",
-    "update_state",
-)  # fmt: skip
 
 # Burr's adapter names that do not resolve (yet), and why.
 INTEGRATION_GAPS: dict[tuple[str, str], str] = {
@@ -153,7 +157,6 @@ INTEGRATION_GAPS: dict[tuple[str, str], str] = {
     ("burr.integrations.hamilton", "StateSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "LiteralSource"): _HAMILTON_RECORD,
     ("burr.integrations.hamilton", "Output"): _HAMILTON_RECORD,
-    **{("burr.integrations.streamlit", name): _STREAMLIT for name in _STREAMLIT_NAMES},
 }
 
 # Burr's spelling -> the turnout object it must be (``module:attribute.path``).
@@ -162,8 +165,6 @@ ALIASES: dict[tuple[str, str], str] = {
     ("burr.core.action", "StreamingAction"): "turnout.core.streaming:StreamingAction",
     ("burr.core.action", "create_action"): "turnout.core.action:to_action",
     ("burr.core.action", "lmda"): "turnout.core.condition:Condition.lmda",
-    ("burr.core.action", "safe_expr"): "turnout.core.condition:expr",
-    ("burr.core", "safe_expr"): "turnout.core.condition:expr",
     ("burr.core.persistence", "SQLLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "SQLitePersister"): "turnout.core.sqlite:SQLitePersister",
     ("burr.core.persistence", "InMemoryPersister"): "turnout.core.memory:InMemoryPersister",
@@ -179,16 +180,13 @@ _INTERNAL = "a Burr-internal helper, not in Burr's documented API"
 _DELTA = "Burr's delta records; turnout's step delta is turnout.core.state.Change (documented)"
 
 # Names left to another part of issue 13 or a later issue, and why.
-LATER: dict[tuple[str, str], str] = {
-    ("burr.core.action", "DefaultSchema"): "typed actions (an ActionSchema per action): issue 14",
-}
+LATER: dict[tuple[str, str], str] = {}
 
 # Names turnout deliberately does not provide, and why.
 DIFFERENT: dict[tuple[str, str], str] = {
     ("burr.core.action", "FunctionRepresentingAction"): _INTERNAL,
     ("burr.core.action", "bind"): _INTERNAL + " (the function behind fn.bind(), which works)",
     ("burr.core.action", "copy_func"): _INTERNAL,
-    ("burr.core.action", "derive_inputs_from_fn"): _INTERNAL,
     ("burr.core.application", "ApplicationIdentifiers"): _INTERNAL,
     ("burr.core.application", "TracerFactoryContextHook"): _INTERNAL,
     ("burr.core.state", "AppendFields"): _DELTA,

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from turnout.cli import main
-from turnout.core.burr_tracking import import_burr_tracking
+from turnout.core.burr_tracking import import_burr_tracking, read_burr_log
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import (
     AppRecord,
@@ -202,3 +202,20 @@ def test_turnout_import_burr_names_the_option_when_burrs_directory_is_missing(
 ) -> None:
     assert main(["import-burr", "--from", str(tmp_path / "nope")]) == 2
     assert "--from DIR" in capsys.readouterr().err
+
+
+def test_read_burr_log_gives_turnouts_records_and_counts_what_it_cannot_use(
+    burr_dir: Path,
+) -> None:
+    log = burr_dir / "demo_project" / "app-1" / "log.jsonl"
+    log.write_bytes(log.read_bytes() + b"not json\n" + b'{"type": "end_entry"}\n')
+    before = snapshot_of(burr_dir)
+    records, bad = read_burr_log(log)
+    ends = [r for r in records if isinstance(r, EndRecord)]
+    assert [(e.seq, e.action, e.status) for e in ends] == [
+        (0, "count", "completed"), (1, "stamp", "completed"), (2, "count", "completed"),
+    ]  # fmt: skip
+    assert ends[1].snapshot == {"n": 1, "chat": [{"role": "user", "content": "hi"}], "when": 3.5}
+    assert [(s.seq, s.name) for s in records if isinstance(s, SpanStartRecord)] == [(1, "inner")]
+    assert bad == 2  # the line that is not JSON and the end line missing its fields
+    assert snapshot_of(burr_dir) == before  # only read

@@ -19,7 +19,7 @@ from turnout import (
     State,
     action,
 )
-from turnout.core.action import ActionFunction, FunctionBasedAction
+from turnout.core.action import ActionFunction, FunctionBasedAction, bound_name
 from turnout.core.errors import (
     ActionDefinitionError,
     GraphSetupError,
@@ -351,9 +351,14 @@ def test_single_step_action_run_and_update_methods_raise(call):
         call(Swap())
 
 
-def test_an_unnamed_class_action_has_no_name_and_says_how_to_give_one():
+def test_an_unnamed_class_action_has_no_name_until_bound_as_in_burr():
+    assert Swap().name is None
+    assert Swap().with_name("swap").name == "swap"
+
+
+def test_bound_name_of_an_unnamed_action_says_how_to_give_one():
     with pytest.raises(ActionDefinitionError, match=r"with_actions\(my_name=action\)"):
-        _ = Swap().name
+        bound_name(Swap())
 
 
 def test_with_name_returns_a_named_copy():

@@ -420,9 +420,9 @@ def test_combining_with_default() -> None:
     [
         (~when(x=1), "~x=1"),
         (~when(x__lt=1), "~x<1"),
-        (~when(a=1, b=2), "~(a=1, b=2)"),
+        (~when(a=1, b=2), "~a=1, b=2"),
         (~expr("x"), "~x"),
-        (~expr("x > 1"), "~(x > 1)"),
+        (~expr("x > 1"), "~x > 1"),
         (~default, "~default"),
         (~~when(x=1), "~~x=1"),
         (when(a=1) | when(b=2), "a=1 | b=2"),

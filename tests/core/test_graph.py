@@ -109,14 +109,17 @@ def test_graph_builder_reports_every_problem_in_one_error():
     with pytest.raises(GraphSetupError) as info:
         builder.build()
     assert info.value.problems == [
-        "transition 'count' -> 'ghost' names unknown action(s) 'ghost'; known actions: count.",
+        "transition 'count' -> 'ghost' names action(s) not found in the graph: "
+        "'ghost'; known actions: count.",
         "transition 'count' -> 'count': the condition must be a Condition (when(...), expr(...), "
         "default), got str: 'count < 3'.",
     ]
 
 
 def test_an_empty_graph_builder_reports_no_actions():
-    with pytest.raises(GraphSetupError, match="there are no actions; add them with with_actions"):
+    with pytest.raises(
+        GraphSetupError, match="there are no actions; add at least one with with_actions"
+    ):
         GraphBuilder().build()
 
 
@@ -248,7 +251,7 @@ def test_a_default_transition_is_taken_in_declaration_order_too(transitions, exp
         (when(score=1), "score=1"),
         (when(score__gte=1), "score>=1"),
         (Condition.lmda(lambda s: s["score"] > 1, ["score"]), "<lambda>"),
-        (~expr("score > 1"), "~(score > 1)"),
+        (~expr("score > 1"), "~score > 1"),
     ],
     ids=["expr", "when", "when-operator", "lmda", "negated"],
 )
@@ -306,27 +309,33 @@ class _NoHooks:
 PROBLEMS: dict[str, tuple[Callable[[ApplicationBuilder], Any], str]] = {
     "unknown-target": (
         lambda b: _valid(b).with_transitions(("a", "ghost")).with_entrypoint("a"),
-        "transition 'a' -> 'ghost' names unknown action(s) 'ghost'; known actions: a, b.",
+        "transition 'a' -> 'ghost' names action(s) not found in the graph: "
+        "'ghost'; known actions: a, b.",
     ),
     "unknown-source": (
         lambda b: _valid(b).with_transitions(("ghost", "a")).with_entrypoint("a"),
-        "transition 'ghost' -> 'a' names unknown action(s) 'ghost'; known actions: a, b.",
+        "transition 'ghost' -> 'a' names action(s) not found in the graph: "
+        "'ghost'; known actions: a, b.",
     ),
     "unknown-source-and-target": (
         lambda b: _valid(b).with_transitions(("x", "y", when(n=1))).with_entrypoint("a"),
-        "transition 'x' -> 'y' names unknown action(s) 'x', 'y'; known actions: a, b.",
+        "transition 'x' -> 'y' names action(s) not found in the graph: "
+        "'x', 'y'; known actions: a, b.",
     ),
     "duplicate-positional-in-one-call": (
         lambda b: b.with_actions(count, count).with_entrypoint("count"),
-        "two actions are named 'count'; give one another name, e.g. with_actions(count_2=...).",
+        "two actions are named 'count' (duplicated); give one another name, "
+        "e.g. with_actions(count_2=...).",
     ),
     "duplicate-across-calls": (
         lambda b: _valid(b).with_actions(a=_noop()).with_entrypoint("a"),
-        "two actions are named 'a'; give one another name, e.g. with_actions(a_2=...).",
+        "two actions are named 'a' (duplicated); give one another name, "
+        "e.g. with_actions(a_2=...).",
     ),
     "duplicate-positional-and-keyword": (
         lambda b: b.with_actions(count, count=finish).with_entrypoint("count"),
-        "two actions are named 'count'; give one another name, e.g. with_actions(count_2=...).",
+        "two actions are named 'count' (duplicated); give one another name, "
+        "e.g. with_actions(count_2=...).",
     ),
     "unknown-entrypoint": (
         lambda b: _valid(b).with_entrypoint("c"),
@@ -338,26 +347,26 @@ PROBLEMS: dict[str, tuple[Callable[[ApplicationBuilder], Any], str]] = {
     ),
     "two-defaults-from-one-action": (
         lambda b: _valid(b).with_transitions(("a", "a")).with_entrypoint("a"),
-        "action 'a' has 2 default transitions; only the first could ever be taken, so give the "
-        "others a condition or remove them.",
+        "action 'a' has 2 default transitions; all but the first are redundant (never taken), "
+        "so give them a condition or remove them.",
     ),
     "explicit-default-counts-as-default": (
         lambda b: _valid(b).with_transitions(("a", "a", default)).with_entrypoint("a"),
-        "action 'a' has 2 default transitions; only the first could ever be taken, so give the "
-        "others a condition or remove them.",
+        "action 'a' has 2 default transitions; all but the first are redundant (never taken), "
+        "so give them a condition or remove them.",
     ),
     "non-action-object": (
         lambda b: _valid(b).with_actions(42).with_entrypoint("a"),
-        "42 is not an action (got int).",
+        "42 is not a valid action (got int).",
     ),
     "undecorated-function": (
         lambda b: _valid(b).with_actions(_plain_function).with_entrypoint("a"),
-        "'_plain_function' is not an action (got function). Decorate it with "
+        "'_plain_function' is not a valid action (got function). Decorate it with "
         "@action(reads=[...], writes=[...]).",
     ),
     "non-action-by-keyword": (
         lambda b: _valid(b).with_actions(c="text").with_entrypoint("a"),
-        "'c' is not an action (got str).",
+        "'c' is not a valid action (got str).",
     ),
     "non-condition-condition": (
         lambda b: _valid(b).with_transitions(("b", "a", "n > 1")).with_entrypoint("a"),
@@ -439,7 +448,9 @@ def test_build_with_no_actions_reports_both_missing_actions_and_entrypoint():
     with pytest.raises(GraphSetupError) as info:
         ApplicationBuilder().build()
     assert len(info.value.problems) == 2
-    assert info.value.problems[0] == "there are no actions; add them with with_actions(...)."
+    assert (
+        info.value.problems[0] == "there are no actions; add at least one with with_actions(...)."
+    )
     assert info.value.problems[1].startswith("no entrypoint: call .with_entrypoint(")
 
 
@@ -459,15 +470,19 @@ def test_build_reports_every_problem_at_once_one_line_each():
         .with_hooks(_NoHooks())
     )
     problems = [
-        "two actions are named 'count'; give one another name, e.g. with_actions(count_2=...).",
-        "42 is not an action (got int).",
-        "two actions are named 'count'; give one another name, e.g. with_actions(count_2=...).",
-        "transition 'count' -> 'nowhere' names unknown action(s) 'nowhere'; known actions: count.",
-        "transition 'ghost' -> 'count' names unknown action(s) 'ghost'; known actions: count.",
+        "two actions are named 'count' (duplicated); give one another name, "
+        "e.g. with_actions(count_2=...).",
+        "42 is not a valid action (got int).",
+        "two actions are named 'count' (duplicated); give one another name, "
+        "e.g. with_actions(count_2=...).",
+        "transition 'count' -> 'nowhere' names action(s) not found in the graph: "
+        "'nowhere'; known actions: count.",
+        "transition 'ghost' -> 'count' names action(s) not found in the graph: "
+        "'ghost'; known actions: count.",
         "transition 'count' -> 'count': the condition must be a Condition (when(...), expr(...), "
         "default), got str: 'count > 1'.",
-        "action 'count' has 2 default transitions; only the first could ever be taken, so give "
-        "the others a condition or remove them.",
+        "action 'count' has 2 default transitions; all but the first are redundant (never "
+        "taken), so give them a condition or remove them.",
         "the entrypoint 'missing' is not an action; the actions are 'count'.",
         "with_hooks(): NoHooks() has none of the hook methods (post_application_create, "
         "pre_run_execute_call, post_run_execute_call, pre_run_step, post_run_step, "

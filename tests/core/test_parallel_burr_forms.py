@@ -176,7 +176,7 @@ def test_declared_inputs_are_optional_as_in_burr() -> None:
 
 
 def test_something_that_is_not_an_action_fails_the_step_naming_it() -> None:
-    with pytest.raises(ActionDefinitionError, match="not an action"):
+    with pytest.raises(ActionDefinitionError, match="not a valid action"):
         _run(_fan(42))
 
 

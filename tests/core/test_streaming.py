@@ -494,9 +494,14 @@ def test_a_class_streaming_action_yielding_a_non_dict_fails_naming_it(mode):
         play(scenario, mode)
 
 
-def test_a_class_streaming_action_cannot_be_run_directly():
-    with pytest.raises(ActionDefinitionError, match="calls stream_run"):
-        _tokens_class(False, []).run(State())
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync", "async"])
+def test_a_class_streaming_action_run_directly_returns_its_last_dict(asynchronous):
+    """As on Burr: run() drains stream_run (awaitable when it is async); update() applies it."""
+    act = _tokens_class(asynchronous, [])
+    ran = act.run(State({"prompt": "a b"}))
+    result = asyncio.run(ran) if asynchronous else ran
+    assert result == {"reply": "A B"}
+    assert act.update(result, State())["reply"] == "A B"
 
 
 def test_streaming_action_refuses_a_plain_function():

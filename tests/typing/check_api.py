@@ -28,6 +28,7 @@ from turnout.core.action import (
     FunctionBasedAction,
     SingleStepStreamingAction,
     StreamingAction,
+    bound_name,
 )
 from turnout.core.application import ApplicationBuilder as BurrPathBuilder
 from turnout.core.persistence import PersistedStateData
@@ -83,6 +84,8 @@ def typed_usage() -> None:
     if step is not None:
         act, result, new_state = step
         assert_type(act, Action)
+        assert_type(act.name, str | None)  # None until bound, as in Burr
+        assert_type(bound_name(act), str)  # an action in a graph has one
         assert_type(result, dict[str, Any] | None)
         assert_type(new_state, State)
     final_action, _final_result, final_state = app.run(halt_after=["increment"])
@@ -95,6 +98,7 @@ def typed_usage() -> None:
     assert_type(app.parent_pointer is None, bool)
     assert_type(SQLitePersister("x.db").load(None, "a"), PersistedStateData | None)
     assert_type(graph.visualize(), str)
+    assert_type(graph.to_dict(), dict[str, Any])
 
 
 def burr_extension_points(stream: SingleStepStreamingAction, tracker: TrackingClient) -> None:

@@ -6,7 +6,7 @@ Everything here is also importable from ``turnout``.
 from turnout.core.action import Action, Input, Result, SingleStepAction, action, type_eraser
 from turnout.core.application import Application
 from turnout.core.builder import ApplicationBuilder
-from turnout.core.condition import Condition, default, expr, when
+from turnout.core.condition import Condition, default, expr, safe_expr, when
 from turnout.core.context import ApplicationContext
 from turnout.core.errors import ChildApplicationError, TurnoutError
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder
@@ -22,8 +22,6 @@ from turnout.core.retry import RetryPolicy, on_exception
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction, streaming_action
 from turnout.core.tracing import TracerFactory, trace
-
-safe_expr = expr  # Burr's name for ``expr`` (``burr.core.safe_expr``)
 
 __all__ = [
     "Action",

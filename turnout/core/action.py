@@ -15,6 +15,7 @@ every kind of action: see ``turnout.core.step``.
 from __future__ import annotations
 
 import abc
+import ast
 import copy
 import functools
 import inspect
@@ -26,10 +27,13 @@ from turnout.core._burr_names import lazy_names
 from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
+from turnout.core.typing import ActionSchema
 
 __all__ = [
+    "DEFAULT_SCHEMA",
     "Action",
     "ActionFunction",
+    "DefaultSchema",
     "Function",
     "FunctionBasedAction",
     "Input",
@@ -37,6 +41,8 @@ __all__ = [
     "Result",
     "SingleStepAction",
     "action",
+    "bound_name",
+    "derive_inputs_from_fn",
     "type_eraser",
 ]
 
@@ -89,9 +95,52 @@ if TYPE_CHECKING:  # the same names, for type checkers (``X as X``: re-exported)
 
 def type_eraser(func: Callable[..., Any]) -> Callable[..., Any]:
     """Mark a ``run``/``stream_run``/``run_and_update`` override that names its inputs
-    (``def run(self, state, n: int)``) so type checkers accept it in place of ``**run_kwargs``;
-    at run time it returns ``func`` unchanged (Burr's decorator)."""
-    return func
+    (``def run(self, state, n: int)``) so type checkers accept it in place of ``**run_kwargs``
+    (Burr's decorator). It returns a wrapper of the same kind (function, coroutine function,
+    generator or async generator function) whose ``__wrapped__`` is ``func``, so its name and
+    signature read through, as on Burr."""
+    if inspect.iscoroutinefunction(func):
+
+        async def erased_coroutine(*args: Any, **kwargs: Any) -> Any:
+            return await func(*args, **kwargs)
+
+        return functools.update_wrapper(erased_coroutine, func)
+    if inspect.isasyncgenfunction(func):
+
+        async def erased_async_generator(*args: Any, **kwargs: Any) -> Any:
+            async for item in func(*args, **kwargs):
+                yield item
+
+        return functools.update_wrapper(erased_async_generator, func)
+    if inspect.isgeneratorfunction(func):
+
+        def erased_generator(*args: Any, **kwargs: Any) -> Any:
+            return (yield from func(*args, **kwargs))
+
+        return functools.update_wrapper(erased_generator, func)
+
+    def erased(*args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    return functools.update_wrapper(erased, func)
+
+
+class DefaultSchema(ActionSchema[State, State, dict[str, Any]]):
+    """The schema of an untyped action (Burr's): its result is a ``dict``; its state has no
+    type to name, so asking for one raises ``NotImplementedError``."""
+
+    def state_input_type(self) -> type[State]:
+        raise NotImplementedError("an untyped action has no state input type")
+
+    def state_output_type(self) -> type[State]:
+        raise NotImplementedError("an untyped action has no state output type")
+
+    def intermediate_result_type(self) -> type[dict[str, Any]]:
+        return dict
+
+
+DEFAULT_SCHEMA = DefaultSchema()
+"""The schema of every untyped action."""
 
 
 class Function(abc.ABC):
@@ -139,6 +188,10 @@ class Function(abc.ABC):
     def input_schema(self) -> Any:
         """A type to validate the inputs with; ``None``: no schema (as for every untyped action)."""
         return None
+
+    def is_async(self) -> bool:
+        """Whether ``run`` must be awaited (it is a coroutine function)."""
+        return inspect.iscoroutinefunction(self.run)
 
 
 class Reducer(abc.ABC):
@@ -194,15 +247,17 @@ class Action(Function, Reducer, abc.ABC):
         return []
 
     @property
-    def name(self) -> str:
-        """The action's name in its graph; set by the builder (``with_actions(name=...)``)."""
+    def name(self) -> str | None:
+        """The action's name in its graph, set by the builder (``with_actions(name=...)``) or
+        ``with_name``; ``None`` until then, as in Burr. Actions in a graph always have one."""
         name: str | None = getattr(self, "_name", None)
-        if name is None:
-            raise ActionDefinitionError(
-                f"{type(self).__name__} has no name yet; add it with "
-                f"ApplicationBuilder().with_actions(my_name=action) or action.with_name('my_name')."
-            )
         return name
+
+    @property
+    def schema(self) -> ActionSchema[Any, Any, Any]:
+        """The types the action reads, writes and returns (Burr's ``ActionSchema``):
+        ``DEFAULT_SCHEMA`` for an untyped action."""
+        return DEFAULT_SCHEMA
 
     @property
     def has_name(self) -> bool:
@@ -246,6 +301,18 @@ class Action(Function, Reducer, abc.ABC):
         reads = ", ".join(self.reads) or "{}"
         writes = ", ".join(self.writes) or "{}"
         return f"{name}: {reads} -> {writes}"
+
+
+def bound_name(act: Action) -> str:
+    """The name of ``act``, which must have one: actions in a graph always do. Raises
+    ``ActionDefinitionError`` naming the fix for an action not given a name yet."""
+    name = act.name
+    if name is None:
+        raise ActionDefinitionError(
+            f"{type(act).__name__} has no name yet; add it with "
+            f"ApplicationBuilder().with_actions(my_name=action) or action.with_name('my_name')."
+        )
+    return name
 
 
 def _split_inputs(act: Function) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -309,6 +376,7 @@ class FunctionBasedAction(SingleStepAction):
         self._tags = list(_names(tags, "tags", owner))
         self._bound = dict(bound_params or {})
         self._inputs = _derive_inputs(fn, self._bound, owner)
+        _check_declared_reads(fn, self._reads, owner)
 
     @property
     def fn(self) -> Callable[..., Any]:
@@ -369,6 +437,40 @@ class FunctionBasedAction(SingleStepAction):
         return inspect.iscoroutinefunction(self._fn)
 
 
+def _check_declared_reads(fn: Callable[..., Any], reads: Sequence[str], owner: str) -> None:
+    """Raise ``ActionDefinitionError`` when the function's source reads ``state["key"]`` for a
+    key missing from a non-empty ``reads`` (Burr's check when an action is declared, applied
+    when, as there, the state parameter is annotated ``State``)."""
+    if not reads:
+        return
+    try:
+        parameters = inspect.signature(fn).parameters
+        state_name = next((n for n, p in parameters.items() if p.annotation is State), None)
+        if state_name is None:
+            return
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, ValueError, SyntaxError):  # no source or signature to read
+        return
+    declared = set(reads)
+    undeclared = [
+        node.slice.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Subscript)
+        and isinstance(node.value, ast.Name)
+        and node.value.id == state_name
+        and isinstance(node.slice, ast.Constant)
+        and isinstance(node.slice.value, str)
+        and node.slice.value not in declared
+    ]
+    if undeclared:
+        missing = list(dict.fromkeys(undeclared))
+        raise ActionDefinitionError(
+            f"{owner}: the function reads undeclared state keys {missing} "
+            f"({state_name}[...]) but declares reads={list(reads)}; add them, e.g. "
+            f"@action(reads={sorted({*reads, *missing})}, ...)."
+        )
+
+
 def _check_retry(retry: Any, owner: str) -> RetryPolicy | None:
     if retry is not None and not isinstance(retry, RetryPolicy):
         raise ActionDefinitionError(
@@ -383,6 +485,18 @@ def _check_timeout(timeout: Any, owner: str) -> float | None:
     if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
         raise ActionDefinitionError(f"{owner}: timeout= takes seconds > 0, got {timeout!r}")
     return float(timeout)
+
+
+def derive_inputs_from_fn(
+    bound_params: Mapping[str, Any], fn: Callable[..., Any]
+) -> tuple[list[str], list[str]]:
+    """``(required, optional)`` input names of an action function: its parameters after the
+    state, without those in ``bound_params`` (Burr's helper; ``@action`` uses the same rule)."""
+    return _derive_inputs(fn, bound_params, f"derive_inputs_from_fn(..., {_label(fn)})")
+
+
+def _label(fn: Callable[..., Any]) -> str:
+    return str(getattr(fn, "__qualname__", fn))
 
 
 def _derive_inputs(
@@ -511,7 +625,7 @@ def to_action(candidate: Any, name: str | None = None) -> Action:
             " Decorate it with @action(reads=[...], writes=[...])." if callable(candidate) else ""
         )
         raise ActionDefinitionError(
-            f"{label} is not an action (got {type(candidate).__name__}).{hint}"
+            f"{label} is not a valid action (got {type(candidate).__name__}).{hint}"
         )
     if name is None:
         if found.has_name:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from turnout.core._burr_names import lazy_names
-from turnout.core.action import Action
+from turnout.core.action import Action, bound_name
 from turnout.core.condition import default
 from turnout.core.context import ApplicationContext, default_parallel_executor_factory
 from turnout.core.engine import (
@@ -87,8 +87,8 @@ class Application(StepEngine):
         strict: bool = False,
     ) -> None:
         self._graph = graph
-        self._entrypoint = graph.entrypoint.name
-        self._specs = {act.name: ActionSpec(act, strict=strict) for act in graph.actions}
+        self._entrypoint = bound_name(graph.entrypoint)
+        self._specs = {bound_name(act): ActionSpec(act, strict=strict) for act in graph.actions}
         self._spec_of = {id(spec.action): spec for spec in self._specs.values()}
         # An action whose first transition is unconditional always leads to the same action:
         # the hot path then skips the graph lookup.
@@ -324,8 +324,8 @@ class Application(StepEngine):
         start = self._stream_source(after, before, check_inputs(inputs), call, True)
         action, source = drive(self._called("stream_result", start))
         if isinstance(source, _Finished):
-            return action, StreamingResultContainer(self, source, None)
-        return action, StreamingResultContainer(self, source, drive_iteration(source))
+            return action, StreamingResultContainer._of_step(self, source, None)
+        return action, StreamingResultContainer._of_step(self, source, drive_iteration(source))
 
     def stream_iterate(
         self,
@@ -391,7 +391,7 @@ class Application(StepEngine):
         call = _call_text("astream_result", halt_before, halt_after)
         start = self._stream_source(after, before, check_inputs(inputs), call, False)
         action, source = await self._called("astream_result", start)
-        return action, AsyncStreamingResultContainer(self, source)
+        return action, AsyncStreamingResultContainer._of_step(self, source)
 
     async def astream_iterate(
         self,
@@ -527,11 +527,11 @@ class Application(StepEngine):
                 break
             if sync:
                 iterator = None if isinstance(source, _Finished) else drive_iteration(source)
-                container: Any = StreamingResultContainer(self, source, iterator)
+                container: Any = StreamingResultContainer._of_step(self, source, iterator)
                 yield action, container
                 result, state = container.get()
             else:
-                container = AsyncStreamingResultContainer(self, source)
+                container = AsyncStreamingResultContainer._of_step(self, source)
                 yield action, container
                 result, state = await container.get()
             if container.failed:  # its error already reached the caller: the iteration ends
@@ -568,7 +568,7 @@ class Application(StepEngine):
         for name in names:
             if isinstance(name, str) and name.startswith("@tag:"):
                 try:
-                    out.update(a.name for a in self._graph.get_actions_by_tag(name[5:]))
+                    out.update(bound_name(a) for a in self._graph.get_actions_by_tag(name[5:]))
                 except ValueError as exc:
                     raise UnknownActionError(f"{argument}: {exc}") from None
             elif name in self._specs:

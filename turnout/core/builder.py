@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from typing import Any
 
+from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.engine import drive
 from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
@@ -369,7 +370,7 @@ class ApplicationBuilder:
     ) -> Application:
         actions, transitions, problems = self._graph._collect()
         problems = [*problems, *self._problems]
-        names = {a.name for a in actions}
+        names = {bound_name(a) for a in actions}
         entry = self._entrypoint
         if self._initialize_from is not None:
             if entry is not None or self._state is not None:
@@ -438,7 +439,7 @@ class ApplicationBuilder:
 
     def _check_suspicious(self, graph: ApplicationGraph, state: State, strict: bool) -> None:
         findings: list[str] = []
-        reachable = reachable_from(graph, graph.entrypoint.name)
+        reachable = reachable_from(graph, bound_name(graph.entrypoint))
         for act in graph.actions:
             if act.name not in reachable:
                 findings.append(

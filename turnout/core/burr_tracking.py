@@ -13,6 +13,8 @@ It is idempotent: an app whose turnout log already exists is skipped (imported b
 tracked by turnout under the same id), and a log is written to a temporary file and renamed into
 place, so an interrupted import never leaves a half log that would be skipped next time. Burr's
 files are only read. Lines turnout cannot use (malformed JSON, unknown kinds) are counted.
+``read_burr_log`` reads one Burr log as turnout's records without writing anything (the
+Streamlit explorer's ``load_state_from_log_file`` uses it).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from turnout.core.tracklog import (
     dump_line,
 )
 
-__all__ = ["BurrImportSummary", "import_burr_tracking"]
+__all__ = ["BurrImportSummary", "import_burr_tracking", "read_burr_log"]
 
 IMPORTED_TAG = {"imported_from": "burr"}
 _SPAN_KINDS = frozenset(
@@ -155,25 +157,44 @@ def _convert(app_dir: Path, app_id: str, target: Path) -> tuple[int, int]:
         child_lines, child_bad = _burr_lines(children)
         lines += child_lines
         bad += child_bad
-    steps = 0
+    converted, unusable = _records(lines, run)
+    records += converted
+    steps = sum(isinstance(record, EndRecord) for record in converted)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.{run}.partial")
+    partial.write_bytes(b"".join(dump_line(r.to_json()) for r in records))
+    os.replace(partial, target)
+    return steps, bad + unusable
+
+
+def read_burr_log(path: str | Path) -> tuple[list[Record], int]:
+    """The lines of one Burr ``log.jsonl`` as turnout's records, in order (steps' begin and end,
+    spans, attributes, stream events; each finished step's whole state is its ``EndRecord``'s
+    snapshot, without Burr's control keys), and how many lines could not be used (not JSON, an
+    unknown kind, a missing or ill-typed field). Values stay as Burr stored them (JSON)."""
+    lines, bad = _burr_lines(Path(path))
+    records, unusable = _records(lines, os.urandom(4).hex())
+    return records, bad + unusable
+
+
+def _records(lines: list[dict[str, Any]], run: str) -> tuple[list[Record], int]:
+    """Burr's ``lines`` as turnout records, and the number of lines turnout's reader would
+    refuse (counted, never written)."""
+    records: list[Record] = []
+    bad = 0
     parents: dict[str, str | None] = {}
     for line in lines:
         try:
             record = _record(line, parents, run)
-            if record is not None:  # what turnout's reader would refuse is counted, not written
+            if record is not None:
                 record = type(record).from_json(record.to_json())
         except (AttributeError, KeyError, TypeError, ValueError, OverflowError):
             record = None
         if record is None:
             bad += 1
-            continue
-        records.append(record)
-        steps += isinstance(record, EndRecord)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f".{target.name}.{run}.partial")
-    partial.write_bytes(b"".join(dump_line(r.to_json()) for r in records))
-    os.replace(partial, target)
-    return steps, bad
+        else:
+            records.append(record)
+    return records, bad
 
 
 def _record(line: dict[str, Any], parents: dict[str, str | None], run: str) -> Record | None:
@@ -293,7 +314,7 @@ def _burr_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
     for raw in _read_lines(path):
         try:
             data = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested past json's limit
             bad += 1
             continue
         if isinstance(data, dict):

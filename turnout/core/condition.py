@@ -8,15 +8,16 @@ them with ``~``, ``|`` and ``&``. Every condition knows the keys it reads and ha
 
 from __future__ import annotations
 
+import ast
 import operator
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from turnout.core.errors import ConditionError, ConditionKeyError, StateKeyError
 from turnout.core.expressions import compile_expression
 from turnout.core.state import State
 
-__all__ = ["Condition", "default", "expr", "when"]
+__all__ = ["Condition", "default", "expr", "safe_expr", "when"]
 
 
 class Condition:
@@ -30,7 +31,7 @@ class Condition:
     """
 
     KEY = "PROCEED"
-    __slots__ = ("_keys", "_name", "_optional_keys", "_recipe", "_resolver")
+    __slots__ = ("_compound", "_keys", "_name", "_optional_keys", "_recipe", "_resolver")
 
     def __init__(
         self,
@@ -48,6 +49,9 @@ class Condition:
         # How to rebuild it in another process: the built-in conditions close over local
         # functions, which pickle cannot send; their recipe (e.g. ``(expr, ("count < 3",))``) can.
         self._recipe: tuple[Callable[..., Condition], tuple[Any, ...]] | None = None
+        # Made by | or &: its name is parenthesised under ~, so that it does not read as
+        # (~a) | b. Other names are inverted as Burr names them: ~foo == 'bar'.
+        self._compound = False
 
     def __reduce__(self) -> tuple[Any, ...]:
         if self._recipe is not None:
@@ -84,12 +88,24 @@ class Condition:
         try:
             return {Condition.KEY: self.evaluate(state)}
         except StateKeyError as error:
-            present = ", ".join(repr(k) for k in state) or "none"
-            raise ConditionKeyError(
-                f"the condition {self._name!r} reads {error.key!r}, which the state does not "
-                f"hold (keys present: {present}); give it a value (state.update({error.key}=...)"
-                f" or ApplicationBuilder.with_state(...)) before evaluating the condition."
-            ) from error
+            raise self._missing(state, [error.key]) from error
+
+    def _validate(self, state: State) -> None:
+        """Raise ``ConditionKeyError`` (a ``ValueError``, as Burr raises) when ``state`` lacks
+        a key the condition reads (Burr's check before evaluating)."""
+        missing = [key for key in self._keys if key not in state]
+        if missing:
+            raise self._missing(state, missing)
+
+    def _missing(self, state: State, missing: list[str]) -> ConditionKeyError:
+        present = ", ".join(repr(k) for k in state) or "none"
+        first = missing[0]
+        return ConditionKeyError(
+            f"the condition {self._name!r} reads {', '.join(map(repr, missing))}, which the "
+            f"state does not hold (keys present: {present}); give it a value "
+            f"(state.update({first}=...) or ApplicationBuilder.with_state(...)) before "
+            f"evaluating the condition."
+        )
 
     @staticmethod
     def lmda(resolver: Callable[[State], bool], state_keys: Sequence[str]) -> Condition:
@@ -104,8 +120,8 @@ class Condition:
 
     @staticmethod
     def safe_expr(source: str) -> Condition:
-        """Burr's name for its allow-listed evaluator: ``expr``, which is always safe here."""
-        return expr(source)
+        """``expr`` limited to Burr's ``safe_expr`` grammar; see ``safe_expr``."""
+        return safe_expr(source)
 
     @staticmethod
     def expr(source: str) -> Condition:
@@ -116,7 +132,7 @@ class Condition:
         inverted = Condition(
             self._keys,
             lambda state: not inner(state),
-            name=f"~{_wrap(self._name)}",
+            name=f"~({self._name})" if self._compound else f"~{self._name}",
             optional_keys=self._optional_keys,
         )
         inverted._recipe = (operator.invert, (self,))
@@ -139,6 +155,7 @@ class Condition:
             optional_keys=list(dict.fromkeys([*self._optional_keys, *other._optional_keys])),
         )
         combined._recipe = (operator.or_ if word == "|" else operator.and_, (self, other))
+        combined._compound = True
         return combined
 
     def __repr__(self) -> str:
@@ -177,6 +194,11 @@ def when(**kwargs: Any) -> Condition:
     names: list[tuple[str, str]] = []
     for spec, arg in kwargs.items():
         key, _, suffix = spec.rpartition("__")
+        if not key and suffix in _WHEN_OPERATORS and spec.startswith("__"):
+            raise ConditionError(
+                f"when({spec}=...): no state key before '__{suffix}'; name the key, "
+                f"e.g. when(count__{suffix}=...)."
+            )
         if not key or suffix not in _WHEN_OPERATORS:
             key, symbol, compare = spec, "=", operator.eq
             if "__" in spec.strip("_"):
@@ -235,6 +257,61 @@ def expr(source: str) -> Condition:
     condition = Condition(compiled.keys, compiled.predicate, name=source.strip())
     condition._recipe = (expr, (source,))
     return condition
+
+
+# Burr's safe_expr grammar (a subset of expr's): its functions, and the constant types it takes.
+_SAFE_EXPR_FUNCTIONS = frozenset(
+    {"len", "abs", "min", "max", "sum", "all", "any", "str", "int", "float", "bool"}
+)
+_SAFE_EXPR_CONSTANTS = (int, float, str, type(None))  # bool is an int
+
+
+def safe_expr(source: str) -> Condition:
+    """``expr`` limited to Burr's ``safe_expr`` grammar, for rules written for Burr's.
+
+    Both are evaluated by the same allow-listed interpreter, never ``eval``; ``safe_expr`` also
+    refuses what Burr's refuses and ``expr`` takes: ``x if c else y``, constants other than
+    numbers, strings, booleans and ``None``, keyword arguments, and calls to ``round`` and
+    ``sorted``. Raises ``ConditionError`` (a ``ValueError``) naming the disallowed part, and
+    ``ConditionSyntaxError`` (also a ``SyntaxError``) for text that does not parse.
+    """
+    condition = expr(source)  # syntax, size and expr's own rules first
+    for node in ast.walk(ast.parse(source.strip(), mode="eval")):
+        why = _outside_safe_expr(node)
+        if why is not None:
+            raise ConditionError(
+                f"safe_expr({source!r}): disallowed {why}. safe_expr takes Burr's grammar; "
+                f"expr(...) takes this too (it is evaluated as safely)."
+            )
+    condition._recipe = (safe_expr, (source,))
+    return condition
+
+
+def _outside_safe_expr(node: ast.AST) -> str | None:
+    """Why ``node`` is outside Burr's ``safe_expr`` grammar, or ``None`` when it is inside."""
+    if isinstance(node, ast.IfExp):
+        return "construct: a conditional expression (x if c else y)"
+    if isinstance(node, ast.Constant) and not isinstance(node.value, _SAFE_EXPR_CONSTANTS):
+        return f"constant of type {type(node.value).__name__}: {node.value!r}"
+    if isinstance(node, ast.Call):
+        if node.keywords:
+            return "keyword arguments to a function call"
+        if isinstance(node.func, ast.Name) and node.func.id not in _SAFE_EXPR_FUNCTIONS:
+            return f"call to the function {node.func.id!r}"
+    return None
+
+
+class _SafeExprInterpreter:
+    """Burr's evaluator of a parsed expression over a mapping of names. Here it evaluates
+    through ``expr``'s checked interpreter (the tree is turned back into text and checked)."""
+
+    def __init__(self, names: Mapping[str, Any]) -> None:
+        self._names = names
+
+    def eval(self, node: ast.AST) -> Any:
+        """The value of ``node`` (an ``ast.Expression`` or an expression node)."""
+        body = node.body if isinstance(node, ast.Expression) else node
+        return compile_expression(ast.unparse(body)).evaluator(self._names)
 
 
 def _default() -> Condition:

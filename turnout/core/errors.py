@@ -7,6 +7,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     TurnoutError(Exception)
     ├── GraphSetupError(ValueError)       build() found problems; one line per problem
     ├── ConditionError(ValueError)        a bad ``when``/``expr``, or an ``expr`` failed evaluating
+    │   └── ConditionSyntaxError(SyntaxError)   an ``expr`` that is not Python syntax
     ├── StateKeyError(KeyError)           a state key is missing; lists the keys present
     ├── ConditionKeyError(KeyError, ValueError)   a transition's condition read a missing key
     ├── StateOperationError(TypeError, ValueError)   append/extend/increment on a wrong type
@@ -28,10 +29,12 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
+    ├── SessionStateError(ValueError)     a Streamlit page read an ``AppState`` it never stored
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
-    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on
+    TrackingWarning(UserWarning)          the tracker logged a placeholder; the app runs on (or
+                                          damaged lines of a log read were skipped)
     PersistenceWarning(UserWarning)       a Burr persister argument turnout cannot honour
     UndeclaredWriteWarning(UserWarning)   an action changed a key outside its writes; applied
 
@@ -50,6 +53,7 @@ __all__ = [
     "ConcurrencyError",
     "ConditionError",
     "ConditionKeyError",
+    "ConditionSyntaxError",
     "GraphSetupError",
     "GraphWarning",
     "HookError",
@@ -62,6 +66,7 @@ __all__ = [
     "PersistenceError",
     "PersistenceWarning",
     "SerdeError",
+    "SessionStateError",
     "StateKeyError",
     "StateOperationError",
     "TrackingNameError",
@@ -94,7 +99,36 @@ class GraphSetupError(TurnoutError, ValueError):
 
 class ConditionError(TurnoutError, ValueError):
     """A condition (``when``, ``expr``, ``Condition``) is malformed, or evaluating an ``expr``
-    failed or went over a limit (the error raised inside is the ``__cause__``)."""
+    failed or went over a limit (the error raised inside is the ``__cause__``).
+
+    An ``expr`` whose evaluation raised is also an instance of that error's type, as Burr (whose
+    ``expr`` lets it through) lets its users expect: ``except ZeroDivisionError`` catches
+    ``expr("1 / x")`` with ``x == 0``. A ``KeyError`` inside (``d['absent']``) is not combined:
+    turnout reads a ``KeyError`` as a state key the state lacks. Neither are types that cannot
+    be combined (see ``ChildApplicationError``).
+    """
+
+    @classmethod
+    def failed(cls, message: str, cause: Exception) -> ConditionError:
+        """The error for an evaluation that raised ``cause``; see the class docstring."""
+        error = _condition_error_type(type(cause))(message)
+        error.__cause__ = cause
+        return error
+
+
+class ConditionSyntaxError(ConditionError, SyntaxError):
+    """An ``expr``/``safe_expr`` text that does not parse (a ``SyntaxError`` too, as Burr's
+    ``ast.parse`` raises); ``lineno``/``offset`` point into the expression."""
+
+    def __init__(self, message: str, details: tuple[Any, ...] | None = None) -> None:
+        # SyntaxError's own __init__ (ValueError's would come first) sets msg, lineno, ...
+        if details is None:
+            SyntaxError.__init__(self, message)
+        else:
+            SyntaxError.__init__(self, message, details)
+
+    def __str__(self) -> str:  # the message alone, not SyntaxError's "(<file>, line 1)"
+        return str(self.msg)
 
 
 class StateKeyError(TurnoutError, KeyError):
@@ -308,6 +342,47 @@ def _child_error_type(first: BaseException) -> type[ChildApplicationError]:
     return made
 
 
+_CONDITION_ERROR_TYPES: dict[type[BaseException], type[ConditionError]] = {}
+
+
+def _condition_error_type(cause: type[BaseException]) -> type[ConditionError]:
+    """``ConditionError`` combined with ``cause``, made once per type; the plain class when
+    they cannot (or must not) be combined."""
+    if (
+        issubclass(cause, (TurnoutError, KeyError, StopIteration, StopAsyncIteration))
+        or not issubclass(cause, Exception)
+        or cause is ValueError
+    ):
+        return ConditionError
+    made = _CONDITION_ERROR_TYPES.get(cause)
+    if made is None:
+        try:
+            made = type(
+                f"ConditionError[{cause.__qualname__}]",
+                (ConditionError, cause),
+                {
+                    "__module__": __name__,
+                    "__doc__": ConditionError.__doc__,
+                    "__str__": BaseException.__str__,
+                    "__reduce__": _reduce_condition_error,
+                    "_also": cause,
+                },
+            )
+            made("probe")  # some combinations fail only here (a layout, a required argument)
+        except TypeError:
+            made = ConditionError
+        _CONDITION_ERROR_TYPES[cause] = made
+    return made
+
+
+def _reduce_condition_error(self: ConditionError) -> tuple[Any, ...]:
+    return (_rebuild_condition_error, (str(self), self._also))  # type: ignore[attr-defined]
+
+
+def _rebuild_condition_error(message: str, also: type[BaseException]) -> ConditionError:
+    return _condition_error_type(also)(message)
+
+
 class SerdeError(TurnoutError, TypeError, ValueError):
     """A value cannot be turned into JSON, or stored data cannot be turned back into a value
     (it is malformed, names a class this process has not registered, or was crafted).
@@ -395,6 +470,12 @@ class TrackingNameError(InvalidNameError):
     """A project name that cannot name a tracking directory (``LocalTracker(project)``)."""
 
 
+class SessionStateError(TurnoutError, ValueError):
+    """A Streamlit page asked for the ``AppState`` of Burr's explorer helpers
+    (``turnout.integrations.streamlit.get_state``) before storing one with ``update_state``;
+    a ``ValueError`` too, as Burr raises one."""
+
+
 class MissingExtraError(TurnoutError, ImportError):
     """An optional dependency is missing; the message names the exact install command."""
 
@@ -405,7 +486,8 @@ class GraphWarning(UserWarning):
 
 class TrackingWarning(UserWarning):
     """The tracker could not log something as it is (it logged a placeholder instead); the
-    application runs on. Issued once per application."""
+    application runs on. Issued once per application. Also issued when reading a log skipped
+    damaged lines (``load_state_from_log_file``)."""
 
 
 class PersistenceWarning(UserWarning):

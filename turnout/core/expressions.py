@@ -14,9 +14,10 @@ names starting with ``_`` or naming frame/code internals, calls to anything else
 
 Evaluation is bounded too (see ``turnout.core._expr_ops``): every operation that can build
 something larger than its operands checks the size first, and any failure, a limit or an error
-such as ``ZeroDivisionError``, is raised as ``ConditionError`` naming the expression. Only a state
-key the state lacks keeps its ``KeyError`` (``StateKeyError`` for a ``State``), which a running
-application reports as ``ConditionKeyError``.
+such as ``ZeroDivisionError``, is raised as ``ConditionError`` naming the expression; an error
+raised inside is also the type of the ``ConditionError`` (as Burr lets it through; see
+``ConditionError``). Only a state key the state lacks keeps its ``KeyError`` (``StateKeyError``
+for a ``State``), which a running application reports as ``ConditionKeyError``.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from turnout.core._expr_ops import (
     Refused,
     shorten,
 )
-from turnout.core.errors import ConditionError
+from turnout.core.errors import ConditionError, ConditionSyntaxError
 
 __all__ = [
     "MAX_DEPTH",
@@ -155,13 +156,12 @@ def _failure(source: str, error: Exception) -> BaseException:
         return error.error
     if isinstance(error, Refused):
         return ConditionError(f"expr({shorten(source)!r}): {error}. {error.fix}")
-    failure = ConditionError(
+    return ConditionError.failed(
         f"expr({shorten(source)!r}) failed: {type(error).__name__}: {shorten(str(error))}. "
         f"Check the values of the state keys it reads or write the check as "
-        f"Condition.lmda(fn, keys)."
+        f"Condition.lmda(fn, keys).",
+        error,
     )
-    failure.__cause__ = error
-    return failure
 
 
 _UNUSED_BUDGET = Budget()
@@ -182,8 +182,9 @@ def compile_expression(source: str) -> CompiledExpression:
     try:
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
-        raise ConditionError(
-            f"expr({shorten(source)!r}) is not a valid expression: {exc.msg}"
+        raise ConditionSyntaxError(
+            f"expr({shorten(source)!r}) is not a valid expression: {exc.msg}",
+            ("<expr>", exc.lineno, exc.offset, exc.text, exc.end_lineno, exc.end_offset),
         ) from None
     except ValueError as exc:  # a NUL character (a SyntaxError from Python 3.12)
         raise ConditionError(
@@ -244,9 +245,9 @@ class _Compiler:
     def reject(self, node: ast.AST, why: str) -> ConditionError:
         snippet = self.segment(node)
         return ConditionError(
-            f"expr({shorten(self.source)!r}): {why}: {snippet!r}. Conditions may use state keys, "
-            f"literals, operators, subscripts and the functions {', '.join(sorted(ops.FUNCTIONS))};"
-            f" for anything else use Condition.lmda(fn, keys)."
+            f"expr({shorten(self.source)!r}): disallowed {snippet!r}: {why}. Conditions may use "
+            f"state keys, literals, operators, subscripts and the functions "
+            f"{', '.join(sorted(ops.FUNCTIONS))}; for anything else use Condition.lmda(fn, keys)."
         )
 
     def segment(self, node: ast.AST) -> str:
@@ -294,6 +295,8 @@ class _Compiler:
         return read
 
     def visit_Attribute(self, node: ast.Attribute) -> _Step:
+        if node.attr.startswith("__"):
+            raise self.reject(node, "attributes starting with '_' are not allowed (a dunder)")
         if node.attr.startswith("_"):
             raise self.reject(node, "attributes starting with '_' are not allowed")
         if node.attr in ops.INTERPRETER_ATTRIBUTES:

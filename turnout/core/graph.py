@@ -8,15 +8,20 @@ the run ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from turnout.core import visualize
-from turnout.core.action import Action, check_declarations, to_action
+from turnout.core.action import Action, bound_name, check_declarations, to_action
 from turnout.core.condition import Condition, default
-from turnout.core.errors import ActionDefinitionError, ConditionKeyError, GraphSetupError
+from turnout.core.errors import (
+    ActionDefinitionError,
+    ConditionKeyError,
+    GraphSetupError,
+    UnknownActionError,
+)
 from turnout.core.retry import ExceptionCondition
 from turnout.core.state import State
 
@@ -41,14 +46,14 @@ class Graph:
     def __init__(self, actions: Sequence[Action], transitions: Sequence[Transition]) -> None:
         self._actions = list(actions)
         self._transitions = list(transitions)
-        self._by_name = {a.name: a for a in self._actions}
-        outgoing: dict[str, list[tuple[Condition, Action]]] = {a.name: [] for a in self._actions}
+        self._by_name = {bound_name(a): a for a in self._actions}
+        outgoing: dict[str, list[tuple[Condition, Action]]] = {name: [] for name in self._by_name}
         on_error: dict[str, list[tuple[ExceptionCondition, Action]]] = {}
         for t in self._transitions:
             if isinstance(t.condition, ExceptionCondition):
-                on_error.setdefault(t.from_.name, []).append((t.condition, t.to))
+                on_error.setdefault(bound_name(t.from_), []).append((t.condition, t.to))
             else:
-                outgoing[t.from_.name].append((t.condition, t.to))
+                outgoing[bound_name(t.from_)].append((t.condition, t.to))
         # Frozen per action for the hot path; a default-only edge skips condition evaluation.
         self._outgoing = {name: tuple(edges) for name, edges in outgoing.items()}
         self._on_error = {name: tuple(edges) for name, edges in on_error.items()}
@@ -73,9 +78,9 @@ class Graph:
         found = [a for a in self._actions if tag in a.tags]
         if not found:
             known = sorted({t for a in self._actions for t in a.tags})
-            raise ValueError(
-                f"no action has the tag {tag!r}; tags in this graph: {known or 'none'}. "
-                f"Add one with @action(..., tags=[{tag!r}])."
+            raise UnknownActionError(
+                f"tag {tag!r} not found: no action has the tag {tag!r}; tags in this graph: "
+                f"{known or 'none'}. Add one with @action(..., tags=[{tag!r}])."
             )
         return found
 
@@ -89,7 +94,7 @@ class Graph:
             try:
                 holds = condition._resolver(state)
             except KeyError as exc:
-                raise _condition_key_error(prior, target.name, condition, state) from exc
+                raise _condition_key_error(prior, bound_name(target), condition, state) from exc
             if holds:
                 return target
         return None
@@ -162,6 +167,34 @@ class Graph:
             include_state=include_state,
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """The graph as plain JSON-ready data: each action's name, reads, writes, required and
+        optional inputs and tags (sorted), and each transition's ends and condition name."""
+        return {"type": "graph", **self._dict_body()}
+
+    def _dict_body(self) -> dict[str, Any]:
+        return {
+            "actions": [
+                {
+                    "name": bound_name(act),
+                    "reads": sorted(act.reads),
+                    "writes": sorted(act.writes),
+                    "inputs": sorted(act.required_inputs),
+                    "optional_inputs": sorted(act.optional_inputs),
+                    "tags": sorted(act.tags),
+                }
+                for act in self._actions
+            ],
+            "transitions": [
+                {
+                    "from": bound_name(t.from_),
+                    "to": bound_name(t.to),
+                    "condition": t.condition.name,
+                }
+                for t in self._transitions
+            ],
+        }
+
     def _entrypoint_name(self) -> str | None:
         return None
 
@@ -178,6 +211,14 @@ class ApplicationGraph(Graph):
     ) -> None:
         super().__init__(actions, transitions)
         self.entrypoint = entrypoint
+
+    def to_dict(self) -> dict[str, Any]:
+        """``Graph.to_dict()`` with the entrypoint's name."""
+        return {
+            "type": "application_graph",
+            "entrypoint": self._entrypoint_name(),
+            **self._dict_body(),
+        }
 
     def _entrypoint_name(self) -> str | None:
         return self.entrypoint.name
@@ -208,6 +249,12 @@ class GraphBuilder:
         """The actions added so far, in order (Burr's attribute)."""
         return list(self._actions.values())
 
+    @property
+    def transitions(self) -> list[tuple[Any, Any, Any]]:
+        """The transitions added so far, in order, one ``(from, to, condition)`` per source
+        (Burr's attribute); they are checked by ``build()``."""
+        return list(self._transitions)
+
     def with_actions(self, *actions: Any, **named_actions: Any) -> GraphBuilder:
         """Add actions: ``@action`` functions by their function name, or any action by keyword."""
         for candidate in actions:
@@ -223,13 +270,11 @@ class GraphBuilder:
         except ActionDefinitionError as exc:
             self._problems.append(str(exc))
             return
-        if act.name in self._actions:
-            self._problems.append(
-                f"two actions are named {act.name!r}; give one another name, "
-                f"e.g. with_actions({act.name}_2=...)."
-            )
+        name = bound_name(act)
+        if name in self._actions:
+            self._problems.append(_duplicate_problem(name))
             return
-        self._actions[act.name] = act
+        self._actions[name] = act
 
     def with_transitions(self, *transitions: TransitionSpec) -> GraphBuilder:
         """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
@@ -266,36 +311,16 @@ class GraphBuilder:
     def _collect(self) -> tuple[list[Action], list[Transition], list[str]]:
         problems = list(self._problems)
         if not self._actions:
-            problems.append("there are no actions; add them with with_actions(...).")
+            problems.append(_NO_ACTIONS)
         known = self._actions
         transitions: list[Transition] = []
-        defaults_from: dict[str, int] = {}
         for source, target, condition in self._transitions:
-            bad = [repr(n) for n in (source, target) if not isinstance(n, str) or n not in known]
-            if not isinstance(condition, Condition):
-                problems.append(
-                    f"transition {source!r} -> {target!r}: the condition must be a Condition "
-                    f"(when(...), expr(...), default), got {type(condition).__name__}: "
-                    f"{condition!r}."
-                )
+            problem = _transition_problem(source, target, condition, known)
+            if problem is not None:
+                problems.append(problem)
                 continue
-            if bad:
-                names = ", ".join(sorted(known)) or "none"
-                problems.append(
-                    f"transition {source!r} -> {target!r} names unknown action(s) "
-                    f"{', '.join(bad)}; "
-                    f"known actions: {names}."
-                )
-                continue
-            if condition is default:
-                defaults_from[source] = defaults_from.get(source, 0) + 1
             transitions.append(Transition(known[source], known[target], condition))
-        for source, count in defaults_from.items():
-            if count > 1:
-                problems.append(
-                    f"action {source!r} has {count} default transitions; only the first could "
-                    f"ever be taken, so give the others a condition or remove them."
-                )
+        problems.extend(_default_problems(self._transitions, known))
         return list(known.values()), transitions, problems
 
     def build(self) -> Graph:
@@ -306,6 +331,83 @@ class GraphBuilder:
         return Graph(actions, transitions)
 
 
+_NO_ACTIONS = "there are no actions; add at least one with with_actions(...)."
+
+
+def _duplicate_problem(name: str | None) -> str:
+    return (
+        f"two actions are named {name!r} (duplicated); give one another name, "
+        f"e.g. with_actions({name}_2=...)."
+    )
+
+
+def _transition_problem(
+    source: Any, target: Any, condition: Any, known: Collection[str]
+) -> str | None:
+    """What is wrong with one ``(source, target, condition)`` transition, or ``None``."""
+    if not isinstance(condition, Condition):
+        return (
+            f"transition {source!r} -> {target!r}: the condition must be a Condition "
+            f"(when(...), expr(...), default), got {type(condition).__name__}: {condition!r}."
+        )
+    bad = [repr(n) for n in (source, target) if not isinstance(n, str) or n not in known]
+    if bad:
+        names = ", ".join(sorted(known)) or "none"
+        return (
+            f"transition {source!r} -> {target!r} names action(s) not found in the graph: "
+            f"{', '.join(bad)}; known actions: {names}."
+        )
+    return None
+
+
+def _default_problems(
+    transitions: Iterable[tuple[Any, Any, Any]], known: Collection[str]
+) -> list[str]:
+    """One problem per action with more than one default transition (out of known actions)."""
+    defaults_from: dict[str, int] = {}
+    for source, target, condition in transitions:
+        if condition is default and _transition_problem(source, target, condition, known) is None:
+            defaults_from[source] = defaults_from.get(source, 0) + 1
+    return [
+        f"action {source!r} has {count} default transitions; all but the first are redundant "
+        f"(never taken), so give them a condition or remove them."
+        for source, count in defaults_from.items()
+        if count > 1
+    ]
+
+
+def _validate_actions(actions: Sequence[Action] | None) -> None:
+    """Burr's check of an action list: at least one, no name twice (``GraphSetupError``, a
+    ``ValueError``). ``GraphBuilder.build()`` makes the same checks, with every other one."""
+    if actions is None:
+        raise GraphSetupError(["no actions were set; call with_actions(...) first."])
+    problems = [] if actions else [_NO_ACTIONS]
+    seen: set[str | None] = set()
+    for act in actions:
+        if act.name in seen:
+            problems.append(_duplicate_problem(act.name))
+        seen.add(act.name)
+    if problems:
+        raise GraphSetupError(problems)
+
+
+def _validate_transitions(
+    transitions: Sequence[tuple[Any, Any, Any]] | None, actions: Collection[str]
+) -> bool:
+    """Burr's check of ``(from, to, condition)`` transitions against the action names: every
+    name known, at most one default per action (``GraphSetupError``, a ``ValueError``)."""
+    transitions = list(transitions or ())
+    problems = [
+        problem
+        for source, target, condition in transitions
+        if (problem := _transition_problem(source, target, condition, actions)) is not None
+    ]
+    problems.extend(_default_problems(transitions, actions))
+    if problems:
+        raise GraphSetupError(problems)
+    return True
+
+
 def reachable_from(graph: Graph, entrypoint: str) -> set[str]:
     """Names of the actions reachable from ``entrypoint`` by following transitions."""
     seen = {entrypoint}
@@ -313,7 +415,8 @@ def reachable_from(graph: Graph, entrypoint: str) -> set[str]:
     while todo:
         name = todo.pop()
         for _condition, target in (*graph._outgoing.get(name, ()), *graph._on_error.get(name, ())):
-            if target.name not in seen:
-                seen.add(target.name)
-                todo.append(target.name)
+            target_name = bound_name(target)
+            if target_name not in seen:
+                seen.add(target_name)
+                todo.append(target_name)
     return seen

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from turnout.core import children
-from turnout.core.action import Action, SingleStepAction, to_action
+from turnout.core.action import Action, SingleStepAction, bound_name, to_action
 from turnout.core.children import Sink
 from turnout.core.context import ApplicationContext, StepScope, current_scope
 from turnout.core.errors import AsyncRequiredError, ChildApplicationError
@@ -75,7 +75,8 @@ class RunnableGraph:
             return from_
         act = to_action(from_)
         graph = GraphBuilder().with_actions(act).build()
-        return RunnableGraph(graph=graph, entrypoint=act.name, halt_after=[act.name])
+        name = bound_name(act)
+        return RunnableGraph(graph=graph, entrypoint=name, halt_after=[name])
 
 
 def _strict(parent_context: Any) -> bool:
@@ -121,7 +122,7 @@ class SubGraphTask:
         steps = app.stream_iterate(halt_after=self.graph.halt_after, inputs=self.inputs)
         for action, container in steps:
             for item in container:
-                sink(action.name, item)
+                sink(bound_name(action), item)
         return app.state
 
     async def arun(self, parent_context: Any, *, sink: Sink | None = None) -> State:
@@ -139,7 +140,7 @@ class SubGraphTask:
         steps = app.astream_iterate(halt_after=self.graph.halt_after, inputs=self.inputs)
         async for action, container in steps:
             async for item in container:
-                sink(action.name, item)
+                sink(bound_name(action), item)
         return app.state
 
     def needs_loop(self) -> bool:
@@ -261,12 +262,12 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
         context = step.context()
         if step.invocation is None:
             sync = step.loop is None
-            step.invocation = await children.first_attempt(context, self.name, sync=sync)
+            step.invocation = await children.first_attempt(context, bound_name(self), sync=sync)
         if step.loop is None or self.is_async() or self.streaming:
             return
         _, inputs = self._split(dict(step.kwargs))
         tasks = list(children.sync_source(self.tasks(step.base, context, inputs), self))
-        step.child_states = await children.run_async(self.name, tasks, context)
+        step.child_states = await children.run_async(bound_name(self), tasks, context)
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
         context, inputs = self._split(run_kwargs)
@@ -276,7 +277,7 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
         if scope is not None and scope.child_states is not None:  # run by _prepare_step
             return {}, self.reduce(state, scope.child_states)
         tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
-        return {}, self.reduce(state, children.run_sync(self.name, tasks, context))
+        return {}, self.reduce(state, children.run_sync(bound_name(self), tasks, context))
 
     async def _collect_tasks(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
@@ -287,7 +288,9 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> tuple[dict[str, Any], State]:
         tasks = await self._collect_tasks(state, context, inputs)
-        return {}, await self._reduce(state, await children.run_async(self.name, tasks, context))
+        return {}, await self._reduce(
+            state, await children.run_async(bound_name(self), tasks, context)
+        )
 
     async def _reduce(self, state: State, states: list[State]) -> State:
         reduced: Any = self.reduce(state, states)
@@ -317,14 +320,14 @@ class TaskBasedParallelAction(SingleStepAction, StreamingAction):
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> Generator[dict[str, Any], None, None]:
         tasks = list(children.sync_source(self.tasks(state, context, inputs), self))
-        yield from children.stream_sync(self.name, tasks, context)
+        yield from children.stream_sync(bound_name(self), tasks, context)
         yield {"children": len(tasks)}
 
     async def _astream(
         self, state: State, context: ApplicationContext, inputs: dict[str, Any]
     ) -> AsyncIterator[dict[str, Any]]:
         tasks = await self._collect_tasks(state, context, inputs)
-        async for item in children.stream_async(self.name, tasks, context):
+        async for item in children.stream_async(bound_name(self), tasks, context):
             yield item
         yield {"children": len(tasks)}
 

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from turnout.core.action import Action, FunctionBasedAction, _injected_name
+from turnout.core.action import Action, FunctionBasedAction, _injected_name, bound_name
 from turnout.core.context import StepScope
 from turnout.core.errors import (
     InvalidActionReturnError,
@@ -59,7 +59,7 @@ class ActionSpec:
         # Burr does, with one UndeclaredWriteWarning per key (``warned``) of this application.
         self.strict = strict
         self.warned: set[str] = set()
-        self.name = action.name
+        self.name = bound_name(action)
         self.reads = tuple(action.reads)
         self.writes = frozenset(action.writes)
         self.single_step = action.single_step

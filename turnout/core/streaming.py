@@ -66,13 +66,27 @@ class StreamingAction(Action):
     ) -> Generator[dict[str, Any], None, None] | AsyncGenerator[dict[str, Any], None]:
         """Yield items; the last one is the result."""
 
-    def run(self, state: State, **run_kwargs: Any) -> dict[str, Any]:
-        raise ActionDefinitionError(
-            f"{type(self).__name__} is a StreamingAction: the engine calls stream_run(), not run()."
-        )
+    def run(self, state: State, **run_kwargs: Any) -> Any:
+        """Run the stream to its end and return its last dict, the result (Burr's, for using a
+        streaming action where a plain one is expected); when ``stream_run`` is async, a
+        coroutine to await. Applications call ``stream_run`` and hand out the items."""
+        stream = self.stream_run(state, **run_kwargs)
+        if isinstance(stream, AsyncGenerator):
+            return _last_async(stream)
+        last = None
+        for last in stream:  # noqa: B007 - the loop keeps the last item
+            pass
+        return last
 
     def is_async(self) -> bool:
         return inspect.isasyncgenfunction(self.stream_run)
+
+
+async def _last_async(stream: AsyncGenerator[Any, None]) -> Any:
+    last = None
+    async for last in stream:  # noqa: B007 - the loop keeps the last item
+        pass
+    return last
 
 
 class SingleStepStreamingAction(SingleStepAction):
@@ -89,20 +103,45 @@ class SingleStepStreamingAction(SingleStepAction):
     ) -> Generator[Any, None, None] | AsyncGenerator[Any, None]:
         """Yield items, then ``(result, new_state)``."""
 
-    def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
-        raise ActionDefinitionError(
-            f"{type(self).__name__} is a SingleStepStreamingAction: the engine calls "
-            f"stream_run_and_update(), not run_and_update()."
-        )
+    def run_and_update(self, state: State, **run_kwargs: Any) -> Any:
+        """Run the stream to its end and return its final ``(result, state)`` (Burr's, for using
+        a streaming action where a plain one is expected); when the stream is async, a
+        coroutine to await. Applications call ``stream_run_and_update`` and hand out the items."""
+        stream = self.stream_run_and_update(state, **run_kwargs)
+        reader = StreamReader(self, self.name or type(self).__name__)
+        if isinstance(stream, AsyncGenerator):
+            return _read_async(reader, stream, self, state)
+        for raw in stream:
+            reader.item(raw)
+        return reader.returned(self, state)
 
     def is_async(self) -> bool:
         return inspect.isasyncgenfunction(self.stream_run_and_update)
 
 
-class FunctionBasedStreamingAction(FunctionBasedAction):
-    """The action behind a ``@streaming_action``-decorated generator function."""
+async def _read_async(
+    reader: StreamReader, stream: AsyncGenerator[Any, None], act: Action, state: State
+) -> Any:
+    async for raw in stream:
+        reader.item(raw)
+    return reader.returned(act, state)
+
+
+class FunctionBasedStreamingAction(FunctionBasedAction, SingleStepStreamingAction):
+    """The action behind a ``@streaming_action``-decorated generator function (a
+    ``SingleStepStreamingAction``, as in Burr)."""
 
     streaming = True
+
+    def stream_run_and_update(
+        self, state: State, **run_kwargs: Any
+    ) -> Generator[Any, None, None] | AsyncGenerator[Any, None]:
+        stream: Generator[Any, None, None] | AsyncGenerator[Any, None]
+        stream = self.fn(state, **self.bound_params, **run_kwargs)
+        return stream
+
+    def run_and_update(self, state: State, **run_kwargs: Any) -> Any:
+        return SingleStepStreamingAction.run_and_update(self, state, **run_kwargs)
 
     def is_async(self) -> bool:
         return inspect.isasyncgenfunction(self.fn)
@@ -232,16 +271,59 @@ class _Finished:
         self.state = state
 
 
-class _ContainerBase:
-    __slots__ = ("_app", "_done", "_error_delivered", "_result", "_source", "_state")
+class _FixedState:
+    """Stands for the application in a container built with Burr's constructor: the state to
+    report when the stream ends without a final state."""
 
-    def __init__(self, app: Any, source: Any) -> None:
+    __slots__ = ("state",)
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+
+def _burr_stream(
+    generator: Iterator[tuple[Any, State | None]],
+    process_result: Callable[[dict[str, Any], State], tuple[dict[str, Any], State]],
+) -> Generator[Any, None, None]:
+    """Burr's container protocol: ``(item, None)`` pairs, then ``(result, state)``, which
+    ``process_result`` turns into the final outcome."""
+    for item, state in generator:
+        if state is not None:
+            yield _Finished(*process_result(item, state))
+            return
+        yield item
+
+
+async def _aburr_stream(
+    generator: AsyncIterator[tuple[Any, State | None]],
+    process_result: Callable[[dict[str, Any], State], tuple[dict[str, Any], State]],
+) -> AsyncGenerator[Any, None]:
+    async for item, state in generator:
+        if state is not None:
+            yield _Finished(*process_result(item, state))
+            return
+        yield item
+
+
+class _ContainerBase:
+    __slots__ = (
+        "_app",
+        "_done",
+        "_error_delivered",
+        "_on_end",
+        "_result",
+        "_source",
+        "_state",
+    )
+
+    def _setup(self, app: Any, source: Any, on_end: Callable[..., Any] | None = None) -> None:
         self._app = app
         self._source = source
         self._done = isinstance(source, _Finished)
         self._result: dict[str, Any] | None = source.result if self._done else None
         self._state: State = source.state if self._done else app.state
         self._error_delivered = False
+        self._on_end = on_end  # Burr's callback(result, state, error), called once at the end
 
     def _absorb(self, value: Any) -> dict[str, Any] | None:
         """An item to hand out, or ``None`` after recording the final step."""
@@ -252,8 +334,17 @@ class _ContainerBase:
             else:
                 self._state = self._app.state
             return None
+        if isinstance(value, _Finished):  # the end of a stream given to Burr's constructor
+            self._done = True
+            self._result, self._state = value.result, value.state
+            return None
         item: dict[str, Any] = value
         return item
+
+    def _ending(self) -> Callable[..., Any] | None:
+        """The end callback, if it has not been called yet (it is called once)."""
+        on_end, self._on_end = self._on_end, None
+        return on_end
 
     @property
     def failed(self) -> bool:
@@ -269,31 +360,74 @@ class _ContainerBase:
 class StreamingResultContainer(_ContainerBase):
     """Iterate over a streaming step's items; ``get()`` returns ``(result, state)``.
 
-    The step is committed (and its hooks fire) when the stream ends. An exception inside the
-    stream is raised once, from whichever of iteration or ``get()`` meets it first; ``get()``
-    afterwards returns ``(None, state)`` with the application's state after the failure.
+    ``Application.stream_result`` returns one. The step is committed (and its hooks fire) when
+    the stream ends. An exception inside the stream is raised once, from whichever of
+    iteration or ``get()`` meets it first; ``get()`` afterwards returns ``(None, state)`` with
+    the application's state after the failure.
+
+    Built directly, it takes Burr's arguments: a generator of ``(item, None)`` pairs ending
+    with ``(result, state)``, the state to report if the stream ends without one,
+    ``process_result(result, state) -> (result, state)`` for the final pair, and
+    ``callback(result, state, error)``, called once when the iteration ends (``error`` is the
+    exception that ended it, if any).
     """
 
     __slots__ = ("_iterator",)
 
-    def __init__(self, app: Any, source: Any, iterator: Iterator[Any] | None) -> None:
-        super().__init__(app, source)
-        self._iterator = iterator
+    def __init__(
+        self,
+        streaming_result_generator: Iterator[tuple[Any, State | None]],
+        initial_state: State,
+        process_result: Callable[[dict[str, Any], State], tuple[dict[str, Any], State]],
+        callback: Callable[[dict[str, Any] | None, State, BaseException | None], Any],
+    ) -> None:
+        stream = _burr_stream(streaming_result_generator, process_result)
+        self._setup(_FixedState(initial_state), stream, callback)
+        self._iterator: Iterator[Any] | None = stream
+
+    @classmethod
+    def _of_step(
+        cls, app: Any, source: Any, iterator: Iterator[Any] | None
+    ) -> StreamingResultContainer:
+        """The container of an application's streaming step."""
+        container = cls.__new__(cls)
+        container._setup(app, source)
+        container._iterator = iterator
+        return container
+
+    @staticmethod
+    def pass_through(results: dict[str, Any], final_state: State) -> StreamingResultContainer:
+        """A container with no items whose ``get()`` returns ``(results, final_state)``."""
+        return StreamingResultContainer._of_step(
+            _FixedState(final_state), _Finished(results, final_state), None
+        )
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        while not self._done:
-            assert self._iterator is not None
-            try:
-                value = next(self._iterator)
-            except StopIteration:
-                self._done = True
-                return
-            except BaseException:
-                self._failed()
-                raise
-            item = self._absorb(value)
-            if item is not None:
-                yield item
+        # The end callback is called in the except clause and after the loop, not in a
+        # `finally` holding the exception: that would keep this frame, and the stream, alive in
+        # a reference cycle after the caller abandons the iteration (which must close it now).
+        try:
+            while not self._done:
+                assert self._iterator is not None
+                try:
+                    value = next(self._iterator)
+                except StopIteration:
+                    self._done = True
+                    break
+                except BaseException:
+                    self._failed()
+                    raise
+                item = self._absorb(value)
+                if item is not None:
+                    yield item
+        except BaseException as error:
+            on_end = self._ending()
+            if on_end is not None:
+                on_end(self._result, self._state, error)
+            raise
+        on_end = self._ending()
+        if on_end is not None:
+            on_end(self._result, self._state, None)
 
     def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""
@@ -303,23 +437,61 @@ class StreamingResultContainer(_ContainerBase):
 
 
 class AsyncStreamingResultContainer(_ContainerBase):
-    """The async form of ``StreamingResultContainer``: ``async for`` and ``await get()``."""
+    """The async form of ``StreamingResultContainer``: ``async for`` and ``await get()``.
+
+    Built directly, it takes Burr's arguments (see ``StreamingResultContainer``), with an
+    async generator and an async ``callback``.
+    """
 
     __slots__ = ()
 
+    def __init__(
+        self,
+        streaming_result_generator: AsyncIterator[tuple[Any, State | None]],
+        initial_state: State,
+        process_result: Callable[[dict[str, Any], State], tuple[dict[str, Any], State]],
+        callback: Callable[[dict[str, Any] | None, State, BaseException | None], Any],
+    ) -> None:
+        stream = _aburr_stream(streaming_result_generator, process_result)
+        self._setup(_FixedState(initial_state), stream, callback)
+
+    @classmethod
+    def _of_step(cls, app: Any, source: Any) -> AsyncStreamingResultContainer:
+        """The container of an application's streaming step."""
+        container = cls.__new__(cls)
+        container._setup(app, source)
+        return container
+
+    @staticmethod
+    def pass_through(results: dict[str, Any], final_state: State) -> AsyncStreamingResultContainer:
+        """A container with no items whose ``get()`` returns ``(results, final_state)``."""
+        return AsyncStreamingResultContainer._of_step(
+            _FixedState(final_state), _Finished(results, final_state)
+        )
+
     async def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        while not self._done:
-            try:
-                value = await self._source.__anext__()
-            except StopAsyncIteration:
-                self._done = True
-                return
-            except BaseException:
-                self._failed()
-                raise
-            item = self._absorb(value)
-            if item is not None:
-                yield item
+        # See StreamingResultContainer.__iter__ for why the callback is not in a `finally`.
+        try:
+            while not self._done:
+                try:
+                    value = await self._source.__anext__()
+                except StopAsyncIteration:
+                    self._done = True
+                    break
+                except BaseException:
+                    self._failed()
+                    raise
+                item = self._absorb(value)
+                if item is not None:
+                    yield item
+        except BaseException as error:
+            on_end = self._ending()
+            if on_end is not None:
+                await on_end(self._result, self._state, error)
+            raise
+        on_end = self._ending()
+        if on_end is not None:
+            await on_end(self._result, self._state, None)
 
     async def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""

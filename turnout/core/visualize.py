@@ -12,6 +12,7 @@ import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from turnout.core.action import bound_name
 from turnout.core.condition import default
 from turnout.core.errors import MissingExtraError
 from turnout.core.retry import ExceptionCondition
@@ -31,7 +32,7 @@ def _inputs(graph: Graph) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for act in graph.actions:
         for name in (*act.required_inputs, *act.optional_inputs):
-            out.setdefault(name, []).append(act.name)
+            out.setdefault(name, []).append(bound_name(act))
     return out
 
 
@@ -78,7 +79,7 @@ def to_dot(
     ]
     for act in graph.actions:
         attrs = []
-        label = _node_label(graph, act.name, include_state)
+        label = _node_label(graph, bound_name(act), include_state)
         if label != act.name:
             attrs.append(f"label={_dot_quote(label)}")
         if act.name == entrypoint:
@@ -86,14 +87,14 @@ def to_dot(
         if act.name == current:
             attrs.append(f'style="rounded,filled", fillcolor="{HIGHLIGHT_FILL}"')
         suffix = f" [{', '.join(attrs)}]" if attrs else ""
-        lines.append(f"  {_dot_quote(act.name)}{suffix};")
+        lines.append(f"  {_dot_quote(bound_name(act))}{suffix};")
     if include_inputs:
         for name, targets in _inputs(graph).items():
             node = _dot_quote(f"input: {name}")
             lines.append(f"  {node} [shape=oval, style=dashed];")
             lines.extend(f"  {node} -> {_dot_quote(t)} [style=dashed];" for t in targets)
     for t in graph.transitions:
-        edge = f"  {_dot_quote(t.from_.name)} -> {_dot_quote(t.to.name)}"
+        edge = f"  {_dot_quote(bound_name(t.from_))} -> {_dot_quote(bound_name(t.to))}"
         if t.condition is default:
             lines.append(f"{edge};")
         elif isinstance(t.condition, ExceptionCondition):
@@ -131,7 +132,7 @@ def to_mermaid(
     ids = {act.name: f"a{i}" for i, act in enumerate(graph.actions)}
     lines = ["flowchart TD"]
     for act in graph.actions:
-        label = _mermaid_text(_node_label(graph, act.name, include_state))
+        label = _mermaid_text(_node_label(graph, bound_name(act), include_state))
         lines.append(f"    {ids[act.name]}[{label}]")
     if entrypoint is not None:
         lines.append(f"    start(((start))) --> {ids[entrypoint]}")

@@ -21,6 +21,7 @@ from typing import Any
 
 import streamlit as st
 
+from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.integrations.streamlit.data import StateDiff, diff_states
 from turnout.integrations.streamlit.render import (
@@ -141,7 +142,7 @@ def _run_to_halt(
     before = _plain(app.state)
     try:
         for count, (act, result, _state) in enumerate(steps, start=1):
-            before = _record(app, act.name, result, before).state
+            before = _record(app, bound_name(act), result, before).state
             if count >= max_steps:
                 nxt = app.get_next_action()
                 halted = act.name in (halt_after or ()) or (
@@ -189,7 +190,7 @@ def step_controls(
             before = _plain(app.state)
             done = app.step(inputs=inputs)
             if done is not None:
-                _record(app, done[0].name, done[1], before)
+                _record(app, bound_name(done[0]), done[1], before)
             moved = True
         if run_col.button("Run to halt", key=f"{key}_run", disabled=idle):
             stopped = _run_to_halt(app, inputs, halt_before, halt_after, max_steps)
