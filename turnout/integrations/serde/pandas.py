@@ -135,7 +135,12 @@ def _inside(base: str | os.PathLike[str], stored: Any) -> str:
         )  # fmt: skip
     root = os.path.realpath(base)
     real = os.path.realpath(os.path.join(root, stored))  # an absolute `stored` replaces root
-    if real == root or os.path.commonpath([root, real]) != root:
+    if real == root:
+        raise SerdeError(
+            "", None, f"a stored DataFrame's path {_short(stored)} names the configured "
+            f"directory {root!r} itself, not a file in it: the data is damaged or was crafted",
+        )  # fmt: skip
+    if os.path.commonpath([root, real]) != root:
         raise SerdeError(
             "", None, f"a stored DataFrame's path {_short(stored)} resolves outside the "
             f"configured directory {root!r} (pandas_kwargs['path']); turnout reads DataFrames "
