@@ -39,6 +39,7 @@ from turnout.core import (
     type_eraser,
     when,
 )
+from turnout.core._serde_plugins import register_serde_plugin
 from turnout.core.builder import register_otel_loader
 
 
@@ -52,6 +53,26 @@ def _load_otel_adapter() -> object:
 
 
 register_otel_loader(_load_otel_adapter)
+
+# Burr's serde plugins, loaded the first time a value of their library or one of their keys is met
+# (Burr imports them all with its state module): the core calls these by name only.
+register_serde_plugin(
+    "turnout.integrations.serde.pandas", libraries=("pandas",), keys=("pandas.DataFrame",)
+)
+register_serde_plugin(
+    "turnout.integrations.serde.pydantic", libraries=("pydantic",), keys=("pydantic",)
+)
+register_serde_plugin(
+    "turnout.integrations.serde.langchain",
+    libraries=("langchain_core",),
+    keys=(
+        "lc_document",
+        "lc_document_with_state",
+        "lc_document_hack",
+        "lc_message",
+        "lc_message_hack",
+    ),
+)
 
 __version__ = "0.1.0"
 

@@ -112,6 +112,26 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
     "burr.integrations.persisters.b_psycopg2": ("psycopg", ["PostgreSQLPersister"]),
     "burr.integrations.persisters.b_asyncpg": ("psycopg", ["AsyncPostgreSQLPersister"]),
     "burr.integrations.persisters.b_aiosqlite": ("sqlite3", ["AsyncSQLitePersister"]),
+    "burr.integrations.serde.pandas": (
+        "pandas",
+        ["deserialize_pandas_df", "serialize_pandas_df"],
+    ),
+    "burr.integrations.serde.pydantic": (
+        "pydantic",
+        ["SecurityWarning", "deserialize_pydantic", "serialize_pydantic", "set_allowlist"],
+    ),
+    "burr.integrations.serde.langchain": (
+        "langchain_core",
+        [
+            "deserialize_lc_document",
+            "deserialize_lc_document_hack",
+            "deserialize_lc_document_with_state",
+            "deserialize_lc_message",
+            "deserialize_lc_message_hack",
+            "serialize_lc_docs",
+            "serialize_lc_messages",
+        ],
+    ),
     "burr.integrations.streamlit": (
         "streamlit",
         [

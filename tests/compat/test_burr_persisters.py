@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import pickle
 import sqlite3
 import warnings
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any
 import pytest
 
 from turnout import ApplicationBuilder, State, action
+from turnout.core import serde
 from turnout.core.errors import (
     ConcurrencyError,
     PersistenceError,
     PersistenceWarning,
-    TrackingWarning,
     UnsupportedOperationError,
 )
 from turnout.core.persistence import (
@@ -137,14 +138,38 @@ def test_empty_serde_kwargs_are_accepted_silently_as_the_third_positional_argume
             assert persister.serde_kwargs == {}
 
 
-def test_non_empty_serde_kwargs_warn_that_they_are_ignored_and_name_the_fix(
-    tmp_path: Path,
-) -> None:
-    with pytest.warns(PersistenceWarning, match=r"serde_kwargs=\{'pickle': True\}.*serde="):
-        persister = SQLitePersister(tmp_path / "s.db", serde_kwargs={"pickle": True})
-    with persister:
-        assert persister.serde_kwargs == {"pickle": True}
-        persister.save(None, "a", 0, "count", State({"n": 1}), "completed")  # still saves
+def test_non_empty_serde_kwargs_reach_codecs_registered_burrs_way(tmp_path: Path) -> None:
+    seen: list[dict[str, Any]] = []
+
+    @serde.serialize.register(_Tagged)
+    def _encode(value: _Tagged, **kwargs: Any) -> dict[str, Any]:
+        seen.append(kwargs)
+        return {serde.KEY: "test.tagged", "v": value.v}
+
+    def _decode(data: dict[str, Any], **kwargs: Any) -> _Tagged:
+        seen.append(kwargs)
+        return _Tagged(data["v"])
+
+    serde.deserializer.register("test.tagged")(_decode)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            persister = SQLitePersister(tmp_path / "s.db", serde_kwargs={"opt": {"x": 1}})
+        with persister:
+            assert persister.serde_kwargs == {"opt": {"x": 1}}
+            persister.save(None, "a", 0, "count", State({"t": _Tagged(3)}), "completed")
+            loaded = persister.load(None, "a")
+        assert loaded is not None
+        assert loaded["state"]["t"].v == 3
+        assert seen == [{"opt": {"x": 1}}, {"opt": {"x": 1}}]
+    finally:
+        serde.deserializer.func_map.pop("test.tagged", None)
+        serde.serialize.register(_Tagged)(serde.serialize.dispatch(object))
+
+
+class _Tagged:
+    def __init__(self, v: int) -> None:
+        self.v = v
 
 
 def test_async_sqlite_from_values_is_awaitable_and_an_async_context_manager(
@@ -353,10 +378,13 @@ def test_local_tracker_takes_burrs_project_storage_dir_and_serde_kwargs(tmp_path
     assert (tmp_path / "burr_project").is_dir()
 
 
-def test_local_tracker_warns_that_non_empty_serde_kwargs_are_ignored(tmp_path: Path) -> None:
-    with pytest.warns(TrackingWarning, match=r"serde_kwargs=\{'x': 1\}.*serde="):
+def test_local_tracker_keeps_non_empty_serde_kwargs_for_its_copies(tmp_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         tracker = LocalTracker("p", tmp_path, serde_kwargs={"x": 1})
     assert tracker.serde_kwargs == {"x": 1}
+    assert tracker.copy().serde_kwargs == {"x": 1}
+    assert pickle.loads(pickle.dumps(tracker)).serde_kwargs == {"x": 1}
 
 
 # -- a database Burr wrote -------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_loading_without_the_decoder_says_the_code_is_missing_and_the_record_int
     persister.initialize()
     _app(tmp_path, persister).step()
     burr_serde.deserializer.func_map.pop("test.money")
-    with pytest.raises(PersistenceError, match="test.money") as info:
+    with pytest.raises(PersistenceError, match=r"test\.money") as info:
         persister.load("", "shop")
     assert "intact" in str(info.value)
 

@@ -10,6 +10,9 @@ have its own pair instead (``register_field_serde``). ``State.serialize()`` and
 Stored data names a *key*, never code: a key selects one of the functions the loading process
 registered itself, and an unknown key is a ``SerdeError`` naming the registered ones. The walk
 stops at ``MAX_DEPTH`` (200) levels with a ``SerdeError`` instead of running out of stack.
+
+Burr's plugins (pandas, pydantic, LangChain: ``turnout.integrations.serde``) are imported the
+first time a value or a key of theirs is met; see ``turnout.core._serde_plugins``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable, Mapping
 from functools import singledispatch
 from typing import Any, TypeVar
 
+from turnout.core._serde_plugins import load_for_key, load_for_type, why_missing
 from turnout.core.errors import SerdeError
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "serialize_dict",
     "serialize_list",
     "serialize_primitive",
+    "state_serialize_only",
 ]
 
 MAX_DEPTH = 200
@@ -73,20 +78,41 @@ class StringDispatch:
 
         return decorator
 
+    def lookup(self, key: Any) -> Callable[..., Any] | None:
+        """The decoder registered for ``key``, or ``None``."""
+        return self.func_map.get(key) if isinstance(key, str) else None
+
     def call(self, key: str, *args: Any, **kwargs: Any) -> Any:
-        func = self.func_map.get(key) if isinstance(key, str) else None
+        func = self.lookup(key)
         if func is None:
-            raise UnregisteredKeyError(
-                "",
-                None,
-                f"no deserializer is registered for {KEY}={key!r} (registered: "
-                f"{sorted(self.func_map)}). Has the module that registers it been imported? "
-                f"@deserializer.register({key!r}) must run before loading",
-            )
+            raise UnregisteredKeyError("", None, self._unregistered(key))
         return func(*args, **kwargs)
 
+    def _unregistered(self, key: Any) -> str:
+        return (
+            f"no deserializer is registered for {KEY}={key!r} (registered: "
+            f"{sorted(self.func_map)}). Has the module that registers it been imported? "
+            f"@deserializer.register({key!r}) must run before loading"
+        )
 
-deserializer = StringDispatch()
+
+class _PluginDispatch(StringDispatch):
+    """``deserializer``: a key one of Burr's plugins decodes imports that plugin on first use."""
+
+    def lookup(self, key: Any) -> Callable[..., Any] | None:
+        func = super().lookup(key)
+        if func is None and load_for_key(key):
+            func = super().lookup(key)
+        return func
+
+    def _unregistered(self, key: Any) -> str:
+        why = why_missing(key)
+        if why is None:
+            return super()._unregistered(key)
+        return f"{KEY}={key!r} is a key of Burr's serde plugins, whose plugin is missing: {why}"
+
+
+deserializer: StringDispatch = _PluginDispatch()
 
 
 def deserialize(value: Any, **kwargs: Any) -> Any:
@@ -121,7 +147,14 @@ def serialize(value: Any, **kwargs: Any) -> Any:
     """
     if value is None:
         return None
+    if load_for_type(type(value)):  # a pandas/pydantic/LangChain value: its plugin, then retry
+        func = serialize.dispatch(type(value))
+        if func is not _fallback:
+            return func(value, **kwargs)
     return str(value)
+
+
+_fallback = serialize.dispatch(object)
 
 
 @serialize.register(str)
@@ -148,9 +181,18 @@ def serialize_list(value: list[Any], **kwargs: Any) -> list[Any]:
     return [serialize(v, **kwargs) for v in value]
 
 
-_BUILT_IN = frozenset(
-    {serialize.dispatch(object), serialize_primitive, serialize_dict, serialize_list}
-)
+_BUILT_IN = frozenset({_fallback, serialize_primitive, serialize_dict, serialize_list})
+
+_STATE_ONLY: set[Callable[..., Any]] = set()
+
+
+def state_serialize_only(func: F) -> F:
+    """Mark a ``@serialize.register`` function as Burr's format for ``State.serialize()`` only:
+    persisters and trackers keep storing such values in turnout's own form (they store
+    pydantic models and LangChain messages already, with their type checks on loading)."""
+    _STATE_ONLY.add(func)
+    return func
+
 
 field_serde: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., Any]]] = {}
 """Per-field serialisers and deserialisers, by state key (``register_field_serde``)."""
@@ -188,29 +230,48 @@ def register_field_serde(
 
 
 def serialize_state(values: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """``State.serialize``: every key through its field serde, else ``serialize``."""
+    """``State.serialize``: every key through its field serde, else ``serialize``. A failure
+    is a ``SerdeError`` (a ``ValueError``, as on Burr) naming the field, the cause chained."""
     out: dict[str, Any] = {}
     for key, value in values.items():
-        pair = field_serde.get(key)
-        if pair is None:
-            out[key] = serialize(value, **kwargs)
-            continue
-        data = pair[0](value, **kwargs)
-        if not isinstance(data, dict):
-            raise SerdeError(
-                f"$.{key}",
-                value,
-                f"the field serializer for {key!r} returned {type(data).__name__}, but it must "
-                f"return a dict (e.g. {{'value': ...}}) that its deserializer reads back",
-            )
-        out[key] = data
+        try:
+            out[key] = _serialize_field(key, value, kwargs)
+        except Exception as exc:
+            raise _field_error(
+                key,
+                exc,
+                f"Failed to serialize state field {key!r} (value of type "
+                f"{type(value).__name__}): {exc}",
+            ) from exc
     return out
+
+
+def _serialize_field(key: str, value: Any, kwargs: dict[str, Any]) -> Any:
+    pair = field_serde.get(key)
+    if pair is None:
+        return serialize(value, **kwargs)
+    data = pair[0](value, **kwargs)
+    if not isinstance(data, dict):
+        raise SerdeError(
+            f"$.{key}",
+            value,
+            f"the field serializer for {key!r} returned {type(data).__name__}, but it must "
+            f"return a dict (e.g. {{'value': ...}}) that its deserializer reads back",
+        )
+    return data
+
+
+def _field_error(key: str, exc: Exception, message: str) -> SerdeError:
+    error = SerdeError("", None, message)
+    error.path = getattr(exc, "path", "") or f"$.{key}"
+    return error
 
 
 def decode_registered(data: Mapping[str, Any]) -> dict[str, Any]:
     """Burr's stored state with what this process can decode decoded: fields with a field serde,
     and values tagged with a key registered on ``deserializer`` (or a plain dict
-    ``serialize_dict`` wrapped). Values tagged with other keys stay the stored dicts."""
+    ``serialize_dict`` wrapped). Values tagged with other keys, or that a decoder refuses with a
+    ``SerdeError``, stay the stored dicts. Plugins are not imported for this read-only path."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         pair = field_serde.get(key)
@@ -228,7 +289,10 @@ def _decode_known(value: Any, depth: int) -> Any:
                 value = value["value"]
             return {k: _decode_known(v, depth + 1) for k, v in value.items()}
         if isinstance(key, str) and key in deserializer.func_map:
-            return deserializer.func_map[key](value)
+            try:
+                return deserializer.func_map[key](value)
+            except SerdeError:  # a plugin refusing it (an unregistered class): kept as stored,
+                return value  # and the Burr reader warns about it like any undecoded value
         return value
     if isinstance(value, list):
         return [_decode_known(v, depth + 1) for v in value]
@@ -239,7 +303,14 @@ def custom_serializer(kind: type) -> Callable[..., Any] | None:
     """The function a program registered with ``@serialize.register(kind)`` (or for a base of
     it), or ``None`` when only the built-in ones apply."""
     fn = serialize.dispatch(kind)
-    return None if fn in _BUILT_IN else fn
+    return None if fn in _BUILT_IN or fn in _STATE_ONLY else fn
+
+
+def plugin_serializer(kind: type) -> Callable[..., Any] | None:
+    """``custom_serializer(kind)`` after importing the Burr plugin for ``kind``'s library (a
+    pandas DataFrame), for a value turnout's ``Serde`` has no form of its own for."""
+    load_for_type(kind)
+    return custom_serializer(kind)
 
 
 def deserialize_state(data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
@@ -251,5 +322,12 @@ def deserialize_state(data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         pair = field_serde.get(key)
-        out[key] = pair[1](value, **kwargs) if pair is not None else deserialize(value, **kwargs)
+        try:
+            out[key] = (
+                pair[1](value, **kwargs) if pair is not None else deserialize(value, **kwargs)
+            )
+        except Exception as exc:
+            raise _field_error(
+                key, exc, f"Failed to deserialize state field {key!r}: {exc}"
+            ) from exc
     return out

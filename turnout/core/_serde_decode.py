@@ -64,15 +64,20 @@ _SEQUENCE_TYPES: dict[str, Callable[[list[Any]], Any]] = {
 class Decoder(Walker):
     """One ``decode`` call. Paths name places in the stored JSON (``$.x.v[2]``)."""
 
-    __slots__ = ("allow_pickle", "decoders", "types")
+    __slots__ = ("allow_pickle", "burr_kwargs", "decoders", "types")
     loading = True
 
     def __init__(
-        self, decoders: dict[str, Callable[[Any], Any]], types: TypeRegistry, allow_pickle: bool
+        self,
+        decoders: dict[str, Callable[[Any], Any]],
+        types: TypeRegistry,
+        allow_pickle: bool,
+        burr_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.decoders = decoders
         self.types = types
         self.allow_pickle = allow_pickle
+        self.burr_kwargs = burr_kwargs or {}
 
     def visit(self, data: Any, parent: Frame, index: int) -> Any:
         kind = type(data)
@@ -119,7 +124,13 @@ class Decoder(Walker):
             return self.pickled(raw, path)
         if tag == BURR_TAG:  # made by an @serialize.register function: its decoders read it
             return self.frame(
-                None, [raw], _value_label, lambda r: _burr_decode(r[0], path), 1, parent, index
+                None,
+                [raw],
+                _value_label,
+                lambda r: _burr_decode(r[0], path, self.burr_kwargs),
+                1,
+                parent,
+                index,
             )
         decoder = self.decoders.get(tag)
         if decoder is None:
@@ -190,11 +201,20 @@ class Decoder(Walker):
         return call(pickle.loads, blob, path, "pickle.loads")
 
 
-def _burr_decode(data: Any, path: str) -> Any:
+def _burr_decode(data: Any, path: str, kwargs: dict[str, Any]) -> Any:
     try:
-        return call(burr_deserialize, data, path, "the decoder registered on serde.deserializer")
+        return call(
+            lambda d: burr_deserialize(d, **kwargs),
+            data,
+            path,
+            "the decoder registered on serde.deserializer",
+        )
     except UnregisteredKeyError as exc:
         raise MissingCodeError(path, str(exc)) from None
+    except SerdeError as exc:
+        if exc.path:
+            raise
+        raise SerdeError(path, None, str(exc), loading=True) from exc
 
 
 def _flat(items: Sequence[Any]) -> bool:

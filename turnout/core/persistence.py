@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import warnings
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -40,7 +39,7 @@ from turnout.core._persister_bases import (
     Status,
 )
 from turnout.core.engine import drive
-from turnout.core.errors import PersistenceError, PersistenceWarning
+from turnout.core.errors import PersistenceError
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.state import Change, State
 
@@ -390,17 +389,13 @@ class _Checks:
         serde.loads(serde.dumps(state.get_all()))
 
     def set_serde_kwargs(self, serde_kwargs: dict[str, Any] | None) -> None:
-        """Burr's per-call serialisation arguments. turnout's codecs take none (register them on
-        a ``Serde`` and pass ``serde=``), so non-empty ones are kept but warned about."""
+        """Burr's per-call serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``):
+        passed to the codecs registered Burr's way (``@serialize.register``, Burr's serde
+        plugins) whenever this persister saves or loads. turnout's own codecs take none."""
         self.serde_kwargs = dict(serde_kwargs or {})
         if self.serde_kwargs:
-            warnings.warn(
-                f"{type(self).__name__}(serde_kwargs={self.serde_kwargs!r}): turnout's codecs "
-                f"take no per-call arguments, so these are ignored. Register the types on a "
-                f"turnout.core.serde.Serde and pass serde=that_serde instead.",
-                PersistenceWarning,
-                stacklevel=3,
-            )
+            codec = self.core.codec
+            codec.serde = codec.serde.with_kwargs(**self.serde_kwargs)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Any:

@@ -27,6 +27,7 @@ failure is a ``SerdeError`` naming where it sits (``$.messages[3].args``) and ho
 from __future__ import annotations
 
 import base64
+import copy
 import dataclasses
 import datetime as dt
 import decimal
@@ -48,10 +49,12 @@ from turnout.core._burr_serde import (
     custom_serializer,
     deserialize,
     deserializer,
+    plugin_serializer,
     serialize,
     serialize_dict,
     serialize_list,
     serialize_primitive,
+    state_serialize_only,
 )
 from turnout.core._serde_decode import DECODED_AS_IS, Decoder
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
@@ -82,6 +85,7 @@ __all__ = [
     "serialize_dict",
     "serialize_list",
     "serialize_primitive",
+    "state_serialize_only",
     "type_name",
 ]
 
@@ -107,6 +111,7 @@ class Serde:
 
     def __init__(self, *, allow_pickle: bool = False) -> None:
         self.allow_pickle = allow_pickle
+        self.burr_kwargs: dict[str, Any] = {}
         self._codecs: dict[type, tuple[str, Callable[[Any], Any]]] = {}
         self._decoders: dict[str, Callable[[Any], Any]] = {}
         self._types = TypeRegistry("serde")
@@ -141,6 +146,24 @@ class Serde:
         checked before it is called; functions and other classes there are never called."""
         for module in modules:
             self._types.add_module(module)
+
+    def with_kwargs(self, **kwargs: Any) -> Serde:
+        """A ``Serde`` sharing this one's registrations that passes ``kwargs`` to the functions
+        registered Burr's way (``@serialize.register``, ``@deserializer.register``): Burr's
+        ``serde_kwargs``, e.g. ``pandas_kwargs={"path": "/data/frames"}``. Persisters and
+        trackers given ``serde_kwargs=`` use one. turnout's own codecs take no arguments."""
+        bound = copy.copy(self)
+        bound.burr_kwargs = dict(kwargs)
+        bound._encoder = _Encoder(bound)
+        return bound
+
+    def registered_type(self, name: str, kind: str, path: str = "$") -> type:
+        """The class stored data names as ``name`` (``"module:QualName"``), looked up among the
+        classes this ``Serde`` may load (``register_type``, ``register_module``, or encoded by it
+        in this process) and checked to be a ``kind`` (``"enum"``, ``"dataclass"`` or
+        ``"pydantic"``). Nothing is imported or called; an unknown class is a ``SerdeError``
+        naming the ``register_type`` call that allows it. For codecs that store class names."""
+        return self._types.resolve(name, kind, path)
 
     # -- encoding --------------------------------------------------------------------------------
 
@@ -181,7 +204,7 @@ class Serde:
         kind = type(data)
         if kind is not list and kind is not dict:
             return data
-        decoder = Decoder(self._decoders, self._types, self.allow_pickle)
+        decoder = Decoder(self._decoders, self._types, self.allow_pickle, self.burr_kwargs)
         return walk(data, "$", decoder.visit, DECODED_AS_IS)
 
     @property
@@ -262,13 +285,24 @@ class _Encoder(Walker):
             )
         burr_encode = custom_serializer(kind)
         if burr_encode is not None:  # @serialize.register(kind), Burr's API
-            path = path_of(parent, index)
-            what = f"the function registered with @serialize.register({kind.__name__})"
-            out = call(burr_encode, value, path, what, loading=False)
-            return self.frame(
-                value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
-            )
+            return self.burr(value, kind, burr_encode, parent, index)
         return self.builtin(value, kind, parent, index)
+
+    def burr(
+        self, value: Any, kind: type, encode: Callable[..., Any], parent: Frame, index: int
+    ) -> Frame:
+        path = path_of(parent, index)
+        what = f"the function registered with @serialize.register({kind.__name__})"
+        kwargs = self.serde.burr_kwargs
+        try:
+            out = call(lambda v: encode(v, **kwargs), value, path, what, loading=False)
+        except SerdeError as exc:
+            if exc.path:
+                raise
+            raise SerdeError(path, value, str(exc)) from exc  # say where the value sits
+        return self.frame(
+            value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
+        )
 
     def builtin(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
         if isinstance(value, enum.Enum):
@@ -313,6 +347,9 @@ class _Encoder(Walker):
                 raise SerdeError(path_of(parent, index), value, f"pickle failed: {exc}") from exc
             out = {TAG: "pickle", "v": base64.b64encode(data).decode("ascii")}
             return self.leaf(out, 1, value, parent, index)
+        plugin = plugin_serializer(kind)  # Burr's plugin for it (a pandas DataFrame)
+        if plugin is not None:
+            return self.burr(value, kind, plugin, parent, index)
         raise SerdeError(path_of(parent, index), value)
 
     def named(

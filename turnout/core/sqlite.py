@@ -160,8 +160,8 @@ class SQLitePersister(SyncPersister):
     Args:
         db_path: the database file (created if missing), or ``":memory:"``.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
-        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
-            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+        serde_kwargs: Burr's serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``),
+            passed to codecs registered Burr's way (``@serialize.register``, Burr's plugins).
         connect_kwargs: more arguments for ``sqlite3.connect`` (``check_same_thread`` is
             accepted and always off: the connection is shared by threads under a lock).
         connection: Burr's argument: a ``sqlite3`` connection of yours to ``db_path``. It stays

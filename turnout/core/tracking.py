@@ -229,8 +229,8 @@ class LocalTracker:
             characters; anything else raises ``ValueError``.
         storage_dir: the root of all projects (default ``$TURNOUT_HOME`` or ``~/.turnout``).
         serde_kwargs: Burr's serialisation arguments (``LocalTrackingClient(project,
-            storage_dir, serde_kwargs)``); turnout's codecs take none, so non-empty ones warn
-            (``TrackingWarning``): register types on a ``Serde`` and pass ``serde=`` instead.
+            storage_dir, serde_kwargs)``, e.g. ``{"pandas_kwargs": {"path": dir}}``), passed to
+            the codecs registered Burr's way (``@serialize.register``, Burr's serde plugins).
         serde: encodes state values, inputs and results (default ``DEFAULT_SERDE``).
         snapshot_every: log the full state at every sequence id divisible by this (the app line
             holds the starting state), so the state at any step is rebuilt from a snapshot and
@@ -255,14 +255,6 @@ class LocalTracker:
     ) -> None:
         self.project = check_project(project)
         self.serde_kwargs = dict(serde_kwargs or {})
-        if self.serde_kwargs:
-            warnings.warn(
-                f"LocalTracker(serde_kwargs={self.serde_kwargs!r}): turnout's codecs take no "
-                f"per-call arguments, so these are ignored. Register the types on a "
-                f"turnout.core.serde.Serde and pass serde=that_serde instead.",
-                TrackingWarning,
-                stacklevel=2,
-            )
         self.tags = _check_tags(tags)
         self.storage_dir = tracking_home(storage_dir)
         self.serde = serde or DEFAULT_SERDE
@@ -274,7 +266,11 @@ class LocalTracker:
         weakref.finalize(self, _close_all, self._files)
         self._lock = threading.Lock()
         self._broken: set[str] = set()
-        self._encoder = _SafeEncoder(self.serde)
+        # Burr's serde_kwargs reach the codecs registered Burr's way (e.g. pandas_kwargs).
+        self._bound_serde = (
+            self.serde.with_kwargs(**self.serde_kwargs) if self.serde_kwargs else self.serde
+        )
+        self._encoder = _SafeEncoder(self._bound_serde)
         self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
         self._begins: dict[tuple[str, int], float] = {}
 
@@ -285,6 +281,7 @@ class LocalTracker:
             "project": self.project,
             "storage_dir": str(self.storage_dir),
             "serde": None if self.serde is DEFAULT_SERDE else self.serde,
+            "serde_kwargs": self.serde_kwargs,
             "snapshot_every": self.snapshot_every,
             "tags": self.tags,
         }
@@ -293,6 +290,7 @@ class LocalTracker:
         self.__init__(  # type: ignore[misc]
             data["project"],
             data["storage_dir"],
+            data.get("serde_kwargs"),
             serde=data["serde"],
             snapshot_every=data["snapshot_every"],
             tags=data.get("tags"),
@@ -304,6 +302,7 @@ class LocalTracker:
         copied = LocalTracker(
             self.project,
             self.storage_dir,
+            self.serde_kwargs,
             serde=self.serde,
             snapshot_every=self.snapshot_every,
             tags=self.tags if tags is None else tags,
@@ -536,7 +535,9 @@ class LocalTracker:
                 before it, it is in a newer format, or the state holds a value the tracker
                 could only log as a placeholder.
         """
-        return load_tracked(self.log_path(app_id), app_id, partition_key, sequence_id, self.serde)
+        return load_tracked(
+            self.log_path(app_id), app_id, partition_key, sequence_id, self._bound_serde
+        )
 
 
 def _close_all(files: OrderedDict[str, int]) -> None:

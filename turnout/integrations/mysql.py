@@ -369,8 +369,8 @@ class MySQLPersister(SyncPersister):
             arguments of ``pymysql.connect`` (``host``, ``port``, ``user``, ``password``,
             ``database``, ...), for a connection opened here and closed by ``close()``.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
-        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
-            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+        serde_kwargs: Burr's serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``),
+            passed to codecs registered Burr's way (``@serialize.register``, Burr's plugins).
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
 

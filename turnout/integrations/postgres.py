@@ -293,8 +293,8 @@ class PostgreSQLPersister(SyncPersister):
             ``close()``), a ``psycopg.Connection`` or a ``psycopg_pool.ConnectionPool`` (both
             stay yours: close them yourself). Use a pool to save from many threads at once.
         table_name: the prefix of the tables (``<prefix>_steps``, ``<prefix>_apps``, ...).
-        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
-            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+        serde_kwargs: Burr's serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``),
+            passed to codecs registered Burr's way (``@serialize.register``, Burr's plugins).
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
 

@@ -504,8 +504,8 @@ class RedisPersister(SyncPersister):
         prefix: the first segment of every key (letters, digits and underscores).
         serde: the codec registry (default: ``turnout.core.serde.DEFAULT_SERDE``).
         snapshot_every: a full snapshot every this many steps; the others store their delta.
-        serde_kwargs: Burr's serialisation arguments; turnout's codecs take none, so non-empty
-            ones warn (``PersistenceWarning``): pass ``serde=`` instead.
+        serde_kwargs: Burr's serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``),
+            passed to codecs registered Burr's way (``@serialize.register``, Burr's plugins).
 
     Burr's constructors (``from_values(host, port, db, ...)``, a client with ``namespace=``)
     are in ``turnout.integrations.persisters.b_redis``.

@@ -1,2 +1,3 @@
-"""Serialisation plugins under Burr's module path (``burr.integrations.serde``): ``pickle``
-(``register_type_to_pickle``) for types that have no codec of their own."""
+"""Burr's serde plugins (``burr.integrations.serde``): codecs registered on
+``turnout.core.serde``'s Burr API — ``pandas``, ``pydantic`` and ``langchain`` (loaded when first
+needed), and ``pickle`` (``register_type_to_pickle``) for types that have no codec of their own."""

@@ -1,0 +1,95 @@
+"""Burr's serde plugins (pandas, pydantic, LangChain), imported the first time they are needed.
+
+Burr's state module imports its plugins when it is imported, so every Burr program pays for
+pandas, pydantic and LangChain at start-up. turnout's core stays standard-library only and cheap
+to import; instead, the matching plugin module of ``turnout.integrations.serde`` is imported
+when it is first needed:
+
+* ``serialize`` meets a value whose class (or a base of it) comes from ``pandas``, ``pydantic``
+  or ``langchain_core`` and has no registration: that library is already imported (the program
+  made the value), so importing the plugin costs nothing new;
+* ``deserialize`` meets a ``"__burr_serde__"`` key one of the plugins registers.
+
+The modules are registered by the ``turnout`` package (``turnout/__init__.py`` calls
+``register_serde_plugin``), as the OpenTelemetry adapter's loader is, so the core names no
+adapter: the map is fixed at import, and stored data selects at most *which* registered module,
+never a module name of its own. A plugin is imported only when the program (or its stored state)
+already uses that library.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+
+__all__ = [
+    "PLUGIN_KEYS",
+    "PLUGIN_LIBRARIES",
+    "load_for_key",
+    "load_for_type",
+    "register_serde_plugin",
+    "why_missing",
+]
+
+PLUGIN_LIBRARIES: dict[str, str] = {}
+"""The top-level package a class comes from -> the plugin module that registers codecs for it."""
+
+PLUGIN_KEYS: dict[str, str] = {}
+"""Burr's ``"__burr_serde__"`` keys -> the plugin module that registers their decoders."""
+
+
+def register_serde_plugin(
+    module: str, *, libraries: tuple[str, ...], keys: tuple[str, ...]
+) -> None:
+    """Load the plugin ``module`` when ``serialize`` meets a class from one of ``libraries`` or
+    ``deserialize`` meets one of ``keys``. Called by the ``turnout`` package for its own plugins,
+    so the core names no adapter; the map is fixed when ``turnout`` is imported."""
+    for library in libraries:
+        PLUGIN_LIBRARIES[library] = module
+    for key in keys:
+        PLUGIN_KEYS[key] = module
+
+
+_tried: set[str] = set()
+_failed: dict[str, str] = {}  # plugin module -> why it could not be imported
+_lock = threading.Lock()
+
+
+def _load(module: str) -> bool:
+    """Import ``module`` once; whether this call imported it (a second call returns False, so a
+    caller retries at most once). A missing library (``MissingExtraError``) is not an error
+    here: the caller then reports what it would have reported without plugins."""
+    with _lock:
+        if module in _tried:
+            return False
+        _tried.add(module)
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        _failed[module] = str(exc)
+        return False
+    return True
+
+
+def load_for_type(cls: type) -> bool:
+    """Import the plugins for the libraries ``cls`` and its bases come from (a LangChain message
+    is a pydantic model too) that were not imported yet; whether any was."""
+    loaded = False
+    for base in cls.__mro__:
+        module = PLUGIN_LIBRARIES.get(str(base.__module__).partition(".")[0])
+        if module is not None and module not in _tried:
+            loaded = _load(module) or loaded
+    return loaded
+
+
+def load_for_key(key: object) -> bool:
+    """Import the plugin that decodes ``key``, if there is one and it was not imported yet."""
+    module = PLUGIN_KEYS.get(key) if isinstance(key, str) else None
+    return module is not None and _load(module)
+
+
+def why_missing(key: object) -> str | None:
+    """Why the plugin that decodes ``key`` could not be imported (its ``MissingExtraError``
+    message, naming the extra to install), or ``None``."""
+    module = PLUGIN_KEYS.get(key) if isinstance(key, str) else None
+    return _failed.get(module) if module is not None else None
