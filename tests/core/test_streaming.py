@@ -850,8 +850,8 @@ def test_stream_hooks_fire_in_order_with_their_payloads(case):
         "post_stream_item",
         "post_stream_item",
         "post_stream_item",
+        "post_run_step",  # Burr's order: the step's end, then the stream's
         "post_end_stream",
-        "post_run_step",
     ]
     (start,) = recorder.named("pre_start_stream")
     assert start["action"] == "reply"
