@@ -10,10 +10,13 @@ Burr 0.43 gives for the same programs; the tracking-file checks are turnout's lo
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from turnout.core import ApplicationBuilder, State, action, expr
 from turnout.core.action import streaming_action
@@ -252,6 +255,15 @@ def split(state: State) -> Any:
     yield {"words": words}, state.update(words=words)
 
 
+@streaming_action(reads=["topic"], writes=["words"])
+async def asplit(state: State) -> Any:
+    words = state["topic"].split()
+    for word in words:
+        await asyncio.sleep(0)
+        yield {"word": word}, None
+    yield {"words": words}, state.update(words=words)
+
+
 @action(reads=["word"], writes=["shout"])
 def shout(state: State) -> tuple[dict[str, Any], State]:
     return {"shout": state["word"].upper()}, state.update(shout=state["word"].upper())
@@ -295,10 +307,10 @@ class ShoutAll(MapStates):
         return ["mapped"]
 
 
-def _tracked(tracker: Any, persister: Any = None) -> Any:
+def _tracked(tracker: Any, persister: Any = None, splitter: Any = split) -> Any:
     builder = (
         ApplicationBuilder()
-        .with_actions(start, split, spawn, map_all=ShoutAll())
+        .with_actions(start, spawn, split=splitter, map_all=ShoutAll())
         .with_transitions(("start", "split"), ("split", "spawn"), ("spawn", "map_all"))
         .with_tracker(tracker)
         .with_identifiers(app_id="root-app")
@@ -309,12 +321,23 @@ def _tracked(tracker: Any, persister: Any = None) -> Any:
     return builder.build()
 
 
-def test_a_custom_trackers_hooks_are_called_in_burrs_order() -> None:
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_custom_trackers_hooks_are_called_in_burrs_order(mode: str) -> None:
     log: list[tuple[Any, ...]] = []
-    app = _tracked(Recorder(log))
-    app.run(halt_after=["start"], inputs={"topic": "Big Red"})
-    _, container = app.stream_result(halt_after=["split"])
-    assert list(container) == [{"word": "big"}, {"word": "red"}]
+    if mode == "sync":
+        app = _tracked(Recorder(log))
+        app.run(halt_after=["start"], inputs={"topic": "Big Red"})
+        _, container = app.stream_result(halt_after=["split"])
+        assert list(container) == [{"word": "big"}, {"word": "red"}]
+    else:
+        app = _tracked(Recorder(log), splitter=asplit)
+
+        async def main() -> list[Any]:
+            await app.arun(halt_after=["start"], inputs={"topic": "Big Red"})
+            _, container = await app.astream_result(halt_after=["split"])
+            return [item async for item in container]
+
+        assert asyncio.run(main()) == [{"word": "big"}, {"word": "red"}]
     assert [event[1:] for event in log if event[0] == "root"] == [
         ("create", None, []),
         ("pre", 0, "start"),
@@ -325,6 +348,8 @@ def test_a_custom_trackers_hooks_are_called_in_burrs_order() -> None:
         ("span_end", 0, "0:0.0"),
         ("span_end", 0, "0:0"),
         ("attributes", 0, None, {"final": "big red"}),
+        # In async mode Burr 0.43 passes result=None (and the state before the step) for a
+        # sync action run by astep/arun: a Burr bug turnout does not copy.
         ("post", 0, "start", {"topic": "big red"}, None),
         ("pre", 1, "split"),
         ("stream", 1, "split"),
