@@ -244,9 +244,8 @@ class StepEngine:
                     if count == 0:
                         first_item_time = time.time()
                     count += 1
-                    _CURRENT.reset(token)  # the caller's code between items is not in the step
-                    yield item
-                    token = _CURRENT.set(step)
+                    # Before the caller gets the item, as on Burr: a caller that stops reading
+                    # after n items has had n post_stream_item calls (items_streamed says n).
                     if hooks.implements("post_stream_item"):
                         await hooks.fire(
                             "post_stream_item",
@@ -256,6 +255,9 @@ class StepEngine:
                             first_stream_item_start_time=first_item_time,
                             **stream_payload,
                         )
+                    _CURRENT.reset(token)  # the caller's code between items is not in the step
+                    yield item
+                    token = _CURRENT.set(step)
                 result, state, changes = finish(
                     spec, step.base, reader.returned(spec.action, step.base)
                 )
