@@ -253,7 +253,7 @@ def test_a_step_fires_its_hooks_in_order(mode):
     ]
 
 
-def test_a_streaming_step_fires_the_stream_hooks_between_the_step_hooks(mode):
+def test_a_streaming_step_ends_before_its_stream_as_on_burr(mode):
     recorder = Recorder()
     app = _app(recorder)
     do_step(app, mode, {"by": 2})
@@ -265,8 +265,8 @@ def test_a_streaming_step_fires_the_stream_hooks_between_the_step_hooks(mode):
         "pre_start_stream",
         "post_stream_item",
         "post_stream_item",
-        "post_end_stream",
         "post_run_step",
+        "post_end_stream",
         "post_run_execute_call",
     ]
 

@@ -368,6 +368,23 @@ def test_breaking_out_of_the_iteration_then_get_finishes_the_stream(case):
     assert (end["items_streamed"], end["exception"]) == (4, None)
 
 
+def test_each_item_is_reported_to_the_hooks_before_the_caller_gets_it(case):
+    """As on Burr: a caller that stopped after two items has had two post_stream_item calls."""
+    flavour, driver = case
+    recorder = Recorder()
+    app = _app(_words(flavour), hooks=(recorder,), prompt="one two three four")
+
+    async def scenario(streams: Streams) -> Any:
+        _act, box = await streams.stream_result(app, halt_after=["reply"])
+        taken = await box.take(2)
+        reported = [p["item"] for p in recorder.named("post_stream_item")]
+        await box.get()
+        return taken, reported
+
+    taken, reported = play(scenario, driver)
+    assert reported == taken == [{"word": "one"}, {"word": "two"}]
+
+
 def test_breaking_out_then_iterating_again_resumes_with_the_next_item(case):
     flavour, driver = case
     app = _app(_words(flavour), prompt="one two three")
@@ -855,8 +872,8 @@ def test_stream_hooks_fire_in_order_with_their_payloads(case):
         "post_stream_item",
         "post_stream_item",
         "post_stream_item",
+        "post_run_step",  # Burr's order: the step's end, then the stream's
         "post_end_stream",
-        "post_run_step",
     ]
     (start,) = recorder.named("pre_start_stream")
     assert start["action"] == "reply"

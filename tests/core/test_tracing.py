@@ -312,7 +312,12 @@ def test_attributes_go_to_their_span_or_to_the_step(mode):
         with __tracer("call") as span:
             span.log_attribute("tokens", 12)
             span.log_attributes(latency=0.5, cached=False)
-            __tracer.log_attributes(inside_span="still step level")
+            with __tracer("inner"):
+                span.log_attributes(outer_span=True)  # a span's own, even with another open
+                __tracer.log_attributes(innermost=True)  # the innermost open span, as on Burr
+            __tracer.log_step_attribute("step", 1)
+            __tracer.log_step_attributes(also_step=True)
+        __tracer.log_attributes(after=True)
         return state
 
     do_step(_single(work, log), mode)
@@ -320,7 +325,11 @@ def test_attributes_go_to_their_span_or_to_the_step(mode):
         ("attrs", None, {"model": "m-1"}),
         ("attrs", "0:0", {"tokens": 12}),
         ("attrs", "0:0", {"latency": 0.5, "cached": False}),
-        ("attrs", None, {"inside_span": "still step level"}),
+        ("attrs", "0:0", {"outer_span": True}),
+        ("attrs", "0:0.0", {"innermost": True}),
+        ("attrs", None, {"step": 1}),
+        ("attrs", None, {"also_step": True}),
+        ("attrs", None, {"after": True}),
     ]
     for name, payload in log.payloads:
         if name == "do_log_attributes":

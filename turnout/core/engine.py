@@ -244,9 +244,8 @@ class StepEngine:
                     if count == 0:
                         first_item_time = time.time()
                     count += 1
-                    _CURRENT.reset(token)  # the caller's code between items is not in the step
-                    yield item
-                    token = _CURRENT.set(step)
+                    # Before the caller gets the item, as on Burr: a caller that stops reading
+                    # after n items has had n post_stream_item calls (items_streamed says n).
                     if hooks.implements("post_stream_item"):
                         await hooks.fire(
                             "post_stream_item",
@@ -256,17 +255,16 @@ class StepEngine:
                             first_stream_item_start_time=first_item_time,
                             **stream_payload,
                         )
+                    _CURRENT.reset(token)  # the caller's code between items is not in the step
+                    yield item
+                    token = _CURRENT.set(step)
                 result, state, changes = finish(
                     spec, step.base, reader.returned(spec.action, step.base)
                 )
             except BaseException as exc:
                 _reset_quietly(token)
-                if hooks.implements("post_end_stream"):
-                    await _fire_after_failure(
-                        hooks, "post_end_stream", stream_payload, items_streamed=count,
-                        exception=exc,
-                    )  # fmt: skip
-                outcome = await self._failed(step, exc, sync, retryable=count == 0)
+                end = {**stream_payload, "items_streamed": count, "exception": exc}
+                outcome = await self._failed(step, exc, sync, retryable=count == 0, stream_end=end)
                 if outcome is _RETRY:
                     continue
                 yield StreamDone(outcome)
@@ -323,24 +321,27 @@ class StepEngine:
         self, step: StepScope, result: dict[str, Any], state: State,
         changes: tuple[RawChange, ...], stream_end: dict[str, Any] | None,
     ) -> StepTuple:  # fmt: skip
-        """Commit the step, then fire its post hooks; hook errors are raised after all ran."""
+        """Commit the step, then fire its post hooks; hook errors are raised after all ran.
+        A streamed step's ``post_run_step`` comes before its ``post_end_stream``, as on Burr."""
         await step.flush()
         out = self._commit(step, result, state, changes)
         errors = list(step.hook_errors)
-        if stream_end is not None and self._hooks.implements("post_end_stream"):
-            errors += await self._hooks.collect("post_end_stream", **stream_end)
         if self._hooks.implements("post_run_step"):
             payload = self._post_payload(step, result, state, changes, None, False)
             errors += await self._hooks.collect("post_run_step", **payload)
+        if stream_end is not None and self._hooks.implements("post_end_stream"):
+            errors += await self._hooks.collect("post_end_stream", **stream_end)
         if errors:
             raise hook_error(errors)
         return out
 
     async def _failed(
-        self, step: StepScope, exc: BaseException, sync: bool, *, retryable: bool
-    ) -> StepTuple | Any:
+        self, step: StepScope, exc: BaseException, sync: bool, *, retryable: bool,
+        stream_end: dict[str, Any] | None = None,
+    ) -> StepTuple | Any:  # fmt: skip
         """Decide what a failed attempt leads to: another attempt (``_RETRY``), a routed step
-        (its tuple), or the exception raised again."""
+        (its tuple), or the exception raised again. ``stream_end``: the ``post_end_stream``
+        payload of a streamed step, fired after its ``post_run_step``."""
         await step.flush()  # their errors are dropped: the step's own failure is what matters
         step.hook_errors = ()
         spec = step.spec
@@ -371,6 +372,8 @@ class StepEngine:
         if self._has_hooks:
             payload = self._post_payload(step, None, state, changes, exc, will_retry)
             await _fire_after_failure(self._hooks, "post_run_step", payload)
+        if stream_end is not None and self._hooks.implements("post_end_stream"):
+            await _fire_after_failure(self._hooks, "post_end_stream", stream_end)
         if will_retry:
             assert policy is not None
             delay = policy.delay(step.attempt)

@@ -399,23 +399,27 @@ class MapActionsAndStates(TaskBasedParallelAction):
         self, actions: list[Any], states: list[State], context: ApplicationContext,
         inputs: dict[str, Any],
     ) -> list[SubGraphTask]:  # fmt: skip
-        tracker = children.cascade(
-            children.behaviour(self.tracker, context), context.tracker, copy=True
-        )
-        persister = children.cascade(
-            children.behaviour(self.state_persister, context), context.state_persister
-        )
-        fallback = persister if callable(getattr(persister, "load", None)) else None
-        initializer = children.cascade(
-            children.behaviour(self.state_initializer, context),
-            fallback or context.state_initializer,
-        )
+        tracker_choice = children.behaviour(self.tracker, context)
+        persister_choice = children.behaviour(self.state_persister, context)
+        initializer_choice = children.behaviour(self.state_initializer, context)
         out: list[SubGraphTask] = []
         for act in actions:
             graph = RunnableGraph.create(act)
             for substate in states:
                 if not isinstance(substate, State):
                     substate = children.as_state(substate, self)
+                # Each child gets its own copy() of what it inherits, as on Burr: a tracker or
+                # persister that keeps per-application state (or a connection that must not
+                # cross threads) is never shared between children running at once.
+                tracker = children.cascade(tracker_choice, context.tracker, copy=True)
+                persister = children.cascade(persister_choice, context.state_persister, copy=True)
+                fallback = persister if callable(getattr(persister, "load", None)) else None
+                if fallback is not None and initializer_choice == "cascade":
+                    initializer = fallback  # the child loads from where it saves, one instance
+                else:
+                    initializer = children.cascade(
+                        initializer_choice, context.state_initializer, copy=True
+                    )
                 out.append(
                     SubGraphTask(
                         graph=graph,

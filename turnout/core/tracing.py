@@ -1,8 +1,8 @@
 """Spans and attributes inside a step: the injected ``__tracer`` and ``@trace``.
 
 An action that declares a ``__tracer`` parameter receives a ``TracerFactory``. Calling it opens a
-span, usable as a sync or async context manager; spans nest, and both spans and the tracer itself
-(step level) take attributes::
+span, usable as a sync or async context manager; spans nest, and both spans and the tracer take
+attributes (the tracer's go to the innermost span open, as on Burr, else to the step)::
 
     @action(reads=["query"], writes=["answer"])
     def answer(state: State, __tracer: TracerFactory) -> State:
@@ -120,12 +120,28 @@ class TracerFactory:
         return SpanContext(self._scope, span_name, tuple(span_dependencies or ()))
 
     def log_attribute(self, key: str, value: Any) -> None:
-        """Attach one attribute to the step (not to a span)."""
-        _log(self._scope, None, {key: value})
+        """Attach one attribute to the innermost ``with`` span open in this step (as Burr
+        does), or to the step when none is open."""
+        _log(self._scope, self._innermost(), {key: value})
 
     def log_attributes(self, **attributes: Any) -> None:
-        """Attach attributes to the step (not to a span)."""
+        """Attach attributes to the innermost ``with`` span open in this step (as Burr does),
+        or to the step when none is open."""
+        _log(self._scope, self._innermost(), attributes)
+
+    def log_step_attribute(self, key: str, value: Any) -> None:
+        """Attach one attribute to the step itself, even inside a span."""
+        _log(self._scope, None, {key: value})
+
+    def log_step_attributes(self, **attributes: Any) -> None:
+        """Attach attributes to the step itself, even inside a span."""
         _log(self._scope, None, attributes)
+
+    def _innermost(self) -> ActionSpan | None:
+        span = _SPAN.get()
+        if span is not None and span._step != id(self._scope):
+            return None  # a parent application's span, seen by a child run in a copied context
+        return span
 
 
 class _SpanAttributes:

@@ -273,6 +273,10 @@ class LocalTracker:
         self._encoder = _SafeEncoder(self._bound_serde)
         self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
         self._begins: dict[tuple[str, int], float] = {}
+        # Streams open per (app id, sequence id), with the step's end record once it came: hooks
+        # end a streamed step before its stream, as on Burr, and the log keeps stream lines
+        # inside their step (the end line follows the stream's end).
+        self._streams: dict[tuple[str, int], EndRecord | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """What a copy sent to another process (a process pool, Ray, Dask) needs: the settings,
@@ -442,20 +446,21 @@ class LocalTracker:
         if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
             snapshot = self._encoder.state(app_id, state)
         encode = self._encoder.value
-        self._write(
-            app_id,
-            EndRecord(
-                seq=sequence_id, action=action.name, time=time.time(), attempt=attempt,
-                status=status,
-                result=encode(app_id, result, "$.result") if result is not None else None,
-                error=_format_error(exception),
-                changes=tuple(
-                    (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
-                    for op, key, v in changes
-                ),
-                snapshot=snapshot, run=self._runs.get(app_id),
+        record = EndRecord(
+            seq=sequence_id, action=action.name, time=time.time(), attempt=attempt,
+            status=status,
+            result=encode(app_id, result, "$.result") if result is not None else None,
+            error=_format_error(exception),
+            changes=tuple(
+                (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
+                for op, key, v in changes
             ),
+            snapshot=snapshot, run=self._runs.get(app_id),
         )  # fmt: skip
+        if (app_id, sequence_id) in self._streams:
+            self._streams[(app_id, sequence_id)] = record  # written after the stream's end
+            return
+        self._write(app_id, record)
 
     def pre_start_span(self, *, app_id: str, span: Any, **future_kwargs: Any) -> None:
         self._write(
@@ -493,6 +498,7 @@ class LocalTracker:
             )  # fmt: skip
 
     def pre_start_stream(self, *, app_id: str, sequence_id: int, **future_kwargs: Any) -> None:
+        self._streams[(app_id, sequence_id)] = None
         self._write(app_id, StreamStartRecord(seq=sequence_id, time=time.time()))
 
     def post_stream_item(
@@ -517,6 +523,9 @@ class LocalTracker:
                 error=_format_error(exception),
             ),
         )
+        held = self._streams.pop((app_id, sequence_id), None)
+        if held is not None:
+            self._write(app_id, held)
 
     # -- loading ---------------------------------------------------------------------------------
 

@@ -85,6 +85,10 @@ class OpenTelemetryHook:
         self._last_call: OrderedDict[str, Context] = OrderedDict()
         self._steps: dict[tuple[str, int], _Live] = {}
         self._spans: dict[tuple[str, int, str], _Live] = {}
+        # Streamed steps: their post_run_step comes before post_end_stream (Burr's order), so
+        # a streamed step's span ends at its stream's end, with the item count set.
+        self._streaming: set[tuple[str, int]] = set()
+        self._ending: dict[tuple[str, int], _Live] = {}
         self._spawned_by: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     @_never_raises
@@ -218,7 +222,12 @@ class OpenTelemetryHook:
             span.set_attribute("output.value", to_json({"state": written, "result": result}))
             span.set_attribute("output.mime_type", "application/json")
         self._detach(live)
-        span.end()
+        with self._lock:
+            streamed = (app_id, sequence_id) in self._streaming
+            if streamed:
+                self._ending[(app_id, sequence_id)] = live
+        if not streamed:
+            span.end()
 
     # -- spans and attributes ---------------------------------------------------------------------
 
@@ -285,6 +294,11 @@ class OpenTelemetryHook:
     # -- streams ----------------------------------------------------------------------------------
 
     @_never_raises
+    def pre_start_stream(self, *, app_id: str, sequence_id: int, **future_kwargs: Any) -> None:
+        with self._lock:
+            self._streaming.add((app_id, sequence_id))
+
+    @_never_raises
     def post_stream_item(
         self, *, app_id: str, sequence_id: int, item_index: int, stream_initialize_time: float,
         first_stream_item_start_time: float, **future_kwargs: Any,
@@ -305,9 +319,13 @@ class OpenTelemetryHook:
         self, *, app_id: str, sequence_id: int, items_streamed: int, **future_kwargs: Any
     ) -> None:
         with self._lock:
-            live = self._steps.get((app_id, sequence_id))
+            self._streaming.discard((app_id, sequence_id))
+            ended = self._ending.pop((app_id, sequence_id), None)
+            live = ended or self._steps.get((app_id, sequence_id))
         if live is not None:
             live.span.set_attribute("turnout.stream.items", items_streamed)
+        if ended is not None:
+            ended.span.end()
 
 
 def _status(exception: BaseException | None, will_retry: bool) -> str:
