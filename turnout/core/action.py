@@ -20,6 +20,7 @@ import copy
 import functools
 import inspect
 import textwrap
+from collections.abc import AsyncGenerator as AsyncGenerator  # Burr's tests import it from here
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
