@@ -45,6 +45,10 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "safe_expr": ("turnout.core.condition", "expr"),
         "lmda": ("turnout.core.condition", "Condition.lmda"),
         "create_action": ("turnout.core.action", "to_action"),
+        "DefaultSchema": ("turnout.core.typing", "DefaultSchema"),
+        "DEFAULT_SCHEMA": ("turnout.core.typing", "DEFAULT_SCHEMA"),
+        # Burr's action module re-exports typing's AsyncGenerator, and Burr code imports it there.
+        "AsyncGenerator": ("collections.abc", "AsyncGenerator"),
     },
     "turnout.core.application": {
         "ApplicationBuilder": ("turnout.core.builder", "ApplicationBuilder"),

@@ -38,8 +38,13 @@ from turnout.core.engine import (
     drive,
     drive_iteration,
 )
-from turnout.core.errors import AsyncRequiredError, StateOperationError, UnknownActionError
-from turnout.core.graph import ApplicationGraph
+from turnout.core.errors import (
+    AsyncRequiredError,
+    GraphSetupError,
+    StateOperationError,
+    UnknownActionError,
+)
+from turnout.core.graph import ApplicationGraph, Graph
 from turnout.core.hooks import HookSet
 from turnout.core.persistence import ParentPointer
 from turnout.core.state import Change, RawChange, State, as_changes
@@ -71,21 +76,37 @@ class Application(StepEngine):
 
     def __init__(
         self,
-        *,
-        graph: ApplicationGraph,
+        graph: Graph,
         state: State,
-        app_id: str,
         partition_key: str | None = None,
+        uid: str | None = None,
+        entrypoint: str | None = None,
         sequence_id: int | None = None,
-        hooks: HookSet | None = None,
-        async_only: bool = False,
+        adapter_set: HookSet | None = None,
+        builder: ApplicationBuilder | None = None,
+        fork_parent_pointer: ParentPointer | None = None,
+        spawning_parent_pointer: ParentPointer | None = None,
         tracker: Any = None,
+        parallel_executor_factory: Callable[[], Executor] | None = None,
         state_persister: Any = None,
         state_initializer: Any = None,
-        parallel_executor_factory: Callable[[], Executor] | None = None,
-        spawning_parent_pointer: ParentPointer | None = None,
+        *,
+        app_id: str | None = None,
+        hooks: HookSet | None = None,
+        async_only: bool = False,
         strict: bool = False,
     ) -> None:
+        """Use ``ApplicationBuilder`` to create one. The constructor also takes Burr's keywords
+        (``uid=``, ``entrypoint=`` with a plain ``Graph``, ``adapter_set=`` a
+        ``turnout.lifecycle.internal.LifecycleAdapterSet``, ``fork_parent_pointer=``), so Burr
+        code building an ``Application`` directly runs unchanged; ``app_id=``/``uid=`` and
+        ``hooks=``/``adapter_set=`` are two names for one value each."""
+        app_id = _one_of("app_id", app_id, "uid", uid)
+        hooks = _one_of("hooks", hooks, "adapter_set", adapter_set)
+        if app_id is None:
+            raise GraphSetupError(["Application() needs app_id= (or Burr's uid=)."])
+        graph = _with_entrypoint(graph, entrypoint)
+        self._builder = builder
         self._graph = graph
         self._entrypoint = graph.entrypoint.name
         self._specs = {act.name: ActionSpec(act, strict=strict) for act in graph.actions}
@@ -121,11 +142,12 @@ class Application(StepEngine):
         self._initializer = state_initializer
         self._executor_factory = parallel_executor_factory or default_parallel_executor_factory
         self._spawning_parent = spawning_parent_pointer
-        self._parent_pointer: ParentPointer | None = None
+        self._parent_pointer = fork_parent_pointer
 
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
-        self._parent_pointer = getattr(initialization, "parent", None)
+        if initialization is not None:
+            self._parent_pointer = initialization.parent
         if self._hooks.implements("post_application_create"):
             await self._hooks.fire(
                 "post_application_create",
@@ -134,7 +156,7 @@ class Application(StepEngine):
                 state=self._state,
                 application_graph=self._graph,
                 sequence_id=self._sequence_id,
-                parent_pointer=getattr(initialization, "parent", None),
+                parent_pointer=self._parent_pointer,
                 initialization=initialization,
                 spawning_parent_pointer=self._spawning_parent,
             )
@@ -174,6 +196,11 @@ class Application(StepEngine):
     @property
     def graph(self) -> ApplicationGraph:
         return self._graph
+
+    @property
+    def builder(self) -> ApplicationBuilder | None:
+        """The builder that built this application (``None`` when constructed directly)."""
+        return self._builder
 
     @property
     def parent_pointer(self) -> ParentPointer | None:
@@ -620,6 +647,32 @@ class Application(StepEngine):
             f"sequence_id={self._sequence_id!r}, "
             f"next={getattr(self.get_next_action(), 'name', None)!r})"
         )
+
+
+def _one_of(name: str, value: T | None, burr_name: str, burr_value: T | None) -> T | None:
+    """The value of a constructor argument that has a turnout name and Burr's name."""
+    if value is not None and burr_value is not None and value is not burr_value:
+        raise GraphSetupError(
+            [f"Application() got both {name}= and {burr_name}= (Burr's name for it); pass one."]
+        )
+    return value if value is not None else burr_value
+
+
+def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
+    """``graph`` starting at ``entrypoint``: Burr passes a plain ``Graph`` and the name."""
+    if isinstance(graph, ApplicationGraph) and entrypoint in (None, graph.entrypoint.name):
+        return graph
+    if entrypoint is None:
+        raise GraphSetupError(
+            ["Application() with a Graph needs entrypoint=<action name>, where it starts."]
+        )
+    start = graph.get_action(entrypoint)
+    if start is None:
+        names = ", ".join(repr(a.name) for a in graph.actions) or "none"
+        raise GraphSetupError(
+            [f"Application(entrypoint={entrypoint!r}): no such action; the actions are {names}."]
+        )
+    return ApplicationGraph(graph.actions, graph.transitions, start)
 
 
 async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -431,6 +431,7 @@ class ApplicationBuilder:
             parallel_executor_factory=self._executor_factory,
             spawning_parent_pointer=self._spawning_parent,
             strict=strict,
+            builder=self,
         )
         if initialization is not None:
             app._resume_at(initialization.prior, initialization.rerun)
