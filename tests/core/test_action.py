@@ -351,9 +351,11 @@ def test_single_step_action_run_and_update_methods_raise(call):
         call(Swap())
 
 
-def test_an_unnamed_class_action_has_no_name_and_says_how_to_give_one():
-    with pytest.raises(ActionDefinitionError, match=r"with_actions\(my_name=action\)"):
-        _ = Swap().name
+def test_an_unnamed_class_action_has_no_name_until_it_is_given_one():
+    """As in Burr: ``name`` is None before ``with_name``/``with_actions(name=...)``."""
+    unnamed = Swap()
+    assert unnamed.name is None
+    assert not unnamed.has_name
 
 
 def test_with_name_returns_a_named_copy():
@@ -617,10 +619,10 @@ def test_declared_writes_that_are_left_unchanged_are_fine():
 @pytest.mark.parametrize(
     ("returned", "message"),
     [
-        ({"count": 1}, "must return a State or a \\(result_dict, State\\) tuple, got dict"),
+        ({"count": 1}, "must return either a State or a \\(result_dict, State\\) tuple, got dict"),
         (None, "got NoneType"),
         (("a", "b", "c"), "got tuple"),
-        (("not-a-dict", State({"count": 1})), "returned a result of type str"),
+        (("not-a-dict", State({"count": 1})), "returned a non-dict result of type str"),
         (({}, {"count": 1}), "got tuple"),
     ],
     ids=["dict", "none", "three-tuple", "non-dict-result", "dict-instead-of-state"],

@@ -127,8 +127,9 @@ class Function(abc.ABC):
         owner = getattr(self, "_name", None) or type(self).__name__
         if missing:
             raise MissingInputsError(
-                f"action {owner!r} needs the inputs {missing}, which were not passed (given: "
-                f"{sorted(given)}); pass them: app.step(inputs={{{missing[0]!r}: ...}})."
+                f"action {owner!r} needs the inputs {missing}, which were not passed (missing "
+                f"required inputs; given: {sorted(given)}); pass them: "
+                f"app.step(inputs={{{missing[0]!r}: ...}})."
             )
         if extra:
             raise InvalidInputsError(
@@ -195,13 +196,10 @@ class Action(Function, Reducer, abc.ABC):
 
     @property
     def name(self) -> str:
-        """The action's name in its graph; set by the builder (``with_actions(name=...)``)."""
-        name: str | None = getattr(self, "_name", None)
-        if name is None:
-            raise ActionDefinitionError(
-                f"{type(self).__name__} has no name yet; add it with "
-                f"ApplicationBuilder().with_actions(my_name=action) or action.with_name('my_name')."
-            )
+        """The action's name in its graph, set by the builder (``with_actions(name=...)``) or
+        ``with_name``; ``None`` before that, as in Burr. Every action in a graph has a name,
+        hence the type; code holding actions outside a graph checks ``has_name`` first."""
+        name: str = getattr(self, "_name", None)  # type: ignore[assignment]
         return name
 
     @property

@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from turnout.core._burr_names import lazy_names
 from turnout.core.action import Action
 from turnout.core.condition import default
-from turnout.core.context import ApplicationContext, default_parallel_executor_factory
+from turnout.core.context import (
+    ApplicationContext,
+    StepScope,
+    default_parallel_executor_factory,
+)
 from turnout.core.engine import (
     UNKNOWN,
     Final,
@@ -48,7 +52,7 @@ from turnout.core.graph import ApplicationGraph, Graph
 from turnout.core.hooks import HookSet
 from turnout.core.persistence import ParentPointer
 from turnout.core.state import Change, RawChange, State, as_changes
-from turnout.core.step import ActionSpec, check_inputs
+from turnout.core.step import ActionSpec, check_inputs, prepare
 from turnout.core.streaming import (
     AsyncStreamingResultContainer,
     StreamingResultContainer,
@@ -65,6 +69,11 @@ __all__ = ["Application", "StepTuple"]
 
 logger = logging.getLogger("turnout")
 __getattr__ = lazy_names(__name__)  # Burr's ApplicationBuilder here; builder.py imports this module
+
+PRIOR_STEP = "__PRIOR_STEP"
+"""Burr's state key for the prior action: computed inside a step, never stored."""
+SEQUENCE_ID = "__SEQUENCE_ID"
+"""Burr's state key for the running step's id: computed inside a step, never stored."""
 
 T = TypeVar("T")
 _NO_INPUTS: dict[str, Any] = {}
@@ -143,6 +152,8 @@ class Application(StepEngine):
         self._executor_factory = parallel_executor_factory or default_parallel_executor_factory
         self._spawning_parent = spawning_parent_pointer
         self._parent_pointer = fork_parent_pointer
+        if builder is None and self._hooks.implements("post_application_create"):
+            drive(self._created())  # built directly, as Burr code may: announce it here
 
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
@@ -580,7 +591,43 @@ class Application(StepEngine):
                 "matches, which may be never",
                 self._app_id,
             )
-        return self._expand(halt_before, "halt_before"), self._expand(halt_after, "halt_after")
+        return self._validate_halt_conditions(halt_before, halt_after)
+
+    def _validate_halt_conditions(
+        self, halt_before: Iterable[str] | None, halt_after: Iterable[str] | None
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """The action names of ``halt_before`` and ``halt_after`` (tags expanded); one
+        ``UnknownActionError`` names every unknown entry of both."""
+        expanded: list[frozenset[str]] = []
+        problems: list[str] = []
+        for names, argument in ((halt_before, "halt_before"), (halt_after, "halt_after")):
+            try:
+                expanded.append(self._expand(names, argument))
+            except UnknownActionError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise UnknownActionError(" ".join(problems))
+        return expanded[0], expanded[1]
+
+    def _process_control_flow_params(
+        self,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> tuple[list[str], list[str], dict[str, Any]]:
+        """Burr's internal: the halt lists as action names (tags expanded) and the checked
+        inputs, as ``run``/``iterate`` use them."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        return sorted(before), sorted(after), check_inputs(inputs)
+
+    def _process_inputs(self, inputs: Mapping[str, Any], action: Action) -> dict[str, Any]:
+        """Burr's internal: the keyword arguments a step of ``action`` would receive now (its
+        declared inputs from ``inputs``, and ``__context``/``__tracer`` if it takes them)."""
+        spec = self._spec_of[id(action)]
+        sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
+        scope = StepScope(self, sequence_id, spec)
+        scope.base = self._state
+        return prepare(spec, check_inputs(inputs), scope, "app.step(")
 
     def _expand(self, names: Iterable[str] | None, argument: str) -> frozenset[str]:
         if names is None:

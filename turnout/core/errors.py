@@ -17,7 +17,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
     │   └── MissingInputsError            required inputs were not given; shows how to pass them
     ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
-    ├── AsyncRequiredError(RuntimeError)  a sync method met something that must be awaited
+    ├── AsyncRequiredError(RuntimeError, ValueError)  a sync method met something to await
     ├── HookError(RuntimeError)           a hook raised; the run is consistent (see hooks.py)
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
@@ -25,6 +25,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
+    │   ├── InvalidRecordError(ValueError)  a loader returned a record turnout cannot use
     │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidActionReturnError",
     "InvalidInputsError",
     "InvalidNameError",
+    "InvalidRecordError",
     "MissingExtraError",
     "MissingInputsError",
     "MissingWriteError",
@@ -172,9 +174,10 @@ class UnknownActionError(TurnoutError, ValueError):
     """A name given to ``halt_before``/``halt_after`` (or similar) is not an action."""
 
 
-class AsyncRequiredError(TurnoutError, RuntimeError):
+class AsyncRequiredError(TurnoutError, RuntimeError, ValueError):
     """A synchronous method (``step``, ``run``, ...) met an async action or hook; use the
-    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it."""
+    ``a``-prefixed method (``astep``, ``arun``, ...) and ``await`` it. Also a ``ValueError``,
+    which Burr raises for the same mistake."""
 
 
 class HookError(TurnoutError, RuntimeError):
@@ -378,6 +381,11 @@ class ConcurrencyError(PersistenceError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
+
+
+class InvalidRecordError(PersistenceError, ValueError):
+    """A loader's ``load()`` returned a record turnout cannot start from (no state, say); the
+    message shows the record and what ``load()`` should return instead."""
 
 
 class UnsupportedOperationError(PersistenceError, NotImplementedError):
