@@ -165,8 +165,9 @@ def _one_step_app(
         app_id=app_id,
         partition_key=partition_key,
         sequence_id=sequence_id - 1 if sequence_id > 0 else None,
-        hooks=hooks,
     )
+    if hooks:  # given after creation: this throwaway application is no one's to announce
+        app._hooks, app._has_hooks = hooks, True
     return app, app._spec_of[id(action)], dict(inputs or {})
 
 
