@@ -23,7 +23,8 @@ BURR_NAMES: dict[str, list[str]] = {
     ],
     "burr.core.action": [
         "Action", "AsyncStreamingAction", "AsyncStreamingResultContainer", "Condition",
-        "DefaultSchema", "Function", "FunctionBasedAction", "FunctionBasedStreamingAction",
+        "DEFAULT_SCHEMA", "DefaultSchema", "Function", "FunctionBasedAction",
+        "FunctionBasedStreamingAction",
         "FunctionRepresentingAction", "Input", "Reducer", "Result", "SingleStepAction",
         "SingleStepStreamingAction", "StreamingAction", "StreamingResultContainer", "action",
         "bind", "copy_func", "create_action", "default", "derive_inputs_from_fn", "expr", "lmda",
@@ -31,7 +32,7 @@ BURR_NAMES: dict[str, list[str]] = {
     ],
     "burr.core.application": [
         "Application", "ApplicationBuilder", "ApplicationContext", "ApplicationGraph",
-        "ApplicationIdentifiers", "TracerFactoryContextHook",
+        "ApplicationIdentifiers", "PRIOR_STEP", "SEQUENCE_ID", "TracerFactoryContextHook",
     ],
     "burr.core.state": [
         "AppendFields", "DeleteField", "ExtendFields", "IncrementFields", "SetFields", "State",
@@ -74,6 +75,7 @@ BURR_NAMES: dict[str, list[str]] = {
         "PreStartStreamHookAsync",
     ],
     "burr.lifecycle.default": ["SlowDownHook", "StateAndResultsFullLogger", "safe_json"],
+    "burr.lifecycle.internal": ["LifecycleAdapterSet"],
     "burr.tracking": ["LocalTrackingClient"],
     "burr.tracking.client": ["LocalTrackingClient", "StreamState", "SyncTrackingClient"],
     "burr.tracking.base": ["SyncTrackingClient", "TrackingClient"],

@@ -622,10 +622,10 @@ def test_declared_writes_that_are_left_unchanged_are_fine():
 @pytest.mark.parametrize(
     ("returned", "message"),
     [
-        ({"count": 1}, "must return a State or a \\(result_dict, State\\) tuple, got dict"),
+        ({"count": 1}, "must return either a State or a \\(result_dict, State\\) tuple, got dict"),
         (None, "got NoneType"),
         (("a", "b", "c"), "got tuple"),
-        (("not-a-dict", State({"count": 1})), "returned a result of type str"),
+        (("not-a-dict", State({"count": 1})), "returned a non-dict result of type str"),
         (({}, {"count": 1}), "got tuple"),
     ],
     ids=["dict", "none", "three-tuple", "non-dict-result", "dict-instead-of-state"],

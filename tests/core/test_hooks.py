@@ -253,22 +253,34 @@ def test_a_step_fires_its_hooks_in_order(mode):
     ]
 
 
-def test_a_streaming_step_ends_before_its_stream_as_on_burr(mode):
+def test_a_streamed_step_ends_before_its_stream_as_on_burr(mode):
     recorder = Recorder()
     app = _app(recorder)
     do_step(app, mode, {"by": 2})
     recorder.calls.clear()
-    do_step(app, mode)
+    do_stream(app, mode, ["talk"])
+    # stream_result's call returns the container: the stream runs after it, as it is consumed
     assert recorder.names() == [
         "pre_run_execute_call",
+        "post_run_execute_call",
         "pre_run_step",
         "pre_start_stream",
         "post_stream_item",
         "post_stream_item",
         "post_run_step",
         "post_end_stream",
-        "post_run_execute_call",
     ]
+
+
+def test_a_streaming_action_run_as_a_plain_step_fires_no_stream_hooks(mode):
+    """As in Burr: its items reach no caller, so there is no stream to announce."""
+    recorder = Recorder()
+    app = _app(recorder)
+    do_step(app, mode, {"by": 2})
+    recorder.calls.clear()
+    do_step(app, mode)
+    assert app.prior_action == "talk"
+    assert not [name for name in recorder.names() if "stream" in name]
 
 
 @pytest.mark.parametrize("driver", list(DRIVERS), ids=list(DRIVERS))

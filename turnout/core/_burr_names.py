@@ -46,10 +46,40 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "_SafeExprInterpreter": ("turnout.core.condition", "_SafeExprInterpreter"),
         "lmda": ("turnout.core.condition", "Condition.lmda"),
         "create_action": ("turnout.core.action", "to_action"),
+        "DefaultSchema": ("turnout.core.typing", "DefaultSchema"),
+        "DEFAULT_SCHEMA": ("turnout.core.typing", "DEFAULT_SCHEMA"),
+        # Burr's action module re-exports typing's AsyncGenerator, and Burr code imports it there.
+        "AsyncGenerator": ("collections.abc", "AsyncGenerator"),
     },
     "turnout.core.application": {
         "ApplicationBuilder": ("turnout.core.builder", "ApplicationBuilder"),
         "ApplicationGraph": ("turnout.core.graph", "ApplicationGraph"),
+        # Burr's internal step helpers, which Burr code and tests import from here.
+        "_run_function": ("turnout.core._burr_steps", "_run_function"),
+        "_arun_function": ("turnout.core._burr_steps", "_arun_function"),
+        "_run_reducer": ("turnout.core._burr_steps", "_run_reducer"),
+        "_validate_reducer_writes": ("turnout.core._burr_steps", "_validate_reducer_writes"),
+        "_adjust_single_step_output": ("turnout.core._burr_steps", "_adjust_single_step_output"),
+        "_validate_start": ("turnout.core._burr_steps", "_validate_start"),
+        "_remap_dunder_parameters": ("turnout.core._burr_steps", "_remap_dunder_parameters"),
+        "_run_single_step_action": ("turnout.core._burr_steps", "_run_single_step_action"),
+        "_arun_single_step_action": ("turnout.core._burr_steps", "_arun_single_step_action"),
+        "_run_single_step_streaming_action": (
+            "turnout.core._burr_steps",
+            "_run_single_step_streaming_action",
+        ),
+        "_arun_single_step_streaming_action": (
+            "turnout.core._burr_steps",
+            "_arun_single_step_streaming_action",
+        ),
+        "_run_multi_step_streaming_action": (
+            "turnout.core._burr_steps",
+            "_run_multi_step_streaming_action",
+        ),
+        "_arun_multi_step_streaming_action": (
+            "turnout.core._burr_steps",
+            "_arun_multi_step_streaming_action",
+        ),
     },
 }
 

@@ -177,8 +177,9 @@ class Function(abc.ABC):
         owner = getattr(self, "_name", None) or type(self).__name__
         if missing:
             raise MissingInputsError(
-                f"action {owner!r} needs the inputs {missing}, which were not passed (given: "
-                f"{sorted(given)}); pass them: app.step(inputs={{{missing[0]!r}: ...}})."
+                f"action {owner!r} needs the inputs {missing}, which were not passed (missing "
+                f"required inputs; given: {sorted(given)}); pass them: "
+                f"app.step(inputs={{{missing[0]!r}: ...}})."
             )
         if extra:
             raise InvalidInputsError(

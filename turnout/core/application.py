@@ -26,7 +26,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from turnout.core._burr_names import lazy_names
 from turnout.core.action import Action, bound_name
 from turnout.core.condition import default
-from turnout.core.context import ApplicationContext, default_parallel_executor_factory
+from turnout.core.context import (
+    ApplicationContext,
+    StepScope,
+    default_parallel_executor_factory,
+)
 from turnout.core.engine import (
     UNKNOWN,
     Final,
@@ -38,12 +42,17 @@ from turnout.core.engine import (
     drive,
     drive_iteration,
 )
-from turnout.core.errors import AsyncRequiredError, StateOperationError, UnknownActionError
-from turnout.core.graph import ApplicationGraph
+from turnout.core.errors import (
+    AsyncRequiredError,
+    GraphSetupError,
+    StateOperationError,
+    UnknownActionError,
+)
+from turnout.core.graph import ApplicationGraph, Graph
 from turnout.core.hooks import HookSet
 from turnout.core.persistence import ParentPointer
 from turnout.core.state import Change, RawChange, State, as_changes
-from turnout.core.step import ActionSpec, check_inputs
+from turnout.core.step import ActionSpec, check_inputs, prepare
 from turnout.core.streaming import (
     AsyncStreamingResultContainer,
     StreamingResultContainer,
@@ -61,6 +70,11 @@ __all__ = ["Application", "StepTuple"]
 logger = logging.getLogger("turnout")
 __getattr__ = lazy_names(__name__)  # Burr's ApplicationBuilder here; builder.py imports this module
 
+PRIOR_STEP = "__PRIOR_STEP"
+"""Burr's state key for the prior action: computed inside a step, never stored."""
+SEQUENCE_ID = "__SEQUENCE_ID"
+"""Burr's state key for the running step's id: computed inside a step, never stored."""
+
 T = TypeVar("T")
 _NO_INPUTS: dict[str, Any] = {}
 _NOTHING: frozenset[str] = frozenset()
@@ -71,21 +85,37 @@ class Application(StepEngine):
 
     def __init__(
         self,
-        *,
-        graph: ApplicationGraph,
+        graph: Graph,
         state: State,
-        app_id: str,
         partition_key: str | None = None,
+        uid: str | None = None,
+        entrypoint: str | None = None,
         sequence_id: int | None = None,
-        hooks: HookSet | None = None,
-        async_only: bool = False,
+        adapter_set: HookSet | None = None,
+        builder: ApplicationBuilder | None = None,
+        fork_parent_pointer: ParentPointer | None = None,
+        spawning_parent_pointer: ParentPointer | None = None,
         tracker: Any = None,
+        parallel_executor_factory: Callable[[], Executor] | None = None,
         state_persister: Any = None,
         state_initializer: Any = None,
-        parallel_executor_factory: Callable[[], Executor] | None = None,
-        spawning_parent_pointer: ParentPointer | None = None,
+        *,
+        app_id: str | None = None,
+        hooks: HookSet | None = None,
+        async_only: bool = False,
         strict: bool = False,
     ) -> None:
+        """Use ``ApplicationBuilder`` to create one. The constructor also takes Burr's keywords
+        (``uid=``, ``entrypoint=`` with a plain ``Graph``, ``adapter_set=`` a
+        ``turnout.lifecycle.internal.LifecycleAdapterSet``, ``fork_parent_pointer=``), so Burr
+        code building an ``Application`` directly runs unchanged; ``app_id=``/``uid=`` and
+        ``hooks=``/``adapter_set=`` are two names for one value each."""
+        app_id = _one_of("app_id", app_id, "uid", uid)
+        hooks = _one_of("hooks", hooks, "adapter_set", adapter_set)
+        if app_id is None:
+            raise GraphSetupError(["Application() needs app_id= (or Burr's uid=)."])
+        graph = _with_entrypoint(graph, entrypoint)
+        self._builder = builder
         self._graph = graph
         self._entrypoint = bound_name(graph.entrypoint)
         self._specs = {bound_name(act): ActionSpec(act, strict=strict) for act in graph.actions}
@@ -121,11 +151,14 @@ class Application(StepEngine):
         self._initializer = state_initializer
         self._executor_factory = parallel_executor_factory or default_parallel_executor_factory
         self._spawning_parent = spawning_parent_pointer
-        self._parent_pointer: ParentPointer | None = None
+        self._parent_pointer = fork_parent_pointer
+        if builder is None and self._hooks.implements("post_application_create"):
+            drive(self._created())  # built directly, as Burr code may: announce it here
 
     async def _created(self, initialization: Any = None) -> None:
         """Fire ``post_application_create``; the builder calls it once, right after creation."""
-        self._parent_pointer = getattr(initialization, "parent", None)
+        if initialization is not None:
+            self._parent_pointer = initialization.parent
         if self._hooks.implements("post_application_create"):
             await self._hooks.fire(
                 "post_application_create",
@@ -134,7 +167,7 @@ class Application(StepEngine):
                 state=self._state,
                 application_graph=self._graph,
                 sequence_id=self._sequence_id,
-                parent_pointer=getattr(initialization, "parent", None),
+                parent_pointer=self._parent_pointer,
                 initialization=initialization,
                 spawning_parent_pointer=self._spawning_parent,
             )
@@ -174,6 +207,11 @@ class Application(StepEngine):
     @property
     def graph(self) -> ApplicationGraph:
         return self._graph
+
+    @property
+    def builder(self) -> ApplicationBuilder | None:
+        """The builder that built this application (``None`` when constructed directly)."""
+        return self._builder
 
     @property
     def parent_pointer(self) -> ParentPointer | None:
@@ -553,7 +591,43 @@ class Application(StepEngine):
                 "matches, which may be never",
                 self._app_id,
             )
-        return self._expand(halt_before, "halt_before"), self._expand(halt_after, "halt_after")
+        return self._validate_halt_conditions(halt_before, halt_after)
+
+    def _validate_halt_conditions(
+        self, halt_before: Iterable[str] | None, halt_after: Iterable[str] | None
+    ) -> tuple[frozenset[str], frozenset[str]]:
+        """The action names of ``halt_before`` and ``halt_after`` (tags expanded); one
+        ``UnknownActionError`` names every unknown entry of both."""
+        expanded: list[frozenset[str]] = []
+        problems: list[str] = []
+        for names, argument in ((halt_before, "halt_before"), (halt_after, "halt_after")):
+            try:
+                expanded.append(self._expand(names, argument))
+            except UnknownActionError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise UnknownActionError(" ".join(problems))
+        return expanded[0], expanded[1]
+
+    def _process_control_flow_params(
+        self,
+        halt_before: Iterable[str] | None = None,
+        halt_after: Iterable[str] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> tuple[list[str], list[str], dict[str, Any]]:
+        """Burr's internal: the halt lists as action names (tags expanded) and the checked
+        inputs, as ``run``/``iterate`` use them."""
+        before, after = self._halt_sets(halt_before, halt_after)
+        return sorted(before), sorted(after), check_inputs(inputs)
+
+    def _process_inputs(self, inputs: Mapping[str, Any], action: Action) -> dict[str, Any]:
+        """Burr's internal: the keyword arguments a step of ``action`` would receive now (its
+        declared inputs from ``inputs``, and ``__context``/``__tracer`` if it takes them)."""
+        spec = self._spec_of[id(action)]
+        sequence_id = 0 if self._sequence_id is None else self._sequence_id + 1
+        scope = StepScope(self, sequence_id, spec)
+        scope.base = self._state
+        return prepare(spec, check_inputs(inputs), scope, "app.step(")
 
     def _expand(self, names: Iterable[str] | None, argument: str) -> frozenset[str]:
         if names is None:
@@ -620,6 +694,32 @@ class Application(StepEngine):
             f"sequence_id={self._sequence_id!r}, "
             f"next={getattr(self.get_next_action(), 'name', None)!r})"
         )
+
+
+def _one_of(name: str, value: T | None, burr_name: str, burr_value: T | None) -> T | None:
+    """The value of a constructor argument that has a turnout name and Burr's name."""
+    if value is not None and burr_value is not None and value is not burr_value:
+        raise GraphSetupError(
+            [f"Application() got both {name}= and {burr_name}= (Burr's name for it); pass one."]
+        )
+    return value if value is not None else burr_value
+
+
+def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
+    """``graph`` starting at ``entrypoint``: Burr passes a plain ``Graph`` and the name."""
+    if isinstance(graph, ApplicationGraph) and entrypoint in (None, graph.entrypoint.name):
+        return graph
+    if entrypoint is None:
+        raise GraphSetupError(
+            ["Application() with a Graph needs entrypoint=<action name>, where it starts."]
+        )
+    start = graph.get_action(entrypoint)
+    if start is None:
+        names = ", ".join(repr(a.name) for a in graph.actions) or "none"
+        raise GraphSetupError(
+            [f"Application(entrypoint={entrypoint!r}): no such action; the actions are {names}."]
+        )
+    return ApplicationGraph(graph.actions, graph.transitions, start)
 
 
 async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -30,6 +30,7 @@ from turnout.core.saving import (
     initialize,
 )
 from turnout.core.state import CONTROL_KEYS, State
+from turnout.core.typing import TypingSystem
 
 __all__ = ["ApplicationBuilder", "register_otel_tracing"]
 
@@ -82,6 +83,7 @@ class ApplicationBuilder:
         self._tracker: Any = None
         self._executor_factory: Callable[[], Executor] | None = None
         self._spawning_parent: ParentPointer | None = None
+        self._typing_system: TypingSystem[Any] | None = None
 
     def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
@@ -114,6 +116,14 @@ class ApplicationBuilder:
         if kwargs:
             current = current.update(**kwargs)
         self._state = State(current)
+        return self
+
+    def with_typing(self, typing_system: TypingSystem[Any] | None) -> ApplicationBuilder:
+        """Give the application's state a typing system (``turnout.core.typing``): every state
+        of the run carries it, and ``state.data`` is the typed view it constructs. ``None``
+        keeps the current one."""
+        if typing_system is not None:
+            self._typing_system = typing_system
         return self
 
     def reset_to_entrypoint(self) -> ApplicationBuilder:
@@ -190,6 +200,15 @@ class ApplicationBuilder:
             self._problems.append(
                 "initialize_from() needs default_entrypoint=<action name>, where a new "
                 "application starts."
+            )
+        if fork_from_app_id is None and (
+            fork_from_partition_key is not None or fork_from_sequence_id is not None
+        ):
+            self._problems.append(
+                "initialize_from(): fork_from_partition_key / fork_from_sequence_id name a "
+                "record of another app, so they need fork_from_app_id=<its app id> too. (If you "
+                "set fork_from_partition_key or fork_from_sequence_id, you must also set "
+                "fork_from_app_id.)"
             )
         if callable(getattr(initializer, "load", None)) is False:
             self._problems.append(
@@ -306,11 +325,30 @@ class ApplicationBuilder:
         self._hooks.extend(hooks)
         return self
 
+    def _set_sync_state_persister(self) -> None:
+        """Refuse an async persister for a sync application (``build()``): its saves could
+        only run in the async methods, so fail now rather than at the first step."""
+        persister = self._persister
+        if persister is not None and _is_async(persister):
+            raise AsyncRequiredError(
+                f"you are building the sync application, but have used an async persister "
+                f"({type(persister).__name__}); build it with `await builder.abuild()`, or "
+                f"pass a sync persister to with_state_persister()."
+            )
+
+    def _load_from_sync_persister(self) -> Initialization | None:
+        """Load the ``initialize_from`` record for ``build()`` (Burr's internal step)."""
+        return drive(self._initialize(sync=True))
+
+    async def _load_from_async_persister(self) -> Initialization | None:
+        """Load the ``initialize_from`` record for ``abuild()``; a sync loader is accepted."""
+        return await self._initialize(sync=False)
+
     async def abuild(self, *, strict: bool = False) -> Application:
         """``build()`` for applications run with the async methods only (``arun``, ...): their
         sync methods raise ``AsyncRequiredError``; async ``post_application_create`` hooks are
         awaited."""
-        initialization = await self._initialize(sync=False)
+        initialization = await self._load_from_async_persister()
         app = self._build(strict=strict, async_only=True, initialization=initialization)
         await app._created(initialization)
         return app
@@ -326,7 +364,8 @@ class ApplicationBuilder:
                 on an action changing a key outside its ``writes`` (``UndeclaredWriteError``)
                 instead of applying the change with an ``UndeclaredWriteWarning``.
         """
-        initialization = drive(self._initialize(sync=True))
+        self._set_sync_state_persister()
+        initialization = self._load_from_sync_persister()
         app = self._build(strict=strict, async_only=False, initialization=initialization)
         try:
             drive(app._created(initialization))
@@ -412,6 +451,8 @@ class ApplicationBuilder:
         else:
             state = self._state if self._state is not None else State()
             sequence_id = self._sequence_id
+        if self._typing_system is not None:
+            state = State(state, typing_system=self._typing_system)
         self._check_suspicious(graph, state, strict)
         check = getattr(self._persister, "check_state", None)
         if check is not None:
@@ -432,6 +473,7 @@ class ApplicationBuilder:
             parallel_executor_factory=self._executor_factory,
             spawning_parent_pointer=self._spawning_parent,
             strict=strict,
+            builder=self,
         )
         if initialization is not None:
             app._resume_at(initialization.prior, initialization.rerun)
@@ -490,6 +532,11 @@ class ApplicationBuilder:
             GraphWarning,
             stacklevel=4,
         )
+
+
+def _is_async(persister: Any) -> bool:
+    is_async = getattr(persister, "is_async", None)
+    return isinstance(persister, AsyncBaseStateSaver) or (callable(is_async) and is_async() is True)
 
 
 def _resume_problems(initialization: Initialization, names: set[str]) -> list[str]:

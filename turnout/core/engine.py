@@ -39,6 +39,7 @@ T = TypeVar("T")
 UNKNOWN: Any = object()
 _NO_KWARGS: dict[str, Any] = {}  # shared by steps without inputs; never mutated
 _RETRY: Any = object()
+_NO_HOOKS = HookSet(())
 
 
 def drive(coro: Coroutine[Any, Any, T]) -> T:
@@ -170,7 +171,8 @@ class StepEngine:
         spec = self._spec_of[id(action)]
         if spec.streaming:
             done = None
-            async for value in self._stream(spec, action, inputs, call, sync):
+            # Run as a plain step, its items reach no caller: no stream hooks fire (as in Burr).
+            async for value in self._stream(spec, action, inputs, call, sync, announce=False):
                 done = value
             assert isinstance(done, StreamDone)
             return done.step
@@ -203,11 +205,13 @@ class StepEngine:
             return self._commit(step, result, state, changes)
 
     async def _stream(
-        self, spec: ActionSpec, action: Action, inputs: dict[str, Any], call: str, sync: bool
-    ) -> AsyncIterator[Any]:
-        """Run the next step, a streaming action: yield its items, then a ``StreamDone``."""
+        self, spec: ActionSpec, action: Action, inputs: dict[str, Any], call: str, sync: bool,
+        *, announce: bool = True,
+    ) -> AsyncIterator[Any]:  # fmt: skip
+        """Run the next step, a streaming action: yield its items, then a ``StreamDone``.
+        ``announce``: fire the stream hooks (``pre_start_stream``, ...), for a streamed step."""
         step = self._begin(spec, action, inputs, call, sync)
-        hooks = self._hooks
+        hooks = self._hooks if announce else _NO_HOOKS
         while True:
             if self._has_hooks:
                 await self._pre_step(step)
@@ -237,6 +241,11 @@ class StepEngine:
                         else:
                             raw = next(raw_items)
                     except (StopIteration, StopAsyncIteration):
+                        break
+                    except Exception as exc:
+                        if not reader.salvages():
+                            raise
+                        _log_salvaged(spec, exc, count)
                         break
                     item = reader.item(raw)
                     if item is None:
@@ -270,8 +279,10 @@ class StepEngine:
                 yield StreamDone(outcome)
                 return
             _CURRENT.reset(token)
-            end = {**stream_payload, "items_streamed": count, "exception": None}
-            yield StreamDone(await self._succeeded(step, result, state, changes, end))
+            done_end = (
+                {**stream_payload, "items_streamed": count, "exception": None} if announce else None
+            )
+            yield StreamDone(await self._succeeded(step, result, state, changes, done_end))
             return
 
     async def _pre_step(self, step: StepScope) -> None:
@@ -387,6 +398,11 @@ class StepEngine:
             return _RETRY
         if route is not None:
             return step.action, None, state
+        if isinstance(exc, Exception):  # as Burr does: the log names the action that failed
+            logger.error(
+                "action %r failed at sequence id %d of application %r: %s: %s",
+                spec.name, step.sequence_id, self._app_id, type(exc).__name__, exc,
+            )  # fmt: skip
         raise exc
 
     # -- runs ------------------------------------------------------------------------------------
@@ -477,6 +493,18 @@ async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> 
 def _timed_out(spec: ActionSpec) -> ActionTimeoutError:
     assert spec.timeout is not None
     return ActionTimeoutError(spec.name, spec.timeout)
+
+
+def _log_salvaged(spec: ActionSpec, exc: Exception, count: int) -> None:
+    logger.warning(
+        "streaming action %r raised %s after %d item(s) and its outcome; the step completes "
+        "with that outcome, as in Burr: %s",
+        spec.name,
+        type(exc).__name__,
+        count,
+        exc,
+        exc_info=exc,
+    )
 
 
 def _reset_quietly(token: Any) -> None:

@@ -26,6 +26,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
+    │   ├── InvalidRecordError(ValueError)  a loader returned a record turnout cannot use
     │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidActionReturnError",
     "InvalidInputsError",
     "InvalidNameError",
+    "InvalidRecordError",
     "MissingExtraError",
     "MissingInputsError",
     "MissingWriteError",
@@ -456,6 +458,11 @@ class ConcurrencyError(PersistenceError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.partition_key, self.app_id, self.sequence_id, self.deleted))
+
+
+class InvalidRecordError(PersistenceError, ValueError):
+    """A loader's ``load()`` returned a record turnout cannot start from (no state, say); the
+    message shows the record and what ``load()`` should return instead."""
 
 
 class UnsupportedOperationError(PersistenceError, NotImplementedError):

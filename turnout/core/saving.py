@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from turnout.core.errors import AsyncRequiredError, PersistenceError
+from turnout.core.errors import AsyncRequiredError, InvalidRecordError, PersistenceError
 from turnout.core.persistence import STATUSES, ParentPointer, PersistedStateData
 from turnout.core.state import Change, State
 
@@ -203,17 +203,18 @@ async def initialize(
     loaded = spec.loader.load(*target)
     if not isinstance(loaded, PersistedStateData) and loaded is not None:
         if not hasattr(loaded, "__await__"):
-            loaded = _from_mapping(loaded)
+            loaded = _from_mapping(loaded, spec.loader, target)
         elif sync:
             getattr(loaded, "close", lambda: None)()
             raise AsyncRequiredError(
-                f"{type(spec.loader).__name__}.load is async: build the application with "
-                f"`await builder.abuild()`"
+                f"you are building the sync application, but have used an async initializer: "
+                f"{type(spec.loader).__name__}.load is async. Build the application with "
+                f"`await builder.abuild()`, or pass a sync loader to initialize_from()."
             )
         else:
             loaded = await loaded
             if loaded is not None and not isinstance(loaded, PersistedStateData):
-                loaded = _from_mapping(loaded)
+                loaded = _from_mapping(loaded, spec.loader, target)
     if loaded is None:
         return Initialization(
             state=State(spec.default_state),
@@ -263,14 +264,21 @@ async def initialize(
     )
 
 
-def _from_mapping(record: Any) -> PersistedStateData:
-    """A record from a third-party loader returning Burr's dict shape."""
+def _from_mapping(record: Any, loader: Any, target: tuple[Any, ...]) -> PersistedStateData:
+    """A record from a third-party loader returning Burr's dict shape; the identifiers it
+    leaves out are those it was asked for (``target``: partition key, app id, sequence id)."""
     import datetime as dt
 
-    state = record["state"]
+    state = record.get("state")
+    if state is None:
+        raise InvalidRecordError(
+            f"{type(loader).__name__}.load{target!r} returned {record!r}, a record whose "
+            f"'state' is missing (but value for state was None): return None from load() when "
+            f"there is nothing stored, and the application starts from default_state."
+        )
     return PersistedStateData(
-        partition_key=record.get("partition_key"),
-        app_id=record["app_id"],
+        partition_key=record.get("partition_key", target[0]),
+        app_id=record.get("app_id", target[1]),
         sequence_id=record["sequence_id"],
         position=record.get("position"),
         state=state if isinstance(state, State) else State(state),

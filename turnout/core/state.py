@@ -293,6 +293,15 @@ class State(Mapping[str, Any]):
         (``None`` without one)."""
         return getattr(self, "_typing", None)
 
+    @property
+    def data(self) -> Any:
+        """The state as its typing system's object (``construct_data``); without a typing
+        system, a dict of the values (as Burr's dict-based system gives)."""
+        typing_system = getattr(self, "_typing", None)
+        if typing_system is None:
+            return self.get_all()
+        return typing_system.construct_data(self)
+
     def serialize(self, **kwargs: Any) -> dict[str, Any]:
         """Burr's serialisation of this state: each key through ``register_field_serde``'s
         serializer if it has one, else ``turnout.core.serde.serialize``. Persisters and trackers

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import warnings
-from collections.abc import Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
 from turnout.core.action import Action, FunctionBasedAction, _injected_name, bound_name
@@ -26,7 +26,15 @@ from turnout.core.errors import (
 )
 from turnout.core.state import RawChange, State
 
-__all__ = ["ActionSpec", "StepOutcome", "check_inputs", "finish", "prepare", "run_action"]
+__all__ = [
+    "ActionSpec",
+    "StepOutcome",
+    "check_inputs",
+    "check_writes_present",
+    "finish",
+    "prepare",
+    "run_action",
+]
 
 
 class ActionSpec:
@@ -138,7 +146,8 @@ def check_inputs(inputs: Mapping[str, Any] | None) -> dict[str, Any]:
     reserved = sorted(k for k in inputs if isinstance(k, str) and k.startswith("__"))
     if reserved:
         raise InvalidInputsError(
-            f"input names starting with '__' are reserved for values turnout injects "
+            f"input names starting with '__' (a double underscore) are reserved for values "
+            f"turnout injects "
             f"(__context, __tracer); rename {', '.join(map(repr, reserved))}."
         )
     return dict(inputs)
@@ -201,12 +210,20 @@ def _check_missing_writes(
     spec: ActionSpec, new_state: State, changes: tuple[RawChange, ...]
 ) -> None:
     deleted = {key for op, key, _value in changes if op == "delete"}
-    missing = sorted(k for k in spec.writes if k not in new_state and k not in deleted)
+    check_writes_present(spec.name, spec.writes, new_state, deleted)
+
+
+def check_writes_present(
+    name: str | None, writes: Iterable[str], state: State, deleted: Container[str] = ()
+) -> None:
+    """Raise ``MissingWriteError`` when a key of ``writes`` is neither in ``state`` after the
+    action ran nor among the keys it ``deleted``."""
+    missing = sorted(k for k in writes if k not in state and k not in deleted)
     if not missing:
         return
     one = len(missing) == 1
     raise MissingWriteError(
-        f"action {spec.name!r} declares writes {sorted(spec.writes)!r} but {missing!r} "
+        f"action {name!r} declares writes {sorted(writes)!r} but {missing!r} "
         f"{'is' if one else 'are'} not in the state after it ran. Write "
         f"{'it' if one else 'them'} (state.update({missing[0]}=...)) or remove "
         f"{'it' if one else 'them'} from writes=[...]."
@@ -239,8 +256,8 @@ async def _run_two_step_async(
 def _check_run_result(name: str, result: Any) -> None:
     if not isinstance(result, dict):
         raise InvalidActionReturnError(
-            f"action {name!r}: run() must return a dict, got {type(result).__name__}: "
-            f"{_short(result)}."
+            f"action {name!r}: run() must return a dict; it returned a non-dict result, "
+            f"{type(result).__name__}: {_short(result)}."
         )
 
 
@@ -256,20 +273,26 @@ def _split_two_step(name: str, returned: tuple[Any, Any]) -> tuple[dict[str, Any
     return result, new_state
 
 
-def _split_single_step(name: str, returned: Any) -> tuple[dict[str, Any], State]:
+def _split_single_step(
+    name: str, returned: Any, result_type: type[Any] = dict
+) -> tuple[dict[str, Any], State]:
+    """``(result, state)`` from what a single-step action returned: a ``State`` alone (the
+    result is then ``{}``) or a ``(result, State)`` pair whose result is a ``result_type``."""
     if isinstance(returned, State):
         return {}, returned
-    if isinstance(returned, tuple) and len(returned) == 2 and isinstance(returned[1], State):
+    if isinstance(returned, tuple) and len(returned) == 2:
         result = returned[0]
-        if isinstance(result, dict):
+        if not isinstance(result, result_type):
+            raise InvalidActionReturnError(
+                f"action {name!r} returned a non-{result_type.__name__} result of type "
+                f"{type(result).__name__} ({_short(result)}); the result must be a "
+                f"{result_type.__name__}, e.g. return {{'answer': ...}}, state. Return the state "
+                f"alone when there is no result."
+            )
+        if isinstance(returned[1], State):
             return result, returned[1]
-        raise InvalidActionReturnError(
-            f"action {name!r} returned a result of type {type(result).__name__} ({result!r}); "
-            f"the result must be a dict, e.g. return {{'answer': ...}}, state. Return the state "
-            f"alone when there is no result."
-        )
     raise InvalidActionReturnError(
-        f"action {name!r} must return a State or a (result_dict, State) tuple, got "
+        f"action {name!r} must return either a State or a (result_dict, State) tuple, got "
         f"{type(returned).__name__}: {_short(returned)}. End it with `return state.update(...)` "
         f"or `return {{...}}, state.update(...)`."
     )
@@ -350,7 +373,8 @@ def _missing_inputs(spec: ActionSpec, inputs: Mapping[str, Any], call: str) -> M
     return MissingInputsError(
         f"action {spec.name!r} needs the input{'s' if len(missing) > 1 else ''} "
         f"{', '.join(map(repr, missing))}, which {'were' if len(missing) > 1 else 'was'} not "
-        f"passed (inputs given: {given}). Pass {'them' if len(missing) > 1 else 'it'}:\n"
+        f"passed: missing required inputs (inputs given: {given}). "
+        f"Pass {'them' if len(missing) > 1 else 'it'}:\n"
         f"    {call}\n"
         f"or fix {'them' if len(missing) > 1 else 'it'} when adding the action: "
         f"{spec.name}.bind({', '.join(f'{k}=...' for k in missing)})"

@@ -235,9 +235,20 @@ class StreamReader:
             "a dict" if self._class_based else "a dict, (dict, None), or finally (result, state)"
         )
         raise InvalidActionReturnError(
-            f"streaming action {self._name!r} yielded {type(raw).__name__}: {raw!r}; it must "
-            f"yield {expected}."
+            f"streaming action {self._name!r} yielded {type(raw).__name__}: {raw!r} (it "
+            f"returned a non-dict result); it must yield {expected}."
         )
+
+    def salvages(self) -> bool:
+        """Whether a stream that raised already produced its outcome, so the step completes
+        with it (as in Burr): a final ``(result, state)``, or for a ``StreamingAction`` a last
+        dict to hand to ``update`` (a generator's ``finally`` may yield it while an error
+        propagates)."""
+        if not self._class_based:
+            return self.final is not None
+        # Only Burr's kind of StreamingAction: a parallel action's or an adapter's stream
+        # (``streams_result``) that fails has no outcome to salvage.
+        return self._hold_last and self.last_item is not None
 
     def returned(self, act: Action, base: State) -> Any:
         """What ``finish`` checks: ``(result, state)`` once the stream is exhausted."""

@@ -16,7 +16,13 @@ if TYPE_CHECKING:
     from turnout.core.action import Action
     from turnout.core.graph import Graph
 
-__all__ = ["ActionSchema", "DictBasedTypingSystem", "TypingSystem"]
+__all__ = [
+    "DEFAULT_SCHEMA",
+    "ActionSchema",
+    "DefaultSchema",
+    "DictBasedTypingSystem",
+    "TypingSystem",
+]
 
 BaseType = TypeVar("BaseType")
 StateInputType = TypeVar("StateInputType")
@@ -62,6 +68,24 @@ class ActionSchema(abc.ABC, Generic[StateInputType, StateOutputType, Intermediat
 
     @abc.abstractmethod
     def intermediate_result_type(self) -> type[IntermediateResultType]: ...
+
+
+class DefaultSchema(ActionSchema[State, State, dict[str, Any]]):
+    """The schema of an untyped action: its intermediate result is a ``dict``; its state types
+    are not known (they raise ``NotImplementedError``, as Burr's do)."""
+
+    def state_input_type(self) -> type[State]:
+        raise NotImplementedError("an untyped action declares no state input type")
+
+    def state_output_type(self) -> type[State]:
+        raise NotImplementedError("an untyped action declares no state output type")
+
+    def intermediate_result_type(self) -> type[dict[str, Any]]:
+        return dict
+
+
+DEFAULT_SCHEMA = DefaultSchema()
+"""The schema of every action that declares none (Burr's ``burr.core.action.DEFAULT_SCHEMA``)."""
 
 
 class DictBasedTypingSystem(TypingSystem[dict[str, Any]]):
