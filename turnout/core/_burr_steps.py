@@ -159,6 +159,8 @@ def _one_step_app(
 ) -> tuple[Application, ActionSpec, dict[str, Any]]:
     """An application whose next step runs ``action`` as step ``sequence_id``."""
     action.validate_inputs(inputs)
+    if action.name is None:  # Burr's helpers run unbound actions too: a throwaway name
+        action = action.with_name(type(action).__name__)
     app = Application(
         graph=ApplicationGraph([action], [], action),
         state=state,

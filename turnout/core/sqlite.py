@@ -224,8 +224,9 @@ class SQLitePersister(SyncPersister):
         """Burr's copy for a child application: a persister on the same database and tables,
         with its own connection to the file. An in-memory database has no file another
         connection could open, so its copy shares this connection (and leaves closing it to
-        this persister)."""
-        if _in_memory(self.db_path):
+        this persister). A subclass's copy is of its own class and shares this connection, so
+        what the subclass adds (state, overridden methods) carries over to the children."""
+        if _in_memory(self.db_path) or type(self) is not SQLitePersister:
             return _sharing(self)
         copied = SQLitePersister(**{**self._arguments, "serde_kwargs": None})
         copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
@@ -320,8 +321,13 @@ class AsyncSQLitePersister(AsyncPersister):
     def copy(self) -> AsyncSQLitePersister:
         """Burr's copy for a child application: a persister on the same database and tables.
         It opens its own connection to a file; an in-memory database or a connection you gave
-        is shared (as Burr's copy shares it), and closing it is left to this persister."""
-        if self._given is not None or _in_memory(self.db_path):
+        is shared (as Burr's copy shares it), and closing it is left to this persister; so is
+        the connection of a subclass, whose copy is of its own class."""
+        if (
+            self._given is not None
+            or _in_memory(self.db_path)
+            or type(self) is not AsyncSQLitePersister
+        ):
             return _sharing(self)
         copied = AsyncSQLitePersister(**self._arguments)
         copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
