@@ -163,8 +163,7 @@ class State(Mapping[str, Any]):
     def __init__(
         self, initial_values: Mapping[str, Any] | None = None, typing_system: Any = None
     ) -> None:
-        if typing_system is not None:
-            self._typing = typing_system
+        self._typing = typing_system
         if initial_values is not None and not isinstance(initial_values, Mapping):
             raise StateOperationError(
                 f"State() takes a mapping of key to value, got {type(initial_values).__name__}: "
@@ -185,12 +184,14 @@ class State(Mapping[str, Any]):
         owned: dict[str, int],
         changes: tuple[RawChange, ...],
         origin: object,
+        typing_system: Any = None,
     ) -> State:
         state = object.__new__(cls)
         state._data = data
         state._owned = owned
         state._changes = changes
         state._origin = origin
+        state._typing = typing_system
         return state
 
     # -- reading ---------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ class State(Mapping[str, Any]):
         return f"State({self._materialize()!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (State, (self._materialize(), getattr(self, "_typing", None)))
+        return (State, (self._materialize(), self._typing))
 
     def __copy__(self) -> State:
         return self  # immutable
@@ -285,19 +286,19 @@ class State(Mapping[str, Any]):
     def __deepcopy__(self, memo: dict[int, Any]) -> State:
         import copy
 
-        return State(copy.deepcopy(self._materialize(), memo), getattr(self, "_typing", None))
+        return State(copy.deepcopy(self._materialize(), memo), self._typing)
 
     @property
     def typing_system(self) -> Any:
         """The typing system given to ``State(..., typing_system=...)``, kept by every operation
         (``None`` without one)."""
-        return getattr(self, "_typing", None)
+        return self._typing
 
     @property
     def data(self) -> Any:
         """The state as its typing system's object (``construct_data``); without a typing
         system, a dict of the values (as Burr's dict-based system gives)."""
-        typing_system = getattr(self, "_typing", None)
+        typing_system = self._typing
         if typing_system is None:
             return self.get_all()
         return typing_system.construct_data(self)
@@ -321,11 +322,7 @@ class State(Mapping[str, Any]):
         owned: dict[str, int],
         changes: list[RawChange],
     ) -> State:
-        new = State._make(data, owned, (*self._changes, *changes), self._origin)
-        typing_system = getattr(self, "_typing", None)
-        if typing_system is not None:
-            new._typing = typing_system
-        return new
+        return State._make(data, owned, (*self._changes, *changes), self._origin, self._typing)
 
     def update(self, **updates: Any) -> State:
         """Set keys to values (adding keys that are absent)."""
@@ -344,9 +341,7 @@ class State(Mapping[str, Any]):
         else:
             new._changes = (*self._changes, *[("set", k, v) for k, v in updates.items()])
         new._origin = self._origin
-        typing_system = getattr(self, "_typing", None)
-        if typing_system is not None:
-            new._typing = typing_system
+        new._typing = self._typing
         return new
 
     def append(self, **items: Any) -> State:
@@ -492,9 +487,7 @@ class State(Mapping[str, Any]):
         state._owned = self._owned
         state._changes = ()
         state._origin = state
-        typing_system = getattr(self, "_typing", None)
-        if typing_system is not None:
-            state._typing = typing_system
+        state._typing = self._typing
         return state
 
     def _changes_since(self, base: State) -> tuple[RawChange, ...]:
