@@ -223,3 +223,18 @@ def test_a_plugin_being_imported_by_another_thread_is_waited_for(
         burr_serde.deserializer.func_map.pop("tests.slow", None)
     assert second == ("decoded", 1)
     assert results == [("decoded", 1)]
+
+
+def test_a_burr_row_a_decoder_cannot_read_is_a_persistence_error_naming_the_record(
+    money_codec: Any,
+) -> None:
+    """A damaged value under a registered key (the decoder raises KeyError) and data nested too
+    deep for the Burr walk are reported as the record they are in, not as a bare error."""
+    damaged = json.dumps({"price": {KEY: "test.money", "no_cents": 5}})
+    with pytest.raises(PersistenceError, match=r"of app 'a1' at sequence id 3.*price"):
+        burr_state(damaged, where="of app 'a1' at sequence id 3")
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(PersistenceError, match=r"of app 'a1' at sequence id 3"):
+        burr_state(json.dumps({"deep": deep}), where="of app 'a1' at sequence id 3")
