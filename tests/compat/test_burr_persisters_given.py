@@ -16,6 +16,7 @@ import pytest
 from turnout.common.async_utils import _AsyncPersisterContextManager
 from turnout.core import ApplicationBuilder, State, action
 from turnout.core.errors import PersistenceError
+from turnout.core.serde import KEY, deserializer, serialize
 from turnout.core.sqlite import AsyncSQLitePersister, SQLitePersister
 
 aiosqlite = pytest.importorskip("aiosqlite")
@@ -192,3 +193,59 @@ def test_burrs_context_manager_wrapper_opens_and_closes_and_lets_failures_throug
                 pass
 
     asyncio.run(main())
+
+
+class Tagged:
+    """A type whose Burr-style codec needs ``tag_kwargs``, as the pandas one needs a path."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+
+@serialize.register(Tagged)
+def _serialize_tagged(
+    value: Tagged, tag_kwargs: dict[str, Any] | None = None, **kwargs: Any
+) -> dict[str, Any]:
+    if not tag_kwargs:
+        raise ValueError("serialising a Tagged needs tag_kwargs")
+    return {KEY: "tests.tagged", "value": value.value, "tag": tag_kwargs["tag"]}
+
+
+@deserializer.register("tests.tagged")
+def _deserialize_tagged(
+    value: dict[str, Any], tag_kwargs: dict[str, Any] | None = None, **kwargs: Any
+) -> Tagged:
+    if not tag_kwargs:
+        raise ValueError("deserialising a Tagged needs tag_kwargs")
+    return Tagged(value["value"])
+
+
+def test_a_sync_copy_of_a_file_persister_keeps_its_serde_kwargs(tmp_path: Path) -> None:
+    """A child application's persister passes the parent's serde_kwargs to the codecs too
+    (Burr's pandas plugin needs its path there)."""
+    persister = SQLitePersister(tmp_path / "app.db", "t", serde_kwargs={"tag_kwargs": {"tag": 1}})
+    copied = persister.copy()
+    assert copied.serde_kwargs == {"tag_kwargs": {"tag": 1}}
+    copied.save("pk", "a", 0, "bump", State({"x": Tagged(5)}), "completed")
+    loaded = copied.load("pk", "a")
+    assert loaded is not None
+    assert loaded.state["x"].value == 5
+    copied.close()
+    persister.close()
+
+
+def test_an_async_copy_of_a_file_persister_keeps_its_serde_kwargs(tmp_path: Path) -> None:
+    async def main() -> int:
+        persister = AsyncSQLitePersister(
+            tmp_path / "app.db", "t", serde_kwargs={"tag_kwargs": {"tag": 1}}
+        )
+        copied = persister.copy()
+        await copied.save("pk", "a", 0, "bump", State({"x": Tagged(6)}), "completed")
+        loaded = await copied.load("pk", "a")
+        await copied.close()
+        await persister.close()
+        assert loaded is not None
+        value: int = loaded.state["x"].value
+        return value
+
+    assert asyncio.run(main()) == 6

@@ -147,3 +147,45 @@ def test_a_persister_saves_and_loads_a_registered_class(tmp_path: Path) -> None:
     assert loaded is not None
     assert isinstance(loaded.state["c"], Customer)
     assert loaded.state["c"].name == "ed"
+
+
+class Outer:
+    class Inner:
+        def __init__(self, label: str) -> None:
+            self.label = label
+
+
+def _calls(module: str, name: str, argument: str) -> bytes:
+    """A protocol-4 pickle calling ``module``'s ``name`` (dotted: attributes walked from it)."""
+
+    def text(value: str) -> bytes:
+        encoded = value.encode()
+        return pickle.SHORT_BINUNICODE + bytes([len(encoded)]) + encoded + pickle.MEMOIZE
+
+    return (
+        pickle.PROTO + bytes([4]) + text(module) + text(name) + pickle.STACK_GLOBAL
+        + text(argument) + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["pickle.loads", "warnings.warn", "Path.home", "register_type_to_pickle", "Customer.__init__"],
+    ids=["module-attribute", "imported-module", "imported-class", "imported-function", "dunder"],
+)
+def test_a_module_wildcard_allows_only_what_the_module_defines(name: str) -> None:
+    """("module", "*") vouches for the module's own classes, not for everything reachable from
+    its namespace: a dotted name walks out of it (this module imports ``pickle``), and a name it
+    imported comes from elsewhere."""
+    register_type_to_pickle(Customer, allowlist=[(__name__, "*")])
+    crafted = {"x": {KEY: "pickle", "value": _calls(__name__, name, "data")}}
+    with pytest.raises(SerdeError, match="not in the pickle serde allowlist"):
+        State.deserialize(crafted)
+    with pytest.raises(SerdeError, match="not in the pickle serde allowlist"):
+        State.deserialize(crafted, allowlist=[(__name__, "*")])
+
+
+def test_a_module_wildcard_still_allows_its_own_nested_classes() -> None:
+    register_type_to_pickle(Outer.Inner, allowlist=[(__name__, "*")])
+    data = State({"i": Outer.Inner("in")}).serialize()
+    assert State.deserialize(data)["i"].label == "in"

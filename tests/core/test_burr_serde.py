@@ -5,6 +5,9 @@ persister or the tracker stores the state."""
 from __future__ import annotations
 
 import json
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -175,3 +178,63 @@ def test_burr_rows_decode_registered_tags_and_keep_the_others_with_a_warning(
     assert state["model"][KEY] == "pydantic"
     assert "__SEQUENCE_ID" not in state
     assert DEFAULT_SERDE.decode(DEFAULT_SERDE.encode(state["price"])) == Money(5)
+
+
+_SLOW_PLUGIN = """
+import time
+
+from turnout.core.serde import deserializer
+
+time.sleep(0.5)  # a plugin whose library takes a while to import
+
+
+@deserializer.register("tests.slow")
+def _decode(value, **kwargs):
+    return ("decoded", value["v"])
+"""
+
+
+def test_a_plugin_being_imported_by_another_thread_is_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two threads meeting a plugin's key at once both decode it: the second waits for the
+    first one's import instead of reporting the key as unregistered."""
+    from turnout.core import _serde_plugins
+
+    (tmp_path / "turnout_test_slow_plugin.py").write_text(_SLOW_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(_serde_plugins.PLUGIN_KEYS, "tests.slow", "turnout_test_slow_plugin")
+    monkeypatch.setattr(_serde_plugins, "_tried", set(_serde_plugins._tried))
+    monkeypatch.delitem(burr_serde.deserializer.func_map, "tests.slow", raising=False)
+    monkeypatch.delitem(sys.modules, "turnout_test_slow_plugin", raising=False)
+    stored = {"x": {KEY: "tests.slow", "v": 1}}
+    results: list[Any] = []
+
+    def first() -> None:
+        results.append(State.deserialize(stored)["x"])
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    time.sleep(0.1)  # the first thread is importing the plugin now
+    try:
+        second = State.deserialize(stored)["x"]
+    finally:
+        thread.join()
+        burr_serde.deserializer.func_map.pop("tests.slow", None)
+    assert second == ("decoded", 1)
+    assert results == [("decoded", 1)]
+
+
+def test_a_burr_row_a_decoder_cannot_read_is_a_persistence_error_naming_the_record(
+    money_codec: Any,
+) -> None:
+    """A damaged value under a registered key (the decoder raises KeyError) and data nested too
+    deep for the Burr walk are reported as the record they are in, not as a bare error."""
+    damaged = json.dumps({"price": {KEY: "test.money", "no_cents": 5}})
+    with pytest.raises(PersistenceError, match=r"of app 'a1' at sequence id 3.*price"):
+        burr_state(damaged, where="of app 'a1' at sequence id 3")
+    deep: Any = 1
+    for _ in range(300):
+        deep = [deep]
+    with pytest.raises(PersistenceError, match=r"of app 'a1' at sequence id 3"):
+        burr_state(json.dumps({"deep": deep}), where="of app 'a1' at sequence id 3")

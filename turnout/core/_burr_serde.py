@@ -275,7 +275,12 @@ def decode_registered(data: Mapping[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         pair = field_serde.get(key)
-        out[key] = pair[1](value) if pair is not None else _decode_known(value, 0)
+        try:
+            out[key] = pair[1](value) if pair is not None else _decode_known(value, 0)
+        except Exception as exc:  # a decoder meeting damaged data, or data nested too deep
+            raise SerdeError(
+                f"$.{key}", None, f"{type(exc).__name__}: {exc}", loading=True
+            ) from exc
     return out
 
 

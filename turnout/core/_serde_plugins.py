@@ -52,32 +52,34 @@ def register_serde_plugin(
 
 _tried: set[str] = set()
 _failed: dict[str, str] = {}  # plugin module -> why it could not be imported
-_lock = threading.Lock()
+# Held while a plugin is imported: a thread meeting the plugin meanwhile waits for it, rather than
+# finding its codecs not registered yet.
+_lock = threading.RLock()
 
 
 def _load(module: str) -> bool:
-    """Import ``module`` once; whether this call imported it (a second call returns False, so a
-    caller retries at most once). A missing library (``MissingExtraError``) is not an error
+    """Import ``module`` once; whether it is imported now (by this call or an earlier one; the
+    callers retry their look-up once). A missing library (``MissingExtraError``) is not an error
     here: the caller then reports what it would have reported without plugins."""
     with _lock:
         if module in _tried:
-            return False
+            return module not in _failed
         _tried.add(module)
-    try:
-        importlib.import_module(module)
-    except ImportError as exc:
-        _failed[module] = str(exc)
-        return False
-    return True
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            _failed[module] = str(exc)
+            return False
+        return True
 
 
 def load_for_type(cls: type) -> bool:
     """Import the plugins for the libraries ``cls`` and its bases come from (a LangChain message
-    is a pydantic model too) that were not imported yet; whether any was."""
+    is a pydantic model too); whether any is imported."""
     loaded = False
     for base in cls.__mro__:
         module = PLUGIN_LIBRARIES.get(str(base.__module__).partition(".")[0])
-        if module is not None and module not in _tried:
+        if module is not None:
             loaded = _load(module) or loaded
     return loaded
 

@@ -30,7 +30,12 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from turnout.core._burr_serde import decode_registered
-from turnout.core.errors import ConcurrencyError, PersistenceError, PersistenceWarning
+from turnout.core.errors import (
+    ConcurrencyError,
+    PersistenceError,
+    PersistenceWarning,
+    SerdeError,
+)
 from turnout.core.persistence import PersistedStateData, Status, StorePersister
 from turnout.core.sql import Dialect, SQLConnection
 from turnout.core.state import CONTROL_KEYS, Change, State
@@ -62,9 +67,16 @@ def burr_state(stored: Any, *, where: str) -> State:
             f"state (a JSON object) belongs: the row is damaged or not Burr's. Repair or remove "
             f"the row; the other records still load."
         )
-    state = decode_registered(
-        {key: value for key, value in data.items() if key not in BURR_CONTROL_KEYS}
-    )
+    try:
+        state = decode_registered(
+            {key: value for key, value in data.items() if key not in BURR_CONTROL_KEYS}
+        )
+    except SerdeError as exc:
+        raise PersistenceError(
+            f"the Burr record {where} could not be decoded: {exc}. The row is damaged, or a "
+            f"decoder registered for it cannot read it; repair or remove the row (the other "
+            f"records still load)."
+        ) from exc
     tagged = sorted(_tagged(state, "$"))
     if tagged:
         shown = ", ".join(f"{path} ({tag})" for path, tag in tagged[:5])

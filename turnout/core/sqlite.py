@@ -228,9 +228,7 @@ class SQLitePersister(SyncPersister):
         what the subclass adds (state, overridden methods) carries over to the children."""
         if _in_memory(self.db_path) or type(self) is not SQLitePersister:
             return _sharing(self)
-        copied = SQLitePersister(**{**self._arguments, "serde_kwargs": None})
-        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
-        return copied
+        return SQLitePersister(**{**self._arguments, "serde_kwargs": self.serde_kwargs})
 
     def close(self) -> None:
         """Close the database connection (a copy sharing it leaves it open)."""
@@ -329,9 +327,7 @@ class AsyncSQLitePersister(AsyncPersister):
             or type(self) is not AsyncSQLitePersister
         ):
             return _sharing(self)
-        copied = AsyncSQLitePersister(**self._arguments)
-        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
-        return copied
+        return AsyncSQLitePersister(**self._arguments, serde_kwargs=self.serde_kwargs)
 
     @classmethod
     def from_values(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -134,3 +135,14 @@ def test_persisters_keep_storing_models_in_turnouts_own_form(tmp_path: Path) -> 
     stored = (tmp_path / "s.db").read_bytes()
     assert b"coffee" in stored  # the record is in the file read
     assert b"__pydantic_class" not in stored
+
+
+def test_a_huge_dotted_class_name_is_refused_at_once() -> None:
+    """Each way of splitting the stored name into module and class is one lookup: a name of
+    100,000 parts must be refused by its size, not tried 100,000 times (gigabytes of strings)."""
+    name = "a." * 100_000 + "Model"
+    stored = {"m": {KEY: "pydantic", "__pydantic_class": name}}
+    started = time.perf_counter()
+    with pytest.raises(SerdeError, match="characters"):
+        State.deserialize(stored)
+    assert time.perf_counter() - started < 1

@@ -5,8 +5,9 @@ classes as pickles, loaded back through an allowlist.
 (``State.serialize()``, ``turnout.core.serde.serialize``) and by turnout's ``DEFAULT_SERDE``, so
 persisters and trackers save them too. Loading a pickle can build any class it names and call
 what its ``__reduce__`` chose, so stored pickles are loaded by an unpickler that resolves only
-allowed ``(module, name)`` pairs (``"*"`` as the name allows a whole module). The allowlist is,
-from the first that is given:
+allowed ``(module, name)`` pairs (``"*"`` as the name allows the classes and functions the
+module defines itself: not a name it imported, a dotted path out of it or a dunder). The
+allowlist is, from the first that is given:
 
 1. ``allowlist=`` passed when loading (``State.deserialize(data, allowlist=[...])``);
 2. ``allowlist=`` passed to ``register_type_to_pickle`` (each registration's, together);
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import inspect
 import io
 import pickle
 import sys
@@ -64,6 +66,23 @@ def set_pickle_serde_allowlist(allowlist: Allowlist | None) -> None:
 def _is_allowed(module: str, name: str, allowlist: Iterable[tuple[str, str]]) -> bool:
     """Whether ``module.name`` is on ``allowlist`` (``(module, "*")`` allows a whole module)."""
     return any(m == module and n in ("*", name) for m, n in allowlist)
+
+
+def _listed_by_name(module: str, name: str, allowlist: Iterable[tuple[str, str]]) -> bool:
+    """Whether ``allowlist`` names ``module.name`` itself, not only through ``"*"``."""
+    return any(m == module and n == name for m, n in allowlist)
+
+
+def _defined_in(module: str, name: str, found: Any) -> bool:
+    """Whether ``found``, reached as ``module.name`` through a ``(module, "*")`` entry, is a class
+    or function ``module`` defines: ``"*"`` vouches for the module's own code, not for what its
+    namespace reaches (a dotted name like ``os.system`` walks out of it, a name it imported
+    comes from elsewhere, a dunder reaches the interpreter)."""
+    if any(not part or part.startswith("_") for part in name.split(".")):
+        return False
+    if not isinstance(found, type) and not inspect.isfunction(found):
+        return False
+    return getattr(found, "__module__", None) == module
 
 
 def _checked(allowlist: Allowlist) -> tuple[tuple[str, str], ...]:
@@ -156,17 +175,32 @@ class _AllowlistUnpickler(pickle.Unpickler):
                 _is_allowed(module, name, _allowed_by(r)) for r in _registrations.values()
             )
         if not allowed:
-            raise SerdeError(
-                "",
-                None,
-                f"the stored pickle names {module}.{name}, which is not in the pickle serde "
-                f"allowlist, so it was not loaded (a pickle can name any code to run). If the "
-                f"data is yours, allow it: register_type_to_pickle(cls, allowlist=[({module!r}, "
-                f"{name!r})]) or set_pickle_serde_allowlist([...]).",
-            )
+            raise _refused(module, name)
+        by_name = (
+            _listed_by_name(module, name, self._given)
+            if self._given is not None
+            else any(_listed_by_name(module, name, _allowed_by(r)) for r in _registrations.values())
+        )
+        if not by_name and any(not part or part.startswith("_") for part in name.split(".")):
+            raise _refused(module, name)  # checked before anything is looked up
         if self._given is None:
             _warn_if_unlisted(module, name)
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if not by_name and not _defined_in(module, name, found):
+            raise _refused(module, name)
+        return found
+
+
+def _refused(module: str, name: str) -> SerdeError:
+    return SerdeError(
+        "",
+        None,
+        f"the stored pickle names {module}.{name}, which is not in the pickle serde "
+        f"allowlist, so it was not loaded (a pickle can name any code to run; "
+        f"({module!r}, '*') allows only the classes and functions {module} defines itself). "
+        f"If the data is yours, allow it: register_type_to_pickle(cls, allowlist=[({module!r}, "
+        f"{name!r})]) or set_pickle_serde_allowlist([...]).",
+    )
 
 
 def _allowed_by(registration: _Registration) -> tuple[tuple[str, str], ...]:

@@ -54,6 +54,9 @@ KEY_PYDANTIC = "pydantic"
 CLASS_KEY = "__pydantic_class"
 """Where Burr's format names the model's class, ``"module.ClassName"``."""
 
+MAX_CLASS_NAME = 1000
+"""The longest ``"module.ClassName"`` a stored model may give; a longer one is refused."""
+
 
 class SecurityWarning(Warning):
     """Burr's warning for loading without an allowlist. turnout never imports a class stored
@@ -135,6 +138,12 @@ def deserialize_pydantic(
         raise SerdeError(
             "", None, f"a stored pydantic model must name its class as 'module.ClassName' in "
             f"{CLASS_KEY!r}, found {name!r}: the data is damaged or was not written by Burr",
+        )  # fmt: skip
+    if len(name) > MAX_CLASS_NAME:  # each split into module and class is a lookup: bound them
+        raise SerdeError(
+            "", None, f"a stored pydantic model's {CLASS_KEY!r} is {len(name):,} characters "
+            f"long ({name[:60]!r}...), more than the {MAX_CLASS_NAME:,} a module and class "
+            f"name take: the data is damaged or was crafted",
         )  # fmt: skip
     cls = _registered_class(name)
     narrowing = allowlist if allowlist is not None else _allowlist
