@@ -569,3 +569,35 @@ def test_a_graph_exports_plain_sorted_data():
     assert json.loads(json.dumps(exported)) == exported
     app_graph = ApplicationGraph(graph.actions, graph.transitions, graph.actions[1])
     assert app_graph.to_dict() == {**exported, "type": "application_graph", "entrypoint": "r"}
+
+
+def test_a_result_container_is_an_iterator_as_on_burr() -> None:
+    from turnout.core.action import AsyncStreamingResultContainer, StreamingResultContainer
+
+    def gen() -> Any:
+        yield {"i": 1}, None
+        yield {"i": 2}, None
+        yield {"done": True}, State({"n": 1})
+
+    container = StreamingResultContainer(gen(), State({}), lambda r, s: (r, s), lambda *a: None)
+    assert next(container) == {"i": 1}
+    assert next(container) == {"i": 2}
+    with pytest.raises(StopIteration):
+        next(container)
+    assert container.get() == ({"done": True}, State({"n": 1}))
+
+    async def agen() -> Any:
+        yield {"i": 1}, None
+        yield {"done": True}, State({"n": 2})
+
+    async def drive() -> Any:
+        async def on_end(*args: Any) -> None:
+            return None
+
+        acontainer = AsyncStreamingResultContainer(agen(), State({}), lambda r, s: (r, s), on_end)
+        first = await anext(acontainer)
+        with pytest.raises(StopAsyncIteration):
+            await anext(acontainer)
+        return first, await acontainer.get()
+
+    assert asyncio.run(drive()) == ({"i": 1}, ({"done": True}, State({"n": 2})))

@@ -383,7 +383,7 @@ class StreamingResultContainer(_ContainerBase):
     exception that ended it, if any).
     """
 
-    __slots__ = ("_iterator",)
+    __slots__ = ("_iterator", "_walker")
 
     def __init__(
         self,
@@ -395,6 +395,7 @@ class StreamingResultContainer(_ContainerBase):
         stream = _burr_stream(streaming_result_generator, process_result)
         self._setup(_FixedState(initial_state), stream, callback)
         self._iterator: Iterator[Any] | None = stream
+        self._walker: Iterator[dict[str, Any]] | None = None
 
     @classmethod
     def _of_step(
@@ -404,6 +405,7 @@ class StreamingResultContainer(_ContainerBase):
         container = cls.__new__(cls)
         container._setup(app, source)
         container._iterator = iterator
+        container._walker = None
         return container
 
     @staticmethod
@@ -440,6 +442,12 @@ class StreamingResultContainer(_ContainerBase):
         if on_end is not None:
             on_end(self._result, self._state, None)
 
+    def __next__(self) -> dict[str, Any]:
+        """The next item, as Burr's container is an iterator too (``next(container)``)."""
+        if self._walker is None:
+            self._walker = iter(self)
+        return next(self._walker)
+
     def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""
         for _ in self:
@@ -454,7 +462,7 @@ class AsyncStreamingResultContainer(_ContainerBase):
     async generator and an async ``callback``.
     """
 
-    __slots__ = ()
+    __slots__ = ("_awalker",)
 
     def __init__(
         self,
@@ -465,12 +473,14 @@ class AsyncStreamingResultContainer(_ContainerBase):
     ) -> None:
         stream = _aburr_stream(streaming_result_generator, process_result)
         self._setup(_FixedState(initial_state), stream, callback)
+        self._awalker: AsyncIterator[dict[str, Any]] | None = None
 
     @classmethod
     def _of_step(cls, app: Any, source: Any) -> AsyncStreamingResultContainer:
         """The container of an application's streaming step."""
         container = cls.__new__(cls)
         container._setup(app, source)
+        container._awalker = None
         return container
 
     @staticmethod
@@ -503,6 +513,12 @@ class AsyncStreamingResultContainer(_ContainerBase):
         on_end = self._ending()
         if on_end is not None:
             await on_end(self._result, self._state, None)
+
+    async def __anext__(self) -> dict[str, Any]:
+        """The next item (``await anext(container)``), as Burr's container allows."""
+        if self._awalker is None:
+            self._awalker = aiter(self)
+        return await anext(self._awalker)
 
     async def get(self) -> tuple[dict[str, Any] | None, State]:
         """Drain the stream if needed and return ``(result, state)``."""

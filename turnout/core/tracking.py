@@ -311,7 +311,7 @@ class LocalTracker:
             snapshot_every=self.snapshot_every,
             tags=self.tags if tags is None else tags,
         )
-        copied.serde_kwargs = dict(self.serde_kwargs)  # kept as given, warned about once
+        copied.serde_kwargs = dict(self.serde_kwargs)  # its own dict, as given
         return copied
 
     @property
