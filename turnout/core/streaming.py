@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -417,6 +418,9 @@ class StreamingResultContainer(_ContainerBase):
     exception that ended it, if any).
     """
 
+    # Burr's container is generic in state and item types: `StreamingResultContainer[S, I]`.
+    __class_getitem__: Any = classmethod(types.GenericAlias)
+
     __slots__ = ("_iterator",)
 
     def __init__(
@@ -487,6 +491,9 @@ class AsyncStreamingResultContainer(_ContainerBase):
     Built directly, it takes Burr's arguments (see ``StreamingResultContainer``), with an
     async generator and an async ``callback``.
     """
+
+    # Burr's container is generic in state and item types: `StreamingResultContainer[S, I]`.
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     __slots__ = ()
 
