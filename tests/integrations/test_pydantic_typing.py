@@ -127,18 +127,41 @@ def test_a_written_value_of_the_wrong_type_names_action_field_and_types() -> Non
     assert app.state.data.count == 0  # nothing applied
 
 
-def test_a_read_value_of_the_wrong_type_is_reported_before_the_action_runs() -> None:
-    app = (
+def test_an_initial_state_that_does_not_fit_is_refused_at_build() -> None:
+    builder = (
         ApplicationBuilder()
         .with_actions(count)
         .with_transitions()
         .with_typing(PydanticTypingSystem(Chat))
         .with_state(count="three")
         .with_entrypoint("count")
+    )
+    with pytest.raises(StateValidationError, match=r"(?s)the state holds values .*count: got str"):
+        builder.build()
+
+
+def test_without_a_typing_system_a_pydantic_action_checks_what_it_reads() -> None:
+    app = (
+        ApplicationBuilder()
+        .with_actions(count)
+        .with_transitions()
+        .with_state(count="three")
+        .with_entrypoint("count")
         .build()
     )
     with pytest.raises(StateValidationError, match=r"(?s)action 'count' reads .*count: got str"):
         app.step()
+
+
+def test_a_plain_action_of_a_typed_app_has_its_writes_checked() -> None:
+    @action(reads=[], writes=["count"])
+    def plain(state: State) -> State:
+        return state.update(count="lots")
+
+    app = _app(plain=plain)
+    with pytest.raises(StateValidationError, match=r"(?s)action 'plain' wrote .*count: got str"):
+        app.step()
+    assert app.state["count"] == 0
 
 
 def test_returning_something_other_than_a_model_is_an_invalid_return() -> None:

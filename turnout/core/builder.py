@@ -464,6 +464,7 @@ class ApplicationBuilder:
             sequence_id = self._sequence_id
         if self._typing_system is not None:
             state = State(state, typing_system=self._typing_system)
+            self._typing_system.validate_state(state)
         self._check_suspicious(graph, state, strict)
         check = getattr(self._persister, "check_state", None)
         if check is not None:

@@ -206,6 +206,11 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
         if key not in data:
             _check_missing_writes(spec, new_state, changes)
             break
+    if changes:
+        typing_system = getattr(new_state, "_typing", None)
+        if typing_system is not None:
+            keys = {key for op, key, _value in changes if op != "delete"}
+            typing_system.validate_writes(new_state, keys, spec.action)
     return result, new_state, changes
 
 

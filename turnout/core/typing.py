@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from turnout.core.errors import MissingExtraError
@@ -55,7 +55,13 @@ class TypingSystem(abc.ABC, Generic[BaseType]):
         """The type of the state after ``action``."""
 
     def validate_state(self, state: State) -> None:
-        """Raise when ``state`` does not fit ``state_type()``; accepts everything by default."""
+        """Raise when ``state`` does not fit ``state_type()``; accepts everything by default.
+        ``build()`` calls it on the initial (or loaded) state."""
+
+    def validate_writes(self, state: State, keys: Collection[str], action: Action) -> None:
+        """Raise when a value ``action`` just wrote at ``keys`` does not fit ``state_type()``
+        (``state`` is the state after the step). The engine calls it once per step that changed
+        keys, before the step is applied; accepts everything by default."""
 
     @abc.abstractmethod
     def construct_data(self, state: State) -> BaseType:

@@ -43,7 +43,7 @@ import functools
 import inspect
 import types
 import typing
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Collection, Generator, Sequence
 from typing import Any, TypeVar, Union
 
 from turnout.integrations._guard import missing_extra
@@ -96,9 +96,16 @@ def model_to_dict(
 ) -> dict[str, Any]:
     """The fields of ``model`` (those in ``include`` only, when given) as a dict of their values,
     not dumped: nested models stay models."""
-    fields = type(model).model_fields
+    fields = _fields(type(model))
     keys = list(fields) if include is None else [key for key in include if key in fields]
     return {key: getattr(model, key) for key in keys}
+
+
+def _fields(model: Model) -> dict[str, Any]:
+    # The class's field map without going through the ``model_fields`` descriptor, which costs
+    # a microsecond per access on every step.
+    fields: dict[str, Any] = getattr(model, "__pydantic_fields__", None) or model.model_fields
+    return fields
 
 
 def subset_model(
@@ -154,7 +161,7 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 def _validation_error(
-    exc: pydantic.ValidationError, model: Model, shown: str, action: str, verb: str
+    exc: pydantic.ValidationError, model: Model, shown: str, subject: str
 ) -> StateValidationError:
     """``StateValidationError`` listing each field pydantic rejected: its value and type, the
     type ``model`` declares for it, and pydantic's reason."""
@@ -171,17 +178,30 @@ def _validation_error(
             got = f"{type(value).__name__} {_short(value)}"
         lines.append(f"  {field}: got {got}, expected {expected} ({error.get('msg')})")
     return StateValidationError(
-        f"action {action!r} {verb} state that does not fit {shown}:\n"
+        f"{subject} values that do not fit {shown}:\n"
         + "\n".join(lines)
         + f"\nGive each field a value of its declared type, or change the type in {shown}."
     )
 
 
-def _build(model: Model, values: dict[str, Any], shown: str, action: str, verb: str) -> Any:
+def _build(
+    model: Model, values: dict[str, Any], shown: str, action: str | Callable[[], str], verb: str
+) -> Any:
+    """``model`` validated from ``values``; ``action`` (a name, or a function giving it, called
+    only on failure) names the action in the ``StateValidationError``."""
     try:
-        return model(**values)
+        return model.__pydantic_validator__.validate_python(values)
     except pydantic.ValidationError as exc:
-        raise _validation_error(exc, model, shown, action, verb) from exc
+        name = action if isinstance(action, str) else action()
+        raise _validation_error(exc, model, shown, f"action {name!r} {verb}") from exc
+
+
+def _checked_as(state: State, model: Model) -> bool:
+    """Whether ``state``'s values were validated against ``model`` already: its typing system
+    is ``PydanticTypingSystem(model)``, which checks the initial state at ``build()`` and every
+    write at its step, so reading needs no second check."""
+    typing_system = state.typing_system
+    return isinstance(typing_system, PydanticTypingSystem) and typing_system.model_type is model
 
 
 def _action_name(fn: Callable[..., Any]) -> str:
@@ -303,11 +323,13 @@ class PydanticActionSchema(ActionSchema[StateModel, StateModel, Any]):
         reads = tuple(action.reads)
         optional = tuple(key for key in action.writes if key not in reads)
         model = _cached_subset(self._input_type, reads, optional)
-        values = {key: state[key] for key in model.model_fields if key in state}
-        checked = _build(model, values, self._input_type.__name__, str(action.name), "reads")
-        # An instance of the declared class itself, as the action's annotations say: its
-        # fields checked above, the fields it does not read left at their defaults.
-        return self._input_type.model_construct(**model_to_dict(checked, include=reads))
+        values = {key: state[key] for key in _fields(model) if key in state}
+        if not _checked_as(state, self._input_type):
+            checked = _build(model, values, self._input_type.__name__, str(action.name), "reads")
+            values = model_to_dict(checked, include=reads)
+        # An instance of the declared class itself, as the action's annotations say, the
+        # fields it does not read left at their defaults.
+        return self._input_type.model_construct(**values)
 
     def for_update(self, state: State, action: Action) -> Any:
         # Every field was validated when it was written: build the model without validating.
@@ -366,22 +388,30 @@ class _Models:
         self.input = subset_model(
             itype, reads, [key for key in writes if key not in reads], f"{fn.__name__}_input"
         )
+        self.input_fields = tuple(self.input.model_fields)
         self.output = subset_model(otype, writes, [], f"{fn.__name__}_output")
 
+    def name(self) -> str:
+        return _action_name(self.fn)
+
     def model_in(self, state: State) -> Any:
-        values = {key: state[key] for key in self.input.model_fields if key in state}
-        return _build(self.input, values, self.itype.__name__, _action_name(self.fn), "reads")
+        values = {key: state[key] for key in self.input_fields if key in state}
+        # Validated even when the state was (pydantic's validator is faster than building the
+        # model unchecked with model_construct), as Burr does.
+        return _build(self.input, values, self.itype.__name__, self.name, "reads")
 
     def state_out(self, returned: Any, state: State) -> State:
-        if not isinstance(returned, pydantic.BaseModel):
+        fields = getattr(type(returned), "__pydantic_fields__", None)
+        if fields is None:
             raise InvalidActionReturnError(
                 f"action {_action_name(self.fn)!r} (@action.pydantic on "
                 f"{self.fn.__qualname__!r}) must return a {self.otype.__name__} model, got "
                 f"{type(returned).__name__}: {_short(returned)}."
             )
-        values = model_to_dict(returned, include=self.writes)
-        output = _build(self.output, values, self.otype.__name__, _action_name(self.fn), "wrote")
-        return merge_to_state(output, self.writes, state)
+        values = {key: getattr(returned, key) for key in self.writes if key in fields}
+        output = _build(self.output, values, self.otype.__name__, self.name, "wrote")
+        # Every write, as validated (pydantic may convert a value), as Burr merges them.
+        return state.update(**output.__dict__)
 
 
 def pydantic_action(
@@ -503,9 +533,27 @@ class PydanticTypingSystem(TypingSystem[StateModel]):
         return self.model_type
 
     def validate_state(self, state: State) -> None:
-        """``StateValidationError`` naming each field of ``state`` that does not fit."""
-        values = {key: state[key] for key in self.model_type.model_fields if key in state}
-        _build(self.model_type, values, self.model_type.__name__, "(none)", "holds")
+        """``StateValidationError`` naming each field of ``state`` that does not fit the model
+        (fields the state does not hold yet are not required). ``build()`` calls it."""
+        self._validate(state, [key for key in state if key in _fields(self.model_type)])
+
+    def validate_writes(self, state: State, keys: Collection[str], action: Action) -> None:
+        """Check the model's fields an action wrote, once per step. A pydantic action's writes
+        were validated when it returned them; this covers the other actions of a typed app."""
+        if isinstance(action.schema, PydanticActionSchema):
+            return
+        fields = _fields(self.model_type)
+        written = sorted(key for key in keys if key in fields)
+        if written:
+            self._validate(state, written, f"action {action.name!r} wrote")
+
+    def _validate(self, state: State, keys: list[str], subject: str = "the state holds") -> None:
+        """``StateValidationError`` unless ``state``'s values at ``keys`` fit the model."""
+        model = _cached_subset(self.model_type, tuple(keys), ())
+        try:
+            model.model_validate({key: state[key] for key in keys})
+        except pydantic.ValidationError as exc:
+            raise _validation_error(exc, model, self.model_type.__name__, subject) from exc
 
     def construct_data(self, state: State) -> StateModel:
         return model_from_state(self.model_type, state)
