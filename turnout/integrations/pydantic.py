@@ -538,10 +538,13 @@ class PydanticTypingSystem(TypingSystem[StateModel]):
         self._validate(state, [key for key in state if key in _fields(self.model_type)])
 
     def validate_writes(self, state: State, keys: Collection[str], action: Action) -> None:
-        """Check the model's fields an action wrote, once per step. A pydantic action's writes
-        were validated when it returned them; this covers the other actions of a typed app."""
-        if isinstance(action.schema, PydanticActionSchema):
-            return
+        """Check the model's fields an action wrote, once per step. A ``@action.pydantic``
+        function's writes were checked when it returned them; this covers the other actions of
+        a typed app (a class action's ``update`` may return a ``State``)."""
+        if isinstance(action, FunctionBasedAction) and isinstance(
+            action.schema, PydanticActionSchema
+        ):
+            return  # checked when the function returned its model
         fields = _fields(self.model_type)
         written = sorted(key for key in keys if key in fields)
         if written:
