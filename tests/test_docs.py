@@ -22,11 +22,13 @@ ADAPTER_LIBRARIES = {
     "langchain": ("langchain_core", "langchain"),
     "hamilton": ("hamilton", "hamilton"),
     "llamaindex": ("llama_index.core", "llamaindex"),
+    "pydantic": ("pydantic", "pydantic"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
     "docs/integrations/hamilton.md": "hamilton",
     "docs/integrations/llamaindex.md": "llamaindex",
+    "docs/concepts/typed-state.md": "pydantic",
     "examples/langchain_agent": "langchain",
     "examples/hamilton_features": "hamilton",
     "examples/llamaindex_rag": "llamaindex",

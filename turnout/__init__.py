@@ -41,6 +41,7 @@ from turnout.core import (
 )
 from turnout.core._serde_plugins import register_serde_plugin
 from turnout.core.builder import register_otel_loader
+from turnout.core.typing import register_typing_adapter
 
 
 def _load_otel_adapter() -> object:
@@ -53,6 +54,19 @@ def _load_otel_adapter() -> object:
 
 
 register_otel_loader(_load_otel_adapter)
+
+
+def _load_pydantic_adapter() -> object:
+    """Imported on demand by ``@action.pydantic`` and ``@streaming_action.pydantic``, as Burr's
+    decorators import theirs. Raises ``MissingExtraError`` (an ``ImportError``) without pydantic."""
+    import turnout.integrations.pydantic as adapter
+
+    return adapter
+
+
+register_typing_adapter(
+    "pydantic", _load_pydantic_adapter, install='pip install "turnout[pydantic]"'
+)
 
 # Burr's serde plugins, loaded the first time a value of their library or one of their keys is met
 # (Burr imports them all with its state module): the core calls these by name only.

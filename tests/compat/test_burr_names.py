@@ -118,6 +118,20 @@ INTEGRATION_NAMES: dict[str, tuple[str, list[str]]] = {
         "pandas",
         ["deserialize_pandas_df", "serialize_pandas_df"],
     ),
+    "burr.integrations.pydantic": (
+        "pydantic",
+        [
+            "PydanticActionFunction",
+            "PydanticActionSchema",
+            "PydanticTypingSystem",
+            "merge_to_state",
+            "model_from_state",
+            "model_to_dict",
+            "pydantic_action",
+            "pydantic_streaming_action",
+            "subset_model",
+        ],
+    ),
     "burr.integrations.serde.pydantic": (
         "pydantic",
         ["SecurityWarning", "deserialize_pydantic", "serialize_pydantic", "set_allowlist"],

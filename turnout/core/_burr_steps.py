@@ -29,7 +29,7 @@ from turnout.core.step import (
     finish,
 )
 from turnout.core.streaming import StreamDone
-from turnout.core.typing import ActionSchema
+from turnout.core.typing import ActionSchema, result_type_of
 
 __all__: list[str] = []  # Burr's internal names, imported by name only
 
@@ -131,7 +131,7 @@ def _adjust_single_step_output(
     """``(result, state)`` from what a single-step action returned (a ``State`` alone gives
     ``{}`` as the result); raises ``InvalidActionReturnError`` (a ``ValueError``) otherwise."""
     schema: Any = action_schema
-    return _split_single_step(action_name, output, schema.intermediate_result_type())
+    return _split_single_step(action_name, output, result_type_of(schema))
 
 
 def _validate_start(start: str | None, actions: Iterable[str]) -> None:

@@ -28,7 +28,7 @@ from turnout.core._burr_names import lazy_names
 from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
-from turnout.core.typing import ActionSchema
+from turnout.core.typing import DEFAULT_SCHEMA, ActionSchema, DefaultSchema, load_typing_adapter
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -124,24 +124,6 @@ def type_eraser(func: Callable[..., Any]) -> Callable[..., Any]:
         return func(*args, **kwargs)
 
     return functools.update_wrapper(erased, func)
-
-
-class DefaultSchema(ActionSchema[State, State, dict[str, Any]]):
-    """The schema of an untyped action (Burr's): its result is a ``dict``; its state has no
-    type to name, so asking for one raises ``NotImplementedError``."""
-
-    def state_input_type(self) -> type[State]:
-        raise NotImplementedError("an untyped action has no state input type")
-
-    def state_output_type(self) -> type[State]:
-        raise NotImplementedError("an untyped action has no state output type")
-
-    def intermediate_result_type(self) -> type[dict[str, Any]]:
-        return dict
-
-
-DEFAULT_SCHEMA = DefaultSchema()
-"""The schema of every untyped action."""
 
 
 class Function(abc.ABC):
@@ -355,7 +337,16 @@ class SingleStepAction(Action):
 
 
 class FunctionBasedAction(SingleStepAction):
-    """The action behind an ``@action``-decorated function."""
+    """The action behind an ``@action``-decorated function.
+
+    ``fn`` is what runs; ``originating_fn`` (default: ``fn``) is the user's function, whose
+    signature gives the inputs (unless ``input_spec`` names them) and whose source is shown. An
+    adapter that wraps the user's function (``@action.pydantic``) passes both, and its
+    ``schema``, as Burr's adapters do.
+    """
+
+    ACTION_FUNCTION = "action_function"
+    """The attribute of a decorated function holding its action (Burr's constant)."""
 
     def __init__(
         self,
@@ -364,26 +355,53 @@ class FunctionBasedAction(SingleStepAction):
         writes: Sequence[str],
         *,
         bound_params: Mapping[str, Any] | None = None,
-        tags: Sequence[str] = (),
+        input_spec: tuple[Sequence[str], Sequence[str]] | None = None,
+        originating_fn: Callable[..., Any] | None = None,
+        schema: ActionSchema[Any, Any, Any] = DEFAULT_SCHEMA,
+        tags: Sequence[str] | None = (),
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
         super().__init__()
-        owner = f"@action on {getattr(fn, '__qualname__', fn)!r}"
+        origin = fn if originating_fn is None else originating_fn
+        owner = f"@action on {getattr(origin, '__qualname__', origin)!r}"
         self.retry = _check_retry(retry, owner)
         self.timeout = _check_timeout(timeout, owner)
         self._fn = fn
+        self._originating_fn = origin
+        self._schema = schema
         self._reads = list(_names(reads, "reads", owner))
         self._writes = list(_names(writes, "writes", owner))
-        self._tags = list(_names(tags, "tags", owner))
+        self._tags = list(_names(tags or (), "tags", owner))
         self._bound = dict(bound_params or {})
-        self._inputs = _derive_inputs(fn, self._bound, owner)
-        _check_declared_reads(fn, self._reads, owner)
+        self._input_spec = (
+            None if input_spec is None else (list(input_spec[0]), list(input_spec[1]))
+        )
+        self._inputs = self._derived_inputs(owner)
+        _check_declared_reads(origin, self._reads, owner)
+
+    def _derived_inputs(self, owner: str) -> tuple[list[str], list[str]]:
+        if self._input_spec is None:
+            return _derive_inputs(self._originating_fn, self._bound, owner)
+        required, optional = self._input_spec
+        return (
+            [n for n in required if n not in self._bound],
+            [n for n in optional if n not in self._bound],
+        )
 
     @property
     def fn(self) -> Callable[..., Any]:
-        """The decorated function."""
+        """The function that runs (the decorated function, or an adapter's wrapper of it)."""
         return self._fn
+
+    @property
+    def originating_fn(self) -> Callable[..., Any]:
+        """The user's function (``fn`` unless an adapter wrapped it)."""
+        return self._originating_fn
+
+    @property
+    def schema(self) -> ActionSchema[Any, Any, Any]:
+        return self._schema
 
     @property
     def reads(self) -> list[str]:
@@ -407,8 +425,9 @@ class FunctionBasedAction(SingleStepAction):
 
     def with_params(self, **bound: Any) -> FunctionBasedAction:
         """A copy with more parameters fixed (what ``fn.bind(**kw)`` builds)."""
-        owner = f"{getattr(self._fn, '__qualname__', self._fn)}.bind()"
-        signature = list(inspect.signature(self._fn).parameters.values())
+        origin = self._originating_fn
+        owner = f"{getattr(origin, '__qualname__', origin)}.bind()"
+        signature = list(inspect.signature(origin).parameters.values())
         params = [p.name for p in signature[1:]]  # the first parameter is the state
         accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in signature)
         unknown = [k for k in bound if k not in params and not accepts_any]
@@ -419,7 +438,7 @@ class FunctionBasedAction(SingleStepAction):
             )
         new = copy.copy(self)
         new._bound = {**self._bound, **bound}
-        new._inputs = _derive_inputs(self._fn, new._bound, owner)
+        new._inputs = new._derived_inputs(owner)
         return new
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
@@ -427,11 +446,11 @@ class FunctionBasedAction(SingleStepAction):
         return cast("tuple[dict[str, Any], State]", self._fn(state, **self._bound, **run_kwargs))
 
     def _unnamed_label(self) -> str:
-        return getattr(self._fn, "__name__", type(self).__name__)
+        return getattr(self._originating_fn, "__name__", type(self).__name__)
 
     def get_source(self) -> str:
         try:
-            return textwrap.dedent(inspect.getsource(self._fn))
+            return textwrap.dedent(inspect.getsource(self._originating_fn))
         except (OSError, TypeError):
             return ""
 
@@ -554,8 +573,9 @@ def _attach(target: Any, spec: FunctionBasedAction) -> None:
     target.action_function = spec
 
     def bind(**kwargs: Any) -> Any:
-        bound = functools.partial(spec.fn, **{**spec.bound_params, **kwargs})
-        functools.update_wrapper(bound, spec.fn)
+        origin = spec.originating_fn
+        bound = functools.partial(origin, **{**spec.bound_params, **kwargs})
+        functools.update_wrapper(bound, origin)
         _attach(bound, spec.with_params(**kwargs))
         return bound
 
@@ -597,6 +617,27 @@ class action:  # a decorator, named like Burr's
         self.tags = list(_names(tags or (), "tags", owner))
         self.retry = _check_retry(retry, owner)
         self.timeout = _check_timeout(timeout, owner)
+
+    @staticmethod
+    def pydantic(
+        reads: list[str],
+        writes: list[str],
+        state_input_type: type[Any] | None = None,
+        state_output_type: type[Any] | None = None,
+        tags: list[str] | None = None,
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """An action whose function takes and returns pydantic models (Burr's decorator; see
+        ``turnout.integrations.pydantic.pydantic_action``, which it calls). The model types come
+        from the function's annotations unless both are given."""
+        adapter = load_typing_adapter("pydantic")
+        decorator: Callable[[Callable[..., Any]], Any] = adapter.pydantic_action(
+            reads=reads,
+            writes=writes,
+            state_input_type=state_input_type,
+            state_output_type=state_output_type,
+            tags=tags,
+        )
+        return decorator
 
     def __call__(self, fn: Callable[P, R_co]) -> ActionFunction[P, R_co]:
         if not callable(fn):

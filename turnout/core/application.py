@@ -11,6 +11,7 @@ inside the user's state.
 from __future__ import annotations
 
 import logging
+import types
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -82,6 +83,9 @@ _NOTHING: frozenset[str] = frozenset()
 
 class Application(StepEngine):
     """A running state machine. Create it with ``ApplicationBuilder().....build()``."""
+
+    # Burr's Application is generic in its state type: `Application[MyModel]` in annotations.
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     def __init__(
         self,

@@ -101,15 +101,26 @@ class ApplicationBuilder:
         return self
 
     def with_state(
-        self, state: State | Mapping[str, Any] | None = None, **kwargs: Any
+        self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any
     ) -> ApplicationBuilder:
-        """Set initial state values; successive calls merge, later values winning."""
+        """Set initial state values; successive calls merge, later values winning. ``state``
+        may also be a typed object (a pydantic model) of the typing system given to
+        ``with_typing``, which turns it into a ``State`` (``construct_state``)."""
         if state is not None and not isinstance(state, Mapping):
-            self._problems.append(
-                f"with_state() takes a State, a mapping or keyword values, got "
-                f"{type(state).__name__}: {state!r}."
-            )
-            state = None
+            if self._typing_system is not None:
+                state = self._typing_system.construct_state(state)
+            else:
+                hint = (
+                    f" A typed state object needs its typing system first: .with_typing("
+                    f"PydanticTypingSystem({type(state).__name__})).with_state(...)."
+                    if hasattr(type(state), "model_fields")
+                    else ""
+                )
+                self._problems.append(
+                    f"with_state() takes a State, a mapping or keyword values, got "
+                    f"{type(state).__name__}: {state!r}.{hint}"
+                )
+                state = None
         current = self._state if self._state is not None else State()
         if state is not None:
             current = current.merge(state)
@@ -453,6 +464,7 @@ class ApplicationBuilder:
             sequence_id = self._sequence_id
         if self._typing_system is not None:
             state = State(state, typing_system=self._typing_system)
+            self._typing_system.validate_state(state)
         self._check_suspicious(graph, state, strict)
         check = getattr(self._persister, "check_state", None)
         if check is not None:

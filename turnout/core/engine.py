@@ -258,7 +258,7 @@ class StepEngine:
                     if hooks.implements("post_stream_item"):
                         await hooks.fire(
                             "post_stream_item",
-                            item=dict(item),
+                            item=dict(item) if isinstance(item, dict) else item,
                             item_index=count - 1,
                             stream_initialize_time=started,
                             first_stream_item_start_time=first_item_time,
@@ -308,7 +308,7 @@ class StepEngine:
             "state": state,
             "action": step.action,
             "inputs": dict(step.kwargs),
-            "result": dict(result) if result is not None else None,
+            "result": dict(result) if isinstance(result, dict) else result,
             "exception": exception,
             "changes": as_changes(changes),
             "attempt": step.attempt,

@@ -15,6 +15,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidActionReturnError(TypeError, ValueError)   an action returned the wrong shape
     ├── UndeclaredWriteError(ValueError)  an action changed a key it did not declare in writes
     ├── MissingWriteError(ValueError)     a declared write is absent from the state afterwards
+    ├── StateValidationError(ValueError)  a typed state's value does not fit its declared type
     ├── InvalidInputsError(ValueError)    inputs that cannot be passed (reserved ``__`` names)
     │   └── MissingInputsError            required inputs were not given; shows how to pass them
     ├── UnknownActionError(ValueError)    a halt list or entrypoint names no action
@@ -73,6 +74,7 @@ __all__ = [
     "SessionStateError",
     "StateKeyError",
     "StateOperationError",
+    "StateValidationError",
     "TrackingNameError",
     "TrackingWarning",
     "TurnoutError",
@@ -196,6 +198,12 @@ class UndeclaredWriteError(TurnoutError, ValueError):
 
 class MissingWriteError(TurnoutError, ValueError):
     """An action declared a write but the key is absent from the state after the step."""
+
+
+class StateValidationError(TurnoutError, ValueError):
+    """A value read or written by a typed action does not fit the state's type: the message
+    names the action, the field, the value's type and the expected type (a ``ValueError``, as
+    pydantic's ``ValidationError`` that Burr raises is; the original is its ``__cause__``)."""
 
 
 class InvalidInputsError(TurnoutError, ValueError):

@@ -294,6 +294,10 @@ class State(Mapping[str, Any]):
         (``None`` without one)."""
         return self._typing
 
+    def with_typing_system(self, typing_system: Any) -> State:
+        """This state under ``typing_system`` (Burr's method): the same values, a new ``data``."""
+        return State(self, typing_system=typing_system)
+
     @property
     def data(self) -> Any:
         """The state as its typing system's object (``construct_data``); without a typing

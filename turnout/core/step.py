@@ -25,6 +25,7 @@ from turnout.core.errors import (
     UndeclaredWriteWarning,
 )
 from turnout.core.state import RawChange, State
+from turnout.core.typing import result_type_of, run_input, update_input, update_output
 
 __all__ = [
     "ActionSpec",
@@ -51,6 +52,7 @@ class ActionSpec:
         "prepare",
         "reads",
         "required",
+        "result_type",
         "retry",
         "single_step",
         "streaming",
@@ -88,6 +90,7 @@ class ActionSpec:
         self.accepted = (*self.required, *self.optional)
         self.takes_inputs = bool(self.accepted or self.injected)
         self.streaming = action.streaming
+        self.result_type = result_type_of(action.schema)
         self.is_async = action.is_async()
         self.retry = action.retry
         self.timeout = action.timeout
@@ -185,11 +188,11 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
     missing: deleting is writing.
     """
     if not spec.single_step:
-        result, new_state = _split_two_step(spec.name, returned)
+        result, new_state = _split_two_step(spec.name, returned, spec.result_type)
     elif type(returned) is State:
         result, new_state = {}, returned
     else:
-        result, new_state = _split_single_step(spec.name, returned)
+        result, new_state = _split_single_step(spec.name, returned, spec.result_type)
     changes = (
         new_state._changes if new_state._origin is base._origin else new_state._changes_since(base)
     )
@@ -203,6 +206,11 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
         if key not in data:
             _check_missing_writes(spec, new_state, changes)
             break
+    if changes:
+        typing_system = getattr(new_state, "_typing", None)
+        if typing_system is not None:
+            keys = {key for op, key, _value in changes if op != "delete"}
+            typing_system.validate_writes(new_state, keys, spec.action)
     return result, new_state, changes
 
 
@@ -240,30 +248,43 @@ def run_action(spec: ActionSpec, base: State, kwargs: dict[str, Any]) -> Any:
         return act.run_and_update(base, **kwargs)  # type: ignore[attr-defined]
     if spec.is_async:
         return _run_two_step_async(spec, base, kwargs)
-    result = act.run(base.subset(*spec.reads), **kwargs)
-    _check_run_result(spec.name, result)
-    return result, act.update(result, base)
+    result = act.run(run_input(act, base.subset(*spec.reads)), **kwargs)
+    _check_run_result(spec.name, result, spec.result_type)
+    return result, update_output(act, act.update(result, update_input(act, base)), base)
 
 
 async def _run_two_step_async(
     spec: ActionSpec, base: State, kwargs: dict[str, Any]
 ) -> tuple[Any, Any]:
-    result = await spec.action.run(base.subset(*spec.reads), **kwargs)  # type: ignore[misc]
-    _check_run_result(spec.name, result)
-    return result, spec.action.update(result, base)
+    act = spec.action
+    result = await act.run(run_input(act, base.subset(*spec.reads)), **kwargs)  # type: ignore[misc]
+    _check_run_result(spec.name, result, spec.result_type)
+    return result, update_output(act, act.update(result, update_input(act, base)), base)
 
 
-def _check_run_result(name: str, result: Any) -> None:
-    if not isinstance(result, dict):
+ResultType = type[Any] | tuple[type[Any], ...]
+
+
+def _type_label(result_type: ResultType) -> str:
+    if isinstance(result_type, tuple):
+        return " | ".join(t.__name__ for t in result_type)
+    return result_type.__name__
+
+
+def _check_run_result(name: str, result: Any, result_type: ResultType = dict) -> None:
+    if not isinstance(result, result_type):
+        label = _type_label(result_type)
         raise InvalidActionReturnError(
-            f"action {name!r}: run() must return a dict; it returned a non-dict result, "
+            f"action {name!r}: run() must return a {label}; it returned a non-{label} result, "
             f"{type(result).__name__}: {_short(result)}."
         )
 
 
-def _split_two_step(name: str, returned: tuple[Any, Any]) -> tuple[dict[str, Any], State]:
+def _split_two_step(
+    name: str, returned: tuple[Any, Any], result_type: ResultType = dict
+) -> tuple[dict[str, Any], State]:
     result, new_state = returned
-    _check_run_result(name, result)
+    _check_run_result(name, result, result_type)
     if not isinstance(new_state, State):
         raise InvalidActionReturnError(
             f"action {name!r}: update() must return a State, got "
@@ -274,7 +295,7 @@ def _split_two_step(name: str, returned: tuple[Any, Any]) -> tuple[dict[str, Any
 
 
 def _split_single_step(
-    name: str, returned: Any, result_type: type[Any] = dict
+    name: str, returned: Any, result_type: ResultType = dict
 ) -> tuple[dict[str, Any], State]:
     """``(result, state)`` from what a single-step action returned: a ``State`` alone (the
     result is then ``{}``) or a ``(result, State)`` pair whose result is a ``result_type``."""
@@ -283,10 +304,11 @@ def _split_single_step(
     if isinstance(returned, tuple) and len(returned) == 2:
         result = returned[0]
         if not isinstance(result, result_type):
+            label = _type_label(result_type)
             raise InvalidActionReturnError(
-                f"action {name!r} returned a non-{result_type.__name__} result of type "
+                f"action {name!r} returned a non-{label} result of type "
                 f"{type(result).__name__} ({_short(result)}); the result must be a "
-                f"{result_type.__name__}, e.g. return {{'answer': ...}}, state. Return the state "
+                f"{label}, e.g. return {{'answer': ...}}, state. Return the state "
                 f"alone when there is no result."
             )
         if isinstance(returned[1], State):

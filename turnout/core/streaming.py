@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,13 @@ from turnout.core.action import (
 from turnout.core.errors import ActionDefinitionError, InvalidActionReturnError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
+from turnout.core.typing import (
+    load_typing_adapter,
+    result_type_of,
+    run_input,
+    update_input,
+    update_output,
+)
 
 if TYPE_CHECKING:
     from turnout.core.engine import StepTuple
@@ -170,6 +178,30 @@ class streaming_action:  # a decorator class, lower-case like Burr's
         self.retry = _check_retry(retry, owner)
         self.timeout = _check_timeout(timeout, owner)
 
+    @staticmethod
+    def pydantic(
+        reads: list[str],
+        writes: list[str],
+        state_input_type: type[Any],
+        state_output_type: type[Any],
+        stream_type: Any,
+        tags: list[str] | None = None,
+    ) -> Callable[[Callable[..., Any]], Any]:
+        """A streaming action whose generator takes a pydantic model and yields
+        ``(item, None)`` pairs, then ``(item, model)`` last (Burr's decorator; see
+        ``turnout.integrations.pydantic.pydantic_streaming_action``, which it calls).
+        ``stream_type``: the items' model, a union of models, or ``dict``."""
+        adapter = load_typing_adapter("pydantic")
+        decorator: Callable[[Callable[..., Any]], Any] = adapter.pydantic_streaming_action(
+            reads=reads,
+            writes=writes,
+            state_input_type=state_input_type,
+            state_output_type=state_output_type,
+            stream_type=stream_type,
+            tags=tags,
+        )
+        return decorator
+
     def __call__(self, fn: Callable[..., Any]) -> Any:
         if not (inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)):
             raise ActionDefinitionError(
@@ -190,16 +222,19 @@ def open_stream(act: Action, base: State, kwargs: dict[str, Any], reads: tuple[s
     if isinstance(act, SingleStepStreamingAction):
         return act.stream_run_and_update(base, **kwargs)
     assert isinstance(act, StreamingAction)
-    return act.stream_run(base.subset(*reads), **kwargs)
+    return act.stream_run(run_input(act, base.subset(*reads)), **kwargs)
 
 
 class StreamReader:
     """Sorts a streaming action's raw yields into items and its final ``(result, state)``."""
 
-    __slots__ = ("_class_based", "_hold_last", "_name", "final", "last_item")
+    __slots__ = ("_class_based", "_hold_last", "_item_type", "_name", "final", "last_item")
 
     def __init__(self, act: Action, name: str) -> None:
         self._class_based = not isinstance(act, FunctionBasedStreamingAction)
+        # What an item may be: a dict, or what the action's schema names (a pydantic model, a
+        # union of models: @streaming_action.pydantic's stream_type).
+        self._item_type = result_type_of(act.schema)
         # A StreamingAction's last dict is its result, not an item: as in Burr, each item is
         # handed on when the next one arrives, and the last one never is. (Parallel actions,
         # single-step, yield their result as their last item.)
@@ -220,12 +255,12 @@ class StreamReader:
                 f"streaming action {self._name!r} yielded {raw!r} after its final "
                 f"(result, state); the final yield must be the last one."
             )
-        if isinstance(raw, dict):
+        if isinstance(raw, (dict, self._item_type)) and not isinstance(raw, tuple):
             previous, self.last_item = self.last_item, raw
             return previous if self._hold_last else raw
         if not self._class_based and isinstance(raw, tuple) and len(raw) == 2:
             first, second = raw
-            if second is None and isinstance(first, dict):
+            if second is None and isinstance(first, (dict, self._item_type)):
                 self.last_item = first
                 return first
             if isinstance(second, State):
@@ -260,7 +295,7 @@ class StreamReader:
                 )
             return self.final
         result = self.last_item if self.last_item is not None else {}
-        return result, act.update(result, base)
+        return result, update_output(act, act.update(result, update_input(act, base)), base)
 
 
 class StreamDone:
@@ -383,6 +418,9 @@ class StreamingResultContainer(_ContainerBase):
     exception that ended it, if any).
     """
 
+    # Burr's container is generic in state and item types: `StreamingResultContainer[S, I]`.
+    __class_getitem__: Any = classmethod(types.GenericAlias)
+
     __slots__ = ("_iterator", "_walker")
 
     def __init__(
@@ -461,6 +499,9 @@ class AsyncStreamingResultContainer(_ContainerBase):
     Built directly, it takes Burr's arguments (see ``StreamingResultContainer``), with an
     async generator and an async ``callback``.
     """
+
+    # Burr's container is generic in state and item types: `StreamingResultContainer[S, I]`.
+    __class_getitem__: Any = classmethod(types.GenericAlias)
 
     __slots__ = ("_awalker",)
 
