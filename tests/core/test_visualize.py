@@ -3,6 +3,8 @@ with the Graphviz ``dot`` program (or a clear error when it is missing)."""
 
 from __future__ import annotations
 
+import copy
+import pickle
 import shutil
 
 import pytest
@@ -11,7 +13,14 @@ from turnout import ApplicationBuilder, GraphBuilder, Result, State, action, exp
 from turnout.core import visualize
 from turnout.core.application import Application
 from turnout.core.errors import MissingExtraError
-from turnout.core.visualize import render, to_dot, to_mermaid
+from turnout.core.visualize import (
+    VISUALIZE_GRAPH_ATTR,
+    VISUALIZE_NODE_ATTR,
+    DotSource,
+    render,
+    to_dot,
+    to_mermaid,
+)
 
 
 @action(reads=["count"], writes=["count"])
@@ -82,12 +91,12 @@ def test_to_dot_without_inputs_draws_no_input_nodes():
     ]
 
 
-def test_to_dot_with_state_lists_reads_and_writes_in_each_node():
+def test_to_dot_with_state_lists_reads_and_writes_one_per_line_as_burr_does():
     lines = _app().graph.to_dot(current="counter", include_state=True).splitlines()
     assert lines[4:6] == [
-        '  "counter" [label="counter\\nreads: count\\nwrites: count", peripheries=2, '
-        'style="rounded,filled", fillcolor="#ffd966"];',
-        '  "result" [label="result\\nreads: count\\nwrites: -"];',
+        '  "counter" [label="counter\\lreads:\\l  count\\lwrites:\\l  count\\l", '
+        'peripheries=2, style="rounded,filled", fillcolor="#ffd966"];',
+        '  "result" [label="result\\lreads:\\l  count\\l"];',
     ]
 
 
@@ -213,19 +222,22 @@ def test_mermaid_escapes_quotes_angle_brackets_and_hashes():
 # -- Application.visualize -----------------------------------------------------------------------
 
 
+BURR_ATTRS = {"graph_attr": VISUALIZE_GRAPH_ATTR, "node_attr": VISUALIZE_NODE_ATTR}
+
+
 def test_application_visualize_returns_dot_text_highlighting_the_next_action():
     app = _app()
-    assert app.visualize() == app.graph.to_dot(current="counter")
+    assert app.visualize() == app.graph.to_dot(current="counter", **BURR_ATTRS)
     app.run(halt_before=["result"])
-    assert app.visualize() == app.graph.to_dot(current="result")
+    assert app.visualize() == app.graph.to_dot(current="result", **BURR_ATTRS)
     app.step()
-    assert app.visualize() == app.graph.to_dot()
+    assert app.visualize() == app.graph.to_dot(**BURR_ATTRS)
 
 
 def test_application_visualize_passes_its_options_on():
     app = _app()
     assert app.visualize(include_conditions=False, include_state=True, highlight_next=False) == (
-        app.graph.to_dot(include_conditions=False, include_state=True)
+        app.graph.to_dot(include_conditions=False, include_state=True, **BURR_ATTRS)
     )
 
 
@@ -269,7 +281,7 @@ def test_visualize_writes_png_svg_and_dot_files_with_graphviz(tmp_path):
     app = _app()
     source = app.visualize(tmp_path / "graph", write_dot=True)
     assert (tmp_path / "graph.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (tmp_path / "graph.dot").read_text(encoding="utf-8") == source
+    assert (tmp_path / "graph").read_text(encoding="utf-8") == source  # Burr's place for it
     app.visualize(tmp_path / "drawing", format="svg")
     svg = (tmp_path / "drawing.svg").read_text(encoding="utf-8")
     assert "<svg" in svg
@@ -289,3 +301,154 @@ def test_module_functions_match_the_graph_methods():
     assert to_mermaid(graph, entrypoint="counter", current="result") == graph.to_mermaid(
         current="result"
     )
+
+
+# -- what visualize() returns: a str that reads like Burr's graphviz.Digraph ---------------------
+
+needs_dot = pytest.mark.skipif(
+    shutil.which("dot") is None, reason="needs the Graphviz 'dot' program"
+)
+
+
+def test_visualize_returns_a_str_with_digraph_source_and_burrs_default_attributes():
+    drawn = _app().graph.visualize()
+    assert isinstance(drawn, DotSource)
+    assert isinstance(drawn, str)
+    assert drawn.source == drawn
+    assert type(drawn.source) is str
+    assert drawn.graph_attr == VISUALIZE_GRAPH_ATTR
+    assert drawn.node_attr == VISUALIZE_NODE_ATTR
+    assert drawn.edge_attr == {}
+    assert callable(drawn.format)  # str.format, not hidden by a Digraph.format string
+
+
+def test_visualize_merges_the_callers_attribute_dicts_over_burrs_and_writes_them_into_the_text():
+    drawn = _app().visualize(
+        graph_attr={"rankdir": "LR"}, node_attr={"fontname": "Courier"}, edge_attr={"color": "red"}
+    )
+    assert drawn.graph_attr == {**VISUALIZE_GRAPH_ATTR, "rankdir": "LR"}
+    assert drawn.node_attr == {**VISUALIZE_NODE_ATTR, "fontname": "Courier"}
+    assert drawn.edge_attr == {"color": "red"}
+    assert drawn.splitlines()[4:7] == [
+        "  graph [rankdir=LR, ranksep=0.4, compound=false, concentrate=false];",
+        '  node [fontname=Courier, margin=0.15, fillcolor="#b4d8e4"];',
+        "  edge [color=red];",
+    ]
+
+
+def test_to_dot_writes_attribute_statements_after_turnouts_own_quoting_only_what_needs_it():
+    lines = (
+        _app()
+        .graph.to_dot(
+            graph_attr={"label": 'say "hi"', "ranksep": "-1.5"}, edge_attr={"label": "a\\lb"}
+        )
+        .splitlines()
+    )
+    assert lines[:4] == DOT_HEADER
+    assert lines[4:6] == [
+        '  graph [label="say \\"hi\\"", ranksep=-1.5];',
+        '  edge [label="a\\lb"];',  # a Graphviz escape is kept, as the graphviz package keeps it
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reads", "writes", "label"),
+    [
+        ([], [], "label=counter"),
+        (["count"], [], 'label="counter\\lreads:\\l  count\\l"'),
+        ([], ["count"], 'label="counter\\lwrites:\\l  count\\l"'),
+        (["a", "b"], ["c"], 'label="counter\\lreads:\\l  a\\l  b\\lwrites:\\l  c\\l"'),
+    ],
+    ids=["nothing", "reads", "writes", "both"],
+)
+def test_include_state_labels_are_burrs_one_key_per_line(reads, writes, label):
+    act = action(reads=reads, writes=writes)(lambda state: state)
+    graph = GraphBuilder().with_actions(counter=act).build()
+    assert f'  "counter" [{label}];' in graph.visualize(include_state=True).splitlines()
+
+
+def test_include_state_labels_escape_names_but_keep_the_line_breaks():
+    act = action(reads=['say "hi"'], writes=[])(lambda state: state)
+    graph = GraphBuilder().with_actions(**{"a\\b": act}).build()
+    assert (
+        '  "a\\\\b" [label="a\\\\b\\lreads:\\l  say \\"hi\\"\\l"];'
+        in graph.to_dot(include_state=True).splitlines()
+    )
+
+
+def test_visualize_refuses_a_keyword_graphviz_digraph_has_but_turnout_does_not_draw():
+    with pytest.raises(TypeError, match="body"):
+        _app().visualize(body=["x -> y"])  # type: ignore[call-arg]
+
+
+@needs_dot
+def test_the_returned_text_pickles_and_copies_with_its_attributes():
+    drawn = _app().visualize(edge_attr={"color": "red"}, format="svg")
+    for again in (pickle.loads(pickle.dumps(drawn)), copy.copy(drawn)):
+        assert type(again) is DotSource
+        assert again == drawn
+        assert again.edge_attr == {"color": "red"}
+        assert again.pipe().startswith(b"<?xml")  # the format given to visualize() is kept
+
+
+@pytest.mark.parametrize(
+    ("filename", "write_dot", "files"),
+    [
+        ("graph", False, {"graph.png"}),
+        ("graph.png", False, {"graph.png"}),
+        ("graph", True, {"graph", "graph.png"}),
+        ("graph.svg", True, {"graph", "graph.svg"}),
+    ],
+    ids=["no-suffix", "suffix", "no-suffix-write-dot", "suffix-write-dot"],
+)
+@needs_dot
+def test_write_dot_puts_the_dot_text_at_the_path_without_its_suffix_as_burr_does(
+    tmp_path, filename, write_dot, files
+):
+    source = _app().graph.visualize(tmp_path / filename, write_dot=write_dot)
+    assert {p.name for p in tmp_path.iterdir()} == files
+    if write_dot:
+        assert (tmp_path / "graph").read_text(encoding="utf-8") == source
+
+
+def test_no_path_and_an_empty_path_write_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _app().visualize(None, write_dot=True)
+    _app().visualize("", write_dot=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@needs_dot
+def test_render_pipe_and_save_work_as_graphviz_digraphs_do(tmp_path):
+    drawn = _app().visualize(format="svg")
+    assert drawn.pipe().startswith(b"<?xml")
+    assert "<svg" in drawn.pipe(format="svg", encoding="utf-8")
+    assert drawn.pipe(format="png")[:4] == b"\x89PNG"
+    rendered = drawn.render("graph", directory=tmp_path)
+    assert rendered == str(tmp_path / "graph.svg")
+    assert (tmp_path / "graph").read_text(encoding="utf-8") == drawn
+    assert drawn.render(tmp_path / "clean", format="png", cleanup=True).endswith("clean.png")
+    assert not (tmp_path / "clean").exists()
+    assert drawn.save(directory=tmp_path) == str(tmp_path / "Digraph.gv")
+
+
+@needs_dot
+def test_notebooks_get_svg_from_the_text_the_graph_and_the_application():
+    app = _app()
+    assert app.visualize()._repr_svg_().lstrip().startswith("<?xml")
+    for shown in (app.visualize(), app.graph, app):
+        bundle = shown._repr_mimebundle_()
+        assert list(bundle) == ["image/svg+xml"]
+        assert "counter" in bundle["image/svg+xml"]
+
+
+def test_without_graphviz_notebooks_get_the_text_and_rendering_says_how_to_install_it(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(visualize.shutil, "which", lambda name: None)
+    drawn = _app().visualize()
+    assert drawn._repr_mimebundle_() == {"text/plain": drawn.source}
+    with pytest.raises(MissingExtraError, match="apt-get install graphviz"):
+        drawn.pipe()
+    with pytest.raises(MissingExtraError, match="apt-get install graphviz"):
+        drawn.render(tmp_path / "graph")

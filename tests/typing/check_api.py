@@ -34,6 +34,7 @@ from turnout.core.application import ApplicationBuilder as BurrPathBuilder
 from turnout.core.persistence import PersistedStateData
 from turnout.core.sqlite import SQLitePersister
 from turnout.core.state import Change
+from turnout.core.visualize import DotSource
 from turnout.tracking.base import TrackingClient
 
 
@@ -97,7 +98,9 @@ def typed_usage() -> None:
     assert_type(AsyncStreamingAction, type[StreamingAction])
     assert_type(app.parent_pointer is None, bool)
     assert_type(SQLitePersister("x.db").load(None, "a"), PersistedStateData | None)
-    assert_type(graph.visualize(), str)
+    assert_type(graph.visualize(), DotSource)
+    assert_type(app.visualize(graph_attr={"rankdir": "LR"}).graph_attr, dict[str, str])
+    assert_type(app.visualize().pipe(format="svg"), Any)
     assert_type(graph.to_dict(), dict[str, Any])
 
 

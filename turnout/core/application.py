@@ -59,7 +59,7 @@ from turnout.core.streaming import (
     StreamingResultContainer,
     _Finished,
 )
-from turnout.core.visualize import draw
+from turnout.core.visualize import DotSource, digraph, draw
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -674,23 +674,41 @@ class Application(StepEngine):
         *,
         format: str | None = None,
         highlight_next: bool = True,
-    ) -> str:
+        graph_attr: Mapping[str, str] | None = None,
+        node_attr: Mapping[str, str] | None = None,
+        edge_attr: Mapping[str, str] | None = None,
+    ) -> DotSource:
         """Draw the graph; return its DOT text and, given a path, write an image there too.
 
+        The text is a ``DotSource``: a ``str`` with the parts of Burr's ``graphviz.Digraph``
+        (``source``, ``graph_attr``/``node_attr``/``edge_attr``, ``render``, ``pipe``), whose
+        attributes are Burr's defaults merged with ``graph_attr``/``node_attr``/``edge_attr``.
         The image (PNG by default, or the path's suffix / ``format``: svg, pdf, ...) needs the
-        Graphviz ``dot`` program; the text does not. ``write_dot`` also writes ``<path>.dot``.
-        ``highlight_next`` highlights the action the next step would run.
+        Graphviz ``dot`` program; the text does not. ``write_dot`` also writes the DOT text at
+        the path without its suffix, as Burr does. ``highlight_next`` highlights the action the
+        next step would run.
         """
         if engine != "graphviz":
             raise ValueError(f"engine must be 'graphviz', got {engine!r}")
         nxt = self.get_next_action() if highlight_next else None
-        source = self._graph.to_dot(
+        source = digraph(
+            self._graph,
             current=nxt.name if nxt is not None else None,
             include_conditions=include_conditions,
             include_state=include_state,
+            graph_attr=graph_attr,
+            node_attr=node_attr,
+            edge_attr=edge_attr,
+            format=format,
         )
         draw(source, output_file_path, view=view, write_dot=write_dot, format=format)
         return source
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, str]:
+        """Notebooks show the application's graph drawn, as Burr's do."""
+        return self.visualize()._repr_mimebundle_(include, exclude)
 
     def __repr__(self) -> str:
         return (

@@ -8,7 +8,7 @@ the run ends.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,14 +122,33 @@ class Graph:
         write_dot: bool = False,
         *,
         format: str | None = None,
-    ) -> str:
-        """Draw the graph (no current action): return its DOT text and, given a path, write
-        an image there too; see ``Application.visualize``."""
+        graph_attr: Mapping[str, str] | None = None,
+        node_attr: Mapping[str, str] | None = None,
+        edge_attr: Mapping[str, str] | None = None,
+    ) -> visualize.DotSource:
+        """Draw the graph (no current action): return its DOT text as a ``DotSource`` (a ``str``
+        that reads like Burr's ``graphviz.Digraph``) and, given a path, write an image there
+        too; see ``Application.visualize``."""
         if engine != "graphviz":
             raise GraphSetupError([f"visualize(engine={engine!r}): the only engine is 'graphviz'."])
-        source = self.to_dot(include_conditions=include_conditions, include_state=include_state)
+        source = visualize.digraph(
+            self,
+            current=None,
+            include_conditions=include_conditions,
+            include_state=include_state,
+            graph_attr=graph_attr,
+            node_attr=node_attr,
+            edge_attr=edge_attr,
+            format=format,
+        )
         visualize.draw(source, output_file_path, view=view, write_dot=write_dot, format=format)
         return source
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None, **kwargs: Any
+    ) -> dict[str, str]:
+        """Notebooks show the graph drawn (its conditions labelled), as Burr's does."""
+        return self.visualize(include_conditions=True)._repr_mimebundle_(include, exclude)
 
     def to_dot(
         self,
@@ -138,6 +157,9 @@ class Graph:
         include_conditions: bool = True,
         include_inputs: bool = True,
         include_state: bool = False,
+        graph_attr: Mapping[str, str] | None = None,
+        node_attr: Mapping[str, str] | None = None,
+        edge_attr: Mapping[str, str] | None = None,
     ) -> str:
         """The graph as Graphviz DOT text; see ``turnout.core.visualize.to_dot``."""
         return visualize.to_dot(
@@ -147,6 +169,9 @@ class Graph:
             include_conditions=include_conditions,
             include_inputs=include_inputs,
             include_state=include_state,
+            graph_attr=graph_attr,
+            node_attr=node_attr,
+            edge_attr=edge_attr,
         )
 
     def to_mermaid(
