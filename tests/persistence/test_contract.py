@@ -236,6 +236,18 @@ def test_partition_keys_isolate_apps_with_the_same_id(persister: Harness) -> Non
     assert persister.list_app_ids("user-1") == ["same"]
 
 
+def test_no_partition_key_and_the_empty_one_are_the_same_app_each_read_back_as_asked(
+    persister: Harness,
+) -> None:
+    persister.save(None, "no_pk", 0, "act", State({"n": 1}))
+    as_none, as_empty = persister.load(None, "no_pk"), persister.load("", "no_pk")
+    assert as_none is not None
+    assert as_empty is not None
+    assert (as_none.partition_key, as_empty.partition_key) == (None, "")
+    assert as_none.state["n"] == as_empty.state["n"] == 1
+    assert persister.list_app_ids(None) == persister.list_app_ids("") == ["no_pk"]
+
+
 @pytest.mark.parametrize(
     ("one", "other"),
     [

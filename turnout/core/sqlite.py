@@ -243,7 +243,7 @@ class SQLitePersister(SyncPersister):
                 "a SQLitePersister on ':memory:' cannot be sent to another process (its "
                 "database lives in this one); give it a file path"
             )
-        return dict(self._arguments)
+        return {**self._arguments, "serde_kwargs": self.serde_kwargs}
 
     def __setstate__(self, arguments: dict[str, Any]) -> None:
         self.__init__(**arguments)  # type: ignore[misc]
@@ -328,6 +328,20 @@ class AsyncSQLitePersister(AsyncPersister):
         ):
             return _sharing(self)
         return AsyncSQLitePersister(**self._arguments, serde_kwargs=self.serde_kwargs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # As SQLitePersister's: a copy in another process opens its own connection to the file.
+        if self._given is not None or _in_memory(self.db_path):
+            where = "an aiosqlite connection you gave" if self._given else "':memory:'"
+            raise TypeError(
+                f"an AsyncSQLitePersister on {where} cannot be sent to another process (the "
+                f"connection lives in this one); give it a file path: "
+                f"AsyncSQLitePersister('app.db')"
+            )
+        return {**self._arguments, "serde_kwargs": self.serde_kwargs}
+
+    def __setstate__(self, arguments: dict[str, Any]) -> None:
+        AsyncSQLitePersister.__init__(self, **arguments)
 
     @classmethod
     def from_values(

@@ -31,7 +31,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
-from turnout.integrations import _reconnect
+from turnout.integrations import _portable, _reconnect
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -398,6 +398,7 @@ class MySQLPersister(SyncPersister):
         self.connection.connect()
         store = SQLStore(self.connection, MYSQL, table_name)
         self.table_name = table_name
+        self._settings: dict[str, Any] = {"serde": serde, "snapshot_every": snapshot_every}
         try:
             super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
             self.set_serde_kwargs(serde_kwargs)
@@ -428,6 +429,20 @@ class MySQLPersister(SyncPersister):
         """Close the connection opened from connection arguments (not one you passed)."""
         self.connection.close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to another process (a parallel action's child on a process pool, Ray or
+        # Dask) opens its own connection with the same arguments.
+        return _portable.copy_state(
+            self,
+            _portable.mysql_arguments(self.connection.source, "MySQLPersister"),
+            self.table_name,
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        MySQLPersister.__init__(
+            self, state["connect"], state["name"], state["serde_kwargs"], **state["settings"]
+        )
+
 
 class AsyncMySQLPersister(AsyncPersister):
     """``MySQLPersister`` for async applications, over aiomysql.
@@ -457,6 +472,7 @@ class AsyncMySQLPersister(AsyncPersister):
             raise _wrong_source(source, "AsyncMySQLPersister")
         self.connection = AsyncMySQLConnection(source)
         self.table_name = table_name
+        self._settings: dict[str, Any] = {"serde": serde, "snapshot_every": snapshot_every}
         store = SQLStore(self.connection, MYSQL, table_name)
         super().__init__(StorePersister(store, serde=serde, snapshot_every=snapshot_every))
         self.set_serde_kwargs(serde_kwargs)
@@ -479,6 +495,19 @@ class AsyncMySQLPersister(AsyncPersister):
     async def close(self) -> None:
         """Close the connection opened from connection arguments (not one you passed)."""
         await self.connection.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _portable.copy_state(
+            self,
+            _portable.mysql_arguments(self.connection.source, "AsyncMySQLPersister"),
+            self.table_name,
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # The copy connects on first use (unpickling cannot await).
+        AsyncMySQLPersister.__init__(
+            self, state["connect"], state["name"], state["serde_kwargs"], **state["settings"]
+        )
 
 
 def _failure(what: str, exc: BaseException) -> PersistenceError:

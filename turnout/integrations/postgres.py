@@ -30,7 +30,7 @@ from turnout.core.errors import PersistenceError
 from turnout.core.persistence import AsyncPersister, Opening, StorePersister, SyncPersister
 from turnout.core.serde import Serde
 from turnout.core.sql import Dialect, SQLStore, check_name
-from turnout.integrations import _reconnect
+from turnout.integrations import _portable, _reconnect
 from turnout.integrations._guard import missing_extra
 
 try:
@@ -322,6 +322,7 @@ class PostgreSQLPersister(SyncPersister):
         self.connection = PostgreSQLConnection(source)
         self.connection.connect()
         self.table_name = table_name
+        self._settings: dict[str, Any] = {"serde": serde, "snapshot_every": snapshot_every}
         try:
             super().__init__(_core(self.connection, table_name, serde, snapshot_every))
             self.set_serde_kwargs(serde_kwargs)
@@ -350,6 +351,20 @@ class PostgreSQLPersister(SyncPersister):
         """Close the connection opened from a connection string (not one you passed)."""
         self.connection.close()
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy sent to another process (a parallel action's child on a process pool, Ray or
+        # Dask) opens its own connection from the same connection parameters.
+        return _portable.copy_state(
+            self,
+            _portable.postgres_conninfo(self.connection.source, "PostgreSQLPersister"),
+            self.table_name,
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        PostgreSQLPersister.__init__(
+            self, state["connect"], state["name"], state["serde_kwargs"], **state["settings"]
+        )
+
 
 class AsyncPostgreSQLPersister(AsyncPersister):
     """``PostgreSQLPersister`` for async applications, over psycopg's async API.
@@ -377,6 +392,7 @@ class AsyncPostgreSQLPersister(AsyncPersister):
             raise _wrong_source(source, "AsyncPostgreSQLPersister")
         self.connection = AsyncPostgreSQLConnection(source)
         self.table_name = table_name
+        self._settings: dict[str, Any] = {"serde": serde, "snapshot_every": snapshot_every}
         self._owned_pool: AsyncConnectionPool[Any] | None = None
         super().__init__(_core(self.connection, table_name, serde, snapshot_every))
         self.set_serde_kwargs(serde_kwargs)
@@ -436,6 +452,19 @@ class AsyncPostgreSQLPersister(AsyncPersister):
         await self.connection.close()
         if self._owned_pool is not None:
             await self._owned_pool.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        return _portable.copy_state(
+            self,
+            _portable.postgres_conninfo(self.connection.source, "AsyncPostgreSQLPersister"),
+            self.table_name,
+        )
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # The copy connects on first use (unpickling cannot await).
+        AsyncPostgreSQLPersister.__init__(
+            self, state["connect"], state["name"], state["serde_kwargs"], **state["settings"]
+        )
 
 
 def _core(

@@ -132,6 +132,15 @@ class RedisBasePersister(_Redis):
         self.namespace = namespace or ""
         _reading_burr(self, connection, namespace)
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "namespace": self.namespace}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.connection = self.client
+        self.namespace = state["namespace"]
+        _reading_burr(self, self.client, self.namespace or None)
+
     @classmethod
     def from_values(
         cls,
@@ -192,6 +201,15 @@ class AsyncRedisBasePersister(_AsyncRedis):
         self.connection = connection
         self.namespace = namespace or ""
         _reading_burr(self, connection, namespace)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**super().__getstate__(), "namespace": self.namespace}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self.connection = self.client
+        self.namespace = state["namespace"]
+        _reading_burr(self, self.client, self.namespace or None)
 
     @classmethod
     def from_values(
