@@ -8,6 +8,7 @@ import asyncio
 import inspect
 import multiprocessing
 import pickle
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -45,8 +46,17 @@ def _load_in_child(blob: bytes, partition_key: str | None, app_id: str) -> dict[
 
 def _in_a_spawned_process(blob: bytes, partition_key: str | None, app_id: str) -> dict[str, Any]:
     spawn = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(_load_in_child, blob, partition_key, app_id).result(timeout=120)
+    # A spawned child re-runs the parent's __main__ from its __file__; a test run in which
+    # Streamlit's AppTest ran a page script leaves __main__ pointing at that script, so the
+    # child would start by running it. Pickling needs no __main__: leave it out.
+    main = sys.modules["__main__"]
+    saved = main.__dict__.pop("__file__", None)
+    try:
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+            return pool.submit(_load_in_child, blob, partition_key, app_id).result(timeout=120)
+    finally:
+        if saved is not None:
+            main.__file__ = saved
 
 
 @pytest.fixture(params=[i for i in ALL_IDS if not i.startswith("memory")])
