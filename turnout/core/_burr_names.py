@@ -1,9 +1,10 @@
 """Burr's names for objects defined in modules that import the module Burr kept them in.
 
 ``burr.core.persistence`` holds the SQLite and in-memory persisters, ``burr.core.action`` the
-streaming actions and ``burr.core.application`` the builder; here those live in modules that
-import ``persistence``/``action``/``application``, so those modules resolve the names on first
-use through a module ``__getattr__`` (PEP 562) instead of an import cycle.
+``@action`` decorator and the streaming actions and ``burr.core.application`` the builder; here
+those live in modules that import ``persistence``/``action``/``application``, so those modules
+resolve the names on first use through a module ``__getattr__`` (PEP 562) instead of an import
+cycle.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "PersisterHookAsync": ("turnout.core.saving", "PersisterHookAsync"),
     },
     "turnout.core.action": {
+        "action": ("turnout.core._action_decorator", "action"),
+        "ActionFunction": ("turnout.core._action_decorator", "ActionFunction"),
+        "_attach": ("turnout.core._action_decorator", "_attach"),
+        "P": ("turnout.core._action_decorator", "P"),
+        "R_co": ("turnout.core._action_decorator", "R_co"),
         "StreamingAction": ("turnout.core.streaming", "StreamingAction"),
         "AsyncStreamingAction": ("turnout.core.streaming", "StreamingAction"),
         "SingleStepStreamingAction": ("turnout.core.streaming", "SingleStepStreamingAction"),

@@ -15,20 +15,28 @@ every kind of action: see ``turnout.core.step``.
 from __future__ import annotations
 
 import abc
-import ast
 import copy
 import functools
 import inspect
 import textwrap
 from collections.abc import AsyncGenerator as AsyncGenerator  # Burr's tests import it from here
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
+from turnout.core._action_checks import INJECTED_INPUTS as INJECTED_INPUTS
+from turnout.core._action_checks import _check_declared_reads as _check_declared_reads
+from turnout.core._action_checks import _check_retry as _check_retry
+from turnout.core._action_checks import _check_timeout as _check_timeout
+from turnout.core._action_checks import _derive_inputs as _derive_inputs
+from turnout.core._action_checks import _injected_name as _injected_name
+from turnout.core._action_checks import _label as _label
+from turnout.core._action_checks import _names as _names
+from turnout.core._action_checks import derive_inputs_from_fn as derive_inputs_from_fn
 from turnout.core._burr_names import lazy_names
 from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
-from turnout.core.typing import DEFAULT_SCHEMA, ActionSchema, DefaultSchema, load_typing_adapter
+from turnout.core.typing import DEFAULT_SCHEMA, ActionSchema, DefaultSchema
 
 __all__ = [
     "DEFAULT_SCHEMA",
@@ -47,42 +55,13 @@ __all__ = [
     "type_eraser",
 ]
 
-INJECTED_INPUTS = frozenset({"__context", "__tracer"})
-
-
-def _injected_name(name: str) -> str | None:
-    """``__context`` for ``__context`` and for its name-mangled form ``_Cls__context``."""
-    if name in INJECTED_INPUTS:
-        return name
-    for injected in INJECTED_INPUTS:
-        if name.endswith(injected) and name.startswith("_") and not name.startswith("__"):
-            return injected
-    return None
-
-
-def _names(value: Any, what: str, owner: str) -> tuple[str, ...]:
-    """Validate a ``reads``/``writes``/``tags`` declaration into a tuple of strings."""
-    if isinstance(value, str):
-        raise ActionDefinitionError(
-            f"{owner}: {what} must be a list of strings, got the string {value!r}; "
-            f"write {what}=[{value!r}]."
-        )
-    if not isinstance(value, Iterable):
-        raise ActionDefinitionError(
-            f"{owner}: {what} must be a list of strings, got {type(value).__name__}: {value!r}."
-        )
-    out = tuple(value)
-    bad = [v for v in out if not isinstance(v, str)]
-    if bad:
-        raise ActionDefinitionError(
-            f"{owner}: every entry of {what} must be a string, got {bad!r}."
-        )
-    return out
-
-
-# Burr's names for the streaming actions and conditions, which live in modules importing this one.
+# Burr's names for the @action decorator, the streaming actions and conditions, which live in
+# modules importing this one.
 __getattr__ = lazy_names(__name__)
 if TYPE_CHECKING:  # the same names, for type checkers (``X as X``: re-exported)
+    from turnout.core._action_decorator import ActionFunction as ActionFunction
+    from turnout.core._action_decorator import _attach as _attach
+    from turnout.core._action_decorator import action as action
     from turnout.core.condition import Condition as Condition
     from turnout.core.condition import default as default
     from turnout.core.condition import expr as expr
@@ -456,204 +435,6 @@ class FunctionBasedAction(SingleStepAction):
 
     def is_async(self) -> bool:
         return inspect.iscoroutinefunction(self._fn)
-
-
-def _check_declared_reads(fn: Callable[..., Any], reads: Sequence[str], owner: str) -> None:
-    """Raise ``ActionDefinitionError`` when the function's source reads ``state["key"]`` for a
-    key missing from a non-empty ``reads`` (Burr's check when an action is declared, applied
-    when, as there, the state parameter is annotated ``State``)."""
-    if not reads:
-        return
-    try:
-        parameters = inspect.signature(fn).parameters
-        state_name = next((n for n, p in parameters.items() if p.annotation is State), None)
-        if state_name is None:
-            return
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, ValueError, SyntaxError):  # no source or signature to read
-        return
-    declared = set(reads)
-    undeclared = [
-        node.slice.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Subscript)
-        and isinstance(node.value, ast.Name)
-        and node.value.id == state_name
-        and isinstance(node.slice, ast.Constant)
-        and isinstance(node.slice.value, str)
-        and node.slice.value not in declared
-    ]
-    if undeclared:
-        missing = list(dict.fromkeys(undeclared))
-        raise ActionDefinitionError(
-            f"{owner}: the function reads undeclared state keys {missing} "
-            f"({state_name}[...]) but declares reads={list(reads)}; add them, e.g. "
-            f"@action(reads={sorted({*reads, *missing})}, ...)."
-        )
-
-
-def _check_retry(retry: Any, owner: str) -> RetryPolicy | None:
-    if retry is not None and not isinstance(retry, RetryPolicy):
-        raise ActionDefinitionError(
-            f"{owner}: retry= takes a RetryPolicy(max_attempts=..., ...), got {retry!r}"
-        )
-    return retry
-
-
-def _check_timeout(timeout: Any, owner: str) -> float | None:
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ActionDefinitionError(f"{owner}: timeout= takes seconds > 0, got {timeout!r}")
-    return float(timeout)
-
-
-def derive_inputs_from_fn(
-    bound_params: Mapping[str, Any], fn: Callable[..., Any]
-) -> tuple[list[str], list[str]]:
-    """``(required, optional)`` input names of an action function: its parameters after the
-    state, without those in ``bound_params`` (Burr's helper; ``@action`` uses the same rule)."""
-    return _derive_inputs(fn, bound_params, f"derive_inputs_from_fn(..., {_label(fn)})")
-
-
-def _label(fn: Callable[..., Any]) -> str:
-    return str(getattr(fn, "__qualname__", fn))
-
-
-def _derive_inputs(
-    fn: Callable[..., Any], bound: Mapping[str, Any], owner: str
-) -> tuple[list[str], list[str]]:
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError) as exc:
-        raise ActionDefinitionError(
-            f"{owner}: cannot read the function's signature ({exc})"
-        ) from exc
-    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    if not params or params[0].kind not in positional:
-        raise ActionDefinitionError(
-            f"{owner}: the function must take the state as its first positional parameter, "
-            f"e.g. def {getattr(fn, '__name__', 'fn')}(state: State, ...) -> State."
-        )
-    required: list[str] = []
-    optional: list[str] = []
-    for param in params[1:]:
-        if param.kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD):
-            continue
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-            raise ActionDefinitionError(
-                f"{owner}: parameter {param.name!r} is positional-only; inputs are passed by "
-                f"keyword, so remove the '/' from the signature."
-            )
-        if param.name in bound:
-            continue
-        (required if param.default is inspect.Parameter.empty else optional).append(param.name)
-    return required, optional
-
-
-P = ParamSpec("P")
-R_co = TypeVar("R_co", covariant=True)
-
-
-@runtime_checkable
-class ActionFunction(Protocol[P, R_co]):
-    """An ``@action`` function: still callable with its own signature, plus the action behind
-    it (``action_function``) and ``bind``."""
-
-    action_function: FunctionBasedAction
-
-    def bind(self, **kwargs: Any) -> ActionFunction[..., R_co]:
-        """A copy with some parameters fixed; they are no longer inputs."""
-        ...
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co: ...
-
-
-def _attach(target: Any, spec: FunctionBasedAction) -> None:
-    target.action_function = spec
-
-    def bind(**kwargs: Any) -> Any:
-        origin = spec.originating_fn
-        bound = functools.partial(origin, **{**spec.bound_params, **kwargs})
-        functools.update_wrapper(bound, origin)
-        _attach(bound, spec.with_params(**kwargs))
-        return bound
-
-    target.bind = bind
-
-
-class action:  # a decorator, named like Burr's
-    """Turn a function into an action.
-
-    Args:
-        reads: state keys the function reads.
-        writes: state keys the returned state may change.
-        tags: labels, usable as ``halt_after=["@tag:label"]``.
-        retry: a ``RetryPolicy`` for failed attempts.
-        timeout: seconds an ``async def`` action may run before ``ActionTimeoutError``.
-
-    The function takes the state first and returns a ``State`` or ``(result_dict, State)``::
-
-        @action(reads=["count"], writes=["count"])
-        def count(state: State, step: int = 1) -> State:
-            return state.update(count=state["count"] + step)
-
-    The decorated function stays callable as before. ``count.bind(step=2)`` returns a copy with
-    ``step`` fixed.
-    """
-
-    def __init__(
-        self,
-        reads: Sequence[str],
-        writes: Sequence[str],
-        tags: Sequence[str] | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        owner = "@action(...)"
-        self.reads = list(_names(reads, "reads", owner))
-        self.writes = list(_names(writes, "writes", owner))
-        self.tags = list(_names(tags or (), "tags", owner))
-        self.retry = _check_retry(retry, owner)
-        self.timeout = _check_timeout(timeout, owner)
-
-    @staticmethod
-    def pydantic(
-        reads: list[str],
-        writes: list[str],
-        state_input_type: type[Any] | None = None,
-        state_output_type: type[Any] | None = None,
-        tags: list[str] | None = None,
-    ) -> Callable[[Callable[..., Any]], Any]:
-        """An action whose function takes and returns pydantic models (Burr's decorator; see
-        ``turnout.integrations.pydantic.pydantic_action``, which it calls). The model types come
-        from the function's annotations unless both are given."""
-        adapter = load_typing_adapter("pydantic")
-        decorator: Callable[[Callable[..., Any]], Any] = adapter.pydantic_action(
-            reads=reads,
-            writes=writes,
-            state_input_type=state_input_type,
-            state_output_type=state_output_type,
-            tags=tags,
-        )
-        return decorator
-
-    def __call__(self, fn: Callable[P, R_co]) -> ActionFunction[P, R_co]:
-        if not callable(fn):
-            raise ActionDefinitionError(
-                f"@action(...) decorates a function, got {type(fn).__name__}: {fn!r}"
-            )
-        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
-            raise ActionDefinitionError(
-                f"@action on {fn.__qualname__!r}: a generator is a streaming action; "
-                f"decorate it with @streaming_action(reads=..., writes=...)."
-            )
-        spec = FunctionBasedAction(
-            fn, self.reads, self.writes, tags=self.tags, retry=self.retry, timeout=self.timeout
-        )
-        _attach(fn, spec)
-        return cast("ActionFunction[P, R_co]", fn)
 
 
 def to_action(candidate: Any, name: str | None = None) -> Action:
