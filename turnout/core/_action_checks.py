@@ -144,3 +144,27 @@ def _derive_inputs(
             continue
         (required if param.default is inspect.Parameter.empty else optional).append(param.name)
     return required, optional
+
+
+class Declaration:
+    """What ``@action(...)`` and ``@streaming_action(...)`` declare, checked when the decorator
+    is written: ``reads``, ``writes`` and ``tags`` as lists of strings, ``retry`` and
+    ``timeout``. Errors name the decorator (``_owner``)."""
+
+    _owner = "@action(...)"
+
+    def __init__(
+        self,
+        reads: Sequence[str],
+        writes: Sequence[str],
+        tags: Sequence[str] | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        owner = self._owner
+        self.reads = list(_names(reads, "reads", owner))
+        self.writes = list(_names(writes, "writes", owner))
+        self.tags = list(_names(tags or (), "tags", owner))
+        self.retry = _check_retry(retry, owner)
+        self.timeout = _check_timeout(timeout, owner)

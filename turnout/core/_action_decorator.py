@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any, ParamSpec, Protocol, TypeVar, cast, runtime_checkable
 
-from turnout.core._action_checks import _check_retry, _check_timeout, _names
+from turnout.core._action_checks import Declaration
 from turnout.core.action import FunctionBasedAction
 from turnout.core.errors import ActionDefinitionError
-from turnout.core.retry import RetryPolicy
 from turnout.core.typing import load_typing_adapter
 
 __all__ = ["ActionFunction", "action"]
@@ -50,7 +49,7 @@ def _attach(target: Any, spec: FunctionBasedAction) -> None:
     target.bind = bind
 
 
-class action:  # a decorator, named like Burr's
+class action(Declaration):  # a decorator, named like Burr's
     """Turn a function into an action.
 
     Args:
@@ -70,21 +69,7 @@ class action:  # a decorator, named like Burr's
     ``step`` fixed.
     """
 
-    def __init__(
-        self,
-        reads: Sequence[str],
-        writes: Sequence[str],
-        tags: Sequence[str] | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        owner = "@action(...)"
-        self.reads = list(_names(reads, "reads", owner))
-        self.writes = list(_names(writes, "writes", owner))
-        self.tags = list(_names(tags or (), "tags", owner))
-        self.retry = _check_retry(retry, owner)
-        self.timeout = _check_timeout(timeout, owner)
+    _owner = "@action(...)"
 
     @staticmethod
     def pydantic(

@@ -24,17 +24,14 @@ import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from turnout.core._action_checks import Declaration
 from turnout.core.action import (
     Action,
     FunctionBasedAction,
     SingleStepAction,
     _attach,
-    _check_retry,
-    _check_timeout,
-    _names,
 )
 from turnout.core.errors import ActionDefinitionError, InvalidActionReturnError
-from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.typing import (
     load_typing_adapter,
@@ -155,28 +152,14 @@ class FunctionBasedStreamingAction(FunctionBasedAction, SingleStepStreamingActio
         return inspect.isasyncgenfunction(self.fn)
 
 
-class streaming_action:  # a decorator class, lower-case like Burr's
+class streaming_action(Declaration):  # a decorator class, lower-case like Burr's
     """Turn a generator function (sync or async) into a streaming action.
 
     It yields intermediate items as ``dict`` or ``(dict, None)``, then ``(result, state)`` last.
     The arguments are those of ``@action``.
     """
 
-    def __init__(
-        self,
-        reads: list[str],
-        writes: list[str],
-        tags: list[str] | None = None,
-        *,
-        retry: RetryPolicy | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        owner = "@streaming_action(...)"
-        self.reads = list(_names(reads, "reads", owner))
-        self.writes = list(_names(writes, "writes", owner))
-        self.tags = list(_names(tags or (), "tags", owner))
-        self.retry = _check_retry(retry, owner)
-        self.timeout = _check_timeout(timeout, owner)
+    _owner = "@streaming_action(...)"
 
     @staticmethod
     def pydantic(
