@@ -5,59 +5,16 @@ and re-exported by ``turnout.lifecycle.base``; the ready-made hooks live in
 ``turnout.lifecycle.default``, and ``InMemoryExecutionRecorder`` in ``turnout.lifecycle.recorder``.
 """
 
-from turnout.lifecycle.base import (
-    DoLogAttributeHook,
-    DoLogAttributeHookAsync,
-    LifecycleAdapter,
-    PostApplicationCreateHook,
-    PostApplicationExecuteCallHook,
-    PostApplicationExecuteCallHookAsync,
-    PostEndSpanHook,
-    PostEndSpanHookAsync,
-    PostEndStreamHook,
-    PostEndStreamHookAsync,
-    PostRunStepHook,
-    PostRunStepHookAsync,
-    PostStreamItemHook,
-    PostStreamItemHookAsync,
-    PreApplicationExecuteCallHook,
-    PreApplicationExecuteCallHookAsync,
-    PreRunStepHook,
-    PreRunStepHookAsync,
-    PreStartSpanHook,
-    PreStartSpanHookAsync,
-    PreStartStreamHook,
-    PreStartStreamHookAsync,
-)
+from turnout.lifecycle import base
+from turnout.lifecycle.base import *  # noqa: F403  (the interfaces, listed in base.__all__)
 from turnout.lifecycle.default import SlowDownHook, StateAndResultsFullLogger
 from turnout.lifecycle.recorder import ExecutionRecord, InMemoryExecutionRecorder, StateChange
 
 __all__ = [
-    "DoLogAttributeHook",
-    "DoLogAttributeHookAsync",
     "ExecutionRecord",
     "InMemoryExecutionRecorder",
-    "LifecycleAdapter",
-    "PostApplicationCreateHook",
-    "PostApplicationExecuteCallHook",
-    "PostApplicationExecuteCallHookAsync",
-    "PostEndSpanHook",
-    "PostEndSpanHookAsync",
-    "PostEndStreamHook",
-    "PostEndStreamHookAsync",
-    "PostRunStepHook",
-    "PostRunStepHookAsync",
-    "PostStreamItemHook",
-    "PostStreamItemHookAsync",
-    "PreApplicationExecuteCallHook",
-    "PreApplicationExecuteCallHookAsync",
-    "PreRunStepHook",
-    "PreRunStepHookAsync",
-    "PreStartSpanHook",
-    "PreStartSpanHookAsync",
-    "PreStartStreamHook",
-    "PreStartStreamHookAsync",
     "SlowDownHook",
     "StateAndResultsFullLogger",
     "StateChange",
 ]
+__all__ += base.__all__
