@@ -342,6 +342,25 @@ def test_burrs_safe_expr_interpreter_returns_the_raw_value(source, names, value)
     assert _SafeExprInterpreter(names).eval(ast.parse(source, mode="eval")) == value
 
 
+@pytest.mark.parametrize(
+    "source",
+    [
+        "__import__('os').system('touch pwned')",
+        "x.__class__.__mro__",
+        "'%0999999999d' % 1",
+        "[0] * 10 ** 9",
+    ],
+    ids=["import", "dunder", "huge-format", "huge-list"],
+)
+def test_burrs_safe_expr_interpreter_refuses_what_expr_refuses(source, tmp_path, monkeypatch):
+    """The tree is evaluated by expr's checked interpreter: no builtins beyond its own, no
+    dunders, and the same size limits before anything is built."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConditionError):
+        _SafeExprInterpreter({"x": 1}).eval(ast.parse(source, mode="eval"))
+    assert not (tmp_path / "pwned").exists()
+
+
 def test_an_evaluation_error_is_also_of_the_raised_type():
     condition = safe_expr("1 / x > 0")
     with pytest.raises(ZeroDivisionError) as info:

@@ -23,7 +23,7 @@ from tests.integrations.streamlit_ui import ticker as _ticker
 from turnout.cli import main
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.streamlit import demo
-from turnout.integrations.streamlit.data import StateDiff, Step
+from turnout.integrations.streamlit.data import Span, StateDiff, Step
 from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.render import (
     diff_html,
@@ -246,6 +246,20 @@ def test_html_helpers_leave_no_line_break_that_would_end_the_html_block() -> Non
         assert "\n" not in rendered
         assert "\r" not in rendered
         assert "&#10;&#10;![x]" in rendered
+
+
+def test_html_helpers_escape_changed_values_and_span_names() -> None:
+    """Everything the two HTML helpers show comes from a traced log: before/after values and span
+    names are escaped too, not only keys and action names."""
+    diff = StateDiff(added={}, removed={}, changed={"k": ("<img src=x>", "<script>1</script>")})
+    table = diff_html(diff)
+    assert "<img" not in table
+    assert "<script>" not in table
+    assert "&lt;img src=x&gt;" in table
+    step = Step(seq=0, action="a", start=1.0, end=2.0)
+    step.spans["0:0"] = Span(span_id="0:0", parent=None, name="<img src=y>", start=1.0, end=1.5)
+    assert "<img" not in waterfall_html(step)
+    assert "&lt;img src=y&gt;" in waterfall_html(step)
 
 
 def test_html_helpers_escape_traced_text() -> None:
