@@ -91,14 +91,17 @@ def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
-def _reading_burr(persister: Any, client: Any, namespace: str | None) -> None:
-    """Give ``persister`` the rules that also read Burr's keys under ``namespace``."""
+def _use_namespace(persister: Any, namespace: str | None) -> None:
+    """Give ``persister`` (built or unpickled on its client) Burr's ``connection`` and
+    ``namespace`` attributes and the rules that also read Burr's keys under ``namespace``."""
+    persister.connection = persister.client
+    persister.namespace = namespace or ""
     core = persister.core
     persister.core = BurrReadingPersister(
         core.store,
         serde=core.codec.serde,
         snapshot_every=core.snapshot_every,
-        burr=BurrRedisKeys(client, namespace),
+        burr=BurrRedisKeys(persister.client, namespace),
     )
 
 
@@ -111,6 +114,9 @@ def _client_kwargs(
 class RedisBasePersister(_Redis):
     """Burr's Redis persister: a ``redis.Redis`` client (yours to close), Burr's
     ``serde_kwargs`` and an optional ``namespace`` (the key prefix)."""
+
+    connection: redis.Redis
+    namespace: str
 
     def __init__(
         self,
@@ -128,18 +134,14 @@ class RedisBasePersister(_Redis):
             snapshot_every=snapshot_every,
             serde_kwargs=serde_kwargs,
         )
-        self.connection = connection
-        self.namespace = namespace or ""
-        _reading_burr(self, connection, namespace)
+        _use_namespace(self, namespace)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "namespace": self.namespace}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.connection = self.client
-        self.namespace = state["namespace"]
-        _reading_burr(self, self.client, self.namespace or None)
+        _use_namespace(self, state["namespace"] or None)
 
     @classmethod
     def from_values(
@@ -182,6 +184,9 @@ class RedisPersister(RedisBasePersister):
 class AsyncRedisBasePersister(_AsyncRedis):
     """``RedisBasePersister`` for async applications, over a ``redis.asyncio.Redis`` client."""
 
+    connection: redis.asyncio.Redis
+    namespace: str
+
     def __init__(
         self,
         connection: redis.asyncio.Redis,
@@ -198,18 +203,14 @@ class AsyncRedisBasePersister(_AsyncRedis):
             snapshot_every=snapshot_every,
             serde_kwargs=serde_kwargs,
         )
-        self.connection = connection
-        self.namespace = namespace or ""
-        _reading_burr(self, connection, namespace)
+        _use_namespace(self, namespace)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**super().__getstate__(), "namespace": self.namespace}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
-        self.connection = self.client
-        self.namespace = state["namespace"]
-        _reading_burr(self, self.client, self.namespace or None)
+        _use_namespace(self, state["namespace"] or None)
 
     @classmethod
     def from_values(
