@@ -168,19 +168,14 @@ class _AllowlistUnpickler(pickle.Unpickler):
         self._given = None if allowlist is None else _checked(allowlist)
 
     def find_class(self, module: str, name: str) -> Any:
-        if self._given is not None:
-            allowed = _is_allowed(module, name, self._given)
-        else:
-            allowed = any(
-                _is_allowed(module, name, _allowed_by(r)) for r in _registrations.values()
-            )
-        if not allowed:
-            raise _refused(module, name)
-        by_name = (
-            _listed_by_name(module, name, self._given)
+        in_force = (
+            [self._given]
             if self._given is not None
-            else any(_listed_by_name(module, name, _allowed_by(r)) for r in _registrations.values())
+            else [_allowed_by(r) for r in _registrations.values()]
         )
+        if not any(_is_allowed(module, name, allowlist) for allowlist in in_force):
+            raise _refused(module, name)
+        by_name = any(_listed_by_name(module, name, allowlist) for allowlist in in_force)
         if not by_name and any(not part or part.startswith("_") for part in name.split(".")):
             raise _refused(module, name)  # checked before anything is looked up
         if self._given is None:
