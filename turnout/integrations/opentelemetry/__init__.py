@@ -15,7 +15,9 @@
 - ``export_tracked`` (the ``turnout export-otel`` command) replays applications recorded by the
   ``LocalTracker`` to an OTLP/HTTP endpoint, with their original times, tree and attributes.
 
-The tracer provider is always passed in (default: the global one); nothing here installs one.
+The tracer provider is passed in (default: the global one). Only Burr's switches
+(``use_otel_tracing=True``, ``OpenTelemetryTracker``) install an SDK one when none is set, as
+Burr does.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ from opentelemetry.sdk.trace import Span, SpanProcessor, TracerProvider
 
 from turnout.core.serde import serialize
 from turnout.core.tracing import ActionSpan
-from turnout.integrations.opentelemetry._common import _BRIDGING, _KIND
+from turnout.integrations.opentelemetry._common import _BRIDGING, _KIND, global_provider_with
 from turnout.tracking.base import SyncTrackingClient
 
 __all__ = [
@@ -218,13 +218,7 @@ _PROCESSED: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 def initialize_tracer() -> None:
     """Make sure the global tracer provider is an SDK one (installing one if none is set, as
     Burr does) and sends spans to a ``BurrTrackingSpanProcessor`` (added once)."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())  # ignored (with a log line) if one is set
-        provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider) and provider not in _PROCESSED:
-        provider.add_span_processor(BurrTrackingSpanProcessor())
-        _PROCESSED.add(provider)
+    global_provider_with(BurrTrackingSpanProcessor, _PROCESSED)
 
 
 def _enter_span(name: str, tracer: trace.Tracer) -> Any:

@@ -6,9 +6,12 @@ import contextvars
 import functools
 import json
 import logging
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, TypeVar
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import Span, Status, StatusCode
 
 from turnout.core.serde import DEFAULT_SERDE
@@ -54,6 +57,22 @@ def _never_raises(method: Callable[P, None]) -> Callable[P, None]:
             logger.exception("OpenTelemetry export failed in %s", method.__name__)
 
     return guarded
+
+
+def global_provider_with(
+    processor: Callable[[], SpanProcessor], added: weakref.WeakSet[TracerProvider]
+) -> trace.TracerProvider:
+    """The global tracer provider, with ``processor()`` added to it once (``added`` remembers
+    the providers it went to). Like Burr, an SDK ``TracerProvider`` is installed as the global
+    one first when none is set; a foreign provider gets no processor."""
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        trace.set_tracer_provider(TracerProvider())  # ignored (with a log line) if one is set
+        provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider) and provider not in added:
+        provider.add_span_processor(processor())
+        added.add(provider)
+    return provider
 
 
 # -- attribute values -----------------------------------------------------------------------------

@@ -9,10 +9,10 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from turnout.integrations.opentelemetry._bridge import TurnoutSpanProcessor
+from turnout.integrations.opentelemetry._common import global_provider_with
 from turnout.integrations.opentelemetry._hook import OpenTelemetryHook
 
 __all__ = ["otel_tracing_hooks"]
@@ -26,11 +26,5 @@ def otel_tracing_hooks() -> list[Any]:
     tracer provider, and (once per provider) a ``TurnoutSpanProcessor`` on it recording the
     spans of instrumented libraries in the tracker. Like Burr, it installs an SDK
     ``TracerProvider`` as the global one when none is set."""
-    provider = trace.get_tracer_provider()
-    if not isinstance(provider, TracerProvider):
-        trace.set_tracer_provider(TracerProvider())  # ignored (with a log line) if one is set
-        provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider) and provider not in _BRIDGED:
-        provider.add_span_processor(TurnoutSpanProcessor())
-        _BRIDGED.add(provider)
+    provider = global_provider_with(TurnoutSpanProcessor, _BRIDGED)
     return [OpenTelemetryHook(provider)]
