@@ -68,8 +68,7 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
             damaged, or a tracking log is damaged where a step's state cannot be rebuilt.
     """
     path = Path(path)
-    raw = path.read_bytes()
-    first = _first_object(raw, path)
+    first = _first_object(path)  # only the first line: a tracking log is read by its reader
     if first is None:  # an empty file: nothing was logged yet
         return StepLog(kind="full_logger", steps=[], skipped=0)
     if isinstance(first.get("t"), str):
@@ -77,7 +76,7 @@ def read_step_log(path: str | os.PathLike[str]) -> StepLog:
     if first.get("type") in _BURR_KINDS:
         return _burr(path)
     if "state" in first and "action" in first:
-        return _full_logger(raw, path)
+        return _full_logger(path)
     raise PersistenceError(
         f"load_state_from_log_file({str(path)!r}): its first line is a JSON object with the keys "
         f"{sorted(map(str, first))[:10]}, which no log this reads has; give {_KINDS}."
@@ -95,22 +94,25 @@ def _parse(line: bytes) -> Any:
         return None
 
 
-def _first_object(raw: bytes, path: Path) -> dict[str, Any] | None:
-    lines = _lines(raw)
-    if not lines:
-        return None
-    number, line = lines[0]
-    data = _parse(line)
-    if not isinstance(data, dict):
-        raise PersistenceError(
-            f"load_state_from_log_file({str(path)!r}): line {number} is not a JSON object "
-            f"({line[:60]!r}), so this is not a log it reads (or the file is damaged); give "
-            f"{_KINDS}."
-        )
-    return data
+def _first_object(path: Path) -> dict[str, Any] | None:
+    with path.open("rb") as file:
+        for number, line in enumerate(file, 1):
+            line = line.removesuffix(b"\n")
+            if not line.strip():
+                continue
+            data = _parse(line)
+            if not isinstance(data, dict):
+                raise PersistenceError(
+                    f"load_state_from_log_file({str(path)!r}): line {number} is not a JSON "
+                    f"object ({line[:60]!r}), so this is not a log it reads (or the file is "
+                    f"damaged); give {_KINDS}."
+                )
+            return data
+    return None
 
 
-def _full_logger(raw: bytes, path: Path) -> StepLog:
+def _full_logger(path: Path) -> StepLog:
+    raw = path.read_bytes()
     steps: list[LoggedStep] = []
     skipped = 0
     lines = _lines(raw)
