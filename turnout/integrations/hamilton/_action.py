@@ -65,6 +65,14 @@ def _module_list(modules: Any, owner: str) -> list[types.ModuleType]:
     return found
 
 
+def _driver_or_default(driver: Any, modules: Any) -> Any:
+    """``driver``, or the one given to ``Hamilton.set_driver`` when neither ``driver`` nor
+    ``modules`` is given (``__new__`` picks the class by it, ``__init__`` runs it)."""
+    if driver is None and modules is None:
+        return Hamilton._default_driver
+    return driver
+
+
 def _wants_async(driver: Any, modules: Any, asynchronous: bool | None) -> bool:
     if driver is not None:
         return _is_async_driver(driver)
@@ -153,11 +161,11 @@ class Hamilton(SingleStepAction):
         Hamilton._default_driver = driver
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Hamilton:
-        given = kwargs.get("driver", args[2] if len(args) > 2 else None)
-        if given is None and kwargs.get("modules") is None:
-            given = Hamilton._default_driver
+        driver = _driver_or_default(
+            kwargs.get("driver", args[2] if len(args) > 2 else None), kwargs.get("modules")
+        )
         if cls is Hamilton and _wants_async(
-            given,
+            driver,
             kwargs.get("modules"),
             kwargs.get("asynchronous"),
         ):
@@ -184,8 +192,7 @@ class Hamilton(SingleStepAction):
     ) -> None:
         super().__init__()
         owner = f"{type(self).__name__}({name!r})" if name is not None else "Hamilton(...)"
-        if driver is None and modules is None:
-            driver = Hamilton._default_driver
+        driver = _driver_or_default(driver, modules)
         self.retry = _check_retry(retry, owner)
         if name is not None:
             self._name = name
