@@ -146,3 +146,12 @@ def test_a_huge_dotted_class_name_is_refused_at_once() -> None:
     with pytest.raises(SerdeError, match="characters"):
         State.deserialize(stored)
     assert time.perf_counter() - started < 1
+
+
+def test_burrs_security_warning_name_is_turnouts_one_warning_class() -> None:
+    """A filter on Burr's ``serde.pydantic.SecurityWarning`` is a filter on turnout's (which the
+    pickle plugin issues), not on a second class nothing raises."""
+    from turnout.core.errors import SecurityWarning
+    from turnout.integrations.serde import pickle as pickle_plugin
+
+    assert plugin.SecurityWarning is SecurityWarning is pickle_plugin.SecurityWarning

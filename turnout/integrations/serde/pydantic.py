@@ -35,7 +35,10 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
         "turnout.integrations.serde.pydantic", 'pip install "turnout[pydantic]"', _error
     ) from _error
 
-from turnout.core.errors import SerdeError
+# Burr's warning for loading without an allowlist: turnout's one (the pickle plugin's too). This
+# module never issues it, since it never imports a class stored data names; the name is here
+# for programs that filter it.
+from turnout.core.errors import SecurityWarning, SerdeError
 from turnout.core.serde import DEFAULT_SERDE, KEY, deserializer, serialize
 from turnout.core.serde import state_serialize_only as _state_only
 
@@ -56,11 +59,6 @@ CLASS_KEY = "__pydantic_class"
 
 MAX_CLASS_NAME = 1000
 """The longest ``"module.ClassName"`` a stored model may give; a longer one is refused."""
-
-
-class SecurityWarning(Warning):
-    """Burr's warning for loading without an allowlist. turnout never imports a class stored
-    data names, so it never issues it; the name exists for programs that filter it."""
 
 
 _allowlist: list[str] | None = None
