@@ -446,6 +446,21 @@ def test_fork_identifiers_without_the_app_to_fork_are_reported():
         builder.build()
 
 
+def test_a_fork_sequence_id_without_the_app_to_fork_is_reported():
+    builder = (
+        ApplicationBuilder()
+        .with_actions(count=Count())
+        .initialize_from(
+            AsyncDevNullPersister(),
+            default_state={},
+            default_entrypoint="count",
+            fork_from_sequence_id=3,
+        )
+    )
+    with pytest.raises(GraphSetupError, match="need fork_from_app_id"):
+        builder.build()
+
+
 class Loader(BaseStateLoader):
     def __init__(self, record: dict[str, Any]) -> None:
         self.record = record
