@@ -311,6 +311,20 @@ def test_a_streaming_class_failing_after_its_result_completes_with_it(caplog):
     assert "connection dropped" in caplog.text
 
 
+class AdapterWords(Words):
+    """Words as turnout's LLM adapters stream: the last dict is an item too."""
+
+    streams_result = True
+
+
+def test_a_streams_result_stream_failing_after_its_last_dict_is_not_salvaged():
+    """Unlike Burr's kind of StreamingAction, an adapter's failed stream commits no answer."""
+    app = ApplicationBuilder().with_actions(w=AdapterWords()).with_entrypoint("w").build()
+    with pytest.raises(RuntimeError, match="connection dropped"):
+        app.step()
+    assert "text" not in app.state
+
+
 def test_a_streaming_function_failing_after_its_final_yield_completes_with_it():
     @streaming_action(reads=[], writes=["text"])
     def talk(state: State) -> Generator[Any, None, None]:
