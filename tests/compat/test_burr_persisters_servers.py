@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.compat.test_burr_persisters import resumable
 from tests.persistence import backends
 from tests.persistence.conftest import require_backend
-from turnout import ApplicationBuilder, State, action
+from turnout import State
 
 # The servers the persistence suite uses (TURNOUT_TEST_POSTGRES, _MYSQL, _REDIS), in the
 # psycopg2-style, PyMySQL-style and redis-py arguments Burr's from_values takes.
@@ -38,27 +39,6 @@ REDIS: dict[str, Any] = {
     "port": backends.SERVICES["redis"].port,
     "db": int(urlsplit(backends.REDIS_URL).path.lstrip("/") or 0),
 }
-
-
-@action(reads=["n"], writes=["n"])
-def count(state: State) -> State:
-    return state.increment(n=1)
-
-
-def resumable(persister: Any, app_id: str) -> ApplicationBuilder:
-    return (
-        ApplicationBuilder()
-        .with_actions(count)
-        .with_transitions(("count", "count"))
-        .with_identifiers(app_id=app_id)
-        .with_state_persister(persister)
-        .initialize_from(
-            persister,
-            resume_at_next_action=True,
-            default_state={"n": 0},
-            default_entrypoint="count",
-        )
-    )
 
 
 def unique(kind: str) -> str:
