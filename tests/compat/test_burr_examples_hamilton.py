@@ -164,22 +164,13 @@ def ask(state: State, text: str, dr: Any) -> State:
 
 
 def test_actions_with_a_bound_driver_traced_through_opentelemetry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otel_exporter: Any
 ) -> None:
-    pytest.importorskip("opentelemetry.sdk")
     from hamilton.plugins.h_opentelemetry import OpenTelemetryTracer  # type: ignore[import-untyped]
-    from opentelemetry import trace as otel
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from turnout.core.tracking import read_log
     from turnout.tracking.client import LocalTrackingClient
 
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(otel, "get_tracer_provider", lambda: provider)
     module = _module(tmp_path, monkeypatch, "turnout_compat_rag_dag")
     dr = driver.Builder().with_modules(module).with_adapters(OpenTelemetryTracer()).build()
     tracker = LocalTrackingClient("modular-rag", tmp_path)
@@ -195,16 +186,16 @@ def test_actions_with_a_bound_driver_traced_through_opentelemetry(
     _, _, state = app.run(halt_after=["ask"], inputs={"text": "what to monitor"})
     assert state["answer"] == {"role": "bot", "text": "WHAT TO MONITOR"}
     assert app.sequence_id == 1
-    names = {span.context.span_id: span.name for span in exporter.get_finished_spans()}
+    names = {span.context.span_id: span.name for span in otel_exporter.get_finished_spans()}
     nodes = {
         span.name: names.get(span.parent.span_id) if span.parent is not None else None
-        for span in exporter.get_finished_spans()
+        for span in otel_exporter.get_finished_spans()
         if span.name in {"words", "counts", "mode", "reply"}
     }
     # Hamilton's node spans nest under its run span, which nests under the step, as on Burr.
     runs = {
         span.name: names.get(span.parent.span_id) if span.parent is not None else None
-        for span in exporter.get_finished_spans()
+        for span in otel_exporter.get_finished_spans()
         if span.name in set(nodes.values())
     }
     assert set(nodes) == {"words", "counts", "mode", "reply"}
