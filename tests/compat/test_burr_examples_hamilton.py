@@ -62,8 +62,11 @@ def refusal() -> dict:
 """
 
 
-def _module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(DAG))
+def dag_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str = DAG
+) -> ModuleType:
+    """``source`` as an importable module (Hamilton finds functions through their module)."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
     spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
@@ -77,7 +80,7 @@ def _module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Modul
 def dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A driver over the DAG above, set as every Hamilton action's default, as Burr's chatbot
     does with ``Hamilton.set_driver(driver.Driver({...}, dag))``."""
-    built = driver.Driver({}, _module(tmp_path, monkeypatch, "turnout_compat_chat_dag"))
+    built = driver.Driver({}, dag_module(tmp_path, monkeypatch, "turnout_compat_chat_dag"))
     Hamilton.set_driver(built)
     yield built
     Hamilton.set_driver(None)
@@ -171,7 +174,7 @@ def test_actions_with_a_bound_driver_traced_through_opentelemetry(
     from turnout.core.tracking import read_log
     from turnout.tracking.client import LocalTrackingClient
 
-    module = _module(tmp_path, monkeypatch, "turnout_compat_rag_dag")
+    module = dag_module(tmp_path, monkeypatch, "turnout_compat_rag_dag")
     dr = driver.Builder().with_modules(module).with_adapters(OpenTelemetryTracer()).build()
     tracker = LocalTrackingClient("modular-rag", tmp_path)
     app = (
