@@ -311,6 +311,20 @@ def test_a_streaming_class_failing_after_its_result_completes_with_it(caplog):
     assert "connection dropped" in caplog.text
 
 
+class AdapterWords(Words):
+    """Words as turnout's LLM adapters stream: the last dict is an item too."""
+
+    streams_result = True
+
+
+def test_a_streams_result_stream_failing_after_its_last_dict_is_not_salvaged():
+    """Unlike Burr's kind of StreamingAction, an adapter's failed stream commits no answer."""
+    app = ApplicationBuilder().with_actions(w=AdapterWords()).with_entrypoint("w").build()
+    with pytest.raises(RuntimeError, match="connection dropped"):
+        app.step()
+    assert "text" not in app.state
+
+
 def test_a_streaming_function_failing_after_its_final_yield_completes_with_it():
     @streaming_action(reads=[], writes=["text"])
     def talk(state: State) -> Generator[Any, None, None]:
@@ -440,6 +454,21 @@ def test_fork_identifiers_without_the_app_to_fork_are_reported():
             default_state={},
             default_entrypoint="count",
             fork_from_partition_key="elsewhere",
+        )
+    )
+    with pytest.raises(GraphSetupError, match="need fork_from_app_id"):
+        builder.build()
+
+
+def test_a_fork_sequence_id_without_the_app_to_fork_is_reported():
+    builder = (
+        ApplicationBuilder()
+        .with_actions(count=Count())
+        .initialize_from(
+            AsyncDevNullPersister(),
+            default_state={},
+            default_entrypoint="count",
+            fork_from_sequence_id=3,
         )
     )
     with pytest.raises(GraphSetupError, match="need fork_from_app_id"):

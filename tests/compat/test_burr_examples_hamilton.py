@@ -62,8 +62,11 @@ def refusal() -> dict:
 """
 
 
-def _module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> ModuleType:
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(DAG))
+def dag_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str = DAG
+) -> ModuleType:
+    """``source`` as an importable module (Hamilton finds functions through their module)."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
     spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
     assert spec is not None
     assert spec.loader is not None
@@ -77,7 +80,7 @@ def _module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> Modul
 def dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A driver over the DAG above, set as every Hamilton action's default, as Burr's chatbot
     does with ``Hamilton.set_driver(driver.Driver({...}, dag))``."""
-    built = driver.Driver({}, _module(tmp_path, monkeypatch, "turnout_compat_chat_dag"))
+    built = driver.Driver({}, dag_module(tmp_path, monkeypatch, "turnout_compat_chat_dag"))
     Hamilton.set_driver(built)
     yield built
     Hamilton.set_driver(None)
@@ -164,23 +167,14 @@ def ask(state: State, text: str, dr: Any) -> State:
 
 
 def test_actions_with_a_bound_driver_traced_through_opentelemetry(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otel_exporter: Any
 ) -> None:
-    pytest.importorskip("opentelemetry.sdk")
     from hamilton.plugins.h_opentelemetry import OpenTelemetryTracer  # type: ignore[import-untyped]
-    from opentelemetry import trace as otel
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
     from turnout.core.tracking import read_log
     from turnout.tracking.client import LocalTrackingClient
 
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(otel, "get_tracer_provider", lambda: provider)
-    module = _module(tmp_path, monkeypatch, "turnout_compat_rag_dag")
+    module = dag_module(tmp_path, monkeypatch, "turnout_compat_rag_dag")
     dr = driver.Builder().with_modules(module).with_adapters(OpenTelemetryTracer()).build()
     tracker = LocalTrackingClient("modular-rag", tmp_path)
     app = (
@@ -195,16 +189,16 @@ def test_actions_with_a_bound_driver_traced_through_opentelemetry(
     _, _, state = app.run(halt_after=["ask"], inputs={"text": "what to monitor"})
     assert state["answer"] == {"role": "bot", "text": "WHAT TO MONITOR"}
     assert app.sequence_id == 1
-    names = {span.context.span_id: span.name for span in exporter.get_finished_spans()}
+    names = {span.context.span_id: span.name for span in otel_exporter.get_finished_spans()}
     nodes = {
         span.name: names.get(span.parent.span_id) if span.parent is not None else None
-        for span in exporter.get_finished_spans()
+        for span in otel_exporter.get_finished_spans()
         if span.name in {"words", "counts", "mode", "reply"}
     }
     # Hamilton's node spans nest under its run span, which nests under the step, as on Burr.
     runs = {
         span.name: names.get(span.parent.span_id) if span.parent is not None else None
-        for span in exporter.get_finished_spans()
+        for span in otel_exporter.get_finished_spans()
         if span.name in set(nodes.values())
     }
     assert set(nodes) == {"words", "counts", "mode", "reply"}

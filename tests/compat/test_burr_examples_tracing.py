@@ -12,11 +12,8 @@ opened by an OpenTelemetry-instrumented library inside a step. The values assert
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from turnout.core import ApplicationBuilder, State, action
 from turnout.core.tracking import read_log
@@ -168,23 +165,6 @@ def test_the_local_tracker_records_the_spans_and_attributes(tmp_path: Path) -> N
 # -- with_tracker(..., use_otel_tracing=True) ---------------------------------------------------
 
 
-@pytest.fixture
-def exporter(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """An SDK provider standing in for the global one (the real global can be set only once)."""
-    pytest.importorskip("opentelemetry.sdk")
-    from opentelemetry import trace as otel
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-
-    provider = TracerProvider()
-    memory = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(memory))
-    monkeypatch.setattr(otel, "get_tracer_provider", lambda: provider)
-    yield memory
-    provider.shutdown()
-
-
 def _nesting(spans: Any) -> list[tuple[str, str | None]]:
     """(span, parent span) names, in the order they ended."""
     names = {span.context.span_id: span.name for span in spans}
@@ -197,9 +177,11 @@ def _nesting(spans: Any) -> list[tuple[str, str | None]]:
     return [pair for pair in out if pair[0] != "turnout.arun"]
 
 
-def test_use_otel_tracing_exports_the_spans_burr_exports(exporter: Any, tmp_path: Path) -> None:
+def test_use_otel_tracing_exports_the_spans_burr_exports(
+    otel_exporter: Any, tmp_path: Path
+) -> None:
     _run(_app(LocalTrackingClient("tracing", tmp_path), use_otel_tracing=True))
-    assert _nesting(exporter.get_finished_spans()) == [
+    assert _nesting(otel_exporter.get_finished_spans()) == [
         ("parse", "plan"),
         ("search.client", "connect"),
         ("connect", "search"),
@@ -211,7 +193,7 @@ def test_use_otel_tracing_exports_the_spans_burr_exports(exporter: Any, tmp_path
         ("draft", "answer"),
         ("answer", None),
     ]
-    exported = {span.name: span for span in exporter.get_finished_spans()}
+    exported = {span.name: span for span in otel_exporter.get_finished_spans()}
     assert exported["query"].attributes["hits"] == 4
     assert exported["plan"].attributes["model"] == "stand-in"
     assert exported["draft"].attributes["drafts"] == 1
@@ -219,7 +201,7 @@ def test_use_otel_tracing_exports_the_spans_burr_exports(exporter: Any, tmp_path
 
 
 def test_use_otel_tracing_records_the_library_span_in_the_tracker(
-    exporter: Any, tmp_path: Path
+    otel_exporter: Any, tmp_path: Path
 ) -> None:
     tracker = LocalTrackingClient("tracing", tmp_path)
     _run(_app(tracker, use_otel_tracing=True))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +12,7 @@ pytest.importorskip("hamilton")
 
 from hamilton import driver  # type: ignore[import-untyped]
 
+from tests.compat.test_burr_examples_hamilton import dag_module
 from turnout.core.application import ApplicationBuilder
 from turnout.core.errors import ActionDefinitionError
 from turnout.integrations.hamilton import Hamilton, HamiltonTracer, from_state, update_state
@@ -28,14 +26,7 @@ def doubled(number: int) -> int:
 @pytest.fixture
 def default_driver(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A driver built from a module on disk, set as the default; cleared afterwards."""
-    name = "turnout_burr_names_dag"
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(DAG))
-    spec = importlib.util.spec_from_file_location(name, tmp_path / f"{name}.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, name, module)
-    spec.loader.exec_module(module)
+    module = dag_module(tmp_path, monkeypatch, "turnout_burr_names_dag", DAG)
     built = driver.Builder().with_modules(module).with_adapters(HamiltonTracer()).build()
     Hamilton.set_driver(built)
     yield built

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,6 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from turnout.core import ApplicationBuilder, State, action
@@ -29,17 +26,6 @@ from turnout.integrations.opentelemetry import (
     span_map,
 )
 from turnout.visibility import TracerFactory
-
-
-@pytest.fixture
-def provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    """An SDK provider standing in for the global one (the real global can be set only once)."""
-    sdk = TracerProvider()
-    exporter = InMemorySpanExporter()
-    sdk.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: sdk)
-    yield exporter
-    sdk.shutdown()
 
 
 @action(reads=["n"], writes=["n"])
@@ -64,17 +50,19 @@ def _app(tracker: Any, app_id: str) -> Any:
 
 
 def test_steps_and_spans_reach_otel_and_the_wrapped_tracker(
-    provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     local = LocalTracker("burr-otel", tmp_path)
     app = _app(OpenTelemetryTracker(burr_tracker=local), "app-1")
     app.step()
     app.step()
 
-    exported = [s for s in provider.get_finished_spans() if s.name == "work"]
+    exported = [s for s in otel_exporter.get_finished_spans() if s.name == "work"]
     assert len(exported) == 2
-    calls = {s.name: s for s in provider.get_finished_spans() if s.name == "llm.call"}
-    prepare = {s.context.span_id: s for s in provider.get_finished_spans() if s.name == "prepare"}
+    calls = {s.name: s for s in otel_exporter.get_finished_spans() if s.name == "llm.call"}
+    prepare = {
+        s.context.span_id: s for s in otel_exporter.get_finished_spans() if s.name == "prepare"
+    }
     assert calls["llm.call"].parent is not None
     assert calls["llm.call"].parent.span_id in prepare  # nested where it was opened
 
@@ -95,7 +83,7 @@ def test_steps_and_spans_reach_otel_and_the_wrapped_tracker(
 
 
 def test_a_failed_step_ends_its_span_with_an_error(
-    provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     @action(reads=[], writes=[])
     def broken(state: State) -> State:
@@ -110,13 +98,13 @@ def test_a_failed_step_ends_its_span_with_an_error(
     )
     with pytest.raises(ValueError, match="no"):
         app.step()
-    (span,) = provider.get_finished_spans()
+    (span,) = otel_exporter.get_finished_spans()
     assert span.status.status_code is trace.StatusCode.ERROR
     assert not span_map
 
 
 def test_the_tracker_copies_for_children_with_a_copy_of_the_wrapped_one(
-    provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     local = LocalTracker("burr-otel", tmp_path)
     copied = OpenTelemetryTracker(burr_tracker=local).copy()
@@ -126,7 +114,7 @@ def test_the_tracker_copies_for_children_with_a_copy_of_the_wrapped_one(
 
 
 def test_the_processor_is_added_to_the_provider_once(
-    provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     OpenTelemetryTracker(burr_tracker=LocalTracker("burr-otel", tmp_path))
     OpenTelemetryTracker(burr_tracker=LocalTracker("burr-otel", tmp_path))
@@ -167,7 +155,7 @@ async def work_async(state: State, __tracer: TracerFactory) -> State:
 
 
 def test_async_steps_and_spans_reach_otel_and_the_wrapped_tracker(
-    provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     local = LocalTracker("burr-otel", tmp_path)
 
@@ -185,7 +173,7 @@ def test_async_steps_and_spans_reach_otel_and_the_wrapped_tracker(
         await app.astep()
 
     asyncio.run(main())
-    assert sorted(s.name for s in provider.get_finished_spans()) == [
+    assert sorted(s.name for s in otel_exporter.get_finished_spans()) == [
         "llm.call",
         "prepare",
         "work_async",

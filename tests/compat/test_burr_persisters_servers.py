@@ -7,57 +7,38 @@ or key prefix and removes it afterwards."""
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from turnout import ApplicationBuilder, State, action
+from tests.compat.test_burr_persisters import resumable
+from tests.persistence import backends
+from tests.persistence.conftest import require_backend
+from turnout import State
 
-SKIP_OR_FAIL = pytest.fail if os.environ.get("CI") == "true" else pytest.skip
-
+# The servers the persistence suite uses (TURNOUT_TEST_POSTGRES, _MYSQL, _REDIS), in the
+# psycopg2-style, PyMySQL-style and redis-py arguments Burr's from_values takes.
+DSN = backends.POSTGRES_DSN
+_PG_URL = urlsplit(DSN)
 PG: dict[str, Any] = {
-    "db_name": os.environ.get("TURNOUT_POSTGRES_DB", "test"),
-    "user": os.environ.get("TURNOUT_POSTGRES_USER", "postgres"),
-    "password": os.environ.get("TURNOUT_POSTGRES_PASSWORD", "unused-with-trust-auth"),
-    "host": os.environ.get("TURNOUT_POSTGRES_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("TURNOUT_POSTGRES_PORT", "5432")),
+    "db_name": _PG_URL.path.lstrip("/"),
+    "user": _PG_URL.username or "postgres",
+    "password": _PG_URL.password or "unused-with-trust-auth",
+    "host": backends.SERVICES["postgres"].host,
+    "port": backends.SERVICES["postgres"].port,
 }
 MARIADB: dict[str, Any] = {
-    "db_name": os.environ.get("TURNOUT_MYSQL_DATABASE", "test"),
-    "user": os.environ.get("TURNOUT_MYSQL_USER", "root"),
-    "password": os.environ.get("TURNOUT_MYSQL_PASSWORD", ""),
-    "host": os.environ.get("TURNOUT_MYSQL_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("TURNOUT_MYSQL_PORT", "3306")),
+    "db_name": backends.MYSQL_KWARGS["database"],
+    **{key: backends.MYSQL_KWARGS[key] for key in ("user", "password", "host", "port")},
 }
 REDIS: dict[str, Any] = {
-    "host": os.environ.get("TURNOUT_REDIS_HOST", "127.0.0.1"),
-    "port": int(os.environ.get("TURNOUT_REDIS_PORT", "6379")),
-    "db": 0,
+    "host": backends.SERVICES["redis"].host,
+    "port": backends.SERVICES["redis"].port,
+    "db": int(urlsplit(backends.REDIS_URL).path.lstrip("/") or 0),
 }
-
-
-@action(reads=["n"], writes=["n"])
-def count(state: State) -> State:
-    return state.increment(n=1)
-
-
-def resumable(persister: Any, app_id: str) -> ApplicationBuilder:
-    return (
-        ApplicationBuilder()
-        .with_actions(count)
-        .with_transitions(("count", "count"))
-        .with_identifiers(app_id=app_id)
-        .with_state_persister(persister)
-        .initialize_from(
-            persister,
-            resume_at_next_action=True,
-            default_state={"n": 0},
-            default_entrypoint="count",
-        )
-    )
 
 
 def unique(kind: str) -> str:
@@ -69,18 +50,12 @@ def unique(kind: str) -> str:
 
 @pytest.fixture
 def pg_prefix() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
+    pytest.importorskip("psycopg")
     pytest.importorskip("psycopg_pool")
-    dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['db_name']}"
-    try:
-        admin = psycopg.connect(dsn, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        SKIP_OR_FAIL(f"PostgreSQL is not reachable at {dsn}: {exc}")
+    require_backend("postgres")
     name = unique("pg")
     yield name
-    with admin:
-        for table in ("steps", "apps", "meta"):
-            admin.execute(f"DROP TABLE IF EXISTS {name}_{table}")
+    backends.clean("postgres", DSN, name)
 
 
 def test_postgres_from_values_maps_burrs_psycopg2_arguments_onto_psycopg3(pg_prefix: str) -> None:
@@ -146,19 +121,12 @@ def test_async_postgres_from_values_is_awaitable_and_an_async_context_manager(
 
 @pytest.fixture
 def mysql_prefix() -> Iterator[str]:
-    pymysql = pytest.importorskip("pymysql")
+    pytest.importorskip("pymysql")
     pytest.importorskip("aiomysql")
-    server = {k: MARIADB[k] for k in ("host", "port", "user", "password")}
-    try:
-        admin = pymysql.connect(**server, database=MARIADB["db_name"], autocommit=True)
-    except pymysql.err.OperationalError as exc:
-        SKIP_OR_FAIL(f"MariaDB is not reachable at {server['host']}:{server['port']}: {exc}")
+    require_backend("mysql")
     name = unique("my")
     yield name
-    with admin.cursor() as cursor:
-        for table in ("steps", "apps", "meta"):
-            cursor.execute(f"DROP TABLE IF EXISTS {name}_{table}")
-    admin.close()
+    backends.clean("mysql", backends.MYSQL_KWARGS, name)
 
 
 def test_mysql_persister_has_the_same_burr_lifecycle(mysql_prefix: str) -> None:
@@ -181,19 +149,11 @@ def test_mysql_persister_has_the_same_burr_lifecycle(mysql_prefix: str) -> None:
 
 @pytest.fixture
 def namespace() -> Iterator[str]:
-    redis = pytest.importorskip("redis")
-    admin = redis.Redis(**REDIS)
-    try:
-        admin.ping()
-    except redis.exceptions.ConnectionError as exc:
-        admin.close()
-        SKIP_OR_FAIL(f"Redis is not reachable at {REDIS['host']}:{REDIS['port']}: {exc}")
+    pytest.importorskip("redis")
+    require_backend("redis")
     name = unique("rd")
     yield name
-    keys = list(admin.scan_iter(match=f"{name}*"))  # also "<name>_other:..." of one test
-    if keys:
-        admin.delete(*keys)
-    admin.close()
+    backends.delete_redis_keys(backends.REDIS_URL, name)  # also "<name>_other:..." of one test
 
 
 def test_redis_base_persister_from_values_keeps_each_namespace_apart(namespace: str) -> None:
@@ -301,13 +261,12 @@ def burr_pg_table(pg_prefix: str) -> Iterator[str]:
 
     import psycopg
 
-    dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['db_name']}"
     rows = [
         ("alice", "app-1", 0, "count", {"n": 1, "__SEQUENCE_ID": 0, "__PRIOR_STEP": "count"}),
         ("alice", "app-1", 1, "count", {"n": 2, "__SEQUENCE_ID": 1, "__PRIOR_STEP": "count"}),
         ("", "app-2", 0, "count", {"n": 7, "__SEQUENCE_ID": 0, "__PRIOR_STEP": "count"}),
     ]
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    with psycopg.connect(DSN, autocommit=True) as connection:
         connection.execute(BURR_PG_TABLE.format(table=pg_prefix))
         for pk, app_id, sequence_id, position, state in rows:
             connection.execute(
@@ -316,7 +275,7 @@ def burr_pg_table(pg_prefix: str) -> Iterator[str]:
                 (pk, app_id, sequence_id, position, json.dumps(state)),
             )
     yield pg_prefix
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    with psycopg.connect(DSN, autocommit=True) as connection:
         connection.execute(f"DROP TABLE IF EXISTS {pg_prefix}")
 
 
@@ -363,8 +322,7 @@ def test_a_postgres_table_named_like_the_prefix_without_burrs_columns_is_ignored
 
     from turnout.integrations.postgres import PostgreSQLPersister
 
-    dsn = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{PG['db_name']}"
-    with psycopg.connect(dsn, autocommit=True) as connection:
+    with psycopg.connect(DSN, autocommit=True) as connection:
         connection.execute(f"CREATE TABLE {pg_prefix} (x INTEGER)")
     try:
         with PostgreSQLPersister.from_values(**PG, table_name=pg_prefix) as persister:
@@ -372,7 +330,7 @@ def test_a_postgres_table_named_like_the_prefix_without_burrs_columns_is_ignored
             persister.save(None, "a", 0, "count", State({"n": 1}), "completed")
             assert persister.list_app_ids(None) == ["a"]
     finally:
-        with psycopg.connect(dsn, autocommit=True) as connection:
+        with psycopg.connect(DSN, autocommit=True) as connection:
             connection.execute(f"DROP TABLE IF EXISTS {pg_prefix}")
 
 

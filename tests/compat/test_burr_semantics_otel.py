@@ -3,7 +3,6 @@ and the spans of instrumented libraries go to the tracker (issue 13, item 4)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,24 +11,11 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import turnout.integrations.opentelemetry  # noqa: F401 - provides use_otel_tracing, as Burr's import would
 from turnout.core import ApplicationBuilder, State, action
 from turnout.core.tracking import LocalTracker, read_log
-
-
-@pytest.fixture
-def global_provider(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
-    """An SDK provider standing in for the global one (the real global can be set only once)."""
-    provider = TracerProvider()
-    exporter = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
-    yield exporter
-    provider.shutdown()
 
 
 @action(reads=[], writes=["answer"])
@@ -41,7 +27,7 @@ def ask(state: State) -> State:
 
 
 def test_use_otel_tracing_sends_steps_to_otel_and_library_spans_to_the_tracker(
-    global_provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     tracker = LocalTracker("otel-switch", tmp_path)
     app = (
@@ -53,7 +39,7 @@ def test_use_otel_tracing_sends_steps_to_otel_and_library_spans_to_the_tracker(
         .build()
     )
     app.run(halt_after=["ask"])
-    exported = {span.name: span for span in global_provider.get_finished_spans()}
+    exported = {span.name: span for span in otel_exporter.get_finished_spans()}
     assert {"ask", "llm.call"} <= set(exported)
     step = exported["ask"]
     assert exported["llm.call"].parent is not None
@@ -64,7 +50,7 @@ def test_use_otel_tracing_sends_steps_to_otel_and_library_spans_to_the_tracker(
 
 
 def test_the_span_processor_is_added_once_per_provider(
-    global_provider: InMemorySpanExporter, tmp_path: Path
+    otel_exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:
     def build(app_id: str) -> Any:
         return (
