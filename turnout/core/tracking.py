@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import traceback
@@ -51,6 +50,7 @@ from turnout.core.tracklog import (
     StreamStartRecord,
     app_dir_name,
     dump_line,
+    is_safe_name,
     iter_raw,
 )
 
@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 _OPEN_LOGS = 32
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 logger = logging.getLogger("turnout.tracking")
 
 
@@ -77,7 +76,7 @@ def tracking_home(storage_dir: str | Path | None = None) -> Path:
 
 def check_id(value: str, what: str) -> str:
     """``value`` if it is safe as one directory name (no path traversal, no separators)."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+    if not is_safe_name(value):
         raise TrackingNameError(
             f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
             f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
