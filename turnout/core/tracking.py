@@ -85,24 +85,22 @@ def check_id(value: str, what: str) -> str:
 
 
 def allowed_project_name(project: str, *, on_windows: bool | None = None) -> bool:
-    """Whether ``project`` can name a tracking project: ``check_id``'s rule and, on Windows
-    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
-    cannot hold."""
-    if on_windows is None:
-        on_windows = os.name == "nt"
-    if on_windows and isinstance(project, str) and ":" in project:
-        return False
+    """Whether ``project`` can name a tracking project (``check_project`` accepts it)."""
     try:
-        check_id(project, "project")
+        check_project(project, on_windows=on_windows)
     except TrackingNameError:
         return False
     return True
 
 
-def check_project(project: str) -> str:
-    """``project`` if ``allowed_project_name``; else ``TrackingNameError`` saying why."""
+def check_project(project: str, *, on_windows: bool | None = None) -> str:
+    """``project`` if it can name a tracking project: ``check_id``'s rule and, on Windows
+    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
+    cannot hold; else ``TrackingNameError`` saying why."""
     check_id(project, "project")
-    if not allowed_project_name(project):
+    if on_windows is None:
+        on_windows = os.name == "nt"
+    if on_windows and ":" in project:
         raise TrackingNameError(
             f"project {project!r} cannot name a tracking directory on Windows: a file name "
             f"there cannot hold ':'; use another character, e.g. {project.replace(':', '-')!r}."
