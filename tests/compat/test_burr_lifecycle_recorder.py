@@ -22,6 +22,11 @@ def drop(state: State) -> State:
     return state.wipe(delete=["gone"])
 
 
+@action(reads=[], writes=["fresh"])
+def create(state: State) -> State:
+    return state.update(fresh=None)
+
+
 @action(reads=[], writes=[])
 def explode(state: State) -> State:
     raise RuntimeError("boom")
@@ -65,6 +70,14 @@ def test_a_deleted_key_is_recorded_as_no_longer_existing() -> None:
     _app(recorder, drop, gone=None).step()
     (change,) = recorder.records[0].state_changes
     assert (change.before_exists, change.before, change.after_exists) == (True, None, False)
+
+
+def test_a_new_key_holding_none_is_recorded_as_not_existing_before() -> None:
+    recorder = InMemoryExecutionRecorder()
+    _app(recorder, create).step()
+    assert recorder.records[0].state_changes == (
+        StateChange(key="fresh", before_exists=False, before=None, after_exists=True, after=None),
+    )
 
 
 def test_a_failed_step_is_recorded_with_its_exception_and_no_changes() -> None:

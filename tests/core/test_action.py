@@ -637,6 +637,16 @@ def test_function_action_with_a_wrong_return_type_raises_naming_it(returned, mes
     assert "action 'odd'" in str(info.value)
 
 
+def test_a_wrong_return_whose_repr_raises_still_raises_the_error_naming_the_fix():
+    class Opaque:
+        def __repr__(self) -> str:
+            raise RuntimeError("repr broke")
+
+    app = _single(_fn_action(lambda s: Opaque()), name="odd", count=0)
+    with pytest.raises(InvalidActionReturnError, match=r"got Opaque: <.*Opaque object>"):
+        app.step()
+
+
 def test_class_action_run_returning_a_non_dict_raises():
     act = _TwoStep(lambda s: s, run_body=lambda s: [1, 2])
     app = _single(act, name="lister", count=0)

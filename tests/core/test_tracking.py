@@ -42,6 +42,7 @@ from turnout.core.tracking import (
     LocalTracker,
     TrackingNameError,
     TrackingWarning,
+    check_project,
     read_log,
     tracking_home,
 )
@@ -1020,6 +1021,12 @@ def test_project_names_with_control_characters_are_rejected_not_matched_before_a
     with pytest.raises(TrackingNameError, match="cannot name a tracking directory"):
         LocalTracker(name, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_project_name_with_a_colon_is_refused_on_windows_saying_why() -> None:
+    assert check_project("team:chat", on_windows=False) == "team:chat"
+    with pytest.raises(TrackingNameError, match=r"on Windows: .* 'team-chat'"):
+        check_project("team:chat", on_windows=True)
 
 
 @pytest.mark.parametrize("name", BAD_NAMES, ids=BAD_IDS)

@@ -12,7 +12,7 @@ import pytest
 from turnout import ApplicationBuilder, GraphBuilder, Result, State, action, expr
 from turnout.core import visualize
 from turnout.core.application import Application
-from turnout.core.errors import MissingExtraError
+from turnout.core.errors import GraphSetupError, MissingExtraError
 from turnout.core.visualize import (
     VISUALIZE_GRAPH_ATTR,
     VISUALIZE_NODE_ATTR,
@@ -244,6 +244,13 @@ def test_application_visualize_passes_its_options_on():
 def test_application_visualize_rejects_another_engine():
     with pytest.raises(ValueError, match="engine must be 'graphviz'"):
         _app().visualize(engine="mermaid")
+
+
+def test_graph_and_application_refuse_another_engine_with_turnouts_setup_error():
+    app = _app()
+    for draw in (app.visualize, app.graph.visualize):
+        with pytest.raises(GraphSetupError, match="engine must be 'graphviz'"):
+            draw(engine="mermaid")
 
 
 def test_application_visualize_writes_a_dot_file_without_graphviz(tmp_path, monkeypatch):

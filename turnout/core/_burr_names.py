@@ -51,7 +51,6 @@ _LAZY: dict[str, dict[str, tuple[str, str]]] = {
         "safe_expr": ("turnout.core.condition", "safe_expr"),
         "_SafeExprInterpreter": ("turnout.core.condition", "_SafeExprInterpreter"),
         "lmda": ("turnout.core.condition", "Condition.lmda"),
-        "create_action": ("turnout.core.action", "to_action"),
         "DefaultSchema": ("turnout.core.typing", "DefaultSchema"),
         "DEFAULT_SCHEMA": ("turnout.core.typing", "DEFAULT_SCHEMA"),
         # Burr's action module re-exports typing's AsyncGenerator, and Burr code imports it there.

@@ -462,6 +462,9 @@ def to_action(candidate: Any, name: str | None = None) -> Action:
     return found.with_name(name)
 
 
+create_action = to_action  # Burr's name for it (burr.core.action.create_action)
+
+
 def check_declarations(act: Action) -> None:
     """Raise ``ActionDefinitionError`` if a (class) action's reads, writes, tags or inputs are
     not lists of strings."""

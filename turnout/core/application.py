@@ -54,7 +54,7 @@ from turnout.core.streaming import (
     StreamingResultContainer,
     _Finished,
 )
-from turnout.core.visualize import DotSource, digraph, draw
+from turnout.core.visualize import DotSource
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -470,21 +470,13 @@ class Application(_Drivers):
         the path without its suffix, as Burr does. ``highlight_next`` highlights the action the
         next step would run.
         """
-        if engine != "graphviz":
-            raise ValueError(f"engine must be 'graphviz', got {engine!r}")
         nxt = self.get_next_action() if highlight_next else None
-        source = digraph(
-            self._graph,
-            current=nxt.name if nxt is not None else None,
-            include_conditions=include_conditions,
-            include_state=include_state,
-            graph_attr=graph_attr,
-            node_attr=node_attr,
-            edge_attr=edge_attr,
-            format=format,
-        )
-        draw(source, output_file_path, view=view, write_dot=write_dot, format=format)
-        return source
+        return self._graph._draw(
+            output_file_path, current=nxt.name if nxt is not None else None,
+            include_conditions=include_conditions, include_state=include_state, view=view,
+            engine=engine, write_dot=write_dot, format=format, graph_attr=graph_attr,
+            node_attr=node_attr, edge_attr=edge_attr,
+        )  # fmt: skip
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None, **kwargs: Any

@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from turnout.core._burr_serde import KEY as BURR_SERDE_KEY
 from turnout.core._burr_serde import decode_registered
 from turnout.core.errors import (
     ConcurrencyError,
@@ -51,7 +52,6 @@ __all__ = [
 ]
 
 BURR_CONTROL_KEYS = CONTROL_KEYS  # the keys Burr stores in its states; turnout computes them
-BURR_SERDE_KEY = "__burr_serde__"
 _COLUMNS = "position, state, sequence_id, status, created_at"
 # Burr's PostgreSQL persister stores a None partition key as NULL, its SQLite one as "".
 _PARTITION = "(partition_key = ? OR (partition_key IS NULL AND CAST(? AS TEXT) = ''))"

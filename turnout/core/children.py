@@ -168,12 +168,12 @@ def behaviour(method: Callable[..., Any], context: ApplicationContext) -> Any:
     return method()
 
 
-def cascade(choice: Any, inherited: Any, *, copy: bool = False) -> Any:
-    """``"cascade"`` means the parent's ``inherited`` value (its ``copy()``, when asked and it has
-    one, as Burr does for trackers); anything else is used as is."""
+def cascade(choice: Any, inherited: Any) -> Any:
+    """``"cascade"`` means the parent's ``inherited`` value (its ``copy()`` when it has one, as
+    Burr does for trackers); anything else is used as is."""
     if choice != "cascade":
         return choice
-    return inherited.copy() if copy and callable(getattr(inherited, "copy", None)) else inherited
+    return inherited.copy() if callable(getattr(inherited, "copy", None)) else inherited
 
 
 def as_state(value: Any, owner: Action) -> State:

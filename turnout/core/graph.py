@@ -24,6 +24,7 @@ from turnout.core.errors import (
 )
 from turnout.core.retry import ExceptionCondition
 from turnout.core.state import State
+from turnout.core.visualize import DotSource
 
 __all__ = ["ApplicationGraph", "Graph", "GraphBuilder", "Transition"]
 
@@ -125,15 +126,30 @@ class Graph:
         graph_attr: Mapping[str, str] | None = None,
         node_attr: Mapping[str, str] | None = None,
         edge_attr: Mapping[str, str] | None = None,
-    ) -> visualize.DotSource:
+    ) -> DotSource:
         """Draw the graph (no current action): return its DOT text as a ``DotSource`` (a ``str``
         that reads like Burr's ``graphviz.Digraph``) and, given a path, write an image there
         too; see ``Application.visualize``."""
+        return self._draw(
+            output_file_path, current=None, include_conditions=include_conditions,
+            include_state=include_state, view=view, engine=engine, write_dot=write_dot,
+            format=format, graph_attr=graph_attr, node_attr=node_attr, edge_attr=edge_attr,
+        )  # fmt: skip
+
+    def _draw(
+        self, output_file_path: str | Path | None, *, current: str | None,
+        include_conditions: bool, include_state: bool, view: bool, engine: str,
+        write_dot: bool, format: str | None, graph_attr: Mapping[str, str] | None,
+        node_attr: Mapping[str, str] | None, edge_attr: Mapping[str, str] | None,
+    ) -> DotSource:  # fmt: skip
+        """What ``Graph.visualize`` and ``Application.visualize`` do, ``current`` highlighted."""
         if engine != "graphviz":
-            raise GraphSetupError([f"visualize(engine={engine!r}): the only engine is 'graphviz'."])
+            raise GraphSetupError(
+                [f"visualize(engine={engine!r}): engine must be 'graphviz', the only engine."]
+            )
         source = visualize.digraph(
             self,
-            current=None,
+            current=current,
             include_conditions=include_conditions,
             include_state=include_state,
             graph_attr=graph_attr,

@@ -411,15 +411,13 @@ class MapActionsAndStates(TaskBasedParallelAction):
                 # Each child gets its own copy() of what it inherits, as on Burr: a tracker or
                 # persister that keeps per-application state (or a connection that must not
                 # cross threads) is never shared between children running at once.
-                tracker = children.cascade(tracker_choice, context.tracker, copy=True)
-                persister = children.cascade(persister_choice, context.state_persister, copy=True)
+                tracker = children.cascade(tracker_choice, context.tracker)
+                persister = children.cascade(persister_choice, context.state_persister)
                 fallback = persister if callable(getattr(persister, "load", None)) else None
                 if fallback is not None and initializer_choice == "cascade":
                     initializer = fallback  # the child loads from where it saves, one instance
                 else:
-                    initializer = children.cascade(
-                        initializer_choice, context.state_initializer, copy=True
-                    )
+                    initializer = children.cascade(initializer_choice, context.state_initializer)
                 out.append(
                     SubGraphTask(
                         graph=graph,

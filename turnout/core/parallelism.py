@@ -48,4 +48,4 @@ def _cascade_adapter(behavior: Any, adapter: AdapterType | None) -> Any:
     ``"cascade"`` gives the parent's ``adapter`` (its ``copy()`` when it has one), ``None`` gives
     none, anything else is used as is. Burr's internal helper, over turnout's own rule
     (``turnout.core.children.cascade``)."""
-    return children.cascade(behavior, adapter, copy=True)
+    return children.cascade(behavior, adapter)

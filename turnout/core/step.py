@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Container, Iterable, Mapping
 from typing import Any
 
+from turnout.core._serde_walk import safe_repr
 from turnout.core.action import Action, FunctionBasedAction, _injected_name, bound_name
 from turnout.core.context import StepScope
 from turnout.core.errors import (
@@ -321,8 +322,9 @@ def _split_single_step(
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    # The value is what a faulty action returned: its __repr__ may raise too, and must not hide
+    # the error that names the fix.
+    return safe_repr(value, limit)
 
 
 def _undeclared(spec: ActionSpec, changes: tuple[RawChange, ...]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import threading
 import time
 import traceback
@@ -51,6 +50,7 @@ from turnout.core.tracklog import (
     StreamStartRecord,
     app_dir_name,
     dump_line,
+    is_safe_name,
     iter_raw,
 )
 
@@ -64,7 +64,6 @@ __all__ = [
 ]
 
 _OPEN_LOGS = 32
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 logger = logging.getLogger("turnout.tracking")
 
 
@@ -77,7 +76,7 @@ def tracking_home(storage_dir: str | Path | None = None) -> Path:
 
 def check_id(value: str, what: str) -> str:
     """``value`` if it is safe as one directory name (no path traversal, no separators)."""
-    if not isinstance(value, str) or not _NAME.fullmatch(value) or ".." in value:
+    if not is_safe_name(value):
         raise TrackingNameError(
             f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
             f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
@@ -86,24 +85,22 @@ def check_id(value: str, what: str) -> str:
 
 
 def allowed_project_name(project: str, *, on_windows: bool | None = None) -> bool:
-    """Whether ``project`` can name a tracking project: ``check_id``'s rule and, on Windows
-    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
-    cannot hold."""
-    if on_windows is None:
-        on_windows = os.name == "nt"
-    if on_windows and isinstance(project, str) and ":" in project:
-        return False
+    """Whether ``project`` can name a tracking project (``check_project`` accepts it)."""
     try:
-        check_id(project, "project")
+        check_project(project, on_windows=on_windows)
     except TrackingNameError:
         return False
     return True
 
 
-def check_project(project: str) -> str:
-    """``project`` if ``allowed_project_name``; else ``TrackingNameError`` saying why."""
+def check_project(project: str, *, on_windows: bool | None = None) -> str:
+    """``project`` if it can name a tracking project: ``check_id``'s rule and, on Windows
+    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
+    cannot hold; else ``TrackingNameError`` saying why."""
     check_id(project, "project")
-    if not allowed_project_name(project):
+    if on_windows is None:
+        on_windows = os.name == "nt"
+    if on_windows and ":" in project:
         raise TrackingNameError(
             f"project {project!r} cannot name a tracking directory on Windows: a file name "
             f"there cannot hold ':'; use another character, e.g. {project.replace(':', '-')!r}."

@@ -50,6 +50,7 @@ __all__ = [
     "apply_stored_changes",
     "dump_line",
     "first_app",
+    "is_safe_name",
     "iter_records",
     "parse_line",
     "read_records",
@@ -551,12 +552,19 @@ def first_app(path: str | Path) -> AppRecord | None:
 # -- names ---------------------------------------------------------------------------------------
 
 
+def is_safe_name(name: object) -> bool:
+    """Whether ``name`` can be one directory name as it is: letters, digits and ``_.:@+=-``,
+    starting with a letter or digit, no ``..``, at most 200 characters (the rule for project
+    names, and for app ids that name their directory)."""
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None and ".." not in name
+
+
 def app_dir_name(app_id: str) -> str:
     """The directory an app's log lives in: the app id itself when it is a safe directory name
     (letters, digits, ``_.:@+=-``, starting with a letter or digit, no ``..``, at most 200
     characters), else ``~<its safe characters>~<hash>``, which no safe id can equal. The app
     line inside keeps the real id; nothing of it is lost."""
-    if _NAME.fullmatch(app_id) and ".." not in app_id:
+    if is_safe_name(app_id):
         return app_id
     digest = hashlib.sha256(app_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
     readable = re.sub(r"[^A-Za-z0-9_.:@+=-]+", "_", app_id)[:60].replace("..", "_")
