@@ -1000,3 +1000,13 @@ def test_a_list_still_held_makes_the_next_append_copy() -> None:
     assert second._data["h"] is not first._data["h"]
     assert held == [0]
     assert second["h"] == [0, 1]
+
+
+def test_pick_gives_the_values_held_at_the_keys_asked_and_leaves_out_the_rest() -> None:
+    grown = State({"count": 1, "items": []}).append(items="a").append(items="b")
+    older = grown.append(items="c")
+    picked = grown.pick(["items", "count", "absent"])
+    assert picked == {"items": ["a", "b"], "count": 1}
+    assert list(picked) == ["items", "count"]
+    assert older.pick(["items"]) == {"items": ["a", "b", "c"]}
+    assert picked["items"] == ["a", "b"]  # not grown by the later append

@@ -265,7 +265,9 @@ class Application(_Drivers):
         self._next = UNKNOWN
 
     def update_state(self, new_state: State | Mapping[str, Any]) -> None:
-        """Replace the whole state (for example after a human edited it)."""
+        """Replace the whole state (for example after a human edited it). In a typed
+        application the new state keeps the application's typing system and is checked
+        against it first (``StateValidationError``; the state is then left as it was)."""
         if not isinstance(new_state, State):
             if not isinstance(new_state, Mapping):
                 raise StateOperationError(
@@ -273,6 +275,11 @@ class Application(_Drivers):
                     f"{type(new_state).__name__}: {new_state!r}."
                 )
             new_state = State(new_state)
+        typing_system = self._state.typing_system
+        if typing_system is not None:
+            if new_state.typing_system is not typing_system:
+                new_state = new_state.with_typing_system(typing_system)
+            typing_system.validate_state(new_state)
         self._state = new_state
         self._next = UNKNOWN
 

@@ -254,6 +254,17 @@ class State(Mapping[str, Any]):
         """A new ``dict`` of every key and value."""
         return {key: self[key] for key in self._data}
 
+    def pick(self, keys: Iterable[str]) -> dict[str, Any]:
+        """A new ``dict`` of the values at those of ``keys`` this state holds (the others are
+        left out): ``{key: state[key] for key in keys if key in state}``, in one call."""
+        data = self._data
+        picked = {key: data[key] for key in keys if key in data}
+        if self._owned:
+            for key, value in picked.items():
+                if value.__class__ is _Buffer:
+                    picked[key] = self._expose(key, value)
+        return picked
+
     def _materialize(self) -> dict[str, Any]:
         """Every key and value, for transient use (comparison, repr, pickling)."""
         if not self._owned:

@@ -60,6 +60,7 @@ class ActionSpec:
         "strict",
         "takes_inputs",
         "timeout",
+        "validated_as",
         "warned",
         "writes",
     )
@@ -92,6 +93,9 @@ class ActionSpec:
         self.takes_inputs = bool(self.accepted or self.injected)
         self.streaming = action.streaming
         self.result_type = result_type_of(action.schema)
+        # The state type the action checks its own writes against (``@action.pydantic``):
+        # under that type's typing system, the engine does not check them a second time.
+        self.validated_as = getattr(action.schema, "writes_validated_as", None)
         self.is_async = action.is_async()
         self.retry = action.retry
         self.timeout = action.timeout
@@ -208,8 +212,10 @@ def finish(spec: ActionSpec, base: State, returned: Any) -> StepOutcome:
             _check_missing_writes(spec, new_state, changes)
             break
     if changes:
-        typing_system = getattr(new_state, "_typing", None)
-        if typing_system is not None:
+        typing_system = new_state._typing
+        if typing_system is not None and (
+            spec.validated_as is None or spec.validated_as is not typing_system.state_type()
+        ):
             keys = {key for op, key, _value in changes if op != "delete"}
             typing_system.validate_writes(new_state, keys, spec.action)
     return result, new_state, changes

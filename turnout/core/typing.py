@@ -87,6 +87,12 @@ class ActionSchema(abc.ABC, Generic[StateInputType, StateOutputType, Intermediat
     """Whether the engine calls ``for_run``/``for_update``/``merge_update`` (set by schemas
     that override them; the untyped path then costs nothing)."""
 
+    writes_validated_as: Any = None
+    """The state type whose field declarations the action checks its own writes against (an
+    ``@action.pydantic`` function does, when it returns its model): in an application whose
+    typing system's ``state_type()`` is this very type, the engine skips ``validate_writes``
+    for the action's steps, so each write is validated once."""
+
     @abc.abstractmethod
     def state_input_type(self) -> type[StateInputType]: ...
 

@@ -67,6 +67,7 @@ from turnout.core.graph import Graph
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.typing import ActionSchema, TypingSystem
+from turnout.integrations._pydantic_fast import construct, constructible, exact_types
 
 __all__ = [
     "PydanticActionFunction",
@@ -390,17 +391,53 @@ class _Models:
         )
         self.input_fields = tuple(self.input.model_fields)
         self.output = subset_model(otype, writes, [], f"{fn.__name__}_output")
+        self.output_keys = tuple(key for key in writes if key in _fields(self.output))
+        self.validate_input = self.input.__pydantic_validator__.validate_python
+        self.constructible = constructible(self.input)
+        # Written values whose exact type pydantic would keep unchanged skip its run (see
+        # _pydantic_fast), when the function returns the model it got or a whole state model.
+        exact = exact_types(self.output)
+        self.write_checks = (
+            None if exact is None else tuple((key, exact[key]) for key in self.output_keys)
+        )
+        self.fast_classes = tuple(
+            cls for cls in (self.input, otype) if set(self.output_keys) <= set(_fields(cls))
+        )
 
     def name(self) -> str:
         return _action_name(self.fn)
 
     def model_in(self, state: State) -> Any:
-        values = {key: state[key] for key in self.input_fields if key in state}
-        # Validated even when the state was (pydantic's validator is faster than building the
-        # model unchecked with model_construct), as Burr does.
-        return _build(self.input, values, self.itype.__name__, self.name, "reads")
+        values = state.pick(self.input_fields)
+        if (
+            self.constructible
+            and len(values) == len(self.input_fields)
+            and _checked_as(state, self.itype)
+        ):
+            # Every value was validated against these very fields when it was written, and
+            # plain values are immutable: validating them again would change nothing.
+            return construct(self.input, values)
+        # Otherwise validated, which also copies lists and dicts, so the function's changes to
+        # them never reach the state it was given.
+        try:
+            return self.validate_input(values)
+        except pydantic.ValidationError as exc:
+            shown = self.itype.__name__
+            subject = f"action {self.name()!r} reads"
+            raise _validation_error(exc, self.input, shown, subject) from exc
 
     def state_out(self, returned: Any, state: State) -> State:
+        checks = self.write_checks
+        if checks is not None and type(returned) in self.fast_classes:
+            given = returned.__dict__
+            values = {}
+            for key, types in checks:
+                value = given.get(key, given)  # ``given``: absent (a model_construct gap)
+                if type(value) not in types:
+                    break
+                values[key] = value
+            else:
+                return state.update(**values)  # what pydantic would return, unchanged
         fields = getattr(type(returned), "__pydantic_fields__", None)
         if fields is None:
             raise InvalidActionReturnError(
@@ -444,13 +481,21 @@ def pydantic_action(
             writes,
             input_spec=_inputs(fn),
             originating_fn=fn,
-            schema=PydanticActionSchema(models.input, models.output, dict),
+            schema=_self_validating(PydanticActionSchema(models.input, models.output, dict), otype),
             tags=tags,
         )
         _attach(fn, spec)
         return fn
 
     return decorator
+
+
+def _self_validating(schema: PydanticActionSchema[Any], otype: Model) -> PydanticActionSchema[Any]:
+    """``schema``, marked as the schema of a function whose returned writes ``_Models``
+    validates against ``otype``'s fields: in an application typed with ``otype``, the engine
+    skips the typing system's second check of them."""
+    schema.writes_validated_as = otype
+    return schema
 
 
 def _inputs(fn: Callable[..., Any]) -> tuple[list[str], list[str]]:
@@ -494,7 +539,9 @@ def pydantic_streaming_action(
             writes,
             input_spec=_inputs(fn),
             originating_fn=fn,
-            schema=PydanticActionSchema(models.input, models.output, item_type),
+            schema=_self_validating(
+                PydanticActionSchema(models.input, models.output, item_type), otype
+            ),
             tags=tags,
         )
         _attach(fn, spec)
@@ -539,11 +586,11 @@ class PydanticTypingSystem(TypingSystem[StateModel]):
 
     def validate_writes(self, state: State, keys: Collection[str], action: Action) -> None:
         """Check the model's fields an action wrote, once per step. A ``@action.pydantic``
-        function's writes were checked when it returned them; this covers the other actions of
-        a typed app (a class action's ``update`` may return a ``State``)."""
-        if isinstance(action, FunctionBasedAction) and isinstance(
-            action.schema, PydanticActionSchema
-        ):
+        function's writes were checked against its output model when it returned them (the
+        engine does not call this for it when that model is this system's); this covers the
+        other actions of a typed app (a class action's ``update`` may return a ``State``) and
+        functions whose output model is another one."""
+        if getattr(action.schema, "writes_validated_as", None) is self.model_type:
             return  # checked when the function returned its model
         fields = _fields(self.model_type)
         written = sorted(key for key in keys if key in fields)
