@@ -32,7 +32,7 @@ from pydantic import BaseModel, Field
 from turnout import Application, ApplicationBuilder, action, streaming_action
 from turnout.core.errors import StateValidationError
 from turnout.core.sqlite import SQLitePersister
-from turnout.core.tracking import tracking_home
+from turnout.core.tracking import LocalTracker, tracking_home
 from turnout.integrations.pydantic import PydanticTypingSystem, model_to_dict
 
 PROJECT = "typed-chat"
@@ -142,14 +142,15 @@ def builder(
     app_id: str = "demo",
     use_async: bool = False,
     generate: ReplySource | AsyncReplySource | None = None,
-    project: str = PROJECT,
+    tracking_dir: str | Path | None = None,
 ) -> ApplicationBuilder:
     """The chat, loaded from ``persister`` (or new), saved to it after every step and tracked.
 
     With ``use_async=True`` the ``respond`` step is the async generator ``arespond`` (run it
     with ``achat``). ``generate`` replaces the stand-in model: a function from the conversation
     (a list of ``Message``) to an iterator of partial ``Reply`` models (an async iterator with
-    ``use_async=True``).
+    ``use_async=True``). The local tracker writes under ``tracking_dir``, by default
+    ``$TURNOUT_HOME`` or ``~/.turnout``.
     """
     reply: Any = arespond if use_async else respond
     if generate is not None:
@@ -167,7 +168,7 @@ def builder(
         )
         .with_state_persister(persister)
         .with_identifiers(app_id=app_id)
-        .with_tracker(project=project)
+        .with_tracker(LocalTracker(PROJECT, storage_dir=tracking_dir))
     )
 
 
@@ -212,9 +213,9 @@ def refused_input(app: Application, prompt: Any) -> StateValidationError:
     raise AssertionError(f"prompt={prompt!r} was accepted")
 
 
-def _session(db: Path, prompts: list[str], use_async: bool) -> None:
+def _session(db: Path, prompts: list[str], use_async: bool, tracking_dir: Path | None) -> None:
     with SQLitePersister(db) as persister:
-        app = application(persister, use_async=use_async)
+        app = application(persister, use_async=use_async, tracking_dir=tracking_dir)
         data: ChatState = app.state.data
         if app.sequence_id is None:
             print(f"new chat in {db}")
@@ -244,13 +245,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("prompts", nargs="*", default=["hello", "what is typed state?"])
     parser.add_argument("--db", type=Path, help="the SQLite file (default: a throw-away one)")
     parser.add_argument("--async", dest="use_async", action="store_true", help="astream_result")
+    parser.add_argument(
+        "--tracking-dir", type=Path, help="where the tracker writes ($TURNOUT_HOME or ~/.turnout)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
         db = args.db or Path(scratch) / "chat.db"
-        _session(db, args.prompts[:1], args.use_async)
+        _session(db, args.prompts[:1], args.use_async, args.tracking_dir)
         print("-- a new process would build the application again from the file --")
-        _session(db, args.prompts[1:], args.use_async)
-    print(f"every step is tracked under {tracking_home() / PROJECT} (see it with `turnout ui`)")
+        _session(db, args.prompts[1:], args.use_async, args.tracking_dir)
+    where = tracking_home(args.tracking_dir) / PROJECT
+    print(f"every step is tracked under {where} (see it with `turnout ui`)")
 
 
 if __name__ == "__main__":
