@@ -509,6 +509,13 @@ def pydantic_streaming_action(
 # -- the typing system ---------------------------------------------------------------------------
 
 
+def _dataclass_hints(cls: type) -> list[Any]:
+    try:  # a dataclass's field types are strings under `from __future__ import annotations`
+        return list(typing.get_type_hints(cls).values())
+    except (NameError, TypeError):
+        return [field.type for field in dataclasses.fields(cls)]
+
+
 def _declared_types(model: Model) -> list[type]:
     """``model`` and every model, enum and dataclass its fields' annotations name, however
     nested (``list[Message]``, ``Reply | None``, a model's own fields)."""
@@ -523,14 +530,13 @@ def _declared_types(model: Model) -> list[type]:
             if _is_model(annotation):
                 pending.extend(info.annotation for info in _fields(annotation).values())
             elif dataclasses.is_dataclass(annotation):
-                pending.extend(field.type for field in dataclasses.fields(annotation))
+                pending.extend(_dataclass_hints(annotation))
             elif not issubclass(annotation, enum.Enum):
                 continue
         except TypeError:  # a generic alias such as list[int] passes isinstance(..., type)
             continue
         found[annotation] = None
     return list(found)
-
 
 
 class PydanticTypingSystem(TypingSystem[StateModel]):
