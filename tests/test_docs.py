@@ -32,6 +32,7 @@ NEEDS_ADAPTER = {
     "examples/langchain_agent": "langchain",
     "examples/hamilton_features": "hamilton",
     "examples/llamaindex_rag": "llamaindex",
+    "examples/typed_chat": "pydantic",
 }
 
 

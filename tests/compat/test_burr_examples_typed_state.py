@@ -5,13 +5,16 @@ its imports, with instructor's client against a fake OpenAI server and a stubbed
 program of our own keeps what it depends on: a pydantic state model with a nested model field,
 ``@action.pydantic`` actions taking an input and a bound client, a ``@streaming_action.pydantic``
 (sync and async) yielding partial models, ``with_typing(...).with_state(Model())``, a tracker,
-``Application[Model]`` and ``StreamingResultContainer[Model, Item]`` annotations, and
-``state.data`` read as the model.
+``Application[Model]`` and ``StreamingResultContainer[Model, Item]`` annotations (evaluated at
+run time, as module-level annotations of Burr's ``server.py`` are), ``state.data`` read as the
+model, and partial items as instructor streams them (instances of a subclass of the stream type
+whose unset fields are ``None``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import typing
 from collections.abc import AsyncGenerator, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +23,7 @@ import pytest
 
 pytest.importorskip("pydantic")
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from turnout.core import Application, ApplicationBuilder, action
@@ -112,10 +115,30 @@ async def generate_post_streaming_async(
     yield final_post, state  # type: ignore[misc]
 
 
-def build(generate: Any, project: str) -> Application[ApplicationState]:
+# As instructor's Partial[SocialMediaPost]: a subclass whose fields may all be unset (None).
+PartialSocialMediaPost = create_model(
+    "PartialSocialMediaPost", __base__=SocialMediaPost, topic=(str | None, None)
+)
+
+
+class PartialClient(FakeClient):
+    """Streams partial posts the way instructor does: built unvalidated, fields filled in."""
+
+    def create_partial(self, transcript: str) -> Iterator[SocialMediaPost]:
+        yield PartialSocialMediaPost.model_construct(topic=None, body="")
+        yield PartialSocialMediaPost.model_construct(topic=transcript.split()[0], body="")
+        yield PartialSocialMediaPost(topic=transcript.split()[0], body=transcript)
+
+
+def build(
+    generate: Any, project: str, client: FakeClient | None = None
+) -> Application[ApplicationState]:
     return (
         ApplicationBuilder()
-        .with_actions(get_youtube_transcript, generate_post=generate.bind(llm_client=FakeClient()))
+        .with_actions(
+            get_youtube_transcript,
+            generate_post=generate.bind(llm_client=client or FakeClient()),
+        )
         .with_transitions(
             ("get_youtube_transcript", "generate_post"),
             ("generate_post", "get_youtube_transcript"),
@@ -172,3 +195,37 @@ def test_async_streaming_typed_application_yields_partial_models() -> None:
     posts, state = asyncio.run(run())
     assert len(posts) == 3
     assert state.data.post == SocialMediaPost(topic="burr", body="burr video abc")
+
+
+def test_partial_items_of_a_subclass_stream_and_the_last_is_the_result(tmp_path: Path) -> None:
+    app = build(generate_post_streaming, "youtube-post", PartialClient())
+    _, container = app.stream_result(halt_after=["generate_post"], inputs={"youtube_url": URL})
+    items = list(container)
+    result, state = container.get()
+    assert [type(item) for item in items] == [PartialSocialMediaPost] * 3
+    assert [item.model_dump()["topic"] for item in items] == [None, "burr", "burr"]
+    assert result is items[-1]
+    assert isinstance(result, SocialMediaPost)
+    assert state.data.post is None
+    (log,) = tmp_path.rglob("log.jsonl")
+    ends = [record for record in read_log(log) if record.get("t") == "stream_end"]
+    assert [record["items"] for record in ends] == [3]
+
+
+def test_state_and_container_types_subscript_at_run_time() -> None:
+    """Burr's ``server.py`` annotates module globals, which Python evaluates."""
+    for alias, origin, args in [
+        (Application[ApplicationState], Application, (ApplicationState,)),
+        (
+            StreamingResultContainer[ApplicationState, SocialMediaPost],
+            StreamingResultContainer,
+            (ApplicationState, SocialMediaPost),
+        ),
+        (
+            AsyncStreamingResultContainer[ApplicationState, SocialMediaPost],
+            AsyncStreamingResultContainer,
+            (ApplicationState, SocialMediaPost),
+        ),
+    ]:
+        assert typing.get_origin(alias) is origin
+        assert typing.get_args(alias) == args

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,10 @@ from turnout.core.errors import (
     ActionDefinitionError,
     GraphSetupError,
     InvalidActionReturnError,
+    SerdeError,
     StateValidationError,
 )
+from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.sqlite import SQLitePersister
 from turnout.integrations.pydantic import (
     PydanticActionSchema,
@@ -414,6 +418,38 @@ def test_typed_state_with_a_nested_model_persists_and_resumes(tmp_path: Path) ->
     assert resumed.state.data.post == Post(title="saved post", words=2)
     assert resumed.get_next_action().name == "count"
     persister.cleanup()
+
+
+class Shade(enum.Enum):
+    DARK = "dark"
+
+
+@dataclasses.dataclass
+class Spot:
+    x: int
+    shade: Shade
+
+
+class Leaf(pydantic.BaseModel):
+    spot: Spot
+
+
+class Branch(pydantic.BaseModel):
+    leaves: list[Leaf] = pydantic.Field(default_factory=list)
+    side: dict[str, Leaf | None] = pydantic.Field(default_factory=dict)
+
+
+def test_typing_system_lets_the_default_serde_load_the_types_its_model_declares() -> None:
+    """What another process saved loads once the typing system is built: the model and the
+    models, dataclasses and enums its fields name (nested, in lists, unions and dicts)."""
+    leaf = Leaf(spot=Spot(x=1, shade=Shade.DARK))
+    stored = Serde().encode({"branch": Branch(leaves=[leaf], side={"a": None}), "leaf": leaf})
+    with pytest.raises(SerdeError, match="has not registered"):
+        DEFAULT_SERDE.decode(stored)
+    PydanticTypingSystem(Branch)
+    loaded = DEFAULT_SERDE.decode(stored)
+    assert loaded == {"branch": Branch(leaves=[leaf], side={"a": None}), "leaf": leaf}
+    assert type(loaded["leaf"].spot.shade) is Shade
 
 
 def test_adapter_without_pydantic_names_the_extra() -> None:

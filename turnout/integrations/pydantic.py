@@ -39,6 +39,8 @@ and merged as above.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import enum
 import functools
 import inspect
 import types
@@ -64,6 +66,7 @@ from turnout.core.errors import (
     StateValidationError,
 )
 from turnout.core.graph import Graph
+from turnout.core.serde import DEFAULT_SERDE
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.typing import ActionSchema, TypingSystem
@@ -553,9 +556,44 @@ def pydantic_streaming_action(
 # -- the typing system ---------------------------------------------------------------------------
 
 
+def _dataclass_hints(cls: type) -> list[Any]:
+    try:  # a dataclass's field types are strings under `from __future__ import annotations`
+        return list(typing.get_type_hints(cls).values())
+    except (NameError, TypeError):
+        return [field.type for field in dataclasses.fields(cls)]
+
+
+def _declared_types(model: Model) -> list[type]:
+    """``model`` and every model, enum and dataclass its fields' annotations name, however
+    nested (``list[Message]``, ``Reply | None``, a model's own fields)."""
+    found: dict[type, None] = {}
+    pending: list[Any] = [model]
+    while pending:
+        annotation = pending.pop()
+        pending.extend(typing.get_args(annotation))
+        try:
+            if not isinstance(annotation, type) or annotation in found:
+                continue
+            if _is_model(annotation):
+                pending.extend(info.annotation for info in _fields(annotation).values())
+            elif dataclasses.is_dataclass(annotation):
+                pending.extend(_dataclass_hints(annotation))
+            elif not issubclass(annotation, enum.Enum):
+                continue
+        except TypeError:  # a generic alias such as list[int] passes isinstance(..., type)
+            continue
+        found[annotation] = None
+    return list(found)
+
+
 class PydanticTypingSystem(TypingSystem[StateModel]):
     """The state typed as ``model_type``: ``state.data`` is a ``model_type`` and
-    ``with_state(model_type(...))`` sets the initial state."""
+    ``with_state(model_type(...))`` sets the initial state.
+
+    The models, enums and dataclasses ``model_type`` declares (itself, its fields' types,
+    nested) are registered with ``DEFAULT_SERDE`` for loading, so a typed application resumes
+    from a persister or tracker in a new process without a ``register_type`` call; as in Burr,
+    which loads any model stored data names, but only the classes the code declared."""
 
     def __init__(self, model_type: type[StateModel]) -> None:
         if not _is_model(model_type):
@@ -563,6 +601,7 @@ class PydanticTypingSystem(TypingSystem[StateModel]):
                 f"PydanticTypingSystem() takes a pydantic.BaseModel subclass, got {model_type!r}."
             )
         self.model_type = model_type
+        DEFAULT_SERDE.register_type(*_declared_types(model_type))
 
     def state_type(self) -> type[StateModel]:
         return self.model_type
