@@ -318,10 +318,8 @@ class ArtifactStore:
         return self.get(ref, verify=verify)
 
     def close(self) -> None:
-        """Release what the store opened (a connection from a connection string)."""
-        close = getattr(self.backend, "close", None)
-        if close is not None:
-            close()
+        """Release what the store opened (a connection from a connection string); nothing
+        here. Stores over a database override it."""
 
 
 class AsyncArtifactStore:
@@ -406,10 +404,8 @@ class AsyncArtifactStore:
         return await self.get(ref, verify=verify)
 
     async def close(self) -> None:
-        """Release what the store opened (a connection from a connection string)."""
-        close = getattr(self.backend, "aclose", None)
-        if close is not None:
-            await close()
+        """Release what the store opened (a connection from a connection string); nothing
+        here. Stores over a database override it."""
 
 
 def _copy(source: BinaryIO, out: BinaryIO) -> None:
