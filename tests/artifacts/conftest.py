@@ -61,7 +61,9 @@ class StoreHarness:
         if self.kind == "postgres":
             from turnout.integrations import artifacts_postgres as pg
 
-            cls: Any = pg.AsyncPostgreSQLArtifactStore if self.is_async else pg.PostgreSQLArtifactStore
+            cls: Any = (
+                pg.AsyncPostgreSQLArtifactStore if self.is_async else pg.PostgreSQLArtifactStore
+            )
             return cls(backends.POSTGRES_DSN, self.name)
         from turnout.integrations import artifacts_redis as rd
 
