@@ -31,23 +31,18 @@ blocking driver never suspends), ``AsyncArtifactStore`` awaits them. Here: the d
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
-import mimetypes
 import os
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol, TypeVar
+from typing import Any, BinaryIO, TypeVar, cast
 
+from turnout.core import _artifact_rules as rules
 from turnout.core._artifact_files import DirectoryBackend
-from turnout.core._artifact_ref import ArtifactRef, check_digest
+from turnout.core._artifact_ref import ArtifactRef
+from turnout.core._artifact_rules import ArtifactBackend, Data
 from turnout.core.engine import drive
-from turnout.core.errors import (
-    ArtifactError,
-    ArtifactIntegrityError,
-    ArtifactNotFoundError,
-    InvalidArtifactRefError,
-)
+from turnout.core.errors import ArtifactError
 
 __all__ = [
     "ArtifactBackend",
@@ -61,167 +56,6 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-Data = bytes | bytearray | memoryview | BinaryIO
-"""What ``put`` takes: bytes, or a binary file object read to its end."""
-
-TEXT_TYPE = "text/plain; charset=utf-8"
-
-
-class ArtifactBackend(Protocol):
-    """Raw blobs by digest, for ``ArtifactStore``/``AsyncArtifactStore``; the digests it gets
-    are checked already. Over a blocking driver its coroutines must never suspend (then the
-    sync store runs them without an event loop). Implement it to add a storage service."""
-
-    def describe(self, digest: str | None = None) -> str:
-        """Where the store is, or where the blob of ``digest`` is, for messages."""
-        ...
-
-    async def write(self, digest: str, data: bytes) -> None:
-        """Store ``data`` under ``digest`` atomically: readers see all of it or nothing.
-        Writing a digest that exists must succeed (and may leave the blob as it is)."""
-        ...
-
-    async def read(self, digest: str) -> bytes | None:
-        """The bytes stored under ``digest``, or ``None``."""
-        ...
-
-    async def contains(self, digest: str) -> bool:
-        """Whether something is stored under ``digest``."""
-        ...
-
-    async def remove(self, digest: str) -> bool:
-        """Remove the blob of ``digest``; whether there was one."""
-        ...
-
-
-# -- the rules, once for sync and async -----------------------------------------------------------
-
-
-def _bytes_of(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data)
-    read = getattr(data, "read", None)
-    if callable(read):
-        content = read()
-        if isinstance(content, (bytes, bytearray)):
-            return bytes(content)
-        raise TypeError(
-            f"put() read {type(content).__qualname__} from the file object; open the file in "
-            f"binary mode ('rb'), or put text with store.put_text(...)"
-        )
-    hint = " (text: use store.put_text(...))" if isinstance(data, str) else ""
-    raise TypeError(
-        f"put() takes bytes or a binary file object, not {type(data).__qualname__}{hint}"
-    )
-
-
-def _checked(ref: object) -> str:
-    """The digest of ``ref``, checked: the only way a key reaches a backend."""
-    if not isinstance(ref, ArtifactRef):
-        raise InvalidArtifactRefError(
-            f"artifact stores take the ArtifactRef that put() returned, not "
-            f"{type(ref).__qualname__}"
-        )
-    return check_digest(ref.digest)
-
-
-def _verify(ref: ArtifactRef, data: bytes, where: str) -> bytes:
-    _check_hash(ref, hashlib.sha256(data).hexdigest(), len(data), where)
-    return data
-
-
-def _check_hash(ref: ArtifactRef, actual: str, size: int, where: str) -> None:
-    if actual != ref.digest or size != ref.size_bytes:
-        raise ArtifactIntegrityError(
-            f"the bytes stored for artifact {ref.digest} ({ref.size_bytes:,} bytes expected) "
-            f"in {where} are damaged: {size:,} bytes with digest {actual}. Nothing was "
-            f"returned. Put the original bytes again after store.delete(ref), or restore them "
-            f"from a backup"
-        )
-
-
-def _failed(backend: ArtifactBackend, what: str, digest: str, exc: Exception) -> ArtifactError:
-    said = " ".join(str(exc).split())
-    return ArtifactError(
-        f"{backend.describe()} failed to {what} artifact {digest}: {type(exc).__name__}: {said}"
-    )
-
-
-async def _call(
-    backend: ArtifactBackend, what: str, digest: str, coro: Coroutine[Any, Any, T]
-) -> T:
-    try:
-        return await coro
-    except ArtifactError:
-        raise
-    except Exception as exc:
-        raise _failed(backend, what, digest, exc) from exc
-
-
-async def _put(
-    backend: ArtifactBackend, data: bytes, media_type: str | None, name: str | None
-) -> ArtifactRef:
-    digest = hashlib.sha256(data).hexdigest()
-    ref = ArtifactRef(digest=digest, size_bytes=len(data), media_type=media_type, name=name)
-    # Checking first spares sending the bytes again; a write racing another is harmless (the
-    # backend's write of an existing digest succeeds).
-    if not await _call(backend, "look up", digest, backend.contains(digest)):
-        await _call(backend, "write", digest, backend.write(digest, data))
-    return ref
-
-
-async def _get(backend: ArtifactBackend, ref: ArtifactRef, verify: bool) -> bytes:
-    digest = _checked(ref)
-    data = await _call(backend, "read", digest, backend.read(digest))
-    if data is None:
-        raise _not_found(backend, ref)
-    return _verify(ref, data, backend.describe(digest)) if verify else data
-
-
-def _not_found(backend: ArtifactBackend, ref: ArtifactRef) -> ArtifactNotFoundError:
-    return ArtifactNotFoundError(
-        f"artifact {ref.digest} ({ref.name or 'no name'}, {ref.size_bytes:,} bytes) is not in "
-        f"{backend.describe()}: it was deleted, or put into another store; pass the store it "
-        f"was put into"
-    )
-
-
-async def _exists(backend: ArtifactBackend, ref: ArtifactRef) -> bool:
-    digest = _checked(ref)
-    return await _call(backend, "look up", digest, backend.contains(digest))
-
-
-async def _delete(backend: ArtifactBackend, ref: ArtifactRef) -> bool:
-    digest = _checked(ref)
-    return await _call(backend, "delete", digest, backend.remove(digest))
-
-
-def _text_type(media_type: str | None, encoding: str) -> str:
-    if media_type is not None:
-        return media_type
-    return TEXT_TYPE if encoding == "utf-8" else f"text/plain; charset={encoding}"
-
-
-def _file_meta(
-    path: str | os.PathLike[str], media_type: str | None, name: str | None
-) -> tuple[Path, str, str]:
-    file = Path(path)
-    guessed = media_type or mimetypes.guess_type(file.name)[0] or "application/octet-stream"
-    return file, guessed, name if name is not None else file.name
-
-
-def _key_must_be_digest(key: str | None, ref: ArtifactRef) -> ArtifactRef:
-    if key is not None and key != ref.digest:
-        raise InvalidArtifactRefError(
-            f"put_artifact(key={key[:80]!r}): turnout's artifact stores are content-addressed, "
-            f"the key is always the digest ({ref.digest}); leave key out. The bytes were stored"
-        )
-    return ref
-
-
-# -- the stores -----------------------------------------------------------------------------------
 
 
 class ArtifactStore:
@@ -246,13 +80,13 @@ class ArtifactStore:
     ) -> ArtifactRef:
         """Store ``data`` (bytes, or a binary file object read to its end) and return its ref;
         the same bytes put twice are stored once. ``media_type`` and ``name`` go on the ref."""
-        return drive(_put(self.backend, _bytes_of(data), media_type, name))
+        return drive(rules.put(self.backend, rules.bytes_of(data), media_type, name))
 
     def get(self, ref: ArtifactRef, *, verify: bool = True) -> bytes:
         """The bytes of ``ref``, checked against its digest and size
         (``ArtifactIntegrityError`` if they are damaged, ``ArtifactNotFoundError`` if absent).
         ``verify=False`` skips the check (Burr's option): only for bytes you trust."""
-        return drive(_get(self.backend, ref, verify))
+        return drive(rules.get(self.backend, ref, verify))
 
     def open(self, ref: ArtifactRef) -> BinaryIO:
         """A binary file object reading the bytes of ``ref``, checked before it is returned
@@ -262,12 +96,12 @@ class ArtifactStore:
 
     def exists(self, ref: ArtifactRef) -> bool:
         """Whether the store holds the blob of ``ref`` (not whether it is intact)."""
-        return drive(_exists(self.backend, ref))
+        return drive(rules.exists(self.backend, ref))
 
     def delete(self, ref: ArtifactRef) -> bool:
         """Remove the blob of ``ref``; whether there was one. States holding the ref cannot
         get it back any more: delete only what no kept state refers to."""
-        return drive(_delete(self.backend, ref))
+        return drive(rules.delete(self.backend, ref))
 
     def put_text(
         self,
@@ -279,7 +113,7 @@ class ArtifactStore:
     ) -> ArtifactRef:
         """Store ``text`` encoded with ``encoding`` (media type ``text/plain; charset=...``)."""
         return self.put(
-            text.encode(encoding), media_type=_text_type(media_type, encoding), name=name
+            text.encode(encoding), media_type=rules.text_type(media_type, encoding), name=name
         )
 
     def get_text(self, ref: ArtifactRef, *, encoding: str = "utf-8") -> str:
@@ -295,7 +129,7 @@ class ArtifactStore:
     ) -> ArtifactRef:
         """Store the file at ``path``; ``media_type`` defaults to a guess from its suffix and
         ``name`` to its file name."""
-        file, kind, label = _file_meta(path, media_type, name)
+        file, kind, label = rules.file_meta(path, media_type, name)
         with file.open("rb") as source:
             return self.put(source, media_type=kind, name=label)
 
@@ -311,7 +145,7 @@ class ArtifactStore:
     ) -> ArtifactRef:
         """Burr's ``put_artifact``: ``put(data, media_type=...)``. ``key`` may only be the
         digest: turnout's stores are content-addressed."""
-        return _key_must_be_digest(key, self.put(data, media_type=media_type))
+        return rules.key_must_be_digest(key, self.put(data, media_type=media_type))
 
     def get_artifact(self, ref: ArtifactRef, verify: bool = True) -> bytes:
         """Burr's ``get_artifact``: ``get(ref, verify=verify)``."""
@@ -340,11 +174,11 @@ class AsyncArtifactStore:
         self, data: Data, *, media_type: str | None = None, name: str | None = None
     ) -> ArtifactRef:
         """``ArtifactStore.put``, awaited."""
-        return await _put(self.backend, _bytes_of(data), media_type, name)
+        return await rules.put(self.backend, rules.bytes_of(data), media_type, name)
 
     async def get(self, ref: ArtifactRef, *, verify: bool = True) -> bytes:
         """``ArtifactStore.get``, awaited."""
-        return await _get(self.backend, ref, verify)
+        return await rules.get(self.backend, ref, verify)
 
     async def open(self, ref: ArtifactRef) -> BinaryIO:
         """``ArtifactStore.open``, awaited: the checked bytes in a file object."""
@@ -352,11 +186,11 @@ class AsyncArtifactStore:
 
     async def exists(self, ref: ArtifactRef) -> bool:
         """``ArtifactStore.exists``, awaited."""
-        return await _exists(self.backend, ref)
+        return await rules.exists(self.backend, ref)
 
     async def delete(self, ref: ArtifactRef) -> bool:
         """``ArtifactStore.delete``, awaited."""
-        return await _delete(self.backend, ref)
+        return await rules.delete(self.backend, ref)
 
     async def put_text(
         self,
@@ -367,7 +201,7 @@ class AsyncArtifactStore:
         name: str | None = None,
     ) -> ArtifactRef:
         """``ArtifactStore.put_text``, awaited."""
-        kind = _text_type(media_type, encoding)
+        kind = rules.text_type(media_type, encoding)
         return await self.put(text.encode(encoding), media_type=kind, name=name)
 
     async def get_text(self, ref: ArtifactRef, *, encoding: str = "utf-8") -> str:
@@ -382,7 +216,7 @@ class AsyncArtifactStore:
         name: str | None = None,
     ) -> ArtifactRef:
         """``ArtifactStore.put_file``, awaited (the file is read in a thread)."""
-        file, kind, label = _file_meta(path, media_type, name)
+        file, kind, label = rules.file_meta(path, media_type, name)
         data = await asyncio.to_thread(file.read_bytes)
         return await self.put(data, media_type=kind, name=label)
 
@@ -397,7 +231,7 @@ class AsyncArtifactStore:
         self, data: bytes, media_type: str | None = None, key: str | None = None
     ) -> ArtifactRef:
         """Burr's ``put_artifact``, awaited."""
-        return _key_must_be_digest(key, await self.put(data, media_type=media_type))
+        return rules.key_must_be_digest(key, await self.put(data, media_type=media_type))
 
     async def get_artifact(self, ref: ArtifactRef, verify: bool = True) -> bytes:
         """Burr's ``get_artifact``, awaited."""
@@ -415,10 +249,10 @@ def _copy(source: BinaryIO, out: BinaryIO) -> None:
 
 class LocalArtifactStore(ArtifactStore):
     """Artifacts in a local directory: ``root/sha256/ab/cdef...`` (the digest, fanned out by its
-    first two characters). A write goes to a temporary file in the same directory, is flushed
-    to disk (``fsync``) and renamed into place, so a crash never leaves a partial blob under a
-    digest. File objects are streamed: ``put`` hashes while copying, ``open`` checks the file
-    before returning it, neither holds the blob in memory.
+    first two characters). A write goes to a temporary file under ``root``, is flushed to disk
+    (``fsync``) and renamed into place, so a crash never leaves a partial blob under a digest.
+    File objects are streamed: ``put`` hashes while copying, ``open`` checks the file before
+    returning it; neither holds the blob in memory.
 
     Args:
         root: the directory (created if missing). Share it between processes and machines
@@ -440,24 +274,24 @@ class LocalArtifactStore(ArtifactStore):
         if not callable(getattr(data, "read", None)):
             return super().put(data, media_type=media_type, name=name)
         try:
-            digest, size = self.files.write_stream(data)  # type: ignore[arg-type]
+            digest, size = self.files.write_stream(cast(BinaryIO, data))
         except (ArtifactError, TypeError):
             raise
         except Exception as exc:
-            raise _failed(self.files, "write", "(streamed)", exc) from exc
+            raise rules.failed(self.files, "write", "(streamed)", exc) from exc
         return ArtifactRef(digest=digest, size_bytes=size, media_type=media_type, name=name)
 
     def open(self, ref: ArtifactRef) -> BinaryIO:
-        digest = _checked(ref)
+        digest = rules.checked(ref)
         try:
             opened = self.files.open_hashed(digest)
         except Exception as exc:
-            raise _failed(self.files, "read", digest, exc) from exc
+            raise rules.failed(self.files, "read", digest, exc) from exc
         if opened is None:
-            raise _not_found(self.files, ref)
+            raise rules.not_found(self.files, ref)
         source, actual, size = opened
         try:
-            _check_hash(ref, actual, size, self.files.describe(digest))
+            rules.check_hash(ref, actual, size, self.files.describe(digest))
         except BaseException:
             source.close()
             raise
