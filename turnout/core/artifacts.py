@@ -12,8 +12,8 @@ action gets the bytes back with ``store.get(ref)``::
     png = store.get(state["chart"])          # checked against the digest
 
 Every store keeps a blob under its SHA-256 digest, so putting the same bytes twice stores them
-once, and a ref names exactly one content. The rules are written once here, over an
-``ArtifactBackend`` (raw bytes by digest):
+once, and a ref names exactly one content. The rules are written once (in
+``turnout.core._artifact_rules``), over an ``ArtifactBackend`` (raw bytes by digest):
 
 * ``put`` hashes the bytes, writes them unless the backend has them already, and returns the
   ref; a backend's write is atomic (a reader sees the whole blob or none);
