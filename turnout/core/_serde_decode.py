@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from turnout.core._artifact_ref import ArtifactRef
 from turnout.core._burr_serde import BURR_TAG, UnregisteredKeyError
 from turnout.core._burr_serde import deserialize as burr_deserialize
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
@@ -344,4 +345,5 @@ _SIMPLE_DECODERS: dict[str, tuple[Callable[[Any], Any], int]] = {
     "uuid": (lambda raw: uuid.UUID(_text(raw)), 1),
     "path": (lambda raw: pathlib.Path(_text(raw)), 1),
     "complex": (_complex, 2),
+    "artifact": (ArtifactRef.from_json, 2),  # the ref only: decoding never reads the blob
 }

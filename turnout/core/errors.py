@@ -32,6 +32,10 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
     ├── SessionStateError(ValueError)     a Streamlit page read an ``AppState`` it never stored
+    ├── ArtifactError(RuntimeError)       an artifact store could not store or return a blob
+    │   ├── ArtifactNotFoundError(FileNotFoundError)   the store holds no blob for the ref
+    │   ├── ArtifactIntegrityError(ValueError)   the stored bytes do not match the ref's digest
+    │   └── InvalidArtifactRefError(ValueError)  a ref or digest that cannot name a blob
     └── MissingExtraError(ImportError)    an optional dependency is not installed
 
     GraphWarning(UserWarning)             a legal but suspicious graph (see ``build(strict=)``)
@@ -51,6 +55,9 @@ from typing import Any
 __all__ = [
     "ActionDefinitionError",
     "ActionTimeoutError",
+    "ArtifactError",
+    "ArtifactIntegrityError",
+    "ArtifactNotFoundError",
     "AsyncRequiredError",
     "ChildApplicationError",
     "ConcurrencyError",
@@ -61,6 +68,7 @@ __all__ = [
     "GraphWarning",
     "HookError",
     "InvalidActionReturnError",
+    "InvalidArtifactRefError",
     "InvalidInputsError",
     "InvalidNameError",
     "InvalidRecordError",
@@ -492,6 +500,27 @@ class SessionStateError(TurnoutError, ValueError):
     """A Streamlit page asked for the ``AppState`` of Burr's explorer helpers
     (``turnout.integrations.streamlit.get_state``) before storing one with ``update_state``;
     a ``ValueError`` too, as Burr raises one."""
+
+
+class ArtifactError(TurnoutError, RuntimeError):
+    """An artifact store (``turnout.core.artifacts``) could not store or return a blob: its
+    directory or server failed. The message names the store and the ref."""
+
+
+class ArtifactNotFoundError(ArtifactError, FileNotFoundError):
+    """The store holds no blob for the ref (never stored there, or deleted). A
+    ``FileNotFoundError`` too, as Burr's artifact stores raise one."""
+
+
+class ArtifactIntegrityError(ArtifactError, ValueError):
+    """The bytes a store holds for a ref do not hash to its digest: they were damaged or
+    replaced. Nothing of them is returned; the message names the ref and where the bytes are."""
+
+
+class InvalidArtifactRefError(ArtifactError, ValueError):
+    """A ref (or stored ref data) that cannot name a blob: its digest is not 64 lowercase hex
+    characters, its size is not a non-negative int, or it is not an ``ArtifactRef`` at all.
+    Refusing it is what keeps a key from reaching outside a store."""
 
 
 class MissingExtraError(TurnoutError, ImportError):

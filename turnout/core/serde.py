@@ -6,7 +6,8 @@ for become tagged objects ``{"__turnout__": <kind>, ...}``:
 
 * built in: tuples, sets, frozensets, bytes, dicts with non-string keys, non-finite floats,
   ``datetime``/``date``/``time``/``timedelta``, ``Decimal``, ``UUID``, ``Path``, complex numbers,
-  enums, dataclasses, and pydantic models (recognised by shape: no pydantic import here);
+  enums, dataclasses, pydantic models (recognised by shape: no pydantic import here), and
+  ``ArtifactRef`` (``turnout.core.artifacts``: the ref alone, never the blob it names);
 * registered: ``serde.register(MyType, encode=..., decode=...)`` for anything else (adapters
   register LangChain messages, LlamaIndex nodes, ...);
 * pickled: only with ``Serde(allow_pickle=True)``. Loading a pickle runs whatever code the
@@ -42,6 +43,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any
 
+from turnout.core._artifact_ref import ArtifactRef
 from turnout.core._burr_serde import (
     BURR_TAG,
     KEY,
@@ -438,6 +440,8 @@ def _encode_simple(value: Any) -> tuple[dict[str, Any], int] | None:
     if isinstance(value, complex):
         parts = [_finite_or_text(value.real), _finite_or_text(value.imag)]
         return {TAG: "complex", "v": parts}, 2
+    if isinstance(value, ArtifactRef):
+        return {TAG: "artifact", "v": value.to_json()}, 2
     return None
 
 
