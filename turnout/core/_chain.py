@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -183,6 +183,17 @@ class Codec:
 
     def rebuild_versioned(self, chain: Sequence[StepRecord]) -> tuple[State, int]:
         """``rebuild`` and the state schema version of the chain (its snapshot's)."""
+        last: tuple[State, int] | None = None
+        for _, state, version in self.replay(chain):
+            last = state, version
+        if last is None:
+            raise PersistenceError("no snapshot to rebuild from")
+        return last
+
+    def replay(self, chain: Sequence[StepRecord]) -> Iterator[tuple[StepRecord, State, int]]:
+        """Each record of ``chain`` with the state after it and that state's schema version;
+        a later snapshot starts again from its own state (``turnout migrate`` replays an app's
+        whole history this way, checked with ``check_whole`` segment by segment)."""
         state: State | None = None
         version = 1
         for record in chain:
@@ -208,6 +219,4 @@ class Codec:
                     f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
                     f"before it are intact: load an earlier sequence id, or delete the app."
                 ) from exc
-        if state is None:
-            raise PersistenceError("no snapshot to rebuild from")
-        return state, version
+            yield record, state, version

@@ -150,9 +150,8 @@ class ApplicationBuilder:
         declared = declare(typing_system, version, migrations)
         self._problems.extend(declared.problems)
         self._schema = declared.schema or self._schema
-        typing_system = declared.typing
-        if typing_system is not None:
-            self._typing_system = typing_system
+        if declared.typing is not None:
+            self._typing_system = declared.typing
         return self
 
     def reset_to_entrypoint(self) -> ApplicationBuilder:
