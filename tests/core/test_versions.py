@@ -333,4 +333,3 @@ def test_tracker_refuses_a_newer_tracked_state(tmp_path: Path) -> None:
     app.step()
     with pytest.raises(SchemaVersionError, match="version 3"):
         v1_builder().initialize_from(tracker, default_entrypoint="bump").build()
-
