@@ -86,9 +86,11 @@ def test_apply_rewrites_old_records_as_v3_snapshots_and_leaves_current_apps(db: 
         assert {snapshot_version(r.payload) for r in records} == {3}
         for seq in range(5):
             loaded = persister.load(None, "old", seq)
-            assert loaded is not None and loaded.schema_version == 3
+            assert loaded is not None
+            assert loaded.schema_version == 3
             assert loaded.state.get_all() == expected(seq)
-    assert report.applied and report.pending[0].rewritten
+    assert report.applied
+    assert report.pending[0].rewritten
 
 
 def test_a_second_run_changes_nothing(db: Path) -> None:
@@ -145,7 +147,7 @@ def test_a_failing_migration_writes_nothing_of_its_app(db: Path) -> None:
     schema = StateSchema(version=3, migrations={1: broken, 2: add_label})
     with SQLitePersister(db) as persister:
         before = stored(persister, "old")
-        with pytest.raises(SchemaVersionError, match="migrations\\[1\\].*sequence id 3.*cannot"):
+        with pytest.raises(SchemaVersionError, match=r"migrations\[1\].*sequence id 3.*cannot"):
             migrate(persister, schema, apply=True)
         assert stored(persister, "old") == before
 
@@ -237,8 +239,10 @@ def test_command_dry_run_apply_and_rerun(db: Path, capsys: pytest.CaptureFixture
         before = stored(persister, "old")
     assert main(["migrate", SPEC, "--sqlite", str(db)]) == 0
     out, err = capsys.readouterr()
-    assert "would rewrite 5 of 5 records, version 1 -> 3" in out and "dry run" in out
-    assert "[" in err and "2/2" in err  # the progress bar
+    assert "would rewrite 5 of 5 records, version 1 -> 3" in out
+    assert "dry run" in out
+    assert "[" in err
+    assert "2/2" in err
     with SQLitePersister(db) as persister:
         assert stored(persister, "old") == before
     assert main(["migrate", SPEC, "--sqlite", str(db), "--apply"]) == 0

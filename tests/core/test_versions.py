@@ -148,7 +148,8 @@ def test_v1_app_on_sqlite_resumes_under_v3_code_migrated(tmp_path: Path) -> None
     assert [(r.sequence_id, r.kind) for r in records[3:]] == [(3, "snapshot"), (4, "delta")]
     assert snapshot_version(records[3].payload) == 3
     assert snapshot_version(records[0].payload) == 1
-    assert loaded is not None and loaded.schema_version == 3
+    assert loaded is not None
+    assert loaded.schema_version == 3
     assert loaded.state.get_all() == {"total": 5, "label": "total=5"}
 
 
@@ -195,7 +196,9 @@ def test_a_newer_record_is_refused_naming_app_versions_and_fix() -> None:
     with pytest.raises(SchemaVersionError) as caught:
         older_code.build()
     message = str(caught.value)
-    assert "app 'app'" in message and "version 3" in message and "version 1" in message
+    assert "app 'app'" in message
+    assert "version 3" in message
+    assert "version 1" in message
     assert "version=3" in message
 
 
@@ -223,7 +226,8 @@ def test_a_fork_of_a_v1_record_is_migrated_into_the_new_app() -> None:
     )
     fork.step()
     loaded = persister.load(None, "new")
-    assert loaded is not None and loaded.schema_version == 3
+    assert loaded is not None
+    assert loaded.schema_version == 3
     assert loaded.state.get_all() == {"total": 3, "label": "total=3"}
 
 
@@ -231,7 +235,8 @@ def test_a_state_holding_the_version_key_itself_round_trips_at_version_1() -> No
     persister = InMemoryPersister()
     persister.save(None, "a", 0, "x", State({"__turnout_schema__": 7, "state": 1}), "completed")
     loaded = persister.load(None, "a")
-    assert loaded is not None and loaded.schema_version == 1
+    assert loaded is not None
+    assert loaded.schema_version == 1
     assert loaded.state.get_all() == {"__turnout_schema__": 7, "state": 1}
 
 
@@ -248,9 +253,11 @@ def test_prune_keeps_the_version_of_the_snapshot_it_rewrites() -> None:
         app.step()
     persister.prune(keep_last=2)
     records = stored(persister)
-    assert records[0].kind == "snapshot" and snapshot_version(records[0].payload) == 3
+    assert records[0].kind == "snapshot"
+    assert snapshot_version(records[0].payload) == 3
     loaded = persister.load(None, "app", 2)
-    assert loaded is not None and loaded.schema_version == 3
+    assert loaded is not None
+    assert loaded.schema_version == 3
 
 
 def test_records_written_before_versions_existed_load_as_version_1() -> None:
@@ -259,7 +266,8 @@ def test_records_written_before_versions_existed_load_as_version_1() -> None:
     record = stored(persister, "a")[0]
     assert json.loads(record.payload) == {"count": 4}  # the plain, unversioned layout
     loaded = persister.load(None, "a")
-    assert isinstance(loaded, PersistedStateData) and loaded.schema_version == 1
+    assert isinstance(loaded, PersistedStateData)
+    assert loaded.schema_version == 1
 
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
@@ -318,13 +326,17 @@ def test_tracker_resume_of_a_v1_log_is_migrated_and_the_new_run_is_versioned(
     app.step()
     lines = [json.loads(line) for line in tracker.log_path("app").read_text().splitlines()]
     app_lines = [line for line in lines if line["t"] == "app"]
-    assert "schema_version" not in app_lines[0] and app_lines[1]["schema_version"] == 3
+    assert "schema_version" not in app_lines[0]
+    assert app_lines[1]["schema_version"] == 3
     loaded = tracker.load(None, "app")
-    assert loaded is not None and loaded.schema_version == 3
+    assert loaded is not None
+    assert loaded.schema_version == 3
     assert loaded.state.get_all() == {"total": 3, "label": "total=3"}
     # Loading a step of the version 1 run still reports version 1.
     first = tracker.load(None, "app", 0)
-    assert first is not None and first.schema_version == 1 and first.state["count"] == 1
+    assert first is not None
+    assert first.schema_version == 1
+    assert first.state["count"] == 1
 
 
 def test_tracker_refuses_a_newer_tracked_state(tmp_path: Path) -> None:

@@ -52,8 +52,10 @@ def test_v1_app_on_postgres_resumes_under_typed_v3_code(prefix: str) -> None:
         app.step()
         records = stored(persister)
         loaded = persister.load(None, "app")
-    assert records[-1].kind == "snapshot" and snapshot_version(records[-1].payload) == 3
-    assert loaded is not None and loaded.schema_version == 3
+    assert records[-1].kind == "snapshot"
+    assert snapshot_version(records[-1].payload) == 3
+    assert loaded is not None
+    assert loaded.schema_version == 3
     assert loaded.state.get_all() == {"total": 4, "label": "total=4"}
 
 
