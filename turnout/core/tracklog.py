@@ -133,7 +133,7 @@ class AppRecord:
             out["tags"] = self.tags
         if self.run is not None:
             out["run"] = self.run
-        if self.schema_version != 1:
+        if self.schema_version != 1:  # lines before versions existed (and of version 1) omit it
             out["schema_version"] = self.schema_version
         return out
 
@@ -151,15 +151,8 @@ class AppRecord:
             spawning_parent=_pointer(data, "spawning_parent"),
             tags={str(k): str(v) for k, v in tags.items()},
             run=_get(data, "run", _STR, optional=True),
-            schema_version=_version(data),
+            schema_version=max(_get(data, "schema_version", _INT, optional=True) or 1, 1),
         )
-
-
-def _version(data: dict[str, Any]) -> int:
-    version = _get(data, "schema_version", _INT, optional=True)
-    if version is not None and version < 1:
-        raise _Malformed("schema_version")
-    return 1 if version is None else int(version)
 
 
 def _pointer(data: dict[str, Any], key: str) -> dict[str, Any] | None:
