@@ -12,6 +12,9 @@ has no authentication, so expose it to a network only behind something that has.
 (default ``~/.burr``) into turnout's tracking directory, so old runs show in ``turnout ui`` (see
 ``turnout.core.burr_tracking``); it is idempotent and prints what it converted and skipped.
 
+``turnout migrate MODULE:ATTR (--sqlite PATH | --postgres CONNINFO) [--apply]`` rewrites stored
+states to the current state schema version (see ``turnout._migrate_cli``).
+
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 ``turnout.integrations.opentelemetry.export_tracked``).
@@ -29,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from turnout._migrate_cli import add_migrate_parser, migrate_command
 from turnout.core.errors import MissingExtraError
 from turnout.core.tracking import tracking_home
 
@@ -122,6 +126,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="only this project (repeatable; default: every project)",
     )
+    add_migrate_parser(commands)
     export = commands.add_parser(
         "export-otel",
         help="replay tracked applications to an OTLP endpoint (needs: pip install "
@@ -325,6 +330,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "export-otel":
         return export_otel_command(args)
+    if args.command == "migrate":
+        return migrate_command(args)
     if args.command == "import-burr":
         return import_burr_command(args.burr_dir, args.dir, args.projects)
     if args.command != "ui":

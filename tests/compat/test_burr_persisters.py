@@ -583,3 +583,23 @@ def test_stepping_on_from_an_older_burr_record_is_a_concurrency_error(tmp_path: 
             app.step()
         assert not caught.value.deleted
         assert caught.value.sequence_id == 1
+
+
+def test_burrs_rows_are_version_1_and_a_versioned_app_migrates_them(tmp_path: Path) -> None:
+    """Burr's table holds no state schema version: its rows load as version 1, are migrated, and
+    the app goes on at its own version in turnout's tables (Burr's rows stay as they were)."""
+    db = burr_database(tmp_path / "burr.db")
+    rows = burr_rows(db)
+    with SQLitePersister(db, "burr_state") as persister:
+        assert persister.stores_schema_version
+        app = (
+            migrated(persister, "app-1", "alice")
+            .with_typing(None, version=2, migrations={1: lambda s: {**s, "chat": len(s["chat"])}})
+            .build()
+        )
+        assert app.state["chat"] == 2
+        app.step()  # stamp
+        loaded = persister.load("alice", "app-1")
+        assert loaded is not None
+        assert (loaded.sequence_id, loaded.schema_version) == (3, 2)
+    assert burr_rows(db) == rows

@@ -136,6 +136,29 @@ def test_loaded_record_carries_its_metadata_and_reads_as_a_mapping(persister: Ha
     assert dict(loaded)["sequence_id"] == 0
 
 
+def test_the_state_schema_version_round_trips_with_snapshots_deltas_and_prune(
+    persister: Harness,
+) -> None:
+    persister.save(None, "v", 0, "act", State({"x": 1}), schema_version=3)
+    after = State({"x": 2})
+    changes = [Change("set", "x", 2)]
+    persister.save(None, "v", 1, "act", after, changes=changes, previous_sequence_id=0,
+                   schema_version=3)  # fmt: skip
+    persister.save(None, "old", 0, "act", State({"x": 1}))
+    assert [r.kind for r in persister.records(None, "v")] == ["snapshot", "delta"]
+    for seq in (0, 1):
+        loaded = persister.load(None, "v", seq)
+        assert loaded is not None
+        assert loaded.schema_version == 3
+    persister.prune(keep_last=1)
+    loaded = persister.load(None, "v")
+    assert loaded is not None
+    assert (loaded.schema_version, loaded.state["x"]) == (3, 2)
+    old = persister.load(None, "old")
+    assert old is not None
+    assert old.schema_version == 1
+
+
 def test_load_without_sequence_id_gives_the_latest(persister: Harness) -> None:
     for i in range(3):
         persister.save(None, "latest", i, "act", State({"i": i}))

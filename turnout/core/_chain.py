@@ -5,13 +5,18 @@ before it (``StorePersister.save`` writes a delta only for ``sequence_id == prev
 chain a store returns is whole exactly when it starts with a snapshot and its sequence ids are
 contiguous up to the target. ``check_whole`` refuses any other chain — a row deleted by hand, a
 half-restored backup — instead of replaying it into a silently wrong state.
+
+A snapshot records the state schema version it was written under (``turnout.core.versions``):
+version 1 is the plain encoded state (every record written before versions existed), a later
+version wraps it as ``{"__turnout_schema__": n, "state": ...}``. A delta has no version of its
+own: it is in its snapshot's, because a save after a migration is always a snapshot.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -22,9 +27,36 @@ from turnout.core.state import Change, State, apply_changes
 if TYPE_CHECKING:
     from turnout.core.persistence import StepRecord
 
-__all__ = ["DELTA", "SNAPSHOT", "Codec", "check_whole", "missing_latest", "orphaned"]
+__all__ = [
+    "DELTA",
+    "SCHEMA_KEY",
+    "SNAPSHOT",
+    "Codec",
+    "check_whole",
+    "missing_latest",
+    "orphaned",
+    "snapshot_version",
+]
 
 SNAPSHOT, DELTA = "snapshot", "delta"
+SCHEMA_KEY = "__turnout_schema__"
+
+
+def _unwrap(data: object) -> tuple[object, int]:
+    """The encoded state of a snapshot's JSON data and its schema version."""
+    if isinstance(data, dict) and SCHEMA_KEY in data:
+        version = data[SCHEMA_KEY]
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ValueError(f"the state schema version {version!r} is not an integer >= 1")
+        if "state" not in data:
+            raise ValueError(f"a snapshot with {SCHEMA_KEY!r} has no 'state'")
+        return data["state"], version
+    return data, 1
+
+
+def snapshot_version(payload: str) -> int:
+    """The state schema version a snapshot's payload was written under."""
+    return _unwrap(json.loads(payload))[1]
 
 
 def _span(first: int, last: int) -> str:
@@ -110,8 +142,13 @@ class Codec:
 
     serde: Serde = field(default_factory=lambda: DEFAULT_SERDE)
 
-    def snapshot(self, state: State) -> str:
-        return self.serde.dumps(state.get_all())
+    def snapshot(self, state: State, version: int = 1) -> str:
+        """The state as JSON, wrapped with its schema version unless that is 1 (a state with a
+        key named like the wrapper's is wrapped at version 1 too, so it never reads as one)."""
+        text = self.serde.dumps(state.get_all())
+        if version == 1 and SCHEMA_KEY not in state:
+            return text
+        return f'{{"{SCHEMA_KEY}":{int(version)},"state":{text}}}'
 
     def delta(self, changes: Sequence[Change], state: State) -> str:
         """The changes as JSON; a value that cannot be encoded is named by its place in
@@ -142,12 +179,29 @@ class Codec:
 
     def rebuild(self, chain: Sequence[StepRecord]) -> State:
         """The state at the last record of ``chain`` (checked with ``check_whole`` first)."""
+        return self.rebuild_versioned(chain)[0]
+
+    def rebuild_versioned(self, chain: Sequence[StepRecord]) -> tuple[State, int]:
+        """``rebuild`` and the state schema version of the chain (its snapshot's)."""
+        last: tuple[State, int] | None = None
+        for _, state, version in self.replay(chain):
+            last = state, version
+        if last is None:
+            raise PersistenceError("no snapshot to rebuild from")
+        return last
+
+    def replay(self, chain: Sequence[StepRecord]) -> Iterator[tuple[StepRecord, State, int]]:
+        """Each record of ``chain`` with the state after it and that state's schema version;
+        a later snapshot starts again from its own state (``turnout migrate`` replays an app's
+        whole history this way, checked with ``check_whole`` segment by segment)."""
         state: State | None = None
+        version = 1
         for record in chain:
             try:
                 data = json.loads(record.payload)
                 if record.kind == SNAPSHOT:
-                    state = State(self.serde.decode(data))
+                    encoded, version = _unwrap(data)
+                    state = State(self.serde.decode(encoded))
                 elif record.kind != DELTA or state is None:
                     raise ValueError(f"a record of kind {record.kind!r} cannot follow here")
                 else:
@@ -165,6 +219,4 @@ class Codec:
                     f"at sequence id {record.sequence_id} is unreadable ({exc}); the records "
                     f"before it are intact: load an earlier sequence id, or delete the app."
                 ) from exc
-        if state is None:
-            raise PersistenceError("no snapshot to rebuild from")
-        return state
+            yield record, state, version

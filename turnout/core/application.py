@@ -153,11 +153,16 @@ class Application(_Drivers):
         if builder is None and self._hooks.implements("post_application_create"):
             drive(self._created())  # built directly, as Burr code may: announce it here
 
-    async def _created(self, initialization: Any = None) -> None:
-        """Fire ``post_application_create``; the builder calls it once, right after creation."""
+    async def _created(
+        self, initialization: Any = None, *, schema_version: int | None = None
+    ) -> None:
+        """Fire ``post_application_create``; the builder calls it once, right after creation,
+        with the state schema version the application declared (``with_typing(version=)``),
+        which persisters and trackers record with what they save."""
         if initialization is not None:
             self._parent_pointer = initialization.parent
         if self._hooks.implements("post_application_create"):
+            versioned = {} if schema_version is None else {"schema_version": schema_version}
             await self._hooks.fire(
                 "post_application_create",
                 app_id=self._app_id,
@@ -168,6 +173,7 @@ class Application(_Drivers):
                 parent_pointer=self._parent_pointer,
                 initialization=initialization,
                 spawning_parent_pointer=self._spawning_parent,
+                **versioned,
             )
 
     def _resume_at(self, prior: str | None, rerun: str | None) -> None:

@@ -31,6 +31,7 @@ from turnout.core.saving import (
 )
 from turnout.core.state import CONTROL_KEYS, State
 from turnout.core.typing import TypingSystem
+from turnout.core.versions import Migration, StateSchema, declare, persister_problems
 
 __all__ = ["ApplicationBuilder", "register_otel_tracing"]
 
@@ -84,6 +85,7 @@ class ApplicationBuilder:
         self._executor_factory: Callable[[], Executor] | None = None
         self._spawning_parent: ParentPointer | None = None
         self._typing_system: TypingSystem[Any] | None = None
+        self._schema: StateSchema | None = None
 
     def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
@@ -129,12 +131,27 @@ class ApplicationBuilder:
         self._state = State(current)
         return self
 
-    def with_typing(self, typing_system: TypingSystem[Any] | None) -> ApplicationBuilder:
+    def with_typing(
+        self,
+        typing_system: TypingSystem[Any] | StateSchema | None = None,
+        *,
+        version: int | None = None,
+        migrations: Mapping[int, Migration] | None = None,
+    ) -> ApplicationBuilder:
         """Give the application's state a typing system (``turnout.core.typing``): every state
         of the run carries it, and ``state.data`` is the typed view it constructs. ``None``
-        keeps the current one."""
-        if typing_system is not None:
-            self._typing_system = typing_system
+        keeps the current one.
+
+        ``version`` declares the state schema version (``turnout.core.versions``) and
+        ``migrations[n]`` turns a state dict of version ``n`` into version ``n + 1``: records
+        saved under an older version are migrated when loaded (then validated), newer ones are
+        refused. ``typing_system=None`` with ``version=`` versions untyped state. A
+        ``StateSchema`` holds all three."""
+        declared = declare(typing_system, version, migrations)
+        self._problems.extend(declared.problems)
+        self._schema = declared.schema or self._schema
+        if declared.typing is not None:
+            self._typing_system = declared.typing
         return self
 
     def reset_to_entrypoint(self) -> ApplicationBuilder:
@@ -361,8 +378,12 @@ class ApplicationBuilder:
         awaited."""
         initialization = await self._load_from_async_persister()
         app = self._build(strict=strict, async_only=True, initialization=initialization)
-        await app._created(initialization)
+        await app._created(initialization, schema_version=self._schema_version)
         return app
+
+    @property
+    def _schema_version(self) -> int | None:
+        return self._schema.version if self._schema is not None else None
 
     def build(self, *, strict: bool = False) -> Application:
         """Check everything and return the ``Application``.
@@ -379,7 +400,7 @@ class ApplicationBuilder:
         initialization = self._load_from_sync_persister()
         app = self._build(strict=strict, async_only=False, initialization=initialization)
         try:
-            drive(app._created(initialization))
+            drive(app._created(initialization, schema_version=self._schema_version))
         except AsyncRequiredError:
             raise AsyncRequiredError(
                 "a post_application_create hook awaits something asynchronous; build the "
@@ -413,6 +434,7 @@ class ApplicationBuilder:
             partition_key=self._partition_key,
             sequence_id=self._sequence_id,
             sync=sync,
+            schema=self._schema,
         )
 
     def _build(
@@ -439,6 +461,7 @@ class ApplicationBuilder:
             )
         if initialization is not None:
             problems.extend(_resume_problems(initialization, names))
+        problems.extend(persister_problems(self._schema, self._persister))
         for act in actions:
             if act.timeout is not None and not act.is_async():
                 problems.append(

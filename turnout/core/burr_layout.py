@@ -298,6 +298,7 @@ class BurrReadingPersister(StorePersister):
         previous_sequence_id: int | None = None,
         parent: Any = None,
         first: bool = False,
+        schema_version: int = 1,
     ) -> None:
         key = (partition_key or "", app_id)
         if key in self._resumed:
@@ -316,6 +317,7 @@ class BurrReadingPersister(StorePersister):
                 previous_sequence_id=previous_sequence_id,
                 parent=parent,
                 first=first,
+                schema_version=schema_version,
             )
         except ConcurrencyError as exc:
             # An app resumed from one of Burr's older records (not its latest) has no row in

@@ -28,6 +28,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
     │   ├── InvalidRecordError(ValueError)  a loader returned a record turnout cannot use
+    │   ├── SchemaVersionError            a record's state schema version cannot be migrated
     │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
@@ -77,6 +78,7 @@ __all__ = [
     "MissingWriteError",
     "PersistenceError",
     "PersistenceWarning",
+    "SchemaVersionError",
     "SecurityWarning",
     "SerdeError",
     "SessionStateError",
@@ -479,6 +481,11 @@ class ConcurrencyError(PersistenceError):
 class InvalidRecordError(PersistenceError, ValueError):
     """A loader's ``load()`` returned a record turnout cannot start from (no state, say); the
     message shows the record and what ``load()`` should return instead."""
+
+
+class SchemaVersionError(PersistenceError):
+    """A stored record's state schema version is newer than the code's, older than its oldest
+    migration, or a migration failed (``turnout.core.versions``); the record is unchanged."""
 
 
 class UnsupportedOperationError(PersistenceError, NotImplementedError):

@@ -78,7 +78,9 @@ class ParentPointer:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PersistedStateData(Mapping[str, Any]):
-    """A loaded record; also readable as a mapping (``data["state"]``), as in Burr."""
+    """A loaded record; also readable as a mapping (``data["state"]``), as in Burr.
+    ``schema_version`` is the state schema version its state was written under
+    (``turnout.core.versions``; 1 for records written before versions existed)."""
 
     partition_key: str | None
     app_id: str
@@ -88,6 +90,7 @@ class PersistedStateData(Mapping[str, Any]):
     created_at: dt.datetime
     status: Status
     parent: ParentPointer | None = None
+    schema_version: int = 1
 
     def __getitem__(self, key: str) -> Any:
         if key in _RECORD_FIELDS:
@@ -254,15 +257,17 @@ class StorePersister:
             raise orphaned(partition_key, app_id, last.sequence_id)
         latest = app.latest_sequence_id if sequence_id is None else None
         check_whole(chain, partition_key=partition_key, app_id=app_id, latest=latest)
+        state, version = self.codec.rebuild_versioned(chain)
         return PersistedStateData(
             partition_key=partition_key,
             app_id=app_id,
             sequence_id=last.sequence_id,
             position=last.position,
-            state=self.codec.rebuild(chain),
+            state=state,
             created_at=last.created_at,
             status=last.status,
             parent=app.parent,
+            schema_version=version,
         )
 
     async def save(
@@ -278,7 +283,11 @@ class StorePersister:
         previous_sequence_id: int | None = None,
         parent: ParentPointer | None = None,
         first: bool = False,
+        schema_version: int = 1,
     ) -> None:
+        """Save one step; ``schema_version`` is the state schema version ``state`` is in (a
+        snapshot records it; a delta is in the version of the snapshot it follows, which the
+        saving hook guarantees by saving a snapshot after a migration)."""
         _check_ids(partition_key, app_id)
         # A delta only ever follows the sequence id just before it, so a chain with a gap is
         # always a damaged one (see check_whole).
@@ -296,7 +305,9 @@ class StorePersister:
             status=status,
             kind=DELTA if use_delta else SNAPSHOT,
             payload=(
-                self.codec.delta(changes or (), state) if use_delta else self.codec.snapshot(state)
+                self.codec.delta(changes or (), state)
+                if use_delta
+                else self.codec.snapshot(state, schema_version)
             ),
             created_at=_now(),
         )
@@ -359,7 +370,7 @@ class StorePersister:
             if oldest.kind != SNAPSHOT:
                 chain = await self.store.chain(app.partition_key, app.app_id, oldest.sequence_id)
                 check_whole(chain, partition_key=app.partition_key or None, app_id=app.app_id)
-                state = self.codec.rebuild(chain)
+                state, version = self.codec.rebuild_versioned(chain)
                 await self.store.rewrite(
                     StepRecord(
                         partition_key=oldest.partition_key,
@@ -368,7 +379,7 @@ class StorePersister:
                         position=oldest.position,
                         status=oldest.status,
                         kind=SNAPSHOT,
-                        payload=self.codec.snapshot(state),
+                        payload=self.codec.snapshot(state, version),
                         created_at=oldest.created_at,
                     )
                 )
@@ -381,6 +392,9 @@ class StorePersister:
 class _Checks:
     core: StorePersister
     serde_kwargs: dict[str, Any]
+    # Its records carry the state schema version (``save(schema_version=)``, ``load`` reports
+    # it): ``build()`` refuses a declared version > 1 with a persister that would drop it.
+    stores_schema_version = True
 
     def check_state(self, state: State) -> None:
         """Round-trip ``state`` through this persister's codec; ``SerdeError`` names the first

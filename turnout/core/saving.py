@@ -9,7 +9,9 @@ saved, so the persister can store the delta alone, and always the sequence id it
 the persister refuses a save after another writer's or after the app was deleted.
 
 ``Initialization`` is what ``initialize_from`` resolves at build time: which record to load,
-where to resume, what the fork's parent is.
+where to resume, what the fork's parent is. A record written under an older state schema version
+than the application declares is migrated here (``turnout.core.versions``); the first save after
+a migration is then a snapshot, so no delta ever applies to a state of another version.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 from turnout.core.errors import AsyncRequiredError, InvalidRecordError, PersistenceError
 from turnout.core.persistence import STATUSES, ParentPointer, PersistedStateData
 from turnout.core.state import Change, State
+from turnout.core.versions import StateSchema, migrate_state
 
 __all__ = [
     "Initialization",
@@ -43,6 +46,7 @@ class Initialization:
     loader: Any
     parent: ParentPointer | None
     source: str = ""  # the loaded record, for messages: "app 'x' (partition None) at sequence id 3"
+    migrated_from: int | None = None  # the record's schema version, when it was migrated
 
 
 class _Saver:
@@ -55,15 +59,23 @@ class _Saver:
         self._before: State | None = None
         self._parent: ParentPointer | None = None
         self._first = True
+        self._schema_version = 1
 
-    def created(self, state: State, initialization: Initialization | None) -> None:
+    def created(
+        self, state: State, initialization: Initialization | None, schema_version: int
+    ) -> None:
+        self._schema_version = schema_version
         if initialization is None:
             return
         self._parent = initialization.parent
         loaded = initialization.loaded
         same_store = initialization.loader is self.persister
         if loaded is not None and same_store and initialization.parent is None:
-            self._last_state = state  # identical to the stored record: deltas may follow it
+            if initialization.migrated_from is None:
+                # identical to the stored record: deltas may follow it
+                self._last_state = state
+            # else: the stored record is of another schema version, so the next save is a
+            # snapshot (no _last_state), still conditional on the record it follows.
             self._last_sequence_id = loaded.sequence_id
             self._first = False
 
@@ -96,6 +108,8 @@ class _Saver:
             "parent": self._parent,
             "first": self._first,
         }
+        if self._schema_version != 1:  # persisters that know no versions never see the keyword
+            kwargs["schema_version"] = self._schema_version
         return args, kwargs
 
     def saved(self, state: State, sequence_id: int) -> None:
@@ -112,9 +126,10 @@ class PersisterHook:
         self._saver = _Saver(persister)
 
     def post_application_create(
-        self, *, state: State, initialization: Initialization | None = None, **future_kwargs: Any
-    ) -> None:
-        self._saver.created(state, initialization)
+        self, *, state: State, initialization: Initialization | None = None,
+        schema_version: int = 1, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._saver.created(state, initialization, schema_version)
 
     def pre_run_step(self, *, state: State, **future_kwargs: Any) -> None:
         self._saver.before(state)
@@ -135,9 +150,10 @@ class PersisterHookAsync:
         self._saver = _Saver(persister)
 
     def post_application_create(
-        self, *, state: State, initialization: Initialization | None = None, **future_kwargs: Any
-    ) -> None:
-        self._saver.created(state, initialization)
+        self, *, state: State, initialization: Initialization | None = None,
+        schema_version: int = 1, **future_kwargs: Any,
+    ) -> None:  # fmt: skip
+        self._saver.created(state, initialization, schema_version)
 
     def pre_run_step(self, *, state: State, **future_kwargs: Any) -> None:
         self._saver.before(state)
@@ -185,6 +201,7 @@ async def initialize(
     partition_key: str | None,
     sequence_id: int | None,
     sync: bool,
+    schema: StateSchema | None = None,
 ) -> Initialization:
     """Load the record ``spec`` points at and decide where the application starts.
 
@@ -192,7 +209,8 @@ async def initialize(
     given); forking loads the ``fork_from_*`` record into a new app id and remembers it as the
     parent. With ``resume_at_next_action`` a completed record resumes after its action and a
     failed one runs its action again; without it the run starts at ``default_entrypoint``.
-    Nothing found: ``default_state`` at ``default_entrypoint``.
+    Nothing found: ``default_state`` at ``default_entrypoint``. A record of an older state
+    schema version than ``schema``'s is migrated (``SchemaVersionError`` for a newer one).
     """
     forking = spec.fork_from_app_id is not None
     target = (
@@ -226,7 +244,17 @@ async def initialize(
             loader=spec.loader,
             parent=None,
         )
+    source = (
+        f"app {loaded.app_id!r} (partition {loaded.partition_key!r}) at sequence id "
+        f"{loaded.sequence_id}"
+    )
     state = loaded.state
+    stored = getattr(loaded, "schema_version", 1)  # a subclass's record may predate the field
+    code = schema or StateSchema()
+    migrated_from = None
+    if stored != code.version:
+        state = State(migrate_state(state.get_all(), stored, code, source=source))
+        migrated_from = stored
     if spec.override_state_values:
         state = State(state).update(**spec.override_state_values)
     parent = (
@@ -239,10 +267,6 @@ async def initialize(
         else None
     )
     resume = spec.resume_at_next_action
-    source = (
-        f"app {loaded.app_id!r} (partition {loaded.partition_key!r}) at sequence id "
-        f"{loaded.sequence_id}"
-    )
     if resume and loaded.status not in STATUSES:
         raise PersistenceError(
             f"initialize_from(): the record of {source} has status {loaded.status!r}, which "
@@ -261,6 +285,7 @@ async def initialize(
         loader=spec.loader,
         parent=parent,
         source=source,
+        migrated_from=migrated_from,
     )
 
 

@@ -337,19 +337,25 @@ class SQLStore:
         return self._records(rows)
 
     async def rewrite(self, record: StepRecord) -> None:
+        await self.rewrite_all([record])
+
+    async def rewrite_all(self, records: Sequence[StepRecord]) -> None:
+        """``rewrite`` each record, in order, in one transaction (``turnout migrate`` rewrites
+        an app's records this way: all of them or none)."""
         await self.setup()
         async with self.connection.transaction():
-            await self._run(
-                f"UPDATE {self.steps} SET kind = ?, payload = ? "
-                f"WHERE partition_key = ? AND app_id = ? AND sequence_id = ?",
-                [
-                    record.kind,
-                    record.payload,
-                    record.partition_key,
-                    record.app_id,
-                    record.sequence_id,
-                ],
-            )
+            for record in records:
+                await self._run(
+                    f"UPDATE {self.steps} SET kind = ?, payload = ? "
+                    f"WHERE partition_key = ? AND app_id = ? AND sequence_id = ?",
+                    [
+                        record.kind,
+                        record.payload,
+                        record.partition_key,
+                        record.app_id,
+                        record.sequence_id,
+                    ],
+                )
 
     async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
         await self.setup()

@@ -50,12 +50,14 @@ class Chain:
         ends: the finished steps to apply to ``start``, in order (the last is ``target``, unless
             ``start`` is the target's own snapshot: then it is empty).
         target: the step's ``end`` record.
+        schema_version: the state schema version of the target's run (its app line's).
     """
 
     app: AppRecord | None
     start: dict[str, Any]
     ends: tuple[EndRecord, ...]
     target: EndRecord
+    schema_version: int = 1
 
 
 @dataclass(slots=True)
@@ -65,6 +67,7 @@ class _Entry:
     gap: tuple[int, int] | None  # sequence ids (first, last) missing just before this step
     lost_start: bool  # the line that started this run (an app line) is missing
     misplaced: bool = False  # the count went back with no app line: this line is suspect
+    schema_version: int = 1  # of the run that logged it (a chain never leaves its run)
 
 
 class History:
@@ -88,6 +91,7 @@ class History:
         self._base: dict[str, Any] | None = None  # pending state from a resume's app line
         self._begun = -1  # the highest sequence id begun in this run
         self._run: str | None = None  # the run id of the current run's app line
+        self._schema_version = 1  # the current run's state schema version
         self._foreign: set[int] = set()  # steps whose end names another run (out of place)
         self._foreign_last = False  # such an end came after the last finished step
 
@@ -122,6 +126,7 @@ class History:
         self._next = 0 if start is None else start + 1
         self._begun = -1 if start is None else start
         self._run, self._foreign, self._foreign_last = record.run, set(), False
+        self._schema_version = record.schema_version
 
     def _truncate(self, first_dropped: int) -> None:
         """Forget steps from ``first_dropped`` on: a later timeline replaces them."""
@@ -151,7 +156,10 @@ class History:
             # of place (even its snapshot cannot be trusted).
             misplaced = True
             self._truncate(end.seq)
-        entry = _Entry(end=end, base=self._base, gap=gap, lost_start=lost, misplaced=misplaced)
+        entry = _Entry(
+            end=end, base=self._base, gap=gap, lost_start=lost, misplaced=misplaced,
+            schema_version=self._schema_version,
+        )  # fmt: skip
         self._entries.append(entry)
         self._where[end.seq] = len(self._entries) - 1
         self._base, self._next, self._foreign_last = None, end.seq + 1, False
@@ -216,7 +224,14 @@ class History:
         if start is None:  # no app line and no snapshot: nothing to start from
             return self._raise(seq, None)
         ends.reverse()
-        return Chain(app=self.app, start=start, ends=tuple(ends), target=self._entries[index].end)
+        target = self._entries[index]
+        return Chain(
+            app=self.app,
+            start=start,
+            ends=tuple(ends),
+            target=target.end,
+            schema_version=target.schema_version,
+        )
 
     def before(self, seq: int) -> tuple[dict[str, Any], tuple[EndRecord, ...]]:
         """The stored state step ``seq`` of the current run started from, as a start state and
@@ -362,6 +377,7 @@ def load_tracked(
         created_at=dt.datetime.fromtimestamp(target.time, dt.UTC),
         status=target.status,  # type: ignore[arg-type]
         parent=_parent(app.parent if app is not None else None),
+        schema_version=chain.schema_version,
     )
 
 

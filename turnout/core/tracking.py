@@ -141,6 +141,10 @@ class LocalTracker:
             different trackers (or ``copy(tags=...)``) to label applications differently.
     """
 
+    # The app line records the state schema version (turnout.core.versions); ``load`` reports
+    # it, so a resumed application migrates what an older version of its code tracked.
+    stores_schema_version = True
+
     LOG_FILENAME = "log.jsonl"
     """The name of every application's log file (Burr's ``LocalTrackingClient.LOG_FILENAME``)."""
 
@@ -287,7 +291,8 @@ class LocalTracker:
     def post_application_create(
         self, *, app_id: str, partition_key: str | None, state: State, application_graph: Any,
         sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
-        spawning_parent_pointer: ParentPointer | None = None, **future_kwargs: Any,
+        spawning_parent_pointer: ParentPointer | None = None, schema_version: int = 1,
+        **future_kwargs: Any,
     ) -> None:  # fmt: skip
         now = time.time()
         run = self._runs[app_id] = os.urandom(4).hex()
@@ -298,6 +303,7 @@ class LocalTracker:
                 state=self._encoder.state(app_id, state),
                 graph=_graph_record(application_graph), parent=_pointer(parent_pointer),
                 spawning_parent=_pointer(spawning_parent_pointer), tags=self.tags, run=run,
+                schema_version=schema_version,
             ),
         )  # fmt: skip
         for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):

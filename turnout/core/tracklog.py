@@ -121,6 +121,7 @@ class AppRecord:
     spawning_parent: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)
     run: str | None = None
+    schema_version: int = 1  # of the state: this run's (turnout.core.versions); 1 is not written
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -132,6 +133,8 @@ class AppRecord:
             out["tags"] = self.tags
         if self.run is not None:
             out["run"] = self.run
+        if self.schema_version != 1:  # lines before versions existed (and of version 1) omit it
+            out["schema_version"] = self.schema_version
         return out
 
     @classmethod
@@ -148,6 +151,7 @@ class AppRecord:
             spawning_parent=_pointer(data, "spawning_parent"),
             tags={str(k): str(v) for k, v in tags.items()},
             run=_get(data, "run", _STR, optional=True),
+            schema_version=max(_get(data, "schema_version", _INT, optional=True) or 1, 1),
         )
 
 
