@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +22,12 @@ from tests.core.versioned import (
     v1_builder,
     v3_builder,
 )
-from turnout import State
+from turnout import ApplicationBuilder, State, action
 from turnout.core._chain import snapshot_version
-from turnout.core.errors import GraphSetupError, SchemaVersionError
+from turnout.core.context import ApplicationContext
+from turnout.core.errors import ChildApplicationError, GraphSetupError, SchemaVersionError
 from turnout.core.memory import AsyncInMemoryPersister, InMemoryPersister
+from turnout.core.parallel import MapStates
 from turnout.core.persistence import PersistedStateData
 from turnout.core.sqlite import AsyncSQLitePersister, SQLitePersister
 from turnout.core.tracking import LocalTracker
@@ -345,3 +348,99 @@ def test_tracker_refuses_a_newer_tracked_state(tmp_path: Path) -> None:
     app.step()
     with pytest.raises(SchemaVersionError, match="version 3"):
         v1_builder().initialize_from(tracker, default_entrypoint="bump").build()
+
+
+# -- parallel children ---------------------------------------------------------------------------
+
+_BROKEN: set[int] = set()
+
+
+def _halver(version: int) -> Any:
+    """The child action ``halve``: version 1 writes ``value``, version 2 ``result``."""
+    key = "value" if version == 1 else "result"
+
+    @action(reads=["item"], writes=[key])
+    def halve(state: State) -> State:
+        if state["item"] in _BROKEN:
+            raise RuntimeError(f"item {state['item']} failed")
+        return state.update(**{key: state["item"] / 2})
+
+    return halve
+
+
+class _HalveAll(MapStates):
+    """Halves each item in its own child; version 1 children write ``value``, version 2
+    children ``result`` (the migration renames one to the other)."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__()
+        self._version = version
+
+    @property
+    def reads(self) -> list[str]:
+        return ["items"]
+
+    @property
+    def writes(self) -> list[str]:
+        return ["halves"]
+
+    def action(self, state: State, inputs: dict[str, Any]) -> Any:
+        return _halver(self._version)
+
+    def states(
+        self, state: State, context: ApplicationContext, inputs: dict[str, Any]
+    ) -> Iterable[State]:
+        for item in state["items"]:
+            yield State({"item": item})
+
+    def reduce(self, state: State, states: Iterable[State]) -> State:
+        key = "value" if self._version == 1 else "result"
+        return state.update(halves=[s[key] for s in states])
+
+
+def _rename_value(state: dict[str, Any]) -> dict[str, Any]:
+    if "value" in state:
+        state["result"] = state.pop("value")
+    return state
+
+
+def _halving_app(db: Path, version: int) -> tuple[ApplicationBuilder, SQLitePersister]:
+    persister = SQLitePersister(db)
+    builder = (
+        ApplicationBuilder()
+        .with_actions(fan=_HalveAll(version))
+        .with_transitions(("fan", "fan"))
+        .with_identifiers(app_id="parent", partition_key="pk")
+        .with_state_persister(persister)
+        .initialize_from(persister, default_state={"items": [2, 4, 6]}, default_entrypoint="fan")
+        .with_typing(None, version=version, migrations={1: _rename_value} if version > 1 else {})
+    )
+    return builder, persister
+
+
+def test_finished_children_of_an_older_version_are_migrated_when_the_parent_resumes(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "db.sqlite"
+    _BROKEN.add(6)
+    try:
+        builder, persister = _halving_app(db, 1)
+        with pytest.raises(ChildApplicationError):
+            builder.build().step()
+        persister.close()
+    finally:
+        _BROKEN.clear()
+    builder, persister = _halving_app(db, 2)
+    resumed = builder.build()
+    _, _, state = resumed.step()  # type: ignore[misc]
+    persister.close()
+    assert state["halves"] == [1.0, 2.0, 3.0]
+    fresh = SQLitePersister(db)
+    first = ApplicationContext(
+        app_id="parent", partition_key="pk", sequence_id=0, action_name="fan"
+    )
+    children = [fresh.load("pk", _HalveAll(2).child_app_id(first, i)) for i in range(3)]
+    fresh.close()
+    # The children the version 2 parent ran saved under its version; the one finished under
+    # version 1 kept its record.
+    assert [child.schema_version for child in children] == [1, 1, 2]  # type: ignore[union-attr]

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from turnout.core.context import ApplicationContext, current_scope
 from turnout.core.errors import AsyncRequiredError, ChildApplicationError
 from turnout.core.state import State
+from turnout.core.versions import StateSchema
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -71,19 +72,26 @@ class ParentRef:
     """The parent step, as a child needs it (picklable, unlike the live context). ``hooks``:
     the parent's hooks that ask to be inherited (``cascade_to_children = True``, e.g. the
     OpenTelemetry hook), given only to children run in this process. ``strict``: the parent
-    was built with ``build(strict=True)``, and so are its children."""
+    was built with ``build(strict=True)``, and so are its children. ``schema``: the state
+    schema version and migrations the parent declared (``with_typing(version=...)``), under
+    which its children save and load (with a process pool, its migrations must be picklable:
+    module-level functions)."""
 
     app_id: str
     sequence_id: int | None
     partition_key: str | None
     hooks: tuple[Any, ...] = field(default=(), compare=False)
     strict: bool = False
+    schema: StateSchema | None = field(default=None, compare=False)
 
     @staticmethod
     def of(context: ApplicationContext) -> ParentRef:
         scope = context._scope
         strict = scope is not None and bool(scope.spec.strict)
-        return ParentRef(context.app_id, context.sequence_id, context.partition_key, strict=strict)
+        schema = None if scope is None else getattr(scope.app._builder, "_schema", None)
+        return ParentRef(
+            context.app_id, context.sequence_id, context.partition_key, strict=strict, schema=schema
+        )
 
     def in_process(self, context: ApplicationContext) -> ParentRef:
         scope = context._scope

@@ -40,6 +40,7 @@ from turnout.core.errors import AsyncRequiredError, ChildApplicationError
 from turnout.core.graph import Graph, GraphBuilder
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
+from turnout.core.versions import StateSchema, migrate_state
 
 if TYPE_CHECKING:
     from turnout.core.builder import ApplicationBuilder
@@ -112,7 +113,7 @@ class SubGraphTask:
                 f"the state_initializer of child {self.application_id!r} loads asynchronously; "
                 f"make the parallel action async (an async generator of tasks/states)."
             )
-        finished = self._finished(loaded)
+        finished = self._finished(loaded, _parent_schema(parent_context))
         if finished is not None:
             return finished
         app = self._builder(parent_context).build(strict=_strict(parent_context))
@@ -130,7 +131,7 @@ class SubGraphTask:
         loaded = self._load(parent_context.partition_key)
         if inspect.isawaitable(loaded):
             loaded = await loaded
-        finished = self._finished(loaded)
+        finished = self._finished(loaded, _parent_schema(parent_context))
         if finished is not None:
             return finished
         app = await self._builder(parent_context).abuild(strict=_strict(parent_context))
@@ -157,13 +158,22 @@ class SubGraphTask:
             return None
         return self.state_initializer.load(partition_key, self.application_id, None)
 
-    def _finished(self, record: Any) -> State | None:
+    def _finished(self, record: Any, schema: StateSchema | None) -> State | None:
         """The final state of a child whose stored record shows it reached ``halt_after``: the
-        one place that decides a child is finished, before anything is built for it."""
+        one place that decides a child is finished, before anything is built for it. A record
+        saved under an older state schema version is migrated first (as ``initialize_from``
+        does for the child it would otherwise build)."""
         if not isinstance(record, Mapping):
             return None
         if record.get("status") == "completed" and record.get("position") in self.graph.halt_after:
             state = record["state"]
+            stored = getattr(record, "schema_version", 1)
+            if stored != (schema.version if schema is not None else 1):
+                source = (
+                    f"child app {self.application_id!r} at sequence id {record.get('sequence_id')}"
+                )
+                plain = state.get_all() if isinstance(state, State) else dict(state)
+                return State(migrate_state(plain, stored, schema or StateSchema(), source=source))
             return state if isinstance(state, State) else State(state)
         return None
 
@@ -178,6 +188,9 @@ class SubGraphTask:
         )
         if self.tracker is not None:
             builder.with_tracker(self.tracker)
+        schema = _parent_schema(parent)
+        if schema is not None:  # children save under the parent's version and migrate with it
+            builder.with_typing(None, version=schema.version, migrations=schema.migrations)
         inherited = getattr(parent, "hooks", ())
         if inherited:
             builder.with_hooks(*inherited)
@@ -193,6 +206,13 @@ class SubGraphTask:
         else:
             builder.with_state(self.state).with_entrypoint(self.graph.entrypoint)
         return builder
+
+
+def _parent_schema(parent: Any) -> StateSchema | None:
+    """The state schema (version and migrations) the parent application declared, if any:
+    ``parent`` is a ``ParentRef`` (or anything with its ``schema``)."""
+    schema = getattr(parent, "schema", None)
+    return schema if isinstance(schema, StateSchema) else None
 
 
 class TaskBasedParallelAction(SingleStepAction, StreamingAction):
