@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from turnout.core._serde_fields import whole_values
 from turnout.core.errors import PersistenceError
 from turnout.core.serde import DEFAULT_SERDE, Serde, _MissingDecoderError
 from turnout.core.state import Change, State, apply_changes
@@ -111,11 +112,13 @@ class Codec:
     serde: Serde = field(default_factory=lambda: DEFAULT_SERDE)
 
     def snapshot(self, state: State) -> str:
-        return self.serde.dumps(state.get_all())
+        return self.serde.dumps_state(state.get_all())
 
     def delta(self, changes: Sequence[Change], state: State) -> str:
         """The changes as JSON; a value that cannot be encoded is named by its place in
-        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item."""
+        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item.
+        A key with a field serde is stored whole (``register_field_serde``)."""
+        changes = whole_values(changes, state._peek)
         added: dict[str, int] = {}  # items appended per key, to find where each one landed
         for op, key, value in changes:
             if op in ("append", "extend"):
@@ -135,6 +138,8 @@ class Codec:
                     for i, item in enumerate(value)
                 ]
                 position[key] += len(value)
+            elif op == "set":
+                data = self.serde.encode_field(key, value)
             else:
                 data = self.serde.encode(value, f"$.{key}")
             encoded.append([op, key, data])
