@@ -20,9 +20,11 @@ def revenue(orders: pd.DataFrame) -> pd.Series:
 
 def batch_totals(orders: pd.DataFrame, revenue: pd.Series) -> pd.DataFrame:
     """Units and revenue per day and product, for this batch."""
-    return orders.assign(revenue=revenue).groupby(["day", "product"], as_index=False)[
-        ["qty", "revenue"]
-    ].sum()
+    return (
+        orders.assign(revenue=revenue)
+        .groupby(["day", "product"], as_index=False)[["qty", "revenue"]]
+        .sum()
+    )
 
 
 def summary(previous_summary: pd.DataFrame, batch_totals: pd.DataFrame) -> pd.DataFrame:

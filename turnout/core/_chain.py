@@ -118,9 +118,9 @@ class Codec:
         """The changes as JSON; a value that cannot be encoded is named by its place in
         ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item.
         A key with a field serde is stored whole (``register_field_serde``)."""
-        changes = whole_values(changes, state._peek)
+        stored = whole_values(changes, state._peek)
         added: dict[str, int] = {}  # items appended per key, to find where each one landed
-        for op, key, value in changes:
+        for op, key, value in stored:
             if op in ("append", "extend"):
                 added[key] = added.get(key, 0) + (1 if op == "append" else len(value))
         position = {
@@ -128,7 +128,7 @@ class Codec:
             for key, count in added.items()
         }
         encoded = []
-        for op, key, value in changes:
+        for op, key, value in stored:
             if op == "append":
                 data = self.serde.encode(value, f"$.{key}[{position[key]}]")
                 position[key] += 1

@@ -140,7 +140,9 @@ class Decoder(Walker):
         if decoder is None:
             why = why_missing_tag(tag)
             if why is not None:  # a plugin's tag, whose library is not installed here
-                raise MissingCodeError(path, f"{tag!r} is stored by a plugin that is missing: {why}")
+                raise MissingCodeError(
+                    path, f"{tag!r} is stored by a plugin that is missing: {why}"
+                )
             raise MissingCodeError(path, _missing_decoder(tag, self.types.owner))
         what = f"the decoder registered for {tag!r}"
         return self.frame(

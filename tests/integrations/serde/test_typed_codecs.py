@@ -112,4 +112,5 @@ def test_typed_state_saves_and_resumes_through_field_serde_and_codecs(
             wallet = resumed.state.data
             assert (wallet.balance, wallet.secret, wallet.steps) == (Money(200), Secret("pin1"), 2)
     stored = (tmp_path / "state.db").read_bytes()
-    assert b"1nip" in stored and b"test.typed.money" in stored
+    assert b"1nip" in stored
+    assert b"test.typed.money" in stored

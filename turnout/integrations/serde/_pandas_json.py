@@ -38,8 +38,11 @@ __all__ = ["axis_data", "axis_from_data", "column_data", "column_from_data"]
 
 # Nullable dtypes: their name -> (the array class, the numpy dtype of its values).
 _MASKED: dict[str, tuple[Any, str]] = {
-    **{f"{k}Int{n}": (pd.arrays.IntegerArray, f"{k.lower()}int{n}") for k in ("", "U")
-       for n in (8, 16, 32, 64)},  # fmt: skip
+    **{
+        f"{k}Int{n}": (pd.arrays.IntegerArray, f"{k.lower()}int{n}")
+        for k in ("", "U")
+        for n in (8, 16, 32, 64)
+    },
     "Float32": (pd.arrays.FloatingArray, "float32"),
     "Float64": (pd.arrays.FloatingArray, "float64"),
     "boolean": (pd.arrays.BooleanArray, "bool"),
@@ -79,7 +82,10 @@ def column_data(values: Any, label: Any = None) -> dict[str, Any]:
         return {"kind": "datetimetz", "tz": zone, "array": array_data(instants.to_numpy())}
     if isinstance(dtype, pd.StringDtype):
         missing = values.isna().to_numpy()
-        texts = [None if gone else str(v) for v, gone in zip(values.to_numpy(object), missing)]
+        texts = [
+            None if gone else str(v)
+            for v, gone in zip(values.to_numpy(object), missing, strict=True)
+        ]
         return {"kind": "string", "na": "NA" if dtype.na_value is pd.NA else "nan", "values": texts}
     masked = _MASKED.get(str(dtype))
     if masked is not None:

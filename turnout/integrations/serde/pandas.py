@@ -57,6 +57,7 @@ from typing import Any
 from turnout.integrations._guard import missing_extra
 
 try:
+    import numpy as np
     import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 except ImportError as _error:  # pragma: no cover - exercised in a subprocess
     raise missing_extra(
@@ -227,7 +228,7 @@ def _has_objects(frame: Any) -> bool:
     """Whether a column or an index level holds arbitrary Python objects, which Arrow would
     convert (a list comes back a numpy array): those frames take the JSON form, which keeps them."""
     levels = [frame.index.get_level_values(i).dtype for i in range(frame.index.nlevels)]
-    return any(d == object for d in [*frame.dtypes, *levels])
+    return any(isinstance(d, np.dtype) and d.kind == "O" for d in [*frame.dtypes, *levels])
 
 
 def _parquet(frame: Any) -> str | None:
@@ -254,14 +255,20 @@ def _read_parquet(data: dict[str, Any]) -> Any:
     try:
         raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise SerdeError("", None, f"a stored pandas value's parquet is not base64 ({exc})") from None
+        raise SerdeError(
+            "", None, f"a stored pandas value's parquet is not base64 ({exc})"
+        ) from None
     return pd.read_parquet(io.BytesIO(raw), engine="pyarrow")
 
 
 def _format(data: Any) -> str:
     if type(data) is not dict or data.get("format") not in ("parquet", "json"):
-        raise SerdeError("", None, "a stored pandas value must be a dict whose 'format' is "
-                         "'parquet' or 'json': the data is damaged or was not written by turnout")
+        raise SerdeError(
+            "",
+            None,
+            "a stored pandas value must be a dict whose 'format' is "
+            "'parquet' or 'json': the data is damaged or was not written by turnout",
+        )
     return str(data["format"])
 
 
