@@ -19,7 +19,9 @@ for become tagged objects ``{"__turnout__": <kind>, ...}``:
 data names: enums, dataclasses and pydantic models are stored with their class's name, and a
 name is only looked up among classes the process vouched for (``register_type``,
 ``register_module``, or a class this ``Serde`` encoded in this process); see
-``turnout.core._serde_types``. Loading never imports a module.
+``turnout.core._serde_types``. Loading never imports a module the data names: a tag of
+turnout's own plugins (``"pandas:DataFrame"``) imports that plugin, from a map fixed when
+``turnout`` is imported.
 
 Encoding and decoding walk the value with an explicit stack, never recursion, so no input can
 raise ``RecursionError``: the stored JSON nests at most ``MAX_DEPTH`` levels, a value that
