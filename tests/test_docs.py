@@ -23,6 +23,7 @@ ADAPTER_LIBRARIES = {
     "hamilton": ("hamilton", "hamilton"),
     "llamaindex": ("llama_index.core", "llamaindex"),
     "pydantic": ("pydantic", "pydantic"),
+    "pandas": ("pandas", "pandas"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -31,6 +32,8 @@ NEEDS_ADAPTER = {
     "docs/concepts/typed-state.md": "pydantic",
     "examples/langchain_agent": "langchain",
     "examples/hamilton_features": "hamilton",
+    "examples/hamilton_dataframe": "hamilton",
+    "docs/concepts/serde.md": "pandas",
     "examples/llamaindex_rag": "llamaindex",
     "examples/typed_chat": "pydantic",
 }

@@ -68,10 +68,19 @@ register_typing_adapter(
     "pydantic", _load_pydantic_adapter, install='pip install "turnout[pydantic]"'
 )
 
-# Burr's serde plugins, loaded the first time a value of their library or one of their keys is met
-# (Burr imports them all with its state module): the core calls these by name only.
+# Burr's serde plugins and turnout's pandas/numpy codecs, loaded the first time a value of their
+# library, one of Burr's keys or one of turnout's tags is met (Burr imports its plugins with its
+# state module): the core calls these by name only.
 register_serde_plugin(
-    "turnout.integrations.serde.pandas", libraries=("pandas",), keys=("pandas.DataFrame",)
+    "turnout.integrations.serde.pandas",
+    libraries=("pandas",),
+    keys=("pandas.DataFrame",),
+    tags=("pandas:DataFrame", "pandas:Series"),
+)
+register_serde_plugin(
+    "turnout.integrations.serde.numpy",
+    libraries=("numpy",),
+    tags=("numpy:ndarray", "numpy:scalar"),
 )
 register_serde_plugin(
     "turnout.integrations.serde.pydantic", libraries=("pydantic",), keys=("pydantic",)

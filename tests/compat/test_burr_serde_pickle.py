@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from turnout.core import State
+from turnout.core import ApplicationBuilder, State, action
 from turnout.core.errors import SecurityWarning, SerdeError
 from turnout.core.serde import KEY
 from turnout.core.sqlite import SQLitePersister
+from turnout.core.tracking import LocalTracker
 from turnout.integrations.serde import pickle as pickle_serde
 from turnout.integrations.serde.pickle import (
     _is_allowed,
@@ -189,3 +190,28 @@ def test_a_module_wildcard_still_allows_its_own_nested_classes() -> None:
     register_type_to_pickle(Outer.Inner, allowlist=[(__name__, "*")])
     data = State({"i": Outer.Inner("in")}).serialize()
     assert State.deserialize(data)["i"].label == "in"
+
+
+def test_the_tracker_logs_and_loads_a_registered_class(tmp_path: Path) -> None:
+    register_type_to_pickle(Customer, allowlist=[(__name__, "Customer")])
+
+    @action(reads=[], writes=["c"])
+    def sign_up(state: State) -> State:
+        return state.update(c=Customer("ann"))
+
+    tracker = LocalTracker("pickles", tmp_path / "tracking")
+    app = (
+        ApplicationBuilder()
+        .with_actions(sign_up)
+        .with_transitions()
+        .with_entrypoint("sign_up")
+        .with_tracker(tracker)
+        .with_identifiers(app_id="a")
+        .build()
+    )
+    app.step()
+    assert '"pickle:' in next((tmp_path / "tracking").rglob("log.jsonl")).read_text()
+    loaded = tracker.load(None, "a")
+    assert loaded is not None
+    assert isinstance(loaded["state"]["c"], Customer)
+    assert loaded["state"]["c"].name == "ann"

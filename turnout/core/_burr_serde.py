@@ -36,6 +36,7 @@ __all__ = [
     "serialize_dict",
     "serialize_list",
     "serialize_primitive",
+    "serialize_with_option",
     "state_serialize_only",
 ]
 
@@ -194,6 +195,22 @@ def state_serialize_only(func: F) -> F:
     return func
 
 
+_OPTION_ONLY: dict[Callable[..., Any], str] = {}
+
+
+def serialize_with_option(option: str) -> Callable[[F], F]:
+    """Mark a ``@serialize.register`` function as the form persisters and trackers store only
+    when their ``serde_kwargs`` hold ``option``: Burr's pandas plugin writes parquet files when
+    given ``pandas_kwargs={"path": ...}``, and otherwise turnout's own codec stores a frame
+    inline. ``State.serialize()`` always uses the function."""
+
+    def mark(func: F) -> F:
+        _OPTION_ONLY[func] = option
+        return func
+
+    return mark
+
+
 field_serde: dict[str, tuple[Callable[..., dict[str, Any]], Callable[..., Any]]] = {}
 """Per-field serialisers and deserialisers, by state key (``register_field_serde``)."""
 
@@ -304,18 +321,20 @@ def _decode_known(value: Any, depth: int) -> Any:
     return value
 
 
-def custom_serializer(kind: type) -> Callable[..., Any] | None:
+def custom_serializer(
+    kind: type, options: Mapping[str, Any] | None = None
+) -> Callable[..., Any] | None:
     """The function a program registered with ``@serialize.register(kind)`` (or for a base of
-    it), or ``None`` when only the built-in ones apply."""
+    it), or ``None`` when only the built-in ones apply. A function marked with
+    ``serialize_with_option(name)`` counts only when ``options`` (the ``serde_kwargs``) hold
+    ``name``."""
     fn = serialize.dispatch(kind)
-    return None if fn in _BUILT_IN or fn in _STATE_ONLY else fn
-
-
-def plugin_serializer(kind: type) -> Callable[..., Any] | None:
-    """``custom_serializer(kind)`` after importing the Burr plugin for ``kind``'s library (a
-    pandas DataFrame), for a value turnout's ``Serde`` has no form of its own for."""
-    load_for_type(kind)
-    return custom_serializer(kind)
+    if fn in _BUILT_IN or fn in _STATE_ONLY:
+        return None
+    option = _OPTION_ONLY.get(fn)
+    if option is not None and (options is None or option not in options):
+        return None
+    return fn
 
 
 def deserialize_state(data: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:

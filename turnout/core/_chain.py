@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from turnout.core._serde_fields import whole_values
 from turnout.core.errors import PersistenceError
 from turnout.core.serde import DEFAULT_SERDE, Serde, _MissingDecoderError
 from turnout.core.state import Change, State, apply_changes
@@ -145,16 +146,18 @@ class Codec:
     def snapshot(self, state: State, version: int = 1) -> str:
         """The state as JSON, wrapped with its schema version unless that is 1 (a state with a
         key named like the wrapper's is wrapped at version 1 too, so it never reads as one)."""
-        text = self.serde.dumps(state.get_all())
+        text = self.serde.dumps_state(state.get_all())
         if version == 1 and SCHEMA_KEY not in state:
             return text
         return f'{{"{SCHEMA_KEY}":{int(version)},"state":{text}}}'
 
     def delta(self, changes: Sequence[Change], state: State) -> str:
         """The changes as JSON; a value that cannot be encoded is named by its place in
-        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item."""
+        ``state`` (the state after them), e.g. ``$.messages[3].args`` for an appended item.
+        A key with a field serde is stored whole (``register_field_serde``)."""
+        stored = whole_values(changes, state._peek)
         added: dict[str, int] = {}  # items appended per key, to find where each one landed
-        for op, key, value in changes:
+        for op, key, value in stored:
             if op in ("append", "extend"):
                 added[key] = added.get(key, 0) + (1 if op == "append" else len(value))
         position = {
@@ -162,7 +165,7 @@ class Codec:
             for key, count in added.items()
         }
         encoded = []
-        for op, key, value in changes:
+        for op, key, value in stored:
             if op == "append":
                 data = self.serde.encode(value, f"$.{key}[{position[key]}]")
                 position[key] += 1
@@ -172,6 +175,8 @@ class Codec:
                     for i, item in enumerate(value)
                 ]
                 position[key] += len(value)
+            elif op == "set":
+                data = self.serde.encode_field(key, value)
             else:
                 data = self.serde.encode(value, f"$.{key}")
             encoded.append([op, key, data])

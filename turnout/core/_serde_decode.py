@@ -21,6 +21,8 @@ from typing import Any
 from turnout.core._artifact_ref import ArtifactRef
 from turnout.core._burr_serde import BURR_TAG, UnregisteredKeyError
 from turnout.core._burr_serde import deserialize as burr_deserialize
+from turnout.core._serde_fields import FIELD_TAG, field_deserializer
+from turnout.core._serde_plugins import plugin_decoder, why_missing_tag
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
 from turnout.core._serde_walk import (
     MAX_DEPTH,
@@ -133,12 +135,34 @@ class Decoder(Walker):
                 parent,
                 index,
             )
-        decoder = self.decoders.get(tag)
+        if tag == FIELD_TAG:
+            return self.field(data.get("key"), raw, path, parent, index)
+        decoder = self.decoders.get(tag) or plugin_decoder(tag)
         if decoder is None:
+            why = why_missing_tag(tag)
+            if why is not None:  # a plugin's tag, whose library is not installed here
+                raise MissingCodeError(
+                    path, f"{tag!r} is stored by a plugin that is missing: {why}"
+                )
             raise MissingCodeError(path, _missing_decoder(tag, self.types.owner))
         what = f"the decoder registered for {tag!r}"
         return self.frame(
-            None, [raw], _value_label, lambda r: call(decoder, r[0], path, what), 1, parent, index
+            None, [raw], _value_label, lambda r: _call(decoder, r[0], path, what), 1, parent, index
+        )
+
+    def field(self, key: Any, raw: Any, path: str, parent: Frame, index: int) -> Frame:
+        """A state key stored by its ``register_field_serde`` pair."""
+        decode = field_deserializer(key, path)
+        kwargs = self.burr_kwargs
+        what = f"the field deserializer registered for {key!r}"
+        return self.frame(
+            None,
+            [_expect(raw, dict, f"{path}.v", "a field serializer's data")],
+            _value_label,
+            lambda r: _call(lambda d: decode(d, **kwargs), r[0], path, what),
+            1,
+            parent,
+            index,
         )
 
     def dict_pairs(self, raw: Any, path: str, parent: Frame, index: int) -> Frame:
@@ -212,6 +236,20 @@ def _burr_decode(data: Any, path: str, kwargs: dict[str, Any]) -> Any:
         )
     except UnregisteredKeyError as exc:
         raise MissingCodeError(path, str(exc)) from None
+    except SerdeError as exc:
+        if exc.path:
+            raise
+        raise SerdeError(path, None, str(exc), loading=True) from exc
+
+
+def _call(function: Callable[[Any], Any], data: Any, path: str, what: str) -> Any:
+    """``call``, with a ``SerdeError`` the decoder raised without a path placed at ``path``."""
+    try:
+        return call(function, data, path, what)
+    except MissingCodeError as exc:
+        if exc.path:
+            raise
+        raise MissingCodeError(path, str(exc)) from exc
     except SerdeError as exc:
         if exc.path:
             raise

@@ -56,7 +56,15 @@ class _SafeEncoder:
 
     def state(self, app_id: str, state: State) -> dict[str, Any]:
         """Key by key, so one value that cannot be encoded spoils only its own key."""
-        return {k: self.value(app_id, v, f"$.{k}") for k, v in state.get_all().items()}
+        return {k: self.field(app_id, k, v) for k, v in state.get_all().items()}
+
+    def field(self, app_id: str, key: str, value: Any) -> Any:
+        """The state key ``key`` holding ``value``, through its field serde if it has one."""
+        try:
+            return self.serde.encode_field(key, value)
+        except Exception as exc:  # as in value()
+            self._warn(app_id, f"$.{key}", value, exc)
+            return placeholder(value, exc)
 
     def _warn(self, app_id: str, path: str, value: Any, exc: BaseException) -> None:
         if app_id in self._warned:

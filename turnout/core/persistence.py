@@ -400,7 +400,7 @@ class _Checks:
         """Round-trip ``state`` through this persister's codec; ``SerdeError`` names the first
         value that cannot be saved (``build()`` calls it on the initial state)."""
         serde = self.core.codec.serde
-        serde.loads(serde.dumps(state.get_all()))
+        serde.loads(serde.dumps_state(state.get_all()))
 
     def set_serde_kwargs(self, serde_kwargs: dict[str, Any] | None) -> None:
         """Burr's per-call serialisation arguments (e.g. ``{"pandas_kwargs": {"path": dir}}``):

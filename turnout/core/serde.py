@@ -9,7 +9,10 @@ for become tagged objects ``{"__turnout__": <kind>, ...}``:
   enums, dataclasses, pydantic models (recognised by shape: no pydantic import here), and
   ``ArtifactRef`` (``turnout.core.artifacts``: the ref alone, never the blob it names);
 * registered: ``serde.register(MyType, encode=..., decode=...)`` for anything else (adapters
-  register LangChain messages, LlamaIndex nodes, ...);
+  register LangChain messages, LlamaIndex nodes, ...), or Burr's ``@serialize.register``;
+* turnout's plugins: pandas ``DataFrame``/``Series`` and numpy arrays, stored inline by codecs
+  of ``turnout.integrations.serde`` that every ``Serde`` uses (imported when first met);
+* a state key with Burr's ``register_field_serde`` pair, by ``encode_state``/``encode_field``;
 * pickled: only with ``Serde(allow_pickle=True)``. Loading a pickle runs whatever code the
   pickle names, so that opt-in trusts the stored data completely.
 
@@ -17,7 +20,9 @@ for become tagged objects ``{"__turnout__": <kind>, ...}``:
 data names: enums, dataclasses and pydantic models are stored with their class's name, and a
 name is only looked up among classes the process vouched for (``register_type``,
 ``register_module``, or a class this ``Serde`` encoded in this process); see
-``turnout.core._serde_types``. Loading never imports a module.
+``turnout.core._serde_types``. Loading never imports a module the data names: a tag of
+turnout's own plugins (``"pandas:DataFrame"``) imports that plugin, from a map fixed when
+``turnout`` is imported.
 
 Encoding and decoding walk the value with an explicit stack, never recursion, so no input can
 raise ``RecursionError``: the stored JSON nests at most ``MAX_DEPTH`` levels, a value that
@@ -39,7 +44,7 @@ import pathlib
 import pickle
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
 
@@ -51,14 +56,16 @@ from turnout.core._burr_serde import (
     custom_serializer,
     deserialize,
     deserializer,
-    plugin_serializer,
     serialize,
     serialize_dict,
     serialize_list,
     serialize_primitive,
+    serialize_with_option,
     state_serialize_only,
 )
 from turnout.core._serde_decode import DECODED_AS_IS, Decoder
+from turnout.core._serde_fields import FIELD_TAG, serialize_field
+from turnout.core._serde_plugins import PLUGIN_CODECS, load_for_type, register_plugin_codec
 from turnout.core._serde_types import MissingCodeError, TypeRegistry, type_name
 from turnout.core._serde_walk import (
     MAX_DEPTH,
@@ -79,14 +86,17 @@ __all__ = [
     "KEY",
     "MAX_DEPTH",
     "TAG",
+    "MissingCodeError",
     "Serde",
     "StringDispatch",
     "deserialize",
     "deserializer",
+    "register_plugin_codec",
     "serialize",
     "serialize_dict",
     "serialize_list",
     "serialize_primitive",
+    "serialize_with_option",
     "state_serialize_only",
     "type_name",
 ]
@@ -191,6 +201,30 @@ class Serde:
             ) from exc
         return self.decode(data)
 
+    def encode_field(self, key: str, value: Any) -> Any:
+        """JSON-compatible data for the state key ``key`` holding ``value``: through the pair
+        ``register_field_serde(key, ...)`` registered, if any, else ``encode``."""
+        data = serialize_field(key, value, self.burr_kwargs)
+        if data is None:
+            return self.encode(value, f"$.{key}")
+        return {TAG: FIELD_TAG, "key": key, "v": self.encode(data, f"$.{key}")}
+
+    def encode_state(self, values: Mapping[str, Any]) -> Any:
+        """JSON-compatible data for a whole state (``decode`` reads it back): each key through
+        ``encode_field``. What persisters and trackers store."""
+        encoded = {key: self.encode_field(key, value) for key, value in values.items()}
+        if TAG in encoded:  # a state key named like the tag: stored as tagged pairs instead
+            return {TAG: "dict", "v": [[key, value] for key, value in encoded.items()]}
+        return encoded
+
+    def dumps_state(self, values: Mapping[str, Any]) -> str:
+        """``encode_state(values)`` as compact JSON text; ``loads`` reads it back."""
+        data = self.encode_state(values)
+        try:
+            return json.dumps(data, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (ValueError, RecursionError) as exc:
+            raise SerdeError("$", None, f"the json module could not write it ({exc})") from exc
+
     def encode(self, value: Any, path: str = "$") -> Any:
         """JSON-compatible data for ``value``; ``SerdeError`` names ``path`` if impossible."""
         kind = type(value)
@@ -275,20 +309,36 @@ class _Encoder(Walker):
         items = [part for pair in pairs for part in pair]
         return self.frame(value, items, label, finish, 3, parent, index)
 
-    def other(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
-        codecs = self.serde._codecs
-        codec = next((codecs[c] for c in kind.__mro__ if c in codecs), None)
+    def other(
+        self, value: Any, kind: type, parent: Frame, index: int, retried: bool = False
+    ) -> Any:
+        # Precedence: this Serde's registrations, then Burr's @serialize.register (a program's
+        # own, or a plugin's when serde_kwargs ask for it), then turnout's plugin codecs.
+        codec = _codec_for(self.serde._codecs, kind)
         if codec is not None:
-            key, encode = codec
-            path = path_of(parent, index)
-            out = call(encode, value, path, f"the encoder of {key!r}", loading=False)
-            return self.frame(
-                value, [out], same_label, lambda r: {TAG: key, "v": r[0]}, 1, parent, index
-            )
-        burr_encode = custom_serializer(kind)
-        if burr_encode is not None:  # @serialize.register(kind), Burr's API
+            return self.codec(value, codec, parent, index)
+        burr_encode = custom_serializer(kind, self.serde.burr_kwargs)
+        if burr_encode is not None:
             return self.burr(value, kind, burr_encode, parent, index)
-        return self.builtin(value, kind, parent, index)
+        codec = _codec_for(PLUGIN_CODECS, kind)
+        if codec is not None:
+            return self.codec(value, codec, parent, index)
+        return self.builtin(value, kind, parent, index, retried)
+
+    def codec(
+        self, value: Any, codec: tuple[str, Callable[[Any], Any]], parent: Frame, index: int
+    ) -> Frame:
+        key, encode = codec
+        path = path_of(parent, index)
+        try:
+            out = call(encode, value, path, f"the encoder of {key!r}", loading=False)
+        except SerdeError as exc:
+            if exc.path:
+                raise
+            raise SerdeError(path, value, str(exc)) from exc  # say where the value sits
+        return self.frame(
+            value, [out], same_label, lambda r: {TAG: key, "v": r[0]}, 1, parent, index
+        )
 
     def burr(
         self, value: Any, kind: type, encode: Callable[..., Any], parent: Frame, index: int
@@ -306,7 +356,9 @@ class _Encoder(Walker):
             value, [out], same_label, lambda r: {TAG: BURR_TAG, "v": r[0]}, 1, parent, index
         )
 
-    def builtin(self, value: Any, kind: type, parent: Frame, index: int) -> Any:
+    def builtin(
+        self, value: Any, kind: type, parent: Frame, index: int, retried: bool = False
+    ) -> Any:
         if isinstance(value, enum.Enum):
             return self.named(value, "enum", [value.value], same_label, 1, parent, index)
         if isinstance(value, (bool, int, float, str)):  # subclasses of the plain types
@@ -342,6 +394,8 @@ class _Encoder(Walker):
             path = path_of(parent, index)
             data = call(lambda _: dump(mode="json"), None, path, "model_dump", loading=False)
             return self.named(value, "pydantic", [data], same_label, 1, parent, index)
+        if not retried and load_for_type(kind):  # a pandas or numpy value: its plugin, then retry
+            return self.other(value, kind, parent, index, retried=True)
         if self.serde.allow_pickle:
             try:
                 data = pickle.dumps(value)
@@ -349,9 +403,6 @@ class _Encoder(Walker):
                 raise SerdeError(path_of(parent, index), value, f"pickle failed: {exc}") from exc
             out = {TAG: "pickle", "v": base64.b64encode(data).decode("ascii")}
             return self.leaf(out, 1, value, parent, index)
-        plugin = plugin_serializer(kind)  # Burr's plugin for it (a pandas DataFrame)
-        if plugin is not None:
-            return self.burr(value, kind, plugin, parent, index)
         raise SerdeError(path_of(parent, index), value)
 
     def named(
@@ -385,6 +436,14 @@ _SEQUENCES: tuple[tuple[type, str], ...] = (
     (set, "set"),
     (frozenset, "frozenset"),
 )
+
+
+def _codec_for(
+    codecs: dict[type, tuple[str, Callable[[Any], Any]]], kind: type
+) -> tuple[str, Callable[[Any], Any]] | None:
+    if not codecs:
+        return None
+    return next((codecs[c] for c in kind.__mro__ if c in codecs), None)
 
 
 def _flat(items: Sequence[Any]) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from turnout.core._serde_fields import whole_values
 from turnout.core._track_encoder import _SafeEncoder
 from turnout.core._track_encoder import placeholder as placeholder  # its home before the split
 from turnout.core.errors import TrackingNameError, TrackingWarning
@@ -359,8 +360,9 @@ class LocalTracker:
             result=encode(app_id, result, "$.result") if result is not None else None,
             error=_format_error(exception),
             changes=tuple(
+                (op, key, self._encoder.field(app_id, key, v)) if op == "set" else
                 (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
-                for op, key, v in changes
+                for op, key, v in whole_values(changes, state._peek)
             ),
             snapshot=snapshot, run=self._runs.get(app_id),
         )  # fmt: skip

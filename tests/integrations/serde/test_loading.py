@@ -34,9 +34,14 @@ _PLUGINS = "[m for m in sys.modules if m.startswith('turnout.integrations')]"
 
 
 def test_the_plugin_map_names_only_turnouts_plugin_modules() -> None:
-    modules = {*_serde_plugins.PLUGIN_LIBRARIES.values(), *_serde_plugins.PLUGIN_KEYS.values()}
+    modules = {
+        *_serde_plugins.PLUGIN_LIBRARIES.values(),
+        *_serde_plugins.PLUGIN_KEYS.values(),
+        *_serde_plugins.PLUGIN_TAGS.values(),
+    }
     assert modules == {
         "turnout.integrations.serde.pandas",
+        "turnout.integrations.serde.numpy",
         "turnout.integrations.serde.pydantic",
         "turnout.integrations.serde.langchain",
     }
@@ -106,8 +111,9 @@ def test_other_values_and_keys_import_nothing() -> None:
         ("pandas", "pandas", "pandas"),
         ("pydantic", "pydantic", "pydantic"),
         ("langchain_core", "langchain", "langchain"),
+        ("numpy", "numpy", "numpy"),
     ],
-    ids=["pandas", "pydantic", "langchain"],
+    ids=["pandas", "pydantic", "langchain", "numpy"],
 )
 def test_a_plugin_without_its_library_names_the_extra(
     library: str, plugin: str, extra: str

@@ -131,7 +131,10 @@ def test_a_sqlite_persister_with_serde_kwargs_saves_and_resumes_a_frame(tmp_path
         pd.testing.assert_frame_equal(resumed.state["df"], _frame(2))
 
 
-def test_a_persister_without_serde_kwargs_names_the_fix(tmp_path: Path) -> None:
+def test_a_persister_without_serde_kwargs_keeps_the_frame_in_its_own_record(
+    tmp_path: Path,
+) -> None:
+    """Burr's files only when ``serde_kwargs`` ask for them; otherwise turnout's inline form."""
     with SQLitePersister(tmp_path / "state.db") as persister:
         app = (
             _app(tmp_path, with_state_persister=(persister,))
@@ -139,8 +142,11 @@ def test_a_persister_without_serde_kwargs_names_the_fix(tmp_path: Path) -> None:
             .with_entrypoint("make_frame")
             .build()
         )
-        with pytest.raises(SerdeError, match=r"\$\.df.*pandas_kwargs"):
-            app.step()
+        app.step()
+        loaded = persister.load("", "frames")
+    assert loaded is not None
+    pd.testing.assert_frame_equal(loaded["state"]["df"], _frame(0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
 
 
 def test_the_tracker_with_serde_kwargs_logs_a_frame_and_loads_it_back(tmp_path: Path) -> None:
