@@ -12,12 +12,17 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import Any
+from typing import Any, Generic, TypeVar, overload
 
 from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.engine import drive
-from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
+from turnout.core.errors import (
+    AsyncRequiredError,
+    GraphSetupError,
+    GraphWarning,
+    StateValidationError,
+)
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
 from turnout.core.persistence import AsyncBaseStateSaver, ParentPointer
@@ -29,8 +34,9 @@ from turnout.core.saving import (
     PersisterHookAsync,
     initialize,
 )
-from turnout.core.state import CONTROL_KEYS, State
-from turnout.core.typing import TypingSystem
+from turnout.core.state import CONTROL_KEYS, State, StateType
+from turnout.core.typed_classes import close_match
+from turnout.core.typing import TypingSystem, load_typing_adapter, typing_system_for
 
 __all__ = ["ApplicationBuilder", "register_otel_tracing"]
 
@@ -56,7 +62,10 @@ def register_otel_loader(load: Callable[[], object]) -> None:
     _OTEL_LOADER = load
 
 
-class ApplicationBuilder:
+T = TypeVar("T")
+
+
+class ApplicationBuilder(Generic[StateType]):
     """Fluent builder of an ``Application``::
 
     app = (
@@ -85,24 +94,24 @@ class ApplicationBuilder:
         self._spawning_parent: ParentPointer | None = None
         self._typing_system: TypingSystem[Any] | None = None
 
-    def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
+    def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder[StateType]:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
         self._graph.with_actions(*actions, **named_actions)
         return self
 
-    def with_transitions(self, *transitions: tuple[Any, ...]) -> ApplicationBuilder:
+    def with_transitions(self, *transitions: tuple[Any, ...]) -> ApplicationBuilder[StateType]:
         """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
         self._graph.with_transitions(*transitions)
         return self
 
-    def with_graph(self, graph: Graph) -> ApplicationBuilder:
+    def with_graph(self, graph: Graph) -> ApplicationBuilder[StateType]:
         """Add every action and transition of a ``Graph`` built with ``GraphBuilder``."""
         self._graph.with_graph(graph)
         return self
 
     def with_state(
         self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Set initial state values; successive calls merge, later values winning. ``state``
         may also be a typed object (a pydantic model) of the typing system given to
         ``with_typing``, which turns it into a ``State`` (``construct_state``)."""
@@ -129,15 +138,39 @@ class ApplicationBuilder:
         self._state = State(current)
         return self
 
-    def with_typing(self, typing_system: TypingSystem[Any] | None) -> ApplicationBuilder:
+    @overload
+    def with_typing(self, typing_system: TypingSystem[T]) -> ApplicationBuilder[T]: ...
+    @overload
+    def with_typing(self, typing_system: type[T]) -> ApplicationBuilder[T]: ...
+    @overload
+    def with_typing(self, typing_system: None) -> ApplicationBuilder[StateType]: ...
+    def with_typing(self, typing_system: Any) -> Any:
         """Give the application's state a typing system (``turnout.core.typing``): every state
-        of the run carries it, and ``state.data`` is the typed view it constructs. ``None``
-        keeps the current one."""
+        of the run carries it, and ``state.data`` is the typed view it constructs. A class
+        stands for its system: a ``TypedDict`` or dataclass (``typing_system_for``), a
+        pydantic model (``PydanticTypingSystem``). ``None`` keeps the current one."""
+        if isinstance(typing_system, type):
+            typing_system = self._system_for(typing_system)
         if typing_system is not None:
             self._typing_system = typing_system
         return self
 
-    def reset_to_entrypoint(self) -> ApplicationBuilder:
+    def _system_for(self, state_class: type[Any]) -> TypingSystem[Any] | None:
+        if any(
+            klass.__name__ == "BaseModel" and klass.__module__.startswith("pydantic")
+            for klass in state_class.__mro__
+        ):  # by name: the core imports no adapter; the adapter loads through its seam
+            system: TypingSystem[Any] = load_typing_adapter("pydantic").PydanticTypingSystem(
+                state_class
+            )
+            return system
+        try:
+            return typing_system_for(state_class)
+        except StateValidationError as exc:
+            self._problems.append(f"with_typing({state_class.__name__}): {exc}")
+            return None
+
+    def reset_to_entrypoint(self) -> ApplicationBuilder[StateType]:
         """Drop Burr's ``__PRIOR_STEP`` key from the state given so far, so an application built
         from a state copied out of a Burr application starts at its entrypoint. (turnout keeps
         positions out of the state; ``initialize_from`` still resumes where its record left.)"""
@@ -145,7 +178,7 @@ class ApplicationBuilder:
             self._state = self._state.wipe(delete=["__PRIOR_STEP"])
         return self
 
-    def with_entrypoint(self, action: str) -> ApplicationBuilder:
+    def with_entrypoint(self, action: str) -> ApplicationBuilder[StateType]:
         """The action the application starts with."""
         if self._entrypoint is not None and self._entrypoint != action:
             self._problems.append(
@@ -160,7 +193,7 @@ class ApplicationBuilder:
         app_id: str | None = None,
         partition_key: str | None = None,
         sequence_id: int | None = None,
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Name the application (default: a new UUID), its partition (e.g. a user id), and the
         sequence id to continue from."""
         if app_id is not None:
@@ -171,7 +204,9 @@ class ApplicationBuilder:
             self._sequence_id = sequence_id
         return self
 
-    def with_state_persister(self, persister: Any, on_every: str = "step") -> ApplicationBuilder:
+    def with_state_persister(
+        self, persister: Any, on_every: str = "step"
+    ) -> ApplicationBuilder[StateType]:
         """Save every step to ``persister`` (sync, or async for ``abuild()`` applications); a
         hook object with ``post_run_step`` is also accepted and added as is."""
         if on_every != "step":
@@ -202,7 +237,7 @@ class ApplicationBuilder:
         fork_from_partition_key: str | None = None,
         fork_from_sequence_id: int | None = None,
         override_state_values: Mapping[str, Any] | None = None,
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Start from a stored record: resume this app id (from ``with_identifiers``), or fork
         another one into it; see ``turnout.core.saving.initialize`` for the rules. Replaces
         ``with_state`` and ``with_entrypoint``: ``default_state`` and ``default_entrypoint`` are
@@ -244,7 +279,7 @@ class ApplicationBuilder:
         project: str = "default",
         params: dict[str, Any] | None = None,
         use_otel_tracing: bool = False,
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
         tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``.
 
@@ -296,7 +331,7 @@ class ApplicationBuilder:
 
     def with_parallel_executor(
         self, executor_factory: Callable[[], Executor]
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Where parallel actions (``MapStates``, ...) run their children: a function returning a
         ``concurrent.futures.Executor``, called once per parallel step (the executor is shut down
         when the step ends). Default: a new ``ThreadPoolExecutor``. Async parallel actions use
@@ -313,7 +348,7 @@ class ApplicationBuilder:
 
     def with_spawning_parent(
         self, app_id: str | None, sequence_id: int | None, partition_key: str | None = None
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[StateType]:
         """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
         (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two.
         ``app_id=None`` means no parent, as in Burr (code passing a parent that may be absent)."""
@@ -330,7 +365,7 @@ class ApplicationBuilder:
         )
         return self
 
-    def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
+    def with_hooks(self, *hooks: Any) -> ApplicationBuilder[StateType]:
         """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
         calls; see ``turnout.core.hooks``."""
         self._hooks.extend(hooks)
@@ -355,7 +390,7 @@ class ApplicationBuilder:
         """Load the ``initialize_from`` record for ``abuild()``; a sync loader is accepted."""
         return await self._initialize(sync=False)
 
-    async def abuild(self, *, strict: bool = False) -> Application:
+    async def abuild(self, *, strict: bool = False) -> Application[StateType]:
         """``build()`` for applications run with the async methods only (``arun``, ...): their
         sync methods raise ``AsyncRequiredError``; async ``post_application_create`` hooks are
         awaited."""
@@ -364,7 +399,7 @@ class ApplicationBuilder:
         await app._created(initialization)
         return app
 
-    def build(self, *, strict: bool = False) -> Application:
+    def build(self, *, strict: bool = False) -> Application[StateType]:
         """Check everything and return the ``Application``.
 
         Raises:
@@ -417,7 +452,7 @@ class ApplicationBuilder:
 
     def _build(
         self, *, strict: bool, async_only: bool, initialization: Initialization | None
-    ) -> Application:
+    ) -> Application[StateType]:
         actions, transitions, problems = self._graph._collect()
         problems = [*problems, *self._problems]
         names = {bound_name(a) for a in actions}
@@ -446,6 +481,7 @@ class ApplicationBuilder:
                     f"running sync function cannot be interrupted. Make it `async def` or drop "
                     f"the timeout."
                 )
+        problems.extend(_field_problems(self._typing_system, actions))
         for hook in self._hooks:
             if not any(callable(getattr(hook, name, None)) for name in HOOK_NAMES):
                 problems.append(
@@ -456,7 +492,9 @@ class ApplicationBuilder:
             raise GraphSetupError(problems)
         assert entry is not None
         by_name = {a.name: a for a in actions}
-        graph = ApplicationGraph(actions, transitions, by_name[entry])
+        graph = ApplicationGraph(
+            actions, transitions, by_name[entry], typing_system=self._typing_system
+        )
         if initialization is not None:
             state, sequence_id = initialization.state, initialization.sequence_id
         else:
@@ -567,3 +605,28 @@ def _resume_problems(initialization: Initialization, names: set[str]) -> list[st
         f"{', '.join(map(repr, sorted(names))) or 'none'}). Add it with with_actions(), or "
         f"start at the default entrypoint with initialize_from(..., resume_at_next_action=False)."
     ]
+
+
+def _field_problems(typing_system: TypingSystem[Any] | None, actions: list[Any]) -> list[str]:
+    """Each ``reads``/``writes`` key of an action that is not a field of the typed state.
+    Keys starting with ``__`` are the engine's and Burr's own (parallel children's, control
+    keys), never fields."""
+    if typing_system is None:
+        return []
+    fields = typing_system.field_names()
+    if fields is None:
+        return []
+    owner = getattr(typing_system.state_type(), "__name__", repr(typing_system))
+    known = ", ".join(map(repr, sorted(fields))) or "none"
+    problems = []
+    for act in actions:
+        for role in ("reads", "writes"):
+            for key in getattr(act, role):
+                if key in fields or key.startswith("__"):
+                    continue
+                problems.append(
+                    f"action {act.name!r} {role} {key!r}, which is not a field of the state type "
+                    f"{owner} (its fields: {known}).{close_match(key, fields)} Fix the "
+                    f"action's {role}=[...] or add the field {key!r} to {owner}."
+                )
+    return problems
