@@ -24,6 +24,7 @@ __all__ = [
     "checker",
     "class_hints",
     "is_typed_dict",
+    "required_keys",
     "strip_qualifiers",
     "type_name",
 ]
@@ -46,6 +47,20 @@ def _accept(value: Any) -> bool:
 def is_typed_dict(cls: Any) -> bool:
     """Whether ``cls`` is a ``TypedDict`` class."""
     return isinstance(cls, type) and issubclass(cls, dict) and hasattr(cls, "__required_keys__")
+
+
+def required_keys(cls: type[Any]) -> frozenset[str]:
+    """A TypedDict's required keys. ``__required_keys__`` alone is wrong when the annotations
+    are strings (``from __future__ import annotations``): before Python 3.14 the class cannot
+    see a ``NotRequired[...]`` inside a string, so the resolved hints decide."""
+    required = set(getattr(cls, "__required_keys__", ()))
+    for key, hint in class_hints(cls).items():
+        origin = typing.get_origin(hint)
+        if origin is typing.NotRequired:
+            required.discard(key)
+        elif origin is typing.Required:
+            required.add(key)
+    return frozenset(required)
 
 
 def strip_qualifiers(annotation: Any) -> Any:
@@ -212,7 +227,7 @@ class _Checkers:
         if known is not None:
             return known
         fields: dict[str, Check] = {}
-        required = frozenset(cls.__required_keys__)
+        required = required_keys(cls)
         names = frozenset(class_hints(cls))
 
         def check(value: Any) -> bool:

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator as AsyncGenerator  # Burr's tests imp
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from turnout.core import schemas
 from turnout.core._action_checks import INJECTED_INPUTS as INJECTED_INPUTS
 from turnout.core._action_checks import _check_declared_reads as _check_declared_reads
 from turnout.core._action_checks import _check_retry as _check_retry
@@ -32,7 +33,6 @@ from turnout.core._action_checks import _injected_name as _injected_name
 from turnout.core._action_checks import _label as _label
 from turnout.core._action_checks import _names as _names
 from turnout.core._action_checks import derive_inputs_from_fn as derive_inputs_from_fn
-from turnout.core import schemas
 from turnout.core._burr_names import lazy_names
 from turnout.core.errors import ActionDefinitionError, InvalidInputsError, MissingInputsError
 from turnout.core.retry import RetryPolicy
@@ -174,7 +174,8 @@ class Function(abc.ABC):
         required, optional = self.optional_and_required_inputs
         functions = [getattr(self, "originating_fn", None)]
         functions += [getattr(self, name, None) for name in ("run_and_update", "stream_run", "run")]
-        name = getattr(self, "name", None) or type(self).__name__
+        origin = getattr(self, "originating_fn", None)
+        name = getattr(self, "name", None) or getattr(origin, "__name__", type(self).__name__)
         return schemas.inputs_schema(
             name, required, optional, [fn for fn in functions if callable(fn)]
         )

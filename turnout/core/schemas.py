@@ -2,9 +2,9 @@
 
 ``graph.state_schema()`` and ``action.input_schema()`` use these so the UI can show types and a
 server can describe (and check) what it accepts. A ``TypedDict`` or dataclass becomes an
-``object`` schema (nested classes under ``$defs``; required keys from ``__required_keys__`` or the
-fields without defaults; descriptions from docstrings, ``field(metadata={"description": ...})``
-or a string in ``Annotated[...]``). An annotation this module does not know becomes ``{}``
+``object`` schema (nested classes under ``$defs``; required keys from ``NotRequired``/``total=``
+or the fields without defaults; descriptions from docstrings, ``field(metadata={"description":
+...})`` or a string in ``Annotated[...]``). An annotation this module does not know becomes ``{}``
 (anything), never an error.
 """
 
@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any
 
-from turnout.core._annotations import class_hints, is_typed_dict, strip_qualifiers
+from turnout.core._annotations import class_hints, is_typed_dict, required_keys, strip_qualifiers
 
 __all__ = [
     "DIALECT",
@@ -291,11 +291,10 @@ class _Generator:
                     required.append(field.name)
                 properties[field.name] = prop
         else:
-            required_keys: frozenset[str] = getattr(cls, "__required_keys__", frozenset())
+            needed = required_keys(cls)
             for key, annotation in hints.items():
                 properties[key] = self.field(annotation)
-                if key in required_keys:
-                    required.append(key)
+            required = [key for key in properties if key in needed]
         schema["properties"] = properties
         if required:
             schema["required"] = required

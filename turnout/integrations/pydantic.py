@@ -64,9 +64,9 @@ from turnout.core.errors import (
     StateValidationError,
 )
 from turnout.core.graph import Graph
+from turnout.core.schemas import DIALECT
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
-from turnout.core.schemas import DIALECT
 from turnout.core.typing import ActionSchema, TypingSystem
 
 __all__ = [
