@@ -365,3 +365,10 @@ def test_the_typing_system_constructors_reject_the_other_kind() -> None:
         TypedDictTypingSystem(Counter)
     with pytest.raises(StateValidationError, match="takes a dataclass"):
         DataclassTypingSystem(Chat)
+
+
+def test_with_state_before_with_typing_names_the_call_to_add() -> None:
+    with pytest.raises(GraphSetupError, match=r"\.with_typing\(Counter\)\.with_state\(\.\.\.\)"):
+        ApplicationBuilder().with_actions(count).with_state(Counter()).with_entrypoint(
+            "count"
+        ).build()

@@ -175,9 +175,7 @@ class Function(abc.ABC):
         functions = [getattr(self, "originating_fn", None)]
         functions += [getattr(self, name, None) for name in ("run_and_update", "stream_run", "run")]
         origin = getattr(self, "originating_fn", None)
-        name = str(
-            getattr(self, "name", None) or getattr(origin, "__name__", type(self).__name__)
-        )
+        name = str(getattr(self, "name", None) or getattr(origin, "__name__", type(self).__name__))
         return schemas.inputs_schema(
             name, required, optional, [fn for fn in functions if callable(fn)]
         )

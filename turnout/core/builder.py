@@ -12,6 +12,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import is_dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from turnout.core.action import bound_name
@@ -119,10 +120,16 @@ class ApplicationBuilder(Generic[StateType]):
             if self._typing_system is not None:
                 state = self._typing_system.construct_state(state)
             else:
+                name = type(state).__name__
+                system = (
+                    f"PydanticTypingSystem({name})"
+                    if hasattr(type(state), "model_fields")
+                    else name
+                )
                 hint = (
                     f" A typed state object needs its typing system first: .with_typing("
-                    f"PydanticTypingSystem({type(state).__name__})).with_state(...)."
-                    if hasattr(type(state), "model_fields")
+                    f"{system}).with_state(...)."
+                    if hasattr(type(state), "model_fields") or is_dataclass(state)
                     else ""
                 )
                 self._problems.append(
