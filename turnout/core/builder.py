@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import is_dataclass
-from typing import Any, Generic, TypeVar, overload
+from typing import Any, Generic, Self, TypeVar, overload
 
 from turnout.core.action import bound_name
 from turnout.core.application import Application
@@ -36,8 +36,8 @@ from turnout.core.saving import (
     initialize,
 )
 from turnout.core.state import CONTROL_KEYS, State, StateType
-from turnout.core.typed_classes import close_match
-from turnout.core.typing import TypingSystem, load_typing_adapter, typing_system_for
+from turnout.core.typed_classes import field_problems
+from turnout.core.typing import TypingSystem, typing_system_for
 
 __all__ = ["ApplicationBuilder", "register_otel_tracing"]
 
@@ -95,24 +95,22 @@ class ApplicationBuilder(Generic[StateType]):
         self._spawning_parent: ParentPointer | None = None
         self._typing_system: TypingSystem[Any] | None = None
 
-    def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder[StateType]:
+    def with_actions(self, *actions: Any, **named_actions: Any) -> Self:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
         self._graph.with_actions(*actions, **named_actions)
         return self
 
-    def with_transitions(self, *transitions: tuple[Any, ...]) -> ApplicationBuilder[StateType]:
+    def with_transitions(self, *transitions: tuple[Any, ...]) -> Self:
         """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
         self._graph.with_transitions(*transitions)
         return self
 
-    def with_graph(self, graph: Graph) -> ApplicationBuilder[StateType]:
+    def with_graph(self, graph: Graph) -> Self:
         """Add every action and transition of a ``Graph`` built with ``GraphBuilder``."""
         self._graph.with_graph(graph)
         return self
 
-    def with_state(
-        self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any
-    ) -> ApplicationBuilder[StateType]:
+    def with_state(self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any) -> Self:
         """Set initial state values; successive calls merge, later values winning. ``state``
         may also be a typed object (a pydantic model) of the typing system given to
         ``with_typing``, which turns it into a ``State`` (``construct_state``)."""
@@ -150,34 +148,23 @@ class ApplicationBuilder(Generic[StateType]):
     @overload
     def with_typing(self, typing_system: type[T]) -> ApplicationBuilder[T]: ...
     @overload
-    def with_typing(self, typing_system: None) -> ApplicationBuilder[StateType]: ...
+    def with_typing(self, typing_system: None) -> Self: ...
     def with_typing(self, typing_system: Any) -> Any:
         """Give the application's state a typing system (``turnout.core.typing``): every state
         of the run carries it, and ``state.data`` is the typed view it constructs. A class
         stands for its system: a ``TypedDict`` or dataclass (``typing_system_for``), a
         pydantic model (``PydanticTypingSystem``). ``None`` keeps the current one."""
         if isinstance(typing_system, type):
-            typing_system = self._system_for(typing_system)
+            try:
+                typing_system = typing_system_for(typing_system)
+            except StateValidationError as exc:
+                self._problems.append(f"with_typing({typing_system.__name__}): {exc}")
+                return self
         if typing_system is not None:
             self._typing_system = typing_system
         return self
 
-    def _system_for(self, state_class: type[Any]) -> TypingSystem[Any] | None:
-        if any(
-            klass.__name__ == "BaseModel" and klass.__module__.startswith("pydantic")
-            for klass in state_class.__mro__
-        ):  # by name: the core imports no adapter; the adapter loads through its seam
-            system: TypingSystem[Any] = load_typing_adapter("pydantic").PydanticTypingSystem(
-                state_class
-            )
-            return system
-        try:
-            return typing_system_for(state_class)
-        except StateValidationError as exc:
-            self._problems.append(f"with_typing({state_class.__name__}): {exc}")
-            return None
-
-    def reset_to_entrypoint(self) -> ApplicationBuilder[StateType]:
+    def reset_to_entrypoint(self) -> Self:
         """Drop Burr's ``__PRIOR_STEP`` key from the state given so far, so an application built
         from a state copied out of a Burr application starts at its entrypoint. (turnout keeps
         positions out of the state; ``initialize_from`` still resumes where its record left.)"""
@@ -185,7 +172,7 @@ class ApplicationBuilder(Generic[StateType]):
             self._state = self._state.wipe(delete=["__PRIOR_STEP"])
         return self
 
-    def with_entrypoint(self, action: str) -> ApplicationBuilder[StateType]:
+    def with_entrypoint(self, action: str) -> Self:
         """The action the application starts with."""
         if self._entrypoint is not None and self._entrypoint != action:
             self._problems.append(
@@ -200,7 +187,7 @@ class ApplicationBuilder(Generic[StateType]):
         app_id: str | None = None,
         partition_key: str | None = None,
         sequence_id: int | None = None,
-    ) -> ApplicationBuilder[StateType]:
+    ) -> Self:
         """Name the application (default: a new UUID), its partition (e.g. a user id), and the
         sequence id to continue from."""
         if app_id is not None:
@@ -211,9 +198,7 @@ class ApplicationBuilder(Generic[StateType]):
             self._sequence_id = sequence_id
         return self
 
-    def with_state_persister(
-        self, persister: Any, on_every: str = "step"
-    ) -> ApplicationBuilder[StateType]:
+    def with_state_persister(self, persister: Any, on_every: str = "step") -> Self:
         """Save every step to ``persister`` (sync, or async for ``abuild()`` applications); a
         hook object with ``post_run_step`` is also accepted and added as is."""
         if on_every != "step":
@@ -244,7 +229,7 @@ class ApplicationBuilder(Generic[StateType]):
         fork_from_partition_key: str | None = None,
         fork_from_sequence_id: int | None = None,
         override_state_values: Mapping[str, Any] | None = None,
-    ) -> ApplicationBuilder[StateType]:
+    ) -> Self:
         """Start from a stored record: resume this app id (from ``with_identifiers``), or fork
         another one into it; see ``turnout.core.saving.initialize`` for the rules. Replaces
         ``with_state`` and ``with_entrypoint``: ``default_state`` and ``default_entrypoint`` are
@@ -286,7 +271,7 @@ class ApplicationBuilder(Generic[StateType]):
         project: str = "default",
         params: dict[str, Any] | None = None,
         use_otel_tracing: bool = False,
-    ) -> ApplicationBuilder[StateType]:
+    ) -> Self:
         """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
         tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``.
 
@@ -336,9 +321,7 @@ class ApplicationBuilder(Generic[StateType]):
             return
         self._hooks.extend(_OTEL_TRACING())
 
-    def with_parallel_executor(
-        self, executor_factory: Callable[[], Executor]
-    ) -> ApplicationBuilder[StateType]:
+    def with_parallel_executor(self, executor_factory: Callable[[], Executor]) -> Self:
         """Where parallel actions (``MapStates``, ...) run their children: a function returning a
         ``concurrent.futures.Executor``, called once per parallel step (the executor is shut down
         when the step ends). Default: a new ``ThreadPoolExecutor``. Async parallel actions use
@@ -355,7 +338,7 @@ class ApplicationBuilder(Generic[StateType]):
 
     def with_spawning_parent(
         self, app_id: str | None, sequence_id: int | None, partition_key: str | None = None
-    ) -> ApplicationBuilder[StateType]:
+    ) -> Self:
         """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
         (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two.
         ``app_id=None`` means no parent, as in Burr (code passing a parent that may be absent)."""
@@ -372,7 +355,7 @@ class ApplicationBuilder(Generic[StateType]):
         )
         return self
 
-    def with_hooks(self, *hooks: Any) -> ApplicationBuilder[StateType]:
+    def with_hooks(self, *hooks: Any) -> Self:
         """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
         calls; see ``turnout.core.hooks``."""
         self._hooks.extend(hooks)
@@ -488,7 +471,7 @@ class ApplicationBuilder(Generic[StateType]):
                     f"running sync function cannot be interrupted. Make it `async def` or drop "
                     f"the timeout."
                 )
-        problems.extend(_field_problems(self._typing_system, actions))
+        problems.extend(field_problems(self._typing_system, actions))
         for hook in self._hooks:
             if not any(callable(getattr(hook, name, None)) for name in HOOK_NAMES):
                 problems.append(
@@ -612,28 +595,3 @@ def _resume_problems(initialization: Initialization, names: set[str]) -> list[st
         f"{', '.join(map(repr, sorted(names))) or 'none'}). Add it with with_actions(), or "
         f"start at the default entrypoint with initialize_from(..., resume_at_next_action=False)."
     ]
-
-
-def _field_problems(typing_system: TypingSystem[Any] | None, actions: list[Any]) -> list[str]:
-    """Each ``reads``/``writes`` key of an action that is not a field of the typed state.
-    Keys starting with ``__`` are the engine's and Burr's own (parallel children's, control
-    keys), never fields."""
-    if typing_system is None:
-        return []
-    fields = typing_system.field_names()
-    if fields is None:
-        return []
-    owner = getattr(typing_system.state_type(), "__name__", repr(typing_system))
-    known = ", ".join(map(repr, sorted(fields))) or "none"
-    problems = []
-    for act in actions:
-        for role in ("reads", "writes"):
-            for key in getattr(act, role):
-                if key in fields or key.startswith("__"):
-                    continue
-                problems.append(
-                    f"action {act.name!r} {role} {key!r}, which is not a field of the state type "
-                    f"{owner} (its fields: {known}).{close_match(key, fields)} Fix the "
-                    f"action's {role}=[...] or add the field {key!r} to {owner}."
-                )
-    return problems

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from turnout.core._annotations import (
@@ -46,7 +46,7 @@ from turnout.core._annotations import (
 )
 from turnout.core.errors import StateValidationError
 from turnout.core.state import State
-from turnout.core.typing import TypingSystem
+from turnout.core.typing import TypingSystem, load_typing_adapter
 
 if TYPE_CHECKING:
     from turnout.core.action import Action
@@ -56,6 +56,7 @@ __all__ = [
     "DataclassTypingSystem",
     "TypedDictTypingSystem",
     "close_match",
+    "field_problems",
     "typing_system_for",
 ]
 
@@ -213,8 +214,15 @@ def _required(field: dataclasses.Field[Any]) -> bool:
 
 
 def typing_system_for(state_class: type[T]) -> TypingSystem[T]:
-    """The stdlib typing system for a ``TypedDict`` or dataclass; ``StateValidationError``
-    for any other class."""
+    """The typing system for a class: ``TypedDictTypingSystem``, ``DataclassTypingSystem``, or
+    for a pydantic model ``PydanticTypingSystem`` (loaded through the adapter seam: the core
+    imports no pydantic); ``StateValidationError`` for any other class."""
+    if any(
+        klass.__name__ == "BaseModel" and klass.__module__.startswith("pydantic")
+        for klass in getattr(state_class, "__mro__", ())
+    ):  # recognised by name, so that the core never imports pydantic
+        system: TypingSystem[T] = load_typing_adapter("pydantic").PydanticTypingSystem(state_class)
+        return system
     if is_typed_dict(state_class):
         return TypedDictTypingSystem(state_class)
     if isinstance(state_class, type) and dataclasses.is_dataclass(state_class):
@@ -229,3 +237,27 @@ def close_match(name: str, known: Collection[str]) -> str:
     """`` did you mean 'x'?`` when ``name`` looks like a typo of one of ``known``, else ``""``."""
     found = difflib.get_close_matches(name, sorted(known), n=1)
     return f" Did you mean {found[0]!r}?" if found else ""
+
+
+def field_problems(typing_system: TypingSystem[Any] | None, actions: Iterable[Any]) -> list[str]:
+    """One line per ``reads``/``writes`` key of an action that is not a field of the typed
+    state (for ``build()``'s ``GraphSetupError``); none when the typing system does not know
+    its fields. Keys starting with ``__`` are the engine's and Burr's own (parallel children's,
+    control keys), never fields."""
+    fields = None if typing_system is None else typing_system.field_names()
+    if typing_system is None or fields is None:
+        return []
+    owner = getattr(typing_system.state_type(), "__name__", repr(typing_system))
+    known = ", ".join(map(repr, sorted(fields))) or "none"
+    problems = []
+    for act in actions:
+        for role in ("reads", "writes"):
+            for key in getattr(act, role):
+                if key in fields or key.startswith("__"):
+                    continue
+                problems.append(
+                    f"action {act.name!r} {role} {key!r}, which is not a field of the state type "
+                    f"{owner} (its fields: {known}).{close_match(key, fields)} Fix the "
+                    f"action's {role}=[...] or add the field {key!r} to {owner}."
+                )
+    return problems
