@@ -10,7 +10,9 @@ from typing import Annotated, Any, Literal, NotRequired, TypedDict
 import pytest
 
 from turnout import Action, ApplicationBuilder, GraphBuilder, State, action
+from turnout.core.application import Application
 from turnout.core.schemas import DIALECT, annotation_schema, class_schema
+from turnout.core.typing import TypedDictTypingSystem
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -234,3 +236,10 @@ ANNOTATIONS = [
 )
 def test_annotation_schemas(annotation: Any, expected: dict[str, Any]) -> None:
     assert annotation_schema(annotation) == {"$schema": DIALECT, **expected}
+
+
+def test_an_application_built_directly_takes_the_schema_from_its_state() -> None:
+    graph = GraphBuilder().with_actions(count).with_transitions(("count", "count")).build()
+    state = State({"count": 0, "prompt": ""}, typing_system=TypedDictTypingSystem(Chat))
+    app = Application(graph=graph, state=state, uid="direct", entrypoint="count")
+    assert app.graph.state_schema()["title"] == "Chat"

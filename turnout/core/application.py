@@ -117,7 +117,7 @@ class Application(_Drivers, Generic[StateType]):
         hooks = _one_of("hooks", hooks, "adapter_set", adapter_set)
         if app_id is None:
             raise GraphSetupError(["Application() needs app_id= (or Burr's uid=)."])
-        graph = _with_entrypoint(graph, entrypoint)
+        graph = _with_entrypoint(graph, entrypoint, state.typing_system)
         self._builder = builder
         self._graph = graph
         self._entrypoint = bound_name(graph.entrypoint)
@@ -506,7 +506,9 @@ def _one_of(name: str, value: T | None, burr_name: str, burr_value: T | None) ->
     return value if value is not None else burr_value
 
 
-def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
+def _with_entrypoint(
+    graph: Graph, entrypoint: str | None, typing_system: Any = None
+) -> ApplicationGraph:
     """``graph`` starting at ``entrypoint``: Burr passes a plain ``Graph`` and the name."""
     if isinstance(graph, ApplicationGraph) and entrypoint in (None, graph.entrypoint.name):
         return graph
@@ -520,7 +522,9 @@ def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
         raise GraphSetupError(
             [f"Application(entrypoint={entrypoint!r}): no such action; the actions are {names}."]
         )
-    return ApplicationGraph(graph.actions, graph.transitions, start)
+    return ApplicationGraph(
+        graph.actions, graph.transitions, start, typing_system=graph.typing_system or typing_system
+    )
 
 
 async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:
