@@ -148,7 +148,12 @@ def test_action_is_a_function_and_a_reducer() -> None:
 
 def test_optional_and_required_inputs_leave_out_injected_names() -> None:
     assert Doubler().optional_and_required_inputs == ({"factor"}, {"note"})
-    assert Doubler().input_schema() is None
+    schema = Doubler().input_schema()  # Burr returns None; turnout a JSON Schema of the inputs
+    assert schema["properties"] == {
+        "factor": {"type": "integer"},
+        "note": {"type": "string", "default": ""},
+    }
+    assert schema["required"] == ["factor"]
 
 
 def test_validate_inputs_accepts_required_and_optional_inputs() -> None:

@@ -23,6 +23,7 @@ from collections.abc import AsyncGenerator as AsyncGenerator  # Burr's tests imp
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from turnout.core import schemas
 from turnout.core._action_checks import INJECTED_INPUTS as INJECTED_INPUTS
 from turnout.core._action_checks import _check_declared_reads as _check_declared_reads
 from turnout.core._action_checks import _check_retry as _check_retry
@@ -149,8 +150,35 @@ class Function(abc.ABC):
             )
 
     def input_schema(self) -> Any:
-        """A type to validate the inputs with; ``None``: no schema (as for every untyped action)."""
-        return None
+        """The JSON Schema (draft 2020-12, a dict) of the action's inputs: one property per
+        input with the type and default its parameter declares, the required ones listed,
+        bound and injected ones left out. Burr returns ``None`` here and lets a subclass return
+        a type to validate inputs with; such an override still works, and
+        ``inputs_json_schema()`` turns a returned pydantic model into its JSON Schema."""
+        return self._generated_inputs_schema()
+
+    def inputs_json_schema(self) -> dict[str, Any]:
+        """``input_schema()`` as a JSON Schema dict, whatever an override of it returns (a
+        dict, or a pydantic model class); generated from the signature otherwise. The UI and
+        the HTTP server read this one."""
+        if type(self).input_schema is not Function.input_schema:
+            declared = self.input_schema()
+            if isinstance(declared, dict):
+                return declared
+            model_schema = getattr(declared, "model_json_schema", None)
+            if callable(model_schema):
+                return {"$schema": schemas.DIALECT, **model_schema()}
+        return self._generated_inputs_schema()
+
+    def _generated_inputs_schema(self) -> dict[str, Any]:
+        required, optional = self.optional_and_required_inputs
+        functions = [getattr(self, "originating_fn", None)]
+        functions += [getattr(self, name, None) for name in ("run_and_update", "stream_run", "run")]
+        origin = getattr(self, "originating_fn", None)
+        name = str(getattr(self, "name", None) or getattr(origin, "__name__", type(self).__name__))
+        return schemas.inputs_schema(
+            name, required, optional, [fn for fn in functions if callable(fn)]
+        )
 
     def is_async(self) -> bool:
         """Whether ``run`` must be awaited (it is a coroutine function)."""

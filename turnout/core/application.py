@@ -11,7 +11,6 @@ inside the user's state.
 from __future__ import annotations
 
 import logging
-import types
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -21,7 +20,7 @@ from collections.abc import (
     Mapping,
 )
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from turnout.core._app_drivers import _Drivers
 from turnout.core._burr_names import lazy_names
@@ -47,7 +46,7 @@ from turnout.core.errors import (
 from turnout.core.graph import ApplicationGraph, Graph
 from turnout.core.hooks import HookSet
 from turnout.core.persistence import ParentPointer
-from turnout.core.state import Change, RawChange, State, as_changes
+from turnout.core.state import Change, RawChange, State, StateType, as_changes
 from turnout.core.step import ActionSpec, check_inputs
 from turnout.core.streaming import (
     AsyncStreamingResultContainer,
@@ -75,11 +74,17 @@ T = TypeVar("T")
 _NO_INPUTS: dict[str, Any] = {}
 
 
-class Application(_Drivers):
-    """A running state machine. Create it with ``ApplicationBuilder().....build()``."""
+class Application(_Drivers, Generic[StateType]):
+    """A running state machine. Create it with ``ApplicationBuilder().....build()``.
 
-    # Burr's Application is generic in its state type: `Application[MyModel]` in annotations.
-    __class_getitem__: Any = classmethod(types.GenericAlias)
+    Generic in the state's type, as Burr's is: ``Application[MyState]`` when built with
+    ``with_typing(MyState)``, whose ``state.data`` is then a ``MyState`` for type checkers.
+    """
+
+    if TYPE_CHECKING:  # the typed view of StepEngine.state; no property call added at run time
+
+        @property
+        def state(self) -> State[StateType]: ...
 
     def __init__(
         self,
@@ -90,7 +95,7 @@ class Application(_Drivers):
         entrypoint: str | None = None,
         sequence_id: int | None = None,
         adapter_set: HookSet | None = None,
-        builder: ApplicationBuilder | None = None,
+        builder: ApplicationBuilder[StateType] | None = None,
         fork_parent_pointer: ParentPointer | None = None,
         spawning_parent_pointer: ParentPointer | None = None,
         tracker: Any = None,
@@ -112,7 +117,7 @@ class Application(_Drivers):
         hooks = _one_of("hooks", hooks, "adapter_set", adapter_set)
         if app_id is None:
             raise GraphSetupError(["Application() needs app_id= (or Burr's uid=)."])
-        graph = _with_entrypoint(graph, entrypoint)
+        graph = _with_entrypoint(graph, entrypoint, state.typing_system)
         self._builder = builder
         self._graph = graph
         self._entrypoint = bound_name(graph.entrypoint)
@@ -213,7 +218,7 @@ class Application(_Drivers):
         return self._graph
 
     @property
-    def builder(self) -> ApplicationBuilder | None:
+    def builder(self) -> ApplicationBuilder[StateType] | None:
         """The builder that built this application (``None`` when constructed directly)."""
         return self._builder
 
@@ -514,7 +519,9 @@ def _one_of(name: str, value: T | None, burr_name: str, burr_value: T | None) ->
     return value if value is not None else burr_value
 
 
-def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
+def _with_entrypoint(
+    graph: Graph, entrypoint: str | None, typing_system: Any = None
+) -> ApplicationGraph:
     """``graph`` starting at ``entrypoint``: Burr passes a plain ``Graph`` and the name."""
     if isinstance(graph, ApplicationGraph) and entrypoint in (None, graph.entrypoint.name):
         return graph
@@ -528,7 +535,9 @@ def _with_entrypoint(graph: Graph, entrypoint: str | None) -> ApplicationGraph:
         raise GraphSetupError(
             [f"Application(entrypoint={entrypoint!r}): no such action; the actions are {names}."]
         )
-    return ApplicationGraph(graph.actions, graph.transitions, start)
+    return ApplicationGraph(
+        graph.actions, graph.transitions, start, typing_system=graph.typing_system or typing_system
+    )
 
 
 async def _until_final(steps: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -12,12 +12,18 @@ import uuid
 import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
-from typing import Any
+from dataclasses import is_dataclass
+from typing import Any, Generic, Self, TypeVar, overload
 
 from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.engine import drive
-from turnout.core.errors import AsyncRequiredError, GraphSetupError, GraphWarning
+from turnout.core.errors import (
+    AsyncRequiredError,
+    GraphSetupError,
+    GraphWarning,
+    StateValidationError,
+)
 from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
 from turnout.core.hooks import HOOK_NAMES, HookSet
 from turnout.core.persistence import AsyncBaseStateSaver, ParentPointer
@@ -29,8 +35,9 @@ from turnout.core.saving import (
     PersisterHookAsync,
     initialize,
 )
-from turnout.core.state import CONTROL_KEYS, State
-from turnout.core.typing import TypingSystem
+from turnout.core.state import CONTROL_KEYS, State, StateType
+from turnout.core.typed_classes import field_problems
+from turnout.core.typing import TypingSystem, typing_system_for
 from turnout.core.versions import Migration, StateSchema, declare, persister_problems
 
 __all__ = ["ApplicationBuilder", "register_otel_tracing"]
@@ -57,7 +64,10 @@ def register_otel_loader(load: Callable[[], object]) -> None:
     _OTEL_LOADER = load
 
 
-class ApplicationBuilder:
+T = TypeVar("T")
+
+
+class ApplicationBuilder(Generic[StateType]):
     """Fluent builder of an ``Application``::
 
     app = (
@@ -87,24 +97,22 @@ class ApplicationBuilder:
         self._typing_system: TypingSystem[Any] | None = None
         self._schema: StateSchema | None = None
 
-    def with_actions(self, *actions: Any, **named_actions: Any) -> ApplicationBuilder:
+    def with_actions(self, *actions: Any, **named_actions: Any) -> Self:
         """Add actions: ``@action`` functions by their name, or any action by keyword."""
         self._graph.with_actions(*actions, **named_actions)
         return self
 
-    def with_transitions(self, *transitions: tuple[Any, ...]) -> ApplicationBuilder:
+    def with_transitions(self, *transitions: tuple[Any, ...]) -> Self:
         """Add ``(from, to)`` or ``(from, to, condition)``; ``from`` may be a list of names."""
         self._graph.with_transitions(*transitions)
         return self
 
-    def with_graph(self, graph: Graph) -> ApplicationBuilder:
+    def with_graph(self, graph: Graph) -> Self:
         """Add every action and transition of a ``Graph`` built with ``GraphBuilder``."""
         self._graph.with_graph(graph)
         return self
 
-    def with_state(
-        self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any
-    ) -> ApplicationBuilder:
+    def with_state(self, state: State | Mapping[str, Any] | Any = None, **kwargs: Any) -> Self:
         """Set initial state values; successive calls merge, later values winning. ``state``
         may also be a typed object (a pydantic model) of the typing system given to
         ``with_typing``, which turns it into a ``State`` (``construct_state``)."""
@@ -112,10 +120,16 @@ class ApplicationBuilder:
             if self._typing_system is not None:
                 state = self._typing_system.construct_state(state)
             else:
+                name = type(state).__name__
+                system = (
+                    f"PydanticTypingSystem({name})"
+                    if hasattr(type(state), "model_fields")
+                    else name
+                )
                 hint = (
                     f" A typed state object needs its typing system first: .with_typing("
-                    f"PydanticTypingSystem({type(state).__name__})).with_state(...)."
-                    if hasattr(type(state), "model_fields")
+                    f"{system}).with_state(...)."
+                    if hasattr(type(state), "model_fields") or is_dataclass(state)
                     else ""
                 )
                 self._problems.append(
@@ -131,16 +145,41 @@ class ApplicationBuilder:
         self._state = State(current)
         return self
 
+    @overload
     def with_typing(
         self,
-        typing_system: TypingSystem[Any] | StateSchema | None = None,
+        typing_system: TypingSystem[T],
         *,
         version: int | None = None,
         migrations: Mapping[int, Migration] | None = None,
-    ) -> ApplicationBuilder:
+    ) -> ApplicationBuilder[T]: ...
+    @overload
+    def with_typing(
+        self,
+        typing_system: type[T],
+        *,
+        version: int | None = None,
+        migrations: Mapping[int, Migration] | None = None,
+    ) -> ApplicationBuilder[T]: ...
+    @overload
+    def with_typing(
+        self,
+        typing_system: StateSchema | None = None,
+        *,
+        version: int | None = None,
+        migrations: Mapping[int, Migration] | None = None,
+    ) -> Self: ...
+    def with_typing(
+        self,
+        typing_system: Any = None,
+        *,
+        version: int | None = None,
+        migrations: Mapping[int, Migration] | None = None,
+    ) -> Any:
         """Give the application's state a typing system (``turnout.core.typing``): every state
-        of the run carries it, and ``state.data`` is the typed view it constructs. ``None``
-        keeps the current one.
+        of the run carries it, and ``state.data`` is the typed view it constructs. A class
+        stands for its system: a ``TypedDict`` or dataclass (``typing_system_for``), a
+        pydantic model (``PydanticTypingSystem``). ``None`` keeps the current one.
 
         ``version`` declares the state schema version (``turnout.core.versions``) and
         ``migrations[n]`` turns a state dict of version ``n`` into version ``n + 1``: records
@@ -150,11 +189,18 @@ class ApplicationBuilder:
         declared = declare(typing_system, version, migrations)
         self._problems.extend(declared.problems)
         self._schema = declared.schema or self._schema
-        if declared.typing is not None:
-            self._typing_system = declared.typing
+        typing = declared.typing
+        if isinstance(typing, type):
+            try:
+                typing = typing_system_for(typing)
+            except StateValidationError as exc:
+                self._problems.append(f"with_typing({typing.__name__}): {exc}")
+                return self
+        if typing is not None:
+            self._typing_system = typing
         return self
 
-    def reset_to_entrypoint(self) -> ApplicationBuilder:
+    def reset_to_entrypoint(self) -> Self:
         """Drop Burr's ``__PRIOR_STEP`` key from the state given so far, so an application built
         from a state copied out of a Burr application starts at its entrypoint. (turnout keeps
         positions out of the state; ``initialize_from`` still resumes where its record left.)"""
@@ -162,7 +208,7 @@ class ApplicationBuilder:
             self._state = self._state.wipe(delete=["__PRIOR_STEP"])
         return self
 
-    def with_entrypoint(self, action: str) -> ApplicationBuilder:
+    def with_entrypoint(self, action: str) -> Self:
         """The action the application starts with."""
         if self._entrypoint is not None and self._entrypoint != action:
             self._problems.append(
@@ -177,7 +223,7 @@ class ApplicationBuilder:
         app_id: str | None = None,
         partition_key: str | None = None,
         sequence_id: int | None = None,
-    ) -> ApplicationBuilder:
+    ) -> Self:
         """Name the application (default: a new UUID), its partition (e.g. a user id), and the
         sequence id to continue from."""
         if app_id is not None:
@@ -188,7 +234,7 @@ class ApplicationBuilder:
             self._sequence_id = sequence_id
         return self
 
-    def with_state_persister(self, persister: Any, on_every: str = "step") -> ApplicationBuilder:
+    def with_state_persister(self, persister: Any, on_every: str = "step") -> Self:
         """Save every step to ``persister`` (sync, or async for ``abuild()`` applications); a
         hook object with ``post_run_step`` is also accepted and added as is."""
         if on_every != "step":
@@ -219,7 +265,7 @@ class ApplicationBuilder:
         fork_from_partition_key: str | None = None,
         fork_from_sequence_id: int | None = None,
         override_state_values: Mapping[str, Any] | None = None,
-    ) -> ApplicationBuilder:
+    ) -> Self:
         """Start from a stored record: resume this app id (from ``with_identifiers``), or fork
         another one into it; see ``turnout.core.saving.initialize`` for the rules. Replaces
         ``with_state`` and ``with_entrypoint``: ``default_state`` and ``default_entrypoint`` are
@@ -261,7 +307,7 @@ class ApplicationBuilder:
         project: str = "default",
         params: dict[str, Any] | None = None,
         use_otel_tracing: bool = False,
-    ) -> ApplicationBuilder:
+    ) -> Self:
         """Record every step for the UI: a ``LocalTracker`` (``turnout.core.tracking``) or any
         tracker hook object; ``"local"`` builds ``LocalTracker(project, **params)``.
 
@@ -311,9 +357,7 @@ class ApplicationBuilder:
             return
         self._hooks.extend(_OTEL_TRACING())
 
-    def with_parallel_executor(
-        self, executor_factory: Callable[[], Executor]
-    ) -> ApplicationBuilder:
+    def with_parallel_executor(self, executor_factory: Callable[[], Executor]) -> Self:
         """Where parallel actions (``MapStates``, ...) run their children: a function returning a
         ``concurrent.futures.Executor``, called once per parallel step (the executor is shut down
         when the step ends). Default: a new ``ThreadPoolExecutor``. Async parallel actions use
@@ -330,7 +374,7 @@ class ApplicationBuilder:
 
     def with_spawning_parent(
         self, app_id: str | None, sequence_id: int | None, partition_key: str | None = None
-    ) -> ApplicationBuilder:
+    ) -> Self:
         """Mark this application as spawned by step ``sequence_id`` of application ``app_id``
         (in an action: ``__context.app_id, __context.sequence_id``); trackers link the two.
         ``app_id=None`` means no parent, as in Burr (code passing a parent that may be absent)."""
@@ -347,7 +391,7 @@ class ApplicationBuilder:
         )
         return self
 
-    def with_hooks(self, *hooks: Any) -> ApplicationBuilder:
+    def with_hooks(self, *hooks: Any) -> Self:
         """Objects whose hook methods (``pre_run_step``, ``post_run_step``, ...) the application
         calls; see ``turnout.core.hooks``."""
         self._hooks.extend(hooks)
@@ -372,7 +416,7 @@ class ApplicationBuilder:
         """Load the ``initialize_from`` record for ``abuild()``; a sync loader is accepted."""
         return await self._initialize(sync=False)
 
-    async def abuild(self, *, strict: bool = False) -> Application:
+    async def abuild(self, *, strict: bool = False) -> Application[StateType]:
         """``build()`` for applications run with the async methods only (``arun``, ...): their
         sync methods raise ``AsyncRequiredError``; async ``post_application_create`` hooks are
         awaited."""
@@ -385,7 +429,7 @@ class ApplicationBuilder:
     def _schema_version(self) -> int | None:
         return self._schema.version if self._schema is not None else None
 
-    def build(self, *, strict: bool = False) -> Application:
+    def build(self, *, strict: bool = False) -> Application[StateType]:
         """Check everything and return the ``Application``.
 
         Raises:
@@ -439,7 +483,7 @@ class ApplicationBuilder:
 
     def _build(
         self, *, strict: bool, async_only: bool, initialization: Initialization | None
-    ) -> Application:
+    ) -> Application[StateType]:
         actions, transitions, problems = self._graph._collect()
         problems = [*problems, *self._problems]
         names = {bound_name(a) for a in actions}
@@ -469,6 +513,7 @@ class ApplicationBuilder:
                     f"running sync function cannot be interrupted. Make it `async def` or drop "
                     f"the timeout."
                 )
+        problems.extend(field_problems(self._typing_system, actions))
         for hook in self._hooks:
             if not any(callable(getattr(hook, name, None)) for name in HOOK_NAMES):
                 problems.append(
@@ -479,7 +524,9 @@ class ApplicationBuilder:
             raise GraphSetupError(problems)
         assert entry is not None
         by_name = {a.name: a for a in actions}
-        graph = ApplicationGraph(actions, transitions, by_name[entry])
+        graph = ApplicationGraph(
+            actions, transitions, by_name[entry], typing_system=self._typing_system
+        )
         if initialization is not None:
             state, sequence_id = initialization.state, initialization.sequence_id
         else:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from turnout.core import visualize
+from turnout.core import schemas, visualize
 from turnout.core.action import Action, bound_name, check_declarations, to_action
 from turnout.core.condition import Condition, default
 from turnout.core.errors import (
@@ -24,6 +24,7 @@ from turnout.core.errors import (
 )
 from turnout.core.retry import ExceptionCondition
 from turnout.core.state import State
+from turnout.core.typing import TypingSystem
 from turnout.core.visualize import DotSource
 
 __all__ = ["ApplicationGraph", "Graph", "GraphBuilder", "Transition"]
@@ -44,7 +45,14 @@ TransitionSpec = tuple[Any, ...]
 class Graph:
     """An immutable set of named actions and ordered transitions."""
 
-    def __init__(self, actions: Sequence[Action], transitions: Sequence[Transition]) -> None:
+    def __init__(
+        self,
+        actions: Sequence[Action],
+        transitions: Sequence[Transition],
+        *,
+        typing_system: TypingSystem[Any] | None = None,
+    ) -> None:
+        self._typing_system = typing_system
         self._actions = list(actions)
         self._transitions = list(transitions)
         self._by_name = {bound_name(a): a for a in self._actions}
@@ -66,6 +74,21 @@ class Graph:
     @property
     def transitions(self) -> list[Transition]:
         return list(self._transitions)
+
+    @property
+    def typing_system(self) -> TypingSystem[Any] | None:
+        """The typing system of the application's state (``with_typing``), or ``None``."""
+        return self._typing_system
+
+    def state_schema(self) -> dict[str, Any]:
+        """The JSON Schema (draft 2020-12) of the state: the typing system's (a pydantic
+        model's ``model_json_schema()``, a TypedDict's or dataclass's generated one); for an
+        untyped state, an object listing every key the actions read or write, of any type."""
+        schema = None if self._typing_system is None else self._typing_system.state_json_schema()
+        if schema is not None:
+            return schema
+        keys = {key for act in self._actions for key in (*act.reads, *act.writes)}
+        return schemas.keys_schema(key for key in keys if not key.startswith("__"))
 
     def get_action(self, name: str) -> Action | None:
         """The action called ``name``, or ``None``."""
@@ -248,9 +271,14 @@ class ApplicationGraph(Graph):
     """A ``Graph`` with the entrypoint an application starts from."""
 
     def __init__(
-        self, actions: Sequence[Action], transitions: Sequence[Transition], entrypoint: Action
+        self,
+        actions: Sequence[Action],
+        transitions: Sequence[Transition],
+        entrypoint: Action,
+        *,
+        typing_system: TypingSystem[Any] | None = None,
     ) -> None:
-        super().__init__(actions, transitions)
+        super().__init__(actions, transitions, typing_system=typing_system)
         self.entrypoint = entrypoint
 
     def to_dict(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from turnout.core.engine import drive
 from turnout.core.errors import SchemaVersionError, UnsupportedOperationError
 from turnout.core.persistence import AppRow, StepRecord, StorePersister
 from turnout.core.state import State
+from turnout.core.typing import typing_system_for
 from turnout.core.versions import StateSchema, migrate_state
 
 __all__ = ["AppMigration", "MigrationReport", "Progress", "amigrate", "migrate"]
@@ -247,7 +248,8 @@ def _segments(records: Sequence[StepRecord]) -> list[list[StepRecord]]:
 async def _rewrite(core: StorePersister, app: AppRow, schema: StateSchema) -> None:
     store = core.store
     records = await store.records(app.partition_key, app.app_id)
-    validate = getattr(schema.typing, "validate_state", None)
+    typing = typing_system_for(schema.typing) if isinstance(schema.typing, type) else schema.typing
+    validate = getattr(typing, "validate_state", None)
     rewritten: list[StepRecord] = []
     for segment in _segments(records):
         check_whole(segment, partition_key=app.partition_key or None, app_id=app.app_id)
@@ -261,7 +263,7 @@ async def _rewrite(core: StorePersister, app: AppRow, schema: StateSchema) -> No
             migrated = State(migrate_state(state.get_all(), version, schema, source=source))
             if validate is not None:
                 try:
-                    validate(State(migrated, typing_system=schema.typing))
+                    validate(State(migrated, typing_system=typing))
                 except Exception as exc:
                     raise SchemaVersionError(
                         f"the state of {source}, migrated from version {version} to "

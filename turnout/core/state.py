@@ -18,10 +18,22 @@ from __future__ import annotations
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, Literal, NamedTuple, TypeVar
 
 from turnout.core._burr_serde import deserialize_state, register_field_serde, serialize_state
 from turnout.core.errors import StateKeyError, StateOperationError
+
+if TYPE_CHECKING:
+    # Only type checkers read this import (they ship typing_extensions' stubs): a TypeVar with
+    # a default lets a bare `State` mean `State[Any]` under `mypy --strict`, as in Burr's code.
+    from typing_extensions import TypeVar as DefaultedTypeVar
+
+    from turnout.core.typing import TypingSystem
+
+    StateType = DefaultedTypeVar("StateType", default=Any)
+else:
+    StateType = TypeVar("StateType")
+OtherType = TypeVar("OtherType")
 
 __all__ = [
     "CONTROL_KEYS",
@@ -29,6 +41,7 @@ __all__ = [
     "ChangeOp",
     "RawChange",
     "State",
+    "StateType",
     "apply_changes",
     "as_changes",
     "register_field_serde",
@@ -140,7 +153,7 @@ def _control_value(key: str) -> Any:
     return _ABSENT if prior is None else prior
 
 
-class State(Mapping[str, Any]):
+class State(Mapping[str, Any], Generic[StateType]):
     """An immutable mapping of state keys to values.
 
     Read it like a dict (``state["count"]``, ``state.get("count", 0)``, ``"count" in state``);
@@ -161,7 +174,9 @@ class State(Mapping[str, Any]):
     _origin: object
 
     def __init__(
-        self, initial_values: Mapping[str, Any] | None = None, typing_system: Any = None
+        self,
+        initial_values: Mapping[str, Any] | None = None,
+        typing_system: TypingSystem[StateType] | None = None,
     ) -> None:
         self._typing = typing_system
         if initial_values is not None and not isinstance(initial_values, Mapping):
@@ -291,10 +306,10 @@ class State(Mapping[str, Any]):
     def __reduce__(self) -> tuple[Any, ...]:
         return (State, (self._materialize(), self._typing))
 
-    def __copy__(self) -> State:
+    def __copy__(self) -> State[StateType]:
         return self  # immutable
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> State:
+    def __deepcopy__(self, memo: dict[int, Any]) -> State[StateType]:
         import copy
 
         return State(copy.deepcopy(self._materialize(), memo), self._typing)
@@ -305,18 +320,19 @@ class State(Mapping[str, Any]):
         (``None`` without one)."""
         return self._typing
 
-    def with_typing_system(self, typing_system: Any) -> State:
+    def with_typing_system(self, typing_system: TypingSystem[OtherType]) -> State[OtherType]:
         """This state under ``typing_system`` (Burr's method): the same values, a new ``data``."""
         return State(self, typing_system=typing_system)
 
     @property
-    def data(self) -> Any:
+    def data(self) -> StateType:
         """The state as its typing system's object (``construct_data``); without a typing
         system, a dict of the values (as Burr's dict-based system gives)."""
         typing_system = self._typing
         if typing_system is None:
-            return self.get_all()
-        return typing_system.construct_data(self)
+            return self.get_all()  # type: ignore[return-value]  # untyped: StateType is Any
+        data: StateType = typing_system.construct_data(self)
+        return data
 
     def serialize(self, **kwargs: Any) -> dict[str, Any]:
         """Burr's serialisation of this state: each key through ``register_field_serde``'s
@@ -336,10 +352,10 @@ class State(Mapping[str, Any]):
         data: dict[str, Any],
         owned: dict[str, int],
         changes: list[RawChange],
-    ) -> State:
+    ) -> State[StateType]:
         return State._make(data, owned, (*self._changes, *changes), self._origin, self._typing)
 
-    def update(self, **updates: Any) -> State:
+    def update(self, **updates: Any) -> State[StateType]:
         """Set keys to values (adding keys that are absent)."""
         # The hottest operation: built inline rather than through _derive/_make.
         data = self._data.copy()
@@ -359,15 +375,15 @@ class State(Mapping[str, Any]):
         new._typing = self._typing
         return new
 
-    def append(self, **items: Any) -> State:
+    def append(self, **items: Any) -> State[StateType]:
         """Append one item to the list at each key, creating the list if the key is absent."""
         return self._grow("append", items)
 
-    def extend(self, **items: Iterable[Any]) -> State:
+    def extend(self, **items: Iterable[Any]) -> State[StateType]:
         """Append every item of an iterable to the list at each key, creating it if absent."""
         return self._grow("extend", items)
 
-    def _grow(self, op: Literal["append", "extend"], items: Mapping[str, Any]) -> State:
+    def _grow(self, op: Literal["append", "extend"], items: Mapping[str, Any]) -> State[StateType]:
         data = self._data.copy()
         owned = dict(self._owned)
         changes: list[RawChange] = []
@@ -418,7 +434,7 @@ class State(Mapping[str, Any]):
         owned[key] = len(grown.items)
         return grown
 
-    def increment(self, **amounts: int | float) -> State:
+    def increment(self, **amounts: int | float) -> State[StateType]:
         """Add a number to each key; an absent key starts at the amount."""
         data = self._data.copy()
         changes: list[RawChange] = []
@@ -442,7 +458,9 @@ class State(Mapping[str, Any]):
             owned = {k: v for k, v in owned.items() if k not in amounts}
         return self._derive(data, owned, changes)
 
-    def wipe(self, delete: Iterable[str] | None = None, keep: Iterable[str] | None = None) -> State:
+    def wipe(
+        self, delete: Iterable[str] | None = None, keep: Iterable[str] | None = None
+    ) -> State[StateType]:
         """Delete the keys in ``delete``, or every key not in ``keep``; neither deletes all.
 
         Keys to delete that are absent are ignored.
@@ -466,7 +484,7 @@ class State(Mapping[str, Any]):
             gone = list(self._data)
         return self._without(gone)
 
-    def _without(self, gone: list[str]) -> State:
+    def _without(self, gone: list[str]) -> State[StateType]:
         data = self._data.copy()
         owned = self._owned
         for key in gone:
@@ -475,7 +493,7 @@ class State(Mapping[str, Any]):
             owned = {k: v for k, v in owned.items() if k not in gone}
         return self._derive(data, owned, [("delete", k, None) for k in gone])
 
-    def merge(self, other: Mapping[str, Any]) -> State:
+    def merge(self, other: Mapping[str, Any]) -> State[StateType]:
         """Set every key of ``other`` (a ``State`` or a mapping) on top of this state."""
         if not isinstance(other, Mapping):
             raise StateOperationError(
@@ -484,7 +502,7 @@ class State(Mapping[str, Any]):
         values = other.get_all() if isinstance(other, State) else dict(other)
         return self.update(**values)
 
-    def subset(self, *keys: str, ignore_missing: bool = True) -> State:
+    def subset(self, *keys: str, ignore_missing: bool = True) -> State[StateType]:
         """Keep only ``keys``; an absent key raises unless ``ignore_missing`` (the default)."""
         if not ignore_missing:
             missing = [k for k in keys if k not in self._data]
@@ -495,7 +513,7 @@ class State(Mapping[str, Any]):
 
     # -- engine helpers --------------------------------------------------------------------------
 
-    def _tracking_from_here(self) -> State:
+    def _tracking_from_here(self) -> State[StateType]:
         """This state with an empty change log, marking the start of a step (O(1))."""
         state = _new_state(State)
         state._data = self._data

@@ -22,13 +22,16 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_SCHEMA",
     "ActionSchema",
+    "DataclassTypingSystem",
     "DefaultSchema",
     "DictBasedTypingSystem",
+    "TypedDictTypingSystem",
     "TypingSystem",
     "load_typing_adapter",
     "register_typing_adapter",
     "result_type_of",
     "run_input",
+    "typing_system_for",
     "update_input",
     "update_output",
 ]
@@ -62,6 +65,17 @@ class TypingSystem(abc.ABC, Generic[BaseType]):
         """Raise when a value ``action`` just wrote at ``keys`` does not fit ``state_type()``
         (``state`` is the state after the step). The engine calls it once per step that changed
         keys, before the step is applied; accepts everything by default."""
+
+    def field_names(self) -> frozenset[str] | None:
+        """The names of the state type's fields, when the system knows them; ``build()`` then
+        checks that every action's ``reads`` and ``writes`` name one. ``None`` (the default):
+        any key."""
+        return None
+
+    def state_json_schema(self) -> dict[str, Any] | None:
+        """The JSON Schema of ``state_type()``, when the system can describe it
+        (``graph.state_schema()`` uses it); ``None`` (the default): unknown."""
+        return None
 
     @abc.abstractmethod
     def construct_data(self, state: State) -> BaseType:
@@ -216,3 +230,14 @@ def update_output(action: Action, returned: Any, state: State) -> Any:
     """What ``update`` returned, as a ``State`` when its schema converts typed objects."""
     schema = action.schema
     return schema.merge_update(returned, state, action) if schema.converts_state else returned
+
+
+# The stdlib typing systems live in their own module, which subclasses TypingSystem: imported
+# last, once this module's names exist.
+from turnout.core.typed_classes import (  # noqa: E402
+    DataclassTypingSystem as DataclassTypingSystem,
+)
+from turnout.core.typed_classes import (  # noqa: E402
+    TypedDictTypingSystem as TypedDictTypingSystem,
+)
+from turnout.core.typed_classes import typing_system_for as typing_system_for  # noqa: E402

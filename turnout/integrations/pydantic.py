@@ -66,6 +66,7 @@ from turnout.core.errors import (
     StateValidationError,
 )
 from turnout.core.graph import Graph
+from turnout.core.schemas import DIALECT
 from turnout.core.serde import DEFAULT_SERDE
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
@@ -617,6 +618,14 @@ class PydanticTypingSystem(TypingSystem[StateModel]):
         if isinstance(schema, PydanticActionSchema):
             return schema.state_output_type()
         return self.model_type
+
+    def field_names(self) -> frozenset[str]:
+        """The model's fields: ``build()`` checks every action's reads and writes name one."""
+        return frozenset(_fields(self.model_type))
+
+    def state_json_schema(self) -> dict[str, Any]:
+        """The model's ``model_json_schema()``, naming the JSON Schema dialect."""
+        return {"$schema": DIALECT, **self.model_type.model_json_schema()}
 
     def validate_state(self, state: State) -> None:
         """``StateValidationError`` naming each field of ``state`` that does not fit the model
