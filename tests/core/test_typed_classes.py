@@ -174,8 +174,6 @@ def test_validation_checks_only_the_fields_written_this_step() -> None:
         .with_entrypoint("prompt")
         .build()
     )
-    # A bad value already in the state (set behind the typing system's back) is not re-checked.
-    app.update_state(app.state.update(count="bad"))
     calls: list[frozenset[str]] = []
     original = system.validate_writes
 
@@ -372,3 +370,22 @@ def test_with_state_before_with_typing_names_the_call_to_add() -> None:
         ApplicationBuilder().with_actions(count).with_state(Counter()).with_entrypoint(
             "count"
         ).build()
+
+
+def test_update_state_checks_a_typed_state_and_keeps_the_old_one_on_a_bad_value() -> None:
+    @action(reads=[], writes=["prompt"])
+    def prompt(state: State) -> State:
+        return state.update(prompt="ok")
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(prompt)
+        .with_transitions(("prompt", "prompt"))
+        .with_typing(TypedDictTypingSystem(Chat))
+        .with_state(count=0, prompt="", history=[])
+        .with_entrypoint("prompt")
+        .build()
+    )
+    with pytest.raises(StateValidationError, match="count"):
+        app.update_state({"count": "bad", "prompt": "", "history": []})
+    assert app.state["count"] == 0
