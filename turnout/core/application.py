@@ -78,6 +78,8 @@ _NO_INPUTS: dict[str, Any] = {}
 class Application(_Drivers):
     """A running state machine. Create it with ``ApplicationBuilder().....build()``."""
 
+    _journal_carry: int | None = None  # the failed record whose action is run again
+
     # Burr's Application is generic in its state type: `Application[MyModel]` in annotations.
     __class_getitem__: Any = classmethod(types.GenericAlias)
 
@@ -189,6 +191,8 @@ class Application(_Drivers):
                 self._prior = rerun
                 self._route = target
                 return
+        # The rerun of the failed step replays its journal (turnout.core.journal).
+        self._journal_carry = self._sequence_id
 
     # -- properties ------------------------------------------------------------------------------
 
