@@ -435,16 +435,20 @@ class DeterminismError(TurnoutError, RuntimeError):
         self.index = index
         self.key = key
         self.journaled_key = journaled_key
+        restart = (
+            f"fork the app from the step before with ApplicationBuilder().initialize_from("
+            f"persister, fork_from_app_id={app_id!r}, fork_from_sequence_id={sequence_id - 1}, "
+            f"...): the fork's step {sequence_id} has no journal yet"
+            if sequence_id > 0
+            else "start the app afresh under another app id (with_identifiers(app_id=...))"
+        )
         super().__init__(
             f"step {sequence_id} of app {app_id!r} (partition {self.partition_key!r}) asked "
             f"durable({key!r}) as its durable call #{index}, but its journal holds "
             f"durable({journaled_key!r}) there: on a replay a step must make the same durable "
             f"calls, with the same keys, in the same order, as when it first ran. Make what "
             f"decides the calls deterministic (read it from state or from an earlier durable "
-            f"call), or start over from the step before with ApplicationBuilder()."
-            f"initialize_from(persister, fork_from_app_id={app_id!r}, "
-            f"fork_from_sequence_id={sequence_id - 1}, ...), whose step {sequence_id} has no "
-            f"journal yet."
+            f"call), or {restart}."
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
