@@ -153,7 +153,8 @@ def test_a_replay_asking_for_another_key_raises_determinism_error(persister: Har
         0,
         0,
     )
-    assert "durable('charge')" in str(error) and "durable('send')" in str(error)
+    assert "durable('charge')" in str(error)
+    assert "durable('send')" in str(error)
     assert sent == [0]
 
 
@@ -165,7 +166,7 @@ def test_a_failed_steps_rerun_replays_its_journal(persister: Harness) -> None:
         raise ValueError("down")
 
     app = build(h, send_action(h, sent, fail), "rerun")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="down"):
         h.step(app)
     assert sent == [0]  # four attempts, one call
     rerun = build(h, send_action(h, sent, lambda n: None), "rerun")
@@ -191,7 +192,8 @@ def test_delete_removes_the_apps_journal(persister: Harness) -> None:
     h.step(app)
     h.step(app)
     h.delete("deleted")
-    assert entries(h, "deleted", 0) == [] and entries(h, "deleted", 1) == []
+    assert entries(h, "deleted", 0) == []
+    assert entries(h, "deleted", 1) == []
 
 
 def test_a_fork_copies_the_journal_up_to_the_fork_point(persister: Harness) -> None:

@@ -73,7 +73,8 @@ def test_each_durable_call_happens_once_across_sigkills(
     assert sorted(lines) == sorted(expected)  # each once: none lost, none repeated
     assert lines == expected  # and in order
     loaded = h.load(None, "mail")
-    assert loaded is not None and loaded.state["done"] == expected
+    assert loaded is not None
+    assert loaded.state["done"] == expected
 
 
 def test_a_kill_between_the_effect_and_its_journal_write_repeats_the_effect(

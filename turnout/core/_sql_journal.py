@@ -65,7 +65,9 @@ class SQLJournal:
             )
         except Exception as exc:
             if self.connection.is_unique_violation(exc):
-                raise ConcurrencyError(entry.partition_key, entry.app_id, entry.sequence_id) from exc
+                raise ConcurrencyError(
+                    entry.partition_key, entry.app_id, entry.sequence_id
+                ) from exc
             raise
 
     async def journal_entries(

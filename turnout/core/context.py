@@ -103,6 +103,8 @@ class ApplicationContext:
             return replayed
         value = fn(*args, **kwargs)
         if inspect.isawaitable(value):
+            from turnout.core.errors import AsyncRequiredError
+
             getattr(value, "close", lambda: None)()
             raise AsyncRequiredError(
                 f"durable({key!r}, {getattr(fn, '__name__', fn)!r}) got an awaitable from the "

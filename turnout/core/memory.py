@@ -106,7 +106,6 @@ class MemoryStore:
         with self._lock:
             return [a for (pk, _), a in self._apps.items() if partition_key in (None, pk)]
 
-
     # -- the JournalStore protocol --------------------------------------------------------------
 
     async def journal_record(self, entry: JournalEntry) -> None:
