@@ -22,6 +22,7 @@ Run ``python bench/durable.py --help`` for the options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import tempfile
@@ -75,10 +76,8 @@ def _one_run(persister: Any, calls: int) -> tuple[float, float, float]:
 
     build().step(inputs={"mode": "plain"})
     app_id = uuid.uuid4().hex
-    try:
+    with contextlib.suppress(_Crash):
         build().step(inputs={"mode": "journaled"})
-    except _Crash:
-        pass
     build().step(inputs={"mode": "replayed"})
     return timings["plain"], timings["journaled"], timings["replayed"]
 
@@ -107,9 +106,11 @@ def main() -> None:
     )
     from turnout.core.sqlite import SQLitePersister
 
-    with tempfile.TemporaryDirectory() as directory:
-        with SQLitePersister(Path(directory) / "bench.db") as sqlite:
-            _measure("SQLite", sqlite, args.calls, args.repeat)
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        SQLitePersister(Path(directory) / "bench.db") as sqlite,
+    ):
+        _measure("SQLite", sqlite, args.calls, args.repeat)
     try:
         from turnout.integrations.postgres import PostgreSQLPersister
 
