@@ -77,7 +77,7 @@ def prefix(server: Any) -> Iterator[str]:
     """A table prefix of this test alone; its tables are dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
-    for table in ("steps", "apps", "meta"):
+    for table in ("steps", "apps", "meta", "journal"):
         query(server, f"DROP TABLE IF EXISTS {name}_{table}")
 
 
@@ -266,7 +266,12 @@ def test_tables_are_created_on_first_use(
     with MySQLPersister(SERVER, prefix) as persister:
         assert tables(server, prefix) == []
         use(persister)
-        assert tables(server, prefix) == [f"{prefix}_apps", f"{prefix}_meta", f"{prefix}_steps"]
+        assert tables(server, prefix) == [
+            f"{prefix}_apps",
+            f"{prefix}_journal",
+            f"{prefix}_meta",
+            f"{prefix}_steps",
+        ]
     meta = query(server, f"SELECT name, value FROM {prefix}_meta")
     assert meta == [("schema", str(SCHEMA_VERSION))]
 

@@ -64,7 +64,7 @@ def prefix(server: psycopg.Connection[Any]) -> Iterator[str]:
     """A table prefix of this test alone; its tables are dropped afterwards."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     yield name
-    for table in ("steps", "apps", "meta"):
+    for table in ("steps", "apps", "meta", "journal"):
         server.execute(f"DROP TABLE IF EXISTS {name}_{table}")
 
 
@@ -252,7 +252,12 @@ def test_tables_are_created_on_first_use(
     with PostgreSQLPersister(DSN, prefix) as persister:
         assert tables(server, prefix) == []
         use(persister)
-        assert tables(server, prefix) == [f"{prefix}_apps", f"{prefix}_meta", f"{prefix}_steps"]
+        assert tables(server, prefix) == [
+            f"{prefix}_apps",
+            f"{prefix}_journal",
+            f"{prefix}_meta",
+            f"{prefix}_steps",
+        ]
     meta = server.execute(f"SELECT name, value FROM {prefix}_meta").fetchall()
     assert meta == [("schema", str(SCHEMA_VERSION))]
 

@@ -213,7 +213,7 @@ def close_sync(persister: Any) -> None:
 
 
 def table_names(prefix: str) -> list[str]:
-    return [f"{prefix}_steps", f"{prefix}_apps", f"{prefix}_meta"]
+    return [f"{prefix}_steps", f"{prefix}_apps", f"{prefix}_meta", f"{prefix}_journal"]
 
 
 def drop_tables(kind: str, location: Any, tables: list[str]) -> None:

@@ -81,6 +81,8 @@ class Application(_Drivers, Generic[StateType]):
     ``with_typing(MyState)``, whose ``state.data`` is then a ``MyState`` for type checkers.
     """
 
+    _journal_carry: int | None = None  # the failed record whose action is run again
+
     if TYPE_CHECKING:  # the typed view of StepEngine.state; no property call added at run time
 
         @property
@@ -200,6 +202,8 @@ class Application(_Drivers, Generic[StateType]):
                 self._prior = rerun
                 self._route = target
                 return
+        # The rerun of the failed step replays its journal (turnout.core.journal).
+        self._journal_carry = self._sequence_id
 
     # -- properties ------------------------------------------------------------------------------
 

@@ -10,14 +10,18 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
-from collections.abc import Callable, Coroutine
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
+    from turnout.core.journal import StepJournal
     from turnout.core.tracing import TracerFactory
+
+T = TypeVar("T")
 
 __all__ = [
     "ApplicationContext",
@@ -72,6 +76,69 @@ class ApplicationContext:
             raise RuntimeError("request_halt() only works inside a running step")
         self._scope.halt_requested = True
 
+    def durable(self, key: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` once per step, however often the step runs.
+
+        The first time, ``fn`` is called and its result is journaled by the application's
+        persister (committed) before it is returned. When the step runs again — a retry, or a
+        resume after a crash before the step was saved — the journaled result is returned
+        instead, without calling ``fn``. Calls are matched by their order in the step; ``key``
+        names the call, and a replayed call whose key differs from the journaled one raises
+        ``DeterminismError``. The result goes through the persister's ``Serde``: the value
+        returned (the first time too) is the decoded one, so a replay sees the same value.
+
+        A call that raises is not journaled: the step's retry calls ``fn`` again. See
+        docs/concepts/durable.md for what "once" covers and what it cannot.
+
+        Raises:
+            UnsupportedOperationError: the application has no persister that keeps a journal.
+            AsyncRequiredError: the persister is asynchronous (use ``adurable``), or ``fn``
+                returned an awaitable.
+        """
+        scope = self._running("durable")
+        journal = scope.journal()
+        index, entry = journal.access.run(journal.begin(key, scope.attempt))
+        if entry is not None:
+            replayed: T = journal.replay(entry)
+            return replayed
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            from turnout.core.errors import AsyncRequiredError
+
+            getattr(value, "close", lambda: None)()
+            raise AsyncRequiredError(
+                f"durable({key!r}, {getattr(fn, '__name__', fn)!r}) got an awaitable from the "
+                f"function: in an async action, use `await __context.adurable(...)`."
+            )
+        result: T = journal.access.run(journal.finish(index, key, value))
+        return result
+
+    async def adurable(
+        self, key: str, fn: Callable[..., Awaitable[T] | T], /, *args: Any, **kwargs: Any
+    ) -> T:
+        """``durable`` for async actions: ``fn`` may be a coroutine function (its result is
+        awaited) or a plain one; the journal is written through the persister's async driver.
+        """
+        scope = self._running("adurable")
+        journal = scope.journal()
+        index, entry = await journal.access.arun(journal.begin(key, scope.attempt))
+        if entry is not None:
+            replayed: T = journal.replay(entry)
+            return replayed
+        value = fn(*args, **kwargs)
+        if inspect.isawaitable(value):
+            value = await value
+        result: T = await journal.access.arun(journal.finish(index, key, value))
+        return result
+
+    def _running(self, call: str) -> StepScope:
+        if self._scope is None:
+            raise RuntimeError(
+                f"{call}() only works inside a running step: call it on the __context an "
+                f"action receives, or on ApplicationContext.get() while the step runs"
+            )
+        return self._scope
+
 
 class StepScope:
     """A step in progress: what the engine tracks about it and what it exposes to the code it
@@ -88,6 +155,7 @@ class StepScope:
     _span_counts: dict[str, int] | None = None
     _context: ApplicationContext | None = None
     _tracer: TracerFactory | None = None
+    _journal: StepJournal | None = None
     children: dict[str, Any] | None = None  # child app id -> final state, kept across retries
     invocation: int | None = None  # the sequence id naming this step's children (parallel.py)
     child_states: list[Any] | None = None  # a streamed parallel step's children, for update()
@@ -180,6 +248,22 @@ class StepScope:
                 _scope=self,
             )
         return self._context
+
+    def journal(self) -> StepJournal:
+        """The journal of this step (for ``durable``), made on first use."""
+        if self._journal is None:
+            from turnout.core.journal import StepJournal, journal_for
+
+            app = self.app
+            carry = getattr(app, "_journal_carry", None)
+            self._journal = StepJournal(
+                journal_for(app._persister, "ApplicationContext.durable()"),
+                partition_key=app.partition_key,
+                app_id=app.app_id,
+                sequence_id=self.sequence_id,
+                carried_from=carry if carry == self.sequence_id - 1 else None,
+            )
+        return self._journal
 
     def tracer(self) -> TracerFactory:
         if self._tracer is None:

@@ -24,6 +24,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── ActionTimeoutError(TimeoutError)  an async action ran past its ``timeout``
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
     │                                     also an instance of the first failed child's type
+    ├── DeterminismError(RuntimeError)    a replayed step's durable calls differ from its journal
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
@@ -65,6 +66,7 @@ __all__ = [
     "ConditionError",
     "ConditionKeyError",
     "ConditionSyntaxError",
+    "DeterminismError",
     "GraphSetupError",
     "GraphWarning",
     "HookError",
@@ -404,6 +406,59 @@ def _reduce_condition_error(self: ConditionError) -> tuple[Any, ...]:
 
 def _rebuild_condition_error(message: str, also: type[BaseException]) -> ConditionError:
     return _condition_error_type(also)(message)
+
+
+class DeterminismError(TurnoutError, RuntimeError):
+    """A step ran again (a retry, a resume, a restart after a crash) and asked
+    ``ApplicationContext.durable`` for another call than its journal holds at that place: the
+    step's durable calls are not the same keys in the same order as on its first run, so the
+    journaled results cannot be matched to them.
+
+    Attributes:
+        app_id, partition_key, sequence_id: the step.
+        index: the call's place among the step's durable calls (0 for the first).
+        key: the key the step asked for now.
+        journaled_key: the key the journal holds at ``index``.
+    """
+
+    def __init__(
+        self,
+        *,
+        app_id: str,
+        partition_key: str | None,
+        sequence_id: int,
+        index: int,
+        key: str,
+        journaled_key: str,
+    ) -> None:
+        self.app_id = app_id
+        self.partition_key = partition_key or None
+        self.sequence_id = sequence_id
+        self.index = index
+        self.key = key
+        self.journaled_key = journaled_key
+        restart = (
+            f"fork the app from the step before with ApplicationBuilder().initialize_from("
+            f"persister, fork_from_app_id={app_id!r}, fork_from_sequence_id={sequence_id - 1}, "
+            f"...): the fork's step {sequence_id} has no journal yet"
+            if sequence_id > 0
+            else "start the app afresh under another app id (with_identifiers(app_id=...))"
+        )
+        super().__init__(
+            f"step {sequence_id} of app {app_id!r} (partition {self.partition_key!r}) asked "
+            f"durable({key!r}) as its durable call #{index}, but its journal holds "
+            f"durable({journaled_key!r}) there: on a replay a step must make the same durable "
+            f"calls, with the same keys, in the same order, as when it first ran. Make what "
+            f"decides the calls deterministic (read it from state or from an earlier durable "
+            f"call), or {restart}."
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_determinism_error, (self.__dict__.copy(),))
+
+
+def _rebuild_determinism_error(fields: dict[str, Any]) -> DeterminismError:
+    return DeterminismError(**fields)
 
 
 class SerdeError(TurnoutError, TypeError, ValueError):

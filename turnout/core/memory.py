@@ -5,28 +5,36 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from turnout.core._chain import SNAPSHOT
 from turnout.core.errors import ConcurrencyError
 from turnout.core.persistence import (
     AppRow,
     AsyncPersister,
+    ParentPointer,
     StepRecord,
     StorePersister,
     SyncPersister,
 )
 from turnout.core.serde import Serde
 
+if TYPE_CHECKING:
+    from turnout.core.journal import JournalEntry
+
 __all__ = ["AsyncInMemoryPersister", "InMemoryPersister", "MemoryStore"]
 
 
 class MemoryStore:
-    """A ``Store`` in dicts; records are kept as the encoded JSON text a database would hold."""
+    """A ``Store`` in dicts; records are kept as the encoded JSON text a database would hold.
+    Also the ``JournalStore`` of ``turnout.core.journal`` (its journal lives as long as the
+    process: a retried step replays, a new process does not)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._records: dict[tuple[str, str], dict[int, StepRecord]] = {}
         self._apps: dict[tuple[str, str], AppRow] = {}
+        self._journal: dict[tuple[str, str], dict[tuple[int, int], JournalEntry]] = {}
 
     async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
         key = (record.partition_key, record.app_id)
@@ -39,6 +47,8 @@ class MemoryStore:
             stale = latest is not None and latest >= record.sequence_id
             if stale or (previous is not None and latest != previous):
                 raise ConcurrencyError(*conflict)
+            if key not in self._apps and row.parent is not None:
+                await self.journal_copy(row.parent, record.partition_key, record.app_id)
             self._records.setdefault(key, {})[record.sequence_id] = record
             self._apps[key] = dataclasses.replace(row, latest_sequence_id=record.sequence_id)
 
@@ -72,6 +82,7 @@ class MemoryStore:
             for key in list(self._apps):
                 if key[1] == app_id and (partition_key is None or key[0] == partition_key):
                     del self._apps[key]
+            await self.journal_delete(partition_key, app_id)
         return removed
 
     async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
@@ -88,11 +99,57 @@ class MemoryStore:
     async def remove(self, partition_key: str, app_id: str, sequence_ids: Sequence[int]) -> int:
         with self._lock:
             steps = self._records.get((partition_key, app_id), {})
+            await self.journal_remove(partition_key, app_id, sequence_ids)
             return sum(steps.pop(i, None) is not None for i in sequence_ids)
 
     async def all_apps(self, partition_key: str | None) -> list[AppRow]:
         with self._lock:
             return [a for (pk, _), a in self._apps.items() if partition_key in (None, pk)]
+
+    # -- the JournalStore protocol --------------------------------------------------------------
+
+    async def journal_record(self, entry: JournalEntry) -> None:
+        with self._lock:
+            entries = self._journal.setdefault((entry.partition_key, entry.app_id), {})
+            place = (entry.sequence_id, entry.index)
+            if place in entries:
+                raise ConcurrencyError(entry.partition_key, entry.app_id, entry.sequence_id)
+            entries[place] = entry
+
+    async def journal_entries(
+        self, partition_key: str, app_id: str, sequence_id: int
+    ) -> list[JournalEntry]:
+        with self._lock:
+            entries = self._journal.get((partition_key, app_id), {})
+            return sorted(
+                (e for (s, _), e in entries.items() if s == sequence_id), key=lambda e: e.index
+            )
+
+    async def journal_remove(
+        self, partition_key: str, app_id: str, sequence_ids: Sequence[int]
+    ) -> None:
+        gone = set(sequence_ids)
+        with self._lock:
+            entries = self._journal.get((partition_key, app_id), {})
+            for place in [p for p in entries if p[0] in gone]:
+                del entries[place]
+
+    async def journal_delete(self, partition_key: str | None, app_id: str) -> None:
+        with self._lock:
+            for key in list(self._journal):
+                if key[1] == app_id and (partition_key is None or key[0] == partition_key):
+                    del self._journal[key]
+
+    async def journal_copy(self, parent: ParentPointer, partition_key: str, app_id: str) -> None:
+        with self._lock:
+            source = self._journal.get((parent.partition_key or "", parent.app_id), {})
+            target = self._journal.setdefault((partition_key, app_id), {})
+            for (sequence_id, index), entry in source.items():
+                if parent.sequence_id is None or sequence_id <= parent.sequence_id:
+                    target.setdefault(
+                        (sequence_id, index),
+                        dataclasses.replace(entry, partition_key=partition_key, app_id=app_id),
+                    )
 
 
 class InMemoryPersister(SyncPersister):

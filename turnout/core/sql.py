@@ -9,7 +9,8 @@ Tables, named from a validated prefix (no injection through names):
 * ``<prefix>_steps``: one row per step, keyed by (partition_key, app_id, sequence_id);
 * ``<prefix>_apps``: one row per app, with the record it was forked from and the sequence id of
   its latest record (the row every save locks and advances, and ``delete`` removes first);
-* ``<prefix>_meta``: the schema version (created on first use; ``setup`` migrates older tables).
+* ``<prefix>_meta``: the schema version (created on first use; ``setup`` migrates older tables);
+* ``<prefix>_journal``: the journal of ``ApplicationContext.durable`` (``_sql_journal.py``).
 
 Schema versions: 1 had no ``latest_sequence_id`` column (added, and filled from the steps, when
 version 2 code first opens the tables).
@@ -24,6 +25,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from turnout.core._sql_journal import SQLJournal
 from turnout.core.errors import ConcurrencyError, InvalidNameError, PersistenceError
 from turnout.core.persistence import AppRow, ParentPointer, StepRecord
 
@@ -87,8 +89,9 @@ class SQLConnection(Protocol):
         ...
 
 
-class SQLStore:
-    """The ``Store`` of ``turnout.core.persistence`` over an ``SQLConnection``."""
+class SQLStore(SQLJournal):
+    """The ``Store`` of ``turnout.core.persistence`` over an ``SQLConnection``, and the
+    ``JournalStore`` of ``turnout.core.journal``."""
 
     def __init__(self, connection: SQLConnection, dialect: Dialect, prefix: str = "turnout"):
         self.connection = connection
@@ -135,6 +138,7 @@ class SQLStore:
             f"app_id {key} NOT NULL, sequence_id BIGINT NOT NULL, position {key}, "
             f"status {key} NOT NULL, kind {key} NOT NULL, payload {text} NOT NULL, "
             f"created_at {key} NOT NULL, PRIMARY KEY (partition_key, app_id, sequence_id))",
+            self.journal_table(),
         ]
         async with self.connection.transaction():
             await self.connection.lock_setup()
@@ -194,6 +198,8 @@ class SQLStore:
             async with self.connection.transaction():
                 if app is not None:
                     await self._insert_app(app)
+                    if app.parent is not None and previous is None:  # a fork's first record
+                        await self.journal_copy(app.parent, app.partition_key, app.app_id)
                 # The app row is the lock every save of the app takes, and the row delete()
                 # removes first: a save either sees the app deleted or finishes before the delete.
                 rows = await self._run(
@@ -325,6 +331,7 @@ class SQLStore:
             await self._run(f"DELETE FROM {self.apps} WHERE {clause}", params)
             rows = await self._run(f"SELECT COUNT(*) FROM {self.steps} WHERE {clause}", params)
             await self._run(f"DELETE FROM {self.steps} WHERE {clause}", params)
+            await self.journal_delete(partition_key, app_id)
         return int(rows[0][0]) if rows else 0
 
     async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
@@ -374,6 +381,7 @@ class SQLStore:
                     f"DELETE FROM {self.steps} WHERE {where}", [partition_key, app_id, *chunk]
                 )
                 removed += int(rows[0][0])
+            await self.journal_remove(partition_key, app_id, ids)
         return removed
 
     async def all_apps(self, partition_key: str | None) -> list[AppRow]:

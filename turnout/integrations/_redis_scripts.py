@@ -117,7 +117,54 @@ redis.call('SREM', KEYS[6], ARGV[2])
 return removed
 """
 
+# The journal (turnout.core.journal): a hash per step, index -> entry (JSON), and a sorted set
+# per app of the sequence ids that have one. Step hashes are named from ARGV (prefix .. sequence
+# id) where a script walks an app's steps: one Redis server, as for the records.
+
+# KEYS: the app's journal index, the step's hash. ARGV: sequence id, call index, entry. Returns
+# 1; 0 when the step already has an entry at that index.
+_JOURNAL_RECORD = """
+if redis.call('HSETNX', KEYS[2], ARGV[2], ARGV[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
+return 1
+"""
+
+# KEYS: the app's journal index. ARGV: the step hashes' prefix, then sequence ids.
+_JOURNAL_REMOVE = """
+for i = 2, #ARGV do
+  redis.call('DEL', ARGV[1] .. ARGV[i])
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+return 1
+"""
+
+# KEYS: the app's journal index. ARGV: the step hashes' prefix.
+_JOURNAL_DELETE = """
+for _, s in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do redis.call('DEL', ARGV[1] .. s) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+# KEYS: the parent's journal index, the fork's. ARGV: the parent's step-hash prefix, the fork's,
+# the last sequence id to copy ('' for all). Entries the fork already has are kept.
+_JOURNAL_COPY = """
+local last = ARGV[3]
+if last == '' then last = '+inf' end
+for _, s in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', last)) do
+  local fields = redis.call('HGETALL', ARGV[1] .. s)
+  for i = 1, #fields, 2 do redis.call('HSETNX', ARGV[2] .. s, fields[i], fields[i + 1]) end
+  redis.call('ZADD', KEYS[2], s, s)
+end
+return 1
+"""
+
 SCRIPTS = {
+    "journal_record": _JOURNAL_RECORD,
+    "journal_remove": _JOURNAL_REMOVE,
+    "journal_delete": _JOURNAL_DELETE,
+    "journal_copy": _JOURNAL_COPY,
+    # KEYS: a step's journal hash.
+    "journal_entries": "return redis.call('HGETALL', KEYS[1])",
     "setup": _SETUP,
     "insert": _INSERT,
     "chain": _CHAIN,

@@ -18,6 +18,8 @@ so no two of them share a key)::
     P:ids:<partition>:<app>      sorted set: every sequence id (score = sequence id)
     P:snapshots:<partition>:<app>   sorted set: the sequence ids of snapshots
     P:records:<partition>:<app>  hash: sequence id -> the record (JSON)
+    P:jsteps:<partition>:<app>   sorted set: the sequence ids with a journal (``durable``)
+    P:journal:<partition>:<app>:<sequence id>   hash: call index -> the journaled call (JSON)
 
 The scripts touch keys of several apps' indexes at once, so one Redis server (with replicas if
 wanted) is supported, not Redis Cluster.
@@ -35,6 +37,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from turnout.core.errors import ConcurrencyError, PersistenceError
+from turnout.core.journal import JournalEntry
 from turnout.core.persistence import (
     AppRow,
     AsyncPersister,
@@ -163,6 +166,10 @@ class RedisStore:
 
     async def insert(self, record: StepRecord, previous: int | None, app: AppRow | None) -> None:
         pk, app_id = record.partition_key, record.app_id
+        if app is not None and app.parent is not None and previous is None:
+            # Before the fork's first record (kept if that insert fails: a retry copies again
+            # and keeps what is there), so no fork is ever without its parent's journal.
+            await self.journal_copy(app.parent, pk, app_id)
         written = await self._run(
             "insert",
             [*self._steps(pk, app_id), *self._indexes(pk, app_id)],
@@ -210,6 +217,7 @@ class RedisStore:
         for pk in partitions:
             keys = [*self._steps(pk, app_id), *self._indexes(pk, app_id)]
             removed += int(await self._run("delete", keys, [app_id, pk]))
+            await self.journal_delete(pk, app_id)
         return removed
 
     async def records(self, partition_key: str, app_id: str) -> list[StepRecord]:
@@ -227,6 +235,7 @@ class RedisStore:
         removed = 0
         for start in range(0, len(ids), 1000):
             removed += int(await self._run("remove", keys, ids[start : start + 1000]))
+            await self.journal_remove(partition_key, app_id, ids[start : start + 1000])
         return removed
 
     async def all_apps(self, partition_key: str | None) -> list[AppRow]:
@@ -247,6 +256,70 @@ class RedisStore:
                 row = self._load_app(value, key)
                 rows.append(self._with_latest(row, latest.get(row.app_id), latest_key))
         return rows
+
+    # -- the JournalStore protocol --------------------------------------------------------------
+
+    def _journal(self, partition_key: str, app_id: str) -> tuple[str, str]:
+        """The app's journal index and the prefix of its steps' journal hashes."""
+        tail = f"{_escape(partition_key)}:{_escape(app_id)}"
+        return f"{self.prefix}:jsteps:{tail}", f"{self.prefix}:journal:{tail}:"
+
+    async def journal_record(self, entry: JournalEntry) -> None:
+        index, steps = self._journal(entry.partition_key, entry.app_id)
+        value = json.dumps(
+            {"key": entry.key, "payload": entry.payload, "at": entry.created_at.isoformat()},
+            separators=(",", ":"),
+        )
+        written = await self._run(
+            "journal_record",
+            [index, f"{steps}{entry.sequence_id}"],
+            [entry.sequence_id, entry.index, value],
+        )
+        if int(written) != 1:
+            raise ConcurrencyError(entry.partition_key, entry.app_id, entry.sequence_id)
+
+    async def journal_entries(
+        self, partition_key: str, app_id: str, sequence_id: int
+    ) -> list[JournalEntry]:
+        key = f"{self._journal(partition_key, app_id)[1]}{sequence_id}"
+        pairs = await self._run("journal_entries", [key])
+        entries = []
+        for i in range(0, len(pairs), 2):
+            try:
+                data = json.loads(_text(pairs[i + 1]))
+                entries.append(
+                    JournalEntry(
+                        partition_key=partition_key,
+                        app_id=app_id,
+                        sequence_id=sequence_id,
+                        index=int(_text(pairs[i])),
+                        key=str(data["key"]),
+                        payload=str(data["payload"]),
+                        created_at=dt.datetime.fromisoformat(data["at"]),
+                    )
+                )
+            except (ValueError, TypeError, KeyError) as exc:
+                raise PersistenceError(
+                    f"a journal entry in the Redis hash {key!r} at {self.client.address} is "
+                    f"unreadable ({type(exc).__name__}: {exc}); delete the app to remove it."
+                ) from exc
+        return sorted(entries, key=lambda e: e.index)
+
+    async def journal_remove(
+        self, partition_key: str, app_id: str, sequence_ids: Sequence[int]
+    ) -> None:
+        index, steps = self._journal(partition_key, app_id)
+        await self._run("journal_remove", [index], [steps, *sequence_ids])
+
+    async def journal_delete(self, partition_key: str | None, app_id: str) -> None:
+        index, steps = self._journal(partition_key or "", app_id)
+        await self._run("journal_delete", [index], [steps])
+
+    async def journal_copy(self, parent: ParentPointer, partition_key: str, app_id: str) -> None:
+        source, source_steps = self._journal(parent.partition_key or "", parent.app_id)
+        target, target_steps = self._journal(partition_key, app_id)
+        last = "" if parent.sequence_id is None else parent.sequence_id
+        await self._run("journal_copy", [source, target], [source_steps, target_steps, last])
 
     def _with_latest(self, row: AppRow, latest: Any, key: str) -> AppRow:
         if latest is None:
