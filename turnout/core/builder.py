@@ -9,25 +9,23 @@ with ``build(strict=True)``.
 from __future__ import annotations
 
 import uuid
-import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import is_dataclass
 from typing import Any, Generic, Self, TypeVar, overload
 
+from turnout.core._build_checks import check_suspicious, resume_problems
 from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.engine import drive
 from turnout.core.errors import (
     AsyncRequiredError,
     GraphSetupError,
-    GraphWarning,
     StateValidationError,
 )
-from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder, reachable_from
+from turnout.core.graph import ApplicationGraph, Graph, GraphBuilder
 from turnout.core.hooks import HOOK_NAMES, HookSet
 from turnout.core.persistence import AsyncBaseStateSaver, ParentPointer
-from turnout.core.retry import ExceptionCondition
 from turnout.core.saving import (
     Initialization,
     InitializeFrom,
@@ -35,7 +33,7 @@ from turnout.core.saving import (
     PersisterHookAsync,
     initialize,
 )
-from turnout.core.state import CONTROL_KEYS, State, StateType
+from turnout.core.state import State, StateType
 from turnout.core.typed_classes import field_problems
 from turnout.core.typing import TypingSystem, typing_system_for
 from turnout.core.versions import Migration, StateSchema, declare, persister_problems
@@ -504,7 +502,7 @@ class ApplicationBuilder(Generic[StateType]):
                 f"{', '.join(map(repr, sorted(names))) or 'none'}."
             )
         if initialization is not None:
-            problems.extend(_resume_problems(initialization, names))
+            problems.extend(resume_problems(initialization, names))
         problems.extend(persister_problems(self._schema, self._persister))
         for act in actions:
             if act.timeout is not None and not act.is_async():
@@ -535,7 +533,7 @@ class ApplicationBuilder(Generic[StateType]):
         if self._typing_system is not None:
             state = State(state, typing_system=self._typing_system)
             self._typing_system.validate_state(state)
-        self._check_suspicious(graph, state, strict)
+        check_suspicious(graph, state, strict)
         check = getattr(self._persister, "check_state", None)
         if check is not None:
             check(state)
@@ -561,79 +559,7 @@ class ApplicationBuilder(Generic[StateType]):
             app._resume_at(initialization.prior, initialization.rerun)
         return app
 
-    def _check_suspicious(self, graph: ApplicationGraph, state: State, strict: bool) -> None:
-        findings: list[str] = []
-        reachable = reachable_from(graph, bound_name(graph.entrypoint))
-        for act in graph.actions:
-            if act.name not in reachable:
-                findings.append(
-                    f"action {act.name!r} can never run: no transition path leads to it from "
-                    f"the entrypoint {graph.entrypoint.name!r}."
-                )
-        provided = set(state.keys()) | CONTROL_KEYS  # Burr's __SEQUENCE_ID: computed in a step
-        provided.update(
-            t.condition.state_key
-            for t in graph.transitions
-            if isinstance(t.condition, ExceptionCondition)
-        )
-        for act in graph.actions:
-            provided.update(act.writes)
-            provided.update(act.required_inputs)
-            provided.update(act.optional_inputs)
-        for act in graph.actions:
-            if getattr(act, "_reads_may_be_missing", False):  # Result: absent keys are left out
-                continue
-            for key in act.reads:
-                if key not in provided:
-                    findings.append(
-                        f"action {act.name!r} reads {key!r}, but neither the initial state, an "
-                        f"input nor any action's writes provide it; add with_state({key}=...) "
-                        f"or declare it in the writes of the action that sets it."
-                    )
-        for t in graph.transitions:
-            for key in t.condition.keys:
-                if key not in provided:
-                    findings.append(
-                        f"the condition {t.condition.name!r} on {t.from_.name!r} -> "
-                        f"{t.to.name!r} reads {key!r}, which nothing provides; add "
-                        f"with_state({key}=...)."
-                    )
-        if not findings:
-            return
-        if strict:
-            raise GraphSetupError(findings)
-        count = len(findings)
-        warnings.warn(
-            "\n".join(
-                [
-                    f"the application graph has {count} suspicious part{'s' if count > 1 else ''}"
-                    " (build(strict=True) makes this an error):",
-                    *(f"  - {f}" for f in findings),
-                ]
-            ),
-            GraphWarning,
-            stacklevel=4,
-        )
-
 
 def _is_async(persister: Any) -> bool:
     is_async = getattr(persister, "is_async", None)
     return isinstance(persister, AsyncBaseStateSaver) or (callable(is_async) and is_async() is True)
-
-
-def _resume_problems(initialization: Initialization, names: set[str]) -> list[str]:
-    """The loaded record resumes at an action this graph lacks (renamed or removed since it was
-    saved, or a damaged record): say so at build, not by restarting silently at the entrypoint."""
-    name, how = (
-        (initialization.prior, "after")
-        if initialization.prior is not None
-        else (initialization.rerun, "by running again")
-    )
-    if name is None or name in names:
-        return []
-    return [
-        f"initialize_from(): the record of {initialization.source} resumes {how} the action "
-        f"{name!r}, which this application does not have (its actions: "
-        f"{', '.join(map(repr, sorted(names))) or 'none'}). Add it with with_actions(), or "
-        f"start at the default entrypoint with initialize_from(..., resume_at_next_action=False)."
-    ]
