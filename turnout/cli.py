@@ -1,7 +1,9 @@
 """The ``turnout`` command.
 
-``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]``
-opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``). On a directory
+``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]
+[--artifacts DIR]`` opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or
+``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore``
+directory the UI downloads the blobs of artifact refs from. On a directory
 with no tracked application it first runs the demo applications into a ``demo`` project
 (``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
 only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
@@ -70,6 +72,14 @@ def _parser() -> argparse.ArgumentParser:
         help="also answer requests for this Host name, e.g. the name a reverse proxy serves "
         "the UI under (repeatable; '*' allows any; also $TURNOUT_UI_ALLOW_HOSTS, "
         "comma-separated). By default only 127.0.0.1, localhost, ::1 and the bound address",
+    )
+    ui.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="a LocalArtifactStore directory: artifact refs in states get a download button "
+        "reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
     )
     ui.add_argument(
         "--no-demo",
@@ -256,11 +266,18 @@ def test_case_command(
 
 
 def ui_command(
-    storage_dir: Path, *, port: int, host: str, demo: bool, allow_hosts: Sequence[str] = ()
+    storage_dir: Path,
+    *,
+    port: int,
+    host: str,
+    demo: bool,
+    allow_hosts: Sequence[str] = (),
+    artifacts: Path | None = None,
 ) -> list[str]:
     """Prepare ``storage_dir`` (demo data if empty) and return the command that serves the UI
     (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
-    ``allow_hosts`` are added to the Host names served (see ``--allow-host``)."""
+    ``allow_hosts`` are added to the Host names served (see ``--allow-host``); ``artifacts`` is
+    the artifact store's directory (see ``--artifacts``)."""
     from turnout.integrations.streamlit import demo as demo_module
     from turnout.integrations.streamlit.serve import check_streamlit
 
@@ -277,6 +294,8 @@ def ui_command(
     for name in [*allow_hosts, *from_env]:
         if name.strip():
             command += ["--allow-host", name.strip()]
+    if artifacts is not None:
+        command += ["--artifacts", str(artifacts)]
     return command
 
 
@@ -338,10 +357,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None else 2
     storage_dir = tracking_home(args.dir).resolve()
+    artifacts = None if args.artifacts is None else args.artifacts.resolve()
+    if artifacts is not None and not artifacts.is_dir():
+        print(
+            f"turnout ui: --artifacts {str(args.artifacts)!r} is not a directory: pass the "
+            "directory of the LocalArtifactStore the application wrote to.",
+            file=sys.stderr,
+        )
+        return 2
     try:
         command = ui_command(
             storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
-            allow_hosts=args.allow_hosts,
+            allow_hosts=args.allow_hosts, artifacts=artifacts,
         )  # fmt: skip
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)

@@ -3,7 +3,8 @@
 An application is run with a ``LocalTracker`` into a temporary directory, ``turnout ui --no-demo``
 serves that directory on a free port, and Playwright (with Debian's ``/usr/bin/chromium``, never a
 downloaded browser) opens the projects page, clicks through to the application, deep-links a step
-and checks that the steps table, the state diff and the graph are shown. A second application,
+and checks that the steps table, the state diff and the graph are shown; an artifact ref in a
+state downloads its blob from the store given by ``--artifacts``. A second application,
 whose partition key, tag, action name and error message are markdown and HTML (an image on a
 local port among them), is shown as literal text and makes the browser fetch nothing from that
 port. Screenshots are saved
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from turnout import ApplicationBuilder, State, action, default, expr
+from turnout.core.artifacts import LocalArtifactStore
 from turnout.core.tracking import LocalTracker
 
 IN_CI = os.environ.get("CI") == "true"
@@ -64,6 +66,8 @@ UI_TIMEOUT_MS = 30_000
 
 pytestmark = pytest.mark.slow
 
+ARTIFACT_PROJECT = "artifacts"
+REPORT = b"%PDF-1.7 " + bytes(range(256)) * 8  # the blob the Download button must yield
 HOSTILE_PROJECT = "hostile"
 TRAP = "127.0.0.1:9"  # the discard port: an injected image would be fetched from here
 PAYLOAD = (
@@ -104,6 +108,31 @@ def _run_example_app(storage_dir: Path) -> None:
         tracker.close()
 
 
+def _run_artifact_app(storage_dir: Path, blobs: Path) -> None:
+    """Track an application whose state holds a ref to ``REPORT`` in the store at ``blobs``."""
+    store = LocalArtifactStore(blobs)
+
+    @action(reads=[], writes=["report"])
+    def write_report(state: State) -> State:
+        ref = store.put(REPORT, media_type="application/pdf", name="report.pdf")
+        return state.update(report=ref)
+
+    tracker = LocalTracker(ARTIFACT_PROJECT, storage_dir=storage_dir)
+    try:
+        app = (
+            ApplicationBuilder()
+            .with_actions(write_report)
+            .with_transitions()
+            .with_entrypoint("write_report")
+            .with_tracker(tracker)
+            .with_identifiers(app_id="report")
+            .build()
+        )
+        app.step()
+    finally:
+        tracker.close()
+
+
 @pytest.fixture(scope="module")
 def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run the example app into a fresh directory, serve it with ``turnout ui``; the base URL."""
@@ -111,7 +140,9 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     storage = root / "tracking"
     _run_example_app(storage)
     run_hostile_app(storage, PAYLOAD)
-    with turnout_ui(storage, root / "turnout-ui.log", "--host", "127.0.0.1") as port:
+    _run_artifact_app(storage, root / "blobs")
+    options = ("--host", "127.0.0.1", "--artifacts", str(root / "blobs"))
+    with turnout_ui(storage, root / "turnout-ui.log", *options) as port:
         yield f"http://127.0.0.1:{port}"
 
 
@@ -254,3 +285,15 @@ def test_a_bad_url_parameter_shows_a_message(page: Page, ui_url: str) -> None:
         f"URL parameter project='../{HOSTILE_PROJECT}' was ignored", timeout=UI_TIMEOUT_MS
     )
     expect(page.get_by_role("heading", name="turnout · projects")).to_be_visible()
+
+
+def test_an_artifact_ref_downloads_its_blob(page: Page, ui_url: str, artifacts: Path) -> None:
+    page.goto(f"{ui_url}/?project={ARTIFACT_PROJECT}&app=report&tab=State")
+    line = page.get_by_text("report · artifact · report.pdf · application/pdf · 2.0 KiB")
+    expect(line).to_be_visible(timeout=UI_TIMEOUT_MS)
+    _shot(page, artifacts, "7-artifact")
+    with page.expect_download(timeout=UI_TIMEOUT_MS) as download_info:
+        page.get_by_test_id("stDownloadButton").get_by_role("button", name="Download").click()
+    download = download_info.value
+    assert download.suggested_filename == "report.pdf"
+    assert Path(download.path()).read_bytes() == REPORT

@@ -10,6 +10,8 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
+from turnout.integrations.streamlit.artifact_panel import show_artifacts
+from turnout.integrations.streamlit.artifact_refs import compact
 from turnout.integrations.streamlit.data import (
     AppLog,
     AppSummary,
@@ -286,9 +288,11 @@ def _step_view(index: TrackingIndex, project: str, log: AppLog, step: Step) -> N
         _state_tab(log, step)
     elif tab == "Inputs & Result":
         st.markdown("**Inputs**")
-        st.json(truncate(step.inputs))
+        st.json(compact(truncate(step.inputs)))
         st.markdown("**Result**")
-        st.json(truncate(step.result))
+        st.json(compact(truncate(step.result)))
+        shown = {"inputs": step.inputs, "result": step.result}
+        show_artifacts(shown, key=f"io:{step.seq}")
     elif tab == "Error":
         _error_tab(step)
     elif tab == "Attributes & spans":
@@ -309,12 +313,15 @@ def _state_tab(log: AppLog, step: Step) -> None:
     which = st.radio("State", ["after", "before", "diff"], horizontal=True, key="w_state_view")
     after = log.state_after(step.seq)
     before = log.state_before(step.seq)
-    if which == "after":
-        st.json(truncate(after), expanded=2)
-    elif which == "before":
-        st.json(truncate(before), expanded=2)
+    if which in ("after", "before"):
+        value = after if which == "after" else before
+        st.json(compact(truncate(value)), expanded=2)
+        show_artifacts(value, key=f"state:{step.seq}:{which}")
     else:
-        st.markdown(diff_html(diff_states(before, after)), unsafe_allow_html=True)
+        diff = diff_states(before, after)
+        st.markdown(diff_html(diff), unsafe_allow_html=True)
+        written = {**diff.added, **{k: new for k, (_old, new) in diff.changed.items()}}
+        show_artifacts(written, key=f"diff:{step.seq}")
     if step.status not in ("completed", "failed", "cancelled"):
         st.caption("The step has not finished: its state is the state before it.")
 

@@ -27,6 +27,7 @@ import streamlit as st
 from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.errors import SessionStateError, TrackingWarning
+from turnout.integrations.streamlit.artifact_refs import compact
 from turnout.integrations.streamlit.render import plain, truncate
 from turnout.integrations.streamlit.steplog import read_step_log
 
@@ -252,7 +253,7 @@ def render_action(state: AppState) -> None:
 
 def _json_body(value: Any) -> Any:
     # st.json parses a str as JSON text: a string value is shown as the string it is.
-    shown = truncate(value)
+    shown = compact(truncate(value))
     return json.dumps(shown) if isinstance(shown, str) else shown
 
 

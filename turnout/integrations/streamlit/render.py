@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout.core.visualize import ERROR_COLOR, HIGHLIGHT_FILL
+from turnout.integrations.streamlit.artifact_refs import compact
 from turnout.integrations.streamlit.data import StateDiff, Step
 
 __all__ = [
@@ -98,7 +99,7 @@ def truncate(value: Any, max_items: int = MAX_ITEMS) -> Any:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(truncate(value, 10), ensure_ascii=False, default=repr)
+    text = json.dumps(compact(truncate(value, 10)), ensure_ascii=False, default=repr)
     if len(text) > MAX_TEXT:
         text = text[:MAX_TEXT] + "…"
     return inline_html(text)
@@ -112,7 +113,8 @@ def inline_html(text: str) -> str:
 
 
 def diff_html(diff: StateDiff) -> str:
-    """The diff as an HTML table: added keys green, removed red, changed amber (old → new)."""
+    """The diff as an HTML table: added keys green, removed red, changed amber (old → new);
+    an artifact ref as its one-line description (``artifact_refs.compact``)."""
     if not diff:
         return "<p><em>This step changed no state.</em></p>"
     rows = []

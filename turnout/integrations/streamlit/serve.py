@@ -13,7 +13,8 @@ run with ``App.run(config=...)``: the documented way to wrap a Streamlit server,
 Streamlit internal is patched.
 
 Usage: ``python -m turnout.integrations.streamlit.serve --port P --host H --dir DIR
-[--allow-host NAME ...]`` (``turnout ui`` builds this command).
+[--allow-host NAME ...] [--artifacts DIR]`` (``turnout ui`` builds this command). The script
+reads ``--dir`` and ``--artifacts`` from the process's arguments.
 """
 
 from __future__ import annotations
@@ -137,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", required=True, help="address to bind")
     parser.add_argument("--dir", required=True, help="tracking directory (read by app.py)")
     parser.add_argument("--allow-host", action="append", default=[], dest="allow_hosts")
+    parser.add_argument("--artifacts", default=None, help="artifact store directory (app.py)")
     return parser
 
 

@@ -23,6 +23,7 @@ import streamlit as st
 
 from turnout.core.action import bound_name
 from turnout.core.application import Application
+from turnout.integrations.streamlit.artifact_refs import compact
 from turnout.integrations.streamlit.data import StateDiff, diff_states
 from turnout.integrations.streamlit.render import (
     diff_html,
@@ -126,7 +127,7 @@ def render_state(
     if previous is not None:
         diff = diff_states(_plain(previous), current)
         st.markdown(diff_html(diff), unsafe_allow_html=True)
-    st.json(truncate(current), expanded=True)
+    st.json(compact(truncate(current)), expanded=True)
     return diff
 
 
@@ -218,7 +219,7 @@ def step_controls(
 
 def _delta_text(diff: StateDiff, width: int = 120) -> str:
     def short(value: Any) -> str:
-        return json.dumps(truncate(value, 5), ensure_ascii=False, default=repr)
+        return json.dumps(compact(truncate(value, 5)), ensure_ascii=False, default=repr)
 
     parts = [f"+{k}={short(v)}" for k, v in diff.added.items()]
     parts += [f"-{k}" for k in diff.removed]
