@@ -26,12 +26,12 @@ from turnout.core.engine import (
 )
 from turnout.core.errors import AsyncRequiredError, UnknownActionError
 from turnout.core.step import check_inputs, prepare
-from turnout.core.suspension import SuspensionRecord, check_answer, journal_of, save_answer
 from turnout.core.streaming import (
     AsyncStreamingResultContainer,
     StreamingResultContainer,
     _Finished,
 )
+from turnout.core.suspension import SuspensionRecord, check_answer, journal_of, save_answer
 
 __all__: list[str] = []
 

@@ -97,10 +97,12 @@ def check_schema(schema: Any, *, path: str = "#") -> None:
             try:
                 re.compile(value)
             except (re.error, TypeError) as exc:
-                raise _bad_schema(here, f"pattern {value!r} is not a regular expression: {exc}")
-        elif key == "$ref":
-            if not isinstance(value, str) or not value.startswith(("#/$defs/", "#/definitions/")):
-                raise _bad_schema(here, "$ref must point into the schema: '#/$defs/<name>'")
+                why = f"pattern {value!r} is not a regular expression: {exc}"
+                raise _bad_schema(here, why) from None
+        elif key == "$ref" and (
+            not isinstance(value, str) or not value.startswith(("#/$defs/", "#/definitions/"))
+        ):
+            raise _bad_schema(here, "$ref must point into the schema: '#/$defs/<name>'")
 
 
 def validate(value: Any, schema: Any) -> None:
@@ -151,15 +153,14 @@ def _check(value: Any, schema: Any, path: str, root: Mapping[str, Any]) -> None:
 
 
 def _check_number(value: float, schema: Mapping[str, Any], path: str) -> None:
-    bounds = (
-        ("minimum", lambda limit: value >= limit, "at least"),
-        ("maximum", lambda limit: value <= limit, "at most"),
-        ("exclusiveMinimum", lambda limit: value > limit, "more than"),
-        ("exclusiveMaximum", lambda limit: value < limit, "less than"),
-    )
-    for key, holds, words in bounds:
-        if key in schema and not holds(schema[key]):
-            raise _mismatch(path, f"a number {words} {schema[key]!r}", value)
+    if "minimum" in schema and not value >= schema["minimum"]:
+        raise _mismatch(path, f"a number at least {schema['minimum']!r}", value)
+    if "maximum" in schema and not value <= schema["maximum"]:
+        raise _mismatch(path, f"a number at most {schema['maximum']!r}", value)
+    if "exclusiveMinimum" in schema and not value > schema["exclusiveMinimum"]:
+        raise _mismatch(path, f"a number more than {schema['exclusiveMinimum']!r}", value)
+    if "exclusiveMaximum" in schema and not value < schema["exclusiveMaximum"]:
+        raise _mismatch(path, f"a number less than {schema['exclusiveMaximum']!r}", value)
 
 
 def _check_string(value: str, schema: Mapping[str, Any], path: str) -> None:

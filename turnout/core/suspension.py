@@ -24,6 +24,7 @@ process only; a fresh process cannot resume them (``resume`` says so).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -190,12 +191,10 @@ async def save_record(access: _Access, record: SuspensionRecord) -> None:
         "answers": list(record.answers),
     }
     entry = _entry(record, RECORD_INDEX, "suspension", access.serde.dumps(payload))
-    try:
+    # A ConcurrencyError: the same step suspended before and the process died before its
+    # record was saved, so the step ran again at the same sequence id. The first one stays.
+    with contextlib.suppress(ConcurrencyError):
         await access.arun(access.store.journal_record(entry))
-    except ConcurrencyError:
-        # The same step suspended before and the process died before its record was saved:
-        # the step ran again at the same sequence id. The first suspension stays.
-        pass
 
 
 async def save_answer(access: _Access, record: SuspensionRecord, value: Any) -> Any:
