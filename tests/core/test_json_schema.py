@@ -65,13 +65,19 @@ CASES: list[tuple[Any, Any]] = [
     ({"allOf": [{"minimum": 1}, {"maximum": 3}]}, 2),
     ({"allOf": [{"minimum": 1}, {"maximum": 3}]}, 4),
     (
-        {"$defs": {"item": {"type": "object", "required": ["id"]}}, "type": "array",
-         "items": {"$ref": "#/$defs/item"}},
+        {
+            "$defs": {"item": {"type": "object", "required": ["id"]}},
+            "type": "array",
+            "items": {"$ref": "#/$defs/item"},
+        },
         [{"id": 1}, {"id": 2}],
     ),  # fmt: skip
     (
-        {"$defs": {"item": {"type": "object", "required": ["id"]}}, "type": "array",
-         "items": {"$ref": "#/$defs/item"}},
+        {
+            "$defs": {"item": {"type": "object", "required": ["id"]}},
+            "type": "array",
+            "items": {"$ref": "#/$defs/item"},
+        },
         [{"id": 1}, {}],
     ),  # fmt: skip
     (True, {"anything": 1}),
@@ -101,13 +107,19 @@ def test_the_subset_agrees_with_jsonschema_on_generated_values() -> None:
     hypothesis = pytest.importorskip("hypothesis")
     from hypothesis import strategies as st
 
-    scalars = st.none() | st.booleans() | st.integers(-200, 200) | st.floats(-2, 2) | st.text(
-        "abAB", max_size=7
+    scalars = (
+        st.none()
+        | st.booleans()
+        | st.integers(-200, 200)
+        | st.floats(-2, 2)
+        | st.text("abAB", max_size=7)
     )
     values = st.recursive(
         scalars,
-        lambda inner: st.lists(inner, max_size=3)
-        | st.dictionaries(st.sampled_from(["name", "age", "tags", "kind", "score", "x"]), inner),
+        lambda inner: (
+            st.lists(inner, max_size=3)
+            | st.dictionaries(st.sampled_from(["name", "age", "tags", "kind", "score", "x"]), inner)
+        ),
         max_leaves=8,
     )
     checker = jsonschema.Draft202012Validator(PERSON)
