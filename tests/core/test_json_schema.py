@@ -23,6 +23,11 @@ PERSON = {
     "required": ["name"],
     "additionalProperties": False,
 }
+ITEMS = {
+    "$defs": {"item": {"type": "object", "required": ["id"]}},
+    "type": "array",
+    "items": {"$ref": "#/$defs/item"},
+}
 CASES: list[tuple[Any, Any]] = [
     (PERSON, {"name": "ada"}),
     (PERSON, {"name": "ada", "age": 36, "tags": ["a"], "kind": "person", "score": 0.5}),
@@ -71,7 +76,7 @@ CASES: list[tuple[Any, Any]] = [
             "items": {"$ref": "#/$defs/item"},
         },
         [{"id": 1}, {"id": 2}],
-    ),  # fmt: skip
+    ),
     (
         {
             "$defs": {"item": {"type": "object", "required": ["id"]}},
@@ -79,7 +84,7 @@ CASES: list[tuple[Any, Any]] = [
             "items": {"$ref": "#/$defs/item"},
         },
         [{"id": 1}, {}],
-    ),  # fmt: skip
+    ),
     (True, {"anything": 1}),
     (False, 1),
     ({"title": "T", "description": "d", "default": 1, "format": "email"}, "not an email"),

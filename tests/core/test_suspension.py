@@ -138,7 +138,7 @@ def test_a_streaming_action_suspends_its_stream_and_resumes() -> None:
         yield {"token": "done"}, state.update(decision=answer["approved"])
 
     app = build(stream_review, InMemoryPersister())
-    action_, container = app.stream_result(halt_after=["review"])
+    _, container = app.stream_result(halt_after=["review"])
     assert [item["token"] for item in container] == ["thinking"]
     result, state = container.get()
     assert isinstance(result, SuspensionRecord)
@@ -159,7 +159,11 @@ def test_a_wrong_channel_is_refused_and_changes_nothing() -> None:
 
 @pytest.mark.parametrize(
     ("answer", "path"),
-    [({"approved": "yes"}, "$.approved"), ({}, "$.approved"), ({"approved": True, "note": 3}, "$.note")],
+    [
+        ({"approved": "yes"}, "$.approved"),
+        ({}, "$.approved"),
+        ({"approved": True, "note": 3}, "$.note"),
+    ],
     ids=["wrong-type", "missing", "nested"],
 )  # fmt: skip
 def test_an_invalid_answer_names_its_path_and_changes_nothing(answer: Any, path: str) -> None:

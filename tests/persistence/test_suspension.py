@@ -129,7 +129,8 @@ def test_an_answer_given_before_a_crash_is_not_lost(persister: Harness) -> None:
     from turnout.core.suspension import journal_of, save_answer
 
     access = journal_of(h.persister)
-    assert access is not None and answered.suspension is not None
+    assert access is not None
+    assert answered.suspension is not None
     h.run(save_answer(access, answered.suspension, {"ok": False}))
     restarted = build(h, sent, "crash")
     assert restarted.suspension is None
