@@ -7,7 +7,6 @@ file, and prints what each saw. ``python examples/suspend_approval/application.p
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tempfile
