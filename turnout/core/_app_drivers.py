@@ -21,6 +21,7 @@ from turnout.core.engine import (
     _Final,
     _fire_after_failure,
     async_required,
+    drive,
     drive_iteration,
 )
 from turnout.core.errors import AsyncRequiredError, UnknownActionError
@@ -30,6 +31,7 @@ from turnout.core.streaming import (
     StreamingResultContainer,
     _Finished,
 )
+from turnout.core.suspension import SuspensionRecord, check_answer, journal_of, save_answer
 
 __all__: list[str] = []
 
@@ -46,6 +48,44 @@ class _Drivers(StepEngine):
     _sync_refused: bool
     _call_hooks: bool
     _in_call: bool
+    _answered: SuspensionRecord | None = None  # answered in another process, not yet rerun
+    _suspension_missing: str | None = None  # why a suspended record's suspension cannot load
+
+    # -- suspend and resume (turnout.core.suspension) ------------------------------------------
+
+    @property
+    def suspension(self) -> SuspensionRecord | None:
+        """The suspension the application waits on (``__context.suspend(...)`` in its last
+        step), or ``None``. ``resume(channel, value)`` answers it."""
+        return self._suspension
+
+    def resume(self, channel: str, value: Any) -> StepTuple:
+        """Answer the suspension on ``channel`` and run the suspended action again.
+
+        The answer is checked first (the channel, then the value against the suspension's
+        schema): a mistake raises ``SuspensionError``/``AnswerValidationError`` and changes
+        nothing. Then it is stored by the persister (committed), and the action runs from its
+        start with the step's inputs and entry state; its ``suspend(channel)`` call returns the
+        answer. Returns that step's ``(action, result, state)`` (which is a suspension again
+        when the action waits once more); continue with ``run()``.
+        """
+        self._require_sync("resume")
+        return drive(self._called("resume", self._resume(channel, value, True)))
+
+    async def aresume(self, channel: str, value: Any) -> StepTuple:
+        """``resume``, awaitable: runs async actions, hooks and persisters."""
+        return await self._called("aresume", self._resume(channel, value, False))
+
+    async def _resume(self, channel: str, value: Any, sync: bool) -> StepTuple:
+        pending, value = check_answer(self, channel, value)
+        access = journal_of(getattr(self, "_persister", None))
+        if access is not None:
+            value = await save_answer(access, pending, value)
+        self._suspension = None
+        self._answers = (*pending.answers, {"channel": channel, "value": value})
+        out = await self._step(dict(pending.inputs), f"app.{'' if sync else 'a'}resume(", sync)
+        assert out is not None
+        return out
 
     def _require_sync(self, method: str) -> None:
         if self._sync_refused:
@@ -132,6 +172,8 @@ class _Drivers(StepEngine):
             if nxt.name in before:
                 return nxt, _Finished(None, self._state)
             out = await self._run(before | after, _NOTHING, inputs, call, sync)
+            if self._suspension is not None:
+                return out[0], _Finished(out[1], self._state)
             nxt = self.get_next_action()
             if nxt is None or nxt.name not in after:  # the graph ended, or a halt_before
                 return (nxt or out[0]), _Finished(out[1] if nxt is None else None, self._state)
@@ -141,6 +183,9 @@ class _Drivers(StepEngine):
         self, inputs: dict[str, Any], call: str, sync: bool
     ) -> tuple[Action | None, Any]:
         """Start the next step: a streaming action's stream, or any other action's outcome."""
+        if self._suspension is not None:
+            waiting = self._waiting()
+            return waiting[0], _Finished(waiting[1], self._state)
         nxt = self.get_next_action()
         if nxt is None:
             return None, _Finished(None, self._state)

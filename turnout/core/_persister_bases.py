@@ -31,7 +31,7 @@ __all__ = [
     "Opening",
 ]
 
-Status = Literal["completed", "failed"]
+Status = Literal["completed", "failed", "suspended"]
 
 
 class _Closing(Protocol):

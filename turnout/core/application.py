@@ -81,8 +81,6 @@ class Application(_Drivers, Generic[StateType]):
     ``with_typing(MyState)``, whose ``state.data`` is then a ``MyState`` for type checkers.
     """
 
-    _journal_carry: int | None = None  # the failed record whose action is run again
-
     if TYPE_CHECKING:  # the typed view of StepEngine.state; no property call added at run time
 
         @property
@@ -168,6 +166,10 @@ class Application(_Drivers, Generic[StateType]):
         which persisters and trackers record with what they save."""
         if initialization is not None:
             self._parent_pointer = initialization.parent
+            if initialization.suspended:
+                from turnout.core.suspension import load_pending
+
+                await load_pending(self, initialization)
         if self._hooks.implements("post_application_create"):
             versioned = {} if schema_version is None else {"schema_version": schema_version}
             await self._hooks.fire(

@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -131,6 +131,32 @@ class ApplicationContext:
         result: T = await journal.access.arun(journal.finish(index, key, value))
         return result
 
+    def suspend(
+        self, channel: str, schema: Any = None, metadata: Mapping[str, Any] | None = None
+    ) -> Any:
+        """Wait for an answer on ``channel``: end the step as suspended, or return the answer.
+
+        The first time, the step ends here as **suspended** (not failed): its state stays the
+        state it started from, the persister saves it with status ``"suspended"``, and
+        ``step``/``run`` return ``(action, SuspensionRecord, state)``. ``app.resume(channel,
+        value)`` checks the answer and runs the action again from its start, with the same
+        inputs and state; this call then returns the answer. Side effects before it belong in
+        ``durable`` calls, which replay instead of running again.
+
+        Args:
+            channel: what the step waits on; ``resume`` must name it.
+            schema: what the answer must look like: a JSON Schema (the subset of
+                ``turnout.core.json_schema``) or a pydantic model class (the answer is then
+                returned as an instance of it); ``None`` takes any storable answer.
+            metadata: data for whoever answers (a question, a draft to approve, ...).
+
+        Raises:
+            AnswerValidationError: ``schema`` uses keywords outside the subset.
+        """
+        from turnout.core.suspension import suspend_call
+
+        return suspend_call(self._running("suspend"), channel, schema, metadata)
+
     def _running(self, call: str) -> StepScope:
         if self._scope is None:
             raise RuntimeError(
@@ -156,6 +182,8 @@ class StepScope:
     _context: ApplicationContext | None = None
     _tracer: TracerFactory | None = None
     _journal: StepJournal | None = None
+    answers: tuple[dict[str, Any], ...] = ()  # answers to this step's suspend calls (resume)
+    _suspends: tuple[int, int] = (1, 0)  # (attempt, next suspend call index)
     children: dict[str, Any] | None = None  # child app id -> final state, kept across retries
     invocation: int | None = None  # the sequence id naming this step's children (parallel.py)
     child_states: list[Any] | None = None  # a streamed parallel step's children, for update()
@@ -264,6 +292,14 @@ class StepScope:
                 carried_from=carry if carry == self.sequence_id - 1 else None,
             )
         return self._journal
+
+    def next_suspend(self) -> int:
+        """The index of this attempt's next ``suspend`` call (0, 1, ... on every attempt)."""
+        attempt, index = self._suspends
+        if attempt != self.attempt:
+            index = 0
+        self._suspends = (self.attempt, index + 1)
+        return index
 
     def tracer(self) -> TracerFactory:
         if self._tracer is None:

@@ -25,6 +25,7 @@ from turnout.core.retry import describe_exception
 from turnout.core.state import RawChange, State, as_changes
 from turnout.core.step import ActionSpec, finish, prepare, run_action
 from turnout.core.streaming import StreamDone, StreamReader, open_stream
+from turnout.core.suspension import SuspensionRecord, _Suspended, journal_of, record_of, save_record
 
 if TYPE_CHECKING:
     from turnout.core.graph import ApplicationGraph
@@ -121,6 +122,9 @@ class StepEngine:
     _has_hooks: bool
     _halt_requested: bool
     _stop_requested: bool
+    _suspension: SuspensionRecord | None = None  # the step waiting for resume(), if any
+    _answers: tuple[dict[str, Any], ...] = ()  # the answers the next step's suspend calls get
+    _journal_carry: int | None = None
 
     @property
     def app_id(self) -> str:
@@ -158,11 +162,15 @@ class StepEngine:
             # Async hook methods fired from a library's worker threads run on this loop.
             step.loop = asyncio.get_running_loop()
         step.base = self._state._tracking_from_here()
+        if self._answers:
+            step.answers, self._answers = self._answers, ()
         step.kwargs = prepare(spec, inputs, step, call) if spec.takes_inputs else _NO_KWARGS
         return step
 
     async def _step(self, inputs: dict[str, Any], call: str, sync: bool) -> StepTuple | None:
         """Run the next step; ``None`` when there is no next action."""
+        if self._suspension is not None:
+            return self._waiting()
         action = self._next
         if action is UNKNOWN:
             action = self.get_next_action()
@@ -195,6 +203,8 @@ class StepEngine:
                 result, state, changes = finish(spec, step.base, returned)
             except BaseException as exc:
                 _CURRENT.reset(token)
+                if type(exc) is _Suspended:
+                    return await self._suspended(step, exc, None)
                 outcome = await self._failed(step, exc, sync, retryable=True)
                 if outcome is _RETRY:
                     continue
@@ -273,6 +283,10 @@ class StepEngine:
             except BaseException as exc:
                 _reset_quietly(token)
                 end = {**stream_payload, "items_streamed": count, "exception": exc}
+                if type(exc) is _Suspended:
+                    end["exception"] = None
+                    yield StreamDone(await self._suspended(step, exc, end if announce else None))
+                    return
                 outcome = await self._failed(step, exc, sync, retryable=count == 0, stream_end=end)
                 if outcome is _RETRY:
                     continue
@@ -346,6 +360,39 @@ class StepEngine:
             raise hook_error(errors)
         return out
 
+    def _waiting(self) -> StepTuple:
+        """What a step of a suspended application returns without running: the suspension."""
+        pending = self._suspension
+        assert pending is not None
+        action = self._graph.get_action(pending.action)
+        assert action is not None
+        return action, pending, self._state  # type: ignore[return-value]
+
+    async def _suspended(
+        self, step: StepScope, signal: _Suspended, stream_end: dict[str, Any] | None
+    ) -> StepTuple:
+        """End the step as suspended (``turnout.core.suspension``): the state stays the entry
+        state, the suspension is journaled, then the hooks (the persister's among them) run."""
+        await step.flush()
+        record = record_of(step, signal)
+        access = journal_of(getattr(self, "_persister", None))
+        if access is not None:
+            await save_record(access, record)
+        self._suspension = record
+        self._route = step.action  # the same action runs again on resume()
+        self._next = UNKNOWN
+        self._last_changes = ()
+        self._journal_carry = step.sequence_id  # its durable calls replay on the rerun
+        errors = list(step.hook_errors)
+        if self._hooks.implements("post_run_step"):
+            payload = self._post_payload(step, None, self._state, (), None, False)
+            errors += await self._hooks.collect("post_run_step", **payload, suspension=record)
+        if stream_end is not None and self._hooks.implements("post_end_stream"):
+            errors += await self._hooks.collect("post_end_stream", **stream_end)
+        if errors:
+            raise hook_error(errors)
+        return self._waiting()
+
     async def _failed(
         self, step: StepScope, exc: BaseException, sync: bool, *, retryable: bool,
         stream_end: dict[str, Any] | None = None,
@@ -413,7 +460,7 @@ class StepEngine:
         An action's ``request_halt()`` counts as ``halt_after``; ``halt_before`` is checked
         first: the next action is returned, not run.
         """
-        if self._halt_requested:
+        if self._halt_requested or self._suspension is not None:
             self._halt_requested = False
             return out
         if before:

@@ -25,6 +25,8 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── ChildApplicationError(RuntimeError)   children of a parallel step failed (retryable);
     │                                     also an instance of the first failed child's type
     ├── DeterminismError(RuntimeError)    a replayed step's durable calls differ from its journal
+    ├── SuspensionError(RuntimeError)     a resume that does not fit the app's suspension
+    │   └── AnswerValidationError(ValueError)   the answer does not match the suspension's schema
     ├── SerdeError(TypeError)             a value cannot be saved (or loaded); names its path
     ├── PersistenceError(RuntimeError)    a persister could not load or save; nothing was lost
     │   ├── ConcurrencyError              another writer saved this sequence id first
@@ -57,6 +59,7 @@ from typing import Any
 __all__ = [
     "ActionDefinitionError",
     "ActionTimeoutError",
+    "AnswerValidationError",
     "ArtifactError",
     "ArtifactIntegrityError",
     "ArtifactNotFoundError",
@@ -87,6 +90,7 @@ __all__ = [
     "StateKeyError",
     "StateOperationError",
     "StateValidationError",
+    "SuspensionError",
     "TrackingNameError",
     "TrackingWarning",
     "TurnoutError",
@@ -459,6 +463,25 @@ class DeterminismError(TurnoutError, RuntimeError):
 
 def _rebuild_determinism_error(fields: dict[str, Any]) -> DeterminismError:
     return DeterminismError(**fields)
+
+
+class SuspensionError(TurnoutError, RuntimeError):
+    """``Application.resume`` cannot deliver an answer: the application is not suspended (or
+    its suspension was answered already), or it waits on another channel. Nothing changed."""
+
+
+class AnswerValidationError(SuspensionError, ValueError):
+    """An answer given to ``Application.resume`` (or a schema given to
+    ``ApplicationContext.suspend``) does not fit: the message names the path in the value
+    (``$.approved``) and what was expected there. Nothing changed.
+
+    Attributes:
+        path: where the first mismatch sits, e.g. ``$.items[2]``.
+    """
+
+    def __init__(self, message: str, *, path: str = "$") -> None:
+        self.path = path
+        super().__init__(message)
 
 
 class SerdeError(TurnoutError, TypeError, ValueError):

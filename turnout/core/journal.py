@@ -202,7 +202,9 @@ class StepJournal:
                 self.partition_key, self.app_id, self.carried_from
             )
             for old in carried:
-                if old.index not in entries:
+                # Negative indexes hold a suspension and its answers (turnout.core.suspension):
+                # they belong to the suspended step, not to its rerun.
+                if old.index >= 0 and old.index not in entries:
                     entry = _moved(old, self.sequence_id)
                     await store.journal_record(entry)
                     entries[entry.index] = entry

@@ -63,7 +63,7 @@ __all__ = [
 T = TypeVar("T")
 P = TypeVar("P", bound="SyncPersister")
 A = TypeVar("A", bound="AsyncPersister")
-STATUSES: tuple[Status, ...] = ("completed", "failed")
+STATUSES: tuple[Status, ...] = ("completed", "failed", "suspended")
 __getattr__ = _lazy_names(__name__)  # Burr's names of persisters defined in modules importing this
 
 

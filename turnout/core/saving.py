@@ -41,12 +41,13 @@ class Initialization:
     sequence_id: int | None
     entrypoint: str
     prior: str | None  # resume after this action (its transitions decide the next one)
-    rerun: str | None  # resume by running this action again (it failed)
+    rerun: str | None  # resume by running this action again (it failed, or suspended)
     loaded: PersistedStateData | None  # the record, if the state is exactly its state
     loader: Any
     parent: ParentPointer | None
     source: str = ""  # the loaded record, for messages: "app 'x' (partition None) at sequence id 3"
     migrated_from: int | None = None  # the record's schema version, when it was migrated
+    suspended: bool = False  # the record is a suspended step (turnout.core.suspension)
 
 
 class _Saver:
@@ -85,7 +86,7 @@ class _Saver:
     def arguments(
         self, *, app_id: str, partition_key: str | None, sequence_id: int, action: Any,
         state: State, changes: tuple[Change, ...], exception: BaseException | None,
-        will_retry: bool,
+        will_retry: bool, suspended: bool = False,
     ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:  # fmt: skip
         if will_retry:
             return None
@@ -98,7 +99,7 @@ class _Saver:
             sequence_id,
             action.name,
             state,
-            "failed" if exception is not None else "completed",
+            "failed" if exception is not None else "suspended" if suspended else "completed",
         )
         # previous_sequence_id is always the record this application saved last: the store
         # refuses the save if that is no longer the app's latest (another writer, or a delete).
@@ -177,7 +178,9 @@ def _step_fields(payload: dict[str, Any]) -> dict[str, Any]:
         "exception",
         "will_retry",
     )
-    return {name: payload[name] for name in names}
+    fields = {name: payload[name] for name in names}
+    fields["suspended"] = payload.get("suspension") is not None
+    return fields
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -280,12 +283,13 @@ async def initialize(
         sequence_id=loaded.sequence_id,
         entrypoint=spec.default_entrypoint,
         prior=loaded.position if resume and loaded.status == "completed" else None,
-        rerun=loaded.position if resume and loaded.status == "failed" else None,
+        rerun=loaded.position if resume and loaded.status in ("failed", "suspended") else None,
         loaded=None if spec.override_state_values else loaded,
         loader=spec.loader,
         parent=parent,
         source=source,
         migrated_from=migrated_from,
+        suspended=resume and loaded.status == "suspended",
     )
 
 

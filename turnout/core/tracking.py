@@ -339,10 +339,18 @@ class LocalTracker:
         self, *, app_id: str, sequence_id: int, action: Any, state: State,
         result: dict[str, Any] | None, exception: BaseException | None,
         changes: tuple[Change, ...], attempt: int = 1, will_retry: bool = False,
-        **future_kwargs: Any,
+        suspension: Any = None, **future_kwargs: Any,
     ) -> None:  # fmt: skip
         self._begins.pop((app_id, sequence_id), None)
-        if exception is None:
+        waiting = None
+        if suspension is not None:
+            status = "suspended"
+            waiting = self._encoder.value(
+                app_id,
+                {k: suspension[k] for k in ("channel", "schema", "metadata")},
+                "$.suspension",
+            )
+        elif exception is None:
             status = "completed"
         elif will_retry:
             status = "retrying"
@@ -351,7 +359,10 @@ class LocalTracker:
         else:
             status = "cancelled"
         snapshot = None
-        if status in ("completed", "failed") and sequence_id % self.snapshot_every == 0:
+        if (
+            status in ("completed", "failed", "suspended")
+            and sequence_id % self.snapshot_every == 0
+        ):
             snapshot = self._encoder.state(app_id, state)
         encode = self._encoder.value
         record = EndRecord(
@@ -364,7 +375,7 @@ class LocalTracker:
                 (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
                 for op, key, v in whole_values(changes, state._peek)
             ),
-            snapshot=snapshot, run=self._runs.get(app_id),
+            snapshot=snapshot, run=self._runs.get(app_id), suspension=waiting,
         )  # fmt: skip
         if (app_id, sequence_id) in self._streams:
             self._streams[(app_id, sequence_id)] = record  # written after the stream's end

@@ -58,7 +58,8 @@ __all__ = [
 
 FORMAT_VERSION = 2  # what this turnout writes
 READS_UP_TO = 2  # the newest version whose states this turnout rebuilds
-FINISHED = ("completed", "failed")  # end statuses that changed the state and took a sequence id
+# End statuses that took a sequence id (and may have changed the state; a suspended step did not).
+FINISHED = ("completed", "failed", "suspended")
 REPR = "repr"  # tag of a value logged as a placeholder: ``{"__turnout__": "repr", "v", "why"}``
 _CRC = b',"crc":'
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
@@ -210,6 +211,7 @@ class EndRecord:
     changes: tuple[tuple[str, str, Any], ...] = ()
     snapshot: dict[str, Any] | None = None
     run: str | None = None
+    suspension: dict[str, Any] | None = None  # status "suspended": channel, schema, metadata
 
     @property
     def finished(self) -> bool:
@@ -226,6 +228,8 @@ class EndRecord:
             out["snapshot"] = self.snapshot
         if self.run is not None:
             out["run"] = self.run
+        if self.suspension is not None:
+            out["suspension"] = self.suspension
         return out
 
     @classmethod
@@ -249,6 +253,7 @@ class EndRecord:
             changes=tuple(changes),
             snapshot=_get(data, "snapshot", _DICT, optional=True),
             run=_get(data, "run", _STR, optional=True),
+            suspension=_get(data, "suspension", _DICT, optional=True),
         )
 
 
