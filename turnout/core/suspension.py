@@ -333,18 +333,18 @@ def check_answer(app: Any, channel: str, value: Any) -> tuple[SuspensionRecord, 
         )
     if hasattr(value, "model_dump") and callable(value.model_dump):
         value = value.model_dump(mode="json")
-    if pending.model is not None:
-        _pydantic().validate_answer(pending.model, value)
-    elif pending.schema is not None:
-        try:
+    try:
+        if pending.model is not None:
+            _pydantic().validate_answer(pending.model, value)
+        elif pending.schema is not None:
             check_schema(pending.schema)
             validate(value, pending.schema)
-        except AnswerValidationError as exc:
-            raise AnswerValidationError(
-                f"resume({channel!r}, ...): {exc}; nothing changed. The schema of channel "
-                f"{channel!r} is app.suspension.schema.",
-                path=exc.path,
-            ) from None
+    except AnswerValidationError as exc:
+        raise AnswerValidationError(
+            f"resume({channel!r}, ...): {exc}; nothing changed. The schema of channel "
+            f"{channel!r} is app.suspension.schema.",
+            path=exc.path,
+        ) from None
     return pending, value
 
 

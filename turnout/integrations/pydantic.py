@@ -71,6 +71,7 @@ from turnout.core.serde import DEFAULT_SERDE
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.typing import ActionSchema, TypingSystem
+from turnout.integrations._pydantic_answers import validate_answer as validate_answer
 from turnout.integrations._pydantic_fast import construct, constructible, exact_types
 
 __all__ = [
