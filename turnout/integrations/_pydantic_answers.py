@@ -28,9 +28,9 @@ def validate_answer(model: type[pydantic.BaseModel], value: Any) -> pydantic.Bas
     try:
         return model.model_validate(value)
     except pydantic.ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0] if errors else {}
-        path = _path(tuple(first.get("loc", ())))
+        errors = exc.errors()  # never empty: pydantic raises only with at least one error
+        first = errors[0]
+        path = _path(tuple(first["loc"]))
         given = first.get("input")
         shown = repr(given) if len(repr(given)) <= 80 else repr(given)[:77] + "..."
         others = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
