@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from turnout import ApplicationBuilder, RetryPolicy, State, action
 from turnout.core.errors import PersistenceError
-from turnout.core.tracking import LocalTracker
 from turnout.core.trackhistory import Chain, full_chain
 from turnout.core.trackindex import INDEX_FILENAME, find_chain, read_marks
+from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import ChildRecord, dump_line
 
 from .test_tracklog_fuzz import Damage, damages
@@ -74,7 +74,8 @@ def test_every_snapshot_line_gets_a_mark_naming_its_run_and_app_line(tmp_path: P
         assert lines[mark.at - 1 : mark.at] == b"\n"
         assert b'"snapshot"' in lines[mark.at : mark.end]
         assert lines[mark.app_at :].startswith(b'{"t":"app"')
-        assert mark.app_seq is None and mark.run == marks[0].run
+        assert mark.app_seq is None
+        assert mark.run == marks[0].run
 
 
 def test_the_latest_state_comes_from_the_last_snapshot_and_the_deltas_after_it(
@@ -83,9 +84,11 @@ def test_the_latest_state_comes_from_the_last_snapshot_and_the_deltas_after_it(
     path = run(tmp_path, 11)
     chain = same_answer(path, None)
     assert chain is not None
-    assert chain.target.seq == 10 and [e.seq for e in chain.ends] == [9, 10]
+    assert chain.target.seq == 10
+    assert [e.seq for e in chain.ends] == [9, 10]
     loaded = LocalTracker("proj", tmp_path).load(None, APP)
-    assert loaded is not None and loaded.sequence_id == 10
+    assert loaded is not None
+    assert loaded.sequence_id == 10
     assert loaded.state["messages"] == [f"message {i}" for i in range(11)]
 
 
@@ -93,7 +96,8 @@ def test_a_given_step_starts_at_the_nearest_snapshot_before_it(tmp_path: Path) -
     path = run(tmp_path, 11)
     for seq in range(11):
         chain = same_answer(path, seq)
-        assert chain is not None and chain.target.seq == seq
+        assert chain is not None
+        assert chain.target.seq == seq
         assert len(chain.ends) == seq % 4
 
 
@@ -107,7 +111,8 @@ def test_resumed_runs_load_from_their_own_snapshots_with_the_first_app_line_nami
     assert {m.app_seq for m in marks} == {None, 5, 10}
     for seq in [None, *range(14)]:
         chain = same_answer(path, seq)
-        assert chain is not None and chain.app is not None
+        assert chain is not None
+        assert chain.app is not None
         assert chain.app.sequence_id is None  # the app line that started the application
 
 
@@ -115,7 +120,8 @@ def test_a_resume_from_an_earlier_step_loads_the_new_timeline(tmp_path: Path) ->
     run(tmp_path, 10)
     path = run(tmp_path, 2, sequence_id=2)  # a second timeline: steps 3, 4
     chain = same_answer(path, None)
-    assert chain is not None and chain.target.seq == 4
+    assert chain is not None
+    assert chain.target.seq == 4
     loaded = LocalTracker("proj", tmp_path).load(None, APP)
     assert loaded is not None
     assert loaded.state["messages"] == [f"message {i}" for i in range(5)]
@@ -127,7 +133,8 @@ def test_a_fork_loads_from_its_own_log(tmp_path: Path) -> None:
     run(tmp_path, 6)
     path = run(tmp_path, 6, app_id="fork", fork_from_app_id=APP, fork_from_sequence_id=3)
     chain = same_answer(path, None, "fork")
-    assert chain is not None and chain.target.seq == 9
+    assert chain is not None
+    assert chain.target.seq == 9
 
 
 def test_without_an_index_the_whole_log_is_replayed(tmp_path: Path) -> None:
@@ -135,7 +142,8 @@ def test_without_an_index_the_whole_log_is_replayed(tmp_path: Path) -> None:
     (path.parent / INDEX_FILENAME).unlink()
     assert find_chain(path, APP, None) is None
     loaded = LocalTracker("proj", tmp_path).load(None, APP)
-    assert loaded is not None and loaded.sequence_id == 8
+    assert loaded is not None
+    assert loaded.sequence_id == 8
 
 
 def test_marks_of_another_log_are_not_used(tmp_path: Path) -> None:
@@ -168,9 +176,11 @@ def test_a_line_from_another_writer_inside_a_run_stops_its_marks(tmp_path: Path)
     path = tracker.log_path(APP)
     assert [m.seq for m in read_marks(path.parent / INDEX_FILENAME)] == [0]
     chain = same_answer(path, None)  # read on from the one mark left, at step 0
-    assert chain is not None and chain.target.seq == 8  # from the unmarked snapshot at 8
+    assert chain is not None
+    assert chain.target.seq == 8
     loaded = LocalTracker("proj", tmp_path).load(None, APP)
-    assert loaded is not None and loaded.sequence_id == 8
+    assert loaded is not None
+    assert loaded.sequence_id == 8
 
 
 def test_a_torn_index_line_keeps_the_marks_after_it(tmp_path: Path) -> None:

@@ -373,17 +373,20 @@ def _replay(
         history.add(before)
     history.add(run_app)
     starts, history.lowest_cut = history.fresh_starts, None
-    chunk = read_records(path, mark.at, version=version)
-    head = chunk.records[0] if chunk.records else None
+    records = _records_after(path, log, mark, marks, seq, version)
+    if records is None:
+        return None
+    head = records[0] if records else None
     if not (isinstance(head, EndRecord) and head.seq == mark.seq and head.run == mark.run):
         return None
     if head.snapshot is None:
         return None
-    for record in chunk.records:
+    for record in records:
         history.add(record)
     if history.fresh_starts == starts:  # still the marked run's timeline, or a resume of it
         cut = history.lowest_cut
-        if cut is not None and cut <= mark.seq:  # a later timeline went back before it
+        # a later timeline went back before the snapshot (or the step asked for)
+        if cut is not None and cut <= (mark.seq if seq is None else max(mark.seq, seq)):
             return None
     try:
         chain = history.chain(seq)
@@ -392,3 +395,43 @@ def _replay(
     if chain is None or (history.fresh_starts == starts and chain.target.seq < mark.seq):
         return None
     return chain
+
+
+def _records_after(
+    path: Path, log: IO[bytes], mark: Mark, marks: list[Mark], seq: int | None, version: int
+) -> list[Record] | None:
+    """The records the replay takes from the snapshot ``mark`` names on: every line after it,
+    except, for a step ``seq`` inside the marked run, the lines between that step's end and
+    the run's last mark after it (``later``): that mark vouches that they are the run's next
+    steps in order, which change neither the state at ``seq`` nor what the lines after them
+    do to it, so ``later``'s own line stands in for them. ``None``: a line is not where the
+    marks say."""
+    later = None
+    if seq is not None:
+        later = next(
+            (
+                m for m in reversed(marks)
+                if m.app_at == mark.app_at and m.run == mark.run and m.seq > seq
+                and m.at > mark.at
+            ),
+            None,
+        )  # fmt: skip
+    if later is None or not _verified(log, later):
+        return list(read_records(path, mark.at, version=version).records)
+    records: list[Record] = []
+    log.seek(mark.at)
+    while True:
+        if log.tell() >= later.at:
+            return None  # the step's end line is not in the run where the marks put it
+        line = log.readline()
+        if not line.endswith(b"\n"):
+            return None
+        parsed = parse_line(line[:-1], checked=True)
+        if parsed is None:
+            continue
+        records.append(parsed[1])
+        end = parsed[1]
+        if isinstance(end, EndRecord) and end.finished and end.seq == seq:
+            break
+    records.extend(read_records(path, later.at, version=version).records)
+    return records
