@@ -5,6 +5,7 @@ answers: on clean logs, on resumed and forked ones, and on logs and indexes dama
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,22 @@ def test_the_marks_give_the_whole_replays_answer_on_damaged_logs(
         except PersistenceError as exc:
             raise AssertionError(f"the marks answered for {seq}, the whole log raised") from exc
         assert fast == whole, seq
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_initialize_from_resumes_the_marked_latest_state(tmp_path: Path, mode: str) -> None:
+    path = run(tmp_path, 11)
+    assert find_chain(path, APP, None) is not None
+    tracker = LocalTracker("proj", tmp_path)
+    builder = (
+        ApplicationBuilder()
+        .with_actions(chat=chat)
+        .with_transitions(("chat", "chat"))
+        .with_identifiers(app_id=APP)
+        .initialize_from(
+            tracker, resume_at_next_action=True, default_state={}, default_entrypoint="chat"
+        )
+    )
+    app = builder.build() if mode == "sync" else asyncio.run(builder.abuild())
+    assert app.sequence_id == 10
+    assert app.state["messages"] == [f"message {i}" for i in range(11)]
