@@ -17,6 +17,7 @@ than ``READS_UP_TO`` raises too.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,7 +38,7 @@ from turnout.core.tracklog import (
     read_records,
 )
 
-__all__ = ["Chain", "History", "list_app_ids", "load_tracked"]
+__all__ = ["Chain", "History", "full_chain", "list_app_ids", "load_tracked"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -94,6 +95,10 @@ class History:
         self._schema_version = 1  # the current run's state schema version
         self._foreign: set[int] = set()  # steps whose end names another run (out of place)
         self._foreign_last = False  # such an end came after the last finished step
+        # For a reader that replays a log from a snapshot on (turnout.core.trackindex): how many
+        # runs began afresh, and the lowest sequence id a later timeline cut off since then.
+        self.fresh_starts = 0
+        self.lowest_cut: int | None = None
 
     @property
     def app_id(self) -> str:
@@ -119,6 +124,7 @@ class History:
             self.app, self._origin, self._base = record, record.state, None
             self._entries, self._where = [], {}
             self._origin_next = 0 if start is None else start + 1
+            self.fresh_starts, self.lowest_cut = self.fresh_starts + 1, None
         else:  # a resume: the run goes on from step `start`, from this line's state
             self._truncate(start + 1)
             self._base = record.state
@@ -135,6 +141,8 @@ class History:
             len(self._entries),
         )
         if keep < len(self._entries):
+            cut = self._entries[keep].end.seq
+            self.lowest_cut = cut if self.lowest_cut is None else min(self.lowest_cut, cut)
             del self._entries[keep:]
             self._where = {e.end.seq: i for i, e in enumerate(self._entries)}
 
@@ -329,17 +337,35 @@ def _decode_state(serde: Serde, data: dict[str, Any]) -> State:
     return State({key: _decode(serde, value) for key, value in data.items()})
 
 
-def load_tracked(
-    path: Path, app_id: str, partition_key: str | None, sequence_id: int | None, serde: Serde
-) -> PersistedStateData | None:
-    """``LocalTracker.load``: the state after step ``sequence_id`` (the last finished one if
-    ``None``) of the log at ``path``, or ``None`` if the log or the step is not there."""
-    if not path.is_file():
-        return None
+def full_chain(path: Path, app_id: str, sequence_id: int | None) -> Chain | None:
+    """The chain to the state after step ``sequence_id`` (the last finished one if ``None``),
+    from a replay of the whole log at ``path``; raises as ``History.chain`` does."""
     history = History(app_id=app_id, path=path)
     for record in read_records(path).records:
         history.add(record)
-    chain = history.chain(sequence_id)
+    return history.chain(sequence_id)
+
+
+def load_tracked(
+    path: Path,
+    app_id: str,
+    partition_key: str | None,
+    sequence_id: int | None,
+    serde: Serde,
+    *,
+    fast: Callable[[Path, str, int | None], Chain | None] | None = None,
+) -> PersistedStateData | None:
+    """``LocalTracker.load``: the state after step ``sequence_id`` (the last finished one if
+    ``None``) of the log at ``path``, or ``None`` if the log or the step is not there.
+
+    ``fast``: a reader that may find the chain without replaying the whole log
+    (``turnout.core.trackindex.find_chain``); when it gives ``None`` the whole log decides.
+    """
+    if not path.is_file():
+        return None
+    chain = fast(path, app_id, sequence_id) if fast is not None else None
+    if chain is None:
+        chain = full_chain(path, app_id, sequence_id)
     if chain is None:
         return None
     app = chain.app

@@ -35,6 +35,7 @@ from turnout.core.persistence import ParentPointer, PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.state import Change, State
 from turnout.core.trackhistory import list_app_ids, load_tracked
+from turnout.core.trackindex import INDEX_FILENAME, MarkWriter, find_chain
 from turnout.core.tracklog import (
     FORMAT_VERSION,
     AppRecord,
@@ -177,6 +178,7 @@ class LocalTracker:
             self.serde.with_kwargs(**self.serde_kwargs) if self.serde_kwargs else self.serde
         )
         self._encoder = _SafeEncoder(self._bound_serde)
+        self._marks = MarkWriter()  # snapshot marks beside each log, for fast loads
         self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
         self._begins: dict[tuple[str, int], float] = {}
         # Streams open per (app id, sequence id), with the step's end record once it came: hooks
@@ -254,6 +256,10 @@ class LocalTracker:
                 else:
                     self._files.move_to_end(app_id)
                 os.write(fd, line)  # one append per line, whole or not at all
+                # With O_APPEND the offset after the write is where this line ended, even
+                # when other processes append to the same log.
+                end = os.lseek(fd, 0, os.SEEK_CUR)
+                self._marks.wrote(app_id, record, line, end, self.log_path)
         except (OSError, ValueError) as exc:
             self._broken.add(app_id)
             logger.warning("tracking of app %r stopped: cannot write its log (%s)", app_id, exc)
@@ -273,6 +279,9 @@ class LocalTracker:
         size = os.fstat(fd).st_size
         if size == 0:
             os.write(fd, dump_line(FormatRecord(version=FORMAT_VERSION).to_json()))
+            # A new log: marks left by an earlier one (a deleted log) name other lines.
+            (path.parent / INDEX_FILENAME).unlink(missing_ok=True)
+            self._marks.forget(app_id)
         else:
             with open(path, "rb") as existing:
                 existing.seek(size - 1)
@@ -465,8 +474,9 @@ class LocalTracker:
                 could only log as a placeholder.
         """
         return load_tracked(
-            self.log_path(app_id), app_id, partition_key, sequence_id, self._bound_serde
-        )
+            self.log_path(app_id), app_id, partition_key, sequence_id, self._bound_serde,
+            fast=find_chain,
+        )  # fmt: skip
 
 
 def _close_all(files: OrderedDict[str, int]) -> None:

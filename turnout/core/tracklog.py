@@ -500,16 +500,18 @@ class LogChunk:
     version: int | None
 
 
-def read_records(path: str | Path, offset: int = 0, *, version: int | None = None) -> LogChunk:
+def read_records(
+    path: str | Path, offset: int = 0, *, version: int | None = None, end: int | None = None
+) -> LogChunk:
     """The records of the log at ``path`` from byte ``offset`` (see ``LogChunk``).
 
     ``version``: the log's format version when an earlier read saw its ``format`` line (a
     reader going on from ``offset`` passes ``LogChunk.version`` back), so version 2 lines are
-    held to their checksum.
+    held to their checksum. ``end``: read no further than this byte offset.
     """
     with open(path, "rb") as handle:
         handle.seek(offset)
-        data = handle.read()
+        data = handle.read() if end is None else handle.read(max(end - offset, 0))
     end = data.rfind(b"\n") + 1
     records: list[Record] = []
     raws: list[dict[str, Any]] = []
