@@ -20,13 +20,14 @@ The same reader serves the local tracker's loader, the tracking UI, ``turnout te
 from __future__ import annotations
 
 import binascii
-import hashlib
 import json
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
+
+from turnout.core.tracknames import app_dir_name as app_dir_name
+from turnout.core.tracknames import is_safe_name as is_safe_name
 
 __all__ = [
     "FINISHED",
@@ -62,7 +63,6 @@ READS_UP_TO = 2  # the newest version whose states this turnout rebuilds
 FINISHED = ("completed", "failed", "suspended")
 REPR = "repr"  # tag of a value logged as a placeholder: ``{"__turnout__": "repr", "v", "why"}``
 _CRC = b',"crc":'
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+=-]{0,199}")
 
 
 class _Malformed(ValueError):
@@ -558,28 +558,6 @@ def iter_raw(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
 def first_app(path: str | Path) -> AppRecord | None:
     """The first ``app`` record of a log (its identity), reading no further than it."""
     return next((r for _, r in iter_records(path) if isinstance(r, AppRecord)), None)
-
-
-# -- names ---------------------------------------------------------------------------------------
-
-
-def is_safe_name(name: object) -> bool:
-    """Whether ``name`` can be one directory name as it is: letters, digits and ``_.:@+=-``,
-    starting with a letter or digit, no ``..``, at most 200 characters (the rule for project
-    names, and for app ids that name their directory)."""
-    return isinstance(name, str) and _NAME.fullmatch(name) is not None and ".." not in name
-
-
-def app_dir_name(app_id: str) -> str:
-    """The directory an app's log lives in: the app id itself when it is a safe directory name
-    (letters, digits, ``_.:@+=-``, starting with a letter or digit, no ``..``, at most 200
-    characters), else ``~<its safe characters>~<hash>``, which no safe id can equal. The app
-    line inside keeps the real id; nothing of it is lost."""
-    if is_safe_name(app_id):
-        return app_id
-    digest = hashlib.sha256(app_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-    readable = re.sub(r"[^A-Za-z0-9_.:@+=-]+", "_", app_id)[:60].replace("..", "_")
-    return f"~{readable}~{digest}"
 
 
 # -- replay on stored values ---------------------------------------------------------------------
