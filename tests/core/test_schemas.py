@@ -129,18 +129,6 @@ def test_untyped_state_schema_lists_every_key_the_actions_read_or_write() -> Non
     assert _app().graph.state_schema()["properties"] == {"count": {}}
 
 
-def test_pydantic_state_schema_is_the_model_json_schema() -> None:
-    pydantic = pytest.importorskip("pydantic")
-
-    class Model(pydantic.BaseModel):
-        count: int = 0
-
-    schema = _app(Model).graph.state_schema()
-    assert schema == {"$schema": DIALECT, **Model.model_json_schema()}
-    assert _valid(schema, {"count": 3})
-    assert not _valid(schema, {"count": "x"})
-
-
 def test_function_action_input_schema_has_types_defaults_and_required() -> None:
     @action(reads=[], writes=[])
     def ask(state: State, question: str, retries: int = 2, __context: Any = None) -> State:
@@ -202,20 +190,6 @@ def test_class_action_inputs_without_annotations_accept_any_value() -> None:
     schema = Multiply().inputs_json_schema()
     assert schema["properties"] == {"factor": {}}
     assert schema["required"] == ["factor"]
-
-
-def test_an_input_schema_override_returning_a_model_is_turned_into_json_schema() -> None:
-    pydantic = pytest.importorskip("pydantic")
-
-    class Inputs(pydantic.BaseModel):
-        factor: int
-
-    class Declared(Multiply):
-        def input_schema(self) -> Any:  # Burr's meaning: a type to validate inputs with
-            return Inputs
-
-    assert Declared().input_schema() is Inputs
-    assert Declared().inputs_json_schema() == {"$schema": DIALECT, **Inputs.model_json_schema()}
 
 
 ANNOTATIONS = [
