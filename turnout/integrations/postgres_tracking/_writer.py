@@ -200,6 +200,7 @@ class Writer:
                 break
             except (psycopg.Error, OSError) as exc:
                 self._forget_connection()
+                self._ready = False  # the tables may be gone too: create them again
                 if self._closing.is_set():
                     self._drop(len(batch), f"the tracker was closed while the database was down ({exc})")
                     break
