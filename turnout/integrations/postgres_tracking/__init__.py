@@ -91,7 +91,8 @@ class PostgresTracker(LocalTracker):
         if isinstance(source, str):
             self.dsn, self._pool = source, None
         elif isinstance(source, ConnectionPool):
-            self.dsn, self._pool = source.conninfo, source
+            conninfo = source.conninfo  # a string, or a callable giving one (psycopg_pool 3.3)
+            self.dsn, self._pool = conninfo() if callable(conninfo) else conninfo, source
         else:
             raise TypeError(
                 f"PostgresTracker takes a connection string or a psycopg_pool.ConnectionPool, "
@@ -100,12 +101,13 @@ class PostgresTracker(LocalTracker):
             )
         self.table_prefix = check_name(table_prefix)
         self._tables = _reader.Tables(prefix=table_prefix, project=self.project)
-        self._settings = {
+        self._settings: dict[str, Any] = {
             "max_queue": max_queue, "block_timeout": block_timeout, "batch_size": batch_size,
         }  # fmt: skip
         self._writer = Writer(
-            connect=None if self._pool is not None else self._connect,
-            pool=self._pool, tables=self._tables, **self._settings,
+            connect=None if self._pool is not None else self._connect, pool=self._pool,
+            tables=self._tables, max_queue=max_queue, block_timeout=block_timeout,
+            batch_size=batch_size,
         )  # fmt: skip
         self._partitions: dict[str, str | None] = {}
         self._read_lock = threading.Lock()

@@ -180,7 +180,9 @@ def fast_chain(conn: Any, t: Tables, app_id: str, seq: int | None) -> Chain | No
     return None
 
 
-def _run_app(conn: Any, t: Tables, app_id: str, run: str, before: int) -> tuple[int, AppRecord] | None:
+def _run_app(
+    conn: Any, t: Tables, app_id: str, run: str, before: int
+) -> tuple[int, AppRecord] | None:
     where, params = t.where(app_id)
     row = conn.execute(
         f"SELECT id, line FROM {t.records} WHERE {where} AND kind = 'app' AND run = %s "
@@ -227,7 +229,7 @@ def _lines(conn: Any, t: Tables, app_id: str, lo: int, hi: int | None) -> list[s
     return [row[0] for row in conn.execute(sql + " ORDER BY id", params).fetchall()]
 
 
-def _identity(conn: Any, t: Tables, app_id: str, app_row: int) -> AppRecord | None | bool:
+def _identity(conn: Any, t: Tables, app_id: str, app_row: int) -> AppRecord | bool | None:
     """The app row a whole replay names the application by when it reaches row ``app_row``
     (the last fresh one before it, else the first); ``None`` if no row before it matters;
     ``False`` if finished steps came before it with no app row: the whole replay decides."""
@@ -254,8 +256,8 @@ def _replay(
     app_row: int,
     run_app: AppRecord,
 ) -> Chain | None:
-    snap_id, snap_seq, run = snap
-    before: AppRecord | None | bool = None
+    _snap_id, snap_seq, run = snap
+    before: AppRecord | bool | None = None
     if run_app.sequence_id is not None:
         before = _identity(conn, t, app_id, app_row)
         if before is False:

@@ -18,6 +18,7 @@ as dropped.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -202,7 +203,9 @@ class Writer:
                 self._forget_connection()
                 self._ready = False  # the tables may be gone too: create them again
                 if self._closing.is_set():
-                    self._drop(len(batch), f"the tracker was closed while the database was down ({exc})")
+                    self._drop(
+                        len(batch), f"the tracker was closed while the database was down ({exc})"
+                    )
                     break
                 if not self._outage:
                     self._outage = True
@@ -265,8 +268,6 @@ class Writer:
 
     def _forget_connection(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
                 self._conn.close()
-            except Exception:  # already broken: nothing to close cleanly
-                pass
             self._conn = None
