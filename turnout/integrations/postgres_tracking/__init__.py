@@ -8,8 +8,9 @@ of processes and hosts::
     tracker = PostgresTracker("postgresql://postgres@127.0.0.1:5432/test", project="chat")
     app = ApplicationBuilder()....with_tracker(tracker).build()
 
-Rows go to ``<table_prefix>_records`` (``project, app_id, partition_key, run, seq, kind,
-line, created_at``, ``line`` being the checksummed JSON line a ``LocalTracker`` would append)
+Rows go to ``<table_prefix>_records`` (``project, app_id, pos, partition_key, run, seq, kind,
+payload, created_at``, ``payload`` being the checksummed JSON line a ``LocalTracker`` would
+append, ``pos`` its place in the app's history)
 and ``<table_prefix>_apps`` (one row per app, for listing); both are created on first use.
 Writes leave the step path: a bounded queue, written in batches by one background thread per
 tracker, flushed by ``flush()``, ``close()`` and at interpreter exit. What happens when the
@@ -234,10 +235,10 @@ class PostgresTracker(LocalTracker):
         with self._reading() as conn:
             return _reader.app_ids(conn, self._tables, partition_key)
 
-    def read_records(self, app_id: str, after: int = 0) -> LogChunk:
+    def read_records(self, app_id: str, after: int = -1) -> LogChunk:
         """The records of ``app_id`` as ``tracklog.read_records`` gives a log's: typed, in
-        order, led by a ``format`` record; ``offset`` is the last row's id, to pass back as
-        ``after`` to read only newer rows."""
+        order, led by a ``format`` record; ``offset`` is the last row's position, to pass back
+        as ``after`` to read only newer rows."""
         with self._reading() as conn:
             return _reader.read_records(conn, self._tables, app_id, after)
 

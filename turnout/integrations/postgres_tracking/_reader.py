@@ -5,16 +5,23 @@ codec), so a row is parsed by ``tracklog.parse_line`` and a damaged one is skipp
 The columns beside the line (``kind``, ``seq``, ``run``, ``finished``, ``snapshot``) are what
 SQL searches; the line is what a reader trusts.
 
+Rows of one app are ordered by ``pos``, their position in its history, unique per app: a
+writer numbers its rows on from the app's last one, and a row another writer took first makes
+the insert fail, so the writer learns that its rows are no longer alone (as a file tracker
+learns it from the offset its append landed at).
+
 **The chain to a state** (``fast_chain``) starts at the newest snapshot row at or before the
-step (at most ``_TRIES`` tried): it replays the app row of the snapshot's run, the snapshot row
-and the rows after it through ``trackhistory.History``, the replay every store shares, and
-answers only when the rows between that app row and the snapshot are what an uninterrupted run
-writes. One aggregate query checks that (``_clean``): no other app row, the finished steps are
-exactly the next sequence ids in row order, all of that run, and no step began ahead of the
-snapshot. That is the condition under which the rows before the snapshot cannot change the
-state after it (``turnout.core.trackindex`` explains why, for files); the app line the whole
-replay would name the application by is read separately. Anything else gives ``None`` and the
-caller replays every row (``full_chain``), which decides and words any error.
+step that its writer *vouched* for (at most ``_TRIES`` tried): column ``vouch`` of a finished
+step's row holds the position of its run's app row when every position from that row to this
+one was the writer's own, every finished step took the next sequence id and named that run,
+and no step began ahead (``turnout.core.trackindex``'s rule for marks, with positions for byte offsets).
+The reader checks that the row at that position is the run's app row, rebuilds the app line a
+whole replay would name the application by, and replays the app row, the snapshot row and the
+rows after it through ``trackhistory.History``, the replay every store shares; it answers only
+if that replay never cut the timeline back to before the snapshot. Anything else gives ``None``
+and the caller replays every row (``full_chain``), which decides and words any error. Rows are
+trusted for their order (the store only appends; retention only deletes): a row missing before
+the snapshot does not change the state after it, for the reason ``trackindex`` gives.
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from turnout.core.tracklog import (
 
 __all__ = ["Tables", "app_ids", "fast_chain", "full_chain", "read_records", "schema"]
 
-_TRIES = 4  # snapshot rows tried, newest first, before the whole history decides
+_TRIES = 4  # vouched snapshot rows tried, newest first, before the whole history decides
 _HISTORY_KINDS = "kind IN ('app', 'begin', 'end')"  # the only kinds History looks at
 
 
@@ -73,22 +80,27 @@ def schema(t: Tables) -> list[str]:
             id BIGSERIAL PRIMARY KEY,
             project TEXT NOT NULL,
             app_id TEXT NOT NULL,
+            pos BIGINT NOT NULL,
             partition_key TEXT,
             run TEXT,
             seq BIGINT,
             kind TEXT NOT NULL,
             finished BOOLEAN NOT NULL DEFAULT FALSE,
             snapshot BOOLEAN NOT NULL DEFAULT FALSE,
+            vouch BIGINT,
             version SMALLINT NOT NULL,
             writer BIGINT NOT NULL,
             n BIGINT NOT NULL,
-            line TEXT NOT NULL,
+            payload TEXT NOT NULL,
             created_at TIMESTAMPTZ NOT NULL,
+            UNIQUE (project, app_id, pos),
             UNIQUE (writer, n))""",
-        f"CREATE INDEX IF NOT EXISTS {r}_app ON {r} (project, app_id, id)",
-        f"CREATE INDEX IF NOT EXISTS {r}_snap ON {r} (project, app_id, id) WHERE snapshot",
-        f"CREATE INDEX IF NOT EXISTS {r}_approws ON {r} (project, app_id, id) WHERE kind = 'app'",
-        f"CREATE INDEX IF NOT EXISTS {r}_ends ON {r} (project, app_id, seq, id) "
+        f"CREATE INDEX IF NOT EXISTS {r}_vouched ON {r} (project, app_id, pos) "
+        f"WHERE vouch IS NOT NULL",
+        f"CREATE INDEX IF NOT EXISTS {r}_snapshots ON {r} (project, app_id, pos) "
+        f"WHERE vouch IS NOT NULL AND snapshot",
+        f"CREATE INDEX IF NOT EXISTS {r}_approws ON {r} (project, app_id, pos) WHERE kind = 'app'",
+        f"CREATE INDEX IF NOT EXISTS {r}_ends ON {r} (project, app_id, seq, pos) "
         f"WHERE kind = 'end' AND finished",
         f"""CREATE TABLE IF NOT EXISTS {t.apps} (
             project TEXT NOT NULL,
@@ -101,29 +113,30 @@ def schema(t: Tables) -> list[str]:
     ]
 
 
-def _parse(line: str) -> Record | None:
-    parsed = parse_line(line.encode("utf-8", "surrogatepass"), checked=True)
+def _parse(payload: str) -> Record | None:
+    parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
     return parsed[1] if parsed is not None else None
 
 
-def read_records(conn: Any, t: Tables, app_id: str, after: int = 0) -> LogChunk:
-    """The records of ``app_id`` in row order, from the row after id ``after`` (0: all, led by
-    a ``format`` record), in ``tracklog.read_records``' form: ``offset`` is the id of the last
-    row read (pass it back as ``after``), ``bad_lines`` counts rows that did not parse."""
+def read_records(conn: Any, t: Tables, app_id: str, after: int = -1) -> LogChunk:
+    """The records of ``app_id`` in order, from the row after position ``after`` (-1: all, led
+    by a ``format`` record), in ``tracklog.read_records``' form: ``offset`` is the position of
+    the last row read (pass it back as ``after``), ``bad_lines`` counts rows that did not parse.
+    """
     where, params = t.where(app_id)
     rows = conn.execute(
-        f"SELECT id, line, version FROM {t.records} WHERE {where} AND id > %s ORDER BY id",
+        f"SELECT pos, payload, version FROM {t.records} WHERE {where} AND pos > %s ORDER BY pos",
         [*params, after],
     ).fetchall()
     records: list[Record] = []
     raws: list[dict[str, Any]] = []
     bad = 0
     version = max((row[2] for row in rows), default=FORMAT_VERSION)
-    if after == 0 and rows:
+    if after < 0 and rows:
         records.append(FormatRecord(version=version))
         raws.append(records[0].to_json())
-    for _id, line, _version in rows:
-        parsed = parse_line(line.encode("utf-8", "surrogatepass"), checked=True)
+    for _pos, payload, _version in rows:
+        parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
         if parsed is None:
             bad += 1
             continue
@@ -155,94 +168,62 @@ def full_chain(conn: Any, t: Tables, app_id: str, seq: int | None) -> Chain | No
 
 
 def fast_chain(conn: Any, t: Tables, app_id: str, seq: int | None) -> Chain | None:
-    """The chain from the nearest snapshot row (see the module docstring); ``None``: replay
-    every row instead."""
+    """The chain from the nearest vouched snapshot row (see the module docstring); ``None``:
+    replay every row instead."""
     where, params = t.where(app_id)
-    sql = f"SELECT id, seq, run FROM {t.records} WHERE {where} AND snapshot"
+    sql = (
+        f"SELECT pos, seq, run, vouch FROM {t.records} "
+        f"WHERE {where} AND vouch IS NOT NULL AND snapshot"
+    )
     if seq is not None:
         sql += " AND seq <= %s"
         params = [*params, seq]
-    snaps = conn.execute(sql + f" ORDER BY id DESC LIMIT {_TRIES}", params).fetchall()
-    for snap_id, snap_seq, run in snaps:
-        if run is None:
-            continue
-        found = _run_app(conn, t, app_id, run, snap_id)
-        if found is None:
-            continue
-        app_row, run_app = found
-        first = 0 if run_app.sequence_id is None else run_app.sequence_id + 1
-        if not _clean(conn, t, app_id, (app_row, snap_id), run, first, snap_seq):
+    snaps = conn.execute(sql + f" ORDER BY pos DESC LIMIT {_TRIES}", params).fetchall()
+    for snap_pos, snap_seq, run, vouch in snaps:
+        run_app = _app_at(conn, t, app_id, vouch)
+        if run_app is None or run is None or run_app.run != run or vouch >= snap_pos:
             continue
         try:
-            return _replay(conn, t, app_id, seq, (snap_id, snap_seq, run), app_row, run_app)
+            return _replay(conn, t, app_id, seq, (snap_pos, snap_seq, run), vouch, run_app)
         except PersistenceError:  # the whole replay words the error (and may see more)
             return None
     return None
 
 
-def _run_app(
-    conn: Any, t: Tables, app_id: str, run: str, before: int
-) -> tuple[int, AppRecord] | None:
+def _app_at(conn: Any, t: Tables, app_id: str, pos: int) -> AppRecord | None:
     where, params = t.where(app_id)
     row = conn.execute(
-        f"SELECT id, line FROM {t.records} WHERE {where} AND kind = 'app' AND run = %s "
-        f"AND id < %s ORDER BY id DESC LIMIT 1",
-        [*params, run, before],
+        f"SELECT payload FROM {t.records} WHERE {where} AND pos = %s AND kind = 'app'",
+        [*params, pos],
     ).fetchone()
-    record = _parse(row[1]) if row is not None else None
-    if not isinstance(record, AppRecord) or record.run != run:
-        return None
-    return row[0], record
+    record = _parse(row[0]) if row is not None else None
+    return record if isinstance(record, AppRecord) else None
 
 
-def _clean(
-    conn: Any, t: Tables, app_id: str, between: tuple[int, int], run: str, first: int, last: int
-) -> bool:
-    """Whether the rows strictly between ids ``between`` are an uninterrupted stretch of run
-    ``run``: no app row, finished steps ``first`` .. ``last - 1`` in row order, each once and
-    of that run, and no step begun past ``last``."""
+def _payloads(conn: Any, t: Tables, app_id: str, lo: int, hi: int | None) -> list[str]:
     where, params = t.where(app_id)
-    row = conn.execute(
-        f"""SELECT count(*) FILTER (WHERE kind = 'app'),
-                   count(*) FILTER (WHERE kind = 'end' AND finished),
-                   count(*) FILTER (WHERE kind = 'end' AND finished
-                                    AND (run IS DISTINCT FROM %s OR seq <> %s + n - 1)),
-                   max(seq) FILTER (WHERE kind = 'begin')
-            FROM (SELECT kind, finished, run, seq,
-                         row_number() OVER (PARTITION BY kind = 'end' AND finished
-                                            ORDER BY id) AS n
-                  FROM {t.records}
-                  WHERE {where} AND id > %s AND id < %s AND {_HISTORY_KINDS}) AS region""",
-        [run, first, *params, between[0], between[1]],
-    ).fetchone()
-    apps, ends, bad, begun = row
-    return apps == 0 and ends == last - first and bad == 0 and (begun is None or begun <= last)
-
-
-def _lines(conn: Any, t: Tables, app_id: str, lo: int, hi: int | None) -> list[str]:
-    where, params = t.where(app_id)
-    sql = f"SELECT line FROM {t.records} WHERE {where} AND {_HISTORY_KINDS} AND id >= %s"
+    sql = f"SELECT payload FROM {t.records} WHERE {where} AND {_HISTORY_KINDS} AND pos >= %s"
     params = [*params, lo]
     if hi is not None:
-        sql += " AND id <= %s"
+        sql += " AND pos <= %s"
         params.append(hi)
-    return [row[0] for row in conn.execute(sql + " ORDER BY id", params).fetchall()]
+    return [row[0] for row in conn.execute(sql + " ORDER BY pos", params).fetchall()]
 
 
-def _identity(conn: Any, t: Tables, app_id: str, app_row: int) -> AppRecord | bool | None:
-    """The app row a whole replay names the application by when it reaches row ``app_row``
-    (the last fresh one before it, else the first); ``None`` if no row before it matters;
-    ``False`` if finished steps came before it with no app row: the whole replay decides."""
+def _identity(conn: Any, t: Tables, app_id: str, app_pos: int) -> AppRecord | bool | None:
+    """The app row a whole replay names the application by when it reaches position
+    ``app_pos`` (the last fresh one before it, else the first); ``None`` if no row before it
+    matters; ``False`` if steps ended before it with no app row: the whole replay decides."""
     where, params = t.where(app_id)
-    base = f"SELECT line FROM {t.records} WHERE {where} AND kind = 'app' AND id < %s"
-    for extra in (" AND seq IS NULL ORDER BY id DESC LIMIT 1", " ORDER BY id LIMIT 1"):
-        row = conn.execute(base + extra, [*params, app_row]).fetchone()
+    base = f"SELECT payload FROM {t.records} WHERE {where} AND kind = 'app' AND pos < %s"
+    for extra in (" AND seq IS NULL ORDER BY pos DESC LIMIT 1", " ORDER BY pos LIMIT 1"):
+        row = conn.execute(base + extra, [*params, app_pos]).fetchone()
         if row is not None:
             record = _parse(row[0])
             return record if isinstance(record, AppRecord) else False
     ended = conn.execute(
-        f"SELECT 1 FROM {t.records} WHERE {where} AND kind = 'end' AND id < %s LIMIT 1",
-        [*params, app_row],
+        f"SELECT 1 FROM {t.records} WHERE {where} AND kind = 'end' AND pos < %s LIMIT 1",
+        [*params, app_pos],
     ).fetchone()
     return None if ended is None else False
 
@@ -253,17 +234,16 @@ def _replay(
     app_id: str,
     seq: int | None,
     snap: tuple[int, int, str],
-    app_row: int,
+    app_pos: int,
     run_app: AppRecord,
 ) -> Chain | None:
-    _snap_id, snap_seq, run = snap
+    _snap_pos, snap_seq, run = snap
     before: AppRecord | bool | None = None
     if run_app.sequence_id is not None:
-        before = _identity(conn, t, app_id, app_row)
+        before = _identity(conn, t, app_id, app_pos)
         if before is False:
             return None
-    lines = _records_after(conn, t, app_id, seq, snap)
-    records = [r for r in map(_parse, lines) if r is not None]
+    records = [r for r in map(_parse, _records_after(conn, t, app_id, seq, snap, app_pos)) if r]
     head = records[0] if records else None
     if not (isinstance(head, EndRecord) and head.seq == snap_seq and head.run == run):
         return None
@@ -288,30 +268,32 @@ def _replay(
 
 
 def _records_after(
-    conn: Any, t: Tables, app_id: str, seq: int | None, snap: tuple[int, int, str]
+    conn: Any, t: Tables, app_id: str, seq: int | None, snap: tuple[int, int, str], app_pos: int
 ) -> Sequence[str]:
-    """The lines from the snapshot row on. For a step ``seq`` inside the run, the rows between
-    that step's end and the run's last snapshot after it are skipped when they are an
-    uninterrupted stretch of the run (they change neither the state at ``seq`` nor what the
-    rows after them do to it): an old step loads as fast as the latest."""
-    snap_id, snap_seq, run = snap
+    """The payloads from the snapshot row on. For a step ``seq`` inside the run, the rows
+    between that step's end and the run's last vouched end after it are skipped: the writer
+    vouched that they are the run's next steps in order, which change neither the state at
+    ``seq`` nor what the rows after them do to it, so an old step loads as fast as the
+    latest."""
+    snap_pos, snap_seq, run = snap
     if seq is None or seq == snap_seq:
-        return _lines(conn, t, app_id, snap_id, None)
+        return _payloads(conn, t, app_id, snap_pos, None)
     where, params = t.where(app_id)
     later = conn.execute(
-        f"SELECT id, seq FROM {t.records} WHERE {where} AND snapshot AND run = %s AND seq > %s "
-        f"AND id > %s ORDER BY id DESC LIMIT 1",
-        [*params, run, seq, snap_id],
+        f"SELECT pos FROM {t.records} WHERE {where} AND vouch = %s AND run = %s AND seq > %s "
+        f"AND pos > %s ORDER BY pos DESC LIMIT 1",
+        [*params, app_pos, run, seq, snap_pos],
     ).fetchone()
-    if later is not None:
-        end = conn.execute(
-            f"SELECT id FROM {t.records} WHERE {where} AND kind = 'end' AND finished "
-            f"AND seq = %s AND run = %s AND id > %s AND id < %s ORDER BY id LIMIT 1",
-            [*params, seq, run, snap_id, later[0]],
-        ).fetchone()
-        if end is not None and _clean(conn, t, app_id, (end[0], later[0]), run, seq + 1, later[1]):
-            return [
-                *_lines(conn, t, app_id, snap_id, end[0]),
-                *_lines(conn, t, app_id, later[0], None),
-            ]
-    return _lines(conn, t, app_id, snap_id, None)
+    if later is None:
+        return _payloads(conn, t, app_id, snap_pos, None)
+    end = conn.execute(
+        f"SELECT pos FROM {t.records} WHERE {where} AND kind = 'end' AND finished "
+        f"AND seq = %s AND run = %s AND pos > %s AND pos < %s ORDER BY pos LIMIT 1",
+        [*params, seq, run, snap_pos, later[0]],
+    ).fetchone()
+    if end is None:
+        return []  # the step is not where the writer put it: the whole replay decides
+    return [
+        *_payloads(conn, t, app_id, snap_pos, end[0]),
+        *_payloads(conn, t, app_id, later[0], None),
+    ]

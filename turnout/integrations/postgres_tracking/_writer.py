@@ -1,8 +1,11 @@
 """The background writer of a PostgreSQL tracking store: a bounded queue, batches, retries.
 
 Hooks put rows on the queue and return; one thread per writer takes what has accumulated (at
-most ``batch_size`` rows), inserts it in one transaction and upserts the apps it touched. A
-batch that fails (the server is down, the connection dropped) is retried with a growing pause
+most ``batch_size`` rows), numbers each app's rows on from the app's last position (``pos``,
+unique per app), inserts them in one transaction and upserts the apps it touched. A position
+another writer took first fails the insert: the writer reads the app's last position again,
+numbers the batch anew, and stops vouching for that app's run (``_Vouching``): its rows are no
+longer alone. A batch that fails otherwise (the server is down, the connection dropped) is retried with a growing pause
 (up to 2 s) until it is written or the writer is closed; each row carries the writer's id and a
 counter under a unique constraint, so a batch whose commit was cut and is sent again is not
 written twice.
@@ -25,6 +28,8 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from copy import deepcopy
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
@@ -35,7 +40,7 @@ __all__ = ["Row", "Writer"]
 
 logger = logging.getLogger("turnout.tracking")
 
-# (app_id, partition_key, run, seq, kind, finished, snapshot, version, line, time)
+# (app_id, partition_key, run, seq, kind, finished, snapshot, version, payload, time)
 Row = tuple[str, str | None, str | None, int | None, str, bool, bool, int, str, float]
 _STOP = object()
 _PAUSE_MAX = 2.0
@@ -43,8 +48,49 @@ _SETUP_LOCK = 0x7475726E74726B  # "turntrk": serialises concurrent first CREATE 
 _KEEP: list[Any] = []  # connections inherited across fork(): never closed (they are the parent's)
 
 
+@dataclass(slots=True)
+class _Run:
+    """What a writer knows of one app since its own last app row (``MarkWriter``'s rule)."""
+
+    run: str
+    app_pos: int
+    next_seq: int  # the sequence id the next finished step must take
+    clean: bool = True
+
+
+@dataclass(slots=True)
+class _App:
+    next_pos: int  # where this writer's next row of the app goes
+    run: _Run | None = None
+
+
+def _vouch(app: _App, pos: int, row: Row) -> int | None:
+    """Advance ``app`` past ``row`` at ``pos``; for a finished step of a run this writer wrote
+    alone and in order so far, the position of that run's app row (its vouch)."""
+    _app_id, _key, run, seq, kind, finished = row[:6]
+    app.next_pos = pos + 1
+    if kind == "app":
+        app.run = None if run is None else _Run(run, pos, 0 if seq is None else seq + 1)
+        return None
+    state = app.run
+    if state is None or not state.clean:
+        return None
+    if kind == "begin" and seq is not None and seq > state.next_seq:
+        state.clean = False
+    elif kind == "end" and finished:
+        if seq != state.next_seq or run != state.run:
+            state.clean = False
+            return None
+        state.next_seq += 1
+        return state.app_pos
+    return None
+
+
 def ensure_tables(conn: Any, t: Tables) -> None:
     """Create the tables of ``t`` if they do not exist, once across concurrent callers."""
+    found = conn.execute("SELECT to_regclass(%s), to_regclass(%s)", [t.records, t.apps]).fetchone()
+    if None not in found:
+        return
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", [_SETUP_LOCK])
         for statement in schema(t):
@@ -91,6 +137,7 @@ class Writer:
         self._queue: queue.Queue[Any] = queue.Queue(max_queue)
         self._conn: Any = None
         self._ready = False
+        self._apps: dict[str, _App] = {}  # positions and vouching, per app (the thread's own)
 
     # -- the step path ---------------------------------------------------------------------------
 
@@ -163,6 +210,7 @@ class Writer:
                 self._conn = None
             self._queue = queue.Queue(self._max_queue)
             self._queued = self._settled = 0
+            self._apps = {}  # the parent's positions, if forked: read them anew
             self._pid = os.getpid()
             self._thread = threading.Thread(
                 target=self._loop, name="turnout-postgres-tracking", daemon=True
@@ -220,41 +268,64 @@ class Writer:
             self._done.notify_all()
 
     def _insert(self, batch: list[tuple[int, Row]]) -> None:
-        t = self._tables
-        params = [
-            (
-                t.project, app_id, partition_key, run, seq, kind, finished, snapshot, version,
-                self.writer_id, n, line, dt.datetime.fromtimestamp(at, dt.UTC),
-            )
-            for n, (app_id, partition_key, run, seq, kind, finished, snapshot, version, line, at)
-            in batch
-        ]  # fmt: skip
-        latest: dict[str, tuple[str | None, float]] = {}
-        for _n, row in batch:
-            known = latest.get(row[0], (None, row[9]))
-            latest[row[0]] = (row[1] if row[4] == "app" else known[0], row[9])
-        apps = [
-            (t.project, app_id, key, dt.datetime.fromtimestamp(at, dt.UTC))
-            for app_id, (key, at) in sorted(latest.items())  # one order: no deadlocks
-        ]
         if self._pool is not None:
             with self._pool.connection() as conn:
-                self._write(conn, params, apps)
+                self._write(conn, batch)
         else:
             if self._conn is None:
                 self._conn = self._connect()  # type: ignore[misc]
-            self._write(self._conn, params, apps)
+            self._write(self._conn, batch)
 
-    def _write(self, conn: Any, params: list[Any], apps: list[Any]) -> None:
+    def _write(self, conn: Any, batch: list[tuple[int, Row]]) -> None:
         t = self._tables
         if not self._ready:
             ensure_tables(conn, t)
             self._ready = True
-        with conn.transaction(), conn.cursor() as cur:
+        while True:
+            try:
+                with conn.transaction():
+                    written = self._insert_rows(conn, batch)
+                self._apps.update(written)
+                return
+            except psycopg.errors.UniqueViolation:
+                # Another writer took positions this one counted on: read them again. The
+                # runs of these apps are no longer this writer's alone, so it forgets them
+                # too, and vouches again from their next app row.
+                for app_id in {row[0] for _n, row in batch}:
+                    self._apps.pop(app_id, None)
+
+    def _insert_rows(self, conn: Any, batch: list[tuple[int, Row]]) -> dict[str, _App]:
+        """Insert ``batch`` (inside the caller's transaction); its apps' states after it."""
+        t = self._tables
+        touched = {row[0] for _n, row in batch}
+        # Copies: the states change only if the transaction commits.
+        apps = {a: deepcopy(self._apps[a]) for a in touched if a in self._apps}
+        for app_id in sorted(touched - apps.keys()):
+            where, where_params = t.where(app_id)
+            last = conn.execute(
+                f"SELECT max(pos) FROM {t.records} WHERE {where}", where_params
+            ).fetchone()[0]
+            apps[app_id] = _App(next_pos=0 if last is None else last + 1)
+        params = []
+        latest: dict[str, tuple[str | None, float]] = {}
+        for n, row in batch:
+            app_id, key, run, seq, kind, finished, snapshot, version, payload, at = row
+            app = apps[app_id]
+            pos = app.next_pos
+            vouch = _vouch(app, pos, row)
+            params.append(
+                (
+                    t.project, app_id, pos, key, run, seq, kind, finished, snapshot, vouch,
+                    version, self.writer_id, n, payload, dt.datetime.fromtimestamp(at, dt.UTC),
+                )
+            )  # fmt: skip
+            known = latest.get(app_id, (None, at))
+            latest[app_id] = (key if kind == "app" else known[0], at)
+        with conn.cursor() as cur:
             cur.executemany(
-                f"INSERT INTO {t.records} (project, app_id, partition_key, run, seq, kind, "
-                f"finished, snapshot, version, writer, n, line, created_at) VALUES "
-                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO {t.records} (project, app_id, pos, partition_key, run, seq, kind, "
+                f"finished, snapshot, vouch, version, writer, n, payload, created_at) VALUES "
+                f"(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
                 f"ON CONFLICT (writer, n) DO NOTHING",
                 params,
             )
@@ -263,8 +334,13 @@ class Writer:
                 f"updated_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, app_id) DO "
                 f"UPDATE SET updated_at = GREATEST(a.updated_at, EXCLUDED.updated_at), "
                 f"partition_key = COALESCE(EXCLUDED.partition_key, a.partition_key)",
-                [(*app, app[3]) for app in apps],
+                [
+                    (t.project, app_id, key, stamp, stamp)
+                    for app_id, (key, at) in sorted(latest.items())  # one order: no deadlocks
+                    for stamp in [dt.datetime.fromtimestamp(at, dt.UTC)]
+                ],
             )
+        return apps
 
     def _forget_connection(self) -> None:
         if self._conn is not None:
