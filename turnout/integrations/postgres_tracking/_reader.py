@@ -1,9 +1,9 @@
 """Reading a PostgreSQL tracking store: typed records, app ids, and the chain to a state.
 
-Rows hold the very lines a ``LocalTracker`` would append (checksummed JSON, ``tracklog``'s
-codec), so a row is parsed by ``tracklog.parse_line`` and a damaged one is skipped, as in a file.
-The columns beside the line (``kind``, ``seq``, ``run``, ``finished``, ``snapshot``) are what
-SQL searches; the line is what a reader trusts.
+Column ``payload`` holds the very line a ``LocalTracker`` would append (checksummed JSON,
+``tracklog``'s codec), so a row is parsed by ``tracklog.parse_line`` and a damaged one is
+skipped, as in a file. The columns beside it (``kind``, ``seq``, ``run``, ``finished``,
+``snapshot``, ``vouch``) are what SQL searches; the payload is what a reader trusts.
 
 Rows of one app are ordered by ``pos``, their position in its history, unique per app: a
 writer numbers its rows on from the app's last one, and a row another writer took first makes
@@ -14,7 +14,8 @@ learns it from the offset its append landed at).
 step that its writer *vouched* for (at most ``_TRIES`` tried): column ``vouch`` of a finished
 step's row holds the position of its run's app row when every position from that row to this
 one was the writer's own, every finished step took the next sequence id and named that run,
-and no step began ahead (``turnout.core.trackindex``'s rule for marks, with positions for byte offsets).
+and no step began ahead (``turnout.core.trackindex``'s rule for marks, positions standing for
+byte offsets).
 The reader checks that the row at that position is the run's app row, rebuilds the app line a
 whole replay would name the application by, and replays the app row, the snapshot row and the
 rows after it through ``trackhistory.History``, the replay every store shares; it answers only

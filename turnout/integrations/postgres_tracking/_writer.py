@@ -4,11 +4,11 @@ Hooks put rows on the queue and return; one thread per writer takes what has acc
 most ``batch_size`` rows), numbers each app's rows on from the app's last position (``pos``,
 unique per app), inserts them in one transaction and upserts the apps it touched. A position
 another writer took first fails the insert: the writer reads the app's last position again,
-numbers the batch anew, and stops vouching for that app's run (``_Vouching``): its rows are no
-longer alone. A batch that fails otherwise (the server is down, the connection dropped) is retried with a growing pause
-(up to 2 s) until it is written or the writer is closed; each row carries the writer's id and a
-counter under a unique constraint, so a batch whose commit was cut and is sent again is not
-written twice.
+numbers the batch anew, and stops vouching for that app's run (``_vouch``): its rows are no
+longer alone. A batch that fails otherwise (the server is down, the connection dropped) is
+retried with a growing pause (up to 2 s) until it is written or the writer is closed; each row
+carries the writer's id and a counter under a unique constraint, so a batch whose commit was cut
+and is sent again is not written twice.
 
 **When the database is slow or down** (the documented policy): a row that finds the queue full
 waits up to ``block_timeout`` seconds for room, then is dropped, counted in ``dropped`` and
