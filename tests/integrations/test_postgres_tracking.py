@@ -247,7 +247,32 @@ def test_eight_processes_track_concurrently_and_every_history_is_whole(prefix: s
         loaded = reader.load(None, app_id)
         assert loaded is not None
         assert loaded.state["n"] == steps
+        with reader._reading() as conn:  # each writer vouched for its own app's rows
+            assert _reader.fast_chain(conn, reader._tables, app_id, None) is not None
     reader.close()
+
+
+def test_two_writers_of_one_app_id_keep_every_row_and_the_load_refuses_as_a_whole_replay(
+    prefix: str,
+) -> None:
+    first = PostgresTracker(DSN, project="p", table_prefix=prefix, snapshot_every=2)
+    second = first.copy()
+    one, two = counter(first).build(), counter(second).build()
+    for _ in range(3):
+        one.step()
+        first.flush()
+        two.step()
+        second.flush()
+    kinds = [r.KIND for r in first.read_records(APP).records]
+    assert (kinds.count("app"), kinds.count("begin"), kinds.count("end")) == (2, 6, 6)
+    with first._reading() as conn:
+        assert _reader.fast_chain(conn, first._tables, APP, None) is None
+        with pytest.raises(PersistenceError, match="out of place"):
+            _reader.full_chain(conn, first._tables, APP, None)
+    with pytest.raises(PersistenceError, match="out of place"):
+        first.load(None, APP)
+    first.close()
+    second.close()
 
 
 def test_children_in_a_process_pool_track_into_the_store_under_their_parent(prefix: str) -> None:
@@ -273,6 +298,9 @@ def test_children_in_a_process_pool_track_into_the_store_under_their_parent(pref
         child = tracker.read_records(link.child_app_id).records  # type: ignore[union-attr]
         assert [r.KIND for r in child] == ["format", "app", "begin", "end"]
         assert child[1].spawning_parent["app_id"] == "parent"  # type: ignore[union-attr]
+    loaded = tracker.load(None, "parent")  # its rows and its children's links interleave
+    assert loaded is not None
+    assert loaded.state["outs"] == [1, 4, 9]
     tracker.close()
 
 
