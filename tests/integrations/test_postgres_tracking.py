@@ -470,3 +470,43 @@ def test_the_nearest_snapshot_gives_the_whole_replays_answer_on_damaged_rows(
                 f"the snapshot answered for {seq}, the whole replay raised"
             ) from exc
         assert fast == whole, seq
+
+
+# -- other tools read the store ------------------------------------------------------------------
+
+
+def test_export_otel_sends_the_same_spans_from_the_store_as_from_the_files(
+    prefix: str, tmp_path: Path
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from tests.integrations.otlp_sink import OTLPSink
+    from turnout.cli import main
+    from turnout.integrations.opentelemetry import export_tracked
+
+    tracker = PostgresTracker(DSN, project="otel", table_prefix=prefix)
+    local = LocalTracker("otel", tmp_path)
+    app = (
+        ApplicationBuilder()
+        .with_actions(traced=traced, speak=speak)
+        .with_transitions(("traced", "speak"))
+        .with_state(n=0, items=[])
+        .with_entrypoint("traced")
+        .with_identifiers(app_id=APP)
+        .with_tracker(tracker)
+        .with_hooks(local)
+        .build()
+    )
+    app.step()
+    _, streamed = app.stream_result(halt_after=["speak"])
+    list(streamed)
+    tracker.close()
+
+    def spans(sink: OTLPSink) -> list[tuple[Any, ...]]:
+        return sorted((s.name, s.trace_id, s.span_id, s.parent_span_id) for s in sink.spans)
+
+    with OTLPSink() as from_files, OTLPSink() as from_store:
+        export_tracked("otel", storage_dir=tmp_path, endpoint=from_files.endpoint)
+        argv = ["export-otel", "--project", "otel", "--store", DSN, "--table-prefix", prefix]
+        assert main([*argv, "--endpoint", from_store.endpoint]) == 0
+        assert len(from_store.spans) >= 4
+        assert spans(from_store) == spans(from_files)
