@@ -510,3 +510,11 @@ def test_export_otel_sends_the_same_spans_from_the_store_as_from_the_files(
         assert main([*argv, "--endpoint", from_store.endpoint]) == 0
         assert len(from_store.spans) >= 4
         assert spans(from_store) == spans(from_files)
+
+
+def test_importing_without_psycopg_raises_missing_extra_naming_the_install() -> None:
+    from tests.integrations.missing_extra import import_without
+
+    printed = import_without("psycopg", "turnout.integrations.postgres_tracking")
+    assert printed.startswith("MissingExtraError")
+    assert 'pip install "turnout[postgres]"' in printed
