@@ -33,7 +33,7 @@ from turnout import ApplicationBuilder, RetryPolicy, State, action, streaming_ac
 from turnout.core.errors import PersistenceError
 from turnout.core.trackhistory import History
 from turnout.core.tracking import LocalTracker
-from turnout.core.tracklog import EndRecord, FormatRecord
+from turnout.core.tracklog import AppRecord, EndRecord, FormatRecord
 from turnout.integrations.postgres_tracking import PostgresTracker, _reader
 
 __all__ = ["server"]  # a fixture, shared with test_postgres
@@ -256,7 +256,7 @@ def test_two_writers_of_one_app_id_keep_every_row_and_the_load_refuses_as_a_whol
     prefix: str,
 ) -> None:
     first = PostgresTracker(DSN, project="p", table_prefix=prefix, snapshot_every=2)
-    second = first.copy()
+    second = PostgresTracker(DSN, project="p", table_prefix=prefix, snapshot_every=2)
     one, two = counter(first).build(), counter(second).build()
     for _ in range(3):
         one.step()
@@ -355,6 +355,21 @@ def test_a_closed_tracker_drops_what_it_is_given_and_still_reads(prefix: str) ->
     tracker.close()
 
 
+def test_a_copy_writes_through_its_original_and_closing_it_only_flushes(prefix: str) -> None:
+    tracker = PostgresTracker(DSN, project="p", table_prefix=prefix)
+    copy = tracker.copy(tags={"role": "child"})
+    counter(copy, "child").build().step()
+    copy.close()
+    assert [r.KIND for r in tracker.read_records("child").records][1:] == ["app", "begin", "end"]
+    counter(tracker).build().step()  # the original still writes
+    tracker.close()
+    assert tracker.dropped == 0
+    assert sorted(tracker.list_app_ids()) == ["child", APP]
+    app_line = tracker.read_records("child").records[1]
+    assert isinstance(app_line, AppRecord)
+    assert app_line.tags == {"role": "child"}
+
+
 def test_a_tracker_given_something_else_than_a_dsn_or_pool_names_the_fix() -> None:
     with pytest.raises(TypeError, match=r"connection string or a psycopg_pool\.ConnectionPool"):
         PostgresTracker(42, project="p")  # type: ignore[arg-type]
@@ -380,7 +395,8 @@ def _baseline(tracker: PostgresTracker) -> None:
         return state.increment(n=1)
 
     def session(steps: int, sequence_id: int | None = None, **initialize: Any) -> None:
-        copy = tracker.copy()
+        copy = PostgresTracker(DSN, project="fuzz", table_prefix=tracker.table_prefix,
+                               snapshot_every=3)  # fmt: skip
         app = (
             ApplicationBuilder()
             .with_actions(work=work)
@@ -404,7 +420,7 @@ def _baseline(tracker: PostgresTracker) -> None:
 def damaged_store(server: psycopg.Connection[Any]) -> Iterator[tuple[Any, Any, list[Any]]]:
     name = f"trk_{uuid.uuid4().hex[:12]}"
     tracker = PostgresTracker(DSN, project="fuzz", table_prefix=name, snapshot_every=3)
-    _baseline(tracker)
+    _baseline(tracker)  # each session in a tracker of its own, as another process would
     rows = server.execute(
         f"SELECT {_COLUMNS} FROM {name}_records WHERE app_id = %s ORDER BY pos", [APP]
     ).fetchall()

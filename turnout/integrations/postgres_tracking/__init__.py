@@ -85,6 +85,7 @@ class PostgresTracker(LocalTracker):
         max_queue: int = 10_000,
         block_timeout: float = 1.0,
         batch_size: int = 500,
+        _writer: Writer | None = None,
     ) -> None:
         super().__init__(
             project, None, serde_kwargs, serde=serde, snapshot_every=snapshot_every, tags=tags
@@ -105,7 +106,10 @@ class PostgresTracker(LocalTracker):
         self._settings: dict[str, Any] = {
             "max_queue": max_queue, "block_timeout": block_timeout, "batch_size": batch_size,
         }  # fmt: skip
-        self._writer = Writer(
+        # Copies in this process share their original's writer (one queue, thread and
+        # connection); only the original closes it.
+        self._owns_writer = _writer is None
+        self._writer = _writer or Writer(
             connect=None if self._pool is not None else self._connect, pool=self._pool,
             tables=self._tables, max_queue=max_queue, block_timeout=block_timeout,
             batch_size=batch_size,
@@ -114,8 +118,9 @@ class PostgresTracker(LocalTracker):
         self._read_lock = threading.Lock()
         self._read_conn: Any = None
         self._flush_each_run = False  # a copy in another process: flush before the run returns
-        weakref.finalize(self, self._writer.close)
-        atexit.register(_close_at_exit, weakref.ref(self))
+        if self._owns_writer:
+            weakref.finalize(self, self._writer.close)
+            atexit.register(_close_at_exit, weakref.ref(self))
 
     def _connect(self) -> Any:
         return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
@@ -139,13 +144,15 @@ class PostgresTracker(LocalTracker):
         self._flush_each_run = True
 
     def copy(self, *, tags: dict[str, str] | None = None) -> PostgresTracker:
-        """A tracker writing to the same tables and project, with its own writer (and ``tags``
-        instead of this one's, when given)."""
+        """A tracker writing to the same tables and project through this one's writer (the
+        children of a parallel action get one each: they add no thread or connection), with
+        ``tags`` instead of this one's when given. Its ``close()`` flushes; this one's closes
+        the writer. A copy pickled to another process gets a writer of its own there."""
         return PostgresTracker(
             self._pool if self._pool is not None else self.dsn, project=self.project,
             table_prefix=self.table_prefix, serde=self.serde, serde_kwargs=self.serde_kwargs,
             snapshot_every=self.snapshot_every, tags=self.tags if tags is None else tags,
-            **self._settings,
+            _writer=self._writer, **self._settings,
         )  # fmt: skip
 
     # -- writing ---------------------------------------------------------------------------------
@@ -192,8 +199,11 @@ class PostgresTracker(LocalTracker):
     def close(self, timeout: float = 10.0) -> None:
         """Write what is queued (waiting up to ``timeout`` seconds; the rest is dropped), stop
         the writer and close the connections the tracker opened. A closed tracker still reads;
-        records tracked after ``close()`` are dropped."""
-        self._writer.close(timeout)
+        records tracked after ``close()`` are dropped. A ``copy()`` only flushes."""
+        if self._owns_writer:
+            self._writer.close(timeout)
+        else:
+            self._writer.flush(timeout)
         with self._read_lock:
             if self._read_conn is not None:
                 self._read_conn.close()
