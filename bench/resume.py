@@ -15,6 +15,10 @@ when this script runs against a turnout without marks: set ``PYTHONPATH`` to tha
 Each row: ``--rounds`` timed builds (``time.perf_counter``), ``gc.collect()`` before each, the
 median and min in ms. The load average is printed before and after.
 
+``--store postgres`` tracks into PostgreSQL instead (``PostgresTracker``, ``--dsn``, tables
+under a fresh prefix, dropped afterwards); its third row, ``latest, every row``, rebuilds the
+state from a replay of all the app's rows (what ``load`` falls back to).
+
 Run ``python bench/resume.py --help`` for the options.
 """
 
@@ -62,8 +66,19 @@ def builder(chat: Any, app_id: str) -> Any:
     )
 
 
-def track(root: Path, steps: int, chat: Any) -> Any:
-    tracker = LocalTracker("resume", root)
+def make_tracker(root: Path, store: Any) -> Any:
+    """The tracker a fresh process would make: files under ``root``, or PostgreSQL when
+    ``store`` is ``(dsn, table_prefix)``."""
+    if store is None:
+        return LocalTracker("resume", root)
+    from turnout.integrations.postgres_tracking import PostgresTracker
+
+    dsn, prefix = store
+    return PostgresTracker(dsn, project="resume", table_prefix=prefix)
+
+
+def track(root: Path, steps: int, chat: Any, store: Any = None) -> Any:
+    tracker = make_tracker(root, store)
     app = (
         builder(chat, APP)
         .with_state(turn=0, messages=[])
@@ -77,8 +92,8 @@ def track(root: Path, steps: int, chat: Any) -> Any:
     return app.state
 
 
-def resume(root: Path, chat: Any, fork_at: int | None) -> Any:
-    tracker = LocalTracker("resume", root)
+def resume(root: Path, chat: Any, fork_at: int | None, store: Any = None) -> Any:
+    tracker = make_tracker(root, store)
     if fork_at is None:
         app = builder(chat, APP).initialize_from(
             tracker, resume_at_next_action=True, default_state={}, default_entrypoint="chat"
@@ -92,7 +107,23 @@ def resume(root: Path, chat: Any, fork_at: int | None) -> Any:
             fork_from_app_id=APP,
             fork_from_sequence_id=fork_at,
         )
-    return app.build()
+    built = app.build()
+    if store is not None:
+        tracker.close()
+    return built
+
+
+def every_row(store: Any) -> Any:
+    """The latest state from a replay of every row (PostgreSQL's fallback path)."""
+    from turnout.core.serde import DEFAULT_SERDE
+    from turnout.core.trackhistory import load_chain
+    from turnout.integrations.postgres_tracking import _reader
+
+    tracker = make_tracker(Path(), store)
+    with tracker._reading() as conn:
+        chain = _reader.full_chain(conn, tracker._tables, APP, None)
+    tracker.close()
+    return load_chain(chain, APP, None, DEFAULT_SERDE, where="bench")
 
 
 def timed(rounds: int, run: Any) -> list[float]:
@@ -110,7 +141,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--steps", type=int, default=10_000, help="tracked steps (10,000)")
     parser.add_argument("--rounds", type=int, default=7, help="timed builds per row (7)")
     parser.add_argument("--dir", help="where the log goes (default: a temporary directory)")
+    parser.add_argument("--store", choices=["files", "postgres"], default="files")
+    parser.add_argument(
+        "--dsn",
+        default=os.environ.get("TURNOUT_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="the PostgreSQL server of --store postgres",
+    )
     args = parser.parse_args(argv)
+    if args.store == "postgres":
+        return main_postgres(args)
     print(f"turnout from {Path(turnout.__file__).parent}, python {sys.version.split()[0]}")
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     root = Path(tempfile.mkdtemp(prefix="turnout-resume-", dir=args.dir))
@@ -148,6 +187,46 @@ def main(argv: list[str]) -> int:
             print(f"{name:<30} {statistics.median(samples):>10.1f} {min(samples):>10.1f}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return 0
+
+
+def main_postgres(args: Any) -> int:
+    import psycopg
+
+    store = (args.dsn, f"bench_resume_{os.urandom(4).hex()}")
+    print(f"turnout from {Path(turnout.__file__).parent}, python {sys.version.split()[0]}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    root = Path()
+    try:
+        chat = chat_action(make_texts(min(args.steps, 1000)))
+        started = time.perf_counter()
+        final = track(root, args.steps, chat, store)
+        with psycopg.connect(args.dsn) as conn:
+            size = conn.execute(f"SELECT pg_total_relation_size('{store[1]}_records')").fetchone()
+        print(
+            f"tracked {args.steps} steps into PostgreSQL in "
+            f"{time.perf_counter() - started:.1f} s; table {size[0] / 1e6:.1f} MB"  # type: ignore[index]
+        )
+        resumed = resume(root, chat, None, store)
+        if resumed.sequence_id != args.steps - 1 or resumed.state != final:
+            raise SystemExit("the resumed state is not the state the run ended with")
+        middle = args.steps // 2 + 17
+        forked = resume(root, chat, middle, store)
+        if len(forked.state["messages"]) != middle + 1:
+            raise SystemExit(f"the fork from step {middle} does not hold its state")
+        rows = [
+            ("latest", timed(args.rounds, lambda: resume(root, chat, None, store))),
+            (f"seq {middle}", timed(args.rounds, lambda: resume(root, chat, middle, store))),
+            ("latest, every row", timed(max(args.rounds // 3, 1), lambda: every_row(store))),
+        ]
+        print(f"{'initialize_from(...).build()':<30} {'median ms':>10} {'min ms':>10}")
+        for name, samples in rows:
+            print(f"{name:<30} {statistics.median(samples):>10.1f} {min(samples):>10.1f}")
+    finally:
+        with psycopg.connect(args.dsn, autocommit=True) as conn:
+            for table in ("records", "apps"):
+                conn.execute(f"DROP TABLE IF EXISTS {store[1]}_{table}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return 0
 

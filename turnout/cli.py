@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout._migrate_cli import add_migrate_parser, migrate_command
-from turnout.core.errors import MissingExtraError
+from turnout.core.errors import MissingExtraError, PersistenceError
 from turnout.core.tracking import tracking_home
 
 __all__ = ["main"]
@@ -171,6 +171,15 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--compression", choices=["none", "gzip", "deflate"], default=None, help="body encoding"
     )
+    export.add_argument(
+        "--store",
+        default=None,
+        metavar="postgresql://...",
+        help="read a PostgreSQL tracking store (PostgresTracker) instead of --dir",
+    )
+    export.add_argument(
+        "--table-prefix", default="turnout_tracking", help="its tables' prefix (turnout_tracking)"
+    )
     export.add_argument("--service-name", default="turnout", help="service.name (turnout)")
     export.add_argument(
         "--timeout", type=float, default=10.0, help="seconds per request (default 10)"
@@ -191,17 +200,27 @@ def export_otel_command(args: argparse.Namespace) -> int:
             )
             return 2
         headers[key.strip()] = value.strip()
+    store = None
     try:
         from turnout.integrations.opentelemetry import export_tracked
 
+        if args.store is not None:
+            from turnout.integrations.postgres_tracking import PostgresTracker
+
+            store = PostgresTracker(
+                args.store, project=args.project, table_prefix=args.table_prefix
+            )
         summary = export_tracked(
             args.project, args.app_ids, storage_dir=args.dir, endpoint=args.endpoint,
             headers=headers or None, compression=args.compression, timeout=args.timeout,
-            service_name=args.service_name,
+            service_name=args.service_name, store=store,
         )  # fmt: skip
-    except (MissingExtraError, FileNotFoundError, ConnectionError) as exc:
+    except (MissingExtraError, FileNotFoundError, ConnectionError, PersistenceError) as exc:
         print(f"turnout export-otel: {exc}", file=sys.stderr)
         return 1
+    finally:
+        if store is not None:
+            store.close()
     print(
         f"turnout export-otel: exported {summary.spans} spans of {len(summary.apps)} "
         f"application(s) to {summary.endpoint}"

@@ -38,7 +38,7 @@ from turnout.core.tracklog import (
     read_records,
 )
 
-__all__ = ["Chain", "History", "full_chain", "list_app_ids", "load_tracked"]
+__all__ = ["Chain", "History", "full_chain", "list_app_ids", "load_chain", "load_tracked"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -368,6 +368,15 @@ def load_tracked(
         chain = full_chain(path, app_id, sequence_id)
     if chain is None:
         return None
+    return load_chain(chain, app_id, partition_key, serde, where=f"its tracking log {path}")
+
+
+def load_chain(
+    chain: Chain, app_id: str, partition_key: str | None, serde: Serde, *, where: str
+) -> PersistedStateData | None:
+    """The state ``chain`` rebuilds, decoded with ``serde`` (``None`` if ``partition_key`` is
+    not the app's); ``where`` names the store in messages (``"its tracking log <path>"``).
+    Every tracking store's loader ends here, whatever it read the chain from."""
     app = chain.app
     if partition_key is not None and (app is None or app.partition_key != partition_key):
         return None
@@ -381,14 +390,14 @@ def load_tracked(
     except Exception as exc:  # a value the serde cannot read back (its type is gone, ...)
         raise PersistenceError(
             f"cannot rebuild the state of app {app_id!r} at sequence id {chain.target.seq} from "
-            f"its tracking log {path}: {exc}"
+            f"{where}: {exc}"
         ) from exc
     unsaved = {k: v for k, v in state.get_all().items() if isinstance(v, _Unsaved)}
     if unsaved:
         shown = ", ".join(f"{k!r} (logged as {v.text!r}: {v.why})" for k, v in unsaved.items())
         raise PersistenceError(
-            f"cannot load app {app_id!r} at sequence id {chain.target.seq} from its tracking "
-            f"log {path}: the tracker could not log these state values and kept only a "
+            f"cannot load app {app_id!r} at sequence id {chain.target.seq} from {where}: "
+            f"the tracker could not log these state values and kept only a "
             f"placeholder: {shown}. Resume from a persister (with_state_persister) instead, or "
             f"fork from a step before they were set; register a codec (DEFAULT_SERDE.register) "
             f"so that future steps log them."

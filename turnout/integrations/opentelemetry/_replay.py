@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from turnout.core.tracklog import (
     AttrRecord,
     BeginRecord,
     EndRecord,
+    LogChunk,
     Record,
     SpanEndRecord,
     SpanStartRecord,
@@ -95,6 +97,7 @@ def export_tracked(
     compression: str | None = None,
     timeout: float = 10.0,
     service_name: str = "turnout",
+    store: Any = None,
 ) -> ExportSummary:
     """Replay tracked applications to an OTLP/HTTP endpoint (``turnout export-otel``).
 
@@ -119,31 +122,21 @@ def export_tracked(
         compression: ``"gzip"``, ``"deflate"`` or ``"none"`` (default from the environment).
         timeout: seconds per export request.
         service_name: the ``service.name`` resource attribute.
+        store: a tracking store to read instead of the tracking directory: an object with
+            ``read_records(app_id)`` (a ``tracklog.LogChunk``) and ``list_app_ids()``, such as
+            ``turnout.integrations.postgres_tracking.PostgresTracker`` of ``project``.
 
     Raises:
         FileNotFoundError: the project or an application is not in the tracking directory.
         ConnectionError: the endpoint did not accept the spans.
     """
-    from turnout.core.tracking import LocalTracker
-
-    tracker = LocalTracker(project, storage_dir)
-    if not tracker.project_dir.is_dir():
-        home = tracking_home(storage_dir)
-        known = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
-        raise FileNotFoundError(
-            f"no tracking project {project!r} under {home} (projects there: {known or 'none'}); "
-            f"pass --dir (or storage_dir=) where the LocalTracker wrote it"
-        )
     if isinstance(app_ids, str):
         app_ids = [app_ids]  # one id, not its characters
-    apps = tuple(app_ids) if app_ids is not None else tuple(tracker.list_app_ids())
-    paths = [tracker.log_path(app_id) for app_id in apps]
-    for app_id, path in zip(apps, paths, strict=True):
-        if not path.is_file():
-            raise FileNotFoundError(
-                f"no tracked application {app_id!r} in project {project!r} "
-                f"({path} does not exist); known: {tracker.list_app_ids()}"
-            )
+    if store is not None:
+        apps = tuple(app_ids) if app_ids is not None else tuple(store.list_app_ids())
+        sources = [_stored(store, app_id, project) for app_id in apps]
+    else:
+        apps, sources = _files(project, app_ids, storage_dir)
     url = traces_url(endpoint) if endpoint else default_endpoint()
     resource = Resource.create({SERVICE_NAME: service_name, "openinference.project.name": project})
     ids = _DerivedIds(project)
@@ -155,8 +148,8 @@ def export_tracked(
     tracer = provider.get_tracer("turnout", __version__)
     steps: dict[tuple[str, int], Span] = {}  # every replayed step, for spawned children
     try:
-        for path in _parents_first(paths):
-            _Replay(tracer, steps, ids).run(path)
+        for source in _parents_first(sources):
+            _Replay(tracer, steps, ids).run(source.label, source.read())
         spans = memory.get_finished_spans()
     finally:
         provider.shutdown()
@@ -177,18 +170,68 @@ def export_tracked(
     return ExportSummary(endpoint=url, apps=apps, spans=len(spans))
 
 
-def _parents_first(paths: list[Path]) -> list[Path]:
-    """The logs ordered so that an application spawned by another one comes after it."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Source:
+    """One application to replay: what messages call it, its first app record, its records."""
+
+    label: str
+    app: AppRecord | None
+    read: Callable[[], LogChunk]
+
+
+def _files(
+    project: str, app_ids: Iterable[str] | None, storage_dir: str | Path | None
+) -> tuple[tuple[str, ...], list[_Source]]:
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(project, storage_dir)
+    if not tracker.project_dir.is_dir():
+        home = tracking_home(storage_dir)
+        known = sorted(p.name for p in home.iterdir() if p.is_dir()) if home.is_dir() else []
+        raise FileNotFoundError(
+            f"no tracking project {project!r} under {home} (projects there: {known or 'none'}); "
+            f"pass --dir (or storage_dir=) where the LocalTracker wrote it"
+        )
+    apps = tuple(app_ids) if app_ids is not None else tuple(tracker.list_app_ids())
+    sources = []
+    for app_id in apps:
+        path = tracker.log_path(app_id)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no tracked application {app_id!r} in project {project!r} "
+                f"({path} does not exist); known: {tracker.list_app_ids()}"
+            )
+        sources.append(
+            _Source(
+                label=str(path), app=first_app(path), read=functools.partial(read_records, path)
+            )
+        )
+    return apps, sources
+
+
+def _stored(store: Any, app_id: str, project: str) -> _Source:
+    chunk = store.read_records(app_id)
+    if not chunk.records:
+        raise FileNotFoundError(
+            f"no tracked application {app_id!r} in project {project!r} of {store!r}; "
+            f"known: {store.list_app_ids()}"
+        )
+    app = next((r for r in chunk.records if isinstance(r, AppRecord)), None)
+    return _Source(label=f"the records of app {app_id!r}", app=app, read=lambda: chunk)
+
+
+def _parents_first(sources: list[_Source]) -> list[_Source]:
+    """The applications ordered so that one spawned by another comes after it."""
     parent_of: dict[str, str] = {}
-    by_app: dict[str, Path] = {}
-    for path in paths:
-        app = first_app(path)
-        app_id = app.app_id if app else path.parent.name
-        by_app[app_id] = path
+    by_app: dict[str, _Source] = {}
+    for source in sources:
+        app = source.app
+        app_id = app.app_id if app else source.label
+        by_app[app_id] = source
         spawner = (app.spawning_parent if app else None) or {}
         if spawner.get("app_id"):
             parent_of[app_id] = spawner["app_id"]
-    ordered: list[Path] = []
+    ordered: list[_Source] = []
     placed: set[str] = set()
 
     def place(app_id: str, chain: frozenset[str]) -> None:
@@ -243,11 +286,10 @@ class _Replay:
         self._actions: dict[int, str] = {}
         self._last = 0.0
 
-    def run(self, path: Path) -> None:
-        chunk = read_records(path)
+    def run(self, label: str, chunk: LogChunk) -> None:
         if chunk.version is not None and chunk.version > READS_UP_TO:
             warnings.warn(
-                f"{path} is a tracking log in format version {chunk.version}; this turnout reads "
+                f"{label} is a tracking log in format version {chunk.version}; this turnout reads "
                 f"versions up to {READS_UP_TO}, so its spans are exported as far as it "
                 f"understands them: upgrade turnout (pip install -U turnout) to export it all.",
                 TrackingWarning,
