@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
@@ -118,8 +119,8 @@ def limited_route(max_body_bytes: int) -> type[APIRoute]:
                         return _too_large(str(len(body)), max_body_bytes)
                 try:
                     return await handler(request)
-                except RequestValidationError:
-                    raise  # FastAPI's own 422 answer names the field
+                except (RequestValidationError, HTTPException):
+                    raise  # FastAPI's own answers (a 422 naming the field, auth's 401)
                 except Exception as exc:
                     return error_response(exc)
 

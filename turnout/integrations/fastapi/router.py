@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
 from sse_starlette import EventSourceResponse
 
 from turnout.core.errors import PersistenceError, UnsupportedOperationError
@@ -232,14 +233,14 @@ def serve(
             action, result = (None, None) if out is None else (out[0].name, out[1])
             return {**view, "action": action, "result": jsonable(result)}
 
-    async def run_app(app_id: str, body: Any, pk: Partition, response: Response) -> Any:
+    async def run_app(app_id: str, body: Any, pk: Partition) -> Any:
         if not body.wait:
             if await current_sequence_id(app_id, pk) is None:
                 raise _not_found(app_id)
             ticket = enter(app_id, pk, body)
             background(quietly(app_id, pk, body, ticket))
-            response.status_code = 202
-            return RunAccepted(app_id=app_id, stream=f"{prefix}/apps/{app_id}/stream")
+            accepted = RunAccepted(app_id=app_id, stream=f"{prefix}/apps/{app_id}/stream")
+            return JSONResponse(accepted.model_dump(), status_code=202)
         return await run_turn(app_id, pk, body, enter(app_id, pk, body))
 
     async def stream_app(app_id: str, pk: Partition) -> EventSourceResponse:

@@ -18,8 +18,9 @@ is sse-starlette's (``EventSourceResponse``), which also sends keep-alive commen
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -29,16 +30,23 @@ __all__ = ["EventBus", "EventHook", "jsonable", "sse_events"]
 _END = object()
 
 
-def jsonable(value: Any) -> Any:
-    """``value`` as JSON-compatible data (FastAPI's encoder; ``repr`` for what it cannot
-    encode, so a state holding an odd object still shows)."""
+def jsonable(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON-compatible data: mappings and sequences walked here (a suspension
+    record is a mapping), leaves through FastAPI's encoder; ``repr`` for what it cannot
+    encode, so a state holding an odd object still shows."""
+    if depth > 32:  # a cycle, or data too deep to show
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, depth + 1) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        # FastAPI's encoder deep-copies a dataclass (asdict), with whatever it holds.
+        fields = dataclasses.fields(value)
+        return {f.name: jsonable(getattr(value, f.name), depth + 1) for f in fields}
     try:
         return jsonable_encoder(value)
     except Exception:
-        if isinstance(value, dict):
-            return {str(k): jsonable(v) for k, v in value.items()}
-        if isinstance(value, (list, tuple)):
-            return [jsonable(v) for v in value]
         return repr(value)
 
 
@@ -82,7 +90,7 @@ class EventHook:
         self.sequence_id = sequence_id
         self.bus.publish(
             "step_begin",
-            {"action": action.name, "sequence_id": sequence_id, "inputs": jsonable(inputs)},
+            {"action": action.name, "sequence_id": sequence_id, "inputs": _public(inputs)},
         )
 
     async def post_run_step(
@@ -115,6 +123,11 @@ class EventHook:
                 "error": error,
             },
         )
+
+
+def _public(inputs: Mapping[str, Any]) -> Any:
+    """The inputs a caller gave (not the injected ``__context``, ``__tracer``)."""
+    return jsonable({k: v for k, v in inputs.items() if not k.startswith("__")})
 
 
 async def sse_events(queue: asyncio.Queue[Any]) -> AsyncIterator[dict[str, str]]:
