@@ -64,7 +64,11 @@ def test_a_created_app_runs_to_its_halt_and_shows_state_history_and_next_inputs(
     async def body(client: httpx.AsyncClient) -> None:
         app_id = await _new(client, app_id="a1", state={"turns": 5})
         shown = (await client.get("/apps/a1")).json()
-        assert (shown["sequence_id"], shown["next_action"], shown["state"]["turns"]) == (0, "ask", 5)
+        assert (shown["sequence_id"], shown["next_action"], shown["state"]["turns"]) == (
+            0,
+            "ask",
+            5,
+        )
         assert shown["next_inputs"]["required"] == ["message"]
         ran = await client.post(f"/apps/{app_id}/run", json={"inputs": {"message": "hi"}, **CHAT})
         assert ran.status_code == 200
@@ -74,7 +78,11 @@ def test_a_created_app_runs_to_its_halt_and_shows_state_history_and_next_inputs(
         )  # fmt: skip
         assert out["state"]["history"] == ["user: hi", "bot: you said hi!!"]
         steps = (await client.get(f"/apps/{app_id}/history")).json()["steps"]
-        assert [(s["sequence_id"], s["action"]) for s in steps] == [(0, None), (1, "ask"), (2, "reply")]
+        assert [(s["sequence_id"], s["action"]) for s in steps] == [
+            (0, None),
+            (1, "ask"),
+            (2, "reply"),
+        ]
         assert (await client.get("/apps")).json() == {"app_ids": ["a1"]}
         stepped = await client.post(f"/apps/{app_id}/step", json={"inputs": {"message": "yo"}})
         assert (stepped.json()["action"], stepped.json()["next_action"]) == ("ask", "reply")
@@ -285,7 +293,9 @@ def test_the_openapi_schema_documents_typed_inputs_and_state(tmp_path):
         schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
         assert set(schemas["Inputs"]["properties"]) == {"message", "shout", "fix"}
         assert "taken by ask" in schemas["Inputs"]["properties"]["message"]["description"]
-        assert {"history", "turns", "last"} <= set(schemas["CreateApp"]["properties"]["state"]["properties"])
-        assert "ActionFailed" in schemas and "AppView" in schemas
+        assert {"history", "turns", "last"} <= set(
+            schemas["CreateApp"]["properties"]["state"]["properties"]
+        )
+        assert {"ActionFailed", "AppView"} <= set(schemas)
 
     drive(tmp_path, body)

@@ -9,15 +9,15 @@ body over ``max_body_bytes`` (``413``) before anything parses it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from starlette.exceptions import HTTPException
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException
 
 from turnout.core.errors import (
     AnswerValidationError,
@@ -68,7 +68,6 @@ class ServeError(Exception):
         self.body = {"error": error, "message": message, **extra}
 
 
-
 def error_response(exc: BaseException) -> JSONResponse:
     """The JSON answer for ``exc`` (an unexpected one is logged with its traceback here and
     answered ``500`` with its type only)."""
@@ -105,12 +104,14 @@ def limited_route(max_body_bytes: int) -> type[APIRoute]:
     endpoint with ``error_response`` (an ``APIRouter`` cannot carry exception handlers)."""
 
     class LimitedRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Awaitable[Response]]:
+        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
             handler = super().get_route_handler()
 
             async def limited(request: Request) -> Response:
                 declared = request.headers.get("content-length")
-                if declared is not None and (not declared.isdigit() or int(declared) > max_body_bytes):
+                if declared is not None and (
+                    not declared.isdigit() or int(declared) > max_body_bytes
+                ):
                     return _too_large(declared, max_body_bytes)
                 if request.method in ("POST", "PUT", "PATCH"):
                     # Starlette keeps the body it read: the endpoint reads this same copy.

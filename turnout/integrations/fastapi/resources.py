@@ -130,7 +130,7 @@ def inputs_model(graph: Graph, name: str = "Inputs") -> type[BaseModel]:
     for act in graph.actions:
         schema = act.inputs_json_schema()
         for key, prop in (schema.get("properties") or {}).items():
-            takers.setdefault(key, []).append(act.name)
+            takers.setdefault(key, []).append(str(act.name))
             if key not in fields:
                 fields[key] = (_python_type(prop), prop)
     definitions: dict[str, Any] = {}
@@ -146,12 +146,12 @@ def request_models(graph: Graph, state_schema: dict[str, Any]) -> dict[str, type
     """The request bodies of a graph's routes: ``create``, ``run``, ``step``, ``resume``,
     ``fork``."""
     inputs = inputs_model(graph)
-    state_field = Field(
+    state_field: Any = Field(
         default_factory=dict,
         description="initial state values (the factory's with_state() fills the rest)",
         json_schema_extra={"properties": state_schema.get("properties", {})},
     )
-    halt = {
+    halt: dict[str, Any] = {
         "halt_before": (list[str] | None, Field(default=None, description="action names")),
         "halt_after": (list[str] | None, Field(default=None, description="action names")),
     }
@@ -162,26 +162,24 @@ def request_models(graph: Graph, state_schema: dict[str, Any]) -> dict[str, type
         app_id=(str | None, Field(default=None, description="default: a new UUID")),
         state=(dict[str, Any], state_field),
     )
+    policy: Any = (str | None, Field(default=None, description="reject, enqueue or interrupt"))
+    optional_inputs: Any = (inputs | None, None)
+    wait: Any = (bool, Field(default=True, description="false: answer 202, run in the background"))
     run = create_model(
         "RunRequest",
         __config__=strict,
-        inputs=(inputs | None, None),
-        wait=(bool, Field(default=True, description="false: answer 202 and run in the background")),
-        on_busy=(str | None, Field(default=None, description="reject, enqueue or interrupt")),
+        inputs=optional_inputs,
+        wait=wait,
+        on_busy=policy,
         **halt,
     )
-    step = create_model(
-        "StepRequest",
-        __config__=strict,
-        inputs=(inputs | None, None),
-        on_busy=(str | None, Field(default=None, description="reject, enqueue or interrupt")),
-    )
+    step = create_model("StepRequest", __config__=strict, inputs=optional_inputs, on_busy=policy)
     resume = create_model(
         "ResumeRequest",
         __config__=strict,
         channel=(str, Field(description="the channel the application waits on")),
         value=(Any, Field(description="the answer, checked against the suspension's schema")),
-        on_busy=(str | None, None),
+        on_busy=policy,
         **halt,
     )
     fork = create_model(

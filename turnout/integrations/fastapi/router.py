@@ -107,7 +107,9 @@ def serve(
     async def build(
         app_id: str, pk: str | None, bus: EventBus | None = None, hook: Any = None
     ) -> Any:
-        builder = _filled(factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister))
+        builder = _filled(
+            factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister)
+        )
         if hook is not None:
             builder.with_hooks(hook)
         return await builder.finish().abuild()
@@ -158,7 +160,7 @@ def serve(
     async def _failure(exc: Exception, hook: EventHook, app: Any) -> Exception:
         if hook.failed is not None and hook.failed[2] is exc:
             name, sequence_id, _ = hook.failed
-            body = {
+            body: dict[str, Any] = {
                 "error": "action_failed",
                 "message": str(exc),
                 "action": name,
@@ -169,7 +171,12 @@ def serve(
             return ServeError(424, **body)
         if isinstance(exc, PersistenceError) and hasattr(exc, "app_id"):
             current = await current_sequence_id(app.uid, app.partition_key)
-            body = {"error": "conflict", "message": str(exc), "sequence_id": current}
+            conflict: dict[str, Any] = {
+                "error": "conflict",
+                "message": str(exc),
+                "sequence_id": current,
+            }
+            body = conflict
             hook.bus.publish("error", body)
             return ServeError(409, **body)
         return exc
@@ -202,7 +209,9 @@ def serve(
 
     async def create_app(body: Any, pk: Partition) -> dict[str, Any]:
         app_id = body.app_id or str(uuid.uuid4())
-        builder = _filled(factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister))
+        builder = _filled(
+            factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister)
+        )
         app = await builder.finish(initial_state=body.state).abuild()
         if app.sequence_id is not None:
             raise ServeError(409, "exists", f"an application {app_id!r} exists already",
@@ -318,7 +327,9 @@ def serve(
     _typed(resume_app, body=models["resume"])
     _typed(fork_app, body=models["fork"])
     # Registered once their body models are set (a decorator would read them too early).
-    router.post("/apps", status_code=201, response_model=AppView, summary="Create an application")(create_app)
+    router.post("/apps", status_code=201, response_model=AppView, summary="Create an application")(
+        create_app
+    )
     router.get("/apps", response_model=AppList, summary="The partition's applications")(list_apps)
     router.get("/apps/{app_id}", response_model=AppView, summary="One application")(get_app)
     router.post("/apps/{app_id}/step", response_model=StepView, summary="Run one step")(step_app)
@@ -338,10 +349,18 @@ def serve(
         summary="Run until a halt condition, streaming its events (Server-Sent Events)",
         response_class=EventSourceResponse,
     )(run_streamed)
-    router.post("/apps/{app_id}/resume", response_model=StepView, summary="Answer a suspension")(resume_app)
-    router.post("/apps/{app_id}/stop", response_model=StopView, summary="Stop the running run")(stop_app)
-    router.get("/apps/{app_id}/history", response_model=HistoryView, summary="Stored steps")(history)
-    router.post("/apps/{app_id}/fork", status_code=201, response_model=AppView, summary="Fork")(fork_app)
+    router.post("/apps/{app_id}/resume", response_model=StepView, summary="Answer a suspension")(
+        resume_app
+    )
+    router.post("/apps/{app_id}/stop", response_model=StopView, summary="Stop the running run")(
+        stop_app
+    )
+    router.get("/apps/{app_id}/history", response_model=HistoryView, summary="Stored steps")(
+        history
+    )
+    router.post("/apps/{app_id}/fork", status_code=201, response_model=AppView, summary="Fork")(
+        fork_app
+    )
     router.delete("/apps/{app_id}", status_code=204, summary="Delete an application")(delete_app)
     return router
 

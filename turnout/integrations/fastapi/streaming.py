@@ -83,7 +83,6 @@ class EventHook:
         self.sequence_id: int | None = None  # of the step running now
         self.failed: tuple[str, int, BaseException] | None = None  # the last failed step
 
-
     async def pre_run_step(
         self, *, sequence_id: int, action: Any, inputs: dict[str, Any], **future_kwargs: Any
     ) -> None:
@@ -117,9 +116,7 @@ class EventHook:
                 "action": action.name,
                 "sequence_id": sequence_id,
                 "result": jsonable(result),
-                "delta": [
-                    {"op": c.op, "key": c.key, "value": jsonable(c.value)} for c in changes
-                ],
+                "delta": [{"op": c.op, "key": c.key, "value": jsonable(c.value)} for c in changes],
                 "error": error,
             },
         )
