@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +40,7 @@ class Server:
             "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+        self.log: list[str] = []
         self.process = subprocess.Popen(
             command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
@@ -48,13 +50,24 @@ class Server:
         assert self.process.stdout is not None
         for raw in self.process.stdout:  # uvicorn says when it listens
             line = raw.decode(errors="replace")
+            self.log.append(line)
             if "Application startup complete" in line:
+                # Keep reading its log, so a full pipe never blocks the server.
+                self._drain = threading.Thread(target=self._read, daemon=True)
+                self._drain.start()
                 return
-        raise AssertionError(f"turnout serve exited with {self.process.wait()}")
+        raise AssertionError(f"turnout serve exited with {self.process.wait()}: {self.log}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
 
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
+        self._drain.join(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
 
 
 @pytest.fixture
