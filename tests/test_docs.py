@@ -24,6 +24,7 @@ ADAPTER_LIBRARIES = {
     "llamaindex": ("llama_index.core", "llamaindex"),
     "pydantic": ("pydantic", "pydantic"),
     "pandas": ("pandas", "pandas"),
+    "serve": ("fastapi", "serve"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -36,6 +37,7 @@ NEEDS_ADAPTER = {
     "docs/concepts/serde.md": "pandas",
     "examples/llamaindex_rag": "llamaindex",
     "examples/typed_chat": "pydantic",
+    "docs/serving.md": "serve",
 }
 
 

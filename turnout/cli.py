@@ -137,6 +137,7 @@ def _parser() -> argparse.ArgumentParser:
         help="only this project (repeatable; default: every project)",
     )
     add_migrate_parser(commands)
+    _add_serve_parser(commands)
     export = commands.add_parser(
         "export-otel",
         help="replay tracked applications to an OTLP endpoint (needs: pip install "
@@ -355,6 +356,39 @@ def import_burr_command(burr_dir: Path, target: Path | None, projects: list[str]
     return 0
 
 
+def _add_serve_parser(commands: Any) -> None:
+    serve = commands.add_parser(
+        "serve",
+        help='serve applications over HTTP (needs: pip install "turnout[serve]")',
+        description="Serve the applications a factory describes over HTTP (FastAPI, uvicorn).",
+    )
+    serve.add_argument("factory", help="module:attribute of the application factory")
+    serve.add_argument(
+        "--db", required=True, help="sqlite:///path/app.db or postgresql://user@host:5432/db"
+    )
+    serve.add_argument("--table", default="turnout", help="table prefix (default turnout)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (default 1)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--on-busy", choices=["reject", "enqueue", "interrupt"], default="reject",
+        help="a request for an app another request drives (default reject: 409)",
+    )  # fmt: skip
+
+
+def _serve_command(args: argparse.Namespace) -> int:
+    try:
+        from turnout.integrations.fastapi.server import run
+    except MissingExtraError as exc:
+        print(f"turnout serve: {exc}", file=sys.stderr)
+        return 1
+    run(
+        args.factory, db=args.db, table=args.table, host=args.host, port=args.port,
+        workers=args.workers, on_busy=args.on_busy,
+    )  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -372,6 +406,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return migrate_command(args)
     if args.command == "import-burr":
         return import_burr_command(args.burr_dir, args.dir, args.projects)
+    if args.command == "serve":
+        return _serve_command(args)
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2

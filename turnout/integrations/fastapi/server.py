@@ -1,0 +1,99 @@
+"""``turnout serve``: a FastAPI app around ``serve()`` run by uvicorn, with its workers.
+
+uvicorn starts each worker in a fresh process and imports the app from a string, so the
+command's choices travel in environment variables (``TURNOUT_SERVE_*``) that ``create_app``
+reads in every worker.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from turnout.core.errors import GraphSetupError
+from turnout.core.sqlite import AsyncSQLitePersister
+from turnout.integrations.fastapi.router import serve
+
+__all__ = ["create_app", "load_factory", "open_persister", "run"]
+
+_ENV = {
+    "factory": "TURNOUT_SERVE_FACTORY",
+    "db": "TURNOUT_SERVE_DB",
+    "table": "TURNOUT_SERVE_TABLE",
+    "on_busy": "TURNOUT_SERVE_ON_BUSY",
+}
+
+
+def load_factory(spec: str) -> Any:
+    """``module:attribute`` -> the factory it names."""
+    module, _, attribute = spec.partition(":")
+    if not module or not attribute:
+        raise GraphSetupError([f"the factory {spec!r} is not module:attribute (e.g. app:factory)"])
+    return getattr(importlib.import_module(module), attribute)
+
+
+def open_persister(url: str, table: str = "turnout") -> tuple[Any, Any]:
+    """The async persister for ``url`` (``sqlite:///path`` or ``postgresql://...``) and the
+    pool to open when serving starts (``None`` for SQLite)."""
+    if url.startswith("sqlite:///"):
+        return AsyncSQLitePersister(url.removeprefix("sqlite:///"), table), None
+    if url.startswith(("postgresql://", "postgres://")):
+        from psycopg_pool import AsyncConnectionPool
+
+        from turnout.integrations.postgres import AsyncPostgreSQLPersister
+
+        pool: Any = AsyncConnectionPool(url, open=False, kwargs={"autocommit": True})
+        return AsyncPostgreSQLPersister(pool, table), pool
+    raise GraphSetupError(
+        [f"--db {url!r}: use sqlite:///path/to/file.db or postgresql://user@host:5432/db"]
+    )
+
+
+def create_app() -> FastAPI:
+    """The app one worker serves, configured by ``TURNOUT_SERVE_*`` (see ``run``)."""
+    factory = load_factory(os.environ[_ENV["factory"]])
+    persister, pool = open_persister(
+        os.environ[_ENV["db"]], os.environ.get(_ENV["table"], "turnout")
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if pool is not None:
+            await pool.open(wait=True)
+        await persister.initialize()
+        try:
+            yield
+        finally:
+            await persister.close()
+            if pool is not None:
+                await pool.close()
+
+    app = FastAPI(title="turnout", lifespan=lifespan)
+    on_busy = os.environ.get(_ENV["on_busy"], "reject")
+    app.include_router(serve(factory, persister=persister, on_busy=on_busy))
+    return app
+
+
+def run(
+    factory: str, *, db: str, table: str = "turnout", host: str = "127.0.0.1", port: int = 8000,
+    workers: int = 1, on_busy: str = "reject",
+) -> None:  # fmt: skip
+    """Serve ``factory`` (``module:attribute``) with uvicorn until interrupted."""
+    import uvicorn
+
+    load_factory(factory)  # fail here, once, rather than in every worker
+    os.environ.update(
+        {_ENV["factory"]: factory, _ENV["db"]: db, _ENV["table"]: table, _ENV["on_busy"]: on_busy}
+    )
+    uvicorn.run(
+        "turnout.integrations.fastapi.server:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+    )
