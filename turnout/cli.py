@@ -17,6 +17,10 @@ has no authentication, so expose it to a network only behind something that has.
 ``turnout migrate MODULE:ATTR (--sqlite PATH | --postgres CONNINFO) [--apply]`` rewrites stored
 states to the current state schema version (see ``turnout._migrate_cli``).
 
+``turnout prune (--older-than 30d | --keep-last N) [--apply]`` and ``turnout tracking copy FROM
+TO --project P`` remove old applications and copy projects between tracking directories and
+PostgreSQL (see ``turnout._tracking_cli``).
+
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 ``turnout.integrations.opentelemetry.export_tracked``).
@@ -35,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout._migrate_cli import add_migrate_parser, migrate_command
+from turnout._tracking_cli import add_tracking_parsers, prune_command, tracking_command
 from turnout.core.errors import MissingExtraError, PersistenceError
 from turnout.core.tracking import tracking_home
 
@@ -137,6 +142,7 @@ def _parser() -> argparse.ArgumentParser:
         help="only this project (repeatable; default: every project)",
     )
     add_migrate_parser(commands)
+    add_tracking_parsers(commands)
     _add_serve_parser(commands)
     export = commands.add_parser(
         "export-otel",
@@ -404,6 +410,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return export_otel_command(args)
     if args.command == "migrate":
         return migrate_command(args)
+    if args.command == "prune":
+        return prune_command(args)
+    if args.command == "tracking":
+        return tracking_command(args)
     if args.command == "import-burr":
         return import_burr_command(args.burr_dir, args.dir, args.projects)
     if args.command == "serve":

@@ -32,7 +32,8 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     │   ├── ConcurrencyError              another writer saved this sequence id first
     │   ├── InvalidRecordError(ValueError)  a loader returned a record turnout cannot use
     │   ├── SchemaVersionError            a record's state schema version cannot be migrated
-    │   └── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
+    │   ├── UnsupportedOperationError(NotImplementedError)  a persister lacks delete/prune
+    │   └── TrackingAdminError(ValueError)  a prune or copy of tracking data asked wrongly
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
     ├── SessionStateError(ValueError)     a Streamlit page read an ``AppState`` it never stored
@@ -91,6 +92,7 @@ __all__ = [
     "StateOperationError",
     "StateValidationError",
     "SuspensionError",
+    "TrackingAdminError",
     "TrackingNameError",
     "TrackingWarning",
     "TurnoutError",
@@ -570,6 +572,12 @@ class UnsupportedOperationError(PersistenceError, NotImplementedError):
     """A persister was asked for something it does not implement (a user's persister with only
     ``load``/``save``/``list_app_ids`` asked to ``delete`` or ``prune``); the message names the
     method to define."""
+
+
+class TrackingAdminError(PersistenceError, ValueError):
+    """``turnout prune`` or ``turnout tracking copy`` (``turnout.core.trackadmin``) was asked
+    for something it cannot do (no rule to select by, a bad duration, a store it cannot write);
+    nothing was changed."""
 
 
 class InvalidNameError(TurnoutError, ValueError):

@@ -21,6 +21,9 @@ The tracker is a loader for ``initialize_from`` (``load`` starts at the nearest 
 ``_reader``), lists app ids, and gives an app's records in ``tracklog.read_records``' typed form
 (``read_records``). It pickles to its settings and connection string, so children of parallel
 actions run in a process pool track into the same store under their parent.
+
+``PostgresTrackingStore(dsn, project=...)`` is one project of these tables for ``turnout prune``
+and ``turnout tracking copy`` (``turnout.core.trackadmin``).
 """
 
 from __future__ import annotations
@@ -50,9 +53,10 @@ except ImportError as _error:
     ) from _error
 
 from turnout.integrations.postgres_tracking import _reader
+from turnout.integrations.postgres_tracking._admin import PostgresTrackingStore
 from turnout.integrations.postgres_tracking._writer import Writer, ensure_tables
 
-__all__ = ["PostgresTracker"]
+__all__ = ["PostgresTracker", "PostgresTrackingStore"]
 
 
 class PostgresTracker(LocalTracker):
