@@ -136,7 +136,8 @@ def test_a_dry_run_changes_nothing_and_reports_what_would_go(root: Path) -> None
     before = snapshot(root)
     report = prune(FileStore("p", root), older_than=30 * DAY)
     assert snapshot(root) == before
-    assert not report.applied and report.examined == 3
+    assert not report.applied
+    assert report.examined == 3
     assert [a.app_id for a in report.selected] == ["old", "older"]
     assert report.size == sum(
         p.stat().st_size for p in (root / "p").rglob("*") if p.parent.name in ("old", "older")
@@ -167,7 +168,8 @@ def test_prune_leaves_files_it_does_not_own_in_an_app_directory(root: Path) -> N
 def test_a_copy_loads_the_same_states_and_keeps_last_activity(root: Path, tmp_path: Path) -> None:
     target = tmp_path / "copy"
     report = copy_project(FileStore("p", root), FileStore("q", target))
-    assert sorted(report.copied) == ["new", "old", "older"] and report.refused == ()
+    assert sorted(report.copied) == ["new", "old", "older"]
+    assert report.refused == ()
     for app_id, steps in (("old", 4), ("older", 2), ("new", 5)):
         source, copy = LocalTracker("p", root), LocalTracker("q", target)
         assert states(copy, app_id, steps) == states(source, app_id, steps)
@@ -181,7 +183,8 @@ def test_a_second_copy_writes_nothing(root: Path, tmp_path: Path) -> None:
     before = snapshot(tmp_path / "copy")
     report = copy_project(FileStore("p", root), FileStore("p", tmp_path / "copy"))
     assert sorted(report.skipped) == ["new", "old", "older"]
-    assert report.copied == report.completed == () and report.lines == 0
+    assert report.copied == report.completed == ()
+    assert report.lines == 0
     assert snapshot(tmp_path / "copy") == before
 
 
@@ -213,8 +216,11 @@ def test_the_prune_command_is_a_dry_run_until_apply(
     before = snapshot(root)
     assert main(["prune", "--older-than", "30d", "--dir", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "p/old" in out and "p/older" in out and "p/new" not in out
-    assert "would remove 2 of 3 app(s)" in out and snapshot(root) == before
+    assert "p/old" in out
+    assert "p/older" in out
+    assert "p/new" not in out
+    assert "would remove 2 of 3 app(s)" in out
+    assert snapshot(root) == before
     assert main(["prune", "--older-than", "30d", "--dir", str(root), "--apply"]) == 0
     captured = capsys.readouterr()
     assert "removed 2 of 3 app(s)" in captured.out

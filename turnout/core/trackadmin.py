@@ -341,7 +341,7 @@ class FileStore:
                     partition_key=app.partition_key,
                     last_activity=stat.st_mtime,
                     size=size,
-                )  # fmt: skip
+                )
             )
         return sorted(apps, key=lambda a: (-a.last_activity, a.app_id))
 
