@@ -308,6 +308,7 @@ class FileStore:
         self.project = check_project(project)
         self.storage_dir = tracking_home(storage_dir)
         self.project_dir = self.storage_dir / project
+        self._found: dict[str, tuple[Path, AppRecord]] | None = None  # the last scan
 
     @staticmethod
     def projects(storage_dir: str | Path | None = None) -> list[str]:
@@ -320,13 +321,16 @@ class FileStore:
     def describe(self) -> str:
         return f"tracking directory {self.storage_dir} (project {self.project!r})"
 
-    def _logs(self) -> dict[str, tuple[Path, AppRecord]]:
+    def _logs(self, *, cached: bool = False) -> dict[str, tuple[Path, AppRecord]]:
+        if cached and self._found is not None:
+            return self._found
         found: dict[str, tuple[Path, AppRecord]] = {}
         if self.project_dir.is_dir():
             for log in sorted(self.project_dir.glob(f"*/{_LOG}")):
                 app = first_app(log)
                 if app is not None:  # not a turnout log (Burr's layout, or no app line yet)
                     found.setdefault(app.app_id, (log, app))
+        self._found = found
         return found
 
     def activity(self) -> list[AppActivity]:
@@ -350,8 +354,8 @@ class FileStore:
 
     def read(self, app_id: str) -> StoredApp | None:
         path = self._path(app_id)
-        if not path.is_file():
-            found = self._logs().get(app_id)
+        if not path.is_file():  # a log in a directory of another name (moved by hand)
+            found = self._logs(cached=True).get(app_id)
             if found is None:
                 return None
             path = found[0]
@@ -394,6 +398,9 @@ class FileStore:
                 handle.seek(data.rfind(b"\n") + 1)  # drop a torn tail an interrupted copy left
                 handle.truncate()
                 handle.write(b"".join(new))
+        first = next((r for r in app.records if isinstance(r, AppRecord)), None)
+        if self._found is not None and first is not None:
+            self._found[app.app_id] = (path, first)
         self._index(app.app_id, path)
         if app.last_activity is not None:  # it travels with the app (prune reads the mtime)
             os.utime(path, (app.last_activity, app.last_activity))
@@ -418,7 +425,7 @@ class FileStore:
     def delete(self, app_id: str) -> None:
         folder = self._path(app_id).parent
         if not (folder / _LOG).is_file():
-            found = self._logs().get(app_id)
+            found = self._logs(cached=True).get(app_id)
             if found is None:
                 return
             folder = found[0].parent
