@@ -111,10 +111,12 @@ class DraftingModel:
             yield token
 
 
-@action(reads=[], writes=["request", "questions", "answers", "feedback", "drafts"])
+@action(reads=[], writes=["request", "clarified", "questions", "answers", "feedback", "drafts"])
 def receive(state: State, request: str) -> State:
     """The user's request starts a new email (and forgets any earlier one)."""
-    return state.update(request=request, questions=[], answers=[], feedback=[], drafts=[])
+    return state.update(
+        request=request, clarified=False, questions=[], answers=[], feedback=[], drafts=[]
+    )
 
 
 @streaming_action(reads=["request", "answers", "feedback"], writes=["draft", "drafts"])
@@ -129,18 +131,18 @@ async def draft(
     yield {"draft": text}, state.update(draft=text).append(drafts=text)
 
 
-@action(reads=["request", "draft"], writes=["questions", "answers"])
+@action(reads=["request", "draft"], writes=["clarified", "questions", "answers"])
 def clarify(state: State, __context: ApplicationContext, model: DraftingModel) -> State:
-    """Ask what the request leaves open; wait for the answers (none asked: go on)."""
+    """Ask what the request leaves open and wait for the answers (nothing open: go on)."""
     questions = model.questions(state["request"])
     if not questions:
-        return state.update(questions=[], answers=["(nothing to clarify)"])
+        return state.update(clarified=True, questions=[], answers=[])
     answer = __context.suspend(
         CLARIFICATIONS,
         schema=answers_schema(len(questions)),
         metadata={"questions": questions, "draft": state["draft"]},
     )
-    return state.update(questions=questions, answers=list(answer["answers"]))
+    return state.update(clarified=True, questions=questions, answers=list(answer["answers"]))
 
 
 @action(reads=["draft"], writes=["approved", "feedback"])
@@ -168,14 +170,18 @@ def make_factory(model: DraftingModel) -> Any:
             )
             .with_transitions(
                 ("receive", "draft"),
-                ("draft", "clarify", expr("len(answers) == 0")),
+                ("draft", "clarify", when(clarified=False)),
                 ("draft", "review", default),
-                ("clarify", "draft"),
+                ("clarify", "draft", expr("len(questions) > 0")),  # revise with the answers
+                ("clarify", "review", default),
                 ("review", "send", when(approved=True)),
                 ("review", "draft", default),
             )
             .with_entrypoint("receive")
-            .with_state(request="", questions=[], answers=[], feedback=[], drafts=[], draft="")
+            .with_state(
+                request="", clarified=False, questions=[], answers=[], feedback=[], drafts=[]
+            )
+            .with_state(draft="")
         )
 
     return factory
