@@ -9,8 +9,8 @@ drafting model (``DraftingModel``), through a streaming action.
 ``serve(factory, persister=...)`` serves it under ``/api``; ``GET /`` is one static page
 (``index.html``, plain JS, no build step) that reads the streams as Server-Sent Events.
 
-* ``python examples/email_assistant_served/application.py``: the whole flow through httpx's
-  ASGI transport, offline, printed (no server, no port).
+* ``python examples/email_assistant_served/application.py``: the whole flow in process
+  (Starlette's ``TestClient`` over the ASGI app), offline, printed (no server, no port).
 * ``python examples/email_assistant_served/application.py --serve --port 8000``: uvicorn on
   127.0.0.1 (``--port`` alone serves too); open http://127.0.0.1:8000/.
 """
@@ -33,7 +33,6 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `examples` and `turnout` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import httpx
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
@@ -221,7 +220,7 @@ def _policy(page: str) -> str:
     )
 
 
-# -- the offline demo: the page's requests, made with httpx --------------------------------------
+# -- the offline demo: the page's requests, made in process ---------------------------------------
 
 RUN = {"halt_after": ["send"]}
 
@@ -237,7 +236,11 @@ def sse_events(text: str) -> list[tuple[str, Any]]:
     return events
 
 
-def streamed(client: httpx.Client, app_id: str, **body: Any) -> tuple[str, dict[str, Any]]:
+# The client: an ``httpx.Client`` on a served URL, or Starlette's ``TestClient``.
+Client = Any
+
+
+def streamed(client: Client, app_id: str, **body: Any) -> tuple[str, dict[str, Any]]:
     """Run the app as the page does (``POST .../stream``): the draft tokens, joined, and the
     app as the run left it."""
     response = client.post(f"/api/apps/{app_id}/stream", json={**RUN, **body})
@@ -248,7 +251,7 @@ def streamed(client: httpx.Client, app_id: str, **body: Any) -> tuple[str, dict[
     return "".join(tokens), final[-1]
 
 
-def answer(client: httpx.Client, app_id: str, channel: str, value: Any) -> dict[str, Any]:
+def answer(client: Client, app_id: str, channel: str, value: Any) -> dict[str, Any]:
     response = client.post(f"/api/apps/{app_id}/resume", json={"channel": channel, "value": value})
     response.raise_for_status()
     return dict(response.json())
