@@ -38,6 +38,7 @@ NEEDS_ADAPTER = {
     "examples/llamaindex_rag": "llamaindex",
     "examples/typed_chat": "pydantic",
     "docs/serving.md": "serve",
+    "examples/email_assistant_served": "serve",
 }
 
 

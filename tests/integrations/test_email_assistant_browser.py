@@ -1,0 +1,201 @@
+"""The served email assistant example in a real browser: its script started as a uvicorn process
+on a free port, its page driven by headless Chromium (Playwright, Debian's ``/usr/bin/chromium``).
+
+The person types a request, sees the draft stream in token by token, answers the clarifying
+questions, sees the revision stream in, approves, and sees the sent email. A request holding
+HTML is shown as text and makes the browser fetch nothing. Screenshots go under
+``$TURNOUT_ARTIFACTS`` (default: the test's ``tmp_path/artifacts``).
+
+Without Playwright or Chromium the test skips, except under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("sse_starlette")
+
+IN_CI = os.environ.get("CI") == "true"
+try:
+    from playwright.sync_api import Page, expect, sync_playwright
+except ImportError:
+    if IN_CI:  # CI installs Playwright (the dev extra): its absence fails the run
+        raise
+    pytest.skip(
+        "the browser test needs Playwright (pip install -e '.[dev]')", allow_module_level=True
+    )
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.is_file():
+    if IN_CI:  # .ci/run installs Chromium: its absence fails the run
+        pytest.fail(f"CI=true but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+from examples.email_assistant_served.application import DraftingModel  # noqa: E402
+from tests.persistence import backends  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "examples" / "email_assistant_served" / "application.py"
+TIMEOUT_MS = 30_000
+REQUEST = "Invite the team to the launch review"
+TRAP = "127.0.0.1:9"  # the discard port: an injected image would be fetched from here
+HOSTILE = f"<img src=http://{TRAP}/x.png> <b>bold</b> Invite the team"
+
+pytestmark = pytest.mark.slow
+
+
+class _Server:
+    """The example's script serving on a free port, its log drained so it never blocks."""
+
+    def __init__(self, db: Path) -> None:
+        self.port = backends.free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        # A small delay per token: the page gets the draft in many chunks, as a person would.
+        command = [sys.executable, str(SCRIPT), "--port", str(self.port), "--db", str(db),
+                   "--token-delay", "0.005"]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
+        self.log: list[str] = []
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        assert self.process.stdout is not None
+        for raw in self.process.stdout:  # uvicorn says when it listens
+            self.log.append(raw.decode(errors="replace"))
+            if "Application startup complete" in self.log[-1]:
+                break
+        else:
+            raise AssertionError(f"the example exited with {self.process.wait()}: {self.log}")
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._drain.join(timeout=30)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = _Server(tmp_path_factory.mktemp("assistant") / "assistant.db")
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(url: str) -> Iterator[Page]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser.new_context(viewport={"width": 1000, "height": 1100}).new_page()
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Path:
+    directory = Path(os.environ.get("TURNOUT_ARTIFACTS") or tmp_path / "artifacts")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+def _tokens(request: str, answers: list[str] | None = None) -> int:
+    return len(list(DraftingModel().words(request, answers or [], [])))
+
+
+def test_a_person_drafts_answers_approves_and_sees_the_sent_email(
+    page: Page, url: str, artifacts: Path
+) -> None:
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(url)
+    expect(page.get_by_role("heading", name="Email assistant")).to_be_visible(timeout=TIMEOUT_MS)
+
+    page.get_by_label("What should the email say?").fill(REQUEST)
+    page.get_by_role("button", name="Draft it").click()
+    # Every token arrived as its own event: the page counted them one by one.
+    status = page.locator("#status")
+    expect(status).to_have_text(f"draft 1: streamed {_tokens(REQUEST)} tokens", timeout=TIMEOUT_MS)
+    expect(page.locator("#draft")).to_contain_text(f"About your request: {REQUEST}")
+
+    expect(page.get_by_role("heading", name="The assistant asks")).to_be_visible()
+    page.get_by_label("Which day should the email propose?").fill("Thursday")
+    page.get_by_label("Should the tone be formal or casual?").fill("casual")
+    page.screenshot(path=str(artifacts / "assistant-1-questions.png"), full_page=True)
+    page.get_by_role("button", name="Send answers").click()
+
+    answers = ["Thursday", "casual"]
+    expect(status).to_have_text(
+        f"draft 2: streamed {_tokens(REQUEST, answers)} tokens", timeout=TIMEOUT_MS
+    )
+    expect(page.locator("#draft")).to_contain_text("Details: Thursday; casual.")
+    expect(page.get_by_role("heading", name="Approve this draft?")).to_be_visible()
+    expect(page.get_by_role("heading", name="The assistant asks")).to_be_hidden()
+    draft = "".join(DraftingModel().words(REQUEST, answers, []))
+    page.screenshot(path=str(artifacts / "assistant-2-approval.png"), full_page=True)
+    page.get_by_role("button", name="Approve and send").click()
+
+    sent = page.get_by_label("Sent email")
+    expect(sent).to_be_visible(timeout=TIMEOUT_MS)
+    expect(sent).to_contain_text("Details: Thursday; casual.")
+    assert sent.text_content() == draft
+    expect(page.get_by_role("heading", name="Approve this draft?")).to_be_hidden()
+    expect(page.locator("#error")).to_have_text("")
+    page.screenshot(path=str(artifacts / "assistant-3-sent.png"), full_page=True)
+    assert errors == []
+
+
+def test_requested_changes_stream_a_revision_with_the_feedback(page: Page, url: str) -> None:
+    page.goto(url)
+    page.get_by_label("What should the email say?").fill("A formal reminder for Friday")
+    page.get_by_role("button", name="Draft it").click()
+    # Nothing left open: straight to approval.
+    expect(page.get_by_role("heading", name="Approve this draft?")).to_be_visible(
+        timeout=TIMEOUT_MS
+    )
+    page.get_by_label("Changes (to request a revision)").fill("mention the agenda")
+    page.get_by_role("button", name="Request changes").click()
+    expect(page.locator("#status")).to_contain_text("draft 2: streamed", timeout=TIMEOUT_MS)
+    expect(page.locator("#draft")).to_contain_text("Revised as asked: mention the agenda.")
+    expect(page.get_by_role("heading", name="Approve this draft?")).to_be_visible()
+
+
+def test_markup_in_the_request_is_shown_as_text_and_fetches_nothing(page: Page, url: str) -> None:
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto(url)
+    page.get_by_label("What should the email say?").fill(HOSTILE)
+    page.get_by_role("button", name="Draft it").click()
+    expect(page.get_by_role("heading", name="The assistant asks")).to_be_visible(timeout=TIMEOUT_MS)
+    expect(page.locator("#draft")).to_contain_text(f"About your request: {HOSTILE}")
+    assert page.locator("img").count() == 0
+    assert page.locator("#draft b").count() == 0
+    assert [u for u in requested if TRAP in u] == []
