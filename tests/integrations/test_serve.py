@@ -18,6 +18,7 @@ import httpx
 from fastapi import Depends, FastAPI, Header, HTTPException
 
 from tests.integrations import serve_app
+from turnout.core.application import Application
 from turnout.core.sqlite import AsyncSQLitePersister
 from turnout.integrations.fastapi import serve
 
@@ -210,8 +211,21 @@ def test_on_busy_enqueue_runs_the_new_input_after_the_current_run(tmp_path):
     drive(tmp_path, body, on_busy="enqueue")
 
 
-def test_on_busy_interrupt_stops_the_run_at_its_next_step_then_runs_the_new_input(tmp_path):
+def test_on_busy_interrupt_stops_the_run_at_its_next_step_then_runs_the_new_input(
+    tmp_path, monkeypatch
+):
+    asked: list[asyncio.Event] = []
+    request_stop = Application.request_stop
+
+    def spy(self: Application) -> None:  # the interrupt reached the running application
+        request_stop(self)
+        for event in asked:
+            event.set()
+
+    monkeypatch.setattr(Application, "request_stop", spy)
+
     async def body(client: httpx.AsyncClient) -> None:
+        asked.append(stop_asked := asyncio.Event())
         app_id = await _new(client)
         serve_app.GATES[app_id] = gate = asyncio.Event()
         serve_app.ENTERED[app_id] = entered = asyncio.Event()
@@ -228,7 +242,9 @@ def test_on_busy_interrupt_stops_the_run_at_its_next_step_then_runs_the_new_inpu
                 json={"inputs": {"message": "new"}, "on_busy": "interrupt", **CHAT},
             )
         )
-        await asyncio.sleep(0)
+        # Open the gate only once the interrupt asked the run to stop: opened earlier, the run
+        # would go on (to "slow" again, waiting on a gate nobody opens).
+        await stop_asked.wait()
         gate.set()
         history = (await new).json()["state"]["history"]
         assert history == ["user: slow", "slow done", "user: new", "bot: you said new!!"]
