@@ -32,11 +32,13 @@ ROOT = Path(__file__).resolve().parents[2]
 class Server:
     """One ``turnout serve`` process, stopped by the fixture that started it."""
 
-    def __init__(self, db: str, table: str, workers: int) -> None:
+    def __init__(
+        self, db: str, table: str, workers: int, factory: str = "tests.integrations.serve_app:factory"
+    ) -> None:
         self.port = backends.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
-            sys.executable, "-m", "turnout.cli", "serve", "tests.integrations.serve_app:factory",
+            sys.executable, "-m", "turnout.cli", "serve", factory,
             "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
