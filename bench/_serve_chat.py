@@ -24,9 +24,11 @@ if os.environ.get("BENCH_BURR_TABLE") is None:
 
     @action(reads=["history"], writes=["history", "turns"])
     def respond(state: State, message: str) -> State:
-        return state.append(history=f"user: {message}").append(
-            history=f"bot: {_reply(message)}"
-        ).increment(turns=1)
+        return (
+            state.append(history=f"user: {message}")
+            .append(history=f"bot: {_reply(message)}")
+            .increment(turns=1)
+        )
 
     def factory(builder: ServedBuilder) -> ServedBuilder:
         """One action per turn; the client halts after it."""
@@ -68,9 +70,11 @@ else:
             .with_actions(respond)
             .with_transitions(("respond", "respond", default))
             .initialize_from(
-                persister, resume_at_next_action=True,
-                default_state={"history": [], "turns": 0}, default_entrypoint="respond",
-            )  # fmt: skip
+                persister,
+                resume_at_next_action=True,
+                default_state={"history": [], "turns": 0},
+                default_entrypoint="respond",
+            )
             .with_state_persister(persister)
             .with_identifiers(app_id=app_id, partition_key="chat")
             .build()

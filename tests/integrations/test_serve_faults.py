@@ -22,9 +22,12 @@ import pytest
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("sse_starlette")
-psycopg = pytest.importorskip("psycopg")
+pytest.importorskip("psycopg")
+pytest.importorskip("psutil")
 
 import httpx
+import psutil
+import psycopg
 
 from tests.integrations.test_serve_processes import Server, pg_table, servers
 from tests.persistence import backends
@@ -166,13 +169,13 @@ class _Session:
                 self.at = int(answer.json()["sequence_id"])
             else:
                 position = await self._position()
-                assert position is not None and start <= position <= target
+                assert position is not None
+                assert start <= position <= target
                 self.at = position
         assert self.at == target
 
 
 def _workers(server: Server) -> set[int]:
-    psutil = pytest.importorskip("psutil")
     children = psutil.Process(server.process.pid).children()
     return {c.pid for c in children if "spawn_main" in " ".join(c.cmdline())}
 
@@ -247,5 +250,4 @@ def test_a_worker_killed_mid_step_loses_no_step_and_applies_none_twice(pg_table,
 
 
 def _alive(pid: int) -> bool:
-    psutil = pytest.importorskip("psutil")
     return bool(psutil.pid_exists(pid)) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
