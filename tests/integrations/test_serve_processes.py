@@ -27,16 +27,17 @@ from tests.persistence.conftest import require_backend
 
 CHAT = {"halt_after": ["reply", "approve", "explode", "slow"]}
 ROOT = Path(__file__).resolve().parents[2]
+APP = "tests.integrations.serve_app:factory"
 
 
 class Server:
     """One ``turnout serve`` process, stopped by the fixture that started it."""
 
-    def __init__(self, db: str, table: str, workers: int) -> None:
+    def __init__(self, db: str, table: str, workers: int, factory: str = APP) -> None:
         self.port = backends.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
-            sys.executable, "-m", "turnout.cli", "serve", "tests.integrations.serve_app:factory",
+            sys.executable, "-m", "turnout.cli", "serve", factory,
             "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}

@@ -1,0 +1,198 @@
+"""Served chat throughput: ``turnout serve`` over PostgreSQL with 1, 2 and 4 workers, and the
+same workload through Burr's documented FastAPI pattern around its PostgreSQL persister.
+
+This is a benchmark script, not a test. Each configuration starts a real uvicorn server on
+127.0.0.1 (``--workers N``), then ``--clients`` concurrent httpx clients each drive their own
+chat session: ``--turns`` requests, each one step (a user message in, a reply appended to the
+history, the step saved to PostgreSQL, the application halting after it). Reported per
+configuration: requests/s (all turns over the wall time), p50 and p99 of one request's
+latency, and the 1-minute load average before and after.
+
+``turnout``: ``python -m turnout.cli serve _serve_chat:factory --db <dsn> --workers N``; each
+session is created first (``POST /apps``, untimed), each turn is ``POST /apps/{id}/run``
+with ``halt_after``. ``burr``: ``bench/_serve_chat.py``'s FastAPI app under uvicorn with the
+same number of workers: a sync endpoint (FastAPI runs it in its thread pool) builds the
+application with ``initialize_from(persister, resume_at_next_action=True)``, runs it to its
+halt and returns the state; one ``PostgreSQLPersister`` (psycopg2) per worker, created when the
+module loads, as Burr's examples do. It runs only when ``--burr-python`` (default: this
+Python) can import burr, fastapi, uvicorn and psycopg2; otherwise the report says it was
+skipped.
+
+Usage: python bench/serve.py [--clients 16] [--turns 25] [--workers 1 2 4]
+       [--burr-python /tmp/burrvenv/bin/python] [--dsn postgresql://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server:
+    """A uvicorn server process, ready once each worker says its startup is complete."""
+
+    def __init__(self, command: list[str], env: dict[str, str], workers: int, port: int) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.log: list[str] = []
+        self.process = subprocess.Popen(
+            command, cwd=BENCH, env={**os.environ, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        assert self.process.stdout is not None
+        started = 0
+        for raw in self.process.stdout:
+            line = raw.decode(errors="replace")
+            self.log.append(line)
+            started += "Application startup complete" in line
+            if started == workers:
+                break
+        else:
+            raise RuntimeError(f"the server exited: {''.join(self.log)}")
+        self._drain = threading.Thread(target=self._read, daemon=True)
+        self._drain.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self._drain.join(timeout=30)
+
+
+def _turnout(dsn: str, table: str, workers: int) -> _Server:
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "turnout.cli", "serve", "_serve_chat:factory", "--db", dsn,
+        "--table", table, "--workers", str(workers), "--port", str(port),
+    ]  # fmt: skip
+    pythonpath = os.pathsep.join([str(BENCH), str(ROOT), *sys.path])
+    return _Server(command, {"PYTHONPATH": pythonpath}, workers, port)
+
+
+def _burr(python: str, dsn: str, table: str, workers: int) -> _Server:
+    port = _free_port()
+    command = [
+        python, "-m", "uvicorn", "_serve_chat:app", "--workers", str(workers),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = {"BENCH_BURR_TABLE": table, "BENCH_PG_DSN": dsn, "PYTHONPATH": str(BENCH)}
+    return _Server(command, env, workers, port)
+
+
+async def _drive(url: str, clients: int, turns: int, create: bool) -> dict[str, Any]:
+    latencies: list[float] = []
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def session(index: int) -> None:
+            app_id = f"bench-{index}-{uuid.uuid4().hex[:6]}"
+            if create:
+                (await client.post("/apps", json={"app_id": app_id})).raise_for_status()
+            body: dict[str, Any] = {"halt_after": ["respond"]} if create else {}
+            for turn in range(turns):
+                message = f"message {turn} of session {index}, about the weather"
+                payload = (
+                    {**body, "inputs": {"message": message}} if create else {"message": message}
+                )
+                began = time.perf_counter()
+                answer = await client.post(f"/apps/{app_id}/run", json=payload)
+                latencies.append(time.perf_counter() - began)
+                answer.raise_for_status()
+            assert answer.json()["state"]["turns"] == turns
+
+        await asyncio.gather(*(session(i) for i in range(clients)))  # warm-up, untimed
+        latencies.clear()
+        began = time.perf_counter()
+        await asyncio.gather(*(session(i) for i in range(clients)))
+        wall = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return {
+        "rps": len(ordered) / wall,
+        "p50": statistics.median(ordered) * 1000,
+        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "requests": len(ordered),
+    }
+
+
+def _burr_missing(python: str) -> str | None:
+    probe = subprocess.run(
+        [python, "-c", "import burr, fastapi, uvicorn, psycopg2"], capture_output=True, text=True
+    )
+    return None if probe.returncode == 0 else probe.stderr.strip().splitlines()[-1]
+
+
+def _drop(dsn: str, tables: list[str]) -> None:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in tables:
+            conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--turns", type=int, default=25)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--burr-python", default=sys.executable)
+    parser.add_argument("--dsn", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    missing = _burr_missing(args.burr_python)
+    systems = ["turnout"] + ([] if missing else ["burr"])
+    print(f"{args.clients} concurrent clients, {args.turns} turns each (after as many untimed), "
+          f"{os.cpu_count()} CPUs\n")  # fmt: skip
+    print("| system | workers | requests/s | p50 ms | p99 ms | load before | load after |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for workers in args.workers:
+        for system in systems:
+            table = f"bench_serve_{uuid.uuid4().hex[:8]}"
+            load_before = os.getloadavg()[0]
+            if system == "turnout":
+                server = _turnout(args.dsn, table, workers)
+            else:
+                server = _burr(args.burr_python, args.dsn, table, workers)
+            try:
+                out = asyncio.run(
+                    _drive(server.url, args.clients, args.turns, create=system == "turnout")
+                )
+            except Exception:
+                print("".join(server.log[-60:]), file=sys.stderr)
+                raise
+            finally:
+                server.stop()
+                names = [table] if system == "burr" else [
+                    f"{table}_{s}" for s in ("steps", "apps", "meta", "journal")
+                ]  # fmt: skip
+                _drop(args.dsn, names)
+            print(f"| {system} | {workers} | {out['rps']:.0f} | {out['p50']:.1f} | "
+                  f"{out['p99']:.1f} | {load_before:.2f} | {os.getloadavg()[0]:.2f} |",
+                  flush=True)  # fmt: skip
+    if missing:
+        print(f"\nburr: skipped ({args.burr_python} cannot import it: {missing})")
+
+
+if __name__ == "__main__":
+    main()
