@@ -362,3 +362,21 @@ def test_turnout_ui_refuses_an_artifact_store_that_is_not_a_directory(
     assert main(args) == 2
     assert "--artifacts" in capsys.readouterr().err
     assert not (tmp_path / "nope").exists()
+
+
+def test_the_diff_table_escapes_a_hostile_ref_name_media_type_and_key() -> None:
+    """The diff is rendered with unsafe_allow_html: a ref's traced name and media type, and a
+    traced key, must reach it as text, never as markup."""
+    from turnout.integrations.streamlit.data import StateDiff
+    from turnout.integrations.streamlit.render import diff_html
+
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script>\n\n![x](http://e/x.png)'
+    stored = {
+        TAG: "artifact",
+        "v": {"digest": "a" * 64, "size_bytes": 7, "media_type": hostile, "name": hostile},
+    }
+    page = diff_html(StateDiff(added={hostile: stored}, removed={}, changed={"k": (1, stored)}))
+    assert "<img" not in page
+    assert "<script" not in page
+    assert "\n" not in page  # a blank line would end the HTML block and hand the rest to markdown
+    assert "&lt;img src=x" in page
