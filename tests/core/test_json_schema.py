@@ -172,3 +172,10 @@ def test_a_mismatch_names_its_path(value: Any, path: str) -> None:
 def test_a_schema_outside_the_subset_is_refused(schema: Any) -> None:
     with pytest.raises(AnswerValidationError, match="answer schema"):
         check_schema(schema)
+
+
+def test_a_ref_cycle_in_a_stored_schema_is_an_answer_error_not_a_recursion_error() -> None:
+    looping = {"$defs": {"a": {"$ref": "#/$defs/a"}}, "$ref": "#/$defs/a"}
+    with pytest.raises(AnswerValidationError, match=r"\$ref chain loops") as caught:
+        validate({"approved": True}, looping)
+    assert caught.value.path == "$"

@@ -110,9 +110,18 @@ def validate(value: Any, schema: Any) -> None:
 
     Raises:
         AnswerValidationError: naming the path of the first mismatch (``$.approved``) and what
-            was expected there.
+            was expected there; also when a ``$ref`` cycle (``#/$defs/a`` naming itself) or
+            an answer nested past Python's recursion limit leaves no answer to give (a stored
+            schema is untrusted: it must not end a resume with a ``RecursionError``).
     """
-    _check(value, schema, "$", schema if isinstance(schema, Mapping) else {})
+    try:
+        _check(value, schema, "$", schema if isinstance(schema, Mapping) else {})
+    except RecursionError:
+        raise AnswerValidationError(
+            "the answer cannot be checked: the schema's $ref chain loops, or the answer nests "
+            "too deeply; give a schema whose $refs end and a flatter answer",
+            path="$",
+        ) from None
 
 
 def _check(value: Any, schema: Any, path: str, root: Mapping[str, Any]) -> None:
