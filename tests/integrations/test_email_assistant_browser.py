@@ -20,34 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("sse_starlette")
 
-IN_CI = os.environ.get("CI") == "true"
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:
-    if IN_CI:  # CI installs Playwright (the dev extra): its absence fails the run
-        raise
-    pytest.skip(
-        "the browser test needs Playwright (pip install -e '.[dev]')", allow_module_level=True
-    )
-
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    if IN_CI:  # .ci/run installs Chromium: its absence fails the run
-        pytest.fail(f"CI=true but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+require_browser()
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from examples.email_assistant_served.application import DraftingModel  # noqa: E402
 from tests.persistence import backends  # noqa: E402

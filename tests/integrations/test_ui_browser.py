@@ -24,41 +24,18 @@ from typing import Any
 
 import pytest
 
+from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 from turnout import ApplicationBuilder, State, action, default, expr
 from turnout.core.artifacts import LocalArtifactStore
 from turnout.core.tracking import LocalTracker
 
-IN_CI = os.environ.get("CI") == "true"
-try:
-    from playwright.sync_api import Page, expect, sync_playwright
-except ImportError:
-    if IN_CI:  # CI installs Playwright (the dev extra): its absence fails the run
-        raise
-    pytest.skip(
-        "the browser test needs Playwright (pip install -e '.[dev]')", allow_module_level=True
-    )
+require_browser()
+from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    if IN_CI:  # .ci/run installs Chromium: its absence fails the run
-        pytest.fail(f"CI=true but {CHROMIUM} is missing (apt-get install chromium)", pytrace=False)
-    pytest.skip(
-        f"no Chromium at {CHROMIUM} (apt-get install chromium); the browser test needs it",
-        allow_module_level=True,
-    )
 pytest.importorskip("streamlit")
 # After the skips above: the helpers import Streamlit.
 from tests.integrations.streamlit_ui import run_hostile_app, turnout_ui  # noqa: E402
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 PROJECT = "browser"
 APP_ID = "counter-1"
 LIMIT = 4  # increment runs LIMIT times (steps 0..LIMIT-1), then report (step LIMIT)
