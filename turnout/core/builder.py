@@ -143,6 +143,11 @@ class ApplicationBuilder(Generic[StateType]):
         self._state = State(current)
         return self
 
+    @property
+    def typing_system(self) -> TypingSystem[Any] | None:
+        """The typing system ``with_typing`` set (``None``: untyped state)."""
+        return self._typing_system
+
     @overload
     def with_typing(
         self,

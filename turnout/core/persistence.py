@@ -322,6 +322,18 @@ class StorePersister:
         _check_ids(partition_key, None)
         return await self.store.app_ids(_key(partition_key))
 
+    async def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
+        """The sequence id of the app's latest record, read without loading it (``None``: no
+        such app, or none known); the cheap check that a state held in memory is current."""
+        _check_ids(partition_key, app_id)
+        app = await self.store.app(_key(partition_key), app_id)
+        return None if app is None else app.latest_sequence_id
+
+    async def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
+        """Every stored record of the app, in sequence order (``[]``: no such app)."""
+        _check_ids(partition_key, app_id)
+        return await self.store.records(_key(partition_key), app_id)
+
     async def delete(self, app_id: str, partition_key: str | None = None) -> int:
         """Remove the app (its row and records, atomically). A writer still running on it gets
         ``ConcurrencyError(deleted=True)`` at its next save instead of re-creating records."""
@@ -477,6 +489,12 @@ class SyncPersister(_Checks, BaseStatePersister):
     def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
         return drive(self.core.list_app_ids(partition_key))
 
+    def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
+        return drive(self.core.latest_sequence_id(partition_key, app_id))
+
+    def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
+        return drive(self.core.records(partition_key, app_id))
+
     def delete(self, app_id: str, partition_key: str | None = None) -> int:
         return drive(self.core.delete(app_id, partition_key))
 
@@ -563,6 +581,12 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
 
     async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
         return await self._call(self.core.list_app_ids(partition_key))
+
+    async def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
+        return await self._call(self.core.latest_sequence_id(partition_key, app_id))
+
+    async def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
+        return await self._call(self.core.records(partition_key, app_id))
 
     async def delete(self, app_id: str, partition_key: str | None = None) -> int:
         return await self._call(self.core.delete(app_id, partition_key))

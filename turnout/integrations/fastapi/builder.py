@@ -86,7 +86,7 @@ class ServedBuilder(ApplicationBuilder[Any]):
 
     def typed_state_schema(self) -> dict[str, Any] | None:
         """The typing system's JSON Schema of the state, when ``with_typing`` was called."""
-        system = self._typing_system
+        system = self.typing_system
         return None if system is None else system.state_json_schema()
 
     def finish(

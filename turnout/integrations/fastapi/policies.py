@@ -42,12 +42,23 @@ class AppSlot:
         """Make ``app`` the driven application (an interrupt already asked stops it)."""
         self.app = app
         if self.stop_requested:
-            app.request_stop()
+            self.stop()
+
+    def stop(self) -> bool:
+        """Ask the driven application to stop at its next step boundary; whether one is
+        driven. An application asked to stop is not kept for the next request (its pending
+        stop would end that request's run)."""
+        if self.app is None:
+            return False
+        self.stop_sent = True
+        self.app.request_stop()
+        return True
 
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     bus: EventBus = field(default_factory=EventBus)
     app: Any = None  # the application being driven, for request_stop
     stop_requested: bool = False  # an interrupt came before the driven app was built
+    stop_sent: bool = False  # the driven application was asked to stop in this turn
     users: int = 0  # tickets taken and not yet given back
 
 
@@ -67,6 +78,7 @@ class Ticket:
             self._give_back()
             raise
         self.slot.stop_requested = False  # meant for the run before this one
+        self.slot.stop_sent = False
         return self.slot
 
     async def __aexit__(self, *exc: object) -> None:
@@ -110,8 +122,7 @@ class Runs:
                 )
             if policy is OnBusy.INTERRUPT:
                 slot.stop_requested = True
-                if slot.app is not None:
-                    slot.app.request_stop()
+                slot.stop()
         if slot is None:
             slot = self._slots[key] = AppSlot()
         slot.users += 1

@@ -1,10 +1,10 @@
 """``serve()``: a FastAPI ``APIRouter`` driving applications that live in a persister.
 
-No application is kept between requests: each request rebuilds its application from the
-persister (``initialize_from``), so any worker on any host can take the next request, and the
-persister's conditional save is the only lock across them (a lost race answers ``409`` with the
-current sequence id). Within a worker, the requests driving one application take turns
-(``policies.Runs``).
+An application lives in its persister: any worker on any host can take the next request, and
+the persister's conditional save is the only lock across them (a lost race answers ``409`` with
+the current sequence id). A worker keeps the applications it built (``cache.Applications``) and
+uses one again only after checking the stored sequence id is still the one it is at. Within a
+worker, the requests driving one application take turns (``policies.Runs``).
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoints' annotations, some of
@@ -24,6 +24,7 @@ from turnout.core.errors import PersistenceError, UnsupportedOperationError
 from turnout.core.persistence import ParentPointer
 from turnout.core.state import State
 from turnout.integrations.fastapi.builder import Factory, ServedBuilder
+from turnout.integrations.fastapi.cache import Applications, filled, not_found
 from turnout.integrations.fastapi.errors import (
     ActionFailed,
     ErrorBody,
@@ -65,6 +66,7 @@ def serve(
     on_busy: OnBusy | str = OnBusy.REJECT,
     max_body_bytes: int = 1_000_000,
     tags: Sequence[str] = ("turnout",),
+    cache_size: int = 1024,
 ) -> APIRouter:
     """An ``APIRouter`` serving the applications ``factory`` describes, stored in ``persister``.
 
@@ -83,11 +85,16 @@ def serve(
             step boundary, then go on). A request may override it (``on_busy`` in its body).
         max_body_bytes: a larger request body answers 413 before it is parsed.
         tags: the OpenAPI tags of the routes.
+        cache_size: how many built applications each worker keeps in memory (least recently
+            used dropped first; 0: none). A kept one is used only while the persister's latest
+            sequence id for it is the one it is at (see docs/serving.md, "Caching and
+            consistency").
     """
     policy = OnBusy(on_busy)
     runs = Runs(policy)
+    apps = Applications(factory, persister, cache_size)
     described = ServedBuilder()
-    described = _filled(factory, described)
+    described = filled(factory, described)
     graph = described.shape()
     state_schema = described.typed_state_schema() or graph.state_schema()
     models = request_models(graph, state_schema)
@@ -104,24 +111,11 @@ def serve(
         responses=_ERRORS,
     )
 
-    async def build(
-        app_id: str, pk: str | None, bus: EventBus | None = None, hook: Any = None
-    ) -> Any:
-        builder = _filled(
-            factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister)
-        )
-        if hook is not None:
-            builder.with_hooks(hook)
-        return await builder.finish().abuild()
-
-    async def existing(app_id: str, pk: str | None, hook: Any = None) -> Any:
-        app = await build(app_id, pk, hook=hook)
-        if app.sequence_id is None:
-            raise _not_found(app_id)
-        return app
-
     async def current_sequence_id(app_id: str, pk: str | None) -> int | None:
         try:
+            latest = await apps.latest_sequence_id(app_id, pk)
+            if latest is not None:
+                return latest
             loaded = await _call(persister.load(pk, app_id))
         except PersistenceError:
             return None
@@ -185,10 +179,12 @@ def serve(
         app_id: str, pk: str | None, body: Any, ticket: Any, *, resume: Any = None
     ) -> dict[str, Any]:
         async with ticket as slot:
-            hook = EventHook(slot.bus)
-            app = await existing(app_id, pk, hook=hook)
-            slot.drive(app)
-            return await drive(app, hook, body, resume=resume)
+            kept = await apps.checkout(app_id, pk, slot.bus)
+            slot.drive(kept.app)
+            out = await drive(kept.app, kept.hook, body, resume=resume)
+            if not slot.stop_sent:  # no await since drive() ended: no stop can slip in
+                apps.checkin(app_id, pk, kept)
+            return out
 
     def enter(app_id: str, pk: str | None, body: Any) -> Any:
         chosen = None if body.on_busy is None else _policy(body.on_busy)
@@ -207,57 +203,60 @@ def serve(
 
     # -- routes ----------------------------------------------------------------------------------
 
-    async def create_app(body: Any, pk: Partition) -> dict[str, Any]:
+    async def create_app(body: Any, pk: Partition) -> Response:
         app_id = body.app_id or str(uuid.uuid4())
-        builder = _filled(
-            factory, ServedBuilder(app_id=app_id, partition_key=pk, persister=persister)
-        )
-        app = await builder.finish(initial_state=body.state).abuild()
+        app = await apps.build(app_id, pk, initial_state=body.state)
         if app.sequence_id is not None:
             raise ServeError(409, "exists", f"an application {app_id!r} exists already",
                              sequence_id=app.sequence_id)  # fmt: skip
         # The creation record (sequence id 0, no action yet): the app exists, for every worker.
         await _call(persister.save(pk, app_id, 0, None, State(app.state.get_all()), "completed"))
-        return app_view(await existing(app_id, pk), running=False)
+        apps.forget(app_id, pk)
+        kept = await apps.existing(app_id, pk, keep=True)
+        return _json(app_view(kept.app, running=False), 201)
 
     async def list_apps(pk: Partition) -> dict[str, Any]:
         return {"app_ids": list(await _call(persister.list_app_ids(pk)))}
 
-    async def get_app(app_id: str, pk: Partition) -> dict[str, Any]:
-        app = await existing(app_id, pk)
-        return app_view(app, running=runs.slot((pk, app_id)) is not None)
+    async def get_app(app_id: str, pk: Partition) -> Response:
+        idle = runs.slot((pk, app_id)) is None
+        app = await apps.current(app_id, pk, idle=idle)
+        return _json(app_view(app, running=runs.slot((pk, app_id)) is not None))
 
-    async def step_app(app_id: str, body: Any, pk: Partition) -> dict[str, Any]:
+    async def step_app(app_id: str, body: Any, pk: Partition) -> Response:
         ticket = enter(app_id, pk, body)
         async with ticket as slot:
-            hook = EventHook(slot.bus)
-            app = await existing(app_id, pk, hook=hook)
+            kept = await apps.checkout(app_id, pk, slot.bus)
+            app = kept.app
             slot.drive(app)
             try:
                 out = await app.astep(inputs=_inputs(body))
             except Exception as exc:
-                raise await _failure(exc, hook, app) from exc
+                raise await _failure(exc, kept.hook, app) from exc
             view = app_view(app, running=False)
             slot.bus.publish("state", view)
+            if not slot.stop_sent:
+                apps.checkin(app_id, pk, kept)
             action, result = (None, None) if out is None else (out[0].name, out[1])
-            return {**view, "action": action, "result": jsonable(result)}
+            return _json({**view, "action": action, "result": jsonable(result)})
 
-    async def run_app(app_id: str, body: Any, pk: Partition) -> Any:
+    async def run_app(app_id: str, body: Any, pk: Partition) -> Response:
         if not body.wait:
             if await current_sequence_id(app_id, pk) is None:
-                raise _not_found(app_id)
+                raise not_found(app_id)
             ticket = enter(app_id, pk, body)
             background(quietly(app_id, pk, body, ticket))
             accepted = RunAccepted(app_id=app_id, stream=f"{prefix}/apps/{app_id}/stream")
             return JSONResponse(accepted.model_dump(), status_code=202)
-        return await run_turn(app_id, pk, body, enter(app_id, pk, body))
+        return _json(await run_turn(app_id, pk, body, enter(app_id, pk, body)))
 
     async def stream_app(app_id: str, pk: Partition) -> EventSourceResponse:
         slot = runs.slot((pk, app_id))
         if slot is None:
             bus = EventBus()
             queue = bus.subscribe()
-            bus.publish("state", app_view(await existing(app_id, pk), running=False))
+            app = await apps.current(app_id, pk, idle=True)
+            bus.publish("state", app_view(app, running=False))
             bus.close()
         else:
             queue = slot.bus.subscribe()
@@ -265,34 +264,33 @@ def serve(
 
     async def run_streamed(app_id: str, body: Any, pk: Partition) -> EventSourceResponse:
         if await current_sequence_id(app_id, pk) is None:
-            raise _not_found(app_id)
+            raise not_found(app_id)
         ticket = enter(app_id, pk, body)
         queue = ticket.slot.bus.subscribe()
         background(quietly(app_id, pk, body, ticket))
         return EventSourceResponse(sse_events(queue))
 
-    async def resume_app(app_id: str, body: Any, pk: Partition) -> dict[str, Any]:
-        return await run_turn(app_id, pk, body, enter(app_id, pk, body), resume=body)
+    async def resume_app(app_id: str, body: Any, pk: Partition) -> Response:
+        return _json(await run_turn(app_id, pk, body, enter(app_id, pk, body), resume=body))
 
     async def stop_app(app_id: str, pk: Partition) -> dict[str, Any]:
         slot = runs.slot((pk, app_id))
-        if slot is not None and slot.app is not None:
-            slot.app.request_stop()
+        if slot is not None and slot.stop():
             return {"stopping": True}
         if await current_sequence_id(app_id, pk) is None:
-            raise _not_found(app_id)
+            raise not_found(app_id)
         return {"stopping": False}
 
     async def history(app_id: str, pk: Partition) -> dict[str, Any]:
-        core = getattr(persister, "core", None)
-        if core is None:
+        if not callable(getattr(persister, "records", None)):
             raise UnsupportedOperationError(
-                f"{type(persister).__name__} cannot list an app's steps; serve a turnout "
-                f"persister (AsyncSQLitePersister, AsyncPostgreSQLPersister) for the history"
+                f"{type(persister).__name__} cannot list an app's steps (it has no records() "
+                f"method); serve a turnout persister (AsyncSQLitePersister, "
+                f"AsyncPostgreSQLPersister) for the history"
             )
-        records = await _call(persister._call(core.store.records(pk or "", app_id)))
+        records = await _call(persister.records(pk, app_id))
         if not records:
-            raise _not_found(app_id)
+            raise not_found(app_id)
         steps = [
             {"sequence_id": r.sequence_id, "action": r.position, "status": r.status,
              "created_at": r.created_at}
@@ -300,24 +298,29 @@ def serve(
         ]  # fmt: skip
         return {"app_id": app_id, "steps": steps}
 
-    async def fork_app(app_id: str, body: Any, pk: Partition) -> dict[str, Any]:
+    async def fork_app(app_id: str, body: Any, pk: Partition) -> Response:
         loaded = await _call(persister.load(pk, app_id, body.sequence_id))
         if loaded is None:
-            raise _not_found(app_id, body.sequence_id)
+            raise not_found(app_id, body.sequence_id)
         new_id = body.app_id or str(uuid.uuid4())
         parent = ParentPointer(app_id=app_id, partition_key=pk, sequence_id=loaded["sequence_id"])
         await _call(
             persister.save(pk, new_id, loaded["sequence_id"], loaded["position"], loaded["state"],
                            loaded["status"], parent=parent)
         )  # fmt: skip
-        return app_view(await existing(new_id, pk), running=False)
+        apps.forget(new_id, pk)
+        kept = await apps.existing(new_id, pk, keep=runs.slot((pk, new_id)) is None)
+        return _json(app_view(kept.app, running=False), 201)
 
     async def delete_app(app_id: str, pk: Partition) -> Response:
         slot = runs.slot((pk, app_id))
-        if slot is not None and slot.app is not None:
-            slot.app.request_stop()
-        if not await _call(persister.delete(app_id, pk)):
-            raise _not_found(app_id)
+        if slot is not None:
+            slot.stop()
+        apps.forget(app_id, pk)
+        deleted = await _call(persister.delete(app_id, pk))
+        apps.forget(app_id, pk)
+        if not deleted:
+            raise not_found(app_id)
         return Response(status_code=204)
 
     _typed(create_app, body=models["create"])
@@ -365,16 +368,6 @@ def serve(
     return router
 
 
-def _filled(factory: Factory, builder: ServedBuilder) -> ServedBuilder:
-    out = factory(builder)
-    if out is not None and out is not builder:
-        raise TypeError(
-            f"the served application's factory must fill in the ServedBuilder it gets and "
-            f"return it (or None), not {type(out).__name__}: {out!r}"
-        )
-    return builder
-
-
 def _typed(endpoint: Callable[..., Any], **types: Any) -> None:
     endpoint.__annotations__.update(types)
 
@@ -411,9 +404,11 @@ def _inputs(body: Any) -> dict[str, Any] | None:
     return dict(body.inputs.model_dump(exclude_unset=True))
 
 
-def _not_found(app_id: str, sequence_id: int | None = None) -> ServeError:
-    at = "" if sequence_id is None else f" at sequence id {sequence_id}"
-    return ServeError(404, "not_found", f"no application {app_id!r}{at} (in this partition)")
+def _json(data: dict[str, Any], status: int = 200) -> Response:
+    """``data`` (already JSON-compatible: ``app_view`` and ``jsonable`` made it so) as the
+    answer, sent as is: FastAPI would otherwise validate it against the response model and
+    encode it again (the models stay on the routes, for the OpenAPI schema)."""
+    return JSONResponse(data, status_code=status)
 
 
 async def _call(value: Any) -> Any:
