@@ -110,7 +110,7 @@ def cut_transactions(persister: Any, prefix: str, kill: Kill, *, after: bool) ->
     async def cutting(sql: str, params: Any = ()) -> Any:
         nonlocal kills
         last = f"UPDATE {prefix}_apps SET latest_sequence_id" if after else None
-        inserting = sql.startswith(last or f"INSERT INTO {prefix}_steps") and kills == 0
+        inserting = (last or f"INSERT INTO {prefix}_steps") in sql and kills == 0
         if inserting and not after:
             kills += 1
             kill(persister)

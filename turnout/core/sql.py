@@ -59,6 +59,10 @@ class Dialect:
     # Appended to the SELECT of the app row in a save: locks it until the transaction ends ("" for
     # SQLite, whose BEGIN IMMEDIATE already lets one writer in at a time).
     lock_row: str = " FOR UPDATE"
+    # The database runs an UPDATE ... RETURNING inside a WITH feeding an INSERT (PostgreSQL):
+    # a save that follows the app's latest record is then one statement in its transaction
+    # instead of three (``SQLStore._advance``).
+    one_statement_save: bool = False
     # One row if the table named by the parameter exists (compared in lower case: PostgreSQL
     # folds unquoted names), for ``is_initialized()``.
     table_exists: str = (
@@ -194,6 +198,20 @@ class SQLStore(SQLJournal):
         await self.setup()
         key = [record.partition_key, record.app_id]
         conflict = (record.partition_key, record.app_id, record.sequence_id)
+        if app is None and previous is not None and self.dialect.one_statement_save:
+            try:
+                # In a transaction all the same: a connection found dropped at BEGIN is
+                # replaced and nothing was written, which a lone write could not promise.
+                async with self.connection.transaction():
+                    saved = await self._advance(record, previous)
+                if saved:
+                    return
+            except Exception as exc:
+                if self.connection.is_unique_violation(exc):
+                    raise ConcurrencyError(*conflict) from exc
+                raise
+            # Nothing written: the transaction below tells which conflict it is (or saves,
+            # for an app row migrated without a latest sequence id).
         try:
             async with self.connection.transaction():
                 if app is not None:
@@ -244,6 +262,26 @@ class SQLStore(SQLJournal):
             if self.connection.is_unique_violation(exc):
                 raise ConcurrencyError(*conflict) from exc
             raise
+
+    async def _advance(self, record: StepRecord, previous: int) -> bool:
+        """Save ``record`` if the app's latest sequence id is ``previous`` (and below the
+        record's), in one atomic statement: the UPDATE locks the app row (a concurrent save or
+        delete waits, and PostgreSQL re-checks the condition on the row it then finds) and the
+        INSERT runs only if it moved the app's latest. Whether it saved."""
+        rows = await self._run(
+            f"WITH moved AS (UPDATE {self.apps} SET latest_sequence_id = ? "
+            f"WHERE partition_key = ? AND app_id = ? AND latest_sequence_id = ? "
+            f"AND latest_sequence_id < ? RETURNING 1) "
+            f"INSERT INTO {self.steps} (partition_key, app_id, sequence_id, position, status, "
+            f"kind, payload, created_at) SELECT ?, ?, ?, ?, ?, ?, ?, ? FROM moved RETURNING 1",
+            [
+                record.sequence_id, record.partition_key, record.app_id, previous,
+                record.sequence_id, record.partition_key, record.app_id, record.sequence_id,
+                record.position, record.status, record.kind, record.payload,
+                record.created_at.isoformat(),
+            ],
+        )  # fmt: skip
+        return bool(rows)
 
     async def _insert_app(self, app: AppRow) -> None:
         parent = app.parent

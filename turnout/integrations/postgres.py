@@ -58,6 +58,7 @@ POSTGRES = Dialect(
     text_type="TEXT",
     insert_ignore="INSERT",
     on_conflict_nothing=" ON CONFLICT DO NOTHING",
+    one_statement_save=True,
 )
 
 # Concurrent `CREATE TABLE IF NOT EXISTS` of one table can fail in PostgreSQL with a duplicate key

@@ -27,6 +27,8 @@ __all__ = [
     "SuspensionView",
     "app_view",
     "inputs_model",
+    "inputs_schema",
+    "plain",
     "request_models",
 ]
 
@@ -191,6 +193,39 @@ def request_models(graph: Graph, state_schema: dict[str, Any]) -> dict[str, type
     return {"create": create, "run": run, "step": step, "resume": resume, "fork": fork}
 
 
+_LEAVES = frozenset({str, int, float, bool, type(None)})
+_SCHEMAS: dict[int, tuple[Any, dict[str, Any]]] = {}  # id(action) -> (action, its inputs schema)
+
+
+def plain(value: Any) -> Any:
+    """``jsonable(value)``, with JSON's own types (and flat lists and string-keyed dicts of
+    them) copied through without walking each leaf through FastAPI's encoder."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is list or kind is tuple:
+        if all(type(item) in _LEAVES for item in value):
+            return list(value)
+    elif kind is dict and all(
+        type(key) is str and type(item) in _LEAVES for key, item in value.items()
+    ):
+        return dict(value)
+    return jsonable(value)
+
+
+def inputs_schema(act: Any) -> dict[str, Any]:
+    """``act.inputs_json_schema()``, computed once per action object (it reads the action's
+    signature and type hints: the slowest part of a view otherwise). Shared: do not mutate."""
+    hit = _SCHEMAS.get(id(act))
+    if hit is not None and hit[0] is act:
+        return hit[1]
+    schema = act.inputs_json_schema()
+    if len(_SCHEMAS) >= 4096:  # actions made per build: bound what they pin
+        _SCHEMAS.clear()
+    _SCHEMAS[id(act)] = (act, schema)
+    return schema
+
+
 def app_view(app: Any, *, running: bool) -> dict[str, Any]:
     """``AppView`` data of a built application."""
     nxt = app.get_next_action()
@@ -212,7 +247,7 @@ def app_view(app: Any, *, running: bool) -> dict[str, Any]:
         "next_action": None if nxt is None else nxt.name,
         "finished": nxt is None,
         "running": running,
-        "next_inputs": None if nxt is None else nxt.inputs_json_schema(),
+        "next_inputs": None if nxt is None else inputs_schema(nxt),
         "suspension": suspension,
-        "state": jsonable(app.state.get_all()),
+        "state": {str(key): plain(value) for key, value in app.state.get_all().items()},
     }

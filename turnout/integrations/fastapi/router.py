@@ -41,6 +41,7 @@ from turnout.integrations.fastapi.resources import (
     StepView,
     StopView,
     app_view,
+    plain,
     request_models,
 )
 from turnout.integrations.fastapi.streaming import EventBus, EventHook, jsonable, sse_events
@@ -149,7 +150,7 @@ def serve(
             raise await _failure(exc, hook, app) from exc
         view = app_view(app, running=False)
         bus.publish("state", view)
-        return {**view, "action": action, "result": jsonable(result)}
+        return {**view, "action": action, "result": plain(result)}
 
     async def _failure(exc: Exception, hook: EventHook, app: Any) -> Exception:
         if hook.failed is not None and hook.failed[2] is exc:
@@ -238,7 +239,7 @@ def serve(
             if not slot.stop_sent:
                 apps.checkin(app_id, pk, kept)
             action, result = (None, None) if out is None else (out[0].name, out[1])
-            return _json({**view, "action": action, "result": jsonable(result)})
+            return _json({**view, "action": action, "result": plain(result)})
 
     async def run_app(app_id: str, body: Any, pk: Partition) -> Response:
         if not body.wait:

@@ -26,7 +26,13 @@ _ENV = {
     "db": "TURNOUT_SERVE_DB",
     "table": "TURNOUT_SERVE_TABLE",
     "on_busy": "TURNOUT_SERVE_ON_BUSY",
+    "pool_size": "TURNOUT_SERVE_POOL_SIZE",
+    "cache_size": "TURNOUT_SERVE_CACHE_SIZE",
 }
+POOL_SIZE = 16
+"""PostgreSQL connections per worker by default: a request holds one per statement or save,
+so a pool smaller than the requests in flight makes them queue for connections (the default
+of ``psycopg_pool``, 4, did at 16 concurrent clients)."""
 
 
 def load_factory(spec: str) -> Any:
@@ -37,9 +43,11 @@ def load_factory(spec: str) -> Any:
     return getattr(importlib.import_module(module), attribute)
 
 
-def open_persister(url: str, table: str = "turnout") -> tuple[Any, Any]:
+def open_persister(
+    url: str, table: str = "turnout", *, pool_size: int = POOL_SIZE
+) -> tuple[Any, Any]:
     """The async persister for ``url`` (``sqlite:///path`` or ``postgresql://...``) and the
-    pool to open when serving starts (``None`` for SQLite)."""
+    pool to open when serving starts (``None`` for SQLite): ``pool_size`` connections."""
     if url.startswith("sqlite:///"):
         return AsyncSQLitePersister(url.removeprefix("sqlite:///"), table), None
     if url.startswith(("postgresql://", "postgres://")):
@@ -47,7 +55,12 @@ def open_persister(url: str, table: str = "turnout") -> tuple[Any, Any]:
 
         from turnout.integrations.postgres import AsyncPostgreSQLPersister
 
-        pool: Any = AsyncConnectionPool(url, open=False, kwargs={"autocommit": True})
+        if not isinstance(pool_size, int) or pool_size < 1:
+            raise GraphSetupError([f"pool_size={pool_size!r}: use a number of connections >= 1"])
+        pool: Any = AsyncConnectionPool(
+            url, open=False, min_size=pool_size, max_size=pool_size,
+            kwargs={"autocommit": True},
+        )  # fmt: skip
         return AsyncPostgreSQLPersister(pool, table), pool
     raise GraphSetupError(
         [f"--db {url!r}: use sqlite:///path/to/file.db or postgresql://user@host:5432/db"]
@@ -58,7 +71,9 @@ def create_app() -> FastAPI:
     """The app one worker serves, configured by ``TURNOUT_SERVE_*`` (see ``run``)."""
     factory = load_factory(os.environ[_ENV["factory"]])
     persister, pool = open_persister(
-        os.environ[_ENV["db"]], os.environ.get(_ENV["table"], "turnout")
+        os.environ[_ENV["db"]],
+        os.environ.get(_ENV["table"], "turnout"),
+        pool_size=_int_env("pool_size", POOL_SIZE),
     )
 
     @asynccontextmanager
@@ -75,21 +90,38 @@ def create_app() -> FastAPI:
 
     app = FastAPI(title="turnout", lifespan=lifespan)
     on_busy = os.environ.get(_ENV["on_busy"], "reject")
-    app.include_router(serve(factory, persister=persister, on_busy=on_busy))
+    cache_size = _int_env("cache_size", 1024)
+    app.include_router(serve(factory, persister=persister, on_busy=on_busy, cache_size=cache_size))
     return app
+
+
+def _int_env(name: str, default: int) -> int:
+    text = os.environ.get(_ENV[name])
+    if text is None:
+        return default
+    if not text.strip().isdigit():
+        raise GraphSetupError([f"{_ENV[name]}={text!r}: use a whole number, e.g. {default}"])
+    return int(text)
 
 
 def run(
     factory: str, *, db: str, table: str = "turnout", host: str = "127.0.0.1", port: int = 8000,
-    workers: int = 1, on_busy: str = "reject",
+    workers: int = 1, on_busy: str = "reject", pool_size: int | None = None,
+    cache_size: int | None = None,
 ) -> None:  # fmt: skip
-    """Serve ``factory`` (``module:attribute``) with uvicorn until interrupted."""
+    """Serve ``factory`` (``module:attribute``) with uvicorn until interrupted.
+    ``pool_size`` (PostgreSQL connections per worker) and ``cache_size`` (applications kept
+    per worker) default to ``TURNOUT_SERVE_POOL_SIZE``/``TURNOUT_SERVE_CACHE_SIZE``, else 16
+    and 1024."""
     import uvicorn
 
     load_factory(factory)  # fail here, once, rather than in every worker
     os.environ.update(
         {_ENV["factory"]: factory, _ENV["db"]: db, _ENV["table"]: table, _ENV["on_busy"]: on_busy}
     )
+    for name, value in (("pool_size", pool_size), ("cache_size", cache_size)):
+        if value is not None:
+            os.environ[_ENV[name]] = str(value)
     uvicorn.run(
         "turnout.integrations.fastapi.server:create_app",
         factory=True,
