@@ -322,12 +322,12 @@ class StorePersister:
         _check_ids(partition_key, None)
         return await self.store.app_ids(_key(partition_key))
 
-    async def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
-        """The sequence id of the app's latest record, read without loading it (``None``: no
-        such app, or none known); the cheap check that a state held in memory is current."""
+    async def app_row(self, partition_key: str | None, app_id: str) -> AppRow | None:
+        """The app's row (when it was created, its parent, the sequence id of its latest
+        record), read without loading its state: the cheap check that a state held in memory
+        is still the stored one. ``None``: no such app."""
         _check_ids(partition_key, app_id)
-        app = await self.store.app(_key(partition_key), app_id)
-        return None if app is None else app.latest_sequence_id
+        return await self.store.app(_key(partition_key), app_id)
 
     async def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
         """Every stored record of the app, in sequence order (``[]``: no such app)."""
@@ -489,8 +489,8 @@ class SyncPersister(_Checks, BaseStatePersister):
     def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
         return drive(self.core.list_app_ids(partition_key))
 
-    def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
-        return drive(self.core.latest_sequence_id(partition_key, app_id))
+    def app_row(self, partition_key: str | None, app_id: str) -> AppRow | None:
+        return drive(self.core.app_row(partition_key, app_id))
 
     def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
         return drive(self.core.records(partition_key, app_id))
@@ -582,8 +582,8 @@ class AsyncPersister(_Checks, AsyncBaseStatePersister):
     async def list_app_ids(self, partition_key: str | None, **kwargs: Any) -> list[str]:
         return await self._call(self.core.list_app_ids(partition_key))
 
-    async def latest_sequence_id(self, partition_key: str | None, app_id: str) -> int | None:
-        return await self._call(self.core.latest_sequence_id(partition_key, app_id))
+    async def app_row(self, partition_key: str | None, app_id: str) -> AppRow | None:
+        return await self._call(self.core.app_row(partition_key, app_id))
 
     async def records(self, partition_key: str | None, app_id: str) -> list[StepRecord]:
         return await self._call(self.core.records(partition_key, app_id))

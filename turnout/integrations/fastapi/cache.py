@@ -1,17 +1,18 @@
 """The applications of one ``serve()`` router in one worker: built from the factory, loaded from
 the persister, and kept in memory between requests (a bounded LRU, ``serve(cache_size=...)``).
 
-A kept application is only a shortcut: before a request acts on one, it reads the sequence id
-of the app's latest stored record (``persister.latest_sequence_id``, one small query) and uses
-the kept application only if that is the sequence id the application is at; anything else
-(another worker or host advanced the app, forked over it or deleted it, or the record cannot be
-told) builds the application from the persister as if nothing were kept. Between that check and
-the save, the persister's conditional save still refuses a second writer (``409`` as before).
+A kept application is only a shortcut. Before a request uses one, it reads the app's row
+(``persister.app_row``: one small query, no state) and uses the kept application only if the
+row is the one it was built from (same ``created_at``: not deleted and created again, or forked
+over) and its latest sequence id is the one the application is at. Anything else (another
+worker or host advanced it, deleted it, re-created it; a row that cannot tell) builds the
+application from the persister as if nothing were kept. Between that check and the save, the
+persister's conditional save still refuses a second writer (``409``, as without the cache).
 
 A request takes the application out of the cache while it drives it and puts it back only after
 a turn that ended cleanly with no stop asked of it: a failed step (``424``), a lost race
 (``409``), an interrupt or any other error drops it, so the next request loads the committed
-state. Persisters without ``latest_sequence_id`` (third-party ones) keep nothing.
+state. Persisters without ``app_row`` (third-party ones) keep nothing.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ __all__ = ["AppCache", "Applications", "Kept", "filled", "not_found"]
 
 @dataclass(kw_only=True, slots=True)
 class Kept:
-    """A built application and the event hook it was built with (pointed at each request's
-    event bus in turn)."""
+    """A built application, the event hook it was built with (pointed at each request's event
+    bus in turn) and the creation time of the app row it was loaded under."""
 
     app: Any
     hook: EventHook
+    created_at: Any = None
 
 
 class AppCache:
@@ -88,8 +90,8 @@ class Applications:
         self.factory = factory
         self.persister = persister
         self.cache = AppCache(cache_size)
-        self._latest = getattr(persister, "latest_sequence_id", None)
-        if self._latest is None:  # no cheap check of a kept app: keep none
+        self._row = getattr(persister, "app_row", None)
+        if self._row is None:  # no cheap check of a kept app: keep none
             self.cache = AppCache(0)
 
     async def build(
@@ -106,32 +108,43 @@ class Applications:
 
     async def existing(self, app_id: str, pk: str | None, *, keep: bool = False) -> Kept:
         """The stored application built anew (``404`` if none); ``keep``: cache it."""
+        # The row before the state: an app re-created in between then fails the next check
+        # (an older created_at), where the other order could pass it with the new state.
+        row = await self.row(app_id, pk) if self.cache.size else None
         hook = EventHook(EventBus())
         app = await self.build(app_id, pk, hook)
         if app.sequence_id is None:
             raise not_found(app_id)
-        kept = Kept(app=app, hook=hook)
-        if keep:
+        kept = Kept(app=app, hook=hook, created_at=None if row is None else row.created_at)
+        if keep and row is not None:
             self.cache.put((pk, app_id), kept)
         return kept
 
+    async def row(self, app_id: str, pk: str | None) -> Any:
+        """The app's stored row (``AppRow``), or ``None`` (no such app, or no way to tell)."""
+        if self._row is None:
+            return None
+        value = self._row(pk, app_id)
+        return await value if hasattr(value, "__await__") else value
+
     async def latest_sequence_id(self, app_id: str, pk: str | None) -> int | None:
         """The sequence id of the app's latest stored record (``None``: none known)."""
-        if self._latest is None:
-            return None
-        value = self._latest(pk, app_id)
-        return await value if hasattr(value, "__await__") else value
+        row = await self.row(app_id, pk)
+        return None if row is None else row.latest_sequence_id
+
+    async def _current(self, app_id: str, pk: str | None, kept: Kept) -> bool:
+        """Whether ``kept`` is the stored application as it stands."""
+        if kept.created_at is None or kept.app.sequence_id is None:
+            return False
+        row = await self.row(app_id, pk)
+        return _matches(row, kept)
 
     async def checkout(self, app_id: str, pk: str | None, bus: EventBus) -> Kept:
         """The application a driving request acts on, publishing to ``bus``: the kept one if
         it is at the app's latest stored sequence id, else one built from the persister. The
         caller holds the app's turn (``Runs``) and gives it back with ``checkin``."""
         kept = self.cache.take((pk, app_id))
-        if (
-            kept is not None
-            and kept.app.sequence_id is not None
-            and await self.latest_sequence_id(app_id, pk) == kept.app.sequence_id
-        ):
+        if kept is not None and await self._current(app_id, pk, kept):
             kept.hook.bus = bus
             kept.hook.failed = None
             kept.hook.sequence_id = None
@@ -147,14 +160,23 @@ class Applications:
     async def current(self, app_id: str, pk: str | None, *, idle: bool) -> Any:
         """The application as stored, for reading: the kept one if current, else built anew
         (and kept, when ``idle``: no request drives it in this worker)."""
-        latest = await self.latest_sequence_id(app_id, pk)
+        row = await self.row(app_id, pk)
         kept = self.cache.peek((pk, app_id))  # no await from here to the caller's read
-        if kept is not None and latest is not None and kept.app.sequence_id == latest:
+        if kept is not None and _matches(row, kept):
             return kept.app
         return (await self.existing(app_id, pk, keep=idle)).app
 
     def forget(self, app_id: str, pk: str | None) -> None:
         self.cache.discard((pk, app_id))
+
+
+def _matches(row: Any, kept: Kept) -> bool:
+    return (
+        row is not None
+        and kept.created_at is not None
+        and row.created_at == kept.created_at
+        and row.latest_sequence_id == kept.app.sequence_id
+    )
 
 
 def filled(factory: Factory, builder: ServedBuilder) -> ServedBuilder:
