@@ -219,7 +219,7 @@ def inputs_schema(act: Any) -> dict[str, Any]:
     hit = _SCHEMAS.get(id(act))
     if hit is not None and hit[0] is act:
         return hit[1]
-    schema = act.inputs_json_schema()
+    schema: dict[str, Any] = act.inputs_json_schema()
     if len(_SCHEMAS) >= 4096:  # actions made per build: bound what they pin
         _SCHEMAS.clear()
     _SCHEMAS[id(act)] = (act, schema)
