@@ -106,11 +106,15 @@ class Applications:
             builder.with_hooks(hook)
         return await builder.finish(initial_state=initial_state).abuild()
 
-    async def existing(self, app_id: str, pk: str | None, *, keep: bool = False) -> Kept:
-        """The stored application built anew (``404`` if none); ``keep``: cache it."""
+    async def existing(
+        self, app_id: str, pk: str | None, *, keep: bool = False, row: Any = None
+    ) -> Kept:
+        """The stored application built anew (``404`` if none); ``keep``: cache it. ``row``:
+        the app row the caller just read (else it is read here)."""
         # The row before the state: an app re-created in between then fails the next check
         # (an older created_at), where the other order could pass it with the new state.
-        row = await self.row(app_id, pk) if self.cache.size else None
+        if row is None and self.cache.size:
+            row = await self.row(app_id, pk)
         hook = EventHook(EventBus())
         app = await self.build(app_id, pk, hook)
         if app.sequence_id is None:
@@ -132,24 +136,19 @@ class Applications:
         row = await self.row(app_id, pk)
         return None if row is None else row.latest_sequence_id
 
-    async def _current(self, app_id: str, pk: str | None, kept: Kept) -> bool:
-        """Whether ``kept`` is the stored application as it stands."""
-        if kept.created_at is None or kept.app.sequence_id is None:
-            return False
-        row = await self.row(app_id, pk)
-        return _matches(row, kept)
-
     async def checkout(self, app_id: str, pk: str | None, bus: EventBus) -> Kept:
         """The application a driving request acts on, publishing to ``bus``: the kept one if
-        it is at the app's latest stored sequence id, else one built from the persister. The
-        caller holds the app's turn (``Runs``) and gives it back with ``checkin``."""
+        the app's row says it is the stored application as it stands, else one built from the
+        persister. The caller holds the app's turn (``Runs``) and gives it back with
+        ``checkin``."""
         kept = self.cache.take((pk, app_id))
-        if kept is not None and await self._current(app_id, pk, kept):
+        row = None if kept is None else await self.row(app_id, pk)
+        if kept is not None and _matches(row, kept):
             kept.hook.bus = bus
             kept.hook.failed = None
             kept.hook.sequence_id = None
             return kept
-        kept = await self.existing(app_id, pk)
+        kept = await self.existing(app_id, pk, row=row)
         kept.hook.bus = bus
         return kept
 
@@ -164,7 +163,7 @@ class Applications:
         kept = self.cache.peek((pk, app_id))  # no await from here to the caller's read
         if kept is not None and _matches(row, kept):
             return kept.app
-        return (await self.existing(app_id, pk, keep=idle)).app
+        return (await self.existing(app_id, pk, keep=idle, row=row)).app
 
     def forget(self, app_id: str, pk: str | None) -> None:
         self.cache.discard((pk, app_id))

@@ -377,7 +377,9 @@ def _partition_dependency(partition_key: PartitionKey) -> Callable[..., Any]:
     if partition_key is None or isinstance(partition_key, str):
         constant = partition_key
 
-        def fixed() -> str | None:
+        # async: FastAPI runs a plain function dependency in its thread pool, a thread hop
+        # (and a GIL handoff) per request for a constant.
+        async def fixed() -> str | None:
             return constant
 
         return fixed
