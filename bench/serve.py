@@ -6,7 +6,9 @@ This is a benchmark script, not a test. Each configuration starts a real uvicorn
 chat session: ``--turns`` requests, each one step (a user message in, a reply appended to the
 history, the step saved to PostgreSQL, the application halting after it). Reported per
 configuration: requests/s (all turns over the wall time), p50 and p99 of one request's
-latency, and the 1-minute load average before and after.
+latency, the server's CPU time per request (all its processes, from ``/proc``: a figure that
+other load on the machine disturbs less than requests/s) and the 1-minute load average before
+and after.
 
 ``turnout``: ``python -m turnout.cli serve _serve_chat:factory --db <dsn> --workers N``; each
 session is created first (``POST /apps``, untimed), each turn is ``POST /apps/{id}/run``
@@ -76,6 +78,20 @@ class _Server:
         assert self.process.stdout is not None
         self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) of the server and its worker processes so far (Linux)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rpartition(")")[2].split()
+            except OSError:  # the process ended meanwhile
+                continue
+            pid, ppid = int(stat.parent.name), int(fields[1])
+            if self.process.pid in (pid, ppid):
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
@@ -102,7 +118,8 @@ def _burr(python: str, dsn: str, table: str, workers: int) -> _Server:
     return _Server(command, env, workers, port)
 
 
-async def _drive(url: str, clients: int, turns: int, create: bool) -> dict[str, Any]:
+async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dict[str, Any]:
+    url = server.url
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
@@ -125,15 +142,18 @@ async def _drive(url: str, clients: int, turns: int, create: bool) -> dict[str, 
 
         await asyncio.gather(*(session(i) for i in range(clients)))  # warm-up, untimed
         latencies.clear()
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), server.cpu_seconds()
         await asyncio.gather(*(session(i) for i in range(clients)))
         wall = time.perf_counter() - began
+        cpu = server.cpu_seconds() - cpu
     ordered = sorted(latencies)
     return {
         "rps": len(ordered) / wall,
         "p50": statistics.median(ordered) * 1000,
         "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "requests": len(ordered),
+        # the timed half creates its sessions too (turnout: POST /apps, untimed in latencies)
+        "cpu": cpu * 1000 / (len(ordered) + (clients if create else 0)),
     }
 
 
@@ -164,8 +184,9 @@ def main() -> None:
     systems = ["turnout"] + ([] if missing else ["burr"])
     print(f"{args.clients} concurrent clients, {args.turns} turns each (after as many untimed), "
           f"{os.cpu_count()} CPUs\n")  # fmt: skip
-    print("| system | workers | requests/s | p50 ms | p99 ms | load before | load after |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| system | workers | requests/s | p50 ms | p99 ms | server CPU ms/request | "
+          "load before | load after |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for workers in args.workers:
         for system in systems:
             table = f"bench_serve_{uuid.uuid4().hex[:8]}"
@@ -176,7 +197,7 @@ def main() -> None:
                 server = _burr(args.burr_python, args.dsn, table, workers)
             try:
                 out = asyncio.run(
-                    _drive(server.url, args.clients, args.turns, create=system == "turnout")
+                    _drive(server, args.clients, args.turns, create=system == "turnout")
                 )
             except Exception:
                 print("".join(server.log[-60:]), file=sys.stderr)
@@ -188,8 +209,8 @@ def main() -> None:
                 ]  # fmt: skip
                 _drop(args.dsn, names)
             print(f"| {system} | {workers} | {out['rps']:.0f} | {out['p50']:.1f} | "
-                  f"{out['p99']:.1f} | {load_before:.2f} | {os.getloadavg()[0]:.2f} |",
-                  flush=True)  # fmt: skip
+                  f"{out['p99']:.1f} | {out['cpu']:.2f} | {load_before:.2f} | "
+                  f"{os.getloadavg()[0]:.2f} |", flush=True)  # fmt: skip
     if missing:
         print(f"\nburr: skipped ({args.burr_python} cannot import it: {missing})")
 
