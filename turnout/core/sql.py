@@ -305,29 +305,21 @@ class SQLStore(SQLJournal):
         await self.setup()
         where = f"FROM {self.steps} WHERE partition_key = ? AND app_id = ?"
         key = [partition_key, app_id]
-        if sequence_id is None:
-            rows = await self._run(f"SELECT MAX(sequence_id) {where}", key)
-            target = rows[0][0] if rows else None
-            if target is None:
-                return []
-        else:
-            rows = await self._run(
-                f"SELECT sequence_id {where} AND sequence_id = ?", [*key, sequence_id]
-            )
-            if not rows:
-                return []
-            target = sequence_id
+        # One statement (one round trip, one snapshot of the table): the target (the latest
+        # when none is given), back to the nearest snapshot at or before it.
+        target, at = (f"(SELECT MAX(sequence_id) {where})", key) if sequence_id is None else (
+            "?", [sequence_id]
+        )  # fmt: skip
         rows = await self._run(
-            f"SELECT MAX(sequence_id) {where} AND sequence_id <= ? AND kind = ?",
-            [*key, target, "snapshot"],
+            f"SELECT {_COLUMNS} {where} AND sequence_id <= {target} AND sequence_id >= "
+            f"COALESCE((SELECT MAX(sequence_id) {where} AND kind = ? AND sequence_id <= "
+            f"{target}), 0) ORDER BY sequence_id",
+            [*key, *at, *key, "snapshot", *at],
         )
-        start = rows[0][0] if rows and rows[0][0] is not None else 0
-        rows = await self._run(
-            f"SELECT {_COLUMNS} {where} AND sequence_id >= ? AND sequence_id <= ? "
-            f"ORDER BY sequence_id",
-            [*key, start, target],
-        )
-        return self._records(rows)
+        records = self._records(rows)
+        if sequence_id is not None and (not records or records[-1].sequence_id != sequence_id):
+            return []  # that sequence id is not stored
+        return records
 
     def _records(self, rows: list[tuple[Any, ...]]) -> list[StepRecord]:
         return [self._parse(_record, row, self.steps) for row in rows]
