@@ -1,6 +1,7 @@
 """``ServedBuilder``: the ``ApplicationBuilder`` an application factory fills in.
 
-A served application lives in its persister: every request rebuilds it from there. The factory
+A served application lives in its persister, and is built from there (a worker keeps what it
+built while the persister says it is current: ``cache.Applications``). The factory
 describes the application once (its actions, transitions, entrypoint, the state a new one starts
 with, hooks, tracker); the router sets its identifiers, its persister and ``initialize_from``.
 ``with_entrypoint`` and ``with_state`` are therefore recorded here rather than applied: they

@@ -73,7 +73,8 @@ def serve(
 
     Args:
         factory: fills in the ``ServedBuilder`` it gets (actions, transitions, entrypoint, the
-            state a new application starts with, hooks) and returns it; called per request.
+            state a new application starts with, hooks) and returns it; called whenever an
+            application is built (not for one the worker kept).
         persister: where the applications live: an async turnout persister
             (``AsyncSQLitePersister``, ``AsyncPostgreSQLPersister`` over a pool) for a server.
         prefix: the routes' path prefix.
