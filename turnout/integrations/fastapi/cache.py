@@ -29,7 +29,7 @@ from turnout.integrations.fastapi.streaming import EventBus, EventHook
 __all__ = ["AppCache", "Applications", "Kept", "filled", "not_found"]
 
 
-@dataclass(kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Kept:
     """A built application, the event hook it was built with (pointed at each request's event
     bus in turn) and the creation time of the app row it was loaded under."""
