@@ -40,7 +40,8 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "turnout.cli", "serve", factory,
-            "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port), *(extra or []),
+            "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port),
+            *(extra or []),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
         self.log: list[str] = []

@@ -122,7 +122,8 @@ def test_a_follower_ends_with_worker_lost_when_the_running_worker_connection_die
 def test_apps_of_different_partitions_or_namespaces_use_different_channels_and_locks():
     one, two = PostgresRelay("postgresql://x"), PostgresRelay("postgresql://x", namespace="b")
     names = {one.channel(KEY), one.channel(("user-2", "app-1")), two.channel(KEY)}
-    assert len(names) == 3 and all(len(n) <= 63 for n in names)  # PostgreSQL's identifier limit
+    assert len(names) == 3
+    assert all(len(n) <= 63 for n in names)  # PostgreSQL's identifier limit
     assert one.lock_key(KEY) != one.lock_key(("user-2", "app-1"))
 
 

@@ -104,9 +104,7 @@ def test_a_background_run_is_streamed_in_order_by_another_server(pg_table, serve
 
 
 @pytest.mark.slow
-def test_a_follower_of_a_run_whose_server_is_killed_ends_with_worker_lost(
-    pg_table, servers, lock
-):
+def test_a_follower_of_a_run_whose_server_is_killed_ends_with_worker_lost(pg_table, servers, lock):
     servers.append(Server(backends.POSTGRES_DSN, pg_table, workers=1, factory=RELAYED))
     servers.append(Server(backends.POSTGRES_DSN, pg_table, workers=1, factory=RELAYED))
     runner, follower = (httpx.Client(base_url=s.url, timeout=60) for s in servers)
