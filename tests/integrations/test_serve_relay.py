@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -117,6 +118,59 @@ def test_a_follower_ends_with_worker_lost_when_the_running_worker_connection_die
     assert [name for name, _ in events] == ["step_begin", "error", "state"]
     assert events[1][1]["error"] == "worker_lost"
     assert events[2][1] == VIEW
+
+
+def test_a_relay_whose_listener_connection_broke_listens_again_for_the_next_follower():
+    name = f"relay-test-{uuid.uuid4().hex[:8]}"
+
+    async def main() -> list[tuple[str, Any]]:
+        runner = PostgresRelay(backends.POSTGRES_DSN, namespace="relay_again")
+        follower = PostgresRelay(
+            backends.POSTGRES_DSN, namespace="relay_again", check_interval=0.05,
+            connect_kwargs={"application_name": name},
+        )  # fmt: skip
+        try:
+            assert [m["event"] async for m in follower.follow(KEY, _committed)] == ["state"]
+            async with await psycopg.AsyncConnection.connect(
+                backends.POSTGRES_DSN, autocommit=True
+            ) as admin:
+                cur = await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE application_name = %s AND query LIKE %s",
+                    (name, "%LISTEN%"),
+                )
+                assert await cur.fetchall() == [(True,)]  # the listener, not the writer
+            bus = EventBus()
+            runner.attach(bus, KEY)
+            await runner.ready(bus)
+            stream = follower.follow(KEY, _committed)
+            await _until_following(stream)
+            bus.publish("state", {"sequence_id": 4})
+            bus.close()
+            return [(m["event"], json.loads(m["data"])) async for m in stream]
+        finally:
+            await runner.aclose()
+            await follower.aclose()
+
+    assert asyncio.run(main()) == [("state", {"sequence_id": 4})]
+
+
+def test_a_follower_whose_relay_cannot_reach_the_database_gets_an_error_and_the_state():
+    async def main() -> list[tuple[str, Any]]:
+        unreachable = f"postgresql://postgres@127.0.0.1:{backends.free_port()}/test"
+        relay = PostgresRelay(unreachable, check_interval=0.05)
+        try:
+            return [
+                (m["event"], json.loads(m["data"])) async for m in relay.follow(KEY, _committed)
+            ]
+        finally:
+            await relay.aclose()
+
+    events = asyncio.run(main())
+    assert [name for name, _ in events] == ["error", "state"]
+    assert events[0][1]["error"] == "relay_unavailable"
+    assert "OperationalError" in events[0][1]["message"]
+    assert events[1][1] == VIEW
 
 
 def test_apps_of_different_partitions_or_namespaces_use_different_channels_and_locks():

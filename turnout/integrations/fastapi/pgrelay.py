@@ -120,7 +120,6 @@ class PostgresRelay:
         self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._listening = asyncio.Event()
         self._followers: dict[str, set[asyncio.Queue[str]]] = {}
         self._changes: list[tuple[str, str, asyncio.Future[None]]] = []
         self._wake = f"turnout_wake_{uuid.uuid4().hex}"
@@ -157,9 +156,21 @@ class PostgresRelay:
     async def follow(self, key: Hashable, committed: Committed) -> AsyncIterator[dict[str, str]]:
         channel = self.channel(key)
         queue: asyncio.Queue[str] = asyncio.Queue()
-        await self._subscribe(channel, queue)
         try:
-            if not await self._held(self.lock_key(key)):
+            await self._subscribe(channel, queue)
+            held = await self._held(self.lock_key(key))
+        except psycopg.Error as exc:
+            self._unsubscribe(channel, queue)
+            trouble = {
+                "error": "relay_unavailable",
+                "message": f"cannot follow runs of other workers ({type(exc).__name__}: "
+                f"{exc}); the state that follows is the last committed step",
+            }
+            yield sse_message("error", trouble)
+            yield sse_message("state", await committed())
+            return
+        try:
+            if not held:
                 yield sse_message("state", await committed())
                 return
             view = await committed()
@@ -179,14 +190,15 @@ class PostgresRelay:
                     return
                 yield {"event": event, "data": data}
         finally:
-            await self._unsubscribe(channel, queue)
+            self._unsubscribe(channel, queue)
 
     async def aclose(self) -> None:
         self._closed = True
         for task in (self._writer, self._listener):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # A listener that failed has told its followers already.
+                with contextlib.suppress(asyncio.CancelledError, psycopg.Error):
                     await task
 
     # -- following ---------------------------------------------------------------------------------
@@ -238,36 +250,58 @@ class PostgresRelay:
         if len(followers) == 1:
             await self._change("LISTEN", channel)
 
-    async def _unsubscribe(self, channel: str, queue: asyncio.Queue[str]) -> None:
+    def _unsubscribe(self, channel: str, queue: asyncio.Queue[str]) -> None:
+        # Not waited for: this runs as a stream closes, maybe cancelled.
         followers = self._followers.get(channel, set())
         followers.discard(queue)
         if not followers and not self._closed:
             self._followers.pop(channel, None)
-            await self._change("UNLISTEN", channel)
+            self._request("UNLISTEN", channel)
 
-    async def _change(self, verb: str, channel: str) -> None:
-        async with self._start:
-            if self._listener is None:
-                self._listener = asyncio.create_task(self._listen())
-        self._started_writer()
+    def _request(self, verb: str, channel: str) -> asyncio.Future[None]:
+        """Ask the listener to run ``verb channel``; the future is set once it has."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._changes.append((verb, channel, done))
-        await self._listening.wait()
+        # A wake sent before the listener LISTENs to it is lost, but then the listener has
+        # not read the changes yet either: it reads them before it first waits.
         self.notify(self._wake, "wake", "wake", "null")
-        await done
+        return done
+
+    async def _change(self, verb: str, channel: str) -> None:
+        self._started_writer()
+        for attempt in range(2):  # a listener found broken now gets one more try, anew
+            async with self._start:
+                if self._listener is None or self._listener.done():
+                    # A listener whose connection broke lost its channels: listen again.
+                    again = [c for c in self._followers if c != channel]
+                    self._changes = [("LISTEN", c, _settled()) for c in again]
+                    self._listener = asyncio.create_task(self._listen())
+                    self._listener.add_done_callback(_retrieved)
+                listener = self._listener
+            done = self._request(verb, channel)
+            await asyncio.wait({done, listener}, return_when=asyncio.FIRST_COMPLETED)
+            if done.done():
+                await done
+                return
+            done.cancel()
+            error = listener.exception()
+            if attempt == 1:
+                raise error if error is not None else psycopg.OperationalError("relay closed")
+
+    async def _connect(self, name: str) -> Any:
+        options = {"application_name": name, **self._connect_kwargs, "autocommit": True}
+        return await psycopg.AsyncConnection.connect(self._conninfo, **options)
 
     async def _listen(self) -> None:
-        conn = await psycopg.AsyncConnection.connect(
-            self._conninfo, autocommit=True, **self._connect_kwargs
-        )
+        conn = await self._connect("turnout-relay-listener")
         async with conn:
             await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self._wake)))
-            self._listening.set()
             while True:
                 changes, self._changes = self._changes, []
                 for verb, channel, done in changes:
                     await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(channel)))
-                    done.set_result(None)
+                    if not done.done():
+                        done.set_result(None)
                 notes = conn.notifies()
                 async for note in notes:
                     if note.channel == self._wake:
@@ -297,9 +331,7 @@ class PostgresRelay:
     async def _write(self) -> None:
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, **self._connect_kwargs
-                )
+                conn = await self._connect("turnout-relay-writer")
             except psycopg.OperationalError:
                 await asyncio.sleep(self.check_interval)  # the database is away: retry
                 continue
@@ -344,6 +376,16 @@ async def _run(conn: Any, kind: str, key: int) -> Any:
         row = await cur.fetchone()
         return bool(row and row[0])
     return None
+
+
+def _settled() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    """Mark a listener's failure as seen (``_change`` reports it to the follower)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _joined(joining: dict[str, _Message], payload: str) -> tuple[str, str] | None:
