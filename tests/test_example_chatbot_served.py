@@ -179,3 +179,29 @@ def test_the_page_is_served_with_a_policy_allowing_only_its_own_script(tmp_path:
     assert "default-src 'none'" in policy
     assert "connect-src 'self'" in policy
     assert "innerHTML" not in page.text  # server text goes in with textContent only
+
+
+def test_with_an_openai_key_the_reply_streams_from_the_openai_api(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The OpenAI path, against the local fake OpenAI server standing in for the API."""
+    pytest.importorskip("openai")
+    from fastapi.testclient import TestClient
+
+    from turnout.testing import FakeOpenAIServer
+
+    with FakeOpenAIServer(["Hi there, how can I help?"]) as fake:
+        monkeypatch.setenv("OPENAI_API_KEY", "test")
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        monkeypatch.setenv("OPENAI_MODEL", "fake-chat")
+        with TestClient(chatbot.create_api(str(tmp_path / "chat.db"))) as client:
+            app_id = client.post("/api/apps", json={}).json()["app_id"]
+            tokens, view = chatbot.chat(client, app_id, "hello")
+    assert tokens == ["Hi ", "there, ", "how ", "can ", "I ", "help?"]
+    assert view["state"]["messages"][-1] == {
+        "role": "assistant", "content": "Hi there, how can I help?",
+    }  # fmt: skip
+    request = fake.requests[0]
+    assert (request.model, request.stream) == ("fake-chat", True)
+    assert request.messages is not None
+    assert request.messages[0] == {"role": "system", "content": chatbot.SYSTEM}
