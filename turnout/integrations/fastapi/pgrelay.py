@@ -77,6 +77,7 @@ class _Publisher:
         self.number = 0
         loop = asyncio.get_running_loop()
         self.locked: asyncio.Future[None] = loop.create_future()
+        self.locked.add_done_callback(_retrieved)  # a failed lock only hides the run
         relay.submit(("lock", self.key, self.locked))
 
     def publish(self, event: str, data: Any) -> None:
@@ -149,9 +150,10 @@ class PostgresRelay:
             bus.forward(_Publisher(self, key))
 
     async def ready(self, bus: EventBus) -> None:
-        for sink in bus.sinks:
-            if isinstance(sink, _Publisher):
-                await sink.locked
+        # Bounded and quiet: with the database away the run goes on, unseen by followers.
+        locks = [sink.locked for sink in bus.sinks if isinstance(sink, _Publisher)]
+        if locks:
+            await asyncio.wait(locks, timeout=max(5.0, self.check_interval))
 
     async def follow(self, key: Hashable, committed: Committed) -> AsyncIterator[dict[str, str]]:
         channel = self.channel(key)
@@ -382,10 +384,11 @@ def _settled() -> asyncio.Future[None]:
     return asyncio.get_running_loop().create_future()
 
 
-def _retrieved(task: asyncio.Task[None]) -> None:
-    """Mark a listener's failure as seen (``_change`` reports it to the follower)."""
-    if not task.cancelled():
-        task.exception()
+def _retrieved(done: asyncio.Future[Any]) -> None:
+    """Mark a failure as seen: a listener's (``_change`` reports it to the follower) or a
+    run's lock (its followers elsewhere see no run)."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _joined(joining: dict[str, _Message], payload: str) -> tuple[str, str] | None:
