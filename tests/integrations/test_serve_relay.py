@@ -78,6 +78,34 @@ def test_a_run_is_followed_from_another_worker_in_order_with_items_over_the_payl
     assert events[-1][1] == {"sequence_id": 4}
 
 
+def test_a_follower_drops_notifications_that_are_not_relay_events():
+    """Anyone who can connect may NOTIFY on the channel: unknown events and non-JSON data
+    never reach the stream."""
+
+    async def main() -> list[tuple[str, Any]]:
+        runner, follower = _relays("relay_forged")
+        try:
+            bus = EventBus()
+            runner.attach(bus, KEY)
+            await runner.ready(bus)
+            stream = follower.follow(KEY, _committed)
+            await _until_following(stream)
+            channel = follower.channel(KEY)
+            async with await psycopg.AsyncConnection.connect(
+                backends.POSTGRES_DSN, autocommit=True
+            ) as other:
+                for forged in ("x:1:0:1:script\nevent: state:{}", "x:2:0:1:item:<b>", "junk"):
+                    await other.execute("SELECT pg_notify(%s, %s)", (channel, forged))
+            bus.publish("state", {"sequence_id": 4})
+            bus.close()
+            return [(m["event"], json.loads(m["data"])) async for m in stream]
+        finally:
+            await runner.aclose()
+            await follower.aclose()
+
+    assert asyncio.run(main()) == [("state", {"sequence_id": 4})]
+
+
 def test_a_follower_with_no_run_going_on_gets_the_committed_state_and_ends():
     async def main() -> list[dict[str, str]]:
         runner, follower = _relays("relay_idle")

@@ -51,6 +51,9 @@ __all__ = ["PostgresRelay"]
 _PART = 7000  # characters of JSON per notification (ASCII), under the 8000-byte payload limit
 _BATCH = 200  # notifications per transaction at most
 _END, _MARK = "_end", "_mark"  # control events, never shown to a stream
+# What a follower passes on. Anyone who can connect to the database can NOTIFY on a channel:
+# other names, and data that is not JSON, are dropped.
+_EVENTS = frozenset({"step_begin", "item", "step_end", "state", "error"})
 _HELD = (
     "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
     "AND objsubid = 1 AND classid = %s AND objid = %s "
@@ -234,11 +237,12 @@ class PostgresRelay:
             if event == _END:
                 return
             if event == _MARK:
-                if json.loads(data) == mark:
+                if data == json.dumps(mark):
                     yield None, ""
                     return
                 continue
-            yield event, data
+            if event in _EVENTS and _is_json(data):
+                yield event, data
 
     async def _held(self, key: int) -> bool:
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -378,6 +382,14 @@ async def _run(conn: Any, kind: str, key: int) -> Any:
         row = await cur.fetchone()
         return bool(row and row[0])
     return None
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _settled() -> asyncio.Future[None]:
