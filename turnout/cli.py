@@ -380,6 +380,15 @@ def _add_serve_parser(commands: Any) -> None:
         "--on-busy", choices=["reject", "enqueue", "interrupt"], default="reject",
         help="a request for an app another request drives (default reject: 409)",
     )  # fmt: skip
+    serve.add_argument(
+        "--forwarded-allow-ips", default=None,
+        help="proxies (comma-separated IPs, or *) whose X-Forwarded-* headers are trusted "
+        "(default: uvicorn's, 127.0.0.1 or $FORWARDED_ALLOW_IPS)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-proxy-headers", dest="proxy_headers", action="store_false",
+        help="ignore X-Forwarded-For/-Proto even from trusted proxies",
+    )  # fmt: skip
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -390,7 +399,8 @@ def _serve_command(args: argparse.Namespace) -> int:
         return 1
     run(
         args.factory, db=args.db, table=args.table, host=args.host, port=args.port,
-        workers=args.workers, on_busy=args.on_busy,
+        workers=args.workers, on_busy=args.on_busy, proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
     )  # fmt: skip
     return 0
 

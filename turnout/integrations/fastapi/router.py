@@ -32,6 +32,7 @@ from turnout.integrations.fastapi.errors import (
     limited_route,
 )
 from turnout.integrations.fastapi.policies import OnBusy, Runs
+from turnout.integrations.fastapi.relay import LocalRelay, Relay
 from turnout.integrations.fastapi.resources import (
     AppList,
     AppView,
@@ -65,6 +66,7 @@ def serve(
     on_busy: OnBusy | str = OnBusy.REJECT,
     max_body_bytes: int = 1_000_000,
     tags: Sequence[str] = ("turnout",),
+    relay: Relay | None = None,
 ) -> APIRouter:
     """An ``APIRouter`` serving the applications ``factory`` describes, stored in ``persister``.
 
@@ -83,8 +85,12 @@ def serve(
             step boundary, then go on). A request may override it (``on_busy`` in its body).
         max_body_bytes: a larger request body answers 413 before it is parsed.
         tags: the OpenAPI tags of the routes.
+        relay: carries run events to ``GET /apps/{id}/stream`` in other workers
+            (``PostgresRelay``); the default, ``LocalRelay``, follows runs only in the worker
+            running them.
     """
     policy = OnBusy(on_busy)
+    relay = relay or LocalRelay()
     runs = Runs(policy)
     described = ServedBuilder()
     described = _filled(factory, described)
@@ -192,7 +198,9 @@ def serve(
 
     def enter(app_id: str, pk: str | None, body: Any) -> Any:
         chosen = None if body.on_busy is None else _policy(body.on_busy)
-        return runs.enter((pk, app_id), on_busy=chosen)
+        ticket = runs.enter((pk, app_id), on_busy=chosen)
+        relay.attach(ticket.slot.bus, (pk, app_id))
+        return ticket
 
     def background(coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -247,6 +255,7 @@ def serve(
             if await current_sequence_id(app_id, pk) is None:
                 raise _not_found(app_id)
             ticket = enter(app_id, pk, body)
+            await relay.ready(ticket.slot.bus)  # followers in other workers see it running
             background(quietly(app_id, pk, body, ticket))
             accepted = RunAccepted(app_id=app_id, stream=f"{prefix}/apps/{app_id}/stream")
             return JSONResponse(accepted.model_dump(), status_code=202)
@@ -254,14 +263,15 @@ def serve(
 
     async def stream_app(app_id: str, pk: Partition) -> EventSourceResponse:
         slot = runs.slot((pk, app_id))
-        if slot is None:
-            bus = EventBus()
-            queue = bus.subscribe()
-            bus.publish("state", app_view(await existing(app_id, pk), running=False))
-            bus.close()
-        else:
-            queue = slot.bus.subscribe()
-        return EventSourceResponse(sse_events(queue))
+        if slot is not None:
+            return EventSourceResponse(sse_events(slot.bus.subscribe()))
+        if await current_sequence_id(app_id, pk) is None:
+            raise _not_found(app_id)
+
+        async def committed() -> dict[str, Any]:
+            return app_view(await existing(app_id, pk), running=False)
+
+        return EventSourceResponse(relay.follow((pk, app_id), committed))
 
     async def run_streamed(app_id: str, body: Any, pk: Partition) -> EventSourceResponse:
         if await current_sequence_id(app_id, pk) is None:
