@@ -855,3 +855,61 @@ def test_the_agent_example_loops_through_the_tools_until_the_model_answers():
 def test_the_agent_example_runs_as_a_script(capsys):
     assert agent_example.main([]) == "3 * 4 + 5 = 17."
     assert "multiply({'a': 3, 'b': 4})" in capsys.readouterr().out
+
+
+class Gate:
+    """Async tools that all wait on one barrier: they pass only if ``parties`` of them run at
+    once. Counts how many are inside together at most."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.inside = 0
+        self.most = 0
+
+    def tools(self, count: int) -> list[Any]:
+        barrier: asyncio.Barrier | None = None
+
+        async def meet(i: int) -> str:
+            nonlocal barrier
+            if barrier is None:  # made inside the step's event loop
+                barrier = asyncio.Barrier(self.parties)
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            try:
+                await asyncio.wait_for(barrier.wait(), timeout=10)
+            finally:
+                self.inside -= 1
+            return f"met {i}"
+
+        def make(i: int) -> Any:
+            async def gated() -> str:
+                """A tool that waits for its siblings."""
+                return await meet(i)
+
+            gated.__name__ = f"gated{i}"
+            return tool(gated)
+
+        return [make(i) for i in range(count)]
+
+
+def test_async_tool_calls_run_concurrently_and_keep_their_order() -> None:
+    gate = Gate(3)  # run one after another, the first call would wait for the others forever
+    act = ToolCallsAction(gate.tools(3), is_async=True, handle_errors=False)
+    app = build({"messages": _asking(("gated0", {}), ("gated1", {}), ("gated2", {}))}, tools=act)
+    _result, state = step(app, "async")
+    assert [(m.content, m.tool_call_id) for m in state["messages"][2:]] == [
+        ("met 0", "c0"),
+        ("met 1", "c1"),
+        ("met 2", "c2"),
+    ]
+
+
+def test_async_tool_calls_are_bounded_by_max_concurrency() -> None:
+    gate = Gate(2)  # pairs meet: calls 0 and 1, then 2 and 3
+    act = ToolCallsAction(gate.tools(4), is_async=True, handle_errors=False, max_concurrency=2)
+    calls = [(f"gated{i}", {}) for i in range(4)]
+    _result, state = step(build({"messages": _asking(*calls)}, tools=act), "async")
+    assert [m.content for m in state["messages"][2:]] == ["met 0", "met 1", "met 2", "met 3"]
+    assert gate.most == 2
+    with pytest.raises(ValueError, match=r"max_concurrency= .* positive int; got 0"):
+        ToolCallsAction(gate.tools(1), max_concurrency=0)

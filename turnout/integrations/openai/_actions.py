@@ -3,6 +3,7 @@ running the tools it asked for, and the condition that routes to them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from typing import Any
@@ -268,6 +269,7 @@ def tool_action(
     on_error: str = "report",
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    max_concurrency: int = 8,
 ) -> Action:
     """An action that runs the tool calls of the last assistant message in ``messages`` and
     appends one ``{"role": "tool", "tool_call_id", "content"}`` message per call.
@@ -279,12 +281,22 @@ def tool_action(
             content (it can recover); ``"raise"`` fails the step with the tool's exception.
         retry: a ``RetryPolicy`` for the step.
         tags: labels for the action.
+        max_concurrency: async only: how many calls run at once. The model's parallel tool
+            calls run concurrently (a sync tool among them runs on the event loop as it is
+            reached); the results keep the calls' order.
 
     It is async when any tool is an ``async def``. Each call is an ``execute_tool <name>`` span.
+    With ``on_error="raise"`` the first failing call (in the calls' order) fails the step, once
+    every call has finished.
     """
     owner = f"tool_action(messages={messages!r})"
     if on_error not in ("report", "raise"):
         raise ValueError(f"{owner}: on_error= is 'report' or 'raise', got {on_error!r}")
+    if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ValueError(
+            f"{owner}: max_concurrency= is how many tool calls run at once, a positive int; "
+            f"got {max_concurrency!r}"
+        )
     by_name = as_tools(tools, owner)
     if not by_name:
         raise ValueError(f"{owner}: tools= is empty; give the functions the model may call")
@@ -331,21 +343,26 @@ def tool_action(
         return finish(state, outcomes)
 
     async def arun(state: State) -> tuple[dict[str, Any], State]:
-        outcomes: list[tuple[dict[str, Any], Any, BaseException | None]] = []
-        for call in _pending_calls(state, messages, owner):
-            span = _tool_span(call)
-            try:
-                tool, kwargs = prepare(call)
-                value = tool.fn(**kwargs)
-                if tool.is_async:
-                    value = await value
-            except Exception as exc:
-                _end(span, exc)
-                failed(call, exc)
-                outcomes.append((call, None, exc))
-                continue
-            _end(span, None)
-            outcomes.append((call, value, None))
+        gate = asyncio.Semaphore(max_concurrency)
+
+        async def one(call: dict[str, Any]) -> tuple[dict[str, Any], Any, BaseException | None]:
+            async with gate:
+                span = _tool_span(call)
+                try:
+                    tool, kwargs = prepare(call)
+                    value = tool.fn(**kwargs)
+                    if tool.is_async:
+                        value = await value
+                except Exception as exc:
+                    _end(span, exc)
+                    return call, None, exc
+                _end(span, None)
+                return call, value, None
+
+        outcomes = list(await asyncio.gather(*map(one, _pending_calls(state, messages, owner))))
+        for call, _value, error in outcomes:
+            if error is not None:
+                failed(call, error)
         return finish(state, outcomes)
 
     fn = arun if any(t.is_async for t in by_name.values()) else run
