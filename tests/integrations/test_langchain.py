@@ -913,3 +913,113 @@ def test_async_tool_calls_are_bounded_by_max_concurrency() -> None:
     assert gate.most == 2
     with pytest.raises(ValueError, match=r"max_concurrency= .* positive int; got 0"):
         ToolCallsAction(gate.tools(1), max_concurrency=0)
+
+
+# -- leaving a stream early ----------------------------------------------------------------------
+
+
+class EndLog(SpanLog):
+    """A SpanLog that also records, in order, every span end and the step's end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, str | None]] = []
+
+    def post_end_span(self, *, span: Any, exception: BaseException | None, **kw: Any) -> None:
+        super().post_end_span(span=span, exception=exception, **kw)
+        self.order.append((span.name, type(exception).__name__ if exception else None))
+
+    def post_run_step(self, *, exception: BaseException | None = None, **kw: Any) -> None:
+        self.order.append(("<step>", type(exception).__name__ if exception else None))
+
+
+def _long_stream_app(mode: str, *hooks: Any, tracker: Any = None) -> Application:
+    act = StreamingRunnableAction(
+        chain("one two three four five six"), ["role", "q"], "a", is_async=mode == "async"
+    )
+    start = builder_of({"role": "r", "q": "q"}, talk=act).with_identifiers(app_id="left")
+    if tracker is not None:
+        start = start.with_tracker(tracker)
+    return start.with_hooks(*hooks).build()
+
+
+def _stream_and_leave(app: Application, mode: str, log: EndLog) -> list[tuple[str, str | None]]:
+    """Read one item, leave the loop, close the container with ``with``/``async with``;
+    what had ended when the close returned."""
+    if mode == "sync":
+        _act, container = app.stream_result(halt_after=["talk"])
+        with container:
+            for _item in container:
+                break
+        seen = list(log.order)
+        assert container.get() == (None, app.state)
+        return seen
+
+    async def leave() -> list[tuple[str, str | None]]:
+        _act, container = await app.astream_result(halt_after=["talk"])
+        async with container:
+            async for _item in container:
+                break
+        seen = list(log.order)
+        assert await container.get() == (None, app.state)
+        return seen
+
+    return asyncio.run(leave())
+
+
+def test_closing_a_stream_early_ends_the_spans_innermost_first_then_the_step(mode):
+    log = EndLog()
+    app = _long_stream_app(mode, log)
+    ended = _stream_and_leave(app, mode, log)
+    assert ended == [  # all of it before close() returned, not at garbage collection
+        ("ChatPromptTemplate", None),
+        ("StrOutputParser", "GeneratorExit"),
+        ("GenericFakeChatModel", "GeneratorExit"),
+        ("talk", "GeneratorExit"),
+        ("<step>", "GeneratorExit"),
+    ]
+    cancelled = {uid for uid, attrs in log.attributes.items() if attrs.get("turnout.cancelled")}
+    assert cancelled == {
+        log.uid("talk"),
+        log.uid("GenericFakeChatModel"),
+        log.uid("StrOutputParser"),
+    }
+    assert app.get_next_action().name == "talk"  # not committed: the step is next again
+    assert "a" not in app.state
+
+
+def test_a_closed_stream_is_cancelled_in_the_local_tracker(tmp_path):
+    tracker = LocalTracker("lc", tmp_path)
+    log = EndLog()
+    _stream_and_leave(_long_stream_app("sync", log, tracker=tracker), "sync", log)
+    tracker.close()
+    lines = list(read_log(tracker.log_path("left")))
+    (end,) = [line for line in lines if line["t"] == "end"]
+    assert end["status"] == "cancelled"
+    ends = [line["span"] for line in lines if line["t"] == "span_end"]
+    assert ends == ["0:0.0", "0:0.2", "0:0.1", "0:0"]  # children before their parent
+    marked = {
+        line["span"] for line in lines if line["t"] == "attr" and line["key"] == "turnout.cancelled"
+    }
+    assert marked == {"0:0", "0:0.1", "0:0.2"}
+
+
+def test_a_closed_stream_exports_cancelled_spans_children_first(otel, mode):
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    provider, exporter = otel
+    log = EndLog()
+    _stream_and_leave(_long_stream_app(mode, OpenTelemetryHook(provider), log), mode, log)
+    spans: tuple[ReadableSpan, ...] = exporter.get_finished_spans()
+    names = [s.name for s in spans]
+    assert names.index("StrOutputParser") < names.index("talk")  # the order they ended in
+    assert names.index("GenericFakeChatModel") < names.index("talk")
+    by = {s.name: s for s in spans}
+    for name in ("StrOutputParser", "GenericFakeChatModel"):
+        assert by[name].attributes["turnout.cancelled"] is True
+    steps = [s for s in spans if s.attributes.get("turnout.status") == "cancelled"]
+    assert len(steps) == 1
+    (talk,) = [s for s in spans if s.name == "talk" and s is not steps[0]]
+    assert talk.attributes["turnout.cancelled"] is True

@@ -24,7 +24,7 @@ from turnout.core.hooks import HookSet, hook_error
 from turnout.core.retry import describe_exception
 from turnout.core.state import RawChange, State, as_changes
 from turnout.core.step import ActionSpec, finish, prepare, run_action
-from turnout.core.streaming import StreamDone, StreamReader, open_stream
+from turnout.core.streaming import StreamDone, StreamReader, close_stream, open_stream
 from turnout.core.suspension import SuspensionRecord, _Suspended, journal_of, record_of, save_record
 
 if TYPE_CHECKING:
@@ -240,6 +240,7 @@ class StepEngine:
             first_item_time = 0.0
             deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
             token = _CURRENT.set(step)
+            raw_items = None
             try:
                 if spec.prepare is not None:
                     await spec.prepare(step)
@@ -282,6 +283,9 @@ class StepEngine:
                 )
             except BaseException as exc:
                 _reset_quietly(token)
+                # The caller closed the stream (or a hook failed): close the action's stream
+                # now, so its cleanup (and its spans) ends before the step does.
+                await close_stream(raw_items)
                 end = {**stream_payload, "items_streamed": count, "exception": exc}
                 if type(exc) is _Suspended:
                     end["exception"] = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import abc
 import inspect
+import logging
 import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -206,6 +207,24 @@ def open_stream(act: Action, base: State, kwargs: dict[str, Any], reads: tuple[s
         return act.stream_run_and_update(base, **kwargs)
     assert isinstance(act, StreamingAction)
     return act.stream_run(run_input(act, base.subset(*reads)), **kwargs)
+
+
+async def close_stream(stream: Any) -> None:
+    """Close a streaming action's (async) generator now, running its ``finally`` blocks,
+    rather than when it is garbage collected. A failure while closing is logged, not raised:
+    the error that ended the stream is the one that matters."""
+    if stream is None:
+        return
+    try:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()
+            return
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+    except Exception:
+        logging.getLogger(__name__).warning("closing a streaming action failed", exc_info=True)
 
 
 class StreamReader:
@@ -475,6 +494,32 @@ class StreamingResultContainer(_ContainerBase):
             pass
         return self._result, self._state
 
+    def close(self) -> None:
+        """Stop the stream now, if it has not ended: the step ends as cancelled (not
+        committed; hooks see ``GeneratorExit``) and the action's open spans end, innermost
+        first. ``get()`` then returns ``(None, state)`` with the application's state. Leaving
+        a ``with container:`` block calls it; a finished stream is left as it is."""
+        if self._done:
+            return
+        walker, self._walker = self._walker, None
+        if walker is not None:
+            walker.close()  # type: ignore[attr-defined]
+        iterator, self._iterator = self._iterator, None
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()
+        self._done = True
+        self._result, self._state = None, self._app.state
+        on_end = self._ending()
+        if on_end is not None:
+            on_end(self._result, self._state, None)
+
+    def __enter__(self) -> StreamingResultContainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class AsyncStreamingResultContainer(_ContainerBase):
     """The async form of ``StreamingResultContainer``: ``async for`` and ``await get()``.
@@ -549,3 +594,28 @@ class AsyncStreamingResultContainer(_ContainerBase):
         async for _ in self:
             pass
         return self._result, self._state
+
+    async def aclose(self) -> None:
+        """Stop the stream now, if it has not ended (see ``StreamingResultContainer.close``);
+        leaving an ``async with container:`` block calls it."""
+        if self._done:
+            return
+        walker, self._awalker = self._awalker, None
+        if walker is not None:
+            await walker.aclose()  # type: ignore[attr-defined]
+        aclose = getattr(self._source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        self._done = True
+        self._result, self._state = None, self._app.state
+        on_end = self._ending()
+        if on_end is not None:
+            await on_end(self._result, self._state, None)
+
+    close = aclose  # ``await container.close()`` reads like the sync container's
+
+    async def __aenter__(self) -> AsyncStreamingResultContainer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

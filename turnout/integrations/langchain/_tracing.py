@@ -29,10 +29,11 @@ _OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_t
 
 
 class _Run:
-    __slots__ = ("first_token", "span", "started")
+    __slots__ = ("first_token", "parent", "span", "started")
 
-    def __init__(self, span: OpenSpan) -> None:
+    def __init__(self, span: OpenSpan, parent: UUID | None) -> None:
         self.span = span
+        self.parent = parent
         self.started = time.time()
         self.first_token = False
 
@@ -72,11 +73,14 @@ class SpanCallbackHandler(BaseCallbackHandler):
         return len(self._runs)
 
     def end_all(self, exception: BaseException | None = None) -> None:
-        """End the spans of runs that never reported their end (e.g. a stream left early)."""
+        """End the spans of runs that never reported their end (e.g. a stream left early),
+        innermost first. When ``exception`` is a cancellation (``GeneratorExit``,
+        ``CancelledError``: not an ``Exception``) they are marked ``turnout.cancelled``."""
         with self._lock:
             runs, self._runs = list(self._runs.values()), {}
+        cancelled = _is_cancellation(exception)
         for run in reversed(runs):  # children opened after their parents: close them first
-            run.span.end(exception)
+            _stop(run.span, exception, cancelled)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -96,7 +100,7 @@ class SpanCallbackHandler(BaseCallbackHandler):
             parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         span = tracer.start_span(name, parent=parent.span if parent is not None else None)
         with self._lock:
-            self._runs[run_id] = _Run(span)
+            self._runs[run_id] = _Run(span, parent_run_id)
         attributes = {
             "langchain.run_type": run_type,
             "langchain.run_id": str(run_id),
@@ -106,10 +110,23 @@ class SpanCallbackHandler(BaseCallbackHandler):
         span.log_attributes(**attributes)
 
     def _end(self, run_id: UUID, error: BaseException | None = None) -> None:
+        """End a run's span, after the spans of its runs still open (innermost first): a
+        stream left early makes LangChain report a chain's end before its children's. Those
+        children are marked ``turnout.cancelled``, as is the run when ``error`` is a
+        cancellation."""
         with self._lock:
             run = self._runs.pop(run_id, None)
-        if run is not None:
-            run.span.end(error)
+            if run is None:
+                return
+            cut_ids = {run_id}
+            for rid, other in self._runs.items():  # in start order: parents before children
+                if other.parent in cut_ids:
+                    cut_ids.add(rid)
+            cut = [self._runs.pop(rid) for rid in self._runs.copy() if rid in cut_ids]
+        cancelled = _is_cancellation(error)
+        for other in reversed(cut):
+            _stop(other.span, error if cancelled else None, True)
+        _stop(run.span, error, cancelled)
 
     def _attributes(self, run_id: UUID, attributes: dict[str, Any]) -> None:
         if not attributes:
@@ -329,3 +346,14 @@ def _usage_attributes(response: LLMResult) -> dict[str, Any]:
     if model:
         attributes["gen_ai.response.model"] = str(model)
     return attributes
+
+
+def _is_cancellation(error: BaseException | None) -> bool:
+    """A stream closed early or a task cancelled: not a failure of the run."""
+    return error is not None and not isinstance(error, Exception)
+
+
+def _stop(span: OpenSpan, error: BaseException | None, cancelled: bool) -> None:
+    if cancelled:
+        span.log_attributes(**{"turnout.cancelled": True})
+    span.end(error)
