@@ -39,7 +39,16 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeWithScore, TextNode
-from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
+from llama_index.core.workflow import (
+    Context,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    step,
+)
 from llama_index_instrumentation import get_dispatcher
 
 from examples.llamaindex_rag import application as rag
@@ -61,6 +70,7 @@ from turnout.integrations.llamaindex import (
     retrieve_action,
     trace_llamaindex,
     workflow_action,
+    workflow_waiting,
 )
 
 DOCS = {"cats": "Cats purr and chase mice.", "dogs": "Dogs bark and fetch sticks."}
@@ -739,3 +749,98 @@ def test_real_minilm_embeddings_retrieve_the_cats_document_for_kitten():
         _answer, sources = rag.chat(app, "kitten")
     assert sources[0]["metadata"]["topic"] == "cats"
     assert Path(str(rag.minilm_dir())).is_dir()
+
+
+# -- human in the loop ---------------------------------------------------------------------------
+
+
+class Approval(Workflow):
+    """Asks a human to approve the topic, then reports the answer."""
+
+    @step
+    async def ask(self, ctx: Context, ev: StartEvent) -> InputRequiredEvent:
+        await ctx.store.set("topic", ev.topic)
+        return InputRequiredEvent(prefix=f"Publish {ev.topic}?")  # type: ignore[call-arg]
+
+    @step
+    async def decide(self, ctx: Context, ev: HumanResponseEvent) -> StopEvent:
+        topic = await ctx.store.get("topic")
+        return StopEvent(result=f"{topic}: {ev.response}")
+
+
+def approval_builder(stream: bool = False, entry: bool = True) -> ApplicationBuilder:
+    @action(reads=["decision"], writes=["published"])
+    def publish(state: State) -> State:
+        return state.update(published=state["decision"])
+
+    review = workflow_action(
+        Approval(timeout=10), input=["topic"], output="decision", waiting="review", stream=stream
+    )
+    builder = (
+        ApplicationBuilder()
+        .with_actions(review=review, publish=publish)
+        .with_transitions(("review", "review", workflow_waiting("review")), ("review", "publish"))
+    )
+    return builder.with_entrypoint("review") if entry else builder
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_a_workflow_asking_for_input_halts_and_resumes_with_the_answer(stream: bool) -> None:
+    app = approval_builder(stream).with_state(topic="the post").build()
+
+    async def go() -> None:
+        if stream:
+            _a, container = await app.astream_result(halt_after=["review"])
+            items = [item async for item in container]
+            result, state = await container.get()
+            assert items[-1] == result
+        else:
+            _a, result, state = await app.astep()  # type: ignore[misc]
+        assert result["result"] is None
+        assert result["input_required"] == {
+            "event": "InputRequiredEvent",
+            "request": {"prefix": "Publish the post?"},
+        }
+        assert state["review"]["request"] == {"prefix": "Publish the post?"}
+        assert state["decision"] is None  # the output waits for the run to stop
+        assert app.get_next_action().name == "review"  # type: ignore[union-attr]
+        with pytest.raises(ValueError, match=r"waits for an answer .*inputs=\{'response'"):
+            await app.astep()
+        _a, result, state = await app.astep(inputs={"response": "yes"})  # type: ignore[misc]
+        assert result == {"result": "the post: yes"}
+        assert state["decision"] == "the post: yes"
+        assert state["review"] is None
+        _a, _result, state = await app.astep()  # type: ignore[misc]
+        assert state["published"] == "the post: yes"
+
+    asyncio.run(go())
+
+
+def test_a_waiting_workflow_survives_a_process_restart(tmp_path: Path) -> None:
+    persister = SQLitePersister(tmp_path / "hitl.db")
+    first = (
+        approval_builder()
+        .with_state(topic="the launch")
+        .with_state_persister(persister)
+        .with_identifiers(app_id="hitl")
+        .build()
+    )
+    asyncio.run(first.astep())
+    del first  # the workflow run and its handler are gone; only the persisted state is left
+    persister.close()
+
+    again = SQLitePersister(tmp_path / "hitl.db")
+    resumed = (
+        approval_builder(entry=False)  # a new Workflow instance, as a new process builds
+        .initialize_from(
+            again, resume_at_next_action=True, default_state={}, default_entrypoint="review"
+        )
+        .with_state_persister(again)
+        .with_identifiers(app_id="hitl")
+        .build()
+    )
+    assert resumed.state["review"]["request"] == {"prefix": "Publish the launch?"}
+    _a, result, state = asyncio.run(resumed.astep(inputs={"response": "ship it"}))  # type: ignore[misc]
+    again.close()
+    assert result == {"result": "the launch: ship it"}
+    assert state["decision"] == "the launch: ship it"
