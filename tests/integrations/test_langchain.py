@@ -1023,3 +1023,37 @@ def test_a_closed_stream_exports_cancelled_spans_children_first(otel, mode):
     assert len(steps) == 1
     (talk,) = [s for s in spans if s.name == "talk" and s is not steps[0]]
     assert talk.attributes["turnout.cancelled"] is True
+
+
+def test_retriever_and_tool_runs_export_their_openinference_kind(otel):
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.retrievers import BaseRetriever
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    class Shelf(BaseRetriever):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[Document]:
+            return [Document(page_content=f"about {query}")]
+
+    provider, exporter = otel
+    find = RunnableAction(Shelf(), "q", "docs")
+    tools = ToolCallsAction([add])
+    app = build(
+        {"q": "cats", "messages": _asking(("add", {"a": 1, "b": 2}))},
+        OpenTelemetryHook(tracer_provider=provider),
+        find=find,
+        tools=tools,
+    )
+    app.run(halt_after=["tools"])
+    kinds = {
+        str(s.attributes.get("langchain.run_type")): (
+            s.attributes.get("openinference.span.kind"),
+            s.attributes.get("gen_ai.operation.name"),
+        )
+        for s in exporter.get_finished_spans()
+        if "langchain.run_type" in s.attributes
+    }
+    assert kinds["retriever"] == ("RETRIEVER", "retrieval")
+    assert kinds["tool"] == ("TOOL", "execute_tool")

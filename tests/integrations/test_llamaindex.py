@@ -844,3 +844,70 @@ def test_a_waiting_workflow_survives_a_process_restart(tmp_path: Path) -> None:
     again.close()
     assert result == {"result": "the launch: ship it"}
     assert state["decision"] == "the launch: ship it"
+
+
+# -- span kinds ------------------------------------------------------------------------------------
+
+
+# Building the agent, the workflows package reads pydantic's deprecated attributes.
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+def test_spans_export_with_their_openinference_kind_and_gen_ai_operation(index, otel):
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+    from llama_index.core.tools import FunctionTool
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    provider, exporter = otel
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    tool = FunctionTool.from_defaults(add)
+    rerank = SimilarityPostprocessor(similarity_cutoff=0.0)
+    engine = index.as_query_engine(
+        llm=MockLLM(max_tokens=2), similarity_top_k=1, node_postprocessors=[rerank]
+    )
+
+    @action(reads=[], writes=["sum"])
+    def use_tool(state: State) -> State:
+        with trace_llamaindex():
+            return state.update(sum=str(tool.call(a=1, b=2)))
+
+    agent = FunctionAgent(name="helper", tools=[tool], llm=MockFunctionCallingLLM(max_tokens=2))
+    app = (
+        ApplicationBuilder()
+        .with_actions(
+            ask=query_action(engine, input="q"),
+            tool=use_tool,
+            agent=workflow_action(agent, input={"user_msg": "q"}, output="reply"),
+        )
+        .with_transitions(("ask", "tool"), ("tool", "agent"))
+        .with_state(q="cats")
+        .with_entrypoint("ask")
+        .with_hooks(OpenTelemetryHook(tracer_provider=provider))
+        .build()
+    )
+    asyncio.run(app.arun(halt_after=["agent"]))
+    kinds = {
+        (
+            s.name,
+            s.attributes.get("openinference.span.kind"),
+            s.attributes.get("gen_ai.operation.name"),
+        )
+        for s in exporter.get_finished_spans()
+    }
+    assert ("MockEmbedding.get_query_embedding", "EMBEDDING", "embeddings") in kinds
+    assert ("VectorIndexRetriever.retrieve", "RETRIEVER", "retrieval") in kinds
+    assert ("SimilarityPostprocessor._postprocess_nodes", "RERANKER", None) in kinds
+    assert ("MockLLM.complete", "LLM", "text_completion") in kinds
+    assert ("FunctionTool.call", "TOOL", "execute_tool") in kinds
+    assert ("FunctionAgent.run", "AGENT", "invoke_agent") in kinds
+    assert ("RetrieverQueryEngine.query", "CHAIN", None) in kinds
+    (embedding,) = [
+        s for s in exporter.get_finished_spans() if s.name == "MockEmbedding.get_query_embedding"
+    ]
+    assert embedding.attributes["gen_ai.request.model"] == "unknown"  # not turned into an LLM

@@ -255,7 +255,11 @@ class SpanCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = _run_name(serialized, kwargs, "tool")
-        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "openinference.span.kind": "TOOL",
+        }
         self._start(run_id, parent_run_id, name, "tool", tags, attributes)
 
     def on_tool_end(
@@ -275,7 +279,8 @@ class SpanCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = _run_name(serialized, kwargs, "retriever")
-        self._start(run_id, parent_run_id, name, "retriever", tags, {})
+        attributes = {"gen_ai.operation.name": "retrieval", "openinference.span.kind": "RETRIEVER"}
+        self._start(run_id, parent_run_id, name, "retriever", tags, attributes)
 
     def on_retriever_end(
         self,
