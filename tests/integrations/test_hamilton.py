@@ -768,3 +768,16 @@ def test_the_example_script_prints_the_graph_with_its_dag(capsys):
     out = capsys.readouterr().out
     assert '    subgraph h0["analyse: Hamilton DAG"]' in out
     assert f"{result['reviews']} reviews" in out
+
+
+def test_app_inputs_feed_the_dag_from_the_step(make_module: Any) -> None:
+    """``app_inputs`` (the other adapters' ``inputs=``): a DAG input named in no spec, and a
+    state key the spec reads, both come from ``app.step(inputs=...)``."""
+    module = make_module(TEXT_DAG)
+    act = Hamilton({"text": "text"}, ["summary"], modules=[module], app_inputs=["text", "prefix"])
+    assert act.reads == []
+    app = app_of(act)  # no "text" in state: it comes from the step
+    _act, _result, state = app.step(inputs={"text": "hello big world", "prefix": "bob"})  # type: ignore[misc]
+    assert state["summary"] == "bob: 3 words, longest 'hello'"
+    with pytest.raises(ValueError, match="needs the inputs 'text', 'prefix'"):
+        app.step()

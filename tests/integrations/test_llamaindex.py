@@ -911,3 +911,21 @@ def test_spans_export_with_their_openinference_kind_and_gen_ai_operation(index, 
         s for s in exporter.get_finished_spans() if s.name == "MockEmbedding.get_query_embedding"
     ]
     assert embedding.attributes["gen_ai.request.model"] == "unknown"  # not turned into an LLM
+
+
+def test_actions_take_application_inputs(index):
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=1), similarity_top_k=1)
+    act = query_action(engine, input="question", inputs=["question"])
+    assert act.reads == []
+    app = one_step(act, {})
+    _a, result, state = app.step(inputs={"question": "cats"})  # type: ignore[misc]
+    assert state["answer"]["response"] == result["response"]
+    chat = chat_action(
+        SimpleChatEngine.from_defaults(llm=MockLLM(), memory=ChatMemoryBuffer.from_defaults()),
+        input="message",
+        history="history",
+        inputs=["message"],
+    )
+    app = one_step(chat, {"history": []})
+    _a, _result, state = app.step(inputs={"message": "bob"})  # type: ignore[misc]
+    assert next((m.role.value, m.content) for m in state["history"]) == ("user", "bob")

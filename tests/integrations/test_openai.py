@@ -1196,3 +1196,24 @@ def test_async_tool_calls_are_bounded_by_max_concurrency() -> None:
     assert seen["most"] == 2
     with pytest.raises(ValueError, match=r"max_concurrency= .* positive int; got 0"):
         tool_action(tools, max_concurrency=0)
+
+
+def test_chat_action_takes_application_inputs(server: FakeOpenAIServer, mode: str) -> None:
+    act = chat_action(
+        client(server, mode),
+        model="m",
+        messages="name",
+        output="reply",
+        inputs=["name"],
+    )
+    app = (
+        ApplicationBuilder().with_actions(ask=act).with_transitions().with_entrypoint("ask").build()
+    )
+    if mode == "sync":
+        done = app.step(inputs={"name": "bob"})
+    else:
+        done = in_loop(app.astep(inputs={"name": "bob"}))
+    assert done is not None
+    assert done[2]["reply"]["content"].endswith("bob")
+    assert server.requests[-1].messages == [{"role": "user", "content": "bob"}]
+    assert act.reads == []

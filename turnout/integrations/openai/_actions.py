@@ -16,6 +16,7 @@ from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.tracing import TracerFactory
+from turnout.integrations._inputs import input_names, reads_besides, with_inputs
 from turnout.integrations._mapping import append_state, from_state, input_reader, output_writer
 from turnout.integrations.openai._calls import (
     Accumulator,
@@ -71,6 +72,7 @@ def chat_action(
     writes: Sequence[str] | None = None,
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    inputs: Sequence[str] = (),
     **params: Any,
 ) -> Action:
     """An action that sends the conversation to ``client.chat.completions.create``.
@@ -90,6 +92,9 @@ def chat_action(
         writes: extra state keys written (needed with a function output spec).
         retry: a ``RetryPolicy`` (see ``openai_retry_policy``).
         tags: labels for the action.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            ``messages=`` reads an input like a state key (it shadows a state key of its
+            name), and a mapping gets the inputs it does not name added.
         **params: passed to ``create`` (``temperature=0.2``, ``max_tokens=...``).
 
     The step's result is ``{"content", "message", "tool_calls", "finish_reason", "model", "id",
@@ -97,7 +102,7 @@ def chat_action(
     """
     return _model_action(
         "chat", client, model, messages, output, system, tools, stream, reads, writes, retry,
-        tags, params,
+        tags, params, inputs,
     )  # fmt: skip
 
 
@@ -114,6 +119,7 @@ def responses_action(
     writes: Sequence[str] | None = None,
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    inputs: Sequence[str] = (),
     **params: Any,
 ) -> Action:
     """``chat_action`` over the Responses API (``client.responses.create``).
@@ -123,7 +129,7 @@ def responses_action(
     """
     return _model_action(
         "responses", client, model, messages, output, system, tools, stream, reads, writes,
-        retry, tags, params,
+        retry, tags, params, inputs,
     )  # fmt: skip
 
 
@@ -131,9 +137,10 @@ def _model_action(
     api: Api, client: Any, model: str, messages: Any, output: Any, system: str | None,
     tools: Iterable[Callable[..., Any] | Tool], stream: bool, reads: Sequence[str] | None,
     writes: Sequence[str] | None, retry: RetryPolicy | None, tags: Sequence[str],
-    params: dict[str, Any],
+    params: dict[str, Any], inputs: Sequence[str] = (),
 ) -> Action:  # fmt: skip
     owner = f"{api}_action(model={model!r})"
+    names = input_names(inputs, owner)
     is_async = _is_async_client(client, owner)
     if not isinstance(model, str) or not model:
         raise TypeError(f"{owner}: model= must be a model name, got {model!r}")
@@ -166,11 +173,12 @@ def _model_action(
     def commit(reply: Reply, state: State) -> tuple[dict[str, Any], State]:
         return reply.result(), write(reply.message(), state)
 
-    def start(state: State) -> Call:
-        return Call(spec, _to_messages(read(state), owner), stream=stream)
+    def start(state: State, given: dict[str, Any]) -> Call:
+        value = with_inputs(read, state, given, names, spec_keys=read_keys, owner=owner)
+        return Call(spec, _to_messages(value, owner), stream=stream)
 
-    def run(state: State) -> tuple[dict[str, Any], State]:
-        call = start(state)
+    def run(state: State, **given: Any) -> tuple[dict[str, Any], State]:
+        call = start(state, given)
         try:
             reply = parse(api, call.create(client))
         except BaseException as exc:
@@ -179,8 +187,8 @@ def _model_action(
         call.done(reply)
         return commit(reply, state)
 
-    async def arun(state: State) -> tuple[dict[str, Any], State]:
-        call = start(state)
+    async def arun(state: State, **given: Any) -> tuple[dict[str, Any], State]:
+        call = start(state, given)
         try:
             reply = parse(api, await call.create(client))
         except BaseException as exc:
@@ -189,8 +197,8 @@ def _model_action(
         call.done(reply)
         return commit(reply, state)
 
-    def run_stream(state: State) -> Generator[Item | tuple[Item, State], None, None]:
-        call = start(state)
+    def run_stream(state: State, **given: Any) -> Generator[Item | tuple[Item, State], None, None]:
+        call = start(state, given)
         folded = Accumulator(api=api)
         try:
             with call.create(client) as events:
@@ -209,8 +217,10 @@ def _model_action(
         call.done(reply)
         yield commit(reply, state)
 
-    async def arun_stream(state: State) -> AsyncGenerator[Item | tuple[Item, State], None]:
-        call = start(state)
+    async def arun_stream(
+        state: State, **given: Any
+    ) -> AsyncGenerator[Item | tuple[Item, State], None]:
+        call = start(state, given)
         folded = Accumulator(api=api)
         try:
             async with await call.create(client) as events:
@@ -233,10 +243,16 @@ def _model_action(
     if stream:
         fn = arun_stream if is_async else run_stream
         fn.__name__ = fn.__qualname__ = f"{api}_stream"
-        return FunctionBasedStreamingAction(fn, read_keys, write_keys, tags=tags, retry=retry)
+        return FunctionBasedStreamingAction(
+            fn, reads_besides(read_keys, names), write_keys, input_spec=(names, []), tags=tags,
+            retry=retry,
+        )  # fmt: skip
     fn = arun if is_async else run
     fn.__name__ = fn.__qualname__ = api
-    return FunctionBasedAction(fn, read_keys, write_keys, tags=tags, retry=retry)
+    return FunctionBasedAction(
+        fn, reads_besides(read_keys, names), write_keys, input_spec=(names, []), tags=tags,
+        retry=retry,
+    )  # fmt: skip
 
 
 def _is_async_client(client: Any, owner: str) -> bool:
