@@ -439,7 +439,13 @@ def test_streaming_records_the_first_token_time_on_the_model_span(mode):
     stream(build({"q": "?"}, log, answer=act), mode)
     attributes = log.attributes[log.uid("answer")]  # the model is the outermost run
     assert attributes["turnout.first_token_time"] > 0
-    assert attributes["turnout.time_to_first_token"] >= 0
+    # the name the OpenAI adapter and the OpenTelemetry hook use too
+    assert attributes["gen_ai.response.time_to_first_chunk"] >= 0
+    # the old name, deprecated, kept with the same value
+    assert (
+        attributes["turnout.time_to_first_token"]
+        == (attributes["gen_ai.response.time_to_first_chunk"])
+    )
 
 
 # -- run configuration -----------------------------------------------------------------------------
@@ -1023,6 +1029,26 @@ def test_a_closed_stream_exports_cancelled_spans_children_first(otel, mode):
     assert len(steps) == 1
     (talk,) = [s for s in spans if s.name == "talk" and s is not steps[0]]
     assert talk.attributes["turnout.cancelled"] is True
+
+
+def test_library_spans_off_leaves_the_runs_to_an_instrumentor():
+    from turnout.integrations.opentelemetry import library_spans
+
+    before = library_spans()
+    library_spans(False)
+    try:
+        log = SpanLog()
+        act = RunnableAction(chain("ok"), ["role", "q"], "a")
+        step(build({"role": "r", "q": "q"}, log, answer=act), "sync")
+        assert log.started == []  # no span for the chain, prompt, model or parser
+    finally:
+        library_spans(before)
+    log = SpanLog()
+    step(
+        build({"role": "r", "q": "q"}, log, answer=RunnableAction(chain("ok"), ["role", "q"], "a")),
+        "sync",
+    )
+    assert len(log.started) == 4
 
 
 def test_retriever_and_tool_runs_export_their_openinference_kind(otel):

@@ -47,7 +47,9 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.provider.name``,
     ``gen_ai.usage.input_tokens`` / ``output_tokens`` (from the message's ``usage_metadata``)
     and, when streamed, ``turnout.first_token_time`` (epoch seconds) and
-    ``turnout.time_to_first_token`` (seconds). A failed run ends its span with the exception.
+    ``gen_ai.response.time_to_first_chunk`` (seconds, the name every adapter uses;
+    ``turnout.time_to_first_token``, the same value, is deprecated and will be removed). A
+    failed run ends its span with the exception.
 
     Args:
         tracer: the step's tracer; by default the tracer of the step running when each run
@@ -225,7 +227,11 @@ class SpanCallbackHandler(BaseCallbackHandler):
             run.first_token = True
         now = time.time()
         run.span.log_attributes(
-            **{"turnout.first_token_time": now, "turnout.time_to_first_token": now - run.started}
+            **{
+                "turnout.first_token_time": now,
+                "gen_ai.response.time_to_first_chunk": now - run.started,
+                "turnout.time_to_first_token": now - run.started,  # deprecated: the line above
+            }
         )
 
     def on_llm_end(

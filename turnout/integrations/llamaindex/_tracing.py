@@ -38,6 +38,7 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._spans import records
 
 __all__ = ["TurnoutSpanHandler", "trace_llamaindex"]
 
@@ -329,6 +330,9 @@ def trace_llamaindex() -> Iterator[None]:
     Outside a step it records nothing. Blocks may nest and run concurrently; the handlers leave
     the dispatcher when the last block ends, and spans the block left open are ended then.
     """
+    if not records("llama_index"):  # an instrumentor records the spans: no duplicates
+        yield
+        return
     _INSTALLATION.acquire()
     block = _Block()
     token = _BLOCK.set(block)

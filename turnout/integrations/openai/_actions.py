@@ -18,6 +18,7 @@ from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.tracing import TracerFactory
 from turnout.integrations._inputs import input_names, reads_besides, with_inputs
 from turnout.integrations._mapping import append_state, from_state, input_reader, output_writer
+from turnout.integrations._spans import records
 from turnout.integrations.openai._calls import (
     Accumulator,
     Api,
@@ -387,7 +388,7 @@ def tool_action(
 
 
 def _tool_span(call: dict[str, Any]) -> Any:
-    tracer = TracerFactory.current()
+    tracer = TracerFactory.current() if records("openai") else None
     if tracer is None:
         return None
     name = call["function"]["name"]
