@@ -781,3 +781,30 @@ def test_app_inputs_feed_the_dag_from_the_step(make_module: Any) -> None:
     assert state["summary"] == "bob: 3 words, longest 'hello'"
     with pytest.raises(ValueError, match="needs the inputs 'text', 'prefix'"):
         app.step()
+
+
+CONFIG_DAG = """
+from hamilton.function_modifiers import config
+
+@config.when(mode="fast")
+def speed__fast() -> int:
+    return 1
+
+@config.when(mode="slow")
+def speed__slow() -> int:
+    return 2
+
+def result(speed: int) -> int:
+    return speed * 10
+"""
+
+
+def test_a_node_missing_for_want_of_config_names_the_config_key(make_module: Any) -> None:
+    module = make_module(CONFIG_DAG)
+    with pytest.raises(ActionDefinitionError) as caught:
+        Hamilton({}, ["result"], modules=[module])
+    message = str(caught.value)
+    assert "'speed' is defined only under @config.when on the config key(s) ['mode']" in message
+    assert "config={'mode': ...}" in message
+    act = Hamilton({}, ["result"], modules=[module], config={"mode": "slow"})
+    assert app_of(act).step()[2]["result"] == 20  # type: ignore[index]

@@ -111,6 +111,27 @@ def _static_overrides(spec: Any) -> Any:
     }
 
 
+def _config_gated(modules: Iterable[types.ModuleType]) -> dict[str, list[str]]:
+    """``{node name: config keys}`` of the functions under ``@config.when`` (and its kin) in
+    ``modules``: nodes that exist only for some configurations."""
+    gated: dict[str, list[str]] = {}
+    for module in modules:
+        for attr, fn in vars(module).items():
+            resolvers = getattr(fn, "resolve", None) if inspect.isfunction(fn) else None
+            if not isinstance(resolvers, list):
+                continue
+            for resolver in resolvers:
+                try:
+                    keys = [*resolver.required_config(), *(resolver.optional_config() or {})]
+                except (AttributeError, TypeError):
+                    continue
+                target = getattr(resolver, "target_name", None)
+                name = target if isinstance(target, str) else attr.split("__")[0]
+                known = gated.setdefault(name, [])
+                known.extend(k for k in keys if k not in known)
+    return {name: keys for name, keys in gated.items() if keys}
+
+
 class Hamilton(SingleStepAction):
     """An action running a Hamilton DAG: state in, requested nodes out.
 
@@ -345,6 +366,17 @@ class Hamilton(SingleStepAction):
             )
         given = {*self._input_spec, *self._override_spec, *self._config, *self._app_inputs}
         missing = sorted(walk(nodes, self._final_vars, self._override_spec)[1] - given)
+        gated = _config_gated(getattr(self._driver, "graph_modules", ()) or ())
+        unset = {n: gated[n] for n in missing if n in gated}
+        if unset:
+            name, keys = next(iter(unset.items()))
+            raise ActionDefinitionError(
+                f"{owner}: the node {name!r} is defined only under @config.when on the config "
+                f"key(s) {keys}, and the config {self._config} gives none of its variants (so "
+                f"Hamilton takes {name!r} for a DAG input); set it, e.g. "
+                f"config={{{keys[0]!r}: ...}}"
+                + (f" (the nodes {sorted(unset)} all wait on config)" if len(unset) > 1 else "")
+            )
         if missing:
             raise ActionDefinitionError(
                 f"{owner}: outputs {self._final_vars} need the DAG inputs {missing}, which inputs "
