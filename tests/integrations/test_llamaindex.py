@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import sys
 import warnings
@@ -911,6 +912,42 @@ def test_spans_export_with_their_openinference_kind_and_gen_ai_operation(index, 
         s for s in exporter.get_finished_spans() if s.name == "MockEmbedding.get_query_embedding"
     ]
     assert embedding.attributes["gen_ai.request.model"] == "unknown"  # not turned into an LLM
+    # the agent's AgentOutput became plain data
+    reply = app.state["reply"]
+    assert json.loads(json.dumps(reply)) == reply
+    assert reply["agent"] == "helper"
+    assert isinstance(reply["response"], str)
+    assert [call["tool_name"] for call in reply["tool_calls"]] == ["add"]
+
+
+def test_ingest_action_can_keep_the_node_objects_for_an_index(tmp_path):
+    pipeline = IngestionPipeline(
+        transformations=[
+            SentenceSplitter(chunk_size=16, chunk_overlap=0),
+            MockEmbedding(embed_dim=4),
+        ]
+    )
+    act = ingest_action(pipeline, input="docs", output="nodes", node_objects=True)
+    persister = SQLitePersister(tmp_path / "nodes.db")
+    app = (
+        ApplicationBuilder()
+        .with_actions(act=act)
+        .with_transitions()
+        .with_state(docs=["Cats purr. Dogs bark.", "Fish swim."])
+        .with_entrypoint("act")
+        .with_state_persister(persister)
+        .with_identifiers(app_id="nodes")
+        .build()
+    )
+    _a, _result, state = app.step()  # type: ignore[misc]
+    nodes = state["nodes"]
+    assert all(isinstance(n, TextNode) and n.embedding is not None for n in nodes)
+    index = VectorStoreIndex(nodes=nodes, embed_model=MockEmbedding(embed_dim=4))
+    assert len(index.as_retriever(similarity_top_k=5).retrieve("cats")) == len(nodes)
+    loaded = persister.load(None, "nodes")  # stored as JSON by the adapter's serde
+    persister.close()
+    assert loaded is not None
+    assert [n.text for n in loaded["state"]["nodes"]] == [n.text for n in nodes]
 
 
 def test_actions_take_application_inputs(index):

@@ -511,12 +511,15 @@ def ingest_action(
     name: str | None = None,
     retry: RetryPolicy | None = None,
     inputs: Sequence[str] = (),
+    node_objects: bool = False,
 ) -> Action:
     """An action that runs an ingestion pipeline over documents from state.
 
     The documents may be ``Document`` objects, strings, or ``{"text", "metadata", "id"}``
     dicts. Its output is the list of resulting nodes as ``{"text", "score": None, "id",
-    "metadata"}`` (embeddings stay in the pipeline's vector store); the result is
+    "metadata"}`` (embeddings stay in the pipeline's vector store), or with
+    ``node_objects=True`` the nodes themselves (``TextNode``, embeddings included), ready for
+    ``VectorStoreIndex(nodes=...)`` (turnout's serde stores them as JSON); the result is
     ``{"nodes": [...]}``.
 
     Args:
@@ -544,11 +547,14 @@ def ingest_action(
             )
         return [to_document(item, owner=owner) for item in value]
 
+    def made(nodes: Any) -> dict[str, Any]:
+        return {"nodes": list(nodes)} if node_objects else _nodes(nodes)
+
     def run(value: Any) -> Any:
-        return _nodes(pipeline.run(documents=documents(value)))
+        return made(pipeline.run(documents=documents(value)))
 
     async def arun(value: Any) -> Any:
-        return _nodes(await pipeline.arun(documents=documents(value)))
+        return made(await pipeline.arun(documents=documents(value)))
 
     spec = _Spec(
         owner=owner, call=arun if is_async else run, input=input, output=output,
