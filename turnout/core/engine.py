@@ -24,7 +24,7 @@ from turnout.core.hooks import HookSet, hook_error
 from turnout.core.retry import describe_exception
 from turnout.core.state import RawChange, State, as_changes
 from turnout.core.step import ActionSpec, finish, prepare, run_action
-from turnout.core.streaming import StreamDone, StreamReader, close_stream, open_stream
+from turnout.core.streaming import StreamDone, StreamReader, open_stream
 from turnout.core.suspension import SuspensionRecord, _Suspended, journal_of, record_of, save_record
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ class StepEngine:
                 _reset_quietly(token)
                 # The caller closed the stream (or a hook failed): close the action's stream
                 # now, so its cleanup (and its spans) ends before the step does.
-                await close_stream(raw_items)
+                await _close_stream(raw_items)
                 end = {**stream_payload, "items_streamed": count, "exception": exc}
                 if type(exc) is _Suspended:
                     end["exception"] = None
@@ -527,6 +527,18 @@ async def _within_timeout(spec: ActionSpec, awaitable: Any) -> Any:
         if time.monotonic() < deadline:
             raise  # the action's own TimeoutError, before the limit
         raise _timed_out(spec) from exc
+
+
+async def _close_stream(stream: Any) -> None:
+    """Close a streaming action's (async) generator now (its ``finally`` blocks run), not at
+    garbage collection; a failure to close is logged: the stream's own error is what matters."""
+    try:
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+        elif hasattr(stream, "close"):
+            stream.close()
+    except Exception:
+        logger.warning("closing a streaming action failed", exc_info=True)
 
 
 async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> Any:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import abc
 import inspect
-import logging
 import types
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -209,24 +208,6 @@ def open_stream(act: Action, base: State, kwargs: dict[str, Any], reads: tuple[s
     return act.stream_run(run_input(act, base.subset(*reads)), **kwargs)
 
 
-async def close_stream(stream: Any) -> None:
-    """Close a streaming action's (async) generator now, running its ``finally`` blocks,
-    rather than when it is garbage collected. A failure while closing is logged, not raised:
-    the error that ended the stream is the one that matters."""
-    if stream is None:
-        return
-    try:
-        aclose = getattr(stream, "aclose", None)
-        if aclose is not None:
-            await aclose()
-            return
-        close = getattr(stream, "close", None)
-        if close is not None:
-            close()
-    except Exception:
-        logging.getLogger(__name__).warning("closing a streaming action failed", exc_info=True)
-
-
 class StreamReader:
     """Sorts a streaming action's raw yields into items and its final ``(result, state)``."""
 
@@ -399,6 +380,12 @@ class _ContainerBase:
         """Whether the stream raised (the exception already reached the caller)."""
         return self._error_delivered
 
+    def _closed(self) -> Callable[..., Any] | None:
+        """Record a stream stopped by ``close()``; the end callback to call, if not yet."""
+        self._done = True
+        self._result, self._state = None, self._app.state
+        return self._ending()
+
     def _failed(self) -> None:
         self._done = True
         self._error_delivered = True
@@ -495,22 +482,17 @@ class StreamingResultContainer(_ContainerBase):
         return self._result, self._state
 
     def close(self) -> None:
-        """Stop the stream now, if it has not ended: the step ends as cancelled (not
-        committed; hooks see ``GeneratorExit``) and the action's open spans end, innermost
-        first. ``get()`` then returns ``(None, state)`` with the application's state. Leaving
-        a ``with container:`` block calls it; a finished stream is left as it is."""
+        """Stop the stream now, if it has not ended (leaving ``with container:`` calls it): the
+        step ends as cancelled (not committed; hooks see ``GeneratorExit``), the action's open
+        spans end innermost first, and ``get()`` returns ``(None, state)``."""
         if self._done:
             return
-        walker, self._walker = self._walker, None
-        if walker is not None:
-            walker.close()  # type: ignore[attr-defined]
-        iterator, self._iterator = self._iterator, None
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-        self._done = True
-        self._result, self._state = None, self._app.state
-        on_end = self._ending()
+        for stream in (self._walker, self._iterator):
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        self._walker = self._iterator = None
+        on_end = self._closed()
         if on_end is not None:
             on_end(self._result, self._state, None)
 
@@ -597,18 +579,15 @@ class AsyncStreamingResultContainer(_ContainerBase):
 
     async def aclose(self) -> None:
         """Stop the stream now, if it has not ended (see ``StreamingResultContainer.close``);
-        leaving an ``async with container:`` block calls it."""
+        leaving ``async with container:`` calls it."""
         if self._done:
             return
-        walker, self._awalker = self._awalker, None
-        if walker is not None:
-            await walker.aclose()  # type: ignore[attr-defined]
-        aclose = getattr(self._source, "aclose", None)
-        if aclose is not None:
-            await aclose()
-        self._done = True
-        self._result, self._state = None, self._app.state
-        on_end = self._ending()
+        for stream in (self._awalker, self._source):
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self._awalker = None
+        on_end = self._closed()
         if on_end is not None:
             await on_end(self._result, self._state, None)
 
