@@ -11,7 +11,7 @@ stream ends when the browser goes away.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from fastapi import Request
@@ -21,7 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from turnout.integrations.fastapi.ui import queries
 from turnout.integrations.fastapi.ui._source import AppLog, Step, TrackingSource
 
-__all__ = ["live_response"]
+__all__ = ["live_response", "render_changes"]
 
 WATCHED = 200  # the newest steps whose status changes are sent
 
@@ -42,35 +42,54 @@ def _changes(
     return new, changed
 
 
+def render_changes(
+    env: Any,
+    source: TrackingSource,
+    log: AppLog,
+    *,
+    project: str,
+    app_id: str,
+    new: Sequence[Step],
+    changed: Sequence[Step] = (),
+) -> tuple[str, str]:
+    """The HTML of one live update: the rows (new steps newest first, then changed steps
+    marked for an in-place swap) and the application's summary line."""
+    rows = env.get_template("_live.html").render(
+        project=project,
+        app_id=app_id,
+        new=[queries.step_row(log, s) for s in reversed(new)],
+        changed=[queries.step_row(log, s) for s in changed],
+        selected=None,
+        top=None,
+        live=True,
+    )
+    app = queries.app_detail(source, project, app_id)
+    summary = env.get_template("_summary.html").render(project=project, app=app)
+    return rows, summary
+
+
 async def _events(
     request: Request, log: AppLog, *, project: str, app_id: str, after: int
 ) -> AsyncIterator[dict[str, str]]:
     source: TrackingSource = request.app.state.source
     env = request.app.state.templates.env
-    rows, summary = env.get_template("_live.html"), env.get_template("_summary.html")
     poll: float = request.app.state.live_poll
     known = {s.seq: _key(s) for s in log.step_list()[-WATCHED:] if s.seq <= after}
     last = after
     while not await request.is_disconnected():
         new, changed = await run_in_threadpool(_changes, source, log, known, last)
         if new or changed:
-            app = await run_in_threadpool(queries.app_detail, source, project, app_id)
-            html = rows.render(
-                project=project,
-                app_id=app_id,
-                app=app,
-                new=[queries.step_row(log, s) for s in reversed(new)],
-                changed=[queries.step_row(log, s) for s in changed],
-                selected=None,
-                top=None,
-                live=True,
+            rows, summary = await run_in_threadpool(
+                lambda: render_changes(
+                    env, source, log, project=project, app_id=app_id, new=new, changed=changed
+                )
             )
             for step in [*new, *changed]:
                 known[step.seq] = _key(step)
             if new:
                 last = new[-1].seq
-            yield {"event": "step", "data": html}
-            yield {"event": "summary", "data": summary.render(project=project, app=app)}
+            yield {"event": "step", "data": rows}
+            yield {"event": "summary", "data": summary}
         await asyncio.sleep(poll)
 
 
