@@ -2,9 +2,9 @@
 
 ``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]
 [--artifacts DIR] [--web]`` opens the tracking UI (``--web``: the new web UI of
-``turnout.integrations.fastapi.ui`` instead of the Streamlit one) over ``DIR`` (default ``$TURNOUT_HOME`` or
-``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore``
-directory the UI downloads the blobs of artifact refs from. On a directory
+``turnout.integrations.fastapi.ui`` instead of the Streamlit one) over ``DIR`` (default
+``$TURNOUT_HOME`` or ``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a
+``LocalArtifactStore`` directory the UI downloads the blobs of artifact refs from. On a directory
 with no tracked application it first runs the demo applications into a ``demo`` project
 (``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
 only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``

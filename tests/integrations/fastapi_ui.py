@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,9 @@ def counter_builder(
         .with_tracker(tracker)
         .with_identifiers(app_id=app_id)
     )
-    return builder.with_state(count=0, history=[]).with_entrypoint("increment") if fresh else builder
+    return (
+        builder.with_state(count=0, history=[]).with_entrypoint("increment") if fresh else builder
+    )
 
 
 class Flaky(ConnectionError):
@@ -66,7 +68,11 @@ class Flaky(ConnectionError):
 _calls = {"fetch": 0}
 
 
-@action(reads=[], writes=["fetched"], retry=RetryPolicy(max_attempts=2, retry_on=(Flaky,), initial_delay=0.0))
+@action(
+    reads=[],
+    writes=["fetched"],
+    retry=RetryPolicy(max_attempts=2, retry_on=(Flaky,), initial_delay=0.0),
+)
 def fetch(state: State) -> State:
     _calls["fetch"] += 1
     if _calls["fetch"] % 2 == 1:
@@ -93,10 +99,8 @@ def write_data(storage: Path) -> None:
             .with_identifiers(app_id="flaky")
             .build()
         )
-        try:
+        with suppress(ValueError):
             flaky.run(halt_after=["explode"])
-        except ValueError:
-            pass
         counter_builder(tracker, "parent", 2).build().run(halt_after=["report"])
         tagged = LocalTracker(PROJECT, storage_dir=storage, tags={"suite": "web"})
         (

@@ -15,12 +15,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
 pytest.importorskip("streamlit")  # the tracking reader still lives in the Streamlit package
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from tests.integrations.fastapi_ui import BIG, LIMIT, PROJECT, write_data  # noqa: E402
-from turnout.integrations.fastapi.ui import create_ui_app  # noqa: E402
-from turnout.integrations.fastapi.ui.app import CSP  # noqa: E402
-from turnout.integrations.fastapi.ui.server import allowed_hosts, prepare  # noqa: E402
+from tests.integrations.fastapi_ui import BIG, LIMIT, PROJECT, write_data
+from turnout.integrations.fastapi.ui import create_ui_app
+from turnout.integrations.fastapi.ui.app import CSP
+from turnout.integrations.fastapi.ui.server import allowed_hosts, prepare
 
 API = f"/api/v1/projects/{PROJECT}"
 
@@ -49,14 +49,17 @@ def test_apps_are_sorted_by_last_activity_with_links_and_tags(client: TestClient
     apps = {a["app_id"]: a for a in page["apps"]}
     assert [a["app_id"] for a in page["apps"]] == ["child", "parent", "flaky", "counter"]
     assert page["total"] == page["matched"] == 4
-    assert apps["counter"]["status"] == "completed" and apps["counter"]["step_count"] == LIMIT + 1
-    assert apps["flaky"]["status"] == "failed" and apps["flaky"]["error_count"] == 1
+    assert apps["counter"]["status"] == "completed"
+    assert apps["counter"]["step_count"] == LIMIT + 1
+    assert apps["flaky"]["status"] == "failed"
+    assert apps["flaky"]["error_count"] == 1
     assert apps["child"]["parent"] == {
         "app_id": "parent", "partition_key": None, "sequence_id": 1, "kind": "fork",
     }  # fmt: skip
     assert [c["app_id"] for c in apps["parent"]["children"]] == ["child"]
     assert apps["child"]["tags"] == {"suite": "web"}
-    assert page["partition_keys"] == ["(none)", "p1"] and page["tags"] == ["suite=web"]
+    assert page["partition_keys"] == ["(none)", "p1"]
+    assert page["tags"] == ["suite=web"]
 
 
 @pytest.mark.parametrize(
@@ -92,7 +95,8 @@ def test_an_app_has_its_summary_graph_and_run_counts(client: TestClient) -> None
 def test_steps_page_from_the_newest_and_from_a_sequence_id(client: TestClient) -> None:
     newest = client.get(f"{API}/apps/counter/steps?limit=2").json()
     assert [s["seq"] for s in newest["steps"]] == [LIMIT, LIMIT - 1]
-    assert newest["order"] == "newest-first" and newest["total"] == LIMIT + 1
+    assert newest["order"] == "newest-first"
+    assert newest["total"] == LIMIT + 1
     older = client.get(f"{API}/apps/counter/steps?limit=2&before={newest['older']}").json()
     assert [s["seq"] for s in older["steps"]] == [LIMIT - 2, LIMIT - 3]
     after = client.get(f"{API}/apps/counter/steps?after=1&limit=2").json()
@@ -103,19 +107,23 @@ def test_steps_page_from_the_newest_and_from_a_sequence_id(client: TestClient) -
 
 def test_a_step_has_states_around_it_and_its_recorded_delta(client: TestClient) -> None:
     step = client.get(f"{API}/apps/counter/steps/2").json()
-    assert step["step"]["action"] == "increment" and step["step"]["status"] == "completed"
-    assert step["state_before"]["count"] == 2 and step["state_after"]["count"] == 3
+    assert step["step"]["action"] == "increment"
+    assert step["step"]["status"] == "completed"
+    assert step["state_before"]["count"] == 2
+    assert step["state_after"]["count"] == 3
     assert step["state_after"]["history"] == [*range(BIG), 2, 3]
     ops = [(c["op"], c["key"], c["value"]) for c in step["changes"]]
     assert ops == [("set", "count", 3), ("append", "history", 3)]
-    assert step["changes"][0]["previous"] == 2 and step["changes"][0]["had_previous"]
+    assert step["changes"][0]["previous"] == 2
+    assert step["changes"][0]["had_previous"]
     assert [s["name"] for s in step["spans"]] == ["work"]
     assert step["spans"][0]["attributes"] == {"previous": 2}
 
 
 def test_a_retried_then_failed_app_shows_attempts_and_tracebacks(client: TestClient) -> None:
     fetched = client.get(f"{API}/apps/flaky/steps/0").json()
-    assert fetched["step"]["attempts"] == 2 and fetched["step"]["status"] == "completed"
+    assert fetched["step"]["attempts"] == 2
+    assert fetched["step"]["status"] == "completed"
     assert len(fetched["attempt_errors"]) == 1
     assert "the first call always fails" in fetched["attempt_errors"][0]
     failed = client.get(f"{API}/apps/flaky/steps/1").json()
@@ -141,7 +149,8 @@ def test_a_big_list_pages_through_every_item(client: TestClient) -> None:
 
 def test_a_fork_and_its_parent_link_each_other(client: TestClient) -> None:
     child = client.get(f"{API}/apps/child").json()["summary"]
-    assert child["parent"]["app_id"] == "parent" and child["partition_key"] == "p1"
+    assert child["parent"]["app_id"] == "parent"
+    assert child["partition_key"] == "p1"
     parent_step = client.get(f"{API}/apps/parent/steps").json()["steps"]
     assert [c["app_id"] for s in parent_step for c in s["children"]] == ["child"]
 
@@ -190,7 +199,8 @@ def test_an_app_id_with_a_slash_is_reachable(tmp_path: Path) -> None:
         assert client.get(f"{API}/apps/{quoted}").json()["summary"]["app_id"] == "team/a b?c"
         assert client.get(f"{API}/apps/{quoted}/steps/0").json()["step"]["seq"] == 0
         page = client.get(f"/projects/{PROJECT}/apps/{quoted}/steps/0")
-        assert page.status_code == 200 and f'href="/projects/{PROJECT}/apps/{quoted}' in page.text
+        assert page.status_code == 200
+        assert f'href="/projects/{PROJECT}/apps/{quoted}' in page.text
 
 
 def test_pages_carry_the_content_security_policy(client: TestClient) -> None:
@@ -198,7 +208,8 @@ def test_pages_carry_the_content_security_policy(client: TestClient) -> None:
         answer = client.get(path)
         assert answer.status_code == 200
         assert answer.headers["content-security-policy"] == CSP
-        assert "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+        assert "script-src 'self'" in CSP
+        assert "unsafe-inline" not in CSP
 
 
 def test_a_chosen_step_is_highlighted_not_coloured_as_a_failure(client: TestClient) -> None:
@@ -215,13 +226,15 @@ def test_a_big_list_on_the_step_page_links_to_its_next_items(client: TestClient)
     assert f"{BIG + 1 - 50} more items" in page
     assert "value?state=after&pointer=%2Fhistory&offset=50" in page
     more = client.get(f"/projects/{PROJECT}/apps/counter/steps/1/value?pointer=/history&offset=50")
-    assert more.status_code == 200 and "showing 51–100" in more.text
+    assert more.status_code == 200
+    assert "showing 51\u2013100" in more.text
 
 
 def test_an_htmx_step_click_gets_the_main_region_only(client: TestClient) -> None:
     url = f"/projects/{PROJECT}/apps/counter/steps/2"
     partial = client.get(url, headers={"HX-Request": "true"}).text
-    assert partial.lstrip().startswith('<div id="app-main"') and "<html" not in partial
+    assert partial.lstrip().startswith('<div id="app-main"')
+    assert "<html" not in partial
     restore = client.get(url, headers={"HX-Request": "true", "HX-History-Restore-Request": "true"})
     assert "<html" in restore.text
 

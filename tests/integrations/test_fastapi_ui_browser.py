@@ -118,7 +118,8 @@ def test_a_failed_step_and_a_missing_one(ui_url: str, page: tuple[Page, list[str
     expect(tab.locator("pre.traceback").first).to_contain_text("ValueError: explode always fails")
     expect(tab.locator("#step-1")).to_have_class(re.compile(r"\bselected\b.*\bst-failed\b"))
     answer = tab.goto(f"{ui_url}/projects/{PROJECT}/apps/flaky/steps/9")
-    assert answer is not None and answer.status == 404
+    assert answer is not None
+    assert answer.status == 404
     expect(tab.locator(".notfound")).to_contain_text("has no step 9")
     assert [e for e in errors if "404" not in e] == []
 

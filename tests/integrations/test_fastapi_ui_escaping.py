@@ -16,12 +16,12 @@ pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
 pytest.importorskip("streamlit")  # the tracking reader still lives in the Streamlit package
 
-from fastapi.testclient import TestClient  # noqa: E402
+from fastapi.testclient import TestClient
 
-from turnout import ApplicationBuilder, State, TracerFactory, action  # noqa: E402
-from turnout.core.tracking import LocalTracker  # noqa: E402
-from turnout.integrations.fastapi.ui import TrackingSource, create_ui_app  # noqa: E402
-from turnout.integrations.fastapi.ui.live import render_changes  # noqa: E402
+from turnout import ApplicationBuilder, State, TracerFactory, action
+from turnout.core.tracking import LocalTracker
+from turnout.integrations.fastapi.ui import TrackingSource, create_ui_app
+from turnout.integrations.fastapi.ui.live import render_changes
 
 PROJECT = "hostile"
 SCRIPT = "<script>alert(1)</script>"

@@ -97,9 +97,7 @@ def value_tree(value: Any, pointer: str = "", depth: int = 0) -> Node:
         items = [
             (str(k), value_tree(v, pointer_join(pointer, str(k)), depth + 1)) for k, v in pairs
         ]
-        return Node(
-            kind=kind, items=items, total=total, pointer=pointer, more=total > PAGE_ITEMS
-        )
+        return Node(kind=kind, items=items, total=total, pointer=pointer, more=total > PAGE_ITEMS)
     return Node(kind="scalar", text=_scalar(value), pointer=pointer)
 
 

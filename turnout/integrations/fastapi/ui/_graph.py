@@ -88,9 +88,11 @@ def layout(graph: GraphOut, *, counts: dict[str, int], current: str | None) -> G
     rows: dict[int, list[str]] = {}
     for name in names:
         rows.setdefault(layer[name], []).append(name)
-    labels = {n: _short(n) + (f" ×{counts[n]}" if counts.get(n) else "") for n in names}
+    labels = {n: _short(n) + (f" \u00d7{counts[n]}" if counts.get(n) else "") for n in names}
     widths = {n: max(70.0, len(labels[n]) * CHAR_PX + 22) for n in names}
-    row_width = {k: sum(widths[n] for n in row) + NODE_GAP * (len(row) - 1) for k, row in rows.items()}
+    row_width = {
+        k: sum(widths[n] for n in row) + NODE_GAP * (len(row) - 1) for k, row in rows.items()
+    }
     inner = max(row_width.values(), default=100.0)
     boxes: dict[str, NodeBox] = {}
     for k, row in rows.items():

@@ -7,7 +7,7 @@ with a suffix after the id are declared before the bare one so they match first.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 
@@ -25,7 +25,9 @@ from turnout.integrations.fastapi.ui.schemas import (
 __all__ = ["api_router"]
 
 api_router = APIRouter(prefix="/api/v1", tags=["tracking"])
-_NOT_FOUND = {404: {"description": "no such project, application or step (the reason says)"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {
+    404: {"description": "no such project, application or step (the reason says)"}
+}
 _APP = "/projects/{project}/apps/{app_id:path}"
 
 

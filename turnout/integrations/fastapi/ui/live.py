@@ -11,6 +11,7 @@ stream ends when the browser goes away.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -80,10 +81,11 @@ async def _events(
         new, changed = await run_in_threadpool(_changes, source, log, known, last)
         if new or changed:
             rows, summary = await run_in_threadpool(
-                lambda: render_changes(
-                    env, source, log, project=project, app_id=app_id, new=new, changed=changed
+                functools.partial(
+                    render_changes, env, source, log, project=project, app_id=app_id, new=new,
+                    changed=changed,
                 )
-            )
+            )  # fmt: skip
             for step in [*new, *changed]:
                 known[step.seq] = _key(step)
             if new:

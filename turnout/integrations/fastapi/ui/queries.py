@@ -179,11 +179,13 @@ def _graph(raw: Any) -> GraphOut:
             if not isinstance(edge.get("to"), str):
                 continue
             transitions.append(
-                GraphTransition(
-                    source=edge["from"],
-                    target=edge["to"],
-                    condition=str(edge.get("condition", "default")),
-                    on_exception=bool(edge.get("on_exception", False)),
+                GraphTransition.model_validate(
+                    {
+                        "from": edge["from"],
+                        "to": edge["to"],
+                        "condition": str(edge.get("condition", "default")),
+                        "on_exception": bool(edge.get("on_exception", False)),
+                    }
                 )
             )
     entry = raw.get("entrypoint")

@@ -137,7 +137,9 @@ class Change(_Model):
     op: str = Field(description="set, append, extend, increment, delete, ...")
     key: str
     value: Any = None
-    previous: Any = Field(None, description="the key's value before the step, for set/delete")
+    previous: Any = Field(
+        default=None, description="the key's value before the step, for set/delete"
+    )
     had_previous: bool = False
 
 
@@ -184,4 +186,4 @@ class ValuePage(_Model):
     offset: int
     limit: int
     items: list[ValueItem]
-    value: Any = Field(None, description="the value itself, when it is a scalar")
+    value: Any = Field(default=None, description="the value itself, when it is a scalar")
