@@ -112,6 +112,7 @@ def _app_context(
         "older_top": None if steps.older is None else steps.older - 1,
         "newer_top": None if steps.newer is None else steps.newer + STEPS_PER_PAGE,
         "graph": layout(detail.graph, counts=detail.run_counts, current=current),
+        "action": next((a for a in detail.graph.actions if a.name == current), None),
         "detail": step,
         "bars": _format.waterfall(step) if step else [],
         "fork": _format.fork_snippet(step, storage, detail.graph.entrypoint) if step else "",
