@@ -5,7 +5,12 @@ retries, spans), big values paged, 404s with reasons, and the CLI's ``--web`` wi
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+import time
 import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +22,7 @@ pytest.importorskip("streamlit")  # the tracking reader still lives in the Strea
 
 from fastapi.testclient import TestClient
 
-from tests.integrations.fastapi_ui import BIG, LIMIT, PROJECT, write_data
+from tests.integrations.fastapi_ui import BIG, LIMIT, PROJECT, free_port, write_data
 from turnout.integrations.fastapi.ui import create_ui_app
 from turnout.integrations.fastapi.ui.app import CSP
 from turnout.integrations.fastapi.ui.server import allowed_hosts, prepare
@@ -253,3 +258,32 @@ def test_prepare_runs_the_demo_into_an_empty_directory_only(tmp_path: Path) -> N
         names = [p["name"] for p in client.get("/api/v1/projects").json()]
         assert names == ["demo"]
         assert client.get("/projects/demo").status_code == 200
+
+
+def test_turnout_ui_web_serves_the_api_on_the_given_port(storage: Path, tmp_path: Path) -> None:
+    """``turnout ui --web --no-demo --port P --dir D`` answers on 127.0.0.1:P and stops on
+    SIGTERM."""
+    port = free_port()
+    log = tmp_path / "ui.log"
+    command = [
+        sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo",
+        "--port", str(port), "--dir", str(storage),
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/projects") as answer:
+                    projects = json.loads(answer.read())
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        assert [p["name"] for p in projects] == [PROJECT]
+        assert f"http://127.0.0.1:{port}" in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

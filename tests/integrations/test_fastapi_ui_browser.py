@@ -34,6 +34,8 @@ from turnout.core.tracking import LocalTracker  # noqa: E402
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
+# htmx has taken over the step links (before that, a click is a full page load).
+BOOSTED = "() => !!document.querySelector('a.steplink')?.['htmx-internal-data']?.boosted"
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +89,7 @@ def test_projects_apps_app_step_and_back(
     expect(tab.locator("#steps tbody tr")).to_have_count(LIMIT + 1)
     expect(tab.locator("#step-panel")).to_contain_text("Choose a step")
 
+    tab.wait_for_function(BOOSTED)
     tab.evaluate("window.__sameDocument = true")  # gone if a click reloads the page
     tab.locator("#step-2 a.steplink").first.click()
     expect(tab).to_have_url(f"{app_url}/steps/2")
@@ -136,6 +139,7 @@ def test_live_mode_shows_a_step_written_while_the_page_is_open(
         tab.goto(f"{ui_url}/projects/{PROJECT}/apps/live-run?live=true")
         expect(tab.locator("#steps tbody tr")).to_have_count(2)
         expect(tab.locator("#app-summary")).to_contain_text("2 steps")
+        tab.wait_for_function(BOOSTED)
         tab.evaluate("window.__sameDocument = true")
         app.step()
         expect(tab.locator("#step-2")).to_be_visible()
