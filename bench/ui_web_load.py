@@ -151,6 +151,9 @@ BOOSTED = "() => !!document.querySelector('a.steplink')?.['htmx-internal-data']?
 CLICK_JS = """
 async ([seq, timeout]) => {
   const link = document.querySelector(`#step-${seq} a.steplink`);
+  // htmx takes over links swapped in on its settle step, ~20 ms on: a person cannot click
+  // sooner, and a click before it would be a full page load.
+  while (!link['htmx-internal-data']?.boosted) await new Promise((r) => setTimeout(r, 1));
   const start = performance.now();
   link.click();
   while (!document.querySelector('#step-panel h2')?.textContent.startsWith(`Step ${seq} `)) {

@@ -38,6 +38,16 @@ TIMEOUT_MS = 15_000
 BOOSTED = "() => !!document.querySelector('a.steplink')?.['htmx-internal-data']?.boosted"
 
 
+def _click_step(tab: Page, seq: int) -> None:
+    """Click step ``seq``'s link once htmx has taken it over (it does so on its settle step,
+    ~20 ms after a swap: a person cannot click sooner, a script can)."""
+    link = f"#step-{seq} a.steplink"
+    tab.wait_for_function(
+        f"() => !!document.querySelector('{link}')?.['htmx-internal-data']?.boosted"
+    )
+    tab.locator(link).first.click()
+
+
 @pytest.fixture(scope="module")
 def storage(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("webui-browser") / "tracking"
@@ -91,11 +101,11 @@ def test_projects_apps_app_step_and_back(
 
     tab.wait_for_function(BOOSTED)
     tab.evaluate("window.__sameDocument = true")  # gone if a click reloads the page
-    tab.locator("#step-2 a.steplink").first.click()
+    _click_step(tab, 2)
     expect(tab).to_have_url(f"{app_url}/steps/2")
     expect(tab.locator("#step-panel h2")).to_contain_text("Step 2")
     expect(tab.locator("#step-2")).to_have_class(re.compile(r"\bselected\b"))
-    tab.locator("#step-3 a.steplink").first.click()
+    _click_step(tab, 3)
     expect(tab).to_have_url(f"{app_url}/steps/3")
     expect(tab.locator("#step-panel h2")).to_contain_text("Step 3")
     expect(tab.locator("#step-2")).not_to_have_class(re.compile(r"\bselected\b"))
