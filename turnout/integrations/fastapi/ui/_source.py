@@ -74,6 +74,11 @@ class TrackingSource:
         self._lock = threading.RLock()
 
     @property
+    def storage_dir(self) -> str:
+        """What the fork and test-case snippets pass as the tracker's ``storage_dir``."""
+        return str(self.root)
+
+    @property
     def description(self) -> str:
         """Where the data comes from, as the pages say it."""
         return f"tracking directory {self.root}"

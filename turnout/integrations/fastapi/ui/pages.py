@@ -99,7 +99,7 @@ def _app_context(
         log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE
     )
     current = step.step.action if step else None
-    storage = str(getattr(source, "root", ""))
+    storage = source.storage_dir
     return {
         "project": project,
         "app_id": app_id,
