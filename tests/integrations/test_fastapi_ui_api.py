@@ -235,8 +235,13 @@ def test_a_big_list_on_the_step_page_links_to_its_next_items(client: TestClient)
     assert "showing 51\u2013100" in more.text
 
 
-def test_an_htmx_step_click_gets_the_main_region_only(client: TestClient) -> None:
+def test_an_htmx_step_click_gets_the_step_panel_and_graph_only(client: TestClient) -> None:
     url = f"/projects/{PROJECT}/apps/counter/steps/2"
+    click = client.get(url, headers={"HX-Request": "true", "HX-Target": "step-panel"}).text
+    assert click.lstrip().startswith('<section class="panel" id="step-panel" data-seq="2">')
+    assert '<svg class="graph" id="graph" hx-swap-oob="true"' in click
+    assert 'id="steps"' not in click
+    assert "<html" not in click
     partial = client.get(url, headers={"HX-Request": "true"}).text
     assert partial.lstrip().startswith('<div id="app-main"')
     assert "<html" not in partial

@@ -124,8 +124,13 @@ def _app_response(
     request: Request, project: str, app_id: str, seq: int | None, top: int | None, live: bool
 ) -> HTMLResponse:
     context = _app_context(request, project, app_id, seq=seq, top=top, live=live)
-    response = _render(request, "_app_main.html" if _partial(request) else "app.html", context)
-    response.headers["Vary"] = "HX-Request"
+    name = "app.html"
+    if _partial(request):
+        # A step link swaps the step panel alone; pager and live links the whole main region.
+        panel = request.headers.get("hx-target") == "step-panel" and seq is not None
+        name = "_step_click.html" if panel else "_app_main.html"
+    response = _render(request, name, context)
+    response.headers["Vary"] = "HX-Request, HX-Target"
     return response
 
 
