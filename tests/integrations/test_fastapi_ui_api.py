@@ -292,3 +292,26 @@ def test_turnout_ui_web_serves_the_api_on_the_given_port(storage: Path, tmp_path
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_the_steps_table_pages_and_a_deep_link_opens_the_page_of_its_step(tmp_path: Path) -> None:
+    from tests.integrations.fastapi_ui import counter_builder
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(PROJECT, storage_dir=tmp_path)
+    counter_builder(tracker, "long", 130).build().run(halt_after=["report"])  # steps 0..130
+    tracker.close()
+    base = f"/projects/{PROJECT}/apps/long"
+    with TestClient(create_ui_app(tmp_path)) as client:
+        newest = client.get(base).text
+        assert 'id="step-130"' in newest
+        assert 'id="step-31"' in newest
+        assert 'id="step-30"' not in newest
+        assert f'href="{base}?top=30"' in newest  # the older page
+        older = client.get(f"{base}?top=30").text
+        assert 'id="step-30"' in older
+        assert 'id="step-0"' in older
+        assert 'id="step-31"' not in older
+        deep = client.get(f"{base}/steps/5").text
+        assert '<tr id="step-5" class="step selected' in deep
+        assert f'href="{base}/steps/6?top=55"' in deep  # step links keep the page they are on
