@@ -146,11 +146,14 @@ def test_live_mode_shows_a_step_written_while_the_page_is_open(
         app = counter_builder(tracker, "live-run", limit=10).build()
         app.step()
         app.step()
-        tab.goto(f"{ui_url}/projects/{PROJECT}/apps/live-run?live=true")
+        app_url = f"{ui_url}/projects/{PROJECT}/apps/live-run"
+        tab.goto(app_url)
         expect(tab.locator("#steps tbody tr")).to_have_count(2)
-        expect(tab.locator("#app-summary")).to_contain_text("2 steps")
         tab.wait_for_function(BOOSTED)
         tab.evaluate("window.__sameDocument = true")
+        tab.get_by_role("link", name="○ live").click()  # an htmx swap that turns live mode on
+        expect(tab).to_have_url(f"{app_url}?live=true")
+        expect(tab.locator("#app-summary")).to_contain_text("2 steps")
         app.step()
         expect(tab.locator("#step-2")).to_be_visible()
         expect(tab.locator("#steps tbody tr").first).to_have_id("step-2")

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from turnout.integrations.fastapi.ui import _format, queries
 from turnout.integrations.fastapi.ui._graph import layout
@@ -168,10 +169,9 @@ def step_page(
 
 
 @pages_router.get(_APP + "/live")
-async def live_page(
-    request: Request, project: str, app_id: str, after: int = -1, selected: int | None = None
-) -> Response:
-    log = queries.open_app(_source(request), project, app_id)
+async def live_page(request: Request, project: str, app_id: str, after: int = -1) -> Response:
+    # Reading a log is file work: off the event loop, like every other page's.
+    log = await run_in_threadpool(queries.open_app, _source(request), project, app_id)
     return live_response(request, log, project=project, app_id=app_id, after=after)
 
 
