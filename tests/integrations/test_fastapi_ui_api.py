@@ -315,3 +315,18 @@ def test_the_steps_table_pages_and_a_deep_link_opens_the_page_of_its_step(tmp_pa
         deep = client.get(f"{base}/steps/5").text
         assert '<tr id="step-5" class="step selected' in deep
         assert f'href="{base}/steps/6?top=55"' in deep  # step links keep the page they are on
+
+
+def test_without_streamlit_the_import_names_the_ui_extra() -> None:
+    """The tracking reader still lives in the Streamlit package: its absence is reported as the
+    web UI's own missing extra."""
+    probe = (
+        "import sys; sys.modules['streamlit'] = None\n"
+        "try:\n    import turnout.integrations.fastapi.ui\n"
+        "except ImportError as error:\n    print(type(error).__name__, error)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    assert out.startswith("MissingExtraError turnout.integrations.fastapi.ui needs the 'streamlit'")
+    assert 'pip install "turnout[ui]"' in out

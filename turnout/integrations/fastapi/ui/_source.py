@@ -19,18 +19,29 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from turnout.integrations.streamlit import demo as _demo
-from turnout.integrations.streamlit.data import (
-    AppLog,
-    AppSummary,
-    ChildLink,
-    ProjectSummary,
-    Span,
-    Step,
-    step_token_totals,
-)
-from turnout.integrations.streamlit.index import TrackingIndex
-from turnout.integrations.streamlit.params import InvalidParameterError
+from turnout.core.errors import MissingExtraError
+from turnout.integrations._guard import missing_extra
+
+try:
+    # The reader's package opens with Streamlit's import guard: until it moves, the web UI
+    # needs Streamlit installed too (the "ui" extra brings it).
+    from turnout.integrations.streamlit import demo as _demo
+    from turnout.integrations.streamlit.data import (
+        AppLog,
+        AppSummary,
+        ChildLink,
+        ProjectSummary,
+        Span,
+        Step,
+        step_token_totals,
+    )
+    from turnout.integrations.streamlit.index import TrackingIndex
+    from turnout.integrations.streamlit.params import InvalidParameterError
+except MissingExtraError as _error:
+    _missing = ImportError("streamlit is not installed", name="streamlit")
+    raise missing_extra(
+        "turnout.integrations.fastapi.ui", 'pip install "turnout[ui]"', _missing
+    ) from _error
 
 __all__ = [
     "AppLog",
