@@ -330,3 +330,23 @@ def test_without_streamlit_the_import_names_the_ui_extra() -> None:
     ).stdout
     assert out.startswith("MissingExtraError turnout.integrations.fastapi.ui needs the 'streamlit'")
     assert 'pip install "turnout[ui]"' in out
+
+
+def test_the_applications_page_pages_by_50_and_keeps_its_filters(tmp_path: Path) -> None:
+    from tests.integrations.fastapi_ui import counter_builder
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(PROJECT, storage_dir=tmp_path)
+    for number in range(55):
+        counter_builder(tracker, f"app-{number:02d}", 1).build().run(halt_after=["report"])
+    tracker.close()
+    with TestClient(create_ui_app(tmp_path)) as client:
+        first = client.get(f"/projects/{PROJECT}?status=completed").text
+        assert first.count('<a class="applink" href="/projects/') == 50
+        assert "55 of 55 applications" in first
+        assert f'href="/projects/{PROJECT}?offset=50&amp;status=completed"' in first
+        second = client.get(f"/projects/{PROJECT}?offset=50&status=completed").text
+        assert second.count('<a class="applink" href="/projects/') == 5
+        assert 'id="apps"' in second
+        assert 'rel="next"' not in second
+        assert "<option selected>completed</option>" in second
