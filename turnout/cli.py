@@ -1,9 +1,10 @@
 """The ``turnout`` command.
 
 ``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]
-[--artifacts DIR]`` opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or
-``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore``
-directory the UI downloads the blobs of artifact refs from. On a directory
+[--artifacts DIR] [--web]`` opens the tracking UI (``--web``: the new web UI of
+``turnout.integrations.fastapi.ui`` instead of the Streamlit one) over ``DIR`` (default
+``$TURNOUT_HOME`` or ``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a
+``LocalArtifactStore`` directory the UI downloads the blobs of artifact refs from. On a directory
 with no tracked application it first runs the demo applications into a ``demo`` project
 (``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
 only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
@@ -90,6 +91,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
+    )
+    ui.add_argument(
+        "--web",
+        action="store_true",
+        help='serve the new web UI (FastAPI, htmx; needs: pip install "turnout[ui]") instead '
+        "of the Streamlit one; see docs/ui.md for the pages it covers so far",
     )
     case = commands.add_parser(
         "test-case",
@@ -405,6 +412,24 @@ def _serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
+    """``turnout ui --web``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
+    try:
+        from turnout.integrations.fastapi.ui.server import run_ui
+    except MissingExtraError as exc:
+        print(f"turnout ui: {exc}", file=sys.stderr)
+        return 1
+    if args.artifacts is not None:
+        print("turnout ui --web: --artifacts is not used by the web UI yet", file=sys.stderr)
+    print(f"turnout ui: http://{args.host}:{args.port}  (tracking directory {storage_dir})")
+    sys.stdout.flush()
+    run_ui(
+        storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
+        allow_hosts=args.allow_hosts,
+    )  # fmt: skip
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
@@ -440,6 +465,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.web:
+        return _web_ui_command(args, storage_dir)
     try:
         command = ui_command(
             storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
