@@ -33,8 +33,10 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
+from turnout.core._track_encoder import _SafeEncoder
 from turnout.core.errors import PersistenceError
 from turnout.core.persistence import PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, Serde
@@ -115,7 +117,8 @@ class PostgresTracker(LocalTracker):
         self._owns_writer = _writer is None
         self._writer = _writer or Writer(
             connect=None if self._pool is not None else self._connect, pool=self._pool,
-            tables=self._tables, max_queue=max_queue, block_timeout=block_timeout,
+            tables=self._tables, render=partial(_render, self._encoder), max_queue=max_queue,
+            block_timeout=block_timeout,
             batch_size=batch_size,
         )  # fmt: skip
         self._partitions: dict[str, str | None] = {}
@@ -167,29 +170,23 @@ class PostgresTracker(LocalTracker):
         return self._writer.dropped
 
     def _write(self, app_id: str, record: Record) -> None:
-        try:
-            line = self._encoder.line(app_id, record.to_json()).decode("utf-8")[:-1]
-        except Exception as exc:  # never expected; still, a tracker must not break the app
-            self._skip(app_id, exc)
-            return
+        # The step path only queues the record: it is frozen and holds encoded values only
+        # (fresh containers the serde built), so the writing thread turns it into its
+        # checksummed line (``_render``) while the application goes on.
+        finished = snapshot = False
         if isinstance(record, AppRecord):
             self._partitions[app_id] = record.partition_key
             run, seq = record.run, record.sequence_id
         else:
             run, seq = self._runs.get(app_id), getattr(record, "seq", None)
-        finished = isinstance(record, EndRecord) and record.finished
-        snapshot = isinstance(record, EndRecord) and record.snapshot is not None
+            if isinstance(record, EndRecord):
+                finished, snapshot = record.finished, record.snapshot is not None
         self._writer.put(
             (
                 app_id, self._partitions.get(app_id), run, seq, record.KIND, finished, snapshot,
-                FORMAT_VERSION, line, getattr(record, "time", 0.0),
+                FORMAT_VERSION, record, getattr(record, "time", 0.0),
             )
         )  # fmt: skip
-
-    def _skip(self, app_id: str, exc: BaseException) -> None:
-        from turnout.core.tracking import logger
-
-        logger.warning("tracking of app %r skipped a record it could not write: %r", app_id, exc)
 
     def post_run_execute_call(self, **future_kwargs: Any) -> None:
         if self._flush_each_run:
@@ -278,6 +275,11 @@ class PostgresTracker(LocalTracker):
             "a PostgresTracker has no project directory: its records are in PostgreSQL "
             "(read them with read_records(app_id))"
         )
+
+
+def _render(encoder: _SafeEncoder, app_id: str, record: Record) -> str:
+    """The checksummed line of ``record`` (what a local log holds), without its newline."""
+    return encoder.line(app_id, record.to_json()).decode("utf-8")[:-1]
 
 
 def _close_at_exit(ref: weakref.ref[PostgresTracker]) -> None:
