@@ -16,10 +16,12 @@ is looked up by them before it is sent again, so it is never written twice.
 **When the database is slow or down** (the documented policy): a row that finds the queue full
 waits up to ``block_timeout`` seconds for room, then is dropped, counted in ``dropped`` and
 reported once per outage through ``logging`` (logger ``turnout.tracking``); while the outage
-lasts (until a batch is written again) further rows that find the queue full are dropped at
-once, so a stalled database slows the application by at most one ``block_timeout``.
-``close()`` waits up to its timeout for the queue to drain and counts what it could not write
-as dropped.
+lasts (from that drop, or from a failed batch, until a batch is written again) further rows
+that find the queue full are dropped at once, so a stalled database slows the application by
+at most one ``block_timeout`` per outage. A failed batch is reported once per outage too (one
+"cannot write; retrying" line), and the writer keeps it, reconnecting with a growing pause,
+until the database takes it. ``close()`` waits up to its timeout for the queue to drain and
+counts what it could not write as dropped.
 """
 
 from __future__ import annotations
