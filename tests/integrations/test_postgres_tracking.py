@@ -31,7 +31,6 @@ from tests.integrations.reconnect_checks import Relay
 from tests.integrations.test_postgres import DSN, server
 from turnout import ApplicationBuilder, RetryPolicy, State, action, streaming_action
 from turnout.core.errors import PersistenceError
-from turnout.core.trackhistory import History
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import AppRecord, EndRecord, FormatRecord
 from turnout.integrations.postgres_tracking import PostgresTracker, _reader

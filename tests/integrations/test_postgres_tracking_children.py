@@ -18,11 +18,11 @@ import pytest
 pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
 
-from tests.integrations import parallel_actions as pa  # noqa: E402
-from tests.integrations.test_postgres import DSN, server  # noqa: E402
-from tests.integrations.test_postgres_tracking import prefix  # noqa: E402
-from turnout.core.tracklog import AppRecord, ChildRecord, EndRecord  # noqa: E402
-from turnout.integrations.postgres_tracking import PostgresTracker  # noqa: E402
+from tests.integrations import parallel_actions as pa
+from tests.integrations.test_postgres import DSN, server
+from tests.integrations.test_postgres_tracking import prefix
+from turnout.core.tracklog import AppRecord, ChildRecord, EndRecord
+from turnout.integrations.postgres_tracking import PostgresTracker
 
 __all__ = ["prefix", "server"]  # fixtures
 
@@ -48,7 +48,8 @@ def check_children_in_the_store(factory: Callable[[], Executor], table_prefix: s
         child = tracker.read_records(link.child_app_id).records
         assert [r.KIND for r in child] == ["format", "app", "begin", "end"]
         app_row, end = child[1], child[3]
-        assert isinstance(app_row, AppRecord) and isinstance(end, EndRecord)
+        assert isinstance(app_row, AppRecord)
+        assert isinstance(end, EndRecord)
         assert app_row.spawning_parent is not None
         assert (app_row.spawning_parent["app_id"], app_row.spawning_parent["sequence_id"]) == (
             "parent",

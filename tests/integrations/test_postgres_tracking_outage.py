@@ -21,15 +21,15 @@ import pytest
 
 pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
-import psycopg  # noqa: E402
-from psycopg.conninfo import make_conninfo  # noqa: E402
+import psycopg
+from psycopg.conninfo import make_conninfo
 
-from tests.integrations.test_postgres import DSN, server  # noqa: E402
-from tests.integrations.test_postgres_tracking import APP, counter, prefix  # noqa: E402
-from turnout.core.errors import PersistenceError  # noqa: E402
-from turnout.core.tracking import LocalTracker  # noqa: E402
-from turnout.core.tracklog import FormatRecord, read_records  # noqa: E402
-from turnout.integrations.postgres_tracking import PostgresTracker  # noqa: E402
+from tests.integrations.test_postgres import DSN, server
+from tests.integrations.test_postgres_tracking import APP, counter, prefix
+from turnout.core.errors import PersistenceError
+from turnout.core.tracking import LocalTracker
+from turnout.core.tracklog import FormatRecord, read_records
+from turnout.integrations.postgres_tracking import PostgresTracker
 
 __all__ = ["prefix", "server"]  # fixtures
 
@@ -119,9 +119,7 @@ def test_a_terminated_connection_drops_by_the_policy_and_the_writer_reconnects(
     reader = PostgresTracker(DSN, project="killed", table_prefix=prefix)
     written = [r for r in reader.read_records(APP).records if not isinstance(r, FormatRecord)]
     tracked = [
-        r
-        for r in read_records(local.log_path(APP)).records
-        if not isinstance(r, FormatRecord)
+        r for r in read_records(local.log_path(APP)).records if not isinstance(r, FormatRecord)
     ]
     assert len(written) + tracker.dropped == len(tracked)
     assert [r.KIND for r in written[-2:]] == ["begin", "end"]  # written after the 2nd outage
