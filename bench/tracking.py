@@ -1,19 +1,24 @@
 """Tracking overhead: what recording every step for the UI adds to each step.
 
-This is a benchmark script, not a test. It answers one question: how many microseconds per step
-does a local tracker add to an application whose state keeps growing, and how does turnout's
-``LocalTracker`` compare with Burr's ``LocalTrackingClient``?
+This is a benchmark script, not a test. It answers: how many microseconds per step does a
+tracker add to an application whose state keeps growing; how do turnout's ``LocalTracker`` and
+``PostgresTracker`` compare with each other and with Burr's ``LocalTrackingClient``; and how
+many steps per second do 8 processes tracking into one store at once sustain?
 
 The workload is a chat-like application of ``--steps`` steps (1,000 by default). Its one action
 appends a message (a dict holding about 200 characters of varied text) to a ``messages`` list
 and increments a ``turn`` counter, so step *n* runs on a state of *n* messages. The same action
-code is written once and imported from ``turnout`` or from ``burr.core``. Four variants run:
+code is written once and imported from ``turnout`` or from ``burr.core``. Five variants run:
 
 ``turnout``
     ``turnout.ApplicationBuilder``, no tracker (the baseline for turnout's overhead).
 ``turnout + LocalTracker``
     The same with ``with_tracker(turnout.core.tracking.LocalTracker(...))``, default settings:
     a begin and an end line per step holding the step's changes, a full snapshot every 50 steps.
+``turnout + PostgresTracker``
+    The same with ``PostgresTracker(--dsn, ...)``, default settings, when psycopg is installed
+    and the server answers. Only the step path is timed; the time its writer then takes to
+    drain its queue is reported apart, and every finished step is checked in the table.
 ``burr``
     ``burr.core.ApplicationBuilder``, no tracker (the baseline for Burr's overhead).
 ``burr + LocalTrackingClient``
@@ -32,6 +37,10 @@ whole (``time.perf_counter_ns`` around ``--steps`` calls of ``app.step()``) and 
 number of steps. Reported: the median µs/step over rounds (with the 25th-75th percentile
 range), the overhead of each tracker (tracked minus untracked median), the ratio of Burr's
 overhead to turnout's, and the bytes each tracker wrote.
+
+Then ``--writers`` processes (8) each run ``--writer-steps`` (2,000) tracked steps into one store
+at once, with each turnout tracker in turn: steps/s over the wall time from a common start until
+the last process has closed (flushed) its tracker. The load average is printed with the figures.
 
 Run ``python bench/tracking.py --help`` for the options.
 """
