@@ -370,7 +370,7 @@ class Writer:
         while True:
             try:
                 with conn.transaction():
-                    written = self._insert_rows(conn, batch)
+                    written = _insert_rows(conn, t, self.writer_id, self._apps, batch)
                 self._apps.update(written)
                 return
             except psycopg.errors.UniqueViolation as exc:
@@ -382,49 +382,6 @@ class Writer:
                 if (exc.diag.constraint_name or "").endswith("_writer_n_key"):
                     return  # this very batch is in already (a retry after a cut commit)
 
-    def _insert_rows(self, conn: Any, batch: list[tuple[int, Row]]) -> dict[str, _App]:
-        """Insert ``batch`` (inside the caller's transaction); its apps' states after it."""
-        t = self._tables
-        touched = {row[0] for _n, row in batch}
-        # Copies: the states change only if the transaction commits.
-        apps = {a: _copy_app(self._apps[a]) for a in touched if a in self._apps}
-        for app_id in sorted(touched - apps.keys()):
-            where, where_params = t.where(app_id)
-            last = conn.execute(
-                f"SELECT max(pos) FROM {t.records} WHERE {where}", where_params
-            ).fetchone()[0]
-            apps[app_id] = _App(next_pos=0 if last is None else last + 1)
-        latest: dict[str, tuple[str | None, float]] = {}
-        stamp = dt.datetime.fromtimestamp
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY {t.records} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(_TYPES)
-                for n, row in batch:
-                    app_id, key, run, seq, kind, finished, snapshot, version, payload, at = row
-                    app = apps[app_id]
-                    pos = app.next_pos
-                    vouch = _vouch(app, pos, row)
-                    copy.write_row(
-                        (
-                            t.project, app_id, pos, key, run, seq, kind, finished, snapshot,
-                            vouch, version, self.writer_id, n, payload, stamp(at, dt.UTC),
-                        )
-                    )  # fmt: skip
-                    known = latest.get(app_id, (None, at))
-                    latest[app_id] = (key if kind == "app" else known[0], at)
-            cur.executemany(
-                f"INSERT INTO {t.apps} AS a (project, app_id, partition_key, created_at, "
-                f"updated_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, app_id) DO "
-                f"UPDATE SET updated_at = GREATEST(a.updated_at, EXCLUDED.updated_at), "
-                f"partition_key = COALESCE(EXCLUDED.partition_key, a.partition_key)",
-                [
-                    (t.project, app_id, key, when, when)
-                    for app_id, (key, at) in sorted(latest.items())  # one order: no deadlocks
-                    for when in [stamp(at, dt.UTC)]
-                ],
-            )
-        return apps
-
     def _forget_connection(self) -> None:
         if self._conn is not None:
             with contextlib.suppress(Exception):  # already broken: nothing to close cleanly
@@ -434,3 +391,49 @@ class Writer:
 
 def _copy_app(app: _App) -> _App:
     return _App(next_pos=app.next_pos, run=None if app.run is None else replace(app.run))
+
+
+def _insert_rows(
+    conn: Any, t: Tables, writer_id: int, known: dict[str, _App], batch: list[tuple[int, Row]]
+) -> dict[str, _App]:
+    """Insert ``batch`` (inside the caller's transaction) as writer ``writer_id``, which knows
+    the positions of the apps in ``known`` (left as they are); the batch's apps after it."""
+    touched = {row[0] for _n, row in batch}
+    # Copies: the states change only if the transaction commits.
+    apps = {a: _copy_app(known[a]) for a in touched if a in known}
+    for app_id in sorted(touched - apps.keys()):
+        where, where_params = t.where(app_id)
+        last = conn.execute(
+            f"SELECT max(pos) FROM {t.records} WHERE {where}", where_params
+        ).fetchone()[0]
+        apps[app_id] = _App(next_pos=0 if last is None else last + 1)
+    latest: dict[str, tuple[str | None, float]] = {}
+    stamp = dt.datetime.fromtimestamp
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY {t.records} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_TYPES)
+            for n, row in batch:
+                app_id, key, run, seq, kind, finished, snapshot, version, payload, at = row
+                app = apps[app_id]
+                pos = app.next_pos
+                vouch = _vouch(app, pos, row)
+                copy.write_row(
+                    (
+                        t.project, app_id, pos, key, run, seq, kind, finished, snapshot,
+                        vouch, version, writer_id, n, payload, stamp(at, dt.UTC),
+                    )
+                )  # fmt: skip
+                previous = latest.get(app_id, (None, at))
+                latest[app_id] = (key if kind == "app" else previous[0], at)
+        cur.executemany(
+            f"INSERT INTO {t.apps} AS a (project, app_id, partition_key, created_at, "
+            f"updated_at) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (project, app_id) DO "
+            f"UPDATE SET updated_at = GREATEST(a.updated_at, EXCLUDED.updated_at), "
+            f"partition_key = COALESCE(EXCLUDED.partition_key, a.partition_key)",
+            [
+                (t.project, app_id, key, when, when)
+                for app_id, (key, at) in sorted(latest.items())  # one order: no deadlocks
+                for when in [stamp(at, dt.UTC)]
+            ],
+        )
+    return apps
