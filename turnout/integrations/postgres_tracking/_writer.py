@@ -286,12 +286,13 @@ class Writer:
                 if not self._pending:
                     self._hurry.clear()
                 self._done.notify_all()  # room in the queue
-            if batch:
-                self._send(self._rendered(batch))
+            rendered = self._rendered(batch)
+            if rendered:
+                self._send(rendered)
 
     def _rendered(self, batch: list[tuple[int, Row]]) -> list[tuple[int, Row]]:
         """``batch`` with every record payload turned into its line; a row whose line cannot
-        be made is skipped (settled, never written)."""
+        be made is skipped (counted in ``dropped``, never written)."""
         out = []
         for n, row in batch:
             payload = row[8]
@@ -302,6 +303,8 @@ class Writer:
                 except Exception as exc:  # never expected; a tracker must not stop writing
                     with self._lock:
                         self._settled += 1
+                        self.dropped += 1
+                        self._done.notify_all()
                         first, self._render_failed = not self._render_failed, True
                     if first:
                         logger.warning(
