@@ -25,9 +25,11 @@ from typing import Any
 
 from turnout.core import tracklog as tl
 from turnout.core.trackhistory import History
+from turnout.core.tracksource import AppSummary, ChildLink, ProjectSummary
 
 __all__ = [
     "AppLog",
+    "Feed",
     "AppSummary",
     "ChildLink",
     "ProjectSummary",
@@ -41,37 +43,6 @@ __all__ = [
 LOG_NAME = "log.jsonl"
 _FINAL = ("completed", "failed", "cancelled")
 _STATE_CACHE = 256
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ProjectSummary:
-    name: str
-    app_count: int
-    last_activity: float | None
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class ChildLink:
-    app_id: str
-    partition_key: str | None
-    sequence_id: int | None
-    kind: str
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AppSummary:
-    project: str
-    app_id: str
-    partition_key: str | None
-    status: str  # "running", "completed" or "failed"
-    step_count: int
-    error_count: int
-    first_time: float | None
-    last_time: float | None
-    parent: ChildLink | None
-    children: tuple[ChildLink, ...]
-    tags: dict[str, str] = field(default_factory=dict)
-    bad_lines: int = 0  # malformed lines skipped in its log (see AppLog.bad_lines)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -154,6 +125,9 @@ def diff_states(before: dict[str, Any], after: dict[str, Any]) -> StateDiff:
     )
 
 
+Feed = Callable[[int | None], tl.LogChunk | None]
+"""Where an ``AppLog`` of another store reads: the records after a position (see ``over``)."""
+
 _apply = tl.apply_stored_changes  # the replay on stored values (a module name: tests count calls)
 
 
@@ -172,19 +146,31 @@ class AppLog:
         format_version: the log's format version (``None`` if its first line was lost).
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, feed: Feed | None = None, app_id: str | None = None) -> None:
         self.path = path
+        # The id the log is filed under (checked by the source), not the one its line claims.
+        self.app_id = app_id if app_id is not None else path.parent.name
+        self._feed = feed
         # One AppLog serves every browser session of the UI: refreshes and the state cache are
         # guarded so two sessions never parse the same lines twice or interleave cache edits.
         self._lock = threading.RLock()
         self._reset()
 
+    @classmethod
+    def over(cls, feed: Feed, *, app_id: str, label: str) -> AppLog:
+        """The log of ``app_id`` read from another store through ``feed``: ``feed(after)``
+        gives the records after position ``after`` (``None``: from the start) as
+        ``tracklog.read_records`` does, or ``None`` when nothing changed; ``label`` names the
+        log in messages (it stands where a file log has its path)."""
+        return cls(Path(label), feed=feed, app_id=app_id)
+
     def _reset(self) -> None:
         self.offset = 0
+        self._fed_to: int | None = None  # the feed's position read up to (None: nothing yet)
         self.records_read = 0
         self.bad_lines = 0
         self.format_version: int | None = None
-        self._history = History(app_id=self.path.parent.name, path=self.path)
+        self._history = History(app_id=self.app_id, path=self.path)
         self._new_run()
 
     def _new_run(self) -> None:
@@ -225,6 +211,14 @@ class AppLog:
             return self._refresh()
 
     def _refresh(self) -> int:
+        if self._feed is not None:
+            fed = self._feed(self._fed_to)
+            if fed is None:
+                return 0
+            chunk = fed
+            self._fed_to = chunk.offset
+            self.format_version = self.format_version or chunk.version
+            return self._take(chunk)
         try:
             size = self.path.stat().st_size
         except OSError:
@@ -235,6 +229,9 @@ class AppLog:
             return 0
         chunk = _read_lines(self.path, self.offset, self.format_version)
         self.offset, self.format_version = chunk.offset, chunk.version
+        return self._take(chunk)
+
+    def _take(self, chunk: tl.LogChunk) -> int:
         self.bad_lines += chunk.bad_lines
         for raw, record in zip(chunk.raw, chunk.records, strict=True):
             self._add(raw, record)
@@ -417,7 +414,7 @@ class AppLog:
         app_time = (self.app or {}).get("time")
         return AppSummary(
             project=project,
-            app_id=str((self.app or {}).get("app_id", self.path.parent.name)),
+            app_id=str((self.app or {}).get("app_id", self.app_id)),
             partition_key=self.partition_key,
             status=self.status,
             step_count=len(steps),
