@@ -22,6 +22,7 @@ from turnout import (
     expr,
     streaming_action,
 )
+from turnout.core import trackview
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import LogChunk, dump_line
 from turnout.integrations.streamlit import data
@@ -175,13 +176,13 @@ def test_refresh_reads_only_the_appended_lines(
     assert lines_before == len(path.read_bytes().splitlines())
 
     reads: list[int] = []
-    real = data._read_lines
+    real = trackview._read_lines
 
     def counting_read(path: Path, offset: int, version: int | None = None) -> LogChunk:
         reads.append(offset)
         return real(path, offset, version)
 
-    monkeypatch.setattr(data, "_read_lines", counting_read)
+    monkeypatch.setattr(trackview, "_read_lines", counting_read)
     assert index.app("proj", "inc") is log
     assert reads == []  # nothing appended: not even opened
     app.step()
@@ -243,13 +244,13 @@ def test_a_cached_state_is_not_replayed_again(
     log = TrackingIndex(tmp_path).app("proj", "cache")
     assert log is not None
     applied: list[int] = []
-    real = data._apply
+    real = trackview._apply
 
     def counting_apply(state: dict[str, Any], changes: Any) -> dict[str, Any]:
         applied.append(1)
         return real(state, changes)
 
-    monkeypatch.setattr(data, "_apply", counting_apply)
+    monkeypatch.setattr(trackview, "_apply", counting_apply)
     first = log.state_after(17)
     assert 0 < len(applied) <= tracker.snapshot_every  # from the nearest snapshot, not step 0
     applied.clear()

@@ -7,7 +7,9 @@ A *tracking source* answers four questions about one tracking store, and nothing
   offset, limit), most recently active first, with the counts and filter choices around it
   (``AppPage``), answered from a per-project summary, never by opening every application;
 - ``read(project, app_id, after)``: an application's records after a position, in
-  ``turnout.core.tracklog``'s typed form (``LogChunk``; pass its ``offset`` back as ``after``);
+  ``turnout.core.tracklog``'s typed form (``LogChunk``; pass its ``offset`` back as ``after``),
+  and ``app(project, app_id)``: its ``turnout.core.trackview.AppLog`` built on them, kept and
+  refreshed incrementally;
 - ``changes()`` / ``wait(since, timeout)``: a counter that grows when the store changes, and a
   wait for it (a store that can push changes, PostgreSQL's LISTEN/NOTIFY, sets ``pushes``; a
   store that cannot, files, answers ``wait`` after ``timeout`` and callers poll).
@@ -33,11 +35,15 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from turnout.core.tracklog import LogChunk
 
+if TYPE_CHECKING:
+    from turnout.core.trackview import AppLog
+
 __all__ = [
+    "ALL_FIRST_PAGE",
     "INDEX_NAME",
     "STATUSES",
     "AppPage",
@@ -203,6 +209,10 @@ class AppQuery:
         )
 
 
+ALL_FIRST_PAGE = AppQuery()
+"""The default query: the first 50 applications, unfiltered."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class AppPage:
     """One page of a project's applications.
@@ -271,6 +281,11 @@ class TrackingSource(Protocol):
     def read(self, project: str, app_id: str, after: int | None = None) -> LogChunk | None:
         """The records of an application after position ``after`` (``None``: from the start,
         led by its ``format`` record); ``None`` if the store has no such application."""
+        ...
+
+    def app(self, project: str, app_id: str) -> AppLog | None:
+        """The application's ``AppLog`` (kept, refreshed with what ``read`` gives since the
+        last call); ``None`` if the store has no such application."""
         ...
 
     def changes(self) -> int: ...

@@ -19,8 +19,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from turnout.core import tracklog as tl
-from turnout.core.tracksource import AppPage, AppQuery, ChangeCounter, SummaryIndex, select
-from turnout.integrations.streamlit.data import LOG_NAME, AppLog, AppSummary, ProjectSummary
+from turnout.core.tracksource import (
+    ALL_FIRST_PAGE,
+    AppPage,
+    AppQuery,
+    AppSummary,
+    ChangeCounter,
+    ProjectSummary,
+    SummaryIndex,
+    select,
+)
+from turnout.core.trackview import LOG_NAME, AppLog
 from turnout.integrations.streamlit.params import InvalidParameterError, check_app_id, check_name
 
 __all__ = ["AppListing", "TrackingIndex"]
@@ -81,7 +90,7 @@ class TrackingIndex:
         return AppListing(apps=list(page.apps), unreadable=page.unreadable)
 
     def app_page(
-        self, project: str, query: AppQuery = AppQuery(), *, budget: float | None = 0.5
+        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.5
     ) -> AppPage:
         """One page of ``project``'s apps from its summary index: only logs changed since they
         were summarised are read, the page's own first, then others for up to ``budget``
