@@ -271,8 +271,11 @@ class TrackingSource(Protocol):
             after its timeout, and a reader polls).
     """
 
-    location: str
-    pushes: bool
+    @property
+    def location(self) -> str: ...
+
+    @property
+    def pushes(self) -> bool: ...
 
     def projects(self) -> list[ProjectSummary]: ...
 
