@@ -335,7 +335,7 @@ def _check_store(dsn: str, table_prefix: str) -> str | None:
     try:
         source.projects()
     except PersistenceError as exc:
-        return str(exc.__cause__ or exc).strip() + f" (--store {_masked(dsn)})"
+        return f"{exc} (--store {_masked(dsn)})"
     finally:
         source.close()
     return None

@@ -134,7 +134,9 @@ def ui_schema(t: Tables) -> list[str]:
     A trigger on ``records`` announces every inserted row on ``Tables.channel`` (payload: the
     JSON array ``[project, app_id]``; PostgreSQL folds repeats within a transaction) and keeps
     a summary of each application in ``apps``' ``ui_*`` columns, so a listing is one query:
-    ``ui_status`` (of its last step: running, completed or failed), ``ui_last_seq``,
+    ``ui_status`` (of its last step: running, completed or failed), ``ui_first_seq`` and
+    ``ui_last_seq`` (its steps' sequence ids in this store: a fork or a resume in a new
+    store starts after 0),
     ``ui_errors`` (failed or cancelled step ends of its latest fresh run), ``ui_first_time``
     and ``ui_last_time`` (epoch seconds), ``ui_tags`` and ``ui_parent`` (from its app row), and
     ``ui_whole``: the summary saw every row from the app's first (an app written before the
@@ -145,6 +147,7 @@ def ui_schema(t: Tables) -> list[str]:
     r, a, fn = t.records, t.apps, f"{t.prefix}_ui_touch"
     return [
         f"ALTER TABLE {a} ADD COLUMN IF NOT EXISTS ui_status TEXT, "
+        "ADD COLUMN IF NOT EXISTS ui_first_seq BIGINT, "
         "ADD COLUMN IF NOT EXISTS ui_last_seq BIGINT, "
         "ADD COLUMN IF NOT EXISTS ui_errors BIGINT NOT NULL DEFAULT 0, "
         "ADD COLUMN IF NOT EXISTS ui_first_time DOUBLE PRECISION, "
@@ -185,6 +188,8 @@ BEGIN
                 THEN 'completed' ELSE ui_status END,
             ui_last_seq = CASE WHEN NEW.seq IS NULL THEN NULL
                 ELSE LEAST(ui_last_seq, NEW.seq) END,
+            ui_first_seq = CASE WHEN NEW.seq IS NULL THEN NULL
+                ELSE LEAST(ui_first_seq, NEW.seq + 1) END,
             ui_errors = CASE WHEN NEW.seq IS NULL THEN 0 ELSE ui_errors END,
             ui_tags = CASE WHEN ui_tags IS NULL OR NEW.seq IS NULL THEN
                 CASE WHEN jsonb_typeof(doc -> 'tags') = 'object' THEN doc -> 'tags'
@@ -211,6 +216,7 @@ BEGIN
             ELSE 'completed' END,
         ui_errors = ui_errors + CASE WHEN word IN ('failed', 'cancelled') THEN 1 ELSE 0 END,
         ui_last_seq = NEW.seq,
+        ui_first_seq = COALESCE(ui_first_seq, NEW.seq),
         ui_first_time = COALESCE(ui_first_time, at),
         ui_last_time = GREATEST(ui_last_time, at)
     WHERE project = NEW.project AND app_id = NEW.app_id;

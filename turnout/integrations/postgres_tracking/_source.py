@@ -232,7 +232,7 @@ class PostgresSource:
         matched = conn.execute(f"SELECT count(*) FROM {a} WHERE {condition}", params).fetchone()[0]
         limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
         rows = conn.execute(
-            f"SELECT app_id, partition_key, ui_status, ui_last_seq, ui_errors, ui_first_time, "
+            f"SELECT app_id, partition_key, ui_status, ui_first_seq, ui_last_seq, ui_errors, ui_first_time, "
             f"ui_last_time, ui_tags, ui_parent, ui_whole FROM {a} WHERE {condition} "
             f"ORDER BY updated_at DESC, app_id{limit} OFFSET {int(query.offset)}",
             params,
@@ -296,7 +296,7 @@ class PostgresSource:
         return out
 
     def _summary(self, conn: Any, project: str, row: tuple[Any, ...], children: Any) -> AppSummary:
-        app_id, key, status, last_seq, errors, first, last, tags, parent, whole = row
+        app_id, key, status, first_seq, last_seq, errors, first, last, tags, parent, whole = row
         if not whole or status not in STATUSES:
             return self._summary_from_rows(conn, project, app_id)
         link = None
@@ -314,7 +314,7 @@ class PostgresSource:
             app_id=app_id,
             partition_key=key,
             status=status,
-            step_count=0 if last_seq is None else int(last_seq) + 1,
+            step_count=0 if last_seq is None or first_seq is None else last_seq - first_seq + 1,
             error_count=int(errors),
             first_time=first,
             last_time=last,
