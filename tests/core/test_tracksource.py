@@ -178,3 +178,62 @@ def test_a_change_wakes_a_waiter_and_a_quiet_store_times_out() -> None:
     assert counter.wait(0, timeout=10) == 1
     thread.join()
     assert (counter.of(("proj", "a")), counter.of(("proj", "b"))) == (1, 0)
+
+
+def _long(root: Path, steps: int) -> Path:
+    tracker = LocalTracker("proj", root, snapshot_every=10)
+    app = (
+        ApplicationBuilder()
+        .with_actions(tick)
+        .with_transitions(("tick", "tick"))
+        .with_state(n=0)
+        .with_entrypoint("tick")
+        .with_identifiers(app_id="long")
+        .with_tracker(tracker)
+        .build()
+    )
+    for _ in range(steps):
+        app.step()
+    tracker.close()
+    return root / "proj" / "long" / "log.jsonl"
+
+
+def test_a_long_log_is_read_from_a_snapshot_near_its_end(tmp_path: Path) -> None:
+    path = _long(tmp_path, 300)
+    whole = AppLog(path)
+    whole.refresh()
+    tail = AppLog.tail_first(path, long_log=0, window=path.stat().st_size // 10)
+    tail.refresh()
+    assert tail.partial
+    steps = tail.step_list()
+    assert 0 < len(steps) < 300
+    assert steps[0].snapshot is not None  # the tail starts at a snapshot line
+    assert [s.seq for s in steps] == list(range(steps[0].seq, 300))
+    for step in steps[1:]:  # every state after the snapshot, as the whole log gives it
+        assert tail.state_after(step.seq) == whole.state_after(step.seq)
+        assert tail.state_before(step.seq) == whole.state_before(step.seq)
+    summary, full = tail.summary("proj"), whole.summary("proj")
+    assert (summary.step_count, summary.status, summary.partial) == (300, "completed", True)
+    assert (summary.first_time, summary.last_time) == (full.first_time, full.last_time)
+    assert tail.app == whole.app
+    from turnout.core.errors import PersistenceError
+
+    with pytest.raises(PersistenceError, match="read every step"):
+        tail.state_before(steps[0].seq)
+    tail.load_all()
+    assert not tail.partial
+    assert [s.seq for s in tail.step_list()] == list(range(300))
+    assert tail.state_before(steps[0].seq) == whole.state_before(steps[0].seq)
+
+
+def test_a_short_log_or_one_without_marks_is_still_read(tmp_path: Path) -> None:
+    path = _long(tmp_path, 60)
+    assert not AppLog.tail_first(path).partial  # far below the threshold: read whole
+    path.with_name("log.index").unlink()
+    tail = AppLog.tail_first(path, long_log=0, window=path.stat().st_size // 3)
+    tail.refresh()
+    assert tail.partial
+    whole = AppLog(path)
+    whole.refresh()
+    last = whole.step_list()[-1].seq
+    assert tail.state_after(last) == whole.state_after(last)  # from a snapshot in the tail

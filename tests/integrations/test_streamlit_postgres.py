@@ -198,8 +198,8 @@ def test_an_app_written_before_the_trigger_is_summarised_from_its_rows(
         tracker.close()
     # As tables made by a turnout before the UI's trigger: no trigger, no summary columns.
     server.execute(f"DROP TRIGGER {prefix}_ui_touch ON {prefix}_records")
-    for column in ("status", "first_seq", "last_seq", "errors", "first_time", "last_time", "tags", "parent",
-                   "whole"):  # fmt: skip
+    columns = "status first_seq last_seq errors first_time last_time tags parent whole"
+    for column in columns.split():
         server.execute(f"ALTER TABLE {prefix}_apps DROP COLUMN ui_{column}")
     source = PostgresSource(DSN, table_prefix=prefix)
     try:
@@ -348,3 +348,30 @@ def test_turnout_ui_refuses_a_store_it_cannot_read(prefix: str) -> None:
     result = ui("--store", DSN, "--table-prefix", "bad name")
     assert result.returncode == 2
     assert "--table-prefix 'bad name'" in result.stderr
+
+
+def test_a_long_history_is_read_from_a_snapshot_row_near_its_end(prefix: str) -> None:
+    tracker = PostgresTracker(DSN, project=PROJECT, table_prefix=prefix, snapshot_every=10)
+    try:
+        _run(tracker, "long", steps=200)
+    finally:
+        tracker.close()
+    whole = PostgresSource(DSN, table_prefix=prefix, listen=False).app(PROJECT, "long")
+    source = PostgresSource(DSN, table_prefix=prefix, listen=False, long_app=100, window=60)
+    try:
+        tail = source.app(PROJECT, "long")
+        assert tail is not None
+        assert whole is not None
+        assert tail.partial
+        assert not whole.partial
+        steps = tail.step_list()
+        assert steps[0].snapshot is not None
+        assert [s.seq for s in steps] == list(range(steps[0].seq, 200))
+        assert len(steps) < 100
+        for step in steps[1:]:
+            assert tail.state_after(step.seq) == whole.state_after(step.seq)
+        assert tail.summary(PROJECT).step_count == 200
+        tail.load_all()
+        assert [s.seq for s in tail.step_list()] == list(range(200))
+    finally:
+        source.close()

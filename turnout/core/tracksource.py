@@ -109,6 +109,9 @@ class AppSummary:
     children: tuple[ChildLink, ...]
     tags: dict[str, str] = field(default_factory=dict)
     bad_lines: int = 0  # malformed lines skipped in its log (see AppLog.bad_lines)
+    # Only the tail of a long log was read: the counts of failed steps (and anything else
+    # summed over steps) cover that tail; the step count is its last id's.
+    partial: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -118,7 +121,7 @@ class AppSummary:
             "last_time": self.last_time,
             "parent": None if self.parent is None else self.parent.to_json(),
             "children": [c.to_json() for c in self.children], "tags": self.tags,
-            "bad_lines": self.bad_lines,
+            "bad_lines": self.bad_lines, "partial": self.partial,
         }  # fmt: skip
 
     @classmethod
@@ -145,6 +148,7 @@ class AppSummary:
             children=tuple(ChildLink.from_json(c) for c in children),
             tags={str(k): str(v) for k, v in tags.items()},
             bad_lines=_typed(data, "bad_lines", int),
+            partial=data.get("partial") is True,
         )
 
     @property

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from turnout.core import tracklog as tl
+from turnout.core import tracktail
+from turnout.core.errors import PersistenceError
 from turnout.core.trackhistory import History
 from turnout.core.tracksource import AppSummary, ChildLink, ProjectSummary
 
@@ -149,6 +151,10 @@ class AppLog:
         format_version: the log's format version (``None`` if its first line was lost).
     """
 
+    window_start: int | None
+    format_version: int | None
+    _fed_to: int | None
+
     def __init__(self, path: Path, *, feed: Feed | None = None, app_id: str | None = None) -> None:
         self.path = path
         # The id the log is filed under (checked by the source), not the one its line claims.
@@ -167,12 +173,55 @@ class AppLog:
         log in messages (it stands where a file log has its path)."""
         return cls(Path(label), feed=feed, app_id=app_id)
 
+    @classmethod
+    def tail_first(
+        cls, path: Path, *, long_log: int = tracktail.LONG_LOG, window: int = tracktail.WINDOW
+    ) -> AppLog:
+        """The log at ``path``; if it is longer than ``long_log`` bytes, opened on its tail
+        (``open_window`` with ``turnout.core.tracktail.file_window``): a page of its last steps
+        is drawn without parsing the whole log."""
+        log = cls(path)
+        try:
+            long = path.stat().st_size > long_log
+        except OSError:
+            long = False
+        tail = tracktail.file_window(path, window=window) if long else None
+        if tail is not None:
+            log.open_window(*tail)
+        return log
+
+    def open_window(self, head: tl.LogChunk, start: int) -> None:
+        """Read a long log from position ``start`` on (its tail; see ``turnout.core.tracktail``)
+        after ``head``, its first records (the ``format`` and ``app`` lines): the steps before
+        ``start`` are not read until ``load_all()``. Positions are byte offsets for a file,
+        the feed's own for another store (the feed reads after ``start``)."""
+        with self._lock:
+            self._reset()
+            self.format_version = head.version
+            self._take(head)
+            self.partial, self.window_start = True, start
+            if self._feed is None:
+                self.offset = start
+            else:
+                self._fed_to = start
+
+    def load_all(self) -> int:
+        """Read every record of a log opened with ``open_window`` (a whole read: slow on a
+        long log); the number of records read."""
+        with self._lock:
+            if not self.partial:
+                return self._refresh()
+            self._reset()
+            return self._refresh()
+
     def _reset(self) -> None:
         self.offset = 0
-        self._fed_to: int | None = None  # the feed's position read up to (None: nothing yet)
+        self.partial = False  # only the tail is read (open_window); see load_all
+        self.window_start = None
+        self._fed_to = None  # the feed's position read up to (None: nothing yet)
         self.records_read = 0
         self.bad_lines = 0
-        self.format_version: int | None = None
+        self.format_version = None
         self._history = History(app_id=self.app_id, path=self.path)
         self._new_run()
 
@@ -415,12 +464,17 @@ class AppLog:
         steps = self.step_list()
         times = [t for s in steps for t in (s.start, s.end) if t is not None]
         app_time = (self.app or {}).get("time")
+        count = len(steps)
+        if self.partial and steps:  # the steps before the tail: their ids are contiguous
+            start = (self.app or {}).get("sequence_id")
+            first = start + 1 if isinstance(start, int) and not isinstance(start, bool) else 0
+            count += max(steps[0].seq - first, 0)
         return AppSummary(
             project=project,
             app_id=str((self.app or {}).get("app_id", self.app_id)),
             partition_key=self.partition_key,
             status=self.status,
-            step_count=len(steps),
+            step_count=count,
             error_count=sum(1 for s in steps if s.status in ("failed", "cancelled")),
             first_time=app_time if app_time is not None else (min(times) if times else None),
             last_time=max(times) if times else app_time,
@@ -428,6 +482,7 @@ class AppLog:
             children=tuple(self.children),
             tags=self.tags,
             bad_lines=self.bad_lines,
+            partial=self.partial,
         )
 
     def run_counts(self) -> dict[str, int]:
@@ -464,16 +519,32 @@ class AppLog:
         """
         with self._lock:
             self._position(seq)
-            chain = self._history.chain(seq)
-            if chain is None:  # running, retrying or cancelled: it changed nothing
-                return self._state_before(seq)
+            try:
+                chain = self._history.chain(seq)
+                if chain is None:  # running, retrying or cancelled: it changed nothing
+                    return self._state_before(seq)
+            except PersistenceError as error:
+                self._not_in_window(seq, error)
+                raise
             return self._replay(chain.start, chain.ends)
 
     def state_before(self, seq: int) -> dict[str, Any]:
         """The state step ``seq`` started from (raises as ``state_after`` does)."""
         with self._lock:
             self._position(seq)
-            return self._state_before(seq)
+            try:
+                return self._state_before(seq)
+            except PersistenceError as error:
+                self._not_in_window(seq, error)
+                raise
+
+    def _not_in_window(self, seq: int, error: PersistenceError) -> None:
+        if self.partial:
+            raise PersistenceError(
+                f"the state of step {seq} of {str(self.path)!r} is rebuilt from records before "
+                "the part of this long log read so far: read every step (AppLog.load_all(), "
+                "the page's 'Read all steps' button) to show it."
+            ) from error
 
     def _state_before(self, seq: int) -> dict[str, Any]:
         base = self.steps[seq].base

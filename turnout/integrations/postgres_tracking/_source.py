@@ -31,7 +31,14 @@ import psycopg
 
 from turnout.core.errors import PersistenceError
 from turnout.core.sql import check_name
-from turnout.core.tracklog import ChildRecord, LogChunk, parse_line
+from turnout.core.tracklog import (
+    FORMAT_VERSION,
+    AppRecord,
+    ChildRecord,
+    FormatRecord,
+    LogChunk,
+    parse_line,
+)
 from turnout.core.tracksource import (
     ALL_FIRST_PAGE,
     STATUSES,
@@ -60,14 +67,23 @@ class PostgresSource:
         table_prefix: the tracker's ``table_prefix`` (tables ``<prefix>_records`` and
             ``<prefix>_apps``).
         listen: follow the store's notifications (``False``: every read queries).
+        long_app: an application of more rows than this is read from its tail first
+            (``AppLog.open_window``), ``window`` rows of it.
     """
 
     pushes = True
 
     def __init__(
-        self, dsn: str, *, table_prefix: str = "turnout_tracking", listen: bool = True
+        self,
+        dsn: str,
+        *,
+        table_prefix: str = "turnout_tracking",
+        listen: bool = True,
+        long_app: int = 40_000,
+        window: int = 8_000,
     ) -> None:
         self.dsn = dsn
+        self._long, self._window_rows = long_app, window
         self.table_prefix = check_name(table_prefix)
         self._all = Tables(prefix=self.table_prefix, project="")
         self._lock = threading.Lock()
@@ -232,8 +248,8 @@ class PostgresSource:
         matched = conn.execute(f"SELECT count(*) FROM {a} WHERE {condition}", params).fetchone()[0]
         limit = "" if query.limit is None else f" LIMIT {int(query.limit)}"
         rows = conn.execute(
-            f"SELECT app_id, partition_key, ui_status, ui_first_seq, ui_last_seq, ui_errors, ui_first_time, "
-            f"ui_last_time, ui_tags, ui_parent, ui_whole FROM {a} WHERE {condition} "
+            f"SELECT app_id, partition_key, ui_status, ui_first_seq, ui_last_seq, ui_errors, "
+            f"ui_first_time, ui_last_time, ui_tags, ui_parent, ui_whole FROM {a} WHERE {condition} "
             f"ORDER BY updated_at DESC, app_id{limit} OFFSET {int(query.offset)}",
             params,
         ).fetchall()
@@ -356,11 +372,58 @@ class PostgresSource:
                 log = AppLog.over(
                     self._feed(project, app_id), app_id=app_id, label=self.label(project, app_id)
                 )
+                window = self._window(project, app_id)
+                if window is not None:
+                    log.open_window(*window)
             self._logs[key] = log  # the most recently used last
             while len(self._logs) > _KEPT:
                 self._logs.pop(next(iter(self._logs)))
         log.refresh()
         return log if log.records_read else None
+
+    def _window(self, project: str, app_id: str) -> tuple[LogChunk, int] | None:
+        """For an application of more than ``long_app`` rows: its head (a ``format``
+        record, its first app row and the app row of the run the tail belongs to) and the
+        position before the last snapshot row about ``window`` rows from its end, the tail's
+        start (``turnout.core.tracktail`` gives the same for a file, and why a snapshot)."""
+        t = Tables(prefix=self.table_prefix, project=project)
+        where, params = t.where(app_id)
+        with self._connection() as conn:
+            if not self._tables_exist(conn):
+                return None
+            last = conn.execute(
+                f"SELECT max(pos) FROM {t.records} WHERE {where}", params
+            ).fetchone()[0]
+            if last is None or last < self._long:
+                return None
+            snap = conn.execute(
+                f"SELECT pos, run FROM {t.records} WHERE {where} AND kind = 'end' AND snapshot "
+                f"AND pos <= %s ORDER BY pos DESC LIMIT 1",
+                [*params, last - self._window_rows],
+            ).fetchone()
+            if snap is None:
+                return None
+            apps = conn.execute(
+                f"(SELECT pos, payload, version FROM {t.records} WHERE {where} AND kind = 'app' "
+                f"ORDER BY pos LIMIT 1) UNION (SELECT pos, payload, version FROM {t.records} "
+                f"WHERE {where} AND kind = 'app' AND run = %s AND pos < %s "
+                f"ORDER BY pos DESC LIMIT 1) ORDER BY pos",
+                [*params, *params, snap[1], snap[0]],
+            ).fetchall()
+        version = max((row[2] for row in apps), default=FORMAT_VERSION)
+        records: list[Any] = [FormatRecord(version=version)]
+        raws: list[dict[str, Any]] = [records[0].to_json()]
+        for _pos, payload, _version in apps:
+            parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+            if parsed is not None and isinstance(parsed[1], AppRecord):
+                raws.append(parsed[0])
+                records.append(parsed[1])
+        if len(records) == 1:
+            return None  # no readable app row: read the whole history, which words it
+        start = snap[0] - 1
+        head = LogChunk(records=tuple(records), raw=tuple(raws), offset=start, bad_lines=0,
+                        version=version)  # fmt: skip
+        return head, start
 
     def _feed(self, project: str, app_id: str) -> Any:
         seen = [-1]  # the change counter when the rows were last read

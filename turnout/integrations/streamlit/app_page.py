@@ -63,6 +63,8 @@ def app_page(index: TrackingSource, project: str, app_id: str) -> None:
         )
     header = st.container()
     steps = log.step_list()
+    if log.partial and steps:
+        steps = _tail(log, steps)
     if not steps:
         st.info("This application has not run a step yet.")
     elif hasattr(st, "fragment") and sel("live") != "1":
@@ -74,6 +76,19 @@ def app_page(index: TrackingSource, project: str, app_id: str) -> None:
         breadcrumb(project, app_id)
     with header:
         _app_header(log, log.summary(project))
+
+
+def _tail(log: AppLog, steps: list[Step]) -> list[Step]:
+    """The steps of a long log's tail shown, from a page boundary (so that its pages are the
+    whole log's), and a button that reads every step."""
+    first = -(-steps[0].seq // STEPS_PER_PAGE) * STEPS_PER_PAGE
+    shown = [s for s in steps if s.seq >= first] or steps
+    st.info(
+        f"This log is long: only its last {len(shown):,} steps (from step {shown[0].seq}) are "
+        "read, and the counts of failed steps and tokens cover those."
+    )
+    st.button("Read all steps (reads the whole log: slow)", key="w_read_all", on_click=log.load_all)
+    return shown
 
 
 def _read(index: TrackingSource, project: str, app_id: str) -> tuple[AppLog | None, str | None]:

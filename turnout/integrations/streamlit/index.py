@@ -120,7 +120,7 @@ class TrackingIndex:
             return "its directory leads outside the tracking root"
         log = self._logs.get(path)
         if log is None:  # not kept: a listing of 10,000 apps holds no 10,000 parsed logs
-            log = AppLog(path)
+            log = AppLog.tail_first(path)
         log.refresh()
         return log.summary(project)
 
@@ -168,7 +168,7 @@ class TrackingIndex:
     def _log(self, path: Path) -> AppLog:
         log = self._logs.get(path)
         if log is None:
-            log = self._logs[path] = AppLog(path)
+            log = self._logs[path] = AppLog.tail_first(path)
         log.refresh()
         return log
 
