@@ -13,6 +13,7 @@ project from its ``SummaryIndex`` (only the logs changed since the last visit ar
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,7 +91,7 @@ class TrackingIndex:
         return AppListing(apps=list(page.apps), unreadable=page.unreadable)
 
     def app_page(
-        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.5
+        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.25
     ) -> AppPage:
         """One page of ``project``'s apps from its summary index: only logs changed since they
         were summarised are read, the page's own first, then others for up to ``budget``
@@ -111,7 +112,12 @@ class TrackingIndex:
             return [name for name, _ in sorted(stale, key=lambda s: -s[1])[:wanted]]
 
         summaries, unreadable, pending = index.refresh(budget=budget, first=first)
-        return select(summaries.values(), query, unreadable=unreadable, pending=pending)
+        page = select(summaries.values(), query, unreadable=unreadable, pending=pending)
+        if unfiltered and pending:
+            # Every listed directory matches: the count is known before every log is read (the
+            # page's own apps, the most recently written, were read first).
+            page = dataclasses.replace(page, matched=page.matched + pending)
+        return page
 
     def _summary(self, path: Path, project: str) -> AppSummary | str:
         # The project directory was resolved inside the root: only a link can lead out.
