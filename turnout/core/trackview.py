@@ -175,12 +175,15 @@ class AppLog:
 
     @classmethod
     def tail_first(
-        cls, path: Path, *, long_log: int = tracktail.LONG_LOG, window: int = tracktail.WINDOW
+        cls, path: Path, *, long_log: int | None = None, window: int | None = None
     ) -> AppLog:
-        """The log at ``path``; if it is longer than ``long_log`` bytes, opened on its tail
-        (``open_window`` with ``turnout.core.tracktail.file_window``): a page of its last steps
-        is drawn without parsing the whole log."""
+        """The log at ``path``; if it is longer than ``long_log`` bytes (default
+        ``tracktail.LONG_LOG``), opened on its last ``window`` bytes or so (``open_window``
+        with ``turnout.core.tracktail.file_window``): a page of its last steps is drawn
+        without parsing the whole log."""
         log = cls(path)
+        long_log = tracktail.LONG_LOG if long_log is None else long_log
+        window = tracktail.WINDOW if window is None else window
         try:
             long = path.stat().st_size > long_log
         except OSError:
