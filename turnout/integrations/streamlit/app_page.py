@@ -87,7 +87,11 @@ def _tail(log: AppLog, steps: list[Step]) -> list[Step]:
         f"This log is long: only its last {len(shown):,} steps (from step {shown[0].seq}) are "
         "read, and the counts of failed steps and tokens cover those."
     )
-    st.button("Read all steps (reads the whole log: slow)", key="w_read_all", on_click=log.load_all)
+
+    def read_all() -> None:
+        log.load_all()
+
+    st.button("Read all steps (reads the whole log: slow)", key="w_read_all", on_click=read_all)
     return shown
 
 
