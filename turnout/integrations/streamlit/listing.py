@@ -92,8 +92,8 @@ def apps_page(index: TrackingSource, project: str) -> None:
     _reading_problems(listing.unreadable, rows)
     if listing.pending:
         st.info(
-            f"{listing.pending} application(s) changed since this project was last listed and "
-            "are still being read: they appear on the next refresh."
+            f"{listing.pending} application(s) are not summarised yet (they are read a few at "
+            "a time, on each refresh): the filters leave them out until then."
         )
     readable = listing.total - len(listing.unreadable)
     if readable - listing.pending <= 0:
