@@ -356,7 +356,9 @@ def test_a_long_history_is_read_from_a_snapshot_row_near_its_end(prefix: str) ->
         _run(tracker, "long", steps=200)
     finally:
         tracker.close()
-    whole = PostgresSource(DSN, table_prefix=prefix, listen=False).app(PROJECT, "long")
+    reader = PostgresSource(DSN, table_prefix=prefix, listen=False)
+    whole = reader.app(PROJECT, "long")
+    reader.close()
     source = PostgresSource(DSN, table_prefix=prefix, listen=False, long_app=100, window=60)
     try:
         tail = source.app(PROJECT, "long")

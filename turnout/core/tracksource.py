@@ -55,6 +55,7 @@ __all__ = [
     "SummaryIndex",
     "TrackingSource",
     "select",
+    "stat_logs",
 ]
 
 STATUSES = ("running", "completed", "failed")
@@ -384,7 +385,7 @@ class SummaryIndex:
         with self._lock:
             if not self._loaded:
                 self._load()
-            seen = _stat_logs(self.directory, self._log_name)
+            seen = stat_logs(self.directory, self._log_name)
             for gone in self._entries.keys() - seen.keys():
                 del self._entries[gone]
                 self._dirty = True
@@ -458,8 +459,9 @@ class SummaryIndex:
             temporary.unlink(missing_ok=True)
 
 
-def _stat_logs(directory: Path, log_name: str) -> dict[str, tuple[int, int]]:
-    """``{dir name: (size, mtime_ns)}`` of the application logs under ``directory``."""
+def stat_logs(directory: Path, log_name: str = "log.jsonl") -> dict[str, tuple[int, int]]:
+    """``{dir name: (size, mtime_ns)}`` of the application logs under ``directory`` (one
+    directory listing and one ``stat`` per log; no log is opened)."""
     found: dict[str, tuple[int, int]] = {}
     try:
         entries = list(os.scandir(directory))

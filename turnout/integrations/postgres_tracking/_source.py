@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -87,7 +88,10 @@ class PostgresSource:
         self.table_prefix = check_name(table_prefix)
         self._all = Tables(prefix=self.table_prefix, project="")
         self._lock = threading.Lock()
-        self._conn: Any = None
+        # The query connection lives in a holder a finalizer closes: a source dropped without
+        # close() (a discarded cache entry) leaves no connection open behind it.
+        self._held: list[Any] = [None]
+        weakref.finalize(self, _close_held, self._held)
         self._ready = False
         self._changes = ChangeCounter()
         self._connected_at = 0  # the counter when the listener last (re)connected
@@ -112,17 +116,15 @@ class PostgresSource:
     def _connection(self) -> Iterator[Any]:
         with self._lock:
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+                if self._held[0] is None or self._held[0].closed:
+                    self._held[0] = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
                     self._ready = False
                 if not self._ready:
-                    self._prepare(self._conn)
+                    self._prepare(self._held[0])
                     self._ready = True
-                yield self._conn
+                yield self._held[0]
             except psycopg.OperationalError as exc:
-                if self._conn is not None:
-                    self._conn.close()
-                self._conn = None
+                _close_held(self._held)
                 raise PersistenceError(
                     f"cannot read tracking from PostgreSQL ({self._all.records}): {exc}. Check "
                     "that the server named by --store is up."
@@ -159,9 +161,7 @@ class PostgresSource:
         if self._listener is not None:
             self._listener.join(timeout=5)
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            _close_held(self._held)
 
     # -- changes ---------------------------------------------------------------------------------
 
@@ -441,6 +441,12 @@ class PostgresSource:
     def label(self, project: str, app_id: str) -> str:
         """How messages name an application's history in this store."""
         return Tables(prefix=self.table_prefix, project=project).label(app_id)
+
+
+def _close_held(held: list[Any]) -> None:
+    conn, held[0] = held[0], None
+    if conn is not None:
+        conn.close()
 
 
 def _key(payload: str) -> tuple[str, str] | None:

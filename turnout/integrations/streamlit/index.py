@@ -29,6 +29,7 @@ from turnout.core.tracksource import (
     ProjectSummary,
     SummaryIndex,
     select,
+    stat_logs,
 )
 from turnout.core.trackview import LOG_NAME, AppLog
 from turnout.integrations.streamlit.params import InvalidParameterError, check_app_id, check_name
@@ -66,17 +67,17 @@ class TrackingIndex:
         return f"tracking directory {self.root}"
 
     def projects(self) -> list[ProjectSummary]:
-        """Every project directory holding at least one app log, most recently active first."""
+        """Every project directory holding at least one app log, most recently active first
+        (from the logs' sizes and times: no log is opened)."""
         out = []
         for project in _subdirs(self.root):
             if not self._inside(project):
                 continue
-            mtimes = [m for _, m in _app_logs(project)]
-            if mtimes:
+            logs = stat_logs(project, LOG_NAME)
+            if logs:
+                latest = max(mtime for _size, mtime in logs.values()) / 1e9
                 out.append(
-                    ProjectSummary(
-                        name=project.name, app_count=len(mtimes), last_activity=max(mtimes)
-                    )
+                    ProjectSummary(name=project.name, app_count=len(logs), last_activity=latest)
                 )
         return sorted(out, key=lambda p: -(p.last_activity or 0))
 
@@ -187,14 +188,3 @@ def _subdirs(path: Path) -> Iterator[Path]:
     for entry in entries:
         if entry.is_dir() and not entry.name.startswith("."):
             yield Path(entry.path)
-
-
-def _app_logs(project: Path) -> list[tuple[Path, float]]:
-    found = []
-    for app in _subdirs(project):
-        log = app / LOG_NAME
-        try:
-            found.append((log, log.stat().st_mtime))
-        except OSError:
-            continue
-    return found
