@@ -145,6 +145,11 @@ def ui_schema(t: Tables) -> list[str]:
     its own guard, so a row it cannot read never fails the writer's insert.
     """
     r, a, fn = t.records, t.apps, f"{t.prefix}_ui_touch"
+    insert = (
+        f"INSERT INTO {a} (project, app_id, partition_key, created_at, updated_at, ui_whole) "
+        "VALUES (NEW.project, NEW.app_id, NEW.partition_key, NEW.created_at, NEW.created_at, "
+        "NEW.pos = 0) ON CONFLICT (project, app_id) DO NOTHING;"
+    )
     return [
         f"ALTER TABLE {a} ADD COLUMN IF NOT EXISTS ui_status TEXT, "
         "ADD COLUMN IF NOT EXISTS ui_first_seq BIGINT, "
@@ -167,10 +172,6 @@ BEGIN
     IF NEW.kind NOT IN ('app', 'begin', 'end') THEN
         RETURN NULL;
     END IF;
-    INSERT INTO {a} (project, app_id, partition_key, created_at, updated_at, ui_whole)
-        VALUES (NEW.project, NEW.app_id, NEW.partition_key, NEW.created_at, NEW.created_at,
-                NEW.pos = 0)
-        ON CONFLICT (project, app_id) DO NOTHING;
     IF NEW.kind = 'app' THEN
         BEGIN
             doc := NEW.payload::jsonb;
@@ -180,6 +181,7 @@ BEGIN
         IF jsonb_typeof(doc) <> 'object' THEN
             doc := '{{}}'::jsonb;
         END IF;
+        LOOP  -- the row is there but for an app's first batch: update first, insert if not
         UPDATE {a} SET
             ui_first_time = CASE WHEN NEW.seq IS NULL OR ui_first_time IS NULL
                 THEN at ELSE ui_first_time END,
@@ -201,6 +203,9 @@ BEGIN
                     THEN jsonb_build_object('kind', 'spawn', 'to', doc -> 'spawning_parent')
                 END ELSE ui_parent END
         WHERE project = NEW.project AND app_id = NEW.app_id;
+        EXIT WHEN FOUND;
+        {insert}
+        END LOOP;
         RETURN NULL;
     END IF;
     IF NEW.kind = 'end' THEN
@@ -210,6 +215,7 @@ BEGIN
     ELSE
         word := 'running';
     END IF;
+    LOOP
     UPDATE {a} SET
         ui_status = CASE WHEN word IN ('failed', 'cancelled') THEN 'failed'
             WHEN word IN ('running', 'retrying') OR word IS NULL THEN 'running'
@@ -220,6 +226,9 @@ BEGIN
         ui_first_time = COALESCE(ui_first_time, at),
         ui_last_time = GREATEST(ui_last_time, at)
     WHERE project = NEW.project AND app_id = NEW.app_id;
+    EXIT WHEN FOUND;
+    {insert}
+    END LOOP;
     RETURN NULL;
 END
 $body$""",
