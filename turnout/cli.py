@@ -1,15 +1,18 @@
 """The ``turnout`` command.
 
-``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]
-[--artifacts DIR] [--web]`` opens the tracking UI (``--web``: the new web UI of
-``turnout.integrations.fastapi.ui`` instead of the Streamlit one) over ``DIR`` (default
-``$TURNOUT_HOME`` or ``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a
-``LocalArtifactStore`` directory the UI downloads the blobs of artifact refs from. On a directory
-with no tracked application it first runs the demo applications into a ``demo`` project
+``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR | --store postgresql://... [--table-prefix
+P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web]`` opens the tracking UI
+(``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the Streamlit one)
+over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``), or over the PostgreSQL tables a
+``PostgresTracker`` writes (``--store``; the connection string reaches the server through its
+environment, not its command line, so other users do not see a password); ``--artifacts`` (or
+``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore`` directory the UI downloads the blobs of
+artifact refs from. On a directory with no tracked application it first runs the demo
+applications into a ``demo`` project
 (``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
-only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
-(or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It
-has no authentication, so expose it to a network only behind something that has.
+only requests whose ``Host`` header names this machine or the bound address; ``--allow-host`` (or
+``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It has no
+authentication, so expose it to a network only behind something that has.
 
 ``turnout import-burr [--from DIR] [--dir DIR] [--project P ...]`` converts Burr's tracking logs
 (default ``~/.burr``) into turnout's tracking directory, so old runs show in ``turnout ui`` (see
@@ -35,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -68,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         help="tracking directory (default $TURNOUT_HOME or ~/.turnout)",
+    )
+    ui.add_argument(
+        "--store",
+        default=None,
+        metavar="DSN",
+        help="read a PostgreSQL tracking store (postgresql://user@host:5432/db, the tables a "
+        "PostgresTracker writes) instead of a directory",
+    )
+    ui.add_argument(
+        "--table-prefix",
+        default="turnout_tracking",
+        help="with --store: the tracker's table_prefix (default turnout_tracking)",
     )
     ui.add_argument(
         "--allow-host",
@@ -298,6 +314,41 @@ def test_case_command(
     return case
 
 
+def _masked(dsn: str) -> str:
+    """``dsn`` with its password (if any) replaced by ``***``."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_store(dsn: str, table_prefix: str) -> str | None:
+    """Why ``--store``/``--table-prefix`` cannot be read (``None``: they can)."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        return (
+            f"--store {_masked(dsn)!r} is not a PostgreSQL connection string: pass "
+            "postgresql://user@host:5432/db (a tracking directory goes in --dir)."
+        )
+    try:
+        from turnout.core.sql import check_name
+        from turnout.integrations.postgres_tracking import PostgresSource
+    except MissingExtraError as exc:
+        return str(exc)
+    try:
+        check_name(table_prefix)
+    except ValueError as exc:
+        return f"--table-prefix {table_prefix!r}: {exc}"
+    source = PostgresSource(dsn, table_prefix=table_prefix, listen=False)
+    try:
+        source.projects()
+    except PersistenceError as exc:
+        return f"{exc} (--store {_masked(dsn)})"
+    finally:
+        source.close()
+    return None
+
+
 def ui_command(
     storage_dir: Path,
     *,
@@ -456,6 +507,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2
+    if args.store is not None:
+        problem = _check_store(args.store, args.table_prefix)
+        if problem:
+            print(f"turnout ui: {problem}", file=sys.stderr)
+            return 2
+        # Read by the UI script from its environment: a password stays off the command line.
+        os.environ["TURNOUT_UI_STORE"] = args.store
+        os.environ["TURNOUT_UI_TABLE_PREFIX"] = args.table_prefix
     storage_dir = tracking_home(args.dir).resolve()
     artifacts = None if args.artifacts is None else args.artifacts.resolve()
     if artifacts is not None and not artifacts.is_dir():
@@ -469,13 +528,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _web_ui_command(args, storage_dir)
     try:
         command = ui_command(
-            storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
-            allow_hosts=args.allow_hosts, artifacts=artifacts,
+            storage_dir, port=args.port, host=args.host,
+            demo=not args.no_demo and args.store is None, allow_hosts=args.allow_hosts,
+            artifacts=artifacts,
         )  # fmt: skip
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    print(f"turnout ui: http://{args.host}:{args.port}  (tracking directory {storage_dir})")
+    where = (
+        f"tracking directory {storage_dir}"
+        if args.store is None
+        else f"PostgreSQL {_masked(args.store)}, tables {args.table_prefix}_*"
+    )
+    print(f"turnout ui: http://{args.host}:{args.port}  ({where})")
     sys.stdout.flush()
     if os.name == "posix":
         # Become the Streamlit server: one process to stop, no orphan when this one is killed.

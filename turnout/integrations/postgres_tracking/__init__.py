@@ -24,7 +24,8 @@ The tracker is a loader for ``initialize_from`` (``load`` starts at the nearest 
 actions run in a process pool track into the same store under their parent.
 
 ``PostgresTrackingStore(dsn, project=...)`` is one project of these tables for ``turnout prune``
-and ``turnout tracking copy`` (``turnout.core.trackadmin``).
+and ``turnout tracking copy`` (``turnout.core.trackadmin``); ``PostgresSource(dsn)`` is every
+project of them as the tracking UI reads them (``turnout ui --store postgresql://...``).
 """
 
 from __future__ import annotations
@@ -56,9 +57,10 @@ except ImportError as _error:
 
 from turnout.integrations.postgres_tracking import _reader
 from turnout.integrations.postgres_tracking._admin import PostgresTrackingStore
+from turnout.integrations.postgres_tracking._source import PostgresSource
 from turnout.integrations.postgres_tracking._writer import Writer, ensure_tables
 
-__all__ = ["PostgresTracker", "PostgresTrackingStore"]
+__all__ = ["PostgresSource", "PostgresTracker", "PostgresTrackingStore"]
 
 
 class PostgresTracker(RecordingTracker):
