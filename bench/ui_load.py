@@ -33,6 +33,13 @@ Every timed condition is polled inside the page every 10 ms. The server, the bro
 generation all run on this machine; the data are written under ``--dir`` (a temporary directory by
 default, deleted afterwards). Exit status 1 when a target is missed.
 
+``--store postgresql`` (or ``both``) runs the same pages against a PostgreSQL tracking store
+(``turnout ui --store DSN``): the data are tracked with ``PostgresTracker`` into tables of a
+fresh prefix (dropped afterwards) on ``--dsn``. Issue 17's run: ``--steps 100000 --apps 10000
+--shape count --store both --clicks 0`` (the ``count`` shape keeps a 100,000-step log at
+~30 MB; ``grow``'s list would make it gigabytes). The load average is printed beside the
+figures: other processes share the machine.
+
 Needs the ``dev`` extra (Playwright and Streamlit) and Debian's Chromium at ``/usr/bin/chromium``
 (``--chromium`` to change; Playwright's own browser downloads are never used).
 
@@ -57,6 +64,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,18 +120,56 @@ def finish(state: State) -> tuple[dict[str, int], State]:
     return {"count": state["count"]}, state
 
 
+@action(reads=["count"], writes=["count"])
+def grow_count(state: State) -> State:
+    """The ``count`` shape: only a counter grows (a 100,000-step log stays small)."""
+    return state.update(count=state["count"] + 1)
+
+
 def large_app_id(steps: int) -> str:
     return f"grow-{steps}"
 
 
-def generate_large(root: Path, steps: int) -> float:
+@dataclass
+class Store:
+    """Where a run tracks to and what ``turnout ui`` is told to read."""
+
+    kind: str  # "files" or "postgresql"
+    root: Path
+    dsn: str = ""
+    prefix: str = ""
+
+    def tracker(self, project: str) -> Any:
+        if self.kind == "files":
+            return LocalTracker(project, storage_dir=self.root)
+        from turnout.integrations.postgres_tracking import PostgresTracker
+
+        return PostgresTracker(self.dsn, project=project, table_prefix=self.prefix)
+
+    def ui_options(self) -> list[str]:
+        if self.kind == "files":
+            return ["--dir", str(self.root)]
+        return ["--store", self.dsn, "--table-prefix", self.prefix, "--dir", str(self.root)]
+
+    def drop(self) -> None:
+        if self.kind == "postgresql":
+            import psycopg
+
+            with psycopg.connect(self.dsn, autocommit=True) as conn:
+                for table in ("records", "apps"):
+                    conn.execute(f"DROP TABLE IF EXISTS {self.prefix}_{table}")
+                conn.execute(f"DROP FUNCTION IF EXISTS {self.prefix}_ui_touch()")
+
+
+def generate_large(store: Store, steps: int, shape: str = "grow") -> float:
     """The ``grow-N`` application: N steps of ``grow``; returns the seconds it took."""
     start = time.perf_counter()
-    tracker = LocalTracker(LARGE_PROJECT, storage_dir=root)
+    tracker = store.tracker(LARGE_PROJECT)
+    step = grow if shape == "grow" else grow_count
     try:
         app = (
             ApplicationBuilder()
-            .with_actions(grow)
+            .with_actions(grow=step)
             .with_transitions(("grow", "grow"))
             .with_state(count=0, items=[])
             .with_entrypoint("grow")
@@ -134,14 +180,14 @@ def generate_large(root: Path, steps: int) -> float:
         for _ in range(steps):
             app.step()
     finally:
-        tracker.close()
+        tracker.close(timeout=600) if store.kind == "postgresql" else tracker.close()
     return time.perf_counter() - start
 
 
-def generate_many(root: Path, apps: int) -> float:
+def generate_many(store: Store, apps: int) -> float:
     """``apps`` applications of three steps each in one project; returns the seconds it took."""
     start = time.perf_counter()
-    tracker = LocalTracker(MANY_PROJECT, storage_dir=root)
+    tracker = store.tracker(MANY_PROJECT)
     try:
         for number in range(apps):
             (
@@ -156,7 +202,7 @@ def generate_many(root: Path, apps: int) -> float:
                 .run(halt_after=["finish"])
             )
     finally:
-        tracker.close()
+        tracker.close(timeout=600) if store.kind == "postgresql" else tracker.close()
     return time.perf_counter() - start
 
 
@@ -178,10 +224,10 @@ def healthy(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def turnout_ui(root: Path, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def turnout_ui(store: Store, port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     command = [
         sys.executable, "-m", "turnout.cli", "ui", "--no-demo",
-        "--port", str(port), "--host", "127.0.0.1", "--dir", str(root),
+        "--port", str(port), "--host", "127.0.0.1", *store.ui_options(),
     ]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
@@ -354,125 +400,162 @@ class Report:
     generate_large_s: float
     generate_many_s: float
     rows: list[Row] = field(default_factory=list)
+    generated: list[str] = field(default_factory=list)
 
 
-def measure(args: argparse.Namespace, root: Path) -> Report:
-    print(f"generating {args.steps}-step app and {args.apps} apps in {root} ...", file=sys.stderr)
-    large_s = generate_large(root, args.steps)
-    generate_large(root, CONTROL_STEPS)
-    generate_large(root, CONTROL_STEPS * 2)
-    many_s = generate_many(root, args.apps)
-    log_file = root / LARGE_PROJECT / large_app_id(args.steps) / "log.jsonl"
-    log_mb = log_file.stat().st_size / 1e6 if log_file.exists() else 0.0
-    report = Report(
-        date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        machine=f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-        steps=args.steps,
-        apps=args.apps,
-        clicks=args.clicks,
-        large_log_mb=round(log_mb, 2),
-        generate_large_s=round(large_s, 2),
-        generate_many_s=round(many_s, 2),
-    )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+def measure(args: argparse.Namespace, base: Path) -> Report:
+    """Generate the data in each store asked for and time the pages on each."""
+    report: Report | None = None
     with sync_playwright() as playwright:
         browser: Browser = playwright.chromium.launch(
             executable_path=args.chromium, args=CHROMIUM_ARGS, headless=True
         )
         try:
-            # A page opened before the server starts: the browser's own start-up is not timed.
-            first = browser.new_context(viewport={"width": 1400, "height": 1000})
-            page = first.new_page()
-            page.goto("about:blank")
-            print("starting turnout ui ...", file=sys.stderr)
-            start = time.perf_counter()
-            with turnout_ui(root, port, root.parent / "turnout-ui.log") as process:
-                while not healthy(url):
-                    if process.poll() is not None:
-                        raise SystemExit(f"turnout ui exited with {process.returncode}")
-                    if time.perf_counter() - start > TIMEOUT_MS / 1000:
-                        raise SystemExit("turnout ui never answered")
-                    time.sleep(0.02)
-                health_s = time.perf_counter() - start
-                time_projects_page(page, url)
-                projects_s = time.perf_counter() - start
-                first.close()
-                report.rows.append(
-                    Row("`turnout ui` answers (health endpoint)", "within 3 s of start",
-                        3.0, health_s)
-                )  # fmt: skip
-                report.rows.append(
-                    Row("projects page drawn", "within 3 s of start", 3.0, projects_s,
-                        note="from the same start; browser already running")
-                )  # fmt: skip
-
-                def fresh() -> BrowserContext:
-                    return browser.new_context(viewport={"width": 1400, "height": 1000})
-
-                def visits(visit: Callable[[BrowserContext], float]) -> tuple[float, ...]:
-                    """Cold visit, then medians of fresh-context and cached-context visits."""
-                    fresh_runs, cached_runs = [], []
-                    for _ in range(1 + args.repeat):
-                        context = fresh()
-                        fresh_runs.append(visit(context))
-                        context.close()
-                    context = fresh()
-                    visit(context)  # fills the browser's HTTP cache; not timed
-                    cached_runs = [visit(context) for _ in range(args.repeat)]
-                    context.close()
-                    warm, cached = _median(fresh_runs[1:]), _median(cached_runs)
-                    return fresh_runs[0], warm or fresh_runs[0], cached or fresh_runs[0]
-
-                print("first rows ...", file=sys.stderr)
-                cold, warm, cached = visits(lambda c: time_first_rows(c, url, args.steps))
-                report.rows.append(
-                    Row(f"{args.steps:,}-step app: first rows of the steps table", "< 2 s",
-                        2.0, cold, warm, cached,
-                        note=f"log {log_mb:.1f} MB; state list grows every step")
-                )  # fmt: skip
-                cold, warm, cached = visits(lambda c: time_first_rows(c, url, CONTROL_STEPS))
-                report.rows.append(
-                    Row(f"control: {CONTROL_STEPS}-step app, first rows", "-", None, cold,
-                        warm, cached, note="the page's fixed cost, whatever the data")
-                )  # fmt: skip
-
-                print("step clicks ...", file=sys.stderr)
-                for steps, limit, via in (
-                    (args.steps, 0.3, "table"),
-                    (args.steps, 0.3, "select"),
-                    (args.steps, None, "marker"),
-                    (CONTROL_STEPS * 2, None, "table"),
-                ):
-                    context = fresh()
-                    headings, clicks = time_step_clicks(context, url, steps, args.clicks, via)
-                    context.close()
-                    where = {
-                        "table": "a steps-table row's open button",
-                        "select": "the Step select box",
-                        "marker": "selecting a steps-table row by its marker",
-                    }[via]
-                    name = (
-                        f"step click ({where}) updates the step view (median of {args.clicks})"
-                        if steps == args.steps
-                        else f"control: {CONTROL_STEPS * 2}-step app, step click ({where})"
-                    )
-                    report.rows.append(
-                        Row(name, "< 300 ms" if limit else "-", limit, statistics.median(clicks),
-                            note=f"min {min(clicks) * 1000:.0f} ms, "
-                            f"max {max(clicks) * 1000:.0f} ms; the step's heading after "
-                            f"{statistics.median(headings) * 1000:.0f} ms (median)")
-                    )  # fmt: skip
-
-                print("application list ...", file=sys.stderr)
-                cold, warm, cached = visits(lambda c: time_app_list(c, url, args.apps))
-                report.rows.append(
-                    Row(f"project of {args.apps:,} apps: applications page lists", "< 2 s",
-                        2.0, cold, warm, cached, note="50 per page")
-                )  # fmt: skip
+            for kind in ("files", "postgresql") if args.store == "both" else (args.store,):
+                store = Store(kind=kind, root=base / kind, dsn=args.dsn,
+                              prefix=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
+                store.root.mkdir(parents=True)
+                try:
+                    report = measure_store(args, store, browser, report)
+                finally:
+                    store.drop()
         finally:
             browser.close()
+    assert report is not None
     return report
+
+
+def measure_store(
+    args: argparse.Namespace, store: Store, browser: Browser, report: Report | None
+) -> Report:
+    root = store.root
+    tag = f"[{store.kind}] "
+    print(f"{tag}generating {args.steps}-step app and {args.apps} apps ...", file=sys.stderr)
+    large_s = generate_large(store, args.steps, args.shape)
+    generate_large(store, CONTROL_STEPS)
+    generate_large(store, CONTROL_STEPS * 2)
+    many_s = generate_many(store, args.apps)
+    log_file = root / LARGE_PROJECT / large_app_id(args.steps) / "log.jsonl"
+    log_mb = log_file.stat().st_size / 1e6 if log_file.exists() else 0.0
+    if report is None:
+        report = Report(
+            date=datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            machine=f"{platform.machine()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}",
+            steps=args.steps,
+            apps=args.apps,
+            clicks=args.clicks,
+            large_log_mb=round(log_mb, 2),
+            generate_large_s=round(large_s, 2),
+            generate_many_s=round(many_s, 2),
+        )
+    report.generated.append(
+        f"{store.kind}: {args.steps:,}-step app in {large_s:.1f} s"
+        + (f" ({log_mb:.1f} MB log)" if log_mb else "")
+        + f", {args.apps:,} apps in {many_s:.1f} s"
+    )
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    # A page opened before the server starts: the browser's own start-up is not timed.
+    first = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = first.new_page()
+    page.goto("about:blank")
+    print("starting turnout ui ...", file=sys.stderr)
+    start = time.perf_counter()
+    with turnout_ui(store, port, root.parent / f"turnout-ui-{store.kind}.log") as process:
+        while not healthy(url):
+            if process.poll() is not None:
+                raise SystemExit(f"turnout ui exited with {process.returncode}")
+            if time.perf_counter() - start > TIMEOUT_MS / 1000:
+                raise SystemExit("turnout ui never answered")
+            time.sleep(0.02)
+        health_s = time.perf_counter() - start
+        time_projects_page(page, url)
+        projects_s = time.perf_counter() - start
+        first.close()
+        report.rows.append(
+            Row(tag + "`turnout ui` answers (health endpoint)", "within 3 s of start",
+                3.0, health_s)
+        )  # fmt: skip
+        report.rows.append(
+            Row(tag + "projects page drawn", "within 3 s of start", 3.0, projects_s,
+                note="from the same start; browser already running")
+        )  # fmt: skip
+
+        def fresh() -> BrowserContext:
+            return browser.new_context(viewport={"width": 1400, "height": 1000})
+
+        def visits(visit: Callable[[BrowserContext], float]) -> tuple[float, ...]:
+            """Cold visit, then medians of fresh-context and cached-context visits."""
+            fresh_runs, cached_runs = [], []
+            for _ in range(1 + args.repeat):
+                context = fresh()
+                fresh_runs.append(visit(context))
+                context.close()
+            context = fresh()
+            visit(context)  # fills the browser's HTTP cache; not timed
+            cached_runs = [visit(context) for _ in range(args.repeat)]
+            context.close()
+            warm, cached = _median(fresh_runs[1:]), _median(cached_runs)
+            return fresh_runs[0], warm or fresh_runs[0], cached or fresh_runs[0]
+
+        print("first rows ...", file=sys.stderr)
+        cold, warm, cached = visits(lambda c: time_first_rows(c, url, args.steps))
+        report.rows.append(
+            Row(tag + f"{args.steps:,}-step app: first rows of the steps table", "< 2 s",
+                2.0, cold, warm, cached,
+                note=(f"log {log_mb:.1f} MB; " if log_mb else "")
+                + f"shape {args.shape}; load {_load()}")
+        )  # fmt: skip
+        cold, warm, cached = visits(lambda c: time_first_rows(c, url, CONTROL_STEPS))
+        report.rows.append(
+            Row(tag + f"control: {CONTROL_STEPS}-step app, first rows", "-", None, cold,
+                warm, cached, note="the page's fixed cost, whatever the data")
+        )  # fmt: skip
+
+        print("step clicks ...", file=sys.stderr)
+        for steps, limit, via in (
+            ()
+            if args.clicks < 1
+            else (
+                (args.steps, 0.3, "table"),
+                (args.steps, 0.3, "select"),
+                (args.steps, None, "marker"),
+                (CONTROL_STEPS * 2, None, "table"),
+            )
+        ):
+            context = fresh()
+            headings, clicks = time_step_clicks(context, url, steps, args.clicks, via)
+            context.close()
+            where = {
+                "table": "a steps-table row's open button",
+                "select": "the Step select box",
+                "marker": "selecting a steps-table row by its marker",
+            }[via]
+            name = (
+                f"step click ({where}) updates the step view (median of {args.clicks})"
+                if steps == args.steps
+                else f"control: {CONTROL_STEPS * 2}-step app, step click ({where})"
+            )
+            report.rows.append(
+                Row(tag + name, "< 300 ms" if limit else "-", limit, statistics.median(clicks),
+                    note=f"min {min(clicks) * 1000:.0f} ms, "
+                    f"max {max(clicks) * 1000:.0f} ms; the step's heading after "
+                    f"{statistics.median(headings) * 1000:.0f} ms (median)")
+            )  # fmt: skip
+
+        print("application list ...", file=sys.stderr)
+        cold, warm, cached = visits(lambda c: time_app_list(c, url, args.apps))
+        report.rows.append(
+            Row(tag + f"project of {args.apps:,} apps: applications page lists", "< 2 s",
+                2.0, cold, warm, cached, note=f"50 per page; load {_load()}")
+        )  # fmt: skip
+    return report
+
+
+def _load() -> str:
+    """The load averages (1, 5, 15 min): other processes share the machine."""
+    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
 def _median(values: list[float]) -> float | None:
@@ -492,9 +575,7 @@ def _verdict(met: bool | None) -> str:
 def markdown(report: Report) -> str:
     lines = [
         f"`python bench/ui_load.py` on {report.date} ({report.machine}); "
-        f"{report.steps:,}-step app ({report.large_log_mb:.1f} MB log, generated in "
-        f"{report.generate_large_s:.1f} s), {report.apps:,} apps (generated in "
-        f"{report.generate_many_s:.1f} s).",
+        f"generated: {'; '.join(report.generated)}. Load average at the end: {_load()}.",
         "",
         "| measure | target | measured | again, fresh browser | again, cached browser "
         "| met? | note |",
@@ -517,12 +598,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to write the data (temp)")
     parser.add_argument("--chromium", default="/usr/bin/chromium", help="Chromium executable")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    parser.add_argument(
+        "--store", choices=["files", "postgresql", "both"], default="files",
+        help="the tracking store the UI reads (files)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dsn", default=os.environ.get("TURNOUT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL for --store postgresql (tables of a fresh prefix, dropped after)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--shape", choices=["grow", "count"], default="grow",
+        help="the large app's state: a list growing every step, or a counter (grow)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if not Path(args.chromium).is_file():
         parser.error(f"no Chromium at {args.chromium} (apt-get install chromium)")
     base = Path(tempfile.mkdtemp(prefix="turnout-ui-load-", dir=args.dir))
     try:
-        report = measure(args, base / "tracking")
+        report = measure(args, base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:

@@ -39,6 +39,7 @@ NEEDS_ADAPTER = {
     "examples/typed_chat": "pydantic",
     "docs/serving.md": "serve",
     "examples/email_assistant_served": "serve",
+    "examples/chatbot_served": "serve",
 }
 
 

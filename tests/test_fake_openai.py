@@ -308,3 +308,47 @@ def test_a_reply_can_fail_mid_stream(server: FakeOpenAIServer) -> None:
         assert [c.choices[0].finish_reason for c in cut if c.choices] == [None, None]
         with pytest.raises(openai.InternalServerError, match="boom"):
             client.chat.completions.create(model="m", messages=USER)
+
+
+def test_fail_next_serves_failures_first_in_first_out(server: FakeOpenAIServer) -> None:
+    server.add_replies("fine")
+    server.fail_next(429)
+    server.fail_next(500)
+    client = sync_client(server)
+    with pytest.raises(openai.RateLimitError):
+        client.chat.completions.create(model="m", messages=USER)
+    with pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="m", messages=USER)
+    assert client.chat.completions.create(model="m", messages=USER).choices[0].message.content == (
+        "fine"
+    )
+
+
+def test_replies_are_written_in_one_send_without_nagle(server: FakeOpenAIServer) -> None:
+    """Headers and body leave in one send on a TCP_NODELAY socket, so a request on a kept-alive
+    connection does not wait for the client's delayed ACK between them: one read of the second
+    and later replies on one connection already holds the whole reply."""
+    import socket
+
+    body = json.dumps({"model": "m", "messages": USER}).encode()
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+    )
+    host, port = server.base_url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        for _ in range(5):
+            conn.sendall(request)
+            reply = conn.recv(1 << 16)
+            head, _sep, rest = reply.partition(b"\r\n\r\n")
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length")
+                )
+            )
+            assert len(rest) == length, reply  # the body came with the headers
+            assert json.loads(rest)["choices"][0]["message"]["content"].endswith("hello big world")
+    handler = server._server.RequestHandlerClass
+    assert getattr(handler, "disable_nagle_algorithm", False) is True

@@ -181,6 +181,7 @@ class FakeOpenAIServer:
         port: int = 0,
     ) -> None:
         self._queue: deque[Reply] = deque()
+        self._failures: deque[FakeError] = deque()  # from fail_next: before the replies
         self._responder: Responder = echo
         if callable(replies):
             self._responder = replies
@@ -209,9 +210,12 @@ class FakeOpenAIServer:
             self._queue.append(reply)
 
     def fail_next(self, status: int, message: str | None = None, *, times: int = 1) -> None:
-        """Make the next ``times`` requests fail with ``status`` (429, 400, 500, ...)."""
+        """Make the next ``times`` requests fail with ``status`` (429, 400, 500, ...), before
+        any queued reply. Failures queue in the order given: ``fail_next(429)`` then
+        ``fail_next(500)`` serves the 429 first."""
         error = FakeError(status=status, message=message or f"fake error {status}")
-        self._queue.extendleft([error] * times)
+        with self._lock:
+            self._failures.extend([error] * times)
 
     def start(self) -> FakeOpenAIServer:
         """Serve in a background thread; returns the server."""
@@ -243,7 +247,11 @@ class FakeOpenAIServer:
     def _next_reply(self, request: FakeRequest) -> FakeReply | FakeError:
         with self._lock:
             self.requests.append(request)
-            scripted = self._queue.popleft() if self._queue else None
+            scripted: Reply | None = None
+            if self._failures:
+                scripted = self._failures.popleft()
+            elif self._queue:
+                scripted = self._queue.popleft()
         reply = scripted if scripted is not None else self._responder(request)
         _check_reply(reply)
         if isinstance(reply, str):
@@ -281,6 +289,11 @@ _ERROR_TYPES |= {429: "rate_limit_exceeded"}
 def _handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # A reply is one send (headers and body buffered, flushed after the request) on a
+        # socket without Nagle's algorithm: a request on a kept-alive connection would else
+        # wait for the client's delayed ACK (40 ms or more) between the headers and the body.
+        disable_nagle_algorithm = True
+        wbufsize = 1 << 16
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # keep test output clean

@@ -1,14 +1,18 @@
 """The ``turnout`` command.
 
-``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR] [--no-demo] [--allow-host NAME ...]
-[--artifacts DIR]`` opens the tracking UI over ``DIR`` (default ``$TURNOUT_HOME`` or
-``~/.turnout``); ``--artifacts`` (or ``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore``
-directory the UI downloads the blobs of artifact refs from. On a directory
-with no tracked application it first runs the demo applications into a ``demo`` project
+``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR | --store postgresql://... [--table-prefix
+P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web]`` opens the tracking UI
+(``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the Streamlit one)
+over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``), or over the PostgreSQL tables a
+``PostgresTracker`` writes (``--store``; the connection string reaches the server through its
+environment, not its command line, so other users do not see a password); ``--artifacts`` (or
+``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore`` directory the UI downloads the blobs of
+artifact refs from. On a directory with no tracked application it first runs the demo
+applications into a ``demo`` project
 (``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
-only requests whose ``Host`` header names this machine or the bound address; ``--allow-host``
-(or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It
-has no authentication, so expose it to a network only behind something that has.
+only requests whose ``Host`` header names this machine or the bound address; ``--allow-host`` (or
+``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It has no
+authentication, so expose it to a network only behind something that has.
 
 ``turnout import-burr [--from DIR] [--dir DIR] [--project P ...]`` converts Burr's tracking logs
 (default ``~/.burr``) into turnout's tracking directory, so old runs show in ``turnout ui`` (see
@@ -34,6 +38,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +74,18 @@ def _parser() -> argparse.ArgumentParser:
         help="tracking directory (default $TURNOUT_HOME or ~/.turnout)",
     )
     ui.add_argument(
+        "--store",
+        default=None,
+        metavar="DSN",
+        help="read a PostgreSQL tracking store (postgresql://user@host:5432/db, the tables a "
+        "PostgresTracker writes) instead of a directory",
+    )
+    ui.add_argument(
+        "--table-prefix",
+        default="turnout_tracking",
+        help="with --store: the tracker's table_prefix (default turnout_tracking)",
+    )
+    ui.add_argument(
         "--allow-host",
         action="append",
         default=[],
@@ -90,6 +107,12 @@ def _parser() -> argparse.ArgumentParser:
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
+    )
+    ui.add_argument(
+        "--web",
+        action="store_true",
+        help='serve the new web UI (FastAPI, htmx; needs: pip install "turnout[ui]") instead '
+        "of the Streamlit one; see docs/ui.md for the pages it covers so far",
     )
     case = commands.add_parser(
         "test-case",
@@ -291,6 +314,41 @@ def test_case_command(
     return case
 
 
+def _masked(dsn: str) -> str:
+    """``dsn`` with its password (if any) replaced by ``***``."""
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _check_store(dsn: str, table_prefix: str) -> str | None:
+    """Why ``--store``/``--table-prefix`` cannot be read (``None``: they can)."""
+    if not dsn.startswith(("postgresql://", "postgres://")):
+        return (
+            f"--store {_masked(dsn)!r} is not a PostgreSQL connection string: pass "
+            "postgresql://user@host:5432/db (a tracking directory goes in --dir)."
+        )
+    try:
+        from turnout.core.sql import check_name
+        from turnout.integrations.postgres_tracking import PostgresSource
+    except MissingExtraError as exc:
+        return str(exc)
+    try:
+        check_name(table_prefix)
+    except ValueError as exc:
+        return f"--table-prefix {table_prefix!r}: {exc}"
+    source = PostgresSource(dsn, table_prefix=table_prefix, listen=False)
+    try:
+        source.projects()
+    except PersistenceError as exc:
+        return f"{exc} (--store {_masked(dsn)})"
+    finally:
+        source.close()
+    return None
+
+
 def ui_command(
     storage_dir: Path,
     *,
@@ -380,6 +438,15 @@ def _add_serve_parser(commands: Any) -> None:
         "--on-busy", choices=["reject", "enqueue", "interrupt"], default="reject",
         help="a request for an app another request drives (default reject: 409)",
     )  # fmt: skip
+    serve.add_argument(
+        "--forwarded-allow-ips", default=None,
+        help="proxies (comma-separated IPs, or *) whose X-Forwarded-* headers are trusted "
+        "(default: uvicorn's, 127.0.0.1 or $FORWARDED_ALLOW_IPS)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-proxy-headers", dest="proxy_headers", action="store_false",
+        help="ignore X-Forwarded-For/-Proto even from trusted proxies",
+    )  # fmt: skip
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -390,7 +457,26 @@ def _serve_command(args: argparse.Namespace) -> int:
         return 1
     run(
         args.factory, db=args.db, table=args.table, host=args.host, port=args.port,
-        workers=args.workers, on_busy=args.on_busy,
+        workers=args.workers, on_busy=args.on_busy, proxy_headers=args.proxy_headers,
+        forwarded_allow_ips=args.forwarded_allow_ips,
+    )  # fmt: skip
+    return 0
+
+
+def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
+    """``turnout ui --web``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
+    try:
+        from turnout.integrations.fastapi.ui.server import run_ui
+    except MissingExtraError as exc:
+        print(f"turnout ui: {exc}", file=sys.stderr)
+        return 1
+    if args.artifacts is not None:
+        print("turnout ui --web: --artifacts is not used by the web UI yet", file=sys.stderr)
+    print(f"turnout ui: http://{args.host}:{args.port}  (tracking directory {storage_dir})")
+    sys.stdout.flush()
+    run_ui(
+        storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
+        allow_hosts=args.allow_hosts,
     )  # fmt: skip
     return 0
 
@@ -421,6 +507,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2
+    if args.store is not None:
+        problem = _check_store(args.store, args.table_prefix)
+        if problem:
+            print(f"turnout ui: {problem}", file=sys.stderr)
+            return 2
+        # Read by the UI script from its environment: a password stays off the command line.
+        os.environ["TURNOUT_UI_STORE"] = args.store
+        os.environ["TURNOUT_UI_TABLE_PREFIX"] = args.table_prefix
     storage_dir = tracking_home(args.dir).resolve()
     artifacts = None if args.artifacts is None else args.artifacts.resolve()
     if artifacts is not None and not artifacts.is_dir():
@@ -430,15 +524,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.web:
+        return _web_ui_command(args, storage_dir)
     try:
         command = ui_command(
-            storage_dir, port=args.port, host=args.host, demo=not args.no_demo,
-            allow_hosts=args.allow_hosts, artifacts=artifacts,
+            storage_dir, port=args.port, host=args.host,
+            demo=not args.no_demo and args.store is None, allow_hosts=args.allow_hosts,
+            artifacts=artifacts,
         )  # fmt: skip
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    print(f"turnout ui: http://{args.host}:{args.port}  (tracking directory {storage_dir})")
+    where = (
+        f"tracking directory {storage_dir}"
+        if args.store is None
+        else f"PostgreSQL {_masked(args.store)}, tables {args.table_prefix}_*"
+    )
+    print(f"turnout ui: http://{args.host}:{args.port}  ({where})")
     sys.stdout.flush()
     if os.name == "posix":
         # Become the Streamlit server: one process to stop, no orphan when this one is killed.

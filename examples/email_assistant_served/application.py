@@ -33,6 +33,10 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make `examples` and `turnout` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+# The adapter first: without its library it raises MissingExtraError naming the extra.
+import turnout.integrations.fastapi  # noqa: F401
+
+# isort: split
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient

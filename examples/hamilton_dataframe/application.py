@@ -17,6 +17,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+# The adapter first: without its library it raises MissingExtraError naming the extra.
+import turnout.integrations.hamilton
+import turnout.integrations.serde.pandas  # noqa: F401
+
+# isort: split
 import pandas as pd
 
 from turnout import Application, ApplicationBuilder, State, action, expr

@@ -13,6 +13,10 @@ import argparse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+# The adapter first: without its library it raises MissingExtraError naming the extra.
+import turnout.integrations.langchain  # noqa: F401
+
+# isort: split
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage

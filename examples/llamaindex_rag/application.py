@@ -28,6 +28,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+# The adapter first: without its library it raises MissingExtraError naming the extra.
+import turnout.integrations.llamaindex  # noqa: F401
+
+# isort: split
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.chat_engine.types import ChatMode
 from llama_index.core.embeddings import BaseEmbedding

@@ -27,6 +27,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from pathlib import Path
 from typing import Any, Literal
 
+# The adapter first: without its library it raises MissingExtraError naming the extra.
+import turnout.integrations.pydantic  # noqa: F401
+
+# isort: split
 from pydantic import BaseModel, Field
 
 from turnout import Application, ApplicationBuilder, action, streaming_action

@@ -1177,3 +1177,66 @@ def test_sync_streaming_methods_refuse_an_async_streaming_action(call):
     assert recorder.names("pre_run_step", "pre_start_stream", "post_run_step") == []
     assert app.state == {"prompt": "a b"}
     assert app.sequence_id is None
+
+
+def test_closing_a_container_ends_the_step_now_not_at_garbage_collection() -> None:
+    events: list[str] = []
+
+    @streaming_action(reads=[], writes=["text"])
+    def talk(state: State) -> Iterator[Any]:
+        try:
+            for word in ("a", "b", "c"):
+                yield {"delta": word}
+        finally:
+            events.append("action closed")
+        yield {"text": "abc"}, state.update(text="abc")
+
+    class StepEnd:
+        def post_run_step(self, *, exception: BaseException | None = None, **kw: Any) -> None:
+            events.append(f"step ended: {type(exception).__name__}")
+
+    app = (
+        ApplicationBuilder()
+        .with_actions(talk=talk)
+        .with_transitions()
+        .with_entrypoint("talk")
+        .with_hooks(StepEnd())
+        .build()
+    )
+    _act, container = app.stream_result(halt_after=["talk"])
+    kept = container  # the container stays alive: only close() can end the step
+    with container:
+        assert next(iter(container)) == {"delta": "a"}
+        assert events == []
+    assert events == ["action closed", "step ended: GeneratorExit"]
+    assert kept.get() == (None, app.state)
+    assert "text" not in app.state
+    container.close()  # a second close does nothing
+    assert len(events) == 2
+
+
+def test_closing_an_async_container_ends_the_step() -> None:
+    events: list[str] = []
+
+    @streaming_action(reads=[], writes=["text"])
+    async def talk(state: State) -> Any:
+        try:
+            for word in ("a", "b", "c"):
+                yield {"delta": word}
+        finally:
+            events.append("action closed")
+        yield {"text": "abc"}, state.update(text="abc")
+
+    app = ApplicationBuilder().with_actions(talk=talk).with_transitions().with_entrypoint("talk")
+
+    async def main() -> None:
+        built = app.build()
+        _act, container = await built.astream_result(halt_after=["talk"])
+        async with container:
+            async for _item in container:
+                break
+        assert events == ["action closed"]
+        assert await container.get() == (None, built.state)
+        await container.close()  # the alias of aclose(); nothing left to close
+
+    asyncio.run(main())

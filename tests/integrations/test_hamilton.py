@@ -768,3 +768,43 @@ def test_the_example_script_prints_the_graph_with_its_dag(capsys):
     out = capsys.readouterr().out
     assert '    subgraph h0["analyse: Hamilton DAG"]' in out
     assert f"{result['reviews']} reviews" in out
+
+
+def test_app_inputs_feed_the_dag_from_the_step(make_module: Any) -> None:
+    """``app_inputs`` (the other adapters' ``inputs=``): a DAG input named in no spec, and a
+    state key the spec reads, both come from ``app.step(inputs=...)``."""
+    module = make_module(TEXT_DAG)
+    act = Hamilton({"text": "text"}, ["summary"], modules=[module], app_inputs=["text", "prefix"])
+    assert act.reads == []
+    app = app_of(act)  # no "text" in state: it comes from the step
+    _act, _result, state = app.step(inputs={"text": "hello big world", "prefix": "bob"})  # type: ignore[misc]
+    assert state["summary"] == "bob: 3 words, longest 'hello'"
+    with pytest.raises(ValueError, match="needs the inputs 'text', 'prefix'"):
+        app.step()
+
+
+CONFIG_DAG = """
+from hamilton.function_modifiers import config
+
+@config.when(mode="fast")
+def speed__fast() -> int:
+    return 1
+
+@config.when(mode="slow")
+def speed__slow() -> int:
+    return 2
+
+def result(speed: int) -> int:
+    return speed * 10
+"""
+
+
+def test_a_node_missing_for_want_of_config_names_the_config_key(make_module: Any) -> None:
+    module = make_module(CONFIG_DAG)
+    with pytest.raises(ActionDefinitionError) as caught:
+        Hamilton({}, ["result"], modules=[module])
+    message = str(caught.value)
+    assert "'speed' is defined only under @config.when on the config key(s) ['mode']" in message
+    assert "config={'mode': ...}" in message
+    act = Hamilton({}, ["result"], modules=[module], config={"mode": "slow"})
+    assert app_of(act).step()[2]["result"] == 20  # type: ignore[index]

@@ -439,7 +439,13 @@ def test_streaming_records_the_first_token_time_on_the_model_span(mode):
     stream(build({"q": "?"}, log, answer=act), mode)
     attributes = log.attributes[log.uid("answer")]  # the model is the outermost run
     assert attributes["turnout.first_token_time"] > 0
-    assert attributes["turnout.time_to_first_token"] >= 0
+    # the name the OpenAI adapter and the OpenTelemetry hook use too
+    assert attributes["gen_ai.response.time_to_first_chunk"] >= 0
+    # the old name, deprecated, kept with the same value
+    assert (
+        attributes["turnout.time_to_first_token"]
+        == (attributes["gen_ai.response.time_to_first_chunk"])
+    )
 
 
 # -- run configuration -----------------------------------------------------------------------------
@@ -855,3 +861,225 @@ def test_the_agent_example_loops_through_the_tools_until_the_model_answers():
 def test_the_agent_example_runs_as_a_script(capsys):
     assert agent_example.main([]) == "3 * 4 + 5 = 17."
     assert "multiply({'a': 3, 'b': 4})" in capsys.readouterr().out
+
+
+class Gate:
+    """Async tools that all wait on one barrier: they pass only if ``parties`` of them run at
+    once. Counts how many are inside together at most."""
+
+    def __init__(self, parties: int) -> None:
+        self.parties = parties
+        self.inside = 0
+        self.most = 0
+
+    def tools(self, count: int) -> list[Any]:
+        barrier: asyncio.Barrier | None = None
+
+        async def meet(i: int) -> str:
+            nonlocal barrier
+            if barrier is None:  # made inside the step's event loop
+                barrier = asyncio.Barrier(self.parties)
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+            try:
+                await asyncio.wait_for(barrier.wait(), timeout=10)
+            finally:
+                self.inside -= 1
+            return f"met {i}"
+
+        def make(i: int) -> Any:
+            async def gated() -> str:
+                """A tool that waits for its siblings."""
+                return await meet(i)
+
+            gated.__name__ = f"gated{i}"
+            return tool(gated)
+
+        return [make(i) for i in range(count)]
+
+
+def test_async_tool_calls_run_concurrently_and_keep_their_order() -> None:
+    gate = Gate(3)  # run one after another, the first call would wait for the others forever
+    act = ToolCallsAction(gate.tools(3), is_async=True, handle_errors=False)
+    app = build({"messages": _asking(("gated0", {}), ("gated1", {}), ("gated2", {}))}, tools=act)
+    _result, state = step(app, "async")
+    assert [(m.content, m.tool_call_id) for m in state["messages"][2:]] == [
+        ("met 0", "c0"),
+        ("met 1", "c1"),
+        ("met 2", "c2"),
+    ]
+
+
+def test_async_tool_calls_are_bounded_by_max_concurrency() -> None:
+    gate = Gate(2)  # pairs meet: calls 0 and 1, then 2 and 3
+    act = ToolCallsAction(gate.tools(4), is_async=True, handle_errors=False, max_concurrency=2)
+    calls = [(f"gated{i}", {}) for i in range(4)]
+    _result, state = step(build({"messages": _asking(*calls)}, tools=act), "async")
+    assert [m.content for m in state["messages"][2:]] == ["met 0", "met 1", "met 2", "met 3"]
+    assert gate.most == 2
+    with pytest.raises(ValueError, match=r"max_concurrency= .* positive int; got 0"):
+        ToolCallsAction(gate.tools(1), max_concurrency=0)
+
+
+# -- leaving a stream early ----------------------------------------------------------------------
+
+
+class EndLog(SpanLog):
+    """A SpanLog that also records, in order, every span end and the step's end."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.order: list[tuple[str, str | None]] = []
+
+    def post_end_span(self, *, span: Any, exception: BaseException | None, **kw: Any) -> None:
+        super().post_end_span(span=span, exception=exception, **kw)
+        self.order.append((span.name, type(exception).__name__ if exception else None))
+
+    def post_run_step(self, *, exception: BaseException | None = None, **kw: Any) -> None:
+        self.order.append(("<step>", type(exception).__name__ if exception else None))
+
+
+def _long_stream_app(mode: str, *hooks: Any, tracker: Any = None) -> Application:
+    act = StreamingRunnableAction(
+        chain("one two three four five six"), ["role", "q"], "a", is_async=mode == "async"
+    )
+    start = builder_of({"role": "r", "q": "q"}, talk=act).with_identifiers(app_id="left")
+    if tracker is not None:
+        start = start.with_tracker(tracker)
+    return start.with_hooks(*hooks).build()
+
+
+def _stream_and_leave(app: Application, mode: str, log: EndLog) -> list[tuple[str, str | None]]:
+    """Read one item, leave the loop, close the container with ``with``/``async with``;
+    what had ended when the close returned."""
+    if mode == "sync":
+        _act, container = app.stream_result(halt_after=["talk"])
+        with container:
+            for _item in container:
+                break
+        seen = list(log.order)
+        assert container.get() == (None, app.state)
+        return seen
+
+    async def leave() -> list[tuple[str, str | None]]:
+        _act, container = await app.astream_result(halt_after=["talk"])
+        async with container:
+            async for _item in container:
+                break
+        seen = list(log.order)
+        assert await container.get() == (None, app.state)
+        return seen
+
+    return asyncio.run(leave())
+
+
+def test_closing_a_stream_early_ends_the_spans_innermost_first_then_the_step(mode):
+    log = EndLog()
+    app = _long_stream_app(mode, log)
+    ended = _stream_and_leave(app, mode, log)
+    assert ended == [  # all of it before close() returned, not at garbage collection
+        ("ChatPromptTemplate", None),
+        ("StrOutputParser", "GeneratorExit"),
+        ("GenericFakeChatModel", "GeneratorExit"),
+        ("talk", "GeneratorExit"),
+        ("<step>", "GeneratorExit"),
+    ]
+    cancelled = {uid for uid, attrs in log.attributes.items() if attrs.get("turnout.cancelled")}
+    assert cancelled == {
+        log.uid("talk"),
+        log.uid("GenericFakeChatModel"),
+        log.uid("StrOutputParser"),
+    }
+    assert app.get_next_action().name == "talk"  # not committed: the step is next again
+    assert "a" not in app.state
+
+
+def test_a_closed_stream_is_cancelled_in_the_local_tracker(tmp_path):
+    tracker = LocalTracker("lc", tmp_path)
+    log = EndLog()
+    _stream_and_leave(_long_stream_app("sync", log, tracker=tracker), "sync", log)
+    tracker.close()
+    lines = list(read_log(tracker.log_path("left")))
+    (end,) = [line for line in lines if line["t"] == "end"]
+    assert end["status"] == "cancelled"
+    ends = [line["span"] for line in lines if line["t"] == "span_end"]
+    assert ends == ["0:0.0", "0:0.2", "0:0.1", "0:0"]  # children before their parent
+    marked = {
+        line["span"] for line in lines if line["t"] == "attr" and line["key"] == "turnout.cancelled"
+    }
+    assert marked == {"0:0", "0:0.1", "0:0.2"}
+
+
+def test_a_closed_stream_exports_cancelled_spans_children_first(otel, mode):
+    from opentelemetry.sdk.trace import ReadableSpan
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    provider, exporter = otel
+    log = EndLog()
+    _stream_and_leave(_long_stream_app(mode, OpenTelemetryHook(provider), log), mode, log)
+    spans: tuple[ReadableSpan, ...] = exporter.get_finished_spans()
+    names = [s.name for s in spans]
+    assert names.index("StrOutputParser") < names.index("talk")  # the order they ended in
+    assert names.index("GenericFakeChatModel") < names.index("talk")
+    by = {s.name: s for s in spans}
+    for name in ("StrOutputParser", "GenericFakeChatModel"):
+        assert by[name].attributes["turnout.cancelled"] is True
+    steps = [s for s in spans if s.attributes.get("turnout.status") == "cancelled"]
+    assert len(steps) == 1
+    (talk,) = [s for s in spans if s.name == "talk" and s is not steps[0]]
+    assert talk.attributes["turnout.cancelled"] is True
+
+
+def test_library_spans_off_leaves_the_runs_to_an_instrumentor():
+    from turnout.integrations.opentelemetry import library_spans
+
+    before = library_spans()
+    library_spans(False)
+    try:
+        log = SpanLog()
+        act = RunnableAction(chain("ok"), ["role", "q"], "a")
+        step(build({"role": "r", "q": "q"}, log, answer=act), "sync")
+        assert log.started == []  # no span for the chain, prompt, model or parser
+    finally:
+        library_spans(before)
+    log = SpanLog()
+    step(
+        build({"role": "r", "q": "q"}, log, answer=RunnableAction(chain("ok"), ["role", "q"], "a")),
+        "sync",
+    )
+    assert len(log.started) == 4
+
+
+def test_retriever_and_tool_runs_export_their_openinference_kind(otel):
+    from langchain_core.callbacks import CallbackManagerForRetrieverRun
+    from langchain_core.retrievers import BaseRetriever
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    class Shelf(BaseRetriever):
+        def _get_relevant_documents(
+            self, query: str, *, run_manager: CallbackManagerForRetrieverRun
+        ) -> list[Document]:
+            return [Document(page_content=f"about {query}")]
+
+    provider, exporter = otel
+    find = RunnableAction(Shelf(), "q", "docs")
+    tools = ToolCallsAction([add])
+    app = build(
+        {"q": "cats", "messages": _asking(("add", {"a": 1, "b": 2}))},
+        OpenTelemetryHook(tracer_provider=provider),
+        find=find,
+        tools=tools,
+    )
+    app.run(halt_after=["tools"])
+    kinds = {
+        str(s.attributes.get("langchain.run_type")): (
+            s.attributes.get("openinference.span.kind"),
+            s.attributes.get("gen_ai.operation.name"),
+        )
+        for s in exporter.get_finished_spans()
+        if "langchain.run_type" in s.attributes
+    }
+    assert kinds["retriever"] == ("RETRIEVER", "retrieval")
+    assert kinds["tool"] == ("TOOL", "execute_tool")

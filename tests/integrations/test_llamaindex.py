@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import os
 import sys
 import warnings
@@ -39,7 +40,16 @@ from llama_index.core.llms.callbacks import llm_completion_callback
 from llama_index.core.memory import ChatMemoryBuffer
 from llama_index.core.node_parser import SentenceSplitter
 from llama_index.core.schema import NodeWithScore, TextNode
-from llama_index.core.workflow import Context, Event, StartEvent, StopEvent, Workflow, step
+from llama_index.core.workflow import (
+    Context,
+    Event,
+    HumanResponseEvent,
+    InputRequiredEvent,
+    StartEvent,
+    StopEvent,
+    Workflow,
+    step,
+)
 from llama_index_instrumentation import get_dispatcher
 
 from examples.llamaindex_rag import application as rag
@@ -61,6 +71,7 @@ from turnout.integrations.llamaindex import (
     retrieve_action,
     trace_llamaindex,
     workflow_action,
+    workflow_waiting,
 )
 
 DOCS = {"cats": "Cats purr and chase mice.", "dogs": "Dogs bark and fetch sticks."}
@@ -739,3 +750,219 @@ def test_real_minilm_embeddings_retrieve_the_cats_document_for_kitten():
         _answer, sources = rag.chat(app, "kitten")
     assert sources[0]["metadata"]["topic"] == "cats"
     assert Path(str(rag.minilm_dir())).is_dir()
+
+
+# -- human in the loop ---------------------------------------------------------------------------
+
+
+class Approval(Workflow):
+    """Asks a human to approve the topic, then reports the answer."""
+
+    @step
+    async def ask(self, ctx: Context, ev: StartEvent) -> InputRequiredEvent:
+        await ctx.store.set("topic", ev.topic)
+        return InputRequiredEvent(prefix=f"Publish {ev.topic}?")  # type: ignore[call-arg]
+
+    @step
+    async def decide(self, ctx: Context, ev: HumanResponseEvent) -> StopEvent:
+        topic = await ctx.store.get("topic")
+        return StopEvent(result=f"{topic}: {ev.response}")
+
+
+def approval_builder(stream: bool = False, entry: bool = True) -> ApplicationBuilder:
+    @action(reads=["decision"], writes=["published"])
+    def publish(state: State) -> State:
+        return state.update(published=state["decision"])
+
+    review = workflow_action(
+        Approval(timeout=10), input=["topic"], output="decision", waiting="review", stream=stream
+    )
+    builder = (
+        ApplicationBuilder()
+        .with_actions(review=review, publish=publish)
+        .with_transitions(("review", "review", workflow_waiting("review")), ("review", "publish"))
+    )
+    return builder.with_entrypoint("review") if entry else builder
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_a_workflow_asking_for_input_halts_and_resumes_with_the_answer(stream: bool) -> None:
+    app = approval_builder(stream).with_state(topic="the post").build()
+
+    async def go() -> None:
+        if stream:
+            _a, container = await app.astream_result(halt_after=["review"])
+            items = [item async for item in container]
+            result, state = await container.get()
+            assert items[-1] == result
+        else:
+            _a, result, state = await app.astep()  # type: ignore[misc]
+        assert result["result"] is None
+        assert result["input_required"] == {
+            "event": "InputRequiredEvent",
+            "request": {"prefix": "Publish the post?"},
+        }
+        assert state["review"]["request"] == {"prefix": "Publish the post?"}
+        assert state["decision"] is None  # the output waits for the run to stop
+        assert app.get_next_action().name == "review"  # type: ignore[union-attr]
+        with pytest.raises(ValueError, match=r"waits for an answer .*inputs=\{'response'"):
+            await app.astep()
+        _a, result, state = await app.astep(inputs={"response": "yes"})  # type: ignore[misc]
+        assert result == {"result": "the post: yes"}
+        assert state["decision"] == "the post: yes"
+        assert state["review"] is None
+        _a, _result, state = await app.astep()  # type: ignore[misc]
+        assert state["published"] == "the post: yes"
+
+    asyncio.run(go())
+
+
+def test_a_waiting_workflow_survives_a_process_restart(tmp_path: Path) -> None:
+    persister = SQLitePersister(tmp_path / "hitl.db")
+    first = (
+        approval_builder()
+        .with_state(topic="the launch")
+        .with_state_persister(persister)
+        .with_identifiers(app_id="hitl")
+        .build()
+    )
+    asyncio.run(first.astep())
+    del first  # the workflow run and its handler are gone; only the persisted state is left
+    persister.close()
+
+    again = SQLitePersister(tmp_path / "hitl.db")
+    resumed = (
+        approval_builder(entry=False)  # a new Workflow instance, as a new process builds
+        .initialize_from(
+            again, resume_at_next_action=True, default_state={}, default_entrypoint="review"
+        )
+        .with_state_persister(again)
+        .with_identifiers(app_id="hitl")
+        .build()
+    )
+    assert resumed.state["review"]["request"] == {"prefix": "Publish the launch?"}
+    _a, result, state = asyncio.run(resumed.astep(inputs={"response": "ship it"}))  # type: ignore[misc]
+    again.close()
+    assert result == {"result": "the launch: ship it"}
+    assert state["decision"] == "the launch: ship it"
+
+
+# -- span kinds ------------------------------------------------------------------------------------
+
+
+# Building the agent, the workflows package reads pydantic's deprecated attributes.
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince20")
+@pytest.mark.filterwarnings("ignore::pydantic.warnings.PydanticDeprecatedSince211")
+def test_spans_export_with_their_openinference_kind_and_gen_ai_operation(index, otel):
+    from llama_index.core.agent.workflow import FunctionAgent
+    from llama_index.core.llms.mock import MockFunctionCallingLLM
+    from llama_index.core.postprocessor import SimilarityPostprocessor
+    from llama_index.core.tools import FunctionTool
+
+    from turnout.integrations.opentelemetry import OpenTelemetryHook
+
+    provider, exporter = otel
+
+    def add(a: int, b: int) -> int:
+        """Add two numbers."""
+        return a + b
+
+    tool = FunctionTool.from_defaults(add)
+    rerank = SimilarityPostprocessor(similarity_cutoff=0.0)
+    engine = index.as_query_engine(
+        llm=MockLLM(max_tokens=2), similarity_top_k=1, node_postprocessors=[rerank]
+    )
+
+    @action(reads=[], writes=["sum"])
+    def use_tool(state: State) -> State:
+        with trace_llamaindex():
+            return state.update(sum=str(tool.call(a=1, b=2)))
+
+    agent = FunctionAgent(name="helper", tools=[tool], llm=MockFunctionCallingLLM(max_tokens=2))
+    app = (
+        ApplicationBuilder()
+        .with_actions(
+            ask=query_action(engine, input="q"),
+            tool=use_tool,
+            agent=workflow_action(agent, input={"user_msg": "q"}, output="reply"),
+        )
+        .with_transitions(("ask", "tool"), ("tool", "agent"))
+        .with_state(q="cats")
+        .with_entrypoint("ask")
+        .with_hooks(OpenTelemetryHook(tracer_provider=provider))
+        .build()
+    )
+    asyncio.run(app.arun(halt_after=["agent"]))
+    kinds = {
+        (
+            s.name,
+            s.attributes.get("openinference.span.kind"),
+            s.attributes.get("gen_ai.operation.name"),
+        )
+        for s in exporter.get_finished_spans()
+    }
+    assert ("MockEmbedding.get_query_embedding", "EMBEDDING", "embeddings") in kinds
+    assert ("VectorIndexRetriever.retrieve", "RETRIEVER", "retrieval") in kinds
+    assert ("SimilarityPostprocessor._postprocess_nodes", "RERANKER", None) in kinds
+    assert ("MockLLM.complete", "LLM", "text_completion") in kinds
+    assert ("FunctionTool.call", "TOOL", "execute_tool") in kinds
+    assert ("FunctionAgent.run", "AGENT", "invoke_agent") in kinds
+    assert ("RetrieverQueryEngine.query", "CHAIN", None) in kinds
+    (embedding,) = [
+        s for s in exporter.get_finished_spans() if s.name == "MockEmbedding.get_query_embedding"
+    ]
+    assert embedding.attributes["gen_ai.request.model"] == "unknown"  # not turned into an LLM
+    # the agent's AgentOutput became plain data
+    reply = app.state["reply"]
+    assert json.loads(json.dumps(reply)) == reply
+    assert reply["agent"] == "helper"
+    assert isinstance(reply["response"], str)
+    assert [call["tool_name"] for call in reply["tool_calls"]] == ["add"]
+
+
+def test_ingest_action_can_keep_the_node_objects_for_an_index(tmp_path):
+    pipeline = IngestionPipeline(
+        transformations=[
+            SentenceSplitter(chunk_size=16, chunk_overlap=0),
+            MockEmbedding(embed_dim=4),
+        ]
+    )
+    act = ingest_action(pipeline, input="docs", output="nodes", node_objects=True)
+    persister = SQLitePersister(tmp_path / "nodes.db")
+    app = (
+        ApplicationBuilder()
+        .with_actions(act=act)
+        .with_transitions()
+        .with_state(docs=["Cats purr. Dogs bark.", "Fish swim."])
+        .with_entrypoint("act")
+        .with_state_persister(persister)
+        .with_identifiers(app_id="nodes")
+        .build()
+    )
+    _a, _result, state = app.step()  # type: ignore[misc]
+    nodes = state["nodes"]
+    assert all(isinstance(n, TextNode) and n.embedding is not None for n in nodes)
+    index = VectorStoreIndex(nodes=nodes, embed_model=MockEmbedding(embed_dim=4))
+    assert len(index.as_retriever(similarity_top_k=5).retrieve("cats")) == len(nodes)
+    loaded = persister.load(None, "nodes")  # stored as JSON by the adapter's serde
+    persister.close()
+    assert loaded is not None
+    assert [n.text for n in loaded["state"]["nodes"]] == [n.text for n in nodes]
+
+
+def test_actions_take_application_inputs(index):
+    engine = index.as_query_engine(llm=MockLLM(max_tokens=1), similarity_top_k=1)
+    act = query_action(engine, input="question", inputs=["question"])
+    assert act.reads == []
+    app = one_step(act, {})
+    _a, result, state = app.step(inputs={"question": "cats"})  # type: ignore[misc]
+    assert state["answer"]["response"] == result["response"]
+    chat = chat_action(
+        SimpleChatEngine.from_defaults(llm=MockLLM(), memory=ChatMemoryBuffer.from_defaults()),
+        input="message",
+        history="history",
+        inputs=["message"],
+    )
+    app = one_step(chat, {"history": []})
+    _a, _result, state = app.step(inputs={"message": "bob"})  # type: ignore[misc]
+    assert next((m.role.value, m.content) for m in state["history"]) == ("user", "bob")

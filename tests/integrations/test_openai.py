@@ -1135,3 +1135,85 @@ def test_example_model_clients_are_closed_with_their_context() -> None:
         with example.model_client() as (model_client, _model):
             assert not model_client.is_closed()
         assert model_client.is_closed()
+
+
+def gated_tools(parties: int, count: int) -> tuple[list[Any], dict[str, int]]:
+    """``count`` async tools that pass a barrier only when ``parties`` of them run at once;
+    ``seen["most"]`` is how many were inside together at most."""
+    seen = {"inside": 0, "most": 0}
+    barrier: list[asyncio.Barrier] = []
+
+    def make(i: int) -> Any:
+        async def gated() -> str:
+            """Wait for the sibling calls."""
+            if not barrier:
+                barrier.append(asyncio.Barrier(parties))  # inside the step's event loop
+            seen["inside"] += 1
+            seen["most"] = max(seen["most"], seen["inside"])
+            try:
+                await asyncio.wait_for(barrier[0].wait(), timeout=10)
+            finally:
+                seen["inside"] -= 1
+            return f"met {i}"
+
+        gated.__name__ = gated.__qualname__ = f"gated{i}"
+        return gated
+
+    return [make(i) for i in range(count)], seen
+
+
+def tool_calls_app(tools: Action, count: int) -> Any:
+    calls = [
+        {"id": f"c{i}", "type": "function", "function": {"name": f"gated{i}", "arguments": "{}"}}
+        for i in range(count)
+    ]
+    return (
+        ApplicationBuilder()
+        .with_actions(tools=tools)
+        .with_transitions()
+        .with_state(messages=[{"role": "assistant", "content": None, "tool_calls": calls}])
+        .with_entrypoint("tools")
+        .build()
+    )
+
+
+def test_async_tool_calls_run_concurrently_in_order() -> None:
+    tools, _seen = gated_tools(3, 3)  # one after another, the first would wait forever
+    app = tool_calls_app(tool_action(tools, on_error="raise"), 3)
+    _act, result, _state = asyncio.run(app.astep())
+    assert [(r["tool_call_id"], r["content"]) for r in result["tool_results"]] == [
+        ("c0", "met 0"),
+        ("c1", "met 1"),
+        ("c2", "met 2"),
+    ]
+
+
+def test_async_tool_calls_are_bounded_by_max_concurrency() -> None:
+    tools, seen = gated_tools(2, 4)  # pairs meet: calls 0 and 1, then 2 and 3
+    app = tool_calls_app(tool_action(tools, on_error="raise", max_concurrency=2), 4)
+    _act, result, _state = asyncio.run(app.astep())
+    assert [r["content"] for r in result["tool_results"]] == ["met 0", "met 1", "met 2", "met 3"]
+    assert seen["most"] == 2
+    with pytest.raises(ValueError, match=r"max_concurrency= .* positive int; got 0"):
+        tool_action(tools, max_concurrency=0)
+
+
+def test_chat_action_takes_application_inputs(server: FakeOpenAIServer, mode: str) -> None:
+    act = chat_action(
+        client(server, mode),
+        model="m",
+        messages="name",
+        output="reply",
+        inputs=["name"],
+    )
+    app = (
+        ApplicationBuilder().with_actions(ask=act).with_transitions().with_entrypoint("ask").build()
+    )
+    if mode == "sync":
+        done = app.step(inputs={"name": "bob"})
+    else:
+        done = in_loop(app.astep(inputs={"name": "bob"}))
+    assert done is not None
+    assert done[2]["reply"]["content"].endswith("bob")
+    assert server.requests[-1].messages == [{"role": "user", "content": "bob"}]
+    assert act.reads == []

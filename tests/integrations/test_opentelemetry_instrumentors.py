@@ -126,3 +126,63 @@ def test_the_llamaindex_instrumentors_spans_nest_under_the_step(
     for span in foreign:
         assert "answer" in _ancestors(span, spans), span.name
     assert len({s.context.trace_id for s in spans}) == 1
+
+
+@pytest.fixture
+def spans_setting() -> Iterator[None]:
+    """Put the process-wide ``library_spans`` setting back after the test."""
+    from turnout.integrations.opentelemetry import library_spans
+
+    before = library_spans()
+    yield
+    library_spans(before)
+
+
+@pytest.mark.parametrize("setting", [False, "auto"])
+def test_library_spans_off_leaves_the_model_call_to_the_instrumentor(
+    openai_instrumented: Any, spans_setting: None, setting: Any
+) -> None:
+    import openai
+
+    from turnout.integrations.openai import chat_action
+    from turnout.integrations.opentelemetry import library_spans
+    from turnout.testing import FakeOpenAIServer
+
+    provider, exporter = openai_instrumented
+    library_spans(setting)
+    with FakeOpenAIServer(lambda request: "tides turn") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        app = _app(
+            chat_action(client, model="fake-model"),
+            "ask",
+            provider,
+            messages=[{"role": "user", "content": "why?"}],
+        )
+        app.step()
+        client.close()
+    spans = list(exporter.get_finished_spans())
+    llm = [s for s in spans if (s.attributes or {}).get("openinference.span.kind") == "LLM"]
+    assert [s.instrumentation_scope.name.split(".")[0] for s in llm] == ["openinference"]
+    assert not [s for s in spans if s.name == "chat fake-model"]  # the adapter's own span
+    assert _ancestors(llm[0], spans)[0] == "ask"  # directly under the step now
+
+
+def test_library_spans_auto_keeps_the_adapters_spans_without_an_instrumentor(
+    otel: Any, spans_setting: None
+) -> None:
+    import openai
+
+    from turnout.integrations.openai import chat_action
+    from turnout.integrations.opentelemetry import library_spans
+    from turnout.testing import FakeOpenAIServer
+
+    provider, exporter = otel
+    library_spans("auto")
+    with FakeOpenAIServer(lambda request: "tides turn") as server:
+        client = openai.OpenAI(base_url=server.base_url, api_key="test", max_retries=0)
+        app = _app(chat_action(client, model="m"), "ask", provider, messages=[])
+        app.step()
+        client.close()
+    assert [s.name for s in exporter.get_finished_spans()].count("chat m") == 1
+    with pytest.raises(ValueError, match="give True, False or 'auto'"):
+        library_spans("sometimes")  # type: ignore[arg-type]

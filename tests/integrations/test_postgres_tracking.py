@@ -31,7 +31,6 @@ from tests.integrations.reconnect_checks import Relay
 from tests.integrations.test_postgres import DSN, server
 from turnout import ApplicationBuilder, RetryPolicy, State, action, streaming_action
 from turnout.core.errors import PersistenceError
-from turnout.core.trackhistory import History
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import AppRecord, EndRecord, FormatRecord
 from turnout.integrations.postgres_tracking import PostgresTracker, _reader
@@ -217,38 +216,38 @@ def test_a_forked_application_loads_from_its_own_rows(prefix: str) -> None:
 # -- many processes ------------------------------------------------------------------------------
 
 
-def _track_in_process(prefix: str, app_id: str, steps: int) -> int:
+def _track_in_process(prefix: str, app_id: str, steps: int) -> tuple[int, int, int]:
+    """Run ``steps`` tracked steps; the state and sequence id reached, and rows dropped."""
     tracker = PostgresTracker(DSN, project="many", table_prefix=prefix, snapshot_every=50)
     app = counter(tracker, app_id).build()
     for _ in range(steps):
         app.step()
     tracker.close()
-    return tracker.dropped
+    return app.state["n"], app.sequence_id, tracker.dropped
 
 
-def test_eight_processes_track_concurrently_and_every_history_is_whole(prefix: str) -> None:
-    steps, apps = 500, [f"proc-{i}" for i in range(8)]
+def test_eight_processes_of_2000_steps_track_concurrently_and_every_history_is_whole(
+    prefix: str,
+) -> None:
+    """Issue 17's proof: 8 processes x 2,000 steps into one store, every step present, in
+    order and contiguous, and every app resumes (initialize_from) where its process stopped."""
+    steps, apps = 2000, [f"proc-{i}" for i in range(8)]
     spawn = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=8, mp_context=spawn) as pool:
-        dropped = list(pool.map(_track_in_process, [prefix] * 8, apps, [steps] * 8))
-    assert dropped == [0] * 8
+        reached = list(pool.map(_track_in_process, [prefix] * 8, apps, [steps] * 8))
+    assert reached == [(steps, steps - 1, 0)] * 8
     reader = PostgresTracker(DSN, project="many", table_prefix=prefix)
     assert sorted(reader.list_app_ids()) == apps
     for app_id in apps:
         chunk = reader.read_records(app_id)
-        ends = [r.seq for r in chunk.records if isinstance(r, EndRecord)]
-        assert ends == list(range(steps)), app_id
-        history = History(app_id=app_id, path="pg")
-        for record in chunk.records:
-            history.add(record)
-        chain = history.chain(None)
-        assert chain is not None
-        assert chain.target.seq == steps - 1
-        loaded = reader.load(None, app_id)
-        assert loaded is not None
-        assert loaded.state["n"] == steps
+        kinds = [r.KIND for r in chunk.records]
+        assert kinds == ["format", "app"] + ["begin", "end"] * steps, app_id
+        seqs = [r.seq for r in chunk.records[2:]]  # type: ignore[union-attr]
+        assert seqs == [seq for seq in range(steps) for _ in (0, 1)], app_id
         with reader._reading() as conn:  # each writer vouched for its own app's rows
             assert _reader.fast_chain(conn, reader._tables, app_id, None) is not None
+        resumed = counter(reader, app_id).build()
+        assert (resumed.state["n"], resumed.sequence_id) == (steps, steps - 1)
     reader.close()
 
 

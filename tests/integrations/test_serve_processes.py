@@ -33,12 +33,15 @@ APP = "tests.integrations.serve_app:factory"
 class Server:
     """One ``turnout serve`` process, stopped by the fixture that started it."""
 
-    def __init__(self, db: str, table: str, workers: int, factory: str = APP) -> None:
+    def __init__(
+        self, db: str, table: str, workers: int, factory: str = APP, extra: list[str] | None = None
+    ) -> None:
         self.port = backends.free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [
             sys.executable, "-m", "turnout.cli", "serve", factory,
             "--db", db, "--table", table, "--workers", str(workers), "--port", str(self.port),
+            *(extra or []),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
         self.log: list[str] = []

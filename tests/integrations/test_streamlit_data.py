@@ -22,6 +22,7 @@ from turnout import (
     expr,
     streaming_action,
 )
+from turnout.core import trackview
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import LogChunk, dump_line
 from turnout.integrations.streamlit import data
@@ -175,13 +176,13 @@ def test_refresh_reads_only_the_appended_lines(
     assert lines_before == len(path.read_bytes().splitlines())
 
     reads: list[int] = []
-    real = data._read_lines
+    real = trackview._read_lines
 
     def counting_read(path: Path, offset: int, version: int | None = None) -> LogChunk:
         reads.append(offset)
         return real(path, offset, version)
 
-    monkeypatch.setattr(data, "_read_lines", counting_read)
+    monkeypatch.setattr(trackview, "_read_lines", counting_read)
     assert index.app("proj", "inc") is log
     assert reads == []  # nothing appended: not even opened
     app.step()
@@ -243,13 +244,13 @@ def test_a_cached_state_is_not_replayed_again(
     log = TrackingIndex(tmp_path).app("proj", "cache")
     assert log is not None
     applied: list[int] = []
-    real = data._apply
+    real = trackview._apply
 
     def counting_apply(state: dict[str, Any], changes: Any) -> dict[str, Any]:
         applied.append(1)
         return real(state, changes)
 
-    monkeypatch.setattr(data, "_apply", counting_apply)
+    monkeypatch.setattr(trackview, "_apply", counting_apply)
     first = log.state_after(17)
     assert 0 < len(applied) <= tracker.snapshot_every  # from the nearest snapshot, not step 0
     applied.clear()
@@ -482,3 +483,39 @@ def test_a_spawned_child_links_to_its_step_and_the_step_lists_it_once(
     link = child.summary("proj").parent
     assert link is not None
     assert (link.app_id, link.sequence_id, link.kind) == ("parent", 1, "spawn")
+
+
+def test_the_page_of_a_long_log_shows_its_tail_and_reads_all_on_demand(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A log over ``tracktail.LONG_LOG`` bytes: its last steps from a snapshot, then all."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.integrations.streamlit_ui import SCRIPT
+    from turnout.core import tracktail
+
+    tracker = LocalTracker("proj", tmp_path, snapshot_every=10)
+    app = _grower(tracker, "long", 500)
+    app.run(halt_after=["tidy"])
+    tracker.close()
+    size = tracker.log_path("long").stat().st_size
+    monkeypatch.setattr(tracktail, "LONG_LOG", size // 2)
+    monkeypatch.setattr(tracktail, "WINDOW", size // 5)
+    monkeypatch.setenv("TURNOUT_UI_DIR", str(tmp_path))
+    at = AppTest.from_file(str(SCRIPT), default_timeout=30)
+    at.query_params.update(project="proj", app="long")
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    (info,) = [i.value for i in at.info if "This log is long" in i.value]
+    shown = list(at.dataframe[0].value["seq"])
+    last = shown[-1]
+    assert shown[0] % 200 == 0  # pages start where the whole log's pages do
+    assert shown[0] > 0
+    assert f"step {shown[0]}" in info
+    assert at.subheader[0].value.startswith(f"Step {last} · ")
+    at.button(key="w_read_all").click()
+    at.run()
+    assert not at.exception, [e.message for e in at.exception]
+    assert not [i for i in at.info if "This log is long" in i.value]
+    assert list(at.dataframe[0].value["seq"])[-1] == last
+    assert len(at.selectbox(key=f"w_steps_page:{last}").options) > 1  # every page now

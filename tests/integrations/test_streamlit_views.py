@@ -341,3 +341,85 @@ def test_without_remote_images_leaves_code_alone() -> None:
 
     text = f"`{IMAGE}`\n```\n{HTML_IMAGE}\n```\n![ref][r]"
     assert without_remote_images(text) == f"`{IMAGE}`\n```\n{HTML_IMAGE}\n```\n!\\[ref][r]"
+
+
+def typed_chat_page(kind: str) -> None:
+    """A chat whose actions write the message type an adapter writes: LangChain messages,
+    LlamaIndex ``ChatMessage``s, LangChain's ``messages_to_dict`` form or plain dicts."""
+    from collections.abc import Iterator
+    from typing import Any
+
+    import streamlit as st
+
+    from turnout import ApplicationBuilder, State, action, streaming_action
+    from turnout.integrations.streamlit import views
+
+    def make(role: str, text: str) -> Any:
+        if kind == "langchain":
+            from langchain_core.messages import AIMessage, HumanMessage
+
+            return HumanMessage(text) if role == "user" else AIMessage(content=[text])
+        if kind == "langchain_dict":
+            from langchain_core.messages import AIMessage, HumanMessage, messages_to_dict
+
+            msg = HumanMessage(text) if role == "user" else AIMessage(text)
+            return messages_to_dict([msg])[0]
+        if kind == "llamaindex":
+            from llama_index.core.llms import ChatMessage
+
+            return ChatMessage(role=role, content=text)
+        return {"role": role, "content": text}
+
+    @action(reads=[], writes=["chat_history"])
+    def ask(state: State, prompt: str) -> State:
+        return state.append(chat_history=make("user", prompt))
+
+    @streaming_action(reads=["chat_history"], writes=["chat_history"])
+    def answer(state: State) -> Iterator[Any]:
+        text = f"answer {len(state['chat_history']) // 2 + 1}"
+        yield {"delta": text}
+        yield {"answer": text}, state.append(chat_history=make("assistant", text))
+
+    if "app" not in st.session_state:
+        st.session_state.app = (
+            ApplicationBuilder()
+            .with_actions(ask=ask, answer=answer)
+            .with_transitions(("ask", "answer"), ("answer", "ask"))
+            .with_state(chat_history=[])
+            .with_entrypoint("ask")
+            .build()
+        )
+    views.chat(st.session_state.app, streaming_action="answer")
+
+
+@pytest.mark.parametrize("kind", ["langchain", "langchain_dict", "llamaindex", "dict"])
+def test_chat_renders_every_adapters_message_type_on_the_next_turn(kind: str) -> None:
+    pytest.importorskip("langchain_core")
+    pytest.importorskip("llama_index.core")
+    at = _run(AppTest.from_function(typed_chat_page, args=(kind,), default_timeout=30))
+    at.chat_input[0].set_value("hello")
+    _run(at)
+    at.chat_input[0].set_value("again")
+    _run(at)  # the first turn is drawn from the state: the adapter's message objects
+    assert _messages(at) == [
+        ("user", "hello"),
+        ("assistant", "answer 1"),
+        ("user", "again"),
+        ("assistant", "answer 2"),
+    ]
+
+
+def test_message_parts_reads_each_shape() -> None:
+    from langchain_core.messages import AIMessage, SystemMessage, ToolMessage
+    from llama_index.core.llms import ChatMessage
+
+    from turnout.integrations.streamlit.views import message_parts
+
+    assert message_parts(AIMessage(content=[{"type": "text", "text": "hi"}, " there"])) == (
+        "assistant",
+        "hi there",
+    )
+    assert message_parts(SystemMessage("rules")) == ("system", "rules")
+    assert message_parts(ToolMessage("42", tool_call_id="c1")) == ("tool", "42")
+    assert message_parts(ChatMessage(role="assistant", content=None)) == ("assistant", "")
+    assert message_parts({"role": "user", "content": None}) == ("user", "")

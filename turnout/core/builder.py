@@ -429,6 +429,12 @@ class ApplicationBuilder(Generic[StateType]):
         return app
 
     @property
+    def state_schema(self) -> StateSchema | None:
+        """The state schema version and migrations declared with ``with_typing(version=...)``
+        (``None`` when none was): what parallel children save and load under."""
+        return self._schema
+
+    @property
     def _schema_version(self) -> int | None:
         return self._schema.version if self._schema is not None else None
 

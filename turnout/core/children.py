@@ -88,7 +88,8 @@ class ParentRef:
     def of(context: ApplicationContext) -> ParentRef:
         scope = context._scope
         strict = scope is not None and bool(scope.spec.strict)
-        schema = None if scope is None else getattr(scope.app._builder, "_schema", None)
+        builder = None if scope is None else scope.app.builder
+        schema = None if builder is None else builder.state_schema
         return ParentRef(
             context.app_id, context.sequence_id, context.partition_key, strict=strict, schema=schema
         )

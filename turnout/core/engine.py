@@ -240,6 +240,7 @@ class StepEngine:
             first_item_time = 0.0
             deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
             token = _CURRENT.set(step)
+            raw_items = None
             try:
                 if spec.prepare is not None:
                     await spec.prepare(step)
@@ -282,6 +283,9 @@ class StepEngine:
                 )
             except BaseException as exc:
                 _reset_quietly(token)
+                # The caller closed the stream (or a hook failed): close the action's stream
+                # now, so its cleanup (and its spans) ends before the step does.
+                await _close_stream(raw_items)
                 end = {**stream_payload, "items_streamed": count, "exception": exc}
                 if type(exc) is _Suspended:
                     end["exception"] = None
@@ -523,6 +527,18 @@ async def _within_timeout(spec: ActionSpec, awaitable: Any) -> Any:
         if time.monotonic() < deadline:
             raise  # the action's own TimeoutError, before the limit
         raise _timed_out(spec) from exc
+
+
+async def _close_stream(stream: Any) -> None:
+    """Close a streaming action's (async) generator now (its ``finally`` blocks run), not at
+    garbage collection; a failure to close is logged: the stream's own error is what matters."""
+    try:
+        if hasattr(stream, "aclose"):
+            await stream.aclose()
+        elif hasattr(stream, "close"):
+            stream.close()
+    except Exception:
+        logger.warning("closing a streaming action failed", exc_info=True)
 
 
 async def _next_within(spec: ActionSpec, items: Any, deadline: float | None) -> Any:

@@ -380,6 +380,12 @@ class _ContainerBase:
         """Whether the stream raised (the exception already reached the caller)."""
         return self._error_delivered
 
+    def _closed(self) -> Callable[..., Any] | None:
+        """Record a stream stopped by ``close()``; the end callback to call, if not yet."""
+        self._done = True
+        self._result, self._state = None, self._app.state
+        return self._ending()
+
     def _failed(self) -> None:
         self._done = True
         self._error_delivered = True
@@ -475,6 +481,27 @@ class StreamingResultContainer(_ContainerBase):
             pass
         return self._result, self._state
 
+    def close(self) -> None:
+        """Stop the stream now, if it has not ended (leaving ``with container:`` calls it): the
+        step ends as cancelled (not committed; hooks see ``GeneratorExit``), the action's open
+        spans end innermost first, and ``get()`` returns ``(None, state)``."""
+        if self._done:
+            return
+        for stream in (self._walker, self._iterator):
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        self._walker = self._iterator = None
+        on_end = self._closed()
+        if on_end is not None:
+            on_end(self._result, self._state, None)
+
+    def __enter__(self) -> StreamingResultContainer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
 
 class AsyncStreamingResultContainer(_ContainerBase):
     """The async form of ``StreamingResultContainer``: ``async for`` and ``await get()``.
@@ -549,3 +576,25 @@ class AsyncStreamingResultContainer(_ContainerBase):
         async for _ in self:
             pass
         return self._result, self._state
+
+    async def aclose(self) -> None:
+        """Stop the stream now, if it has not ended (see ``StreamingResultContainer.close``);
+        leaving ``async with container:`` calls it."""
+        if self._done:
+            return
+        for stream in (self._awalker, self._source):
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        self._awalker = None
+        on_end = self._closed()
+        if on_end is not None:
+            await on_end(self._result, self._state, None)
+
+    close = aclose  # ``await container.close()`` reads like the sync container's
+
+    async def __aenter__(self) -> AsyncStreamingResultContainer:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

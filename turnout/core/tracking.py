@@ -7,6 +7,10 @@ appended and flushed as the application runs. The format (record kinds, checksum
 ``docs/tracking.md``. ``storage_dir`` defaults to ``$TURNOUT_HOME`` or ``~/.turnout``; the app
 directory is the app id itself, or a safe encoding of it (``tracklog.app_dir_name``).
 
+Turning hook calls into records is ``turnout.core.trackbase.RecordingTracker``'s, shared with
+the PostgreSQL tracker; this module is the file store: the sink (one atomic append per record,
+snapshot marks beside each log) and the reader (``load`` from the nearest marked snapshot).
+
 Tracking never breaks an application: a value that cannot be logged (the serde refuses it, it
 is cyclic or too deep, JSON cannot hold it, its ``repr`` raises) is logged as a placeholder
 naming why, with one ``TrackingWarning`` per application, and an unwritable log is reported
@@ -19,40 +23,27 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
-import traceback
 import weakref
 from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from turnout.core._serde_fields import whole_values
-from turnout.core._track_encoder import _SafeEncoder
 from turnout.core._track_encoder import placeholder as placeholder  # its home before the split
 from turnout.core.errors import TrackingNameError, TrackingWarning
-from turnout.core.persistence import ParentPointer, PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, Serde
-from turnout.core.state import Change, State
-from turnout.core.trackhistory import list_app_ids, load_tracked
+from turnout.core.trackbase import RecordingTracker
+from turnout.core.trackbase import allowed_project_name as allowed_project_name
+from turnout.core.trackbase import check_id as check_id
+from turnout.core.trackbase import check_project as check_project
+from turnout.core.trackhistory import Chain, full_chain, list_app_ids
 from turnout.core.trackindex import INDEX_FILENAME, MarkWriter, find_chain
 from turnout.core.tracklog import (
     FORMAT_VERSION,
-    AppRecord,
-    AttrRecord,
-    BeginRecord,
-    ChildRecord,
-    EndRecord,
     FormatRecord,
     Record,
-    SpanEndRecord,
-    SpanStartRecord,
-    StreamEndRecord,
-    StreamFirstRecord,
-    StreamStartRecord,
     app_dir_name,
     dump_line,
-    is_safe_name,
     iter_raw,
 )
 
@@ -76,54 +67,7 @@ def tracking_home(storage_dir: str | Path | None = None) -> Path:
     return Path(os.environ.get("TURNOUT_HOME") or "~/.turnout").expanduser()
 
 
-def check_id(value: str, what: str) -> str:
-    """``value`` if it is safe as one directory name (no path traversal, no separators)."""
-    if not is_safe_name(value):
-        raise TrackingNameError(
-            f"{what} {value!r} cannot name a tracking directory: use letters, digits and "
-            f"'_.:@+=-', starting with a letter or digit, without '..' (at most 200 characters)."
-        )
-    return value
-
-
-def allowed_project_name(project: str, *, on_windows: bool | None = None) -> bool:
-    """Whether ``project`` can name a tracking project (``check_project`` accepts it)."""
-    try:
-        check_project(project, on_windows=on_windows)
-    except TrackingNameError:
-        return False
-    return True
-
-
-def check_project(project: str, *, on_windows: bool | None = None) -> str:
-    """``project`` if it can name a tracking project: ``check_id``'s rule and, on Windows
-    (``on_windows``, by default whether this is Windows), no ``:``, which Windows file names
-    cannot hold; else ``TrackingNameError`` saying why."""
-    check_id(project, "project")
-    if on_windows is None:
-        on_windows = os.name == "nt"
-    if on_windows and ":" in project:
-        raise TrackingNameError(
-            f"project {project!r} cannot name a tracking directory on Windows: a file name "
-            f"there cannot hold ':'; use another character, e.g. {project.replace(':', '-')!r}."
-        )
-    return project
-
-
-def _check_tags(tags: Any) -> dict[str, str]:
-    if tags is None:
-        return {}
-    if not isinstance(tags, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in tags.items()
-    ):
-        raise TypeError(
-            f"LocalTracker(tags=...) takes a dict of strings to strings, got {tags!r}; e.g. "
-            f'tags={{"env": "staging"}}'
-        )
-    return dict(tags)
-
-
-class LocalTracker:
+class LocalTracker(RecordingTracker):
     """Track applications into a project directory; see the module docstring.
 
     Args:
@@ -143,10 +87,6 @@ class LocalTracker:
             different trackers (or ``copy(tags=...)``) to label applications differently.
     """
 
-    # The app line records the state schema version (turnout.core.versions); ``load`` reports
-    # it, so a resumed application migrates what an older version of its code tracked.
-    stores_schema_version = True
-
     LOG_FILENAME = "log.jsonl"
     """The name of every application's log file (Burr's ``LocalTrackingClient.LOG_FILENAME``)."""
 
@@ -160,12 +100,10 @@ class LocalTracker:
         snapshot_every: int = 50,
         tags: dict[str, str] | None = None,
     ) -> None:
-        self.project = check_project(project)
-        self.serde_kwargs = dict(serde_kwargs or {})
-        self.tags = _check_tags(tags)
+        super().__init__(
+            project, serde_kwargs, serde=serde, snapshot_every=snapshot_every, tags=tags
+        )
         self.storage_dir = tracking_home(storage_dir)
-        self.serde = serde or DEFAULT_SERDE
-        self.snapshot_every = snapshot_every
         # Raw descriptors opened with O_APPEND, at most _OPEN_LOGS at a time (least recently
         # used closed first): one os.write per line is one atomic append, and a tracker that
         # serves many apps never runs the process out of descriptors.
@@ -173,18 +111,7 @@ class LocalTracker:
         weakref.finalize(self, _close_all, self._files)
         self._lock = threading.Lock()
         self._broken: set[str] = set()
-        # Burr's serde_kwargs reach the codecs registered Burr's way (e.g. pandas_kwargs).
-        self._bound_serde = (
-            self.serde.with_kwargs(**self.serde_kwargs) if self.serde_kwargs else self.serde
-        )
-        self._encoder = _SafeEncoder(self._bound_serde)
         self._marks = MarkWriter()  # snapshot marks beside each log, for fast loads
-        self._runs: dict[str, str] = {}  # app id -> the run id of its last app line
-        self._begins: dict[tuple[str, int], float] = {}
-        # Streams open per (app id, sequence id), with the step's end record once it came: hooks
-        # end a streamed step before its stream, as on Burr, and the log keeps stream lines
-        # inside their step (the end line follows the stream's end).
-        self._streams: dict[tuple[str, int], EndRecord | None] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         """What a copy sent to another process (a process pool, Ray, Dask) needs: the settings,
@@ -211,21 +138,19 @@ class LocalTracker:
     def copy(self, *, tags: dict[str, str] | None = None) -> LocalTracker:
         """A tracker writing to the same project, with its own open files (and ``tags``
         instead of this one's, when given)."""
+        return super().copy(tags=tags)
+
+    def _replica(self, tags: dict[str, str]) -> LocalTracker:
         copied = LocalTracker(
             self.project,
             self.storage_dir,
             self.serde_kwargs,
             serde=self.serde,
             snapshot_every=self.snapshot_every,
-            tags=self.tags if tags is None else tags,
+            tags=tags,
         )
         copied.serde_kwargs = dict(self.serde_kwargs)  # its own dict, as given
         return copied
-
-    @property
-    def project_id(self) -> str:
-        """Burr's name for ``project``."""
-        return self.project
 
     @property
     def project_dir(self) -> Path:
@@ -298,185 +223,21 @@ class LocalTracker:
         with self._lock:
             _close_all(self._files)
 
-    def post_application_create(
-        self, *, app_id: str, partition_key: str | None, state: State, application_graph: Any,
-        sequence_id: int | None = None, parent_pointer: ParentPointer | None = None,
-        spawning_parent_pointer: ParentPointer | None = None, schema_version: int = 1,
-        **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        now = time.time()
-        run = self._runs[app_id] = os.urandom(4).hex()
-        self._write(
-            app_id,
-            AppRecord(
-                app_id=app_id, partition_key=partition_key, time=now, sequence_id=sequence_id,
-                state=self._encoder.state(app_id, state),
-                graph=_graph_record(application_graph), parent=_pointer(parent_pointer),
-                spawning_parent=_pointer(spawning_parent_pointer), tags=self.tags, run=run,
-                schema_version=schema_version,
-            ),
-        )  # fmt: skip
-        for kind, pointer in (("fork", parent_pointer), ("spawn", spawning_parent_pointer)):
-            if pointer is not None:
-                self._write(
-                    pointer.app_id,
-                    ChildRecord(
-                        kind=kind, child_app_id=app_id, child_partition_key=partition_key,
-                        seq=pointer.sequence_id, time=now,
-                    ),
-                )  # fmt: skip
-
-    def pre_run_step(
-        self, *, app_id: str, sequence_id: int, action: Any, inputs: dict[str, Any],
-        attempt: int = 1, **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        now = time.time()
-        self._begins[(app_id, sequence_id)] = now
-        encoded = {
-            k: self._encoder.value(app_id, v, f"$.inputs.{k}")
-            for k, v in inputs.items()
-            if not k.startswith("_")
-        }
-        self._write(
-            app_id,
-            BeginRecord(
-                seq=sequence_id, action=action.name, time=now, attempt=attempt, inputs=encoded
-            ),
-        )
-
-    def post_run_step(
-        self, *, app_id: str, sequence_id: int, action: Any, state: State,
-        result: dict[str, Any] | None, exception: BaseException | None,
-        changes: tuple[Change, ...], attempt: int = 1, will_retry: bool = False,
-        suspension: Any = None, **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        self._begins.pop((app_id, sequence_id), None)
-        waiting = None
-        if suspension is not None:
-            status = "suspended"
-            waiting = self._encoder.value(
-                app_id,
-                {k: suspension[k] for k in ("channel", "schema", "metadata")},
-                "$.suspension",
-            )
-        elif exception is None:
-            status = "completed"
-        elif will_retry:
-            status = "retrying"
-        elif isinstance(exception, Exception):
-            status = "failed"
-        else:
-            status = "cancelled"
-        snapshot = None
-        if (
-            status in ("completed", "failed", "suspended")
-            and sequence_id % self.snapshot_every == 0
-        ):
-            snapshot = self._encoder.state(app_id, state)
-        encode = self._encoder.value
-        record = EndRecord(
-            seq=sequence_id, action=action.name, time=time.time(), attempt=attempt,
-            status=status,
-            result=encode(app_id, result, "$.result") if result is not None else None,
-            error=_format_error(exception),
-            changes=tuple(
-                (op, key, self._encoder.field(app_id, key, v)) if op == "set" else
-                (op, key, encode(app_id, list(v) if op == "extend" else v, f"$.{key}"))
-                for op, key, v in whole_values(changes, state._peek)
-            ),
-            snapshot=snapshot, run=self._runs.get(app_id), suspension=waiting,
-        )  # fmt: skip
-        if (app_id, sequence_id) in self._streams:
-            self._streams[(app_id, sequence_id)] = record  # written after the stream's end
-            return
-        self._write(app_id, record)
-
-    def pre_start_span(self, *, app_id: str, span: Any, **future_kwargs: Any) -> None:
-        self._write(
-            app_id,
-            SpanStartRecord(
-                seq=span.sequence_id, span=span.uid, parent=_uid(span.parent), name=span.name,
-                time=span.start_time, dependencies=tuple(span.dependencies or ()),
-            ),
-        )  # fmt: skip
-
-    def post_end_span(
-        self, *, app_id: str, span: Any, exception: BaseException | None = None,
-        end_time: float | None = None, **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        error = f"{type(exception).__name__}: {exception}" if exception is not None else None
-        self._write(
-            app_id,
-            SpanEndRecord(
-                seq=span.sequence_id, span=span.uid, parent=_uid(span.parent),
-                time=end_time or time.time(), error=error,
-            ),
-        )  # fmt: skip
-
-    def do_log_attributes(
-        self, *, app_id: str, action_sequence_id: int, span: Any | None,
-        attributes: dict[str, Any], **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        for key, value in attributes.items():
-            self._write(
-                app_id,
-                AttrRecord(
-                    seq=action_sequence_id, span=span.uid if span is not None else None,
-                    key=key, value=self._encoder.value(app_id, value, f"$.{key}"), time=time.time(),
-                ),
-            )  # fmt: skip
-
-    def pre_start_stream(self, *, app_id: str, sequence_id: int, **future_kwargs: Any) -> None:
-        self._streams[(app_id, sequence_id)] = None
-        self._write(app_id, StreamStartRecord(seq=sequence_id, time=time.time()))
-
-    def post_stream_item(
-        self, *, app_id: str, sequence_id: int, item_index: int,
-        first_stream_item_start_time: float, **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        if item_index == 0:  # the first item's time is what matters; the count comes at the end
-            self._write(
-                app_id, StreamFirstRecord(seq=sequence_id, time=first_stream_item_start_time)
-            )
-
-    def post_end_stream(
-        self, *, app_id: str, sequence_id: int, items_streamed: int,
-        exception: BaseException | None = None, **future_kwargs: Any,
-    ) -> None:  # fmt: skip
-        self._write(
-            app_id,
-            StreamEndRecord(
-                seq=sequence_id,
-                time=time.time(),
-                items=items_streamed,
-                error=_format_error(exception),
-            ),
-        )
-        held = self._streams.pop((app_id, sequence_id), None)
-        if held is not None:
-            self._write(app_id, held)
-
     # -- loading ---------------------------------------------------------------------------------
 
     def list_app_ids(self, partition_key: str | None = None, **kwargs: Any) -> list[str]:
         """The tracked app ids of the project (of one partition if given), newest first."""
         return list_app_ids(self.project_dir, partition_key)
 
-    def load(
-        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None:
-        """The state after tracked step ``sequence_id`` (the last finished one if ``None``), for
-        ``initialize_from``; ``None`` if the app or the step is not in the log.
+    def _find_chain(self, app_id: str, sequence_id: int | None) -> Chain | None:
+        path = self.log_path(app_id)
+        if not path.is_file():
+            return None
+        chain = find_chain(path, app_id, sequence_id)  # from the nearest marked snapshot
+        return chain if chain is not None else full_chain(path, app_id, sequence_id)
 
-        Raises:
-            PersistenceError: the log is damaged between the step and the nearest snapshot
-                before it, it is in a newer format, or the state holds a value the tracker
-                could only log as a placeholder.
-        """
-        return load_tracked(
-            self.log_path(app_id), app_id, partition_key, sequence_id, self._bound_serde,
-            fast=find_chain,
-        )  # fmt: skip
+    def _where(self, app_id: str) -> str:
+        return f"its tracking log {self.log_path(app_id)}"
 
 
 def _close_all(files: OrderedDict[str, int]) -> None:
@@ -489,57 +250,3 @@ def read_log(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
     malformed lines are skipped; ``turnout.core.tracklog.read_records`` gives typed records,
     where it stopped and how many lines it skipped)."""
     return iter_raw(path, offset)
-
-
-def _graph_record(graph: Any) -> dict[str, Any]:
-    from turnout.core.retry import ExceptionCondition
-
-    actions = []
-    for act in graph.actions:
-        declared = act.inputs
-        required, optional = (
-            declared if isinstance(declared, tuple) and len(declared) == 2 else (declared, [])
-        )
-        actions.append(
-            {
-                "name": act.name,
-                "reads": list(act.reads),
-                "writes": list(act.writes),
-                "inputs": [i for i in required if not i.startswith("__")],
-                "optional_inputs": [i for i in optional if not i.startswith("__")],
-                "tags": list(act.tags),
-                "streaming": bool(act.streaming),
-                "async": bool(act.is_async()),
-                "source": act.get_source(),
-            }
-        )
-    transitions = [
-        {
-            "from": t.from_.name,
-            "to": t.to.name,
-            "condition": t.condition.name,
-            "on_exception": isinstance(t.condition, ExceptionCondition),
-        }
-        for t in graph.transitions
-    ]
-    return {"entrypoint": graph.entrypoint.name, "actions": actions, "transitions": transitions}
-
-
-def _uid(span: Any) -> str | None:
-    return span.uid if span is not None else None
-
-
-def _pointer(pointer: ParentPointer | None) -> dict[str, Any] | None:
-    if pointer is None:
-        return None
-    return {
-        "app_id": pointer.app_id,
-        "partition_key": pointer.partition_key,
-        "sequence_id": pointer.sequence_id,
-    }
-
-
-def _format_error(exception: BaseException | None) -> str | None:
-    if exception is None:
-        return None
-    return "".join(traceback.format_exception(exception))

@@ -4,7 +4,8 @@ A tracker is a hook object that implements the hook interfaces it needs. Subclas
 ``SyncTrackingClient`` (Burr's ``TrackingClient``) to write your own: implement the hook methods
 and ``copy()``, which a parallel action calls to give its children their own tracker when they
 inherit the parent's (``tracker="cascade"``, the default). Pass it to
-``ApplicationBuilder.with_tracker(...)``. ``LocalTracker`` counts as one (``isinstance`` holds).
+``ApplicationBuilder.with_tracker(...)``. Every ``turnout.core.trackbase.RecordingTracker``
+(``LocalTracker``, ``PostgresTracker``) counts as one (``isinstance`` holds).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from turnout.core.hooks import (
     PreStartSpanHook,
     PreStartStreamHook,
 )
-from turnout.core.tracking import LocalTracker
+from turnout.core.trackbase import RecordingTracker
 
 __all__ = ["SyncTrackingClient", "TrackingClient"]
 
@@ -47,4 +48,4 @@ class SyncTrackingClient(
 
 
 TrackingClient = SyncTrackingClient
-SyncTrackingClient.register(LocalTracker)
+SyncTrackingClient.register(RecordingTracker)  # LocalTracker, PostgresTracker, ...

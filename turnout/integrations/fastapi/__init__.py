@@ -20,6 +20,7 @@ except ImportError as _error:
 from turnout.integrations.fastapi.builder import Factory, ServedBuilder
 from turnout.integrations.fastapi.errors import ActionFailed, ErrorBody
 from turnout.integrations.fastapi.policies import OnBusy
+from turnout.integrations.fastapi.relay import LocalRelay, Relay
 from turnout.integrations.fastapi.resources import AppView, StepView, SuspensionView
 from turnout.integrations.fastapi.router import serve
 
@@ -28,7 +29,9 @@ __all__ = [
     "AppView",
     "ErrorBody",
     "Factory",
+    "LocalRelay",
     "OnBusy",
+    "Relay",
     "ServedBuilder",
     "StepView",
     "SuspensionView",

@@ -33,6 +33,7 @@ from turnout.integrations.fastapi.errors import (
     limited_route,
 )
 from turnout.integrations.fastapi.policies import OnBusy, Runs
+from turnout.integrations.fastapi.relay import LocalRelay, Relay
 from turnout.integrations.fastapi.resources import (
     AppList,
     AppView,
@@ -44,7 +45,7 @@ from turnout.integrations.fastapi.resources import (
     plain,
     request_models,
 )
-from turnout.integrations.fastapi.streaming import EventBus, EventHook, jsonable, sse_events
+from turnout.integrations.fastapi.streaming import EventHook, jsonable, sse_events
 
 __all__ = ["serve"]
 
@@ -68,6 +69,7 @@ def serve(
     max_body_bytes: int = 1_000_000,
     tags: Sequence[str] = ("turnout",),
     cache_size: int = 1024,
+    relay: Relay | None = None,
 ) -> APIRouter:
     """An ``APIRouter`` serving the applications ``factory`` describes, stored in ``persister``.
 
@@ -91,8 +93,12 @@ def serve(
             used dropped first; 0: none). A kept one is used only while the persister's latest
             sequence id for it is the one it is at (see docs/serving.md, "Caching and
             consistency").
+        relay: carries run events to ``GET /apps/{id}/stream`` in other workers
+            (``PostgresRelay``); the default, ``LocalRelay``, follows runs only in the worker
+            running them.
     """
     policy = OnBusy(on_busy)
+    relay = relay or LocalRelay()
     runs = Runs(policy)
     apps = Applications(factory, persister, cache_size)
     described = ServedBuilder()
@@ -190,7 +196,9 @@ def serve(
 
     def enter(app_id: str, pk: str | None, body: Any) -> Any:
         chosen = None if body.on_busy is None else _policy(body.on_busy)
-        return runs.enter((pk, app_id), on_busy=chosen)
+        ticket = runs.enter((pk, app_id), on_busy=chosen)
+        relay.attach(ticket.slot.bus, (pk, app_id))
+        return ticket
 
     def background(coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -247,6 +255,7 @@ def serve(
             if await current_sequence_id(app_id, pk) is None:
                 raise not_found(app_id)
             ticket = enter(app_id, pk, body)
+            await relay.ready(ticket.slot.bus)  # followers in other workers see it running
             background(quietly(app_id, pk, body, ticket))
             accepted = RunAccepted(app_id=app_id, stream=f"{prefix}/apps/{app_id}/stream")
             return JSONResponse(accepted.model_dump(), status_code=202)
@@ -254,15 +263,15 @@ def serve(
 
     async def stream_app(app_id: str, pk: Partition) -> EventSourceResponse:
         slot = runs.slot((pk, app_id))
-        if slot is None:
-            bus = EventBus()
-            queue = bus.subscribe()
-            app = await apps.current(app_id, pk, idle=True)
-            bus.publish("state", app_view(app, running=False))
-            bus.close()
-        else:
-            queue = slot.bus.subscribe()
-        return EventSourceResponse(sse_events(queue))
+        if slot is not None:
+            return EventSourceResponse(sse_events(slot.bus.subscribe()))
+        if await current_sequence_id(app_id, pk) is None:
+            raise not_found(app_id)
+
+        async def committed() -> dict[str, Any]:
+            return app_view(await apps.current(app_id, pk, idle=True), running=False)
+
+        return EventSourceResponse(relay.follow((pk, app_id), committed))
 
     async def run_streamed(app_id: str, body: Any, pk: Partition) -> EventSourceResponse:
         if await current_sequence_id(app_id, pk) is None:

@@ -17,9 +17,10 @@ from fastapi import FastAPI
 
 from turnout.core.errors import GraphSetupError
 from turnout.core.sqlite import AsyncSQLitePersister
+from turnout.integrations.fastapi.relay import LocalRelay, Relay
 from turnout.integrations.fastapi.router import serve
 
-__all__ = ["create_app", "load_factory", "open_persister", "run"]
+__all__ = ["create_app", "load_factory", "open_persister", "open_relay", "run"]
 
 _ENV = {
     "factory": "TURNOUT_SERVE_FACTORY",
@@ -67,14 +68,22 @@ def open_persister(
     )
 
 
+def open_relay(url: str, table: str = "turnout") -> Relay:
+    """The relay for ``url``: ``PostgresRelay`` for PostgreSQL (runs followed from any worker
+    and host), ``LocalRelay`` otherwise."""
+    if url.startswith(("postgresql://", "postgres://")):
+        from turnout.integrations.fastapi.pgrelay import PostgresRelay
+
+        return PostgresRelay(url, namespace=table)
+    return LocalRelay()
+
+
 def create_app() -> FastAPI:
     """The app one worker serves, configured by ``TURNOUT_SERVE_*`` (see ``run``)."""
     factory = load_factory(os.environ[_ENV["factory"]])
-    persister, pool = open_persister(
-        os.environ[_ENV["db"]],
-        os.environ.get(_ENV["table"], "turnout"),
-        pool_size=_int_env("pool_size", POOL_SIZE),
-    )
+    url, table = os.environ[_ENV["db"]], os.environ.get(_ENV["table"], "turnout")
+    persister, pool = open_persister(url, table, pool_size=_int_env("pool_size", POOL_SIZE))
+    relay = open_relay(url, table)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,6 +93,7 @@ def create_app() -> FastAPI:
         try:
             yield
         finally:
+            await relay.aclose()
             await persister.close()
             if pool is not None:
                 await pool.close()
@@ -91,7 +101,9 @@ def create_app() -> FastAPI:
     app = FastAPI(title="turnout", lifespan=lifespan)
     on_busy = os.environ.get(_ENV["on_busy"], "reject")
     cache_size = _int_env("cache_size", 1024)
-    app.include_router(serve(factory, persister=persister, on_busy=on_busy, cache_size=cache_size))
+    app.include_router(
+        serve(factory, persister=persister, on_busy=on_busy, cache_size=cache_size, relay=relay)
+    )
     return app
 
 
@@ -107,12 +119,18 @@ def _int_env(name: str, default: int) -> int:
 def run(
     factory: str, *, db: str, table: str = "turnout", host: str = "127.0.0.1", port: int = 8000,
     workers: int = 1, on_busy: str = "reject", pool_size: int | None = None,
-    cache_size: int | None = None,
+    cache_size: int | None = None, proxy_headers: bool = True,
+    forwarded_allow_ips: str | None = None,
 ) -> None:  # fmt: skip
     """Serve ``factory`` (``module:attribute``) with uvicorn until interrupted.
+
     ``pool_size`` (PostgreSQL connections per worker) and ``cache_size`` (applications kept
     per worker) default to ``TURNOUT_SERVE_POOL_SIZE``/``TURNOUT_SERVE_CACHE_SIZE``, else 16
-    and 1024."""
+    and 1024. ``proxy_headers`` and ``forwarded_allow_ips`` are uvicorn's: behind a reverse
+    proxy, the client address and scheme come from ``X-Forwarded-For``/``X-Forwarded-Proto``
+    when the request comes from one of ``forwarded_allow_ips`` (default: uvicorn's,
+    ``127.0.0.1`` or ``$FORWARDED_ALLOW_IPS``).
+    """
     import uvicorn
 
     load_factory(factory)  # fail here, once, rather than in every worker
@@ -128,4 +146,6 @@ def run(
         host=host,
         port=port,
         workers=workers,
+        proxy_headers=proxy_headers,
+        forwarded_allow_ips=forwarded_allow_ips,
     )

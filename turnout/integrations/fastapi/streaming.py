@@ -13,6 +13,9 @@ event. Events (the SSE ``event`` field, JSON ``data``):
 
 The stream ends when no request drives the application in this worker any more. The framing
 is sse-starlette's (``EventSourceResponse``), which also sends keep-alive comments.
+
+A bus also hands every event to its sinks (``forward``): a relay (``relay.py``) attaches one to
+carry the events to streams in other workers.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi.encoders import jsonable_encoder
 
-__all__ = ["EventBus", "EventHook", "jsonable", "sse_events"]
+__all__ = ["EventBus", "EventHook", "Sink", "jsonable", "sse_events", "sse_message"]
 
 _END = object()
 
@@ -50,13 +53,26 @@ def jsonable(value: Any, depth: int = 0) -> Any:
         return repr(value)
 
 
+class Sink(Protocol):
+    """Where a bus also sends its events (a relay to other workers)."""
+
+    def publish(self, event: str, data: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class EventBus:
     """Fans one application's events out to its open streams (unbounded queues: a slow reader
-    only holds memory of this run)."""
+    only holds memory of this run) and to its sinks."""
 
     def __init__(self) -> None:
         self._queues: list[asyncio.Queue[Any]] = []
+        self.sinks: list[Sink] = []
         self.closed = False
+
+    def forward(self, sink: Sink) -> None:
+        """Send every later event, and the close, to ``sink`` too."""
+        self.sinks.append(sink)
 
     def subscribe(self) -> asyncio.Queue[Any]:
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -68,11 +84,17 @@ class EventBus:
     def publish(self, event: str, data: Any) -> None:
         for queue in self._queues:
             queue.put_nowait((event, data))
+        for sink in self.sinks:
+            sink.publish(event, data)
 
     def close(self) -> None:
+        if self.closed:
+            return
         self.closed = True
         for queue in self._queues:
             queue.put_nowait(_END)
+        for sink in self.sinks:
+            sink.close()
 
 
 class EventHook:
@@ -134,4 +156,9 @@ async def sse_events(queue: asyncio.Queue[Any]) -> AsyncIterator[dict[str, str]]
         if entry is _END:
             return
         event, data = entry
-        yield {"event": event, "data": json.dumps(data)}
+        yield sse_message(event, data)
+
+
+def sse_message(event: str, data: Any) -> dict[str, str]:
+    """One sse-starlette message: ``event`` with ``data`` as JSON."""
+    return {"event": event, "data": json.dumps(data)}

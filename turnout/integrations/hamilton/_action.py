@@ -15,6 +15,7 @@ from turnout.core.action import SingleStepAction, _check_retry
 from turnout.core.errors import ActionDefinitionError
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
+from turnout.integrations._inputs import input_names, reads_besides, with_inputs
 from turnout.integrations._mapping import (
     declared_names,
     from_state,
@@ -110,6 +111,27 @@ def _static_overrides(spec: Any) -> Any:
     }
 
 
+def _config_gated(modules: Iterable[types.ModuleType]) -> dict[str, list[str]]:
+    """``{node name: config keys}`` of the functions under ``@config.when`` (and its kin) in
+    ``modules``: nodes that exist only for some configurations."""
+    gated: dict[str, list[str]] = {}
+    for module in modules:
+        for attr, fn in vars(module).items():
+            resolvers = getattr(fn, "resolve", None) if inspect.isfunction(fn) else None
+            if not isinstance(resolvers, list):
+                continue
+            for resolver in resolvers:
+                try:
+                    keys = [*resolver.required_config(), *(resolver.optional_config() or {})]
+                except (AttributeError, TypeError):
+                    continue
+                target = getattr(resolver, "target_name", None)
+                name = target if isinstance(target, str) else attr.split("__")[0]
+                known = gated.setdefault(name, [])
+                known.extend(k for k in keys if k not in known)
+    return {name: keys for name, keys in gated.items() if keys}
+
+
 class Hamilton(SingleStepAction):
     """An action running a Hamilton DAG: state in, requested nodes out.
 
@@ -139,6 +161,10 @@ class Hamilton(SingleStepAction):
         tags: labels of the action.
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
+        app_inputs: names of application inputs the action takes (``app.step(inputs={...})``;
+            the other adapters' ``inputs=``, a name Burr gives the DAG's inputs here). An
+            input the ``inputs`` spec reads as a state key is taken from the step's inputs
+            instead; any other feeds the DAG input (or overrides the node) of its name.
 
     An ``AsyncDriver`` makes an ``AsyncHamilton`` action, run with ``astep``/``arun``. Without
     ``driver`` and ``modules``, the driver given to ``Hamilton.set_driver`` is used (Burr's).
@@ -189,9 +215,11 @@ class Hamilton(SingleStepAction):
         tags: Sequence[str] = (),
         name: str | None = None,
         retry: RetryPolicy | None = None,
+        app_inputs: Sequence[str] = (),
     ) -> None:
         super().__init__()
         owner = f"{type(self).__name__}({name!r})" if name is not None else "Hamilton(...)"
+        self._app_inputs = input_names(app_inputs, owner)
         driver = _driver_or_default(driver, modules)
         self.retry = _check_retry(retry, owner)
         if name is not None:
@@ -217,10 +245,13 @@ class Hamilton(SingleStepAction):
         self._read_inputs, input_keys = input_reader(
             list(inputs) if isinstance(inputs, tuple) else inputs, reads=reads, owner=owner
         )
+        self._input_keys = input_keys
         override_spec = _static_overrides(overrides if overrides is not None else {})
         self._read_overrides, override_keys = input_reader(override_spec, reads=None, owner=owner)
         self._write, self._writes = output_writer(out_spec, writes=writes, owner=owner)
-        self._reads = list(dict.fromkeys([*input_keys, *override_keys]))
+        self._reads = reads_besides(
+            list(dict.fromkeys([*input_keys, *override_keys])), self._app_inputs
+        )
         self._input_spec = self._named(inputs)
         self._override_spec = self._named(override_spec) or {}
         self._config = dict(config or getattr(getattr(self._driver, "graph", None), "config", {}))
@@ -333,8 +364,19 @@ class Hamilton(SingleStepAction):
                 f"{owner}: {clash} given both as inputs and in the Hamilton config; Hamilton "
                 f"takes each name from one place, so drop them from one of the two"
             )
-        given = {*self._input_spec, *self._override_spec, *self._config}
+        given = {*self._input_spec, *self._override_spec, *self._config, *self._app_inputs}
         missing = sorted(walk(nodes, self._final_vars, self._override_spec)[1] - given)
+        gated = _config_gated(getattr(self._driver, "graph_modules", ()) or ())
+        unset = {n: gated[n] for n in missing if n in gated}
+        if unset:
+            name, keys = next(iter(unset.items()))
+            raise ActionDefinitionError(
+                f"{owner}: the node {name!r} is defined only under @config.when on the config "
+                f"key(s) {keys}, and the config {self._config} gives none of its variants (so "
+                f"Hamilton takes {name!r} for a DAG input); set it, e.g. "
+                f"config={{{keys[0]!r}: ...}}"
+                + (f" (the nodes {sorted(unset)} all wait on config)" if len(unset) > 1 else "")
+            )
         if missing:
             raise ActionDefinitionError(
                 f"{owner}: outputs {self._final_vars} need the DAG inputs {missing}, which inputs "
@@ -351,6 +393,10 @@ class Hamilton(SingleStepAction):
         return self._writes
 
     @property
+    def inputs(self) -> list[str]:
+        return list(self._app_inputs)
+
+    @property
     def tags(self) -> list[str]:
         return self._tags
 
@@ -364,8 +410,13 @@ class Hamilton(SingleStepAction):
         """The nodes each step computes (the keys of ``outputs``)."""
         return list(self._final_vars)
 
-    def _arguments(self, state: State) -> tuple[dict[str, Any], dict[str, Any]]:
-        inputs = self._read_inputs(state)
+    def _arguments(
+        self, state: State, given: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        inputs = with_inputs(
+            self._read_inputs, state, given, self._app_inputs,
+            spec_keys=self._input_keys, owner=self._label(),
+        )  # fmt: skip
         if not isinstance(inputs, Mapping):
             raise TypeError(
                 f"{self._label()}: the inputs function returned {type(inputs).__name__}; it "
@@ -383,7 +434,7 @@ class Hamilton(SingleStepAction):
         return f"Hamilton action {self.name!r}" if self.has_name else "Hamilton action"
 
     def run_and_update(self, state: State, **run_kwargs: Any) -> tuple[dict[str, Any], State]:
-        inputs, overrides = self._arguments(state)
+        inputs, overrides = self._arguments(state, run_kwargs)
         try:
             # raw_execute, as Burr calls it: the nodes' values, whatever result builder the
             # driver has (a Driver's default one would make pandas Series of them)
@@ -412,7 +463,7 @@ class AsyncHamilton(Hamilton):
         if not self._initialised:  # adapters' post-graph-construct hooks, once per driver
             self._initialised = True
             await self._driver.ainit()
-        inputs, overrides = self._arguments(state)
+        inputs, overrides = self._arguments(state, run_kwargs)
         try:
             results = await self._driver.raw_execute(
                 self._final_vars, inputs=inputs, overrides=overrides

@@ -228,19 +228,33 @@ class StreamingRunnableAction(_RunnableBase, StreamingAction):
     def _stream(self, state: State, inputs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         value = self._value(state, inputs)
         total = _Total(self.aggregate)
-        with self._running() as config:
-            for chunk in self.runnable.stream(value, config=config):
-                total.add(chunk)
-                yield {"delta": _text(chunk), "chunk": chunk}
+        # The runnable's stream is held here, not by the loop alone: left early, the spans end
+        # (innermost first, marked cancelled) before LangChain hears of it and ends its runs.
+        chunks: Any = None
+        try:
+            with self._running() as config:
+                chunks = self.runnable.stream(value, config=config)
+                for chunk in chunks:
+                    total.add(chunk)
+                    yield {"delta": _text(chunk), "chunk": chunk}
+        finally:
+            if chunks is not None:
+                chunks.close()
         yield {"output": total.value()}
 
     async def _astream(self, state: State, inputs: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         value = self._value(state, inputs)
         total = _Total(self.aggregate)
-        with self._running() as config:
-            async for chunk in self.runnable.astream(value, config=config):
-                total.add(chunk)
-                yield {"delta": _text(chunk), "chunk": chunk}
+        chunks: Any = None  # held here: see _stream
+        try:
+            with self._running() as config:
+                chunks = self.runnable.astream(value, config=config)
+                async for chunk in chunks:
+                    total.add(chunk)
+                    yield {"delta": _text(chunk), "chunk": chunk}
+        finally:
+            if chunks is not None:
+                await chunks.aclose()
         yield {"output": total.value()}
 
 

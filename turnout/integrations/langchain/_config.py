@@ -15,6 +15,7 @@ from langchain_core.runnables import RunnableConfig
 
 from turnout.core.context import ApplicationContext
 from turnout.core.tracing import TracerFactory
+from turnout.integrations._spans import records
 from turnout.integrations.langchain._tracing import SpanCallbackHandler
 
 __all__ = ["step_config"]
@@ -65,6 +66,8 @@ def _step_config(
     }
     if name_run:  # not for a config shared by several root runs (each tool call is one)
         out["run_name"] = out.get("run_name") or run_name or context.action_name
+    if not records("langchain"):  # an instrumentor records the runs: no duplicates
+        return RunnableConfig(**out), None  # type: ignore[typeddict-item]
     handler = SpanCallbackHandler(tracer)
     callbacks = out.get("callbacks")
     if callbacks is None:

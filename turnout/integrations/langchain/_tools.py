@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +32,8 @@ class ToolCallsAction(Action):
             exception fail the step.
         name: the action's name (else given by ``with_actions(name=...)``).
         config: a ``RunnableConfig`` merged into each tool run's.
+        max_concurrency: async only: how many tool calls run at once (the model's parallel
+            calls run concurrently, at most this many; the messages keep the calls' order).
 
     Each tool run is a child span of the step. The step's result is
     ``{"tool_messages": [...]}``; a last message without tool calls adds nothing.
@@ -45,8 +48,15 @@ class ToolCallsAction(Action):
         handle_errors: bool = True,
         name: str | None = None,
         config: RunnableConfig | None = None,
+        max_concurrency: int = 8,
     ) -> None:
         super().__init__()
+        if not isinstance(max_concurrency, int) or max_concurrency < 1:
+            raise ValueError(
+                f"ToolCallsAction: max_concurrency= is how many tool calls run at once, a "
+                f"positive int; got {max_concurrency!r}"
+            )
+        self._limit = max_concurrency
         bad = [t for t in tools if not isinstance(t, BaseTool)]
         if bad or isinstance(tools, BaseTool):
             raise TypeError(
@@ -85,12 +95,28 @@ class ToolCallsAction(Action):
         return {"tool_messages": replies}
 
     async def _arun(self, calls: list[ToolCall]) -> dict[str, Any]:
-        replies: list[ToolMessage] = []
-        with self._running() as config:
-            for call in calls:
-                with self._replying(call, replies):
+        """The calls run concurrently (at most ``max_concurrency`` at once); the replies keep
+        the calls' order. Without ``handle_errors`` the first failing call (in the calls'
+        order) fails the step once every call has finished."""
+        gate = asyncio.Semaphore(self._limit)
+
+        async def one(call: ToolCall, config: RunnableConfig) -> list[ToolMessage]:
+            reply: list[ToolMessage] = []
+            async with gate:
+                with self._replying(call, reply):
                     output = await self._tool(call).ainvoke(call, config=config)
-                    replies.append(_as_message(output, call))
+                    reply.append(_as_message(output, call))
+            return reply
+
+        with self._running() as config:
+            done = await asyncio.gather(
+                *(one(call, config) for call in calls), return_exceptions=True
+            )
+        replies: list[ToolMessage] = []
+        for outcome in done:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            replies.extend(outcome)
         return {"tool_messages": replies}
 
     @contextmanager

@@ -29,10 +29,11 @@ _OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_t
 
 
 class _Run:
-    __slots__ = ("first_token", "span", "started")
+    __slots__ = ("first_token", "parent", "span", "started")
 
-    def __init__(self, span: OpenSpan) -> None:
+    def __init__(self, span: OpenSpan, parent: UUID | None) -> None:
         self.span = span
+        self.parent = parent
         self.started = time.time()
         self.first_token = False
 
@@ -46,7 +47,9 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ``gen_ai.operation.name``, ``gen_ai.request.model``, ``gen_ai.provider.name``,
     ``gen_ai.usage.input_tokens`` / ``output_tokens`` (from the message's ``usage_metadata``)
     and, when streamed, ``turnout.first_token_time`` (epoch seconds) and
-    ``turnout.time_to_first_token`` (seconds). A failed run ends its span with the exception.
+    ``gen_ai.response.time_to_first_chunk`` (seconds, the name every adapter uses;
+    ``turnout.time_to_first_token``, the same value, is deprecated and will be removed). A
+    failed run ends its span with the exception.
 
     Args:
         tracer: the step's tracer; by default the tracer of the step running when each run
@@ -72,11 +75,14 @@ class SpanCallbackHandler(BaseCallbackHandler):
         return len(self._runs)
 
     def end_all(self, exception: BaseException | None = None) -> None:
-        """End the spans of runs that never reported their end (e.g. a stream left early)."""
+        """End the spans of runs that never reported their end (e.g. a stream left early),
+        innermost first. When ``exception`` is a cancellation (``GeneratorExit``,
+        ``CancelledError``: not an ``Exception``) they are marked ``turnout.cancelled``."""
         with self._lock:
             runs, self._runs = list(self._runs.values()), {}
+        cancelled = _is_cancellation(exception)
         for run in reversed(runs):  # children opened after their parents: close them first
-            run.span.end(exception)
+            _stop(run.span, exception, cancelled)
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -96,7 +102,7 @@ class SpanCallbackHandler(BaseCallbackHandler):
             parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         span = tracer.start_span(name, parent=parent.span if parent is not None else None)
         with self._lock:
-            self._runs[run_id] = _Run(span)
+            self._runs[run_id] = _Run(span, parent_run_id)
         attributes = {
             "langchain.run_type": run_type,
             "langchain.run_id": str(run_id),
@@ -106,10 +112,23 @@ class SpanCallbackHandler(BaseCallbackHandler):
         span.log_attributes(**attributes)
 
     def _end(self, run_id: UUID, error: BaseException | None = None) -> None:
+        """End a run's span, after the spans of its runs still open (innermost first): a
+        stream left early makes LangChain report a chain's end before its children's. Those
+        children are marked ``turnout.cancelled``, as is the run when ``error`` is a
+        cancellation."""
         with self._lock:
             run = self._runs.pop(run_id, None)
-        if run is not None:
-            run.span.end(error)
+            if run is None:
+                return
+            cut_ids = {run_id}
+            for rid, other in self._runs.items():  # in start order: parents before children
+                if other.parent in cut_ids:
+                    cut_ids.add(rid)
+            cut = [self._runs.pop(rid) for rid in self._runs.copy() if rid in cut_ids]
+        cancelled = _is_cancellation(error)
+        for other in reversed(cut):
+            _stop(other.span, error if cancelled else None, True)
+        _stop(run.span, error, cancelled)
 
     def _attributes(self, run_id: UUID, attributes: dict[str, Any]) -> None:
         if not attributes:
@@ -208,7 +227,11 @@ class SpanCallbackHandler(BaseCallbackHandler):
             run.first_token = True
         now = time.time()
         run.span.log_attributes(
-            **{"turnout.first_token_time": now, "turnout.time_to_first_token": now - run.started}
+            **{
+                "turnout.first_token_time": now,
+                "gen_ai.response.time_to_first_chunk": now - run.started,
+                "turnout.time_to_first_token": now - run.started,  # deprecated: the line above
+            }
         )
 
     def on_llm_end(
@@ -238,7 +261,11 @@ class SpanCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = _run_name(serialized, kwargs, "tool")
-        attributes = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": name}
+        attributes = {
+            "gen_ai.operation.name": "execute_tool",
+            "gen_ai.tool.name": name,
+            "openinference.span.kind": "TOOL",
+        }
         self._start(run_id, parent_run_id, name, "tool", tags, attributes)
 
     def on_tool_end(
@@ -258,7 +285,8 @@ class SpanCallbackHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         name = _run_name(serialized, kwargs, "retriever")
-        self._start(run_id, parent_run_id, name, "retriever", tags, {})
+        attributes = {"gen_ai.operation.name": "retrieval", "openinference.span.kind": "RETRIEVER"}
+        self._start(run_id, parent_run_id, name, "retriever", tags, attributes)
 
     def on_retriever_end(
         self,
@@ -329,3 +357,14 @@ def _usage_attributes(response: LLMResult) -> dict[str, Any]:
     if model:
         attributes["gen_ai.response.model"] = str(model)
     return attributes
+
+
+def _is_cancellation(error: BaseException | None) -> bool:
+    """A stream closed early or a task cancelled: not a failure of the run."""
+    return error is not None and not isinstance(error, Exception)
+
+
+def _stop(span: OpenSpan, error: BaseException | None, cancelled: bool) -> None:
+    if cancelled:
+        span.log_attributes(**{"turnout.cancelled": True})
+    span.end(error)

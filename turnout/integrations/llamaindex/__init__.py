@@ -53,7 +53,11 @@ from turnout.integrations.llamaindex._convert import (
     to_chat_message,
 )
 from turnout.integrations.llamaindex._tracing import TurnoutSpanHandler, trace_llamaindex
-from turnout.integrations.llamaindex._workflow import WorkflowLike, workflow_action
+from turnout.integrations.llamaindex._workflow import (
+    WorkflowLike,
+    workflow_action,
+    workflow_waiting,
+)
 
 register_serde()
 
@@ -79,4 +83,5 @@ __all__ = [
     "trace_llamaindex",
     "update_state",
     "workflow_action",
+    "workflow_waiting",
 ]

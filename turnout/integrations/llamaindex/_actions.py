@@ -18,6 +18,7 @@ from turnout.core.action import Action, _check_retry
 from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import StreamingAction
+from turnout.integrations._inputs import input_names, reads_besides, with_inputs
 from turnout.integrations._mapping import declared_names, input_reader, output_writer
 from turnout.integrations._notes import add_note
 from turnout.integrations.llamaindex._convert import (
@@ -93,10 +94,13 @@ class _Spec:
         reads: Sequence[str] | None,
         writes: Sequence[str] | None,
         history: str | None = None,
+        inputs: Sequence[str] = (),
     ) -> None:
         self.owner = owner
         self.call = call
-        self.read, self.reads = input_reader(input, reads=reads, owner=owner)
+        self.inputs = input_names(inputs, owner)
+        self.read, self.spec_keys = input_reader(input, reads=reads, owner=owner)
+        self.reads = reads_besides(self.spec_keys, self.inputs)
         self.write, self.writes = output_writer(output, writes=writes, owner=owner)
         self.unwrap = unwrap
         self.history = history
@@ -107,9 +111,11 @@ class _Spec:
     def update(self, result: dict[str, Any], state: State) -> State:
         if self.history is None:
             return self.write(self.unwrap(result), state)
-        # The message is read again from the state the step started from, before any write.
+        # The message is read again from the state the step started from, before any write
+        # (or, when it came from an input, the result carries it).
+        message = result["message"] if "message" in result else self.read(state)
         exchange = [
-            to_chat_message({"role": "user", "content": self.read(state)}),
+            to_chat_message({"role": "user", "content": message}),
             to_chat_message({"role": "assistant", "content": result["response"]}),
         ]
         state = self.write(self.unwrap(result), state)
@@ -145,18 +151,34 @@ class _Common:
         return list(self._spec.writes)
 
     @property
+    def inputs(self) -> list[str] | tuple[list[str], list[str]]:
+        return list(self._spec.inputs)
+
+    @property
     def tags(self) -> list[str]:
         return list(self._tags)
 
     def is_async(self) -> bool:
         return self._async
 
-    def _input(self, state: State) -> Any:
-        value = self._spec.read(state)
-        if self._spec.history is None:
+    def _input(self, state: State, given: dict[str, Any]) -> Any:
+        spec = self._spec
+        value = with_inputs(
+            spec.read, state, given, spec.inputs, spec_keys=spec.spec_keys, owner=spec.owner
+        )
+        if spec.history is None:
             return value
-        past = state[self._spec.history]
-        return value, [to_chat_message(m, owner=self._spec.owner) for m in past]
+        past = state[spec.history]
+        return value, [to_chat_message(m, owner=spec.owner) for m in past]
+
+    def _noted(self, value: Any, result: Any) -> Any:
+        """A chat result carries the user's message when it came from an input (``update``
+        appends it to the history and cannot read it from state)."""
+        if self._spec.history is None or not self._spec.inputs or not isinstance(result, dict):
+            return result
+        if "response" not in result:
+            return result
+        return {**result, "message": value[0]}
 
     def update(self, result: dict[str, Any], state: State) -> State:
         return self._spec.update(result, state)
@@ -183,15 +205,17 @@ class _LlamaIndexAction(_Common, Action):
     def run(self, state: State, **run_kwargs: Any) -> Any:
         """The object's output as a result dict (a coroutine producing it when async)."""
         if self._async:
-            return self._arun(state)
+            return self._arun(state, run_kwargs)
         with self._calling(closing_leaked_loop()):
-            result: dict[str, Any] = self._spec.call(self._input(state))
-        return result
+            value = self._input(state, run_kwargs)
+            result: dict[str, Any] = self._spec.call(value)
+        return self._noted(value, result)
 
-    async def _arun(self, state: State) -> dict[str, Any]:
+    async def _arun(self, state: State, given: dict[str, Any]) -> dict[str, Any]:
         with self._calling(nullcontext()):
-            result: dict[str, Any] = await self._spec.call(self._input(state))
-        return result
+            value = self._input(state, given)
+            result: dict[str, Any] = await self._spec.call(value)
+        return self._noted(value, result)  # type: ignore[no-any-return]
 
 
 class _LlamaIndexStreamingAction(_Common, StreamingAction):
@@ -200,17 +224,18 @@ class _LlamaIndexStreamingAction(_Common, StreamingAction):
     streams_result = True  # the result dict is an item too (see StreamingAction)
 
     def stream_run(self, state: State, **run_kwargs: Any) -> Any:
-        value = self._input(state)
+        value = self._input(state, run_kwargs)
         return self._astream(value) if self._async else self._stream(value)
 
     def _stream(self, value: Any) -> Iterator[dict[str, Any]]:
         with self._calling(closing_leaked_loop()):
-            yield from self._spec.call(value)
+            for item in self._spec.call(value):
+                yield self._noted(value, item)
 
     async def _astream(self, value: Any) -> AsyncIterator[dict[str, Any]]:
         with self._calling(nullcontext()):
             async for item in self._spec.call(value):
-                yield item
+                yield self._noted(value, item)
 
 
 def _build(
@@ -258,6 +283,7 @@ def query_action(
     tags: Sequence[str] = (),
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    inputs: Sequence[str] = (),
 ) -> Action:
     """An action that asks ``engine`` a question from state.
 
@@ -276,6 +302,9 @@ def query_action(
         tags: the action's tags.
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            the input spec reads an input like a state key (it shadows a state key of its
+            name), and a mapping input gets the inputs it does not name added.
     """
     owner = f"query_action({type(engine).__name__})"
     _check(engine, QueryEngineLike, owner, "a query engine; build one with index.as_query_engine()")
@@ -298,7 +327,7 @@ def query_action(
     calls |= {(True, False): stream_query, (True, True): astream_query}
     spec = _Spec(
         owner=owner, call=calls[(stream, is_async)], input=input, output=output,
-        unwrap=_same, reads=reads, writes=writes,
+        unwrap=_same, reads=reads, writes=writes, inputs=inputs,
     )  # fmt: skip
     return _build(spec, stream=stream, is_async=is_async, tags=tags, name=name, retry=retry)
 
@@ -354,6 +383,7 @@ def chat_action(
     tags: Sequence[str] = (),
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    inputs: Sequence[str] = (),
 ) -> Action:
     """An action that sends a message from state to ``engine``.
 
@@ -375,6 +405,9 @@ def chat_action(
         tags: the action's tags.
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            the input spec reads an input like a state key (it shadows a state key of its
+            name), and a mapping input gets the inputs it does not name added.
     """
     owner = f"chat_action({type(engine).__name__})"
     _check(engine, ChatEngineLike, owner, "a chat engine; build one with index.as_chat_engine()")
@@ -409,7 +442,7 @@ def chat_action(
     calls |= {(True, False): stream_chat, (True, True): astream_chat}
     spec = _Spec(
         owner=owner, call=calls[(stream, is_async)], input=input, output=output,
-        unwrap=_same, reads=reads, writes=writes, history=history,
+        unwrap=_same, reads=reads, writes=writes, inputs=inputs, history=history,
     )  # fmt: skip
     return _build(spec, stream=stream, is_async=is_async, tags=tags, name=name, retry=retry)
 
@@ -428,6 +461,7 @@ def retrieve_action(
     tags: Sequence[str] = (),
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    inputs: Sequence[str] = (),
 ) -> Action:
     """An action that retrieves nodes for a query from state.
 
@@ -445,6 +479,9 @@ def retrieve_action(
         tags: the action's tags.
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            the input spec reads an input like a state key (it shadows a state key of its
+            name), and a mapping input gets the inputs it does not name added.
     """
     owner = f"retrieve_action({type(retriever).__name__})"
     _check(retriever, RetrieverLike, owner, "a retriever; build one with index.as_retriever()")
@@ -457,7 +494,7 @@ def retrieve_action(
 
     spec = _Spec(
         owner=owner, call=aretrieve if is_async else retrieve, input=input, output=output,
-        unwrap=_field("nodes"), reads=reads, writes=writes,
+        unwrap=_field("nodes"), reads=reads, writes=writes, inputs=inputs,
     )  # fmt: skip
     return _build(spec, stream=False, is_async=is_async, tags=tags, name=name, retry=retry)
 
@@ -473,12 +510,16 @@ def ingest_action(
     tags: Sequence[str] = (),
     name: str | None = None,
     retry: RetryPolicy | None = None,
+    inputs: Sequence[str] = (),
+    node_objects: bool = False,
 ) -> Action:
     """An action that runs an ingestion pipeline over documents from state.
 
     The documents may be ``Document`` objects, strings, or ``{"text", "metadata", "id"}``
     dicts. Its output is the list of resulting nodes as ``{"text", "score": None, "id",
-    "metadata"}`` (embeddings stay in the pipeline's vector store); the result is
+    "metadata"}`` (embeddings stay in the pipeline's vector store), or with
+    ``node_objects=True`` the nodes themselves (``TextNode``, embeddings included), ready for
+    ``VectorStoreIndex(nodes=...)`` (turnout's serde stores them as JSON); the result is
     ``{"nodes": [...]}``.
 
     Args:
@@ -491,6 +532,9 @@ def ingest_action(
         tags: the action's tags.
         name: the action's name (else given by ``with_actions(name=...)``).
         retry: a ``RetryPolicy`` for failed steps.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            the input spec reads an input like a state key (it shadows a state key of its
+            name), and a mapping input gets the inputs it does not name added.
     """
     owner = f"ingest_action({type(pipeline).__name__})"
     _check(pipeline, IngestionPipelineLike, owner, "an IngestionPipeline")
@@ -503,14 +547,17 @@ def ingest_action(
             )
         return [to_document(item, owner=owner) for item in value]
 
+    def made(nodes: Any) -> dict[str, Any]:
+        return {"nodes": list(nodes)} if node_objects else _nodes(nodes)
+
     def run(value: Any) -> Any:
-        return _nodes(pipeline.run(documents=documents(value)))
+        return made(pipeline.run(documents=documents(value)))
 
     async def arun(value: Any) -> Any:
-        return _nodes(await pipeline.arun(documents=documents(value)))
+        return made(await pipeline.arun(documents=documents(value)))
 
     spec = _Spec(
         owner=owner, call=arun if is_async else run, input=input, output=output,
-        unwrap=_field("nodes"), reads=reads, writes=writes,
+        unwrap=_field("nodes"), reads=reads, writes=writes, inputs=inputs,
     )  # fmt: skip
     return _build(spec, stream=False, is_async=is_async, tags=tags, name=name, retry=retry)

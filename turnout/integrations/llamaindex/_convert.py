@@ -15,6 +15,8 @@ from typing import Any
 from llama_index.core.base.llms.types import ChatMessage, MessageRole
 from llama_index.core.schema import BaseNode, Document, NodeWithScore, QueryBundle
 from llama_index.core.storage.docstore.utils import json_to_doc
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from turnout.core.serde import DEFAULT_SERDE, Serde
 
@@ -60,18 +62,47 @@ def response_to_dict(response: Any) -> dict[str, Any]:
 
 
 def to_output(value: Any) -> Any:
-    """``value`` with LlamaIndex responses and nodes (also inside lists) made plain data."""
+    """``value`` made plain data: LlamaIndex responses and nodes, chat messages
+    (``{"role", "content"}``), an agent's ``AgentOutput`` (``{"response", "agent",
+    "tool_calls", "structured_response"}``) and other pydantic models (their JSON fields),
+    also inside lists and dicts."""
     if isinstance(value, NodeWithScore | BaseNode):
         return node_to_dict(value)
-    if (
-        isinstance(value, list | tuple)
-        and value
-        and all(isinstance(v, NodeWithScore | BaseNode) for v in value)
-    ):
-        return [node_to_dict(v) for v in value]
+    if isinstance(value, ChatMessage):
+        return {"role": value.role.value, "content": value.content}
     if hasattr(value, "source_nodes") and hasattr(value, "response"):
         return response_to_dict(value)
+    if isinstance(value, BaseModel) and hasattr(value, "current_agent_name"):
+        return _agent_output(value)
+    if isinstance(value, BaseModel):
+        try:
+            return value.model_dump(mode="json")
+        except (PydanticSerializationError, TypeError, ValueError):
+            return value
+    if isinstance(value, Mapping):
+        return {key: to_output(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_output(item) for item in value]
     return value
+
+
+def _agent_output(value: Any) -> dict[str, Any]:
+    """An agent's ``AgentOutput`` as plain data."""
+    reply = getattr(value, "response", None)
+    calls = [
+        {
+            "tool_name": getattr(call, "tool_name", None),
+            "tool_kwargs": to_output(getattr(call, "tool_kwargs", None)),
+            "tool_id": getattr(call, "tool_id", None),
+        }
+        for call in getattr(value, "tool_calls", None) or []
+    ]
+    return {
+        "response": reply.content if isinstance(reply, ChatMessage) else to_output(reply),
+        "agent": getattr(value, "current_agent_name", None),
+        "tool_calls": calls,
+        "structured_response": to_output(getattr(value, "structured_response", None)),
+    }
 
 
 def to_chat_message(value: Any, *, owner: str = "chat history") -> ChatMessage:

@@ -16,6 +16,7 @@ innermost ``__tracer`` span open around the call). LLM events add ``gen_ai.*`` a
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 import re
 import threading
@@ -37,6 +38,7 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._spans import records
 
 __all__ = ["TurnoutSpanHandler", "trace_llamaindex"]
 
@@ -101,7 +103,9 @@ class TurnoutSpanHandler(BaseSpanHandler[SimpleSpan]):
             return
         # No recorded parent: nest under the step (or the innermost __tracer span around us).
         span = tracer.start_span(span_name(id_), parent=self.open_span(parent_id))
-        span.log_attributes(**{"llamaindex.span_id": id_, **_tag_attributes(tags)})
+        span.log_attributes(
+            **{"llamaindex.span_id": id_, **_kind_attributes(instance), **_tag_attributes(tags)}
+        )
         with self._spans_lock:
             self._spans[id_] = span
             block.ids.add(id_)
@@ -198,6 +202,50 @@ class _UsageEventHandler(BaseEventHandler):
                 span.log_attributes(**usage)
 
 
+@functools.cache
+def _kinds() -> tuple[tuple[type, str, str | None], ...]:
+    """(LlamaIndex base class, OpenInference span kind, ``gen_ai.operation.name``)."""
+    from llama_index.core.agent.workflow import BaseWorkflowAgent
+    from llama_index.core.base.base_retriever import BaseRetriever
+    from llama_index.core.base.embeddings.base import BaseEmbedding
+    from llama_index.core.base.llms.base import BaseLLM
+    from llama_index.core.postprocessor.types import BaseNodePostprocessor
+    from llama_index.core.tools.types import BaseTool
+
+    return (
+        (BaseLLM, "LLM", None),  # chat or text_completion: set from the LLM's events
+        (BaseEmbedding, "EMBEDDING", "embeddings"),
+        (BaseRetriever, "RETRIEVER", "retrieval"),
+        (BaseNodePostprocessor, "RERANKER", None),
+        (BaseTool, "TOOL", "execute_tool"),
+        (BaseWorkflowAgent, "AGENT", "invoke_agent"),
+    )
+
+
+def _kind_attributes(instance: Any) -> dict[str, Any]:
+    """The span kind (OpenInference) and GenAI operation of a call on ``instance``: an LLM,
+    embedding model, retriever, node postprocessor (reranker), tool or agent; nothing for
+    the rest (query and chat engines, workflows: CHAIN)."""
+    if instance is None:
+        return {}
+    for base, kind, operation in _kinds():
+        if isinstance(instance, base):
+            found: dict[str, Any] = {"openinference.span.kind": kind}
+            if operation is not None:
+                found["gen_ai.operation.name"] = operation
+            if kind == "TOOL":
+                name = getattr(getattr(instance, "metadata", None), "name", None)
+                if isinstance(name, str) and name:
+                    found["gen_ai.tool.name"] = name
+            label = getattr(instance, "name" if kind == "AGENT" else "model_name", None)
+            if kind == "AGENT" and isinstance(label, str):
+                found["gen_ai.agent.name"] = label
+            elif kind == "EMBEDDING" and isinstance(label, str):
+                found["gen_ai.request.model"] = label
+            return found
+    return {}
+
+
 def _tag_attributes(tags: Mapping[str, Any] | None) -> dict[str, Any]:
     return {f"llamaindex.tag.{key}": value for key, value in (tags or {}).items()}
 
@@ -282,6 +330,9 @@ def trace_llamaindex() -> Iterator[None]:
     Outside a step it records nothing. Blocks may nest and run concurrently; the handlers leave
     the dispatcher when the last block ends, and spans the block left open are ended then.
     """
+    if not records("llama_index"):  # an instrumentor records the spans: no duplicates
+        yield
+        return
     _INSTALLATION.acquire()
     block = _Block()
     token = _BLOCK.set(block)

@@ -3,6 +3,7 @@ running the tools it asked for, and the condition that routes to them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable, Sequence
 from typing import Any
@@ -15,7 +16,9 @@ from turnout.core.retry import RetryPolicy
 from turnout.core.state import State
 from turnout.core.streaming import FunctionBasedStreamingAction
 from turnout.core.tracing import TracerFactory
+from turnout.integrations._inputs import input_names, reads_besides, with_inputs
 from turnout.integrations._mapping import append_state, from_state, input_reader, output_writer
+from turnout.integrations._spans import records
 from turnout.integrations.openai._calls import (
     Accumulator,
     Api,
@@ -70,6 +73,7 @@ def chat_action(
     writes: Sequence[str] | None = None,
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    inputs: Sequence[str] = (),
     **params: Any,
 ) -> Action:
     """An action that sends the conversation to ``client.chat.completions.create``.
@@ -89,6 +93,9 @@ def chat_action(
         writes: extra state keys written (needed with a function output spec).
         retry: a ``RetryPolicy`` (see ``openai_retry_policy``).
         tags: labels for the action.
+        inputs: names of application inputs the action takes (``app.step(inputs={...})``):
+            ``messages=`` reads an input like a state key (it shadows a state key of its
+            name), and a mapping gets the inputs it does not name added.
         **params: passed to ``create`` (``temperature=0.2``, ``max_tokens=...``).
 
     The step's result is ``{"content", "message", "tool_calls", "finish_reason", "model", "id",
@@ -96,7 +103,7 @@ def chat_action(
     """
     return _model_action(
         "chat", client, model, messages, output, system, tools, stream, reads, writes, retry,
-        tags, params,
+        tags, params, inputs,
     )  # fmt: skip
 
 
@@ -113,6 +120,7 @@ def responses_action(
     writes: Sequence[str] | None = None,
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    inputs: Sequence[str] = (),
     **params: Any,
 ) -> Action:
     """``chat_action`` over the Responses API (``client.responses.create``).
@@ -122,7 +130,7 @@ def responses_action(
     """
     return _model_action(
         "responses", client, model, messages, output, system, tools, stream, reads, writes,
-        retry, tags, params,
+        retry, tags, params, inputs,
     )  # fmt: skip
 
 
@@ -130,9 +138,10 @@ def _model_action(
     api: Api, client: Any, model: str, messages: Any, output: Any, system: str | None,
     tools: Iterable[Callable[..., Any] | Tool], stream: bool, reads: Sequence[str] | None,
     writes: Sequence[str] | None, retry: RetryPolicy | None, tags: Sequence[str],
-    params: dict[str, Any],
+    params: dict[str, Any], inputs: Sequence[str] = (),
 ) -> Action:  # fmt: skip
     owner = f"{api}_action(model={model!r})"
+    names = input_names(inputs, owner)
     is_async = _is_async_client(client, owner)
     if not isinstance(model, str) or not model:
         raise TypeError(f"{owner}: model= must be a model name, got {model!r}")
@@ -165,11 +174,12 @@ def _model_action(
     def commit(reply: Reply, state: State) -> tuple[dict[str, Any], State]:
         return reply.result(), write(reply.message(), state)
 
-    def start(state: State) -> Call:
-        return Call(spec, _to_messages(read(state), owner), stream=stream)
+    def start(state: State, given: dict[str, Any]) -> Call:
+        value = with_inputs(read, state, given, names, spec_keys=read_keys, owner=owner)
+        return Call(spec, _to_messages(value, owner), stream=stream)
 
-    def run(state: State) -> tuple[dict[str, Any], State]:
-        call = start(state)
+    def run(state: State, **given: Any) -> tuple[dict[str, Any], State]:
+        call = start(state, given)
         try:
             reply = parse(api, call.create(client))
         except BaseException as exc:
@@ -178,8 +188,8 @@ def _model_action(
         call.done(reply)
         return commit(reply, state)
 
-    async def arun(state: State) -> tuple[dict[str, Any], State]:
-        call = start(state)
+    async def arun(state: State, **given: Any) -> tuple[dict[str, Any], State]:
+        call = start(state, given)
         try:
             reply = parse(api, await call.create(client))
         except BaseException as exc:
@@ -188,8 +198,8 @@ def _model_action(
         call.done(reply)
         return commit(reply, state)
 
-    def run_stream(state: State) -> Generator[Item | tuple[Item, State], None, None]:
-        call = start(state)
+    def run_stream(state: State, **given: Any) -> Generator[Item | tuple[Item, State], None, None]:
+        call = start(state, given)
         folded = Accumulator(api=api)
         try:
             with call.create(client) as events:
@@ -208,8 +218,10 @@ def _model_action(
         call.done(reply)
         yield commit(reply, state)
 
-    async def arun_stream(state: State) -> AsyncGenerator[Item | tuple[Item, State], None]:
-        call = start(state)
+    async def arun_stream(
+        state: State, **given: Any
+    ) -> AsyncGenerator[Item | tuple[Item, State], None]:
+        call = start(state, given)
         folded = Accumulator(api=api)
         try:
             async with await call.create(client) as events:
@@ -232,10 +244,16 @@ def _model_action(
     if stream:
         fn = arun_stream if is_async else run_stream
         fn.__name__ = fn.__qualname__ = f"{api}_stream"
-        return FunctionBasedStreamingAction(fn, read_keys, write_keys, tags=tags, retry=retry)
+        return FunctionBasedStreamingAction(
+            fn, reads_besides(read_keys, names), write_keys, input_spec=(names, []), tags=tags,
+            retry=retry,
+        )  # fmt: skip
     fn = arun if is_async else run
     fn.__name__ = fn.__qualname__ = api
-    return FunctionBasedAction(fn, read_keys, write_keys, tags=tags, retry=retry)
+    return FunctionBasedAction(
+        fn, reads_besides(read_keys, names), write_keys, input_spec=(names, []), tags=tags,
+        retry=retry,
+    )  # fmt: skip
 
 
 def _is_async_client(client: Any, owner: str) -> bool:
@@ -268,6 +286,7 @@ def tool_action(
     on_error: str = "report",
     retry: RetryPolicy | None = None,
     tags: Sequence[str] = (),
+    max_concurrency: int = 8,
 ) -> Action:
     """An action that runs the tool calls of the last assistant message in ``messages`` and
     appends one ``{"role": "tool", "tool_call_id", "content"}`` message per call.
@@ -279,12 +298,22 @@ def tool_action(
             content (it can recover); ``"raise"`` fails the step with the tool's exception.
         retry: a ``RetryPolicy`` for the step.
         tags: labels for the action.
+        max_concurrency: async only: how many calls run at once. The model's parallel tool
+            calls run concurrently (a sync tool among them runs on the event loop as it is
+            reached); the results keep the calls' order.
 
     It is async when any tool is an ``async def``. Each call is an ``execute_tool <name>`` span.
+    With ``on_error="raise"`` the first failing call (in the calls' order) fails the step, once
+    every call has finished.
     """
     owner = f"tool_action(messages={messages!r})"
     if on_error not in ("report", "raise"):
         raise ValueError(f"{owner}: on_error= is 'report' or 'raise', got {on_error!r}")
+    if not isinstance(max_concurrency, int) or max_concurrency < 1:
+        raise ValueError(
+            f"{owner}: max_concurrency= is how many tool calls run at once, a positive int; "
+            f"got {max_concurrency!r}"
+        )
     by_name = as_tools(tools, owner)
     if not by_name:
         raise ValueError(f"{owner}: tools= is empty; give the functions the model may call")
@@ -331,21 +360,26 @@ def tool_action(
         return finish(state, outcomes)
 
     async def arun(state: State) -> tuple[dict[str, Any], State]:
-        outcomes: list[tuple[dict[str, Any], Any, BaseException | None]] = []
-        for call in _pending_calls(state, messages, owner):
-            span = _tool_span(call)
-            try:
-                tool, kwargs = prepare(call)
-                value = tool.fn(**kwargs)
-                if tool.is_async:
-                    value = await value
-            except Exception as exc:
-                _end(span, exc)
-                failed(call, exc)
-                outcomes.append((call, None, exc))
-                continue
-            _end(span, None)
-            outcomes.append((call, value, None))
+        gate = asyncio.Semaphore(max_concurrency)
+
+        async def one(call: dict[str, Any]) -> tuple[dict[str, Any], Any, BaseException | None]:
+            async with gate:
+                span = _tool_span(call)
+                try:
+                    tool, kwargs = prepare(call)
+                    value = tool.fn(**kwargs)
+                    if tool.is_async:
+                        value = await value
+                except Exception as exc:
+                    _end(span, exc)
+                    return call, None, exc
+                _end(span, None)
+                return call, value, None
+
+        outcomes = list(await asyncio.gather(*map(one, _pending_calls(state, messages, owner))))
+        for call, _value, error in outcomes:
+            if error is not None:
+                failed(call, error)
         return finish(state, outcomes)
 
     fn = arun if any(t.is_async for t in by_name.values()) else run
@@ -354,7 +388,7 @@ def tool_action(
 
 
 def _tool_span(call: dict[str, Any]) -> Any:
-    tracer = TracerFactory.current()
+    tracer = TracerFactory.current() if records("openai") else None
     if tracer is None:
         return None
     name = call["function"]["name"]

@@ -13,6 +13,7 @@ import openai
 
 from turnout.core.context import ApplicationContext
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._spans import records
 from turnout.integrations.openai._tools import Tool
 
 __all__ = [
@@ -356,7 +357,7 @@ class Call:
         self._started = time.perf_counter()
         self._first: float | None = None
         self.span: OpenSpan | None = None
-        tracer = TracerFactory.current()
+        tracer = TracerFactory.current() if records("openai") else None
         if tracer is not None:
             self.span = tracer.start_span(f"chat {spec.model}")
             attributes: dict[str, Any] = {

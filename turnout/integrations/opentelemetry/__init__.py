@@ -12,6 +12,9 @@
   arguments, and switching on installed OpenTelemetry instrumentors (openai, requests...) by name.
 - ``OpenTelemetryTracker`` and ``BurrTrackingSpanProcessor`` are Burr's tracker wrapper and span
   processor, with Burr's behaviour, for programs that build them by hand (``_burr_tracker``).
+- ``library_spans(False)`` (or ``"auto"``) stops the LangChain, LlamaIndex and OpenAI adapters
+  from recording their library's runs as spans where an OpenInference instrumentor exports
+  them already, so a trace shows each model call once.
 - ``export_tracked`` (the ``turnout export-otel`` command) replays applications recorded by the
   ``LocalTracker`` to an OTLP/HTTP endpoint, with their original times, tree and attributes.
 
@@ -36,6 +39,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
 
 from typing import Any
 
+from turnout.integrations._spans import library_spans
 from turnout.integrations.opentelemetry import _burr_tracker
 from turnout.integrations.opentelemetry._bridge import ForeignSpanError, TurnoutSpanProcessor
 from turnout.integrations.opentelemetry._burr import OpenTelemetryBridge, init_instruments
@@ -89,6 +93,7 @@ __all__ = [
     "get_cached_span",
     "init_instruments",
     "initialize_tracer",
+    "library_spans",
     "otel_value",
     "span_map",
     "to_json",

@@ -112,11 +112,12 @@ def _encode_one(value: Any) -> Any:
 class _Live:
     """An exported span in progress and what the hook tracks about it."""
 
-    __slots__ = ("input_tokens", "output_tokens", "span", "token")
+    __slots__ = ("input_tokens", "kind", "output_tokens", "span", "token")
 
     def __init__(self, span: Span, token: object | None = None) -> None:
         self.span = span
         self.token = token
+        self.kind: str | None = None  # an OpenInference kind the adapter gave (not CHAIN)
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
 
@@ -128,13 +129,18 @@ def _set_attributes(live: _Live, attributes: Mapping[str, Any]) -> None:
         return
     for key, value in attributes.items():
         converted = otel_value(value)
+        if key == "openinference.span.kind":
+            live.kind = str(value)
         span.set_attribute(key, converted)
         mirror = _MIRRORED.get(key)
         if mirror is not None:
             span.set_attribute(mirror, converted)
         if key == "gen_ai.operation.name" and value in _OPERATION_KINDS:
-            span.set_attribute("openinference.span.kind", _OPERATION_KINDS[str(value)])
-        elif key in ("gen_ai.request.model", "gen_ai.usage.input_tokens"):
+            live.kind = _OPERATION_KINDS[str(value)]
+            span.set_attribute("openinference.span.kind", live.kind)
+        elif key in ("gen_ai.request.model", "gen_ai.usage.input_tokens") and live.kind is None:
+            # a model or token counts make an LLM span, unless the adapter said what it is
+            # (an embedding call names its model too)
             span.set_attribute("openinference.span.kind", "LLM")
         if key == "gen_ai.usage.input_tokens" and isinstance(value, int):
             live.input_tokens = value

@@ -275,6 +275,8 @@ class OpenTelemetryHook:
             return
         if exception is not None:
             _fail(live.span, exception, end_time)
+            if not isinstance(exception, Exception):  # a stream closed early, a task cancelled
+                live.span.set_attribute("turnout.cancelled", True)
         self._detach(live)
         live.span.end(end_time=None if end_time is None else _ns(end_time))
 

@@ -1,9 +1,10 @@
 """Tracking into PostgreSQL: ``PostgresTracker``, the local tracker's records in a database.
 
-``PostgresTracker(dsn, project=...)`` is a hook like ``LocalTracker`` and writes the same
-records (the app row with the graph and starting state, step begin/end with deltas and periodic
-snapshots, spans, attributes, stream markers, fork/spawn links), one row each, from any number
-of processes and hosts::
+``PostgresTracker(dsn, project=...)`` is a hook like ``LocalTracker`` (both derive from
+``turnout.core.trackbase.RecordingTracker``, which turns hook calls into records) and writes
+the same records (the app row with the graph and starting state, step begin/end with deltas
+and periodic snapshots, spans, attributes, stream markers, fork/spawn links), one row each,
+from any number of processes and hosts::
 
     tracker = PostgresTracker("postgresql://postgres@127.0.0.1:5432/test", project="chat")
     app = ApplicationBuilder()....with_tracker(tracker).build()
@@ -23,7 +24,8 @@ The tracker is a loader for ``initialize_from`` (``load`` starts at the nearest 
 actions run in a process pool track into the same store under their parent.
 
 ``PostgresTrackingStore(dsn, project=...)`` is one project of these tables for ``turnout prune``
-and ``turnout tracking copy`` (``turnout.core.trackadmin``).
+and ``turnout tracking copy`` (``turnout.core.trackadmin``); ``PostgresSource(dsn)`` is every
+project of them as the tracking UI reads them (``turnout ui --store postgresql://...``).
 """
 
 from __future__ import annotations
@@ -33,14 +35,15 @@ import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
+from turnout.core._track_encoder import _SafeEncoder
 from turnout.core.errors import PersistenceError
-from turnout.core.persistence import PersistedStateData
 from turnout.core.serde import DEFAULT_SERDE, Serde
 from turnout.core.sql import check_name
-from turnout.core.trackhistory import load_chain
-from turnout.core.tracking import LocalTracker
+from turnout.core.trackbase import RecordingTracker
+from turnout.core.trackhistory import Chain
 from turnout.core.tracklog import FORMAT_VERSION, AppRecord, EndRecord, LogChunk, Record
 from turnout.integrations._guard import missing_extra
 
@@ -54,12 +57,13 @@ except ImportError as _error:
 
 from turnout.integrations.postgres_tracking import _reader
 from turnout.integrations.postgres_tracking._admin import PostgresTrackingStore
+from turnout.integrations.postgres_tracking._source import PostgresSource
 from turnout.integrations.postgres_tracking._writer import Writer, ensure_tables
 
-__all__ = ["PostgresTracker", "PostgresTrackingStore"]
+__all__ = ["PostgresSource", "PostgresTracker", "PostgresTrackingStore"]
 
 
-class PostgresTracker(LocalTracker):
+class PostgresTracker(RecordingTracker):
     """Track applications into PostgreSQL; see the module docstring.
 
     Args:
@@ -92,7 +96,7 @@ class PostgresTracker(LocalTracker):
         _writer: Writer | None = None,
     ) -> None:
         super().__init__(
-            project, None, serde_kwargs, serde=serde, snapshot_every=snapshot_every, tags=tags
+            project, serde_kwargs, serde=serde, snapshot_every=snapshot_every, tags=tags
         )
         if isinstance(source, str):
             self.dsn, self._pool = source, None
@@ -113,21 +117,24 @@ class PostgresTracker(LocalTracker):
         # Copies in this process share their original's writer (one queue, thread and
         # connection); only the original closes it.
         self._owns_writer = _writer is None
+        # Nothing the writer holds refers back to the tracker, so an unused tracker is collected
+        # and its finalizer closes the writer.
         self._writer = _writer or Writer(
-            connect=None if self._pool is not None else self._connect, pool=self._pool,
-            tables=self._tables, max_queue=max_queue, block_timeout=block_timeout,
-            batch_size=batch_size,
+            connect=None if self._pool is not None else partial(_connect, self.dsn),
+            pool=self._pool, tables=self._tables, render=partial(_render, self._encoder),
+            max_queue=max_queue, block_timeout=block_timeout, batch_size=batch_size,
         )  # fmt: skip
         self._partitions: dict[str, str | None] = {}
-        self._read_lock = threading.Lock()
-        self._read_conn: Any = None
+        self._read = _ReadConnection()
         self._flush_each_run = False  # a copy in another process: flush before the run returns
+        # What the tracker opened is closed when it is collected (or at exit), unless close()
+        # came first.
+        weakref.finalize(self, _release, self._writer if self._owns_writer else None, self._read)
         if self._owns_writer:
-            weakref.finalize(self, self._writer.close)
             atexit.register(_close_at_exit, weakref.ref(self))
 
     def _connect(self) -> Any:
-        return psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
+        return _connect(self.dsn)
 
     # -- copies ----------------------------------------------------------------------------------
 
@@ -152,11 +159,14 @@ class PostgresTracker(LocalTracker):
         children of a parallel action get one each: they add no thread or connection), with
         ``tags`` instead of this one's when given. Its ``close()`` flushes; this one's closes
         the writer. A copy pickled to another process gets a writer of its own there."""
+        return super().copy(tags=tags)
+
+    def _replica(self, tags: dict[str, str]) -> PostgresTracker:
         return PostgresTracker(
             self._pool if self._pool is not None else self.dsn, project=self.project,
             table_prefix=self.table_prefix, serde=self.serde, serde_kwargs=self.serde_kwargs,
-            snapshot_every=self.snapshot_every, tags=self.tags if tags is None else tags,
-            _writer=self._writer, **self._settings,
+            snapshot_every=self.snapshot_every, tags=tags, _writer=self._writer,
+            **self._settings,
         )  # fmt: skip
 
     # -- writing ---------------------------------------------------------------------------------
@@ -167,29 +177,23 @@ class PostgresTracker(LocalTracker):
         return self._writer.dropped
 
     def _write(self, app_id: str, record: Record) -> None:
-        try:
-            line = self._encoder.line(app_id, record.to_json()).decode("utf-8")[:-1]
-        except Exception as exc:  # never expected; still, a tracker must not break the app
-            self._skip(app_id, exc)
-            return
+        # The step path only queues the record: it is frozen and holds encoded values only
+        # (fresh containers the serde built), so the writing thread turns it into its
+        # checksummed line (``_render``) while the application goes on.
+        finished = snapshot = False
         if isinstance(record, AppRecord):
             self._partitions[app_id] = record.partition_key
             run, seq = record.run, record.sequence_id
         else:
             run, seq = self._runs.get(app_id), getattr(record, "seq", None)
-        finished = isinstance(record, EndRecord) and record.finished
-        snapshot = isinstance(record, EndRecord) and record.snapshot is not None
+            if isinstance(record, EndRecord):
+                finished, snapshot = record.finished, record.snapshot is not None
         self._writer.put(
             (
                 app_id, self._partitions.get(app_id), run, seq, record.KIND, finished, snapshot,
-                FORMAT_VERSION, line, getattr(record, "time", 0.0),
+                FORMAT_VERSION, record, getattr(record, "time", 0.0),
             )
         )  # fmt: skip
-
-    def _skip(self, app_id: str, exc: BaseException) -> None:
-        from turnout.core.tracking import logger
-
-        logger.warning("tracking of app %r skipped a record it could not write: %r", app_id, exc)
 
     def post_run_execute_call(self, **future_kwargs: Any) -> None:
         if self._flush_each_run:
@@ -208,10 +212,7 @@ class PostgresTracker(LocalTracker):
             self._writer.close(timeout)
         else:
             self._writer.flush(timeout)
-        with self._read_lock:
-            if self._read_conn is not None:
-                self._read_conn.close()
-                self._read_conn = None
+        self._read.close()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -222,25 +223,25 @@ class PostgresTracker(LocalTracker):
                 ensure_tables(conn, self._tables)
                 yield conn
             return
-        with self._read_lock:
+        with self._read.lock:
             for attempt in (1, 2):
                 try:
-                    if self._read_conn is None or self._read_conn.closed:
-                        self._read_conn = self._connect()
-                        ensure_tables(self._read_conn, self._tables)
+                    if self._read.conn is None or self._read.conn.closed:
+                        self._read.conn = self._connect()
+                        ensure_tables(self._read.conn, self._tables)
                     break
                 except psycopg.OperationalError as exc:
-                    self._read_conn = None
+                    self._read.conn = None
                     if attempt == 2:
                         raise PersistenceError(
                             f"cannot read tracking from PostgreSQL ({self._tables.records}): "
                             f"{exc}. Check that the server named by the connection string is up."
                         ) from exc
             try:
-                yield self._read_conn
+                yield self._read.conn
             except psycopg.OperationalError:
-                self._read_conn.close()  # dropped: the next read connects anew
-                self._read_conn = None
+                self._read.conn.close()  # dropped: the next read connects anew
+                self._read.conn = None
                 raise
 
     def list_app_ids(self, partition_key: str | None = None, **kwargs: Any) -> list[str]:
@@ -256,21 +257,16 @@ class PostgresTracker(LocalTracker):
         with self._reading() as conn:
             return _reader.read_records(conn, self._tables, app_id, after)
 
-    def load(
-        self, partition_key: str | None, app_id: str, sequence_id: int | None = None, **kwargs: Any
-    ) -> PersistedStateData | None:
-        """The state after tracked step ``sequence_id`` (the last finished one if ``None``),
-        for ``initialize_from``, from the nearest snapshot row; ``None`` if the app or the step
-        is not tracked. Raises ``PersistenceError`` as ``LocalTracker.load`` does."""
+    def _find_chain(self, app_id: str, sequence_id: int | None) -> Chain | None:
+        """From the nearest snapshot row a writer vouched for, else the whole history."""
         with self._reading() as conn:
             chain = _reader.fast_chain(conn, self._tables, app_id, sequence_id)
             if chain is None:
                 chain = _reader.full_chain(conn, self._tables, app_id, sequence_id)
-        if chain is None:
-            return None
-        return load_chain(
-            chain, app_id, partition_key, self._bound_serde, where=self._tables.label(app_id)
-        )
+        return chain
+
+    def _where(self, app_id: str) -> str:
+        return self._tables.label(app_id)
 
     @property
     def project_dir(self) -> Any:
@@ -278,6 +274,36 @@ class PostgresTracker(LocalTracker):
             "a PostgresTracker has no project directory: its records are in PostgreSQL "
             "(read them with read_records(app_id))"
         )
+
+
+def _connect(dsn: str) -> Any:
+    return psycopg.connect(dsn, autocommit=True, connect_timeout=5)
+
+
+def _render(encoder: _SafeEncoder, app_id: str, record: Record) -> str:
+    """The checksummed line of ``record`` (what a local log holds), without its newline."""
+    return encoder.line(app_id, record.to_json()).decode("utf-8")[:-1]
+
+
+class _ReadConnection:
+    """The connection a tracker reads through (opened on the first read), apart from the
+    tracker so that its finalizer can close it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.conn: Any = None
+
+    def close(self) -> None:
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
+
+
+def _release(writer: Writer | None, read: _ReadConnection) -> None:
+    if writer is not None:
+        writer.close()
+    read.close()
 
 
 def _close_at_exit(ref: weakref.ref[PostgresTracker]) -> None:

@@ -43,7 +43,15 @@ from turnout.core.tracklog import (
     parse_line,
 )
 
-__all__ = ["Tables", "app_ids", "fast_chain", "full_chain", "read_records", "schema"]
+__all__ = [
+    "Tables",
+    "app_ids",
+    "fast_chain",
+    "full_chain",
+    "read_records",
+    "schema",
+    "ui_schema",
+]
 
 _TRIES = 4  # vouched snapshot rows tried, newest first, before the whole history decides
 _HISTORY_KINDS = "kind IN ('app', 'begin', 'end')"  # the only kinds History looks at
@@ -63,6 +71,11 @@ class Tables:
     @property
     def apps(self) -> str:
         return f"{self.prefix}_apps"
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel a row inserted into ``records`` is announced on."""
+        return f"{self.prefix}_changes"
 
     def where(self, app_id: str) -> tuple[str, list[Any]]:
         """The condition and parameters selecting one app's rows."""
@@ -111,6 +124,116 @@ def schema(t: Tables) -> list[str]:
             updated_at TIMESTAMPTZ NOT NULL,
             PRIMARY KEY (project, app_id))""",
         f"CREATE INDEX IF NOT EXISTS {t.apps}_updated ON {t.apps} (project, updated_at)",
+        *ui_schema(t),
+    ]
+
+
+def ui_schema(t: Tables) -> list[str]:
+    """What the tracking UI adds to the tables (idempotent, additive; run in one transaction).
+
+    A trigger on ``records`` announces every inserted row on ``Tables.channel`` (payload: the
+    JSON array ``[project, app_id]``; PostgreSQL folds repeats within a transaction) and keeps
+    a summary of each application in ``apps``' ``ui_*`` columns, so a listing is one query:
+    ``ui_status`` (of its last step: running, completed or failed), ``ui_first_seq`` and
+    ``ui_last_seq`` (its steps' sequence ids in this store: a fork or a resume in a new
+    store starts after 0),
+    ``ui_errors`` (failed or cancelled step ends of its latest fresh run), ``ui_first_time``
+    and ``ui_last_time`` (epoch seconds), ``ui_tags`` and ``ui_parent`` (from its app row), and
+    ``ui_whole``: the summary saw every row from the app's first (an app written before the
+    trigger existed is summarised by reading its rows instead). The trigger reads only the
+    columns and the status word of an end row; it casts an app row's payload to JSON inside
+    its own guard, so a row it cannot read never fails the writer's insert.
+    """
+    r, a, fn = t.records, t.apps, f"{t.prefix}_ui_touch"
+    insert = (
+        f"INSERT INTO {a} (project, app_id, partition_key, created_at, updated_at, ui_whole) "
+        "VALUES (NEW.project, NEW.app_id, NEW.partition_key, NEW.created_at, NEW.created_at, "
+        "NEW.pos = 0) ON CONFLICT (project, app_id) DO NOTHING;"
+    )
+    return [
+        f"ALTER TABLE {a} ADD COLUMN IF NOT EXISTS ui_status TEXT, "
+        "ADD COLUMN IF NOT EXISTS ui_first_seq BIGINT, "
+        "ADD COLUMN IF NOT EXISTS ui_last_seq BIGINT, "
+        "ADD COLUMN IF NOT EXISTS ui_errors BIGINT NOT NULL DEFAULT 0, "
+        "ADD COLUMN IF NOT EXISTS ui_first_time DOUBLE PRECISION, "
+        "ADD COLUMN IF NOT EXISTS ui_last_time DOUBLE PRECISION, "
+        "ADD COLUMN IF NOT EXISTS ui_tags JSONB, "
+        "ADD COLUMN IF NOT EXISTS ui_parent JSONB, "
+        "ADD COLUMN IF NOT EXISTS ui_whole BOOLEAN NOT NULL DEFAULT FALSE",
+        f"CREATE INDEX IF NOT EXISTS {r}_children ON {r} (project, app_id, pos) "
+        "WHERE kind = 'child'",
+        f"""CREATE OR REPLACE FUNCTION {fn}() RETURNS trigger LANGUAGE plpgsql AS $body$
+DECLARE
+    at DOUBLE PRECISION := extract(epoch FROM NEW.created_at);
+    word TEXT;
+    doc JSONB;
+BEGIN
+    PERFORM pg_notify('{t.channel}', json_build_array(NEW.project, NEW.app_id)::text);
+    IF NEW.kind NOT IN ('app', 'begin', 'end') THEN
+        RETURN NULL;
+    END IF;
+    IF NEW.kind = 'app' THEN
+        BEGIN
+            doc := NEW.payload::jsonb;
+        EXCEPTION WHEN others THEN
+            doc := '{{}}'::jsonb;
+        END;
+        IF jsonb_typeof(doc) <> 'object' THEN
+            doc := '{{}}'::jsonb;
+        END IF;
+        LOOP  -- the row is there but for an app's first batch: update first, insert if not
+        UPDATE {a} SET
+            ui_first_time = CASE WHEN NEW.seq IS NULL OR ui_first_time IS NULL
+                THEN at ELSE ui_first_time END,
+            ui_last_time = GREATEST(ui_last_time, at),
+            ui_status = CASE WHEN NEW.seq IS NULL OR ui_status IS NULL
+                THEN 'completed' ELSE ui_status END,
+            ui_last_seq = CASE WHEN NEW.seq IS NULL THEN NULL
+                ELSE LEAST(ui_last_seq, NEW.seq) END,
+            ui_first_seq = CASE WHEN NEW.seq IS NULL THEN NULL
+                ELSE LEAST(ui_first_seq, NEW.seq + 1) END,
+            ui_errors = CASE WHEN NEW.seq IS NULL THEN 0 ELSE ui_errors END,
+            ui_tags = CASE WHEN ui_tags IS NULL OR NEW.seq IS NULL THEN
+                CASE WHEN jsonb_typeof(doc -> 'tags') = 'object' THEN doc -> 'tags'
+                ELSE '{{}}'::jsonb END ELSE ui_tags END,
+            ui_parent = CASE WHEN ui_parent IS NULL OR NEW.seq IS NULL THEN
+                CASE WHEN jsonb_typeof(doc -> 'parent') = 'object'
+                    THEN jsonb_build_object('kind', 'fork', 'to', doc -> 'parent')
+                WHEN jsonb_typeof(doc -> 'spawning_parent') = 'object'
+                    THEN jsonb_build_object('kind', 'spawn', 'to', doc -> 'spawning_parent')
+                END ELSE ui_parent END
+        WHERE project = NEW.project AND app_id = NEW.app_id;
+        EXIT WHEN FOUND;
+        {insert}
+        END LOOP;
+        RETURN NULL;
+    END IF;
+    IF NEW.kind = 'end' THEN
+        -- The first "status":"..." of an end row is its own field: a quote inside a value
+        -- is escaped, so no value can forge it.
+        word := substring(NEW.payload from '"status":"([a-z_]+)"');
+    ELSE
+        word := 'running';
+    END IF;
+    LOOP
+    UPDATE {a} SET
+        ui_status = CASE WHEN word IN ('failed', 'cancelled') THEN 'failed'
+            WHEN word IN ('running', 'retrying') OR word IS NULL THEN 'running'
+            ELSE 'completed' END,
+        ui_errors = ui_errors + CASE WHEN word IN ('failed', 'cancelled') THEN 1 ELSE 0 END,
+        ui_last_seq = NEW.seq,
+        ui_first_seq = COALESCE(ui_first_seq, NEW.seq),
+        ui_first_time = COALESCE(ui_first_time, at),
+        ui_last_time = GREATEST(ui_last_time, at)
+    WHERE project = NEW.project AND app_id = NEW.app_id;
+    EXIT WHEN FOUND;
+    {insert}
+    END LOOP;
+    RETURN NULL;
+END
+$body$""",
+        f"DROP TRIGGER IF EXISTS {fn} ON {r}",
+        f"CREATE TRIGGER {fn} AFTER INSERT ON {r} FOR EACH ROW EXECUTE FUNCTION {fn}()",
     ]
 
 

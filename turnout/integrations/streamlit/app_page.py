@@ -5,21 +5,16 @@ Fork tab quotes every value; a log that cannot be read is reported on the page."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
+from turnout.core.tracksource import AppSummary, TrackingSource
+from turnout.core.trackview import AppLog, Step, diff_states, step_token_totals
 from turnout.integrations.streamlit.artifact_panel import show_artifacts
 from turnout.integrations.streamlit.artifact_refs import compact
-from turnout.integrations.streamlit.data import (
-    AppLog,
-    AppSummary,
-    Step,
-    diff_states,
-    step_token_totals,
-)
-from turnout.integrations.streamlit.index import TrackingIndex
 from turnout.integrations.streamlit.listing import breadcrumb
 from turnout.integrations.streamlit.params import InvalidParameterError
 from turnout.integrations.streamlit.render import (
@@ -43,7 +38,7 @@ OPEN = "open"  # the steps table's column of buttons that open a step
 CHILDREN_SHOWN = 24  # buttons for the children of one step; the applications page lists all
 
 
-def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
+def app_page(index: TrackingSource, project: str, app_id: str) -> None:
     # The steps table is sent before the breadcrumb and the header, which fill these slots
     # above it afterwards: the browser starts loading the grid's code (most of a first visit's
     # time) while the rest of the page is still on its way.
@@ -68,6 +63,8 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
         )
     header = st.container()
     steps = log.step_list()
+    if log.partial and steps:
+        steps = _tail(log, steps)
     if not steps:
         st.info("This application has not run a step yet.")
     elif hasattr(st, "fragment") and sel("live") != "1":
@@ -81,7 +78,24 @@ def app_page(index: TrackingIndex, project: str, app_id: str) -> None:
         _app_header(log, log.summary(project))
 
 
-def _read(index: TrackingIndex, project: str, app_id: str) -> tuple[AppLog | None, str | None]:
+def _tail(log: AppLog, steps: list[Step]) -> list[Step]:
+    """The steps of a long log's tail shown, from a page boundary (so that its pages are the
+    whole log's), and a button that reads every step."""
+    first = -(-steps[0].seq // STEPS_PER_PAGE) * STEPS_PER_PAGE
+    shown = [s for s in steps if s.seq >= first] or steps
+    st.info(
+        f"This log is long: only its last {len(shown):,} steps (from step {shown[0].seq}) are "
+        "read, and the counts of failed steps and tokens cover those."
+    )
+
+    def read_all() -> None:
+        log.load_all()
+
+    st.button("Read all steps (reads the whole log: slow)", key="w_read_all", on_click=read_all)
+    return shown
+
+
+def _read(index: TrackingSource, project: str, app_id: str) -> tuple[AppLog | None, str | None]:
     """The application's log, or why it cannot be shown (a refused id, an unreadable log)."""
     try:
         return index.app(project, app_id), None
@@ -96,7 +110,7 @@ def _reason(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _steps_and_step(index: TrackingIndex, project: str, log: AppLog, steps: list[Step]) -> None:
+def _steps_and_step(index: TrackingSource, project: str, log: AppLog, steps: list[Step]) -> None:
     by_seq = {s.seq: s for s in steps}
     selected = sel("step")
     seq = int(selected) if selected is not None and selected.isdigit() else None
@@ -273,7 +287,7 @@ def _failed_red(row: Any) -> list[str]:
     return ["background-color: #fce8e6; color: #a50e0e" if failed else ""] * len(row)
 
 
-def _step_view(index: TrackingIndex, project: str, log: AppLog, step: Step) -> None:
+def _step_view(index: TrackingSource, project: str, log: AppLog, step: Step) -> None:
     tab = sel("tab") if sel("tab") in TABS else TABS[0]
     if st.session_state.get("w_tab") != tab:
         st.session_state["w_tab"] = tab
@@ -380,33 +394,39 @@ def _code_tab(log: AppLog, step: Step) -> None:
         st.caption("No source was recorded for this action.")
 
 
-def _fork_tab(index: TrackingIndex, project: str, log: AppLog, step: Step) -> None:
-    # The id the log is filed under (checked by the index), not the one its first line claims.
-    app_id = log.path.parent.name
+def _fork_tab(index: TrackingSource, project: str, log: AppLog, step: Step) -> None:
+    # The id the log is filed under (checked by the source), not the one its first line claims.
+    app_id = log.app_id
     partition_key = None if log.partition_key is None else str(log.partition_key)
+    root = getattr(index, "root", None)
     st.markdown("Fork this application from this step into a new one:")
-    st.code(
-        fork_snippet(
-            storage_dir=index.root.resolve(),
-            project=project,
-            app_id=app_id,
-            partition_key=partition_key,
-            seq=step.seq,
-            entrypoint=log.graph.get("entrypoint"),
-        ),
-        language="python",
-    )
-    st.markdown("Reproduce: write this step as a test case (see `turnout.testing`):")
-    st.code(
-        reproduce_command(
-            storage_dir=index.root.resolve(),
-            project=project,
-            app_id=app_id,
-            partition_key=partition_key,
-            seq=step.seq,
-        ),
-        language="bash",
-    )
+    if isinstance(root, Path):
+        st.code(
+            fork_snippet(
+                storage_dir=root.resolve(), project=project, app_id=app_id,
+                partition_key=partition_key, seq=step.seq,
+                entrypoint=log.graph.get("entrypoint"),
+            ),
+            language="python",
+        )  # fmt: skip
+        st.markdown("Reproduce: write this step as a test case (see `turnout.testing`):")
+        st.code(
+            reproduce_command(
+                storage_dir=root.resolve(), project=project, app_id=app_id,
+                partition_key=partition_key, seq=step.seq,
+            ),
+            language="bash",
+        )  # fmt: skip
+    else:
+        # The connection string is not shown: it may hold a password.
+        st.code(
+            postgres_fork_snippet(
+                table_prefix=str(getattr(index, "table_prefix", "turnout_tracking")),
+                project=project, app_id=app_id, partition_key=partition_key, seq=step.seq,
+                entrypoint=log.graph.get("entrypoint"),
+            ),
+            language="python",
+        )  # fmt: skip
     st.download_button(
         "Reproduce: download this step as a test fixture (JSON)",
         reproduce_fixture(step, log.state_before(step.seq), log.state_after(step.seq)),
@@ -414,3 +434,35 @@ def _fork_tab(index: TrackingIndex, project: str, log: AppLog, step: Step) -> No
         mime="application/json",
         on_click="ignore",
     )
+
+
+def postgres_fork_snippet(
+    *, table_prefix: str, project: str, app_id: str, partition_key: str | None, seq: int,
+    entrypoint: str | None,
+) -> str:  # fmt: skip
+    """The code that forks ``app_id`` at step ``seq`` from a PostgreSQL tracking store (every
+    traced value written as a Python literal; the connection string left for the user)."""
+    return f"""from turnout import ApplicationBuilder
+from turnout.integrations.postgres_tracking import PostgresTracker
+
+tracker = PostgresTracker(
+    "postgresql://...", project={project!r}, table_prefix={table_prefix!r}
+)
+app = (
+    ApplicationBuilder()
+    .with_actions(...)  # the same actions and transitions as {app_id!r}
+    .with_transitions(...)
+    .initialize_from(
+        tracker,
+        resume_at_next_action=True,
+        default_state={{}},
+        default_entrypoint={entrypoint!r},
+        fork_from_app_id={app_id!r},
+        fork_from_partition_key={partition_key!r},
+        fork_from_sequence_id={seq},
+    )
+    .with_tracker(tracker)
+    .build()
+)
+app.run()  # continues from the state after step {seq}
+"""

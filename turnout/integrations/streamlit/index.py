@@ -5,17 +5,33 @@
 project (``AppListing``: one ``AppSummary`` each, or why it could not be read) and one app's log
 (``data.AppLog``), each kept open and refreshed incrementally. Ids are checked before any path is
 built, and no path leads out of the root.
+
+It is the file store's ``turnout.core.tracksource.TrackingSource``: ``app_page`` lists a
+project from its ``SummaryIndex`` (only the logs changed since the last visit are read) and
+``read`` gives an application's records after a byte offset.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from turnout.core import tracklog as tl
-from turnout.integrations.streamlit.data import LOG_NAME, AppLog, AppSummary, ProjectSummary
+from turnout.core.tracksource import (
+    ALL_FIRST_PAGE,
+    AppPage,
+    AppQuery,
+    AppSummary,
+    ChangeCounter,
+    ProjectSummary,
+    SummaryIndex,
+    select,
+    stat_logs,
+)
+from turnout.core.trackview import LOG_NAME, AppLog
 from turnout.integrations.streamlit.params import InvalidParameterError, check_app_id, check_name
 
 __all__ = ["AppListing", "TrackingIndex"]
@@ -38,22 +54,30 @@ class TrackingIndex:
     id raises ``InvalidParameterError``.
     """
 
+    pushes = False  # files cannot say when they change: wait() times out, readers poll
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         self._logs: dict[Path, AppLog] = {}
+        self._indexes: dict[str, SummaryIndex] = {}
+        self._changes = ChangeCounter()
+
+    @property
+    def location(self) -> str:
+        return f"tracking directory {self.root}"
 
     def projects(self) -> list[ProjectSummary]:
-        """Every project directory holding at least one app log, most recently active first."""
+        """Every project directory holding at least one app log, most recently active first
+        (from the logs' sizes and times: no log is opened)."""
         out = []
         for project in _subdirs(self.root):
             if not self._inside(project):
                 continue
-            mtimes = [m for _, m in _app_logs(project)]
-            if mtimes:
+            logs = stat_logs(project, LOG_NAME)
+            if logs:
+                latest = max(mtime for _size, mtime in logs.values()) / 1e9
                 out.append(
-                    ProjectSummary(
-                        name=project.name, app_count=len(mtimes), last_activity=max(mtimes)
-                    )
+                    ProjectSummary(name=project.name, app_count=len(logs), last_activity=latest)
                 )
         return sorted(out, key=lambda p: -(p.last_activity or 0))
 
@@ -64,21 +88,63 @@ class TrackingIndex:
     def listing(self, project: str) -> AppListing:
         """The apps of ``project`` (logs refreshed incrementally); one app whose log cannot be
         read is reported in ``unreadable`` with the reason, and the others are still listed."""
+        page = self.app_page(project, AppQuery(limit=None), budget=None)
+        return AppListing(apps=list(page.apps), unreadable=page.unreadable)
+
+    def app_page(
+        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.25
+    ) -> AppPage:
+        """One page of ``project``'s apps from its summary index: only logs changed since they
+        were summarised are read, the page's own first, then others for up to ``budget``
+        seconds (``AppPage.pending`` counts the rest; ``None``: no limit)."""
         directory = self._directory(project)
-        summaries, unreadable = [], {}
-        for path, _ in _app_logs(directory):
-            # The project directory was resolved inside the root: only a link can lead out.
-            linked = path.is_symlink() or path.parent.is_symlink()
-            if linked and not self._inside(path):
-                unreadable[path.parent.name] = "its directory leads outside the tracking root"
-                continue
-            try:
-                summaries.append(self._log(path).summary(project))
-            # The list page shows every other app whatever one log holds; the reason is shown.
-            except Exception as error:
-                unreadable[path.parent.name] = f"{type(error).__name__}: {error}"
-        summaries.sort(key=lambda a: -(a.last_time or 0))
-        return AppListing(apps=summaries, unreadable=unreadable)
+        index = self._indexes.get(project)
+        if index is None:
+            index = self._indexes[project] = SummaryIndex(
+                directory, lambda path: self._summary(path, project), log_name=LOG_NAME
+            )
+        wanted = None if query.limit is None else query.offset + query.limit
+        unfiltered = query == AppQuery(offset=query.offset, limit=query.limit)
+
+        def first(stale: list[tuple[str, int]]) -> list[str]:
+            if not unfiltered or wanted is None:
+                return []
+            # The page's apps are the most recently written logs: summarise those first.
+            return [name for name, _ in sorted(stale, key=lambda s: -s[1])[:wanted]]
+
+        summaries, unreadable, pending = index.refresh(budget=budget, first=first)
+        page = select(summaries.values(), query, unreadable=unreadable, pending=pending)
+        if unfiltered and pending:
+            # Every listed directory matches: the count is known before every log is read (the
+            # page's own apps, the most recently written, were read first).
+            page = dataclasses.replace(page, matched=page.matched + pending)
+        return page
+
+    def _summary(self, path: Path, project: str) -> AppSummary | str:
+        # The project directory was resolved inside the root: only a link can lead out.
+        linked = path.is_symlink() or path.parent.is_symlink()
+        if linked and not self._inside(path):
+            return "its directory leads outside the tracking root"
+        log = self._logs.get(path)
+        if log is None:  # not kept: a listing of 10,000 apps holds no 10,000 parsed logs
+            log = AppLog.tail_first(path)
+        log.refresh()
+        return log.summary(project)
+
+    def read(self, project: str, app_id: str, after: int | None = None) -> tl.LogChunk | None:
+        """The records of an app's log after byte offset ``after`` (``None``: from the start);
+        ``None`` if it has no log (ids checked as for ``app``)."""
+        path = self._directory(project, app_id) / LOG_NAME
+        if not path.is_file() or not self._inside(path):
+            return None
+        return tl.read_records(path, after or 0)
+
+    def changes(self) -> int:
+        return self._changes.total()
+
+    def wait(self, since: int, timeout: float) -> int:
+        """Files do not say when they change: returns after ``timeout`` seconds."""
+        return self._changes.wait(since, timeout)
 
     def app(self, project: str, app_id: str) -> AppLog | None:
         """The refreshed log of one app; ``None`` if it has none. A project id that is not a
@@ -109,7 +175,7 @@ class TrackingIndex:
     def _log(self, path: Path) -> AppLog:
         log = self._logs.get(path)
         if log is None:
-            log = self._logs[path] = AppLog(path)
+            log = self._logs[path] = AppLog.tail_first(path)
         log.refresh()
         return log
 
@@ -122,14 +188,3 @@ def _subdirs(path: Path) -> Iterator[Path]:
     for entry in entries:
         if entry.is_dir() and not entry.name.startswith("."):
             yield Path(entry.path)
-
-
-def _app_logs(project: Path) -> list[tuple[Path, float]]:
-    found = []
-    for app in _subdirs(project):
-        log = app / LOG_NAME
-        try:
-            found.append((log, log.stat().st_mtime))
-        except OSError:
-            continue
-    return found

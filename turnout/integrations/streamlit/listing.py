@@ -1,7 +1,8 @@
-"""The tracking UI's list pages: the projects of the tracking directory, and the applications of
-one project (filtered, paginated). Every traced string shown in markdown goes through ``plain``;
-one application whose log cannot be read is listed as unreadable, with the reason, and never
-takes the page down."""
+"""The tracking UI's list pages: the projects of the tracking store, and the applications of one
+project (filtered, paginated by the store: ``TrackingSource.app_page`` answers one page, not the
+whole project). Every traced string shown in markdown goes through ``plain``; one application
+whose log cannot be read is listed as unreadable, with the reason, and never takes the page
+down."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ from typing import Any
 import pandas as pd  # type: ignore[import-untyped]  # no stubs ship with pandas
 import streamlit as st
 
-from turnout.integrations.streamlit.data import AppSummary
-from turnout.integrations.streamlit.index import TrackingIndex
+from turnout.core.tracksource import AppPage, AppQuery, AppSummary, TrackingSource
 from turnout.integrations.streamlit.render import fmt_time, plain
 from turnout.integrations.streamlit.selection import (
     STATUSES,
     choice,
-    chosen,
     navigate,
     sel,
     set_sel,
@@ -30,14 +29,20 @@ NO_PARTITION = "(none)"
 UNREADABLE_SHOWN = 10  # one warning each; past that, one for the rest
 
 
-def projects_page(index: TrackingIndex) -> None:
+def projects_page(index: TrackingSource) -> None:
     st.title("turnout · projects")
-    st.caption(f"Tracking directory: {plain(index.root)}")
+    root = getattr(index, "root", None)
+    st.caption(f"Tracking directory: {plain(root)}" if root else plain(index.location))
     projects = index.projects()
     if not projects:
+        tracker = (
+            f'LocalTracker("my-project", storage_dir={str(root)!r})'
+            if root
+            else 'PostgresTracker("postgresql://...", project="my-project")'
+        )
         st.info(
             "No tracked applications yet. Add "
-            + plain(f'.with_tracker(LocalTracker("my-project", storage_dir={str(index.root)!r}))')
+            + plain(f".with_tracker({tracker})")
             + " to an ApplicationBuilder and run it."
         )
         return
@@ -68,40 +73,46 @@ def projects_page(index: TrackingIndex) -> None:
         )
 
 
-def apps_page(index: TrackingIndex, project: str) -> None:
+def apps_page(index: TrackingSource, project: str) -> None:
     breadcrumb(project)
     st.title(f"{plain(project)} · applications")
-    listing = index.listing(project)
-    apps = listing.apps
-    _reading_problems(listing.unreadable, apps)
-    if not apps:
-        if not listing.unreadable:
+    pk_filter, status, tag = (None if sel(n) == "all" else sel(n) for n in ("pk", "status", "tag"))
+    asked = int(sel("page") or 1)  # the URL's page was checked to be a number >= 1
+    listing = _page(index, project, asked, pk=pk_filter, status=status, tag=tag)
+    options = (
+        sorted(k or NO_PARTITION for k in listing.partition_keys),
+        list(listing.tags),
+    )
+    if (pk_filter and pk_filter not in options[0]) or (tag and tag not in options[1]):
+        _unknown_filter("pk", "partition key", options[0])
+        _unknown_filter("tag", "tag", options[1])
+        pk_filter, tag = (None if sel(n) == "all" else sel(n) for n in ("pk", "tag"))
+        listing = _page(index, project, asked, pk=pk_filter, status=status, tag=tag)
+    rows = list(listing.apps)
+    _reading_problems(listing.unreadable, rows)
+    if listing.pending:
+        st.info(
+            f"{listing.pending} application(s) are not summarised yet (they are read a few at "
+            "a time, on each refresh): the filters leave them out until then."
+        )
+    readable = listing.total - len(listing.unreadable)
+    if readable - listing.pending <= 0:
+        if not listing.unreadable and not listing.pending:
             st.warning(
                 f"Project {plain(repr(project))} has no tracked applications in "
-                f"{plain(index.root)}."
+                f"{plain(getattr(index, 'root', None) or index.location)}."
             )
         return
-    keys = sorted({a.partition_key or NO_PARTITION for a in apps})
+    keys, tags = options
     # The table is sent first and its filters afterwards, into this slot above it: the browser
     # starts loading the grid's code while the filters are still on their way.
     filters = st.container()
-    tags = sorted({f"{k}={v}" for a in apps for k, v in a.tags.items()})
-    _unknown_filter("pk", "partition key", keys)
-    _unknown_filter("tag", "tag", tags)
-    pk = chosen(["all", *keys], "pk", default="all")
-    status = chosen(["all", *STATUSES], "status", default="all")
-    tag = chosen(["all", *tags], "tag", default="all")
-    shown = [
-        a
-        for a in apps
-        if (pk == "all" or (a.partition_key or NO_PARTITION) == pk)
-        and (status == "all" or a.status == status)
-        and (tag == "all" or tag in {f"{k}={v}" for k, v in a.tags.items()})
-    ]
-    pages = max(1, -(-len(shown) // APPS_PER_PAGE))
-    page = min(int(sel("page") or 1), pages)  # the URL's page was checked to be a number >= 1
-    rows = shown[(page - 1) * APPS_PER_PAGE : page * APPS_PER_PAGE]
-    st.caption(f"{len(shown)} of {len(apps)} applications · page {page} of {pages}")
+    pages = max(1, -(-listing.matched // APPS_PER_PAGE))
+    page = min(asked, pages)
+    if page != asked:
+        listing = _page(index, project, page, pk=pk_filter, status=status, tag=tag)
+        rows = list(listing.apps)
+    st.caption(f"{listing.matched} of {readable} applications · page {page} of {pages}")
 
     def picked() -> None:
         event = st.session_state.get("w_apps_table")
@@ -149,6 +160,37 @@ def apps_page(index: TrackingIndex, project: str) -> None:
     choice(columns[1], "Status", ["all", *STATUSES], "status", default="all")
     if tags:
         choice(columns[2], "Tag", ["all", *tags], "tag", default="all")
+
+
+def _page(
+    index: TrackingSource,
+    project: str,
+    page: int,
+    *,
+    pk: str | None,
+    status: str | None,
+    tag: str | None,
+) -> AppPage:
+    """The page of applications the filters select, from the store (at most once per change
+    when the store pushes its changes: a rerun with nothing new asks it nothing)."""
+    query = AppQuery(
+        offset=(page - 1) * APPS_PER_PAGE,
+        limit=APPS_PER_PAGE,
+        status=status if status in STATUSES else None,
+        partition_keys=None if pk is None else ((None,) if pk == NO_PARTITION else (pk,)),
+        tag=tag,
+    )
+    if not index.pushes:
+        return index.app_page(project, query)
+    cache = st.session_state.setdefault("_app_pages", {})
+    version = index.changes()
+    hit = cache.get((project, query))
+    if hit is not None and hit[0] == version:
+        return hit[1]  # type: ignore[no-any-return]
+    answer = index.app_page(project, query)
+    cache.clear()  # one page per session is kept: the one shown
+    cache[(project, query)] = (version, answer)
+    return answer
 
 
 def _reading_problems(unreadable: dict[str, str], apps: list[AppSummary]) -> None:

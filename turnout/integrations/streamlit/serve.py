@@ -14,7 +14,8 @@ Streamlit internal is patched.
 
 Usage: ``python -m turnout.integrations.streamlit.serve --port P --host H --dir DIR
 [--allow-host NAME ...] [--artifacts DIR]`` (``turnout ui`` builds this command). The script
-reads ``--dir`` and ``--artifacts`` from the process's arguments.
+reads ``--dir`` and ``--artifacts`` from the process's arguments, and a PostgreSQL store from
+``$TURNOUT_UI_STORE`` (``turnout ui --store`` sets it: a password stays off the command line).
 """
 
 from __future__ import annotations

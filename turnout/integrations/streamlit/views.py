@@ -36,6 +36,7 @@ __all__ = [
     "Record",
     "chat",
     "history",
+    "message_parts",
     "render_graph",
     "render_state",
     "render_trace",
@@ -46,6 +47,8 @@ _HISTORIES = "_turnout_histories"  # session-state key: {app.uid: [Record, ...]}
 _INITIAL = "_turnout_initial_states"  # session-state key: {app.uid: state before any step}
 _TEXT_KEYS = ("delta", "text", "content", "token")
 _ANSWER_KEYS = ("answer", "response", "content", "text")
+# LangChain message types (``message.type``) -> the chat roles Streamlit draws with an avatar
+_ROLES = {"human": "user", "ai": "assistant", "AIMessageChunk": "assistant", "chat": "assistant"}
 
 
 @dataclass(frozen=True)
@@ -261,6 +264,53 @@ def _item_text(item: Any) -> str:
     return item if isinstance(item, str) else ""
 
 
+def _content_text(content: Any) -> str:
+    """A message's content as text: a string, or the text parts of a list of content blocks
+    (LangChain's ``[{"type": "text", "text": ...}]``, LlamaIndex ``TextBlock``s)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        text = content.get("text", content.get("content"))
+        return text if isinstance(text, str) else ""
+    if isinstance(content, Sequence):
+        return "".join(_content_text(part) for part in content)
+    text = getattr(content, "text", None)  # a content block object (LlamaIndex ``TextBlock``)
+    return text if isinstance(text, str) else str(content)
+
+
+def _role_name(role: Any) -> str:
+    value = getattr(role, "value", role)  # LlamaIndex ``MessageRole`` is an enum
+    name = str(value) if value is not None else "assistant"
+    return _ROLES.get(name, name)
+
+
+def message_parts(message: Any) -> tuple[str, str]:
+    """``(role, text)`` of a chat message as any adapter writes it to state: a dict with
+    ``role``/``content`` (OpenAI), LangChain's ``messages_to_dict`` form (``type``/``data``), a
+    LangChain ``BaseMessage`` (``type``/``content``), a LlamaIndex ``ChatMessage`` (``role``
+    enum, ``blocks``) or any object with ``role`` and ``content``. Roles ``human``/``ai``
+    become ``user``/``assistant``."""
+    if isinstance(message, Mapping):
+        if "role" in message or "content" in message:
+            return _role_name(message.get("role")), _content_text(message.get("content"))
+        data = message.get("data")
+        if isinstance(data, Mapping):  # LangChain messages_to_dict: {"type": ..., "data": ...}
+            return _role_name(message.get("type")), _content_text(data.get("content"))
+        return "assistant", _content_text(message.get("text"))
+    if isinstance(message, str):
+        return "assistant", message
+    role = getattr(message, "role", None)
+    if role is None:
+        role = getattr(message, "type", None)  # LangChain BaseMessage
+    blocks = getattr(message, "blocks", None)
+    content = getattr(message, "content", None)
+    if content is None and blocks is not None:
+        content = blocks
+    return _role_name(role), _content_text(content)
+
+
 def _answer(result: Mapping[str, Any] | None, streamed: str) -> str:
     for name in _ANSWER_KEYS:
         if result is not None and isinstance(result.get(name), str):
@@ -291,8 +341,9 @@ def chat(
     allow_remote_images: bool = False,
 ) -> str | None:
     """A chat over ``app``: the messages in ``state[history_key]`` (dicts with ``role`` and
-    ``content``), then a chat input. A message runs ``app.stream_result(halt_after=
-    [streaming_action], inputs={input_key: message})`` and streams the items' ``delta`` (or
+    ``content``, LangChain messages, LlamaIndex ``ChatMessage``s: see ``message_parts``),
+    then a chat input. A message runs ``app.stream_result(halt_after=[streaming_action],
+    inputs={input_key: message})`` and streams the items' ``delta`` (or
     ``text``/``content``/``token``) into an assistant message as they arrive.
 
     The streaming action is expected to append the answer to ``state[history_key]`` (it then
@@ -310,8 +361,9 @@ def chat(
         return text if allow_remote_images else without_remote_images(text)
 
     for message in app.state.get(history_key) or []:
-        with st.chat_message(str(message.get("role", "assistant"))):
-            st.markdown(shown(str(message.get("content", ""))))
+        role, text = message_parts(message)
+        with st.chat_message(role):
+            st.markdown(shown(text))
     prompt = st.chat_input(placeholder, key=key)
     if not prompt:
         return None

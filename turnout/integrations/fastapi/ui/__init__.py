@@ -1,0 +1,24 @@
+"""The tracking UI as a web application (``turnout ui --web``).
+
+``create_ui_app(source)`` returns a FastAPI application: a JSON API over the tracking data
+(``/api/v1``, OpenAPI at ``/api/openapi.json``) and server-rendered pages (Jinja2, htmx, no
+build step) for projects, applications, steps and live runs. See docs/ui.md, "The web UI".
+
+Needs ``pip install "turnout[ui]"``.
+"""
+
+from __future__ import annotations
+
+from turnout.integrations._guard import missing_extra
+
+try:
+    import jinja2  # noqa: F401
+except ImportError as _error:
+    raise missing_extra(
+        "turnout.integrations.fastapi.ui", 'pip install "turnout[ui]"', _error
+    ) from _error
+
+from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.integrations.fastapi.ui.app import create_ui_app
+
+__all__ = ["TrackingSource", "create_ui_app"]

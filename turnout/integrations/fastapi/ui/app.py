@@ -1,0 +1,124 @@
+"""``create_ui_app``: the tracking UI as one FastAPI application.
+
+It serves the JSON API under ``/api/v1`` (OpenAPI at ``/api/openapi.json``), the HTML pages
+(Jinja2, autoescaped; htmx for partial updates) and the vendored static files under
+``/static``. Every answer carries a Content-Security-Policy that allows only this server's own
+scripts and styles, so a traced value that slipped past escaping still could not run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+import jinja2
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+from turnout.integrations.fastapi.ui import _format
+from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.integrations.fastapi.ui.api import api_router
+from turnout.integrations.fastapi.ui.pages import pages_router
+from turnout.integrations.fastapi.ui.queries import NotFoundError
+
+__all__ = ["CSP", "create_ui_app"]
+
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+# FastAPI's own API explorer loads its scripts from a CDN and runs inline code: it shows no
+# traced data, so it alone goes without the policy.
+_NO_CSP = ("/api/docs", "/api/docs/oauth2-redirect")
+
+
+def _templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        # Every template is HTML: escape everything, whatever its file name.
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals.update(
+        fmt_time=_format.fmt_time,
+        fmt_duration=_format.fmt_duration,
+        value_tree=_format.value_tree,
+        quote=_format.quote,
+        PAGE_ITEMS=_format.PAGE_ITEMS,
+    )
+    return Jinja2Templates(env=env)
+
+
+def create_ui_app(
+    source: TrackingSource | str | Path,
+    *,
+    allowed_hosts: Sequence[str] | None = None,
+    live_poll: float = 0.25,
+) -> FastAPI:
+    """The tracking UI over ``source`` as a FastAPI application (serve it with uvicorn).
+
+    Args:
+        source: a ``TrackingSource``, or the tracking directory to read.
+        allowed_hosts: the ``Host`` names answered (``None``: any). ``turnout ui --web`` passes
+            this machine's names, so a page on another site cannot reach the UI through DNS
+            rebinding.
+        live_poll: seconds between two reads of a log in live mode.
+    """
+    if not isinstance(source, TrackingSource):
+        source = TrackingSource(source)
+    app = FastAPI(
+        title="turnout tracking UI",
+        summary="Projects, applications and steps recorded by turnout's trackers.",
+        version="1",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.source = source
+    app.state.templates = _templates()
+    app.state.live_poll = live_poll
+    app.include_router(api_router)
+    app.include_router(pages_router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    if allowed_hosts is not None:
+        app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        if request.url.path not in _NO_CSP:
+            response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    def not_found(request: Request, message: str) -> Response:
+        if request.url.path.startswith("/api/"):
+            return JSONResponse({"detail": message}, status_code=404)
+        page: HTMLResponse = app.state.templates.TemplateResponse(
+            request, "404.html", {"message": message}, status_code=404
+        )
+        return page
+
+    @app.exception_handler(NotFoundError)
+    async def missing(request: Request, error: NotFoundError) -> Response:
+        return not_found(request, str(error))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 404:
+            return not_found(request, f"nothing is at {request.url.path!r}")
+        return JSONResponse({"detail": error.detail}, status_code=error.status_code)
+
+    return app

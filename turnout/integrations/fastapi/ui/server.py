@@ -1,0 +1,51 @@
+"""``turnout ui --web``: the web UI over a tracking directory, served by uvicorn.
+
+On a directory with no tracked application the demo applications are run into it first (as the
+Streamlit UI does), unless ``demo=False``. The server binds ``host`` (127.0.0.1 by default) and
+answers only requests whose ``Host`` names this machine, the bound address or one of
+``allow_hosts`` (``*``: any), so another site's page cannot reach it through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import uvicorn
+
+from turnout.integrations.fastapi.ui import _source
+from turnout.integrations.fastapi.ui.app import create_ui_app
+
+__all__ = ["allowed_hosts", "prepare", "run_ui"]
+
+LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+
+
+def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
+    """The Host names answered: this machine's, the bound address, ``extra`` and the
+    comma-separated names in ``$TURNOUT_UI_ALLOW_HOSTS``."""
+    names = [*LOCAL_NAMES, host, *extra, *os.environ.get("TURNOUT_UI_ALLOW_HOSTS", "").split(",")]
+    return sorted({name.strip() for name in names if name.strip()})
+
+
+def prepare(storage_dir: Path, *, demo: bool) -> None:
+    """Create ``storage_dir`` and, when it holds nothing yet and ``demo``, run the demo apps."""
+    storage_dir.mkdir(parents=True, exist_ok=True)
+    if demo and _source.is_empty(storage_dir):
+        print(f"turnout: no tracked applications in {storage_dir}; running the demo apps…")
+        _source.generate_demo(storage_dir)
+
+
+def run_ui(
+    storage_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7241,
+    demo: bool = True,
+    allow_hosts: Sequence[str] = (),
+) -> None:
+    """Serve the web UI over ``storage_dir`` until interrupted."""
+    prepare(storage_dir, demo=demo)
+    app = create_ui_app(storage_dir, allowed_hosts=allowed_hosts(host, allow_hosts))
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
