@@ -52,7 +52,8 @@ def _wait_for_gate(conn: Any, key: int) -> int:
     while time.monotonic() < deadline:
         row = conn.execute(
             "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
-            "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = %s",
+            "WHERE l.locktype = 'advisory' AND NOT l.granted AND l.objid = %s "
+            "AND a.application_name LIKE 'gate-%%'",
             (key,),
         ).fetchone()
         if row is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import uuid
 from typing import Any
 
@@ -44,6 +45,9 @@ async def _until_following(stream: Any) -> dict[str, str]:
 
 
 def _relays(namespace: str) -> tuple[PostgresRelay, PostgresRelay]:
+    # One namespace per test process: concurrent runs on one database never share channels.
+    namespace = f"{namespace}_{os.getpid()}"
+
     def make() -> PostgresRelay:
         return PostgresRelay(backends.POSTGRES_DSN, namespace=namespace, check_interval=0.05)
 
@@ -128,6 +132,7 @@ def test_a_follower_ends_with_worker_lost_when_the_running_worker_connection_die
             stream = follower.follow(KEY, _committed)
             await _until_following(stream)
             bus.publish("step_begin", {"action": "talk", "sequence_id": 4})
+            begun = await anext(stream)  # delivered before the runner goes
             # The runner's connection goes, as when its process is killed: its lock with it.
             async with await psycopg.AsyncConnection.connect(
                 backends.POSTGRES_DSN, autocommit=True
@@ -137,7 +142,8 @@ def test_a_follower_ends_with_worker_lost_when_the_running_worker_connection_die
                     "AND granted AND objsubid = 1 AND classid = %s AND objid = %s",
                     _halves(runner.lock_key(KEY)),
                 )
-            return [(m["event"], json.loads(m["data"])) async for m in stream]
+            rest = [(m["event"], json.loads(m["data"])) async for m in stream]
+            return [(begun["event"], json.loads(begun["data"])), *rest]
         finally:
             await runner.aclose()
             await follower.aclose()

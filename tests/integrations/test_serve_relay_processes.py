@@ -34,7 +34,8 @@ from tests.persistence import backends
 __all__ = ["pg_table", "servers"]  # the fixtures, imported for this module's tests
 
 RELAYED = "tests.integrations.serve_relay_app:factory"
-GATE_KEY = 7_316_001
+# Unique per test process: concurrent runs of the suite on one database must not share a gate.
+GATE_KEY = 700_000_000 + os.getpid()  # below 2**31: pg_locks shows it in objid
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def test_a_background_run_is_streamed_in_order_by_another_server(pg_table, serve
             ("state", None),
         ]
         assert [data["item"]["delta"] for name, data in seen if name == "item"] == [BIG, "!"]
-        assert seen[-1][1]["state"]["history"] == ["user: gate", "gated 7316001", "talked"]
+        assert seen[-1][1]["state"]["history"] == ["user: gate", f"gated {GATE_KEY}", "talked"]
         assert seen[-1][1]["sequence_id"] == 3
         # With nothing running, a follower gets the committed state and the stream ends.
         with follower.stream("GET", f"/apps/{app_id}/stream") as response:
