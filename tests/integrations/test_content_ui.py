@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import urllib.parse
-from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -39,7 +38,7 @@ class _Tags(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One OpenAI chat step tracked with content capture on; the tracking root."""
     import openai
 
@@ -64,7 +63,7 @@ def tracked(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             client.close()
     finally:
         capture_content("environment")
-    yield root
+    return root
 
 
 def test_the_web_ui_shows_content_as_escaped_text_blocks(tracked: Path) -> None:

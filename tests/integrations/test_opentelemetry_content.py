@@ -85,13 +85,18 @@ def _llm_spans(sink: OTLPSink) -> list[SinkSpan]:
     return [s for s in sink.spans if s.attributes.get("openinference.span.kind") == "LLM"]
 
 
+CONTENT_PREFIXES = (
+    "gen_ai.input.",
+    "gen_ai.output.messages",
+    "llm.input_messages",
+    "llm.output_messages",
+    "input.",
+    "output.",
+)
+
+
 def _content_keys(span: SinkSpan) -> set[str]:
-    return {
-        key
-        for key in span.attributes
-        if key.startswith(("gen_ai.input.", "gen_ai.output.messages", "llm.input_messages"))
-        or key.startswith(("llm.output_messages", "input.", "output."))
-    }
+    return {key for key in span.attributes if key.startswith(CONTENT_PREFIXES)}
 
 
 # -- OpenAI, against the fake OpenAI server ------------------------------------------------------

@@ -257,9 +257,7 @@ def _redacted(policy: ContentCapture, message: Message) -> Message | None:
     return None if changed is None else dict(changed)
 
 
-def _bounded(
-    policy: ContentCapture, messages: list[Message | None]
-) -> tuple[list[Message], bool]:
+def _bounded(policy: ContentCapture, messages: list[Message | None]) -> tuple[list[Message], bool]:
     """The messages with every text cut to the limits; whether anything was cut."""
     budget = policy.max_total_chars
     cut = False
