@@ -112,17 +112,21 @@ def _openai_call(
     reply: Any = "Yes, take one.",
     tracker: Any = None,
     messages: list[dict[str, Any]] | None = None,
+    api: str = "chat",
 ) -> SinkSpan:
-    """One ``chat_action`` step with ``system=`` and ``CONVERSATION``; its exported LLM span."""
+    """One ``chat_action`` (or ``responses_action``) step with ``system=`` and
+    ``CONVERSATION``; its exported LLM span."""
     openai = pytest.importorskip("openai")
-    from turnout.integrations.openai import chat_action
+    from turnout.integrations.openai import chat_action, responses_action
     from turnout.testing import FakeOpenAIServer
+
+    make = chat_action if api == "chat" else responses_action
 
     hook = hook or OpenTelemetryHook(provider)
     with FakeOpenAIServer(lambda request: reply) as server:
         kind = openai.AsyncOpenAI if mode == "async" else openai.OpenAI
         client = kind(base_url=server.base_url, api_key="test", max_retries=0)
-        act = chat_action(client, model="m", system="Be brief.", stream=stream)
+        act = make(client, model="m", system="Be brief.", stream=stream)
         app = _app(act, hook, tracker, messages=messages or CONVERSATION)
 
         async def astep() -> None:
@@ -156,16 +160,26 @@ def test_no_content_is_exported_by_default(provider: TracerProvider, otlp_sink: 
     assert _content_keys(span) == set()
 
 
-@pytest.mark.parametrize(("mode", "stream"), [("sync", False), ("sync", True), ("async", True)])
+@pytest.mark.parametrize(
+    ("api", "mode", "stream"),
+    [
+        ("chat", "sync", False),
+        ("chat", "sync", True),
+        ("chat", "async", True),
+        ("responses", "sync", False),
+        ("responses", "async", True),
+    ],
+)
 def test_the_environment_variable_exports_genai_and_openinference_content(
     provider: TracerProvider,
     otlp_sink: OTLPSink,
     monkeypatch: pytest.MonkeyPatch,
+    api: str,
     mode: str,
     stream: bool,
 ) -> None:
     monkeypatch.setenv(ENV, "True")
-    attributes = _openai_call(provider, otlp_sink, mode=mode, stream=stream).attributes
+    attributes = _openai_call(provider, otlp_sink, mode=mode, stream=stream, api=api).attributes
     assert json.loads(attributes["gen_ai.input.messages"]) == [
         {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
         {"role": "user", "parts": [{"type": "text", "content": "What is the weather in Paris?"}]},

@@ -10,9 +10,10 @@ tracker keeps them and ``turnout ui`` shows them.
 
 Content often holds personal data, so capture is off unless one of these turns it on:
 
-- ``capture_content(True)``: process-wide, for every application; its starting value comes from
-  ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` (``true``/``false``), the variable the
-  OpenTelemetry GenAI instrumentations read;
+- ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` (the variable the OpenTelemetry
+  GenAI instrumentations read), followed until ``capture_content(...)`` sets the process-wide
+  policy (``capture_content("environment")`` follows it again);
+- ``capture_content(True)``: process-wide, for every application;
 - ``OpenTelemetryHook(capture_content=...)``: for the steps of the applications carrying that
   hook; it wins over the process-wide setting (``False`` there keeps content out even when the
   variable says ``true``).
