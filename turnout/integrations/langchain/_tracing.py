@@ -19,6 +19,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import ChatGeneration, LLMResult
 
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._content import ContentCapture, content_attributes, current_capture
+from turnout.integrations.langchain._content import genai_inputs, genai_outputs, genai_prompts
 
 __all__ = ["SpanCallbackHandler"]
 
@@ -29,13 +31,14 @@ _OPERATION = {"chat_model": "chat", "llm": "text_completion", "tool": "execute_t
 
 
 class _Run:
-    __slots__ = ("first_token", "parent", "span", "started")
+    __slots__ = ("capture", "first_token", "parent", "span", "started")
 
     def __init__(self, span: OpenSpan, parent: UUID | None) -> None:
         self.span = span
         self.parent = parent
         self.started = time.time()
         self.first_token = False
+        self.capture: ContentCapture | None = None  # a model run recording its messages
 
 
 class SpanCallbackHandler(BaseCallbackHandler):
@@ -94,6 +97,7 @@ class SpanCallbackHandler(BaseCallbackHandler):
         run_type: str,
         tags: list[str] | None,
         attributes: dict[str, Any],
+        capture: ContentCapture | None = None,
     ) -> None:
         tracer = self._tracer or TracerFactory.current()
         if tracer is None:
@@ -101,8 +105,10 @@ class SpanCallbackHandler(BaseCallbackHandler):
         with self._lock:
             parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
         span = tracer.start_span(name, parent=parent.span if parent is not None else None)
+        run = _Run(span, parent_run_id)
+        run.capture = capture
         with self._lock:
-            self._runs[run_id] = _Run(span, parent_run_id)
+            self._runs[run_id] = run
         attributes = {
             "langchain.run_type": run_type,
             "langchain.run_id": str(run_id),
@@ -193,7 +199,10 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ) -> None:
         name = _run_name(serialized, kwargs, "chat_model")
         attributes = _model_attributes("chat_model", metadata, kwargs)
-        self._start(run_id, parent_run_id, name, "chat_model", tags, attributes)
+        capture = current_capture()
+        if capture.enabled:
+            attributes |= content_attributes(capture, inputs=genai_inputs(messages))
+        self._start(run_id, parent_run_id, name, "chat_model", tags, attributes, capture)
 
     def on_llm_start(
         self,
@@ -208,7 +217,10 @@ class SpanCallbackHandler(BaseCallbackHandler):
     ) -> None:
         name = _run_name(serialized, kwargs, "llm")
         attributes = _model_attributes("llm", metadata, kwargs)
-        self._start(run_id, parent_run_id, name, "llm", tags, attributes)
+        capture = current_capture()
+        if capture.enabled:
+            attributes |= content_attributes(capture, inputs=genai_prompts(prompts))
+        self._start(run_id, parent_run_id, name, "llm", tags, attributes, capture)
 
     def on_llm_new_token(
         self,
@@ -243,7 +255,12 @@ class SpanCallbackHandler(BaseCallbackHandler):
         tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._attributes(run_id, _usage_attributes(response))
+        attributes = _usage_attributes(response)
+        with self._lock:
+            run = self._runs.get(run_id)
+        if run is not None and run.capture is not None and run.capture.enabled:
+            attributes |= content_attributes(run.capture, outputs=genai_outputs(response))
+        self._attributes(run_id, attributes)
         self._end(run_id)
 
     # -- tools and retrievers --------------------------------------------------------------------

@@ -38,7 +38,9 @@ from llama_index_instrumentation import get_dispatcher
 from pydantic import PrivateAttr
 
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._content import content_attributes, current_capture, text_message
 from turnout.integrations._spans import records
+from turnout.integrations.llamaindex._content import genai_message, genai_messages
 
 __all__ = ["TurnoutSpanHandler", "trace_llamaindex"]
 
@@ -195,11 +197,27 @@ class _UsageEventHandler(BaseEventHandler):
             model = _model_name(event.model_dict)
             if model is not None:
                 attributes["gen_ai.request.model"] = model
+            capture = current_capture()
+            if capture.enabled:
+                sent = (
+                    genai_messages(event.messages)
+                    if isinstance(event, LLMChatStartEvent)
+                    else [text_message("user", event.prompt)]
+                )
+                attributes |= content_attributes(capture, inputs=sent)
             span.log_attributes(**attributes)
         elif isinstance(event, LLMChatEndEvent | LLMCompletionEndEvent):
-            usage = _usage(event.response)
-            if usage:
-                span.log_attributes(**usage)
+            found: dict[str, Any] = dict(_usage(event.response))
+            capture = current_capture()
+            if capture.enabled and event.response is not None:
+                answer = (
+                    genai_message(event.response.message, "stop")
+                    if isinstance(event, LLMChatEndEvent)
+                    else text_message("assistant", event.response.text, finish_reason="stop")
+                )
+                found |= content_attributes(capture, outputs=[answer])
+            if found:
+                span.log_attributes(**found)
 
 
 @functools.cache

@@ -13,7 +13,9 @@ import openai
 
 from turnout.core.context import ApplicationContext
 from turnout.core.tracing import OpenSpan, TracerFactory
+from turnout.integrations._content import ContentCapture, content_attributes, current_capture
 from turnout.integrations._spans import records
+from turnout.integrations.openai._content import genai_messages, genai_reply
 from turnout.integrations.openai._tools import Tool
 
 __all__ = [
@@ -333,7 +335,7 @@ def _output_type(params: Mapping[str, Any]) -> str | None:
 class Call:
     """One request: its keyword arguments, its ``chat <model>`` span, its outcome."""
 
-    __slots__ = ("_first", "_started", "kwargs", "span", "spec")
+    __slots__ = ("_capture", "_first", "_started", "kwargs", "span", "spec")
 
     def __init__(self, spec: Spec, messages: list[dict[str, Any]], *, stream: bool) -> None:
         self.spec = spec
@@ -357,6 +359,7 @@ class Call:
         self._started = time.perf_counter()
         self._first: float | None = None
         self.span: OpenSpan | None = None
+        self._capture: ContentCapture | None = None
         tracer = TracerFactory.current() if records("openai") else None
         if tracer is not None:
             self.span = tracer.start_span(f"chat {spec.model}")
@@ -374,6 +377,12 @@ class Call:
             output_type = _output_type(spec.params)
             if output_type is not None:
                 attributes["gen_ai.output.type"] = output_type
+            policy = current_capture()
+            if policy.enabled:
+                self._capture = policy
+                system = [{"role": "system", "content": spec.system}] if spec.system else []
+                sent = genai_messages(system + messages)
+                attributes |= content_attributes(policy, inputs=sent)
             self.span.log_attributes(**attributes)
 
     def create(self, client: Any) -> Any:
@@ -401,6 +410,9 @@ class Call:
                 attributes[key] = value
         if reply.finish_reason is not None:
             attributes["gen_ai.response.finish_reasons"] = [reply.finish_reason]
+        if self._capture is not None:
+            answer = genai_reply(reply.content, reply.tool_calls, reply.finish_reason)
+            attributes |= content_attributes(self._capture, outputs=[answer])
         self.span.log_attributes(**attributes)
         self.span.end()
 

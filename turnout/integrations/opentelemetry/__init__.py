@@ -15,6 +15,10 @@
 - ``library_spans(False)`` (or ``"auto"``) stops the LangChain, LlamaIndex and OpenAI adapters
   from recording their library's runs as spans where an OpenInference instrumentor exports
   them already, so a trace shows each model call once.
+- ``capture_content(True)`` (or ``OpenTelemetryHook(capture_content=True)``, or
+  ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``) records the prompts and
+  completions of those adapters' model calls on their LLM spans (GenAI and OpenInference
+  names), bounded and optionally redacted (``ContentCapture``). Off by default.
 - ``export_tracked`` (the ``turnout export-otel`` command) replays applications recorded by the
   ``LocalTracker`` to an OTLP/HTTP endpoint, with their original times, tree and attributes.
 
@@ -39,6 +43,7 @@ except ImportError as _error:  # pragma: no cover - exercised in a subprocess
 
 from typing import Any
 
+from turnout.integrations._content import ContentCapture, capture_content
 from turnout.integrations._spans import library_spans
 from turnout.integrations.opentelemetry import _burr_tracker
 from turnout.integrations.opentelemetry._bridge import ForeignSpanError, TurnoutSpanProcessor
@@ -79,6 +84,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "DEFAULT_ENDPOINT",
     "BurrTrackingSpanProcessor",
+    "ContentCapture",
     "ExportSummary",
     "ForeignSpanError",
     "FullSpanContext",
@@ -87,6 +93,7 @@ __all__ = [
     "OpenTelemetryTracker",
     "TurnoutSpanProcessor",
     "cache_span",
+    "capture_content",
     "convert_to_otel_attribute",
     "default_endpoint",
     "export_tracked",

@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.trace import Span, Status, StatusCode
 
 from turnout.core.serde import DEFAULT_SERDE
+from turnout.integrations._content import is_content
 
 _KIND = "turnout.kind"  # on every span we export: how the bridge tells ours from foreign ones
 _MAX_VALUE = 8_192
@@ -128,7 +129,9 @@ def _set_attributes(live: _Live, attributes: Mapping[str, Any]) -> None:
     if not span.is_recording():
         return
     for key, value in attributes.items():
-        converted = otel_value(value)
+        # message content was bounded by its capture policy: cutting it again would break
+        # its JSON
+        converted = value if isinstance(value, str) and is_content(key) else otel_value(value)
         if key == "openinference.span.kind":
             live.kind = str(value)
         span.set_attribute(key, converted)

@@ -12,6 +12,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 
 from turnout.core.tracing import ActionSpan, TracerFactory
+from turnout.integrations._content import ContentCapture, end_scoped, scoped_capture
 from turnout.integrations.opentelemetry._common import (
     _BRIDGING,
     _KIND,
@@ -56,6 +57,14 @@ class OpenTelemetryHook:
         capture_state: also export each step's input (the state keys it reads and its inputs)
             as ``input.value``, and the state keys it wrote and its result as
             ``output.value`` (JSON). Off by default: state may hold personal data.
+        capture_content: record the prompts and completions of the model calls made by the
+            OpenAI, LangChain and LlamaIndex adapters during this application's steps, on
+            their LLM spans (``gen_ai.input.messages``, ``llm.input_messages.*``...; see
+            ``capture_content()``): ``True`` with the default limits, a ``ContentCapture``
+            for other limits or a ``redact`` callback, ``False`` to keep content out whatever
+            the process-wide setting says. ``None`` (default) follows the process-wide
+            ``capture_content()``, itself off unless
+            ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``.
     """
 
     # Children of parallel actions run in this process get this hook too, so their steps are
@@ -68,6 +77,7 @@ class OpenTelemetryHook:
         *,
         tracer_name: str = "turnout",
         capture_state: bool = False,
+        capture_content: bool | ContentCapture | None = None,
     ) -> None:
         if tracer_provider is not None and not isinstance(tracer_provider, trace.TracerProvider):
             raise TypeError(
@@ -75,11 +85,22 @@ class OpenTelemetryHook:
                 f"not {type(tracer_provider).__name__}: pass "
                 f"opentelemetry.sdk.trace.TracerProvider() (or nothing, for the global one)."
             )
+        if capture_content is not None and not isinstance(capture_content, bool | ContentCapture):
+            raise TypeError(
+                f"OpenTelemetryHook(capture_content={capture_content!r}): give True, False, "
+                f"None (follow capture_content()) or a ContentCapture(...)"
+            )
         from turnout import __version__
 
         provider = tracer_provider or trace.get_tracer_provider()
         self._tracer = provider.get_tracer(tracer_name, __version__)
         self.capture_state = capture_state
+        self.capture_content: ContentCapture | None = (
+            ContentCapture(enabled=capture_content)
+            if isinstance(capture_content, bool)
+            else capture_content
+        )
+        self._content_tokens: dict[tuple[str, int], object] = {}
         self._lock = threading.Lock()
         self._calls: dict[str, _Live] = {}
         self._last_call: OrderedDict[str, Context] = OrderedDict()
@@ -193,6 +214,10 @@ class OpenTelemetryHook:
         token = otel_context.attach(trace.set_span_in_context(span))
         with self._lock:
             self._steps[(app_id, sequence_id)] = _Live(span, token)
+        if self.capture_content is not None:  # same context as the action, as above
+            scoped = scoped_capture(app_id, sequence_id, self.capture_content)
+            with self._lock:
+                self._content_tokens[(app_id, sequence_id)] = scoped
 
     @_never_raises
     def post_run_step(
@@ -202,10 +227,13 @@ class OpenTelemetryHook:
     ) -> None:  # fmt: skip
         with self._lock:
             live = self._steps.pop((app_id, sequence_id), None)
+            scoped = self._content_tokens.pop((app_id, sequence_id), None)
             leftovers = [
                 (key, self._spans.pop(key))
                 for key in [k for k in self._spans if k[:2] == (app_id, sequence_id)]
             ]
+        if scoped is not None:
+            end_scoped(scoped)
         for _, span_live in leftovers:  # spans never ended: end them with their step
             span_live.span.set_attribute("turnout.unfinished", True)
             self._detach(span_live)

@@ -359,7 +359,7 @@ def _spans_tab(step: Step) -> None:
             f"{plain(step.stream_items if step.stream_items is not None else '?')} items"
         )
     rows = [
-        {"span": span.name, "key": key, "value": str(truncate(value, 5))}
+        {"span": span.name, "key": key, "value": str(truncate(value, 5))[:200]}
         for span in step.spans.values()
         for key, value in span.attributes.items()
     ]
@@ -373,6 +373,12 @@ def _spans_tab(step: Step) -> None:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
     else:
         st.caption("No attributes were logged in this step.")
+    # long or multi-line text (captured prompts and completions) in full, as plain text blocks
+    for span in step.spans.values():
+        for key, value in span.attributes.items():
+            if isinstance(value, str) and (len(value) > 200 or "\n" in value):
+                with st.expander(f"{plain(span.name)} · {plain(key)} ({len(value):,} characters)"):
+                    st.code(value, language="text", wrap_lines=True)
     tokens = step_token_totals(step)
     if tokens:
         st.caption(" · ".join(f"{plain(k)}: {v:,.0f}" for k, v in tokens.items()))
