@@ -23,6 +23,7 @@ from typing import Any
 
 __all__ = [
     "REDACTED",
+    "CassetteFormatError",
     "CassetteMissError",
     "CassetteSecretError",
     "CassetteSession",
@@ -41,6 +42,10 @@ class CassetteMissError(AssertionError):
     """A replayed test sent a request its cassette does not hold (or has no cassette)."""
 
 
+class CassetteFormatError(ValueError):
+    """A cassette file is not the JSON turnout writes (it is read as data, never run)."""
+
+
 class CassetteSecretError(AssertionError):
     """A recorded cassette still held a credential; it was deleted."""
 
@@ -51,8 +56,9 @@ def cassette_path(test_file: Path, test_name: str) -> Path:
     return test_file.parent / "cassettes" / test_file.stem / f"{safe}.json"
 
 
-def _env_secrets() -> set[str]:
-    return {v for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6}
+def _env_secrets() -> dict[str, str]:
+    """Credential-like environment values, each with the variable it came from."""
+    return {v: f"${k}" for k, v in os.environ.items() if _SECRET_ENV.search(k) and len(v) >= 6}
 
 
 class CassetteSession:
@@ -68,7 +74,7 @@ class CassetteSession:
         self.path = path
         self.record = record
         self.misses: list[str] = []
-        self._secrets: set[str] = _env_secrets()
+        self._secrets: dict[str, str] = _env_secrets()
         self._context: Any = None
         self.cassette: Any = None
 
@@ -98,7 +104,13 @@ class CassetteSession:
             decode_compressed_response=True,
         )
         self._context = recorder.use_cassette(os.fspath(self.path))
-        self.cassette = self._context.__enter__()
+        try:
+            self.cassette = self._context.__enter__()
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise CassetteFormatError(
+                f"turnout_cassette: {self.path} is not a cassette turnout wrote ({exc!r}); "
+                "delete it and record again with `pytest --turnout-record <this test>`"
+            ) from exc
         self._watch_misses(self.cassette)
         return self
 
@@ -111,12 +123,13 @@ class CassetteSession:
         self._context.__exit__(exc_type, exc, tb)
         if self.record and self.path.is_file():
             text = self.path.read_text(encoding="utf-8")
-            leaked = sorted(s for s in self._secrets if s in text)
+            leaked = sorted({where for value, where in self._secrets.items() if value in text})
             if leaked:
                 self.path.unlink()
                 raise CassetteSecretError(
-                    f"turnout_cassette: the recording held {len(leaked)} credential value(s) in a "
-                    f"place turnout does not scrub; {self.path} was deleted"
+                    f"turnout_cassette: the recording held the value of {', '.join(leaked)} in a "
+                    f"place turnout does not scrub, so {self.path} was deleted; record with a "
+                    "key the provider does not echo back"
                 )
 
     def miss_error(self) -> CassetteMissError:
@@ -147,6 +160,12 @@ class CassetteSession:
             text = text[:_SHOWN_BODY] + "..."
         return f"{request.method} {request.uri}" + (f" body: {text}" if text else "")
 
+    def _remember(self, source: str, *values: str) -> None:
+        """Note credential values to scrub wherever they appear (not placeholders or stubs)."""
+        for value in values:
+            if len(value) >= 6 and REDACTED not in value:
+                self._secrets.setdefault(value, source)
+
     def _scrub_text(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             text = text.replace(secret, REDACTED)
@@ -157,8 +176,7 @@ class CassetteSession:
         for name in list(headers):
             if _SECRET_HEADER.search(name):
                 value = str(headers[name])
-                if value and value != REDACTED:
-                    self._secrets.update(v for v in (value, value.partition(" ")[2]) if len(v) >= 6)
+                self._remember(f"the {name} header", value, value.partition(" ")[2])
                 headers[name] = REDACTED
         request.uri = self._scrub_uri(request.uri)
         body = request.body
@@ -176,7 +194,9 @@ class CassetteSession:
         parts = urlsplit(uri)
         if parts.query:
             query = parse_qsl(parts.query, keep_blank_values=True)
-            self._secrets.update(v for k, v in query if _SECRET_QUERY.match(k) and len(v) >= 6)
+            for key, value in query:
+                if _SECRET_QUERY.match(key):
+                    self._remember(f"the {key} query parameter", value)
             scrubbed = [(k, REDACTED if _SECRET_QUERY.match(k) else v) for k, v in query]
             parts = parts._replace(query=urlencode(scrubbed, safe="<>"))
         return self._scrub_text(urlunsplit(parts))
@@ -186,6 +206,14 @@ class CassetteSession:
         for name in list(headers):
             if name.lower() == "set-cookie":
                 del headers[name]
+            elif _SECRET_HEADER.search(name):
+                headers[name] = [REDACTED]
+            else:
+                values = headers[name]
+                headers[name] = [
+                    self._scrub_text(v) if isinstance(v, str) else v
+                    for v in (values if isinstance(values, list) else [values])
+                ]
         body = response.get("body") or {}
         content = body.get("string")
         if isinstance(content, bytes) and self._secrets:
