@@ -18,5 +18,6 @@ def plugin_args() -> list[str]:
 
 
 def run_inner(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    """Run pytest on the pytester directory in this process, with the plugin loaded."""
-    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", *args)
+    """Run pytest on the pytester directory in this process, with the plugin loaded (its
+    markers must pass ``--strict-markers`` on their own)."""
+    return pytester.runpytest(*plugin_args(), "-p", "no:cacheprovider", "--strict-markers", *args)

@@ -15,6 +15,11 @@ from turnout.testing import FakeOpenAIServer
 
 pytest_plugins = ["pytester"]
 pytest.importorskip("vcr", reason='the cassettes need vcrpy: pip install "turnout[pytest]"')
+# Imported here so that each inner run (which restores sys.modules after it) does not import
+# the client anew.
+pytest.importorskip(
+    "openai", reason='the inner tests use the openai client: pip install "turnout[openai]"'
+)
 
 API_KEY = "sk-test-very-secret-4242"
 
@@ -212,3 +217,42 @@ def test_a_cassette_is_read_as_data_and_a_foreign_one_is_refused(
     )
     assert not flag.exists()
     assert provider.requests == []
+
+
+def test_the_docs_page_tests_pass_under_the_plugin(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """docs/integrations/pytest.md's Python blocks, as one test module: fixtures, cases written
+    by `turnout test-case`, and the cassette test recorded against a stand-in provider, then
+    replayed with it stopped and another key."""
+    from tests.test_docs import ROOT, python_blocks
+    from turnout import ApplicationBuilder
+    from turnout.cli import test_case_command as write_test_case
+
+    page = (ROOT / "docs" / "integrations" / "pytest.md").read_text(encoding="utf-8")
+    code = "\n\n".join(block.code for block in python_blocks(page))
+    pytester.makepyfile(test_bot=code)
+    namespace: dict[str, object] = {}
+    exec(compile(code, "pytest.md", "exec"), namespace)  # the page's own count_up
+    app = (
+        ApplicationBuilder()
+        .with_actions(count_up=namespace["count_up"])
+        .with_transitions(("count_up", "count_up"))
+        .with_state(count=0)
+        .with_entrypoint("count_up")
+        .with_tracker("local", project="pytest", params={"storage_dir": tmp_path})
+        .with_identifiers(app_id="counter")
+        .build()
+    )
+    app.step(inputs={"step": 4})
+    write_test_case(tmp_path, "pytest", "counter", 0, None, pytester.path / "cases.json", ())
+
+    with FakeOpenAIServer(replies=["Hi! How can I help?"]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+        run_inner(pytester, "--turnout-record", "-k", "real_model").assert_outcomes(passed=1)
+    monkeypatch.setenv("OPENAI_API_KEY", "replay")
+    result = run_inner(pytester, "-v")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*test_count_up?counter-0-count_up? PASSED*"])
+    assert len(server.requests) == 1
