@@ -5,6 +5,7 @@ lacks, and never write a credential."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -256,3 +257,43 @@ def test_the_docs_page_tests_pass_under_the_plugin(
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(["*test_count_up?counter-0-count_up? PASSED*"])
     assert len(server.requests) == 1
+
+
+def test_async_clients_are_recorded_and_replayed_too(
+    pytester: pytest.Pytester, provider: FakeOpenAIServer
+) -> None:
+    pytester.makepyfile(
+        test_chat="""
+        import asyncio, os, openai, pytest
+
+        async def ask():
+            async with openai.AsyncOpenAI(
+                base_url=os.environ["PROVIDER_URL"], api_key=os.environ["PROVIDER_KEY"],
+                max_retries=0,
+            ) as c:
+                reply = await c.chat.completions.create(
+                    model="m", messages=[{"role": "user", "content": "async hello"}]
+                )
+            return reply.choices[0].message.content
+
+        @pytest.mark.turnout_cassette
+        def test_async():
+            assert asyncio.run(ask()) == "Hello from the provider"
+        """
+    )
+    run_inner(pytester, "--turnout-record").assert_outcomes(passed=1)
+    provider.stop()
+    run_inner(pytester).assert_outcomes(passed=1)
+    assert len(provider.requests) == 1
+
+
+def test_cassettes_without_vcrpy_name_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.core.errors import MissingExtraError
+    from turnout.integrations.pytest._cassettes import CassetteSession
+
+    monkeypatch.setitem(sys.modules, "vcr", None)  # what an environment without vcrpy imports
+    session = CassetteSession(tmp_path / "c.json", record=True)
+    with pytest.raises(MissingExtraError, match=r'pip install "turnout\[pytest\]"'):
+        session.__enter__()
