@@ -25,14 +25,26 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from turnout.integrations.pytest._cases import parametrize_cases
+from turnout.integrations.pytest._cases import CaseFileError, parametrize_cases
+from turnout.integrations.pytest._cassettes import (
+    CassetteFormatError,
+    CassetteMissError,
+    CassetteSecretError,
+    CassetteSession,
+)
+from turnout.integrations.pytest._runner import AppRunner, RunOutcome
 
 if TYPE_CHECKING:
     from turnout._fake_openai import FakeOpenAIServer
-    from turnout.integrations.pytest._cassettes import CassetteSession
-    from turnout.integrations.pytest._runner import AppRunner
 
 __all__ = [
+    "AppRunner",
+    "CaseFileError",
+    "CassetteFormatError",
+    "CassetteMissError",
+    "CassetteSecretError",
+    "CassetteSession",
+    "RunOutcome",
     "fake_openai",
     "run_app",
     "turnout_cassette",
@@ -124,15 +136,13 @@ def run_app(turnout_home: Path) -> AppRunner:
     """``run_app(builder_or_factory, halt_after=..., inputs=...)``: build the application (a
     builder gets a local tracker in ``turnout_home``, project ``pytest``), run it, and return a
     ``RunOutcome`` (``action``, ``result``, ``state``, ``app``, ``log_path``)."""
-    from turnout.integrations.pytest._runner import AppRunner
-
     return AppRunner(storage_dir=turnout_home)
 
 
 @pytest.fixture
 def turnout_cassette(request: pytest.FixtureRequest) -> Iterator[CassetteSession]:
     """Replay (or, with ``--turnout-record``, record) the test's HTTP exchanges."""
-    from turnout.integrations.pytest._cassettes import CassetteSession, cassette_path
+    from turnout.integrations.pytest._cassettes import cassette_path
 
     marker = request.node.get_closest_marker(_CASSETTE_MARK)
     name = marker.kwargs.get("name") if marker is not None else None

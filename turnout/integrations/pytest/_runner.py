@@ -10,7 +10,6 @@ from typing import Any
 from turnout.core.application import Application
 from turnout.core.builder import ApplicationBuilder
 from turnout.core.state import State
-from turnout.core.tracking import LocalTracker
 
 __all__ = ["AppRunner", "RunOutcome"]
 
@@ -61,6 +60,8 @@ class AppRunner:
             made = made()
         log_path: Path | None = None
         if isinstance(made, ApplicationBuilder):
+            from turnout.core.tracking import LocalTracker  # not at pytest's start
+
             tracker = LocalTracker(PROJECT, self.storage_dir)
             made = made.with_tracker(tracker).build()
             log_path = tracker.log_path(made.uid)
