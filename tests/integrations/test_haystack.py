@@ -326,7 +326,10 @@ def test_the_pipeline_and_its_components_are_spans_nested_under_the_step(mode):
     assert llm["gen_ai.usage.input_tokens"] > 9
     assert log.attributes["0:0.0"]["openinference.span.kind"] == "RETRIEVER"
     assert log.attributes["0:0.1"]["haystack.component.type"] == "PromptBuilder"
-    assert "haystack.component.output" not in llm  # content tracing is off by default
+    # content tracing is off by default: no inputs or outputs on the spans
+    assert "haystack.component.output" not in llm
+    assert "haystack.pipeline.input_data" not in log.attributes["0:0"]
+    assert log.attributes["0:0"]["haystack.pipeline.execution_mode"] == mode
 
 
 def test_the_local_tracker_records_the_haystack_spans(tmp_path, mode):
@@ -381,6 +384,7 @@ def test_content_is_recorded_when_haystack_content_tracing_is_on(monkeypatch):
     step(build({"question": "How is bread baked?"}, log, rag=_rag_action("sync")), "sync")
     llm_uid = next(uid for name, uid, _ in log.started if name == "llm")
     assert "Bread is baked" in log.attributes[llm_uid]["haystack.component.output"]
+    assert "How is bread baked?" in log.attributes["0:0"]["haystack.pipeline.input_data"]
 
 
 class Recorder(Tracer):

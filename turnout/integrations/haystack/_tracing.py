@@ -12,8 +12,9 @@ around the call). Outside a step, spans go to the tracer that was there before.
 Component spans are named after the component (``retriever``, ``llm``) and carry the OpenInference
 span kind and ``gen_ai.operation.name`` of what the component is (a generator, retriever,
 embedder, ranker, tool, agent); a generator's token usage and model, read from its output, are
-recorded as ``gen_ai.*`` attributes. Inputs and outputs themselves are recorded only when
-Haystack's content tracing is on (``HAYSTACK_CONTENT_TRACING_ENABLED=true``).
+recorded as ``gen_ai.*`` attributes. Inputs and outputs themselves (the component content tags
+and the pipeline's ``haystack.pipeline.input_data``) are recorded only when Haystack's content
+tracing is on (``HAYSTACK_CONTENT_TRACING_ENABLED=true``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator, Mapping
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from haystack.tracing.tracer import NullTracer, Span, Tracer, enable_tracing
@@ -36,6 +37,9 @@ _COMPONENT_RUN = "haystack.component.run"
 _COMPONENT_NAME = "haystack.component.name"
 _COMPONENT_TYPE = "haystack.component.type"
 _COMPONENT_OUTPUT = "haystack.component.output"
+# Tags Haystack sets as plain tags that carry the user's data (the pipeline's input): recorded
+# only with content tracing on, like the content tags.
+_CONTENT_TAGS = frozenset({"haystack.pipeline.input_data"})
 
 # The innermost Haystack span open in this thread or task (Haystack's async pipeline runs sync
 # components with asyncio.to_thread, which copies the context, so they see their parent).
@@ -106,21 +110,29 @@ class HaystackTracer(Tracer):
         name, kind, attributes = _describe(operation_name, tags)
         opened = step.start_span(name, parent=parent._span if parent is not None else None)
         span = HaystackSpan(opened, kind)
-        opened.log_attributes(**attributes, **{k: _value(v) for k, v in tags.items()})
+        content = haystack_tracer.is_content_tracing_enabled
+        tags = {k: _value(v) for k, v in tags.items() if content or k not in _CONTENT_TAGS}
+        opened.log_attributes(**attributes, **tags)
         token = _CURRENT.set(span)
         try:
             yield span
         except BaseException as error:
-            _CURRENT.reset(token)
+            _reset(token)
             opened.end(error)
             raise
-        _CURRENT.reset(token)
+        _reset(token)
         opened.end()
 
     def current_span(self) -> Span | None:
         if TracerFactory.current() is None:
             return self.fallback.current_span()
         return _CURRENT.get()
+
+
+def _reset(token: Token[HaystackSpan | None]) -> None:
+    # an async generator's span closed from another context: nothing to undo there
+    with contextlib.suppress(ValueError):
+        _CURRENT.reset(token)
 
 
 class _Installed:
