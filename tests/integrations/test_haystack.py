@@ -464,3 +464,53 @@ def test_without_haystack_the_import_names_the_extra():
     out = import_without("haystack", "turnout.integrations.haystack")
     assert out.startswith("MissingExtraError")
     assert 'pip install "turnout[haystack]"' in out
+
+
+# -- a pipeline as a graph --------------------------------------------------------------------
+
+
+def test_a_straight_pipeline_becomes_one_action_per_component(mode):
+    from turnout.integrations.haystack import haystack_pipeline_to_burr_graph, pipeline_to_graph
+
+    assert haystack_pipeline_to_burr_graph is pipeline_to_graph  # Burr's name
+    graph = pipeline_to_graph(rag_example.rag_pipeline())
+    names = [a.name for a in graph.actions]
+    assert names == ["retriever", "prompt_builder", "llm"]
+    by_name = {a.name: a for a in graph.actions}
+    assert by_name["retriever"].reads == ["query"]  # top_k, filters... keep their defaults
+    assert by_name["prompt_builder"].reads == ["question", "documents"]
+    assert by_name["llm"].reads == ["prompt"]
+    app = (
+        ApplicationBuilder()
+        .with_graph(graph)
+        .with_state(query="bread", question="How is bread baked?")
+        .with_entrypoint("retriever")
+        .build()
+    )
+    if mode == "async":
+        state = asyncio.run(app.arun(halt_after=["llm"]))[2]
+    else:
+        state = app.run(halt_after=["llm"])[2]
+    assert state["replies"] == ["Bread is baked from flour, water, salt and yeast."]
+    assert "Question: How is bread baked?" in state["prompt"]
+
+
+def test_a_pipeline_that_joins_or_loops_is_refused_as_a_graph():
+    from haystack import Pipeline
+    from haystack.components.joiners import DocumentJoiner
+    from haystack.components.retrievers.in_memory import InMemoryBM25Retriever
+    from haystack.document_stores.in_memory import InMemoryDocumentStore
+
+    from turnout.integrations.haystack import pipeline_to_graph
+
+    store = InMemoryDocumentStore()
+    joined = Pipeline()
+    joined.add_component("a", InMemoryBM25Retriever(document_store=store))
+    joined.add_component("b", InMemoryBM25Retriever(document_store=store))
+    joined.add_component("join", DocumentJoiner())
+    joined.connect("a.documents", "join.documents")
+    joined.connect("b.documents", "join.documents")
+    with pytest.raises(ActionDefinitionError, match=r"'join\.documents' has several senders"):
+        pipeline_to_graph(joined)
+    with pytest.raises(ActionDefinitionError, match="expected a haystack Pipeline"):
+        pipeline_to_graph(Shout())

@@ -16,7 +16,9 @@ vocabulary every adapter shares (``from_state``, ``from_value``, ``update_state`
 ``append_state``, ``extend_state``, re-exported here). Burr's form ``HaystackAction(component,
 reads=[...], writes=[...], bound_params={...})`` works too. Each run opens Haystack's tracer
 inside ``trace_haystack()``: the pipeline's and each component's spans nest under the step span,
-so the local tracker and the OpenTelemetry hook record them. Importing this module registers
+so the local tracker and the OpenTelemetry hook record them. ``pipeline_to_graph(pipeline)``
+(Burr's ``haystack_pipeline_to_burr_graph``) makes a straight pipeline a graph of one action per
+component. Importing this module registers
 JSON serde for Haystack's ``Document`` and ``ChatMessage`` (``register_serde``).
 """
 
@@ -40,6 +42,7 @@ from turnout.integrations._mapping import (
     update_state,
 )
 from turnout.integrations.haystack._action import HaystackAction
+from turnout.integrations.haystack._graph import haystack_pipeline_to_burr_graph, pipeline_to_graph
 from turnout.integrations.haystack._serde import register_serde
 from turnout.integrations.haystack._tracing import HaystackSpan, HaystackTracer, trace_haystack
 
@@ -51,6 +54,8 @@ __all__ = [
     "extend_state",
     "from_state",
     "from_value",
+    "haystack_pipeline_to_burr_graph",
+    "pipeline_to_graph",
     "register_serde",
     "trace_haystack",
     "update_state",
