@@ -257,7 +257,7 @@ def test_an_unknown_input_names_the_components_real_inputs():
         HaystackAction(PromptBuilder(template=TEMPLATE), input={"questoin": "q"}, output="p")
     message = str(caught.value)
     assert "['questoin'] is not an input" in message
-    assert "the inputs are ['question', 'documents', 'template', 'template_variables']" in message
+    assert "the inputs are ['documents', 'question', 'template', 'template_variables']" in message
 
 
 def test_an_unknown_output_names_the_components_real_outputs():
@@ -478,7 +478,7 @@ def test_a_straight_pipeline_becomes_one_action_per_component(mode):
     assert names == ["retriever", "prompt_builder", "llm"]
     by_name = {a.name: a for a in graph.actions}
     assert by_name["retriever"].reads == ["query"]  # top_k, filters... keep their defaults
-    assert by_name["prompt_builder"].reads == ["question", "documents"]
+    assert by_name["prompt_builder"].reads == ["documents", "question"]
     assert by_name["llm"].reads == ["prompt"]
     app = (
         ApplicationBuilder()
@@ -514,3 +514,20 @@ def test_a_pipeline_that_joins_or_loops_is_refused_as_a_graph():
         pipeline_to_graph(joined)
     with pytest.raises(ActionDefinitionError, match="expected a haystack Pipeline"):
         pipeline_to_graph(Shout())
+
+
+def test_haystack_sees_the_open_span_and_its_log_correlation_inside_a_step():
+    from turnout import action
+
+    seen: list[dict[str, Any]] = []
+
+    @action(reads=[], writes=[])
+    def look(state: State) -> State:
+        with trace_haystack(), haystack_proxy.trace("outer", tags={"n": 1}):
+            current = haystack_proxy.current_span()
+            assert current is not None
+            seen.append(current.get_correlation_data_for_logs())
+        return state
+
+    build({}, look=look).step()
+    assert seen == [{"turnout.action": "look", "turnout.span_uid": "0:0"}]

@@ -18,7 +18,8 @@ __all__ = ["Sockets", "sockets_of"]
 class Sockets:
     """The inputs and outputs of a component (``pipeline`` is ``False``) or a pipeline.
 
-    For a pipeline, inputs and outputs are named ``"component.socket"``; ``bare`` maps a socket
+    Names are sorted (a ``PromptBuilder``'s template variables come in no fixed order). For a
+    pipeline, inputs and outputs are named ``"component.socket"``; ``bare`` maps a socket
     name to the components whose open input of that name it feeds, and ``leaves`` lists the
     outputs the pipeline returns without ``include_outputs_from``.
     """
@@ -104,9 +105,9 @@ def sockets_of(target: Any, owner: str) -> Sockets:
         leaves = [f"{c}.{s}" for c, sockets in target.outputs().items() for s in sockets]
         return Sockets(
             pipeline=True,
-            inputs=tuple(inputs),
-            mandatory=tuple(mandatory),
-            outputs=tuple(outputs),
+            inputs=tuple(sorted(inputs)),
+            mandatory=tuple(sorted(mandatory)),
+            outputs=tuple(sorted(outputs)),
             bare={k: tuple(v) for k, v in bare.items()},
             leaves=tuple(leaves),
         )
@@ -114,9 +115,9 @@ def sockets_of(target: Any, owner: str) -> Sockets:
     outs = _component_sockets(target, "__haystack_output__", owner)
     return Sockets(
         pipeline=False,
-        inputs=tuple(ins),
-        mandatory=tuple(n for n, s in ins.items() if getattr(s, "is_mandatory", False)),
-        outputs=tuple(outs),
+        inputs=tuple(sorted(ins)),
+        mandatory=tuple(sorted(n for n, s in ins.items() if getattr(s, "is_mandatory", False))),
+        outputs=tuple(sorted(outs)),
         bare={},
         leaves=tuple(outs),
     )

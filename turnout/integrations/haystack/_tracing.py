@@ -82,6 +82,13 @@ class HaystackSpan(Span):
     def raw_span(self) -> Any:
         return self._span
 
+    def get_correlation_data_for_logs(self) -> dict[str, Any]:
+        """What Haystack's structured logs carry to find this span: its action and uid."""
+        span = self._span.span
+        if span is None:
+            return {}
+        return {"turnout.action": span.action, "turnout.span_uid": span.uid}
+
 
 class HaystackTracer(Tracer):
     """Haystack's ``Tracer`` interface over turnout spans; see the module docstring.
