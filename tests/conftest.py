@@ -29,6 +29,10 @@ if _hypothesis_settings is not None:
     if os.environ.get("CI") == "true":
         _hypothesis_settings.load_profile("ci")
 
+# The suite runs offline: Haystack would otherwise send usage events to PostHog on pipeline runs
+# (read when haystack is first imported, so set before any test imports it).
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
 ALLOW_LIST = Path(__file__).resolve().parent.parent / ".ci" / "allowed-skips.txt"
 
 

@@ -16,6 +16,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 NEEDS = {
     "langchain_agent": ("langchain_core", {"langchain"}),
     "llamaindex_rag": ("llama_index", {"llamaindex"}),
+    "haystack_rag": ("haystack", {"haystack"}),
     "hamilton_dataframe": ("pandas", {"hamilton", "pandas"}),
     "hamilton_features": ("hamilton", {"hamilton"}),
     "typed_chat": ("pydantic", {"pydantic"}),
