@@ -352,3 +352,38 @@ def test_the_applications_page_pages_by_50_and_keeps_its_filters(tmp_path: Path)
         assert 'id="apps"' in second
         assert 'rel="next"' not in second
         assert "<option selected>completed</option>" in second
+
+
+def test_a_long_log_opens_on_its_tail_and_reads_all_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``tracktail.LONG_LOG`` bytes a log is read from its tail first; the page says so
+    and its button reads every step (as the Streamlit page does)."""
+    from tests.integrations.fastapi_ui import counter_builder
+    from turnout.core import tracktail
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(PROJECT, storage_dir=tmp_path, snapshot_every=10)
+    counter_builder(tracker, "long", 300).build().run(halt_after=["report"])
+    tracker.close()
+    size = (tmp_path / PROJECT / "long" / "log.jsonl").stat().st_size
+    monkeypatch.setattr(tracktail, "LONG_LOG", size // 2)
+    monkeypatch.setattr(tracktail, "WINDOW", size // 5)
+    base = f"/projects/{PROJECT}/apps/long"
+    with TestClient(create_ui_app(tmp_path)) as client:
+        app = client.get(f"/api/v1{base}").json()
+        assert app["partial"]
+        assert 0 < app["first_seq"] < 300
+        assert app["last_seq"] == 300
+        page = client.get(base).text
+        assert 'id="tail-notice"' in page
+        assert f"from step {app['first_seq']}" in page
+        early = client.get(f"/api/v1{base}/steps/0")
+        assert early.status_code == 404
+        assert "Read all steps" in early.json()["detail"]
+        answer = client.post(f"{base}/read-all", follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == base
+        assert client.get(f"/api/v1{base}").json()["first_seq"] == 0
+        assert 'id="tail-notice"' not in client.get(base).text
+        assert client.get(f"/api/v1{base}/steps/0").json()["state_after"]["count"] == 1
