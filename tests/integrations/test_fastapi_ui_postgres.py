@@ -190,6 +190,15 @@ def test_the_pages_show_a_postgresql_store(
     assert 'id="testcase"' not in page  # turnout test-case reads tracking directories only
 
 
+def test_an_empty_postgresql_store_says_how_to_track_into_it(prefix: str) -> None:
+    with TestClient(create_ui_app(DSN, table_prefix=prefix)) as client:
+        assert client.get("/api/v1/projects").json() == []
+        home = client.get("/").text
+        assert "No tracked applications yet" in home
+        assert "PostgresTracker(&#34;postgresql://...&#34;, project=&#34;my-project&#34;" in home
+        assert client.get(f"/api/v1/projects/{PROJECT}/apps").status_code == 404
+
+
 def test_a_long_history_opens_on_its_tail_and_reads_all_on_request(prefix: str) -> None:
     tracker = PostgresTracker(DSN, project=PROJECT, table_prefix=prefix, snapshot_every=10)
     try:

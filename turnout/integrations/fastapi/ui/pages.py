@@ -47,7 +47,14 @@ def projects_page(request: Request) -> HTMLResponse:
     return _render(
         request,
         "projects.html",
-        {"projects": queries.projects(source), "where": source.description},
+        {
+            "projects": queries.projects(source),
+            "where": source.description,
+            "tracker": 'LocalTracker("my-project")'
+            if source.table_prefix is None
+            else f'PostgresTracker("postgresql://...", project="my-project", '
+            f"table_prefix={source.table_prefix!r})",
+        },
     )
 
 
