@@ -21,6 +21,10 @@ bench), so the two can be put side by side:
 ``projects``
     Time from ``page.goto`` of ``/`` to the projects table's first link; target: under 300 ms.
 
+``--store postgresql`` (or ``both``) measures the same pages on a PostgreSQL store
+(``turnout ui --web --store DSN``): the data are tracked with ``PostgresTracker`` into tables of
+a fresh prefix on ``--dsn`` (dropped afterwards), as bench/ui_load.py does.
+
 "First visit" is a fresh context and a server that has not read that log or project yet (the
 figure compared with the target); "again" is the median of ``--repeat`` more visits, each in a
 fresh context; "server alone" is the median of plain HTTP GETs of the same URL (no browser),
@@ -34,6 +38,7 @@ Needs the ``dev`` extra (Playwright, FastAPI, Jinja2) and Debian's Chromium at
     python bench/ui_web_load.py                 # Markdown table
     python bench/ui_web_load.py --json
     python bench/ui_web_load.py --background-load 2
+    python bench/ui_web_load.py --store both
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,6 +68,7 @@ from ui_load import (  # the Streamlit bench's data, for figures side by side
     CHROMIUM_ARGS,
     LARGE_PROJECT,
     MANY_PROJECT,
+    Store,
     free_port,
     generate_large,
     generate_many,
@@ -108,11 +115,11 @@ def answering(url: str) -> bool:
 
 
 @contextlib.contextmanager
-def web_ui(root: Path, port: int, log: Path) -> Iterator[tuple[str, float]]:
-    """``turnout ui --web`` over ``root``; its URL and the seconds it took to answer."""
+def web_ui(store: Store, port: int, log: Path) -> Iterator[tuple[str, float]]:
+    """``turnout ui --web`` over ``store``; its URL and the seconds it took to answer."""
     command = [
         sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo",
-        "--port", str(port), "--host", "127.0.0.1", "--dir", str(root),
+        "--port", str(port), "--host", "127.0.0.1", *store.ui_options(),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     start = time.perf_counter()
@@ -190,8 +197,8 @@ def server_time(url: str, repeat: int) -> float:
     return statistics.median(times)
 
 
-def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    figures: dict[str, Any] = {"load before": os.getloadavg()}
+def measure(args: argparse.Namespace, store: Store) -> dict[str, Any]:
+    figures: dict[str, Any] = {"store": store.kind, "load before": os.getloadavg()}
     port = free_port()
     app_url = f"/projects/{LARGE_PROJECT}/apps/{large_app_id(args.steps)}"
     first_row = "() => !!document.querySelector('#steps tbody tr')"
@@ -203,7 +210,7 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         ("1,000 apps", f"/projects/{MANY_PROJECT}", first_app),
     ]
     with (
-        web_ui(root, port, root.parent / "ui.log") as (url, started),
+        web_ui(store, port, store.root.parent / f"ui-{store.kind}.log") as (url, started),
         sync_playwright() as playwright,
     ):
         figures["start"] = {"first": started}
@@ -244,7 +251,8 @@ def measure(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def report(figures: dict[str, Any], args: argparse.Namespace) -> tuple[str, bool]:
     met = True
     lines = [
-        f"turnout web UI, {args.steps:,}-step app, {args.apps:,}-app project; "
+        f"turnout web UI on {figures['store']}, {args.steps:,}-step app, "
+        f"{args.apps:,}-app project; "
         f"background load: {args.background_load} busy process(es)",
         "",
         "| measure | first visit | again (median) | server alone (median) | target | met |",
@@ -276,20 +284,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=None, help="where to write the data")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--store", choices=["files", "postgresql", "both"], default="files",
+        help="the tracking store the UI reads (files)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--dsn", default=os.environ.get("TURNOUT_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL for --store postgresql (tables of a fresh prefix, dropped after)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     base = Path(args.dir or tempfile.mkdtemp(prefix="ui-web-load-"))
-    root = base / "tracking"
-    generated: dict[str, Callable[[], float]] = {
-        "large": lambda: generate_large(root, args.steps),
-        "many": lambda: generate_many(root, args.apps),
-    }
+    kinds = ("files", "postgresql") if args.store == "both" else (args.store,)
+    met = True
     try:
-        for generate in generated.values():
-            generate()
-        with background_load(args.background_load, seconds=600):
-            figures = measure(args, root)
-        text, met = report(figures, args)
-        print(json.dumps(figures, indent=2) if args.json else text)
+        for kind in kinds:
+            store = Store(kind=kind, root=base / kind / "tracking", dsn=args.dsn,
+                          prefix=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
+            store.root.mkdir(parents=True)
+            try:
+                generated: dict[str, Callable[[], float]] = {
+                    "large": lambda store=store: generate_large(store, args.steps),
+                    "many": lambda store=store: generate_many(store, args.apps),
+                }
+                for generate in generated.values():
+                    generate()
+                with background_load(args.background_load, seconds=600):
+                    figures = measure(args, store)
+            finally:
+                store.drop()
+            text, ok = report(figures, args)
+            met = met and ok
+            print(json.dumps(figures, indent=2) if args.json else text + "\n", flush=True)
         return 0 if met else 1
     finally:
         if args.dir is None:

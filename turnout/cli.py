@@ -362,8 +362,8 @@ def ui_command(
     (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
     ``allow_hosts`` are added to the Host names served (see ``--allow-host``); ``artifacts`` is
     the artifact store's directory (see ``--artifacts``)."""
-    from turnout.integrations.streamlit import demo as demo_module
     from turnout.integrations.streamlit.serve import check_streamlit
+    from turnout.tracking import demo as demo_module
 
     check_streamlit()
     storage_dir.mkdir(parents=True, exist_ok=True)
@@ -472,7 +472,13 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
         return 1
     if args.artifacts is not None:
         print("turnout ui --web: --artifacts is not used by the web UI yet", file=sys.stderr)
-    print(f"turnout ui: http://{args.host}:{args.port}  (tracking directory {storage_dir})")
+    where = (
+        f"tracking directory {storage_dir}"
+        if args.store is None
+        else f"PostgreSQL {_masked(args.store)}, tables {args.table_prefix}_*"
+    )
+    # With --store, run_ui reads the store from the environment main() set.
+    print(f"turnout ui: http://{args.host}:{args.port}  ({where})")
     sys.stdout.flush()
     run_ui(
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,

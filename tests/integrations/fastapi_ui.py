@@ -1,5 +1,6 @@
-"""Tracking data for the web UI's tests, written by real applications with a ``LocalTracker``,
-and a uvicorn server of ``create_ui_app`` on a free 127.0.0.1 port.
+"""Tracking data for the web UI's tests, written by real applications with a ``LocalTracker``
+(or any tracker: ``write_runs``), and a uvicorn server of ``create_ui_app`` on a free
+127.0.0.1 port.
 
 ``counter``: ``increment`` runs ``LIMIT`` times (a span and an attribute each), then ``report``;
 its state holds ``history``, a list of ``BIG`` ints after the first step (big enough to page),
@@ -14,7 +15,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ def report(state: State) -> tuple[dict[str, str], State]:
 
 
 def counter_builder(
-    tracker: LocalTracker, app_id: str, limit: int = LIMIT, *, fresh: bool = True
+    tracker: Any, app_id: str, limit: int = LIMIT, *, fresh: bool = True
 ) -> ApplicationBuilder:
     builder = (
         ApplicationBuilder()
@@ -87,7 +88,13 @@ def explode(state: State) -> State:
 
 def write_data(storage: Path) -> None:
     """The applications the module docstring lists, tracked under ``storage``."""
-    tracker = LocalTracker(PROJECT, storage_dir=storage)
+    write_runs(lambda tags: LocalTracker(PROJECT, storage_dir=storage, tags=tags))
+
+
+def write_runs(make_tracker: Callable[[dict[str, str] | None], Any]) -> None:
+    """The applications the module docstring lists, tracked by ``make_tracker(tags)``'s
+    trackers (``flush()``-ed, when they have it, before the fork reads its parent)."""
+    tracker = make_tracker(None)
     try:
         counter_builder(tracker, "counter").build().run(halt_after=["report"])
         flaky = (
@@ -102,7 +109,9 @@ def write_data(storage: Path) -> None:
         with suppress(ValueError):
             flaky.run(halt_after=["explode"])
         counter_builder(tracker, "parent", 2).build().run(halt_after=["report"])
-        tagged = LocalTracker(PROJECT, storage_dir=storage, tags={"suite": "web"})
+        if hasattr(tracker, "flush"):
+            tracker.flush()  # written in the background: the fork reads its parent's records
+        tagged = make_tracker({"suite": "web"})
         (
             counter_builder(tagged, "child", 3, fresh=False)
             .initialize_from(
@@ -129,8 +138,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_ui(storage: Path, **options: Any) -> Iterator[str]:
-    """``create_ui_app(storage)`` served by uvicorn in a thread; yields its base URL."""
+def serve_ui(storage: Any, **options: Any) -> Iterator[str]:
+    """``create_ui_app(storage)`` (a directory, a connection string, a source) served by
+    uvicorn in a thread; yields its base URL."""
     import uvicorn
 
     from turnout.integrations.fastapi.ui import create_ui_app

@@ -18,7 +18,6 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-pytest.importorskip("streamlit")  # the tracking reader still lives in the Streamlit package
 
 from fastapi.testclient import TestClient
 
@@ -317,19 +316,22 @@ def test_the_steps_table_pages_and_a_deep_link_opens_the_page_of_its_step(tmp_pa
         assert f'href="{base}/steps/6?top=55"' in deep  # step links keep the page they are on
 
 
-def test_without_streamlit_the_import_names_the_ui_extra() -> None:
-    """The tracking reader still lives in the Streamlit package: its absence is reported as the
-    web UI's own missing extra."""
+def test_the_web_ui_does_not_import_streamlit() -> None:
+    """The web UI reads files and PostgreSQL through the store-agnostic reader: importing it,
+    building an app and reading a directory loads no Streamlit module."""
     probe = (
-        "import sys; sys.modules['streamlit'] = None\n"
-        "try:\n    import turnout.integrations.fastapi.ui\n"
-        "except ImportError as error:\n    print(type(error).__name__, error)\n"
+        "import sys, tempfile\n"
+        "import turnout.integrations.fastapi.ui as ui\n"
+        "from fastapi.testclient import TestClient\n"
+        "with TestClient(ui.create_ui_app(tempfile.mkdtemp())) as client:\n"
+        "    assert client.get('/api/v1/projects').json() == []\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'streamlit'"
+        " or m.startswith('turnout.integrations.streamlit')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=120
     ).stdout
-    assert out.startswith("MissingExtraError turnout.integrations.fastapi.ui needs the 'streamlit'")
-    assert 'pip install "turnout[ui]"' in out
+    assert out.strip() == "[]"
 
 
 def test_the_applications_page_pages_by_50_and_keeps_its_filters(tmp_path: Path) -> None:
@@ -350,3 +352,38 @@ def test_the_applications_page_pages_by_50_and_keeps_its_filters(tmp_path: Path)
         assert 'id="apps"' in second
         assert 'rel="next"' not in second
         assert "<option selected>completed</option>" in second
+
+
+def test_a_long_log_opens_on_its_tail_and_reads_all_on_request(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ``tracktail.LONG_LOG`` bytes a log is read from its tail first; the page says so
+    and its button reads every step (as the Streamlit page does)."""
+    from tests.integrations.fastapi_ui import counter_builder
+    from turnout.core import tracktail
+    from turnout.core.tracking import LocalTracker
+
+    tracker = LocalTracker(PROJECT, storage_dir=tmp_path, snapshot_every=10)
+    counter_builder(tracker, "long", 300).build().run(halt_after=["report"])
+    tracker.close()
+    size = (tmp_path / PROJECT / "long" / "log.jsonl").stat().st_size
+    monkeypatch.setattr(tracktail, "LONG_LOG", size // 2)
+    monkeypatch.setattr(tracktail, "WINDOW", size // 5)
+    base = f"/projects/{PROJECT}/apps/long"
+    with TestClient(create_ui_app(tmp_path)) as client:
+        app = client.get(f"/api/v1{base}").json()
+        assert app["partial"]
+        assert 0 < app["first_seq"] < 300
+        assert app["last_seq"] == 300
+        page = client.get(base).text
+        assert 'id="tail-notice"' in page
+        assert f"from step {app['first_seq']}" in page
+        early = client.get(f"/api/v1{base}/steps/0")
+        assert early.status_code == 404
+        assert "Read all steps" in early.json()["detail"]
+        answer = client.post(f"{base}/read-all", follow_redirects=False)
+        assert answer.status_code == 303
+        assert answer.headers["location"] == base
+        assert client.get(f"/api/v1{base}").json()["first_seq"] == 0
+        assert 'id="tail-notice"' not in client.get(base).text
+        assert client.get(f"/api/v1{base}/steps/0").json()["state_after"]["count"] == 1

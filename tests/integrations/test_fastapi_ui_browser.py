@@ -20,7 +20,6 @@ from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-pytest.importorskip("streamlit")  # the tracking reader still lives in the Streamlit package
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from tests.integrations.fastapi_ui import (  # noqa: E402

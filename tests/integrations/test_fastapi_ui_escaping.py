@@ -14,13 +14,13 @@ import pytest
 
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-pytest.importorskip("streamlit")  # the tracking reader still lives in the Streamlit package
 
 from fastapi.testclient import TestClient
 
 from turnout import ApplicationBuilder, State, TracerFactory, action
 from turnout.core.tracking import LocalTracker
-from turnout.integrations.fastapi.ui import TrackingSource, create_ui_app
+from turnout.integrations.fastapi.ui import create_ui_app
+from turnout.integrations.fastapi.ui._source import Reader
 from turnout.integrations.fastapi.ui.live import render_changes
 
 PROJECT = "hostile"
@@ -152,7 +152,7 @@ def test_the_api_returns_hostile_values_unchanged(hostile: tuple[Path, str]) -> 
 def test_live_rows_escape_what_they_show(hostile: tuple[Path, str]) -> None:
     root, app_id = hostile
     app = create_ui_app(root)
-    source: TrackingSource = app.state.source
+    source: Reader = app.state.source
     log = source.app(PROJECT, app_id)
     assert log is not None
     rows, summary = render_changes(

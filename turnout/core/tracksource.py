@@ -14,7 +14,7 @@ A *tracking source* answers four questions about one tracking store, and nothing
   wait for it (a store that can push changes, PostgreSQL's LISTEN/NOTIFY, sets ``pushes``; a
   store that cannot, files, answers ``wait`` after ``timeout`` and callers poll).
 
-The local tracker's directory (``turnout.integrations.streamlit.index.TrackingIndex``) and a
+The local tracker's directory (``turnout.core.trackfiles.TrackingIndex``) and a
 PostgreSQL store (``turnout.integrations.postgres_tracking.PostgresSource``) implement it; the
 Streamlit UI and the web UI read through it. Records stay in their stored JSON form: a source
 never decodes a value into a Python object, so nothing in a trace can make a reader run code.

@@ -1,7 +1,8 @@
 """The tracking UI's inputs checked before use: ids (a project, an application) by the rules the
 tracker names its directories with, and every URL query parameter by what it may hold.
 
-Nothing here imports Streamlit: ``TrackingIndex`` uses the id checks, the UI script the URL ones.
+Nothing here imports Streamlit. The id checks are ``turnout.core.trackfiles``' (re-exported);
+the URL ones are the UI script's.
 A refused value raises ``InvalidParameterError``, whose message names the parameter, shows the
 value (shortened) and says what to do instead.
 """
@@ -12,8 +13,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from turnout.core.errors import TurnoutError
-from turnout.core.tracking import check_id
+# The id checks live with the file source they guard; they stay importable from here.
+from turnout.core.trackfiles import (
+    MAX_APP_ID,
+    InvalidParameterError,
+    check_app_id,
+    check_name,
+    shown,
+)
+from turnout.core.trackfiles import NAME_RULE as _NAME_RULE
+from turnout.core.trackfiles import is_name as _is_name
 
 __all__ = [
     "PARAMS",
@@ -28,56 +37,9 @@ __all__ = [
 # The selections that live in the URL.
 PARAMS = ("project", "app", "step", "tab", "page", "status", "pk", "tag", "live")
 
-MAX_APP_ID = 1_000  # any app id is tracked (its directory name is derived), up to this length
 MAX_TEXT = 500  # a filter value (partition key, tag): longer is not a value the UI lists
 _NUMBER = re.compile(r"[0-9]{1,12}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_NAME_RULE = (
-    "names use letters, digits and '_.:@+=-', start with a letter or digit, have no '..' and "
-    "at most 200 characters"
-)
-
-
-class InvalidParameterError(TurnoutError, ValueError):
-    """A project or application id, or a URL query parameter of the tracking UI, was refused."""
-
-
-def shown(value: str, limit: int = 60) -> str:
-    """``value`` as an error message shows it: quoted, cut to ``limit`` characters."""
-    if len(value) <= limit:
-        return repr(value)
-    return f"{value[:limit]!r}… ({len(value):,} characters)"
-
-
-def check_name(value: str, what: str) -> str:
-    """``value`` if it may name a ``what`` (project or application) directory under the
-    tracking root: the tracker's own rule (``turnout.core.tracking.check_id``)."""
-    if not _is_name(value, what):
-        raise InvalidParameterError(
-            f"{what} {shown(value)} is not a tracked {what} name: {_NAME_RULE} (open it from the "
-            f"list of {what}s instead)."
-        )
-    return value
-
-
-def check_app_id(value: str) -> str:
-    """``value`` if it may be an application id: any text of at most ``MAX_APP_ID`` characters
-    without NUL (the tracker derives a safe directory name from any id)."""
-    if len(value) > MAX_APP_ID or "\x00" in value or not value:
-        raise InvalidParameterError(
-            f"application {shown(value)} is not an application id: ids are 1 to "
-            f"{MAX_APP_ID:,} characters without NUL (open it from the list of applications "
-            "instead)."
-        )
-    return value
-
-
-def _is_name(value: str, what: str) -> bool:
-    try:
-        check_id(value, what)
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

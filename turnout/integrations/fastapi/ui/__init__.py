@@ -2,7 +2,9 @@
 
 ``create_ui_app(source)`` returns a FastAPI application: a JSON API over the tracking data
 (``/api/v1``, OpenAPI at ``/api/openapi.json``) and server-rendered pages (Jinja2, htmx, no
-build step) for projects, applications, steps and live runs. See docs/ui.md, "The web UI".
+build step) for projects, applications, steps and live runs, over any tracking store: a
+directory, a ``postgresql://`` connection string, or a ``TrackingSource``. It does not import
+Streamlit. See docs/ui.md, "The web UI".
 
 Needs ``pip install "turnout[ui]"``.
 """
@@ -18,7 +20,7 @@ except ImportError as _error:
         "turnout.integrations.fastapi.ui", 'pip install "turnout[ui]"', _error
     ) from _error
 
-from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.core.tracksource import TrackingSource
 from turnout.integrations.fastapi.ui.app import create_ui_app
 
 __all__ = ["TrackingSource", "create_ui_app"]

@@ -130,12 +130,29 @@ def waterfall(detail: StepDetail) -> list[Bar]:
     return bars
 
 
-def fork_snippet(detail: StepDetail, storage: str, entrypoint: str | None) -> str:
-    """The code that forks the application at this step into a new tracked application."""
+def fork_snippet(
+    detail: StepDetail,
+    storage: str | None,
+    entrypoint: str | None,
+    *,
+    table_prefix: str | None = None,
+) -> str:
+    """The code that forks the application at this step into a new tracked application: with
+    a ``LocalTracker`` on ``storage``, or with a ``PostgresTracker`` on the tables of
+    ``table_prefix`` (the connection string left for the user: it may hold a password)."""
+    if table_prefix is not None:
+        imported = "from turnout.integrations.postgres_tracking import PostgresTracker"
+        tracker = (
+            f'PostgresTracker(\n    "postgresql://...", project={detail.project!r}, '
+            f"table_prefix={table_prefix!r}\n)"
+        )
+    else:
+        imported = "from turnout.core.tracking import LocalTracker"
+        tracker = f"LocalTracker({detail.project!r}, storage_dir={storage!r})"
     return f"""from turnout import ApplicationBuilder
-from turnout.core.tracking import LocalTracker
+{imported}
 
-tracker = LocalTracker({detail.project!r}, storage_dir={storage!r})
+tracker = {tracker}
 app = (
     ApplicationBuilder()
     .with_actions(...)  # the same actions and transitions as {detail.app_id!r}
@@ -156,8 +173,11 @@ app.run()  # continues from the state after step {detail.step.seq}
 """
 
 
-def test_case_command(detail: StepDetail, storage: str) -> str:
-    """The ``turnout test-case`` command for the step, quoted for a POSIX shell."""
+def test_case_command(detail: StepDetail, storage: str | None) -> str:
+    """The ``turnout test-case`` command for the step, quoted for a POSIX shell (``""`` off a
+    tracking directory: the command reads local logs only)."""
+    if storage is None:
+        return ""
     words = [
         "turnout", "test-case", "--dir", storage, "--project", detail.project,
         "--app-id", detail.app_id, "--sequence-id", str(detail.step.seq),

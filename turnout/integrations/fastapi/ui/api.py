@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 
 from turnout.integrations.fastapi.ui import queries
-from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.integrations.fastapi.ui._source import Reader
 from turnout.integrations.fastapi.ui.schemas import (
     AppDetail,
     AppsPage,
@@ -31,8 +31,8 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _APP = "/projects/{project}/apps/{app_id:path}"
 
 
-def _source(request: Request) -> TrackingSource:
-    source: TrackingSource = request.app.state.source
+def _source(request: Request) -> Reader:
+    source: Reader = request.app.state.source
     return source
 
 

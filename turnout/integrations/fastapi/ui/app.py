@@ -8,7 +8,8 @@ scripts and styles, so a traced value that slipped past escaping still could not
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 import jinja2
@@ -20,7 +21,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from turnout.integrations.fastapi.ui import _format
-from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.integrations.fastapi.ui._source import (
+    DEFAULT_PREFIX,
+    Reader,
+    TrackingSource,
+    open_source,
+)
 from turnout.integrations.fastapi.ui.api import api_router
 from turnout.integrations.fastapi.ui.pages import pages_router
 from turnout.integrations.fastapi.ui.queries import NotFoundError
@@ -60,20 +66,36 @@ def _templates() -> Jinja2Templates:
 def create_ui_app(
     source: TrackingSource | str | Path,
     *,
+    table_prefix: str = DEFAULT_PREFIX,
     allowed_hosts: Sequence[str] | None = None,
     live_poll: float = 0.25,
 ) -> FastAPI:
     """The tracking UI over ``source`` as a FastAPI application (serve it with uvicorn).
 
     Args:
-        source: a ``TrackingSource``, or the tracking directory to read.
+        source: a ``turnout.core.tracksource.TrackingSource`` (a ``TrackingIndex``, a
+            ``PostgresSource``), a tracking directory, or a ``postgresql://`` connection
+            string (the tables ``PostgresTracker`` writes; closed with the app).
+        table_prefix: with a connection string, the tracker's ``table_prefix``.
         allowed_hosts: the ``Host`` names answered (``None``: any). ``turnout ui --web`` passes
             this machine's names, so a page on another site cannot reach the UI through DNS
             rebinding.
-        live_poll: seconds between two reads of a log in live mode.
+        live_poll: seconds between two reads of a log in live mode, on a store that does not
+            announce its changes (files); a PostgreSQL store is waited on instead.
     """
+    opened = not isinstance(source, TrackingSource)
     if not isinstance(source, TrackingSource):
-        source = TrackingSource(source)
+        source = open_source(source, table_prefix=table_prefix)
+    reader = Reader(source)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            if opened:  # a source the caller passed in is the caller's to close
+                reader.close()
+
     app = FastAPI(
         title="turnout tracking UI",
         summary="Projects, applications and steps recorded by turnout's trackers.",
@@ -81,8 +103,9 @@ def create_ui_app(
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        lifespan=lifespan,
     )
-    app.state.source = source
+    app.state.source = reader
     app.state.templates = _templates()
     app.state.live_poll = live_poll
     app.include_router(api_router)

@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from turnout.integrations.fastapi.ui import _format, queries
 from turnout.integrations.fastapi.ui._graph import layout
-from turnout.integrations.fastapi.ui._source import TrackingSource
+from turnout.integrations.fastapi.ui._source import Reader
 from turnout.integrations.fastapi.ui.live import live_response
 
 __all__ = ["STEPS_PER_PAGE", "pages_router"]
@@ -25,8 +25,8 @@ APPS_PER_PAGE = 50
 _APP = "/projects/{project}/apps/{app_id:path}"
 
 
-def _source(request: Request) -> TrackingSource:
-    source: TrackingSource = request.app.state.source
+def _source(request: Request) -> Reader:
+    source: Reader = request.app.state.source
     return source
 
 
@@ -47,7 +47,14 @@ def projects_page(request: Request) -> HTMLResponse:
     return _render(
         request,
         "projects.html",
-        {"projects": queries.projects(source), "where": source.description},
+        {
+            "projects": queries.projects(source),
+            "where": source.description,
+            "tracker": 'LocalTracker("my-project")'
+            if source.table_prefix is None
+            else f'PostgresTracker("postgresql://...", project="my-project", '
+            f"table_prefix={source.table_prefix!r})",
+        },
     )
 
 
@@ -100,7 +107,7 @@ def _app_context(
         log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE
     )
     current = step.step.action if step else None
-    storage = source.storage_dir
+    storage, prefix = source.storage_dir, source.table_prefix
     return {
         "project": project,
         "app_id": app_id,
@@ -116,7 +123,11 @@ def _app_context(
         "action": next((a for a in detail.graph.actions if a.name == current), None),
         "detail": step,
         "bars": _format.waterfall(step) if step else [],
-        "fork": _format.fork_snippet(step, storage, detail.graph.entrypoint) if step else "",
+        "fork": (
+            _format.fork_snippet(step, storage, detail.graph.entrypoint, table_prefix=prefix)
+            if step
+            else ""
+        ),
         "test_case": _format.test_case_command(step, storage) if step else "",
     }
 
@@ -166,6 +177,14 @@ def step_page(
     live: bool = False,
 ) -> HTMLResponse:
     return _app_response(request, project, app_id, seq, top, live)
+
+
+@pages_router.post(_APP + "/read-all")
+def read_all(request: Request, project: str, app_id: str) -> Response:
+    """Read every step of a long log opened on its tail, then show its page again."""
+    source = _source(request)
+    source.load_all(queries.open_app(source, project, app_id))
+    return RedirectResponse(f"/projects/{_format.quote(project)}/apps/{_format.quote(app_id)}", 303)
 
 
 @pages_router.get(_APP + "/live")

@@ -1,5 +1,5 @@
-"""The questions the web UI asks of a ``TrackingSource``, answered as ``schemas`` models: the
-JSON API returns them and the HTML pages render them.
+"""The questions the web UI asks of a tracking store (``_source.Reader``), answered as
+``schemas`` models: the JSON API returns them and the HTML pages render them.
 
 A project, application or step that is not there raises ``NotFoundError`` with a message that
 says what was asked for and what exists instead; the app turns it into a 404.
@@ -53,7 +53,7 @@ class NotFoundError(TurnoutError, LookupError):
     """What the UI was asked for is not in the tracking data (a 404)."""
 
 
-def projects(source: src.TrackingSource) -> list[ProjectOut]:
+def projects(source: src.Reader) -> list[ProjectOut]:
     return [
         ProjectOut(name=p.name, app_count=p.app_count, last_activity=p.last_activity)
         for p in source.projects()
@@ -86,21 +86,8 @@ def _app_row(app: src.AppSummary) -> AppRow:
     )
 
 
-def _listing(source: src.TrackingSource, project: str) -> src.Listing:
-    try:
-        listing = source.listing(project)
-    except src.InvalidParameterError as error:
-        raise NotFoundError(str(error)) from None
-    if not listing.apps and not listing.unreadable:
-        raise NotFoundError(
-            f"project {project!r} has no tracked application in {source.description} "
-            "(open one from the list of projects)."
-        )
-    return listing
-
-
 def apps_page(
-    source: src.TrackingSource,
+    source: src.Reader,
     project: str,
     *,
     offset: int = 0,
@@ -110,34 +97,45 @@ def apps_page(
     tag: str | None = None,
 ) -> AppsPage:
     """One page of ``project``'s applications, most recently active first, filtered by
-    partition key (``NO_PARTITION`` for none), status and a ``key=value`` tag."""
-    listing = _listing(source, project)
-    apps = listing.apps
-
-    def keep(app: src.AppSummary) -> bool:
-        if partition_key and (app.partition_key or NO_PARTITION) != partition_key:
-            return False
-        if status and app.status != status:
-            return False
-        return not tag or tag in {f"{k}={v}" for k, v in app.tags.items()}
-
-    shown = [a for a in apps if keep(a)]
+    partition key (``NO_PARTITION`` for none), status and a ``key=value`` tag: the store's
+    paged query (its summary index or table), never a read of every log."""
     limit = max(1, min(limit, MAX_LIMIT))
     offset = max(0, offset)
-    return AppsPage(
-        project=project,
-        total=len(apps),
-        matched=len(shown),
+    keys = None
+    if partition_key:
+        keys = (None,) if partition_key == NO_PARTITION else (partition_key,)
+    known = status is None or status in src.STATUSES
+    query = src.AppQuery(
         offset=offset,
         limit=limit,
-        apps=[_app_row(a) for a in shown[offset : offset + limit]],
-        unreadable=dict(sorted(listing.unreadable.items())),
-        partition_keys=sorted({a.partition_key or NO_PARTITION for a in apps}),
-        tags=sorted({f"{k}={v}" for a in apps for k, v in a.tags.items()}),
+        status=status if known else None,
+        partition_keys=keys,
+        tag=tag or None,
+    )
+    try:
+        page = source.app_page(project, query)
+    except src.InvalidParameterError as error:
+        raise NotFoundError(str(error)) from None
+    if not page.total:
+        raise NotFoundError(
+            f"project {project!r} has no tracked application in {source.description} "
+            "(open one from the list of projects)."
+        )
+    return AppsPage(
+        project=project,
+        total=page.total,
+        matched=page.matched if known else 0,
+        offset=offset,
+        limit=limit,
+        apps=[_app_row(a) for a in page.apps] if known else [],
+        unreadable=dict(sorted(page.unreadable.items())),
+        pending=page.pending,
+        partition_keys=[NO_PARTITION if k is None else k for k in page.partition_keys],
+        tags=list(page.tags),
     )
 
 
-def open_app(source: src.TrackingSource, project: str, app_id: str) -> src.AppLog:
+def open_app(source: src.Reader, project: str, app_id: str) -> src.AppLog:
     """The log of ``app_id``; ``NotFoundError`` when the project or application is missing."""
     try:
         log = source.app(project, app_id)
@@ -196,7 +194,7 @@ def _graph(raw: Any) -> GraphOut:
     )
 
 
-def app_detail(source: src.TrackingSource, project: str, app_id: str) -> AppDetail:
+def app_detail(source: src.Reader, project: str, app_id: str) -> AppDetail:
     log = open_app(source, project, app_id)
     steps = log.step_list()
     return AppDetail(
@@ -206,6 +204,7 @@ def app_detail(source: src.TrackingSource, project: str, app_id: str) -> AppDeta
         token_totals=log.token_totals(),
         first_seq=steps[0].seq if steps else None,
         last_seq=steps[-1].seq if steps else None,
+        partial=log.partial,
     )
 
 
@@ -226,7 +225,7 @@ def step_row(log: src.AppLog, step: src.Step) -> StepRow:
 
 
 def steps_page(
-    source: src.TrackingSource,
+    source: src.Reader,
     project: str,
     app_id: str,
     *,
@@ -281,6 +280,12 @@ def find_step(log: src.AppLog, app_id: str, seq: int) -> src.Step:
     if step is None:
         steps = log.step_list()
         has = f"steps {steps[0].seq} to {steps[-1].seq}" if steps else "no steps yet"
+        if log.partial and steps and seq < steps[0].seq:
+            raise NotFoundError(
+                f"step {seq} of application {app_id!r} is before the part of its long log read "
+                f"so far ({has}): read every step (the page's 'Read all steps' button) to "
+                "open it."
+            )
         raise NotFoundError(
             f"application {app_id!r} has no step {seq} (it has {has}): pick one from its "
             "steps table."
@@ -308,15 +313,15 @@ def _changes(step: src.Step, before: dict[str, Any] | None) -> list[Change]:
     return out
 
 
-def step_detail(source: src.TrackingSource, project: str, app_id: str, seq: int) -> StepDetail:
+def step_detail(source: src.Reader, project: str, app_id: str, seq: int) -> StepDetail:
     log = open_app(source, project, app_id)
     step = find_step(log, app_id, seq)
     after: dict[str, Any] | None = None
     before: dict[str, Any] | None = None
     problem = None
     try:
-        before = source.state_before(log, seq)
-        after = source.state_after(log, seq)
+        before = log.state_before(seq)
+        after = log.state_after(seq)
     # A damaged or newer log cannot rebuild this step's states; everything else still shows.
     except Exception as error:
         problem = f"{type(error).__name__}: {error}"

@@ -67,8 +67,13 @@ class AppRow(_Model):
 
 class AppsPage(_Model):
     project: str
-    total: int = Field(description="readable applications in the project")
+    total: int = Field(description="applications in the project (readable or not)")
     matched: int = Field(description="applications that pass the filters")
+    pending: int = Field(
+        0,
+        description="applications not summarised yet (a tracking directory summarises changed "
+        "logs for a bounded time per request): missing from the page until a later one",
+    )
     offset: int
     limit: int
     apps: list[AppRow] = Field(description="most recently active first")
@@ -106,6 +111,11 @@ class AppDetail(_Model):
     token_totals: dict[str, float] = Field(description="gen_ai.usage.* attributes, summed")
     first_seq: int | None
     last_seq: int | None
+    partial: bool = Field(
+        False,
+        description="a long log read from its tail only: the steps before first_seq are not "
+        "read, and counts cover the tail (read them all from the page's 'Read all steps')",
+    )
 
 
 class StepRow(_Model):

@@ -1,9 +1,13 @@
-"""``turnout ui --web``: the web UI over a tracking directory, served by uvicorn.
+"""``turnout ui --web``: the web UI over a tracking store, served by uvicorn.
 
-On a directory with no tracked application the demo applications are run into it first (as the
-Streamlit UI does), unless ``demo=False``. The server binds ``host`` (127.0.0.1 by default) and
-answers only requests whose ``Host`` names this machine, the bound address or one of
-``allow_hosts`` (``*``: any), so another site's page cannot reach it through DNS rebinding.
+The store is a tracking directory or, when ``$TURNOUT_UI_STORE`` holds a ``postgresql://``
+connection string (``turnout ui --store`` sets it, with ``$TURNOUT_UI_TABLE_PREFIX``: the
+password stays off the command line, as for the Streamlit UI), the tables a
+``PostgresTracker`` writes. On a directory with no tracked application the demo applications
+are run into it first (as the Streamlit UI does), unless ``demo=False``. The server binds
+``host`` (127.0.0.1 by default) and answers only requests whose ``Host`` names this machine,
+the bound address or one of ``allow_hosts`` (``*``: any), so another site's page cannot reach
+it through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import uvicorn
 from turnout.integrations.fastapi.ui import _source
 from turnout.integrations.fastapi.ui.app import create_ui_app
 
-__all__ = ["allowed_hosts", "prepare", "run_ui"]
+__all__ = ["STORE_ENV", "TABLE_PREFIX_ENV", "allowed_hosts", "prepare", "run_ui"]
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
+STORE_ENV = "TURNOUT_UI_STORE"
+TABLE_PREFIX_ENV = "TURNOUT_UI_TABLE_PREFIX"
 
 
 def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
@@ -45,7 +51,15 @@ def run_ui(
     demo: bool = True,
     allow_hosts: Sequence[str] = (),
 ) -> None:
-    """Serve the web UI over ``storage_dir`` until interrupted."""
-    prepare(storage_dir, demo=demo)
-    app = create_ui_app(storage_dir, allowed_hosts=allowed_hosts(host, allow_hosts))
+    """Serve the web UI until interrupted: over the PostgreSQL store named by
+    ``$TURNOUT_UI_STORE`` if set, else over ``storage_dir``."""
+    dsn = os.environ.get(STORE_ENV)
+    if dsn:
+        prefix = os.environ.get(TABLE_PREFIX_ENV) or _source.DEFAULT_PREFIX
+        app = create_ui_app(
+            dsn, table_prefix=prefix, allowed_hosts=allowed_hosts(host, allow_hosts)
+        )
+    else:
+        prepare(storage_dir, demo=demo)
+        app = create_ui_app(storage_dir, allowed_hosts=allowed_hosts(host, allow_hosts))
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
