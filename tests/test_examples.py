@@ -49,6 +49,7 @@ def test_example_has_readme_and_runs_as_a_script(name: str, tmp_path: Path) -> N
             },
             "TURNOUT_HOME": str(tmp_path / "turnout-home"),
         },
+        stdin=subprocess.DEVNULL,  # an interactive example (the adventure) reads no commands
         capture_output=True,
         text=True,
         timeout=60,

@@ -14,6 +14,7 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # example -> (a library it needs, the extras that library comes with)
 NEEDS = {
+    "adventure_game": ("openai", {"openai"}),
     "langchain_agent": ("langchain_core", {"langchain"}),
     "llamaindex_rag": ("llama_index", {"llamaindex"}),
     "haystack_rag": ("haystack", {"haystack"}),
