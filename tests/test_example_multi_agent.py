@@ -19,6 +19,7 @@ from examples.multi_agent import agents
 from examples.multi_agent import application as team_app
 from turnout import ApplicationContext
 from turnout.core.tracking import LocalTracker, read_log
+from turnout.core.trackview import AppLog
 from turnout.testing import FakeOpenAIServer, FakeRequest, FakeToolCall
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -158,6 +159,17 @@ def test_the_tracker_holds_every_agent_as_a_child_linked_to_its_parent_step(
         assert "chat fake-team" in spans
         if role == "researcher":
             assert spans & {"execute_tool search", "execute_tool calculate"}
+
+    # what `turnout ui` reads: the parent's steps list their agents, each agent its parent step
+    view = AppLog(tracker.log_path("team-1"))
+    view.load_all()
+    shown = [(seq, c.app_id) for seq in sorted(steps) for c in view.children_of(seq)]
+    assert shown == links
+    researcher = AppLog(tracker.log_path("team-1-5-researcher-0"))
+    researcher.load_all()
+    assert researcher.parent is not None
+    assert (researcher.parent.app_id, researcher.parent.sequence_id) == ("team-1", 5)
+    assert researcher.parent.kind == "spawn"
 
 
 def test_the_script_tracks_into_the_given_directory(
