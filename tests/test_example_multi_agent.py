@@ -275,3 +275,35 @@ def test_a_researcher_that_never_stops_asking_for_tools_is_cut_off() -> None:
     assert len(fake.requests) == asked
     assert ["result" in call for call in note["tools"]] == [True] * (asked - 1) + [False]
     assert note["answer"] == "No answer: the researcher ran out of tool calls."
+
+
+def test_the_ui_lists_each_agent_under_the_parent_step(
+    client: openai.OpenAI, tmp_path: Path
+) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("jinja2")
+    from fastapi.testclient import TestClient
+
+    from turnout.integrations.fastapi.ui import create_ui_app
+
+    tracker = LocalTracker("multi-agent", tmp_path)
+    app = team_app.application(
+        team_app.Team(client=client, model="fake-team", max_rounds=1),
+        tracker=tracker,
+        app_id="team-ui",
+    )
+    team_app.solve(app, QUESTION)
+    api = "/api/v1/projects/multi-agent/apps"
+    with TestClient(create_ui_app(tmp_path)) as ui:
+        steps = ui.get(f"{api}/team-ui/steps").json()["steps"]
+        writer = ui.get(f"{api}/team-ui-3-writer").json()["summary"]
+    shown = [(s["action"], [c["app_id"] for c in s["children"]]) for s in steps]
+    assert sorted(zip([s["seq"] for s in steps], shown, strict=True)) == [
+        (0, ("receive", [])),
+        (1, ("plan", ["team-ui-1-planner"])),
+        (2, ("research", ["team-ui-2-researcher-0", "team-ui-2-researcher-1"])),
+        (3, ("write", ["team-ui-3-writer"])),
+        (4, ("plan", ["team-ui-4-planner"])),
+        (5, ("deliver", [])),
+    ]
+    assert writer["parent"]["app_id"] == "team-ui"
