@@ -161,9 +161,9 @@ def _scripted_planner(brief: str) -> str:
 def _scripted_researcher(conversation: list[dict[str, Any]], task: str) -> str | FakeToolCall:
     last = conversation[-1]
     if last.get("role") != "tool":
-        sum_ = re.fullmatch(r"Calculate (.+)", task.strip())
-        if sum_:
-            return FakeToolCall(name="calculate", arguments={"expression": sum_[1]})
+        calculation = re.fullmatch(r"Calculate (.+)", task.strip())
+        if calculation:
+            return FakeToolCall(name="calculate", arguments={"expression": calculation[1]})
         return FakeToolCall(name="search", arguments={"query": task})
     result = _parsed(last["content"])
     if not isinstance(result, dict):
