@@ -93,8 +93,8 @@ def test_an_apps_search_finds_the_step_whose_result_holds_the_text_in_any_case(
     assert _hits(answer) == [("counter", LIMIT, "report", "result")]
     hit = answer.json()["hits"][0]
     assert hit["match"] == "counted to"  # as recorded, not as typed
-    assert hit["before"].endswith('{"message": "')
-    assert hit["after"].startswith(f' {LIMIT}"')
+    assert hit["before"] == ""  # the context is the string it was found in
+    assert hit["after"] == f" {LIMIT}"
     assert answer.json()["stopped"] is None
 
 
@@ -108,8 +108,13 @@ def test_errors_and_failed_attempts_are_searched(client: TestClient) -> None:
 
 def test_the_state_a_step_wrote_is_searched_not_the_state_it_inherited(client: TestClient) -> None:
     # Step 0 wrote the history list (0 .. 119); later steps carry it but did not write it.
-    answer = client.get(f"{API}/apps/counter/search", params={"q": "117, 118"})
+    answer = client.get(f"{API}/apps/counter/search", params={"q": "117,118"})
     assert _hits(answer) == [("counter", 0, "increment", "changes")]
+    across = client.get(f"{API}/search", params={"q": "117,118"})
+    assert _hits(across) == [  # the fork did not write it either
+        ("parent", 0, "increment", "changes"),
+        ("counter", 0, "increment", "changes"),
+    ]
 
 
 def test_the_text_is_plain_not_a_pattern(client: TestClient) -> None:
@@ -141,6 +146,51 @@ def test_a_projects_search_stops_at_its_limit_and_says_so(client: TestClient) ->
     assert page.text.count('class="hit ') == (LIMIT + 1) + 3 + 2
 
 
+@pytest.mark.parametrize("kind", ["files", "postgresql"])
+def test_quotes_and_non_ascii_are_found_as_typed(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A log holds a string JSON-escaped: the search finds the text as written, not escaped."""
+    from turnout import ApplicationBuilder, State, action
+    from turnout.core.tracking import LocalTracker
+
+    @action(reads=[], writes=["said"])
+    def speak(state: State, line: str) -> tuple[dict[str, str], State]:
+        return {"line": line}, state.update(said=[{"quote": line}])
+
+    tracker: Any
+    if kind == "files":
+        tracker, where = LocalTracker("quotes", storage_dir=tmp_path), open_source(tmp_path)
+    else:
+        from tests.integrations.test_postgres import DSN
+        from turnout.integrations.postgres_tracking import PostgresSource, PostgresTracker
+
+        prefix = request.getfixturevalue("pg_prefix")
+        tracker = PostgresTracker(DSN, project="quotes", table_prefix=prefix)
+        where = PostgresSource(DSN, table_prefix=prefix)
+    app = (
+        ApplicationBuilder()
+        .with_actions(speak)
+        .with_transitions(("speak", "speak"))
+        .with_entrypoint("speak")
+        .with_tracker(tracker)
+        .with_identifiers(app_id="talk")
+        .build()
+    )
+    app.step(inputs={"line": 'She said "Ça va?" and left\\'})
+    app.step(inputs={"line": "nothing"})
+    tracker.close()
+    reader = Reader(where)
+    try:
+        for text in ('SAID "ça va?"', "left\\", "ÇA"):
+            results = search.search_project(reader, "quotes", text)
+            assert [(h.seq, h.field) for h in results.hits] == [(0, "inputs")], text
+        found = search.search_project(reader, "quotes", '"Ça va?" and').hits[0]
+        assert found.match == '"Ça va?" and'
+    finally:
+        reader.close()
+
+
 def test_a_file_scan_stops_when_its_time_is_up(storage: Path) -> None:
     reader = Reader(open_source(storage))
     results = search.search_project(reader, PROJECT, "counted", budget=1e-9)
@@ -152,8 +202,8 @@ def test_a_text_split_across_two_chunks_of_a_log_is_found(tmp_path: Path) -> Non
     log = tmp_path / "log.jsonl"
     log.write_bytes(b"x" * (search._CHUNK - 3) + b"Needle" + b"x" * 10)
     deadline = float("inf")
-    assert search.file_holds(log, [b"needle"], deadline) is True
-    assert search.file_holds(log, [b"needles"], deadline) is False
+    assert search.file_holds(log, ["needle"], deadline) is True
+    assert search.file_holds(log, ["needles"], deadline) is False
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,10 @@ name that no step recorded is not reported.
 
 from __future__ import annotations
 
+import codecs
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -89,10 +91,24 @@ def check_query(text: str) -> str:
     return text
 
 
-def _as_text(value: Any) -> str:
+def _texts(value: Any) -> Iterator[str]:
+    """Every string of ``value`` (keys too), then the whole of it as compact JSON (the form a
+    log line holds it in, for texts spanning keys, numbers and structure)."""
     if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+        yield value
+        return
+    stack = [value]
+    while stack:  # parsed JSON: its nesting is already bounded by the parser
+        item = stack.pop()
+        if isinstance(item, str):
+            yield item
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                yield str(key)
+                stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    yield json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def _find(haystack: str, needle: str) -> tuple[str, str, str] | None:
@@ -125,7 +141,7 @@ def _hit(app_id: str, step: src.Step, needle: str) -> SearchHit | None:
         value = values[name]
         if value is None:
             continue
-        found = _find(_as_text(value), needle)
+        found = next((f for t in _texts(value) if (f := _find(t, needle)) is not None), None)
         if found is not None:
             before, match, after = found
             return SearchHit(
@@ -170,24 +186,24 @@ def search_app(
     )
 
 
-def _needles(text: str) -> list[bytes]:
-    """``text`` as a log line can hold it (JSON-escaped, raw UTF-8 or ASCII escapes)."""
-    forms = {json.dumps(text, ensure_ascii=flag)[1:-1].lower() for flag in (False, True)}
-    return [form.encode("utf-8") for form in forms]
+def _needles(text: str) -> list[str]:
+    """``text`` (lowered) as a log line can hold it: JSON-escaped, raw or as ASCII escapes."""
+    return sorted({json.dumps(text, ensure_ascii=flag)[1:-1].lower() for flag in (False, True)})
 
 
-def file_holds(path: Path, needles: list[bytes], deadline: float) -> bool | None:
-    """Whether the file holds one of ``needles`` (ASCII-case-insensitively); ``None`` when the
-    deadline passed first. Read in chunks overlapping by a needle's length."""
+def file_holds(path: Path, needles: list[str], deadline: float) -> bool | None:
+    """Whether the UTF-8 file holds one of ``needles`` (lowered) in any case; ``None`` when
+    the deadline passed first. Read in chunks that overlap by a needle's length."""
     overlap = max(len(n) for n in needles) - 1
-    tail = b""
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    tail = ""
     try:
         with path.open("rb") as file:
             while chunk := file.read(_CHUNK):
-                window = (tail + chunk).lower()
+                window = tail + decoder.decode(chunk).lower()
                 if any(n in window for n in needles):
                     return True
-                tail = window[-overlap:] if overlap else b""
+                tail = window[-overlap:] if overlap else ""
                 if time.monotonic() > deadline:
                     return None
     except OSError:
