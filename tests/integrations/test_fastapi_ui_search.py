@@ -255,5 +255,9 @@ def test_each_action_of_the_graph_links_to_the_table_filtered_to_it(client: Test
     assert f'id="step-{LIMIT}"' in filtered
     assert 'id="action-filter"' in filtered
     assert 'class="node chosen' in filtered
+    # a step opened from the filtered table keeps the filter in its URL
+    assert f'href="{PAGES}/apps/counter/steps/{LIMIT}?action=report"' in filtered
+    step = client.get(f"{PAGES}/apps/counter/steps/{LIMIT}", params={"action": "report"}).text
+    assert step.count('<tr id="step-') == 1
     none = client.get(f"{PAGES}/apps/counter", params={"action": urllib.parse.quote("<b>")})
     assert "No step ran action" in none.text

@@ -92,6 +92,14 @@ def test_zoom_pan_filter_by_action_back_and_search(
     expect(tab).to_have_url(f"{app_url}?action=report")
     expect(tab.locator("#steps tbody tr")).to_have_count(1)
     expect(tab.locator("#action-filter")).to_contain_text("report")
+    link = f"document.querySelector('#step-{LIMIT} a.steplink')"
+    tab.wait_for_function(f"() => !!{link}?.['htmx-internal-data']?.boosted")  # htmx took it
+    tab.locator(f"#step-{LIMIT} a.steplink").first.click()
+    expect(tab).to_have_url(f"{app_url}/steps/{LIMIT}?action=report")
+    expect(tab.locator("#step-panel h2")).to_contain_text(f"Step {LIMIT}")
+    expect(tab.locator("#steps tbody tr")).to_have_count(1)
+    tab.go_back()
+    expect(tab).to_have_url(f"{app_url}?action=report")
     tab.go_back()
     expect(tab).to_have_url(app_url)
     expect(tab.locator("#steps tbody tr")).to_have_count(LIMIT + 1)
