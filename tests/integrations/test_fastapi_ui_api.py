@@ -188,6 +188,8 @@ def test_the_openapi_schema_documents_every_route(client: TestClient) -> None:
         "/api/v1/projects/{project}/apps/{app_id}/steps",
         "/api/v1/projects/{project}/apps/{app_id}/steps/{seq}",
         "/api/v1/projects/{project}/apps/{app_id}/steps/{seq}/value",
+        "/api/v1/projects/{project}/apps/{app_id}/search",
+        "/api/v1/projects/{project}/search",
     }
 
 

@@ -108,6 +108,9 @@ def test_every_page_shows_hostile_values_as_text(hostile: tuple[Path, str]) -> N
         f"{base}/steps/1",
         f"{base}/steps/0/value?state=after&pointer={urllib.parse.quote('/' + PAYLOAD, safe='')}",
         f"{base}/steps/7",  # the 404 page repeats the app id
+        f"{base}?action={urllib.parse.quote(PAYLOAD, safe='')}",  # the graph's filter
+        f"{base}/search?q=alert",  # matches shown in context
+        f"/projects/{PROJECT}/search?q={urllib.parse.quote(SCRIPT, safe='')}",
     ]
     with TestClient(create_ui_app(root)) as client:
         for path in pages:

@@ -214,6 +214,37 @@ class PostgresSource:
             ).fetchall()
         return [ProjectSummary(name=p, app_count=n, last_activity=at) for p, n, at in rows]
 
+    def find_text(
+        self, project: str, text: str, *, limit: int = 100, timeout: float = 2.0
+    ) -> tuple[list[str], bool]:
+        """The ids of ``project``'s applications with a record holding ``text``
+        (case-insensitively, as plain text), most recently written first, at most ``limit``;
+        and whether the query ran out of ``timeout`` seconds (then no id is returned).
+
+        One query over the records' stored lines, the text JSON-escaped as a line holds it.
+        A hit may lie in a key or a name rather than a step's values: the caller confirms it
+        on the parsed steps.
+        """
+        forms = sorted({json.dumps(text.lower(), ensure_ascii=a)[1:-1] for a in (False, True)})
+        condition = " OR ".join("strpos(lower(payload), %s) > 0" for _ in forms)
+        with self._connection() as conn:
+            if not self._tables_exist(conn):
+                return [], False
+            try:
+                with conn.transaction():
+                    conn.execute(
+                        "SELECT set_config('statement_timeout', %s, true)",
+                        [str(max(1, int(timeout * 1000)))],
+                    )
+                    rows = conn.execute(
+                        f"SELECT app_id FROM {self._all.records} WHERE project = %s "
+                        f"AND ({condition}) GROUP BY app_id ORDER BY max(id) DESC LIMIT %s",
+                        [project, *forms, limit],
+                    ).fetchall()
+            except psycopg.errors.QueryCanceled:
+                return [], True
+        return [app_id for (app_id,) in rows], False
+
     def app_page(self, project: str, query: AppQuery = ALL_FIRST_PAGE) -> AppPage:
         """One page of ``project``'s apps: one query on the apps table (see the module
         docstring), the children of the page's apps, and the summary of any app the trigger

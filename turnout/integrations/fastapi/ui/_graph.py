@@ -32,6 +32,7 @@ class NodeBox:
     h: float
     current: bool
     ran: bool
+    chosen: bool = False  # the action the steps table is filtered to
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -77,8 +78,11 @@ def _layers(graph: GraphOut, names: list[str]) -> dict[str, int]:
     return layer
 
 
-def layout(graph: GraphOut, *, counts: dict[str, int], current: str | None) -> GraphView:
-    """Positions for every action and transition of ``graph``; ``current`` is filled."""
+def layout(
+    graph: GraphOut, *, counts: dict[str, int], current: str | None, chosen: str | None = None
+) -> GraphView:
+    """Positions for every action and transition of ``graph``; ``current`` is filled and
+    ``chosen`` (the action the steps are filtered to) outlined."""
     names = [a.name for a in graph.actions]
     for edge in graph.transitions:
         for name in (edge.source, edge.target):
@@ -107,6 +111,7 @@ def layout(graph: GraphOut, *, counts: dict[str, int], current: str | None) -> G
                 h=NODE_H,
                 current=name == current,
                 ran=bool(counts.get(name)),
+                chosen=name == chosen,
             )
             x += widths[name] + NODE_GAP
     edges = []

@@ -83,9 +83,10 @@ def list_steps(
     before: Annotated[int | None, Query(description="only steps with a lower id")] = None,
     after: Annotated[int | None, Query(description="only steps with a higher id")] = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
+    action: Annotated[str | None, Query(description="only the steps of this action")] = None,
 ) -> StepsPage:
     return queries.steps_page(
-        _source(request), project, app_id, before=before, after=after, limit=limit
+        _source(request), project, app_id, before=before, after=after, limit=limit, action=action
     )
 
 

@@ -30,6 +30,7 @@ from turnout.integrations.fastapi.ui._source import (
 from turnout.integrations.fastapi.ui.api import api_router
 from turnout.integrations.fastapi.ui.pages import pages_router
 from turnout.integrations.fastapi.ui.queries import NotFoundError
+from turnout.integrations.fastapi.ui.search_routes import search_router
 
 __all__ = ["CSP", "create_ui_app"]
 
@@ -108,6 +109,7 @@ def create_ui_app(
     app.state.source = reader
     app.state.templates = _templates()
     app.state.live_poll = live_poll
+    app.include_router(search_router)  # first: its /search suffix follows an app id
     app.include_router(api_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -91,20 +91,29 @@ def apps_page(
 
 
 def _app_context(
-    request: Request, project: str, app_id: str, *, seq: int | None, top: int | None, live: bool
+    request: Request,
+    project: str,
+    app_id: str,
+    *,
+    seq: int | None,
+    top: int | None,
+    live: bool,
+    action: str = "",
 ) -> dict[str, Any]:
     source = _source(request)
     log = queries.open_app(source, project, app_id)
     detail = queries.app_detail(source, project, app_id)
     step = queries.step_detail(source, project, app_id, seq) if seq is not None else None
     last = detail.last_seq
+    if action:  # the filtered table pages among that action's steps: start from the newest
+        last = None
     if top is None and seq is not None and last is not None and seq <= last - STEPS_PER_PAGE:
         top = seq + STEPS_PER_PAGE // 2  # a step far back: the page around it
     if top is not None and last is not None and top >= last:
         top = None
-    live = live and top is None
+    live = live and top is None and not action  # live mode streams every new step
     steps = queries.steps_of(
-        log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE
+        log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE, action=action
     )
     current = step.step.action if step else None
     storage, prefix = source.storage_dir, source.table_prefix
@@ -116,10 +125,13 @@ def _app_context(
         "selected": seq,
         "top": top,
         "live": live,
+        "action_filter": action,
         "newest_shown": steps.steps[0].seq if steps.steps else -1,
         "older_top": None if steps.older is None else steps.older - 1,
         "newer_top": None if steps.newer is None else steps.newer + STEPS_PER_PAGE,
-        "graph": layout(detail.graph, counts=detail.run_counts, current=current),
+        "graph": layout(
+            detail.graph, counts=detail.run_counts, current=current, chosen=action or None
+        ),
         "action": next((a for a in detail.graph.actions if a.name == current), None),
         "detail": step,
         "bars": _format.waterfall(step) if step else [],
@@ -133,9 +145,15 @@ def _app_context(
 
 
 def _app_response(
-    request: Request, project: str, app_id: str, seq: int | None, top: int | None, live: bool
+    request: Request,
+    project: str,
+    app_id: str,
+    seq: int | None,
+    top: int | None,
+    live: bool,
+    action: str = "",
 ) -> HTMLResponse:
-    context = _app_context(request, project, app_id, seq=seq, top=top, live=live)
+    context = _app_context(request, project, app_id, seq=seq, top=top, live=live, action=action)
     name = "app.html"
     if _partial(request):
         # A step link swaps the step panel alone; pager and live links the whole main region.
@@ -175,8 +193,9 @@ def step_page(
     seq: int,
     top: int | None = None,
     live: bool = False,
+    action: str = "",
 ) -> HTMLResponse:
-    return _app_response(request, project, app_id, seq, top, live)
+    return _app_response(request, project, app_id, seq, top, live, action)
 
 
 @pages_router.post(_APP + "/read-all")
@@ -196,6 +215,11 @@ async def live_page(request: Request, project: str, app_id: str, after: int = -1
 
 @pages_router.get(_APP, response_class=HTMLResponse)
 def app_page(
-    request: Request, project: str, app_id: str, top: int | None = None, live: bool = False
+    request: Request,
+    project: str,
+    app_id: str,
+    top: int | None = None,
+    live: bool = False,
+    action: str = "",
 ) -> HTMLResponse:
-    return _app_response(request, project, app_id, None, top, live)
+    return _app_response(request, project, app_id, None, top, live, action)

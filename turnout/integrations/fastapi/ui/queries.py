@@ -232,11 +232,13 @@ def steps_page(
     before: int | None = None,
     after: int | None = None,
     limit: int = 100,
+    action: str | None = None,
 ) -> StepsPage:
     """Steps of an application: newest first (those before ``before`` when given), or, with
-    ``after``, the steps after that sequence id, oldest first (what a live view polls for)."""
+    ``after``, the steps after that sequence id, oldest first (what a live view polls for);
+    with ``action``, only the steps of that action (paged among themselves)."""
     log = open_app(source, project, app_id)
-    return steps_of(log, app_id, before=before, after=after, limit=limit)
+    return steps_of(log, app_id, before=before, after=after, limit=limit, action=action)
 
 
 def steps_of(
@@ -246,8 +248,11 @@ def steps_of(
     before: int | None = None,
     after: int | None = None,
     limit: int = 100,
+    action: str | None = None,
 ) -> StepsPage:
     steps = log.step_list()
+    if action:
+        steps = [s for s in steps if s.action == action]
     seqs = [s.seq for s in steps]
     limit = max(1, min(limit, MAX_LIMIT))
     if after is not None:
