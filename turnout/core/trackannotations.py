@@ -36,6 +36,7 @@ from turnout.core.trackbase import check_id
 
 __all__ = [
     "ANNOTATIONS_NAME",
+    "EVERY_ANNOTATION",
     "MARKS",
     "MAX_EXPECTED",
     "MAX_NOTE",
@@ -164,7 +165,7 @@ class Annotation:
                 note=data.get("note", ""),
                 mark=data.get("mark"),
                 expected=data.get("expected"),
-            ),  # fmt: skip
+            ),
             created=_time(data, "created"),
             updated=_time(data, "updated"),
         )
@@ -228,6 +229,10 @@ class AnnotationQuery:
             and (self.app_id is None or annotation.app_id == self.app_id)
             and (self.seq is None or annotation.seq == self.seq)
         )
+
+
+EVERY_ANNOTATION = AnnotationQuery()
+"""The query that selects every annotation of a project."""
 
 
 def select_annotations(
@@ -298,7 +303,7 @@ class FileAnnotations:
         with self._lock:
             return self._load(project).refused
 
-    def list(self, project: str, query: AnnotationQuery = AnnotationQuery()) -> list[Annotation]:
+    def list(self, project: str, query: AnnotationQuery = EVERY_ANNOTATION) -> list[Annotation]:
         with self._lock:
             return select_annotations(self._load(project).items.values(), query)
 

@@ -56,8 +56,8 @@ except ImportError as _error:
     ) from _error
 
 from turnout.integrations.postgres_tracking import _reader
-from turnout.integrations.postgres_tracking._annotations import PostgresAnnotations
 from turnout.integrations.postgres_tracking._admin import PostgresTrackingStore
+from turnout.integrations.postgres_tracking._annotations import PostgresAnnotations
 from turnout.integrations.postgres_tracking._source import PostgresSource
 from turnout.integrations.postgres_tracking._writer import Writer, ensure_tables
 

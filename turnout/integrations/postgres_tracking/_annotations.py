@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -23,6 +23,7 @@ import psycopg
 from turnout.core.errors import PersistenceError
 from turnout.core.sql import check_name
 from turnout.core.trackannotations import (
+    EVERY_ANNOTATION,
     Annotation,
     AnnotationError,
     AnnotationFields,
@@ -86,7 +87,7 @@ class PostgresAnnotations:
         with self._lock:
             _close(self._held)
 
-    def list(self, project: str, query: AnnotationQuery = AnnotationQuery()) -> list[Annotation]:
+    def list(self, project: str, query: AnnotationQuery = EVERY_ANNOTATION) -> list[Annotation]:
         sql = f"SELECT body::text FROM {self.table} WHERE project = %s"
         params: list[Any] = [project]
         if query.app_id is not None:
@@ -131,7 +132,7 @@ class PostgresAnnotations:
                     annotation.seq,
                     json.dumps(annotation.to_json()),
                     annotation.updated,
-                ],  # fmt: skip
+                ],
             )
         return annotation
 
@@ -168,7 +169,5 @@ def _parse(body: str, project: str) -> Annotation | None:
 def _close(held: list[Any]) -> None:
     conn, held[0] = held[0], None
     if conn is not None:
-        try:
+        with suppress(psycopg.Error):
             conn.close()
-        except psycopg.Error:
-            pass

@@ -97,12 +97,12 @@ async def _body(request: Request) -> dict[str, Any]:
     kind = request.headers.get("content-type", "").split(";")[0].strip()
     if kind == "application/json":
         try:
-            data = json.loads(raw)
+            parsed = json.loads(raw)
         except (ValueError, RecursionError) as error:
             raise HTTPException(400, f"the body is not JSON: {error}") from None
-        if not isinstance(data, dict):
+        if not isinstance(parsed, dict):
             raise HTTPException(400, "the body is a JSON object of an annotation's fields")
-        return data
+        return {str(k): v for k, v in parsed.items()}
     form = {k: v[-1] for k, v in urllib.parse.parse_qs(raw.decode("utf-8", "replace")).items()}
     data: dict[str, Any] = {k: form[k] for k in ("app_id", "note") if k in form}
     if "seq" in form:
@@ -116,15 +116,18 @@ async def _body(request: Request) -> dict[str, Any]:
         try:
             data["expected"] = json.loads(text)
         except (ValueError, RecursionError) as error:
-            raise AnnotationError(
+            # Said when the fields are checked, so the form comes back with the reason.
+            data["expected_error"] = (
                 f"the expected result is not JSON ({error}): fix it or choose 'text'"
-            ) from None
+            )
     else:
         data["expected"] = text
     return data
 
 
 def _fields(data: dict[str, Any]) -> AnnotationFields:
+    if "expected_error" in data:
+        raise AnnotationError(str(data["expected_error"]))
     tags = data.get("tags", [])
     if not isinstance(tags, list):
         raise AnnotationError(f"tags={tags!r}: tags are a list of strings")
