@@ -101,7 +101,8 @@ def test_file_store_adds_edits_deletes_and_reads_back_in_a_new_instance(root: Pa
     made = store.add(_note(1, AnnotationFields(tags=("slow",), note="hm", mark="bad")))
     other = store.add(_note(2, AnnotationFields(mark="good")))
     edited = store.update(PROJECT, made.id, AnnotationFields(note="fixed", expected={"count": 2}))
-    assert edited.updated >= made.updated and edited.created == made.created
+    assert edited.updated >= made.updated
+    assert edited.created == made.created
     again = FileAnnotations(root)
     assert [a.to_json() for a in again.list(PROJECT)] == [edited.to_json(), other.to_json()]
     assert again.delete(PROJECT, other.id) == other
@@ -135,7 +136,8 @@ def test_stored_entries_are_checked_when_read_back(root: Path) -> None:
     assert [a.fields.note for a in store.list(PROJECT)] == ["kept"]
     assert store.refused(PROJECT) == 5
     path.write_text("{not json", encoding="utf-8")
-    assert store.list(PROJECT) == [] and store.refused(PROJECT) == 1
+    assert store.list(PROJECT) == []
+    assert store.refused(PROJECT) == 1
 
 
 def test_queries_filter_by_tag_mark_action_and_app(root: Path) -> None:
@@ -190,9 +192,11 @@ def test_cases_from_annotations_run_against_the_action(root: Path, tmp_path: Pat
     good, expected = cases
     assert good["expected_state"]["count"] == 3
     assert good["expected_result"] == {"count": 3}
-    assert expected["expected_state"] is None and expected["expected_result"] == {"count": 6}
+    assert expected["expected_state"] is None
+    assert expected["expected_result"] == {"count": 6}
     assert len(skipped) == 2
-    assert "neither marked good" in skipped[0] and "not in the store" in skipped[1]
+    assert "neither marked good" in skipped[0]
+    assert "not in the store" in skipped[1]
     path = tmp_path / "cases.json"
     path.write_text(json.dumps(cases), encoding="utf-8")
     loaded = load_cases(path, "bump")

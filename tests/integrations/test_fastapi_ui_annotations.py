@@ -95,7 +95,8 @@ def _add(client: TestClient, **fields: Any) -> dict[str, Any]:
 
 def test_writes_create_edit_and_delete_through_the_json_api(client: TestClient) -> None:
     made = _add(client, tags=["slow"], note="too slow", mark="bad")
-    assert made["action"] == "increment" and made["seq"] == 1
+    assert made["action"] == "increment"
+    assert made["seq"] == 1
     edited = client.put(
         f"{API}/{made['id']}", json={"mark": "good", "expected": {"count": 2}}, headers=WRITE
     )
@@ -105,7 +106,8 @@ def test_writes_create_edit_and_delete_through_the_json_api(client: TestClient) 
     assert client.delete(f"{API}/{made['id']}", headers=WRITE).status_code == 200
     assert client.get(API).json() == []
     gone = client.delete(f"{API}/{made['id']}", headers=WRITE)
-    assert gone.status_code == 404 and made["id"] in gone.json()["detail"]
+    assert gone.status_code == 404
+    assert made["id"] in gone.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -129,27 +131,33 @@ def test_a_same_origin_write_is_accepted(client: TestClient) -> None:
 
 def test_writes_name_the_culprit_when_refused(client: TestClient) -> None:
     missing = client.post(API, json={"app_id": "counter", "seq": 99}, headers=WRITE)
-    assert missing.status_code == 404 and "99" in missing.json()["detail"]
+    assert missing.status_code == 404
+    assert "99" in missing.json()["detail"]
     no_app = client.post(API, json={"app_id": "nobody", "seq": 0}, headers=WRITE)
     assert no_app.status_code == 404
     bad = client.post(API, json={"app_id": "counter", "seq": 0, "mark": "meh"}, headers=WRITE)
-    assert bad.status_code == 422 and "'meh'" in bad.json()["detail"]
+    assert bad.status_code == 422
+    assert "'meh'" in bad.json()["detail"]
     unnamed = client.post(API, json={"note": "where?"}, headers=WRITE)
-    assert unnamed.status_code == 422 and "app_id and seq" in unnamed.json()["detail"]
+    assert unnamed.status_code == 422
+    assert "app_id and seq" in unnamed.json()["detail"]
 
 
 def test_the_htmx_form_answers_with_the_step_panel(client: TestClient) -> None:
     form = "app_id=counter&seq=2&tags=a,%20b&note=hello&mark=good&expected_kind=json"
     answer = client.post(API, content=form + "&expected=%7B%22count%22%3A3%7D", headers=HTMX)
     assert answer.status_code == 200
-    assert 'id="annotations"' in answer.text and "hello" in answer.text
+    assert 'id="annotations"' in answer.text
+    assert "hello" in answer.text
     (made,) = client.get(API).json()
     assert (made["tags"], made["expected"]) == (["a", "b"], {"count": 3})
     broken = client.post(API, content=form + "&expected=%7Bnope", headers=HTMX)
-    assert broken.status_code == 200 and "Not saved: the expected result is not JSON" in broken.text
+    assert broken.status_code == 200
+    assert "Not saved: the expected result is not JSON" in broken.text
     assert len(client.get(API).json()) == 1
     edit = client.get(f"/projects/{PROJECT}/apps/counter/steps/2/annotations?edit={made['id']}")
-    assert f'hx-put="{API}/{made["id"]}"' in edit.text and "Edit the annotation" in edit.text
+    assert f'hx-put="{API}/{made["id"]}"' in edit.text
+    assert "Edit the annotation" in edit.text
 
 
 def test_the_step_page_loads_its_annotations_panel(client: TestClient) -> None:
@@ -157,7 +165,8 @@ def test_the_step_page_loads_its_annotations_panel(client: TestClient) -> None:
     assert f'hx-get="/projects/{PROJECT}/apps/counter/steps/1/annotations"' in page.text
     _add(client, note="first remark")
     panel = client.get(f"/projects/{PROJECT}/apps/counter/steps/1/annotations")
-    assert panel.status_code == 200 and "first remark" in panel.text
+    assert panel.status_code == 200
+    assert "first remark" in panel.text
     other = client.get(f"/projects/{PROJECT}/apps/counter/steps/0/annotations")
     assert "first remark" not in other.text
     assert client.get(f"/projects/{PROJECT}/apps/counter/steps/99/annotations").status_code == 404
@@ -170,12 +179,16 @@ def test_the_project_page_lists_and_filters(client: TestClient) -> None:
     assert flaky.status_code == 201
     page = f"/projects/{PROJECT}/annotations"
     everything = client.get(page).text
-    assert "note-one" in everything and "note-two" in everything and "3 of 3" in everything
+    assert "note-one" in everything
+    assert "note-two" in everything
+    assert "3 of 3" in everything
     by_tag = client.get(page + "?tag=x").text
-    assert "note-one" in by_tag and "note-two" not in by_tag
+    assert "note-one" in by_tag
+    assert "note-two" not in by_tag
     assert "annotations.csv?tag=x" in by_tag
     by_mark = client.get(page + "?mark=none").text
-    assert "note-two" in by_mark and "note-one" not in by_mark
+    assert "note-two" in by_mark
+    assert "note-one" not in by_mark
     assert "1 of 3" in client.get(page + "?app=flaky").text
     assert "1 of 3" in client.get(page + "?action=fetch").text
     listed = client.get(API, params={"action": "increment", "mark": "good"}).json()
@@ -243,9 +256,9 @@ def test_cli_writes_cases_that_load_cases_and_the_pytest_plugin_read(
     _add(client, seq=2, expected={"count": 3}, tags=["regression"])
     _add(client, seq=3, note="a remark only")
     kind, where = store
-    at = ["--dir", where] if kind == "files" else ["--store", where.partition("#")[0],
-                                                   "--table-prefix", where.partition("#")[2]]  # fmt: skip
-    out = tmp_path / "cases.json"
+    dsn, _, prefix = where.partition("#")
+    dsn, _, prefix = where.partition("#")
+    at = ["--dir", where] if kind == "files" else ["--store", dsn, "--table-prefix", prefix]
     assert main(["annotations", "cases", "--project", PROJECT, *at, "--out", str(out)]) == 0
     assert "skipped annotation" in capsys.readouterr().err
     cases = load_cases(out)
@@ -254,7 +267,8 @@ def test_cli_writes_cases_that_load_cases_and_the_pytest_plugin_read(
         ("increment", 2),
     ]
     assert cases[0]["expected_state"]["count"] == 2
-    assert cases[1]["expected_state"] is None and cases[1]["expected_result"] == {"count": 3}
+    assert cases[1]["expected_state"] is None
+    assert cases[1]["expected_result"] == {"count": 3}
     assert read_case_file(out, action="increment") == cases
     only = tmp_path / "only.json"
     main(["annotations", "cases", "--project", PROJECT, *at, "--tag", "regression",
