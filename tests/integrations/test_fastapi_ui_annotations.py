@@ -259,6 +259,7 @@ def test_cli_writes_cases_that_load_cases_and_the_pytest_plugin_read(
     dsn, _, prefix = where.partition("#")
     dsn, _, prefix = where.partition("#")
     at = ["--dir", where] if kind == "files" else ["--store", dsn, "--table-prefix", prefix]
+    out = tmp_path / "cases.json"
     assert main(["annotations", "cases", "--project", PROJECT, *at, "--out", str(out)]) == 0
     assert "skipped annotation" in capsys.readouterr().err
     cases = load_cases(out)
