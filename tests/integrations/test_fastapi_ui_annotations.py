@@ -257,7 +257,6 @@ def test_cli_writes_cases_that_load_cases_and_the_pytest_plugin_read(
     _add(client, seq=3, note="a remark only")
     kind, where = store
     dsn, _, prefix = where.partition("#")
-    dsn, _, prefix = where.partition("#")
     at = ["--dir", where] if kind == "files" else ["--store", dsn, "--table-prefix", prefix]
     out = tmp_path / "cases.json"
     assert main(["annotations", "cases", "--project", PROJECT, *at, "--out", str(out)]) == 0
