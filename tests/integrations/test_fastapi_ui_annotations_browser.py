@@ -7,6 +7,7 @@ Without Playwright or Chromium the test skips, except under ``CI=true`` (a failu
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +58,9 @@ def test_a_reviewer_annotates_edits_lists_exports_and_deletes(
     panel = tab.locator("#annotations")
     form = panel.locator("form.annotate")
     expect(form).to_be_visible()
+    # The panel loads into its own box: the step panel and the steps table stay around it.
+    expect(tab.locator("#step-panel h2")).to_contain_text("Step 1")
+    expect(tab.locator("#step-1")).to_have_class(re.compile(r"\bselected\b"))
     form.locator("select[name=mark]").select_option("bad")
     form.locator("input[name=tags]").fill("slow, <b>bold</b>")
     form.locator("textarea[name=note]").fill("should not <i>repeat</i>")
@@ -76,6 +80,8 @@ def test_a_reviewer_annotates_edits_lists_exports_and_deletes(
     editing.locator("select[name=mark]").select_option("good")
     editing.locator("button[type=submit]").click()
     expect(tab.locator("#annotations .mark")).to_have_text("good")
+    expect(tab).to_have_url(f"{url}/projects/{PROJECT}/apps/counter/steps/1")
+    expect(tab.locator("#step-panel h2")).to_contain_text("Step 1")
 
     tab.goto(f"{url}/projects/{PROJECT}")
     tab.locator("#annotations-link").click()
