@@ -206,3 +206,16 @@ def test_cases_from_annotations_run_against_the_action(root: Path, tmp_path: Pat
     wrong = {**loaded[1], "expected_result": {"count": 7}}
     with pytest.raises(AssertionError, match="result"):
         assert_case(bump, wrong)
+
+
+def test_a_damaged_sidecar_is_never_written_over(root: Path) -> None:
+    path = root / PROJECT / ANNOTATIONS_NAME
+    path.write_text('{"annotations": [{"half": ', encoding="utf-8")
+    store = FileAnnotations(root)
+    assert store.list(PROJECT) == []
+    with pytest.raises(AnnotationError, match="repair it, or move it away"):
+        store.add(_note(0, AnnotationFields(note="new")))
+    assert path.read_text(encoding="utf-8") == '{"annotations": [{"half": '
+    path.unlink()
+    store.add(_note(0, AnnotationFields(note="new")))
+    assert [a.fields.note for a in FileAnnotations(root).list(PROJECT)] == ["new"]

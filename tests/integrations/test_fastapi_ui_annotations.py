@@ -224,7 +224,7 @@ def test_stored_annotations_are_checked_when_read_back(
 ) -> None:
     made = _add(client, note="kept")
     kind, where = store
-    hostile = {**made, "id": "f" * 32, "note": "x" * 20_000}
+    hostile = {**made, "id": "f" * 32, "note": "x" * 1_100_000}  # over every size limit
     wrong_type = {**made, "id": "e" * 32, "tags": {"a": 1}}
     if kind == "files":
         path = Path(where) / PROJECT / ANNOTATIONS_NAME
@@ -278,3 +278,18 @@ def test_cli_writes_cases_that_load_cases_and_the_pytest_plugin_read(
     assert main(["annotations", "export", "--project", PROJECT, *at, "--format", "csv"]) == 0
     rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(r["seq"], r["mark"]) for r in rows] == [("1", "good"), ("2", ""), ("3", "")]
+
+
+def test_a_write_over_a_damaged_sidecar_is_refused_with_the_reason(tmp_path: Path) -> None:
+    """The file store's sidecar, damaged, is never written over (PostgreSQL rows are checked
+    one by one: see test_stored_annotations_are_checked_when_read_back)."""
+    write_data(tmp_path)
+    (tmp_path / PROJECT / ANNOTATIONS_NAME).write_text("[1, 2", encoding="utf-8")
+    with TestClient(create_ui_app(tmp_path)) as client:
+        refused = client.post(API, json={"app_id": "counter", "seq": 0}, headers=WRITE)
+        assert refused.status_code == 422
+        assert "repair it, or move it away" in refused.json()["detail"]
+        form = client.post(API, content="app_id=counter&seq=0&note=x", headers=HTMX)
+        assert "Not saved:" in form.text
+        page = client.get(f"/projects/{PROJECT}/annotations").text
+        assert "1 stored annotation could not be read" in page

@@ -57,7 +57,9 @@ MAX_TAG = 64  # characters per tag
 MAX_TAGS = 20
 MAX_EXPECTED = 100_000  # characters of the expected result's JSON text
 MAX_ID = 1_000  # characters of an app id or action name
+MAX_FILE = 64 * 1024 * 1024  # bytes of a sidecar file read back
 _VERSION = 1
+_REPAIR = "no annotation is written over it; repair it, or move it away to start afresh"
 
 
 class AnnotationError(TurnoutError, ValueError):
@@ -272,6 +274,7 @@ class _Loaded:
     size: int
     items: dict[str, Annotation] = field(default_factory=dict)
     refused: int = 0
+    damaged: str | None = None  # why the file as a whole could not be read
 
 
 class FileAnnotations:
@@ -313,14 +316,14 @@ class FileAnnotations:
 
     def add(self, annotation: Annotation) -> Annotation:
         with self._lock:
-            loaded = self._load(annotation.project)
+            loaded = self._writable(annotation.project)
             loaded.items[annotation.id] = annotation
             self._save(annotation.project, loaded)
             return annotation
 
     def update(self, project: str, annotation_id: str, fields: AnnotationFields) -> Annotation:
         with self._lock:
-            loaded = self._load(project)
+            loaded = self._writable(project)
             changed = replace(
                 self._item(loaded, project, annotation_id), fields=fields, updated=time.time()
             )
@@ -330,7 +333,7 @@ class FileAnnotations:
 
     def delete(self, project: str, annotation_id: str) -> Annotation:
         with self._lock:
-            loaded = self._load(project)
+            loaded = self._writable(project)
             gone = self._item(loaded, project, annotation_id)
             del loaded.items[annotation_id]
             self._save(project, loaded)
@@ -343,12 +346,23 @@ class FileAnnotations:
             raise KeyError(f"project {project!r} has no annotation {annotation_id!r}")
         return found
 
+    def _writable(self, project: str) -> _Loaded:
+        loaded = self._load(project)
+        if loaded.damaged is not None:
+            raise AnnotationError(
+                f"{self.path(project)} cannot be read ({loaded.damaged}): {_REPAIR}"
+            )
+        return loaded
+
     def _load(self, project: str) -> _Loaded:
         path = self.path(project)
         try:
             stat = path.stat()
-        except OSError:
-            return self._cache.setdefault(project, _Loaded(mtime_ns=-1, size=-1))
+        except OSError:  # no file (yet, or any more): no annotations
+            cached = self._cache.get(project)
+            if cached is None or cached.size != -1:
+                cached = self._cache[project] = _Loaded(mtime_ns=-1, size=-1)
+            return cached
         cached = self._cache.get(project)
         if cached is not None and (cached.mtime_ns, cached.size) == (
             stat.st_mtime_ns,
@@ -356,13 +370,20 @@ class FileAnnotations:
         ):
             return cached
         loaded = _Loaded(mtime_ns=stat.st_mtime_ns, size=stat.st_size)
-        try:
-            data = json.loads(path.read_bytes())
-        except (OSError, ValueError, RecursionError):
-            data = None
+        data = None
+        if stat.st_size > MAX_FILE:
+            loaded.damaged = f"it is {stat.st_size:,} bytes, over {MAX_FILE:,}"
+        else:
+            try:
+                data = json.loads(path.read_bytes())
+            except (OSError, ValueError, RecursionError) as error:
+                loaded.damaged = f"it is not JSON ({type(error).__name__})"
         entries = data.get("annotations") if isinstance(data, dict) else None
         if not isinstance(entries, list):
-            loaded.refused += 1  # a damaged file: nothing in it is shown, and it is said
+            # A damaged file: nothing in it is shown (and it is said), and nothing is written
+            # over it, so what it held can still be repaired by hand.
+            loaded.damaged = loaded.damaged or "it holds no list of annotations"
+            loaded.refused += 1
             entries = []
         for entry in entries:
             try:
@@ -379,6 +400,9 @@ class FileAnnotations:
 
     def _save(self, project: str, loaded: _Loaded) -> None:
         path = self.path(project)
+        if loaded.damaged is not None:
+            # Checked before the change too (``_writable``); kept here as the last guard.
+            raise AnnotationError(f"{path} cannot be read ({loaded.damaged}): {_REPAIR}")
         items = sorted(loaded.items.values(), key=lambda a: (a.created, a.id))
         body = json.dumps(
             {"version": _VERSION, "annotations": [a.to_json() for a in items]},

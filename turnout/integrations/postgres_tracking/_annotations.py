@@ -33,6 +33,7 @@ from turnout.core.trackannotations import (
 
 __all__ = ["PostgresAnnotations"]
 
+_MAX_ROW = 1_000_000  # bytes of a stored row's body (a valid one is at most ~150 kB)
 _SETUP_LOCK = 0x7475726E616E6E  # pg_advisory_xact_lock key of the annotations table
 
 
@@ -88,8 +89,12 @@ class PostgresAnnotations:
             _close(self._held)
 
     def list(self, project: str, query: AnnotationQuery = EVERY_ANNOTATION) -> list[Annotation]:
-        sql = f"SELECT body::text FROM {self.table} WHERE project = %s"
-        params: list[Any] = [project]
+        # A row too big to be an annotation is not even fetched (it counts as refused).
+        sql = (
+            f"SELECT CASE WHEN octet_length(body::text) <= %s THEN body::text END "
+            f"FROM {self.table} WHERE project = %s"
+        )
+        params: list[Any] = [_MAX_ROW, project]
         if query.app_id is not None:
             sql += " AND app_id = %s"
             params.append(query.app_id)
@@ -112,8 +117,9 @@ class PostgresAnnotations:
     def get(self, project: str, annotation_id: str) -> Annotation:
         with self._connection() as conn:
             row = conn.execute(
-                f"SELECT body::text FROM {self.table} WHERE project = %s AND id = %s",
-                [project, annotation_id],
+                f"SELECT CASE WHEN octet_length(body::text) <= %s THEN body::text END "
+                f"FROM {self.table} WHERE project = %s AND id = %s",
+                [_MAX_ROW, project, annotation_id],
             ).fetchone()
         annotation = None if row is None else _parse(row[0], project)
         if annotation is None:
@@ -158,7 +164,9 @@ class PostgresAnnotations:
         return gone
 
 
-def _parse(body: str, project: str) -> Annotation | None:
+def _parse(body: str | None, project: str) -> Annotation | None:
+    if body is None:
+        return None
     try:
         annotation = Annotation.from_json(json.loads(body))
     except (AnnotationError, ValueError, RecursionError):

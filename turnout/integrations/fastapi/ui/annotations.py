@@ -249,9 +249,10 @@ async def create_annotation(request: Request, project: str) -> Response:
             project=project, app_id=app_id, partition_key=log.partition_key, seq=seq,
             action=step.action, fields=_fields(data),
         )  # fmt: skip
+        added = store.add(made)
     except AnnotationError as error:
         return _refused(request, error, (project, app_id, seq))
-    return _answer(request, store.add(made), 201)
+    return _answer(request, added, 201)
 
 
 @annotations_router.put(_API + "/{annotation_id}", tags=["annotations"], summary="Edit one")
@@ -271,8 +272,12 @@ async def edit_annotation(request: Request, project: str, annotation_id: str) ->
 def delete_annotation(request: Request, project: str, annotation_id: str) -> Response:
     _check_write(request)
     store = _store(request)
-    _found(store, project, annotation_id)
-    return _answer(request, store.delete(project, annotation_id), 200)
+    old = _found(store, project, annotation_id)
+    try:
+        gone = store.delete(project, annotation_id)
+    except AnnotationError as error:
+        return _refused(request, error, (project, old.app_id, old.seq))
+    return _answer(request, gone, 200)
 
 
 def _found(store: AnnotationStore, project: str, annotation_id: str) -> Annotation:
