@@ -293,3 +293,13 @@ def test_a_write_over_a_damaged_sidecar_is_refused_with_the_reason(tmp_path: Pat
         assert "Not saved:" in form.text
         page = client.get(f"/projects/{PROJECT}/annotations").text
         assert "1 stored annotation could not be read" in page
+
+
+def test_the_openapi_schema_describes_the_write_bodies(client: TestClient) -> None:
+    paths = client.get("/api/openapi.json").json()["paths"]
+    body = paths["/api/v1/projects/{project}/annotations"]["post"]["requestBody"]
+    schema = body["content"]["application/json"]["schema"]
+    assert schema["required"] == ["app_id", "seq"]
+    assert set(schema["properties"]) == {"app_id", "seq", "tags", "note", "mark", "expected"}
+    edit = paths["/api/v1/projects/{project}/annotations/{annotation_id}"]["put"]["requestBody"]
+    assert "app_id" not in edit["content"]["application/json"]["schema"]["properties"]

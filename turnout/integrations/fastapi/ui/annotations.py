@@ -43,6 +43,24 @@ _STEP = "/projects/{project}/apps/{app_id:path}/steps/{seq}/annotations"
 _MAX_BODY = 400_000  # bytes of one write's body
 _TAGS = "tags (comma-separated)"
 _Mark = Literal["good", "bad", "none"]
+_FIELDS: dict[str, Any] = {
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 64}, "maxItems": 20},
+    "note": {"type": "string", "maxLength": 10_000},
+    "mark": {"enum": ["good", "bad", None]},
+    "expected": {"description": "any JSON value: the result the step should have produced"},
+}
+
+
+def _body_doc(*, new: bool) -> dict[str, Any]:
+    """The request body as the OpenAPI schema shows it (the route reads it itself: JSON or
+    the panel's form)."""
+    fields = dict(_FIELDS)
+    if new:
+        fields = {"app_id": {"type": "string"}, "seq": {"type": "integer"}, **fields}
+    schema = {"type": "object", "properties": fields}
+    if new:
+        schema["required"] = ["app_id", "seq"]
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
 
 
 def _reader(request: Request) -> Reader:
@@ -229,7 +247,7 @@ def list_annotations(
 
 
 @annotations_router.post(
-    _API, tags=["annotations"], status_code=201,
+    _API, tags=["annotations"], status_code=201, openapi_extra=_body_doc(new=True),
     summary="Annotate a step: {app_id, seq, tags, note, mark, expected} (JSON, or a form)",
 )  # fmt: skip
 async def create_annotation(request: Request, project: str) -> Response:
@@ -255,7 +273,10 @@ async def create_annotation(request: Request, project: str) -> Response:
     return _answer(request, added, 201)
 
 
-@annotations_router.put(_API + "/{annotation_id}", tags=["annotations"], summary="Edit one")
+@annotations_router.put(
+    _API + "/{annotation_id}", tags=["annotations"], openapi_extra=_body_doc(new=False),
+    summary="Replace one's fields (a missing one is cleared)",
+)  # fmt: skip
 async def edit_annotation(request: Request, project: str, annotation_id: str) -> Response:
     _check_write(request)
     store = _store(request)
