@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from turnout._annotations_cli import add_annotations_parser, annotations_command
 from turnout._migrate_cli import add_migrate_parser, migrate_command
 from turnout._tracking_cli import add_tracking_parsers, prune_command, tracking_command
 from turnout.core.errors import MissingExtraError, PersistenceError
@@ -166,6 +167,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     add_migrate_parser(commands)
     add_tracking_parsers(commands)
+    add_annotations_parser(commands)
     _add_serve_parser(commands)
     export = commands.add_parser(
         "export-otel",
@@ -506,6 +508,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return prune_command(args)
     if args.command == "tracking":
         return tracking_command(args)
+    if args.command == "annotations":
+        return annotations_command(args)
     if args.command == "import-burr":
         return import_burr_command(args.burr_dir, args.dir, args.projects)
     if args.command == "serve":

@@ -190,6 +190,10 @@ def test_the_openapi_schema_documents_every_route(client: TestClient) -> None:
         "/api/v1/projects/{project}/apps/{app_id}/steps/{seq}/value",
         "/api/v1/projects/{project}/apps/{app_id}/search",
         "/api/v1/projects/{project}/search",
+        "/api/v1/projects/{project}/annotations",
+        "/api/v1/projects/{project}/annotations.csv",
+        "/api/v1/projects/{project}/annotations.jsonl",
+        "/api/v1/projects/{project}/annotations/{annotation_id}",
     }
 
 

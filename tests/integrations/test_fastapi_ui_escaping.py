@@ -164,3 +164,28 @@ def test_live_rows_escape_what_they_show(hostile: tuple[Path, str]) -> None:
     for html in (rows, summary):
         _assert_inert(html)
         assert ESCAPED_SCRIPT in html
+
+
+def test_annotations_of_a_hostile_step_show_as_text(hostile: tuple[Path, str]) -> None:
+    """An annotation full of markup, on the hostile app's step (its action name is markup too),
+    is text in the step's panel, its edit form and the project's annotations page."""
+    root, app_id = hostile
+    quoted = urllib.parse.quote(app_id, safe="")
+    with TestClient(create_ui_app(root)) as client:
+        made = client.post(
+            f"/api/v1/projects/{PROJECT}/annotations",
+            json={"app_id": app_id, "seq": 0, "tags": [SCRIPT, IMG], "note": PAYLOAD,
+                  "expected": {PAYLOAD: PAYLOAD}},
+            headers={"X-Turnout-UI": "1"},
+        )  # fmt: skip
+        assert made.status_code == 201, made.text
+        panel = f"/projects/{PROJECT}/apps/{quoted}/steps/0/annotations"
+        for path in (
+            panel,
+            f"{panel}?edit={made.json()['id']}",
+            f"/projects/{PROJECT}/annotations",
+        ):
+            answer = client.get(path)
+            assert answer.status_code == 200, path
+            _assert_inert(answer.text)
+            assert ESCAPED_SCRIPT in answer.text, path

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from turnout.core import tracklog as tl
 from turnout.core.errors import TurnoutError
+from turnout.core.trackannotations import FileAnnotations
 from turnout.core.trackbase import check_id
 from turnout.core.tracksource import (
     ALL_FIRST_PAGE,
@@ -123,6 +124,8 @@ class TrackingIndex:
         self._logs: dict[Path, AppLog] = {}
         self._indexes: dict[str, SummaryIndex] = {}
         self._changes = ChangeCounter()
+        # Reviewers' annotations: a sidecar file per project, beside (never in) the logs.
+        self.annotations = FileAnnotations(self.root)
 
     @property
     def location(self) -> str:

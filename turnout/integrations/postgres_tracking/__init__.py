@@ -57,10 +57,11 @@ except ImportError as _error:
 
 from turnout.integrations.postgres_tracking import _reader
 from turnout.integrations.postgres_tracking._admin import PostgresTrackingStore
+from turnout.integrations.postgres_tracking._annotations import PostgresAnnotations
 from turnout.integrations.postgres_tracking._source import PostgresSource
 from turnout.integrations.postgres_tracking._writer import Writer, ensure_tables
 
-__all__ = ["PostgresSource", "PostgresTracker", "PostgresTrackingStore"]
+__all__ = ["PostgresAnnotations", "PostgresSource", "PostgresTracker", "PostgresTrackingStore"]
 
 
 class PostgresTracker(RecordingTracker):

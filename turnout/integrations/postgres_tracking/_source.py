@@ -51,6 +51,7 @@ from turnout.core.tracksource import (
     ProjectSummary,
 )
 from turnout.core.trackview import AppLog
+from turnout.integrations.postgres_tracking._annotations import PostgresAnnotations
 from turnout.integrations.postgres_tracking._reader import Tables, read_records, ui_schema
 
 __all__ = ["PostgresSource"]
@@ -100,6 +101,8 @@ class PostgresSource:
         self._listening = threading.Event()
         self._closing = threading.Event()
         self._listener: threading.Thread | None = None
+        # Reviewers' annotations: their own table, beside (never in) the tracker's rows.
+        self.annotations = PostgresAnnotations(dsn, table_prefix=self.table_prefix)
         if listen:
             self._listener = threading.Thread(
                 target=self._listen, name="turnout-ui-listen", daemon=True
@@ -162,6 +165,7 @@ class PostgresSource:
             self._listener.join(timeout=5)
         with self._lock:
             _close_held(self._held)
+        self.annotations.close()
 
     # -- changes ---------------------------------------------------------------------------------
 

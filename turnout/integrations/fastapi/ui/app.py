@@ -27,6 +27,7 @@ from turnout.integrations.fastapi.ui._source import (
     TrackingSource,
     open_source,
 )
+from turnout.integrations.fastapi.ui.annotations import annotations_router
 from turnout.integrations.fastapi.ui.api import api_router
 from turnout.integrations.fastapi.ui.pages import pages_router
 from turnout.integrations.fastapi.ui.queries import NotFoundError
@@ -110,6 +111,9 @@ def create_ui_app(
     app.state.templates = _templates()
     app.state.live_poll = live_poll
     app.include_router(search_router)  # first: its /search suffix follows an app id
+    # Before the other routers: their application routes end in a path parameter that would
+    # also match an annotations URL.
+    app.include_router(annotations_router)
     app.include_router(api_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
