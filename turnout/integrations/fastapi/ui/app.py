@@ -30,6 +30,7 @@ from turnout.integrations.fastapi.ui._source import (
 from turnout.integrations.fastapi.ui.api import api_router
 from turnout.integrations.fastapi.ui.pages import pages_router
 from turnout.integrations.fastapi.ui.queries import NotFoundError
+from turnout.integrations.fastapi.ui.timeline_pages import timeline_router
 
 __all__ = ["CSP", "create_ui_app"]
 
@@ -109,6 +110,7 @@ def create_ui_app(
     app.state.templates = _templates()
     app.state.live_poll = live_poll
     app.include_router(api_router)
+    app.include_router(timeline_router)  # before the pages: their app route takes any path
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     if allowed_hosts is not None:
