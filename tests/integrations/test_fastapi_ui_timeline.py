@@ -20,7 +20,7 @@ from tests.integrations import parallel_actions as pa
 from tests.integrations.test_postgres import server
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi.ui import create_ui_app
-from turnout.integrations.fastapi.ui._timeline import timeline
+from turnout.integrations.fastapi.ui._timeline import fanout_bars, timeline
 from turnout.integrations.fastapi.ui.timeline_pages import zoom_links
 
 __all__ = ["server"]  # a fixture, shared with test_postgres
@@ -141,6 +141,10 @@ def test_an_app_without_children_has_one_lane_and_an_unknown_app_is_a_404(
         page = client.get("/projects/webui/apps/counter/timeline")
         assert lanes(page.text) == [("0", "counter")]
         assert len(bars(page.text)) == 5
+        # A step that spawned nothing has no children's waterfall.
+        step = client.get("/projects/webui/apps/counter/steps/0")
+        assert step.status_code == 200
+        assert 'id="fanout"' not in step.text
         assert client.get("/projects/webui/apps/nope/timeline").status_code == 404
 
 
@@ -165,3 +169,23 @@ def test_the_timeline_over_postgresql(pg_prefix: str) -> None:
 
     with TestClient(create_ui_app(DSN, table_prefix=pg_prefix)) as client:
         check_whole_run(client)
+
+
+def test_a_fanout_step_shows_its_childrens_steps_in_its_waterfall(storage: Path) -> None:
+    with TestClient(create_ui_app(storage)) as client:
+        page = client.get(f"/projects/{PROJECT}/apps/parent/steps/1")
+        assert page.status_code == 200
+        assert 'id="fanout"' in page.text
+        source = client.app.state.source  # type: ignore[attr-defined]
+        log = source.app(PROJECT, "parent")
+        rows, left_out = fanout_bars(source, PROJECT, log, 1)
+        assert left_out == 0
+        spawned = sorted(c.app_id for c in log.children_of(1))
+        assert sorted(r.app_id for r in rows if r.span is None) == spawned
+        assert all(r.left >= 0 and r.left + r.width <= 100.001 for r in rows)
+        for app_id in spawned:
+            assert f'href="/projects/{PROJECT}/apps/{app_id}/steps/0"' in page.text
+        # Past the limit, rows are counted, not drawn.
+        few, more = fanout_bars(source, PROJECT, log, 1, limit=2)
+        assert len(few) == 2
+        assert more == len(rows) - 2

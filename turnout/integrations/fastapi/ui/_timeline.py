@@ -15,7 +15,16 @@ from dataclasses import dataclass
 
 from turnout.integrations.fastapi.ui import _source as src
 
-__all__ = ["MAX_DEPTH", "MAX_LANES", "Lane", "TimeBar", "Timeline", "timeline"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_LANES",
+    "ChildBar",
+    "Lane",
+    "TimeBar",
+    "Timeline",
+    "fanout_bars",
+    "timeline",
+]
 
 MAX_DEPTH = 3  # nesting levels of children drawn below the application
 MAX_LANES = 60  # lanes drawn in all; the rest is counted, not drawn
@@ -179,3 +188,82 @@ def timeline(
         lanes=tuple(lanes), run_start=run_start, run_end=run_end, start=start, end=end,
         window_start=w_start, window_end=w_end, missing=tuple(missing), more=more,
     )  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChildBar:
+    """A row of a fan-out step's waterfall: a child's step (``span`` ``None``) or one of its
+    spans, placed in the parent step's time (percent)."""
+
+    app_id: str
+    seq: int
+    name: str
+    status: str
+    depth: int
+    left: float
+    width: float
+    duration: float | None
+    span: str | None = None
+
+
+def _place(
+    start: float | None, end: float | None, w_start: float, width: float
+) -> tuple[float, float]:
+    begin = w_start if start is None else start
+    finish = begin if end is None else max(end, begin)
+    left = min(max((begin - w_start) / width * 100, 0.0), 100.0)
+    right = min(max((finish - w_start) / width * 100, left), 100.0)
+    return round(left, 3), round(max(right - left, 0.15), 3)
+
+
+def fanout_bars(
+    source: src.Reader,
+    project: str,
+    log: src.AppLog,
+    seq: int,
+    *,
+    limit: int = 200,
+    now: float | None = None,
+) -> tuple[list[ChildBar], int]:
+    """The children a step spawned, each child's steps and their spans, placed in the step's
+    own time (its start to its end), and how many rows were left out past ``limit``."""
+    step = log.steps.get(seq)
+    links = [c for c in log.children_of(seq) if c.kind == "spawn"]
+    if step is None or step.start is None or not links:
+        return [], 0
+    now = time.time() if now is None else now
+    w_start = step.start
+    width = max((step.end if step.end is not None else now) - w_start, 1e-9)
+    rows: list[ChildBar] = []
+    left_out = 0
+    for link in links:
+        try:
+            child = source.app(project, link.app_id)
+        except src.InvalidParameterError:
+            child = None
+        for child_step in child.step_list() if child is not None else ():
+            spans = sorted(child_step.spans.values(), key=lambda s: (s.start or 0, s.span_id))
+            if len(rows) + 1 + len(spans) > limit:
+                left_out += 1 + len(spans)
+                continue
+            left, bar = _place(child_step.start, child_step.end, w_start, width)
+            rows.append(
+                ChildBar(
+                    app_id=link.app_id, seq=child_step.seq, name=child_step.action,
+                    status=child_step.status, depth=0, left=left, width=bar,
+                    duration=child_step.duration,
+                )
+            )  # fmt: skip
+            for span in spans:
+                left, bar = _place(span.start, span.end, w_start, width)
+                rows.append(
+                    ChildBar(
+                        app_id=link.app_id, seq=child_step.seq, name=span.name,
+                        status="failed" if span.error else "completed", depth=1 + span.depth,
+                        left=left, width=bar,
+                        duration=None if span.start is None or span.end is None
+                        else span.end - span.start,
+                        span=span.span_id,
+                    )
+                )  # fmt: skip
+    return rows, left_out

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from turnout.integrations.fastapi.ui import _format, queries
 from turnout.integrations.fastapi.ui._graph import layout
 from turnout.integrations.fastapi.ui._source import Reader
+from turnout.integrations.fastapi.ui._timeline import fanout_bars
 from turnout.integrations.fastapi.ui.live import live_response
 
 __all__ = ["STEPS_PER_PAGE", "pages_router"]
@@ -107,6 +108,7 @@ def _app_context(
         log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE
     )
     current = step.step.action if step else None
+    fanout, fanout_left_out = fanout_bars(source, project, log, seq) if step else ([], 0)
     storage, prefix = source.storage_dir, source.table_prefix
     return {
         "project": project,
@@ -123,6 +125,8 @@ def _app_context(
         "action": next((a for a in detail.graph.actions if a.name == current), None),
         "detail": step,
         "bars": _format.waterfall(step) if step else [],
+        "fanout": fanout,
+        "fanout_left_out": fanout_left_out,
         "fork": (
             _format.fork_snippet(step, storage, detail.graph.entrypoint, table_prefix=prefix)
             if step
