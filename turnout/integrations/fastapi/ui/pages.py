@@ -108,7 +108,9 @@ def _app_context(
         log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE
     )
     current = step.step.action if step else None
-    fanout, fanout_left_out = fanout_bars(source, project, log, seq) if step else ([], 0)
+    fanout, fanout_left_out = (
+        fanout_bars(source, project, log, seq) if step and seq is not None else ([], 0)
+    )
     storage, prefix = source.storage_dir, source.table_prefix
     return {
         "project": project,
