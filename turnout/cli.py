@@ -104,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         "reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
     )
     ui.add_argument(
+        "--serve-url",
+        default=None,
+        metavar="URL",
+        help="with --web: the base URL of a `turnout serve` server of the same applications; "
+        "a waiting application's answer form then posts the answer to its resume route",
+    )
+    ui.add_argument(
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
@@ -470,8 +477,6 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    if args.artifacts is not None:
-        print("turnout ui --web: --artifacts is not used by the web UI yet", file=sys.stderr)
     where = (
         f"tracking directory {storage_dir}"
         if args.store is None
@@ -483,6 +488,8 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     run_ui(
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
         allow_hosts=args.allow_hosts,
+        artifacts=None if args.artifacts is None else args.artifacts.resolve(),
+        serve_url=args.serve_url,
     )  # fmt: skip
     return 0
 

@@ -16,7 +16,9 @@ from turnout.integrations.fastapi.ui import _format, queries
 from turnout.integrations.fastapi.ui._graph import layout
 from turnout.integrations.fastapi.ui._source import Reader
 from turnout.integrations.fastapi.ui._timeline import fanout_bars
+from turnout.integrations.fastapi.ui.artifacts import step_refs
 from turnout.integrations.fastapi.ui.live import live_response
+from turnout.integrations.fastapi.ui.waiting import waiting_of
 
 __all__ = ["STEPS_PER_PAGE", "pages_router"]
 
@@ -129,6 +131,9 @@ def _app_context(
         "bars": _format.waterfall(step) if step else [],
         "fanout": fanout,
         "fanout_left_out": fanout_left_out,
+        "artifacts": step_refs(step) if step else [],
+        "waiting": waiting_of(log),
+        "artifact_store": request.app.state.artifacts is not None,
         "fork": (
             _format.fork_snippet(step, storage, detail.graph.entrypoint, table_prefix=prefix)
             if step
