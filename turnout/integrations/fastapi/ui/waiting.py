@@ -126,7 +126,7 @@ def _post(url: str, channel: str, value: Any) -> tuple[int | None, str]:
         return None, f"{type(error).__name__}: {getattr(error, 'reason', error)}"
 
 
-def _page(request: Request, project: str, app_id: str, **extra: Any) -> HTMLResponse:
+def _waiting(request: Request, project: str, app_id: str) -> Waiting:
     log = queries.open_app(request.app.state.source, project, app_id)
     waiting = waiting_of(log)
     if waiting is None:
@@ -134,6 +134,14 @@ def _page(request: Request, project: str, app_id: str, **extra: Any) -> HTMLResp
             f"application {app_id!r} is not waiting for an answer (its last step did not "
             "suspend): open its page to see its steps"
         )
+    return waiting
+
+
+def _page(
+    request: Request, project: str, app_id: str, waiting: Waiting, **extra: Any
+) -> HTMLResponse:
+    """The page for ``waiting`` (as read before an answer was sent: after it, the
+    application may wait no more)."""
     spec: Field = build_fields(None if waiting.schema_problem else waiting.schema)
     context = {
         "project": project,
@@ -157,7 +165,7 @@ def _page(request: Request, project: str, app_id: str, **extra: Any) -> HTMLResp
 
 @waiting_router.get(_APP + "/waiting", response_class=HTMLResponse)
 def waiting_page(request: Request, project: str, app_id: str) -> HTMLResponse:
-    return _page(request, project, app_id)
+    return _page(request, project, app_id, _waiting(request, project, app_id))
 
 
 @waiting_router.post(_APP + "/waiting", response_class=HTMLResponse)
@@ -172,19 +180,18 @@ async def answer(request: Request, project: str, app_id: str) -> HTMLResponse:
 
 
 def _answer(request: Request, project: str, app_id: str, form: dict[str, str]) -> HTMLResponse:
-    log = queries.open_app(request.app.state.source, project, app_id)
-    waiting = waiting_of(log)
-    if waiting is None:
-        return _page(request, project, app_id)  # raises the 404 that says why
+    waiting = _waiting(request, project, app_id)
     spec = build_fields(None if waiting.schema_problem else waiting.schema)
     try:
         value = read_answer(spec, form)
         if waiting.schema is not None and waiting.schema_problem is None:
             validate(value, waiting.schema)
     except FormError as error:
-        return _page(request, project, app_id, form=form, error=f"{error.path}: {error.message}")
+        return _page(
+            request, project, app_id, waiting, form=form, error=f"{error.path}: {error.message}"
+        )
     except AnswerValidationError as error:
-        return _page(request, project, app_id, form=form, error=str(error))
+        return _page(request, project, app_id, waiting, form=form, error=str(error))
     sent = None
     url = request.app.state.serve_url
     if url is not None and form.get("send") == "1":
@@ -195,6 +202,7 @@ def _answer(request: Request, project: str, app_id: str, form: dict[str, str]) -
         request,
         project,
         app_id,
+        waiting,
         form=form,
         answer=json.dumps(value, indent=2, ensure_ascii=False),
         snippet=resume_snippet(waiting.channel, value),
