@@ -103,11 +103,15 @@ def resume_snippet(channel: str, value: Any) -> str:
 
 
 def _cross_site(request: Request) -> bool:
-    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
-        return True
+    """The form was posted by a page of another site. Browsers say so in ``Sec-Fetch-Site``;
+    without it, ``Origin`` must name this host (the UI's ``Referrer-Policy: no-referrer``
+    makes a browser send ``Origin: null`` for its own forms, so that alone cannot tell)."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None:
+        return site not in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin == "null"
+    if origin is None:
+        return False  # not a browser's cross-site form (those carry an Origin)
     return urllib.parse.urlsplit(origin).netloc != request.headers.get("host")
 
 
