@@ -189,3 +189,23 @@ def test_a_fanout_step_shows_its_childrens_steps_in_its_waterfall(storage: Path)
         few, more = fanout_bars(source, PROJECT, log, 1, limit=2)
         assert len(few) == 2
         assert more == len(rows) - 2
+
+
+def test_children_are_drawn_under_their_step_in_start_order_up_to_the_lane_limit(
+    storage: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.integrations.fastapi.ui import _timeline
+
+    with TestClient(create_ui_app(storage)) as client:
+        source = client.app.state.source  # type: ignore[attr-defined]
+        log = source.app(PROJECT, "parent")
+        view = timeline(source, PROJECT, log, "parent")
+        children = view.lanes[1:]
+        assert [lane.parent_seq for lane in children] == [0, 0, 0, 1, 1, 1]
+        starts = [(lane.parent_seq, lane.bars[0].left) for lane in children]
+        assert starts == sorted(starts)
+        monkeypatch.setattr(_timeline, "MAX_LANES", 3)
+        few = timeline(source, PROJECT, log, "parent")
+        assert len(few.lanes) == 3
+        assert few.more == 4
+        assert "4 more child applications not drawn" in client.get(PAGE).text

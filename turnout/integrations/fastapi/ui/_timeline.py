@@ -88,16 +88,16 @@ def _collect(
 
     def walk(current: src.AppLog, name: str, depth: int, parent_seq: int | None) -> None:
         nonlocal more
+        if len(lanes) >= MAX_LANES:
+            more += 1
+            return
         lanes.append((name, depth, parent_seq, current))
-        children = sorted(
-            (c for c in current.children if c.kind == "spawn"),
-            key=lambda c: (c.sequence_id if c.sequence_id is not None else -1, c.app_id),
-        )
-        for link in children:
-            if link.app_id in seen:
+        children: list[tuple[int, float, str, src.AppLog]] = []
+        for link in current.children:
+            if link.kind != "spawn" or link.app_id in seen:
                 continue
             seen.add(link.app_id)
-            if depth + 1 > MAX_DEPTH or len(lanes) >= MAX_LANES:
+            if depth + 1 > MAX_DEPTH or len(lanes) + len(children) >= MAX_LANES:
                 more += 1
                 continue
             try:
@@ -107,7 +107,12 @@ def _collect(
             if child is None:
                 missing.append(link.app_id)
                 continue
-            walk(child, link.app_id, depth + 1, link.sequence_id)
+            steps = child.step_list()
+            began = steps[0].start if steps and steps[0].start is not None else float("inf")
+            children.append((link.sequence_id or 0, began, link.app_id, child))
+        # Under its parent step, in the order the children started.
+        for parent_seq, _began, name, child in sorted(children, key=lambda c: c[:3]):
+            walk(child, name, depth + 1, parent_seq)
 
     walk(log, app_id, 0, None)
     return lanes, missing, more
