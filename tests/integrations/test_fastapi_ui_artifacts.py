@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,19 +14,23 @@ pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
 from fastapi.testclient import TestClient
 
+from tests.integrations.test_postgres import server
 from turnout import ApplicationBuilder, State, action
 from turnout.core.artifacts import LocalArtifactStore
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi.ui import create_ui_app
 from turnout.integrations.fastapi.ui.artifacts import download_name
 
+__all__ = ["server"]  # a fixture, shared with test_postgres
+
 PROJECT = "blobs"
 CHART = b"\x89PNG fake chart bytes" * 10
 REPORT = b"<script>alert(1)</script> a report"
 
 
-def write(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    """An application whose step writes two refs (one with a hostile name)."""
+def write(tmp_path: Path, tracker: Any = None) -> tuple[Path, Path, dict[str, str]]:
+    """An application whose step writes two refs (one with a hostile name), tracked into
+    ``tmp_path / "tracking"`` (or by ``tracker``)."""
     blobs = tmp_path / "blobs"
     store = LocalArtifactStore(blobs)
     chart = store.put(CHART, media_type="image/png", name="chart.png")
@@ -41,7 +46,7 @@ def write(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
         .with_actions(make)
         .with_transitions(("make", "make"))
         .with_entrypoint("make")
-        .with_tracker(LocalTracker(PROJECT, storage_dir=root))
+        .with_tracker(tracker or LocalTracker(PROJECT, storage_dir=root))
         .with_identifiers(app_id="maker")
         .build()
         .step()
@@ -126,3 +131,26 @@ def test_download_names_are_plain_file_names() -> None:
     for name in ("../x", ".hidden", "a/b", 'q"uote', "x" * 200, None):
         ref = ArtifactRef(digest=digest, size_bytes=1, media_type="text/plain", name=name)
         assert download_name(ref) == f"{digest[:12]}.txt"
+
+
+def test_refs_tracked_in_postgresql_download_too(tmp_path: Path, server: Any) -> None:
+    import uuid
+
+    from tests.integrations.test_fastapi_ui_postgres import drop_prefix
+    from tests.integrations.test_postgres import DSN
+    from turnout.integrations.postgres_tracking import PostgresTracker
+
+    prefix = f"blobs_{uuid.uuid4().hex[:12]}"
+    tracker = PostgresTracker(DSN, project=PROJECT, table_prefix=prefix)
+    try:
+        _root, blobs, _digests = write(tmp_path, tracker)
+        assert tracker.flush(30)
+    finally:
+        tracker.close()
+    try:
+        with TestClient(create_ui_app(DSN, table_prefix=prefix, artifacts=blobs)) as client:
+            hrefs = links(client.get(STEP).text)
+            assert len(hrefs) == 2
+            assert client.get(hrefs[1]).content == CHART
+    finally:
+        drop_prefix(server, prefix)

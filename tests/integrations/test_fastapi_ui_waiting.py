@@ -26,10 +26,13 @@ from fastapi.testclient import TestClient
 
 from tests.integrations import serve_app
 from tests.integrations.fastapi_ui import STARTUP_S, free_port
+from tests.integrations.test_postgres import server
 from turnout import ApplicationBuilder, ApplicationContext, State, action
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi.ui import create_ui_app
 from turnout.integrations.fastapi.ui._answer_form import FormError, build_fields, read_answer
+
+__all__ = ["server"]  # a fixture, shared with test_postgres
 
 PROJECT = "waits"
 SCHEMA: dict[str, Any] = {
@@ -246,3 +249,38 @@ def test_the_answer_is_posted_to_the_serve_server_and_the_app_resumes(tmp_path: 
             # The UI reads the tracking log again: the app no longer waits.
             after = client.get(f"/projects/{PROJECT}/apps/{app_id}/waiting")
             assert after.status_code == 404
+
+
+def test_a_waiting_app_tracked_in_postgresql(server: Any) -> None:
+    import uuid
+
+    from tests.integrations.test_fastapi_ui_postgres import drop_prefix
+    from tests.integrations.test_postgres import DSN
+    from turnout.integrations.postgres_tracking import PostgresTracker
+
+    prefix = f"waiting_{uuid.uuid4().hex[:12]}"
+    tracker = PostgresTracker(DSN, project=PROJECT, table_prefix=prefix)
+    try:
+        (
+            ApplicationBuilder()
+            .with_actions(ask)
+            .with_transitions(("ask", "ask"))
+            .with_entrypoint("ask")
+            .with_tracker(tracker)
+            .with_identifiers(app_id="asker")
+            .build()
+            .step()
+        )
+        assert tracker.flush(30)
+    finally:
+        tracker.close()
+    try:
+        with TestClient(create_ui_app(DSN, table_prefix=prefix)) as client:
+            page = client.get(PAGE)
+            assert page.status_code == 200, page.text
+            assert '<code id="channel">review&lt;1&gt;</code>' in page.text
+            answered = client.post(PAGE, data={**FILLED, "send": "0"})
+            assert answered.status_code == 200
+            assert "app.resume(&#39;review&lt;1&gt;&#39;, value)" in answered.text
+    finally:
+        drop_prefix(server, prefix)
