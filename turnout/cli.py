@@ -474,9 +474,15 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     """``turnout ui --web``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
     try:
         from turnout.integrations.fastapi.ui.server import run_ui
+        from turnout.integrations.fastapi.ui.waiting import check_serve_url
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
+    try:
+        check_serve_url(args.serve_url)
+    except ValueError as exc:
+        print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
+        return 2
     where = (
         f"tracking directory {storage_dir}"
         if args.store is None
@@ -539,6 +545,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.web:
         return _web_ui_command(args, storage_dir)
+    if args.serve_url is not None:
+        print("turnout ui: --serve-url is for the web UI: add --web", file=sys.stderr)
+        return 2
     try:
         command = ui_command(
             storage_dir, port=args.port, host=args.host,

@@ -154,3 +154,47 @@ def test_refs_tracked_in_postgresql_download_too(tmp_path: Path, server: Any) ->
             assert client.get(hrefs[1]).content == CHART
     finally:
         drop_prefix(server, prefix)
+
+
+def test_turnout_ui_web_passes_artifacts_and_checks_serve_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--artifacts DIR`` reaches the web UI (its step offers downloads); a bad
+    ``--serve-url``, or one without ``--web``, stops the command with a clear message."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.integrations.fastapi_ui import free_port
+    from turnout.cli import main
+
+    root, blobs, _digests = write(tmp_path)
+    port = free_port()
+    log = tmp_path / "ui.log"
+    command = [
+        sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo", "--port", str(port),
+        "--dir", str(root), "--artifacts", str(blobs), "--serve-url", "http://127.0.0.1:9",
+    ]  # fmt: skip
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{STEP}/artifacts/1") as got:
+                    body = got.read()
+                break
+            except OSError:
+                assert process.poll() is None, log.read_text()
+                assert time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        assert body == CHART
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    base = ["ui", "--no-demo", "--dir", str(root)]
+    assert main([*base, "--web", "--serve-url", "ftp://x"]) == 2
+    assert "is not the base URL of a turnout serve server" in capsys.readouterr().err
+    assert main([*base, "--serve-url", "http://127.0.0.1:9"]) == 2
+    assert "--serve-url is for the web UI: add --web" in capsys.readouterr().err
