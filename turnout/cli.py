@@ -1,8 +1,9 @@
 """The ``turnout`` command.
 
 ``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR | --store postgresql://... [--table-prefix
-P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web]`` opens the tracking UI
-(``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the Streamlit one)
+P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web [--serve-url URL]]`` opens the
+tracking UI (``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the
+Streamlit one; ``--serve-url``: a ``turnout serve`` server its answer form can send to)
 over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``), or over the PostgreSQL tables a
 ``PostgresTracker`` writes (``--store``; the connection string reaches the server through its
 environment, not its command line, so other users do not see a password); ``--artifacts`` (or
@@ -483,6 +484,14 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     except ValueError as exc:
         print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
         return 2
+    artifacts = args.artifacts or os.environ.get("TURNOUT_UI_ARTIFACTS") or None
+    if artifacts is not None and not Path(artifacts).is_dir():
+        print(
+            f"turnout ui: $TURNOUT_UI_ARTIFACTS {str(artifacts)!r} is not a directory: name the "
+            "directory of the LocalArtifactStore the application wrote to.",
+            file=sys.stderr,
+        )
+        return 2
     where = (
         f"tracking directory {storage_dir}"
         if args.store is None
@@ -494,7 +503,7 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     run_ui(
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
         allow_hosts=args.allow_hosts,
-        artifacts=None if args.artifacts is None else args.artifacts.resolve(),
+        artifacts=None if artifacts is None else Path(artifacts).resolve(),
         serve_url=args.serve_url,
     )  # fmt: skip
     return 0
