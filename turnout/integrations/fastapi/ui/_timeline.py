@@ -231,7 +231,8 @@ def fanout_bars(
     now: float | None = None,
 ) -> tuple[list[ChildBar], int]:
     """The children a step spawned, each child's steps and their spans, placed in the step's
-    own time (its start to its end), and how many rows were left out past ``limit``."""
+    own time (its start to its end), and how many children were left out: past ``limit``
+    rows the remaining children's logs are not read (a step may spawn thousands)."""
     step = log.steps.get(seq)
     links = [c for c in log.children_of(seq) if c.kind == "spawn"]
     if step is None or step.start is None or not links:
@@ -240,17 +241,15 @@ def fanout_bars(
     w_start = step.start
     width = max((step.end if step.end is not None else now) - w_start, 1e-9)
     rows: list[ChildBar] = []
-    left_out = 0
-    for link in links:
+    for number, link in enumerate(links):
+        if len(rows) >= limit:
+            return rows, len(links) - number
         try:
             child = source.app(project, link.app_id)
         except src.InvalidParameterError:
             child = None
         for child_step in child.step_list() if child is not None else ():
             spans = sorted(child_step.spans.values(), key=lambda s: (s.start or 0, s.span_id))
-            if len(rows) + 1 + len(spans) > limit:
-                left_out += 1 + len(spans)
-                continue
             left, bar = _place(child_step.start, child_step.end, w_start, width)
             rows.append(
                 ChildBar(
@@ -259,7 +258,7 @@ def fanout_bars(
                     duration=child_step.duration,
                 )
             )  # fmt: skip
-            for span in spans:
+            for span in spans[: max(limit - len(rows), 0)]:
                 left, bar = _place(span.start, span.end, w_start, width)
                 rows.append(
                     ChildBar(
@@ -271,4 +270,4 @@ def fanout_bars(
                         span=span.span_id,
                     )
                 )  # fmt: skip
-    return rows, left_out
+    return rows, 0
