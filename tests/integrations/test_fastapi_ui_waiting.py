@@ -284,3 +284,17 @@ def test_a_waiting_app_tracked_in_postgresql(server: Any) -> None:
             assert "app.resume(&#39;review&lt;1&gt;&#39;, value)" in answered.text
     finally:
         drop_prefix(server, prefix)
+
+
+def test_the_snippet_is_python_that_rebuilds_the_answer() -> None:
+    import ast
+
+    from turnout.integrations.fastapi.ui.waiting import resume_snippet
+
+    value = {"a": [1, 2.5, None, True], "b": "x'\"\n<y>", "c": {"d": False}}
+    snippet = resume_snippet("ch'1", value)
+    tree = ast.parse(snippet)
+    assigned = tree.body[0]
+    assert isinstance(assigned, ast.Assign)
+    assert ast.literal_eval(assigned.value) == value
+    assert snippet.rstrip().endswith('app.resume("ch\'1", value)')

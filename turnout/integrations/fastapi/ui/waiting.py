@@ -14,6 +14,7 @@ answer through the UI.
 from __future__ import annotations
 
 import json
+import pprint
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -65,7 +66,7 @@ def waiting_of(log: src.AppLog) -> Waiting | None:
     if schema is not None:
         try:
             check_schema(schema)
-        except (TurnoutError, ValueError, TypeError) as error:
+        except (TurnoutError, ValueError, TypeError, RecursionError) as error:
             problem = str(error)
     return Waiting(
         seq=last.seq,
@@ -93,11 +94,11 @@ def check_serve_url(url: str | None) -> str | None:
 
 def resume_snippet(channel: str, value: Any) -> str:
     """The Python that answers the suspension on a built ``app`` (the same application)."""
-    literal = json.dumps(value, indent=2, ensure_ascii=False)
+    # A JSON value's repr is a Python literal of it (dicts, lists, str, int, float, bool, None).
+    literal = pprint.pformat(value, width=88, sort_dicts=False)
     return (
-        "import json\n\n"
-        f"# app: the application, built again with its persister (initialize_from)\n"
-        f"value = json.loads({literal!r})\n"
+        "# app: the application, built again over its persister (initialize_from)\n"
+        f"value = {literal}\n"
         f"action, result, state = app.resume({channel!r}, value)\n"
     )
 
