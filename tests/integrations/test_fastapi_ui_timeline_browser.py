@@ -98,6 +98,10 @@ def test_the_timeline_zooms_with_the_wheel_and_back_returns(
     tab.locator("svg#timeline-lanes g.lane").first.locator("a").first.click()
     expect(tab).to_have_url(re.compile(r"/apps/parent/steps/0$"))
     expect(tab.locator("#fanout")).to_be_visible()
+    # A child's step opens as a page of its own (not swapped into the parent's page).
+    tab.locator("#fanout a").first.click()
+    expect(tab).to_have_url(re.compile(r"/apps/[0-9a-f-]{36}/steps/0$"))
+    expect(tab.locator("h1.apptitle")).not_to_have_text("parent")
     assert errors == []
 
 
