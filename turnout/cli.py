@@ -1,8 +1,9 @@
 """The ``turnout`` command.
 
 ``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR | --store postgresql://... [--table-prefix
-P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web]`` opens the tracking UI
-(``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the Streamlit one)
+P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web [--serve-url URL]]`` opens the
+tracking UI (``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the
+Streamlit one; ``--serve-url``: a ``turnout serve`` server its answer form can send to)
 over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``), or over the PostgreSQL tables a
 ``PostgresTracker`` writes (``--store``; the connection string reaches the server through its
 environment, not its command line, so other users do not see a password); ``--artifacts`` (or
@@ -103,6 +104,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="a LocalArtifactStore directory: artifact refs in states get a download button "
         "reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
+    )
+    ui.add_argument(
+        "--serve-url",
+        default=None,
+        metavar="URL",
+        help="with --web: the base URL of a `turnout serve` server of the same applications; "
+        "a waiting application's answer form then posts the answer to its resume route",
     )
     ui.add_argument(
         "--no-demo",
@@ -469,11 +477,23 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     """``turnout ui --web``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
     try:
         from turnout.integrations.fastapi.ui.server import run_ui
+        from turnout.integrations.fastapi.ui.waiting import check_serve_url
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    if args.artifacts is not None:
-        print("turnout ui --web: --artifacts is not used by the web UI yet", file=sys.stderr)
+    try:
+        check_serve_url(args.serve_url)
+    except ValueError as exc:
+        print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
+        return 2
+    artifacts = args.artifacts or os.environ.get("TURNOUT_UI_ARTIFACTS") or None
+    if artifacts is not None and not Path(artifacts).is_dir():
+        print(
+            f"turnout ui: $TURNOUT_UI_ARTIFACTS {str(artifacts)!r} is not a directory: name the "
+            "directory of the LocalArtifactStore the application wrote to.",
+            file=sys.stderr,
+        )
+        return 2
     where = (
         f"tracking directory {storage_dir}"
         if args.store is None
@@ -485,6 +505,8 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     run_ui(
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
         allow_hosts=args.allow_hosts,
+        artifacts=None if artifacts is None else Path(artifacts).resolve(),
+        serve_url=args.serve_url,
     )  # fmt: skip
     return 0
 
@@ -536,6 +558,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.web:
         return _web_ui_command(args, storage_dir)
+    if args.serve_url is not None:
+        print("turnout ui: --serve-url is for the web UI: add --web", file=sys.stderr)
+        return 2
     try:
         command = ui_command(
             storage_dir, port=args.port, host=args.host,

@@ -111,6 +111,7 @@ def test_every_page_shows_hostile_values_as_text(hostile: tuple[Path, str]) -> N
         f"{base}?action={urllib.parse.quote(PAYLOAD, safe='')}",  # the graph's filter
         f"{base}/search?q=alert",  # matches shown in context
         f"/projects/{PROJECT}/search?q={urllib.parse.quote(SCRIPT, safe='')}",
+        f"{base}/timeline",
     ]
     with TestClient(create_ui_app(root)) as client:
         for path in pages:
@@ -189,3 +190,60 @@ def test_annotations_of_a_hostile_step_show_as_text(hostile: tuple[Path, str]) -
             assert answer.status_code == 200, path
             _assert_inert(answer.text)
             assert ESCAPED_SCRIPT in answer.text, path
+def test_artifacts_and_a_waiting_apps_form_escape_what_they_show(tmp_path: Path) -> None:
+    """A ref's name and media type, a suspension's channel, metadata and schema (property
+    names, titles, descriptions, enum values, defaults) hold markup: all shown as text."""
+    from turnout import ApplicationContext
+    from turnout.core.artifacts import LocalArtifactStore
+
+    store = LocalArtifactStore(tmp_path / "blobs")
+    ref = store.put(b"x", media_type=PAYLOAD, name=PAYLOAD)
+    schema = {
+        "type": "object",
+        "title": PAYLOAD,
+        "properties": {
+            PAYLOAD: {"type": "string", "description": PAYLOAD, "default": PAYLOAD},
+            "pick": {"enum": [PAYLOAD, 1], "title": PAYLOAD},
+            "more": {"type": "object", "properties": {PAYLOAD: {"type": "boolean"}}},
+        },
+    }
+
+    @action(reads=[], writes=["blob"])
+    def hold(state: State) -> State:
+        return state.update(blob=ref)
+
+    @action(reads=[], writes=["answer"])
+    def wait(state: State, __context: ApplicationContext) -> State:
+        answer = __context.suspend(PAYLOAD, schema=schema, metadata={PAYLOAD: PAYLOAD})
+        return state.update(answer=answer)
+
+    root = tmp_path / "tracking"
+    tracker = LocalTracker(PROJECT, root)
+    app = (
+        ApplicationBuilder()
+        .with_actions(hold, wait)
+        .with_transitions(("hold", "wait"))
+        .with_entrypoint("hold")
+        .with_identifiers(app_id="waiter")
+        .with_tracker(tracker)
+        .build()
+    )
+    try:
+        app.step()
+        app.step()
+    finally:
+        tracker.close()
+    base = f"/projects/{PROJECT}/apps/waiter"
+    with TestClient(create_ui_app(root, artifacts=tmp_path / "blobs")) as client:
+        for path in (base, f"{base}/steps/0", f"{base}/waiting"):
+            page = client.get(path)
+            assert page.status_code == 200, path
+            _assert_inert(page.text)
+            assert ESCAPED_SCRIPT in page.text, path
+        answered = client.post(f"{base}/waiting", data={"f.1": json.dumps(PAYLOAD)})
+        assert answered.status_code == 200
+        _assert_inert(answered.text)
+        download = client.get(f"{base}/steps/0/artifacts/0")
+        assert download.status_code == 200
+        assert download.headers["content-type"] == "application/octet-stream"
+        assert "<" not in download.headers["content-disposition"]

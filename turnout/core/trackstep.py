@@ -51,6 +51,7 @@ class Step:
     stream_first: float | None = None
     stream_end: float | None = None
     stream_items: int | None = None
+    suspension: dict[str, Any] | None = None  # status "suspended": channel, schema, metadata
 
     @property
     def duration(self) -> float | None:

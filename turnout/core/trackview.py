@@ -304,6 +304,7 @@ class AppLog:
         if record.error and step.status == "retrying":
             step.attempt_errors.append(record.error)
         step.error = record.error
+        step.suspension = record.suspension if record.status == "suspended" else None
         if step.status in _FINAL:
             step.changes = [list(change) for change in record.changes]
             step.snapshot = record.snapshot

@@ -29,9 +29,12 @@ from turnout.integrations.fastapi.ui._source import (
 )
 from turnout.integrations.fastapi.ui.annotations import annotations_router
 from turnout.integrations.fastapi.ui.api import api_router
+from turnout.integrations.fastapi.ui.artifacts import artifact_router, open_store
 from turnout.integrations.fastapi.ui.pages import pages_router
 from turnout.integrations.fastapi.ui.queries import NotFoundError
 from turnout.integrations.fastapi.ui.search_routes import search_router
+from turnout.integrations.fastapi.ui.timeline_pages import timeline_router
+from turnout.integrations.fastapi.ui.waiting import check_serve_url, waiting_router
 
 __all__ = ["CSP", "create_ui_app"]
 
@@ -71,6 +74,8 @@ def create_ui_app(
     table_prefix: str = DEFAULT_PREFIX,
     allowed_hosts: Sequence[str] | None = None,
     live_poll: float = 0.25,
+    artifacts: str | Path | None = None,
+    serve_url: str | None = None,
 ) -> FastAPI:
     """The tracking UI over ``source`` as a FastAPI application (serve it with uvicorn).
 
@@ -84,7 +89,13 @@ def create_ui_app(
             rebinding.
         live_poll: seconds between two reads of a log in live mode, on a store that does not
             announce its changes (files); a PostgreSQL store is waited on instead.
+        artifacts: a ``LocalArtifactStore`` directory: the artifact refs a step holds get a
+            download link reading their blob from it (``None``: listed without one).
+        serve_url: the base URL of a ``turnout serve`` server of the same applications
+            (``http://host:port`` and its router's prefix): a waiting application's answer
+            form posts to its resume route (``None``: the form gives a snippet only).
     """
+    store = open_store(artifacts)
     opened = not isinstance(source, TrackingSource)
     if not isinstance(source, TrackingSource):
         source = open_source(source, table_prefix=table_prefix)
@@ -110,11 +121,17 @@ def create_ui_app(
     app.state.source = reader
     app.state.templates = _templates()
     app.state.live_poll = live_poll
+    app.state.artifacts = store
+    app.state.serve_url = check_serve_url(serve_url)
     app.include_router(search_router)  # first: its /search suffix follows an app id
     # Before the other routers: their application routes end in a path parameter that would
     # also match an annotations URL.
     app.include_router(annotations_router)
     app.include_router(api_router)
+    # Before the pages: their application route takes the rest of any path.
+    app.include_router(timeline_router)
+    app.include_router(artifact_router)
+    app.include_router(waiting_router)
     app.include_router(pages_router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     if allowed_hosts is not None:

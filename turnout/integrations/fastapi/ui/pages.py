@@ -15,7 +15,10 @@ from starlette.concurrency import run_in_threadpool
 from turnout.integrations.fastapi.ui import _format, queries
 from turnout.integrations.fastapi.ui._graph import layout
 from turnout.integrations.fastapi.ui._source import Reader
+from turnout.integrations.fastapi.ui._timeline import fanout_bars
+from turnout.integrations.fastapi.ui.artifacts import step_refs
 from turnout.integrations.fastapi.ui.live import live_response
+from turnout.integrations.fastapi.ui.waiting import waiting_of
 
 __all__ = ["STEPS_PER_PAGE", "pages_router"]
 
@@ -116,6 +119,9 @@ def _app_context(
         log, app_id, before=None if top is None else top + 1, limit=STEPS_PER_PAGE, action=action
     )
     current = step.step.action if step else None
+    fanout, fanout_left_out = (
+        fanout_bars(source, project, log, seq) if step and seq is not None else ([], 0)
+    )
     storage, prefix = source.storage_dir, source.table_prefix
     return {
         "project": project,
@@ -135,6 +141,11 @@ def _app_context(
         "action": next((a for a in detail.graph.actions if a.name == current), None),
         "detail": step,
         "bars": _format.waterfall(step) if step else [],
+        "fanout": fanout,
+        "fanout_left_out": fanout_left_out,
+        "artifacts": step_refs(step) if step else [],
+        "waiting": waiting_of(log),
+        "artifact_store": request.app.state.artifacts is not None,
         "fork": (
             _format.fork_snippet(step, storage, detail.graph.entrypoint, table_prefix=prefix)
             if step

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -50,16 +51,20 @@ def run_ui(
     port: int = 7241,
     demo: bool = True,
     allow_hosts: Sequence[str] = (),
+    artifacts: Path | None = None,
+    serve_url: str | None = None,
 ) -> None:
     """Serve the web UI until interrupted: over the PostgreSQL store named by
-    ``$TURNOUT_UI_STORE`` if set, else over ``storage_dir``."""
+    ``$TURNOUT_UI_STORE`` if set, else over ``storage_dir``; ``artifacts`` and ``serve_url``
+    are passed to ``create_ui_app``."""
+    options: dict[str, Any] = {"artifacts": artifacts, "serve_url": serve_url}
     dsn = os.environ.get(STORE_ENV)
     if dsn:
         prefix = os.environ.get(TABLE_PREFIX_ENV) or _source.DEFAULT_PREFIX
         app = create_ui_app(
-            dsn, table_prefix=prefix, allowed_hosts=allowed_hosts(host, allow_hosts)
+            dsn, table_prefix=prefix, allowed_hosts=allowed_hosts(host, allow_hosts), **options
         )
     else:
         prepare(storage_dir, demo=demo)
-        app = create_ui_app(storage_dir, allowed_hosts=allowed_hosts(host, allow_hosts))
+        app = create_ui_app(storage_dir, allowed_hosts=allowed_hosts(host, allow_hosts), **options)
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)
