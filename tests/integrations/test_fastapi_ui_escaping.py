@@ -190,6 +190,8 @@ def test_annotations_of_a_hostile_step_show_as_text(hostile: tuple[Path, str]) -
             assert answer.status_code == 200, path
             _assert_inert(answer.text)
             assert ESCAPED_SCRIPT in answer.text, path
+
+
 def test_artifacts_and_a_waiting_apps_form_escape_what_they_show(tmp_path: Path) -> None:
     """A ref's name and media type, a suspension's channel, metadata and schema (property
     names, titles, descriptions, enum values, defaults) hold markup: all shown as text."""
