@@ -17,6 +17,7 @@ state. Persisters without ``app_row`` (third-party ones) keep nothing.
 
 from __future__ import annotations
 
+import inspect
 from collections import OrderedDict
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ class Applications:
     def __init__(self, factory: Factory, persister: Any, cache_size: int) -> None:
         self.factory = factory
         self.persister = persister
-        self.cache = AppCache(cache_size)
+        self.cache = AppCache(cache_size)  # checks cache_size, whatever the persister
         self._row = getattr(persister, "app_row", None)
         if self._row is None:  # no cheap check of a kept app: keep none
             self.cache = AppCache(0)
@@ -129,7 +130,7 @@ class Applications:
         if self._row is None:
             return None
         value = self._row(pk, app_id)
-        return await value if hasattr(value, "__await__") else value
+        return await value if inspect.isawaitable(value) else value
 
     async def latest_sequence_id(self, app_id: str, pk: str | None) -> int | None:
         """The sequence id of the app's latest stored record (``None``: none known)."""
