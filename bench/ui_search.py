@@ -18,19 +18,13 @@ average: other processes share the machine.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import statistics
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _store_bench import Row, add_store_options, each_store, print_table, timed
 from ui_load import MANY_PROJECT, Store, generate_many
 
 from turnout.core.tracksource import AppQuery
@@ -41,19 +35,6 @@ ABSENT = "no step holds this text"
 COMMON = "count"
 
 
-def _load() -> str:
-    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-
-
-def timed(run: Callable[[], Any], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def naive(reader: Reader) -> int:
     """Every application parsed and searched: what a search without the stores' help costs."""
     hits = 0
@@ -62,7 +43,7 @@ def naive(reader: Reader) -> int:
     return hits
 
 
-def measure(args: argparse.Namespace, store: Store) -> list[tuple[str, float, str]]:
+def measure(args: argparse.Namespace, store: Store) -> list[Row]:
     where: Any = store.root if store.kind == "files" else store.dsn
     reader = Reader(open_source(where, table_prefix=store.prefix))
     try:
@@ -93,35 +74,15 @@ def measure(args: argparse.Namespace, store: Store) -> list[tuple[str, float, st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--apps", type=int, default=2_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--store", choices=["files", "postgresql", "both"], default="both")
-    parser.add_argument(
-        "--dsn",
-        default=os.environ.get(
-            "TURNOUT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    add_store_options(parser)
     args = parser.parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="turnout-ui-search-"))
-    rows: list[tuple[str, float, str]] = []
-    try:
-        for kind in ("files", "postgresql") if args.store == "both" else (args.store,):
-            store = Store(kind=kind, root=base / kind, dsn=args.dsn,
-                          prefix=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
-            store.root.mkdir(parents=True)
-            print(f"[{kind}] generating ...", file=sys.stderr)
-            generate_many(store, args.apps)
-            try:
-                rows += measure(args, store)
-            finally:
-                store.drop()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    print(f"`python bench/ui_search.py --apps {args.apps}` "
-          f"(median of {args.repeat}; load average at the end: {_load()})\n")  # fmt: skip
-    print("| measure | seconds | note |\n| --- | --- | --- |")
-    for name, seconds, note in rows:
-        print(f"| {name} | {seconds:.3f} | {note} |")
+    rows = each_store(
+        args,
+        "ui-search",
+        lambda store: generate_many(store, args.apps),
+        lambda store: measure(args, store),
+    )
+    print_table(f"python bench/ui_search.py --apps {args.apps}", args.repeat, rows)
     return 0
 
 

@@ -26,19 +26,14 @@ with the load average: other processes share the machine.
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
-import statistics
 import sys
-import tempfile
-import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from _store_bench import Row, add_store_options, each_store, print_table, timed
 from ui_load import (  # the same generated data as the page benchmark
     LARGE_PROJECT,
     MANY_PROJECT,
@@ -53,20 +48,6 @@ from turnout.core.trackview import AppLog
 from turnout.integrations.streamlit.index import TrackingIndex
 
 
-def _load() -> str:
-    return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-
-
-def timed(run: Callable[[], Any], repeat: int) -> float:
-    """The median seconds of ``repeat`` runs of ``run``."""
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def last_page(log: AppLog) -> None:
     steps = log.step_list()
     last = steps[-1].seq
@@ -75,7 +56,7 @@ def last_page(log: AppLog) -> None:
     log.summary("p")
 
 
-def files(args: argparse.Namespace, store: Store) -> list[tuple[str, float, str]]:
+def files(args: argparse.Namespace, store: Store) -> list[Row]:
     path = store.root / LARGE_PROJECT / large_app_id(args.steps) / "log.jsonl"
 
     def tail() -> None:
@@ -126,7 +107,7 @@ def files(args: argparse.Namespace, store: Store) -> list[tuple[str, float, str]
     return rows
 
 
-def postgresql(args: argparse.Namespace, store: Store) -> list[tuple[str, float, str]]:
+def postgresql(args: argparse.Namespace, store: Store) -> list[Row]:
     from turnout.integrations.postgres_tracking import PostgresSource
 
     def app(**options: Any) -> Callable[[], None]:
@@ -161,36 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--apps", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--store", choices=["files", "postgresql", "both"], default="both")
-    parser.add_argument(
-        "--dsn",
-        default=os.environ.get(
-            "TURNOUT_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    add_store_options(parser)
     args = parser.parse_args(argv)
-    base = Path(tempfile.mkdtemp(prefix="turnout-ui-source-"))
-    rows: list[tuple[str, float, str]] = []
-    try:
-        for kind in ("files", "postgresql") if args.store == "both" else (args.store,):
-            store = Store(kind=kind, root=base / kind, dsn=args.dsn,
-                          prefix=f"bench_{uuid.uuid4().hex[:10]}")  # fmt: skip
-            store.root.mkdir(parents=True)
-            print(f"[{kind}] generating ...", file=sys.stderr)
-            generate_large(store, args.steps, "count")
-            generate_many(store, args.apps)
-            try:
-                rows += files(args, store) if kind == "files" else postgresql(args, store)
-            finally:
-                store.drop()
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-    print(f"`python bench/ui_source.py --steps {args.steps} --apps {args.apps}` "
-          f"(median of {args.repeat}; load average at the end: {_load()})\n")  # fmt: skip
-    print("| measure | seconds | note |\n| --- | --- | --- |")
-    for name, seconds, note in rows:
-        print(f"| {name} | {seconds:.3f} | {note} |")
+    rows = each_store(
+        args,
+        "ui-source",
+        lambda store: (generate_large(store, args.steps, "count"), generate_many(store, args.apps)),
+        lambda store: files(args, store) if store.kind == "files" else postgresql(args, store),
+    )
+    print_table(
+        f"python bench/ui_source.py --steps {args.steps} --apps {args.apps}", args.repeat, rows
+    )
     return 0
 
 

@@ -7,10 +7,6 @@ answered). Replies are held before their last token until the test creates a fil
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,56 +20,29 @@ pytest.importorskip("sse_starlette")
 import httpx
 
 from examples.chatbot_served import application as chatbot
-from tests.persistence import backends
+from tests.served_script import ServedScript
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "examples" / "chatbot_served" / "application.py"
 RUN = {"halt_after": ["respond"]}
 
 
-class ChatServer:
+class ChatServer(ServedScript):
     """The example's script serving on a free port (offline: no OpenAI key reaches it), its
     log drained so it never blocks. Replies wait for ``hold`` to exist before their last token."""
 
     def __init__(self, tmp: Path) -> None:
-        self.port = backends.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self.hold = tmp / "release"
-        command = [sys.executable, str(SCRIPT), "--port", str(self.port), "--db",
-                   str(tmp / "chat.db"), "--token-delay", "0", "--hold-until-file",
-                   str(self.hold)]  # fmt: skip
-        env = {
-            k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")
-        }
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *sys.path])
-        self.log: list[str] = []
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        args = ["--db", str(tmp / "chat.db"), "--token-delay", "0"]
+        super().__init__(
+            SCRIPT,
+            [*args, "--hold-until-file", str(self.hold)],
+            unset=("OPENAI_API_KEY", "OPENAI_BASE_URL"),
         )
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:  # uvicorn says when it listens
-            self.log.append(raw.decode(errors="replace"))
-            if "Application startup complete" in self.log[-1]:
-                break
-        else:
-            raise AssertionError(f"the example exited with {self.process.wait()}: {self.log}")
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
 
     def release(self) -> None:
         """Let every held reply (and every later one) finish."""
         self.hold.touch()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self._drain.join(timeout=30)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
 
 
 @pytest.fixture

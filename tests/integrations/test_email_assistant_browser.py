@@ -12,9 +12,6 @@ Without Playwright or Chromium the test skips, except under ``CI=true``.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,7 +27,7 @@ require_browser()
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from examples.email_assistant_served.application import DraftingModel  # noqa: E402
-from tests.persistence import backends  # noqa: E402
+from tests.served_script import ServedScript  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "examples" / "email_assistant_served" / "application.py"
@@ -42,45 +39,14 @@ HOSTILE = f"<img src=http://{TRAP}/x.png> <b>bold</b> Invite the team"
 pytestmark = pytest.mark.slow
 
 
-class _Server:
-    """The example's script serving on a free port, its log drained so it never blocks."""
-
-    def __init__(self, db: Path) -> None:
-        self.port = backends.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        # A small delay per token: the page gets the draft in many chunks, as a person would.
-        command = [sys.executable, str(SCRIPT), "--port", str(self.port), "--db", str(db),
-                   "--token-delay", "0.005"]  # fmt: skip
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), *sys.path])}
-        self.log: list[str] = []
-        self.process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-        )
-        assert self.process.stdout is not None
-        for raw in self.process.stdout:  # uvicorn says when it listens
-            self.log.append(raw.decode(errors="replace"))
-            if "Application startup complete" in self.log[-1]:
-                break
-        else:
-            raise AssertionError(f"the example exited with {self.process.wait()}: {self.log}")
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(timeout=30)
-        self._drain.join(timeout=30)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+def _server(db: Path) -> ServedScript:
+    # A small delay per token: the page gets the draft in many chunks, as a person would.
+    return ServedScript(SCRIPT, ["--db", str(db), "--token-delay", "0.005"])
 
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = _Server(tmp_path_factory.mktemp("assistant") / "assistant.db")
+    server = _server(tmp_path_factory.mktemp("assistant") / "assistant.db")
     try:
         yield server.url
     finally:
