@@ -24,7 +24,6 @@ from pathlib import Path
 from turnout.core import tracklog as tl
 from turnout.core.errors import TurnoutError
 from turnout.core.trackannotations import FileAnnotations
-from turnout.core.trackbase import check_id
 from turnout.core.tracksource import (
     ALL_FIRST_PAGE,
     AppPage,
@@ -69,12 +68,9 @@ def shown(value: str, limit: int = 60) -> str:
 
 
 def is_name(value: str, what: str) -> bool:
-    """Whether ``value`` follows the tracker's naming rule for a ``what`` directory."""
-    try:
-        check_id(value, what)
-    except ValueError:
-        return False
-    return True
+    """Whether ``value`` follows the tracker's naming rule for a ``what`` directory (the rule
+    is the same for every ``what``: ``turnout.core.tracklog.is_safe_name``)."""
+    return tl.is_safe_name(value)
 
 
 def check_name(value: str, what: str) -> str:

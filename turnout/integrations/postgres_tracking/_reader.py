@@ -48,6 +48,7 @@ __all__ = [
     "app_ids",
     "fast_chain",
     "full_chain",
+    "parse_payload",
     "read_records",
     "schema",
     "ui_schema",
@@ -237,8 +238,14 @@ $body$""",
     ]
 
 
+def parse_payload(payload: str) -> tuple[dict[str, Any], Record] | None:
+    """A stored row's payload read as ``tracklog.parse_line`` reads a log line (its JSON
+    object and typed record), or ``None`` if it is malformed."""
+    return parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+
+
 def _parse(payload: str) -> Record | None:
-    parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+    parsed = parse_payload(payload)
     return parsed[1] if parsed is not None else None
 
 
@@ -260,7 +267,7 @@ def read_records(conn: Any, t: Tables, app_id: str, after: int = -1) -> LogChunk
         records.append(FormatRecord(version=version))
         raws.append(records[0].to_json())
     for _pos, payload, _version in rows:
-        parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+        parsed = parse_payload(payload)
         if parsed is None:
             bad += 1
             continue

@@ -38,7 +38,6 @@ from turnout.core.tracklog import (
     ChildRecord,
     FormatRecord,
     LogChunk,
-    parse_line,
 )
 from turnout.core.tracksource import (
     ALL_FIRST_PAGE,
@@ -52,7 +51,12 @@ from turnout.core.tracksource import (
 )
 from turnout.core.trackview import AppLog
 from turnout.integrations.postgres_tracking._annotations import PostgresAnnotations
-from turnout.integrations.postgres_tracking._reader import Tables, read_records, ui_schema
+from turnout.integrations.postgres_tracking._reader import (
+    Tables,
+    parse_payload,
+    read_records,
+    ui_schema,
+)
 
 __all__ = ["PostgresSource"]
 
@@ -330,7 +334,7 @@ class PostgresSource:
             [project, app_ids],
         ).fetchall()
         for app_id, payload in rows:
-            parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+            parsed = parse_payload(payload)
             record = parsed[1] if parsed is not None else None
             if not isinstance(record, ChildRecord):
                 continue
@@ -449,7 +453,7 @@ class PostgresSource:
         records: list[Any] = [FormatRecord(version=version)]
         raws: list[dict[str, Any]] = [records[0].to_json()]
         for _pos, payload, _version in apps:
-            parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+            parsed = parse_payload(payload)
             if parsed is not None and isinstance(parsed[1], AppRecord):
                 raws.append(parsed[0])
                 records.append(parsed[1])
