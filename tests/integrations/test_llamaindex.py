@@ -966,3 +966,34 @@ def test_actions_take_application_inputs(index):
     app = one_step(chat, {"history": []})
     _a, _result, state = app.step(inputs={"message": "bob"})  # type: ignore[misc]
     assert next((m.role.value, m.content) for m in state["history"]) == ("user", "bob")
+
+
+def test_a_stored_waiting_context_cannot_choose_a_class_to_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A module whose import leaves a mark: the stored context names a class in it.
+    marker = tmp_path / "imported"
+    (tmp_path / "turnout_probe_module.py").write_text(
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('x')\nclass Probe: pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    app = approval_builder().with_state(topic="the post").build()
+
+    async def go() -> None:
+        _a, _result, state = await app.astep()  # type: ignore[misc]
+        context = json.loads(json.dumps(state["review"]["context"]))
+        # A stored value the LlamaIndex serializer decodes as a pydantic model of a named class.
+        record = {
+            "__is_pydantic": True,
+            "value": {},
+            "qualified_name": "turnout_probe_module.Probe",
+        }
+        context["state"]["state_data"]["_data"]["topic"] = json.dumps(record)
+        review = {**state["review"], "context": context}
+        app.update_state(app.state.update(review=review))
+        with pytest.raises(Exception, match="allowed types"):
+            await app.astep(inputs={"response": "yes"})
+
+    asyncio.run(go())
+    assert not marker.exists()
+    assert "turnout_probe_module" not in sys.modules

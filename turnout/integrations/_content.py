@@ -44,6 +44,7 @@ __all__ = [
     "Message",
     "capture_content",
     "content_attributes",
+    "content_text",
     "current_capture",
     "end_scoped",
     "is_content",
@@ -202,6 +203,26 @@ def current_capture() -> ContentCapture:
         if context is not None and (context.app_id, context.sequence_id) == scoped[:2]:
             return scoped[2]
     return capture_content()
+
+
+def content_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text of its content parts/blocks (an
+    image, audio or other part is named, not copied)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Sequence):
+        pieces = []
+        for part in content:
+            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
+                pieces.append(part["text"])
+            elif isinstance(part, Mapping):
+                pieces.append(f"[{part.get('type', 'part')}]")
+            else:
+                pieces.append(str(part))
+        return "\n".join(pieces)
+    return str(content)
 
 
 def text_message(role: str, text: Any, **extra: Any) -> Message:

@@ -8,7 +8,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from turnout.integrations._content import Message, text_message
+from turnout.integrations._content import Message, content_text, text_message
 
 __all__ = ["genai_inputs", "genai_outputs", "genai_prompts"]
 
@@ -46,7 +46,7 @@ def genai_outputs(response: LLMResult) -> list[Message]:
 
 def _message(message: BaseMessage) -> Message:
     role = _ROLES.get(message.type, str(getattr(message, "role", message.type)))
-    text = _text(message.content)
+    text = content_text(message.content)
     if role == "tool":
         result = {"type": "tool_call_response", "result": text}
         return {"role": role, "parts": [{**result, "id": getattr(message, "tool_call_id", None)}]}
@@ -61,18 +61,3 @@ def _message(message: BaseMessage) -> Message:
             }
         )
     return {"role": role, "parts": parts}
-
-
-def _text(content: Any) -> str:
-    """A message's text: its string, or the text of its content blocks (others named)."""
-    if isinstance(content, str):
-        return content
-    pieces = []
-    for block in content or ():
-        if isinstance(block, str):
-            pieces.append(block)
-        elif isinstance(block, dict) and isinstance(block.get("text"), str):
-            pieces.append(block["text"])
-        elif isinstance(block, dict):
-            pieces.append(f"[{block.get('type', 'block')}]")
-    return "\n".join(pieces)

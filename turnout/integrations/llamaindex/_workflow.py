@@ -130,7 +130,8 @@ def workflow_action(
                 f"{owner}: the workflow waits for an answer to {request!r}; pass it: "
                 f"app.astep(inputs={{{answer!r}: ...}})"
             )
-        handler = workflow.run(ctx=Context.from_dict(workflow, dict(begin.waiting["context"])))
+        stored = dict(begin.waiting["context"])
+        handler = workflow.run(ctx=Context.from_dict(workflow, stored, _serializer(workflow)))
         handler.ctx.send_event(_response(begin.answer, owner))
         return handler
 
@@ -233,6 +234,18 @@ class _Waiting(_WaitingMixin, _LlamaIndexAction):
 
 class _WaitingStream(_WaitingMixin, _LlamaIndexStreamingAction):
     pass
+
+
+def _serializer(workflow: Workflow) -> Any:
+    """The serializer to load a stored context with: the workflow's own if it set one, else JSON
+    resolving only the workflow's events and state type. LlamaIndex's default imports whatever
+    class a stored record names; the waiting context is persisted state, so it may not choose."""
+    if getattr(workflow, "serializer", None) is not None:
+        return workflow.serializer
+    from workflows.context.serializers import JsonSerializer
+    from workflows.context.state_store import infer_state_type
+
+    return JsonSerializer(allowed_types=[*workflow.events, infer_state_type(workflow)])
 
 
 def _response(reply: Any, owner: str) -> Event:

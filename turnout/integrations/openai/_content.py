@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from turnout.integrations._content import Message
+from turnout.integrations._content import Message, content_text
 
 __all__ = ["genai_messages", "genai_reply"]
 
@@ -22,11 +22,11 @@ def genai_messages(messages: Sequence[Mapping[str, Any]]) -> list[Message]:
                 {
                     "type": "tool_call_response",
                     "id": message.get("tool_call_id"),
-                    "result": _text(message.get("content")),
+                    "result": content_text(message.get("content")),
                 }
             )
         else:
-            text = _text(message.get("content"))
+            text = content_text(message.get("content"))
             if text:
                 parts.append({"type": "text", "content": text})
             parts.extend(_calls(message.get("tool_calls") or ()))
@@ -66,23 +66,3 @@ def _arguments(arguments: Any) -> Any:
         except ValueError:
             return arguments
     return arguments
-
-
-def _text(content: Any) -> str:
-    """The text of a message's ``content``: a string, or the text of its content parts (an
-    image or audio part is named, not copied)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        pieces = []
-        for part in content:
-            if isinstance(part, Mapping) and isinstance(part.get("text"), str):
-                pieces.append(part["text"])
-            elif isinstance(part, Mapping):
-                pieces.append(f"[{part.get('type', 'part')}]")
-            else:
-                pieces.append(str(part))
-        return "\n".join(pieces)
-    return str(content)

@@ -76,7 +76,6 @@ def parametrize_cases(metafunc: pytest.Metafunc) -> None:
     path = Path(marker.args[0])
     if not path.is_absolute():
         path = Path(metafunc.definition.path).parent / path
-    cases = read_case_file(path, action=marker.kwargs.get("action"))
     action = marker.kwargs.get("action")
     cases = read_case_file(path, action=action)
     if not cases:
