@@ -17,8 +17,8 @@ import psycopg
 
 from turnout.core.errors import PersistenceError, TrackingAdminError
 from turnout.core.trackadmin import AppActivity, StoredApp
-from turnout.core.tracklog import AppRecord, EndRecord, Record, parse_line
-from turnout.integrations.postgres_tracking._reader import Tables
+from turnout.core.tracklog import AppRecord, EndRecord, Record
+from turnout.integrations.postgres_tracking._reader import Tables, parse_payload
 from turnout.integrations.postgres_tracking._writer import Row, _App, _vouch, ensure_tables
 
 __all__ = ["PostgresTrackingStore"]
@@ -96,7 +96,7 @@ class PostgresTrackingStore:
         records: list[Record] = []
         bad = 0
         for _pos, payload, _version in rows:
-            parsed = parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+            parsed = parse_payload(payload)
             if parsed is None:
                 bad += 1
                 continue
