@@ -4,6 +4,7 @@ outside the tracking directory is read), and damaged or unreadable logs never ta
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import time
@@ -341,3 +342,31 @@ def test_an_app_whose_log_cannot_be_read_is_listed_as_unreadable(
     assert "Application 'locked' is unreadable: PermissionError" in literal(warning.value)
     at = run_ui(tmp_path, monkeypatch, project="unreadable", app="locked")
     assert "'locked' is unreadable: PermissionError" in literal(at.error[0].value)
+
+
+def test_a_damaged_logged_graph_shows_what_is_whole_and_the_page_still_renders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checksummed app line whose graph holds non-objects among its actions and transitions
+    (written by something other than turnout): the reader keeps the objects, the page draws."""
+    from turnout.core.trackview import AppLog
+
+    tracker = LocalTracker("damaged", tmp_path)
+    ticker(tracker, "odd").step()
+    tracker.close()
+    log = tmp_path / "damaged" / "odd" / "log.jsonl"
+    lines = log.read_bytes().splitlines(keepends=True)
+    app = json.loads(lines[1])
+    del app["crc"]
+    kept = app["graph"]["actions"][0]
+    app["graph"]["actions"] = [1, "<b>x</b>", kept, None]
+    app["graph"]["transitions"] = [[1, 2], "t"]
+    lines[1] = dump_line(app)
+    log.write_bytes(b"".join(lines))
+    reader = AppLog(log)
+    reader.refresh()
+    graph = reader.graph
+    assert graph["actions"] == [kept]
+    assert graph["transitions"] == []
+    at = run_ui(tmp_path, monkeypatch, project="damaged", app="odd", step="0")
+    assert literal(at.title[0].value) == "odd"

@@ -345,7 +345,14 @@ class AppLog:
 
     @property
     def graph(self) -> dict[str, Any]:
-        return (self.app or {}).get("graph") or {"actions": [], "transitions": []}
+        """The logged graph, its ``actions`` and ``transitions`` kept only where they are
+        objects: a damaged log shows fewer of them, never breaks the pages drawing it."""
+        graph = (self.app or {}).get("graph") or {}
+        return {
+            **graph,
+            "actions": _objects(graph.get("actions")),
+            "transitions": _objects(graph.get("transitions")),
+        }
 
     @property
     def parent(self) -> ChildLink | None:
@@ -504,3 +511,7 @@ class AppLog:
         self._states[end.seq] = (end, state)
         if len(self._states) > _STATE_CACHE:
             self._states.popitem(last=False)
+
+
+def _objects(items: Any) -> list[dict[str, Any]]:
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
