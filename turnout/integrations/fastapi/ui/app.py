@@ -20,6 +20,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
+from turnout.integrations._artifact_refs import human_size
 from turnout.integrations.fastapi.ui import _format
 from turnout.integrations.fastapi.ui._source import (
     DEFAULT_PREFIX,
@@ -64,6 +65,7 @@ def _templates() -> Jinja2Templates:
         value_tree=_format.value_tree,
         quote=_format.quote,
         PAGE_ITEMS=_format.PAGE_ITEMS,
+        human_size=human_size,
     )
     return Jinja2Templates(env=env)
 

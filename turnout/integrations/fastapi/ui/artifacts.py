@@ -12,20 +12,17 @@ name, so the browser never renders it as a page of this site.
 
 from __future__ import annotations
 
-import mimetypes
-import re
 import urllib.parse
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
-from turnout.core.artifacts import ArtifactRef, LocalArtifactStore
+from turnout.core.artifacts import LocalArtifactStore
 from turnout.core.errors import ArtifactIntegrityError, ArtifactNotFoundError, TurnoutError
-from turnout.core.serde import TAG
+from turnout.integrations._artifact_refs import FoundRef, download_mime, download_name, find_refs
 from turnout.integrations.fastapi.ui import queries
 from turnout.integrations.fastapi.ui.schemas import StepDetail
 
@@ -41,36 +38,10 @@ __all__ = [
 ]
 
 MAX_LISTED = 50  # refs listed under one step
-_MAX_DEPTH = 64
 _CHUNK = 64 * 1024
 _APP = "/projects/{project}/apps/{app_id:path}"
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ +-]{0,119}")
-_EXT = re.compile(r"\.[A-Za-z0-9]{1,10}")
-_MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}")
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB")
 
 artifact_router = APIRouter(include_in_schema=False)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class FoundRef:
-    """A ref in a step's data: where (``result.chart``), and the ref or why it is not one."""
-
-    path: str
-    ref: ArtifactRef | None
-    problem: str | None = None
-
-    @property
-    def size(self) -> str:
-        """The blob's size for people (``1.5 KiB``)."""
-        if self.ref is None:
-            return ""
-        amount = float(self.ref.size_bytes)
-        for unit in _UNITS:
-            if amount < 1024 or unit == _UNITS[-1]:
-                return f"{self.ref.size_bytes} B" if unit == "B" else f"{amount:.1f} {unit}"
-            amount /= 1024
-        return ""  # pragma: no cover
 
 
 def open_store(root: str | Path | None) -> LocalArtifactStore | None:
@@ -85,32 +56,6 @@ def open_store(root: str | Path | None) -> LocalArtifactStore | None:
             "LocalArtifactStore the application wrote to (turnout ui --web --artifacts DIR)"
         )
     return LocalArtifactStore(path.resolve())
-
-
-def _stored_ref(value: Any) -> FoundRef | None:
-    if type(value) is not dict or value.get(TAG) != "artifact" or set(value) != {TAG, "v"}:
-        return None
-    try:
-        return FoundRef(path="", ref=ArtifactRef.from_json(value["v"]))
-    except ValueError as error:  # InvalidArtifactRefError: stored data is untrusted
-        return FoundRef(path="", ref=None, problem=str(error))
-
-
-def find_refs(value: Any, *, root: str, limit: int) -> list[FoundRef]:
-    """The stored refs in ``value`` (a traced JSON value), in document order, at most
-    ``limit``; ``root`` names ``value`` in the paths."""
-    found: list[FoundRef] = []
-    stack: list[tuple[str, Any, int]] = [(root, value, 0)]
-    while stack and len(found) < limit:
-        path, item, depth = stack.pop()
-        ref = _stored_ref(item)
-        if ref is not None:
-            found.append(FoundRef(path=path, ref=ref.ref, problem=ref.problem))
-        elif depth < _MAX_DEPTH and isinstance(item, dict):
-            stack.extend((f"{path}.{k}", v, depth + 1) for k, v in reversed(item.items()))
-        elif depth < _MAX_DEPTH and isinstance(item, list):
-            stack.extend((f"{path}[{i}]", v, depth + 1) for i, v in reversed(list(enumerate(item))))
-    return found
 
 
 def step_refs(detail: StepDetail, *, limit: int = MAX_LISTED) -> list[FoundRef]:
@@ -134,23 +79,6 @@ def step_refs(detail: StepDetail, *, limit: int = MAX_LISTED) -> list[FoundRef]:
         if len(found) >= limit:
             break
     return found
-
-
-def download_mime(ref: ArtifactRef) -> str:
-    """The ref's media type without parameters when it has the shape of one, else
-    ``application/octet-stream``."""
-    kind = (ref.media_type or "").split(";", 1)[0].strip().lower()
-    return kind if _MIME.fullmatch(kind) else "application/octet-stream"
-
-
-def download_name(ref: ArtifactRef) -> str:
-    """The ref's name when it is a plain file name (no path, no leading dot, letters, digits
-    and ``._ +-``), else the digest's first 12 characters and an extension for its type."""
-    name = ref.name
-    if name is not None and _NAME.fullmatch(name) and not name.endswith((".", " ")):
-        return name
-    guessed = mimetypes.guess_extension(download_mime(ref), strict=False) or ""
-    return ref.digest[:12] + (guessed if _EXT.fullmatch(guessed) else ".bin")
 
 
 def _problem(request: Request, message: str, status: int) -> HTMLResponse:
