@@ -219,8 +219,14 @@ def test_calculate_evaluates_arithmetic(expression: str, value: float) -> None:
 
 @pytest.mark.parametrize(
     ("expression", "culprit"),
-    [("__import__('os')", "__import__('os')"), ("2 ** 100000", "2 ** 100000"), ("1 +", "1 +")],
-    ids=["call", "power", "syntax"],
+    [
+        ("__import__('os')", "__import__('os')"),
+        ("2 ** 100000", "2 ** 100000"),
+        ("1 +", "1 +"),
+        ("1 / (2 - 2)", "1 / (2 - 2)"),
+        ("1" + "0" * 400, "1" + "0" * 400),
+    ],
+    ids=["call", "power", "syntax", "division-by-zero", "too-large"],
 )
 def test_calculate_refuses_anything_but_arithmetic(expression: str, culprit: str) -> None:
     with pytest.raises(ValueError, match="calculate") as caught:

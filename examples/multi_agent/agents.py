@@ -123,7 +123,10 @@ def calculate(expression: str) -> dict[str, Any]:
         tree = ast.parse(expression, mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"calculate({expression!r}) is not an arithmetic expression") from exc
-    value = _evaluate(tree.body, expression)
+    try:
+        value = _evaluate(tree.body, expression)
+    except (ZeroDivisionError, OverflowError) as exc:
+        raise ValueError(f"calculate({expression!r}) has no value: {exc}") from exc
     return {"expression": expression, "value": int(value) if value.is_integer() else value}
 
 
