@@ -69,7 +69,8 @@ def test_the_quantiles_of_each_day_are_ordered(tmp_path: Path) -> None:
         assert row == sorted(row), f"day {day}: {row}"
         lowest = min(p[i] for p in app.state["paths"])
         highest = max(p[i] for p in app.state["paths"])
-        assert lowest <= row[0] and row[-1] <= highest
+        assert lowest <= row[0]
+        assert row[-1] <= highest
     assert any(forecast["p05"][i] < forecast["p95"][i] for i in range(7))
 
 
@@ -233,8 +234,8 @@ def test_the_command_line_prints_each_round_and_tracks_it(
     assert "round 1: fitted on 56 days" in out
     assert "round 2: fitted on 70 days" in out
     assert f"fan: {tmp_path / 'o' / 'round-2-fan.png'}" in out
-    p50 = rounds[1]["forecast"]["p50"][0]
-    assert "   70 " in out and f"{p50:>6.1f}" in out
+    low, mid, high = (rounds[1]["forecast"][q][0] for q in ("p05", "p50", "p95"))
+    assert f"\n   70 {low:>6.1f} {mid:>6.1f} {high:>6.1f}\n" in out
     assert f"--artifacts {tmp_path / 'o' / 'artifacts'}" in out
     assert (tmp_path / sim.PROJECT).is_dir()
 
