@@ -6,6 +6,7 @@ README's graph and the Streamlit page through ``AppTest``."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -227,16 +228,17 @@ def test_run_tracks_the_rounds_into_a_storage_directory(tmp_path: Path) -> None:
 def test_the_command_line_prints_each_round_and_tracks_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    rounds = sim.main(["--track", "--tracking-dir", str(tmp_path), "--out", str(tmp_path / "o"),
-                       "--scenarios", "4"])  # fmt: skip
+    rounds = sim.main(["--track", "--tracking-dir", str(tmp_path), "--scenarios", "4"])
     out = capsys.readouterr().out
     assert [r["round"] for r in rounds] == [1, 2]
     assert "round 1: fitted on 56 days" in out
     assert "round 2: fitted on 70 days" in out
-    assert f"fan: {tmp_path / 'o' / 'round-2-fan.png'}" in out
+    charts = tmp_path / "forecast-plots"  # in the tracking directory, unless --out says
+    assert f"fan: {charts / 'round-2-fan.png'}" in out
+    assert (charts / "round-2-fan.png").is_file()
     low, mid, high = (rounds[1]["forecast"][q][0] for q in ("p05", "p50", "p95"))
     assert f"\n   70 {low:>6.1f} {mid:>6.1f} {high:>6.1f}\n" in out
-    assert f"--artifacts {tmp_path / 'o' / 'artifacts'}" in out
+    assert f"--artifacts {charts / 'artifacts'}" in out
     assert (tmp_path / sim.PROJECT).is_dir()
 
 
@@ -276,6 +278,14 @@ def test_the_streamlit_page_steps_a_day_then_runs_a_round_and_shows_the_charts()
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_file(str(EXAMPLE / "application.py"), default_timeout=60)
+    try:
+        _play_the_page(at)
+    finally:
+        if "output" in at.session_state:  # the session's temporary chart directory
+            shutil.rmtree(at.session_state["output"].directory)
+
+
+def _play_the_page(at: Any) -> None:
     at.run()
     assert not at.exception
     assert "Day 0 of the market" in at.caption[0].value

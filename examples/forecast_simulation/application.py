@@ -42,7 +42,7 @@ from turnout.core.artifacts import ArtifactRef, LocalArtifactStore
 from turnout.core.errors import MissingExtraError
 from turnout.core.parallel import RunnableGraph
 from turnout.core.sqlite import SQLitePersister
-from turnout.core.tracking import LocalTracker
+from turnout.core.tracking import LocalTracker, tracking_home
 
 try:
     import matplotlib  # noqa: F401
@@ -60,6 +60,7 @@ else:  # run as a script (or by Streamlit): this directory is on sys.path
     import plots  # type: ignore[import-not-found,no-redef]
 
 PROJECT = "forecast-simulation"
+PLOTS = "forecast-plots"  # the charts' directory in a tracking directory (no project: no logs)
 DEFAULTS = {"seed": 7, "history_days": 56, "horizon": 14, "scenarios": 20}
 
 
@@ -339,8 +340,9 @@ def run(
 ) -> Application:
     """Run ``rounds`` rounds tracked into ``project`` under ``storage_dir`` (for ``turnout ui``);
     the charts go to ``out_dir`` (default: ``storage_dir / "forecast-plots"``, beside the
-    projects). ``settings`` are ``application``'s (``seed``, ``scenarios``, ...)."""
-    output = Output(Path(out_dir) if out_dir is not None else Path(storage_dir) / "forecast-plots")
+    projects: a directory without app logs is no project to ``turnout ui``). ``settings`` are
+    ``application``'s (``seed``, ``scenarios``, ...)."""
+    output = Output(Path(out_dir) if out_dir is not None else Path(storage_dir) / PLOTS)
     tracker = LocalTracker(project, storage_dir=storage_dir)
     try:
         app = application(output, tracker=tracker, app_id=app_id, **settings)
@@ -385,14 +387,14 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         help="days observed before the first forecast")  # fmt: skip
     parser.add_argument("--horizon", type=int, default=DEFAULTS["horizon"])
     parser.add_argument("--scenarios", type=int, default=DEFAULTS["scenarios"])
-    parser.add_argument("--out", help="where the PNG charts go (default: a new temporary dir)")
+    parser.add_argument("--out", help="where the PNG charts go (default: forecast-plots in "
+                        "the tracking directory)")  # fmt: skip
     parser.add_argument("--track", action="store_true", help=f"record for turnout ui ({PROJECT})")
     parser.add_argument("--tracking-dir", help="with --track: where (default: TURNOUT_HOME)")
     parser.add_argument("--db", help="a SQLite file: continue the run saved there, save it there")
     parser.add_argument("--app-id", help="the run's id (default: 'forecast' with --db)")
     args = parser.parse_args(argv)
-    directory = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="turnout-forecast-"))
-    output = Output(directory)
+    output = Output(Path(args.out) if args.out else tracking_home(args.tracking_dir) / PLOTS)
     app_id = args.app_id or ("forecast" if args.db else None)
     with _stores(args.tracking_dir, args.db, args.track) as (tracker, persister):
         app = application(
