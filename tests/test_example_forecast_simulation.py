@@ -28,7 +28,7 @@ from turnout.core.trackview import AppLog
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "forecast_simulation"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SMALL = {"history_days": 28, "horizon": 7, "scenarios": 6}
+SMALL: dict[str, Any] = {"history_days": 28, "horizon": 7, "scenarios": 6}
 
 
 def _app(tmp_path: Path, name: str = "out", **settings: Any) -> Application:
@@ -249,7 +249,7 @@ def test_the_command_line_prints_each_round_and_tracks_it(
     ids=["too-little-history", "no-horizon", "no-scenarios"],
 )  # fmt: skip
 def test_bad_settings_are_refused_naming_the_culprit(
-    tmp_path: Path, settings: dict[str, int], culprit: str
+    tmp_path: Path, settings: dict[str, Any], culprit: str
 ) -> None:
     with pytest.raises(ValueError, match=culprit):
         _app(tmp_path, **settings)
