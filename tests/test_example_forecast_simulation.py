@@ -140,8 +140,9 @@ def test_every_scenario_is_a_child_application_tracked_under_the_simulate_step(
     ]  # fmt: skip
     (simulate_seq,) = [seq for seq, name in steps.items() if name == "simulate"]
     links = [(r["seq"], r["child_app_id"]) for r in parent if r["t"] == "child"]
-    expected = [f"fc-{simulate_seq}-scenario-{i}" for i in range(6)]
-    assert sorted(links) == [(simulate_seq, child) for child in expected]  # in finishing order
+    assert {seq for seq, _child in links} == {simulate_seq}
+    expected = sorted((child for _seq, child in links), key=lambda c: int(c.split("-")[2]))
+    assert [c.rsplit("-", 1)[0] for c in expected] == [f"fc-scenario-{i}" for i in range(6)]
     for index, child in enumerate(expected):
         records = list(read_log(tracker.log_path(child)))
         (app_record,) = [r for r in records if r["t"] == "app"]
@@ -304,3 +305,62 @@ def _play_the_page(at: Any) -> None:
     (forecast,) = at.dataframe[:1]
     assert list(forecast.value["day"]) == list(range(56, 70))
     assert list(forecast.value["p50"]) == app.state["forecast"]["p50"]
+
+
+def test_a_run_that_failed_in_a_scenario_resumes_without_rerunning_finished_scenarios(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scenario fails once mid-horizon: reopened from its database, the run goes on with that
+    scenario from its failed day (the finished ones are loaded) and ends with the numbers of a
+    clean run."""
+    real = market.scenario_day
+    calls: dict[int, int] = {}
+    failed: list[int] = []
+
+    def flaky(model: dict[str, Any], **where: Any) -> dict[str, Any]:
+        scenario = where["scenario"]
+        calls[scenario] = calls.get(scenario, 0) + 1
+        if scenario == 3 and where["t"] == 31 and not failed:
+            failed.append(scenario)
+            raise ConnectionError("the scenario's worker went away")
+        return real(model, **where)
+
+    monkeypatch.setattr(market, "scenario_day", flaky)
+    output = sim.Output(tmp_path / "out")
+    with SQLitePersister(tmp_path / "run.db") as persister:
+        app = sim.application(output, persister=persister, app_id="f", **SMALL)
+        with pytest.raises(Exception, match="went away"):
+            sim.forecast_round(app)
+        assert app.state["day"] == 28
+        assert "paths" not in app.state
+        first_calls = dict(calls)
+        calls.clear()
+        reopened = sim.application(output, persister=persister, app_id="f", **SMALL)
+        assert reopened.get_next_action().name == "simulate"  # type: ignore[union-attr]
+        resumed = sim.forecast_round(reopened)
+    assert first_calls == {0: 7, 1: 7, 2: 7, 3: 4, 4: 7, 5: 7}  # 3 failed on its fourth day
+    # only the failed scenario runs again, from its failed day (its first three were saved)
+    assert calls == {3: 4}
+    clean = _app(tmp_path, "clean")
+    assert resumed["forecast"] == sim.forecast_round(clean)["forecast"]
+    assert reopened.state["paths"] == clean.state["paths"]
+
+
+def test_the_web_ui_lists_the_scenarios_under_the_simulate_step(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    pytest.importorskip("jinja2")
+    from fastapi.testclient import TestClient
+
+    from turnout.integrations.fastapi.ui import create_ui_app
+
+    sim.run(tmp_path, rounds=1, app_id="ui", **SMALL)
+    api = f"/api/v1/projects/{sim.PROJECT}/apps"
+    with TestClient(create_ui_app(tmp_path)) as ui:
+        steps = ui.get(f"{api}/ui/steps").json()["steps"]
+        shown = {s["action"]: [c["app_id"] for c in s["children"]] for s in steps}
+        scenario = ui.get(f"{api}/{shown['simulate'][0]}").json()["summary"]
+    assert sorted(c.rsplit("-", 1)[0] for c in shown["simulate"]) == sorted(
+        f"ui-scenario-{i}" for i in range(6)
+    )
+    assert all(not children for action, children in shown.items() if action != "simulate")
+    assert scenario["parent"]["app_id"] == "ui"

@@ -191,7 +191,9 @@ class Simulate(MapStates):
             )
 
     def child_app_id(self, context: ApplicationContext, index: int) -> str:
-        return f"{context.app_id}-{context.sequence_id}-scenario-{index}"
+        # Readable in `turnout ui`, and built on the default id, which names the children after
+        # the step's first attempt: a resumed failed step finds the scenarios that finished.
+        return f"{context.app_id}-scenario-{index}-{super().child_app_id(context, index)[:8]}"
 
     def reduce(self, state: State, states: Iterable[State]) -> State:
         done = sorted(states, key=lambda s: int(s["scenario"]))
