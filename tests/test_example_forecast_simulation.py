@@ -5,6 +5,7 @@ README's graph and the Streamlit page through ``AppTest``."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -183,6 +184,9 @@ def test_the_charts_are_png_files_and_artifacts(tmp_path: Path) -> None:
         pixels = image.imread(path)
         assert pixels.shape[:2] == (400, 800)  # 8 x 4 inches at 100 dpi
         assert float(pixels[..., :3].std()) > 0.05  # something is drawn, not a blank canvas
+    for forged in ("../elsewhere.png", "/etc/passwd", "notes.txt"):
+        with pytest.raises(ValueError, match="not the name of a chart"):
+            output.path(dataclasses.replace(charts["fan"], name=forged))
     fan = image.imread(output.path(charts["fan"]))
     trajectories = image.imread(output.path(charts["trajectories"]))
     assert not np.array_equal(fan, trajectories)

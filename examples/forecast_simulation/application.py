@@ -83,8 +83,12 @@ class Output:
         return self.store.put(png, media_type="image/png", name=name)
 
     def path(self, ref: ArtifactRef) -> Path:
-        """The PNG file a ref of ``save`` names."""
-        return self.directory / str(ref.name)
+        """The PNG file a ref of ``save`` names (a ref read back from storage is checked to
+        name a plain file in ``directory``, never a path elsewhere)."""
+        name = str(ref.name)
+        if not name.endswith(".png") or Path(name).name != name or name.startswith("."):
+            raise ValueError(f"{name!r} is not the name of a chart saved by Output.save(...)")
+        return self.directory / name
 
 
 # -- the parent's steps ----------------------------------------------------------------------------
@@ -266,7 +270,8 @@ def application(
     app_id: str | None = None,
 ) -> Application:
     """The simulation. With a ``persister`` (and an ``app_id``) it continues the stored run of
-    that id, if there is one; ``tracker`` records it and every scenario for ``turnout ui``."""
+    that id, if there is one (with the settings it was started with); ``tracker`` records it
+    and every scenario for ``turnout ui``."""
     state = initial_state(
         seed=seed, history_days=history_days, horizon=horizon, scenarios=scenarios
     )
