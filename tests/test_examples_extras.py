@@ -22,6 +22,7 @@ NEEDS = {
     "hamilton_features": ("hamilton", {"hamilton"}),
     "typed_chat": ("pydantic", {"pydantic"}),
     "email_assistant_served": ("fastapi", {"serve"}),
+    "forecast_simulation": ("matplotlib", {"plots"}),
     "multi_agent": ("openai", {"openai"}),
     "openai_agent": ("openai", {"openai"}),
     "openai_chatbot": ("openai", {"openai"}),
