@@ -26,6 +26,7 @@ ADAPTER_LIBRARIES = {
     "pydantic": ("pydantic", "pydantic"),
     "pandas": ("pandas", "pandas"),
     "serve": ("fastapi", "serve"),
+    "sklearn": ("sklearn", "sklearn"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -43,6 +44,7 @@ NEEDS_ADAPTER = {
     "docs/serving.md": "serve",
     "examples/email_assistant_served": "serve",
     "examples/chatbot_served": "serve",
+    "examples/hyperparameter_tuning": "sklearn",
 }
 
 
