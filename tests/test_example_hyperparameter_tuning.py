@@ -108,11 +108,13 @@ def test_trials_run_on_a_process_pool_with_the_same_result(
     assert 1 <= len(pids) <= 2
 
 
-def test_trials_run_on_ray_with_the_same_result(reference: tuning.Outcome, tmp_path: Path) -> None:
+def test_trials_run_on_ray_with_the_same_result(
+    reference: tuning.Outcome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ray = pytest.importorskip("ray")
     if ray.is_initialized():  # pragma: no cover - another module leaked its instance
         pytest.fail("Ray is already running before this test started it")
-    os.environ.pop("RAY_ADDRESS", None)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # a local instance, not a cluster
     db = tmp_path / "ray.db"
     outcome = tuning.run(SMALL, db=db, app_id="on-ray", executor="ray", workers=2)
     assert not ray.is_initialized()  # the search started Ray, so it stopped it

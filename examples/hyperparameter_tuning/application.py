@@ -231,8 +231,8 @@ def executor_factory(kind: str = "process", *, workers: int = 2) -> Iterator[Exe
     if kind == "thread":
         yield lambda: ThreadPoolExecutor(max_workers=workers)
     elif kind == "process":
-        # "spawn": a fresh interpreter per worker; forking a process that runs threads (the
-        # tracker's, the persister's) can copy a held lock into the child.
+        # "spawn": each worker is a fresh interpreter (forking a process that runs threads can
+        # copy a lock one of them holds into the child, where nothing will ever release it).
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             yield lambda: _Borrowed(pool)
@@ -295,7 +295,11 @@ def run(
     ``on_step(action, state)`` is called after each saved step."""
     search = search or Search()
     tracker = LocalTracker(project, tracking_dir) if track else None
-    with SQLitePersister(db) as persister, executor_factory(executor, workers=workers) as pool:
+    with contextlib.ExitStack() as stack:
+        if tracker is not None:
+            stack.callback(tracker.close)
+        persister = stack.enter_context(SQLitePersister(db))
+        pool = stack.enter_context(executor_factory(executor, workers=workers))
         app = application(search, persister, app_id=app_id, executor=pool, tracker=tracker)
         resumed_after = app.sequence_id  # None for a new search
         stored = Search(**app.state["search"])
@@ -309,8 +313,6 @@ def run(
                 if on_step is not None:
                     on_step(str(step.name), state)
         state = app.state
-    if tracker is not None:
-        tracker.close()
     return Outcome(
         app_id=app_id,
         best=state["best"],
