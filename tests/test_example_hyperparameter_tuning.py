@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,9 @@ def killed(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
     """A search in a subprocess, killed with SIGKILL once it has saved its second round."""
     db, track = tmp_path / "tuning.db", tmp_path / "track"
     process = _start(db, track, "killed")
+    # a guard, not a clock the test waits on: a search that hangs is killed, failing the test
+    watchdog = threading.Timer(180, os.killpg, (process.pid, signal.SIGKILL))
+    watchdog.start()
     try:
         assert process.stdout is not None
         for line in process.stdout:  # each line is printed after its round was saved
@@ -148,10 +152,12 @@ def killed(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
                 break
         else:
             pytest.fail(f"the search ended before its second round: {process.wait()}")
+        watchdog.cancel()
         os.killpg(process.pid, signal.SIGKILL)
         assert process.wait() == -signal.SIGKILL
         yield db, track
     finally:
+        watchdog.cancel()
         if process.poll() is None:  # pragma: no cover - a failed assertion above
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
