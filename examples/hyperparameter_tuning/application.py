@@ -279,7 +279,7 @@ class Outcome:
 def run(
     search: Search | None = None,
     *,
-    db: str | Path,
+    db: str | Path | None = None,
     app_id: str = "tuning",
     executor: str = "process",
     workers: int = 2,
@@ -289,7 +289,8 @@ def run(
     on_step: Callable[[str, State], None] | None = None,
 ) -> Outcome:
     """Run the search ``app_id`` kept in the SQLite file ``db`` to its end: a new one with
-    ``search`` (default ``Search()``), or the stored one from its last saved step. With
+    ``search`` (default ``Search()``), or the stored one from its last saved step (without
+    ``db``, a throw-away file: nothing to resume). With
     ``track`` the parent and every trial are tracked under ``project`` in ``tracking_dir``
     (default: ``TURNOUT_HOME`` or ``~/.turnout``), which ``turnout ui`` shows.
     ``on_step(action, state)`` is called after each saved step."""
@@ -298,6 +299,8 @@ def run(
     with contextlib.ExitStack() as stack:
         if tracker is not None:
             stack.callback(tracker.close)
+        if db is None:
+            db = Path(stack.enter_context(tempfile.TemporaryDirectory())) / "tuning.db"
         persister = stack.enter_context(SQLitePersister(db))
         pool = stack.enter_context(executor_factory(executor, workers=workers))
         app = application(search, persister, app_id=app_id, executor=pool, tracker=tracker)
@@ -363,21 +366,19 @@ def main(argv: list[str] | None = None) -> Outcome:
         )
     except ValueError as error:
         parser.error(str(error))
-    with contextlib.ExitStack() as stack:
-        db = args.db or str(Path(stack.enter_context(tempfile.TemporaryDirectory())) / "t.db")
-        try:
-            outcome = run(
-                search,
-                db=db,
-                app_id=args.app_id,
-                executor=args.executor,
-                workers=args.workers,
-                track=args.track,
-                tracking_dir=args.tracking_dir,
-                on_step=_print_step,
-            )
-        except ValueError as error:  # a resume with other settings
-            parser.exit(2, f"error: {error}\n")
+    try:
+        outcome = run(
+            search,
+            db=args.db,
+            app_id=args.app_id,
+            executor=args.executor,
+            workers=args.workers,
+            track=args.track,
+            tracking_dir=args.tracking_dir,
+            on_step=_print_step,
+        )
+    except ValueError as error:  # a resume with other settings
+        parser.exit(2, f"error: {error}\n")
     if outcome.resumed_after is not None:
         print(f"(resumed {outcome.app_id!r} after its saved step {outcome.resumed_after})")
     best = outcome.best
