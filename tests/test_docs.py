@@ -27,6 +27,7 @@ ADAPTER_LIBRARIES = {
     "pandas": ("pandas", "pandas"),
     "serve": ("fastapi", "serve"),
     "plots": ("matplotlib", "plots"),
+    "sklearn": ("sklearn", "sklearn"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -45,6 +46,7 @@ NEEDS_ADAPTER = {
     "examples/email_assistant_served": "serve",
     "examples/chatbot_served": "serve",
     "examples/forecast_simulation": "plots",
+    "examples/hyperparameter_tuning": "sklearn",
 }
 
 

@@ -20,6 +20,7 @@ NEEDS = {
     "haystack_rag": ("haystack", {"haystack"}),
     "hamilton_dataframe": ("pandas", {"hamilton", "pandas"}),
     "hamilton_features": ("hamilton", {"hamilton"}),
+    "hyperparameter_tuning": ("sklearn", {"sklearn"}),
     "typed_chat": ("pydantic", {"pydantic"}),
     "email_assistant_served": ("fastapi", {"serve"}),
     "forecast_simulation": ("matplotlib", {"plots"}),
