@@ -26,6 +26,8 @@ ADAPTER_LIBRARIES = {
     "pydantic": ("pydantic", "pydantic"),
     "pandas": ("pandas", "pandas"),
     "serve": ("fastapi", "serve"),
+    "streamlit": ("streamlit", "streamlit"),
+    "ui": ("jinja2", "ui"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -41,6 +43,8 @@ NEEDS_ADAPTER = {
     "examples/haystack_rag": "haystack",
     "examples/typed_chat": "pydantic",
     "docs/serving.md": "serve",
+    "docs/integrations/streamlit.md": "streamlit",
+    "docs/ui.md": "ui",
     "examples/email_assistant_served": "serve",
     "examples/chatbot_served": "serve",
 }

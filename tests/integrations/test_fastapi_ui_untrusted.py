@@ -1,11 +1,15 @@
 """The tracking UI trusts no log it reads: a child id shaped like a path names an application,
 never a file; a project or application directory leading outside the tracking directory is
 neither listed nor read; a malformed, skipped or unreadable log, or a damaged logged graph, never
-takes a page down, and the pages say what was skipped and why."""
+takes a page down, and the pages say what was skipped and why; the commands a step page
+offers quote every traced value."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shlex
 import time
 import urllib.parse
 from pathlib import Path
@@ -181,3 +185,37 @@ def test_a_damaged_logged_graph_keeps_what_is_whole_and_the_page_renders(tmp_pat
         graph = client.get("/api/v1/projects/damaged/apps/odd").json()["graph"]
         assert [a["name"] for a in graph["actions"]] == [kept["name"]]
         assert graph["transitions"] == []
+
+
+def test_the_step_pages_commands_quote_every_value(tmp_path: Path) -> None:
+    """The test-case command is one shell word per value and the fork snippet valid Python,
+    whatever the directory and partition key hold."""
+    root = tmp_path / "it's a dir; rm -rf ~ #"
+    hostile_key = "'; rm -rf ~ # and spaces"
+    tracker = LocalTracker("fork", root)
+    try:
+        (
+            ApplicationBuilder()
+            .with_actions(tick)
+            .with_transitions(("tick", "tick"))
+            .with_state(n=0)
+            .with_entrypoint("tick")
+            .with_identifiers(app_id="a-1", partition_key=hostile_key)
+            .with_tracker(tracker)
+            .build()
+            .step()
+        )
+    finally:
+        tracker.close()
+    with TestClient(create_ui_app(root)) as client:
+        page = client.get("/projects/fork/apps/a-1/steps/0").text
+    blocks = [html.unescape(b) for b in re.findall(r'<pre class="code">(.*?)</pre>', page, re.S)]
+    (command,) = [b for b in blocks if b.startswith("turnout test-case")]
+    words = shlex.split(command)
+    assert words[words.index("--dir") + 1] == str(root.resolve())
+    assert words[words.index("--partition-key") + 1] == hostile_key
+    assert words[words.index("--app-id") + 1] == "a-1"
+    assert words[words.index("--sequence-id") + 1] == "0"
+    (snippet,) = [b for b in blocks if "fork_from_partition_key" in b]
+    compile(snippet, "snippet", "exec")
+    assert f"fork_from_partition_key={hostile_key!r}" in snippet
