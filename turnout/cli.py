@@ -66,8 +66,8 @@ def _parser() -> argparse.ArgumentParser:
         "tracking store. Its pages: projects, applications, an application's steps, graph and "
         "timeline, a step's state, diff, inputs, result, errors and spans, search, "
         "annotations, waiting applications, artifacts, and live mode. On an empty directory "
-        "it first runs the demo applications. It only reads traces, binds 127.0.0.1 and has "
-        'no login. Needs: pip install "turnout[ui]" (the "start" extra installs it), and '
+        "it first runs the demo applications. It never changes a trace (annotations are kept "
+        'beside them), binds 127.0.0.1 and has no login. Needs: pip install "turnout[ui]" (the "start" extra installs it), and '
         '"turnout[ui,postgres]" for --store.',
     )
     ui.add_argument("--port", type=int, default=7241, help="port to serve on (default 7241)")
@@ -109,8 +109,8 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="a LocalArtifactStore directory: artifact refs in states get a download button "
-        "reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
+        help="a LocalArtifactStore directory: the artifact refs a step holds get a download "
+        "link reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
     )
     ui.add_argument(
         "--serve-url",
