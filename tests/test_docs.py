@@ -28,6 +28,8 @@ ADAPTER_LIBRARIES = {
     "serve": ("fastapi", "serve"),
     "plots": ("matplotlib", "plots"),
     "sklearn": ("sklearn", "sklearn"),
+    "streamlit": ("streamlit", "streamlit"),
+    "ui": ("jinja2", "ui"),
 }
 NEEDS_ADAPTER = {
     "docs/integrations/langchain.md": "langchain",
@@ -43,6 +45,8 @@ NEEDS_ADAPTER = {
     "examples/haystack_rag": "haystack",
     "examples/typed_chat": "pydantic",
     "docs/serving.md": "serve",
+    "docs/integrations/streamlit.md": "streamlit",
+    "docs/ui.md": "ui",
     "examples/email_assistant_served": "serve",
     "examples/chatbot_served": "serve",
     "examples/forecast_simulation": "plots",

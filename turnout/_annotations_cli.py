@@ -35,7 +35,7 @@ def add_annotations_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "annotations",
         help="export a project's step annotations, or turn them into test cases",
-        description="Read the annotations made in the web UI (turnout ui --web).",
+        description="Read the annotations made in the web UI (turnout ui).",
     )
     actions = parser.add_subparsers(dest="annotations_command", metavar="ACTION", required=True)
     cases = actions.add_parser(

@@ -1,19 +1,19 @@
 """The ``turnout`` command.
 
 ``turnout ui [--port 7241] [--host 127.0.0.1] [--dir DIR | --store postgresql://... [--table-prefix
-P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--web [--serve-url URL]]`` opens the
-tracking UI (``--web``: the new web UI of ``turnout.integrations.fastapi.ui`` instead of the
-Streamlit one; ``--serve-url``: a ``turnout serve`` server its answer form can send to)
+P]] [--no-demo] [--allow-host NAME ...] [--artifacts DIR] [--serve-url URL]`` serves the tracking
+UI, the web application of ``turnout.integrations.fastapi.ui`` (``pip install "turnout[ui]"``),
 over ``DIR`` (default ``$TURNOUT_HOME`` or ``~/.turnout``), or over the PostgreSQL tables a
 ``PostgresTracker`` writes (``--store``; the connection string reaches the server through its
 environment, not its command line, so other users do not see a password); ``--artifacts`` (or
 ``$TURNOUT_UI_ARTIFACTS``) names a ``LocalArtifactStore`` directory the UI downloads the blobs of
-artifact refs from. On a directory with no tracked application it first runs the demo
-applications into a ``demo`` project
-(``--no-demo`` skips that). The UI binds 127.0.0.1 unless ``--host`` says otherwise and answers
-only requests whose ``Host`` header names this machine or the bound address; ``--allow-host`` (or
-``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the names a reverse proxy forwards. It has no
-authentication, so expose it to a network only behind something that has.
+artifact refs from; ``--serve-url`` names a ``turnout serve`` server a waiting application's
+answer form can send to. On a directory with no tracked application it first runs the demo
+applications into a ``demo`` project (``--no-demo`` skips that). The UI binds 127.0.0.1 unless
+``--host`` says otherwise and answers only requests whose ``Host`` header names this machine or
+the bound address; ``--allow-host`` (or ``$TURNOUT_UI_ALLOW_HOSTS``, comma-separated) adds the
+names a reverse proxy forwards. It has no authentication, so expose it to a network only behind
+something that has. ``--web`` is accepted and ignored (deprecated: the web UI is the only one).
 
 ``turnout import-burr [--from DIR] [--dir DIR] [--project P ...]`` converts Burr's tracking logs
 (default ``~/.burr``) into turnout's tracking directory, so old runs show in ``turnout ui`` (see
@@ -37,7 +37,6 @@ import argparse
 import importlib
 import json
 import os
-import subprocess
 import sys
 import urllib.parse
 from collections.abc import Sequence
@@ -60,8 +59,16 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     ui = commands.add_parser(
         "ui",
-        help='open the tracking UI in the browser (needs: pip install "turnout[start]")',
-        description="Open the tracking UI (Streamlit) over a tracking directory.",
+        help="serve the tracking UI, a web app on http://127.0.0.1:7241 (needs: pip install "
+        '"turnout[ui]")',
+        description="Serve the tracking UI: a web application (FastAPI, server-rendered pages "
+        "with htmx, a JSON API under /api/v1) over a tracking directory or a PostgreSQL "
+        "tracking store. Its pages: projects, applications, an application's steps, graph and "
+        "timeline, a step's state, diff, inputs, result, errors and spans, search, "
+        "annotations, waiting applications, artifacts, and live mode. On an empty directory "
+        "it first runs the demo applications. It never changes a trace (annotations are kept "
+        'beside them), binds 127.0.0.1 and has no login. Needs: pip install "turnout[ui]" (the "start" extra installs it), and '
+        '"turnout[ui,postgres]" for --store.',
     )
     ui.add_argument("--port", type=int, default=7241, help="port to serve on (default 7241)")
     ui.add_argument(
@@ -102,15 +109,15 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="DIR",
-        help="a LocalArtifactStore directory: artifact refs in states get a download button "
-        "reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
+        help="a LocalArtifactStore directory: the artifact refs a step holds get a download "
+        "link reading their blob from it (also $TURNOUT_UI_ARTIFACTS)",
     )
     ui.add_argument(
         "--serve-url",
         default=None,
         metavar="URL",
-        help="with --web: the base URL of a `turnout serve` server of the same applications; "
-        "a waiting application's answer form then posts the answer to its resume route",
+        help="the base URL of a `turnout serve` server of the same applications; a waiting "
+        "application's answer form then posts the answer to its resume route",
     )
     ui.add_argument(
         "--no-demo",
@@ -120,8 +127,8 @@ def _parser() -> argparse.ArgumentParser:
     ui.add_argument(
         "--web",
         action="store_true",
-        help='serve the new web UI (FastAPI, htmx; needs: pip install "turnout[ui]") instead '
-        "of the Streamlit one; see docs/ui.md for the pages it covers so far",
+        help="deprecated, does nothing: the web UI is the only tracking UI (this option "
+        "goes in the next release)",
     )
     case = commands.add_parser(
         "test-case",
@@ -359,40 +366,6 @@ def _check_store(dsn: str, table_prefix: str) -> str | None:
     return None
 
 
-def ui_command(
-    storage_dir: Path,
-    *,
-    port: int,
-    host: str,
-    demo: bool,
-    allow_hosts: Sequence[str] = (),
-    artifacts: Path | None = None,
-) -> list[str]:
-    """Prepare ``storage_dir`` (demo data if empty) and return the command that serves the UI
-    (``turnout.integrations.streamlit.serve``); raises ``MissingExtraError`` without Streamlit.
-    ``allow_hosts`` are added to the Host names served (see ``--allow-host``); ``artifacts`` is
-    the artifact store's directory (see ``--artifacts``)."""
-    from turnout.integrations.streamlit.serve import check_streamlit
-    from turnout.tracking import demo as demo_module
-
-    check_streamlit()
-    storage_dir.mkdir(parents=True, exist_ok=True)
-    if demo and demo_module.is_empty(storage_dir):
-        print(f"turnout: no tracked applications in {storage_dir}; running the demo apps…")
-        demo_module.generate(storage_dir)
-    from_env = os.environ.get("TURNOUT_UI_ALLOW_HOSTS", "").split(",")
-    command = [
-        sys.executable, "-m", "turnout.integrations.streamlit.serve",
-        "--port", str(port), "--host", host, "--dir", str(storage_dir),
-    ]  # fmt: skip
-    for name in [*allow_hosts, *from_env]:
-        if name.strip():
-            command += ["--allow-host", name.strip()]
-    if artifacts is not None:
-        command += ["--artifacts", str(artifacts)]
-    return command
-
-
 _TEST_TEMPLATE = """\
 import pytest
 from turnout.testing import assert_case, load_cases
@@ -473,8 +446,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
-    """``turnout ui --web``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
+def _ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
+    """``turnout ui``: the web UI (``turnout.integrations.fastapi.ui``) in this process."""
     try:
         from turnout.integrations.fastapi.ui.server import run_ui
         from turnout.integrations.fastapi.ui.waiting import check_serve_url
@@ -544,7 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             print(f"turnout ui: {problem}", file=sys.stderr)
             return 2
-        # Read by the UI script from its environment: a password stays off the command line.
+        # Read by run_ui from the environment: a password stays off the command line (and out
+        # of `ps`).
         os.environ["TURNOUT_UI_STORE"] = args.store
         os.environ["TURNOUT_UI_TABLE_PREFIX"] = args.table_prefix
     storage_dir = tracking_home(args.dir).resolve()
@@ -557,33 +531,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     if args.web:
-        return _web_ui_command(args, storage_dir)
-    if args.serve_url is not None:
-        print("turnout ui: --serve-url is for the web UI: add --web", file=sys.stderr)
-        return 2
-    try:
-        command = ui_command(
-            storage_dir, port=args.port, host=args.host,
-            demo=not args.no_demo and args.store is None, allow_hosts=args.allow_hosts,
-            artifacts=artifacts,
-        )  # fmt: skip
-    except MissingExtraError as exc:
-        print(f"turnout ui: {exc}", file=sys.stderr)
-        return 1
-    where = (
-        f"tracking directory {storage_dir}"
-        if args.store is None
-        else f"PostgreSQL {_masked(args.store)}, tables {args.table_prefix}_*"
-    )
-    print(f"turnout ui: http://{args.host}:{args.port}  ({where})")
-    sys.stdout.flush()
-    if os.name == "posix":
-        # Become the Streamlit server: one process to stop, no orphan when this one is killed.
-        os.execv(command[0], command)
-    try:
-        return subprocess.run(command, check=False).returncode
-    except KeyboardInterrupt:
-        return 0
+        print(
+            "turnout ui: --web is deprecated and does nothing (the web UI is the only tracking "
+            "UI): drop it",
+            file=sys.stderr,
+        )
+    return _ui_command(args, storage_dir)
 
 
 if __name__ == "__main__":

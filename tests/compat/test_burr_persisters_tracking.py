@@ -115,8 +115,7 @@ def test_the_imported_fork_keeps_its_parent_pointer(burr_dir: Path, tmp_path: Pa
 
 
 def test_the_imported_app_lists_in_the_ui_index(burr_dir: Path, tmp_path: Path) -> None:
-    pytest.importorskip("streamlit")
-    from turnout.integrations.streamlit.index import TrackingIndex
+    from turnout.core.trackfiles import TrackingIndex
 
     import_burr_tracking(burr_dir, tmp_path)
     listed = {app.app_id: app for app in TrackingIndex(tmp_path).apps("demo_project")}

@@ -10,7 +10,6 @@ rebuilt from a damaged log is exactly the state the whole log gives for that ste
 from __future__ import annotations
 
 import contextlib
-import importlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from turnout import ApplicationBuilder, RetryPolicy, State, action
+from turnout.core import trackview
 from turnout.core.errors import PersistenceError
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import read_records
@@ -103,10 +103,7 @@ def _true_states(path: Path, data: Any) -> tuple[dict[Any, list[Any]], dict[Any,
 
 @pytest.fixture(scope="module")
 def whole(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    try:  # the UI's reader lives in the streamlit adapter, which needs the "start" extra
-        data: Any = importlib.import_module("turnout.integrations.streamlit.data")
-    except ImportError:
-        data = None
+    data: Any = trackview  # the UI's reader
     path = _baseline(tmp_path_factory.mktemp("whole"))
     states, ui = _true_states(path, data)
     damaged = tmp_path_factory.mktemp("damaged")

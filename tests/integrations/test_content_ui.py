@@ -1,11 +1,10 @@
-"""Captured prompts and completions in ``turnout ui``: the local tracker keeps them, and both the
-web UI's and the Streamlit UI's span view show them in full as escaped text blocks."""
+"""Captured prompts and completions in ``turnout ui``: the local tracker keeps them, and the
+web UI's span view shows them in full as escaped text blocks."""
 
 from __future__ import annotations
 
 import json
 import re
-import urllib.parse
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -94,26 +93,3 @@ def test_the_web_ui_shows_content_as_escaped_text_blocks(tracked: Path) -> None:
     assert blocks["output.value"] == ANSWER
     assert "gen_ai.request.model" not in blocks
     assert re.search(r"<dt>gen_ai.request.model</dt>", page)
-
-
-def test_the_streamlit_ui_shows_content_in_full_as_code_blocks(
-    tracked: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    pytest.importorskip("streamlit")
-    from tests.integrations.streamlit_ui import literal, run_ui
-
-    at = run_ui(
-        tracked,
-        monkeypatch,
-        project=PROJECT,
-        app=urllib.parse.quote("chat"),
-        step="0",
-        tab="Attributes & spans",
-    )
-    labels = [literal(e.label) for e in at.expander]
-    assert "chat m · gen_ai.input.messages (449 characters)" in labels, labels
-    codes = [c.value for c in at.code]
-    assert ANSWER in codes
-    sent = [c for c in codes if c.startswith("[{")]  # gen_ai.input.messages and input.value
-    assert len(sent) == 2
-    assert {json.loads(c)[0]["parts"][0]["content"] for c in sent} == {PROMPT}

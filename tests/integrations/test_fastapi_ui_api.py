@@ -1,7 +1,7 @@
 """The web UI's JSON API (``turnout.integrations.fastapi.ui``) and its pages, through
 FastAPI's ``TestClient`` on data tracked by real applications (``tests/integrations/fastapi_ui``):
 projects, apps (paged, filtered), an app, its steps (paged both ways), one step (states, delta,
-retries, spans), big values paged, 404s with reasons, and the CLI's ``--web`` wiring."""
+retries, spans), big values paged, 404s with reasons, and the CLI's wiring."""
 
 from __future__ import annotations
 
@@ -270,13 +270,13 @@ def test_prepare_runs_the_demo_into_an_empty_directory_only(tmp_path: Path) -> N
         assert client.get("/projects/demo").status_code == 200
 
 
-def test_turnout_ui_web_serves_the_api_on_the_given_port(storage: Path, tmp_path: Path) -> None:
-    """``turnout ui --web --no-demo --port P --dir D`` answers on 127.0.0.1:P and stops on
+def test_turnout_ui_serves_the_api_on_the_given_port(storage: Path, tmp_path: Path) -> None:
+    """``turnout ui --no-demo --port P --dir D`` answers on 127.0.0.1:P and stops on
     SIGTERM."""
     port = free_port()
     log = tmp_path / "ui.log"
     command = [
-        sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo",
+        sys.executable, "-m", "turnout.cli", "ui", "--no-demo",
         "--port", str(port), "--dir", str(storage),
     ]  # fmt: skip
     with log.open("wb") as out:

@@ -156,11 +156,12 @@ def test_refs_tracked_in_postgresql_download_too(tmp_path: Path, server: Any) ->
         drop_prefix(server, prefix)
 
 
-def test_turnout_ui_web_passes_artifacts_and_checks_serve_url(
+def test_turnout_ui_passes_artifacts_and_checks_serve_url(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--artifacts DIR`` reaches the web UI (its step offers downloads); a bad
-    ``--serve-url``, or one without ``--web``, stops the command with a clear message."""
+    ``--serve-url`` stops the command with a clear message, with or without the deprecated
+    ``--web``."""
     import subprocess
     import sys
     import time
@@ -173,7 +174,7 @@ def test_turnout_ui_web_passes_artifacts_and_checks_serve_url(
     port = free_port()
     log = tmp_path / "ui.log"
     command = [
-        sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo", "--port", str(port),
+        sys.executable, "-m", "turnout.cli", "ui", "--no-demo", "--port", str(port),
         "--dir", str(root), "--artifacts", str(blobs), "--serve-url", "http://127.0.0.1:9",
     ]  # fmt: skip
     with log.open("wb") as out:
@@ -194,7 +195,9 @@ def test_turnout_ui_web_passes_artifacts_and_checks_serve_url(
         process.terminate()
         process.wait(timeout=15)
     base = ["ui", "--no-demo", "--dir", str(root)]
-    assert main([*base, "--web", "--serve-url", "ftp://x"]) == 2
+    assert main([*base, "--serve-url", "ftp://x"]) == 2
     assert "is not the base URL of a turnout serve server" in capsys.readouterr().err
-    assert main([*base, "--serve-url", "http://127.0.0.1:9"]) == 2
-    assert "--serve-url is for the web UI: add --web" in capsys.readouterr().err
+    assert main([*base, "--web", "--serve-url", "ftp://x"]) == 2
+    err = capsys.readouterr().err
+    assert "--web is deprecated and does nothing" in err
+    assert "is not the base URL of a turnout serve server" in err

@@ -1,4 +1,4 @@
-"""The web UI on a PostgreSQL store (``turnout ui --web --store postgresql://...``): the JSON API
+"""The web UI on a PostgreSQL store (``turnout ui --store postgresql://...``): the JSON API
 and the pages answer what they answer on a tracking directory for the same runs, a long
 history opens on its tail with a way to read it all, live mode brings a step written while an
 SSE client listens, and the CLI serves the store named by ``--store``.
@@ -289,13 +289,13 @@ def test_live_mode_brings_a_step_written_while_a_client_listens(prefix: str) -> 
         source.close()
 
 
-def test_turnout_ui_web_serves_a_postgresql_store(stores: tuple[Path, str], tmp_path: Path) -> None:
-    """``turnout ui --web --store DSN --table-prefix P`` answers from those tables."""
+def test_turnout_ui_serves_a_postgresql_store(stores: tuple[Path, str], tmp_path: Path) -> None:
+    """``turnout ui --store DSN --table-prefix P`` answers from those tables."""
     _, prefix = stores
     port = free_port()
     log = tmp_path / "ui.log"
     command = [
-        sys.executable, "-m", "turnout.cli", "ui", "--web", "--port", str(port),
+        sys.executable, "-m", "turnout.cli", "ui", "--port", str(port),
         "--store", DSN, "--table-prefix", prefix, "--dir", str(tmp_path / "unused"),
     ]  # fmt: skip
     with log.open("wb") as out:

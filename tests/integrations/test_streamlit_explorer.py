@@ -22,7 +22,6 @@ pytest.importorskip("streamlit")
 from streamlit.testing.v1 import AppTest
 
 from tests.integrations.explorer_app import counter_application as counter
-from tests.integrations.streamlit_ui import literal
 from turnout.core import ApplicationBuilder, State
 from turnout.core.action import SingleStepAction
 from turnout.core.errors import PersistenceError, SessionStateError, TrackingWarning
@@ -36,6 +35,11 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGE = Path(__file__).resolve().parent / "explorer_app" / "streamlit_app.py"
 BURR_LOG = ROOT / "tests" / "compat" / "data" / "burr_0_43_tracking" / "demo_project" / "app-1"
 PAYLOAD = "![x](http://127.0.0.1:9/x.png) **bold** <img src=x onerror=alert(1)> :red[boom]"
+
+
+def literal(markdown: str) -> str:
+    """The text a markdown string shows where its only markup is backslash escapes."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
 
 def _run(at: AppTest) -> AppTest:

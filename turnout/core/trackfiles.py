@@ -9,8 +9,7 @@ before any path is built (``check_name``, ``check_app_id``: a refused one raises
 
 It is the file store's ``turnout.core.tracksource.TrackingSource``: ``app_page`` lists a
 project from its ``SummaryIndex`` (only the logs changed since the last visit are read) and
-``read`` gives an application's records after a byte offset. Both tracking UIs read through it
-(the Streamlit one imports it from ``turnout.integrations.streamlit.index``, its former home).
+``read`` gives an application's records after a byte offset. The tracking UI reads through it.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ A *tracking source* answers four questions about one tracking store, and nothing
 
 The local tracker's directory (``turnout.core.trackfiles.TrackingIndex``) and a
 PostgreSQL store (``turnout.integrations.postgres_tracking.PostgresSource``) implement it; the
-Streamlit UI and the web UI read through it. Records stay in their stored JSON form: a source
+tracking UI reads through it. Records stay in their stored JSON form: a source
 never decodes a value into a Python object, so nothing in a trace can make a reader run code.
 
 ``SummaryIndex`` is the file store's per-project summary: one ``AppSummary`` per application,

@@ -8,8 +8,6 @@ e.g. ``turnout.core.tracksource.TrackingSource.read``). Each log is read increme
 records appended since, so a live view of a running application costs O(new records) per
 refresh, not O(log). Records are read and typed by ``turnout.core.tracklog`` only.
 
-``turnout.integrations.streamlit.data`` re-exports this module's names (its former home).
-
 States are rebuilt, never stored per step: from the app line's initial state and the nearest
 full snapshot before a step, replaying at most ``snapshot_every`` deltas; rebuilt states are
 cached, so clicking through steps does not replay the log. Values stay in their stored JSON form

@@ -1,4 +1,4 @@
-"""Artifact refs in the values the tracking UIs show (Streamlit and web), found and described
+"""Artifact refs in the values the tracking UI and the Streamlit views show, found and described
 without any UI library.
 
 A state holding an ``ArtifactRef`` is logged with the ref as a tagged object
@@ -7,7 +7,7 @@ stored values in that JSON form and never decodes them. ``find_refs`` finds thos
 ``ArtifactRef`` objects, in the views over a live application) in a value, checks each with
 ``ArtifactRef.from_json`` (which builds a record and calls nothing the data names), and
 ``compact`` replaces each with a one-line description for ``st.json`` and the diff. Both
-``turnout.integrations.streamlit.artifact_refs`` and the web UI's ``artifacts`` use this module.
+``turnout.integrations.streamlit``'s views and the web UI's ``artifacts`` use this module.
 
 Everything on a ref came from the log and is untrusted: ``ref_line`` is plain text for the
 caller to escape (``render.plain`` in markdown, ``render.inline_html`` in HTML); the name

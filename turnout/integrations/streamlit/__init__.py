@@ -1,15 +1,17 @@
-"""turnout on Streamlit: the tracking UI (``turnout ui``), views for your own pages, and Burr's
-explorer helpers.
+"""turnout on Streamlit: views for your own Streamlit pages, and Burr's explorer helpers.
 
-``turnout ui`` runs ``app.py`` (the UI script) over a storage directory; ``data`` reads the local
-tracker's logs for it without Streamlit; ``demo`` fills an empty directory with demo runs;
-``views`` holds building blocks for your own page over a live application.
+``views`` holds building blocks for your own page over a live application (graph, state with
+its diff, step controls, trace, chat); ``render`` the text helpers they share. The tracking UI
+(``turnout ui``) is a web application of its own (``turnout.integrations.fastapi.ui``) and does
+not use Streamlit.
 
 Burr's helpers (``burr.integrations.streamlit``) are importable from here, as in Burr:
 ``AppState``, ``Record``, ``get_state``, ``update_state``, ``set_slider_to_current``,
 ``load_state_from_log_file``, ``render_explorer``, ``render_state_machine``, ``render_action``
 and ``render_state_results`` (``explorer``). They load on first use, so importing this package
-for the UI or the views does not load them.
+for the views does not load them.
+
+Needs ``pip install "turnout[streamlit]"``.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ try:
     import streamlit  # noqa: F401
 except ImportError as _error:
     raise missing_extra(
-        "turnout.integrations.streamlit", 'pip install "turnout[start]"', _error
+        "turnout.integrations.streamlit", 'pip install "turnout[streamlit]"', _error
     ) from _error
 
 if TYPE_CHECKING:

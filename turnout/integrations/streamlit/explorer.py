@@ -27,7 +27,7 @@ import streamlit as st
 from turnout.core.action import bound_name
 from turnout.core.application import Application
 from turnout.core.errors import SessionStateError, TrackingWarning
-from turnout.integrations.streamlit.artifact_refs import compact
+from turnout.integrations._artifact_refs import compact
 from turnout.integrations.streamlit.render import plain, truncate
 from turnout.integrations.streamlit.steplog import read_step_log
 

@@ -27,7 +27,7 @@ from turnout.core.burr_layout import BURR_CONTROL_KEYS
 from turnout.core.burr_tracking import read_burr_log
 from turnout.core.errors import PersistenceError
 from turnout.core.tracklog import EndRecord
-from turnout.integrations.streamlit.data import AppLog
+from turnout.core.trackview import AppLog
 
 __all__ = ["LoggedStep", "StepLog", "read_step_log"]
 

@@ -23,8 +23,8 @@ import streamlit as st
 
 from turnout.core.action import bound_name
 from turnout.core.application import Application
-from turnout.integrations.streamlit.artifact_refs import compact
-from turnout.integrations.streamlit.data import StateDiff, diff_states
+from turnout.core.trackview import StateDiff, diff_states
+from turnout.integrations._artifact_refs import compact
 from turnout.integrations.streamlit.render import (
     diff_html,
     plain,

@@ -1,10 +1,10 @@
-"""The tracking UI as a web application (``turnout ui --web``).
+"""The tracking UI as a web application (``turnout ui``).
 
 ``create_ui_app(source)`` returns a FastAPI application: a JSON API over the tracking data
 (``/api/v1``, OpenAPI at ``/api/openapi.json``) and server-rendered pages (Jinja2, htmx, no
 build step) for projects, applications, steps and live runs, over any tracking store: a
 directory, a ``postgresql://`` connection string, or a ``TrackingSource``. It does not import
-Streamlit. See docs/ui.md, "The web UI".
+Streamlit. See docs/ui.md.
 
 Needs ``pip install "turnout[ui]"``.
 """

@@ -5,8 +5,7 @@ local tracker's directory (``turnout.core.trackfiles.TrackingIndex``) or a Postg
 (``turnout.integrations.postgres_tracking.PostgresSource``, opened for a ``postgresql://``
 connection string). ``Reader`` wraps the source with what the pages add around it (how a fork
 snippet names the store, one lock for the file store's plain dicts); no other module of
-``turnout.integrations.fastapi.ui`` imports the tracking data layer, and none imports
-Streamlit.
+``turnout.integrations.fastapi.ui`` imports the tracking data layer.
 
 The records the pages use (``AppSummary``, ``Step``, ``ChildLink``, ...) are re-exported from
 here under the same names, so the rest of the UI imports them from this module only.

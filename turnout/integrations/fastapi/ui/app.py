@@ -86,7 +86,7 @@ def create_ui_app(
             ``PostgresSource``), a tracking directory, or a ``postgresql://`` connection
             string (the tables ``PostgresTracker`` writes; closed with the app).
         table_prefix: with a connection string, the tracker's ``table_prefix``.
-        allowed_hosts: the ``Host`` names answered (``None``: any). ``turnout ui --web`` passes
+        allowed_hosts: the ``Host`` names answered (``None``: any). ``turnout ui`` passes
             this machine's names, so a page on another site cannot reach the UI through DNS
             rebinding.
         live_poll: seconds between two reads of a log in live mode, on a store that does not

@@ -1,7 +1,7 @@
 """Artifacts in the web UI: each ``ArtifactRef`` in a step's inputs, result, delta or state is
 listed in the step's panel (where it sits, name, media type, size, short digest) with a
 download link, served from the ``LocalArtifactStore`` directory given to ``create_ui_app
-(artifacts=...)`` (``turnout ui --web --artifacts DIR``).
+(artifacts=...)`` (``turnout ui --artifacts DIR``).
 
 A download names the step and the ref's place in the list, never a digest: only refs that
 the traced step holds can be fetched, and the file's name and type come from the ref. The
@@ -53,7 +53,7 @@ def open_store(root: str | Path | None) -> LocalArtifactStore | None:
     if not path.is_dir():
         raise ValueError(
             f"artifacts={str(root)!r} is not a directory: pass the directory of the "
-            "LocalArtifactStore the application wrote to (turnout ui --web --artifacts DIR)"
+            "LocalArtifactStore the application wrote to (turnout ui --artifacts DIR)"
         )
     return LocalArtifactStore(path.resolve())
 
@@ -112,7 +112,7 @@ def download(request: Request, project: str, app_id: str, seq: int, number: int)
         return _problem(
             request,
             "no artifact store is configured, so blobs cannot be downloaded: start the UI "
-            "with turnout ui --web --artifacts DIR (the application's LocalArtifactStore "
+            "with turnout ui --artifacts DIR (the application's LocalArtifactStore "
             "directory).",
             404,
         )

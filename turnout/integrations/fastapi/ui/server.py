@@ -1,10 +1,10 @@
-"""``turnout ui --web``: the web UI over a tracking store, served by uvicorn.
+"""``turnout ui``: the web UI over a tracking store, served by uvicorn.
 
 The store is a tracking directory or, when ``$TURNOUT_UI_STORE`` holds a ``postgresql://``
 connection string (``turnout ui --store`` sets it, with ``$TURNOUT_UI_TABLE_PREFIX``: the
-password stays off the command line, as for the Streamlit UI), the tables a
+password stays off the command line), the tables a
 ``PostgresTracker`` writes. On a directory with no tracked application the demo applications
-are run into it first (as the Streamlit UI does), unless ``demo=False``. The server binds
+are run into it first, unless ``demo=False``. The server binds
 ``host`` (127.0.0.1 by default) and answers only requests whose ``Host`` names this machine,
 the bound address or one of ``allow_hosts`` (``*``: any), so another site's page cannot reach
 it through DNS rebinding.

@@ -4,7 +4,7 @@ the answer, built from the channel's JSON Schema (``_answer_form``).
 
 The UI reads traces only: a submitted form is checked against the schema here
 (``turnout.core.json_schema``) and gives the answer as a ready-to-run ``app.resume(channel,
-value)`` snippet. When the UI was given ``serve_url`` (``turnout ui --web --serve-url URL``,
+value)`` snippet. When the UI was given ``serve_url`` (``turnout ui --serve-url URL``,
 a ``turnout serve`` server of the same applications), the checked answer is also posted to
 that server's ``POST {serve_url}/apps/{app_id}/resume`` route, and its reply is shown. A form
 posted from another site is refused (``Origin``/``Sec-Fetch-Site``), so a page elsewhere cannot

@@ -1,7 +1,8 @@
-"""The tracking UI on a PostgreSQL store (``turnout ui --store postgresql://...``): the
+"""The tracking UI's PostgreSQL source (``turnout ui --store postgresql://...``): the
 ``PostgresSource`` answers what the file store answers for the same runs, pages through the
 ``<prefix>_apps`` summary its trigger keeps, follows changes by LISTEN/NOTIFY (no query while
-nothing is notified), and the Streamlit pages show it through ``streamlit.testing``.
+nothing is notified) and reads a long history from its tail; ``turnout ui`` refuses a store it
+cannot read with the reason. (The pages over this source: test_fastapi_ui_postgres.py.)
 
 Skips when the server is not reachable, except under ``CI=true`` (the ``server`` fixture).
 """
@@ -20,18 +21,14 @@ import pytest
 
 pytest.importorskip("psycopg")
 pytest.importorskip("psycopg_pool")
-pytest.importorskip("streamlit")
 import psycopg
-from streamlit.testing.v1 import AppTest
 
-from tests.integrations.streamlit_ui import SCRIPT
-from tests.integrations.streamlit_ui import literal as _literal
 from tests.integrations.test_postgres import DSN, server
 from turnout import ApplicationBuilder, State, action
+from turnout.core.trackfiles import TrackingIndex
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracksource import AppQuery, AppSummary, TrackingSource
 from turnout.integrations.postgres_tracking import PostgresSource, PostgresTracker
-from turnout.integrations.streamlit.index import TrackingIndex
 
 __all__ = ["server"]  # a fixture, shared with test_postgres
 
@@ -265,67 +262,6 @@ def test_live_changes_arrive_by_notification_and_nothing_is_queried_without_one(
         assert [s.seq for s in source.app(PROJECT, "live").step_list()] == [0, 1]  # type: ignore[union-attr]
         assert len(reads) == 1
         assert reads[0][2] is not None
-    finally:
-        tracker.close()
-
-
-def _ui(prefix: str, monkeypatch: pytest.MonkeyPatch, **params: str) -> AppTest:
-    monkeypatch.setenv("TURNOUT_UI_STORE", DSN)
-    monkeypatch.setenv("TURNOUT_UI_TABLE_PREFIX", prefix)
-    at = AppTest.from_file(str(SCRIPT), default_timeout=30)
-    at.query_params.update(params)
-    at.run()
-    assert not at.exception, [e.message for e in at.exception]
-    return at
-
-
-def test_the_pages_show_a_postgresql_store(
-    tmp_path: Path, prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _track_both(tmp_path, prefix)
-    at = _ui(prefix, monkeypatch)
-    assert at.title[0].value == "turnout · projects"
-    assert f"{prefix}_records" in _literal(at.caption[0].value)
-    assert list(at.table[0].value.index) == [PROJECT]
-    at = _ui(prefix, monkeypatch, project=PROJECT)
-    assert set(at.dataframe[0].value["app"]) == {"ok", "broken", "keyed", "parent", "child"}
-    assert "5 of 5 applications" in at.caption[0].value
-    at = _ui(prefix, monkeypatch, project=PROJECT, status="failed")
-    assert list(at.dataframe[0].value["app"]) == ["broken"]
-    at = _ui(prefix, monkeypatch, project=PROJECT, pk="(none)")
-    assert set(at.dataframe[0].value["app"]) == {"ok", "parent", "child"}
-    at = _ui(prefix, monkeypatch, project=PROJECT, app="ok", step="2")
-    steps = at.dataframe[0].value
-    assert list(steps["seq"]) == [0, 1, 2, 3, 4]
-    assert at.subheader[0].value == "Step 2 · count · completed"
-    assert '"n":1' in at.json[0].value.replace(" ", "")  # 0, +1, //2, +1: 1 after step 2
-    at = _ui(prefix, monkeypatch, project=PROJECT, app="ok", step="2", tab="Fork")
-    code = "".join(c.value for c in at.code)
-    assert "PostgresTracker(" in code
-    assert DSN not in code
-    assert "fork_from_sequence_id=2" in code
-    at = _ui(prefix, monkeypatch, project=PROJECT, app="broken")
-    assert at.subheader[0].value == "Step 0 · count · failed"
-
-
-def test_the_pages_follow_a_live_app_on_postgresql(
-    prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    tracker = PostgresTracker(DSN, project=PROJECT, table_prefix=prefix)
-    try:
-        app = _run(tracker, "running", steps=2)
-        tracker.flush()
-        at = _ui(prefix, monkeypatch, project=PROJECT, app="running", live="1")
-        assert list(at.dataframe[0].value["seq"]) == [0, 1]
-        app.step()
-        tracker.flush()
-        # Each rerun (what the live fragment's timer does) reads what a notification announced;
-        # the UI's listener hears it within moments, so reruns go on until then (bounded).
-        deadline = time.monotonic() + 20
-        while list(at.dataframe[0].value["seq"]) != [0, 1, 2] and time.monotonic() < deadline:
-            at.run()
-            assert not at.exception, [e.message for e in at.exception]
-        assert list(at.dataframe[0].value["seq"]) == [0, 1, 2]
     finally:
         tracker.close()
 

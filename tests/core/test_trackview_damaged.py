@@ -1,8 +1,9 @@
-"""The tracking UI's log reader on damaged logs: damaged steps show an error, never a wrong state.
+"""The tracking UI's log reader (``turnout.core.trackview``, through
+``turnout.core.trackfiles.TrackingIndex``) on damaged logs: damaged steps show an error, never a
+wrong state.
 
-The reader lives in the streamlit adapter (``turnout[start]``); the tracker's own loader is
-tested the same way in tests/core/test_tracklog.py and test_tracklog_fuzz.py, whose helpers and
-damaged-log strategies these tests reuse.
+The tracker's own loader is tested the same way in tests/core/test_tracklog.py and
+test_tracklog_fuzz.py, whose helpers and damaged-log strategies these tests reuse.
 """
 
 from __future__ import annotations
@@ -11,9 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-pytest.importorskip("streamlit", reason='the UI reader needs the "start" extra')
-
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -34,10 +32,10 @@ from tests.core.test_tracklog_fuzz import (
     damages,
     whole,
 )
+from turnout.core import trackfiles, trackview
 from turnout.core.errors import PersistenceError
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracklog import FINISHED
-from turnout.integrations.streamlit import data, index
 
 __all__ = ["tracker", "whole"]  # fixtures, imported for pytest to find
 
@@ -52,10 +50,10 @@ def test_the_ui_shows_damaged_steps_as_errors_and_the_others_as_they_were(
     drop_end(path, 2)
     with path.open("a") as handle:
         handle.write("garbage\n")
-    log = index.TrackingIndex(tmp_path).app("proj", APP)
+    log = trackfiles.TrackingIndex(tmp_path).app("proj", APP)
     assert log is not None
     assert log.bad_lines == 1
-    (summary,) = index.TrackingIndex(tmp_path).apps("proj")
+    (summary,) = trackfiles.TrackingIndex(tmp_path).apps("proj")
     assert summary.bad_lines == 1
     assert [s.seq for s in log.step_list()] == list(range(7))
     assert log.state_after(1) == {"n": 2}
@@ -72,7 +70,7 @@ def test_the_ui_lists_a_newer_log_and_refuses_its_states(
 ) -> None:
     path = run_steps(tracker, 2)
     newer(path)
-    log = index.TrackingIndex(tmp_path).app("proj", APP)
+    log = trackfiles.TrackingIndex(tmp_path).app("proj", APP)
     assert log is not None
     assert log.newer_format
     assert len(log.step_list()) == 2
@@ -87,7 +85,7 @@ def test_the_ui_forgets_steps_a_resume_from_an_earlier_step_replaces(
     lines = _lines(path)
     resume = [i for i, line in enumerate(lines) if b'"t":"app"' in line][1]
     path.write_bytes(b"".join(lines[: resume + 1]))
-    log = data.AppLog(path)
+    log = trackview.AppLog(path)
     log.refresh()
     assert [s.seq for s in log.step_list()] == [0, 1]  # steps 2-4 of the old timeline: gone
     path.write_bytes(b"".join(lines))
