@@ -43,9 +43,9 @@ from ui_load import (  # the same generated data as the page benchmark
     large_app_id,
 )
 
+from turnout.core.trackfiles import TrackingIndex
 from turnout.core.tracksource import INDEX_NAME, AppQuery
 from turnout.core.trackview import AppLog
-from turnout.integrations.streamlit.index import TrackingIndex
 
 
 def last_page(log: AppLog) -> None:
