@@ -113,6 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         "a waiting application's answer form then posts the answer to its resume route",
     )
     ui.add_argument(
+        "--prices",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --web: a JSON price table for the cost insights, over the dated defaults "
+        "(also $TURNOUT_UI_PRICES)",
+    )
+    ui.add_argument(
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
@@ -135,6 +143,15 @@ def _parser() -> argparse.ArgumentParser:
     case.add_argument("--partition-key", default=None, help="the application's partition key")
     case.add_argument(
         "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
+    )
+    case.add_argument(
+        "--store",
+        default=None,
+        metavar="postgresql://...",
+        help="read a PostgresTracker's tables instead of a tracking directory",
+    )
+    case.add_argument(
+        "--table-prefix", default="turnout_tracking", help="with --store: the tables' prefix"
     )
     case.add_argument(
         "--out",
@@ -486,6 +503,13 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     except ValueError as exc:
         print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
         return 2
+    from turnout.integrations.fastapi.ui.prices import PriceTableError, load_prices
+
+    try:  # a price file that does not fit stops the command before the server starts
+        load_prices(args.prices or os.environ.get("TURNOUT_UI_PRICES") or None)
+    except PriceTableError as exc:
+        print(f"turnout ui: {exc}", file=sys.stderr)
+        return 2
     artifacts = args.artifacts or os.environ.get("TURNOUT_UI_ARTIFACTS") or None
     if artifacts is not None and not Path(artifacts).is_dir():
         print(
@@ -506,7 +530,7 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
         allow_hosts=args.allow_hosts,
         artifacts=None if artifacts is None else Path(artifacts).resolve(),
-        serve_url=args.serve_url,
+        serve_url=args.serve_url, prices=args.prices,
     )  # fmt: skip
     return 0
 
@@ -514,6 +538,10 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "test-case" and args.store is not None:
+        from turnout._case_cli import store_case_command
+
+        return store_case_command(args, _TEST_TEMPLATE)
     if args.command == "test-case":
         case = test_case_command(
             tracking_home(args.dir), args.project, args.app_id, args.sequence_id,
@@ -560,6 +588,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _web_ui_command(args, storage_dir)
     if args.serve_url is not None:
         print("turnout ui: --serve-url is for the web UI: add --web", file=sys.stderr)
+        return 2
+    if args.prices is not None:
+        print("turnout ui: --prices is for the web UI: add --web", file=sys.stderr)
         return 2
     try:
         command = ui_command(
