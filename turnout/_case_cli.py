@@ -7,7 +7,20 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["store_case_command"]
+__all__ = ["add_store_arguments", "store_case_command"]
+
+
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--store`` and ``--table-prefix`` on the ``test-case`` subcommand."""
+    parser.add_argument(
+        "--store",
+        default=None,
+        metavar="postgresql://...",
+        help="read a PostgresTracker's tables instead of a tracking directory",
+    )
+    parser.add_argument(
+        "--table-prefix", default="turnout_tracking", help="with --store: the tables' prefix"
+    )
 
 
 def store_case_command(args: argparse.Namespace, template: str) -> int:

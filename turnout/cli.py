@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import subprocess
 import sys
@@ -45,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout._annotations_cli import add_annotations_parser, annotations_command
+from turnout._case_cli import add_store_arguments
 from turnout._migrate_cli import add_migrate_parser, migrate_command
 from turnout._tracking_cli import add_tracking_parsers, prune_command, tracking_command
 from turnout.core.errors import MissingExtraError, PersistenceError
@@ -113,13 +113,10 @@ def _parser() -> argparse.ArgumentParser:
         "a waiting application's answer form then posts the answer to its resume route",
     )
     ui.add_argument(
-        "--prices",
-        type=Path,
-        default=None,
-        metavar="FILE",
+        "--prices", type=Path, default=None, metavar="FILE",
         help="with --web: a JSON price table for the cost insights, over the dated defaults "
         "(also $TURNOUT_UI_PRICES)",
-    )
+    )  # fmt: skip
     ui.add_argument(
         "--no-demo",
         action="store_true",
@@ -144,15 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     case.add_argument(
         "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
     )
-    case.add_argument(
-        "--store",
-        default=None,
-        metavar="postgresql://...",
-        help="read a PostgresTracker's tables instead of a tracking directory",
-    )
-    case.add_argument(
-        "--table-prefix", default="turnout_tracking", help="with --store: the tables' prefix"
-    )
+    add_store_arguments(case)
     case.add_argument(
         "--out",
         type=Path,
@@ -292,6 +281,7 @@ def test_case_command(
     """Append the tracked step to ``out``; return the case written. ``register_modules`` are
     imported and registered with the tracker's serde, so their types load from the log."""
     from turnout.core.errors import PersistenceError
+    from turnout.core.trackcases import CaseError, merge_cases
     from turnout.core.tracking import LocalTracker
     from turnout.core.tracklog import AppRecord, BeginRecord, EndRecord, read_records
 
@@ -334,10 +324,10 @@ def test_case_command(
         "expected_state": serde.encode(after.state.get_all()),
         "expected_result": end.result if end else None,
     }
-    cases: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
-    cases = [c for c in cases if c.get("name") != case["name"]] + [case]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cases, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        merge_cases(out, [case])
+    except CaseError as exc:
+        raise SystemExit(f"turnout test-case: {exc}") from exc
     return case
 
 
@@ -498,17 +488,14 @@ def _web_ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    try:
-        check_serve_url(args.serve_url)
-    except ValueError as exc:
-        print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
-        return 2
     from turnout.integrations.fastapi.ui.prices import PriceTableError, load_prices
 
     try:  # a price file that does not fit stops the command before the server starts
         load_prices(args.prices or os.environ.get("TURNOUT_UI_PRICES") or None)
-    except PriceTableError as exc:
-        print(f"turnout ui: {exc}", file=sys.stderr)
+        check_serve_url(args.serve_url)
+    except ValueError as exc:
+        where = "" if isinstance(exc, PriceTableError) else "--serve-url: "
+        print(f"turnout ui: {where}{exc}", file=sys.stderr)
         return 2
     artifacts = args.artifacts or os.environ.get("TURNOUT_UI_ARTIFACTS") or None
     if artifacts is not None and not Path(artifacts).is_dir():
