@@ -288,3 +288,20 @@ def test_chart_geometry_scales_to_a_round_top() -> None:
 )  # fmt: skip
 def test_costs_show_the_digits_a_small_cost_needs(value: float | None, text: str) -> None:
     assert fmt_cost(value) == text
+
+
+def test_turnout_ui_refuses_a_bad_price_file_before_serving(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from turnout.cli import main
+
+    bad = tmp_path / "prices.json"
+    bad.write_text('{"models": {"m": {"input": 1, "output": -2}}}')
+    home = ["--dir", str(tmp_path / "runs"), "--no-demo", "--port", "1"]
+    assert main(["ui", "--web", "--prices", str(bad), *home]) == 2
+    assert "models['m'].output is -2" in capsys.readouterr().err
+    monkeypatch.setenv("TURNOUT_UI_PRICES", str(tmp_path / "missing.json"))
+    assert main(["ui", "--web", *home]) == 2
+    assert "missing.json: cannot be read" in capsys.readouterr().err
+    assert main(["ui", "--prices", str(bad), *home]) == 2  # the Streamlit UI has no costs
+    assert "--prices is for the web UI: add --web" in capsys.readouterr().err
