@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from turnout.integrations.fastapi.ui import _source as src
 from turnout.integrations.fastapi.ui import queries
-from turnout.integrations.fastapi.ui.prices import MAX_NAME, PriceTable
+from turnout.integrations.fastapi.ui.prices import MAX_NAME, ModelPrice, PriceTable
 
 __all__ = [
     "ActionStats",
@@ -178,6 +178,25 @@ class ProjectInsights(_Model):
     apps: list[AppTotals] = Field(description="the applications read, most tokens first")
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Spent:
+    """What one step spent (a ``StepUsage`` is made only for the steps listed)."""
+
+    step: src.Step
+    inputs: float
+    outputs: float
+    cost: float
+    uses: list[Usage]
+
+    def row(self) -> StepUsage:
+        step = self.step
+        return StepUsage(
+            seq=step.seq, action=step.action, status=step.status, start=step.start,
+            duration=step.duration, input_tokens=self.inputs, output_tokens=self.outputs,
+            cost=self.cost, models=sorted({u.model for u in self.uses if u.model}),
+        )  # fmt: skip
+
+
 @dataclass(kw_only=True, slots=True)
 class _Tally:
     """Sums over a set of steps."""
@@ -191,8 +210,16 @@ class _Tally:
     by_model: dict[str | None, list[float]] = field(default_factory=dict)  # steps, in, out
     by_action: dict[str, list[src.Step]] = field(default_factory=lambda: defaultdict(list))
     action_tokens: dict[str, list[float]] = field(default_factory=dict)  # in, out, cost
+    found: dict[str | None, ModelPrice | None] = field(default_factory=dict)
 
-    def add(self, step: src.Step) -> StepUsage:
+    def price(self, model: str | None) -> ModelPrice | None:
+        """The table's price of ``model``, looked up once per model name."""
+        if model not in self.found:
+            self.found[model] = self.prices.find(model)
+        return self.found[model]
+
+    def add(self, step: src.Step) -> _Spent:
+        """Count ``step`` in; what it spent."""
         self.steps += 1
         self.by_action[step.action].append(step)
         tokens = self.action_tokens.setdefault(step.action, [0.0, 0.0, 0.0])
@@ -203,11 +230,11 @@ class _Tally:
             spent[0] += 1
             spent[1] += use.input_tokens
             spent[2] += use.output_tokens
-            cost = self.prices.cost(use.model, use.input_tokens, use.output_tokens)
-            if cost is None:
+            price = self.price(use.model)
+            if price is None:
                 self.unpriced += use.input_tokens + use.output_tokens
             else:
-                s_cost += cost
+                s_cost += (use.input_tokens * price.input + use.output_tokens * price.output) / 1e6
             s_in += use.input_tokens
             s_out += use.output_tokens
         self.inputs += s_in
@@ -216,12 +243,7 @@ class _Tally:
         tokens[0] += s_in
         tokens[1] += s_out
         tokens[2] += s_cost
-        models = sorted({u.model for u in uses if u.model})
-        return StepUsage(
-            seq=step.seq, action=step.action, status=step.status, start=step.start,
-            duration=step.duration, input_tokens=s_in, output_tokens=s_out, cost=s_cost,
-            models=models,
-        )  # fmt: skip
+        return _Spent(step=step, inputs=s_in, outputs=s_out, cost=s_cost, uses=uses)
 
     def totals(self) -> Totals:
         return Totals(
@@ -232,7 +254,7 @@ class _Tally:
     def models(self) -> list[ModelUsage]:
         out = []
         for model, (steps, inputs, outputs) in self.by_model.items():
-            price = self.prices.find(model)
+            price = self.price(model)
             out.append(
                 ModelUsage(
                     model=model,
@@ -242,7 +264,9 @@ class _Tally:
                     priced=price is not None,
                     input_price=None if price is None else price.input,
                     output_price=None if price is None else price.output,
-                    cost=self.prices.cost(model, inputs, outputs),
+                    cost=None
+                    if price is None
+                    else (inputs * price.input + outputs * price.output) / 1e6,
                 )
             )
         return sorted(out, key=lambda m: (-(m.input_tokens + m.output_tokens), m.model or ""))
@@ -287,7 +311,7 @@ def app_insights(
     return AppInsights(
         project=project, app_id=app_id, partial=log.partial, prices_as_of=prices.as_of,
         totals=tally.totals(), models=tally.models(), actions=tally.actions(),
-        steps=rows[-limit:], steps_left_out=max(0, len(rows) - limit),
+        steps=[r.row() for r in rows[-limit:]], steps_left_out=max(0, len(rows) - limit),
     )  # fmt: skip
 
 
@@ -305,43 +329,41 @@ def project_insights(
     page = queries.apps_page(source, project, limit=limit)
     tally = _Tally(prices=prices)
     apps: list[AppTotals] = []
-    points: list[StepUsage] = []
+    points: list[_Spent] = []
     for row in page.apps:
         log = source.app(project, row.app_id)
         if log is None:
             continue
-        own = _Tally(prices=prices)
-        for step in log.step_list():
-            points.append(tally.add(step))
-            own.add(step)
+        spent = [tally.add(step) for step in log.step_list()]
+        points += spent
         apps.append(
             AppTotals(
                 app_id=row.app_id,
-                steps=own.steps,
-                input_tokens=own.inputs,
-                output_tokens=own.outputs,
-                cost=own.cost,
+                steps=len(spent),
+                input_tokens=sum(p.inputs for p in spent),
+                output_tokens=sum(p.outputs for p in spent),
+                cost=sum(p.cost for p in spent),
                 last_time=row.last_time,
             )
         )
-    timed = [p for p in points if p.start is not None]
+    timed = [(p.step.start, p) for p in points if p.step.start is not None]
     size = BUCKETS[0]
     buckets: list[TimeBucket] = []
     if timed:
-        first = min(p.start or 0.0 for p in timed)
-        last = max(p.start or 0.0 for p in timed)
+        first = min(start for start, _ in timed)
+        last = max(start for start, _ in timed)
         size = _bucket_size(first, last)
         origin = math.floor(first / size) * size
         count = int((last - origin) // size) + 1
         sums = [[0, 0.0, 0.0, 0.0, 0.0, 0] for _ in range(count)]
-        for p in timed:
-            cell = sums[min(count - 1, int(((p.start or 0.0) - origin) // size))]
+        for start, p in timed:
+            cell = sums[min(count - 1, int((start - origin) // size))]
             cell[0] += 1
-            cell[1] += p.input_tokens
-            cell[2] += p.output_tokens
+            cell[1] += p.inputs
+            cell[2] += p.outputs
             cell[3] += p.cost
-            if p.duration is not None:
-                cell[4] += p.duration
+            if p.step.duration is not None:
+                cell[4] += p.step.duration
                 cell[5] += 1
         buckets = [
             TimeBucket(
