@@ -79,6 +79,8 @@ def test_an_apps_tokens_are_summed_per_model_and_priced_by_the_snapshots_base_na
     assert actions["ask"]["steps"] == ASKS
     assert actions["ask"]["cost"] == pytest.approx(GPT4O_COST)
     assert actions["summarise"]["input_tokens"] == SUM_IN
+    assert actions["summarise"]["unpriced_tokens"] == SUM_IN + SUM_OUT
+    assert actions["ask"]["unpriced_tokens"] == 0
     assert actions["ask"]["mean_duration"] > 0
     assert actions["ask"]["p50_duration"] <= actions["ask"]["p95_duration"]
     assert [(s["seq"], s["action"], s["input_tokens"]) for s in view["steps"]] == [
@@ -230,6 +232,8 @@ def test_the_pages_chart_the_insights_and_escape_model_names(client: TestClient)
     project = client.get(f"/projects/{PROJECT}/insights").text
     assert HOSTILE not in project
     assert 'id="tokens-over-time"' in project
+    assert "time in buckets of 1 minute (UTC)" in project  # the run took seconds
+    assert f"$0 <span class=\"muted\">+ {SUM_IN + SUM_OUT} unpriced tokens</span>" in project
     assert 'href="/projects/costs/apps/chat/insights">chat</a>' in project
     assert 'id="insights-link"' in client.get(f"/projects/{PROJECT}").text
     assert 'id="insights-tab"' in client.get(f"/projects/{PROJECT}/apps/chat").text

@@ -121,6 +121,7 @@ class ActionStats(_Model):
     input_tokens: float
     output_tokens: float
     cost: float
+    unpriced_tokens: float = Field(description="tokens of models with no price (not in cost)")
 
 
 class StepUsage(_Model):
@@ -209,7 +210,7 @@ class _Tally:
     unpriced: float = 0.0
     by_model: dict[str | None, list[float]] = field(default_factory=dict)  # steps, in, out
     by_action: dict[str, list[src.Step]] = field(default_factory=lambda: defaultdict(list))
-    action_tokens: dict[str, list[float]] = field(default_factory=dict)  # in, out, cost
+    action_tokens: dict[str, list[float]] = field(default_factory=dict)  # in, out, cost, unpriced
     found: dict[str | None, ModelPrice | None] = field(default_factory=dict)
 
     def price(self, model: str | None) -> ModelPrice | None:
@@ -222,7 +223,7 @@ class _Tally:
         """Count ``step`` in; what it spent."""
         self.steps += 1
         self.by_action[step.action].append(step)
-        tokens = self.action_tokens.setdefault(step.action, [0.0, 0.0, 0.0])
+        tokens = self.action_tokens.setdefault(step.action, [0.0, 0.0, 0.0, 0.0])
         s_in = s_out = s_cost = 0.0
         uses = step_usage(step)
         for use in uses:
@@ -233,6 +234,7 @@ class _Tally:
             price = self.price(use.model)
             if price is None:
                 self.unpriced += use.input_tokens + use.output_tokens
+                tokens[3] += use.input_tokens + use.output_tokens
             else:
                 s_cost += (use.input_tokens * price.input + use.output_tokens * price.output) / 1e6
             s_in += use.input_tokens
@@ -275,7 +277,7 @@ class _Tally:
         out = []
         for action, steps in self.by_action.items():
             durations = sorted(s.duration for s in steps if s.duration is not None)
-            inputs, outputs, cost = self.action_tokens[action]
+            inputs, outputs, cost, unpriced = self.action_tokens[action]
             out.append(
                 ActionStats(
                     action=action,
@@ -288,6 +290,7 @@ class _Tally:
                     input_tokens=inputs,
                     output_tokens=outputs,
                     cost=cost,
+                    unpriced_tokens=unpriced,
                 )
             )
         return sorted(out, key=lambda a: a.action)

@@ -138,6 +138,15 @@ def _render(request: Request, name: str, context: dict[str, Any]) -> HTMLRespons
     return response
 
 
+def _bucket_text(seconds: int) -> str:
+    """``1 minute``, ``6 hours``, ``1 day``, ``30 days``."""
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{seconds} seconds"
+
+
 def _when(start: float, bucket: int) -> str:
     shape = "%Y-%m-%d" if bucket >= 86400 else "%m-%d %H:%M"
     return time.strftime(shape, time.gmtime(start))
@@ -242,7 +251,7 @@ def project_insights_page(
                 ],
                 _seconds,
             ),
-            "bucket": _format.fmt_duration(float(size)),
+            "bucket": _bucket_text(size),
         },
     )
 
