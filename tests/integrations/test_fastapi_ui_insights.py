@@ -233,7 +233,7 @@ def test_the_pages_chart_the_insights_and_escape_model_names(client: TestClient)
     assert HOSTILE not in project
     assert 'id="tokens-over-time"' in project
     assert "time in buckets of 1 minute (UTC)" in project  # the run took seconds
-    assert f"$0 <span class=\"muted\">+ {SUM_IN + SUM_OUT} unpriced tokens</span>" in project
+    assert f'$0 <span class="muted">+ {SUM_IN + SUM_OUT} unpriced tokens</span>' in project
     assert 'href="/projects/costs/apps/chat/insights">chat</a>' in project
     assert 'id="insights-link"' in client.get(f"/projects/{PROJECT}").text
     assert 'id="insights-tab"' in client.get(f"/projects/{PROJECT}/apps/chat").text
@@ -309,3 +309,44 @@ def test_turnout_ui_refuses_a_bad_price_file_before_serving(
     assert "missing.json: cannot be read" in capsys.readouterr().err
     assert main(["ui", "--prices", str(bad), *home]) == 2  # the Streamlit UI has no costs
     assert "--prices is for the web UI: add --web" in capsys.readouterr().err
+
+
+def test_the_price_file_is_edited_through_the_api_with_the_write_protections(
+    storage: Path, tmp_path: Path
+) -> None:
+    from turnout.integrations.fastapi.ui.annotations import WRITE_HEADER
+
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"models": {"gpt-4o": {"input": 5, "output": 20}}}')
+    table = {"as_of": "2026-02-01", "models": {"gpt-4o": {"input": 1, "output": 2}}}
+    with TestClient(create_ui_app(storage, prices=prices)) as client:
+        refused = client.put("/api/v1/prices", json=table)  # no header a form cannot send
+        assert refused.status_code == 403
+        foreign = client.put(
+            "/api/v1/prices", json=table, headers={WRITE_HEADER: "1", "Origin": "http://evil.test"}
+        )
+        assert foreign.status_code == 403
+        bad = {"models": {"gpt-4o": {"input": -1, "output": 2}}}
+        wrong = client.put("/api/v1/prices", json=bad, headers={WRITE_HEADER: "1"})
+        assert wrong.status_code == 422
+        assert "models['gpt-4o'].input is -1" in wrong.json()["detail"]
+        assert json.loads(prices.read_text())["models"]["gpt-4o"]["input"] == 5  # untouched
+        saved = client.put("/api/v1/prices", json=table, headers={WRITE_HEADER: "1"})
+        assert saved.status_code == 200, saved.text
+        assert json.loads(prices.read_text()) == table
+        view = client.get(f"{API}/apps/chat/insights").json()
+        assert view["prices_as_of"] == "2026-02-01"
+        assert view["totals"]["cost"] == pytest.approx(ASKS * (ASK_IN * 1 + ASK_OUT * 2) / 1e6)
+        form = client.post(
+            "/prices", data={"table": '{"models": {"x": 1}}'}, headers={"HX-Request": "true"}
+        )
+        assert form.status_code == 200
+        assert 'id="price-problem"' in form.text
+        assert "models[&#39;x&#39;] must be an object" in form.text
+        assert json.loads(prices.read_text()) == table
+    assert [p.name for p in tmp_path.iterdir()] == ["prices.json"]  # no temporary file left
+    with TestClient(create_ui_app(storage)) as client:
+        without = client.put("/api/v1/prices", json=table, headers={WRITE_HEADER: "1"})
+        assert without.status_code == 409
+        assert "--prices FILE" in without.json()["detail"]
+        assert 'id="price-readonly"' in client.get("/prices").text

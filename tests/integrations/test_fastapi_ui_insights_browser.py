@@ -128,3 +128,42 @@ def test_a_steps_case_file_and_the_annotations_cases_download(
     assert [c["name"].rsplit("-", 1)[0] for c in cases] == ["counter-2-increment"]
     assert cases[0]["expected_state"] == case["expected_state"]
     assert errors == []
+
+
+def test_the_price_table_is_edited_on_its_page(tmp_path: Path) -> None:
+    root = tmp_path / "tracking"
+    write_token_runs(LocalTracker(COSTS, storage_dir=root))
+    prices = tmp_path / "prices.json"
+    prices.write_text('{"models": {"gpt-4o": {"input": 2.5, "output": 10}}}')
+    with serve_ui(root, prices=prices) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(TIMEOUT_MS)
+            errors: list[str] = []
+            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(f"{url}/prices")
+            text = tab.locator("#price-text")
+            text.fill('{"models": {"gpt-4o": {"input": "lots", "output": 1}}}')
+            tab.locator("#price-save").click()
+            expect(tab.locator("#price-problem")).to_contain_text("models['gpt-4o'].input")
+            mine = {
+                "models": {
+                    "gpt-4o": {"input": 10, "output": 10},
+                    HOSTILE: {"input": 0, "output": 0},
+                }
+            }
+            text.fill(json.dumps(mine))
+            tab.locator("#price-save").click()
+            expect(tab.locator("#price-saved")).to_be_visible()
+            expect(tab.locator("#price-table")).to_contain_text(HOSTILE)
+            assert tab.locator("img").count() == 0
+            assert json.loads(prices.read_text()) == mine
+            tab.goto(f"{url}/projects/{COSTS}/apps/chat/insights")
+            cost = fmt_cost(ASKS * (ASK_IN + ASK_OUT) * 10 / 1e6)
+            expect(tab.locator("#total-cost")).to_have_text(cost)
+            expect(tab.locator("#unpriced")).to_have_count(0)  # the hostile model is priced now
+            assert errors == []
+        finally:
+            browser.close()

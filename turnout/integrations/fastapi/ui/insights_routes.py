@@ -25,6 +25,7 @@ from turnout.integrations.fastapi.ui.insights import (
     app_insights,
     project_insights,
 )
+from turnout.integrations.fastapi.ui.price_edit import prices_page
 from turnout.integrations.fastapi.ui.prices import PriceTable
 
 __all__ = ["PricesOut", "fmt_cost", "fmt_tokens", "insights_api", "insights_pages"]
@@ -257,5 +258,5 @@ def project_insights_page(
 
 
 @insights_pages.get("/prices", response_class=HTMLResponse)
-def prices_page(request: Request) -> HTMLResponse:
-    return _render(request, "prices.html", {"prices": _prices(request)})
+def get_prices_page(request: Request) -> HTMLResponse:
+    return prices_page(request)
