@@ -227,6 +227,8 @@ def test_the_pages_chart_the_insights_and_escape_model_names(client: TestClient)
     assert 'id="tokens-per-step"' in page
     assert page.count('<g class="col">') == 2 * (ASKS + 1)  # tokens and duration per step
     assert 'id="unpriced"' in page
+    assert f"4,500 · {fmt_cost(GPT4O_COST)}</text>" in page  # ask's tokens, with their cost
+    assert "· p95 " in page
     assert f'id="total-cost">{fmt_cost(GPT4O_COST)}<' in page
     assert '<a class="on" href="/projects/costs/apps/chat/insights" aria-current="page">' in page
     project = client.get(f"/projects/{PROJECT}/insights").text

@@ -159,11 +159,15 @@ def _common_charts(view: AppInsights | ProjectInsights) -> dict[str, Any]:
         "latency_bars": _charts.bars(
             [(a.action, a.mean_duration or 0.0) for a in actions], _seconds
         ),
-        "p95": {a.action: a.p95_duration for a in actions},
+        "latency_notes": {
+            a.action: f"p95 {_seconds(a.p95_duration)}"
+            for a in actions
+            if a.p95_duration is not None
+        },
         "token_bars": _charts.bars(
             [(a.action, a.input_tokens + a.output_tokens) for a in actions], fmt_tokens
         ),
-        "action_cost": {a.action: a.cost for a in actions},
+        "token_notes": {a.action: fmt_cost(a.cost) for a in actions if a.cost},
     }
 
 
