@@ -22,7 +22,6 @@ from turnout import ApplicationBuilder, ApplicationContext, State, action
 from turnout._annotations_cli import annotations_command
 from turnout.cli import test_case_command as write_test_case
 from turnout.core.artifacts import LocalArtifactStore
-from turnout.core.trackcases import CaseError, merge_cases
 from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi.ui import create_ui_app
 from turnout.integrations.fastapi.ui.annotations import WRITE_HEADER
@@ -204,14 +203,3 @@ def test_annotation_cases_download_is_what_turnout_annotations_cases_writes(
     assert answer.json() == json.loads(out.read_text())
     assert [c["expected_result"] for c in answer.json()] == [{}, {"n": 1}]  # recorded, given
     assert [c["annotation"]["tags"] for c in only_good] == [["ok"]]
-
-
-def test_merge_cases_refuses_a_file_that_holds_no_case_list(tmp_path: Path) -> None:
-    target = tmp_path / "cases.json"
-    target.write_text('{"a": 1}')
-    with pytest.raises(CaseError, match="holds no list of cases"):
-        merge_cases(target, [{"name": "x"}])
-    target.write_text('[{"name": "x", "v": 1}, {"name": "y"}]')
-    merged = merge_cases(target, [{"name": "x", "v": 2}])
-    assert merged == [{"name": "y"}, {"name": "x", "v": 2}]
-    assert json.loads(target.read_text()) == merged
