@@ -125,9 +125,10 @@ DEFAULT_PRICES = PriceTable(
         ModelPrice(model=name, input=i, output=o, origin="default")
         for name, (i, o) in sorted(_DEFAULTS.items())
     ),
-    as_of="2025-06-30",
-    source="the vendors' published list prices (OpenAI, Anthropic, Google), standard tier, "
-    "uncached input; check them before relying on them, and give your own with --prices",
+    as_of="2025-06",
+    source="the vendors' published list prices (OpenAI, Anthropic, Google) as of mid-2025, "
+    "standard tier, uncached input, not re-checked since: verify them before relying on "
+    "them, and give your own with --prices",
 )
 
 
