@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import os
 import sys
 import urllib.parse
@@ -44,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from turnout._annotations_cli import add_annotations_parser, annotations_command
+from turnout._case_cli import add_store_arguments
 from turnout._migrate_cli import add_migrate_parser, migrate_command
 from turnout._tracking_cli import add_tracking_parsers, prune_command, tracking_command
 from turnout.core.errors import MissingExtraError, PersistenceError
@@ -120,6 +120,11 @@ def _parser() -> argparse.ArgumentParser:
         "application's answer form then posts the answer to its resume route",
     )
     ui.add_argument(
+        "--prices", type=Path, default=None, metavar="FILE",
+        help="a JSON price table for the cost insights, over the dated defaults "
+        "(also $TURNOUT_UI_PRICES)",
+    )  # fmt: skip
+    ui.add_argument(
         "--no-demo",
         action="store_true",
         help="do not generate the demo project when the directory is empty",
@@ -143,6 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     case.add_argument(
         "--dir", type=Path, default=None, help="tracking directory (default $TURNOUT_HOME)"
     )
+    add_store_arguments(case)
     case.add_argument(
         "--out",
         type=Path,
@@ -282,6 +288,7 @@ def test_case_command(
     """Append the tracked step to ``out``; return the case written. ``register_modules`` are
     imported and registered with the tracker's serde, so their types load from the log."""
     from turnout.core.errors import PersistenceError
+    from turnout.core.trackcases import CaseError, merge_cases
     from turnout.core.tracking import LocalTracker
     from turnout.core.tracklog import AppRecord, BeginRecord, EndRecord, read_records
 
@@ -324,10 +331,10 @@ def test_case_command(
         "expected_state": serde.encode(after.state.get_all()),
         "expected_result": end.result if end else None,
     }
-    cases: list[dict[str, Any]] = json.loads(out.read_text()) if out.is_file() else []
-    cases = [c for c in cases if c.get("name") != case["name"]] + [case]
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(cases, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    try:
+        merge_cases(out, [case])
+    except CaseError as exc:
+        raise SystemExit(f"turnout test-case: {exc}") from exc
     return case
 
 
@@ -454,10 +461,14 @@ def _ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
     except MissingExtraError as exc:
         print(f"turnout ui: {exc}", file=sys.stderr)
         return 1
-    try:
+    from turnout.integrations.fastapi.ui.prices import PriceTableError, load_prices
+
+    try:  # a price file that does not fit stops the command before the server starts
+        load_prices(args.prices or os.environ.get("TURNOUT_UI_PRICES") or None)
         check_serve_url(args.serve_url)
     except ValueError as exc:
-        print(f"turnout ui: --serve-url: {exc}", file=sys.stderr)
+        where = "" if isinstance(exc, PriceTableError) else "--serve-url: "
+        print(f"turnout ui: {where}{exc}", file=sys.stderr)
         return 2
     artifacts = args.artifacts or os.environ.get("TURNOUT_UI_ARTIFACTS") or None
     if artifacts is not None and not Path(artifacts).is_dir():
@@ -479,7 +490,7 @@ def _ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
         storage_dir, host=args.host, port=args.port, demo=not args.no_demo,
         allow_hosts=args.allow_hosts,
         artifacts=None if artifacts is None else Path(artifacts).resolve(),
-        serve_url=args.serve_url,
+        serve_url=args.serve_url, prices=args.prices,
     )  # fmt: skip
     return 0
 
@@ -487,6 +498,10 @@ def _ui_command(args: argparse.Namespace, storage_dir: Path) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "test-case" and args.store is not None:
+        from turnout._case_cli import store_case_command
+
+        return store_case_command(args, _TEST_TEMPLATE)
     if args.command == "test-case":
         case = test_case_command(
             tracking_home(args.dir), args.project, args.app_id, args.sequence_id,

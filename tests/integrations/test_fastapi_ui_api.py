@@ -194,6 +194,14 @@ def test_the_openapi_schema_documents_every_route(client: TestClient) -> None:
         "/api/v1/projects/{project}/annotations.csv",
         "/api/v1/projects/{project}/annotations.jsonl",
         "/api/v1/projects/{project}/annotations/{annotation_id}",
+        "/api/v1/projects/{project}/annotations.cases.json",
+        "/api/v1/projects/{project}/apps/{app_id}/timeline",
+        "/api/v1/projects/{project}/apps/{app_id}/waiting",
+        "/api/v1/projects/{project}/apps/{app_id}/steps/{seq}/artifacts",
+        "/api/v1/projects/{project}/apps/{app_id}/steps/{seq}/test-case",
+        "/api/v1/projects/{project}/apps/{app_id}/insights",
+        "/api/v1/projects/{project}/insights",
+        "/api/v1/prices",
     }
 
 

@@ -187,7 +187,8 @@ def test_the_pages_show_a_postgresql_store(
     assert "PostgresTracker(" in page
     assert f"table_prefix=&#39;{prefix}&#39;" in page
     assert DSN not in page  # the connection string (a password) is left for the user
-    assert 'id="testcase"' not in page  # turnout test-case reads tracking directories only
+    # turnout test-case reads the store too: its command names the tables, not the password.
+    assert f"turnout test-case --store postgresql://... --table-prefix {prefix}" in page
 
 
 def test_an_empty_postgresql_store_says_how_to_track_into_it(prefix: str) -> None:

@@ -173,13 +173,18 @@ app.run()  # continues from the state after step {detail.step.seq}
 """
 
 
-def test_case_command(detail: StepDetail, storage: str | None) -> str:
-    """The ``turnout test-case`` command for the step, quoted for a POSIX shell (``""`` off a
-    tracking directory: the command reads local logs only)."""
-    if storage is None:
+def test_case_command(detail: StepDetail, storage: str | None, *, table_prefix: str | None) -> str:
+    """The ``turnout test-case`` command for the step, quoted for a POSIX shell: over the
+    tracking directory ``storage``, or a PostgreSQL store's ``table_prefix`` tables (the
+    connection string left for the user: it may hold a password); ``""`` for neither."""
+    if storage is not None:
+        where = ["--dir", storage]
+    elif table_prefix is not None:
+        where = ["--store", "postgresql://...", "--table-prefix", table_prefix]
+    else:
         return ""
     words = [
-        "turnout", "test-case", "--dir", storage, "--project", detail.project,
+        "turnout", "test-case", *where, "--project", detail.project,
         "--app-id", detail.app_id, "--sequence-id", str(detail.step.seq),
     ]  # fmt: skip
     if detail.partition_key is not None:

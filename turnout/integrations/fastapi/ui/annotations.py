@@ -34,7 +34,7 @@ from turnout.core.trackannotexport import to_csv, to_jsonl
 from turnout.integrations.fastapi.ui import queries
 from turnout.integrations.fastapi.ui._source import Reader
 
-__all__ = ["WRITE_HEADER", "annotations_router"]
+__all__ = ["WRITE_HEADER", "annotations_router", "check_write"]
 
 annotations_router = APIRouter()
 WRITE_HEADER = "X-Turnout-UI"
@@ -97,6 +97,9 @@ def _check_write(request: Request) -> None:
         raise HTTPException(403, f"a write from origin {origin[:100]!r} is refused")
     if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise HTTPException(403, "a write from another site is refused")
+
+
+check_write = _check_write  # the price table's edits are protected the same way
 
 
 def _query(

@@ -31,10 +31,14 @@ from turnout.integrations.fastapi.ui._source import (
 from turnout.integrations.fastapi.ui.annotations import annotations_router
 from turnout.integrations.fastapi.ui.api import api_router
 from turnout.integrations.fastapi.ui.artifacts import artifact_router, open_store
+from turnout.integrations.fastapi.ui.insights_routes import insights_api, insights_pages
 from turnout.integrations.fastapi.ui.pages import pages_router
+from turnout.integrations.fastapi.ui.price_edit import price_edit_router
+from turnout.integrations.fastapi.ui.prices import PriceTable, load_prices
 from turnout.integrations.fastapi.ui.queries import NotFoundError
 from turnout.integrations.fastapi.ui.search_routes import search_router
 from turnout.integrations.fastapi.ui.timeline_pages import timeline_router
+from turnout.integrations.fastapi.ui.views_api import views_router
 from turnout.integrations.fastapi.ui.waiting import check_serve_url, waiting_router
 
 __all__ = ["CSP", "create_ui_app"]
@@ -78,6 +82,7 @@ def create_ui_app(
     live_poll: float = 0.25,
     artifacts: str | Path | None = None,
     serve_url: str | None = None,
+    prices: PriceTable | str | Path | None = None,
 ) -> FastAPI:
     """The tracking UI over ``source`` as a FastAPI application (serve it with uvicorn).
 
@@ -96,8 +101,13 @@ def create_ui_app(
         serve_url: the base URL of a ``turnout serve`` server of the same applications
             (``http://host:port`` and its router's prefix): a waiting application's answer
             form posts to its resume route (``None``: the form gives a snippet only).
+        prices: the price table the cost insights use: a ``PriceTable``, or the path of a JSON
+            price file (added to the defaults; see ``prices``), ``None``: the defaults. A file
+            that does not fit raises ``PriceTableError`` naming the entry. Given a file, the
+            ``/prices`` page (and ``PUT /api/v1/prices``) edits it.
     """
     store = open_store(artifacts)
+    table = prices if isinstance(prices, PriceTable) else load_prices(prices)
     opened = not isinstance(source, TrackingSource)
     if not isinstance(source, TrackingSource):
         source = open_source(source, table_prefix=table_prefix)
@@ -125,7 +135,16 @@ def create_ui_app(
     app.state.live_poll = live_poll
     app.state.artifacts = store
     app.state.serve_url = check_serve_url(serve_url)
+    app.state.prices = table
+    app.state.prices_path = (
+        None if isinstance(prices, PriceTable) or prices is None else Path(prices)
+    )
     app.include_router(search_router)  # first: its /search suffix follows an app id
+    # Suffixes after an application id too (/insights, /timeline, /waiting, /test-case, ...).
+    app.include_router(insights_api)
+    app.include_router(insights_pages)
+    app.include_router(views_router)
+    app.include_router(price_edit_router)
     # Before the other routers: their application routes end in a path parameter that would
     # also match an annotations URL.
     app.include_router(annotations_router)

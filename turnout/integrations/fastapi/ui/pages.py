@@ -151,7 +151,9 @@ def _app_context(
             if step
             else ""
         ),
-        "test_case": _format.test_case_command(step, storage) if step else "",
+        "test_case": (
+            _format.test_case_command(step, storage, table_prefix=prefix) if step else ""
+        ),
     }
 
 

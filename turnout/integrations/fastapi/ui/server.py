@@ -21,12 +21,14 @@ import uvicorn
 
 from turnout.integrations.fastapi.ui import _source
 from turnout.integrations.fastapi.ui.app import create_ui_app
+from turnout.integrations.fastapi.ui.prices import load_prices
 
-__all__ = ["STORE_ENV", "TABLE_PREFIX_ENV", "allowed_hosts", "prepare", "run_ui"]
+__all__ = ["PRICES_ENV", "STORE_ENV", "TABLE_PREFIX_ENV", "allowed_hosts", "prepare", "run_ui"]
 
 LOCAL_NAMES = ("127.0.0.1", "localhost", "::1")
 STORE_ENV = "TURNOUT_UI_STORE"
 TABLE_PREFIX_ENV = "TURNOUT_UI_TABLE_PREFIX"
+PRICES_ENV = "TURNOUT_UI_PRICES"
 
 
 def allowed_hosts(host: str, extra: Sequence[str] = ()) -> list[str]:
@@ -53,11 +55,17 @@ def run_ui(
     allow_hosts: Sequence[str] = (),
     artifacts: Path | None = None,
     serve_url: str | None = None,
+    prices: Path | None = None,
 ) -> None:
     """Serve the web UI until interrupted: over the PostgreSQL store named by
-    ``$TURNOUT_UI_STORE`` if set, else over ``storage_dir``; ``artifacts`` and ``serve_url``
-    are passed to ``create_ui_app``."""
-    options: dict[str, Any] = {"artifacts": artifacts, "serve_url": serve_url}
+    ``$TURNOUT_UI_STORE`` if set, else over ``storage_dir``; ``artifacts``, ``serve_url`` and
+    ``prices`` (default ``$TURNOUT_UI_PRICES``) are passed to ``create_ui_app``."""
+    price_file = prices or os.environ.get(PRICES_ENV) or None
+    options: dict[str, Any] = {
+        "artifacts": artifacts,
+        "serve_url": serve_url,
+        "prices": load_prices(price_file),  # a bad file stops here, before any work
+    }
     dsn = os.environ.get(STORE_ENV)
     if dsn:
         prefix = os.environ.get(TABLE_PREFIX_ENV) or _source.DEFAULT_PREFIX
