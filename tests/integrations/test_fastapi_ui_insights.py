@@ -304,13 +304,11 @@ def test_turnout_ui_refuses_a_bad_price_file_before_serving(
     bad = tmp_path / "prices.json"
     bad.write_text('{"models": {"m": {"input": 1, "output": -2}}}')
     home = ["--dir", str(tmp_path / "runs"), "--no-demo", "--port", "1"]
-    assert main(["ui", "--web", "--prices", str(bad), *home]) == 2
+    assert main(["ui", "--prices", str(bad), *home]) == 2
     assert "models['m'].output is -2" in capsys.readouterr().err
     monkeypatch.setenv("TURNOUT_UI_PRICES", str(tmp_path / "missing.json"))
-    assert main(["ui", "--web", *home]) == 2
+    assert main(["ui", *home]) == 2
     assert "missing.json: cannot be read" in capsys.readouterr().err
-    assert main(["ui", "--prices", str(bad), *home]) == 2  # the Streamlit UI has no costs
-    assert "--prices is for the web UI: add --web" in capsys.readouterr().err
 
 
 def test_the_price_file_is_edited_through_the_api_with_the_write_protections(
