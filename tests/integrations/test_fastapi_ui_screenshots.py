@@ -81,6 +81,9 @@ PAGES = (
     Shot(
         "artifacts", f"/projects/{SUPPORT}/apps/weekly-report/steps/0", "#artifacts", "chart", True
     ),
+    Shot("insights", "/projects/demo/apps/chatbot/insights", "#insights", "respond"),
+    Shot("project-insights", "/projects/demo/insights", "#app-costs", "chatbot"),
+    Shot("prices", "/prices", "#price-table", "gpt-4o"),
 )
 
 
