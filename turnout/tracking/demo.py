@@ -5,18 +5,25 @@ something to click: a counter with spans, a chatbot on a stand-in model (token u
 streaming chatbot, the approval flow (a publish that fails and is retried, one whose failures are
 routed to ``notify_failure``, and one that fails outright), a parent app with a child forked
 from one of its steps, and a dice simulation whose rounds fan out to child applications
-(``MapStates``), listed under the step that spawned them. The apps are defined here, not
-imported from ``examples/``, so the demo works from an installed wheel. Small sleeps give the
-timelines something to show.
+(``MapStates``), listed under the step that spawned them. These apps are defined here, not
+imported from ``examples/``, so they need nothing but the core. Small sleeps give the timelines
+something to show.
+
+``generate(..., gallery=True)`` (what ``turnout ui`` does on its first start) also runs every
+example of the gallery (``turnout demo``: the chatbot, the RAG chatbot, the adventure game, the
+email assistant, the multi-agent team, ...) whose extra is installed, offline, as
+``gallery-<name>``; the app ``gallery`` lists each example with what became of it (run, or
+skipped with the install command that would add it).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import random
 import re
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,7 @@ from turnout import (
 )
 from turnout.core.tracking import LocalTracker
 
-__all__ = ["DEMO_APPS", "DEMO_PROJECT", "generate", "is_empty"]
+__all__ = ["DEMO_APPS", "DEMO_PROJECT", "GALLERY_APP", "generate", "is_empty", "run_gallery"]
 
 DEMO_PROJECT = "demo"
 DEMO_APPS = (
@@ -52,6 +59,7 @@ DEMO_APPS = (
     *(f"simulation-round{r}-seed{i}" for r in (0, 1) for i in range(3)),
 )
 _PAUSE = 0.004
+GALLERY_APP = "gallery"
 
 
 def is_empty(storage_dir: str | Path) -> bool:
@@ -324,9 +332,69 @@ def _simulation(tracker: LocalTracker) -> Any:
     )
 
 
-def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
-    """Run every demo application into ``project`` under ``storage_dir``; the app ids run."""
+@action(reads=[], writes=["examples"])
+def list_examples(state: State, examples: list[dict[str, Any]]) -> State:
+    """What became of each gallery example in this demo project."""
+    return state.update(examples=examples)
+
+
+def run_gallery(
+    tracker: Any, *, progress: Callable[[str, str], None] | None = None
+) -> list[dict[str, Any]]:
+    """Run every gallery example whose extra is installed into ``tracker`` (offline, as
+    ``gallery-<name>``), then the ``gallery`` app listing them; one row per example:
+    ``name``, ``title``, ``status`` (``ran``, ``skipped`` or ``failed``), ``app_id`` or
+    ``why``. ``progress(name, status)`` is called after each."""
+    from turnout import _gallery
+    from turnout.core.errors import GalleryError
+
+    rows: list[dict[str, Any]] = []
+    for example in _gallery.EXAMPLES:
+        row: dict[str, Any] = {"name": example.name, "title": example.title}
+        started = time.perf_counter()
+        if not example.installed():
+            row.update(status="skipped", why=f"needs {example.install}")
+        else:
+            app_id = f"gallery-{example.name}"
+            try:
+                module = _gallery.load(example)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    example.run(module, _gallery.GalleryRun(tracker=tracker, app_id=app_id))
+            except GalleryError as exc:
+                row.update(status="skipped", why=str(exc))
+            except Exception as exc:  # one broken example must not cost the user the others
+                row.update(status="failed", why=f"{type(exc).__name__}: {exc}")
+            else:
+                row.update(status="ran", app_id=app_id)
+        row["seconds"] = round(time.perf_counter() - started, 2)
+        rows.append(row)
+        if progress is not None:
+            progress(example.name, row["status"])
+    (
+        ApplicationBuilder()
+        .with_actions(list_examples)
+        .with_transitions()
+        .with_entrypoint("list_examples")
+        .with_tracker(tracker)
+        .with_identifiers(app_id=GALLERY_APP)
+        .build()
+        .step(inputs={"examples": rows})
+    )
+    return rows
+
+
+def generate(
+    storage_dir: str | Path,
+    project: str = DEMO_PROJECT,
+    *,
+    gallery: bool = False,
+    progress: Callable[[str, str], None] | None = None,
+) -> list[str]:
+    """Run every demo application into ``project`` under ``storage_dir``; the app ids run.
+    ``gallery``: the installed gallery examples too (``run_gallery``, which calls
+    ``progress``)."""
     tracker = LocalTracker(project, storage_dir=storage_dir, snapshot_every=5)
+    ran = list(DEMO_APPS)
     try:
         _counter(tracker, "counter", 5).with_state(count=0, limit=5).with_entrypoint(
             "increment"
@@ -369,6 +437,9 @@ def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
         fork.run(halt_after=["report"])
 
         _simulation(tracker).run(halt_after=["summarize"])
+        if gallery:
+            rows = run_gallery(tracker, progress=progress)
+            ran += [row["app_id"] for row in rows if row["status"] == "ran"] + [GALLERY_APP]
     finally:
         tracker.close()
-    return list(DEMO_APPS)
+    return ran
