@@ -344,7 +344,7 @@ def run_gallery(
     """Run every gallery example whose extra is installed into ``tracker`` (offline, as
     ``gallery-<name>``), then the ``gallery`` app listing them; one row per example:
     ``name``, ``title``, ``status`` (``ran``, ``skipped`` or ``failed``), ``app_id`` or
-    ``why``. ``progress(name, status)`` is called after each."""
+    ``why``. ``progress(name, what)`` is told after each (``"ran"``, ``"skipped: needs ..."``)."""
     from turnout import _gallery
     from turnout.core.errors import GalleryError
 
@@ -369,7 +369,7 @@ def run_gallery(
         row["seconds"] = round(time.perf_counter() - started, 2)
         rows.append(row)
         if progress is not None:
-            progress(example.name, row["status"])
+            progress(example.name, f"{row['status']}: {row['why']}" if "why" in row else "ran")
     (
         ApplicationBuilder()
         .with_actions(list_examples)

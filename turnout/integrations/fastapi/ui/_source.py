@@ -157,5 +157,10 @@ def is_empty(root: str | Path) -> bool:
 
 
 def generate_demo(root: str | Path) -> list[str]:
-    """Run the demo applications into ``root``'s ``demo`` project; the app ids run."""
-    return _demo.generate(root)
+    """Run the demo applications, and the gallery examples whose extras are installed, into
+    ``root``'s ``demo`` project (saying which, on stdout); the app ids run."""
+
+    def progress(name: str, status: str) -> None:
+        print(f"  gallery example {name}: {status}", flush=True)
+
+    return _demo.generate(root, gallery=True, progress=progress)
