@@ -153,3 +153,17 @@ def test_the_gallery_page_has_a_card_with_screenshot_and_command_per_example() -
         assert (ROOT / "docs" / image).is_file(), example.name
     nav = (ROOT / "mkdocs.yml").read_text()
     assert "gallery.md" in nav
+
+
+def test_the_rag_chatbot_retrieves_the_document_each_question_is_about(tmp_path: Path) -> None:
+    pytest.importorskip("llama_index")
+    said: list[str] = []
+    tracker = LocalTracker("gallery", storage_dir=tmp_path)
+    try:
+        example = _gallery.find("rag_chatbot")
+        run = _gallery.GalleryRun(tracker=tracker, app_id="rag", say=said.append)
+        example.run(_gallery.load(example), run)
+    finally:
+        tracker.close()
+    topics = re.findall(r"retrieved (\w+)", "".join(said))
+    assert topics == ["cats", "volcanoes", "bread"]
