@@ -4,7 +4,8 @@ application page shows its steps and, once a step is clicked, that step's panel;
 no script error. With ``TURNOUT_GALLERY_SCREENSHOTS=<dir>`` each page is also saved there as
 ``<name>.png`` (1280x800), the pictures of docs/gallery.md (``docs/img/gallery/``)::
 
-    TURNOUT_GALLERY_SCREENSHOTS=docs/img/gallery python -m pytest tests/integrations/test_gallery_browser.py
+    TURNOUT_GALLERY_SCREENSHOTS=docs/img/gallery \
+        python -m pytest tests/integrations/test_gallery_browser.py
 
 Without Playwright or Chromium the test skips, except under ``CI=true`` (a failure)."""
 
