@@ -4,6 +4,7 @@ built-in applications, then one run of every gallery example whose extra is inst
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,17 @@ def test_an_example_that_fails_is_listed_as_failed_and_the_others_still_run(
     assert rows[0]["status"] == "failed"
     assert rows[0]["why"] == "RuntimeError: the model server is down"
     assert rows[1]["status"] == "ran"
+
+
+@pytest.mark.slow
+def test_start_gallery_runs_it_in_a_background_process_of_its_own_session(tmp_path: Path) -> None:
+    """What ``turnout ui``'s first start does after the built-in apps: the UI starts at once,
+    the gallery's apps follow; Ctrl-C on the UI (its process group) does not reach it."""
+    process = demo.start_gallery(tmp_path)
+    # A session (and process group) of its own; it runs for seconds, so it is still there.
+    assert os.getsid(process.pid) == process.pid
+    assert process.wait(timeout=300) == 0
+    rows = _listing(tmp_path)
+    assert [row["name"] for row in rows] == [e.name for e in _gallery.EXAMPLES]
+    for row, example in zip(rows, _gallery.EXAMPLES, strict=True):
+        assert row["status"] == ("ran" if example.installed() else "skipped")

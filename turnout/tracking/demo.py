@@ -9,19 +9,26 @@ from one of its steps, and a dice simulation whose rounds fan out to child appli
 imported from ``examples/``, so they need nothing but the core. Small sleeps give the timelines
 something to show.
 
-``generate(..., gallery=True)`` (what ``turnout ui`` does on its first start) also runs every
-example of the gallery (``turnout demo``: the chatbot, the RAG chatbot, the adventure game, the
-email assistant, the multi-agent team, ...) whose extra is installed, offline, as
-``gallery-<name>``; the app ``gallery`` lists each example with what became of it (run, or
-skipped with the install command that would add it).
+``run_gallery`` runs every example of the gallery (``turnout demo``: the chatbot, the RAG
+chatbot, the adventure game, the email assistant, the multi-agent team, ...) whose extra is
+installed, offline, as ``gallery-<name>``; then the app ``gallery`` lists each example with what
+became of it (run, or skipped with the install command that would add it). The examples' imports
+take seconds (openai, LlamaIndex), so ``turnout ui``'s first start runs the built-in apps, then
+``start_gallery``: the gallery in a background process, its apps appearing in the UI as they
+finish. ``generate(..., gallery=True)`` runs it all in this process instead.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
+import os
 import random
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -43,7 +50,15 @@ from turnout import (
 )
 from turnout.core.tracking import LocalTracker
 
-__all__ = ["DEMO_APPS", "DEMO_PROJECT", "GALLERY_APP", "generate", "is_empty", "run_gallery"]
+__all__ = [
+    "DEMO_APPS",
+    "DEMO_PROJECT",
+    "GALLERY_APP",
+    "generate",
+    "is_empty",
+    "run_gallery",
+    "start_gallery",
+]
 
 DEMO_PROJECT = "demo"
 DEMO_APPS = (
@@ -443,3 +458,41 @@ def generate(
     finally:
         tracker.close()
     return ran
+
+
+def start_gallery(storage_dir: str | Path, project: str = DEMO_PROJECT) -> subprocess.Popen[bytes]:
+    """``run_gallery`` into ``project`` under ``storage_dir`` in a background process, which
+    says on this process's stdout what became of each example. It runs in a session of its
+    own, so stopping the UI with Ctrl-C does not leave the demo project half written."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "turnout.tracking.demo", str(storage_dir), "--project", project],
+        env={**os.environ, "PYTHONPATH": path},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    # Reaped when it ends (no zombie), whoever holds the handle.
+    threading.Thread(target=process.wait, name="turnout-demo-gallery", daemon=True).start()
+    return process
+
+
+def _main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the gallery examples into a demo project.")
+    parser.add_argument("storage_dir", type=Path)
+    parser.add_argument("--project", default=DEMO_PROJECT)
+    args = parser.parse_args(argv)
+
+    def progress(name: str, what: str) -> None:
+        print(f"turnout: demo project: gallery example {name}: {what}", flush=True)
+
+    tracker = LocalTracker(args.project, storage_dir=args.storage_dir, snapshot_every=5)
+    try:
+        run_gallery(tracker, progress=progress)
+    finally:
+        tracker.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
