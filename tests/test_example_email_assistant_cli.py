@@ -156,3 +156,9 @@ def test_converse_puts_each_question_to_ask_in_order() -> None:
     assert asked == [("clarifications", DAY), ("clarifications", TONE), ("approval", APPROVE)]
     assert state["final_email"] in "".join(tokens)
     assert not app.has_next_action()
+
+
+def test_the_readme_mermaid_graph_is_the_application_graph() -> None:
+    readme = (ROOT / "examples" / "email_assistant_served" / "README.md").read_text()
+    drawn = readme.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert drawn.strip() == assistant.application().graph.to_mermaid().strip()
