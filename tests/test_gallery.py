@@ -4,9 +4,14 @@ missing extras get errors that say what to type, and the docs page has a card pe
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -167,3 +172,60 @@ def test_the_rag_chatbot_retrieves_the_document_each_question_is_about(tmp_path:
         tracker.close()
     topics = re.findall(r"retrieved (\w+)", "".join(said))
     assert topics == ["cats", "volcanoes", "bread"]
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["key-set", "key-set-offline"])
+def test_with_a_key_turnout_demo_talks_to_the_configured_provider_unless_offline(
+    offline: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """``OPENAI_API_KEY`` set: the chatbot's requests go to the provider the openai client is
+    configured for (here a local server standing in for the API, by ``OPENAI_BASE_URL``), with
+    ``OPENAI_MODEL``; ``--offline`` keeps them on the example's own fake."""
+    pytest.importorskip("openai")
+    from turnout.testing import FakeOpenAIServer
+
+    seen: list[str] = []
+
+    def provider(request: Any) -> str:
+        seen.append(request.model)
+        return "the provider's answer"
+
+    with FakeOpenAIServer(provider) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_MODEL", "provider-model")
+        argv = ["demo", "chatbot", "--dir", str(tmp_path), *(["--offline"] if offline else [])]
+        assert main(argv) == 0
+    out = capsys.readouterr().out
+    if offline:
+        assert seen == []
+        assert "Set OPENAI_API_KEY for a real model." in out  # the example's fake said it
+    else:
+        assert seen == ["provider-model"] * 3  # one request per turn
+        assert out.count("the provider's answer") == 3
+
+
+def test_without_the_examples_turnout_demo_says_where_they_come_from(tmp_path: Path) -> None:
+    """A turnout with neither ``turnout/_examples`` (a wheel) nor ``examples/`` beside it (a
+    checkout): the listing and a run say how to get them."""
+    pytest.importorskip("fastapi")  # the email assistant's extra: installed, so this is asked
+    shutil.copytree(
+        ROOT / "turnout", tmp_path / "turnout", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    run = [sys.executable, "-m", "turnout.cli", "demo"]
+    listing = subprocess.run(
+        run, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert listing.returncode == 0, listing.stderr
+    assert "examples not found: the gallery's examples are not installed next to turnout" in (
+        listing.stdout
+    )
+    refused = subprocess.run(
+        [*run, "email_assistant", "--dir", str(tmp_path / "t")],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    assert "install turnout from a wheel" in refused.stderr
+    assert "run from a source checkout" in refused.stderr
