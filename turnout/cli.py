@@ -26,6 +26,9 @@ states to the current state schema version (see ``turnout._migrate_cli``).
 TO --project P`` remove old applications and copy projects between tracking directories and
 PostgreSQL (see ``turnout._tracking_cli``).
 
+``turnout demo [NAME]`` lists the examples gallery or runs one, tracked (see
+``turnout._demo_cli``).
+
 ``turnout export-otel --project P [--app-id A ...] [--endpoint URL] [--header K=V ...]`` replays
 tracked applications to an OpenTelemetry OTLP/HTTP endpoint (see
 ``turnout.integrations.opentelemetry.export_tracked``).
@@ -44,6 +47,7 @@ from typing import Any
 
 from turnout._annotations_cli import add_annotations_parser, annotations_command
 from turnout._case_cli import add_store_arguments
+from turnout._demo_cli import add_demo_parser, demo_command
 from turnout._migrate_cli import add_migrate_parser, migrate_command
 from turnout._tracking_cli import add_tracking_parsers, prune_command, tracking_command
 from turnout.core.errors import MissingExtraError, PersistenceError
@@ -189,6 +193,7 @@ def _parser() -> argparse.ArgumentParser:
     add_migrate_parser(commands)
     add_tracking_parsers(commands)
     add_annotations_parser(commands)
+    add_demo_parser(commands)
     _add_serve_parser(commands)
     export = commands.add_parser(
         "export-otel",
@@ -524,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return import_burr_command(args.burr_dir, args.dir, args.projects)
     if args.command == "serve":
         return _serve_command(args)
+    if args.command == "demo":
+        return demo_command(args)
     if args.command != "ui":
         parser.print_help()
         return 0 if args.command is None else 2

@@ -92,17 +92,22 @@ def assert_case(action: Any, case: dict[str, Any], *, serde: Serde | None = None
 
 @contextlib.contextmanager
 def openai_client(
-    offline: Callable[[FakeRequest], Any], *, fake_model: str = "fake", use_async: bool = False
+    offline: Callable[[FakeRequest], Any],
+    *,
+    fake_model: str = "fake",
+    use_async: bool = False,
+    allow_real: bool = True,
 ) -> Iterator[tuple[Any, str]]:
     """``(client, model)``: the real API if ``OPENAI_API_KEY`` is set (the model from
     ``OPENAI_MODEL``, default ``gpt-4.1-mini``), else a ``FakeOpenAIServer`` answering with
     ``offline``. ``use_async``: an ``openai.AsyncOpenAI`` client (close it in its event loop).
+    ``allow_real=False``: the fake server even when the key is set (demo data, tests).
     Needs ``pip install openai``."""
     import openai
 
     kind: Any = openai.AsyncOpenAI if use_async else openai.OpenAI
     with contextlib.ExitStack() as stack:
-        if os.environ.get("OPENAI_API_KEY"):
+        if allow_real and os.environ.get("OPENAI_API_KEY"):
             made, model = kind(), os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
         else:
             server = stack.enter_context(FakeOpenAIServer(offline))

@@ -13,6 +13,11 @@ drafting model (``DraftingModel``), through a streaming action.
   (Starlette's ``TestClient`` over the ASGI app), offline, printed (no server, no port).
 * ``python examples/email_assistant_served/application.py --serve --port 8000``: uvicorn on
   127.0.0.1 (``--port`` alone serves too); open http://127.0.0.1:8000/.
+* ``python examples/email_assistant_served/application.py --cli "Invite the team to lunch"``:
+  no server; the same application (``application()``, driven by ``converse``) streams its
+  drafts here and asks the clarifying questions and the approval with ``input()``;
+  ``--answer``, ``--feedback`` and ``--approve`` script the replies, ``--track`` records the run
+  for ``turnout ui``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 if __package__ in (None, ""):  # run as a script: make `examples` and `turnout` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -41,13 +46,27 @@ from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.testclient import TestClient
 
-from turnout import ApplicationContext, State, action, default, expr, streaming_action, when
+from turnout import (
+    Application,
+    ApplicationBuilder,
+    ApplicationContext,
+    State,
+    action,
+    default,
+    expr,
+    streaming_action,
+    when,
+)
 from turnout.core.sqlite import AsyncSQLitePersister
+from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi import ServedBuilder, serve
 
 PAGE = Path(__file__).with_name("index.html")
 CLARIFICATIONS = "clarifications"
 APPROVAL = "approval"
+PROJECT = "email-assistant"
+DEFAULT_REQUEST = "Invite the team to the launch review"
+Builder = TypeVar("Builder", bound=ApplicationBuilder[Any])
 
 
 def answers_schema(count: int) -> dict[str, Any]:
@@ -163,29 +182,34 @@ def send(state: State) -> State:
     return state.update(final_email=state["draft"])
 
 
+def describe(builder: Builder, model: DraftingModel) -> Builder:
+    """The assistant's actions, transitions, entrypoint and first state, on ``builder``: the
+    ``ServedBuilder`` of ``serve()`` or a plain ``ApplicationBuilder`` (the terminal)."""
+    return (
+        builder.with_actions(
+            receive, draft.bind(model=model), clarify.bind(model=model), review, send
+        )
+        .with_transitions(
+            ("receive", "draft"),
+            ("draft", "clarify", when(clarified=False)),
+            ("draft", "review", default),
+            ("clarify", "draft", expr("len(questions) > 0")),  # revise with the answers
+            ("clarify", "review", default),
+            ("review", "send", when(approved=True)),
+            ("review", "draft", default),
+        )
+        .with_entrypoint("receive")
+        .with_state(
+            request="", clarified=False, questions=[], answers=[], feedback=[], drafts=[], draft=""
+        )
+    )
+
+
 def make_factory(model: DraftingModel) -> Any:
     """The application factory ``serve()`` calls per request, with ``model`` bound."""
 
     def factory(builder: ServedBuilder) -> ServedBuilder:
-        return (
-            builder.with_actions(
-                receive, draft.bind(model=model), clarify.bind(model=model), review, send
-            )
-            .with_transitions(
-                ("receive", "draft"),
-                ("draft", "clarify", when(clarified=False)),
-                ("draft", "review", default),
-                ("clarify", "draft", expr("len(questions) > 0")),  # revise with the answers
-                ("clarify", "review", default),
-                ("review", "send", when(approved=True)),
-                ("review", "draft", default),
-            )
-            .with_entrypoint("receive")
-            .with_state(
-                request="", clarified=False, questions=[], answers=[], feedback=[], drafts=[]
-            )
-            .with_state(draft="")
-        )
+        return describe(builder, model)
 
     return factory
 
@@ -290,17 +314,135 @@ def demo(db: str, request: str, replies: Sequence[str], feedback: str = "") -> d
         return view
 
 
+# -- the terminal: the same assistant, asking at the prompt ---------------------------------------
+
+Ask = Callable[[str, str], str]
+"""``ask(channel, question)``: the person's reply to one question of a suspension."""
+
+
+def application(
+    model: DraftingModel | None = None, *, tracker: Any = None, app_id: str | None = None
+) -> Application:
+    """The assistant as a plain application, no server: drive it with ``converse``."""
+    builder = describe(ApplicationBuilder(), model or DraftingModel()).with_identifiers(
+        app_id=app_id
+    )
+    if tracker is not None:
+        builder = builder.with_tracker(tracker)
+    return builder.build()
+
+
+def _reply(waiting: Any, ask: Ask) -> dict[str, Any]:
+    """The answer to a suspension, asked one question at a time (an empty reply asks again)."""
+
+    def nonempty(question: str) -> str:
+        while not (said := ask(waiting.channel, question).strip()):
+            pass
+        return said
+
+    if waiting.channel == CLARIFICATIONS:
+        return {"answers": [nonempty(q) for q in waiting.metadata["questions"]]}
+    verdict = nonempty("Send this email? (yes, or say what to change)")
+    if verdict.lower() in ("y", "yes", "ok", "send"):
+        return {"approved": True}
+    return {"approved": False, "feedback": verdict}
+
+
+async def converse(
+    app: Application, request: str, *, ask: Ask, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Run ``app`` on ``request`` until the email is sent: each draft streams to ``say``
+    token by token; where the app suspends (the clarifying questions, the approval), the
+    questions go to ``ask`` and the replies resume it. Returns the final state."""
+    inputs: dict[str, Any] = {"request": request}
+    while app.has_next_action():
+        upcoming = app.get_next_action()
+        if upcoming is not None and upcoming.name == "draft":
+            say("--- draft ---\n")
+            _action, container = await app.astream_result(halt_after=["draft"], inputs=inputs)
+            async for item in container:
+                say(item["token"])
+            await container.get()
+            say("\n---\n")
+        else:
+            await app.astep(inputs=inputs)
+        inputs = {}
+        while app.suspension is not None:
+            await app.aresume(app.suspension.channel, _reply(app.suspension, ask))
+    return dict(app.state.get_all())
+
+
+def terminal(answers: Sequence[str] = (), verdicts: Sequence[str] = ()) -> Ask:
+    """``ask`` at the terminal (``input()``), after the scripted ``answers`` (clarifying
+    questions, in order) and ``verdicts`` (approvals: feedback, or "yes") are used up."""
+    scripted = {CLARIFICATIONS: list(answers), APPROVAL: list(verdicts)}
+
+    def ask(channel: str, question: str) -> str:
+        if scripted[channel]:
+            reply = scripted[channel].pop(0)
+            print(f"{question} {reply}")
+            return reply
+        try:
+            reply = input(f"{question} ")
+        except EOFError:
+            raise SystemExit(
+                f"email assistant: no answer to {question!r} (stdin is closed); type it at a "
+                f"terminal, or script it with --answer TEXT, --feedback TEXT and --approve"
+            ) from None
+        if not sys.stdin.isatty():
+            print(reply)  # piped in: show it, as a terminal would have
+        return reply
+
+    return ask
+
+
+def _say(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def run_in_terminal(args: argparse.Namespace) -> dict[str, Any]:
+    """``--cli``: the conversation at this terminal, tracked with ``--track``."""
+    tracker = LocalTracker(args.project, args.tracking_dir) if args.track else None
+    try:
+        app = application(DraftingModel(args.token_delay), tracker=tracker, app_id=args.app_id)
+        verdicts = [*args.feedback, *(["yes"] if args.approve else [])]
+        print(f"you: {args.request}")
+        state = asyncio.run(
+            converse(app, args.request, ask=terminal(args.answer, verdicts), say=_say)
+        )
+    finally:
+        if tracker is not None:
+            tracker.close()
+    print(f"--- sent ---\n{state['final_email']}")
+    if tracker is not None:
+        print(f"tracked as {app.uid!r} in project {args.project!r}: run `turnout ui` to see it")
+    return state
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--serve", action="store_true", help="run the web app with uvicorn")
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 (implies --serve)")
     parser.add_argument("--db", help="SQLite file of the applications (default: a temp dir)")
     parser.add_argument("--token-delay", type=float, default=0.03, help="seconds per token")
+    cli = parser.add_argument_group("in the terminal (--cli)")
+    cli.add_argument("--cli", action="store_true", help="ask the questions here (input())")
+    cli.add_argument("request", nargs="?", default=DEFAULT_REQUEST, help="what to write")
+    cli.add_argument("--answer", action="append", default=[], help="answer the next question")
+    cli.add_argument("--feedback", action="append", default=[], help="request these changes")
+    cli.add_argument("--approve", action="store_true", help="then approve the draft")
+    cli.add_argument("--track", action="store_true", help=f"record for turnout ui ({PROJECT})")
+    cli.add_argument("--tracking-dir", help="with --track: where (default: $TURNOUT_HOME)")
+    cli.add_argument("--project", default=PROJECT, help=f"with --track (default {PROJECT})")
+    cli.add_argument("--app-id", default=None, help="the application's id (default: new)")
     args = parser.parse_args(argv)
+    if args.cli:
+        return run_in_terminal(args)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or str(Path(tmp) / "assistant.db")
         if not (args.serve or args.port is not None):
-            return demo(db, "Invite the team to the launch review", ["Thursday", "casual"])
+            return demo(db, args.request, ["Thursday", "casual"])
         import uvicorn
 
         api = create_api(db, token_delay=args.token_delay)

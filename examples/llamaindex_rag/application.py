@@ -206,16 +206,17 @@ def user_input(state: State, message: str) -> State:
 
 
 def application(
-    persister: SQLitePersister, *, app_id: str = "rag-demo", engine: Any
+    persister: SQLitePersister, *, app_id: str = "rag-demo", engine: Any, tracker: Any = None
 ) -> Application:
-    """The chatbot: ``user_input`` -> ``answer`` -> ``user_input``, saved to ``persister``."""
+    """The chatbot: ``user_input`` -> ``answer`` -> ``user_input``, saved to ``persister``
+    (and recorded for ``turnout ui`` by ``tracker``, if given)."""
     answer = chat_action(
         engine,
         input="question",
         output={"response": "answer", "source_nodes": "sources"},
         history="chat_history",
     )
-    app: Application = (
+    builder = (
         ApplicationBuilder()
         .with_actions(user_input=user_input, answer=answer)
         .with_transitions(("user_input", "answer"), ("answer", "user_input"))
@@ -226,8 +227,10 @@ def application(
         )
         .with_state_persister(persister)
         .with_identifiers(app_id=app_id)
-        .build()
     )
+    if tracker is not None:
+        builder = builder.with_tracker(tracker)
+    app: Application = builder.build()
     return app
 
 

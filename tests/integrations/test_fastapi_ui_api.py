@@ -22,6 +22,8 @@ pytest.importorskip("jinja2")
 from fastapi.testclient import TestClient
 
 from tests.integrations.fastapi_ui import BIG, LIMIT, PROJECT, free_port, write_data
+from turnout import _gallery
+from turnout.core.tracking import LocalTracker
 from turnout.integrations.fastapi.ui import create_ui_app
 from turnout.integrations.fastapi.ui.app import CSP
 from turnout.integrations.fastapi.ui.server import allowed_hosts, prepare
@@ -276,6 +278,15 @@ def test_prepare_runs_the_demo_into_an_empty_directory_only(tmp_path: Path) -> N
         names = [p["name"] for p in client.get("/api/v1/projects").json()]
         assert names == ["demo"]
         assert client.get("/projects/demo").status_code == 200
+    # The gallery examples follow in a background process, listed by the app "gallery" last.
+    tracker = LocalTracker("demo", storage_dir=tmp_path / "demo")
+    deadline = time.monotonic() + 180
+    while (listing := tracker.load(None, "gallery")) is None:
+        assert time.monotonic() < deadline, "the gallery never finished"
+        time.sleep(0.1)
+    rows = listing.state["examples"]
+    assert [row["name"] for row in rows] == [example.name for example in _gallery.EXAMPLES]
+    assert {row["status"] for row in rows} <= {"ran", "skipped"}
 
 
 def test_turnout_ui_serves_the_api_on_the_given_port(storage: Path, tmp_path: Path) -> None:

@@ -37,6 +37,7 @@ inherits ``ValueError`` too, so Burr code's ``except ValueError`` still catches 
     ├── InvalidNameError(ValueError)      a name cannot name storage (a table prefix, a project)
     │   └── TrackingNameError             a project name cannot name a tracking directory
     ├── SessionStateError(ValueError)     a Streamlit page read an ``AppState`` it never stored
+    ├── GalleryError(LookupError)         ``turnout demo`` names no gallery example, or finds none
     ├── ArtifactError(RuntimeError)       an artifact store could not store or return a blob
     │   ├── ArtifactNotFoundError(FileNotFoundError)   the store holds no blob for the ref
     │   ├── ArtifactIntegrityError(ValueError)   the stored bytes do not match the ref's digest
@@ -71,6 +72,7 @@ __all__ = [
     "ConditionKeyError",
     "ConditionSyntaxError",
     "DeterminismError",
+    "GalleryError",
     "GraphSetupError",
     "GraphWarning",
     "HookError",
@@ -614,6 +616,11 @@ class InvalidArtifactRefError(ArtifactError, ValueError):
     """A ref (or stored ref data) that cannot name a blob: its digest is not 64 lowercase hex
     characters, its size is not a non-negative int, or it is not an ``ArtifactRef`` at all.
     Refusing it is what keeps a key from reaching outside a store."""
+
+
+class GalleryError(TurnoutError, LookupError):
+    """No gallery example has this name (the message suggests the closest), or the examples
+    are not where a wheel or a source checkout puts them."""
 
 
 class MissingExtraError(TurnoutError, ImportError):

@@ -5,9 +5,17 @@ something to click: a counter with spans, a chatbot on a stand-in model (token u
 streaming chatbot, the approval flow (a publish that fails and is retried, one whose failures are
 routed to ``notify_failure``, and one that fails outright), a parent app with a child forked
 from one of its steps, and a dice simulation whose rounds fan out to child applications
-(``MapStates``), listed under the step that spawned them. The apps are defined here, not
-imported from ``examples/``, so the demo works from an installed wheel. Small sleeps give the
-timelines something to show.
+(``MapStates``), listed under the step that spawned them. These apps are defined here, not
+imported from ``examples/``, so they need nothing but the core. Small sleeps give the timelines
+something to show.
+
+``run_gallery`` runs every example of the gallery (``turnout demo``: the chatbot, the RAG
+chatbot, the adventure game, the email assistant, the multi-agent team, ...) whose extra is
+installed, offline, as ``gallery-<name>``; then the app ``gallery`` lists each example with what
+became of it (run, or skipped with the install command that would add it). The examples' imports
+take seconds (openai, LlamaIndex), so ``turnout ui``'s first start runs the built-in apps, then
+``start_gallery``: the gallery in a background process, its apps appearing in the UI as they
+finish. ``generate(..., gallery=True)`` runs it all in this process instead.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import contextlib
 import random
 import re
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +43,17 @@ from turnout import (
     when,
 )
 from turnout.core.tracking import LocalTracker
+from turnout.tracking._gallery_demo import GALLERY_APP, run_gallery, start_gallery
 
-__all__ = ["DEMO_APPS", "DEMO_PROJECT", "generate", "is_empty"]
+__all__ = [
+    "DEMO_APPS",
+    "DEMO_PROJECT",
+    "GALLERY_APP",
+    "generate",
+    "is_empty",
+    "run_gallery",
+    "start_gallery",
+]
 
 DEMO_PROJECT = "demo"
 DEMO_APPS = (
@@ -324,9 +341,18 @@ def _simulation(tracker: LocalTracker) -> Any:
     )
 
 
-def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
-    """Run every demo application into ``project`` under ``storage_dir``; the app ids run."""
+def generate(
+    storage_dir: str | Path,
+    project: str = DEMO_PROJECT,
+    *,
+    gallery: bool = False,
+    progress: Callable[[str, str], None] | None = None,
+) -> list[str]:
+    """Run every demo application into ``project`` under ``storage_dir``; the app ids run.
+    ``gallery``: the installed gallery examples too (``run_gallery``, which calls
+    ``progress``)."""
     tracker = LocalTracker(project, storage_dir=storage_dir, snapshot_every=5)
+    ran = list(DEMO_APPS)
     try:
         _counter(tracker, "counter", 5).with_state(count=0, limit=5).with_entrypoint(
             "increment"
@@ -369,6 +395,9 @@ def generate(storage_dir: str | Path, project: str = DEMO_PROJECT) -> list[str]:
         fork.run(halt_after=["report"])
 
         _simulation(tracker).run(halt_after=["summarize"])
+        if gallery:
+            rows = run_gallery(tracker, progress=progress)
+            ran += [row["app_id"] for row in rows if row["status"] == "ran"] + [GALLERY_APP]
     finally:
         tracker.close()
-    return list(DEMO_APPS)
+    return ran

@@ -156,5 +156,10 @@ def is_empty(root: str | Path) -> bool:
 
 
 def generate_demo(root: str | Path) -> list[str]:
-    """Run the demo applications into ``root``'s ``demo`` project; the app ids run."""
-    return _demo.generate(root)
+    """Run the demo applications into ``root``'s ``demo`` project, then start the gallery
+    examples whose extras are installed in a background process (they take seconds to
+    import); the app ids run here."""
+    ran = _demo.generate(root)
+    print("turnout: adding the gallery examples to the demo project in the background…")
+    _demo.start_gallery(root)
+    return ran
