@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -38,8 +40,6 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-
-import httpx
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -55,7 +55,7 @@ class _Server:
     """A uvicorn server process, ready once each worker says its startup is complete."""
 
     def __init__(self, command: list[str], env: dict[str, str], workers: int, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+        self.port = port
         self.log: list[str] = []
         self.process = subprocess.Popen(
             command, cwd=BENCH, env={**os.environ, **env},
@@ -73,6 +73,16 @@ class _Server:
             raise RuntimeError(f"the server exited: {''.join(self.log)}")
         self._drain = threading.Thread(target=self._read, daemon=True)
         self._drain.start()
+        # A single uvicorn process reports its startup before it binds its socket.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise RuntimeError(f"the server does not listen: {''.join(self.log)}") from None
+                time.sleep(0.05)
 
     def _read(self) -> None:
         assert self.process.stdout is not None
@@ -118,49 +128,111 @@ def _burr(python: str, dsn: str, table: str, workers: int) -> _Server:
     return _Server(command, env, workers, port)
 
 
+class _Connection:
+    """One HTTP/1.1 keep-alive connection speaking just what this benchmark needs: a request
+    sent as prepared bytes, an answer read by its ``Content-Length``. A lean client, so that
+    the load it puts on the machine (which the servers share) stays small and alike for both."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int) -> _Connection:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, request: bytes) -> tuple[int, bytes]:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        found = _LENGTH.search(head)
+        if found is None:  # both servers answer JSON with a Content-Length, never chunked
+            raise RuntimeError(f"an answer without Content-Length: {head!r}")
+        return status, await self.reader.readexactly(int(found.group(1)))
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
+
+
+def _post(port: int, path: str, body: dict[str, Any]) -> bytes:
+    data = json.dumps(body).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    ).encode() + data
+
+
 async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dict[str, Any]:
-    url = server.url
     latencies: list[float] = []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    port = server.port
+    connections = [await _Connection.open(port) for _ in range(clients)]
 
-        async def session(index: int) -> None:
-            app_id = f"bench-{index}-{uuid.uuid4().hex[:6]}"
-            if create:
-                (await client.post("/apps", json={"app_id": app_id})).raise_for_status()
-            body: dict[str, Any] = {"halt_after": ["respond"]} if create else {}
-            for turn in range(turns):
-                message = f"message {turn} of session {index}, about the weather"
-                payload = (
-                    {**body, "inputs": {"message": message}} if create else {"message": message}
-                )
-                began = time.perf_counter()
-                answer = await client.post(f"/apps/{app_id}/run", json=payload)
-                latencies.append(time.perf_counter() - began)
-                answer.raise_for_status()
-            assert answer.json()["state"]["turns"] == turns
+    def requests(index: int) -> tuple[str, bytes | None, list[bytes]]:
+        """A session's app id, its creation request (turnout) and its turns, all encoded."""
+        app_id = f"bench-{index}-{uuid.uuid4().hex[:6]}"
+        made = _post(port, "/apps", {"app_id": app_id}) if create else None
+        out = []
+        for turn in range(turns):
+            message = f"message {turn} of session {index}, about the weather"
+            body = (
+                {"halt_after": ["respond"], "inputs": {"message": message}}
+                if create
+                else {"message": message}
+            )
+            out.append(_post(port, f"/apps/{app_id}/run", body))
+        return app_id, made, out
 
-        await asyncio.gather(*(session(i) for i in range(clients)))  # warm-up, untimed
+    async def session(connection: _Connection, turns_sent: list[bytes]) -> None:
+        answer = b""
+        for request in turns_sent:
+            began = time.perf_counter()
+            status, answer = await connection.send(request)
+            latencies.append(time.perf_counter() - began)
+            if status != 200:
+                raise RuntimeError(f"HTTP {status}: {answer[:500]!r}")
+        assert json.loads(answer)["state"]["turns"] == turns
+
+    async def round_() -> tuple[float, float, float]:
+        sessions = [requests(i) for i in range(clients)]
+        for connection, (_, made, _) in zip(connections, sessions, strict=True):
+            if made is not None:  # sessions exist before the clock starts
+                status, answer = await connection.send(made)
+                if status != 201:
+                    raise RuntimeError(f"HTTP {status}: {answer[:500]!r}")
         latencies.clear()
-        began, cpu = time.perf_counter(), server.cpu_seconds()
-        await asyncio.gather(*(session(i) for i in range(clients)))
-        wall = time.perf_counter() - began
-        cpu = server.cpu_seconds() - cpu
+        began, cpu, own = time.perf_counter(), server.cpu_seconds(), time.process_time()
+        pairs = zip(connections, sessions, strict=True)
+        await asyncio.gather(*(session(c, turns_sent) for c, (_, _, turns_sent) in pairs))
+        return time.perf_counter() - began, server.cpu_seconds() - cpu, time.process_time() - own
+
+    try:
+        await round_()  # warm-up, untimed
+        wall, cpu, own = await round_()
+    finally:
+        for connection in connections:
+            connection.close()
     ordered = sorted(latencies)
     return {
         "rps": len(ordered) / wall,
         "p50": statistics.median(ordered) * 1000,
         "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "requests": len(ordered),
-        # the timed half creates its sessions too (turnout: POST /apps, untimed in latencies)
-        "cpu": cpu * 1000 / (len(ordered) + (clients if create else 0)),
+        "cpu": cpu * 1000 / len(ordered),
+        "client_cpu": own * 1000 / len(ordered),
     }
 
 
 def _burr_missing(python: str) -> str | None:
-    probe = subprocess.run(
-        [python, "-c", "import burr, fastapi, uvicorn, psycopg2"], capture_output=True, text=True
-    )
+    try:
+        probe = subprocess.run(
+            [python, "-c", "import burr, fastapi, uvicorn, psycopg2"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    except OSError as exc:
+        return str(exc)
     return None if probe.returncode == 0 else probe.stderr.strip().splitlines()[-1]
 
 
@@ -170,6 +242,17 @@ def _drop(dsn: str, tables: list[str]) -> None:
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in tables:
             conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def _uvicorn_impl(python: str, env: dict[str, str]) -> str:
+    """The event loop and HTTP parser uvicorn picks by itself (``auto``) in ``python``."""
+    probe = subprocess.run(
+        [python, "-c", "import importlib.util as u; print("
+         "'uvloop' if u.find_spec('uvloop') else 'asyncio', "
+         "'httptools' if u.find_spec('httptools') else 'h11')"],
+        capture_output=True, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    return probe.stdout.strip().replace(" ", "+") or "unknown"
 
 
 def main() -> None:
@@ -182,12 +265,21 @@ def main() -> None:
     args = parser.parse_args()
     missing = _burr_missing(args.burr_python)
     systems = ["turnout"] + ([] if missing else ["burr"])
+    impl = {"turnout": _uvicorn_impl(sys.executable, {})}
+    if not missing:
+        impl["burr"] = _uvicorn_impl(args.burr_python, {"PYTHONPATH": str(BENCH)})
     print(f"{args.clients} concurrent clients, {args.turns} turns each (after as many untimed), "
-          f"{os.cpu_count()} CPUs\n")  # fmt: skip
+          f"{os.cpu_count()} CPUs; uvicorn's loop+http: "
+          f"{', '.join(f'{k} {v}' for k, v in impl.items())}\n")  # fmt: skip
+    if len(set(impl.values())) > 1:
+        print("warning: the servers run different uvicorn implementations; install the same "
+              "(uvloop, httptools) in both Pythons to compare the libraries\n")  # fmt: skip
     print("| system | workers | requests/s | p50 ms | p99 ms | server CPU ms/request | "
-          "load before | load after |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "client CPU ms/request | load before | load after |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    ratios = []
     for workers in args.workers:
+        outs: dict[str, dict[str, Any]] = {}
         for system in systems:
             table = f"bench_serve_{uuid.uuid4().hex[:8]}"
             load_before = os.getloadavg()[0]
@@ -208,9 +300,19 @@ def main() -> None:
                     f"{table}_{s}" for s in ("steps", "apps", "meta", "journal")
                 ]  # fmt: skip
                 _drop(args.dsn, names)
+            outs[system] = out
             print(f"| {system} | {workers} | {out['rps']:.0f} | {out['p50']:.1f} | "
-                  f"{out['p99']:.1f} | {out['cpu']:.2f} | {load_before:.2f} | "
-                  f"{os.getloadavg()[0]:.2f} |", flush=True)  # fmt: skip
+                  f"{out['p99']:.1f} | {out['cpu']:.2f} | {out['client_cpu']:.2f} | "
+                  f"{load_before:.2f} | {os.getloadavg()[0]:.2f} |", flush=True)  # fmt: skip
+        if len(outs) == 2:
+            ours, theirs = outs["turnout"], outs["burr"]
+            ratios.append(
+                f"{workers} worker(s): turnout/burr requests/s {ours['rps'] / theirs['rps']:.2f}x, "
+                f"p99 {ours['p99']:.1f} vs {theirs['p99']:.1f} ms, server CPU/request "
+                f"{ours['cpu']:.2f} vs {theirs['cpu']:.2f} ms"
+            )
+    if ratios:
+        print("\n" + "\n".join(ratios))
     if missing:
         print(f"\nburr: skipped ({args.burr_python} cannot import it: {missing})")
 
