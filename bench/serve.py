@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import os
 import re
@@ -57,10 +58,14 @@ class _Server:
     def __init__(self, command: list[str], env: dict[str, str], workers: int, port: int) -> None:
         self.port = port
         self.log: list[str] = []
+        # PostgreSQL names the server's sessions after this (libpq reads PGAPPNAME), so
+        # that the database's CPU spent on them can be counted (db_cpu_seconds).
+        self.name = f"bench-serve-{uuid.uuid4().hex[:8]}"
         self.process = subprocess.Popen(
-            command, cwd=BENCH, env={**os.environ, **env},
+            command, cwd=BENCH, env={**os.environ, **env, "PGAPPNAME": self.name},
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
+        self.started = dt.datetime.now(dt.UTC)
         assert self.process.stdout is not None
         started = 0
         for raw in self.process.stdout:
@@ -102,10 +107,32 @@ class _Server:
                 total += int(fields[11]) + int(fields[12])
         return total / tick
 
+    def db_cpu_seconds(self, dsn: str) -> float:
+        """CPU time of the PostgreSQL sessions serving this server (its pool's, and its
+        relay's, which name themselves), when PostgreSQL runs on this machine."""
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s OR "
+                "(application_name LIKE 'turnout-relay-%%' AND backend_start >= %s)",
+                [self.name, self.started],
+            ).fetchall()
+        return sum(_cpu(pid) for (pid,) in rows)
+
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
         self._drain.join(timeout=30)
+
+
+def _cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far; 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _turnout(dsn: str, table: str, workers: int) -> _Server:
@@ -165,7 +192,9 @@ def _post(port: int, path: str, body: dict[str, Any]) -> bytes:
     ).encode() + data
 
 
-async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dict[str, Any]:
+async def _drive(
+    server: _Server, clients: int, turns: int, create: bool, dsn: str
+) -> dict[str, Any]:
     latencies: list[float] = []
     port = server.port
     connections = [await _Connection.open(port) for _ in range(clients)]
@@ -195,7 +224,7 @@ async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dic
                 raise RuntimeError(f"HTTP {status}: {answer[:500]!r}")
         assert json.loads(answer)["state"]["turns"] == turns
 
-    async def round_() -> tuple[float, float, float]:
+    async def round_() -> tuple[float, float, float, float]:
         sessions = [requests(i) for i in range(clients)]
         for connection, (_, made, _) in zip(connections, sessions, strict=True):
             if made is not None:  # sessions exist before the clock starts
@@ -203,14 +232,20 @@ async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dic
                 if status != 201:
                     raise RuntimeError(f"HTTP {status}: {answer[:500]!r}")
         latencies.clear()
+        db = server.db_cpu_seconds(dsn)
         began, cpu, own = time.perf_counter(), server.cpu_seconds(), time.process_time()
         pairs = zip(connections, sessions, strict=True)
         await asyncio.gather(*(session(c, turns_sent) for c, (_, _, turns_sent) in pairs))
-        return time.perf_counter() - began, server.cpu_seconds() - cpu, time.process_time() - own
+        wall, cpu, own = (
+            time.perf_counter() - began,
+            server.cpu_seconds() - cpu,
+            time.process_time() - own,
+        )
+        return wall, cpu, own, server.db_cpu_seconds(dsn) - db
 
     try:
         await round_()  # warm-up, untimed
-        wall, cpu, own = await round_()
+        wall, cpu, own, db = await round_()
     finally:
         for connection in connections:
             connection.close()
@@ -222,6 +257,7 @@ async def _drive(server: _Server, clients: int, turns: int, create: bool) -> dic
         "requests": len(ordered),
         "cpu": cpu * 1000 / len(ordered),
         "client_cpu": own * 1000 / len(ordered),
+        "db_cpu": db * 1000 / len(ordered),
     }
 
 
@@ -275,8 +311,8 @@ def main() -> None:
         print("warning: the servers run different uvicorn implementations; install the same "
               "(uvloop, httptools) in both Pythons to compare the libraries\n")  # fmt: skip
     print("| system | workers | requests/s | p50 ms | p99 ms | server CPU ms/request | "
-          "client CPU ms/request | load before | load after |")  # fmt: skip
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          "db CPU ms/request | client CPU ms/request | load before | load after |")  # fmt: skip
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     ratios = []
     for workers in args.workers:
         outs: dict[str, dict[str, Any]] = {}
@@ -289,7 +325,9 @@ def main() -> None:
                 server = _burr(args.burr_python, args.dsn, table, workers)
             try:
                 out = asyncio.run(
-                    _drive(server, args.clients, args.turns, create=system == "turnout")
+                    _drive(
+                        server, args.clients, args.turns, create=system == "turnout", dsn=args.dsn
+                    )
                 )
             except Exception:
                 print("".join(server.log[-60:]), file=sys.stderr)
@@ -302,14 +340,16 @@ def main() -> None:
                 _drop(args.dsn, names)
             outs[system] = out
             print(f"| {system} | {workers} | {out['rps']:.0f} | {out['p50']:.1f} | "
-                  f"{out['p99']:.1f} | {out['cpu']:.2f} | {out['client_cpu']:.2f} | "
-                  f"{load_before:.2f} | {os.getloadavg()[0]:.2f} |", flush=True)  # fmt: skip
+                  f"{out['p99']:.1f} | {out['cpu']:.2f} | {out['db_cpu']:.2f} | "
+                  f"{out['client_cpu']:.2f} | {load_before:.2f} | {os.getloadavg()[0]:.2f} |",
+                  flush=True)  # fmt: skip
         if len(outs) == 2:
             ours, theirs = outs["turnout"], outs["burr"]
             ratios.append(
                 f"{workers} worker(s): turnout/burr requests/s {ours['rps'] / theirs['rps']:.2f}x, "
                 f"p99 {ours['p99']:.1f} vs {theirs['p99']:.1f} ms, server CPU/request "
-                f"{ours['cpu']:.2f} vs {theirs['cpu']:.2f} ms"
+                f"{ours['cpu']:.2f} vs {theirs['cpu']:.2f} ms, db CPU/request "
+                f"{ours['db_cpu']:.2f} vs {theirs['db_cpu']:.2f} ms"
             )
     if ratios:
         print("\n" + "\n".join(ratios))
