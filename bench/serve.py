@@ -36,7 +36,7 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -53,33 +53,28 @@ def _free_port() -> int:
 
 
 class _Server:
-    """A uvicorn server process, ready once each worker says its startup is complete."""
+    """A uvicorn server process, ready once each worker says its startup is complete and its
+    socket accepts connections. Its output goes to a file (as a server's log would), not to a
+    pipe this process must keep reading: a full pipe would block the server's access log."""
 
     def __init__(self, command: list[str], env: dict[str, str], workers: int, port: int) -> None:
         self.port = port
-        self.log: list[str] = []
         # PostgreSQL names the server's sessions after this (libpq reads PGAPPNAME), so
         # that the database's CPU spent on them can be counted (db_cpu_seconds).
         self.name = f"bench-serve-{uuid.uuid4().hex[:8]}"
+        # Kept open for the server's life, closed (and removed) by stop().
+        self._output = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
             command, cwd=BENCH, env={**os.environ, **env, "PGAPPNAME": self.name},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdout=self._output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.started = dt.datetime.now(dt.UTC)
-        assert self.process.stdout is not None
-        started = 0
-        for raw in self.process.stdout:
-            line = raw.decode(errors="replace")
-            self.log.append(line)
-            started += "Application startup complete" in line
-            if started == workers:
-                break
-        else:
-            raise RuntimeError(f"the server exited: {''.join(self.log)}")
-        self._drain = threading.Thread(target=self._read, daemon=True)
-        self._drain.start()
+        deadline = time.monotonic() + 60
+        while "".join(self.log).count("Application startup complete") < workers:
+            if time.monotonic() > deadline or self.process.poll() is not None:
+                raise RuntimeError(f"the server did not start: {''.join(self.log)}")
+            time.sleep(0.05)
         # A single uvicorn process reports its startup before it binds its socket.
-        deadline = time.monotonic() + 30
         while True:
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
@@ -89,9 +84,11 @@ class _Server:
                     raise RuntimeError(f"the server does not listen: {''.join(self.log)}") from None
                 time.sleep(0.05)
 
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        self.log.extend(raw.decode(errors="replace") for raw in self.process.stdout)
+    @property
+    def log(self) -> list[str]:
+        """The server's output so far, in lines."""
+        text = Path(self._output.name).read_bytes().decode(errors="replace")
+        return text.splitlines(keepends=True)
 
     def cpu_seconds(self) -> float:
         """CPU time (user + system) of the server and its worker processes so far (Linux)."""
@@ -123,7 +120,7 @@ class _Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=30)
-        self._drain.join(timeout=30)
+        self._output.close()
 
 
 def _cpu(pid: int) -> float:
