@@ -194,7 +194,6 @@ async def _drive(
 ) -> dict[str, Any]:
     latencies: list[float] = []
     port = server.port
-    connections = [await _Connection.open(port) for _ in range(clients)]
 
     def requests(index: int) -> tuple[str, bytes | None, list[bytes]]:
         """A session's app id, its creation request (turnout) and its turns, all encoded."""
@@ -222,7 +221,17 @@ async def _drive(
         assert json.loads(answer)["state"]["turns"] == turns
 
     async def round_() -> tuple[float, float, float, float]:
-        sessions = [requests(i) for i in range(clients)]
+        # New connections each round: uvicorn closes one idle for 5 s (its keep-alive).
+        connections = [await _Connection.open(port) for _ in range(clients)]
+        try:
+            return await timed(connections, [requests(i) for i in range(clients)])
+        finally:
+            for connection in connections:
+                connection.close()
+
+    async def timed(
+        connections: list[_Connection], sessions: list[tuple[str, bytes | None, list[bytes]]]
+    ) -> tuple[float, float, float, float]:
         for connection, (_, made, _) in zip(connections, sessions, strict=True):
             if made is not None:  # sessions exist before the clock starts
                 status, answer = await connection.send(made)
@@ -240,12 +249,8 @@ async def _drive(
         )
         return wall, cpu, own, server.db_cpu_seconds(dsn) - db
 
-    try:
-        await round_()  # warm-up, untimed
-        wall, cpu, own, db = await round_()
-    finally:
-        for connection in connections:
-            connection.close()
+    await round_()  # warm-up, untimed
+    wall, cpu, own, db = await round_()
     ordered = sorted(latencies)
     return {
         "rps": len(ordered) / wall,
