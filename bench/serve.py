@@ -69,7 +69,7 @@ class _Server:
             stdout=self._output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.started = dt.datetime.now(dt.UTC)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 300  # four workers start slowly on a loaded machine
         while "".join(self.log).count("Application startup complete") < workers:
             if time.monotonic() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"the server did not start: {''.join(self.log)}")
