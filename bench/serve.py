@@ -109,7 +109,11 @@ class _Server:
         relay's, which name themselves), when PostgreSQL runs on this machine."""
         import psycopg
 
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            conn = psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError:  # e.g. too many clients: the figure goes missing
+            return float("nan")
+        with conn:
             rows = conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE application_name = %s OR "
                 "(application_name LIKE 'turnout-relay-%%' AND backend_start >= %s)",
