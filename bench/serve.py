@@ -2,13 +2,18 @@
 same workload through Burr's documented FastAPI pattern around its PostgreSQL persister.
 
 This is a benchmark script, not a test. Each configuration starts a real uvicorn server on
-127.0.0.1 (``--workers N``), then ``--clients`` concurrent httpx clients each drive their own
-chat session: ``--turns`` requests, each one step (a user message in, a reply appended to the
-history, the step saved to PostgreSQL, the application halting after it). Reported per
-configuration: requests/s (all turns over the wall time), p50 and p99 of one request's
-latency, the server's CPU time per request (all its processes, from ``/proc``: a figure that
-other load on the machine disturbs less than requests/s) and the 1-minute load average before
-and after.
+127.0.0.1 (``--workers N``, its output to a file), then ``--clients`` concurrent sessions each
+drive their own chat over their own HTTP/1.1 keep-alive connection: ``--turns`` requests, each
+one step (a user message in, a reply appended to the history, the step saved to PostgreSQL,
+the application halting after it). The client is a lean one of its own (``_Connection``:
+requests encoded before the clock starts, answers read by their ``Content-Length``), so that
+it takes little of the CPU the servers share with it. Reported per configuration: requests/s
+(all turns over the wall time), p50 and p99 of one request's latency, CPU time per request
+of the server (all its processes, from ``/proc``: a figure that other load on the machine
+disturbs less than requests/s), of its PostgreSQL sessions (named through ``PGAPPNAME``) and
+of the client, and the 1-minute load average before and after; then turnout's requests/s over
+Burr's per worker count. The event loop and HTTP parser uvicorn picks (uvloop and httptools
+when installed) are printed for each Python.
 
 ``turnout``: ``python -m turnout.cli serve _serve_chat:factory --db <dsn> --workers N``; each
 session is created first (``POST /apps``, untimed), each turn is ``POST /apps/{id}/run``
