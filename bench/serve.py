@@ -74,6 +74,13 @@ class _Server:
             stdout=self._output, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.started = dt.datetime.now(dt.UTC)
+        try:
+            self._wait(workers, port)
+        except BaseException:
+            self.stop()  # a server that did not start must not keep its connections
+            raise
+
+    def _wait(self, workers: int, port: int) -> None:
         deadline = time.monotonic() + 300  # four workers start slowly on a loaded machine
         while "".join(self.log).count("Application startup complete") < workers:
             if time.monotonic() > deadline or self.process.poll() is not None:

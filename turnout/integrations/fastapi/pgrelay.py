@@ -308,13 +308,12 @@ class PostgresRelay:
                     await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(channel)))
                     if not done.done():
                         done.set_result(None)
-                notes = conn.notifies()
-                async for note in notes:
-                    if note.channel == self._wake:
-                        break
+                # stop_after=1: the generator ends after the batch it received, never in the
+                # middle of one (leaving it there drops the rest of the batch); a wake only
+                # brings the loop back here to apply the changes.
+                async for note in conn.notifies(stop_after=1):
                     for queue in self._followers.get(note.channel, ()):
                         queue.put_nowait(note.payload)
-                await notes.aclose()
 
     # -- writing -----------------------------------------------------------------------------------
 
