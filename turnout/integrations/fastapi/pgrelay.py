@@ -5,7 +5,8 @@ Each worker opens two connections of its own (not from the persister's pool):
 
 * the **writer** sends the events of the runs of this worker (``pg_notify`` on a channel per
   application, in batches, one transaction each, in the order they were published) and holds,
-  for each run going on here, a shared advisory lock on the application's key. The lock is
+  for each run going on here, a shared advisory lock on the application's key; whatever is
+  queued (locks, batches, unlocks) goes in one round trip, in pipeline mode. The lock is
   what "a run is going on" means to other workers; PostgreSQL drops it with the connection, so
   a worker that dies (even by ``SIGKILL``) stops holding it at once.
 * the **listener** ``LISTEN``\\ s on the channels the streams of this worker follow.
