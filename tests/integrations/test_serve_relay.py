@@ -82,6 +82,50 @@ def test_a_run_is_followed_from_another_worker_in_order_with_items_over_the_payl
     assert events[-1][1] == {"sequence_id": 4}
 
 
+def test_runs_queued_together_reach_their_followers_whole_and_end_with_their_end_marker():
+    """The writer sends what is queued in one round trip: locks, events and unlocks of several
+    runs at once, each run's events committed before its lock is released."""
+    keys = [("user-1", f"app-{n}") for n in range(5)]
+
+    async def main() -> tuple[list[list[tuple[str, Any]]], list[str]]:
+        runner, follower = _relays("relay_batched")
+        try:
+            buses = [EventBus() for _ in keys]
+            for bus, key in zip(buses, keys, strict=True):
+                runner.attach(bus, key)
+            await asyncio.gather(*(runner.ready(bus) for bus in buses))
+            streams = [follower.follow(key, _committed) for key in keys]
+            for stream in streams:
+                await _until_following(stream)
+            for number, bus in enumerate(buses):  # no await: all of it queued at once
+                for step in range(3):
+                    bus.publish("step_end", {"run": number, "sequence_id": step})
+                bus.publish("state", {"run": number})
+                bus.close()
+
+            async def drained(stream: Any) -> list[tuple[str, Any]]:
+                return [(m["event"], json.loads(m["data"])) async for m in stream]
+
+            followed = await asyncio.gather(*(drained(stream) for stream in streams))
+            after = [
+                (await anext(follower.follow(key, _committed)))["event"] for key in keys
+            ]  # fmt: skip
+            return list(followed), after
+        finally:
+            await runner.aclose()
+            await follower.aclose()
+
+    followed, after = asyncio.run(main())
+    for number, events in enumerate(followed):
+        assert events == [
+            ("step_end", {"run": number, "sequence_id": 0}),
+            ("step_end", {"run": number, "sequence_id": 1}),
+            ("step_end", {"run": number, "sequence_id": 2}),
+            ("state", {"run": number}),
+        ]
+    assert after == ["state"] * len(keys)  # every lock released: no run goes on
+
+
 def test_a_follower_drops_notifications_that_are_not_relay_events():
     """Anyone who can connect may NOTIFY on the channel: unknown events and non-JSON data
     never reach the stream."""

@@ -2,22 +2,17 @@
 
 Every error answer is ``{"error": <kind>, "message": ..., ...}``. A failing action answers
 ``424`` with ``ActionFailed`` (the request was valid; the application's own code raised); the
-step is stored as failed, so the next run retries that action. The route class also refuses a
-body over ``max_body_bytes`` (``413``) before anything parses it.
+step is stored as failed, so the next run retries that action. The route class
+(``route.limited_route``) answers a body over ``max_body_bytes`` with ``413``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from pydantic import BaseModel
-from starlette.exceptions import HTTPException
 
 from turnout.core.errors import (
     AnswerValidationError,
@@ -36,7 +31,6 @@ __all__ = [
     "ErrorBody",
     "ServeError",
     "error_response",
-    "limited_route",
 ]
 
 logger = logging.getLogger("turnout.serve")
@@ -97,45 +91,3 @@ def error_response(exc: BaseException) -> JSONResponse:
 
 def _answer(status: int, error: str, exc: BaseException, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": error, "message": str(exc), **extra}, status_code=status)
-
-
-def limited_route(max_body_bytes: int) -> type[APIRoute]:
-    """A route class refusing bodies over ``max_body_bytes`` and answering every error of its
-    endpoint with ``error_response`` (an ``APIRouter`` cannot carry exception handlers)."""
-
-    class LimitedRoute(APIRoute):
-        def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-            handler = super().get_route_handler()
-
-            async def limited(request: Request) -> Response:
-                declared = request.headers.get("content-length")
-                if declared is not None and (
-                    not declared.isdigit() or int(declared) > max_body_bytes
-                ):
-                    return _too_large(declared, max_body_bytes)
-                if request.method in ("POST", "PUT", "PATCH"):
-                    # Starlette keeps the body it read: the endpoint reads this same copy.
-                    body = await request.body()
-                    if len(body) > max_body_bytes:
-                        return _too_large(str(len(body)), max_body_bytes)
-                try:
-                    return await handler(request)
-                except (RequestValidationError, HTTPException):
-                    raise  # FastAPI's own answers (a 422 naming the field, auth's 401)
-                except Exception as exc:
-                    return error_response(exc)
-
-            return limited
-
-    return LimitedRoute
-
-
-def _too_large(size: str, limit: int) -> JSONResponse:
-    return JSONResponse(
-        {
-            "error": "body_too_large",
-            "message": f"the request body ({size} bytes) is over the limit of {limit} bytes "
-            f"(serve(max_body_bytes=...))",
-        },
-        status_code=413,
-    )

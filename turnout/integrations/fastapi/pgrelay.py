@@ -5,7 +5,8 @@ Each worker opens two connections of its own (not from the persister's pool):
 
 * the **writer** sends the events of the runs of this worker (``pg_notify`` on a channel per
   application, in batches, one transaction each, in the order they were published) and holds,
-  for each run going on here, a shared advisory lock on the application's key. The lock is
+  for each run going on here, a shared advisory lock on the application's key; whatever is
+  queued (locks, batches, unlocks) goes in one round trip, in pipeline mode. The lock is
   what "a run is going on" means to other workers; PostgreSQL drops it with the connection, so
   a worker that dies (even by ``SIGKILL``) stops holding it at once.
 * the **listener** ``LISTEN``\\ s on the channels the streams of this worker follow.
@@ -49,7 +50,7 @@ from turnout.integrations.fastapi.streaming import EventBus, sse_message
 __all__ = ["PostgresRelay"]
 
 _PART = 7000  # characters of JSON per notification (ASCII), under the 8000-byte payload limit
-_BATCH = 200  # notifications per transaction at most
+_BATCH = 200  # operations per round trip at most
 _END, _MARK = "_end", "_mark"  # control events, never shown to a stream
 # What a follower passes on. Anyone who can connect to the database can NOTIFY on a channel:
 # other names, and data that is not JSON, are dropped.
@@ -308,13 +309,12 @@ class PostgresRelay:
                     await conn.execute(sql.SQL(verb + " {}").format(sql.Identifier(channel)))
                     if not done.done():
                         done.set_result(None)
-                notes = conn.notifies()
-                async for note in notes:
-                    if note.channel == self._wake:
-                        break
+                # stop_after=1: the generator ends after the batch it received, never in the
+                # middle of one (leaving it there drops the rest of the batch); a wake only
+                # brings the loop back here to apply the changes.
+                async for note in conn.notifies(stop_after=1):
                     for queue in self._followers.get(note.channel, ()):
                         queue.put_nowait(note.payload)
-                await notes.aclose()
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -349,39 +349,56 @@ class PostgresRelay:
 
     async def _drain(self, conn: Any) -> None:
         while True:
-            op = await self._queue.get()
-            batch: list[tuple[str, str]] = []
-            while op[0] == "notify":
-                batch.append((op[1], op[2]))
-                if len(batch) >= _BATCH or self._queue.empty():
-                    op = ("", None, None)
-                    break
-                op = self._queue.get_nowait()
-            if batch:
-                async with conn.transaction(), conn.cursor() as cur:
-                    await cur.executemany("SELECT pg_notify(%s, %s)", batch)
-            kind, key, answer = op
-            try:
-                result = await _run(conn, kind, key)
-            except Exception as exc:
-                if answer is not None and not answer.done():
-                    answer.set_exception(exc)
-                raise
-            if answer is not None and not answer.done():
-                answer.set_result(result)
+            ops = [await self._queue.get()]
+            while not self._queue.empty() and len(ops) < _BATCH:
+                ops.append(self._queue.get_nowait())
+            await _send(conn, ops)
+
+
+async def _send(conn: Any, ops: list[tuple[Any, ...]]) -> None:
+    """Send ``ops`` in order, in one round trip (psycopg's pipeline mode): each run of
+    notifications in one transaction (one commit), each lock, unlock or check after the
+    notifications queued before it have committed, so a follower that finds a run's lock gone
+    has its last events queued already. Each op's future gets its answer."""
+    answers: list[tuple[Any, Any, asyncio.Future[Any] | None]] = []
+    try:
+        async with conn.pipeline():
+            index = 0
+            while index < len(ops):
+                batch: list[tuple[str, str]] = []
+                while index < len(ops) and ops[index][0] == "notify":
+                    batch.append((ops[index][1], ops[index][2]))
+                    index += 1
+                if batch:
+                    async with conn.transaction(), conn.cursor() as cur:
+                        await cur.executemany("SELECT pg_notify(%s, %s)", batch)
+                if index < len(ops):
+                    kind, key, answer = ops[index]
+                    answers.append((kind, await _run(conn, kind, key), answer))
+                    index += 1
+    except Exception as exc:
+        for kind, _, answer in ops:
+            if kind != "notify" and answer is not None and not answer.done():
+                answer.set_exception(exc)
+        raise
+    for kind, cursor, answer in answers:
+        if answer is None or answer.done():
+            continue
+        if kind == "held":
+            row = await cursor.fetchone()
+            answer.set_result(bool(row and row[0]))
+        else:
+            answer.set_result(None)
 
 
 async def _run(conn: Any, kind: str, key: int) -> Any:
+    """Queue op ``kind`` in the pipeline; its cursor (a check's answer, read once sent)."""
     if kind == "lock":
-        await conn.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
-    elif kind == "unlock":
-        await conn.execute("SELECT pg_advisory_unlock_shared(%s)", (key,))
-    elif kind == "held":
-        unsigned = key & 0xFFFFFFFFFFFFFFFF
-        cur = await conn.execute(_HELD, (unsigned >> 32, unsigned & 0xFFFFFFFF))
-        row = await cur.fetchone()
-        return bool(row and row[0])
-    return None
+        return await conn.execute("SELECT pg_advisory_lock_shared(%s)", (key,))
+    if kind == "unlock":
+        return await conn.execute("SELECT pg_advisory_unlock_shared(%s)", (key,))
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    return await conn.execute(_HELD, (unsigned >> 32, unsigned & 0xFFFFFFFF))
 
 
 def _is_json(text: str) -> bool:

@@ -30,7 +30,6 @@ from turnout.integrations.fastapi.errors import (
     ErrorBody,
     ServeError,
     error_response,
-    limited_route,
 )
 from turnout.integrations.fastapi.policies import OnBusy, Runs
 from turnout.integrations.fastapi.relay import LocalRelay, Relay
@@ -45,6 +44,7 @@ from turnout.integrations.fastapi.resources import (
     plain,
     request_models,
 )
+from turnout.integrations.fastapi.route import FastPath, limited_route
 from turnout.integrations.fastapi.streaming import EventHook, jsonable, sse_events
 
 __all__ = ["serve"]
@@ -111,10 +111,11 @@ def serve(
     partition_dependency = _partition_dependency(partition_key)
     Partition = Annotated[str | None, Depends(partition_dependency)]
 
+    fast: dict[Callable[..., Any], FastPath] = {}
     router = APIRouter(
         prefix=prefix,
         dependencies=list(dependencies or ()),
-        route_class=limited_route(max_body_bytes),
+        route_class=limited_route(max_body_bytes, fast),
         tags=list(tags),
         responses=_ERRORS,
     )
@@ -340,6 +341,11 @@ def serve(
     _typed(run_streamed, body=models["run"])
     _typed(resume_app, body=models["resume"])
     _typed(fork_app, body=models["fork"])
+    if not dependencies and (partition_key is None or isinstance(partition_key, str)):
+        # Nothing to resolve per request but the body: the hot routes skip FastAPI's
+        # dependency solving (route.py); every other case keeps FastAPI's handler.
+        for endpoint, model in ((run_app, models["run"]), (step_app, models["step"])):
+            fast[endpoint] = FastPath(model=model, constants=(("pk", partition_key),))
     # Registered once their body models are set (a decorator would read them too early).
     router.post("/apps", status_code=201, response_model=AppView, summary="Create an application")(
         create_app
