@@ -34,7 +34,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _store_bench import Row, add_store_options, each_store, print_table, timed
-from ui_load import (  # the same generated data as the page benchmark
+from _ui_data import (  # the same generated data as the page benchmark
     LARGE_PROJECT,
     MANY_PROJECT,
     Store,
@@ -43,9 +43,9 @@ from ui_load import (  # the same generated data as the page benchmark
     large_app_id,
 )
 
+from turnout.core.trackfiles import TrackingIndex
 from turnout.core.tracksource import INDEX_NAME, AppQuery
 from turnout.core.trackview import AppLog
-from turnout.integrations.streamlit.index import TrackingIndex
 
 
 def last_page(log: AppLog) -> None:
