@@ -156,7 +156,7 @@ class TrackingIndex:
         return AppListing(apps=list(page.apps), unreadable=page.unreadable)
 
     def app_page(
-        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.05
+        self, project: str, query: AppQuery = ALL_FIRST_PAGE, *, budget: float | None = 0.25
     ) -> AppPage:
         """One page of ``project``'s apps from its summary index: only logs changed since they
         were summarised are read, the page's own first, then others for up to ``budget``
