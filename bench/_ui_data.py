@@ -83,7 +83,7 @@ class Store:
             import psycopg
 
             with psycopg.connect(self.dsn, autocommit=True) as conn:
-                for table in ("records", "apps"):
+                for table in ("records", "apps", "annotations"):
                     conn.execute(f"DROP TABLE IF EXISTS {self.prefix}_{table}")
                 conn.execute(f"DROP FUNCTION IF EXISTS {self.prefix}_ui_touch()")
 
