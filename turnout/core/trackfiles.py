@@ -162,7 +162,8 @@ class TrackingIndex:
         were summarised are read, the page's own first, then others for up to ``budget``
         seconds (``AppPage.pending`` counts the rest; ``None``: no limit). When some are left
         pending, a background thread summarises them (``SummaryIndex.catch_up``), so a
-        reload finds them without the request reading them."""
+        reload finds them without the request reading them; while it runs, a request reads
+        its page's own only."""
         directory = self._directory(project)
         index = self._indexes.get(project)
         if index is None:
@@ -178,6 +179,8 @@ class TrackingIndex:
             # The page's apps are the most recently written logs: summarise those first.
             return [name for name, _ in sorted(stale, key=lambda s: -s[1])[:wanted]]
 
+        if budget is not None and project in self._catching:
+            budget = 0.0  # a background thread is on the rest: the request reads its page only
         summaries, unreadable, pending = index.refresh(budget=budget, first=first)
         if pending:
             self._catch_up(project, index)

@@ -94,6 +94,18 @@ def _path(node: tuple[Any, Any]) -> str:
 _WALKED = (dict, list, tuple, ArtifactRef)
 
 
+def _holds_walked(item: Any) -> bool:
+    """Whether a dict, list or tuple holds anything the walk visits (its items' types are
+    gathered at C speed: a list of 100,000 ints is passed over whole)."""
+    if isinstance(item, dict):
+        values: Any = item.values()
+    elif isinstance(item, list | tuple):
+        values = item
+    else:
+        return False
+    return any(issubclass(kind, _WALKED) for kind in set(map(type, values)))
+
+
 def find_refs(value: Any, *, root: str = "", limit: int = 1000) -> list[FoundRef]:
     """The refs in ``value`` (dicts and lists walked, at most ``limit`` refs), in order.
 
@@ -109,13 +121,15 @@ def find_refs(value: Any, *, root: str = "", limit: int = 1000) -> list[FoundRef
         ref = _as_ref(item)
         if ref is not None:
             found.append(FoundRef(path=_path(node) or "(value)", ref=ref.ref, problem=ref.problem))
-        elif depth < MAX_DEPTH and isinstance(item, dict):
+        elif depth >= MAX_DEPTH or not _holds_walked(item):
+            continue
+        elif isinstance(item, dict):
             stack.extend(
                 ((node, k), v, depth + 1)
                 for k, v in reversed(item.items())
                 if isinstance(v, _WALKED)
             )
-        elif depth < MAX_DEPTH and isinstance(item, list | tuple):
+        elif isinstance(item, list | tuple):
             stack.extend(
                 ((node, i), item[i], depth + 1)
                 for i in range(len(item) - 1, -1, -1)
