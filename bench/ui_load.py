@@ -122,7 +122,9 @@ def background_load(processes: int, seconds: float) -> Iterator[None]:
 
 def answering(url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/api/v1/projects", timeout=1) as response:
+        # A long timeout: on a busy machine the first answer may take seconds, and a poll
+        # given up and sent again would only pile requests on the server.
+        with urllib.request.urlopen(f"{url}/api/v1/projects", timeout=60) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -143,8 +145,8 @@ def web_ui(store: Store, port: int, log: Path) -> Iterator[tuple[str, float, int
         while not answering(url):
             if process.poll() is not None:
                 raise RuntimeError(f"turnout ui --web exited; see {log}")
-            if time.perf_counter() - start > 60:
-                raise RuntimeError(f"turnout ui --web did not answer in 60 s; see {log}")
+            if time.perf_counter() - start > 300:
+                raise RuntimeError(f"turnout ui --web did not answer in 300 s; see {log}")
             time.sleep(0.02)
         yield url, time.perf_counter() - start, process.pid
     finally:
