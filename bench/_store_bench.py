@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from ui_load import Store
+from _ui_data import Store
 
 Row = tuple[str, float, str]
 

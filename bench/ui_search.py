@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _store_bench import Row, add_store_options, each_store, print_table, timed
-from ui_load import MANY_PROJECT, Store, generate_many
+from _ui_data import MANY_PROJECT, Store, generate_many
 
 from turnout.core.tracksource import AppQuery
 from turnout.integrations.fastapi.ui import search

@@ -1,9 +1,7 @@
 """The tracking UI's data side, without a browser: what a page asks its tracking source.
 
-This is a benchmark script, not a test. ``bench/ui_load.py`` times whole pages in Chromium,
-where Streamlit's own cost (about 1.6 s a page on a quiet 2-vCPU machine, more under load)
-dominates; this script times only what the page asks the store, for both stores, on issue 17's
-shapes:
+This is a benchmark script, not a test. ``bench/ui_load.py`` times whole pages in Chromium;
+this script times only what a page asks the store, for both stores, on issue 17's shapes:
 
 ``long app``
     A ``--steps``-step application (100,000 by default; its state a counter). Time to have its
@@ -34,7 +32,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _store_bench import Row, add_store_options, each_store, print_table, timed
-from ui_load import (  # the same generated data as the page benchmark
+from _ui_data import (  # the same generated data as the page benchmark
     LARGE_PROJECT,
     MANY_PROJECT,
     Store,

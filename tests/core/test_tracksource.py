@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from turnout import ApplicationBuilder, State, action
+from turnout.core.trackfiles import TrackingIndex
 from turnout.core.tracking import LocalTracker
 from turnout.core.tracksource import (
     INDEX_NAME,
@@ -120,6 +121,46 @@ def test_the_work_per_call_is_bounded_and_the_rest_is_pending(tmp_path: Path) ->
     assert (list(summaries), pending) == (["app-2"], 3)
     summaries, _, pending = index.refresh(budget=None)
     assert (len(summaries), pending) == (4, 0)
+
+
+def test_every_name_asked_for_first_is_read_whatever_the_budget(tmp_path: Path) -> None:
+    for number in range(4):
+        _track(tmp_path, f"app-{number}", 1)
+    counting = Counting()
+    index = SummaryIndex(tmp_path / "proj", counting)
+    summaries, _, pending = index.refresh(budget=0.0, first=lambda stale: ["app-3", "app-1"])
+    assert counting.read == ["app-3", "app-1"]  # the page's apps, none left pending
+    assert (sorted(summaries), pending) == (["app-1", "app-3"], 2)
+
+
+def test_catch_up_summarises_every_stale_log_and_saves_the_index(tmp_path: Path) -> None:
+    for number in range(5):
+        _track(tmp_path, f"app-{number}", 1)
+    counting = Counting()
+    index = SummaryIndex(tmp_path / "proj", counting)
+    index.refresh(budget=0.0, first=lambda stale: ["app-0"])
+    assert index.catch_up(slice_seconds=0.0) == 4  # the four not read yet, a slice each
+    assert sorted(counting.read) == [f"app-{n}" for n in range(5)]
+    assert index.catch_up() == 0
+    again = Counting()
+    summaries, _, pending = SummaryIndex(tmp_path / "proj", again).refresh(budget=0.0)
+    assert (len(summaries), pending, again.read) == (5, 0, [])  # all from the saved index
+
+
+def test_a_page_with_apps_left_pending_has_them_summarised_in_the_background(
+    tmp_path: Path,
+) -> None:
+    for number in range(6):
+        _track(tmp_path, f"app-{number}", 1)
+    index = TrackingIndex(tmp_path)
+    page = index.app_page("proj", AppQuery(limit=2), budget=0.0)
+    assert [a.app_id for a in page.apps] == ["app-5", "app-4"]  # the newest: read first
+    assert (page.pending, page.matched) == (4, 6)
+    for thread in threading.enumerate():
+        if thread.name == "turnout-index-proj":
+            thread.join(timeout=60)
+    page = index.app_page("proj", AppQuery(limit=10), budget=0.0)
+    assert (len(page.apps), page.pending) == (6, 0)
 
 
 def test_a_log_that_cannot_be_summarised_is_unreadable_with_the_reason(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,8 @@ class TrackingIndex:
         self._logs: dict[Path, AppLog] = {}
         self._indexes: dict[str, SummaryIndex] = {}
         self._changes = ChangeCounter()
+        self._catching: set[str] = set()  # projects a background thread summarises
+        self._catching_lock = threading.Lock()
         # Reviewers' annotations: a sidecar file per project, beside (never in) the logs.
         self.annotations = FileAnnotations(self.root)
 
@@ -156,7 +159,10 @@ class TrackingIndex:
     ) -> AppPage:
         """One page of ``project``'s apps from its summary index: only logs changed since they
         were summarised are read, the page's own first, then others for up to ``budget``
-        seconds (``AppPage.pending`` counts the rest; ``None``: no limit)."""
+        seconds (``AppPage.pending`` counts the rest; ``None``: no limit). When some are left
+        pending, a background thread summarises them (``SummaryIndex.catch_up``), so a
+        reload finds them without the request reading them; while it runs, a request reads
+        its page's own only."""
         directory = self._directory(project)
         index = self._indexes.get(project)
         if index is None:
@@ -172,13 +178,32 @@ class TrackingIndex:
             # The page's apps are the most recently written logs: summarise those first.
             return [name for name, _ in sorted(stale, key=lambda s: -s[1])[:wanted]]
 
+        if budget is not None and project in self._catching:
+            budget = 0.0  # a background thread is on the rest: the request reads its page only
         summaries, unreadable, pending = index.refresh(budget=budget, first=first)
+        if pending:
+            self._catch_up(project, index)
         page = select(summaries.values(), query, unreadable=unreadable, pending=pending)
         if unfiltered and pending:
             # Every listed directory matches: the count is known before every log is read (the
             # page's own apps, the most recently written, were read first).
             page = dataclasses.replace(page, matched=page.matched + pending)
         return page
+
+    def _catch_up(self, project: str, index: SummaryIndex) -> None:
+        with self._catching_lock:
+            if project in self._catching:
+                return
+            self._catching.add(project)
+
+        def run() -> None:
+            try:
+                index.catch_up()
+            finally:
+                with self._catching_lock:
+                    self._catching.discard(project)
+
+        threading.Thread(target=run, name=f"turnout-index-{project}", daemon=True).start()
 
     def _summary(self, path: Path, project: str) -> AppSummary | str:
         # The project directory was resolved inside the root: only a link can lead out.

@@ -216,8 +216,8 @@ class History:
             entry = self._entries[i]
             if entry.misplaced or entry.end.seq in self._foreign:
                 self._raise(seq, None, misplaced=entry.end.seq)
-            if entry.end.snapshot is not None:
-                start = entry.end.snapshot
+            if entry.end.has_snapshot:
+                start = entry.end.whole_snapshot()
                 break
             ends.append(entry.end)
             if entry.gap is not None:
@@ -276,7 +276,7 @@ class History:
                 not entry.misplaced
                 and entry.end.seq not in self._foreign
                 and (
-                    entry.end.snapshot is not None
+                    entry.end.has_snapshot
                     or (linked and entry.gap is None and not entry.lost_start)
                 )
             )

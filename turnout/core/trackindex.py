@@ -187,7 +187,7 @@ class MarkWriter:
                 run.clean = False
                 return
             run.next += 1
-            if record.snapshot is not None:
+            if record.has_snapshot:
                 mark = Mark(
                     seq=record.seq, run=run.run, at=at, size=len(line), crc=_line_crc(line),
                     app_at=run.app_at, app_size=run.app_size, app_crc=run.app_crc,
@@ -211,12 +211,19 @@ def _append(path: Path, mark: Mark) -> None:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def read_marks(path: str | Path) -> list[Mark]:
-    """The well-formed marks of an index file, by offset; none if it is missing."""
+def read_marks(path: str | Path, *, tail: int | None = None) -> list[Mark]:
+    """The well-formed marks of an index file, by offset; none if it is missing. With
+    ``tail``, only those in its last ``tail`` bytes (the line cut there is dropped)."""
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            start = 0 if tail is None else max(size - tail, 0)
+            handle.seek(start)
+            data = handle.read()
     except OSError:
         return []
+    if start:
+        data = data[data.find(b"\n") + 1 :] if b"\n" in data else b""
     marks = []
     for line in data.split(b"\n"):
         parsed = _checked_json(line)
@@ -379,7 +386,7 @@ def _replay(
     head = records[0] if records else None
     if not (isinstance(head, EndRecord) and head.seq == mark.seq and head.run == mark.run):
         return None
-    if head.snapshot is None:
+    if not head.has_snapshot:
         return None
     for record in records:
         history.add(record)

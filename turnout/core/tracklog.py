@@ -22,12 +22,14 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, TypeAlias
 
 from turnout.core.tracknames import app_dir_name as app_dir_name
 from turnout.core.tracknames import is_safe_name as is_safe_name
+from turnout.core.tracksnapshot import LazySnapshot, split_snapshot
+from turnout.core.tracksnapshot import apply_stored_changes as apply_stored_changes
 
 __all__ = [
     "FINISHED",
@@ -195,9 +197,11 @@ class BeginRecord:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class EndRecord:
     """An attempt of step ``seq`` ended. ``changes`` are ``(op, key, stored value)``;
-    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps); ``run`` is the
-    id of the ``app`` line it follows, so a reader knows which run an end belongs to even when
-    that line was lost or this one is out of place."""
+    ``snapshot`` is the whole state after it (every ``snapshot_every`` steps), or, read with
+    ``lazy=True``, ``lazy_snapshot`` holds its stored bytes (``has_snapshot`` and
+    ``whole_snapshot()`` answer for both); ``run`` is the id of the ``app`` line it follows,
+    so a reader knows which run an end belongs to even when that line was lost or this one is
+    out of place."""
 
     KIND: ClassVar[str] = "end"
     _OPS: ClassVar[frozenset[str]] = frozenset({"set", "append", "extend", "increment", "delete"})
@@ -212,6 +216,18 @@ class EndRecord:
     snapshot: dict[str, Any] | None = None
     run: str | None = None
     suspension: dict[str, Any] | None = None  # status "suspended": channel, schema, metadata
+    lazy_snapshot: LazySnapshot | None = None
+
+    @property
+    def has_snapshot(self) -> bool:
+        return self.snapshot is not None or self.lazy_snapshot is not None
+
+    def whole_snapshot(self) -> dict[str, Any] | None:
+        """The snapshot, decoded now if it was read lazily (raises ``PersistenceError`` when
+        its bytes are not a JSON object)."""
+        if self.snapshot is not None or self.lazy_snapshot is None:
+            return self.snapshot
+        return self.lazy_snapshot.decode()
 
     @property
     def finished(self) -> bool:
@@ -224,8 +240,9 @@ class EndRecord:
             "attempt": self.attempt, "status": self.status, "result": self.result,
             "error": self.error, "changes": [list(change) for change in self.changes],
         }  # fmt: skip
-        if self.snapshot is not None:
-            out["snapshot"] = self.snapshot
+        snapshot = self.whole_snapshot()
+        if snapshot is not None:
+            out["snapshot"] = snapshot
         if self.run is not None:
             out["run"] = self.run
         if self.suspension is not None:
@@ -453,11 +470,16 @@ def dump_line(data: dict[str, Any], *, ascii_only: bool = False) -> bytes:
     return b'%s,"crc":%d}\n' % (body[:-1], binascii.crc32(body))
 
 
-def parse_line(raw: bytes, *, checked: bool) -> tuple[dict[str, Any], Record] | None:
+def parse_line(
+    raw: bytes, *, checked: bool, lazy: bool = False
+) -> tuple[dict[str, Any], Record] | None:
     """The JSON object and typed record of one line (without its ``\\n``), or ``None`` if it
-    is malformed. With ``checked`` (a version 2 log) a line without its checksum is malformed."""
+    is malformed. With ``checked`` (a version 2 log) a line without its checksum is malformed.
+    With ``lazy``, a long ``end`` line's snapshot is left in its bytes
+    (``turnout.core.tracksnapshot``; the JSON object then has no ``snapshot``)."""
+    split = split_snapshot(raw) if lazy else None
     try:
-        data = json.loads(raw)
+        data, stored = split if split is not None else (json.loads(raw), None)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     if not isinstance(data, dict):
@@ -474,9 +496,12 @@ def parse_line(raw: bytes, *, checked: bool) -> tuple[dict[str, Any], Record] | 
     if parse is None:
         return None
     try:
-        return data, parse(data)
+        record = parse(data)
     except (_Malformed, TypeError, AttributeError):
         return None
+    if stored is not None and isinstance(record, EndRecord):
+        record = replace(record, lazy_snapshot=stored)
+    return data, record
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -501,13 +526,19 @@ class LogChunk:
 
 
 def read_records(
-    path: str | Path, offset: int = 0, *, version: int | None = None, end: int | None = None
+    path: str | Path,
+    offset: int = 0,
+    *,
+    version: int | None = None,
+    end: int | None = None,
+    lazy: bool = False,
 ) -> LogChunk:
     """The records of the log at ``path`` from byte ``offset`` (see ``LogChunk``).
 
     ``version``: the log's format version when an earlier read saw its ``format`` line (a
     reader going on from ``offset`` passes ``LogChunk.version`` back), so version 2 lines are
-    held to their checksum. ``end``: read no further than this byte offset.
+    held to their checksum. ``end``: read no further than this byte offset. ``lazy``: long
+    snapshots stay unparsed until used (``parse_line``).
     """
     with open(path, "rb") as handle:
         handle.seek(offset)
@@ -517,7 +548,7 @@ def read_records(
     raws: list[dict[str, Any]] = []
     bad = 0
     for line in data[:end].split(b"\n")[:-1]:
-        parsed = parse_line(line, checked=version is not None and version >= 2)
+        parsed = parse_line(line, checked=version is not None and version >= 2, lazy=lazy)
         if parsed is None:
             bad += 1 if line.strip() else 0  # a blank line is a torn line's healed end
             continue
@@ -558,31 +589,3 @@ def iter_raw(path: str | Path, offset: int = 0) -> Iterator[dict[str, Any]]:
 def first_app(path: str | Path) -> AppRecord | None:
     """The first ``app`` record of a log (its identity), reading no further than it."""
     return next((r for _, r in iter_records(path) if isinstance(r, AppRecord)), None)
-
-
-# -- replay on stored values ---------------------------------------------------------------------
-
-
-def apply_stored_changes(
-    state: dict[str, Any], changes: tuple[tuple[str, str, Any], ...] | list[Any]
-) -> dict[str, Any]:
-    """``state`` after ``changes``, on stored (encoded) values, without decoding them (what the
-    UI shows); ``state`` itself is not touched."""
-    out = dict(state)
-    for op, key, value in changes:
-        if op == "set":
-            out[key] = value
-        elif op == "delete":
-            out.pop(key, None)
-        elif op == "append":
-            current = out.get(key)
-            out[key] = [*current, value] if isinstance(current, list) else [value]
-        elif op == "extend":
-            current = out.get(key)
-            extra = value if isinstance(value, list) else [value]
-            out[key] = [*current, *extra] if isinstance(current, list) else list(extra)
-        elif op == "increment":
-            current = out.get(key, 0)
-            both_numbers = isinstance(current, (int, float)) and isinstance(value, (int, float))
-            out[key] = current + value if both_numbers else value
-    return out

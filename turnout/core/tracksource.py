@@ -377,8 +377,9 @@ class SummaryIndex:
 
         Every application directory is listed and its log's size and time read (no log is
         opened); a log whose summary is stored for that size and time is not read again. The
-        others are summarised, those ``first`` names first (it gets ``(dir name, mtime_ns)``
-        of every stale log), until ``budget`` seconds passed (``None``: all); the rest are
+        others are summarised, those ``first`` names first and whatever the budget (it gets
+        ``(dir name, mtime_ns)`` of every stale log), then others until ``budget`` seconds
+        passed (``None``: all); the rest are
         ``pending`` for the next call. The index file is rewritten when something changed
         (a directory that cannot be written to keeps the index in memory only).
         """
@@ -398,22 +399,18 @@ class SummaryIndex:
             if first is not None:
                 wanted = list(first([(name, stat[1]) for name, stat in stale]))
                 order = list(dict.fromkeys([*wanted, *order]))
+                must = len(wanted)
+            else:
+                must = 1
             stats = dict(stale)
             started = time.monotonic()
             pending = 0
             for number, name in enumerate(order):
-                if budget is not None and time.monotonic() - started > budget and number:
+                # The names asked for first are read whatever the budget: they are the page.
+                if budget is not None and time.monotonic() - started > budget and number >= must:
                     pending = len(order) - number
                     break
-                size, mtime = stats[name]
-                log = self.directory / name / self._log_name
-                try:
-                    outcome: AppSummary | str = self._summarize(log)
-                # One log whatever it holds is listed as unreadable with the reason.
-                except Exception as error:
-                    outcome = f"{type(error).__name__}: {error}"
-                self._entries[name] = (size, mtime, outcome)
-                self._dirty = True
+                self._read(name, stats[name])
             if pending:
                 for name in order[len(order) - pending :]:
                     self._entries.pop(name, None)
@@ -422,6 +419,44 @@ class SummaryIndex:
             summaries = {n: e[2] for n, e in self._entries.items() if not isinstance(e[2], str)}
             unreadable = {n: e[2] for n, e in self._entries.items() if isinstance(e[2], str)}
             return summaries, unreadable, pending
+
+    def _read(self, name: str, stat: tuple[int, int]) -> None:
+        log = self.directory / name / self._log_name
+        try:
+            outcome: AppSummary | str = self._summarize(log)
+        # One log whatever it holds is listed as unreadable with the reason.
+        except Exception as error:
+            outcome = f"{type(error).__name__}: {error}"
+        self._entries[name] = (stat[0], stat[1], outcome)
+        self._dirty = True
+
+    def catch_up(self, *, slice_seconds: float = 0.02, save_every: float = 2.0) -> int:
+        """Summarise every stale log, ``slice_seconds`` at a time with the lock released (and
+        as long a pause) in between: a background thread's work, so a request waiting for the
+        index waits one slice at most and runs at about half speed meanwhile. Saves the index
+        every ``save_every`` seconds and at the end; the number of logs read."""
+        with self._lock:
+            if not self._loaded:
+                self._load()
+            seen = stat_logs(self.directory, self._log_name)
+        todo = sorted(seen.items(), key=lambda item: item[1][1])  # newest last: read first
+        done, saved = 0, time.monotonic()
+        while todo:
+            with self._lock:
+                started = time.monotonic()
+                while todo:  # at least one a slice
+                    name, stat = todo.pop()
+                    entry = self._entries.get(name)
+                    if entry is None or entry[:2] != stat:
+                        self._read(name, stat)
+                        done += 1
+                    if time.monotonic() - started >= slice_seconds:
+                        break
+                if self._dirty and (not todo or time.monotonic() - saved > save_every):
+                    self._save()
+                    saved = time.monotonic()
+            time.sleep(slice_seconds)  # requests take the lock (and the GIL) meanwhile
+        return done
 
     def _load(self) -> None:
         self._loaded = True
@@ -467,11 +502,12 @@ def stat_logs(directory: Path, log_name: str = "log.jsonl") -> dict[str, tuple[i
         entries = list(os.scandir(directory))
     except OSError:
         return found
+    tail = os.sep + log_name  # joined by hand: os.path.join costs as much as the stat
     for entry in entries:
         if entry.name.startswith(".") or not entry.is_dir():
             continue
         try:
-            stat = os.stat(os.path.join(entry.path, log_name))
+            stat = os.stat(entry.path + tail)
         except OSError:
             continue
         found[entry.name] = (stat.st_size, stat.st_mtime_ns)

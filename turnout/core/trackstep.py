@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from turnout.core.tracksnapshot import LazySnapshot
+
 __all__ = ["Span", "StateDiff", "Step", "diff_states", "step_token_totals"]
 
 
@@ -43,7 +45,8 @@ class Step:
     error: str | None = None
     attempt_errors: list[str] = field(default_factory=list)
     changes: list[list[Any]] = field(default_factory=list)
-    snapshot: dict[str, Any] | None = None
+    # Its end record's snapshot: decoded or, read lazily, its stored bytes (see ``snapshot``).
+    stored_snapshot: dict[str, Any] | LazySnapshot | None = None
     base: dict[str, Any] | None = None  # the state before it, when an app line (resume) says so
     attributes: dict[str, Any] = field(default_factory=dict)
     spans: dict[str, Span] = field(default_factory=dict)
@@ -52,6 +55,12 @@ class Step:
     stream_end: float | None = None
     stream_items: int | None = None
     suspension: dict[str, Any] | None = None  # status "suspended": channel, schema, metadata
+
+    @property
+    def snapshot(self) -> dict[str, Any] | None:
+        """The whole state after this step when its end line holds one (decoded on demand)."""
+        stored = self.stored_snapshot
+        return stored.decode() if isinstance(stored, LazySnapshot) else stored
 
     @property
     def duration(self) -> float | None:

@@ -39,6 +39,7 @@ __all__ = ["LONG_LOG", "WINDOW", "file_window"]
 LONG_LOG = 8_000_000  # bytes: a log longer than this is read from its tail first
 WINDOW = 1_000_000  # bytes of tail read first (some thousands of small steps)
 _HEAD_RECORDS = 16  # records read from the start looking for the first app line
+_INDEX_TAIL = 65_536  # bytes of the index read first (some 500 marks)
 
 
 def file_window(path: Path, *, window: int = WINDOW) -> tuple[LogChunk, int] | None:
@@ -90,14 +91,19 @@ def _snapshot_start(
 ) -> tuple[int, tuple[dict[str, Any], AppRecord] | None] | None:
     """The offset of the last marked snapshot line starting at or before ``latest`` that
     checks out, with its run's app line (if that checks out too)."""
-    marks = [m for m in read_marks(path.with_name(INDEX_FILENAME)) if m.at <= latest]
+    index = path.with_name(INDEX_FILENAME)
+    # The marks near the end are the ones wanted: read the index's tail first, all of it only
+    # when no mark there is early enough.
+    marks = [m for m in read_marks(index, tail=_INDEX_TAIL) if m.at <= latest]
+    if not marks:
+        marks = [m for m in read_marks(index) if m.at <= latest]
     for mark in reversed(marks[-4:]):
         line = _read_line(path, mark.at, mark.size)
-        parsed = parse_line(line, checked=checked) if line is not None else None
+        parsed = parse_line(line, checked=checked, lazy=True) if line is not None else None
         if parsed is None:
             continue
         end = parsed[1]
-        if not (isinstance(end, EndRecord) and end.snapshot is not None and end.seq == mark.seq):
+        if not (isinstance(end, EndRecord) and end.has_snapshot and end.seq == mark.seq):
             continue
         app_line = _read_line(path, mark.app_at, mark.app_size)
         app = parse_line(app_line, checked=checked) if app_line is not None else None

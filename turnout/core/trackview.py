@@ -57,7 +57,7 @@ _apply = tl.apply_stored_changes  # the replay on stored values (a module name: 
 def _read_lines(path: Path, offset: int, version: int | None = None) -> tl.LogChunk:
     """The records after byte ``offset``, the offset after the last complete line and the
     number of malformed lines skipped (``turnout.core.tracklog.read_records``)."""
-    return tl.read_records(path, offset, version=version)
+    return tl.read_records(path, offset, version=version, lazy=True)
 
 
 class AppLog:
@@ -305,7 +305,7 @@ class AppLog:
         step.suspension = record.suspension if record.status == "suspended" else None
         if step.status in _FINAL:
             step.changes = [list(change) for change in record.changes]
-            step.snapshot = record.snapshot
+            step.stored_snapshot = record.lazy_snapshot or record.snapshot
         if record.finished and self._highest > record.seq:
             self._drop_after(record.seq)
 

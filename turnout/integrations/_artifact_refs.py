@@ -77,6 +77,35 @@ def _child(path: str, key: Any) -> str:
     return f"{path}.{key}" if path else str(key)
 
 
+def _path(node: tuple[Any, Any]) -> str:
+    """The path text of a node ``(parent node, key)`` (the root's: ``(None, root)``)."""
+    keys = []
+    while node[0] is not None:
+        keys.append(node[1])
+        node = node[0]
+    path: str = node[1]
+    for key in reversed(keys):
+        path = _child(path, key)
+    return path
+
+
+# What the walk visits: containers and refs. Scalars (most of a big state) are skipped before
+# they are stacked, and a path is made into text only for a ref found.
+_WALKED = (dict, list, tuple, ArtifactRef)
+
+
+def _holds_walked(item: Any) -> bool:
+    """Whether a dict, list or tuple holds anything the walk visits (its items' types are
+    gathered at C speed: a list of 100,000 ints is passed over whole)."""
+    if isinstance(item, dict):
+        values: Any = item.values()
+    elif isinstance(item, list | tuple):
+        values = item
+    else:
+        return False
+    return any(issubclass(kind, _WALKED) for kind in set(map(type, values)))
+
+
 def find_refs(value: Any, *, root: str = "", limit: int = 1000) -> list[FoundRef]:
     """The refs in ``value`` (dicts and lists walked, at most ``limit`` refs), in order.
 
@@ -86,17 +115,26 @@ def find_refs(value: Any, *, root: str = "", limit: int = 1000) -> list[FoundRef
         limit: stop after this many refs.
     """
     found: list[FoundRef] = []
-    stack: list[tuple[str, Any, int]] = [(root, value, 0)]
+    stack: list[tuple[tuple[Any, Any], Any, int]] = [((None, root), value, 0)]
     while stack and len(found) < limit:
-        path, item, depth = stack.pop()
+        node, item, depth = stack.pop()
         ref = _as_ref(item)
         if ref is not None:
-            found.append(FoundRef(path=path or "(value)", ref=ref.ref, problem=ref.problem))
-        elif depth < MAX_DEPTH and isinstance(item, dict):
-            stack.extend((_child(path, k), v, depth + 1) for k, v in reversed(item.items()))
-        elif depth < MAX_DEPTH and isinstance(item, list | tuple):
-            items = list(enumerate(item))
-            stack.extend((_child(path, i), v, depth + 1) for i, v in reversed(items))
+            found.append(FoundRef(path=_path(node) or "(value)", ref=ref.ref, problem=ref.problem))
+        elif depth >= MAX_DEPTH or not _holds_walked(item):
+            continue
+        elif isinstance(item, dict):
+            stack.extend(
+                ((node, k), v, depth + 1)
+                for k, v in reversed(item.items())
+                if isinstance(v, _WALKED)
+            )
+        elif isinstance(item, list | tuple):
+            stack.extend(
+                ((node, i), item[i], depth + 1)
+                for i in range(len(item) - 1, -1, -1)
+                if isinstance(item[i], _WALKED)
+            )
     return found
 
 

@@ -188,7 +188,7 @@ class PostgresTracker(RecordingTracker):
         else:
             run, seq = self._runs.get(app_id), getattr(record, "seq", None)
             if isinstance(record, EndRecord):
-                finished, snapshot = record.finished, record.snapshot is not None
+                finished, snapshot = record.finished, record.has_snapshot
         self._writer.put(
             (
                 app_id, self._partitions.get(app_id), run, seq, record.KIND, finished, snapshot,

@@ -141,7 +141,7 @@ class PostgresTrackingStore:
                     seq = getattr(record, "seq", None)
                 row_run = record.run if isinstance(record, EndRecord) else run
                 finished = isinstance(record, EndRecord) and record.finished
-                snapshot = isinstance(record, EndRecord) and record.snapshot is not None
+                snapshot = isinstance(record, EndRecord) and record.has_snapshot
                 row: Row = (
                     app.app_id, key, row_run, seq, record.KIND, finished, snapshot, app.version,
                     line, getattr(record, "time", 0.0),

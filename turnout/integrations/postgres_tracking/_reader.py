@@ -238,10 +238,11 @@ $body$""",
     ]
 
 
-def parse_payload(payload: str) -> tuple[dict[str, Any], Record] | None:
+def parse_payload(payload: str, *, lazy: bool = False) -> tuple[dict[str, Any], Record] | None:
     """A stored row's payload read as ``tracklog.parse_line`` reads a log line (its JSON
-    object and typed record), or ``None`` if it is malformed."""
-    return parse_line(payload.encode("utf-8", "surrogatepass"), checked=True)
+    object and typed record; ``lazy``: a long snapshot left in its bytes), or ``None`` if it
+    is malformed."""
+    return parse_line(payload.encode("utf-8", "surrogatepass"), checked=True, lazy=lazy)
 
 
 def _parse(payload: str) -> Record | None:
@@ -249,10 +250,13 @@ def _parse(payload: str) -> Record | None:
     return parsed[1] if parsed is not None else None
 
 
-def read_records(conn: Any, t: Tables, app_id: str, after: int = -1) -> LogChunk:
+def read_records(
+    conn: Any, t: Tables, app_id: str, after: int = -1, *, lazy: bool = False
+) -> LogChunk:
     """The records of ``app_id`` in order, from the row after position ``after`` (-1: all, led
     by a ``format`` record), in ``tracklog.read_records``' form: ``offset`` is the position of
     the last row read (pass it back as ``after``), ``bad_lines`` counts rows that did not parse.
+    ``lazy``: long snapshots stay unparsed until used (``tracklog.parse_line``).
     """
     where, params = t.where(app_id)
     rows = conn.execute(
@@ -267,7 +271,7 @@ def read_records(conn: Any, t: Tables, app_id: str, after: int = -1) -> LogChunk
         records.append(FormatRecord(version=version))
         raws.append(records[0].to_json())
     for _pos, payload, _version in rows:
-        parsed = parse_payload(payload)
+        parsed = parse_payload(payload, lazy=lazy)
         if parsed is None:
             bad += 1
             continue
@@ -378,7 +382,7 @@ def _replay(
     head = records[0] if records else None
     if not (isinstance(head, EndRecord) and head.seq == snap_seq and head.run == run):
         return None
-    if head.snapshot is None:
+    if not head.has_snapshot:
         return None
     history = History(app_id=app_id, path=t.label(app_id))
     history.add(FormatRecord(version=FORMAT_VERSION))

@@ -74,7 +74,8 @@ class PostgresSource:
             ``<prefix>_apps``).
         listen: follow the store's notifications (``False``: every read queries).
         long_app: an application of more rows than this is read from its tail first
-            (``AppLog.open_window``), ``window`` rows of it.
+            (``AppLog.open_window``), ``window`` rows of it, or fewer when their stored
+            payloads pass ``window_bytes`` (big states make big snapshot rows).
     """
 
     pushes = True
@@ -87,9 +88,10 @@ class PostgresSource:
         listen: bool = True,
         long_app: int = 40_000,
         window: int = 8_000,
+        window_bytes: int = 4_000_000,
     ) -> None:
         self.dsn = dsn
-        self._long, self._window_rows = long_app, window
+        self._long, self._window_rows, self._window_bytes = long_app, window, window_bytes
         self.table_prefix = check_name(table_prefix)
         self._all = Tables(prefix=self.table_prefix, project="")
         self._lock = threading.Lock()
@@ -381,21 +383,24 @@ class PostgresSource:
     def _summary_from_rows(self, conn: Any, project: str, app_id: str) -> AppSummary:
         t = Tables(prefix=self.table_prefix, project=project)
         log = AppLog.over(
-            lambda after: read_records(conn, t, app_id, -1 if after is None else after),
+            lambda after: read_records(conn, t, app_id, -1 if after is None else after, lazy=True),
             app_id=app_id,
             label=t.label(app_id),
         )
         log.refresh()
         return log.summary(project)
 
-    def read(self, project: str, app_id: str, after: int | None = None) -> LogChunk | None:
+    def read(
+        self, project: str, app_id: str, after: int | None = None, *, lazy: bool = False
+    ) -> LogChunk | None:
         """The rows of ``app_id`` after position ``after`` (``None``: all, led by a
-        ``format`` record); ``None`` if the project has no such application."""
+        ``format`` record); ``None`` if the project has no such application. ``lazy``: long
+        snapshots stay unparsed until used (what the UI's logs ask for)."""
         t = Tables(prefix=self.table_prefix, project=project)
         with self._connection() as conn:
             if not self._tables_exist(conn):
                 return None
-            chunk = read_records(conn, t, app_id, -1 if after is None else after)
+            chunk = read_records(conn, t, app_id, -1 if after is None else after, lazy=lazy)
             if after is None and not chunk.records:
                 return None
             return chunk
@@ -435,10 +440,18 @@ class PostgresSource:
             ).fetchone()[0]
             if last is None or last < self._long:
                 return None
+            # The earliest of the last `window` rows whose stored payloads, with the rows
+            # after it, stay within `window_bytes` (a stored size: nothing is decompressed).
+            near = conn.execute(
+                f"SELECT min(pos) FROM (SELECT pos, sum(pg_column_size(payload)) OVER "
+                f"(ORDER BY pos DESC) AS bytes FROM {t.records} WHERE {where} AND pos > %s) "
+                f"AS tail WHERE bytes <= %s",
+                [*params, last - self._window_rows, self._window_bytes],
+            ).fetchone()[0]
             snap = conn.execute(
                 f"SELECT pos, run FROM {t.records} WHERE {where} AND kind = 'end' AND snapshot "
                 f"AND pos <= %s ORDER BY pos DESC LIMIT 1",
-                [*params, last - self._window_rows],
+                [*params, max(last - self._window_rows, near or last)],
             ).fetchone()
             if snap is None:
                 return None
@@ -473,7 +486,7 @@ class PostgresSource:
             if after is not None and quiet:
                 return None  # nothing was notified for it: no query
             seen[0] = self._changes.total()
-            return self.read(project, app_id, after)
+            return self.read(project, app_id, after, lazy=True)
 
         return feed
 
