@@ -159,6 +159,31 @@ def _multi_agent(module: ModuleType, run: GalleryRun) -> None:
         run.say(f"A: {module.solve(app, module.DEFAULT_QUESTION)}\n")
 
 
+def _forecast_simulation(module: ModuleType, run: GalleryRun) -> None:
+    with tempfile.TemporaryDirectory() as charts:
+        app = module.application(
+            module.Output(Path(charts)), tracker=run.tracker, app_id=run.app_id
+        )
+        for _ in range(2):
+            done = module.forecast_round(app)
+            run.say(f"round {done['round']}: forecast from day {done['origin']}\n")
+
+
+def _hyperparameter_tuning(module: ModuleType, run: GalleryRun) -> None:
+    from turnout.core.sqlite import SQLitePersister
+
+    search = module.Search(seed=0, per_round=4, max_rounds=3, patience=2)
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        SQLitePersister(Path(tmp) / "tuning.db") as db,
+        module.executor_factory("process", workers=2) as pool,
+    ):
+        app = module.application(search, db, app_id=run.app_id, executor=pool, tracker=run.tracker)
+        for step, _result, state in app.iterate(halt_after=["report"]):
+            if step.name == "decide":
+                run.say(f"round {state['round']}: best so far {state['best']}\n")
+
+
 EXAMPLES: tuple[Example, ...] = (
     Example(
         name="chatbot",
@@ -214,6 +239,28 @@ EXAMPLES: tuple[Example, ...] = (
         steps=("receive", "plan", "research", "write", "deliver"),
         live=True,
         run=_multi_agent,
+    ),
+    Example(
+        name="forecast_simulation",
+        directory="forecast_simulation",
+        title="Forecast simulation",
+        summary="a market stepped day by day, forecast scenarios fanned out as child applications",
+        extra="plots",
+        needs=("matplotlib", "numpy"),
+        steps=("market_day", "fit", "simulate", "summarize", "plot"),
+        live=False,
+        run=_forecast_simulation,
+    ),
+    Example(
+        name="hyperparameter_tuning",
+        directory="hyperparameter_tuning",
+        title="Hyperparameter tuning",
+        summary="a scikit-learn model tuned in rounds, each candidate a child on a process pool",
+        extra="sklearn",
+        needs=("sklearn",),
+        steps=("propose", "train", "decide", "report"),
+        live=False,
+        run=_hyperparameter_tuning,
     ),
 )
 
