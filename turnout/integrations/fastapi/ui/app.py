@@ -9,7 +9,6 @@ scripts and styles, so a traced value that slipped past escaping still could not
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -75,13 +74,6 @@ def _templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def _compile(env: jinja2.Environment) -> None:
-    """Compile every template into ``env``'s cache, the pages a visit starts with first."""
-    first = ["projects.html", "apps.html", "app.html", "_step_click.html"]
-    for name in dict.fromkeys([*first, *env.list_templates()]):
-        env.get_template(name)
-
-
 def create_ui_app(
     source: TrackingSource | str | Path,
     *,
@@ -121,15 +113,8 @@ def create_ui_app(
         source = open_source(source, table_prefix=table_prefix)
     reader = Reader(source)
 
-    templates = _templates()
-
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Compiling every template takes longer than serving a page: do it off the requests,
-        # so a first visit finds its page compiled.
-        threading.Thread(
-            target=_compile, args=(templates.env,), name="turnout-ui-templates", daemon=True
-        ).start()
         try:
             yield
         finally:
@@ -146,7 +131,7 @@ def create_ui_app(
         lifespan=lifespan,
     )
     app.state.source = reader
-    app.state.templates = templates
+    app.state.templates = _templates()
     app.state.live_poll = live_poll
     app.state.artifacts = store
     app.state.serve_url = check_serve_url(serve_url)
