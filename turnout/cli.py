@@ -67,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
         "timeline, a step's state, diff, inputs, result, errors and spans, search, "
         "annotations, waiting applications, artifacts, and live mode. On an empty directory "
         "it first runs the demo applications. It never changes a trace (annotations are kept "
-        'beside them), binds 127.0.0.1 and has no login. Needs: pip install "turnout[ui]" (the "start" extra installs it), and '
-        '"turnout[ui,postgres]" for --store.',
+        "beside them), binds 127.0.0.1 and has no login. Needs: pip install "
+        '"turnout[ui]" (the "start" extra installs it), and "turnout[ui,postgres]" for '
+        "--store.",
     )
     ui.add_argument("--port", type=int, default=7241, help="port to serve on (default 7241)")
     ui.add_argument(
