@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,14 @@ def test_the_search_stops_when_patience_runs_out(tmp_path: Path) -> None:
     assert outcome.best["round"] < outcome.rounds
 
 
+@pytest.fixture
+def plain_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``__main__`` with no file: a spawned worker re-runs the parent's main script, and a
+    script an earlier test ran as ``__main__`` (Streamlit's ``AppTest`` does) is not ours."""
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+
+
+@pytest.mark.usefixtures("plain_main")
 def test_trials_run_on_a_process_pool_with_the_same_result(
     reference: tuning.Outcome, tmp_path: Path
 ) -> None:
