@@ -31,6 +31,7 @@ OPTIONS = (
     "--allow-host",
     "--artifacts",
     "--serve-url",
+    "--prices",
     "--no-demo",
     "--web",
 )
