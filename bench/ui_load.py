@@ -1,10 +1,10 @@
-"""The tracking UI's load times in headless Chromium: ``turnout ui --web`` against large traces.
+"""The tracking UI's load times in headless Chromium: ``turnout ui`` against large traces.
 
 A benchmark script, not a test. It measures issue 18's speed targets for the web UI
 (``turnout.integrations.fastapi.ui``) on generated data (``_ui_data``):
 
 ``start``
-    Wall time from starting ``turnout ui --web --no-demo`` (a subprocess) to its API answering
+    Wall time from starting ``turnout ui --no-demo`` (a subprocess) to its API answering
     ``/api/v1/projects``, polled every 20 ms; target: under 1 s.
 ``projects``
     The projects page (``/``) until its table's first link is drawn; target: under 300 ms.
@@ -35,7 +35,7 @@ it (from ``page.goto`` to Playwright noticing the element: its own round trips i
 ``--background-load N`` runs N busy processes (pure Python loops, stopped at the end) during
 the measurements; ``--compare-load N`` measures each store twice, without and then with N busy
 processes, and reports the ratio (target: at most 2x). ``--store postgresql`` (or ``both``)
-measures the same pages on a PostgreSQL store (``turnout ui --web --store DSN``): the data are
+measures the same pages on a PostgreSQL store (``turnout ui --store DSN``): the data are
 tracked with ``PostgresTracker`` into tables of a fresh prefix on ``--dsn``, dropped afterwards.
 The load average is printed beside the figures. Exit status 1 when a target is missed.
 
@@ -132,9 +132,9 @@ def answering(url: str) -> bool:
 
 @contextlib.contextmanager
 def web_ui(store: Store, port: int, log: Path) -> Iterator[tuple[str, float, int]]:
-    """``turnout ui --web`` over ``store``: its URL, the seconds it took to answer, its pid."""
+    """``turnout ui`` over ``store``: its URL, the seconds it took to answer, its pid."""
     command = [
-        sys.executable, "-m", "turnout.cli", "ui", "--web", "--no-demo",
+        sys.executable, "-m", "turnout.cli", "ui", "--no-demo",
         "--port", str(port), "--host", "127.0.0.1", *store.ui_options(),
     ]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -144,9 +144,9 @@ def web_ui(store: Store, port: int, log: Path) -> Iterator[tuple[str, float, int
     try:
         while not answering(url):
             if process.poll() is not None:
-                raise RuntimeError(f"turnout ui --web exited; see {log}")
+                raise RuntimeError(f"turnout ui exited; see {log}")
             if time.perf_counter() - start > 300:
-                raise RuntimeError(f"turnout ui --web did not answer in 300 s; see {log}")
+                raise RuntimeError(f"turnout ui did not answer in 300 s; see {log}")
             time.sleep(0.02)
         yield url, time.perf_counter() - start, process.pid
     finally:

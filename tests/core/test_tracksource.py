@@ -133,6 +133,16 @@ def test_every_name_asked_for_first_is_read_whatever_the_budget(tmp_path: Path) 
     assert (sorted(summaries), pending) == (["app-1", "app-3"], 2)
 
 
+def test_a_call_leaving_logs_pending_leaves_the_saving_to_catch_up(tmp_path: Path) -> None:
+    for number in range(4):
+        _track(tmp_path, f"app-{number}", 1)
+    index = SummaryIndex(tmp_path / "proj", Counting())
+    index.refresh(budget=0.0, first=lambda stale: ["app-1"])
+    assert not index.path.exists()  # three pending: no rewrite of the whole index per request
+    index.refresh(budget=None)
+    assert index.path.exists()  # nothing pending: saved
+
+
 def test_catch_up_summarises_every_stale_log_and_saves_the_index(tmp_path: Path) -> None:
     for number in range(5):
         _track(tmp_path, f"app-{number}", 1)

@@ -380,8 +380,9 @@ class SummaryIndex:
         others are summarised, those ``first`` names first and whatever the budget (it gets
         ``(dir name, mtime_ns)`` of every stale log), then others until ``budget`` seconds
         passed (``None``: all); the rest are
-        ``pending`` for the next call. The index file is rewritten when something changed
-        (a directory that cannot be written to keeps the index in memory only).
+        ``pending`` for the next call. The index file is rewritten when something changed and
+        nothing is left pending (``catch_up`` saves what a call left; a directory that cannot
+        be written to keeps the index in memory only).
         """
         with self._lock:
             if not self._loaded:
@@ -414,7 +415,9 @@ class SummaryIndex:
             if pending:
                 for name in order[len(order) - pending :]:
                     self._entries.pop(name, None)
-            if self._dirty:
+            # With logs left pending, the caller's background ``catch_up`` saves: rewriting
+            # the whole index on every request of a big project would be most of its time.
+            if self._dirty and not pending:
                 self._save()
             summaries = {n: e[2] for n, e in self._entries.items() if not isinstance(e[2], str)}
             unreadable = {n: e[2] for n, e in self._entries.items() if isinstance(e[2], str)}
