@@ -25,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 NAMES = [example.name for example in _gallery.EXAMPLES]
 
 
+class _GraphTracker(LocalTracker):
+    """A ``LocalTracker`` that also keeps the graph of each application it saw created."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.graphs: dict[str, Any] = {}
+
+    def post_application_create(self, **kwargs: Any) -> None:
+        self.graphs[kwargs["app_id"]] = kwargs["application_graph"]
+        super().post_application_create(**kwargs)
+
+
 def _ended(tracker: LocalTracker, app_id: str) -> list[tuple[str, str]]:
     """``(action, status)`` of every step the log of ``app_id`` records as ended."""
     records = read_records(tracker.log_path(app_id)).records
@@ -58,7 +70,7 @@ def test_each_example_runs_tracked_offline_through_its_steps(
         pytest.importorskip(library)
     monkeypatch.setenv("OPENAI_API_KEY", "sk-not-used")  # live=False must not reach the API
     said: list[str] = []
-    tracker = LocalTracker("gallery", storage_dir=tmp_path)
+    tracker = _GraphTracker("gallery", storage_dir=tmp_path)
     try:
         run = _gallery.GalleryRun(tracker=tracker, app_id=f"g-{example.name}", say=said.append)
         example.run(_gallery.load(example), run)
@@ -68,6 +80,11 @@ def test_each_example_runs_tracked_offline_through_its_steps(
     assert {action for action, _ in ended} >= set(example.steps)
     assert {status for _, status in ended} <= {"completed", "suspended"}
     assert "".join(said).strip()  # it says what happens, for `turnout demo`
+    readme = (ROOT / "examples" / example.directory / "README.md").read_text(encoding="utf-8")
+    drawn = [block.split("```", 1)[0].strip() for block in readme.split("```mermaid\n")[1:]]
+    graph = tracker.graphs[f"g-{example.name}"]
+    assert graph.to_mermaid().strip() in drawn  # the README draws the graph that ran
+    assert f"turnout demo {example.name}" in readme
 
 
 def test_find_accepts_names_and_directories_and_suggests_close_names() -> None:
