@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,3 +163,65 @@ def test_the_readme_mermaid_graph_is_the_application_graph() -> None:
     readme = (ROOT / "examples" / "email_assistant_served" / "README.md").read_text()
     drawn = readme.split("```mermaid\n", 1)[1].split("```", 1)[0]
     assert drawn.strip() == assistant.application().graph.to_mermaid().strip()
+
+
+@pytest.mark.parametrize("offline", [False, True], ids=["provider", "offline"])
+def test_with_a_key_the_questions_and_drafts_come_from_the_provider(
+    offline: bool, tmp_path: Path
+) -> None:
+    """``OPENAI_API_KEY`` set: the clarifying questions and every draft come from the chat
+    model the openai client is configured for (a local server standing in for the API, by
+    ``OPENAI_BASE_URL``); the drafts stream, the answers and the feedback reach the model;
+    ``--offline`` keeps the offline drafting model."""
+    pytest.importorskip("openai")
+    from turnout.testing import FakeOpenAIServer
+
+    asked: list[tuple[str, str]] = []
+
+    def provider(request: Any) -> str:
+        conversation = request.conversation()
+        system, user = str(conversation[0]["content"]), request.user_text()
+        asked.append((request.model, user))
+        if system.startswith("You help write an email"):
+            return '["Which room?", "Lunch or dinner?"]'
+        return f"Dear team, draft {len(asked)}: " + " / ".join(user.splitlines())
+
+    with FakeOpenAIServer(provider) as server:
+        env = {**_env(), "OPENAI_API_KEY": "sk-test", "OPENAI_BASE_URL": server.base_url,
+               "OPENAI_MODEL": "provider-model"}  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, str(SCRIPT), "--cli", REQUEST, "--token-delay", "0",
+             "--answer", "the big room", "--answer", "lunch", "--feedback", "shorter",
+             "--approve", *(["--offline"] if offline else [])],
+            env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if offline:
+        assert asked == []
+        assert DAY in done.stdout  # the offline model's own question
+        return
+    assert {model for model, _ in asked} == {"provider-model"}
+    assert "Which room?" in done.stdout
+    assert "Lunch or dinner?" in done.stdout
+    drafts = [user for _, user in asked if user.startswith("Request:")]
+    assert len(drafts) == 3  # first draft, with the answers, with the feedback
+    assert "Answer: the big room" in drafts[1]
+    assert "Answer: lunch" in drafts[1]
+    assert "Change: shorter" in drafts[2]
+    sent = done.stdout.split("--- sent ---", 1)[1]
+    assert "Change: shorter" in sent
+    assert sent.strip().startswith("Dear team, draft")
+
+
+def test_questions_are_read_from_json_or_from_question_lines() -> None:
+    from examples.email_assistant_served.openai_model import parse_questions
+
+    assert parse_questions('["Which day?", " ", "Tone?", "Where?", "Who?"]') == [
+        "Which day?", "Tone?", "Where?",
+    ]  # fmt: skip
+    assert parse_questions('```json\n["Which day?"]\n```') == ["Which day?"]
+    assert parse_questions("Sure!\n- Which day?\n- Formal or casual?") == [
+        "Which day?", "Formal or casual?",
+    ]  # fmt: skip
+    assert parse_questions('{"questions": 1}') == []
+    assert parse_questions("[]") == []

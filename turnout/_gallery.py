@@ -139,7 +139,12 @@ def _adventure_game(module: ModuleType, run: GalleryRun) -> None:
 
 
 def _email_assistant(module: ModuleType, run: GalleryRun) -> None:
-    app = module.application(tracker=run.tracker, app_id=run.app_id)
+    with module.drafting_model(live=run.live) as model:
+        _converse(module, model, run)
+
+
+def _converse(module: ModuleType, model: Any, run: GalleryRun) -> None:
+    app = module.application(model, tracker=run.tracker, app_id=run.app_id)
     replies = {"clarifications": ["Thursday", "casual"], "approval": ["mention the agenda", "yes"]}
 
     def ask(channel: str, question: str) -> str:
@@ -226,7 +231,7 @@ EXAMPLES: tuple[Example, ...] = (
         extra="serve",
         needs=("fastapi", "uvicorn", "sse_starlette"),
         steps=("receive", "draft", "clarify", "review", "send"),
-        live=False,
+        live=True,
         run=_email_assistant,
     ),
     Example(

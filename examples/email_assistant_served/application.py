@@ -28,6 +28,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -133,6 +134,30 @@ class DraftingModel:
             yield token
 
 
+@contextlib.contextmanager
+def drafting_model(*, token_delay: float = 0.0, live: bool = True) -> Iterator[Any]:
+    """The drafting model on the OpenAI API when ``OPENAI_API_KEY`` is set and ``live`` (the
+    model from ``OPENAI_MODEL``, default ``gpt-4.1-mini``; needs ``pip install openai``), else
+    the offline ``DraftingModel``; clients closed on exit."""
+    if not (live and os.environ.get("OPENAI_API_KEY")):
+        yield DraftingModel(token_delay)
+        return
+    import openai
+
+    if __package__:
+        from .openai_model import OpenAIDraftingModel
+    else:  # run as a script: this directory is on sys.path
+        from openai_model import OpenAIDraftingModel  # type: ignore[import-not-found,no-redef]
+
+    client, async_client = openai.OpenAI(), openai.AsyncOpenAI()
+    try:
+        yield OpenAIDraftingModel(
+            client, async_client, os.environ.get("OPENAI_MODEL", "gpt-4.1-mini")
+        )
+    finally:
+        client.close()  # the async client goes with its event loop
+
+
 @action(reads=[], writes=["request", "clarified", "questions", "answers", "feedback", "drafts"])
 def receive(state: State, request: str) -> State:
     """The user's request starts a new email (and forgets any earlier one)."""
@@ -214,9 +239,10 @@ def make_factory(model: DraftingModel) -> Any:
     return factory
 
 
-def create_api(db: str, *, token_delay: float = 0.0) -> FastAPI:
-    """The web app: the served assistant under ``/api`` and the page at ``/``. The SQLite
-    persister at ``db`` is closed when the app shuts down."""
+def create_api(db: str, *, token_delay: float = 0.0, model: DraftingModel | None = None) -> FastAPI:
+    """The web app: the served assistant under ``/api`` and the page at ``/``, drafting with
+    ``model`` (default: the offline ``DraftingModel``). The SQLite persister at ``db`` is
+    closed when the app shuts down."""
     persister = AsyncSQLitePersister(db)
 
     @contextlib.asynccontextmanager
@@ -225,7 +251,7 @@ def create_api(db: str, *, token_delay: float = 0.0) -> FastAPI:
         await persister.close()
 
     api = FastAPI(title="turnout email assistant", lifespan=lifespan)
-    factory = make_factory(DraftingModel(token_delay))
+    factory = make_factory(model or DraftingModel(token_delay))
     api.include_router(serve(factory, persister=persister, prefix="/api"))
     page = PAGE.read_text(encoding="utf-8")
     headers = {"Content-Security-Policy": _policy(page), "X-Content-Type-Options": "nosniff"}
@@ -404,16 +430,17 @@ def _say(text: str) -> None:
 def run_in_terminal(args: argparse.Namespace) -> dict[str, Any]:
     """``--cli``: the conversation at this terminal, tracked with ``--track``."""
     tracker = LocalTracker(args.project, args.tracking_dir) if args.track else None
-    try:
-        app = application(DraftingModel(args.token_delay), tracker=tracker, app_id=args.app_id)
+    with contextlib.ExitStack() as stack:
+        if tracker is not None:
+            stack.callback(tracker.close)
+        live = not args.offline
+        model = stack.enter_context(drafting_model(token_delay=args.token_delay, live=live))
+        app = application(model, tracker=tracker, app_id=args.app_id)
         verdicts = [*args.feedback, *(["yes"] if args.approve else [])]
         print(f"you: {args.request}")
         state = asyncio.run(
             converse(app, args.request, ask=terminal(args.answer, verdicts), say=_say)
         )
-    finally:
-        if tracker is not None:
-            tracker.close()
     print(f"--- sent ---\n{state['final_email']}")
     if tracker is not None:
         print(f"tracked as {app.uid!r} in project {args.project!r}: run `turnout ui` to see it")
@@ -436,6 +463,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
     cli.add_argument("--tracking-dir", help="with --track: where (default: $TURNOUT_HOME)")
     cli.add_argument("--project", default=PROJECT, help=f"with --track (default {PROJECT})")
     cli.add_argument("--app-id", default=None, help="the application's id (default: new)")
+    parser.add_argument(
+        "--offline", action="store_true",
+        help="the offline drafting model even when OPENAI_API_KEY is set",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.cli:
         return run_in_terminal(args)
@@ -445,9 +476,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any] | None:
             return demo(db, args.request, ["Thursday", "casual"])
         import uvicorn
 
-        api = create_api(db, token_delay=args.token_delay)
-        port = 8000 if args.port is None else args.port
-        uvicorn.run(api, host="127.0.0.1", port=port, log_level="info")
+        live = not args.offline
+        with drafting_model(token_delay=args.token_delay, live=live) as model:
+            api = create_api(db, token_delay=args.token_delay, model=model)
+            port = 8000 if args.port is None else args.port
+            uvicorn.run(api, host="127.0.0.1", port=port, log_level="info")
     return None
 
 
