@@ -187,7 +187,9 @@ def _hyperparameter_tuning(module: ModuleType, run: GalleryRun) -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         SQLitePersister(Path(tmp) / "tuning.db") as db,
-        module.executor_factory("process", workers=2) as pool,
+        # Threads: a process pool's workers re-import the caller's main module, which
+        # `turnout demo` controls but a host process (a test runner, a notebook) may not.
+        module.executor_factory("thread", workers=2) as pool,
     ):
         app = module.application(search, db, app_id=run.app_id, executor=pool, tracker=run.tracker)
         for step, _result, state in app.iterate(halt_after=["report"]):

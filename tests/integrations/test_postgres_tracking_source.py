@@ -246,9 +246,9 @@ def test_live_changes_arrive_by_notification_and_nothing_is_queried_without_one(
         reads: list[Any] = []
         real = source.read
 
-        def counted(*args: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
             reads.append(args)
-            return real(*args)
+            return real(*args, **kwargs)
 
         monkeypatch.setattr(source, "read", counted)
         since = source.changes()
