@@ -5,13 +5,16 @@ A test module calls ``require_browser()`` before importing ``playwright``."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "require_browser"]
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "chromium", "require_browser", "watched_tab"]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -42,3 +45,35 @@ def require_browser() -> None:
         pytest.skip(
             f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True
         )
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """Debian's Chromium, headless with ``CHROMIUM_ARGS``, closed on exit (a Playwright
+    ``Browser``; call ``require_browser()`` first)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@contextlib.contextmanager
+def watched_tab(
+    browser: Any, *, width: int, height: int, timeout_ms: float
+) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh context's tab of ``width`` x ``height``, and the errors it logs (console errors,
+    CSP violations among them, and uncaught exceptions)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    tab = context.new_page()
+    tab.set_default_timeout(timeout_ms)
+    errors: list[str] = []
+    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        yield tab, errors
+    finally:
+        context.close()

@@ -27,12 +27,16 @@ from typing import Any
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    chromium,
+    require_browser,
+    watched_tab,
+)
 
 require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Browser, Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, expect  # noqa: E402
 
 from tests.integrations.fastapi_ui import counter_builder, serve_ui  # noqa: E402
 from turnout import ApplicationBuilder, ApplicationContext, State, action  # noqa: E402
@@ -190,27 +194,15 @@ def ui_url(storage: tuple[Path, Path]) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[tuple[Page, list[str]]]:
     """A fresh tab, and the errors it logs (CSP violations among them)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    tab = context.new_page()
-    tab.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-    tab.on("pageerror", lambda e: errors.append(str(e)))
-    try:
-        yield tab, errors
-    finally:
-        context.close()
+    with watched_tab(browser, width=1280, height=800, timeout_ms=TIMEOUT_MS) as made:
+        yield made
 
 
 def _picture(tab: Page, name: str) -> None:
