@@ -63,11 +63,12 @@ def chromium() -> Iterator[Any]:
 
 @contextlib.contextmanager
 def watched_tab(
-    browser: Any, *, width: int, height: int, timeout_ms: float
+    browser: Any, *, width: int, height: int, timeout_ms: float, **options: Any
 ) -> Iterator[tuple[Any, list[str]]]:
-    """A fresh context's tab of ``width`` x ``height``, and the errors it logs (console errors,
-    CSP violations among them, and uncaught exceptions)."""
-    context = browser.new_context(viewport={"width": width, "height": height})
+    """A fresh context's tab of ``width`` x ``height`` (``options``: more of Playwright's
+    ``new_context`` options), and the errors it logs (console errors, CSP violations among
+    them, and uncaught exceptions)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, **options)
     tab = context.new_page()
     tab.set_default_timeout(timeout_ms)
     errors: list[str] = []

@@ -13,15 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    chromium,
+    watched_tab,
+)
 
-require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
-from tests.integrations.fastapi_ui import PROJECT, serve_ui, write_data  # noqa: E402
-from turnout.core.trackannotations import ANNOTATIONS_NAME  # noqa: E402
+from tests.integrations.fastapi_ui import PROJECT, serve_ui, write_data
+from turnout.core.trackannotations import ANNOTATIONS_NAME
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
@@ -37,17 +39,14 @@ def storage(tmp_path: Path) -> Path:
 @pytest.fixture
 def page(storage: Path) -> Iterator[tuple[Page, str, list[str]]]:
     """A fresh page on a served UI, its base URL, and the console errors it logs."""
-    with serve_ui(storage) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            yield tab, url, errors
-        finally:
-            browser.close()
+    with (
+        serve_ui(storage) as url,
+        chromium() as browser,
+        watched_tab(
+            browser, width=1400, height=1000, timeout_ms=TIMEOUT_MS, accept_downloads=True
+        ) as (tab, errors),
+    ):
+        yield tab, url, errors
 
 
 def test_a_reviewer_annotates_edits_lists_exports_and_deletes(

@@ -15,21 +15,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    chromium,
+    watched_tab,
+)
 
-require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
-from tests.integrations.fastapi_ui import (  # noqa: E402
+from tests.integrations.fastapi_ui import (
     LIMIT,
     PROJECT,
     counter_builder,
     serve_ui,
     write_data,
 )
-from turnout.core.tracking import LocalTracker  # noqa: E402
+from turnout.core.tracking import LocalTracker
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
@@ -63,17 +65,11 @@ def ui_url(storage: Path) -> Iterator[str]:
 @pytest.fixture
 def page(tmp_path: Path) -> Iterator[tuple[Page, list[str]]]:
     """A fresh page, and the console errors it logs (CSP violations among them)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            yield tab, errors
-        finally:
-            browser.close()
+    with (
+        chromium() as browser,
+        watched_tab(browser, width=1400, height=1000, timeout_ms=TIMEOUT_MS) as (tab, errors),
+    ):
+        yield tab, errors
 
 
 def _shot(page: Page, tmp_path: Path, name: str) -> None:

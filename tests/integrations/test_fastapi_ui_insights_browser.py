@@ -14,25 +14,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    chromium,
+    watched_tab,
+)
 
-require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.integrations.fastapi_ui import PROJECT, increment, serve_ui, write_data  # noqa: E402
-from tests.integrations.fastapi_ui_tokens import (  # noqa: E402
+from tests.integrations.fastapi_ui import PROJECT, increment, serve_ui, write_data
+from tests.integrations.fastapi_ui_tokens import (
     ASK_IN,
     ASK_OUT,
     ASKS,
     HOSTILE,
     write_token_runs,
 )
-from tests.integrations.fastapi_ui_tokens import PROJECT as COSTS  # noqa: E402
-from turnout.core.tracking import LocalTracker  # noqa: E402
-from turnout.integrations.fastapi.ui.insights_routes import fmt_cost  # noqa: E402
-from turnout.testing import assert_case, load_cases  # noqa: E402
+from tests.integrations.fastapi_ui_tokens import PROJECT as COSTS
+from turnout.core.tracking import LocalTracker
+from turnout.integrations.fastapi.ui.insights_routes import fmt_cost
+from turnout.testing import assert_case, load_cases
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
@@ -44,17 +48,14 @@ def page(tmp_path: Path) -> Iterator[tuple[Page, str, list[str]]]:
     root = tmp_path / "tracking"
     write_data(root)
     write_token_runs(LocalTracker(COSTS, storage_dir=root))
-    with serve_ui(root) as url, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            yield tab, url, errors
-        finally:
-            browser.close()
+    with (
+        serve_ui(root) as url,
+        chromium() as browser,
+        watched_tab(
+            browser, width=1400, height=1000, timeout_ms=TIMEOUT_MS, accept_downloads=True
+        ) as (tab, errors),
+    ):
+        yield tab, url, errors
 
 
 def test_the_cost_pages_show_totals_models_and_charts(

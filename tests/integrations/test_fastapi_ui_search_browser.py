@@ -13,14 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    chromium,
+    watched_tab,
+)
 
-require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
-from tests.integrations.fastapi_ui import LIMIT, PROJECT, serve_ui, write_data  # noqa: E402
+from tests.integrations.fastapi_ui import LIMIT, PROJECT, serve_ui, write_data
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
@@ -38,17 +40,11 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture
 def page() -> Iterator[tuple[Page, list[str]]]:
     """A fresh page, and the console errors it logs (CSP violations among them)."""
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            yield tab, errors
-        finally:
-            browser.close()
+    with (
+        chromium() as browser,
+        watched_tab(browser, width=1400, height=1000, timeout_ms=TIMEOUT_MS) as (tab, errors),
+    ):
+        yield tab, errors
 
 
 def _box(tab: Page) -> list[float]:

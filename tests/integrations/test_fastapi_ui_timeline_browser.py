@@ -12,18 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.integrations.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from tests.integrations.browser import (
+    chromium,
+    watched_tab,
+)
 
-require_browser()
 pytest.importorskip("fastapi")
 pytest.importorskip("jinja2")
-from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
+from playwright.sync_api import Page, expect
 
-from tests.integrations.fastapi_ui import serve_ui  # noqa: E402
-from tests.integrations.test_fastapi_ui_timeline import PROJECT, run_fanout  # noqa: E402
-from tests.integrations.test_fastapi_ui_waiting import ask  # noqa: E402
-from turnout import ApplicationBuilder  # noqa: E402
-from turnout.core.tracking import LocalTracker  # noqa: E402
+from tests.integrations.fastapi_ui import serve_ui
+from tests.integrations.test_fastapi_ui_timeline import PROJECT, run_fanout
+from tests.integrations.test_fastapi_ui_waiting import ask
+from turnout import ApplicationBuilder
+from turnout.core.tracking import LocalTracker
 
 pytestmark = pytest.mark.slow
 TIMEOUT_MS = 15_000
@@ -49,17 +51,11 @@ def ui_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def page() -> Iterator[tuple[Page, list[str]]]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            tab = browser.new_page(viewport={"width": 1400, "height": 1000})
-            tab.set_default_timeout(TIMEOUT_MS)
-            errors: list[str] = []
-            tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            tab.on("pageerror", lambda e: errors.append(str(e)))
-            yield tab, errors
-        finally:
-            browser.close()
+    with (
+        chromium() as browser,
+        watched_tab(browser, width=1400, height=1000, timeout_ms=TIMEOUT_MS) as (tab, errors),
+    ):
+        yield tab, errors
 
 
 def _shot(tab: Page, tmp_path: Path, name: str) -> None:
